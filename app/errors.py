@@ -1,0 +1,47 @@
+"""User-facing failures, one type each, with the exit code the CLI maps them to.
+
+Every message is meant to be shown as-is: it says what went wrong, with which file,
+and what the user can do about it.
+"""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base of every failure a user can act on."""
+
+    exit_code = 1
+
+
+class BadInput(StudioError):
+    """Usage errors, unreadable files, wrong shapes: the user must change what they asked for."""
+
+    exit_code = 2
+
+
+class ModelLoadError(BadInput):
+    """The model file cannot be read as any supported format."""
+
+
+class UnsafeModelError(BadInput):
+    """Loading the file would run code from it and the user has not allowed that."""
+
+
+class UnsupportedCombination(BadInput):
+    """A target/precision/source-format combination that cannot be built."""
+
+
+class OutputExists(BadInput):
+    """The artifact exists already and --overwrite was not given."""
+
+
+class ConversionFailed(StudioError):
+    """The converter itself failed (exit code 1)."""
+
+
+class VerificationFailed(StudioError):
+    """The artifact was written but does not compute what the source computes."""
+
+
+class Cancelled(StudioError):
+    """The user cancelled the job."""

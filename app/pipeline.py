@@ -1,0 +1,218 @@
+"""convert(request): load → signature → convert → verify → manifest → atomic placement.
+
+The same function runs behind ``python main.py convert`` and behind every job in the window; it
+reports progress through a callback and checks ``should_cancel`` between stages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from app import files
+from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed
+from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
+from app.loading import load_model, with_inputs
+from app.model import LoadedModel
+from app.request import ConversionRequest
+from app.specs import apply_dynamic, merge_user_inputs
+from app.verify import Verification, compare, judge
+from app.versions import tool_versions
+
+Progress = Callable[[str, float | None], None]
+
+
+@dataclass
+class ConversionResult:
+    """What a finished job produced (also the CLI's ``--json`` output)."""
+
+    target: str
+    precision: str
+    status: str                       # ok | failed | handoff
+    artifact: Path | None
+    files: list[Path] = field(default_factory=list)
+    size_bytes: int = 0
+    seconds: float = 0.0
+    verification: Verification | None = None
+    warnings: list[str] = field(default_factory=list)
+    manifest: Path | None = None
+    message: str = ""
+
+    def to_json(self) -> dict:
+        v = self.verification
+        return {
+            "artifact": str(self.artifact) if self.artifact else None,
+            "files": [str(f) for f in self.files],
+            "target": self.target, "precision": self.precision, "status": self.status,
+            "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
+            "verification": None if v is None else {
+                "max_abs_err": v.max_abs_err, "rel_l2": v.rel_l2, "cosine": v.cosine,
+                "top1_agreement": v.top1_agreement, "passed": v.passed, "enforced": v.enforced,
+                "checks": v.checks, "failure": v.failure},
+            "warnings": self.warnings, "manifest": str(self.manifest) if self.manifest else None,
+            "message": self.message,
+        }
+
+
+def prepare_model(request: ConversionRequest) -> LoadedModel:
+    """Load the source and settle its signature from the model itself and the user's flags."""
+    model = load_model(request.model_path, arch=request.arch, arch_kwargs=request.arch_kwargs_dict,
+                       allow_pickle=request.allow_pickle, allow_dangerous_pickle=request.allow_dangerous_pickle)
+    if model.format == "state-dict":
+        raise BadInput(model.warnings[0])
+    inputs = merge_user_inputs(model.inputs, list(request.inputs), model=model.path.name,
+                               rename_ok=model.format in ("state-dict", "pickle", "torchscript"))
+    inputs = apply_dynamic(inputs, request.dynamic)
+    if inputs != model.inputs or request.inputs:
+        model = with_inputs(model, inputs)
+    missing = [s.name for s in model.inputs if not s.shape and not s.example]
+    if missing:
+        raise BadInput(f"{model.path.name}: the shapes of its inputs are unknown; pass --input NAME:SHAPE[:DTYPE] "
+                       f"for {', '.join(missing)} (e.g. --input {missing[0]}:1x3x224x224)")
+    model.details.setdefault("int_high", int_range_of(model))
+    return model
+
+
+def int_range_of(model: LoadedModel) -> int:
+    """Upper bound for random integer inputs: the smallest embedding table (token ids stay valid)."""
+    sizes: list[int] = []
+    if model.is_torch and model.module is not None and model.format != "torch-export":
+        for m in model.module.modules():
+            kind = getattr(m, "original_name", None) or type(m).__name__
+            if kind == "Embedding":
+                sizes.append(int(m.num_embeddings))
+    elif model.format == "onnx":
+        import onnx
+
+        proto = onnx.load(str(model.path), load_external_data=False)
+        inits = {i.name: i for i in proto.graph.initializer}
+        names = {s.name for s in model.inputs}
+        for node in proto.graph.node:
+            if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] in names and node.input[0] in inits:
+                sizes.append(int(inits[node.input[0]].dims[0]))
+    return min(sizes) if sizes else 2
+
+
+def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, *, seed: int = 0) -> Verification:
+    """Run source and artifact side by side on fresh inputs, a differently-valued twin, and (for
+    dynamic axes) a second size; worst case over all of them."""
+    int_high = source.details.get("int_high", 2)
+    specs = source.inputs
+    base = make_feeds(specs, seed=seed + 1, int_high=int_high)
+    sets = [("random inputs", base), ("negated/shifted inputs", twin_feeds(base, specs, int_high=int_high))]
+    sizes = second_sizes(specs)
+    if sizes:
+        label = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        sets.append((f"second size ({label})", make_feeds(specs, seed=seed + 2, sizes=sizes, int_high=int_high)))
+    metrics = []
+    names = [o.name for o in source.outputs]
+    for what, feeds in sets:
+        ref = source.run(feeds)
+        try:
+            got = artifact.run(feeds)
+        except Exception as e:
+            raise VerificationFailed(f"the artifact fails to run on {what}: {str(e).strip().splitlines()[0][:300]}") from e
+        if len(got) != len(ref):
+            raise VerificationFailed(f"the artifact returns {len(got)} outputs, the source {len(ref)}")
+        for i, (r, g) in enumerate(zip(ref, got)):
+            try:
+                metrics.append(compare(names[i] if i < len(names) else f"output_{i}", r, g))
+            except ValueError as e:
+                raise VerificationFailed(f"on {what}: {e}") from None
+    return judge(precision, metrics, [w for w, _ in sets])
+
+
+def convert(request: ConversionRequest, progress: Progress | None = None,
+            should_cancel: Callable[[], bool] | None = None) -> ConversionResult:
+    """Run one conversion job end to end. Raises :class:`StudioError` subclasses on failure."""
+    from converters.base import ConversionContext, get_converter
+
+    progress = progress or (lambda stage, fraction=None: None)
+    should_cancel = should_cancel or (lambda: False)
+    started = time.perf_counter()
+    converter_cls = get_converter(request.target)
+    if request.precision not in converter_cls.precisions and request.precision not in ("fp32", "fp16", "int8"):
+        raise BadInput(f"--precision {request.precision!r}: choose fp32, fp16 or int8")
+    source_path = Path(request.model_path)
+    progress("load model", None)
+    source_hash = files.sha256(source_path) if source_path.is_file() else None
+    model = prepare_model(request)
+    converter_cls.check(model.format, request.precision)
+    converter = converter_cls()
+    out_dir = files.prepare_out_dir(Path(request.out_dir) if request.out_dir else source_path.parent)
+    files.clean_stale_work_dirs(out_dir)
+    name = converter.artifact_name(_stem(source_path), request.precision)
+    files.check_targets([out_dir / name, out_dir / (name + ".manifest.json")], source=source_path,
+                        overwrite=request.overwrite)
+    work = files.work_dir(out_dir)
+    try:
+        ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
+                                export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
+                                progress=progress, should_cancel=should_cancel, warnings=list(model.warnings))
+        try:
+            produced = converter.convert(ctx)
+        except StudioError:
+            raise
+        except Exception as e:
+            raise ConversionFailed(f"{request.target} conversion failed: {type(e).__name__}: "
+                                   f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}") from e
+        ctx.stage("verify", None)
+        artifact_model = converter.load_artifact(produced[0])
+        verification = verify_artifact(model, artifact_model, request.precision, seed=request.seed)
+        status = "handoff" if ctx.record.get("handoff") else "ok"
+        if not verification.passed:
+            if ctx.record.get("tracer_warnings") or request.target == "torchscript-trace":
+                verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
+                                        f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "
+                                        "has data-dependent control flow that tracing froze; use --to "
+                                        "torchscript-script or torch-export")
+            if verification.enforced:
+                status = "failed"
+            else:
+                ctx.warnings.append(f"accuracy: {verification.failure}")
+        manifest_path = work / (produced[0].name + ".manifest.json")
+        result = ConversionResult(request.target, request.precision, status, None, produced,
+                                  sum(p.stat().st_size for p in produced), time.perf_counter() - started,
+                                  verification, ctx.warnings, None)
+        if status == "failed" and not request.keep_failed:
+            raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
+                                     "--keep-failed keeps the artifact for inspection)")
+        ctx.stage("write", None)
+        manifest = build_manifest(request, model, source_hash, result, ctx.record)
+        manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+        placed = files.commit(produced + [manifest_path], out_dir)
+        result.files, result.manifest = placed[:-1], placed[-1]
+        result.artifact = placed[0]
+        result.seconds = time.perf_counter() - started
+        result.message = ctx.record.get("handoff_message", "")
+        return result
+    finally:
+        files.remove_work_dir(work)
+
+
+def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,
+                   result: ConversionResult, record: dict) -> dict:
+    return {
+        "format_version": 1,
+        "artifact": result.files[0].name,
+        "files": [{"name": f.name, "sha256": files.sha256(f), "size_bytes": f.stat().st_size} for f in result.files],
+        "target": request.target, "precision": request.precision, "status": result.status,
+        "source": {"path": str(Path(request.model_path).resolve()), "sha256": source_hash, "format": model.format},
+        "inputs": [s.to_json() for s in model.inputs], "outputs": [s.to_json() for s in model.outputs],
+        "options": request.recorded_options(), "recorded": record,
+        "tools": tool_versions(),
+        "verification": result.verification.to_json() if result.verification else None,
+        "warnings": result.warnings,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem

@@ -1,0 +1,51 @@
+"""ConversionRequest: the one frozen description of a job that the CLI and the window both build."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.specs import TensorSpec
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """What to convert, to what, and how. Paths are as the user gave them."""
+
+    model_path: Path
+    target: str
+    precision: str = "fp32"
+    inputs: tuple[TensorSpec, ...] = ()
+    dynamic: tuple[tuple[str, int, str], ...] = ()
+    arch: str | None = None
+    arch_kwargs: tuple[tuple[str, object], ...] = ()
+    opset: int | None = None
+    exporter: str = "dynamo"
+    quantization: str | None = None          # int8: "dynamic" | "static" (default: static with calibration)
+    calibration: Path | None = None
+    calibration_method: str = "minmax"       # static int8: minmax | entropy | percentile
+    out_dir: Path | None = None
+    overwrite: bool = False
+    keep_failed: bool = False
+    allow_pickle: bool = False
+    allow_dangerous_pickle: bool = False
+    workspace_mb: int = 4096                 # TensorRT builder workspace limit
+    seed: int = 0
+    extra: tuple[tuple[str, object], ...] = field(default=())
+
+    @property
+    def arch_kwargs_dict(self) -> dict:
+        return dict(self.arch_kwargs)
+
+    def recorded_options(self) -> dict:
+        """Everything that shapes the artifact, for the manifest."""
+        return {
+            "inputs": [s.to_json() for s in self.inputs], "dynamic": [list(d) for d in self.dynamic],
+            "arch": self.arch, "arch_kwargs": self.arch_kwargs_dict, "opset": self.opset,
+            "exporter": self.exporter, "quantization": self.quantization,
+            "calibration": str(self.calibration) if self.calibration else None,
+            "calibration_method": self.calibration_method, "workspace_mb": self.workspace_mb,
+            "seed": self.seed,
+        }

@@ -1,0 +1,91 @@
+"""Verification: does the artifact compute what the source computes? Metrics every target shares."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Pass thresholds on relative L2 error, by precision; int8 is judged by cosine only and never fails
+# the conversion (quantization error is expected), it warns below INT8_MIN_COSINE.
+REL_L2_LIMIT = {"fp32": 1e-4, "fp16": 1e-2}
+INT8_MIN_COSINE = 0.99
+
+
+@dataclass(frozen=True)
+class OutputMetrics:
+    """Agreement of one output tensor on one input set."""
+
+    name: str
+    max_abs_err: float
+    rel_l2: float
+    cosine: float
+    top1_agreement: float | None = None
+
+
+@dataclass
+class Verification:
+    """Worst-case metrics over every output and input set, plus the per-output details."""
+
+    precision: str
+    max_abs_err: float = 0.0
+    rel_l2: float = 0.0
+    cosine: float = 1.0
+    top1_agreement: float | None = None
+    passed: bool = True
+    enforced: bool = True
+    checks: list[str] = field(default_factory=list)
+    outputs: list[OutputMetrics] = field(default_factory=list)
+    failure: str | None = None
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        return d
+
+    def summary(self) -> str:
+        t1 = f", top-1 {self.top1_agreement:.1%}" if self.top1_agreement is not None else ""
+        return (f"max|Δ| {self.max_abs_err:.3g}, rel L2 {self.rel_l2:.3g}, cosine {self.cosine:.6f}{t1} "
+                f"→ {'passed' if self.passed else 'FAILED'}")
+
+
+def compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputMetrics:
+    """Metrics of ``got`` against ``ref`` (computed in float64)."""
+    if ref.shape != got.shape:
+        raise ValueError(f"output {name}: shape {tuple(got.shape)} but the source gives {tuple(ref.shape)}")
+    r = ref.astype(np.float64).ravel()
+    g = got.astype(np.float64).ravel()
+    if r.size == 0:
+        return OutputMetrics(name, 0.0, 0.0, 1.0)
+    diff = g - r
+    max_abs = float(np.max(np.abs(diff)))
+    nr = float(np.linalg.norm(r))
+    ng = float(np.linalg.norm(g))
+    rel = float(np.linalg.norm(diff) / nr) if nr > 0 else float(np.linalg.norm(diff))
+    cos = float(np.dot(r, g) / (nr * ng)) if nr > 0 and ng > 0 else (1.0 if nr == ng else 0.0)
+    if not np.all(np.isfinite(g)):
+        max_abs, rel, cos = float("inf"), float("inf"), 0.0
+    top1 = None
+    if ref.ndim == 2 and ref.shape[1] > 1 and ref.dtype.kind == "f":  # classifier-shaped logits
+        top1 = float(np.mean(np.argmax(ref, axis=1) == np.argmax(got, axis=1)))
+    return OutputMetrics(name, max_abs, rel, cos, top1)
+
+
+def judge(precision: str, metrics: list[OutputMetrics], checks: list[str]) -> Verification:
+    """Aggregate worst-case metrics and decide pass/fail for ``precision``."""
+    v = Verification(precision, checks=checks, outputs=metrics, enforced=precision in REL_L2_LIMIT)
+    if metrics:
+        v.max_abs_err = max(m.max_abs_err for m in metrics)
+        v.rel_l2 = max(m.rel_l2 for m in metrics)
+        v.cosine = min(m.cosine for m in metrics)
+        t1 = [m.top1_agreement for m in metrics if m.top1_agreement is not None]
+        v.top1_agreement = min(t1) if t1 else None
+    if precision in REL_L2_LIMIT:
+        v.passed = v.rel_l2 <= REL_L2_LIMIT[precision]
+        if not v.passed:
+            v.failure = (f"relative L2 error {v.rel_l2:.3g} exceeds the {precision} limit "
+                         f"{REL_L2_LIMIT[precision]:g}")
+    else:
+        v.passed = v.cosine >= INT8_MIN_COSINE
+        if not v.passed:
+            v.failure = f"cosine similarity {v.cosine:.4f} is below {INT8_MIN_COSINE} (int8 accuracy loss)"
+    return v

@@ -1,0 +1,1 @@
+"""One module per deployment target; see :mod:`converters.base` for the interface."""

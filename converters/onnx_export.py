@@ -1,0 +1,142 @@
+"""``onnx``: export to ONNX (fp32), then write precision into the graph (fp16, int8).
+
+fp32: ``torch.onnx.export`` with the dynamo exporter (torch's default), falling back to the
+TorchScript exporter when dynamo cannot capture the model (``--exporter torchscript`` picks it
+directly). Weights are embedded in the ``.onnx`` unless the model is over ~1.5 GB, where ONNX's
+2 GB protobuf limit forces an external-data file beside it.
+fp16/int8: see :mod:`converters.onnx_precision`; the same graphs feed the TensorRT target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+from app.errors import ConversionFailed
+from converters.base import ConversionContext, Converter, torch_module_of
+
+EXTERNAL_DATA_THRESHOLD = 1_500_000_000  # bytes of weights; protobuf's hard limit is 2 GiB
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
+    """Export the source torch model to ``out`` (fp32) and return it; records exporter and opset."""
+    import torch
+
+    source = torch_module_of(ctx.model) if ctx.model.format != "torch-export" else ctx.model.module
+    args = ctx.example_args()
+    input_names = [s.name for s in ctx.inputs]
+    output_names = [s.name for s in ctx.model.outputs] or None
+    dynamic_axes = {s.name: dict(s.dynamic_axes) for s in ctx.inputs if s.dynamic_axes} or None
+    param_bytes = sum(p.numel() * p.element_size() for p in torch_module_of(ctx.model).parameters())
+    external = param_bytes > EXTERNAL_DATA_THRESHOLD
+    opset = ctx.request.opset
+    exporters = ["dynamo", "torchscript"] if ctx.request.exporter == "dynamo" else ["torchscript"]
+    if ctx.model.format == "torchscript":
+        exporters = ["torchscript"]  # the dynamo exporter takes Python modules, not ScriptModules
+        if ctx.request.exporter == "dynamo":
+            ctx.record["exporter_note"] = "TorchScript sources are exported with the TorchScript exporter"
+    if ctx.model.format == "torch-export":
+        exporters = ["dynamo"]       # an ExportedProgram is what the dynamo exporter consumes
+    errors = []
+    for exporter in exporters:
+        ctx.stage(f"export onnx ({exporter} exporter)")
+        kwargs = dict(input_names=input_names, output_names=output_names, opset_version=opset)
+        if exporter == "dynamo":
+            kwargs.update(dynamo=True, external_data=external, optimize=True, verbose=False)
+            if ctx.model.format != "torch-export":
+                kwargs["dynamic_axes"] = dynamic_axes
+        else:
+            kwargs.update(dynamo=False, dynamic_axes=dynamic_axes, do_constant_folding=True)
+        log = io.StringIO()
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(source, args, str(out), **kwargs)
+        except Exception as e:
+            errors.append(f"{exporter} exporter: {_first(e)}")
+            for p in out.parent.glob(out.name + "*"):
+                p.unlink()
+            continue
+        ctx.record["exporter"] = exporter
+        if errors:
+            ctx.warnings.append(f"the dynamo exporter failed ({errors[0]}); used the TorchScript exporter instead")
+        import onnx
+
+        proto = onnx.load(str(out), load_external_data=False)
+        ctx.record["opset"] = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        return out
+    raise ConversionFailed("ONNX export failed — " + "; ".join(errors))
+
+
+def stage_onnx_source(ctx: ConversionContext, out: Path) -> Path:
+    """Copy a source ``.onnx`` (and its external data, already checked to lie beside it) to ``out``."""
+    import onnx
+
+    proto = onnx.load(str(ctx.model.path))  # loads external data; we re-save self-contained if small
+    save_onnx(proto, out)
+    return out
+
+
+def save_onnx(proto, out: Path) -> list[Path]:
+    """Save ``proto``; over the protobuf limit the weights go to ``<name>.data`` beside it."""
+    import onnx
+
+    if proto.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+        data = out.with_name(out.name + ".data")
+        onnx.save_model(proto, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+        return [out, data]
+    onnx.save_model(proto, str(out))
+    return [out]
+
+
+def produced(path: Path) -> list[Path]:
+    """The ONNX file plus any external-data files written beside it."""
+    return [path] + sorted(p for p in path.parent.glob(path.name + "*") if p != path)
+
+
+def build_onnx(ctx: ConversionContext, precision: str, out: Path, *, for_tensorrt: bool = False) -> list[Path]:
+    """fp32 export (or staged ONNX source), then fp16/int8 in the graph. Returns files, model first."""
+    from converters import onnx_precision
+
+    fp32 = out if precision == "fp32" else ctx.work_dir / ("fp32-" + out.name)
+    if ctx.model.format == "onnx":
+        stage_onnx_source(ctx, fp32)
+    else:
+        export_onnx_fp32(ctx, fp32)
+    if precision == "fp16":
+        ctx.stage("convert to fp16")
+        onnx_precision.to_fp16(fp32, out, ctx)
+    elif precision == "int8":
+        onnx_precision.to_int8(fp32, out, ctx, for_tensorrt=for_tensorrt)
+    if fp32 != out:
+        for p in produced(fp32):
+            p.unlink()
+    return produced(out)
+
+
+class OnnxConverter(Converter):
+    """ONNX at fp32/fp16/int8; verified with an ONNX Runtime session."""
+
+    name = "onnx"
+    label = "ONNX"
+    extension = ".onnx"
+
+    @classmethod
+    def sources_for(cls, precision: str) -> tuple[str, ...]:
+        if precision == "fp32":
+            return tuple(s for s in cls.sources if s != "onnx")
+        return cls.sources
+
+    unsupported_reasons = {"source:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt"}
+
+    def convert(self, ctx: ConversionContext) -> list[Path]:
+        return build_onnx(ctx, ctx.request.precision, ctx.artifact_path)
+

@@ -1,0 +1,113 @@
+"""Precision written into the ONNX graph: fp16 conversion and ONNX Runtime int8 quantization.
+
+The same graphs feed TensorRT: TensorRT 11 dropped the FP16/INT8 builder flags and calibrators, so
+precision must already be in the ONNX (an fp16 graph, or explicit QuantizeLinear/DequantizeLinear).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from app.errors import BadInput, ConversionFailed
+from converters.base import ConversionContext
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
+    """Float tensors to float16; graph inputs/outputs stay float32 so callers need no change."""
+    import onnx
+    from onnxconverter_common import float16
+
+    proto = onnx.load(str(src))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = float16.convert_float_to_float16(proto, keep_io_types=True)
+    ctx.record["fp16_io"] = "float32 (keep_io_types)"
+    from converters.onnx_export import save_onnx
+
+    save_onnx(converted, out)
+
+
+def _preprocess(src: Path, ctx: ConversionContext) -> Path:
+    """ONNX Runtime's recommended pre-quantization pass (shape inference + graph optimisation)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = src.with_name("pre-" + src.name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        ctx.record["quant_pre_process"] = True
+        return pre
+    except Exception as e:  # quantization still works without it, a little less well
+        ctx.record["quant_pre_process"] = False
+        ctx.warnings.append(f"ONNX Runtime's pre-quantization pass failed ({str(e).splitlines()[0][:160]}); "
+                            "quantized the graph as exported")
+        return src
+
+
+def quantization_mode(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
+    mode = ctx.request.quantization or ("static" if ctx.request.calibration or for_tensorrt else "dynamic")
+    if mode not in ("dynamic", "static"):
+        raise BadInput(f"--quantization {mode!r}: choose dynamic or static")
+    if for_tensorrt and mode != "static":
+        raise BadInput("TensorRT int8 needs static quantization (explicit Q/DQ nodes); drop --quantization dynamic")
+    return mode
+
+
+def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool = False) -> None:
+    """Dynamic (weights int8, activations at run time) or static QDQ (calibrated activations)."""
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)
+
+    mode = quantization_mode(ctx, for_tensorrt=for_tensorrt)
+    ctx.stage("prepare for quantization")
+    pre = _preprocess(src, ctx)
+    ctx.record["quantization"] = mode
+    try:
+        if mode == "dynamic":
+            ctx.stage("quantize (dynamic int8)")
+            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=False)
+        else:
+            samples = _calibration(ctx)
+            method = ctx.request.calibration_method.lower()
+            if method not in CALIBRATION_METHODS:
+                raise BadInput(f"--calibration-method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
+            ctx.stage(f"calibrate and quantize (static QDQ, {method}, {len(samples)} samples)")
+            from converters.calibration import feeds_reader
+
+            calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                     "percentile": CalibrationMethod.Percentile}[method]
+            # TensorRT only takes symmetric signed int8 Q/DQ; ONNX Runtime's CPU kernels are
+            # fastest with unsigned activations (U8S8).
+            act = QuantType.QInt8 if for_tensorrt else QuantType.QUInt8
+            extra = {"ActivationSymmetric": True, "WeightSymmetric": True} if for_tensorrt else {}
+            quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=act, weight_type=QuantType.QInt8,
+                            calibrate_method=calib, extra_options=extra)
+            ctx.record.update(calibration_method=method, calibration_samples=len(samples),
+                              activation_type=str(act), per_channel=True)
+    except (BadInput, ConversionFailed):
+        raise
+    except Exception as e:
+        raise ConversionFailed(f"int8 quantization failed: {str(e).splitlines()[0][:300]}") from e
+    finally:
+        if pre != src:
+            pre.unlink(missing_ok=True)
+        for leftover in out.parent.glob("augmented_model*.onnx"):
+            leftover.unlink()
+
+
+def _calibration(ctx: ConversionContext):
+    from converters.calibration import calibration_samples, random_samples
+
+    specs = ctx.inputs
+    if ctx.request.calibration:
+        return calibration_samples(ctx.request.calibration, [s.with_sizes(s.example_shape()) for s in specs])
+    ctx.warnings.append("STATIC INT8 CALIBRATED ON RANDOM DATA: no --calibration folder was given, so the "
+                        "quantization ranges come from random inputs and accuracy on real data may be poor; "
+                        "pass --calibration DIR with a few hundred real samples")
+    ctx.record["calibration"] = "random (no --calibration given)"
+    return random_samples(specs, int_high=ctx.model.details.get("int_high", 2))

@@ -1,0 +1,87 @@
+"""``torch-export``: a ``torch.export`` program saved as ``.pt2`` (fp32, fp16).
+
+int8 is refused: core PyTorch has no int8 path for exported programs; quantizing them is the PT2E
+flow with a backend-specific quantizer (torchao, XNNPACK, X86 Inductor) whose output is only fast
+after lowering to that backend — the ONNX int8 path gives a deployable int8 artifact instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+from app.errors import ConversionFailed
+from app.loading import SIGNATURE_FILE
+from converters.base import ConversionContext, Converter, torch_module_of
+from converters.signature import signature_json
+
+
+def dynamic_shapes_for(ctx: ConversionContext):
+    """torch.export dynamic_shapes (positional tuple) with one shared Dim per label."""
+    import torch
+
+    if not any(s.dynamic_axes for s in ctx.inputs):
+        return None
+    dims: dict[str, object] = {}
+    spec_shapes = []
+    for spec in ctx.inputs:
+        axes = {}
+        for axis, label in spec.dynamic_axes.items():
+            safe = "".join(c if c.isalnum() or c == "_" else "_" for c in label)
+            dims.setdefault(label, torch.export.Dim(safe if safe[:1].isalpha() else f"d_{safe}"))
+            axes[axis] = dims[label]
+        spec_shapes.append(axes or None)
+    return tuple(spec_shapes)
+
+
+def export_program(ctx: ConversionContext, module, args):
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.export(module, args, dynamic_shapes=dynamic_shapes_for(ctx), strict=False)
+    except Exception as e:
+        text = str(e).strip()
+        first = text.splitlines()[0][:300] if text else type(e).__name__
+        if "data-dependent" in text or "GuardOnDataDependent" in type(e).__name__ or "Could not guard on data-dependent" in text:
+            raise ConversionFailed("torch.export cannot capture data-dependent control flow in forward() "
+                                   f"({first}); rewrite the branch with torch.cond, or use --to torchscript-script") from e
+        if "Constraints violated" in text or "specialized" in text:
+            raise ConversionFailed(f"torch.export: a dimension marked dynamic is fixed by the model ({first}); "
+                                   "drop that --dynamic axis") from e
+        raise ConversionFailed(f"torch.export failed: {first}") from e
+
+
+class TorchExport(Converter):
+    """``torch.export.export`` + ``torch.export.save``."""
+
+    name = "torch-export"
+    label = "torch.export (.pt2)"
+    extension = ".pt2"
+    precisions = ("fp32", "fp16")
+    sources = ("state-dict", "pickle", "torch-export")
+    unsupported_reasons = {
+        "int8": "core PyTorch has no int8 path for exported programs (PT2E quantization needs a "
+                "backend-specific quantizer and lowering); use --to onnx --precision int8",
+        "source:torchscript": "torch.export cannot read TorchScript; export from the Python model (--arch)",
+        "source:onnx": "ONNX cannot be turned back into a PyTorch program",
+    }
+
+    def convert(self, ctx: ConversionContext) -> list[Path]:
+        import torch
+
+        ctx.stage("prepare model")
+        module = copy.deepcopy(torch_module_of(ctx.model)).eval()
+        half = ctx.request.precision == "fp16"
+        if half:
+            module = module.half()
+        args = ctx.example_args("float16" if half else None)
+        ctx.stage("export")
+        ep = export_program(ctx, module, args)
+        ctx.stage("save")
+        extra = {SIGNATURE_FILE: signature_json(ctx.inputs, ctx.model.outputs, float_dtype="float16" if half else None,
+                                                details={"precision": ctx.request.precision})}
+        torch.export.save(ep, str(ctx.artifact_path), extra_files=extra)
+        return [ctx.artifact_path]

@@ -1,0 +1,142 @@
+"""TorchScript targets: ``torchscript-trace`` and ``torchscript-script``.
+
+fp32: trace/script, then ``torch.jit.freeze`` (folds weights and BatchNorm into constants).
+fp16: weights and floating inputs in half precision.
+int8: dynamic quantization of Linear/LSTM/GRU (weights int8, activations quantized at run time);
+convolutions stay float — there is no dynamic int8 convolution in PyTorch.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+from app.errors import ConversionFailed
+from app.loading import SIGNATURE_FILE
+from converters.base import ConversionContext, Converter, torch_module_of
+from converters.signature import signature_json
+
+DYNAMIC_QUANT_TYPES = ("Linear", "LSTM", "GRU", "LSTMCell", "GRUCell", "RNNCell")
+
+
+def prepare_module(ctx: ConversionContext):
+    """A private copy of the source module in eval mode at the requested precision."""
+    import torch
+
+    module = copy.deepcopy(torch_module_of(ctx.model)).eval()  # never touch the source model
+    precision = ctx.request.precision
+    if precision == "fp16":
+        module = module.half()
+    elif precision == "int8":
+        kinds = {type(m) for m in module.modules()}
+        layer_names = {k.__name__ for k in kinds}
+        quantizable = {getattr(torch.nn, n) for n in DYNAMIC_QUANT_TYPES if n in layer_names}
+        if not quantizable:
+            ctx.warnings.append("the model has no Linear/LSTM/GRU layers: TorchScript int8 (dynamic "
+                                "quantization) leaves it unchanged; use --to onnx --precision int8 for convolutions")
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao is deprecated in favour of torchao
+                warnings.simplefilter("ignore", UserWarning)
+                from torch.ao.quantization import quantize_dynamic
+
+                module = quantize_dynamic(module, quantizable, dtype=torch.qint8)
+            ctx.record["quantized_layers"] = sorted(k.__name__ for k in quantizable)
+    return module
+
+
+def save_torchscript(ctx: ConversionContext, scripted) -> Path:
+    import torch
+
+    ctx.stage("freeze")
+    try:
+        frozen = torch.jit.freeze(scripted.eval())
+        ctx.record["frozen"] = True
+    except Exception as e:  # freezing is an optimisation; a model that cannot be frozen still deploys
+        frozen = scripted
+        ctx.record["frozen"] = False
+        ctx.warnings.append(f"torch.jit.freeze failed ({str(e).splitlines()[0][:200]}); saved unfrozen")
+    ctx.stage("save")
+    float_dtype = "float16" if ctx.request.precision == "fp16" else None
+    extra = {SIGNATURE_FILE: signature_json(ctx.inputs, ctx.model.outputs, float_dtype=float_dtype,
+                                            details={"precision": ctx.request.precision})}
+    torch.jit.save(frozen, str(ctx.artifact_path), _extra_files=extra)
+    return ctx.artifact_path
+
+
+class TorchScriptTrace(Converter):
+    """``torch.jit.trace``: records the operations run on an example input."""
+
+    name = "torchscript-trace"
+    label = "TorchScript (trace)"
+    extension = ".pt"
+    tag = "trace"
+    sources = ("state-dict", "pickle", "torchscript", "torch-export")
+    unsupported_reasons = {"source:onnx": "ONNX cannot be turned back into TorchScript"}
+
+    def convert(self, ctx: ConversionContext) -> list[Path]:
+        import torch
+
+        ctx.stage("prepare model")
+        module = prepare_module(ctx)
+        args = ctx.example_args("float16" if ctx.request.precision == "fp16" else None)
+        ctx.stage("trace")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                traced = torch.jit.trace(module, args, check_trace=False, strict=False)
+            except Exception as e:
+                raise ConversionFailed(f"torch.jit.trace failed: {str(e).splitlines()[0][:300]}; "
+                                       "try --to torchscript-script or torch-export") from e
+        tracer = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        if tracer:
+            ctx.record["tracer_warnings"] = tracer[:10]
+            ctx.warnings.append("the tracer warned that results may not generalise (data-dependent Python "
+                                f"control flow or values): {tracer[0][:160]}")
+        return [save_torchscript(ctx, traced)]
+
+
+class TorchScriptScript(Converter):
+    """``torch.jit.script``: compiles forward() and keeps its control flow."""
+
+    name = "torchscript-script"
+    label = "TorchScript (script)"
+    extension = ".pt"
+    tag = "script"
+    sources = ("state-dict", "pickle", "torchscript")
+    unsupported_reasons = {
+        "source:onnx": "ONNX cannot be turned back into TorchScript",
+        "source:torch-export": "a torch.export program's graph module cannot be scripted; use torchscript-trace",
+    }
+
+    def convert(self, ctx: ConversionContext) -> list[Path]:
+        import torch
+
+        ctx.stage("prepare model")
+        module = prepare_module(ctx)
+        ctx.stage("script")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+        except Exception as e:
+            first = str(e).strip().splitlines()
+            raise ConversionFailed("torch.jit.script cannot compile this model ("
+                                   + (first[0][:300] if first else type(e).__name__)
+                                   + "); TorchScript supports a subset of Python — try --to torchscript-trace or torch-export") from e
+        return [save_torchscript(ctx, scripted)]
+
+
+def _int8_sources(cls, precision: str) -> tuple[str, ...]:
+    # dynamic quantization swaps nn.Linear modules: only a Python module has them
+    if precision == "int8":
+        return tuple(s for s in cls.sources if s in ("state-dict", "pickle"))
+    return cls.sources
+
+
+for _cls in (TorchScriptTrace, TorchScriptScript):
+    _cls.sources_for = classmethod(_int8_sources)
+    _cls.unsupported_reasons = {**_cls.unsupported_reasons,
+                                "int8": "dynamic int8 quantization needs the Python nn.Module (a state dict "
+                                        "with --arch, or a pickled module), not a compiled archive"}
