@@ -234,7 +234,7 @@ def guess_inputs(module, names: list[str]) -> list[TensorSpec] | None:
         elif kind == "Linear":
             shape = (1, int(sub.in_features))
         elif kind == "Embedding":
-            shape, dtype = (1, 128), "int64"
+            shape, dtype = (1, 16), "int64"
         elif kind in ("LSTM", "GRU", "RNN"):
             shape = (1, 16, int(sub.input_size)) if sub.batch_first else (16, 1, int(sub.input_size))
         if shape is None:

@@ -61,7 +61,7 @@ def prepare_model(request: ConversionRequest) -> LoadedModel:
     """Load the source and settle its signature from the model itself and the user's flags."""
     model = load_model(request.model_path, arch=request.arch, arch_kwargs=request.arch_kwargs_dict,
                        allow_pickle=request.allow_pickle, allow_dangerous_pickle=request.allow_dangerous_pickle)
-    if model.format == "state-dict":
+    if model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])
     inputs = merge_user_inputs(model.inputs, list(request.inputs), model=model.path.name,
                                rename_ok=model.format in ("state-dict", "pickle", "torchscript"))
@@ -164,11 +164,12 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         verification = verify_artifact(model, artifact_model, request.precision, seed=request.seed)
         status = "handoff" if ctx.record.get("handoff") else "ok"
         if not verification.passed:
-            if ctx.record.get("tracer_warnings") or request.target == "torchscript-trace":
+            if (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
+                    or ctx.record.get("exporter") == "torchscript"):
                 verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
                                         f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "
-                                        "has data-dependent control flow that tracing froze; use --to "
-                                        "torchscript-script or torch-export")
+                                        "may have data-dependent control flow that tracing froze; use --to "
+                                        "torchscript-script (or torch.cond and torch-export)")
             if verification.enforced:
                 status = "failed"
             else:

@@ -54,6 +54,8 @@ class TensorSpec:
         return replace(self, example=tuple(int(s) for s in sizes))
 
     def describe(self) -> str:
+        if not self.shape and not self.example:
+            return f"{self.name}: ? (unknown: pass --input)"
         dims = "x".join(str(d) for d in self.shape) if self.shape else "scalar"
         return f"{self.name}: {self.dtype}[{dims}]"
 

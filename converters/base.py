@@ -76,7 +76,8 @@ class Converter:
     tag: ClassVar[str] = ""                   # part of the artifact name, e.g. "trace"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
     sources: ClassVar[tuple[str, ...]] = ALL_SOURCES
-    unsupported_reasons: ClassVar[dict[str, str]] = {}   # precision or "source:FORMAT" → why not
+    precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
+    unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -95,7 +96,7 @@ class Converter:
 
     @classmethod
     def sources_for(cls, precision: str) -> tuple[str, ...]:
-        return cls.sources
+        return cls.precision_sources.get(precision, cls.sources)
 
     @classmethod
     def check(cls, source_format: str, precision: str) -> None:
@@ -103,9 +104,14 @@ class Converter:
         valid = cls.valid_precisions(source_format)
         if precision in valid:
             return
-        why = cls.unsupported_reasons.get(precision) or cls.unsupported_reasons.get(f"source:{source_format}")
-        others = [f"--to {c.name} --precision {p}" for c in all_converters() for p in c.valid_precisions(source_format)]
-        head = f"--to {cls.name} --precision {precision} is not possible for a {source_format} model"
+        reasons = cls.unsupported_reasons
+        if source_format not in cls.sources:
+            why = reasons.get(f"source:{source_format}")
+        else:
+            why = reasons.get(f"{precision}:{source_format}") or reasons.get(precision)
+        others = [f"{c.name} ({'/'.join(c.valid_precisions(source_format))})" for c in all_converters()
+                  if c.valid_precisions(source_format)]
+        head = f"--to {cls.name} --precision {precision} is not possible for this {source_format} model"
         raise UnsupportedCombination(f"{head}{': ' + why if why else ''}. Valid here: "
                                      + (", ".join(others) or "none"))
 
@@ -127,7 +133,11 @@ class Converter:
 
 def _import_all() -> None:
     for name in _MODULES:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # a converter's own dependency missing is a bug to surface
+                raise
 
 
 def all_converters() -> list[type[Converter]]:

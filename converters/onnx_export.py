@@ -129,13 +129,8 @@ class OnnxConverter(Converter):
     label = "ONNX"
     extension = ".onnx"
 
-    @classmethod
-    def sources_for(cls, precision: str) -> tuple[str, ...]:
-        if precision == "fp32":
-            return tuple(s for s in cls.sources if s != "onnx")
-        return cls.sources
-
-    unsupported_reasons = {"source:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt"}
+    precision_sources = {"fp32": ("state-dict", "pickle", "torchscript", "torch-export")}
+    unsupported_reasons = {"fp32:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt"}
 
     def convert(self, ctx: ConversionContext) -> list[Path]:
         return build_onnx(ctx, ctx.request.precision, ctx.artifact_path)

@@ -18,12 +18,15 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
     """Float tensors to float16; graph inputs/outputs stay float32 so callers need no change."""
     import onnx
-    from onnxconverter_common import float16
+
+    # ONNX Runtime's copy of the float16 converter: unlike onnxconverter-common's it also rewrites
+    # Cast(to=float) nodes, which the dynamo exporter emits (e.g. for attention masks)
+    from onnxruntime.transformers.float16 import convert_float_to_float16
 
     proto = onnx.load(str(src))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converted = float16.convert_float_to_float16(proto, keep_io_types=True)
+        converted = convert_float_to_float16(proto, keep_io_types=True)
     ctx.record["fp16_io"] = "float32 (keep_io_types)"
     from converters.onnx_export import save_onnx
 
@@ -35,17 +38,22 @@ def _preprocess(src: Path, ctx: ConversionContext) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = src.with_name("pre-" + src.name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-        ctx.record["quant_pre_process"] = True
-        return pre
-    except Exception as e:  # quantization still works without it, a little less well
-        ctx.record["quant_pre_process"] = False
-        ctx.warnings.append(f"ONNX Runtime's pre-quantization pass failed ({str(e).splitlines()[0][:160]}); "
-                            "quantized the graph as exported")
-        return src
+    error = None
+    # symbolic shape inference fails on some exporter outputs (e.g. attention with dynamic
+    # sequence length); ONNX's own shape inference is enough for quantization then
+    for skip_symbolic in (False, True):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=skip_symbolic)
+            ctx.record["quant_pre_process"] = "onnx shape inference" if skip_symbolic else "symbolic shape inference"
+            return pre
+        except Exception as e:
+            error = e
+    ctx.record["quant_pre_process"] = False
+    ctx.warnings.append(f"ONNX Runtime's pre-quantization pass failed ({str(error).splitlines()[0][:160]}); "
+                        "quantized the graph as exported")
+    return src
 
 
 def quantization_mode(ctx: ConversionContext, *, for_tensorrt: bool) -> str:

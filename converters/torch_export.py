@@ -23,16 +23,10 @@ def dynamic_shapes_for(ctx: ConversionContext):
 
     if not any(s.dynamic_axes for s in ctx.inputs):
         return None
-    dims: dict[str, object] = {}
-    spec_shapes = []
-    for spec in ctx.inputs:
-        axes = {}
-        for axis, label in spec.dynamic_axes.items():
-            safe = "".join(c if c.isalnum() or c == "_" else "_" for c in label)
-            dims.setdefault(label, torch.export.Dim(safe if safe[:1].isalpha() else f"d_{safe}"))
-            axes[axis] = dims[label]
-        spec_shapes.append(axes or None)
-    return tuple(spec_shapes)
+    # Dim.AUTO lets torch.export infer each axis' range and relations (a model that slices a
+    # 64-long position table bounds "seq" at 64) instead of failing on a named Dim without bounds;
+    # an axis the model actually fixes is caught by verification at a second size.
+    return tuple({axis: torch.export.Dim.AUTO for axis in spec.dynamic_axes} or None for spec in ctx.inputs)
 
 
 def export_program(ctx: ConversionContext, module, args):
@@ -62,7 +56,10 @@ class TorchExport(Converter):
     extension = ".pt2"
     precisions = ("fp32", "fp16")
     sources = ("state-dict", "pickle", "torch-export")
+    precision_sources = {"fp16": ("state-dict", "pickle")}
     unsupported_reasons = {
+        "fp16:torch-export": "an exported program's lifted constants stay fp32; export fp16 from the Python "
+                             "model (--arch), or use --to onnx --precision fp16",
         "int8": "core PyTorch has no int8 path for exported programs (PT2E quantization needs a "
                 "backend-specific quantizer and lowering); use --to onnx --precision int8",
         "source:torchscript": "torch.export cannot read TorchScript; export from the Python model (--arch)",

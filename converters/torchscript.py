@@ -46,6 +46,14 @@ def prepare_module(ctx: ConversionContext):
     return module
 
 
+def _advice(ctx: ConversionContext, default: str) -> str:
+    if ctx.request.precision == "int8":
+        # e.g. nn.TransformerEncoderLayer's fast path reads .weight.device, which dynamically
+        # quantized Linear layers no longer have
+        return "dynamic int8 quantization made the model untraceable; use --to onnx --precision int8"
+    return default
+
+
 def save_torchscript(ctx: ConversionContext, scripted) -> Path:
     import torch
 
@@ -72,8 +80,12 @@ class TorchScriptTrace(Converter):
     label = "TorchScript (trace)"
     extension = ".pt"
     tag = "trace"
-    sources = ("state-dict", "pickle", "torchscript", "torch-export")
-    unsupported_reasons = {"source:onnx": "ONNX cannot be turned back into TorchScript"}
+    sources = ("state-dict", "pickle", "torchscript")
+    unsupported_reasons = {
+        "source:onnx": "ONNX cannot be turned back into TorchScript",
+        "source:torch-export": "tracing a torch.export program's module records its input guards and fixed "
+                               "shapes; trace the Python model (--arch) instead",
+    }
 
     def convert(self, ctx: ConversionContext) -> list[Path]:
         import torch
@@ -88,7 +100,7 @@ class TorchScriptTrace(Converter):
                 traced = torch.jit.trace(module, args, check_trace=False, strict=False)
             except Exception as e:
                 raise ConversionFailed(f"torch.jit.trace failed: {str(e).splitlines()[0][:300]}; "
-                                       "try --to torchscript-script or torch-export") from e
+                                       + _advice(ctx, "try --to torchscript-script or torch-export")) from e
         tracer = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
         if tracer:
             ctx.record["tracer_warnings"] = tracer[:10]
@@ -124,19 +136,18 @@ class TorchScriptScript(Converter):
             first = str(e).strip().splitlines()
             raise ConversionFailed("torch.jit.script cannot compile this model ("
                                    + (first[0][:300] if first else type(e).__name__)
-                                   + "); TorchScript supports a subset of Python — try --to torchscript-trace or torch-export") from e
+                                   + "); " + _advice(ctx, "TorchScript supports a subset of Python — try --to "
+                                                        "torchscript-trace or torch-export")) from e
         return [save_torchscript(ctx, scripted)]
 
 
-def _int8_sources(cls, precision: str) -> tuple[str, ...]:
-    # dynamic quantization swaps nn.Linear modules: only a Python module has them
-    if precision == "int8":
-        return tuple(s for s in cls.sources if s in ("state-dict", "pickle"))
-    return cls.sources
-
-
+_COMPILED = "a compiled archive"
 for _cls in (TorchScriptTrace, TorchScriptScript):
-    _cls.sources_for = classmethod(_int8_sources)
-    _cls.unsupported_reasons = {**_cls.unsupported_reasons,
-                                "int8": "dynamic int8 quantization needs the Python nn.Module (a state dict "
-                                        "with --arch, or a pickled module), not a compiled archive"}
+    _cls.precision_sources = {"fp16": ("state-dict", "pickle"), "int8": ("state-dict", "pickle")}
+    _cls.unsupported_reasons = {
+        **_cls.unsupported_reasons,
+        "fp16": "fp16 needs the Python nn.Module (a frozen archive keeps its weights as fp32 constants); "
+                "load the state dict with --arch, or use --to onnx --precision fp16",
+        "int8": "dynamic int8 quantization needs the Python nn.Module (a state dict with --arch, or a "
+                "pickled module), not " + _COMPILED,
+    }

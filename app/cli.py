@@ -1,0 +1,238 @@
+"""Command line: ``python main.py convert|inspect|targets ...``.
+
+Exit codes: 0 success; 1 conversion or verification failed; 2 bad input (usage, unreadable or
+unsafe model, invalid combination, existing output). Errors are one line on stderr; ``--debug``
+adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from app.errors import BadInput, StudioError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors exit 2 with one line, like every other bad input
+        self.print_usage(sys.stderr)
+        raise SystemExit(_fail(f"{self.prog}: {message}", 2))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="model file: .pt/.pth/.bin/.safetensors/.pt2/.onnx")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]",
+                   help="an input's shape and dtype, e.g. input:1x3x224x224 or input_ids:1x128:int64 (repeatable)")
+    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS[:LABEL]",
+                   help="mark an axis dynamic, e.g. input_ids:0:batch input_ids:1:seq (repeatable)")
+    p.add_argument("--arch", metavar="FILE.py:Factory|pkg.module:Factory",
+                   help="class or function that builds the network, for state dicts")
+    p.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for --arch, e.g. '{\"num_classes\": 10}'")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow loading a fully pickled nn.Module (runs code from the file: trusted files only)")
+    p.add_argument("--allow-dangerous-pickle", action="store_true",
+                   help="also allow pickles that import os/subprocess/eval... (files you made yourself only)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from converters.base import target_names
+
+    parser = _Parser(prog="main.py", description="Model Deployment Studio: convert, verify and inspect models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("convert", help="convert a model to a deployment target and verify it")
+    _add_model_args(c)
+    c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
+    c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    c.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
+    c.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
+                   help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)")
+    c.add_argument("--quantization", choices=["dynamic", "static"],
+                   help="int8 mode (default: static QDQ with --calibration, else dynamic; TensorRT: static)")
+    c.add_argument("--calibration", type=Path, metavar="DIR", help="folder of .npy/.npz files or images for static int8")
+    c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    c.add_argument("--workspace-mb", type=int, default=4096, help="TensorRT builder workspace limit")
+    c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
+    c.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
+
+    i = sub.add_parser("inspect", help="print a model's format, inputs, outputs, size and operators")
+    _add_model_args(i)
+
+    t = sub.add_parser("targets", help="list deployment targets, their precisions and availability")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _quiet_libraries(debug: bool) -> None:
+    if debug:
+        return
+    warnings.filterwarnings("ignore")  # torch.jit/torch.ao deprecations etc.; our own warnings are collected
+    for name in ("onnxruntime", "onnxscript", "torch", "torch.onnx", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+class StderrProgress:
+    """Stage names on stderr: rewritten in place on a terminal, one line each otherwise."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, stage: str, fraction: float | None = None) -> None:
+        if not self.enabled or stage == self.last and fraction is None:
+            return
+        self.last = stage
+        bar = ""
+        if fraction is not None:
+            n = int(max(0.0, min(1.0, fraction)) * 20)
+            bar = f" [{'#' * n}{'.' * (20 - n)}] {fraction:4.0%}"
+        if self.tty:
+            sys.stderr.write(f"\r\033[K… {stage}{bar}")
+        else:
+            sys.stderr.write(f"… {stage}{bar}\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.tty and self.last:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _request(args):
+    from app.arch import parse_arch_kwargs
+    from app.request import ConversionRequest
+    from app.specs import parse_dynamic, parse_input
+
+    return ConversionRequest(
+        model_path=args.model, target=args.target, precision=args.precision,
+        inputs=tuple(parse_input(s) for s in args.input), dynamic=tuple(parse_dynamic(s) for s in args.dynamic),
+        arch=args.arch, arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), opset=args.opset,
+        exporter=args.exporter, quantization=args.quantization, calibration=args.calibration,
+        calibration_method=args.calibration_method, out_dir=args.out, overwrite=args.overwrite,
+        keep_failed=args.keep_failed, allow_pickle=args.allow_pickle,
+        allow_dangerous_pickle=args.allow_dangerous_pickle, workspace_mb=args.workspace_mb, seed=args.seed)
+
+
+def cmd_convert(args) -> int:
+    from app.pipeline import convert
+
+    progress = StderrProgress()
+    try:
+        result = convert(_request(args), progress=progress)
+    finally:
+        progress.done()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        v = result.verification
+        print(f"{result.target} {result.precision}: {result.artifact} "
+              f"({result.size_bytes / 1e6:.2f} MB, {result.seconds:.1f} s)")
+        for extra in result.files[1:]:
+            print(f"  + {extra.name}")
+        if v:
+            print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if result.message:
+        print(result.message, file=sys.stderr)
+    if result.status == "failed":
+        print(f"error: verification failed: {result.verification.failure} (artifact kept: --keep-failed)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from app.arch import parse_arch_kwargs
+    from app.loading import load_model, with_inputs
+    from app.specs import apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
+
+    model = load_model(args.model, arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs),
+                       allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle)
+    if args.input or args.dynamic:
+        inputs = merge_user_inputs(model.inputs, [parse_input(s) for s in args.input], model=model.path.name,
+                                   rename_ok=model.format != "onnx")
+        model = with_inputs(model, apply_dynamic(inputs, [parse_dynamic(s) for s in args.dynamic]))
+    summary = model.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    print(f"{model.path}")
+    print(f"  format:     {model.format}")
+    print(f"  size:       {model.size_bytes / 1e6:.2f} MB")
+    print(f"  parameters: {model.param_count:,}")
+    for key in ("opset", "ir_version", "producer"):
+        if summary.get(key) not in (None, ""):
+            print(f"  {key + ':':11} {summary[key]}")
+    print("  inputs:" + (" (guessed)" if model.inputs_guessed else ""))
+    for s in model.inputs:
+        print(f"    {s.describe()}")
+    print("  outputs:")
+    for s in model.outputs:
+        print(f"    {s.describe()}")
+    ops = summary.get("operators")
+    if ops:
+        print("  operators:")
+        for op, n in ops.items():
+            print(f"    {n:6d}  {op}")
+    for w in model.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from converters.base import all_converters
+
+    rows = []
+    for c in all_converters():
+        ok, why = c.available()
+        rows.append({"target": c.name, "label": c.label, "precisions": list(c.precisions), "available": ok, "reason": why})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            state = "available" if r["available"] else f"unavailable: {r['reason']}"
+            print(f"{r['target']:20} {'/'.join(r['precisions']):15} {state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    _quiet_libraries(debug)
+    try:
+        args = build_parser().parse_args(argv)
+        return {"convert": cmd_convert, "inspect": cmd_inspect, "targets": cmd_targets}[args.command](args)
+    except SystemExit as e:
+        return int(e.code or 0)
+    except StudioError as e:
+        if debug:
+            traceback.print_exc()
+        return _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as e:  # a bug or a library failure we did not anticipate
+        if debug:
+            traceback.print_exc()
+        return _fail(f"internal error: {type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''} "
+                     "(run with --debug for the traceback)", 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Small models of the shapes users bring; tests build and save them (importable via --arch
+tests.models:NAME, and by full-module pickles)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Conv + BatchNorm + ReLU blocks, global pooling, a classifier head."""
+
+    def __init__(self, num_classes: int = 10, width: int = 8):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.BatchNorm2d(width * 2), nn.ReLU(),
+        )
+        self.head = nn.Linear(width * 2, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+class MLP(nn.Module):
+    def __init__(self, in_features: int = 32, hidden: int = 64, out_features: int = 5):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TinyEncoder(nn.Module):
+    """Two int64 inputs (token ids, attention mask), a dynamic sequence axis, a transformer layer."""
+
+    def __init__(self, vocab: int = 100, dim: int = 32, heads: int = 4, layers: int = 1, max_len: int = 64):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=dim * 2, batch_first=True, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.pool = nn.Linear(dim, dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.embed(input_ids) + self.pos[:, : input_ids.shape[1]]
+        h = self.encoder(h, src_key_padding_mask=attention_mask == 0)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        return torch.tanh(self.pool((h * m).sum(1) / m.sum(1).clamp(min=1.0)))
+
+
+class BranchyNet(nn.Module):
+    """forward() branches on the data: tracing records one branch only."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 4)
+        self.b = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return self.a(x)
+        return self.b(x) * 2.0
+
+
+def make(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = {"cnn": SmallCNN, "mlp": MLP, "encoder": TinyEncoder, "branchy": BranchyNet}[name]()
+    # give BatchNorm non-trivial statistics so folding it is actually tested
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
