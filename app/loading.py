@@ -45,8 +45,13 @@ def sniff_format(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as e:
+                # torch's reader does not check the members' CRC32s: a flipped bit in the weights
+                # would load silently, so check them here (about 1 s per GB)
+                broken = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
+        if broken is not None:
+            raise ModelLoadError(f"{path} is damaged (checksum mismatch in {broken}); re-export or re-download it")
         if any("/code/__torch__" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
             return "torchscript"
         if any(n.endswith("models/model.json") or n.endswith("archive_format") for n in names):
@@ -490,10 +495,23 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int | N
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
+    providers = providers or ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:
-        raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {_first_line(e)}") from None
+        error = e
+    if "external" in str(error).lower():
+        # ONNX Runtime's shape inference cannot read small constants (e.g. ReduceMean axes) that an
+        # exporter put in external data; give it the model with its data loaded in memory instead
+        import onnx
+
+        proto = onnx.load(str(path))
+        if proto.ByteSize() < 2**31 - 1:
+            try:
+                return ort.InferenceSession(proto.SerializeToString(), opts, providers=providers)
+            except Exception as e:
+                error = e
+    raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {_first_line(error)}") from None
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,108 @@
+"""Shared fixtures: small real models saved in every format users bring, and a CLI runner."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+
+CNN_ARGS = ["--arch", "tests.models:SmallCNN", "--input", "x:1x3x32x32", "--dynamic", "x:0:batch"]
+ENCODER_ARGS = ["--arch", "tests.models:TinyEncoder",
+                "--input", "input_ids:2x16:int64", "--input", "attention_mask:2x16:int64",
+                "--dynamic", "input_ids:0:batch", "--dynamic", "input_ids:1:seq",
+                "--dynamic", "attention_mask:0:batch", "--dynamic", "attention_mask:1:seq"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``main.py`` in-process; returns exit code, stdout, stderr."""
+    from main import main
+
+    def run(*args) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory) -> dict[str, Path]:
+    """Every source format, built once per session from the test models."""
+    import torch
+
+    from tests import models
+
+    root = tmp_path_factory.mktemp("models")
+    files: dict[str, Path] = {}
+    cnn = models.make("cnn")
+    files["cnn_state"] = root / "cnn.pt"
+    torch.save(cnn.state_dict(), files["cnn_state"])
+    files["encoder_state"] = root / "encoder.pth"
+    torch.save(models.make("encoder").state_dict(), files["encoder_state"])
+    files["branchy_state"] = root / "branchy.pt"
+    torch.save(models.make("branchy").state_dict(), files["branchy_state"])
+    files["mlp_pickle"] = root / "mlp_full.pt"
+    torch.save(models.make("mlp"), files["mlp_pickle"])
+    from safetensors.torch import save_file
+
+    files["mlp_safetensors"] = root / "mlp.safetensors"
+    save_file(models.make("mlp").state_dict(), str(files["mlp_safetensors"]))
+    # a training checkpoint with the weights under "state_dict"
+    files["cnn_checkpoint"] = root / "cnn_ckpt.pth"
+    torch.save({"epoch": 3, "state_dict": cnn.state_dict()}, files["cnn_checkpoint"])
+    x = torch.randn(2, 3, 32, 32)
+    files["cnn_torchscript"] = root / "cnn_scripted.pt"
+    torch.jit.save(torch.jit.script(models.make("cnn")), str(files["cnn_torchscript"]))
+    files["cnn_pt2"] = root / "cnn.pt2"
+    ep = torch.export.export(models.make("cnn"), (x,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    torch.export.save(ep, str(files["cnn_pt2"]))
+    files["cnn_onnx"] = root / "cnn.onnx"
+    torch.onnx.export(models.make("cnn"), (x,), str(files["cnn_onnx"]), input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}}, dynamo=True,
+                      external_data=False, verbose=False)
+    # ONNX whose weights live in an external-data file beside it (torch's default for large models)
+    ext_dir = root / "external"
+    ext_dir.mkdir()
+    files["cnn_onnx_external"] = ext_dir / "cnn_ext.onnx"
+    import onnx
+
+    proto = onnx.load(str(files["cnn_onnx"]))
+    onnx.save_model(proto, str(files["cnn_onnx_external"]), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="cnn_ext.onnx.data", size_threshold=0)
+    return files
+
+
+@pytest.fixture
+def workdir(tmp_path, model_files) -> dict[str, Path]:
+    """Private copies of the model files (tests may damage them) plus an output folder."""
+    copies = {}
+    for key, path in model_files.items():
+        if key == "cnn_onnx_external":
+            dest = tmp_path / "external"
+            if not dest.exists():
+                shutil.copytree(path.parent, dest)
+            copies[key] = dest / path.name
+        else:
+            copies[key] = Path(shutil.copy2(path, tmp_path / path.name))
+    copies["out"] = tmp_path / "out"
+    return copies
