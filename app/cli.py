@@ -161,12 +161,13 @@ def cmd_convert(args) -> int:
 def cmd_inspect(args) -> int:
     from app.arch import parse_arch_kwargs
     from app.loading import load_model, with_inputs
-    from app.specs import apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
+    from app.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
 
     model = load_model(args.model, arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs),
                        allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle)
     if args.input or args.dynamic:
-        inputs = merge_user_inputs(model.inputs, [parse_input(s) for s in args.input], model=model.path.name,
+        known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed else model.inputs
+        inputs = merge_user_inputs(known, [parse_input(s) for s in args.input], model=model.path.name,
                                    rename_ok=model.format != "onnx")
         model = with_inputs(model, apply_dynamic(inputs, [parse_dynamic(s) for s in args.dynamic]))
     summary = model.summary()

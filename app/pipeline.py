@@ -18,7 +18,7 @@ from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import load_model, with_inputs
 from app.model import LoadedModel
 from app.request import ConversionRequest
-from app.specs import apply_dynamic, merge_user_inputs
+from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
 from app.verify import Verification, compare, judge
 from app.versions import tool_versions
 
@@ -63,7 +63,9 @@ def prepare_model(request: ConversionRequest) -> LoadedModel:
                        allow_pickle=request.allow_pickle, allow_dangerous_pickle=request.allow_dangerous_pickle)
     if model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])
-    inputs = merge_user_inputs(model.inputs, list(request.inputs), model=model.path.name,
+    # a guessed signature is only a proposal: the user's --input replaces it whole
+    known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed else model.inputs
+    inputs = merge_user_inputs(known, list(request.inputs), model=model.path.name,
                                rename_ok=model.format in ("state-dict", "pickle", "torchscript"))
     inputs = apply_dynamic(inputs, request.dynamic)
     if inputs != model.inputs or request.inputs:
