@@ -166,7 +166,7 @@ def cmd_inspect(args) -> int:
     model = load_model(args.model, arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs),
                        allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle)
     if args.input or args.dynamic:
-        known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed else model.inputs
+        known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and args.input else model.inputs
         inputs = merge_user_inputs(known, [parse_input(s) for s in args.input], model=model.path.name,
                                    rename_ok=model.format != "onnx")
         model = with_inputs(model, apply_dynamic(inputs, [parse_dynamic(s) for s in args.dynamic]))

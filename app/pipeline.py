@@ -64,7 +64,8 @@ def prepare_model(request: ConversionRequest) -> LoadedModel:
     if model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])
     # a guessed signature is only a proposal: the user's --input replaces it whole
-    known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed else model.inputs
+    known = ([TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and request.inputs
+             else model.inputs)
     inputs = merge_user_inputs(known, list(request.inputs), model=model.path.name,
                                rename_ok=model.format in ("state-dict", "pickle", "torchscript"))
     inputs = apply_dynamic(inputs, request.dynamic)
