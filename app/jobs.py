@@ -1,0 +1,172 @@
+"""Run a job (a conversion, a benchmark) in a supervised child process.
+
+Native code (the ONNX exporter, ONNX Runtime, TensorRT) can crash or hang, and a thread cannot be
+interrupted in the middle of a native call. So the window runs every job through :func:`run_job`
+from a worker thread: the child reports progress over a pipe; cancel terminates it (within a
+second), a crash becomes ``the converter process crashed (signal N)``, a time-out is reported as
+such, and the window's process lives on. Temporaries of a killed child are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from app import errors
+from app.errors import Cancelled, ConversionFailed, StudioError
+
+_PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
+_context: Any = None
+
+
+class JobTimeout(ConversionFailed):
+    """The job ran past its time limit and was stopped."""
+
+
+def _mp_context():
+    global _context
+    if _context is None:
+        if sys.platform.startswith("linux"):
+            # forkserver: a clean server process (no Qt threads) that has torch & co. imported once,
+            # so each job starts in milliseconds instead of re-importing torch
+            _context = mp.get_context("forkserver")
+            _context.set_forkserver_preload(_PRELOAD)
+        else:
+            _context = mp.get_context("spawn")
+    return _context
+
+
+def _resolve(target: str) -> Callable:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _child_main(conn, target: str, payload: Any) -> None:
+    # a hostile environment must not turn torch.load back to unsafe unpickling in the child
+    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+    def progress(stage: str, fraction: float | None = None) -> None:
+        conn.send(("progress", stage, fraction))
+
+    try:
+        result = _resolve(target)(payload, progress, lambda: False)
+        conn.send(("result", result))
+    except StudioError as e:
+        conn.send(("error", type(e).__name__, str(e)))
+    except BaseException as e:  # noqa: BLE001 - everything is reported to the parent as one line
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        conn.send(("error", "ConversionFailed", f"{type(e).__name__}: {text}"))
+    finally:
+        conn.close()
+
+
+def _error(name: str, message: str) -> StudioError:
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, StudioError)):
+        cls = ConversionFailed
+    return cls(message)
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return "unknown"
+
+
+def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
+            should_cancel: Callable[[], bool] | None = None, timeout: float | None = None,
+            cleanup_dir: Path | None = None, poll: float = 0.05) -> Any:
+    """Run ``target`` (``"module:function"``, called as ``fn(payload, progress, should_cancel)``) in a
+    child process and return its result; raises the child's :class:`StudioError`, :class:`Cancelled`,
+    :class:`JobTimeout`, or :class:`ConversionFailed` when the child crashed.
+
+    ``cleanup_dir``: a folder whose temporaries (``.studio-tmp-<pid>-*``) are removed if the child
+    is killed or dies.
+    """
+    ctx = _mp_context()
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(child, target, payload), daemon=True)
+    proc.start()
+    child.close()
+    started = time.monotonic()
+    outcome: tuple | None = None
+    try:
+        while True:
+            if parent.poll(poll):
+                try:
+                    msg = parent.recv()
+                except EOFError:
+                    msg = None
+                if msg is None:
+                    proc.join(5)
+                    break
+                if msg[0] == "progress":
+                    if progress:
+                        progress(msg[1], msg[2])
+                    continue
+                outcome = msg
+                proc.join(5)
+                break
+            if not proc.is_alive():
+                # drain what it sent before dying
+                while parent.poll(0):
+                    try:
+                        msg = parent.recv()
+                    except EOFError:
+                        break
+                    if msg[0] != "progress":
+                        outcome = msg
+                break
+            if should_cancel and should_cancel():
+                _stop(proc)
+                raise Cancelled("cancelled by the user")
+            if timeout is not None and time.monotonic() - started > timeout:
+                _stop(proc)
+                raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped")
+    finally:
+        parent.close()
+        if proc.is_alive():
+            _stop(proc)
+        if cleanup_dir is not None:
+            from app.files import clean_stale_work_dirs
+
+            clean_stale_work_dirs(Path(cleanup_dir))
+    if outcome is None:
+        code = proc.exitcode
+        if code is not None and code < 0:
+            raise ConversionFailed(f"the converter process crashed (signal {-code}, {_signal_name(-code)})")
+        raise ConversionFailed(f"the converter process exited unexpectedly (exit code {code})")
+    if outcome[0] == "result":
+        return outcome[1]
+    raise _error(outcome[1], outcome[2])
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    proc.join(0.5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(1)
+
+
+def convert_job(request, progress=None, should_cancel=None):
+    """The conversion pipeline as a child-process entry point (``app.jobs:convert_job``)."""
+    from app.pipeline import convert
+
+    return convert(request, progress=progress, should_cancel=should_cancel)
+
+
+def run_conversion(request, **kwargs):
+    """Convert in a supervised child; temporaries of a killed child are cleaned from the output folder."""
+    out_dir = Path(request.out_dir) if request.out_dir else Path(request.model_path).parent
+    return run_job("app.jobs:convert_job", request, cleanup_dir=out_dir, **kwargs)

@@ -1,0 +1,56 @@
+"""Supervised child-process jobs: results, errors, crashes, cancel and time-outs."""
+
+import os
+import time
+
+import pytest
+
+from app.errors import BadInput, Cancelled, ConversionFailed
+from app.jobs import JobTimeout, run_conversion, run_job
+
+
+def test_result_and_progress_come_back():
+    events = []
+    result = run_job("tests.crashers:echo", [1, 2], progress=lambda s, f: events.append((s, f)))
+    assert result["got"] == [1, 2] and result["pid"] != os.getpid()
+    assert [f for _, f in events] == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+def test_error_type_survives_the_process_boundary():
+    with pytest.raises(BadInput, match="unreadable"):
+        run_job("tests.crashers:bad_input", None)
+
+
+def test_native_crash_is_reported_and_parent_lives():
+    with pytest.raises(ConversionFailed, match=r"crashed \(signal 6, SIGABRT\)"):
+        run_job("tests.crashers:abort", None)
+
+
+def test_cancel_stops_child_within_a_second_and_cleans_temporaries(tmp_path):
+    started = []
+
+    def progress(stage, fraction):
+        started.append(time.monotonic())
+
+    def should_cancel():
+        return bool(started)
+
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        run_job("tests.crashers:hang", tmp_path, progress=progress, should_cancel=should_cancel,
+                cleanup_dir=tmp_path)
+    assert time.monotonic() - started[0] < 1.0
+    assert list(tmp_path.iterdir()) == []
+    assert time.monotonic() - t0 < 30
+
+
+def test_timeout_is_reported_as_such():
+    with pytest.raises(JobTimeout, match="timed out after 1 s"):
+        run_job("tests.crashers:hang", None, timeout=1)
+
+
+def test_real_conversion_in_child(workdir):
+    from tests.test_convert import CNN, request
+
+    result = run_conversion(request(workdir["cnn_state"], "onnx", out_dir=workdir["out"], **CNN))
+    assert result.status == "ok" and result.artifact.exists()
