@@ -43,7 +43,7 @@ def check_targets(paths: list[Path], *, source: Path, overwrite: bool) -> None:
 
 def work_dir(out_dir: Path) -> Path:
     try:
-        return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=out_dir))
+        return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=out_dir)).resolve()
     except OSError as e:
         raise BadInput(f"cannot write to output folder {out_dir} ({e.strerror}); choose another with --out") from None
 

@@ -71,8 +71,13 @@ def sniff_format(path: Path) -> str:
 
 
 def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs: dict | None = None,
-               allow_pickle: bool = False, allow_dangerous_pickle: bool = False) -> LoadedModel:
-    """Load any supported model file. Raises :class:`ModelLoadError`/:class:`UnsafeModelError`."""
+               allow_pickle: bool = False, allow_dangerous_pickle: bool = False,
+               guess_inputs: bool = True) -> LoadedModel:
+    """Load any supported model file. Raises :class:`ModelLoadError`/:class:`UnsafeModelError`.
+
+    ``guess_inputs=False`` skips proposing (and test-running) input shapes for bare modules, for
+    callers that are about to set them from ``--input`` anyway.
+    """
     path = Path(path)
     kind = sniff_format(path)
     if kind == "onnx":
@@ -82,12 +87,12 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
 
         return load_engine(path)
     if kind == "torchscript":
-        return _load_torchscript(path)
+        return _load_torchscript(path, guess_inputs)
     if kind == "torch-export":
         return _load_exported(path)
     if kind == "safetensors":
-        return _load_state_dict(path, _read_safetensors(path), arch, arch_kwargs)
-    return _load_torch_save(path, arch, arch_kwargs, allow_pickle, allow_dangerous_pickle)
+        return _load_state_dict(path, _read_safetensors(path), arch, arch_kwargs, guess_inputs)
+    return _load_torch_save(path, arch, arch_kwargs, allow_pickle, allow_dangerous_pickle, guess_inputs)
 
 
 # ---------------------------------------------------------------------------- sizes and params
@@ -109,7 +114,8 @@ def _read_safetensors(path: Path) -> dict:
         raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); re-export it") from None
 
 
-def _load_torch_save(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_dangerous: bool) -> LoadedModel:
+def _load_torch_save(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_dangerous: bool,
+                     guess: bool = True) -> LoadedModel:
     import pickle
 
     import torch
@@ -119,16 +125,16 @@ def _load_torch_save(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_da
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
             raise ModelLoadError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); re-export it") from None
-        return _load_pickled_module(path, arch, arch_kwargs, allow_pickle, allow_dangerous)
+        return _load_pickled_module(path, arch, arch_kwargs, allow_pickle, allow_dangerous, guess)
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as e:
         raise ModelLoadError(f"{path} is damaged or truncated ({_first_line(e)}); re-export the model") from None
     if isinstance(obj, torch.nn.Module):  # allowed by weights_only only for trivial modules
-        return _from_module(path, obj, "pickle")
+        return _from_module(path, obj, "pickle", guess=guess)
     state = _find_state_dict(obj)
     if state is None:
         raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a state dict or model; "
                              "save model.state_dict() or the model itself")
-    return _load_state_dict(path, state, arch, arch_kwargs)
+    return _load_state_dict(path, state, arch, arch_kwargs, guess)
 
 
 def _find_state_dict(obj: Any) -> dict | None:
@@ -145,7 +151,8 @@ def _find_state_dict(obj: Any) -> dict | None:
     return None
 
 
-def _load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dict | None) -> LoadedModel:
+def _load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dict | None,
+                     guess: bool = True) -> LoadedModel:
     import torch
 
     params = sum(int(t.numel()) for t in state.values() if isinstance(t, torch.Tensor))
@@ -169,10 +176,11 @@ def _load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dic
             parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
         raise BadInput(f"{path.name} does not fit --arch {arch}: {'; '.join(parts)}; "
                        "check the architecture and --arch-kwargs")
-    return _from_module(path, module, "state-dict")
+    return _from_module(path, module, "state-dict", guess=guess)
 
 
-def _load_pickled_module(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_dangerous: bool) -> LoadedModel:
+def _load_pickled_module(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_dangerous: bool,
+                         guess: bool = True) -> LoadedModel:
     from app.pickle_scan import dangerous_globals, pickle_globals
 
     if not allow_pickle:
@@ -204,9 +212,9 @@ def _load_pickled_module(path: Path, arch, arch_kwargs, allow_pickle: bool, allo
     if not isinstance(obj, torch.nn.Module):
         state = _find_state_dict(obj)
         if state is not None:
-            return _load_state_dict(path, state, arch, arch_kwargs)
+            return _load_state_dict(path, state, arch, arch_kwargs, guess)
         raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not an nn.Module")
-    return _from_module(path, obj, "pickle")
+    return _from_module(path, obj, "pickle", guess=guess)
 
 
 # ---------------------------------------------------------------------------- modules: signature
@@ -271,12 +279,13 @@ def probe_outputs(fn, inputs: list[TensorSpec]) -> list:
 
 
 def _from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = None,
-                 outputs: list[TensorSpec] | None = None, details: dict | None = None) -> LoadedModel:
+                 outputs: list[TensorSpec] | None = None, details: dict | None = None,
+                 guess: bool = True) -> LoadedModel:
     module.eval()
     names = forward_input_names(module)
     guessed = False
     warnings: list[str] = []
-    if inputs is None:
+    if inputs is None and guess:
         inputs = guess_inputs(module, names)
         guessed = inputs is not None
         if guessed:
@@ -332,7 +341,7 @@ def _recorded_signature(raw: str | bytes | None) -> tuple[list[TensorSpec] | Non
         return None, None, {}
 
 
-def _load_torchscript(path: Path) -> LoadedModel:
+def _load_torchscript(path: Path, guess: bool = True) -> LoadedModel:
     import torch
 
     extra = {SIGNATURE_FILE: ""}
@@ -341,7 +350,7 @@ def _load_torchscript(path: Path) -> LoadedModel:
     except Exception as e:
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = _recorded_signature(extra[SIGNATURE_FILE])
-    return _from_module(path, module, "torchscript", inputs, outputs, details)
+    return _from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
 
 
 def _load_exported(path: Path) -> LoadedModel:

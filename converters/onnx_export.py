@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -29,6 +31,10 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
     """Export the source torch model to ``out`` (fp32) and return it; records exporter and opset."""
     import torch
 
+    # the exporter logs registry chatter ("torchvision is not installed ...") at WARNING through
+    # torch's own handler; the user sees our warnings instead (TORCH_LOGS=onnx shows them again)
+    if not os.environ.get("TORCH_LOGS"):
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     source = torch_module_of(ctx.model) if ctx.model.format != "torch-export" else ctx.model.module
     args = ctx.example_args()
     input_names = [s.name for s in ctx.inputs]

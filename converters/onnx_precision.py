@@ -6,6 +6,9 @@ precision must already be in the ONNX (an fp16 graph, or explicit QuantizeLinear
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -33,6 +36,23 @@ def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
     save_onnx(converted, out)
 
 
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _inside(folder: Path):
+    """Run with ``folder`` as the working directory: ONNX Runtime's symbolic shape inference dumps
+    ``sym_shape_infer_temp.onnx`` (+ a uuid-named .data file) into the CWD when it gives up; this
+    keeps that litter inside our private work folder, which is removed afterwards."""
+    with _CWD_LOCK:
+        previous = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
 def _preprocess(src: Path, ctx: ConversionContext) -> Path:
     """ONNX Runtime's recommended pre-quantization pass (shape inference + graph optimisation)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -43,7 +63,7 @@ def _preprocess(src: Path, ctx: ConversionContext) -> Path:
     # sequence length); ONNX's own shape inference is enough for quantization then
     for skip_symbolic in (False, True):
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _inside(ctx.work_dir):
                 warnings.simplefilter("ignore")
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=skip_symbolic)
             ctx.record["quant_pre_process"] = "onnx shape inference" if skip_symbolic else "symbolic shape inference"

@@ -24,8 +24,10 @@ def prepare_module(ctx: ConversionContext):
     """A private copy of the source module in eval mode at the requested precision."""
     import torch
 
-    module = copy.deepcopy(torch_module_of(ctx.model)).eval()  # never touch the source model
     precision = ctx.request.precision
+    module = torch_module_of(ctx.model).eval()
+    if precision != "fp32":  # .half() and quantization work in place: never touch the source model
+        module = copy.deepcopy(module)
     if precision == "fp16":
         module = module.half()
     elif precision == "int8":

@@ -167,3 +167,15 @@ def test_stale_temporaries_of_dead_processes_are_cleaned(workdir):
     (stale / "half.onnx").write_bytes(b"partial")
     convert(request(workdir["cnn_state"], "torchscript-script", out_dir=out, **CNN))
     assert not stale.exists()
+
+
+def test_nothing_is_littered_into_the_working_directory(workdir, tmp_path, monkeypatch):
+    """ONNX Runtime's shape inference dumps files into the CWD when it gives up (it does on the
+    encoder's attention); they must stay inside the private work folder."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    result = convert(request(workdir["encoder_state"], "onnx", "int8", out_dir=workdir["out"], **ENC))
+    assert result.verification.passed
+    assert list(cwd.iterdir()) == []
+    assert sorted(p.name for p in workdir["out"].iterdir()) == ["encoder.int8.onnx", "encoder.int8.onnx.manifest.json"]
