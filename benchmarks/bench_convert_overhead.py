@@ -2,8 +2,9 @@
 
     python benchmarks/bench_convert_overhead.py [--repeat 3] [--json FILE]
 
-"bare" = what a user would write by hand: torch.onnx.export (dynamo) + one ONNX Runtime session
-and one inference (resp. torch.jit.trace + freeze + save + load + one inference). "studio" =
+"bare" = what a user would write by hand: build the network and load the state dict, then
+torch.onnx.export (dynamo) + one ONNX Runtime session and one inference (resp. torch.jit.trace +
+freeze + save + load + one inference). "studio" =
 app.pipeline.convert with the same input spec: loading the state dict, export, re-loading the
 artifact, verification on three input sets, SHA-256 manifest, atomic placement. Medians of
 --repeat alternating runs; the ratio is studio / bare (goal ≤ 1.3×).
@@ -28,19 +29,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
 
-def bare_onnx(model, x, out: Path) -> None:
+def load(state: Path):
+    import torch
+
+    from tests.models import ResNet18
+
+    model = ResNet18()
+    model.load_state_dict(torch.load(state, weights_only=True))
+    return model.eval()
+
+
+def bare_onnx(state: Path, x, out: Path) -> None:
     import onnxruntime as ort
     import torch
 
+    model = load(state)
     with contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(model, (x,), str(out), input_names=["x"], dynamo=True, external_data=False)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     sess.run(None, {"x": x.numpy()})
 
 
-def bare_trace(model, x, out: Path) -> None:
+def bare_trace(state: Path, x, out: Path) -> None:
     import torch
 
+    model = load(state)
     with torch.no_grad():
         traced = torch.jit.freeze(torch.jit.trace(model, (x,)))
     torch.jit.save(traced, str(out))
@@ -78,11 +91,11 @@ def main() -> int:
         for target, bare in (("onnx", bare_onnx), ("torchscript-trace", bare_trace)):
             t_bare, t_studio = [], []
             # one untimed round of each first: the first dynamo export pays one-off import costs
-            bare(model, x, tmp / "warm.bin")
+            bare(state, x, tmp / "warm.bin")
             studio(state, target, tmp / "out")
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
-                bare(model, x, tmp / ("bare.onnx" if target == "onnx" else "bare.pt"))
+                bare(state, x, tmp / ("bare.onnx" if target == "onnx" else "bare.pt"))
                 t_bare.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 res = studio(state, target, tmp / "out")
