@@ -219,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries(debug)
     try:
         args = build_parser().parse_args(argv)
+        if args.command not in ("targets",):
+            from app.security import dependency_problems
+
+            problems = dependency_problems()
+            if problems:  # these versions have known holes in the code that reads untrusted files
+                return _fail(problems[0], 2)
         return {"convert": cmd_convert, "inspect": cmd_inspect, "targets": cmd_targets}[args.command](args)
     except SystemExit as e:
         return int(e.code or 0)

@@ -15,11 +15,14 @@ def make_feeds(specs: list[TensorSpec], *, seed: int = 0, sizes: dict[str, int] 
     Floats are standard normal; integers are uniform in ``[0, int_high)`` (``int_high`` is the
     smallest embedding table of the model, so token ids stay valid).
     """
+    from app.security import check_elements
+
     rng = np.random.default_rng(seed)
     feeds: Feeds = {}
     for spec in specs:
         shape = tuple(sizes[d] if isinstance(d, str) and sizes and d in sizes else e
                       for d, e in zip(spec.shape, spec.example_shape())) if spec.shape else ()
+        check_elements(spec.name, shape)
         if spec.dtype in ("float32", "float16", "float64", "bfloat16"):
             arr = rng.standard_normal(shape).astype(np.float32 if spec.dtype == "bfloat16" else spec.dtype)
         elif spec.dtype == "bool":

@@ -170,3 +170,31 @@ def run_conversion(request, **kwargs):
     """Convert in a supervised child; temporaries of a killed child are cleaned from the output folder."""
     out_dir = Path(request.out_dir) if request.out_dir else Path(request.model_path).parent
     return run_job("app.jobs:convert_job", request, cleanup_dir=out_dir, **kwargs)
+
+
+def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
+    """Load a model file in the child and return its summary (what the window shows).
+
+    ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "allow_dangerous_pickle",
+    "inputs": ["NAME:SHAPE[:DTYPE]", ...], "dynamic": ["NAME:AXIS[:LABEL]", ...]}``.
+    """
+    from app.loading import load_model, with_inputs
+    from app.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
+
+    if progress:
+        progress("load model", None)
+    model = load_model(payload["path"], arch=payload.get("arch"), arch_kwargs=payload.get("arch_kwargs") or {},
+                       allow_pickle=bool(payload.get("allow_pickle")),
+                       allow_dangerous_pickle=bool(payload.get("allow_dangerous_pickle")))
+    given = [parse_input(s) for s in payload.get("inputs") or []]
+    dynamic = [parse_dynamic(s) for s in payload.get("dynamic") or []]
+    if given or dynamic:
+        known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and given else model.inputs
+        inputs = merge_user_inputs(known, given, model=model.path.name, rename_ok=model.format != "onnx")
+        model = with_inputs(model, apply_dynamic(inputs, dynamic))
+    return model.summary()
+
+
+def run_inspection(payload: dict, **kwargs) -> dict:
+    """Parse a user's model file in a supervised child (never in the window's process)."""
+    return run_job("app.jobs:inspect_job", payload, **kwargs)

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.errors import ModelLoadError, UnsafeModelError, BadInput
 from app.model import LoadedModel, flatten_outputs, torch_runner
+from app.security import check_zip_sizes
 from app.specs import TensorSpec
 
 SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
@@ -45,6 +46,7 @@ def sniff_format(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
+                check_zip_sizes(path, z.infolist())
                 # torch's reader does not check the members' CRC32s: a flipped bit in the weights
                 # would load silently, so check them here (about 1 s per GB)
                 broken = z.testzip()
@@ -63,6 +65,8 @@ def sniff_format(path: Path) -> str:
         (n,) = struct.unpack("<Q", head[:8])
         if 0 < n < size:
             return "safetensors"
+        raise ModelLoadError(f"{path} looks like safetensors but its header claims {n:,} bytes in a "
+                             f"{size:,}-byte file (truncated or forged); re-download it")
     if head[:1] == b"\x80" and path.suffix.lower() not in (".onnx",):
         return "torch-save"  # legacy (non-zip) torch.save or a plain pickle
     if path.suffix.lower() in (".engine", ".plan", ".trt"):
