@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
     c.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
+    c.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="run the conversion in a supervised child process and stop it after SECONDS")
 
     i = sub.add_parser("inspect", help="print a model's format, inputs, outputs, size and operators")
     _add_model_args(i)
@@ -135,7 +137,12 @@ def cmd_convert(args) -> int:
 
     progress = StderrProgress()
     try:
-        result = convert(_request(args), progress=progress)
+        if args.timeout:
+            from app.jobs import run_conversion
+
+            result = run_conversion(_request(args), progress=progress, timeout=args.timeout)
+        else:
+            result = convert(_request(args), progress=progress)
     finally:
         progress.done()
     if args.json:

@@ -138,3 +138,11 @@ def test_core_never_imports_qt():
     proc = subprocess.run([linter], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "KEPT" in proc.stdout
+
+
+def test_timeout_stops_the_child_and_says_so(cli, workdir):
+    r = cli("convert", workdir["cnn_state"], *CNN_ARGS, "--to", "onnx", "--out", workdir["out"], "--timeout", "0.5")
+    assert r.code == 1 and "timed out after 0.5 s" in _one_line_error(r.err)
+    assert not workdir["out"].exists() or not any(workdir["out"].iterdir())
+    ok = cli("convert", workdir["cnn_state"], *CNN_ARGS, "--to", "onnx", "--out", workdir["out"], "--timeout", "120", "--json")
+    assert ok.code == 0 and json.loads(ok.out)["verification"]["passed"]
