@@ -1,0 +1,96 @@
+"""benchmark(request, artifacts, ...): the source model as the baseline, every artifact beside it.
+
+What ``python main.py bench``, the window's Benchmark button (:mod:`app.bench.job`) and
+``optimize`` share: load the source with the same flags as ``convert`` (its signature gives the
+inputs), make one runner per artifact × runtime (× ONNX Runtime execution provider), and hand them
+to :func:`app.bench.harness.run_benchmark`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from app.bench.harness import BenchConfig, BenchResult, Progress, default_threads, run_benchmark
+from app.bench.runners import (OnnxRuntimeRunner, Runner, TorchRunner, artifact_precision, onnxruntime_providers,
+                               resolve_provider, runners_for_artifact)
+from app.errors import BadInput
+from app.model import LoadedModel
+from app.request import ConversionRequest
+
+SOURCE_RUNTIMES = {"torchscript": "torchscript", "torch-export": "torch.export"}
+
+
+def source_runner(model: LoadedModel, load_seconds: float, *, threads: int | None, device: str = "cpu") -> Runner:
+    """The baseline: the source module in eager PyTorch (or the source file in its own runtime)."""
+    if model.format == "onnx":
+        runner: Runner = OnnxRuntimeRunner(model.path, f"{model.path.name} (source)", threads=threads,
+                                           precision=artifact_precision(model.path), size_bytes=model.size_bytes)
+    elif model.format == "tensorrt":
+        raise BadInput(f"{model.path.name} is a TensorRT engine; benchmark the model it was built from, "
+                       "and pass the engine as an artifact")
+    else:
+        runtime = SOURCE_RUNTIMES.get(model.format, "pytorch")
+        name = "PyTorch eager" if runtime == "pytorch" else f"{model.path.name} (source)"
+        runner = TorchRunner(name, lambda: model, runtime=runtime, device=device, size_bytes=model.size_bytes)
+    runner.preload_seconds = load_seconds
+    return runner
+
+
+def pick_providers(names: list[str] | None) -> list[str]:
+    """ONNX Runtime providers to time: the user's picks (by short or full name), default every local one."""
+    if not names:
+        return onnxruntime_providers() or ["CPUExecutionProvider"]
+    return list(dict.fromkeys(resolve_provider(n) for n in names if n.strip()))
+
+
+def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchConfig, *,
+              providers: list[str] | None = None, device: str = "cpu", progress: Progress | None = None,
+              should_cancel: Callable[[], bool] | None = None) -> BenchResult:
+    """Benchmark the source of ``request`` and each of ``artifacts`` on the same inputs.
+
+    Parameters
+    ----------
+    request
+        The source model and its signature flags, exactly as for ``convert`` (target/precision unused).
+    artifacts
+        Files to time beside the source: TorchScript ``.pt``, ``.pt2``, ``.onnx``, TensorRT engines.
+    config
+        Counts, durations, batch sizes, threads (:class:`~app.bench.harness.BenchConfig`).
+    providers
+        ONNX Runtime execution providers for ``.onnx`` artifacts (default: every one installed).
+    device
+        Where the torch runners run: ``cpu`` or ``cuda``.
+    progress, should_cancel
+        Progress callback and cancellation check, as in :func:`app.pipeline.convert`.
+    """
+    from app.pipeline import prepare_model
+
+    progress = progress or (lambda stage, fraction=None: None)
+    if config.threads is not None and config.threads < 1:
+        raise BadInput(f"--threads {config.threads}: give a positive number of threads")
+    config = replace(config, threads=config.threads or default_threads())  # the same count for every runner
+    if device not in ("cpu", "cuda"):
+        raise BadInput(f"--device {device!r}: choose cpu or cuda")
+    # manifests and external-data files sit beside artifacts; a shell glob (out/*) picks them up too
+    side = [Path(p) for p in artifacts if Path(p).name.endswith((".manifest.json", ".onnx.data"))]
+    artifacts = [Path(p) for p in artifacts if Path(p) not in side]
+    missing = [str(p) for p in artifacts if not Path(p).is_file()]
+    if missing:
+        raise BadInput(f"artifact {missing[0]}: no such file")
+    progress("load model", None)
+    started = time.perf_counter()
+    source = prepare_model(request)
+    load_seconds = time.perf_counter() - started
+    baseline = source_runner(source, load_seconds, threads=config.threads, device=device)
+    chosen = pick_providers(providers)
+    runners: list[Runner] = []
+    for path in artifacts:
+        runners += runners_for_artifact(Path(path), providers=chosen, threads=config.threads, device=device)
+    notes = list(dict.fromkeys(source.warnings))
+    if side:
+        notes.append(f"not artifacts, ignored: {', '.join(p.name for p in side)}")
+    return run_benchmark(baseline, runners, list(source.inputs), config, int_high=source.details.get("int_high", 2),
+                         progress=progress, should_cancel=should_cancel, notes=notes)

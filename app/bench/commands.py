@@ -1,0 +1,195 @@
+"""CLI commands ``bench`` and ``optimize``.
+
+Registered by :func:`app.cli.build_parser` through :func:`add_bench_commands`; each subcommand sets
+``handler`` so ``app.cli.main`` dispatches to it. Exit codes as everywhere: 0 success, 1 a runner
+or candidate failed (the others are still reported), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.errors import BadInput
+
+
+def add_bench_commands(sub) -> None:
+    """Add ``bench`` and ``optimize`` to the ``main.py`` subparsers ``sub``."""
+    from app.cli import _add_model_args
+
+    b = sub.add_parser("bench", help="benchmark the source model and its artifacts side by side",
+                       description="Time the source model (the baseline: PyTorch eager for a state dict) and every "
+                                   "artifact on the same inputs; latency percentiles, throughput, cold start, load "
+                                   "time, size, peak memory and accuracy against the source, per batch size.")
+    _add_model_args(b)
+    b.add_argument("artifacts", nargs="*", type=Path, metavar="ARTIFACT",
+                   help="artifacts to time: TorchScript .pt, .pt2, .onnx, TensorRT .engine")
+    _add_timing_args(b, runs=50, min_seconds=1.0)
+    b.add_argument("--batch", metavar="LIST", help="batch sizes to sweep, e.g. 1,2,4,8 (needs a dynamic batch axis)")
+    b.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows as CSV")
+    b.add_argument("--plot", type=Path, metavar="FILE.png", help="also write a PNG chart (p50 bars, p90/p99 whiskers)")
+    b.set_defaults(handler=cmd_bench)
+
+    o = sub.add_parser("optimize", help="try every target × precision, benchmark them, recommend the fastest accurate one",
+                       description="Convert to every available target and precision (static INT8 with each "
+                                   "calibration method), verify and benchmark each, and recommend the fastest "
+                                   "artifact whose cosine similarity to the source is within the budget.")
+    _add_model_args(o)
+    o.add_argument("--budget-cosine", type=float, default=0.99, metavar="C",
+                   help="lowest acceptable cosine similarity to the source (default 0.99)")
+    o.add_argument("--calibration", type=Path, metavar="DIR", help="calibration data for static INT8 (.npy/.npz/images)")
+    o.add_argument("--out", type=Path, metavar="DIR", help="where the artifacts go (default: MODEL's folder/<stem>.optimize/)")
+    o.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="only candidates whose label contains TEXT, e.g. --only onnx --only 'int8 static' (repeatable)")
+    _add_timing_args(o, runs=30, min_seconds=0.5, max_seconds=10.0)
+    o.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows as CSV")
+    o.add_argument("--plot", type=Path, metavar="FILE.png", help="also write a PNG chart")
+    o.set_defaults(handler=cmd_optimize)
+
+
+def _add_timing_args(p: argparse.ArgumentParser, *, runs: int, min_seconds: float,
+                     max_seconds: float | None = None) -> None:
+    p.add_argument("--warmup", type=int, default=10, metavar="N", help="warm-up calls (at least; default 10)")
+    p.add_argument("--warmup-seconds", type=float, default=0.2, metavar="S", help="warm-up time (at least; default 0.2)")
+    p.add_argument("--runs", type=int, default=runs, metavar="N", help=f"timed calls (at least; default {runs})")
+    p.add_argument("--min-seconds", type=float, default=min_seconds, metavar="S",
+                   help=f"timed duration (at least; default {min_seconds})")
+    p.add_argument("--max-seconds", type=float, default=max_seconds, metavar="S",
+                   help="cap on one runner's timed phase" + (f" (default {max_seconds})" if max_seconds else ""))
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="intra-op threads of every CPU runner (torch and ONNX Runtime; default: physical cores)")
+    p.add_argument("--providers", metavar="LIST",
+                   help="ONNX Runtime execution providers, e.g. CPU,CUDA,TensorRT,OpenVINO (default: every one "
+                        "installed); 'list' prints them")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the PyTorch runners run")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+
+
+def parse_batches(text: str | None) -> tuple[int, ...]:
+    """``"1,2,4"`` → ``(1, 2, 4)``; raises :class:`BadInput` with the bad part."""
+    if not text:
+        return ()
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise BadInput(f"--batch {text}: {part!r} is not a positive integer (e.g. --batch 1,2,4,8)")
+        out.append(int(part))
+    return tuple(dict.fromkeys(out))
+
+
+def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
+    """A :class:`~app.bench.harness.BenchConfig` from the timing flags (checked)."""
+    from app.bench.harness import BenchConfig
+
+    for flag, value in (("--warmup", args.warmup), ("--runs", args.runs)):
+        if value < (0 if flag == "--warmup" else 1):
+            raise BadInput(f"{flag} {value}: give a {'non-negative' if flag == '--warmup' else 'positive'} count")
+    for flag, value in (("--warmup-seconds", args.warmup_seconds), ("--min-seconds", args.min_seconds)):
+        if value < 0:
+            raise BadInput(f"{flag} {value}: give a non-negative number of seconds")
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise BadInput(f"--max-seconds {args.max_seconds}: give a positive number of seconds")
+    if args.threads is not None and args.threads < 1:
+        raise BadInput(f"--threads {args.threads}: give a positive number of threads")
+    return BenchConfig(batches=batches, warmup=args.warmup, warmup_seconds=args.warmup_seconds, runs=args.runs,
+                       min_seconds=args.min_seconds, max_seconds=args.max_seconds, threads=args.threads, seed=args.seed)
+
+
+def source_request(args: argparse.Namespace, target: str = "bench"):
+    """The source model as a :class:`~app.request.ConversionRequest` (the same flags as ``convert``)."""
+    from app.arch import parse_arch_kwargs
+    from app.request import ConversionRequest
+    from app.specs import parse_dynamic, parse_input
+
+    return ConversionRequest(model_path=args.model, target=target,
+                             inputs=tuple(parse_input(s) for s in args.input),
+                             dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
+                             arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()),
+                             allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle,
+                             seed=args.seed)
+
+
+def _providers(args: argparse.Namespace) -> list[str] | None:
+    if not args.providers:
+        return None
+    return [p for p in args.providers.split(",") if p.strip()]
+
+
+def _list_providers() -> int:
+    from app.bench.runners import onnxruntime_providers, short_provider
+
+    for p in onnxruntime_providers():
+        print(f"{short_provider(p):12} {p}")
+    return 0
+
+
+def _write_extras(args: argparse.Namespace, data: dict, title: str) -> None:
+    from app.bench import report
+
+    if args.csv:
+        report.write_csv(data["results"], args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.plot:
+        report.write_png(data, args.plot, title=title)
+        print(f"wrote {args.plot}", file=sys.stderr)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``python main.py bench MODEL [ARTIFACT ...]``."""
+    from app.bench import report
+    from app.bench.benchmark import benchmark
+    from app.cli import StderrProgress
+
+    if (args.providers or "").strip().lower() == "list":
+        return _list_providers()
+    config = config_from_args(args, parse_batches(args.batch))
+    progress = StderrProgress()
+    try:
+        result = benchmark(source_request(args), list(args.artifacts), config, providers=_providers(args),
+                           device=args.device, progress=progress)
+    finally:
+        progress.done()
+    data = result.to_json()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(report.format_table(data))
+    _write_extras(args, data, Path(args.model).name)
+    return 1 if any(s.status == "failed" for s in result.skipped) else 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """``python main.py optimize MODEL``."""
+    from app.bench import report
+    from app.bench.optimize import optimize
+    from app.cli import StderrProgress
+
+    if (args.providers or "").strip().lower() == "list":
+        return _list_providers()
+    config = config_from_args(args)
+    progress = StderrProgress()
+    try:
+        result = optimize(source_request(args), config, budget_cosine=args.budget_cosine, out_dir=args.out,
+                          calibration=args.calibration, providers=_providers(args), only=args.only or None,
+                          progress=progress)
+    finally:
+        progress.done()
+    data = result.to_json()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(report.format_table(data))
+        rec = result.recommended
+        if rec:
+            print(f"recommended: {rec['name']} — {rec['artifact']}\n  p50 {rec['p50_ms']:.3f} ms, "
+                  f"×{rec['speedup_vs_baseline']:.2f} vs the source, cosine {rec['accuracy_cosine']:.6f} "
+                  f"(budget {args.budget_cosine})")
+        else:
+            print(f"recommended: none — no artifact reached cosine ≥ {args.budget_cosine}")
+    _write_extras(args, data, Path(args.model).name)
+    return 0 if result.recommended else 1

@@ -1,0 +1,230 @@
+"""optimize(): convert to every available target × precision (× static-INT8 calibration method),
+verify and benchmark each, and recommend the fastest artifact within an accuracy budget.
+
+Static INT8 is tried with each calibration method (MinMax, Entropy, Percentile) because which one
+wins differs by model, and a wrong one can collapse accuracy; dynamic INT8 is tried beside them.
+Accuracy of a candidate is the worse of its conversion's verification cosine (random, twin and
+second-size inputs) and its cosine against the source on the benchmark's inputs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from app.bench.benchmark import pick_providers, source_runner
+from app.bench.harness import BenchConfig, BenchResult, Progress, default_threads, run_benchmark
+from app.bench.runners import Runner, runners_for_artifact
+from app.errors import BadInput, Cancelled, StudioError
+from app.request import ConversionRequest
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CONVERT_SHARE = 0.6  # of the progress bar: conversions first, then the benchmark
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One target × precision × quantization setting to try."""
+
+    target: str
+    precision: str
+    quantization: str | None = None
+    calibration_method: str | None = None
+
+    @property
+    def label(self) -> str:
+        parts = [self.target, self.precision]
+        if self.quantization:
+            parts.append(self.quantization + (f"/{self.calibration_method}" if self.calibration_method else ""))
+        return " ".join(parts)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.label).strip("-")
+
+    def to_json(self) -> dict:
+        return {"candidate": self.label, "target": self.target, "quantization": self.quantization,
+                "calibration_method": self.calibration_method}
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """The benchmark of every candidate, what could not be built, and the recommendation."""
+
+    bench: BenchResult
+    budget_cosine: float
+    candidates: dict[str, dict]            # runner name → candidate fields + verification
+    failed: tuple[dict, ...]               # candidates not built, with the reason
+    recommended: dict | None
+    out_dir: Path
+
+    def rows(self) -> list[dict]:
+        """Benchmark rows with the candidate, its accuracy verdict and whether it fits the budget."""
+        out = []
+        for r in self.bench.to_json()["results"]:
+            info = self.candidates.get(r["name"], {"candidate": "source", "target": "source", "quantization": None,
+                                                   "calibration_method": None, "verification_cosine": None})
+            cos = _worst_cosine(r.get("cosine"), info.get("verification_cosine"))
+            out.append({**r, **info, "accuracy_cosine": cos,
+                        "within_budget": None if r.get("baseline") else (cos is not None and cos >= self.budget_cosine)})
+        return out
+
+    def to_json(self) -> dict:
+        data = self.bench.to_json()
+        data.update(results=self.rows(), budget_cosine=self.budget_cosine, recommended=self.recommended,
+                    out_dir=str(self.out_dir))
+        data["skipped"] = list(self.failed) + data["skipped"]
+        return data
+
+
+def _worst_cosine(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
+    """Every available target × precision for a source format, and the unavailable targets with why."""
+    from converters.base import all_converters
+
+    out: list[Candidate] = []
+    unavailable: list[dict] = []
+    for conv in all_converters():
+        ok, why = conv.available()
+        if not ok:
+            unavailable.append({"name": conv.name, "candidate": conv.name, "runtime": conv.name, "provider": "",
+                                "precision": "/".join(conv.precisions), "status": "unavailable", "reason": why,
+                                "batch": None, "artifact": None})
+            continue
+        for precision in conv.valid_precisions(source_format):
+            if precision != "int8":
+                out.append(Candidate(conv.name, precision))
+            elif conv.name == "onnx":
+                out.append(Candidate(conv.name, precision, "dynamic"))
+                out += [Candidate(conv.name, precision, "static", m) for m in CALIBRATION_METHODS]
+            elif conv.name == "tensorrt":
+                out += [Candidate(conv.name, precision, "static", m) for m in CALIBRATION_METHODS]
+            else:
+                out.append(Candidate(conv.name, precision, "dynamic"))
+    return out, unavailable
+
+
+def default_out_dir(model_path: Path) -> Path:
+    """``<folder of the model>/<stem>.optimize/``."""
+    from app.pipeline import _stem
+
+    return Path(model_path).parent / f"{_stem(Path(model_path))}.optimize"
+
+
+def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: float = 0.99,
+             out_dir: Path | None = None, calibration: Path | None = None, providers: list[str] | None = None,
+             only: list[str] | None = None, progress: Progress | None = None,
+             should_cancel: Callable[[], bool] | None = None) -> OptimizeResult:
+    """Try every candidate, benchmark the ones that were built, recommend the fastest within budget.
+
+    Parameters
+    ----------
+    request
+        The source and its signature flags (as for ``convert``; target and precision are ignored).
+    config
+        Benchmark settings (one batch size: the model's own, unless ``config.batches`` says otherwise).
+    budget_cosine
+        The lowest acceptable cosine similarity against the source.
+    out_dir
+        Where the artifacts go (default :func:`default_out_dir`); one sub-folder per candidate.
+    calibration
+        Calibration folder for static INT8 (random data otherwise, with a warning in each row).
+    providers
+        ONNX Runtime execution providers (default: all installed).
+    only
+        Restrict to candidates whose label contains one of these strings (e.g. ``["onnx"]``).
+    progress, should_cancel
+        As in :func:`app.pipeline.convert`; cancelling stops at the next conversion stage or timed call.
+    """
+    import time
+
+    from app.pipeline import convert, prepare_model
+
+    if not 0.0 < budget_cosine <= 1.0:
+        raise BadInput(f"--budget-cosine {budget_cosine}: give a number in (0, 1], e.g. 0.99")
+    progress = progress or (lambda stage, fraction=None: None)
+    should_cancel = should_cancel or (lambda: False)
+    config = replace(config, threads=config.threads or default_threads())
+    out_dir = Path(out_dir) if out_dir else default_out_dir(request.model_path)
+    progress("load model", 0.0)
+    started = time.perf_counter()
+    source = prepare_model(request)
+    load_seconds = time.perf_counter() - started
+    cands, failed = candidates_for(source.format)
+    if only:
+        cands = [c for c in cands if any(o in c.label for o in only)]
+    if not cands:
+        raise BadInput("no target can be built from this model here" + (f" matching {only}" if only else ""))
+    built: list[tuple[Candidate, Path, float | None, list[str]]] = []
+    for i, cand in enumerate(cands):
+        if should_cancel():
+            raise Cancelled("optimize cancelled by the user")
+        step = lambda stage, fraction=None, i=i, c=cand: progress(  # noqa: E731
+            f"convert {c.label}: {stage}", CONVERT_SHARE * (i + (fraction or 0.0)) / len(cands))
+        step("start")
+        req = replace(request, target=cand.target, precision=cand.precision, quantization=cand.quantization,
+                      calibration=calibration if cand.quantization == "static" else None,
+                      calibration_method=cand.calibration_method or "minmax",
+                      out_dir=out_dir / cand.slug, overwrite=True, keep_failed=False)
+        try:
+            result = convert(req, progress=step, should_cancel=should_cancel)
+        except Cancelled:
+            raise
+        except StudioError as e:
+            failed.append(_failed(cand, str(e)))
+            continue
+        except Exception as e:  # noqa: BLE001 - one candidate failing must not stop the search
+            failed.append(_failed(cand, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"))
+            continue
+        if result.status != "ok" or result.artifact is None:
+            failed.append(_failed(cand, result.message or f"status {result.status} (no artifact to run here)"))
+            shutil.rmtree(out_dir / cand.slug, ignore_errors=True)
+            continue
+        v = result.verification
+        built.append((cand, result.artifact, v.cosine if v else None, result.warnings))
+    chosen = pick_providers(providers)
+    runners: list[Runner] = []
+    infos: dict[str, dict] = {}
+    for cand, artifact, cosine, warnings in built:
+        for runner in runners_for_artifact(artifact, providers=chosen, threads=config.threads):
+            suffix = runner.name[len(artifact.name):]  # " [CUDA]" for non-CPU providers
+            runner.name = cand.label + suffix
+            infos[runner.name] = {**cand.to_json(), "verification_cosine": cosine,
+                                  "random_calibration": any("RANDOM DATA" in w for w in warnings)}
+            runners.append(runner)
+    baseline = source_runner(source, load_seconds, threads=config.threads)
+    bench = run_benchmark(baseline, runners, list(source.inputs), config, int_high=source.details.get("int_high", 2),
+                          progress=lambda stage, f=None: progress(f"benchmark: {stage}",
+                                                                   CONVERT_SHARE + (1 - CONVERT_SHARE) * (f or 0.0)),
+                          should_cancel=should_cancel,
+                          notes=([] if calibration or not any(c.quantization == "static" for c in cands) else
+                                 ["static INT8 was calibrated on random data (no --calibration DIR): its accuracy "
+                                  "on real inputs may differ"]))
+    result = OptimizeResult(bench, budget_cosine, infos, tuple(failed), None, out_dir)
+    return replace(result, recommended=recommend(result.rows(), budget_cosine))
+
+
+def recommend(rows: list[dict], budget_cosine: float) -> dict | None:
+    """The fastest artifact row (lowest p50 at the smallest batch) whose cosine is within the budget."""
+    if not rows:
+        return None
+    batch = min(int(r["batch"]) for r in rows)
+    fits = [r for r in rows if int(r["batch"]) == batch and not r.get("baseline") and r.get("within_budget")]
+    if not fits:
+        return None
+    best = min(fits, key=lambda r: r["p50_ms"])
+    return {k: best.get(k) for k in ("name", "candidate", "target", "precision", "quantization", "calibration_method",
+                                     "provider", "artifact", "batch", "p50_ms", "speedup_vs_baseline",
+                                     "accuracy_cosine", "rel_l2")}
+
+
+def _failed(cand: Candidate, reason: str) -> dict:
+    return {"name": cand.label, "candidate": cand.label, "runtime": cand.target, "provider": "",
+            "precision": cand.precision, "status": "failed", "reason": reason, "batch": None, "artifact": None}
