@@ -1,0 +1,100 @@
+"""CLI commands for serving: ``serve-bundle`` (a Triton model folder) and ``native-check``
+(run an artifact from C++, no Python, and compare).
+
+Registered by :func:`app.cli.build_parser` through :func:`add_serving_commands`; each subcommand
+sets ``handler`` so ``app.cli.main`` dispatches to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_serving_commands(sub) -> None:
+    """Add ``serve-bundle`` and ``native-check`` to the ``main.py`` subparsers ``sub``."""
+    s = sub.add_parser("serve-bundle", help="write a Triton Inference Server model folder for an artifact",
+                       description="Write REPO_DIR/NAME/{config.pbtxt, README.md, 1/model.*} for an ONNX, "
+                                   "TorchScript or TensorRT artifact, ready for tritonserver --model-repository.")
+    s.add_argument("artifact", type=Path, help="the artifact: .onnx, TorchScript .pt, or TensorRT .engine/.plan")
+    s.add_argument("--out", required=True, type=Path, metavar="REPO_DIR", help="the Triton model repository folder")
+    s.add_argument("--name", help="model name (default: the artifact's file name, e.g. resnet_fp16)")
+    s.add_argument("--max-batch", type=int, metavar="N",
+                   help="max_batch_size for a model with a dynamic batch axis (default 8; 0 turns batching off)")
+    s.add_argument("--instances", type=int, default=1, metavar="N", help="model instances (default 1)")
+    s.add_argument("--kind", choices=["cpu", "gpu"], help="where the instances run (default: gpu for TensorRT, else cpu)")
+    s.add_argument("--ort-tensorrt", action="store_true",
+                   help="ONNX only: let ONNX Runtime run the model through its TensorRT accelerator (needs --kind gpu)")
+    s.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]",
+                   help="an input's shape and dtype, for TorchScript files that do not record them (repeatable)")
+    s.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS[:LABEL]",
+                   help="mark an input axis dynamic, e.g. x:0:batch (repeatable, with --input)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing REPO_DIR/NAME folder")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    s.add_argument("--debug", action="store_true", help="show tracebacks")
+    s.set_defaults(handler=cmd_serve_bundle)
+
+    n = sub.add_parser("native-check", help="load and run an artifact from C++ (no Python) and compare the results",
+                       description="Build (once) a small C++ program against the LibTorch inside the torch wheel, "
+                                   "run a TorchScript artifact with it and compare with the Python result.")
+    n.add_argument("artifact", type=Path, help="a TorchScript .pt artifact (ONNX: reports whether its C API is usable)")
+    n.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    n.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    n.add_argument("--debug", action="store_true", help="show tracebacks")
+    n.set_defaults(handler=cmd_native_check)
+
+
+def _inputs(args) -> list | None:
+    from app.errors import BadInput
+    from app.specs import apply_dynamic, parse_dynamic, parse_input
+
+    if not args.input:
+        if args.dynamic:
+            raise BadInput("--dynamic needs --input for every input (the shapes it makes dynamic)")
+        return None
+    return apply_dynamic([parse_input(s) for s in args.input], [parse_dynamic(s) for s in args.dynamic])
+
+
+def cmd_serve_bundle(args: argparse.Namespace) -> int:
+    from app.serving import export_for_serving
+
+    bundle = export_for_serving(args.artifact, args.out, name=args.name, max_batch=args.max_batch,
+                                instances=args.instances, kind=args.kind, ort_tensorrt=args.ort_tensorrt,
+                                overwrite=args.overwrite, inputs=_inputs(args))
+    if args.json:
+        print(json.dumps(bundle.to_json(), indent=2))
+    else:
+        c = bundle.config
+        print(f"{bundle.path} ({c.platform}, max_batch_size {c.max_batch_size}, {c.instances} × {c.kind})")
+        for f in bundle.files:
+            print(f"  {f.relative_to(bundle.repository)}")
+        print(f"serve:     {bundle.to_json()['docker']}")
+        print(f"load test: {bundle.to_json()['perf_analyzer']}")
+    for w in bundle.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_native_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the check passed or could not run here (the reason is printed), 1 when it failed."""
+    from app.native_check import check_native
+
+    def progress(stage: str, fraction: float | None = None) -> None:
+        if not args.json:
+            print(f"… {stage}", file=sys.stderr)
+
+    result = check_native(args.artifact, seed=args.seed, progress=progress)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.summary())
+        if result.built:
+            print(f"  built the C++ program in {result.build_seconds:.1f} s: {result.program}")
+        if result.checks:
+            print(f"  inputs: {'; '.join(result.checks)}")
+    if result.passed is False:
+        print(f"error: native check failed: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
