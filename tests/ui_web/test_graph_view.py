@@ -1,0 +1,347 @@
+"""The Graph tab as a user sees it: netron's real page in a QWebEngineView, served from 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app import netron_server
+from tests.conftest import REPO
+from ui import graph_view
+from ui.graph_view import GraphView
+
+DRAW_MS = 60_000
+# netron's page, a year in the future: its build is then > 180 days old ("Please update" wall)
+YEAR_AHEAD_JS = r"""
+(() => {
+    const RealDate = Date;
+    const offset = 365 * 24 * 60 * 60 * 1000;
+    class YearAhead extends RealDate {
+        constructor(...args) { if (args.length === 0) { super(RealDate.now() + offset); } else { super(...args); } }
+        static now() { return RealDate.now() + offset; }
+    }
+    window.Date = YearAhead;
+})();
+"""
+OPS_JS = "JSON.stringify(Array.from(document.querySelectorAll('#canvas .node-item-type text')).map(t => t.textContent))"
+
+
+def make_onnx(path: Path, kind: str = "conv", *, external: bool = False) -> Path:
+    """A small ONNX model: Conv → Relu → MatMul ("conv") or Add → Sigmoid ("add")."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if kind == "conv":
+        weights = [numpy_helper.from_array(np.random.rand(4, 3, 3, 3).astype(np.float32), "W"),
+                   numpy_helper.from_array(np.random.rand(8, 5).astype(np.float32), "M")]
+        nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["c"], ["r"]),
+                 helper.make_node("MatMul", ["r", "M"], ["y"])]
+        x, y = [1, 3, 8, 8], [1, 4, 8, 5]
+    else:
+        weights = [numpy_helper.from_array(np.ones((1, 8), np.float32), "b")]
+        nodes = [helper.make_node("Add", ["x", "b"], ["s"]), helper.make_node("Sigmoid", ["s"], ["y"])]
+        x = y = [2, 8]
+    graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.name + ".data", size_threshold=0)
+    else:
+        onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def downloads(tmp_path) -> Path:
+    """A user's Downloads: the model beside files that are none of the viewer's business."""
+    folder = tmp_path / "Downloads"
+    make_onnx(folder / "cnn.onnx")
+    (folder / "bank-statement.txt").write_text("private\n")
+    return folder
+
+
+@pytest.fixture
+def graph(qtbot) -> GraphView:
+    # server_guard=False: the page gets no help from the server, so what these tests see is the
+    # work of the view's own request filter and injected user script
+    view = GraphView(server_guard=False)
+    view.resize(1100, 650)
+    qtbot.addWidget(view)
+    view.show()
+    yield view
+    view.close_all()
+
+
+def wait_graph(qtbot, pane) -> None:
+    """Wait until the pane's page has drawn its graph; fail with the pane's message if it cannot."""
+    qtbot.waitUntil(lambda: pane.state in ("drawn", "failed"), timeout=DRAW_MS)
+    assert pane.state == "drawn", f"no graph: {pane.message.text()}"
+
+
+def wait_failed(qtbot, pane) -> str:
+    qtbot.waitUntil(lambda: pane.state in ("drawn", "failed"), timeout=DRAW_MS)
+    assert pane.state == "failed"
+    return pane.message.text()
+
+
+def run_js(qtbot, pane, source: str):
+    results: list = []
+    pane.run_js(source, results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=10_000)
+    return results[0]
+
+
+def drawn_ops(qtbot, pane) -> list[str]:
+    return json.loads(run_js(qtbot, pane, OPS_JS))
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listening_address(port: int) -> str | None:
+    """The local address a TCP socket listens on at ``port`` (Linux /proc), e.g. ``0100007F``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # LISTEN
+            return address
+    return None
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_onnx_graph_is_drawn_from_a_private_local_copy(qtbot, graph, downloads):
+    model = downloads / "cnn.onnx"
+    graph.set_models([("cnn.onnx (source)", model)])
+    pane = graph.panes[0]
+    with qtbot.waitSignal(pane.graph_drawn, timeout=DRAW_MS) as drawn:
+        pass
+    assert drawn.args[0] >= 5  # x, Conv, Relu, MatMul, y
+    assert {"Conv", "Relu", "MatMul"} <= set(drawn_ops(qtbot, pane))
+
+    server = pane.server
+    assert server.url.startswith("http://127.0.0.1:")
+    if Path("/proc/net/tcp").exists():
+        assert listening_address(server.port) == "0100007F", "the server must listen on 127.0.0.1 only"
+    # every request the page made went to its own server; none was blocked because none tried
+    origin = server.url.rstrip("/")
+    assert graph.interceptor.requests and all(u.startswith(origin) for u in graph.interceptor.requests)
+    assert not graph.interceptor.blocked_urls
+    # no consent dialog, no "update" wall: the page shows the graph, not a message
+    assert "message" not in run_js(qtbot, pane, "document.body.className")
+
+    # the private copy holds the model only: siblings in Downloads are not served
+    assert server.folder != model.parent and sorted(p.name for p in server.folder.iterdir()) == ["cnn.onnx"]
+    assert http_status(server.url + "data/cnn.onnx") == 200
+    assert http_status(server.url + "data/bank-statement.txt") == 404
+    assert http_status(server.url + "data/..%2Fbank-statement.txt") == 404
+    assert http_status(server.url + "data/" + str(downloads / "bank-statement.txt")) == 404
+
+    port, folder = server.port, server.folder
+    graph.close()
+    assert not port_open(port)
+    assert not folder.exists()
+    assert netron_server.running_servers() == []
+    assert model.exists() and (downloads / "bank-statement.txt").exists()  # hard links go, originals stay
+
+
+def test_page_with_its_clock_a_year_ahead_still_shows_the_graph(qtbot, graph, downloads):
+    graph.add_user_script("test-year-ahead", YEAR_AHEAD_JS)
+    graph.set_models([("cnn.onnx", downloads / "cnn.onnx")])
+    pane = graph.panes[0]
+    wait_graph(qtbot, pane)
+    year = run_js(qtbot, pane, "new Date().getFullYear()")
+    assert year >= datetime.date.today().year + 1  # the clock did move
+    assert "Conv" in drawn_ops(qtbot, pane)
+    assert not graph.interceptor.blocked_urls
+
+
+def test_without_the_guard_the_year_ahead_page_shows_the_update_wall(qtbot, graph, downloads):
+    # the control for the test above: netron's page as shipped, a year on, refuses to show anything
+    for script in graph.profile.scripts().find("deploystudio-netron-guard"):
+        graph.profile.scripts().remove(script)
+    graph.add_user_script("test-year-ahead", YEAR_AHEAD_JS)
+    graph.set_models([("cnn.onnx", downloads / "cnn.onnx")])
+    assert "Please update to the newest version" in wait_failed(qtbot, graph.panes[0])
+
+
+def test_browsers_get_the_same_guard_from_the_server(qtbot, downloads):
+    # what "Open in browser" relies on: the page as served, with no help from the view's user script
+    view = GraphView(server_guard=True)
+    qtbot.addWidget(view)
+    for script in view.profile.scripts().find("deploystudio-netron-guard"):
+        view.profile.scripts().remove(script)
+    view.add_user_script("test-year-ahead", YEAR_AHEAD_JS)
+    view.show()
+    view.set_models([("cnn.onnx", downloads / "cnn.onnx")])
+    wait_graph(qtbot, view.panes[0])
+    assert not view.interceptor.blocked_urls
+    assert any(u.endswith("/deploystudio-guard.js") for u in view.interceptor.requests)
+    view.close()
+
+
+def test_requests_to_other_hosts_are_blocked_and_logged(qtbot, graph, downloads, caplog):
+    caplog.set_level(logging.WARNING, logger="ui.graph_view")  # the CLI's tests turn the root logger down
+    graph.set_models([("cnn.onnx", downloads / "cnn.onnx")])
+    pane = graph.panes[0]
+    wait_graph(qtbot, pane)
+    with qtbot.waitSignal(graph.interceptor.blocked, timeout=10_000) as blocked:
+        pane.run_js("fetch('https://ipinfo.io/json').catch(() => null); 1", lambda _: None)
+    assert blocked.args[0].startswith("https://ipinfo.io/json")
+    pane.run_js("window.location.href = 'https://github.com/lutzroeder/netron'; 1", lambda _: None)
+    qtbot.waitUntil(lambda: any("github.com" in u for u in graph.interceptor.blocked_urls), timeout=10_000)
+    assert "Conv" in drawn_ops(qtbot, pane)  # still on the graph
+    assert "blocked a request to https://ipinfo.io/json" in caplog.text
+
+
+def test_side_by_side_shows_two_different_models(qtbot, graph, tmp_path):
+    fp32 = make_onnx(tmp_path / "a" / "model.onnx", "conv")
+    other = make_onnx(tmp_path / "b" / "model.onnx", "add")  # same file name, other folder
+    graph.set_models([("source", fp32), ("artifact", other)])
+    graph.set_split(True)
+    left, right = graph.panes
+    wait_graph(qtbot, left)
+    wait_graph(qtbot, right)
+    # netron keeps the served model in a class attribute: two servers in one process would both
+    # show the last one. One process per server keeps them apart.
+    assert "Conv" in drawn_ops(qtbot, left) and "Sigmoid" not in drawn_ops(qtbot, left)
+    assert "Sigmoid" in drawn_ops(qtbot, right) and "Conv" not in drawn_ops(qtbot, right)
+    assert left.server.port != right.server.port
+
+    old = left.server.port
+    left.selector.setCurrentIndex(1)  # the selector switches the left pane too
+    wait_graph(qtbot, left)
+    assert "Sigmoid" in drawn_ops(qtbot, left)
+    assert not port_open(old)
+    graph.set_split(False)
+    assert right.server is None and len(netron_server.running_servers()) == 1
+
+
+def test_external_data_torchscript_and_pt2_open_as_they_are(qtbot, graph, model_files):
+    models = [("external", model_files["cnn_onnx_external"]), ("torchscript", model_files["cnn_torchscript"]),
+              ("pt2", model_files["cnn_pt2"])]
+    graph.set_models(models)
+    pane = graph.panes[0]
+    wait_graph(qtbot, pane)
+    assert {p.name for p in pane.server.folder.iterdir()} == {"cnn_ext.onnx", "cnn_ext.onnx.data"}
+    assert "Conv" in drawn_ops(qtbot, pane)
+    for index in (1, 2):
+        pane.selector.setCurrentIndex(index)
+        wait_graph(qtbot, pane)
+    assert not graph.interceptor.blocked_urls
+
+
+def test_a_model_netron_cannot_draw_says_so_and_offers_the_onnx_view(qtbot, graph, model_files, downloads):
+    graph.set_models([("cnn.pt (state dict)", model_files["cnn_state"])])
+    pane = graph.panes[0]
+    assert not pane.onnx_button.isVisibleTo(pane)
+    assert "cannot draw" in pane.message.text() and "Convert it to ONNX" in pane.message.text()
+    assert pane.server is None
+    # the conversion finished: the ONNX artifact joins the list, and the note offers it
+    graph.set_models([("cnn.pt (state dict)", model_files["cnn_state"]), ("ONNX FP32", downloads / "cnn.onnx")])
+    assert pane.onnx_button.isVisibleTo(pane)
+    qtbot.mouseClick(pane.onnx_button, Qt.MouseButton.LeftButton)
+    wait_graph(qtbot, pane)
+    assert pane.selector.currentText() == "ONNX FP32"
+
+
+def test_without_webengine_the_tab_offers_the_browser(qtbot, downloads, monkeypatch):
+    monkeypatch.setattr(graph_view, "web_engine_available", lambda: (False, "QtWebEngine is not installed"))
+    opened = []
+    monkeypatch.setattr(graph_view.QDesktopServices, "openUrl", lambda url: opened.append(url.toString()))
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_models([("cnn.onnx", downloads / "cnn.onnx")])
+    pane = view.panes[0]
+    text = wait_failed(qtbot, pane)
+    assert "QtWebEngine is not installed" in text and "Open in browser" in text
+    assert pane.web_view is None and pane.browser_button.isVisibleTo(pane)
+    qtbot.mouseClick(pane.browser_button, Qt.MouseButton.LeftButton)
+    assert opened == [pane.server.url]
+    # the browser gets the same guard from the server (no consent dialog, telemetry or update wall)
+    with urllib.request.urlopen(pane.server.url, timeout=10) as response:
+        assert "/deploystudio-guard.js" in response.read().decode()
+    port = pane.server.port
+    view.close()
+    assert not port_open(port)
+
+
+def test_the_app_starts_without_importing_qtwebengine():
+    code = ("import sys; import ui.graph_view, app.netron_server; "
+            "print(sorted(m for m in sys.modules if 'WebEngine' in m))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- inside the main window
+@pytest.fixture
+def studio(qtbot, tmp_path):
+    """The main window with empty, private settings."""
+    import uuid
+
+    from PySide6.QtCore import QCoreApplication, QSettings
+
+    from ui.main_window import MainWindow
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QCoreApplication.setApplicationName(f"studio-{uuid.uuid4().hex[:8]}")
+    window = MainWindow()
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.show()
+    yield window
+    window.close()
+
+
+def test_main_window_graph_tab_shows_the_source_then_each_new_artifact(qtbot, studio, model_files, tmp_path):
+    from tests.ui.user import convert, load_model, tick
+
+    model = Path(__import__("shutil").copy2(model_files["cnn_onnx"], tmp_path / "cnn.onnx"))
+    load_model(qtbot, studio, model)
+    assert studio.graph is None  # nothing web-related starts before the tab is opened
+    studio.show_graph_tab()
+    pane = studio.graph.panes[0]
+    wait_graph(qtbot, pane)
+    assert pane.current_path() == model
+    source_ops = drawn_ops(qtbot, pane)
+    assert "Conv" in source_ops and "DynamicQuantizeLinear" not in source_ops
+
+    studio.options.out_dir.setText(str(tmp_path / "out"))
+    tick(qtbot, studio, ("onnx", "int8"))
+    convert(qtbot, studio)
+    artifact = studio.results.row_for("onnx", "int8").artifact
+    labels = [pane.selector.itemText(i) for i in range(pane.selector.count())]
+    assert labels == ["Source: cnn.onnx", f"onnx · INT8: {artifact.name}"]
+    assert pane.current_path() == model  # the graph on screen stays until the user picks another
+
+    pane.selector.setCurrentIndex(1)
+    wait_graph(qtbot, pane)
+    assert "DynamicQuantizeLinear" in drawn_ops(qtbot, pane)  # what dynamic int8 inserted
+    port = pane.server.port
+    studio.close()
+    assert not port_open(port)  # closing the window stops the graph servers

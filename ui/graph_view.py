@@ -1,0 +1,531 @@
+"""GraphView: the Graph tab — netron's own viewer for the source model and every artifact.
+
+Each pane serves its model with :class:`app.netron_server.GraphServer` (a private copy, on
+127.0.0.1) and shows it in a ``QWebEngineView`` that behaves like part of the app: an off-the-record
+profile, a request filter that blocks (and logs) everything but the pane's local server, and netron's
+consent dialog, telemetry and 180-day "update" wall neutralised by a user script
+(:data:`app.netron_server.PAGE_GUARD_JS`). Two panes side by side compare models (an ONNX FP32 model
+next to its INT8 version shows the inserted Q/DQ nodes).
+
+QtWebEngine is imported lazily: without it (or with ``DEPLOYSTUDIO_NO_WEBENGINE=1`` for remote
+desktops where it crashes) the tab says so and offers "Open in browser" on the same local server.
+
+Run standalone for manual checks: ``python -m ui.graph_view MODEL [MODEL2] [--screenshot PNG]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import functools
+import json
+import logging
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Sequence
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton,
+                               QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from superqt.utils import create_worker
+
+from app.errors import StudioError
+from app.netron_server import HOST, PAGE_GUARD_JS, GraphServer, check_drawable
+
+log = logging.getLogger(__name__)
+
+NO_WEBENGINE_ENV = "DEPLOYSTUDIO_NO_WEBENGINE"
+DRAW_TIMEOUT_MS = 60_000  # how long a pane watches netron's page for a graph or an error
+_PROBE_MS = 150
+# 〈 〉 around tensor shapes in netron's labels; DejaVu and friends lack them (resources/fonts/README.md)
+BRACKETS_FONT = Path(__file__).resolve().parents[1] / "resources" / "fonts" / "deploystudio-brackets.ttf"
+
+# Read in the page (an isolated world: it sees the DOM, not netron's variables).
+_PROBE_JS = r"""
+(() => {
+    // netron's error page, its notifications (consent, "update") and alerts share #message-text
+    const body = document.body ? document.body.classList : [];
+    const shown = ['message', 'notification', 'alert'].some((name) => body.contains(name));
+    const text = document.getElementById('message-text');
+    return JSON.stringify({
+        nodes: document.querySelectorAll('#canvas g.node').length,
+        message: shown && text ? text.innerText : '',
+    });
+})()
+"""
+
+
+# ---------------------------------------------------------------------------- QtWebEngine, lazily
+def prepare_web_engine() -> bool:
+    """Load QtWebEngine before the ``QApplication`` exists, as it requires; False when missing.
+
+    Call from the app's entry point before creating the application. Later calls only report.
+    """
+    if QCoreApplication.instance() is None:
+        QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+    return web_engine_available()[0]
+
+
+@functools.cache
+def web_engine_available() -> tuple[bool, str]:
+    """Whether the embedded viewer can be used, and why not."""
+    if os.environ.get(NO_WEBENGINE_ENV):
+        return False, f"the embedded viewer is turned off ({NO_WEBENGINE_ENV} is set)"
+    try:
+        import PySide6.QtWebEngineCore  # noqa: F401
+        import PySide6.QtWebEngineWidgets  # noqa: F401
+    except ImportError as e:
+        return False, f"QtWebEngine is not installed ({e})"
+    return True, ""
+
+
+def _is_local(url: QUrl, ports: set[int]) -> bool:
+    scheme = url.scheme()
+    if scheme in ("data", "blob", "about"):  # in-page content, never the network
+        return True
+    return scheme == "http" and url.host() == HOST and url.port() in ports
+
+
+@functools.cache
+def _web() -> SimpleNamespace:
+    """The QtWebEngine classes, defined on first use so the app starts without QtWebEngine."""
+    from PySide6.QtWebEngineCore import (QWebEnginePage, QWebEngineProfile, QWebEngineScript,
+                                         QWebEngineSettings, QWebEngineUrlRequestInterceptor)
+    from PySide6.QtWebEngineWidgets import QWebEngineView
+
+    class LocalOnlyInterceptor(QWebEngineUrlRequestInterceptor):
+        """Lets requests reach the panes' local servers only; blocks and logs everything else."""
+
+        blocked = Signal(str)
+
+        def __init__(self, parent: QObject) -> None:
+            super().__init__(parent)
+            self.ports: set[int] = set()
+            self.requests: collections.deque[str] = collections.deque(maxlen=2000)  # what pages asked for
+            self.blocked_urls: collections.deque[str] = collections.deque(maxlen=2000)
+
+        def interceptRequest(self, info) -> None:  # noqa: N802 (Qt's name); Qt 6 calls it on the UI thread
+            url = info.requestUrl()
+            self.requests.append(url.toString())
+            if _is_local(url, self.ports):
+                return
+            info.block(True)
+            self.blocked_urls.append(url.toString())
+            log.warning("Graph view blocked a request to %s", url.toString())
+            self.blocked.emit(url.toString())
+
+    class LocalPage(QWebEnginePage):
+        """A page that stays on its local server and logs the page's console at debug level."""
+
+        def __init__(self, profile, parent: QObject, interceptor: LocalOnlyInterceptor) -> None:
+            super().__init__(profile, parent)
+            self._interceptor = interceptor
+
+        def acceptNavigationRequest(self, url: QUrl, kind, is_main_frame: bool) -> bool:  # noqa: N802
+            if _is_local(url, self._interceptor.ports):
+                return True
+            log.warning("Graph view refused to navigate to %s", url.toString())
+            self._interceptor.blocked_urls.append(url.toString())
+            return False
+
+        def javaScriptConsoleMessage(self, level, message: str, line: int, source: str) -> None:  # noqa: N802
+            log.debug("netron page: %s (%s:%d)", message, source, line)
+
+    def make_profile(parent: QObject) -> tuple[QWebEngineProfile, LocalOnlyInterceptor]:
+        profile = QWebEngineProfile(parent)  # no storage name: off the record, nothing on disk
+        interceptor = LocalOnlyInterceptor(profile)
+        profile.setUrlRequestInterceptor(interceptor)
+        profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
+        profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
+        settings = profile.settings()
+        settings.setAttribute(QWebEngineSettings.WebAttribute.JavascriptCanOpenWindows, False)
+        settings.setAttribute(QWebEngineSettings.WebAttribute.LocalContentCanAccessRemoteUrls, False)
+        add_script(profile, "deploystudio-netron-guard", PAGE_GUARD_JS)
+        if BRACKETS_FONT.exists():
+            add_script(profile, "deploystudio-netron-fonts", _font_js(BRACKETS_FONT))
+        return profile, interceptor
+
+    def add_script(profile, name: str, source: str) -> None:
+        script = QWebEngineScript()
+        script.setName(name)
+        script.setSourceCode(source)
+        script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
+        script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)  # netron's own world
+        script.setRunsOnSubFrames(True)
+        profile.scripts().insert(script)
+
+    return SimpleNamespace(View=QWebEngineView, Page=LocalPage, make_profile=make_profile,
+                           add_script=add_script, APP_WORLD=QWebEngineScript.ScriptWorldId.ApplicationWorld)
+
+
+def _font_js(font: Path) -> str:
+    # Registered under "PingFang SC", the CJK fallback that ends every font stack in netron's CSS, and
+    # for U+3008-3009 only: every other character keeps the system font, and netron's CSS is untouched.
+    data = base64.b64encode(font.read_bytes()).decode("ascii")
+    return f"""
+(() => {{
+    const bytes = Uint8Array.from(atob('{data}'), (c) => c.charCodeAt(0));
+    const face = new FontFace('PingFang SC', bytes, {{ unicodeRange: 'U+3008-3009' }});
+    document.fonts.add(face);
+    face.load().catch(() => {{}});
+}})();
+"""
+
+
+# ---------------------------------------------------------------------------- one pane
+class GraphPane(QWidget):
+    """A model selector over one netron view (or a message where there is no graph to show).
+
+    Signals
+    -------
+    graph_drawn(int)    netron drew the selected model; the number of nodes on screen
+    graph_failed(str)   no graph: netron's error, a model it cannot draw, or no QtWebEngine
+
+    ``state`` says where the selected model is: empty, preparing (copying, starting the server),
+    loading (netron's page is drawing), drawn or failed (``message`` says why).
+    """
+
+    graph_drawn = Signal(int)
+    graph_failed = Signal(str)
+
+    def __init__(self, owner: GraphView) -> None:
+        super().__init__(owner)
+        self._owner = owner
+        self.server: GraphServer | None = None
+        self.state = "empty"
+        self.web_view = None  # QWebEngineView, created on first use
+        self._models: list[tuple[str, Path]] = []
+        self._wanted: Path | None = None  # the model a background start is for
+        self._probe = QTimer(self, interval=_PROBE_MS)
+        self._probe.timeout.connect(self._on_probe)
+        self._probe_left = 0
+
+        self.selector = QComboBox()
+        self.selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.selector.currentIndexChanged.connect(self._on_model_selected)
+        self.message = QLabel(wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.message.setTextFormat(Qt.TextFormat.PlainText)  # it quotes file names and netron's errors
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.onnx_button = QPushButton("Show the ONNX graph")
+        self.onnx_button.clicked.connect(self._on_show_onnx)
+        self.browser_button = QPushButton("Open in browser")
+        self.browser_button.setToolTip("Open this graph in your web browser (served on this machine only)")
+        self.browser_button.clicked.connect(self.open_in_browser)
+
+        note = QWidget()
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        buttons.addWidget(self.onnx_button)
+        buttons.addWidget(self.browser_button)
+        buttons.addStretch()
+        note_layout = QVBoxLayout(note)
+        note_layout.addStretch()
+        note_layout.addWidget(self.message)
+        note_layout.addLayout(buttons)
+        note_layout.addStretch()
+        self._stack = QStackedWidget()
+        self._stack.addWidget(note)
+
+        header = QHBoxLayout()
+        header.addWidget(QLabel("Model:"))
+        header.addWidget(self.selector, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self._stack, 1)
+        self._show_note("Load a model to see its graph.")
+
+    # ------------------------------------------------------------------ public
+    def set_models(self, models: Sequence[tuple[str, Path]], prefer: int = 0) -> None:
+        """Offer ``models``; keep the current one if it is still there, else show ``models[prefer]``."""
+        current = self.current_path()
+        self._models = [(label, Path(path)) for label, path in models]
+        paths = [p for _, p in self._models]
+        index = paths.index(current) if current in paths else min(prefer, len(paths) - 1)
+        self.selector.blockSignals(True)
+        self.selector.clear()
+        for label, path in self._models:
+            self.selector.addItem(label, str(path))
+            self.selector.setItemData(self.selector.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
+        self.selector.setCurrentIndex(index)
+        self.selector.blockSignals(False)
+        # a new model, or a note that may read differently now (an ONNX artifact arrived): select
+        # again; a graph on screen or on its way stays
+        if self.current_path() != current or self.state == "empty" or (self.state == "failed" and not self.server):
+            self._on_model_selected(self.selector.currentIndex())
+        else:
+            self.onnx_button.setVisible(self._onnx_index() is not None)
+
+    def current_path(self) -> Path | None:
+        """The selected model's file."""
+        data = self.selector.currentData()
+        return Path(data) if data else None
+
+    def open_in_browser(self) -> None:
+        """Show the graph in the user's browser, from the same local server."""
+        if self.server is not None and self.server.running:
+            QDesktopServices.openUrl(QUrl(self.server.url))
+
+    def run_js(self, source: str, callback, world: int | None = None) -> None:
+        """Run ``source`` in the page (the main world unless ``world`` is given); for checks and tests."""
+        if self.web_view is None:
+            raise RuntimeError("no web view in this pane")
+        self.web_view.page().runJavaScript(source, world if world is not None else 0, callback)
+
+    def release(self) -> None:
+        """Stop this pane's server (closing its port, removing its private copy)."""
+        self._wanted = None
+        self._probe.stop()
+        self._stop_server()
+
+    # ------------------------------------------------------------------ selection
+    def _on_model_selected(self, index: int) -> None:
+        self.release()
+        self.onnx_button.setVisible(self._onnx_index() is not None)
+        self.state = "empty"
+        if index < 0:
+            self._show_note("Load a model to see its graph.")
+            return
+        label, path = self._models[index]
+        drawable = check_drawable(path)
+        if not drawable.drawable:
+            self._fail(f"{label}: Netron cannot draw this model ({drawable.reason}). "
+                       + ("Its ONNX version can be shown." if self._onnx_index() is not None else
+                          "Convert it to ONNX to see its graph here."))
+            return
+        self._wanted = path
+        self.state = "preparing"
+        self._show_note(f"Preparing the graph of {label}…")
+        worker = create_worker(GraphServer, path, guard_page=self._owner.server_guard, _start_thread=False)
+        worker.returned.connect(functools.partial(self._on_server_started, path))
+        worker.errored.connect(functools.partial(self._on_server_failed, path))
+        worker.start()
+
+    def _on_server_started(self, path: Path, server: GraphServer) -> None:
+        if path != self._wanted or not self._owner.is_open:  # the user moved on meanwhile
+            server.stop()
+            return
+        self.server = server
+        available, reason = web_engine_available()
+        if not available:
+            self._fail(f"The graph cannot be shown inside the window: {reason}. "
+                       f"It is served on this machine at {server.url} — use “Open in browser”.")
+            return
+        view = self._ensure_view()
+        self._owner.interceptor.ports.add(server.port)
+        view.setUrl(QUrl(server.url))
+        self.state = "loading"
+        self._stack.setCurrentWidget(view)
+        self._probe_left = DRAW_TIMEOUT_MS // _PROBE_MS
+
+    def _on_server_failed(self, path: Path, error: BaseException) -> None:
+        if path != self._wanted:
+            return
+        text = str(error) if isinstance(error, StudioError) else f"{type(error).__name__}: {error}"
+        self._fail(f"The graph server could not start: {text}")
+
+    def _on_show_onnx(self) -> None:
+        index = self._onnx_index()
+        if index is not None:
+            self.selector.setCurrentIndex(index)
+
+    def _onnx_index(self) -> int | None:
+        current = self.selector.currentIndex()
+        for i, (_, path) in enumerate(self._models):
+            if i != current and check_drawable(path).format == "onnx":
+                return i
+        return None
+
+    # ------------------------------------------------------------------ the web view
+    def _ensure_view(self):
+        if self.web_view is None:
+            web = _web()
+            self.web_view = web.View(self)
+            page = web.Page(self._owner.profile, self.web_view, self._owner.interceptor)
+            self.web_view.setPage(page)
+            page.loadFinished.connect(self._on_load_finished)
+            page.renderProcessTerminated.connect(self._on_render_process_terminated)
+            self._stack.addWidget(self.web_view)
+        return self.web_view
+
+    def _on_load_finished(self, ok: bool) -> None:
+        if self.server is None or self.web_view.url().port() != self.server.port:
+            return  # the blank page between two models, or a load the next model interrupted
+        if not ok:
+            self._fail("The embedded viewer could not load the graph page.")
+            return
+        self._probe.start()
+
+    def _on_probe(self) -> None:
+        self._probe_left -= 1
+        if self._probe_left < 0:
+            self._probe.stop()
+            self._fail("Netron did not draw the graph within a minute.")
+            return
+        self.web_view.page().runJavaScript(_PROBE_JS, int(_web().APP_WORLD), self._on_probe_result)
+
+    def _on_probe_result(self, result) -> None:
+        if not self._probe.isActive() or not result:
+            return
+        state = json.loads(result)
+        if state["nodes"] > 0:
+            self._probe.stop()
+            self.state = "drawn"
+            self.graph_drawn.emit(state["nodes"])
+        elif state["message"]:
+            self._probe.stop()
+            self._fail(f"Netron could not draw this model: {state['message']}")
+
+    def _on_render_process_terminated(self, status, code: int) -> None:
+        self._probe.stop()
+        log.error("Graph view: the web engine's render process ended (%s, exit code %d)", status, code)
+        self._fail("The embedded viewer stopped unexpectedly (this happens on some remote desktops). "
+                   "Use “Open in browser” to see the graph.")
+
+    # ------------------------------------------------------------------ notes
+    def _show_note(self, text: str) -> None:
+        self.message.setText(text)
+        self.browser_button.setVisible(self.server is not None)
+        self._stack.setCurrentIndex(0)
+
+    def _fail(self, text: str) -> None:
+        self._show_note(text)
+        self.state = "failed"
+        self.graph_failed.emit(self.message.text())
+
+    def _stop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            if self.web_view is not None:
+                self.web_view.setUrl(QUrl("about:blank"))  # before the port closes: no error page
+                self._owner.interceptor.ports.discard(server.port)
+            server.stop()
+
+
+# ---------------------------------------------------------------------------- the tab
+class GraphView(QWidget):
+    """The Graph tab: a selector of models and one netron view, or two side by side.
+
+    Parameters
+    ----------
+    server_guard
+        Also put the page guard into the served page (it then works in an ordinary browser too).
+        The embedded view injects it either way; tests turn this off to check the injection alone.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, server_guard: bool = True) -> None:
+        super().__init__(parent)
+        self.server_guard = server_guard
+        self.is_open = True
+        self._profile = None
+        self._interceptor = None
+        self._models: list[tuple[str, Path]] = []
+        self.split_box = QCheckBox("Side by side")
+        self.split_box.setToolTip("Show two models next to each other, e.g. ONNX FP32 and its INT8 version")
+        self.split_box.toggled.connect(self.set_split)
+        self.panes = [GraphPane(self), GraphPane(self)]
+        self.panes[1].hide()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        for pane in self.panes:
+            splitter.addWidget(pane)
+        top = QHBoxLayout()
+        top.addStretch()
+        top.addWidget(self.split_box)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(splitter, 1)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.close_all)
+
+    @property
+    def profile(self):
+        """The off-the-record QWebEngineProfile every pane's page uses (created on first use)."""
+        if self._profile is None:
+            self._profile, self._interceptor = _web().make_profile(self)
+        return self._profile
+
+    @property
+    def interceptor(self):
+        """The request filter: ``requests`` and ``blocked_urls`` list what the pages asked for."""
+        self.profile  # noqa: B018 (creates both)
+        return self._interceptor
+
+    def add_user_script(self, name: str, source: str) -> None:
+        """Run ``source`` in every page at document creation, before netron's scripts."""
+        _web().add_script(self.profile, name, source)
+
+    def set_models(self, models: Sequence[tuple[str, str | os.PathLike]]) -> None:
+        """Offer ``[(label, path), ...]`` (the source model first, then the artifacts) in every pane."""
+        self.is_open = True
+        self._models = [(label, Path(path)) for label, path in models]
+        self.panes[0].set_models(self._models, prefer=0)
+        if self.split_box.isChecked():
+            self.panes[1].set_models(self._models, prefer=1)
+
+    def set_split(self, on: bool) -> None:
+        """Show a second pane beside the first (or hide it and stop its server)."""
+        if self.split_box.isChecked() != on:
+            self.split_box.setChecked(on)  # comes back here through toggled
+            return
+        second = self.panes[1]
+        second.setVisible(on)
+        if on:
+            second.set_models(self._models, prefer=1)
+        else:
+            second.release()
+            second.set_models([])
+
+    def close_all(self) -> None:
+        """Stop every pane's server and forget the pages (called on close and when the app quits)."""
+        self.is_open = False
+        for pane in self.panes:
+            pane.release()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.close_all()
+        super().closeEvent(event)
+
+
+# ---------------------------------------------------------------------------- standalone
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ui.graph_view MODEL [MODEL2] [--screenshot PNG]``: the tab on its own."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m ui.graph_view", description=main.__doc__)
+    parser.add_argument("models", nargs="+", type=Path, help="one model, or two to see side by side")
+    parser.add_argument("--screenshot", type=Path, help="save a picture once the graphs are drawn, then quit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    prepare_web_engine()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    view = GraphView()
+    view.setWindowTitle("Graph — Model Deployment Studio")
+    view.resize(1280, 760)
+    view.set_models([(path.name, path) for path in args.models])
+    if len(args.models) > 1:
+        view.set_split(True)
+    if args.screenshot:
+        waiting = {id(p) for p in view.panes if p.isVisibleTo(view)}
+
+        def done(pane: GraphPane, *_):
+            waiting.discard(id(pane))
+            if not waiting:
+                QTimer.singleShot(500, lambda: (view.grab().save(str(args.screenshot)), app.quit()))
+
+        for pane in view.panes:
+            pane.graph_drawn.connect(functools.partial(done, pane))
+            pane.graph_failed.connect(functools.partial(done, pane))
+            if pane.state in ("drawn", "failed"):  # a note shown at once (a model netron cannot draw)
+                done(pane)
+    view.show()
+    code = app.exec()
+    view.close_all()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
