@@ -1,0 +1,102 @@
+"""The benchmark charts, fed with real measurements (the benchmark engine's rows when it exists)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+
+import pytest
+from PySide6.QtGui import QImage
+
+from tests.ui.timing import ort_rows
+from tests.ui.user import click, convert, load_model, tick
+
+HAS_BENCH = importlib.util.find_spec("app.bench") is not None and importlib.util.find_spec("app.bench.job") is not None
+
+
+@pytest.fixture(scope="module")
+def measured_rows(model_files):
+    return ort_rows(model_files["cnn_onnx"], "image", (3, 32, 32), batches=(1, 4))
+
+
+def test_latency_chart_has_one_bar_per_runner_with_whiskers_and_speedups(qtbot, measured_rows, tmp_path):
+    from ui.latency_chart import LatencyChart
+
+    chart = LatencyChart()
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.show()
+    chart.set_rows(measured_rows)
+    runners = sorted({r["name"] for r in measured_rows})
+    assert chart.batch == 1
+    assert sorted(r["name"] for r in chart.shown) == runners
+    assert len(chart.bars.opts["height"]) == len(runners)
+    assert list(chart.bars.opts["height"]) == [r["p50_ms"] for r in chart.shown]
+    p90, p99 = chart.whiskers
+    assert list(p90.opts["top"]) == pytest.approx([r["p90_ms"] - r["p50_ms"] for r in chart.shown])
+    assert list(p99.opts["top"]) == pytest.approx([r["p99_ms"] - r["p50_ms"] for r in chart.shown])
+    assert [label.toPlainText() for label in chart.labels] == \
+        [f"×{r['speedup_vs_baseline']:.2f}" for r in chart.shown]
+
+    png = chart.export_png(tmp_path / "latency.png", width=1200)
+    assert QImage(str(png)).width() == 1200
+    with open(chart.export_csv(tmp_path / "latency.csv"), newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == len(measured_rows) and float(lines[0]["p50_ms"]) == pytest.approx(measured_rows[0]["p50_ms"])
+
+
+def test_hovering_a_bar_shows_its_exact_numbers(qtbot, measured_rows):
+    from ui.latency_chart import LatencyChart
+
+    chart = LatencyChart()
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_rows(measured_rows)
+    qtbot.mouseMove(chart.viewport(), chart.mapFromScene(chart.bar_center(1)))
+    qtbot.waitUntil(lambda: bool(chart.hover_text))
+    row = chart.shown[1]
+    assert row["name"] in chart.hover_text and f"p50 {row['p50_ms']:.3f} ms" in chart.hover_text
+
+
+def test_batch_chart_plots_latency_and_throughput_per_runner(qtbot, measured_rows, tmp_path):
+    from ui.latency_chart import BatchChart
+
+    chart = BatchChart()
+    qtbot.addWidget(chart)
+    chart.resize(900, 350)
+    chart.show()
+    chart.set_rows(measured_rows)
+    assert len(chart.series) == 2 and len(chart.curves) == 4
+    xs, ys = chart.curves[1].getData()  # throughput of the first runner across batch sizes
+    first = [r for r in measured_rows if r["name"] == next(iter(chart.series))]
+    assert list(ys) == pytest.approx([r["throughput"] for r in first])
+    assert QImage(str(chart.export_png(tmp_path / "batch.png", width=1000))).width() == 1000
+    assert chart.export_csv(tmp_path / "batch.csv").read_text().count("\n") == len(measured_rows) + 1
+
+
+@pytest.mark.skipif(not HAS_BENCH, reason="the benchmark engine (app.bench.job) is not in this checkout yet")
+def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("onnx", "fp16"))
+    convert(qtbot, window)
+    window.bench_options.batches.setText("1, 2")
+    window.bench_options.runs.setValue(10)
+    with qtbot.waitSignal(window.benchmark_finished, timeout=180_000) as finished:
+        click(qtbot, window.benchmark_button)
+    rows = finished.args[0]["results"]
+    runners = {r["name"] for r in rows}
+    assert len(runners) == 2
+    assert len(window.latency_chart.bars.opts["height"]) == len(runners)
+    assert window.tabs.currentWidget().isAncestorOf(window.latency_chart) and window.jobs.row_for("benchmark", "all").state == "done"
+
+
+def test_benchmark_is_disabled_with_its_reason_without_the_engine(window):
+    if HAS_BENCH:
+        assert "benchmark" in window.benchmark_button.toolTip()
+    else:
+        assert not window.benchmark_button.isEnabled()
+        assert "app.bench" in window.benchmark_button.toolTip()
+

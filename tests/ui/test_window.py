@@ -1,0 +1,335 @@
+"""The window driven as a user drives it: drop, complete the signature, tick, convert, read results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from tests.ui.user import answer, click, convert, drop_file, load_model, message_box, set_shape, tick
+
+REPO = Path(__file__).resolve().parents[2]
+
+PAINT_PROBE = r"""
+import sys, time
+t0 = time.perf_counter()
+from ui import app as ui_app
+a = ui_app.application([])
+w = ui_app.create_window([])
+def painted():
+    print("painted", "torch" in sys.modules, "onnx" in sys.modules, flush=True)
+    a.quit()
+w.first_painted.connect(painted)
+a.exec()
+"""
+
+
+def test_window_paints_within_a_second_without_importing_torch():
+    best = None
+    for _ in range(2):  # best of two: another process on this 2-core machine can steal a run
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", PAINT_PROBE], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                                env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+        line = proc.stdout.readline()
+        elapsed = time.perf_counter() - started
+        proc.wait(30)
+        assert line.split() == ["painted", "False", "False"], line
+        best = elapsed if best is None else min(best, elapsed)
+    assert best < 1.0, f"first paint after {best:.2f} s"
+
+
+def test_drop_state_dict_give_architecture_and_convert(qtbot, window, workdir):
+    summary = load_model(qtbot, window, workdir["cnn_state"])
+    assert summary["format"] == "state-dict"
+    assert not window.convert_button.isEnabled()
+    assert "architecture" in window.convert_button.toolTip()
+
+    qtbot.keyClicks(window.model.arch_edit, "tests.models:SmallCNN")
+    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+        click(qtbot, window.model.load_button)
+    assert window.model.params_label.text().startswith("1,610")
+    set_shape(qtbot, window, "x", "1x3x32x32", dynamic_axes=(0,))
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("onnx", "fp32"), ("onnx", "fp16"), ("torchscript-trace", "fp32"))
+    convert(qtbot, window)
+
+    for target, precision in (("onnx", "fp32"), ("onnx", "fp16"), ("torchscript-trace", "fp32")):
+        assert window.jobs.row_for(target, precision).state == "done"
+        row = window.results.row_for(target, precision)
+        assert row.artifact.is_file() and row.artifact.parent == workdir["out"]
+        assert row.verification_passed
+    names = {window.results.text(r, "Artifact") for r in range(window.results.rowCount())}
+    assert names == {"cnn.fp32.onnx", "cnn.fp16.onnx", "cnn.trace.fp32.pt"}
+    assert window.results.text(0, "Verification") == "passed"
+    request = window.results.row_for("onnx", "fp16").request
+    assert request.dynamic == (("x", 0, "batch"),) and request.inputs[0].shape == (1, 3, 32, 32)
+    assert "onnx fp16: wrote" in window.log.text()
+
+
+def test_results_copy_path_copy_command_and_open_folder(qtbot, window, workdir, monkeypatch):
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("onnx", "fp16"))
+    convert(qtbot, window)
+    row = window.results.row_for("onnx", "fp16")
+
+    window.results.selectRow(0)
+    window.copy_path_action.trigger()
+    assert QGuiApplication.clipboard().text() == str(row.artifact)
+    window.copy_command_action.trigger()
+    command = QGuiApplication.clipboard().text()
+    assert command.startswith("python main.py convert ") and "--to onnx --precision fp16" in command
+
+    menu = window.results.context_menu(0)
+    assert [a.text() for a in menu.actions() if a.text()] == ["Copy path", "Copy CLI command", "Open folder",
+                                                              "Export for serving (Triton)…"]
+    opened: list[QUrl] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url) or True))
+    where = window.results.visualItemRect(window.results.item(0, 2)).center()
+    # what a mouse sends: press/release, then the second press arrives as a double click
+    qtbot.mouseClick(window.results.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    qtbot.mouseDClick(window.results.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    assert [u.toLocalFile() for u in opened] == [str(workdir["out"])]
+
+
+def test_export_for_serving_writes_a_triton_model_folder(qtbot, window, workdir, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+    from tritonclient.grpc import model_config_pb2
+    from google.protobuf import text_format
+
+    load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
+    set_shape(qtbot, window, "x", "1x3x32x32", dynamic_axes=(0,))
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("onnx", "fp32"), ("torch-export", "fp32"))
+    convert(qtbot, window)
+    onnx_row = [i for i, r in enumerate(window.results.rows) if r.target == "onnx"][0]
+    pt2_row = 1 - onnx_row
+    pt2_export = [a for a in window.results.context_menu(pt2_row).actions() if a.text().startswith("Export")][0]
+    assert not pt2_export.isEnabled()  # Triton has no loader for .pt2 archives
+
+    repo = workdir["out"] / "model_repository"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(repo)))
+    export = [a for a in window.results.context_menu(onnx_row).actions() if a.text().startswith("Export")][0]
+    assert export.isEnabled()
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        export.trigger()
+    folder = repo / "cnn_fp32"  # named after the artifact (cnn.fp32.onnx)
+    assert (folder / "1" / "model.onnx").is_file(), sorted(repo.rglob("*"))
+    config = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.platform == "onnxruntime_onnx" and config.max_batch_size > 0
+    assert [i.name for i in config.input] == ["x"]
+    assert f"wrote the Triton model folder {folder}" in window.log.text()
+
+    # the same again: the folder exists, so the user gets a message, and the folder is untouched
+    before = (folder / "config.pbtxt").stat().st_mtime_ns
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        export.trigger()
+    box = message_box(qtbot, window)
+    assert "exists already" in box.text()
+    assert (folder / "config.pbtxt").stat().st_mtime_ns == before
+
+
+def test_copied_command_line_rebuilds_the_same_request(qtbot, window, workdir):
+    import shlex
+
+    from app import cli
+    from app.commandline import convert_command
+
+    load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
+    set_shape(qtbot, window, "x", "2x3x32x32", dynamic_axes=(0,))
+    window.model.kwargs_edit.setText('{"num_classes": 10}')
+    window.options.opset.setValue(18)
+    window.options.out_dir.setText(str(workdir["out"]))
+    request = window.build_request("onnx", "int8")
+    args = cli.build_parser().parse_args(shlex.split(convert_command(request))[2:])
+    assert cli._request(args) == request
+
+
+def test_unsupported_file_is_refused_with_a_message(qtbot, window, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    drop_file(window, notes)
+    box = message_box(qtbot, window)
+    assert "not a model file" in box.text() and "ONNX .onnx" in box.text()
+    answer(qtbot, box, QMessageBox.StandardButton.Ok)
+    assert window.model_path is None
+
+
+def test_full_pickle_asks_before_it_is_trusted(qtbot, window, workdir):
+    drop_file(window, workdir["mlp_pickle"])
+    box = message_box(qtbot, window)
+    assert "runs code" in box.text()
+    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+        answer(qtbot, box, QMessageBox.StandardButton.Yes)
+    assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
+    assert window.build_request("onnx", "fp32").allow_pickle
+
+
+def test_declining_a_pickle_loads_nothing(qtbot, window, workdir):
+    drop_file(window, workdir["mlp_pickle"])
+    box = message_box(qtbot, window)
+    answer(qtbot, box, QMessageBox.StandardButton.No)
+    assert window.model.summary is None and not window.convert_button.isEnabled()
+
+
+def test_unavailable_choices_are_disabled_with_their_reason(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    picker = window.targets
+    trace = picker.box("torchscript-trace", "fp32")
+    assert not trace.isEnabled() and "ONNX cannot be turned back into TorchScript" in trace.toolTip()
+    assert not picker.box("onnx", "fp32").isEnabled()
+    assert "already ONNX fp32" in picker.reason("onnx", "fp32")
+    assert picker.box("onnx", "fp16").isEnabled() and picker.box("onnx", "int8").isEnabled()
+    for p in ("fp32", "fp16", "int8"):  # no GPU and no TensorRT on this machine
+        box = picker.box("tensorrt", p)
+        assert not box.isEnabled() and "TensorRT" in box.toolTip()
+    assert not window.convert_button.isEnabled()
+    assert "tick at least one target" in window.convert_button.toolTip()
+
+
+def test_an_error_in_one_job_shows_in_its_row_while_the_others_finish(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["branchy_state"], arch="tests.models:BranchyNet")
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("torchscript-trace", "fp32"), ("torchscript-script", "fp32"))
+    convert(qtbot, window)
+    traced = window.jobs.row_for("torchscript-trace", "fp32")
+    assert traced.state == "failed"
+    assert "data-dependent control flow" in traced.message and traced.message in traced.stage.text()
+    scripted = window.jobs.row_for("torchscript-script", "fp32")
+    assert scripted.state == "done"
+    assert window.results.row_for("torchscript-script", "fp32").verification_passed
+    assert window.results.row_for("torchscript-trace", "fp32").result is None
+    assert sorted(p.name for p in workdir["out"].iterdir()) == ["branchy.script.fp32.pt",
+                                                                "branchy.script.fp32.pt.manifest.json"]
+
+
+def test_cancel_stops_a_running_job_within_a_second_and_leaves_no_file(qtbot, window, resnet_state, tmp_path):
+    out = tmp_path / "out"
+    load_model(qtbot, window, resnet_state, arch="tests.models:ResNet18")
+    window.options.out_dir.setText(str(out))
+    tick(qtbot, window, ("onnx", "fp32"))
+    click(qtbot, window.convert_button)
+    row = window.jobs.row_for("onnx", "fp32")
+    qtbot.waitUntil(lambda: "export" in row.stage.text(), timeout=60_000)  # the child is exporting
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=5_000):
+        clicked = time.monotonic()
+        click(qtbot, row.cancel_button)
+    latency = time.monotonic() - clicked
+    print(f"\ncancel latency: {latency * 1000:.0f} ms")
+    assert row.state == "cancelled"
+    assert latency < 1.0
+    assert not out.exists() or list(out.iterdir()) == []
+    assert window.results.rowCount() == 0
+
+
+def test_event_loop_never_stalls_during_a_resnet18_conversion(qtbot, window, resnet_state, tmp_path):
+    from PySide6.QtCore import QTimer
+
+    load_model(qtbot, window, resnet_state, arch="tests.models:ResNet18")
+    set_shape(qtbot, window, "x", "1x3x224x224", dynamic_axes=(0,))
+    window.options.out_dir.setText(str(tmp_path / "out"))
+    tick(qtbot, window, ("onnx", "fp32"), ("torchscript-trace", "fp32"))
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    convert(qtbot, window)
+    timer.stop()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    worst = max(gaps)
+    print(f"\nmax event-loop gap: {worst * 1000:.1f} ms over {len(ticks)} ticks "
+          f"({ticks[-1] - ticks[0]:.1f} s of conversion)")
+    assert window.jobs.row_for("onnx", "fp32").state == "done"
+    assert window.jobs.row_for("torchscript-trace", "fp32").state == "done"
+    assert worst < 0.100
+
+
+def test_choices_and_geometry_are_remembered(qtbot, fresh_settings, workdir):
+    from ui.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    with qtbot.waitSignal(first.ready, timeout=30_000):
+        first.show()
+    first.resize(700, 520)  # the offscreen screen is 800x600
+    tick(qtbot, first, ("onnx", "fp16"))
+    first.options.opset.setValue(17)
+    first.bench_options.batches.setText("1, 8")
+    first.close()
+
+    second = MainWindow()
+    qtbot.addWidget(second)
+    with qtbot.waitSignal(second.ready, timeout=30_000):
+        second.show()
+    assert (second.width(), second.height()) == (700, 520)
+    assert second.targets.checked() == [("onnx", "fp16")]
+    assert second.options.opset.value() == 17
+    assert second.bench_options.batch_sizes() == [1, 8]
+    second.close()
+
+
+def test_recent_files_reopen_a_model(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    actions = [a for a in window.recent_menu.actions() if a.text().startswith("&1")]
+    assert actions and actions[0].toolTip() == str(workdir["cnn_onnx"].resolve())
+    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+        actions[0].trigger()
+
+
+def test_menus_shortcuts_and_about(window):
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus[:3] == ["File", "Edit", "View"] and menus[-1] == "Help"
+    assert window.open_action.shortcut().toString() == "Ctrl+O"
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    assert window.convert_action.shortcut().toString() == "F5"
+    text = window.about_text()
+    for tool in ("PyTorch: 2.", "ONNX: 1.", "ONNX Runtime: 1.", "TensorRT:", "Qt: 6."):
+        assert tool in text
+    assert window.statusBar().isVisible()
+
+
+def test_every_control_has_an_accessible_name(qtbot, window, workdir):
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit
+
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    controls = [w for kind in (QAbstractButton, QLineEdit, QComboBox, QAbstractSpinBox)
+                for w in window.findChildren(kind)]
+    nameless = [w for w in controls
+                if w.isVisible() and not (w.accessibleName() or (isinstance(w, QAbstractButton) and w.text()))
+                and not w.objectName().startswith("qt_")]
+    assert [type(w).__name__ + ":" + w.objectName() for w in nameless] == []
+
+
+def test_charts_follow_the_palette(qtbot, window):
+    from PySide6.QtGui import QColor, QPalette
+
+    dark = QPalette(window.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor("#202124"))
+    dark.setColor(QPalette.ColorRole.Window, QColor("#2b2b2b"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#eeeeee"))
+    window.setPalette(dark)
+    assert window.latency_chart.backgroundBrush().color().name() == "#202124"
+
+
+def test_a_drop_on_any_part_of_the_window_opens_the_model(qtbot, window, workdir):
+    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+        assert drop_file(window, workdir["cnn_pt2"], onto=window.model.arch_edit)  # a line edit, not the frame
+    assert loaded.args[0]["format"] == "torch-export"
+
+
+def test_a_model_named_on_the_command_line_opens_when_the_window_is_ready(qtbot, workdir):
+    from ui.app import create_window
+
+    window = create_window([str(workdir["cnn_onnx"])])  # what `python main.py MODEL` does
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+        pass
+    assert loaded.args[0]["format"] == "onnx"
+    window.close()

@@ -1,0 +1,100 @@
+"""What a user does with the window, as helpers the tests read like sentences with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox, QScrollArea, QWidget
+
+LOAD_TIMEOUT = 60_000
+CONVERT_TIMEOUT = 120_000
+
+
+def drop_file(window, path: Path, onto: QWidget | None = None) -> bool:
+    """Drag ``path`` from a file manager and drop it over ``onto`` (default: the window's middle).
+
+    As on a real desktop, the events go to the window's QWindow at that point, which hands them to
+    whatever widget is there unless the window takes them first.
+    """
+    target = onto or window
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = QPointF(target.mapTo(window, target.rect().center()))
+    handle = window.windowHandle()
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(handle, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(handle, drop)
+    return drop.isAccepted()
+
+
+def load_model(qtbot, window, path: Path, arch: str | None = None) -> dict:
+    """Drop a model; for a state dict, type its architecture and press Load."""
+    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT) as loaded:
+        assert drop_file(window, path)
+    if arch:
+        qtbot.keyClicks(window.model.arch_edit, arch)
+        with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT) as loaded:
+            qtbot.mouseClick(window.model.load_button, Qt.MouseButton.LeftButton)
+    return loaded.args[0]
+
+
+def set_shape(qtbot, window, name: str, shape: str, dynamic_axes: tuple[int, ...] = ()) -> None:
+    editor = window.model.inputs
+    row = editor.row_of(name)
+    edit = editor.shape_edit(row)
+    edit.selectAll()
+    qtbot.keyClicks(edit, shape)
+    for button in editor.toggles(row).buttons:
+        if button.isChecked() != (int(button.text()) in dynamic_axes):
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def reveal(widget: QWidget) -> None:
+    """Scroll ``widget`` into view, as a user would before clicking it (on a real X display a click
+    lands on whatever is on screen at that point)."""
+    QApplication.processEvents()  # pending layouts first (a resize lays the window out later)
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QScrollArea):
+            parent.ensureWidgetVisible(widget)
+        parent = parent.parentWidget()
+
+
+def tick(qtbot, window, *pairs: tuple[str, str]) -> None:
+    for target, precision in pairs:
+        box = window.targets.box(target, precision)
+        assert box.isEnabled(), window.targets.reason(target, precision)
+        reveal(box)
+        if not box.isChecked():
+            qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+        assert box.isChecked()
+
+
+def click(qtbot, button) -> None:
+    assert button.isEnabled(), button.toolTip()
+    reveal(button)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def convert(qtbot, window, timeout: int = CONVERT_TIMEOUT) -> None:
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=timeout):
+        click(qtbot, window.convert_button)
+
+
+def message_box(qtbot, window) -> QMessageBox:
+    qtbot.waitUntil(lambda: window.dialog is not None and window.dialog.isVisible(), timeout=LOAD_TIMEOUT)
+    return window.dialog
+
+
+def answer(qtbot, box: QMessageBox, button: QMessageBox.StandardButton) -> None:
+    qtbot.mouseClick(box.button(button), Qt.MouseButton.LeftButton)
+
+
+def point_of(view, scene_pos: QPointF) -> QPoint:
+    return view.mapFromScene(scene_pos)

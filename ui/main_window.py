@@ -1,0 +1,891 @@
+"""The main window: drop a model, pick targets, convert in the background, compare.
+
+This is the one place that wires signals: panels expose signals and methods, workers report by
+signals, and :meth:`MainWindow._connect` / :meth:`MainWindow._wire_job` connect them to the
+``_on_<event>`` slots below. No conversion logic lives here: the window builds
+:class:`app.request.ConversionRequest` objects and hands them to :mod:`ui.workers`.
+
+Start-up stays light: this module imports Qt and the small ui modules only. Charts (pyqtgraph) are
+built right after the first paint, and the engine (torch, onnx) warms up in the background.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
+                               QMessageBox, QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+
+from ui.jobs_view import JobsView, LogPanel
+from ui.model_panel import ModelPanel
+from ui.results_table import ResultsTable
+from ui.settings import Settings
+from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
+from ui.workers import CANCELLED, DONE, FAILED, BackgroundJob, ConversionJob, all_pools
+
+MODEL_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pt2", ".safetensors", ".onnx", ".engine", ".plan")
+OPEN_FILTERS = ";;".join([
+    "Models (*.pt *.pth *.bin *.ckpt *.pt2 *.safetensors *.onnx *.engine *.plan)",
+    "PyTorch (*.pt *.pth *.bin *.ckpt)", "torch.export (*.pt2)", "safetensors (*.safetensors)",
+    "ONNX (*.onnx)", "TensorRT engines (*.engine *.plan)", "All files (*)"])
+BENCH_KEY = ("benchmark", "all")
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def app_icon() -> QIcon:
+    icon = QIcon()
+    for name in ("deploy-studio.svg", "deploy-studio.png"):
+        if (RESOURCES / name).exists():
+            icon.addFile(str(RESOURCES / name))
+    return icon
+
+
+class MainWindow(QMainWindow):
+    """Model Deployment Studio's window."""
+
+    first_painted = Signal()
+    ready = Signal()                 # charts built and targets probed: everything is usable
+    engine_ready = Signal()          # the child processes' fork server has torch & co. imported
+    model_loaded = Signal(dict)      # the inspection summary
+    model_failed = Signal(str)
+    benchmark_finished = Signal(dict)
+
+    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or Settings()
+        self.model_path: Path | None = None
+        self.allow_pickle = False
+        self.allow_dangerous_pickle = False
+        self.conversions: dict[tuple[str, str], ConversionJob] = {}
+        self.serving_jobs: dict[tuple[str, str], BackgroundJob] = {}  # "Export for serving…" writes
+        self.inspection: BackgroundJob | None = None
+        self.bench: BackgroundJob | None = None
+        self.dialog: QMessageBox | None = None       # the message box on screen, if any
+        self.is_ready = False
+        self.bench_available = False
+        self.latency_chart = None
+        self.batch_chart = None
+        self._painted = False
+        self._targets_known = False
+        self._charts_built = False
+        self._stage_logged: dict[tuple[str, str], str] = {}
+
+        self.setWindowTitle("Model Deployment Studio")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.setAccessibleName("Model Deployment Studio")
+        self._build_widgets()
+        self._build_actions()
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self._update_actions()
+        # A drop anywhere on the window opens the model, even over a line edit that would take it as
+        # text: drags arrive at the window's QWindow first, so filter there. (Not an application-wide
+        # filter: a Python one sees every object's events and crashes QtWebEngine's Graph tab.)
+        self.winId()  # creates the QWindow now
+        self.windowHandle().installEventFilter(self)
+
+    # ------------------------------------------------------------------ construction
+    def _build_widgets(self) -> None:
+        self.model = ModelPanel()
+        self.targets = TargetPicker()
+        self.options = ConversionOptions()
+        self.bench_options = BenchmarkOptions()
+        self.convert_button = QPushButton("Convert")
+        self.convert_button.setAccessibleName("Convert")
+        self.convert_button.setDefault(True)
+        self.benchmark_button = QPushButton("Benchmark")
+        self.benchmark_button.setAccessibleName("Benchmark")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.convert_button, 1)
+        buttons.addWidget(self.benchmark_button, 1)
+
+        left_body = QWidget()
+        left = QVBoxLayout(left_body)
+        left.addWidget(self.model)
+        left.addWidget(self.targets)
+        left.addWidget(self.options)
+        left.addWidget(self.bench_options)
+        left.addStretch(1)
+        left_scroll = QScrollArea()
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setWidget(left_body)
+        # a narrow window scrolls sideways rather than cutting off the precision columns
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        left_column = QWidget()
+        column = QVBoxLayout(left_column)
+        column.setContentsMargins(0, 0, 0, 4)
+        column.addWidget(left_scroll, 1)
+        column.addLayout(buttons)  # outside the scroll area: Convert and Benchmark are always in view
+        left_column.setMinimumWidth(380)
+
+        self.jobs = JobsView()
+        self.results = ResultsTable()
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Benchmark charts")
+        self._latency_holder = _Holder("Latency chart: loading…")
+        self._batch_holder = _Holder("Batch size chart: loading…")
+        self.tabs.addTab(self._latency_holder, "Latency")
+        self.tabs.addTab(self._batch_holder, "Batch sizes")
+        # netron's view of the source model and each artifact; built, and its servers started, only
+        # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
+        self.graph = None
+        self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
+        self.tabs.addTab(self._graph_holder, "Graph")
+
+        self.right_split = QSplitter(Qt.Orientation.Vertical)
+        self.right_split.addWidget(self.jobs)
+        self.right_split.addWidget(self.results)
+        self.right_split.addWidget(self.tabs)
+        for i, stretch in enumerate((1, 1, 3)):
+            self.right_split.setStretchFactor(i, stretch)
+        self.right_split.setSizes([190, 190, 420])
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(left_column)
+        self.main_split.addWidget(self.right_split)
+        self.main_split.setStretchFactor(0, 2)
+        self.main_split.setStretchFactor(1, 3)
+        self.setCentralWidget(self.main_split)
+
+        self.log = LogPanel()
+        self.log_dock = QDockWidget("Log", self)
+        self.log_dock.setObjectName("log_dock")
+        self.log_dock.setWidget(self.log)
+        self.log_dock.setAccessibleName("Log panel")
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+
+        self.engine_label = QLabel("starting…")
+        self.engine_label.setAccessibleName("Engine status")
+        self.statusBar().addPermanentWidget(self.engine_label)
+        self.resize(1280, 860)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        self.open_action = self._action("&Open Model…", self._on_open_triggered, K.Open, "open a model file")
+        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q", "quit the application")  # StandardKey.Quit is empty on Windows
+        self.export_png_action = self._action("Export Charts as &PNG…", self._on_export_png_triggered,
+                                              tip="save both benchmark charts as PNG images")
+        self.export_csv_action = self._action("Export Benchmark as &CSV…", self._on_export_csv_triggered,
+                                              tip="save the benchmark numbers as CSV")
+        self.copy_path_action = self._action("Copy Artifact &Path", self._on_copy_path_triggered, "Ctrl+Shift+C",
+                                             "copy the selected artifact's path")
+        self.copy_command_action = self._action("Copy CLI &Command", self._on_copy_command_triggered, "Ctrl+Shift+L",
+                                                "copy the command line that builds the selected artifact")
+        self.clear_results_action = self._action("Clear &Results", self._on_clear_results_triggered)
+        self.clear_log_action = self._action("Clear &Log", self.log.clear)
+        self.convert_action = self._action("&Convert", self._on_convert_triggered, "F5",
+                                           "convert to every ticked target and precision")
+        self.benchmark_action = self._action("&Benchmark", self._on_benchmark_triggered, "Ctrl+B",
+                                             "benchmark the source model and every artifact")
+        self.cancel_action = self._action("Cancel &All", self._on_cancel_all_triggered, "Shift+F5",
+                                          "stop every running job")
+        self.about_action = self._action("&About Model Deployment Studio", self._on_about_triggered,
+                                         tip="versions of the tools")
+        self.about_qt_action = self._action("About &Qt", QApplication.aboutQt)
+        self.toggle_log_action = self.log_dock.toggleViewAction()
+        self.toggle_log_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.tab_actions = [self._action("Go to &Results", lambda: self.results.setFocus(), "Ctrl+1")]
+        for i, name in enumerate(("Latency Chart", "Batch Size Chart", "Graph")):
+            self.tab_actions.append(self._action(f"Show {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
+                                                 f"Ctrl+{i + 2}"))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addSeparator()
+        file_menu.addAction(self.export_png_action)
+        file_menu.addAction(self.export_csv_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit = bar.addMenu("&Edit")
+        for a in (self.copy_path_action, self.copy_command_action):
+            edit.addAction(a)
+        edit.addSeparator()
+        edit.addAction(self.clear_results_action)
+        edit.addAction(self.clear_log_action)
+        view = bar.addMenu("&View")
+        view.addAction(self.toggle_log_action)
+        view.addSeparator()
+        for a in self.tab_actions:
+            view.addAction(a)
+        run = bar.addMenu("&Run")
+        for a in (self.convert_action, self.benchmark_action, self.cancel_action):
+            run.addAction(a)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+        help_menu.addAction(self.about_qt_action)
+        self._fill_recent_menu()
+
+    def _connect(self) -> None:
+        """Every long-lived connection of the window (jobs are wired in :meth:`_wire_job`)."""
+        self.convert_button.clicked.connect(self._on_convert_triggered)
+        self.benchmark_button.clicked.connect(self._on_benchmark_triggered)
+        self.model.reload_requested.connect(self._on_reload_requested)
+        self.model.changed.connect(self._update_actions)
+        self.targets.selection_changed.connect(self._update_actions)
+        self.options.changed.connect(self._update_actions)
+        self.jobs.cancel_requested.connect(self._on_job_cancel_requested)
+        self.jobs.all_finished.connect(self._on_all_jobs_finished)
+        self.results.itemSelectionChanged.connect(self._update_actions)
+        self.results.open_folder_requested.connect(self._on_open_folder_requested)
+        self.results.export_requested.connect(self._on_export_for_serving_requested)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _wire_job(self, key: tuple[str, str], job: BackgroundJob) -> None:
+        job.progressed.connect(lambda stage, fraction: self._on_job_progressed(key, stage, fraction))
+        job.succeeded.connect(lambda result: self._on_job_succeeded(key, result))
+        job.failed.connect(lambda state, message: self._on_job_failed(key, state, message))
+
+    # ------------------------------------------------------------------ start-up
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+            QTimer.singleShot(0, self._on_first_painted)
+
+    def _on_first_painted(self) -> None:
+        self.engine_label.setText("loading PyTorch and ONNX in the background…")
+        from ui.workers import engine_job, targets_job
+
+        probe = targets_job(self)
+        probe.succeeded.connect(self._on_targets_probed)
+        probe.failed.connect(lambda _s, message: self.log.add(f"probing the targets failed: {message}"))
+        probe.start()
+        engine = engine_job(self)
+        engine.succeeded.connect(self._on_engine_warmed)
+        engine.failed.connect(self._on_engine_failed)
+        engine.start()
+        self._startup_jobs = [probe, engine]
+        QTimer.singleShot(0, self._build_charts)
+
+    def _build_charts(self) -> None:
+        from ui.latency_chart import BatchChart, LatencyChart
+
+        self.latency_chart = LatencyChart()
+        self.batch_chart = BatchChart()
+        self._latency_holder.put(self.latency_chart)
+        self._batch_holder.put(self.batch_chart)
+        self._charts_built = True
+        self._check_ready()
+
+    def _on_targets_probed(self, choices: list) -> None:
+        from ui.warmup import bench_engine_available
+
+        self.targets.set_choices(choices)
+        self.targets.set_source_format(self.model.source_format)
+        self.targets.set_checked_keys(self.settings.value("choices/targets", []))
+        self.bench_available = bench_engine_available()
+        self._targets_known = True
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        if self._targets_known and self._charts_built and not self.is_ready:
+            self.is_ready = True
+            self._update_actions()
+            self.statusBar().showMessage("Ready: drop a model on the window", 5000)
+            self.ready.emit()
+
+    def _on_engine_warmed(self, info: dict) -> None:
+        self.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
+        self.engine_ready.emit()
+
+    def _on_engine_failed(self, _state: str, message: str) -> None:
+        self.engine_label.setText("engine failed to start")
+        self.log.add(f"the engine failed to start: {message}")
+
+    # ------------------------------------------------------------------ drag and drop
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop) and obj is self.windowHandle():
+            if kind == QEvent.Type.Drop:
+                self._on_dropped(event)
+            else:
+                self._on_drag_entered(event)
+            return True
+        return super().eventFilter(obj, event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        self._on_drag_entered(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        self._on_dropped(event)
+
+    @staticmethod
+    def _dropped_file(event) -> Path | None:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                return Path(url.toLocalFile())
+        return None
+
+    def _on_drag_entered(self, event) -> None:
+        if self._dropped_file(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def _on_dropped(self, event) -> None:
+        path = self._dropped_file(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_model(path)
+
+    # ------------------------------------------------------------------ loading a model
+    def open_model(self, path: str | Path, *, allow_pickle: bool = False, allow_dangerous_pickle: bool = False) -> bool:
+        """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
+        path = Path(path)
+        if self.jobs.running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
+            self._show_message(QMessageBox.Icon.Information, "Jobs are running",
+                               "Wait for the running jobs to finish, or cancel them, before loading another model.")
+            return False
+        if path.suffix.lower() not in MODEL_SUFFIXES:
+            self._show_message(QMessageBox.Icon.Warning, "Not a model file",
+                               f"{path.name} is not a model file Model Deployment Studio reads.\n\nSupported: "
+                               "PyTorch .pt/.pth/.bin/.ckpt (TorchScript, state dict or pickled module), "
+                               "safetensors, torch.export .pt2, ONNX .onnx and TensorRT .engine/.plan.")
+            self.log.add(f"refused {path}: not a supported model file")
+            return False
+        if not path.is_file():
+            self._show_message(QMessageBox.Icon.Warning, "File not found", f"{path} does not exist.")
+            return False
+        if path != self.model_path:
+            self._forget_model()
+            self._restore_arch(path)
+        self.model_path = path
+        self.allow_pickle, self.allow_dangerous_pickle = allow_pickle, allow_dangerous_pickle
+        self._inspect()
+        self._fill_recent_menu(self.settings.add_recent_file(path))
+        return True
+
+    def _forget_model(self) -> None:
+        self.model.clear()
+        self.results.clear_results()
+        self.jobs.clear()
+        if self.latency_chart is not None:
+            self.latency_chart.set_rows([])
+            self.batch_chart.set_rows([])
+
+    def _restore_arch(self, path: Path) -> None:
+        remembered = self.settings.value("arch/by_file", {}).get(str(path.resolve()))
+        if remembered:
+            self.model.set_arch(remembered.get("arch"), remembered.get("kwargs", ""))
+
+    def _inspect(self) -> None:
+        from app.errors import BadInput
+        from ui.workers import inspection_job
+
+        try:
+            kwargs = self.model.arch_kwargs()
+        except BadInput as e:
+            self._show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
+            return
+        payload = {"path": str(self.model_path), "arch": self.model.arch(), "arch_kwargs": kwargs,
+                   "allow_pickle": self.allow_pickle, "allow_dangerous_pickle": self.allow_dangerous_pickle}
+        self.model.show_loading(self.model_path)
+        self.statusBar().showMessage(f"Reading {self.model_path.name}…")
+        self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
+        job = inspection_job(payload, self)
+        job.succeeded.connect(self._on_model_inspected)
+        job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
+        self.inspection = job
+        job.start()
+        self._update_actions()
+
+    def _on_reload_requested(self) -> None:
+        if self.model_path is not None:
+            self._inspect()
+
+    def _on_model_inspected(self, summary: dict) -> None:
+        self.inspection = None
+        self.model.show_model(summary)
+        self.targets.set_source_format(summary["format"])
+        if self.model.arch():
+            by_file = self.settings.value("arch/by_file", {})
+            by_file[str(Path(summary["path"]).resolve())] = {"arch": self.model.arch(),
+                                                             "kwargs": self.model.kwargs_edit.text()}
+            self.settings.set_value("arch/by_file", dict(list(by_file.items())[-50:]))
+        self.log.add(f"loaded {summary['path']}: {summary['format']}, {summary.get('parameters') or 0:,} parameters")
+        for w in summary.get("warnings", []):
+            self.log.add(f"warning: {w}")
+        self.statusBar().showMessage(f"Loaded {Path(summary['path']).name} ({summary['format']})", 5000)
+        self._update_actions()
+        self._refresh_graph()
+        self.model_loaded.emit(summary)
+
+    def _on_model_inspection_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        from app.errors import UnsafeModelError
+
+        self.inspection = None
+        self.model.format_label.setText("not loaded")
+        self._update_actions()
+        if state == CANCELLED:
+            return
+        self.log.add(f"could not load {self.model_path}: {message}")
+        if isinstance(job.error, UnsafeModelError) and "--allow-dangerous-pickle" in message \
+                and self.allow_pickle and not self.allow_dangerous_pickle:
+            self._ask("Dangerous pickle",
+                      f"{message}\n\nLoad it anyway? Only for a file you made yourself: it can run any "
+                      "command on this computer.",
+                      lambda: self.open_model(self.model_path, allow_pickle=True, allow_dangerous_pickle=True))
+        elif isinstance(job.error, UnsafeModelError) and "--allow-pickle" in message and not self.allow_pickle:
+            self._ask("Trust this file?",
+                      f"{self.model_path.name} is a whole pickled Python object: loading it runs code from "
+                      "the file.\n\nLoad it only if you trust where it came from. (Safer: save "
+                      "model.state_dict() and give the architecture.)\n\nTrust and load it?",
+                      lambda: self.open_model(self.model_path, allow_pickle=True))
+        else:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot load the model", message)
+        self.model_failed.emit(message)
+
+    # ------------------------------------------------------------------ converting
+    def convert_blockers(self) -> list[str]:
+        """Why Convert cannot start now (empty: it can)."""
+        if not self.is_ready:
+            return ["the window is still starting"]
+        if self.model_path is None:
+            return ["load a model first (drop it on the window or press Ctrl+O)"]
+        if self.inspection is not None:
+            return ["the model is still loading"]
+        if self.jobs.running:
+            return ["conversions are running"]
+        problems = list(self.model.signature().problems)
+        if not self.targets.checked():
+            problems.append("tick at least one target and precision")
+        return problems
+
+    def build_request(self, target: str, precision: str):
+        """The :class:`ConversionRequest` for one ticked box, from everything the window shows."""
+        from app.request import ConversionRequest
+
+        summary = self.model.summary or {}
+        sig = self.model.signature()
+        declared = {(s["name"], i) for s in summary.get("inputs", [])
+                    for i, d in enumerate(s.get("shape") or []) if isinstance(d, str)}
+        pass_inputs = sig.edited or summary.get("inputs_guessed") or \
+            any(not s.get("shape") for s in summary.get("inputs", []))
+        dynamic = [d for d in sig.dynamic if pass_inputs or (d[0], d[1]) not in declared]
+        return ConversionRequest(
+            model_path=self.model_path, target=target, precision=precision,
+            inputs=tuple(sig.inputs) if pass_inputs else (), dynamic=tuple(dynamic),
+            arch=self.model.arch(), arch_kwargs=tuple(self.model.arch_kwargs().items()),
+            allow_pickle=self.allow_pickle, allow_dangerous_pickle=self.allow_dangerous_pickle,
+            **self.options.values())
+
+    def _on_convert_triggered(self) -> None:
+        from app.errors import BadInput
+
+        blockers = self.convert_blockers()
+        if blockers:
+            self.statusBar().showMessage(f"Cannot convert: {blockers[0]}", 8000)
+            return
+        try:
+            requests = [self.build_request(t, p) for t, p in self.targets.checked()]
+        except BadInput as e:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot convert", str(e))
+            return
+        self.jobs.clear()
+        self.conversions.clear()
+        self._stage_logged.clear()
+        self.settings.set_value("choices/targets", self.targets.checked_keys())
+        self.settings.set_value("choices/options", self.options.state())
+        for request in requests:
+            key = (request.target, request.precision)
+            label = next((c.label for c in self.targets.choices if c.name == request.target), request.target)
+            self.jobs.add_job(key, f"{label} · {request.precision.upper()}")
+            job = ConversionJob(request, parent=self)
+            self.conversions[key] = job
+            self._wire_job(key, job)
+            self.log.add(f"queued {request.target} {request.precision}")
+            job.start()
+        self.statusBar().showMessage(f"Converting to {len(requests)} target(s)…")
+        self._update_actions()
+
+    def _on_job_progressed(self, key, stage: str, fraction: float) -> None:
+        self.jobs.show_progress(key, stage, fraction)
+        if self._stage_logged.get(key) != stage:
+            self._stage_logged[key] = stage
+            self.log.add(f"{key[0]} {key[1]}: {stage}")
+
+    def _on_job_succeeded(self, key, result) -> None:
+        if key == BENCH_KEY:
+            self._on_benchmark_succeeded(result)
+            return
+        request = self.conversions[key].request
+        self.results.add_result(request, result)
+        v = result.verification
+        self.log.add(f"{key[0]} {key[1]}: wrote {result.artifact} ({result.size_bytes / 1e6:.2f} MB, "
+                     f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
+        for w in result.warnings:
+            self.log.add(f"{key[0]} {key[1]}: warning: {w}")
+        self.jobs.show_outcome(key, DONE, "verified" if result.status == "ok" else result.status)
+        self._refresh_graph()
+
+    def _on_job_failed(self, key, state: str, message: str) -> None:
+        if key == BENCH_KEY:
+            self.bench = None
+        elif state == FAILED:
+            self.results.add_failure(self.conversions[key].request, message)
+        self.log.add(f"{key[0]} {key[1]}: {state}: {message}")
+        self.jobs.show_outcome(key, state, message)
+        self._update_actions()
+
+    def _on_job_cancel_requested(self, key) -> None:
+        job = self.bench if key == BENCH_KEY else self.conversions.get(key) or self.serving_jobs.get(key)
+        if job is not None:
+            self.log.add(f"{key[0]} {key[1]}: cancelling")
+            job.cancel()
+
+    def _on_cancel_all_triggered(self) -> None:
+        for key, row in self.jobs.rows.items():
+            if row.state not in (DONE, FAILED, CANCELLED):
+                row.show_cancelling()
+                self._on_job_cancel_requested(key)
+
+    def _on_all_jobs_finished(self) -> None:
+        counts = self.jobs.counts()
+        text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        self.statusBar().showMessage(f"Finished: {text}", 10000)
+        self.log.add(f"all jobs finished: {text}")
+        self._update_actions()
+
+    # ------------------------------------------------------------------ benchmarking
+    def benchmark_blockers(self) -> list[str]:
+        if not self.bench_available:
+            return ["the benchmark engine (app.bench) is not part of this build"]
+        blockers = [b for b in self.convert_blockers() if not b.startswith("tick at least")]
+        if self.bench is not None:
+            blockers.append("a benchmark is running")
+        return blockers
+
+    def benchmark_payload(self) -> dict:
+        summary = self.model.summary or {}
+        sig = self.model.signature()
+        pass_inputs = sig.edited or summary.get("inputs_guessed") or \
+            any(not s.get("shape") for s in summary.get("inputs", []))
+        return {"model": str(self.model_path), "artifacts": [str(p) for p in self.results.artifacts()],
+                "inputs": sig.input_flags() if pass_inputs else [], "dynamic": sig.dynamic_flags(),
+                "arch": self.model.arch(), "arch_kwargs": self.model.arch_kwargs(),
+                "allow_pickle": self.allow_pickle, "batch": self.bench_options.batch_sizes(),
+                "warmup": self.bench_options.warmup.value(), "runs": self.bench_options.runs.value(),
+                "min_seconds": 0.5, "threads": None}
+
+    def _on_benchmark_triggered(self) -> None:
+        from ui.workers import benchmark_job
+
+        blockers = self.benchmark_blockers()
+        if blockers:
+            self.statusBar().showMessage(f"Cannot benchmark: {blockers[0]}", 8000)
+            return
+        payload = self.benchmark_payload()
+        self.settings.set_value("choices/bench", self.bench_options.state())
+        self.bench = benchmark_job(payload, self)
+        self.jobs.add_job(BENCH_KEY, "Benchmark")
+        self._wire_job(BENCH_KEY, self.bench)
+        self.log.add(f"benchmark: source + {len(payload['artifacts'])} artifact(s), batch {payload['batch']}")
+        self.bench.start()
+        self._update_actions()
+
+    def _on_benchmark_succeeded(self, result: dict) -> None:
+        self.bench = None
+        rows = self.show_benchmark(result)
+        self.jobs.show_outcome(BENCH_KEY, DONE, f"{len(rows)} measurements")
+        self._update_actions()
+        self.benchmark_finished.emit(result)
+
+    def show_benchmark(self, result: dict) -> list[dict]:
+        """Chart a benchmark result ``{"machine": {...}, "results": [rows]}`` and log its headline."""
+        rows = list(result.get("results", []))
+        self.latency_chart.set_rows(rows)
+        self.batch_chart.set_rows(rows)
+        machine = result.get("machine") or {}
+        if machine:
+            self.log.add("benchmark machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+        for r in rows:
+            if int(r.get("batch", 0)) == self.latency_chart.batch:
+                self.log.add(f"benchmark {r['name']}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms"
+                             + (f", ×{r['speedup_vs_baseline']:.2f}" if r.get("speedup_vs_baseline") else ""))
+        self.tabs.setCurrentIndex(0)
+        self._update_actions()
+        return rows
+
+    # ------------------------------------------------------------------ results and charts
+    def _selected_row(self) -> int | None:
+        rows = self.results.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    # ------------------------------------------------------------------ the Graph tab
+    def graph_models(self) -> list[tuple[str, Path]]:
+        """What the Graph tab offers: the source model, then every artifact on disk."""
+        models = []
+        if self.model_path is not None and self.model.summary:
+            models.append((f"Source: {self.model_path.name}", self.model_path))
+        for info in self.results.rows:
+            if info.artifact is not None and info.artifact.exists():
+                models.append((f"{info.target} · {info.precision.upper()}: {info.artifact.name}", info.artifact))
+        return models
+
+    def show_graph_tab(self) -> None:
+        self.tabs.setCurrentWidget(self._graph_holder)
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self._graph_holder:
+            if self.graph is None:
+                from ui.graph_view import GraphView
+
+                self.graph = GraphView()
+                self._graph_holder.put(self.graph)
+            self._refresh_graph()
+
+    def _refresh_graph(self) -> None:
+        """Offer the current models in the Graph tab (only once the tab exists: it starts servers)."""
+        if self.graph is not None:
+            self.graph.set_models(self.graph_models())
+
+    # ------------------------------------------------------------------ serving bundles
+    def _on_export_for_serving_requested(self, row: int) -> None:
+        info = self.results.rows[row]
+        if info.artifact is None:
+            return
+        start = self.settings.value("dirs/serving", "") or str(info.artifact.parent)
+        folder = QFileDialog.getExistingDirectory(self, "Triton model repository", start)
+        if folder:
+            self.export_for_serving(info.artifact, Path(folder))
+
+    def export_for_serving(self, artifact: Path, repo: Path) -> BackgroundJob:
+        """Write a Triton model folder for ``artifact`` into ``repo`` in the background."""
+        from ui.workers import serving_job
+
+        self.settings.set_value("dirs/serving", str(repo))
+        key = ("serving", artifact.name)
+        job = serving_job(artifact, repo, self)
+        self.jobs.add_job(key, f"Triton bundle · {artifact.name}")
+        job.succeeded.connect(lambda path: self._on_bundle_written(key, path))
+        job.failed.connect(lambda state, message: self._on_bundle_failed(key, state, message))
+        self.serving_jobs[key] = job
+        job.start()
+        return job
+
+    def _on_bundle_written(self, key, path) -> None:
+        self.serving_jobs.pop(key, None)
+        self.log.add(f"wrote the Triton model folder {path}")
+        self.jobs.show_outcome(key, DONE, str(path))
+        self.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
+
+    def _on_bundle_failed(self, key, state: str, message: str) -> None:
+        self.serving_jobs.pop(key, None)
+        self.log.add(f"Triton bundle for {key[1]}: {state}: {message}")
+        self.jobs.show_outcome(key, state, message)
+        if state == FAILED:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot export for serving", message)
+
+    def _on_copy_path_triggered(self) -> None:
+        row = self._selected_row()
+        if row is not None:
+            self.results.copy_path(row)
+            self.statusBar().showMessage("Artifact path copied", 3000)
+
+    def _on_copy_command_triggered(self) -> None:
+        row = self._selected_row()
+        if row is not None:
+            self.results.copy_command(row)
+            self.statusBar().showMessage("Command line copied", 3000)
+
+    def _on_clear_results_triggered(self) -> None:
+        self.results.clear_results()
+        self._update_actions()
+        self._refresh_graph()
+
+    def _on_open_folder_requested(self, folder: str) -> None:
+        self.statusBar().showMessage(f"Opening {folder}", 3000)
+
+    def _on_export_png_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export charts as PNG", self._last_dir("latency.png"),
+                                              "PNG images (*.png)")
+        if path:
+            path = Path(path).with_suffix(".png")
+            self.latency_chart.export_png(path)
+            self.batch_chart.export_png(path.with_name(path.stem + "-batch.png"))
+            self.statusBar().showMessage(f"Saved {path} and {path.stem}-batch.png", 5000)
+
+    def _on_export_csv_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export benchmark as CSV", self._last_dir("benchmark.csv"),
+                                              "CSV files (*.csv)")
+        if path:
+            self.latency_chart.export_csv(Path(path).with_suffix(".csv"))
+            self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    def _last_dir(self, name: str) -> str:
+        base = self.model_path.parent if self.model_path else Path.home()
+        return str(base / name)
+
+    # ------------------------------------------------------------------ files, dialogs, about
+    def _on_open_triggered(self) -> None:
+        start = self.settings.value("dialogs/last_dir", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model", start, OPEN_FILTERS)
+        if path:
+            self.settings.set_value("dialogs/last_dir", str(Path(path).parent))
+            self.open_model(path)
+
+    def _fill_recent_menu(self, files: list[str] | None = None) -> None:
+        self.recent_menu.clear()
+        files = self.settings.recent_files() if files is None else files
+        for i, f in enumerate(files):
+            action = self.recent_menu.addAction(f"&{i + 1} {Path(f).name}", lambda f=f: self.open_model(f))
+            action.setToolTip(f)
+            action.setStatusTip(f)
+        self.recent_menu.setEnabled(bool(files))
+        if files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent Files", self._on_clear_recent_triggered)
+
+    def _on_clear_recent_triggered(self) -> None:
+        self.settings.clear_recent_files()
+        self._fill_recent_menu([])
+
+    def about_text(self) -> str:
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        from app.versions import tool_versions
+
+        v = tool_versions()
+        names = (("PyTorch", "torch"), ("ONNX", "onnx"), ("ONNX Runtime", "onnxruntime"),
+                 ("onnxscript", "onnxscript"), ("TensorRT", "tensorrt"))
+        lines = [f"{label}: {v.get(key) or 'not installed'}" for label, key in names]
+        lines += [f"Qt: {qVersion()} (PySide6 {PySide6.__version__})", f"Python: {v['python']}",
+                  f"Platform: {v['platform']}"]
+        return ("Model Deployment Studio converts PyTorch and ONNX models to TorchScript, torch.export, "
+                "ONNX (FP32/FP16/INT8) and TensorRT, verifies every artifact and benchmarks it.\n\n"
+                + "\n".join(lines))
+
+    def _on_about_triggered(self) -> None:
+        self._show_message(QMessageBox.Icon.Information, "About Model Deployment Studio", self.about_text())
+
+    def _show_message(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
+        """A window-modal message that does not block the event loop (jobs keep reporting)."""
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAccessibleName(title)
+        self.dialog = box
+        box.finished.connect(lambda _r: self._on_dialog_finished(box))
+        box.open()
+        return box
+
+    def _ask(self, title: str, text: str, on_yes) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAccessibleName(title)
+        self.dialog = box
+
+        def answered(result: int) -> None:
+            self._on_dialog_finished(box)
+            if result == QMessageBox.StandardButton.Yes:
+                on_yes()
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def _on_dialog_finished(self, box: QMessageBox) -> None:
+        if self.dialog is box:
+            self.dialog = None
+        box.deleteLater()
+
+    # ------------------------------------------------------------------ state of the actions
+    def _update_actions(self) -> None:
+        blockers = self.convert_blockers()
+        self.convert_button.setEnabled(not blockers)
+        self.convert_action.setEnabled(not blockers)
+        n = len(self.targets.checked())
+        self.convert_button.setToolTip(f"cannot convert: {blockers[0]}" if blockers
+                                       else f"convert to the {n} ticked target(s) (F5)")
+        bench = self.benchmark_blockers() if self.is_ready else ["the window is still starting"]
+        self.benchmark_button.setEnabled(not bench)
+        self.benchmark_action.setEnabled(not bench)
+        self.benchmark_button.setToolTip(f"cannot benchmark: {bench[0]}" if bench else
+                                         f"benchmark the source and {len(self.results.artifacts())} artifact(s) (Ctrl+B)")
+        self.cancel_action.setEnabled(self.jobs.running)
+        has_chart = bool(self.latency_chart is not None and self.latency_chart.rows)
+        self.export_png_action.setEnabled(has_chart)
+        self.export_csv_action.setEnabled(has_chart)
+        selected = self._selected_row() is not None
+        self.copy_path_action.setEnabled(selected)
+        self.copy_command_action.setEnabled(selected)
+
+    # ------------------------------------------------------------------ settings, palette, closing
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.bytes_value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = s.bytes_value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        for split, key in ((self.main_split, "window/main_split"), (self.right_split, "window/right_split")):
+            saved = s.bytes_value(key)
+            if saved is not None:
+                split.restoreState(saved)
+        self.options.restore(s.value("choices/options", {}))
+        self.bench_options.restore(s.value("choices/bench", {}))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.set_bytes("window/geometry", self.saveGeometry())
+        s.set_bytes("window/state", self.saveState())
+        s.set_bytes("window/main_split", self.main_split.saveState())
+        s.set_bytes("window/right_split", self.right_split.saveState())
+        if self.targets.is_ready:
+            s.set_value("choices/targets", self.targets.checked_keys())
+        s.set_value("choices/options", self.options.state())
+        s.set_value("choices/bench", self.bench_options.state())
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_settings()
+        jobs = [*self.conversions.values(), self.bench, self.inspection, *getattr(self, "_startup_jobs", []),
+                *self.serving_jobs.values()]
+        for job in jobs:
+            if job is not None:
+                job.cancel()
+        for pool in all_pools():  # every child is terminated within a second of its cancel
+            pool.waitForDone(5000)
+        if self.graph is not None:
+            self.graph.close_all()  # stops the graph servers and removes their private copies
+        super().closeEvent(event)
+
+
+class _Holder(QWidget):
+    """A tab page that shows a note until its real widget is built (after the first paint)."""
+
+    def __init__(self, note: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._note = QLabel(note)
+        self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._layout.addWidget(self._note)
+
+    def put(self, widget: QWidget) -> None:
+        self._note.hide()
+        self._layout.addWidget(widget)
+

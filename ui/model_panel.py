@@ -1,0 +1,339 @@
+"""The loaded model: format, size, parameters, its inputs (editable) and outputs, the architecture.
+
+The panel shows the summary an inspection returned (``LoadedModel.summary()``) and lets the user
+complete it: shapes a model does not know, dynamic axes per dimension, and for a state dict the
+architecture that builds the network. It never loads anything itself; it asks by signal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QPushButton, QSizePolicy, QTableWidget, QToolButton, QVBoxLayout,
+                               QWidget)
+
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int8", "uint8", "bool")
+_SHAPE_RE = re.compile(r"^\s*\d+(\s*[xX×*,]\s*\d+)*\s*$")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+@dataclass
+class Signature:
+    """The inputs as the user settled them, in the engine's terms."""
+
+    inputs: list = field(default_factory=list)           # TensorSpec per input
+    dynamic: list[tuple[str, int, str]] = field(default_factory=list)
+    edited: bool = False                                 # differs from what the model declared
+    problems: list[str] = field(default_factory=list)    # why a conversion cannot start yet
+
+    def input_flags(self) -> list[str]:
+        from app.commandline import input_flag
+
+        return [input_flag(s) for s in self.inputs]
+
+    def dynamic_flags(self) -> list[str]:
+        return [f"{n}:{a}:{label}" for n, a, label in self.dynamic]
+
+
+class DimToggles(QWidget):
+    """One checkable button per dimension: checked = the axis is dynamic."""
+
+    toggled = Signal()
+
+    def __init__(self, name: str, rank: int, labels: dict[int, str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.labels = dict(labels)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 0, 2, 0)
+        layout.setSpacing(2)
+        self.buttons: list[QToolButton] = []
+        for axis in range(rank):
+            b = QToolButton(self)
+            b.setText(str(axis))
+            b.setCheckable(True)
+            b.setChecked(axis in labels)
+            label = self.label(axis)
+            b.setToolTip(f"axis {axis} of {name}: dynamic when pressed (named {label!r})")
+            b.setAccessibleName(f"{name} axis {axis} dynamic")
+            b.toggled.connect(self.toggled)
+            layout.addWidget(b)
+            self.buttons.append(b)
+        layout.addStretch(1)
+
+    def label(self, axis: int) -> str:
+        return self.labels.get(axis) or ("batch" if axis == 0 else f"{self.name}_dim{axis}")
+
+    def dynamic_axes(self) -> list[tuple[int, str]]:
+        return [(i, self.label(i)) for i, b in enumerate(self.buttons) if b.isChecked()]
+
+
+class InputsEditor(QTableWidget):
+    """Name | dtype | shape (example sizes, e.g. 1x3x224x224) | dynamic axes."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 4, parent)
+        self.setHorizontalHeaderLabels(["Input", "Type", "Shape", "Dynamic axes"])
+        self.verticalHeader().hide()
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
+        self.setAccessibleName("Model inputs")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self._declared: list[dict] = []
+
+    def set_inputs(self, specs: list[dict], editable: bool) -> None:
+        self._declared = [dict(s) for s in specs]
+        self.setRowCount(0)
+        for row, spec in enumerate(specs):
+            self.insertRow(row)
+            name = spec["name"]
+            self.setCellWidget(row, 0, QLabel(f" {name} "))
+            dtype = QComboBox()
+            dtype.addItems(DTYPES)
+            dtype.setCurrentText(spec.get("dtype", "float32"))
+            dtype.setEnabled(editable)
+            dtype.setAccessibleName(f"{name} element type")
+            dtype.currentTextChanged.connect(self.changed)
+            self.setCellWidget(row, 1, dtype)
+            shape = QLineEdit("x".join(str(d) for d in spec.get("example") or []))
+            shape.setPlaceholderText("e.g. 1x3x224x224")
+            shape.setAccessibleName(f"{name} shape")
+            shape.setToolTip("example sizes of every dimension, joined by x")
+            shape.setReadOnly(not editable)
+            shape.textChanged.connect(lambda _t, r=row: self._on_shape_edited(r))
+            self.setCellWidget(row, 2, shape)
+            labels = {i: d for i, d in enumerate(spec.get("shape") or []) if isinstance(d, str)}
+            self._set_toggles(row, name, len(spec.get("example") or []), labels)
+        self.resizeRowsToContents()
+        for col in (0, 1, 3):  # cell widgets do not count towards ResizeToContents
+            widths = [self.cellWidget(r, col).sizeHint().width() for r in range(self.rowCount())]
+            self.setColumnWidth(col, max(widths + [self.horizontalHeader().sectionSizeHint(col)]) + 4)
+        self.setFixedHeight(self._fitting_height())
+
+    def _fitting_height(self) -> int:
+        rows = sum(self.rowHeight(r) for r in range(self.rowCount())) or 28
+        return self.horizontalHeader().height() + rows + 2 * self.frameWidth() + 4
+
+    def _set_toggles(self, row: int, name: str, rank: int, labels: dict[int, str]) -> None:
+        toggles = DimToggles(name, rank, labels)
+        toggles.toggled.connect(self.changed)
+        self.setCellWidget(row, 3, toggles)
+
+    def _on_shape_edited(self, row: int) -> None:
+        shape = self.shape_edit(row)
+        dims = _dims(shape.text())
+        toggles = self.toggles(row)
+        if dims is not None and len(dims) != len(toggles.buttons):
+            self._set_toggles(row, toggles.name, len(dims),
+                              {a: lbl for a, lbl in toggles.dynamic_axes() if a < len(dims)})
+        self.changed.emit()
+
+    # -- access (also what tests drive)
+    def row_of(self, name: str) -> int:
+        for row in range(self.rowCount()):
+            if self.toggles(row).name == name:
+                return row
+        raise KeyError(name)
+
+    def shape_edit(self, row: int) -> QLineEdit:
+        return self.cellWidget(row, 2)
+
+    def dtype_box(self, row: int) -> QComboBox:
+        return self.cellWidget(row, 1)
+
+    def toggles(self, row: int) -> DimToggles:
+        return self.cellWidget(row, 3)
+
+    def signature(self) -> Signature:
+        from app.errors import BadInput
+        from app.specs import parse_input
+
+        sig = Signature()
+        for row, declared in enumerate(self._declared):
+            name = declared["name"]
+            text = self.shape_edit(row).text().strip()
+            dtype = self.dtype_box(row).currentText()
+            dims = _dims(text)
+            if not text:
+                sig.problems.append(f"enter the shape of input {name} (e.g. 1x3x224x224)")
+                continue
+            if dims is None:
+                sig.problems.append(f"the shape of {name} must be sizes joined by x, e.g. 1x3x224x224")
+                continue
+            try:
+                sig.inputs.append(parse_input(f"{name}:{'x'.join(map(str, dims))}:{dtype}"))
+            except BadInput as e:
+                sig.problems.append(str(e))
+                continue
+            axes = self.toggles(row).dynamic_axes()
+            sig.dynamic += [(name, a, label) for a, label in axes]
+            declared_axes = [(i, d) for i, d in enumerate(declared.get("shape") or []) if isinstance(d, str)]
+            if (list(dims) != list(declared.get("example") or []) or dtype != declared.get("dtype")
+                    or axes != declared_axes):
+                sig.edited = True
+        return sig
+
+
+def _dims(text: str) -> list[int] | None:
+    if not _SHAPE_RE.match(text or ""):
+        return None
+    return [int(d) for d in re.split(r"\s*[xX×*,]\s*", text.strip())]
+
+
+class ModelPanel(QGroupBox):
+    """Summary of the loaded model, its editable signature and (for state dicts) the architecture."""
+
+    reload_requested = Signal()
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Model", parent)
+        self.summary: dict | None = None
+        self.setAccessibleName("Model")
+        layout = QVBoxLayout(self)
+        self.hint = QLabel("Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O).\n"
+                           "PyTorch .pt/.pth/.bin/.ckpt, .safetensors, torch.export .pt2, ONNX .onnx")
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setMinimumHeight(60)
+        layout.addWidget(self.hint)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.file_label = QLabel("—")
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.format_label = QLabel("—")
+        self.params_label = QLabel("—")
+        for w, name in ((self.file_label, "Model file"), (self.format_label, "Model format"),
+                        (self.params_label, "Parameters and size")):
+            w.setAccessibleName(name)
+        form.addRow("File:", self.file_label)
+        form.addRow("Format:", self.format_label)
+        form.addRow("Parameters:", self.params_label)
+
+        arch_row = QHBoxLayout()
+        self.arch_edit = QLineEdit()
+        self.arch_edit.setPlaceholderText("file.py:Factory or pkg.module:Factory")
+        self.arch_edit.setToolTip("the class or function that builds the network (needed for a state dict)")
+        self.arch_edit.setAccessibleName("Architecture")
+        self.kwargs_edit = QLineEdit()
+        self.kwargs_edit.setPlaceholderText('kwargs JSON, e.g. {"num_classes": 10}')
+        self.kwargs_edit.setToolTip("keyword arguments for the architecture, as a JSON object")
+        self.kwargs_edit.setAccessibleName("Architecture keyword arguments")
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("load the model again with this architecture")
+        self.load_button.setAccessibleName("Load with architecture")
+        arch_row.addWidget(self.arch_edit, 3)
+        arch_row.addWidget(self.kwargs_edit, 2)
+        arch_row.addWidget(self.load_button)
+        form.addRow("Architecture:", arch_row)
+        layout.addLayout(form)
+
+        layout.addWidget(QLabel("Inputs (shapes editable where the model does not fix them; "
+                                "press an axis to make it dynamic):"))
+        self.inputs = InputsEditor()
+        layout.addWidget(self.inputs)
+        self.outputs_label = QLabel("Outputs: —")
+        self.outputs_label.setWordWrap(True)
+        self.outputs_label.setAccessibleName("Model outputs")
+        layout.addWidget(self.outputs_label)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setAccessibleName("Model warnings")
+        self.warnings_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.warnings_label)
+
+        self.load_button.clicked.connect(self.reload_requested)
+        self.arch_edit.returnPressed.connect(self.reload_requested)
+        self.kwargs_edit.returnPressed.connect(self.reload_requested)
+        self.inputs.changed.connect(self.changed)
+        self._set_details_visible(False)
+
+    # -- showing
+    def _set_details_visible(self, on: bool) -> None:
+        self.hint.setVisible(not on)
+        self.inputs.setVisible(on)
+        self.outputs_label.setVisible(on)
+
+    def show_loading(self, path: Path) -> None:
+        self.file_label.setText(Path(path).name)
+        self.file_label.setToolTip(str(path))
+        self.format_label.setText("reading…")
+
+    def show_model(self, summary: dict) -> None:
+        self.summary = summary
+        fmt = summary["format"]
+        self.file_label.setText(Path(summary["path"]).name)
+        self.file_label.setToolTip(summary["path"])
+        extra = [f"opset {summary['opset']}"] if summary.get("opset") else []
+        self.format_label.setText(fmt + (f" ({', '.join(extra)})" if extra else ""))
+        params = summary.get("parameters") or 0
+        self.params_label.setText(f"{params:,} · {human_size(int(summary.get('size_bytes') or 0))} on disk")
+        editable = fmt in ("state-dict", "pickle", "torchscript") or summary.get("inputs_guessed") \
+            or any(not s.get("shape") for s in summary.get("inputs", []))
+        self.inputs.set_inputs(summary.get("inputs", []), editable=bool(editable))
+        outs = [f"{o['name']}: {o.get('dtype', '?')}[{'x'.join(str(d) for d in o.get('shape') or []) or '?'}]"
+                for o in summary.get("outputs", [])]
+        self.outputs_label.setText("Outputs: " + (", ".join(outs) or "— (known after loading the architecture)"))
+        notes = list(summary.get("warnings", []))
+        if summary.get("inputs_guessed") and not any("guess" in w for w in notes):
+            notes.insert(0, "the input shapes are a guess: check them before converting")
+        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in notes))
+        self._set_details_visible(True)
+        self.changed.emit()
+
+    def clear(self) -> None:
+        self.summary = None
+        for w in (self.file_label, self.format_label, self.params_label):
+            w.setText("—")
+        self.outputs_label.setText("Outputs: —")
+        self.warnings_label.setText("")
+        self.inputs.set_inputs([], editable=False)
+        self._set_details_visible(False)
+        self.changed.emit()
+
+    # -- reading
+    @property
+    def source_format(self) -> str | None:
+        return self.summary["format"] if self.summary else None
+
+    @property
+    def needs_architecture(self) -> bool:
+        return bool(self.summary) and self.summary["format"] == "state-dict" and not self.summary.get("outputs")
+
+    def arch(self) -> str | None:
+        return self.arch_edit.text().strip() or None
+
+    def arch_kwargs(self) -> dict:
+        """The kwargs JSON as a dict (raises ``BadInput`` with a readable message)."""
+        from app.arch import parse_arch_kwargs
+
+        return parse_arch_kwargs(self.kwargs_edit.text().strip() or None)
+
+    def signature(self) -> Signature:
+        sig = self.inputs.signature() if self.summary else Signature(problems=["load a model first"])
+        if self.needs_architecture:
+            sig.problems.insert(0, "a state dict needs its architecture: fill in Architecture and press Load")
+        return sig
+
+    def set_arch(self, arch: str | None, kwargs_json: str = "") -> None:
+        self.arch_edit.setText(arch or "")
+        self.kwargs_edit.setText(kwargs_json)

@@ -1,0 +1,191 @@
+"""Finished conversions: artifact, size, time, verification metrics (pass/fail colour), warnings.
+
+Double-click opens the artifact's folder; the context menu copies the path or the equivalent
+``python main.py convert ...`` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidget, QTableWidgetItem, QWidget
+
+from ui.jobs_view import status_color
+from ui.model_panel import human_size
+
+COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification", "Warnings")
+
+
+@dataclass
+class ResultRow:
+    """What one row of the table stands for."""
+
+    request: object                 # ConversionRequest
+    result: object | None           # ConversionResult, None when the job failed
+    message: str = ""
+
+    @property
+    def target(self) -> str:
+        return self.request.target
+
+    @property
+    def precision(self) -> str:
+        return self.request.precision
+
+    @property
+    def artifact(self) -> Path | None:
+        return Path(self.result.artifact) if self.result is not None and self.result.artifact else None
+
+    @property
+    def verification_passed(self) -> bool:
+        v = self.result.verification if self.result is not None else None
+        return bool(v is not None and v.passed and self.result.status != "failed")
+
+
+class ResultsTable(QTableWidget):
+    """One row per finished job (failed ones too, in red, with the reason)."""
+
+    open_folder_requested = Signal(str)
+    export_requested = Signal(int)  # "Export for serving…" on this row: the window asks where
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.verticalHeader().hide()
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.setAccessibleName("Results")
+        header = self.horizontalHeader()
+        for i in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.rows: list[ResultRow] = []
+        self.cellDoubleClicked.connect(self._on_cell_double_clicked)
+        self.customContextMenuRequested.connect(self._on_context_menu_requested)
+
+    # -- filling
+    def add_result(self, request, result) -> ResultRow:
+        return self._put(ResultRow(request, result))
+
+    def add_failure(self, request, message: str) -> ResultRow:
+        return self._put(ResultRow(request, None, message))
+
+    def _put(self, info: ResultRow) -> ResultRow:
+        for i, old in enumerate(self.rows):  # a re-run replaces the row of the same job
+            if (old.target, old.precision) == (info.target, info.precision):
+                self.removeRow(i)
+                del self.rows[i]
+                break
+        row = self.rowCount()
+        self.insertRow(row)
+        self.rows.append(info)
+        r = info.result
+        v = r.verification if r is not None else None
+        if r is not None:
+            verdict = "passed" if info.verification_passed else ("failed" if v is not None else "not run")
+            if v is not None and not v.passed and not v.enforced:
+                verdict = "failed (not enforced)"
+            cells = [info.target, info.precision, info.artifact.name if info.artifact else "—",
+                     human_size(r.size_bytes), f"{r.seconds:.1f} s",
+                     _num(v.max_abs_err) if v else "—", _num(v.cosine, 6) if v else "—", verdict,
+                     "; ".join(r.warnings + ([r.message] if r.message else []))]
+        else:
+            verdict = "failed"
+            cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", info.message]
+        for col, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            if col in (3, 4, 5, 6):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if col == 8 or (col == 2 and info.artifact):
+                item.setToolTip(str(info.artifact) if col == 2 else text)
+            self.setItem(row, col, item)
+        verdict_item = self.item(row, 7)
+        verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if info.verification_passed else "fail"))))
+        font = verdict_item.font()
+        font.setBold(True)
+        verdict_item.setFont(font)
+        if v is not None:
+            verdict_item.setToolTip(v.summary() + (f"\n{v.failure}" if v.failure else "")
+                                    + f"\nchecks: {'; '.join(v.checks)}")
+        return info
+
+    def clear_results(self) -> None:
+        self.setRowCount(0)
+        self.rows.clear()
+
+    # -- reading
+    def row_for(self, target: str, precision: str) -> ResultRow:
+        for info in self.rows:
+            if (info.target, info.precision) == (target, precision):
+                return info
+        raise KeyError(f"{target}/{precision}")
+
+    def artifacts(self) -> list[Path]:
+        return [i.artifact for i in self.rows if i.artifact is not None and i.artifact.exists()]
+
+    def can_export(self, row: int) -> bool:
+        """Whether the row's artifact can become a Triton model folder (ONNX, TorchScript, a TensorRT plan)."""
+        info = self.rows[row]
+        from app.serving import SERVABLE_TARGETS
+
+        return (info.target in SERVABLE_TARGETS and info.artifact is not None and info.artifact.exists()
+                and info.verification_passed)
+
+    def text(self, row: int, column: str) -> str:
+        return self.item(row, COLUMNS.index(column)).text()
+
+    # -- actions
+    def copy_path(self, row: int) -> None:
+        info = self.rows[row]
+        if info.artifact:
+            QGuiApplication.clipboard().setText(str(info.artifact))
+
+    def copy_command(self, row: int) -> None:
+        from app.commandline import convert_command
+
+        QGuiApplication.clipboard().setText(convert_command(self.rows[row].request))
+
+    def open_folder(self, row: int) -> None:
+        info = self.rows[row]
+        folder = info.artifact.parent if info.artifact else _out_dir(info.request)
+        self.open_folder_requested.emit(str(folder))
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def context_menu(self, row: int) -> QMenu:
+        menu = QMenu(self)
+        copy_path = menu.addAction("Copy path", lambda: self.copy_path(row))
+        copy_path.setEnabled(self.rows[row].artifact is not None)
+        menu.addAction("Copy CLI command", lambda: self.copy_command(row))
+        menu.addSeparator()
+        menu.addAction("Open folder", lambda: self.open_folder(row))
+        export = menu.addAction("Export for serving (Triton)…", lambda: self.export_requested.emit(row))
+        export.setEnabled(self.can_export(row))
+        export.setToolTip("write a Triton model folder (config.pbtxt, README, version 1) for this artifact")
+        return menu
+
+    def _on_cell_double_clicked(self, row: int, _column: int) -> None:
+        self.open_folder(row)
+
+    def _on_context_menu_requested(self, pos: QPoint) -> None:
+        row = self.rowAt(pos.y())
+        if 0 <= row < len(self.rows):
+            self.selectRow(row)
+            self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    value = float(value)
+    return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits + 1}f}"
+
+
+def _out_dir(request) -> Path:
+    return Path(request.out_dir) if request.out_dir else Path(request.model_path).parent

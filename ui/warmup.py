@@ -1,0 +1,87 @@
+"""What the window does once it has painted: the slow imports, in the background (Qt-free).
+
+The window's own process never imports torch: models are inspected and converted in supervised
+child processes (:mod:`app.jobs`), whose fork server imports torch, onnx and onnxruntime once.
+Importing torch in the window's process would hold the interpreter lock for hundreds of
+milliseconds (its C extension initialises under the GIL) and freeze the event loop; a fork server
+warms the same imports with no such cost. So warming up means: start that server, import the light
+engine modules here, and probe which targets this machine can build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+
+TENSORRT_MISSING = ("TensorRT is not installed: it needs an NVIDIA GPU with CUDA and "
+                    "pip install -e \".[tensorrt]\"")
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """One deployment target as the window offers it."""
+
+    name: str
+    label: str
+    precisions: tuple[str, ...]
+    available: bool
+    reason: str = ""
+    converter: type | None = field(default=None, compare=False, repr=False)
+
+    def reason_for(self, precision: str, source_format: str | None) -> str:
+        """Why ``precision`` cannot be built from ``source_format`` here; "" when it can."""
+        if not self.available:
+            return self.reason
+        if precision not in self.precisions:
+            return f"{self.label} has no {precision.upper()} path"
+        if source_format is None or self.converter is None:
+            return ""
+        from app.errors import UnsupportedCombination
+
+        try:
+            self.converter.check(source_format, precision)
+        except UnsupportedCombination as e:
+            return str(e)
+        return ""
+
+
+def probe_targets() -> list[TargetChoice]:
+    """Every target the engine registers, with its availability (and TensorRT even when absent)."""
+    from converters.base import all_converters
+
+    choices = []
+    for c in all_converters():
+        try:
+            ok, why = c.available()
+        except Exception as e:  # noqa: BLE001 - a broken optional backend is "unavailable", not a crash
+            ok, why = False, f"{type(e).__name__}: {e}"
+        choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c))
+    if not any(c.name == "tensorrt" for c in choices):
+        why = TENSORRT_MISSING if importlib.util.find_spec("tensorrt") is None else \
+            "the TensorRT converter is not part of this build"
+        choices.append(TargetChoice("tensorrt", "TensorRT", ("fp32", "fp16", "int8"), False, why))
+    return choices
+
+
+def warm_engine() -> list[TargetChoice]:
+    """Import the engine's light modules in this process and probe the targets."""
+    import app.pipeline  # noqa: F401 - unpickling a ConversionResult needs it
+    import app.verify  # noqa: F401
+
+    return probe_targets()
+
+
+def child_ready(payload=None, progress=None, should_cancel=None) -> dict:
+    """A no-op job: running it starts the fork server, which imports torch & co. once."""
+    import torch
+
+    return {"pid": os.getpid(), "torch": torch.__version__}
+
+
+def bench_engine_available() -> bool:
+    """Whether the benchmark engine (``app.bench.job``) is part of this build."""
+    try:
+        return importlib.util.find_spec("app.bench.job") is not None
+    except (ImportError, ValueError):
+        return False

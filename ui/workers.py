@@ -1,0 +1,219 @@
+"""Background work of the window: each piece is a superqt worker that reports by signals.
+
+Every job that touches a user's model (inspection, conversion, benchmark) runs through
+:func:`app.jobs.run_job` from a worker thread, so the real work happens in a supervised child
+process: the worker thread only waits on a pipe (it holds no lock the event loop needs), Cancel
+terminates the child within a second, and a native crash becomes an error row instead of taking the
+window down.
+
+Why a ``FunctionWorker`` plus a progress signal rather than a generator: ``run_job`` reports progress
+through a callback from inside a blocking call; turning that into ``yield`` would need a second
+thread per job. The cooperative ``quit()`` still works: ``should_cancel`` reads the worker's
+``abort_requested``, which ``run_job`` polls every 50 ms.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from superqt.utils import FunctionWorker, create_worker
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+TERMINAL = (DONE, FAILED, CANCELLED)
+
+_pools: dict[str, QThreadPool] = {}
+
+
+def conversion_pool(kind: str = "cpu") -> QThreadPool:
+    """The pool conversions run in.
+
+    CPU targets run side by side (each in its own process and private work folder, so two at once
+    is safe; more than half the cores buys nothing since every child uses several threads).
+    GPU builds (TensorRT) go one at a time: two builders compete for the same GPU memory.
+    """
+    if kind not in _pools:
+        pool = QThreadPool()
+        pool.setObjectName(f"conversions-{kind}")
+        pool.setMaxThreadCount(1 if kind == "gpu" else max(2, min(4, (os.cpu_count() or 2) // 2)))
+        _pools[kind] = pool
+    return _pools[kind]
+
+
+def all_pools() -> list[QThreadPool]:
+    """Every pool the window may have work in (the global one included)."""
+    return [QThreadPool.globalInstance(), *_pools.values()]
+
+
+def error_text(exc: BaseException) -> str:
+    """One line a user can act on."""
+    from app.errors import StudioError
+
+    if isinstance(exc, StudioError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"internal error: {type(exc).__name__}: {text}"
+
+
+class BackgroundJob(QObject):
+    """One piece of work in a child process, with progress, a result or an error, and Cancel.
+
+    Signals
+    -------
+    progressed(stage, fraction)  fraction is -1 when unknown
+    succeeded(result)
+    failed(state, message)       state is "failed" or "cancelled"
+    finished()                   always last, exactly once
+    """
+
+    progressed = Signal(str, float)
+    succeeded = Signal(object)
+    failed = Signal(str, str)
+    finished = Signal()
+
+    def __init__(self, work: Callable[..., Any], *, pool: QThreadPool | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._work = work
+        self._pool = pool or QThreadPool.globalInstance()
+        self.state = QUEUED
+        self.message = ""
+        self.result: Any = None
+        self.error: BaseException | None = None
+        # superqt re-raises `errored` in the GUI thread unless it is connected at creation: connect all here
+        self.worker: FunctionWorker = create_worker(
+            self._run, _start_thread=False,
+            _connect={"started": self._on_worker_started, "returned": self._on_worker_returned,
+                      "errored": self._on_worker_errored, "finished": self._on_worker_finished})
+
+    # -- control (GUI thread)
+    def start(self) -> None:
+        self._pool.start(self.worker)
+
+    def cancel(self) -> None:
+        """Stop the job: a queued one never starts, a running one's child is terminated."""
+        if self.state in TERMINAL:
+            return
+        if self.state == QUEUED and self._pool.tryTake(self.worker):
+            self._finish(CANCELLED, "cancelled before it started")
+            return
+        self.worker.quit()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.worker.abort_requested
+
+    # -- the worker thread
+    def _run(self) -> Any:
+        return self._work(progress=self._report, should_cancel=lambda: self.worker.abort_requested)
+
+    def _report(self, stage: str, fraction: float | None = None) -> None:
+        self.progressed.emit(stage, -1.0 if fraction is None else float(fraction))
+
+    # -- results (GUI thread, queued from the worker)
+    def _on_worker_started(self) -> None:
+        if self.state == QUEUED:
+            self.state = RUNNING
+
+    def _on_worker_returned(self, result: Any) -> None:
+        self.result = result
+        self._finish(DONE, "")
+
+    def _on_worker_errored(self, exc: BaseException) -> None:
+        from app.errors import Cancelled
+
+        self.error = exc
+        if isinstance(exc, Cancelled):
+            self._finish(CANCELLED, "cancelled")
+        else:
+            self._finish(FAILED, error_text(exc))
+
+    def _on_worker_finished(self) -> None:
+        # superqt drops the return value of a worker whose quit() came too late to stop it
+        if self.state not in TERMINAL:
+            self._finish(CANCELLED, "cancelled")
+
+    def _finish(self, state: str, message: str) -> None:
+        if self.state in TERMINAL:
+            return
+        self.state, self.message = state, message
+        if state == DONE:
+            self.succeeded.emit(self.result)
+        else:
+            self.failed.emit(state, message)
+        self.finished.emit()
+
+
+class ConversionJob(BackgroundJob):
+    """One target × precision: :func:`app.jobs.run_conversion` in a child process."""
+
+    def __init__(self, request, *, parent: QObject | None = None) -> None:
+        self.request = request
+        kind = "gpu" if request.target == "tensorrt" else "cpu"
+        super().__init__(self._convert, pool=conversion_pool(kind), parent=parent)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.request.target, self.request.precision
+
+    def _convert(self, progress, should_cancel):
+        from app.jobs import run_conversion
+
+        return run_conversion(self.request, progress=progress, should_cancel=should_cancel)
+
+
+def inspection_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
+    """Read a model file's summary in a child (a pickle that runs code never runs in the window)."""
+
+    def work(progress, should_cancel):
+        from app.jobs import run_inspection
+
+        return run_inspection(payload, progress=progress, should_cancel=should_cancel)
+
+    return BackgroundJob(work, parent=parent)
+
+
+def benchmark_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
+    """Benchmark the source and its artifacts in a child (``app.bench.job:bench_job``)."""
+
+    def work(progress, should_cancel):
+        from app.jobs import run_job
+
+        return run_job("app.bench.job:bench_job", payload, progress=progress, should_cancel=should_cancel)
+
+    return BackgroundJob(work, parent=parent)
+
+
+def targets_job(parent: QObject | None = None) -> BackgroundJob:
+    """After the first paint: import the light engine modules and probe which targets can be built."""
+
+    def work(progress, should_cancel):
+        from ui.warmup import warm_engine
+
+        return warm_engine()
+
+    return BackgroundJob(work, parent=parent)
+
+
+def engine_job(parent: QObject | None = None) -> BackgroundJob:
+    """After the first paint: start the fork server, which imports torch, onnx and onnxruntime once."""
+
+    def work(progress, should_cancel):
+        from app.jobs import run_job
+
+        return run_job("ui.warmup:child_ready", None, should_cancel=should_cancel)
+
+    return BackgroundJob(work, parent=parent)
+
+
+def serving_job(artifact, repo, parent: QObject | None = None) -> BackgroundJob:
+    """Write a Triton model folder for ``artifact`` into ``repo`` (``app.serving``) in a child."""
+
+    def work(progress, should_cancel):
+        from app.jobs import run_job
+
+        return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo)},
+                       progress=progress, should_cancel=should_cancel)
+
+    return BackgroundJob(work, parent=parent)
