@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("targets", help="list deployment targets, their precisions and availability")
     t.add_argument("--json", action="store_true")
     t.add_argument("--debug", action="store_true")
+    from app.serving_commands import add_serving_commands
+    add_serving_commands(sub)
+    from app.bench.commands import add_bench_commands
+    add_bench_commands(sub)
     return parser
 
 
@@ -232,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             problems = dependency_problems()
             if problems:  # these versions have known holes in the code that reads untrusted files
                 return _fail(problems[0], 2)
+        if hasattr(args, "handler"):
+            return args.handler(args)
         return {"convert": cmd_convert, "inspect": cmd_inspect, "targets": cmd_targets}[args.command](args)
     except SystemExit as e:
         return int(e.code or 0)

@@ -70,7 +70,7 @@ def test_errors_exit_2_with_one_clear_line_and_no_leftovers(cli, workdir, tmp_pa
         expect = "--allow-pickle"
     elif case == "combination":
         args = [workdir["cnn_onnx"], "--to", "torchscript-trace", *args]
-        expect = "Valid here: onnx (fp16/int8)"
+        expect = "onnx (fp16/int8)"
     elif case == "unwritable_out":
         blocker = tmp_path / "a_file"
         blocker.write_text("x")
