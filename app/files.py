@@ -64,12 +64,12 @@ def remove_work_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def clean_stale_work_dirs(out_dir: Path) -> list[Path]:
-    """Remove temporaries left by a crashed run (their process is gone); called before each conversion."""
+def clean_stale_work_dirs(out_dir: Path, prefix: str = TMP_PREFIX) -> list[Path]:
+    """Remove ``prefix<pid>-*`` temporaries whose process is gone (left by a crashed or killed run)."""
     removed = []
     if out_dir.is_dir():
-        for p in out_dir.glob(TMP_PREFIX + "*"):
-            pid = p.name[len(TMP_PREFIX):].split("-")[0]
+        for p in out_dir.glob(prefix + "*"):
+            pid = p.name[len(prefix):].split("-")[0]
             if p.is_dir() and not (pid.isdigit() and _alive(int(pid))):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)

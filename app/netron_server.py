@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from app.files import clean_stale_work_dirs
 from app.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -204,23 +205,7 @@ def private_copy(path: Path) -> tuple[Path, Path]:
 
 def clean_stale_copies() -> list[Path]:
     """Remove private copies left by a process that was killed (atexit never ran); returns them."""
-    removed = []
-    for folder in Path(tempfile.gettempdir()).glob(TMP_PREFIX + "*"):
-        pid = folder.name[len(TMP_PREFIX):].split("-")[0]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+    return clean_stale_work_dirs(Path(tempfile.gettempdir()), prefix=TMP_PREFIX)
 
 
 class GraphServer:

@@ -72,7 +72,16 @@ def _png(item, path: str | Path, width: int) -> Path:
     return Path(path)
 
 
-class LatencyChart(pg.PlotWidget):
+class _FollowsPalette:
+    """Re-colours the chart when the system switches between light and dark."""
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override: light/dark switch
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and getattr(self, "_built", False):
+            self.apply_palette()
+
+
+class LatencyChart(_FollowsPalette, pg.PlotWidget):
     """p50 latency per runner at one batch size: bars, p90/p99 whiskers, speedup labels, hover."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -98,11 +107,6 @@ class LatencyChart(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._built = True
         self.apply_palette()
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override: light/dark switch
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and getattr(self, "_built", False):
-            self.apply_palette()
 
     def apply_palette(self) -> None:
         bg, fg = _colors(self)
@@ -197,7 +201,7 @@ class LatencyChart(pg.PlotWidget):
         return write_csv(self.rows, path)
 
 
-class BatchChart(pg.GraphicsLayoutWidget):
+class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
     """Latency (p50) and throughput of every runner across batch sizes, side by side."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -224,11 +228,6 @@ class BatchChart(pg.GraphicsLayoutWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._built = True
         self.apply_palette()
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override: light/dark switch
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and getattr(self, "_built", False):
-            self.apply_palette()
 
     def apply_palette(self) -> None:
         bg, fg = _colors(self)

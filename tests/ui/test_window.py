@@ -333,3 +333,59 @@ def test_a_model_named_on_the_command_line_opens_when_the_window_is_ready(qtbot,
         pass
     assert loaded.args[0]["format"] == "onnx"
     window.close()
+
+
+QUIT_PROBE = r"""
+import sys
+from pathlib import Path
+from ui import app as ui_app
+model, out = Path(sys.argv[1]), sys.argv[2]
+a = ui_app.application([])
+w = ui_app.create_window([])
+def loaded(_summary):
+    w.show_graph_tab()  # starts a graph server (a child process) for the model
+    # without QtWebEngine the pane says "open in browser" once its server runs: then convert
+    w.graph.panes[0].graph_failed.connect(convert)
+def convert(_message):
+    w.targets.check("onnx", "fp16")
+    w.options.out_dir.setText(out)
+    w.convert_button.click()
+def progressed(key, stage, fraction):
+    if key == ("onnx", "fp16") and w.graph.panes[0].server is not None:
+        print("busy", flush=True)
+        sys.stdin.readline()  # the test has listed this process's children
+        w.quit_action.trigger()  # Ctrl+Q in the middle of a conversion
+w.ready.connect(lambda: w.open_model(model))
+w.model_loaded.connect(loaded)
+w.model_failed.connect(lambda message: (print("failed:", message, flush=True), a.exit(3)))
+from PySide6.QtCore import QTimer
+QTimer.singleShot(90_000, lambda: (print("did not get busy in 90 s", flush=True), a.exit(4)))
+orig = w._on_job_progressed
+w._on_job_progressed = lambda key, stage, fraction: (orig(key, stage, fraction), progressed(key, stage, fraction))
+sys.exit(a.exec())
+"""
+
+
+def test_quitting_mid_conversion_leaves_no_process_behind(workdir):
+    import os
+
+    import psutil
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DEPLOYSTUDIO_NO_WEBENGINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", QUIT_PROBE, str(workdir["cnn_onnx"]), str(workdir["out"])],
+                            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        # the probe's first line: "busy", or why it cannot get there (no hanging on a silent pipe)
+        assert proc.stdout.readline().strip() == "busy"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        # the fork server, the conversion child, the graph server at least
+        assert len(children) >= 3, [c.cmdline() for c in children]
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(30) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, [c.cmdline() for c in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not list(workdir["out"].glob(".studio-tmp-*"))  # the cancelled conversion left nothing

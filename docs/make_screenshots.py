@@ -1,0 +1,101 @@
+"""Take the README's screenshots: the window with a real ResNet-18 loaded, converted and benchmarked
+(docs/screenshot-main.png), then its Graph tab on the INT8 ONNX artifact (docs/screenshot-graph.png).
+
+    QTWEBENGINE_CHROMIUM_FLAGS="--no-sandbox --disable-gpu" \
+        xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
+
+It drives the window as a user would: opens the model, gives its architecture, makes the batch axis
+dynamic, ticks targets, converts, benchmarks, opens the Graph tab. Every number on screen is measured.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGETS = [("torchscript-trace", "fp32"), ("torch-export", "fp32"), ("onnx", "fp32"), ("onnx", "fp16"),
+           ("onnx", "int8")]
+BATCHES = [1, 4, 8]
+
+
+def wait_for(app, condition, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main(out_dir: Path) -> int:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    import torch
+
+    from benchmarks.bench_models import ResNet18
+    from ui.app import application
+    from ui.main_window import MainWindow
+
+    work = Path(tempfile.mkdtemp(prefix="studio-shot-"))
+    model_path = work / "resnet18.pt"
+    torch.manual_seed(0)
+    torch.save(ResNet18().eval().state_dict(), model_path)
+
+    app: QApplication = application([])
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
+    window = MainWindow()
+    window.resize(1560, 980)
+    window.show()
+    wait_for(app, lambda: window.is_ready)
+
+    window.open_model(model_path)
+    wait_for(app, lambda: window.model.summary is not None)
+    window.model.arch_edit.setText("benchmarks.bench_models:ResNet18")
+    window.model.load_button.click()
+    wait_for(app, lambda: window.model.summary is not None and window.model.summary.get("outputs"))
+    editor = window.model.inputs
+    editor.toggles(editor.row_of("x")).buttons[0].setChecked(True)
+    window.options.out_dir.setText(str(work / "artifacts"))
+    for target, precision in TARGETS:
+        window.targets.check(target, precision)
+    window.convert_button.click()
+    wait_for(app, lambda: window.jobs.rows and not window.jobs.running, timeout=900)
+
+    window.bench_options.batches.setText(", ".join(map(str, BATCHES)))
+    window.benchmark_button.click()
+    wait_for(app, lambda: window.bench is None and window.latency_chart.rows, timeout=900)
+    window.tabs.setCurrentIndex(0)
+    window.results.resizeColumnsToContents()
+    shoot(app, window, out_dir / "screenshot-main.png")
+
+    window.show_graph_tab()
+    pane = window.graph.panes[0]
+    int8 = window.results.row_for("onnx", "int8").artifact
+    pane.selector.setCurrentIndex([pane.selector.itemData(i) for i in range(pane.selector.count())].index(str(int8)))
+    wait_for(app, lambda: pane.state in ("drawn", "failed"), timeout=120)
+    if pane.state != "drawn":
+        raise RuntimeError(f"no graph: {pane.message.text()}")
+    shoot(app, window, out_dir / "screenshot-graph.png")
+    print(f"artifacts in {work}")
+    window.close()
+    return 0
+
+
+def shoot(app, window, path: Path) -> None:
+    for _ in range(50):  # let the last paints (and the web view's frames) land
+        app.processEvents()
+        time.sleep(0.02)
+    image = window.grab()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(str(path))
+    print(f"saved {path} ({image.width()}x{image.height()})")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs"))
