@@ -129,6 +129,15 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
     return judge(precision, metrics, [w for w, _ in sets])
 
 
+def artifact_path(request: ConversionRequest) -> Path:
+    """Where :func:`convert` places the request's primary artifact (to ask before replacing it)."""
+    from converters.base import get_converter
+
+    source = Path(request.model_path)
+    out_dir = Path(request.out_dir) if request.out_dir else source.parent
+    return out_dir / get_converter(request.target)().artifact_name(_stem(source), request.precision)
+
+
 def convert(request: ConversionRequest, progress: Progress | None = None,
             should_cancel: Callable[[], bool] | None = None) -> ConversionResult:
     """Run one conversion job end to end. Raises :class:`StudioError` subclasses on failure."""

@@ -503,6 +503,23 @@ class MainWindow(QMainWindow):
         except BadInput as e:
             self._show_message(QMessageBox.Icon.Warning, "Cannot convert", str(e))
             return
+        if not self.options.overwrite.isChecked():
+            from dataclasses import replace
+
+            from app.pipeline import artifact_path
+
+            existing = [r for r in requests if artifact_path(r).exists()]
+            if existing:
+                names = "\n".join(f"  {artifact_path(r).name}" for r in existing)
+                folder = artifact_path(existing[0]).parent
+                self._ask("Replace existing artifacts?",
+                          f"These files exist already in {folder}:\n{names}\n\nReplace them?",
+                          lambda: self._start_conversions([replace(r, overwrite=True) if r in existing else r
+                                                           for r in requests]))
+                return
+        self._start_conversions(requests)
+
+    def _start_conversions(self, requests: list) -> None:
         self.jobs.clear()
         self.conversions.clear()
         self._stage_logged.clear()
@@ -671,13 +688,13 @@ class MainWindow(QMainWindow):
         if folder:
             self.export_for_serving(info.artifact, Path(folder))
 
-    def export_for_serving(self, artifact: Path, repo: Path) -> BackgroundJob:
+    def export_for_serving(self, artifact: Path, repo: Path, overwrite: bool = False) -> BackgroundJob:
         """Write a Triton model folder for ``artifact`` into ``repo`` in the background."""
         from ui.workers import serving_job
 
         self.settings.set_value("dirs/serving", str(repo))
         key = ("serving", artifact.name)
-        job = serving_job(artifact, repo, self)
+        job = serving_job(artifact, repo, overwrite, self)
         self.jobs.add_job(key, f"Triton bundle · {artifact.name}")
         job.succeeded.connect(lambda path: self._on_bundle_written(key, path))
         job.failed.connect(lambda state, message: self._on_bundle_failed(key, state, message))
@@ -692,10 +709,17 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
 
     def _on_bundle_failed(self, key, state: str, message: str) -> None:
-        self.serving_jobs.pop(key, None)
+        from app.errors import OutputExists
+
+        job = self.serving_jobs.pop(key, None)
         self.log.add(f"Triton bundle for {key[1]}: {state}: {message}")
         self.jobs.show_outcome(key, state, message)
-        if state == FAILED:
+        if job is not None and isinstance(job.error, OutputExists):
+            artifact, repo = job.payload
+            self._ask("Replace the model folder?",
+                      f"{repo} already holds a model folder for {artifact.name}.\n\nReplace it?",
+                      lambda: self.export_for_serving(artifact, repo, overwrite=True))
+        elif state == FAILED:
             self._show_message(QMessageBox.Icon.Warning, "Cannot export for serving", message)
 
     def _on_copy_path_triggered(self) -> None:

@@ -159,7 +159,7 @@ class ConversionOptions(QGroupBox):
         self.calibration_method.setAccessibleName("Calibration method")
         self.out_dir = PathEdit("beside the model", "Output folder")
         self.overwrite = QCheckBox("Replace existing artifacts")
-        self.overwrite.setChecked(True)
+        self.overwrite.setChecked(False)  # unticked: Convert asks before it replaces a file
         self.overwrite.setAccessibleName("Replace existing artifacts")
         form.addRow("ONNX opset:", self.opset)
         form.addRow("ONNX exporter:", self.exporter)
@@ -207,7 +207,7 @@ class ConversionOptions(QGroupBox):
                 box.setCurrentText(state[key])
         self.calibration.setText(str(state.get("calibration", "")))
         self.out_dir.setText(str(state.get("out_dir", "")))
-        self.overwrite.setChecked(bool(state.get("overwrite", True)))
+        self.overwrite.setChecked(bool(state.get("overwrite", False)))
 
 
 class BenchmarkOptions(QGroupBox):

@@ -15,6 +15,7 @@ thread per job. The cooperative ``quit()`` still works: ``should_cancel`` reads 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
@@ -207,13 +208,15 @@ def engine_job(parent: QObject | None = None) -> BackgroundJob:
     return BackgroundJob(work, parent=parent)
 
 
-def serving_job(artifact, repo, parent: QObject | None = None) -> BackgroundJob:
+def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None = None) -> BackgroundJob:
     """Write a Triton model folder for ``artifact`` into ``repo`` (``app.serving``) in a child."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo)},
+        return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite},
                        progress=progress, should_cancel=should_cancel)
 
-    return BackgroundJob(work, parent=parent)
+    job = BackgroundJob(work, parent=parent)
+    job.payload = (Path(artifact), Path(repo))
+    return job

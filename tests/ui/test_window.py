@@ -126,13 +126,44 @@ def test_export_for_serving_writes_a_triton_model_folder(qtbot, window, workdir,
     assert [i.name for i in config.input] == ["x"]
     assert f"wrote the Triton model folder {folder}" in window.log.text()
 
-    # the same again: the folder exists, so the user gets a message, and the folder is untouched
+    # the same again: the folder exists, so the user is asked; No leaves it, Yes replaces it
     before = (folder / "config.pbtxt").stat().st_mtime_ns
     with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
         export.trigger()
     box = message_box(qtbot, window)
-    assert "exists already" in box.text()
+    assert "cnn.fp32.onnx" in box.text() and "Replace" in box.text()
+    answer(qtbot, box, QMessageBox.StandardButton.No)
     assert (folder / "config.pbtxt").stat().st_mtime_ns == before
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        export.trigger()
+    box = message_box(qtbot, window)
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        answer(qtbot, box, QMessageBox.StandardButton.Yes)
+    assert (folder / "config.pbtxt").stat().st_mtime_ns != before
+    assert (folder / "1" / "model.onnx").is_file() and not list(repo.glob(".studio-tmp-*"))
+
+
+def test_an_existing_artifact_is_replaced_only_when_the_user_says_so(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    window.options.out_dir.setText(str(workdir["out"]))
+    assert not window.options.overwrite.isChecked()
+    tick(qtbot, window, ("onnx", "fp16"))
+    convert(qtbot, window)
+    artifact = window.results.row_for("onnx", "fp16").artifact
+    before = artifact.stat().st_mtime_ns
+
+    click(qtbot, window.convert_button)
+    box = message_box(qtbot, window)
+    assert artifact.name in box.text()
+    answer(qtbot, box, QMessageBox.StandardButton.No)
+    assert not window.jobs.running and artifact.stat().st_mtime_ns == before
+
+    click(qtbot, window.convert_button)
+    box = message_box(qtbot, window)
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=120_000):
+        answer(qtbot, box, QMessageBox.StandardButton.Yes)
+    assert window.jobs.row_for("onnx", "fp16").state == "done"
+    assert artifact.stat().st_mtime_ns != before
 
 
 def test_copied_command_line_rebuilds_the_same_request(qtbot, window, workdir):
