@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -82,11 +82,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_settings()
         self._update_actions()
-        # A drop anywhere on the window opens the model, even over a line edit that would take it as
-        # text: drags arrive at the window's QWindow first, so filter there. (Not an application-wide
-        # filter: a Python one sees every object's events and crashes QtWebEngine's Graph tab.)
-        self.winId()  # creates the QWindow now
-        self.windowHandle().installEventFilter(self)
+        self._refuse_drops()
 
     # ------------------------------------------------------------------ construction
     def _build_widgets(self) -> None:
@@ -310,15 +306,18 @@ class MainWindow(QMainWindow):
         self.log.add(f"the engine failed to start: {message}")
 
     # ------------------------------------------------------------------ drag and drop
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        kind = event.type()
-        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop) and obj is self.windowHandle():
-            if kind == QEvent.Type.Drop:
-                self._on_dropped(event)
-            else:
-                self._on_drag_entered(event)
-            return True
-        return super().eventFilter(obj, event)
+    def _refuse_drops(self) -> None:
+        """Make a drop anywhere on the window open the model, even over a line edit (which would take
+        the file's URL as text) or the graph view (which would navigate to it): no child accepts
+        drops, so Qt hands every drop to the window. Called again when widgets are added.
+
+        (Not an event filter: a Python filter on the application or on the QWindow also sees
+        events of Qt's internal objects while they are destroyed, and crashed QtWebEngine and
+        closing windows.)
+        """
+        for child in self.findChildren(QWidget):
+            if child.acceptDrops():
+                child.setAcceptDrops(False)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         self._on_drag_entered(event)
@@ -418,6 +417,7 @@ class MainWindow(QMainWindow):
     def _on_model_inspected(self, summary: dict) -> None:
         self.inspection = None
         self.model.show_model(summary)
+        self._refuse_drops()  # the inputs table has new line edits
         self.targets.set_source_format(summary["format"])
         if self.model.arch():
             by_file = self.settings.value("arch/by_file", {})
@@ -671,6 +671,8 @@ class MainWindow(QMainWindow):
 
                 self.graph = GraphView()
                 self._graph_holder.put(self.graph)
+                for pane in self.graph.panes:  # a pane's web view exists once it has drawn
+                    pane.graph_drawn.connect(self._refuse_drops)
             self._refresh_graph()
 
     def _refresh_graph(self) -> None:

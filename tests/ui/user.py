@@ -21,6 +21,7 @@ def drop_file(window, path: Path, onto: QWidget | None = None) -> bool:
     target = onto or window
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
+    mime.setText(QUrl.fromLocalFile(str(path)).toString())  # file managers offer the URL as text too
     pos = QPointF(target.mapTo(window, target.rect().center()))
     handle = window.windowHandle()
     enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
