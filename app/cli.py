@@ -15,7 +15,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from app.errors import BadInput, StudioError
+from app.errors import BadInput, StudioError, describe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,19 +121,26 @@ class StderrProgress:
             sys.stderr.flush()
 
 
-def _request(args):
+def model_fields(args) -> dict:
+    """The :class:`~app.request.ConversionRequest` fields that :func:`_add_model_args`' flags give
+    (the source model and its signature), for every command that loads a model."""
     from app.arch import parse_arch_kwargs
-    from app.request import ConversionRequest
     from app.specs import parse_dynamic, parse_input
 
+    return dict(model_path=args.model, inputs=tuple(parse_input(s) for s in args.input),
+                dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
+                arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), allow_pickle=args.allow_pickle,
+                allow_dangerous_pickle=args.allow_dangerous_pickle)
+
+
+def _request(args):
+    from app.request import ConversionRequest
+
     return ConversionRequest(
-        model_path=args.model, target=args.target, precision=args.precision,
-        inputs=tuple(parse_input(s) for s in args.input), dynamic=tuple(parse_dynamic(s) for s in args.dynamic),
-        arch=args.arch, arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), opset=args.opset,
+        **model_fields(args), target=args.target, precision=args.precision, opset=args.opset,
         exporter=args.exporter, quantization=args.quantization, calibration=args.calibration,
         calibration_method=args.calibration_method, out_dir=args.out, overwrite=args.overwrite,
-        keep_failed=args.keep_failed, allow_pickle=args.allow_pickle,
-        allow_dangerous_pickle=args.allow_dangerous_pickle, workspace_mb=args.workspace_mb, seed=args.seed)
+        keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed)
 
 
 def cmd_convert(args) -> int:
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug or a library failure we did not anticipate
         if debug:
             traceback.print_exc()
-        return _fail(f"internal error: {type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''} "
+        return _fail(f"internal error: {describe(e)} "
                      "(run with --debug for the traceback)", 1)
 
 

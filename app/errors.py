@@ -7,6 +7,18 @@ and what the user can do about it.
 from __future__ import annotations
 
 
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, cut at ``limit`` (its type's name if it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
+def describe(e: BaseException) -> str:
+    """``Type: first line`` — for exceptions that are not :class:`StudioError` (bugs, library failures)."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
 class StudioError(Exception):
     """Base of every failure a user can act on."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app import errors
-from app.errors import Cancelled, ConversionFailed, StudioError
+from app.errors import Cancelled, ConversionFailed, StudioError, describe
 
 _PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
 _context: Any = None
@@ -63,8 +63,7 @@ def _child_main(conn, target: str, payload: Any) -> None:
     except StudioError as e:
         conn.send(("error", type(e).__name__, str(e)))
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent as one line
-        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        conn.send(("error", "ConversionFailed", f"{type(e).__name__}: {text}"))
+        conn.send(("error", "ConversionFailed", describe(e)))
     finally:
         conn.close()
 

@@ -17,7 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from app.errors import ModelLoadError, UnsafeModelError, BadInput
+from app.errors import BadInput, ModelLoadError, UnsafeModelError
+from app.errors import first_line as _first_line
 from app.model import LoadedModel, flatten_outputs, torch_runner
 from app.security import check_zip_sizes
 from app.specs import TensorSpec
@@ -472,7 +473,7 @@ def _load_onnx(path: Path) -> LoadedModel:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, OSError) as e:
         raise ModelLoadError(f"{path} is not a readable model: not ONNX, truncated or damaged "
-                             f"({_first_line(e) or type(e).__name__}); supported: {SUPPORTED}") from None
+                             f"({_first_line(e)}); supported: {SUPPORTED}") from None
     if not proto.graph.node and not proto.graph.output:
         raise ModelLoadError(f"{path} is not a model file (no ONNX graph in it); supported: {SUPPORTED}")
     data_files = onnx_external_files(proto, path.parent, path)
@@ -526,7 +527,3 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int | N
                 error = e
     raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {_first_line(error)}") from None
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__

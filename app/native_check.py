@@ -379,14 +379,15 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
 
 def _recorded_inputs(path: Path, model):
     """The artifact's signature, or the one our pipeline wrote to the manifest beside it."""
-    manifest = path.with_name(path.name + ".manifest.json")
-    if model.inputs_guessed and manifest.exists():
+    from app.pipeline import read_manifest
+
+    manifest = read_manifest(path) if model.inputs_guessed else None
+    if manifest:
         from app.specs import TensorSpec
 
         try:
-            data = json.loads(manifest.read_text())
-            return [TensorSpec.from_json(d) for d in data["inputs"]]
-        except (ValueError, KeyError, TypeError):
+            return [TensorSpec.from_json(d) for d in manifest["inputs"]]
+        except (KeyError, TypeError):
             pass
     return model.inputs
 
@@ -395,10 +396,11 @@ def _run_libtorch(path: Path, model, inputs, program: Path, build_s: float, seed
                   progress: Progress | None) -> NativeCheck:
     from app.inputs import make_feeds, second_sizes
     from app.loading import with_inputs
+    from app.pipeline import int_range_of
 
     if inputs != model.inputs:
         model = with_inputs(model, inputs)
-    int_high = _int_high(model)
+    int_high = int_range_of(model)
     sets = [("random inputs", make_feeds(inputs, seed=seed + 1, int_high=int_high))]
     sizes = second_sizes(inputs)
     if sizes:
@@ -476,15 +478,6 @@ def run_libtorch_program(program: Path, artifact: Path, inputs, feeds) -> tuple[
         timings["runs"] = report["runs"]
         timings["threads"] = report["threads"]
         return outputs, timings
-
-
-def _int_high(model) -> int:
-    try:
-        from app.pipeline import int_range_of
-
-        return int_range_of(model)
-    except Exception:  # a model whose modules cannot be walked: the safe default of make_feeds
-        return 2
 
 
 # ---------------------------------------------------------------------------- ONNX Runtime C API

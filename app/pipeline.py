@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from app import files
-from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed
+from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import load_model, with_inputs
 from app.model import LoadedModel
@@ -80,6 +80,23 @@ def prepare_model(request: ConversionRequest) -> LoadedModel:
     return model
 
 
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def manifest_path_of(artifact: Path) -> Path:
+    """Where :func:`convert` writes the manifest of ``artifact`` (beside it)."""
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+def read_manifest(artifact: Path) -> dict | None:
+    """The manifest beside ``artifact`` as a dict; None when it is missing or unreadable."""
+    try:
+        data = json.loads(manifest_path_of(Path(artifact)).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def int_range_of(model: LoadedModel) -> int:
     """Upper bound for random integer inputs: the smallest embedding table (token ids stay valid)."""
     sizes: list[int] = []
@@ -118,7 +135,7 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
         try:
             got = artifact.run(feeds)
         except Exception as e:
-            raise VerificationFailed(f"the artifact fails to run on {what}: {str(e).strip().splitlines()[0][:300]}") from e
+            raise VerificationFailed(f"the artifact fails to run on {what}: {first_line(e)}") from e
         if len(got) != len(ref):
             raise VerificationFailed(f"the artifact returns {len(got)} outputs, the source {len(ref)}")
         for i, (r, g) in enumerate(zip(ref, got)):
@@ -135,7 +152,7 @@ def artifact_path(request: ConversionRequest) -> Path:
 
     source = Path(request.model_path)
     out_dir = Path(request.out_dir) if request.out_dir else source.parent
-    return out_dir / get_converter(request.target)().artifact_name(_stem(source), request.precision)
+    return out_dir / get_converter(request.target)().artifact_name(model_stem(source), request.precision)
 
 
 def convert(request: ConversionRequest, progress: Progress | None = None,
@@ -157,8 +174,8 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     converter = converter_cls()
     out_dir = files.prepare_out_dir(Path(request.out_dir) if request.out_dir else source_path.parent)
     files.clean_stale_work_dirs(out_dir)
-    name = converter.artifact_name(_stem(source_path), request.precision)
-    files.check_targets([out_dir / name, out_dir / (name + ".manifest.json")], source=source_path,
+    name = converter.artifact_name(model_stem(source_path), request.precision)
+    files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
                         overwrite=request.overwrite)
     work = files.work_dir(out_dir)
     try:
@@ -170,8 +187,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         except StudioError:
             raise
         except Exception as e:
-            raise ConversionFailed(f"{request.target} conversion failed: {type(e).__name__}: "
-                                   f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}") from e
+            raise ConversionFailed(f"{request.target} conversion failed: {describe(e)}") from e
         ctx.stage("verify", None)
         artifact_model = converter.load_artifact(produced[0])
         verification = verify_artifact(model, artifact_model, request.precision, seed=request.seed)
@@ -187,7 +203,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
                 status = "failed"
             else:
                 ctx.warnings.append(f"accuracy: {verification.failure}")
-        manifest_path = work / (produced[0].name + ".manifest.json")
+        manifest_path = manifest_path_of(produced[0])
         result = ConversionResult(request.target, request.precision, status, None, produced,
                                   sum(p.stat().st_size for p in produced), time.perf_counter() - started,
                                   verification, ctx.warnings, None)
@@ -224,7 +240,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
     }
 
 
-def _stem(path: Path) -> str:
+def model_stem(path: Path) -> str:
     name = path.name
     for suffix in (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan"):
         if name.lower().endswith(suffix):

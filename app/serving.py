@@ -147,15 +147,16 @@ class _Signature:
 
 
 def _manifest(path: Path) -> dict | None:
-    for candidate in (path.with_name(path.name + ".manifest.json"), path.with_name(path.name + ".tensorrt.json")):
-        if candidate.exists():
-            try:
-                data = json.loads(candidate.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and isinstance(data.get("inputs"), list):
-                return data
-    return None
+    """The conversion's manifest, else the engine builder's ``.tensorrt.json`` (both list the inputs)."""
+    from app.pipeline import read_manifest
+
+    data = read_manifest(path)
+    if data is None:
+        try:
+            data = json.loads(path.with_name(path.name + ".tensorrt.json").read_text())
+        except (OSError, ValueError):
+            return None
+    return data if isinstance(data, dict) and isinstance(data.get("inputs"), list) else None
 
 
 def _specs(data: dict, key: str) -> list[TensorSpec]:
@@ -233,12 +234,9 @@ def _probe_output_dims(model, warnings: list[str]) -> list[tuple[int, ...]] | No
 
     if not any(s.dynamic_axes for s in model.inputs):
         return None
-    try:
-        from app.pipeline import int_range_of
+    from app.pipeline import int_range_of
 
-        int_high = int_range_of(model)
-    except Exception:
-        int_high = 2
+    int_high = int_range_of(model)
     try:
         first = model.run(make_feeds(model.inputs, seed=0, int_high=int_high))
         second = model.run(make_feeds(model.inputs, seed=1, sizes=second_sizes(model.inputs), int_high=int_high))
@@ -260,9 +258,9 @@ def _probe_output_dims(model, warnings: list[str]) -> list[tuple[int, ...]] | No
 # ---------------------------------------------------------------------------- the config
 def model_name_for(artifact: Path) -> str:
     """A default Triton model name: the artifact's name without extension, dots as underscores."""
-    from app.pipeline import _stem
+    from app.pipeline import model_stem
 
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", _stem(artifact)).strip("_-")
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", model_stem(artifact)).strip("_-")
     return name or "model"
 
 

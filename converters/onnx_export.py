@@ -16,15 +16,10 @@ import os
 import warnings
 from pathlib import Path
 
-from app.errors import ConversionFailed
+from app.errors import ConversionFailed, first_line
 from converters.base import ConversionContext, Converter, torch_module_of
 
 EXTERNAL_DATA_THRESHOLD = 1_500_000_000  # bytes of weights; protobuf's hard limit is 2 GiB
-
-
-def _first(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
@@ -66,7 +61,7 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
                 warnings.simplefilter("ignore")
                 torch.onnx.export(source, args, str(out), **kwargs)
         except Exception as e:
-            errors.append(f"{exporter} exporter: {_first(e)}")
+            errors.append(f"{exporter} exporter: {first_line(e)}")
             for p in out.parent.glob(out.name + "*"):
                 p.unlink()
             continue

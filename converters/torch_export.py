@@ -11,7 +11,7 @@ import copy
 import warnings
 from pathlib import Path
 
-from app.errors import ConversionFailed
+from app.errors import ConversionFailed, first_line
 from app.loading import SIGNATURE_FILE
 from converters.base import ConversionContext, Converter, torch_module_of
 from converters.signature import signature_json
@@ -38,7 +38,7 @@ def export_program(ctx: ConversionContext, module, args):
             return torch.export.export(module, args, dynamic_shapes=dynamic_shapes_for(ctx), strict=False)
     except Exception as e:
         text = str(e).strip()
-        first = text.splitlines()[0][:300] if text else type(e).__name__
+        first = first_line(e)
         if "data-dependent" in text or "GuardOnDataDependent" in type(e).__name__ or "Could not guard on data-dependent" in text:
             raise ConversionFailed("torch.export cannot capture data-dependent control flow in forward() "
                                    f"({first}); rewrite the branch with torch.cond, or use --to torchscript-script") from e

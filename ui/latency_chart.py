@@ -7,7 +7,6 @@ Both are built from the benchmark engine's JSON rows ``{"name", "runtime", "prov
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,11 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QColor, QCursor, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
-FIELDS = ("name", "runtime", "provider", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
-          "throughput", "speedup_vs_baseline", "cosine", "rel_l2")
-
-
 def write_csv(rows: list[dict], path: str | Path) -> Path:
-    """The rows as CSV, one line per runner × batch, in :data:`FIELDS` order."""
-    path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(FIELDS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k) for k in FIELDS})
-    return path
+    """The rows as CSV, exactly as ``python main.py bench --csv`` writes them."""
+    from app.bench.report import write_csv as write
+
+    return write(rows, path)
 
 
 def describe(row: dict) -> str:

@@ -49,12 +49,11 @@ def all_pools() -> list[QThreadPool]:
 
 def error_text(exc: BaseException) -> str:
     """One line a user can act on."""
-    from app.errors import StudioError
+    from app.errors import StudioError, describe
 
     if isinstance(exc, StudioError):
         return str(exc)
-    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-    return f"internal error: {type(exc).__name__}: {text}"
+    return f"internal error: {describe(exc)}"
 
 
 class BackgroundJob(QObject):

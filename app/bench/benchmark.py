@@ -9,19 +9,15 @@ to :func:`app.bench.harness.run_benchmark`.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from app.bench.harness import BenchConfig, BenchResult, Progress, default_threads, run_benchmark
-from app.bench.runners import (OnnxRuntimeRunner, Runner, TorchRunner, artifact_precision, onnxruntime_providers,
-                               resolve_provider, runners_for_artifact)
+from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
+from app.bench.runners import (TORCH_RUNTIMES, OnnxRuntimeRunner, Runner, TorchRunner, artifact_precision,
+                               onnxruntime_providers, resolve_provider, runners_for_artifact)
 from app.errors import BadInput
 from app.model import LoadedModel
 from app.request import ConversionRequest
-
-SOURCE_RUNTIMES = {"torchscript": "torchscript", "torch-export": "torch.export"}
-
 
 def source_runner(model: LoadedModel, load_seconds: float, *, threads: int | None, device: str = "cpu") -> Runner:
     """The baseline: the source module in eager PyTorch (or the source file in its own runtime)."""
@@ -32,7 +28,7 @@ def source_runner(model: LoadedModel, load_seconds: float, *, threads: int | Non
         raise BadInput(f"{model.path.name} is a TensorRT engine; benchmark the model it was built from, "
                        "and pass the engine as an artifact")
     else:
-        runtime = SOURCE_RUNTIMES.get(model.format, "pytorch")
+        runtime = TORCH_RUNTIMES.get(model.format, "pytorch")
         name = "PyTorch eager" if runtime == "pytorch" else f"{model.path.name} (source)"
         runner = TorchRunner(name, lambda: model, runtime=runtime, device=device, size_bytes=model.size_bytes)
     runner.preload_seconds = load_seconds
@@ -69,9 +65,7 @@ def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchCo
     from app.pipeline import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)
-    if config.threads is not None and config.threads < 1:
-        raise BadInput(f"--threads {config.threads}: give a positive number of threads")
-    config = replace(config, threads=config.threads or default_threads())  # the same count for every runner
+    config = config.with_threads()
     if device not in ("cpu", "cuda"):
         raise BadInput(f"--device {device!r}: choose cpu or cuda")
     # manifests and external-data files sit beside artifacts; a shell glob (out/*) picks them up too

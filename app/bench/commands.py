@@ -94,24 +94,16 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
             raise BadInput(f"{flag} {value}: give a non-negative number of seconds")
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise BadInput(f"--max-seconds {args.max_seconds}: give a positive number of seconds")
-    if args.threads is not None and args.threads < 1:
-        raise BadInput(f"--threads {args.threads}: give a positive number of threads")
     return BenchConfig(batches=batches, warmup=args.warmup, warmup_seconds=args.warmup_seconds, runs=args.runs,
                        min_seconds=args.min_seconds, max_seconds=args.max_seconds, threads=args.threads, seed=args.seed)
 
 
 def source_request(args: argparse.Namespace, target: str = "bench"):
     """The source model as a :class:`~app.request.ConversionRequest` (the same flags as ``convert``)."""
-    from app.arch import parse_arch_kwargs
+    from app.cli import model_fields
     from app.request import ConversionRequest
-    from app.specs import parse_dynamic, parse_input
 
-    return ConversionRequest(model_path=args.model, target=target,
-                             inputs=tuple(parse_input(s) for s in args.input),
-                             dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
-                             arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()),
-                             allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle,
-                             seed=args.seed)
+    return ConversionRequest(**model_fields(args), target=target, seed=args.seed)
 
 
 def _providers(args: argparse.Namespace) -> list[str] | None:
@@ -139,51 +131,48 @@ def _write_extras(args: argparse.Namespace, data: dict, title: str) -> None:
         print(f"wrote {args.plot}", file=sys.stderr)
 
 
+def _run(args: argparse.Namespace, work):
+    """Run ``work(progress)`` with progress on stderr, print its result (JSON or the table); returns
+    the result and its JSON data."""
+    from app.bench import report
+    from app.cli import StderrProgress
+
+    progress = StderrProgress()
+    try:
+        result = work(progress)
+    finally:
+        progress.done()
+    data = result.to_json()
+    print(json.dumps(data, indent=2, default=str) if args.json else report.format_table(data))
+    return result, data
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``python main.py bench MODEL [ARTIFACT ...]``."""
-    from app.bench import report
     from app.bench.benchmark import benchmark
-    from app.cli import StderrProgress
 
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     config = config_from_args(args, parse_batches(args.batch))
-    progress = StderrProgress()
-    try:
-        result = benchmark(source_request(args), list(args.artifacts), config, providers=_providers(args),
-                           device=args.device, progress=progress)
-    finally:
-        progress.done()
-    data = result.to_json()
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        print(report.format_table(data))
+    result, data = _run(args, lambda progress: benchmark(source_request(args), list(args.artifacts), config,
+                                                          providers=_providers(args), device=args.device,
+                                                          progress=progress))
     _write_extras(args, data, Path(args.model).name)
     return 1 if any(s.status == "failed" for s in result.skipped) else 0
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     """``python main.py optimize MODEL``."""
-    from app.bench import report
     from app.bench.optimize import optimize
-    from app.cli import StderrProgress
 
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     config = config_from_args(args)
-    progress = StderrProgress()
-    try:
-        result = optimize(source_request(args), config, budget_cosine=args.budget_cosine, out_dir=args.out,
-                          calibration=args.calibration, providers=_providers(args), only=args.only or None,
-                          progress=progress)
-    finally:
-        progress.done()
-    data = result.to_json()
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        print(report.format_table(data))
+    result, data = _run(args, lambda progress: optimize(source_request(args), config, budget_cosine=args.budget_cosine,
+                                                         out_dir=args.out, calibration=args.calibration,
+                                                         providers=_providers(args), only=args.only or None,
+                                                         progress=progress))
+    if not args.json:
         rec = result.recommended
         if rec:
             print(f"recommended: {rec['name']} — {rec['artifact']}\n  p50 {rec['p50_ms']:.3f} ms, "

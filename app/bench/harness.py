@@ -29,7 +29,7 @@ import numpy as np
 
 from app.bench.runners import Runner, RunnerUnavailable, onnxruntime_providers
 from app.bench.stats import LatencyStats
-from app.errors import BadInput, Cancelled
+from app.errors import BadInput, Cancelled, describe
 from app.inputs import make_feeds
 from app.model import Feeds
 from app.specs import TensorSpec
@@ -67,6 +67,13 @@ class BenchConfig:
     max_seconds: float | None = None
     threads: int | None = None
     seed: int = 0
+
+    def with_threads(self) -> "BenchConfig":
+        """This config with ``threads`` resolved (default: physical cores) and checked: every runner
+        of one benchmark gets the same count."""
+        if self.threads is not None and self.threads < 1:
+            raise BadInput(f"--threads {self.threads}: give a positive number of threads")
+        return replace(self, threads=self.threads or default_threads())
 
     def to_json(self) -> dict:
         return {"batches": list(self.batches), "warmup": self.warmup, "warmup_seconds": self.warmup_seconds,
@@ -375,10 +382,8 @@ def run_benchmark(baseline: Runner, runners: list[Runner], specs: list[TensorSpe
     -------
     BenchResult
     """
-    threads = config.threads or default_threads()
-    if threads < 1:
-        raise BadInput(f"--threads {threads}: give a positive number of threads")
-    config = replace(config, threads=threads)
+    config = config.with_threads()
+    threads = config.threads
     batches, batch_notes = plan_batches(specs, config.batches)
     all_notes = list(notes or []) + batch_notes
     clock = _Clock(progress or (lambda stage, fraction=None: None), should_cancel or (lambda: False),
@@ -404,7 +409,7 @@ def run_benchmark(baseline: Runner, runners: list[Runner], specs: list[TensorSpe
             except Exception as e:  # noqa: BLE001 - one failing runner must not abort the others
                 if is_base:
                     raise
-                skipped.append(_skip(runner, "failed", f"{type(e).__name__}: {_first_line(e)}"))
+                skipped.append(_skip(runner, "failed", describe(e)))
             finally:
                 runner.close()
                 gc.collect()
@@ -442,7 +447,7 @@ def _measure_runner(runner: Runner, feeds: dict[int, Feeds], config: BenchConfig
         except Exception as e:  # noqa: BLE001 - this batch size failed; the others may not
             if is_base:
                 raise
-            skipped.append(_skip(runner, "failed", f"{type(e).__name__}: {_first_line(e)}", batch))
+            skipped.append(_skip(runner, "failed", describe(e), batch))
             clock.done += 1
             continue
         if is_base:
@@ -482,8 +487,3 @@ def _set_torch_threads(threads: int) -> int | None:
 def _restore_torch_threads(previous: int | None) -> None:
     if previous is not None:
         sys.modules["torch"].set_num_threads(previous)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 from app.bench.benchmark import pick_providers, source_runner
-from app.bench.harness import BenchConfig, BenchResult, Progress, default_threads, run_benchmark
+from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import Runner, runners_for_artifact
-from app.errors import BadInput, Cancelled, StudioError
+from app.errors import BadInput, Cancelled, StudioError, describe
 from app.request import ConversionRequest
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -113,9 +113,9 @@ def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
 
 def default_out_dir(model_path: Path) -> Path:
     """``<folder of the model>/<stem>.optimize/``."""
-    from app.pipeline import _stem
+    from app.pipeline import model_stem
 
-    return Path(model_path).parent / f"{_stem(Path(model_path))}.optimize"
+    return Path(model_path).parent / f"{model_stem(Path(model_path))}.optimize"
 
 
 def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: float = 0.99,
@@ -151,7 +151,7 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
         raise BadInput(f"--budget-cosine {budget_cosine}: give a number in (0, 1], e.g. 0.99")
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
-    config = replace(config, threads=config.threads or default_threads())
+    config = config.with_threads()
     out_dir = Path(out_dir) if out_dir else default_out_dir(request.model_path)
     progress("load model", 0.0)
     started = time.perf_counter()
@@ -181,7 +181,7 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
             failed.append(_failed(cand, str(e)))
             continue
         except Exception as e:  # noqa: BLE001 - one candidate failing must not stop the search
-            failed.append(_failed(cand, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"))
+            failed.append(_failed(cand, describe(e)))
             continue
         if result.status != "ok" or result.artifact is None:
             failed.append(_failed(cand, result.message or f"status {result.status} (no artifact to run here)"))

@@ -7,11 +7,11 @@ The PNG is drawn with matplotlib's Agg canvas directly (``matplotlib.figure.Figu
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 from app.bench.harness import BenchResult
+from app.bench.runners import short_provider
 
 # The columns the window's charts read, in order; the CSV adds the rest after them.
 CSV_FIELDS = ("name", "runtime", "provider", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
@@ -38,7 +38,7 @@ def format_table(result: BenchResult | dict) -> str:
             "speedup", "cosine", "rel L2", "cold ms", "load ms", "size MB", "peak MB")
     body = []
     for r in data.get("results", []):
-        body.append((r["name"] + (" *" if r.get("capped") else ""), r["runtime"], _short(r["provider"]), r["precision"],
+        body.append((r["name"] + (" *" if r.get("capped") else ""), r["runtime"], short_provider(r["provider"]), r["precision"],
                      str(r["batch"]), _num(r["p50_ms"], ".3f"), _num(r["p90_ms"], ".3f"), _num(r["p99_ms"], ".3f"),
                      f"{r['mean_ms']:.3f}±{r['std_ms']:.3f}", _num(r["throughput"], ",.1f"),
                      _num(r.get("speedup_vs_baseline"), ".2f") + ("×" if r.get("speedup_vs_baseline") else ""),
@@ -53,24 +53,11 @@ def format_table(result: BenchResult | dict) -> str:
         lines.append("* timed phase capped by --max-seconds before --runs calls")
     for s in data.get("skipped", []):
         where = f" at batch {s['batch']}" if s.get("batch") is not None else ""
-        lines.append(f"{s['status']}: {s['name']} ({s['runtime']}{', ' + _short(s['provider']) if s.get('provider') else ''})"
+        lines.append(f"{s['status']}: {s['name']} ({s['runtime']}{', ' + short_provider(s['provider']) if s.get('provider') else ''})"
                      f"{where}: {s['reason']}")
     for note in data.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
-
-
-def _short(provider: str) -> str:
-    return (provider or "").removesuffix("ExecutionProvider")
-
-
-def write_json(data: dict, path: str | Path) -> Path:
-    """``data`` as indented JSON, written atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:

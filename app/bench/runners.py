@@ -14,13 +14,13 @@ so a missing runtime fails only the runner that needs it, reported by :meth:`Run
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from app.errors import first_line
 from app.model import Feeds, LoadedModel, flatten_outputs
 from app.specs import TensorSpec
 
@@ -29,15 +29,17 @@ from app.specs import TensorSpec
 REMOTE_PROVIDERS = ("AzureExecutionProvider",)
 # Providers that keep tensors on a GPU: inputs are bound there once, outputs stay there while timing.
 DEVICE_PROVIDERS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
+# the runtime a torch file runs in, by its format (anything else: eager PyTorch)
+TORCH_RUNTIMES = {"torchscript": "torchscript", "torch-export": "torch.export"}
 
 
 class RunnerUnavailable(Exception):
     """The runtime this runner needs is missing here (the message says which and why)."""
 
 
-def short_provider(provider: str) -> str:
+def short_provider(provider: str | None) -> str:
     """``CUDAExecutionProvider`` → ``CUDA``."""
-    return provider.removesuffix("ExecutionProvider")
+    return (provider or "").removesuffix("ExecutionProvider")
 
 
 def onnxruntime_providers() -> list[str]:
@@ -65,11 +67,6 @@ def resolve_provider(name: str) -> str:
 
 def _np_dtype(dtype: str) -> np.dtype:
     return np.dtype("float32" if dtype == "bfloat16" else dtype)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 class Runner:
@@ -203,7 +200,7 @@ class TorchRunner(Runner):
         try:
             import torch
         except Exception as e:  # noqa: BLE001
-            return False, f"PyTorch is not importable ({_first_line(e)})"
+            return False, f"PyTorch is not importable ({first_line(e)})"
         if self.device == "cuda" and not torch.cuda.is_available():
             return False, "no CUDA device visible to PyTorch (torch.cuda.is_available() is False)"
         return True, ""
@@ -281,7 +278,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             import onnxruntime  # noqa: F401
         except Exception as e:  # noqa: BLE001
-            return False, f"ONNX Runtime is not importable ({_first_line(e)})"
+            return False, f"ONNX Runtime is not importable ({first_line(e)})"
         have = onnxruntime_providers()
         if self.provider not in have:
             return False, (f"{self.provider} is not in this ONNX Runtime build (available: {', '.join(have)}; "
@@ -427,14 +424,11 @@ class TensorRTRunner(Runner):
 # ---------------------------------------------------------------------------- artifacts → runners
 def artifact_precision(path: Path) -> str:
     """The precision of an artifact: from its manifest, its name (``cnn.int8.onnx``), or its graph."""
-    manifest = path.with_name(path.name + ".manifest.json")
-    if manifest.is_file():
-        try:
-            precision = json.loads(manifest.read_text()).get("precision")
-            if precision in ("fp32", "fp16", "int8"):
-                return precision
-        except (OSError, ValueError):
-            pass
+    from app.pipeline import read_manifest
+
+    precision = (read_manifest(path) or {}).get("precision")
+    if precision in ("fp32", "fp16", "int8"):
+        return precision
     for part in reversed(path.name.lower().split(".")):
         if part in ("fp32", "fp16", "int8", "bf16"):
             return part
@@ -466,5 +460,5 @@ def runners_for_artifact(path: Path, *, providers: list[str], threads: int | Non
                                   provider=p, threads=threads, precision=precision) for p in providers]
     if kind == "tensorrt":
         return [TensorRTRunner(path, path.name, precision=precision)]
-    runtime = {"torchscript": "torchscript", "torch-export": "torch.export"}.get(kind, "pytorch")
+    runtime = TORCH_RUNTIMES.get(kind, "pytorch")
     return [TorchRunner(path.name, lambda: load_model(path), runtime=runtime, device=device, precision=precision)]
