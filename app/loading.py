@@ -25,6 +25,8 @@ from app.specs import TensorSpec
 
 SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
 
+# file names the loaders read (longest first where one ends another, e.g. .pt2 before .pt)
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan")
 SUPPORTED = (".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module), .pt2 (torch.export), "
              ".safetensors, .onnx, .engine/.plan (TensorRT)")
 

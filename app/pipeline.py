@@ -242,7 +242,9 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
 
 def model_stem(path: Path) -> str:
     name = path.name
-    for suffix in (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan"):
+    from app.loading import MODEL_SUFFIXES
+
+    for suffix in MODEL_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem

@@ -98,15 +98,8 @@ class TensorRTConverter(Converter):
         stem = self._stem(ctx)
         reason = _handoff_reason()
         onnx_path = ctx.work_dir / self.handoff_onnx_name(stem, precision)
+        # int8: biases stay float (QuantizeBias off in onnx_precision.to_int8): TensorRT's Q/DQ take int8 only
         onnx_files = build_onnx(ctx, precision, onnx_path, for_tensorrt=True)
-        if precision == "int8":
-            folded = fold_int32_dequantize(onnx_files[0])
-            if folded:
-                ctx.record["tensorrt_int8_bias"] = (f"{folded} int32 bias DequantizeLinear node(s) folded into float "
-                                                    "constants (TensorRT takes int8 Q/DQ only)")
-                from converters.onnx_export import produced
-
-                onnx_files = produced(onnx_files[0])
         ctx.record["tensorrt_precision"] = ("precision in the ONNX graph (" + {
             "fp32": "float32", "fp16": "float16 weights and compute, float32 inputs/outputs",
             "int8": "explicit symmetric int8 QuantizeLinear/DequantizeLinear"}[precision]
@@ -175,68 +168,6 @@ class TensorRTConverter(Converter):
         from app.loading import load_model
 
         return load_model(path)
-
-
-# -- int8 graphs for TensorRT ----------------------------------------------------------------------
-
-def fold_int32_dequantize(path: Path) -> int:
-    """Replace DequantizeLinear nodes of int32 constants (ONNX Runtime's quantized biases) by their
-    float values, in place; returns how many. TensorRT's Q/DQ layers take int8 (and fp8/int4) only."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    from converters.onnx_export import produced, save_onnx
-
-    proto = onnx.load(str(path))
-    graph = proto.graph
-    inits = {i.name: i for i in graph.initializer}
-    keep, new_inits, candidates = [], [], set()
-    for node in graph.node:
-        src = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx") else None
-        if src is None or src.data_type != onnx.TensorProto.INT32 or node.input[1] not in inits:
-            keep.append(node)
-            continue
-        x = numpy_helper.to_array(src).astype(np.float64)
-        scale = numpy_helper.to_array(inits[node.input[1]])
-        zp = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
-              if len(node.input) > 2 and node.input[2] in inits else np.zeros(()))
-        if scale.ndim == 1 and x.ndim > 1:  # per-axis: broadcast along the node's axis (default 1)
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % x.ndim
-            shape = [1] * x.ndim
-            shape[axis] = -1
-            scale_b, zp_b = scale.reshape(shape), (zp.reshape(shape) if zp.ndim == 1 else zp)
-        else:
-            scale_b, zp_b = scale, zp
-        value = ((x - zp_b) * scale_b.astype(np.float64)).astype(scale.dtype)
-        new_inits.append(numpy_helper.from_array(value, node.output[0]))
-        candidates.update(node.input)
-    if not new_inits:
-        return 0
-    del graph.node[:]
-    graph.node.extend(keep)
-    graph.initializer.extend(new_inits)
-    used = _names_used(graph)
-    for i in [i for i in graph.initializer if i.name in candidates and i.name not in used]:
-        graph.initializer.remove(i)
-    for p in produced(path):
-        p.unlink()
-    save_onnx(proto, path)
-    return len(new_inits)
-
-
-def _names_used(graph) -> set[str]:
-    """Every tensor name a node (subgraphs included) or a graph output reads."""
-    import onnx
-
-    used = {o.name for o in graph.output}
-    for node in graph.node:
-        used.update(node.input)
-        for attr in node.attribute:
-            subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-            for sub in subs:
-                used |= _names_used(sub)
-    return used
 
 
 # -- shapes for builders --------------------------------------------------------------------------

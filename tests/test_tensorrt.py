@@ -200,34 +200,6 @@ def test_handoff_int8_has_signed_qdq(cli, tiny, tmp_path, handoff):
     assert "RANDOM DATA" in r.err  # calibrated on random inputs: said loudly
 
 
-def test_int32_dequantize_folding_is_exact(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from app.loading import load_model
-    from converters.tensorrt import fold_int32_dequantize
-
-    rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.integers(-1000, 1000, 8).astype(np.int32), "b_q"),
-             numpy_helper.from_array(rng.uniform(1e-3, 1e-2, 8).astype(np.float32), "b_scale"),
-             numpy_helper.from_array(np.zeros(8, np.int32), "b_zp")]
-    nodes = [helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zp"], ["b"], axis=0),
-             helper.make_node("Add", ["x", "b"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])], inits)
-    path = tmp_path / "bias.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    x = {"x": rng.standard_normal((2, 8)).astype(np.float32)}
-    (before,) = load_model(path).run(x)
-    assert fold_int32_dequantize(path) == 1
-    folded = onnx.load(str(path))
-    assert [n.op_type for n in folded.graph.node] == ["Add"]
-    assert {i.name for i in folded.graph.initializer} == {"b"}
-    (after,) = load_model(path).run(x)
-    assert np.array_equal(before, after)
-    assert fold_int32_dequantize(path) == 0
-
-
 def test_handoff_fp16_graph_keeps_float32_io(tiny, tmp_path, handoff):
     import onnx
 

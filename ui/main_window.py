@@ -25,7 +25,6 @@ from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
 from ui.workers import CANCELLED, DONE, FAILED, BackgroundJob, ConversionJob, all_pools
 
-MODEL_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pt2", ".safetensors", ".onnx", ".engine", ".plan")
 OPEN_FILTERS = ";;".join([
     "Models (*.pt *.pth *.bin *.ckpt *.pt2 *.safetensors *.onnx *.engine *.plan)",
     "PyTorch (*.pt *.pth *.bin *.ckpt)", "torch.export (*.pt2)", "safetensors (*.safetensors)",
@@ -64,7 +63,6 @@ class MainWindow(QMainWindow):
         self.bench: BackgroundJob | None = None
         self.dialog: QMessageBox | None = None       # the message box on screen, if any
         self.is_ready = False
-        self.bench_available = False
         self.latency_chart = None
         self.batch_chart = None
         self._painted = False
@@ -281,12 +279,9 @@ class MainWindow(QMainWindow):
         self._check_ready()
 
     def _on_targets_probed(self, choices: list) -> None:
-        from ui.warmup import bench_engine_available
-
         self.targets.set_choices(choices)
         self.targets.set_source_format(self.model.source_format)
         self.targets.set_checked_keys(self.settings.value("choices/targets", []))
-        self.bench_available = bench_engine_available()
         self._targets_known = True
         self._check_ready()
 
@@ -352,6 +347,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ loading a model
     def open_model(self, path: str | Path, *, allow_pickle: bool = False, allow_dangerous_pickle: bool = False) -> bool:
         """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
+        from app.loading import MODEL_SUFFIXES
+
         path = Path(path)
         if self.jobs.running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
             self._show_message(QMessageBox.Icon.Information, "Jobs are running",
@@ -481,8 +478,7 @@ class MainWindow(QMainWindow):
         sig = self.model.signature()
         declared = {(s["name"], i) for s in summary.get("inputs", [])
                     for i, d in enumerate(s.get("shape") or []) if isinstance(d, str)}
-        pass_inputs = sig.edited or summary.get("inputs_guessed") or \
-            any(not s.get("shape") for s in summary.get("inputs", []))
+        pass_inputs = self.model.inputs_must_be_given()
         dynamic = [d for d in sig.dynamic if pass_inputs or (d[0], d[1]) not in declared]
         return ConversionRequest(
             model_path=self.model_path, target=target, precision=precision,
@@ -587,18 +583,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ benchmarking
     def benchmark_blockers(self) -> list[str]:
-        if not self.bench_available:
-            return ["the benchmark engine (app.bench) is not part of this build"]
+        from app.errors import BadInput
+
         blockers = [b for b in self.convert_blockers() if not b.startswith("tick at least")]
         if self.bench is not None:
             blockers.append("a benchmark is running")
+        try:
+            self.bench_options.batch_sizes()
+        except BadInput as e:
+            blockers.append(f"batch sizes: {e}")
         return blockers
 
     def benchmark_payload(self) -> dict:
-        summary = self.model.summary or {}
         sig = self.model.signature()
-        pass_inputs = sig.edited or summary.get("inputs_guessed") or \
-            any(not s.get("shape") for s in summary.get("inputs", []))
+        pass_inputs = self.model.inputs_must_be_given()
         return {"model": str(self.model_path), "artifacts": [str(p) for p in self.results.artifacts()],
                 "inputs": sig.input_flags() if pass_inputs else [], "dynamic": sig.dynamic_flags(),
                 "arch": self.model.arch(), "arch_kwargs": self.model.arch_kwargs(),

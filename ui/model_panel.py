@@ -43,7 +43,9 @@ class Signature:
         return [input_flag(s) for s in self.inputs]
 
     def dynamic_flags(self) -> list[str]:
-        return [f"{n}:{a}:{label}" for n, a, label in self.dynamic]
+        from app.commandline import dynamic_flag
+
+        return [dynamic_flag(*d) for d in self.dynamic]
 
 
 class DimToggles(QWidget):
@@ -327,6 +329,13 @@ class ModelPanel(QGroupBox):
         from app.arch import parse_arch_kwargs
 
         return parse_arch_kwargs(self.kwargs_edit.text().strip() or None)
+
+    def inputs_must_be_given(self) -> bool:
+        """Whether a job must carry the inputs as flags: the user edited them, or the model does not
+        know them (guessed from its first layer, or shapes missing)."""
+        summary = self.summary or {}
+        return (self.signature().edited or bool(summary.get("inputs_guessed"))
+                or any(not s.get("shape") for s in summary.get("inputs", [])))
 
     def signature(self) -> Signature:
         sig = self.inputs.signature() if self.summary else Signature(problems=["load a model first"])

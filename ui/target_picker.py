@@ -237,12 +237,10 @@ class BenchmarkOptions(QGroupBox):
         form.addRow("", row)
 
     def batch_sizes(self) -> list[int]:
-        sizes = []
-        for part in self.batches.text().replace(";", ",").split(","):
-            part = part.strip()
-            if part.isdigit() and int(part) > 0 and int(part) not in sizes:
-                sizes.append(int(part))
-        return sizes or [1]
+        """The batch sizes typed, e.g. ``1, 4, 8`` (as ``bench --batch`` reads them); raises ``BadInput``."""
+        from app.bench.commands import parse_batches
+
+        return list(parse_batches(self.batches.text())) or [1]
 
     def state(self) -> dict:
         return {"batches": self.batches.text(), "runs": self.runs.value(), "warmup": self.warmup.value()}

@@ -10,12 +10,9 @@ engine modules here, and probe which targets this machine can build.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass, field
 
-TENSORRT_MISSING = ("TensorRT is not installed: it needs an NVIDIA GPU with CUDA and "
-                    "pip install -e \".[tensorrt]\"")
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class TargetChoice:
 
 
 def probe_targets() -> list[TargetChoice]:
-    """Every target the engine registers, with its availability (and TensorRT even when absent)."""
+    """Every target the engine registers (TensorRT included), with its availability."""
     from converters.base import all_converters
 
     choices = []
@@ -57,10 +54,6 @@ def probe_targets() -> list[TargetChoice]:
         except Exception as e:  # noqa: BLE001 - a broken optional backend is "unavailable", not a crash
             ok, why = False, f"{type(e).__name__}: {e}"
         choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c))
-    if not any(c.name == "tensorrt" for c in choices):
-        why = TENSORRT_MISSING if importlib.util.find_spec("tensorrt") is None else \
-            "the TensorRT converter is not part of this build"
-        choices.append(TargetChoice("tensorrt", "TensorRT", ("fp32", "fp16", "int8"), False, why))
     return choices
 
 
@@ -77,11 +70,3 @@ def child_ready(payload=None, progress=None, should_cancel=None) -> dict:
     import torch
 
     return {"pid": os.getpid(), "torch": torch.__version__}
-
-
-def bench_engine_available() -> bool:
-    """Whether the benchmark engine (``app.bench.job``) is part of this build."""
-    try:
-        return importlib.util.find_spec("app.bench.job") is not None
-    except (ImportError, ValueError):
-        return False
