@@ -6,22 +6,18 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before Qt is imported anywhere
 
-import uuid
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool
+from PySide6.QtCore import QThreadPool
+
+from tests.ui.user import open_window, private_settings
 
 
 @pytest.fixture(autouse=True)
 def fresh_settings(qapp, tmp_path) -> Path:
     """Every test gets its own, empty QSettings (never the user's)."""
-    folder = tmp_path / "settings"
-    folder.mkdir()
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
-    QCoreApplication.setOrganizationName("DeployStudioTests")
-    QCoreApplication.setApplicationName(f"studio-{uuid.uuid4().hex[:8]}")
-    yield folder
+    yield private_settings(tmp_path / "settings")
 
 
 @pytest.fixture(autouse=True)
@@ -47,12 +43,7 @@ def no_dangling_thread_pool_work(qapp, qtbot):
 @pytest.fixture
 def window(qtbot, fresh_settings):
     """The main window, shown and ready (charts built, targets probed)."""
-    from ui.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.ready, timeout=30_000):
-        w.show()
+    w = open_window(qtbot)
     yield w
     w.close()
 

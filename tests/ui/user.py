@@ -12,6 +12,30 @@ LOAD_TIMEOUT = 60_000
 CONVERT_TIMEOUT = 120_000
 
 
+def private_settings(folder: Path) -> Path:
+    """Point QSettings at an empty folder under a fresh application name: never the user's settings."""
+    import uuid
+
+    from PySide6.QtCore import QCoreApplication, QSettings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    QCoreApplication.setOrganizationName("DeployStudioTests")
+    QCoreApplication.setApplicationName(f"studio-{uuid.uuid4().hex[:8]}")
+    return folder
+
+
+def open_window(qtbot):
+    """The main window, shown and ready (charts built, targets probed); closed at the test's end by qtbot."""
+    from ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.show()
+    return window
+
+
 def drop_file(window, path: Path, onto: QWidget | None = None) -> bool:
     """Drag ``path`` from a file manager and drop it over ``onto`` (default: the window's middle).
 

@@ -302,18 +302,10 @@ def test_the_app_starts_without_importing_qtwebengine():
 @pytest.fixture
 def studio(qtbot, tmp_path):
     """The main window with empty, private settings."""
-    import uuid
+    from tests.ui.user import open_window, private_settings
 
-    from PySide6.QtCore import QCoreApplication, QSettings
-
-    from ui.main_window import MainWindow
-
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    QCoreApplication.setApplicationName(f"studio-{uuid.uuid4().hex[:8]}")
-    window = MainWindow()
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.ready, timeout=30_000):
-        window.show()
+    private_settings(tmp_path / "settings")
+    window = open_window(qtbot)
     yield window
     window.close()
 
