@@ -7,16 +7,63 @@ convert|inspect|targets ...`` runs the same engine headless.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-CLI_COMMANDS = {"convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "-h", "--help"}
+# The CLI's sub-commands (tests/test_cli.py checks this list against app.cli's parser).
+CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize")
+HELP_FLAGS = ("-h", "--help")
+VERSION_FLAGS = ("--version", "-V")
+# the packages whose versions decide what a user's artifacts are and how fast they run
+RUNTIME_PACKAGES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "tensorrt", "PySide6", "netron")
+
+
+def versions() -> dict[str, str | None]:
+    """The app's version and each runtime's (``None``: not installed), read without importing them."""
+    from importlib import metadata
+
+    def version_of(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"model-deployment-studio": version_of("model-deployment-studio"),
+            **{name: version_of(name) for name in RUNTIME_PACKAGES}}
+
+
+def print_version() -> int:
+    found = versions()
+    app_version = found.pop("model-deployment-studio") or "unknown (not installed)"
+    print(f"Model Deployment Studio {app_version}")
+    for name, version in found.items():
+        print(f"  {name:<12} {version or 'not installed'}")
+    print(f"  {'python':<12} {sys.version.split()[0]}")
+    return 0
+
+
+def unknown_word(word: str) -> int:
+    """``main.py WORD`` where WORD is neither a command nor a file: a usage error, never a window."""
+    import difflib
+
+    nearest = difflib.get_close_matches(word, CLI_COMMANDS, n=1, cutoff=0.6)
+    hint = f"; did you mean {nearest[0]}?" if nearest else f"; commands: {', '.join(CLI_COMMANDS)}"
+    print("usage: main.py [MODEL] | main.py {" + ",".join(CLI_COMMANDS) + "} ... | main.py --version",
+          file=sys.stderr)
+    print(f"error: main.py: '{word}' is neither a command nor an existing model file{hint}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in CLI_COMMANDS:
+    if argv and argv[0] in VERSION_FLAGS:
+        return print_version()
+    if argv and (argv[0] in CLI_COMMANDS or argv[0] in HELP_FLAGS):
         from app.cli import main as cli_main
 
         return cli_main(argv)
+    words = [a for a in argv if not a.startswith("-")]
+    if words and not Path(words[0]).expanduser().exists():
+        return unknown_word(words[0])
     from ui.app import run_gui
 
     return run_gui(argv)
