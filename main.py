@@ -13,31 +13,23 @@ from pathlib import Path
 CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize")
 HELP_FLAGS = ("-h", "--help")
 VERSION_FLAGS = ("--version", "-V")
-# the packages whose versions decide what a user's artifacts are and how fast they run
-RUNTIME_PACKAGES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "tensorrt", "PySide6", "netron")
-
-
-def versions() -> dict[str, str | None]:
-    """The app's version and each runtime's (``None``: not installed), read without importing them."""
+# runtimes a user may add beside the ones every manifest records
+EXTRA_RUNTIMES = ("openvino", "nncf")
+def print_version() -> int:
+    """The app's version and each runtime's, read from package metadata (nothing heavy is imported)."""
     from importlib import metadata
 
-    def version_of(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
+    from app.versions import PACKAGES, tool_versions
 
-    return {"model-deployment-studio": version_of("model-deployment-studio"),
-            **{name: version_of(name) for name in RUNTIME_PACKAGES}}
-
-
-def print_version() -> int:
-    found = versions()
-    app_version = found.pop("model-deployment-studio") or "unknown (not installed)"
+    try:
+        app_version = metadata.version("model-deployment-studio")
+    except metadata.PackageNotFoundError:
+        app_version = "unknown (not installed)"
     print(f"Model Deployment Studio {app_version}")
+    found = tool_versions(PACKAGES + tuple(p for p in EXTRA_RUNTIMES if p not in PACKAGES))
     for name, version in found.items():
-        print(f"  {name:<12} {version or 'not installed'}")
-    print(f"  {'python':<12} {sys.version.split()[0]}")
+        if name not in ("platform", "executable"):
+            print(f"  {name:<12} {version or 'not installed'}")
     return 0
 
 
