@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 # The CLI's sub-commands (tests/test_cli.py checks this list against app.cli's parser).
-CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize")
+CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "report")
 HELP_FLAGS = ("-h", "--help")
 VERSION_FLAGS = ("--version", "-V")
 # runtimes a user may add beside the ones every manifest records

@@ -81,7 +81,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     from app.bench.commands import add_bench_commands
     add_bench_commands(sub)
+    r = sub.add_parser("report", help="write one self-contained HTML report from manifests and benchmark results",
+                       description="Collect the manifests (*.manifest.json) and benchmark results (saved "
+                                   "`bench --json` / `optimize --json` output) in RUN_DIRs or named files and write "
+                                   "one HTML file: machine, source model, every artifact with its verification, "
+                                   "warnings and the command that remakes it, benchmark tables and charts.")
+    r.add_argument("inputs", nargs="+", type=Path, metavar="RUN_DIR|MANIFEST|BENCH.json")
+    r.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the report to write")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    r.add_argument("--debug", action="store_true", help="show tracebacks")
+    r.set_defaults(handler=cmd_report)
     return parser
+
+
+def cmd_report(args) -> int:
+    from app.report import write_report
+
+    try:
+        written = write_report(args.inputs, args.out, overwrite=args.overwrite)
+    except StudioError as e:
+        if args.json:
+            print(json.dumps({"status": "failed", "stage": "report", "message": str(e)}))
+        raise
+    if args.json:
+        print(json.dumps(written, indent=2))
+    else:
+        print(f"wrote {written['report']} ({len(written['artifacts'])} artifact(s), "
+              f"{len(written['benchmarks'])} benchmark result(s), {written['bytes'] / 1e3:.0f} kB)")
+    return 0
 
 
 def _quiet_libraries(debug: bool) -> None:

@@ -58,9 +58,10 @@ class MainWindow(QMainWindow):
         self.allow_pickle = False
         self.allow_dangerous_pickle = False
         self.conversions: dict[tuple[str, str], ConversionJob] = {}
-        self.serving_jobs: dict[tuple[str, str], BackgroundJob] = {}  # "Export for serving…" writes
+        self.background_jobs: dict[tuple[str, str], BackgroundJob] = {}  # Triton folders and reports being written
         self.inspection: BackgroundJob | None = None
         self.bench: BackgroundJob | None = None
+        self.last_benchmark: dict | None = None  # what File ▸ Export Report… reports beside the artifacts
         self.dialog: QMessageBox | None = None       # the message box on screen, if any
         self.is_ready = False
         self.latency_chart = None
@@ -174,6 +175,9 @@ class MainWindow(QMainWindow):
                                               tip="save both benchmark charts as PNG images")
         self.export_csv_action = self._action("Export Benchmark as &CSV…", self._on_export_csv_triggered,
                                               tip="save the benchmark numbers as CSV")
+        self.export_report_action = self._action("Export &Report…", self._on_export_report_triggered, "Ctrl+Shift+R",
+                                                 "save one self-contained HTML report: machine, artifacts, "
+                                                 "verification, warnings, commands, benchmark charts")
         self.copy_path_action = self._action("Copy Artifact &Path", self._on_copy_path_triggered, "Ctrl+Shift+C",
                                              "copy the selected artifact's path")
         self.copy_command_action = self._action("Copy CLI &Command", self._on_copy_command_triggered, "Ctrl+Shift+L",
@@ -204,6 +208,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.export_png_action)
         file_menu.addAction(self.export_csv_action)
+        file_menu.addAction(self.export_report_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit = bar.addMenu("&Edit")
@@ -376,6 +381,7 @@ class MainWindow(QMainWindow):
     def _forget_model(self) -> None:
         self.model.clear()
         self.results.clear_results()
+        self.last_benchmark = None
         self.jobs.clear()
         if self.latency_chart is not None:
             self.latency_chart.set_rows([])
@@ -563,7 +569,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_job_cancel_requested(self, key) -> None:
-        job = self.bench if key == BENCH_KEY else self.conversions.get(key) or self.serving_jobs.get(key)
+        job = self.bench if key == BENCH_KEY else self.conversions.get(key) or self.background_jobs.get(key)
         if job is not None:
             self.log.add(f"{key[0]} {key[1]}: cancelling")
             job.cancel()
@@ -622,6 +628,7 @@ class MainWindow(QMainWindow):
 
     def _on_benchmark_succeeded(self, result: dict) -> None:
         self.bench = None
+        self.last_benchmark = result
         rows = self.show_benchmark(result)
         self.jobs.show_outcome(BENCH_KEY, DONE, f"{len(rows)} measurements")
         self._update_actions()
@@ -693,17 +700,22 @@ class MainWindow(QMainWindow):
         from ui.workers import serving_job
 
         self.settings.set_value("dirs/serving", str(repo))
-        key = ("serving", artifact.name)
-        job = serving_job(artifact, repo, overwrite, self)
-        self.jobs.add_job(key, f"Triton bundle · {artifact.name}")
-        job.succeeded.connect(lambda path: self._on_bundle_written(key, path))
-        job.failed.connect(lambda state, message: self._on_bundle_failed(key, state, message))
-        self.serving_jobs[key] = job
+        return self._start_background(("serving", artifact.name), f"Triton bundle · {artifact.name}",
+                                      serving_job(artifact, repo, overwrite, self),
+                                      self._on_bundle_written, self._on_bundle_failed)
+
+    def _start_background(self, key: tuple[str, str], label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
+        """Show ``job`` in the jobs list under ``key`` and start it; ``on_done(key, result)`` or
+        ``on_failed(key, state, message)`` follows."""
+        self.jobs.add_job(key, label)
+        job.succeeded.connect(lambda result: on_done(key, result))
+        job.failed.connect(lambda state, message: on_failed(key, state, message))
+        self.background_jobs[key] = job
         job.start()
         return job
 
     def _on_bundle_written(self, key, path) -> None:
-        self.serving_jobs.pop(key, None)
+        self.background_jobs.pop(key, None)
         self.log.add(f"wrote the Triton model folder {path}")
         self.jobs.show_outcome(key, DONE, str(path))
         self.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
@@ -711,7 +723,7 @@ class MainWindow(QMainWindow):
     def _on_bundle_failed(self, key, state: str, message: str) -> None:
         from app.errors import OutputExists
 
-        job = self.serving_jobs.pop(key, None)
+        job = self.background_jobs.pop(key, None)
         self.log.add(f"Triton bundle for {key[1]}: {state}: {message}")
         self.jobs.show_outcome(key, state, message)
         if job is not None and isinstance(job.error, OutputExists):
@@ -757,6 +769,37 @@ class MainWindow(QMainWindow):
         if path:
             self.latency_chart.export_csv(Path(path).with_suffix(".csv"))
             self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    def _on_export_report_triggered(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", self._last_dir("report.html"),
+                                              "HTML files (*.html)")  # the dialog asks before replacing
+        if path:
+            self.export_report(Path(path).with_suffix(".html"))
+
+    def export_report(self, out: Path) -> BackgroundJob:
+        """Write the HTML report of this session's artifacts and last benchmark in the background."""
+        from app.pipeline import manifest_path_of
+        from ui.workers import report_job
+
+        manifests = [manifest_path_of(a) for a in self.results.artifacts() if manifest_path_of(a).is_file()]
+        benches = [self.last_benchmark] if self.last_benchmark else []
+        return self._start_background(("report", out.name), f"Report · {out.name}",
+                                      report_job(manifests, out, benches, self),
+                                      self._on_report_written, self._on_report_failed)
+
+    def _on_report_written(self, key, written: dict) -> None:
+        self.background_jobs.pop(key, None)
+        self.log.add(f"wrote the report {written['report']} ({len(written['artifacts'])} artifact(s), "
+                     f"{len(written['benchmarks'])} benchmark result(s))")
+        self.jobs.show_outcome(key, DONE, written["report"])
+        self.statusBar().showMessage(f"Report written: {written['report']}", 10000)
+
+    def _on_report_failed(self, key, state: str, message: str) -> None:
+        self.background_jobs.pop(key, None)
+        self.log.add(f"report: {state}: {message}")
+        self.jobs.show_outcome(key, state, message)
+        if state == FAILED:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot write the report", message)
 
     def _last_dir(self, name: str) -> str:
         base = self.model_path.parent if self.model_path else Path.home()
@@ -852,6 +895,7 @@ class MainWindow(QMainWindow):
         has_chart = bool(self.latency_chart is not None and self.latency_chart.rows)
         self.export_png_action.setEnabled(has_chart)
         self.export_csv_action.setEnabled(has_chart)
+        self.export_report_action.setEnabled(bool(self.results.artifacts() or self.last_benchmark))
         selected = self._selected_row() is not None
         self.copy_path_action.setEnabled(selected)
         self.copy_command_action.setEnabled(selected)
@@ -887,7 +931,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_settings()
         jobs = [*self.conversions.values(), self.bench, self.inspection, *getattr(self, "_startup_jobs", []),
-                *self.serving_jobs.values()]
+                *self.background_jobs.values()]
         for job in jobs:
             if job is not None:
                 job.cancel()

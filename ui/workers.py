@@ -219,3 +219,18 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
     job = BackgroundJob(work, parent=parent)
     job.payload = (Path(artifact), Path(repo))
     return job
+
+
+def report_job(paths: list[Path], out: Path, benches: list[dict], parent: QObject | None = None) -> BackgroundJob:
+    """Write the HTML report (``app.report``) in a worker thread: it reads only our own manifests and
+    benchmark results (no model code runs), so it needs no child process, only a free UI thread."""
+
+    def work(progress, should_cancel):
+        from app.report import write_report
+
+        progress("write report", None)
+        return write_report(paths, out, overwrite=True, benches=benches)
+
+    job = BackgroundJob(work, parent=parent)
+    job.payload = Path(out)
+    return job

@@ -78,13 +78,25 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 def write_png(data: dict, path: str | Path, *, title: str = "") -> Path:
     """p50 bars with p90 (solid) and p99 (dashed) whiskers and speedup labels, one panel per batch size."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = latency_figure(data, title=title)
+    FigureCanvasAgg(fig)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(str(tmp), format="png")
+    tmp.replace(path)
+    return path
+
+
+def latency_figure(data: dict, *, title: str = ""):
+    """The chart of :func:`write_png` as a matplotlib ``Figure`` with no canvas (the caller picks
+    PNG for the CLI or SVG for the HTML report)."""
     from matplotlib.figure import Figure
 
     rows = data.get("results", [])
     batches = sorted({int(r["batch"]) for r in rows}) or [1]
     names = list(dict.fromkeys(r["name"] for r in rows))
     fig = Figure(figsize=(max(6.0, 1.1 * len(names) + 2.0), 3.2 * len(batches)), dpi=110)
-    FigureCanvasAgg(fig)
     colors = [f"C{i % 10}" for i in range(len(names))]
     for k, batch in enumerate(batches):
         ax = fig.add_subplot(len(batches), 1, k + 1)
@@ -113,8 +125,4 @@ def write_png(data: dict, path: str | Path, *, title: str = "") -> Path:
                      fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(str(tmp), format="png")
-    tmp.replace(path)
-    return path
+    return fig

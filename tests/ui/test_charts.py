@@ -77,7 +77,7 @@ def test_batch_chart_plots_latency_and_throughput_per_runner(qtbot, measured_row
 
 
 @pytest.mark.skipif(not HAS_BENCH, reason="the benchmark engine (app.bench.job) is not in this checkout yet")
-def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, workdir):
+def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, workdir, monkeypatch):
     load_model(qtbot, window, workdir["cnn_onnx"])
     window.options.out_dir.setText(str(workdir["out"]))
     tick(qtbot, window, ("onnx", "fp16"))
@@ -91,6 +91,19 @@ def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, wo
     assert len(runners) == 2
     assert len(window.latency_chart.bars.opts["height"]) == len(runners)
     assert window.tabs.currentWidget().isAncestorOf(window.latency_chart) and window.jobs.row_for("benchmark", "all").state == "done"
+
+
+    # File ▸ Export Report… writes one HTML file with the artifact and this benchmark, off the UI thread
+    from PySide6.QtWidgets import QFileDialog
+
+    out = workdir["out"] / "handed-on.html"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    assert window.export_report_action.isEnabled()
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        window.export_report_action.trigger()
+    text = out.read_text(encoding="utf-8")
+    assert "cnn.fp16.onnx" in text and 'id="chart-latency"' in text and "this session&#x27;s benchmark" in text
+    assert f"wrote the report {out} (1 artifact(s), 1 benchmark result(s))" in window.log.text()
 
 
 def test_benchmark_is_disabled_with_its_reason_without_the_engine(window):

@@ -1,0 +1,450 @@
+"""A result you can hand on: one self-contained HTML file from manifests and benchmark results.
+
+``python main.py report RUN_DIR|MANIFEST|BENCH.json ... --out report.html`` and the window's
+File ▸ Export report… both call :func:`write_report`. What goes in:
+
+- **manifests** (``*.manifest.json``, written beside every artifact by ``convert``): the source
+  model, each artifact's target, precision, files and hashes, verification (and evaluation, where the
+  manifest has one), warnings in full, and the ``python main.py convert ...`` line that remakes it;
+- **benchmark results** (what ``bench --json`` / ``optimize --json`` print, saved to a file): the
+  machine, the rows, what was skipped, and the latency, batch and accuracy-vs-latency charts.
+
+The file needs no network and no other file: styles are inline, charts are inline SVG drawn with
+matplotlib's SVG canvas (no GUI toolkit), nothing is fetched. Every text from the inputs is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+from app.errors import BadInput
+
+MANIFEST_SUFFIX = ".manifest.json"
+MAX_INPUT_BYTES = 50 * 2**20          # a manifest or a benchmark JSON larger than this is not ours
+MAX_FILES = 500
+# CPU features that decide which precisions run fast (flag names as Linux's /proc/cpuinfo spells them)
+ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+             "avx512_bf16": "AVX-512 BF16", "amx_tile": "AMX", "amx_bf16": "AMX BF16", "amx_int8": "AMX INT8",
+             "asimd": "NEON", "sve": "SVE"}
+
+
+# ---------------------------------------------------------------------------- reading the inputs
+def _read_json(path: Path) -> dict:
+    try:
+        if path.stat().st_size > MAX_INPUT_BYTES:
+            raise BadInput(f"{path}: {path.stat().st_size / 2**20:.0f} MB is too large for a manifest or "
+                           "benchmark result; pass the run folder or the files convert/bench wrote")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(f"{path}: not a readable JSON file ({e.__class__.__name__}); pass manifests "
+                       "(*.manifest.json) or what `bench --json` printed") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: a JSON {type(data).__name__}, not a manifest or a benchmark result")
+    return data
+
+
+def _kind(data: dict) -> str | None:
+    if "artifact" in data and "target" in data and "source" in data:
+        return "manifest"
+    if isinstance(data.get("results"), list) and "machine" in data:
+        return "bench"
+    return None
+
+
+def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict], list[dict]]:
+    """Manifests and benchmark results found in ``paths`` (folders are searched recursively).
+
+    Returns
+    -------
+    (manifests, benches)
+        Each dict gains ``_file``, the path it was read from. Raises :class:`BadInput` when a path is
+        missing, a named file is neither, or nothing at all was found (unless ``allow_empty``).
+    """
+    manifests: list[dict] = []
+    benches: list[dict] = []
+    seen: set[Path] = set()
+    for given in paths:
+        path = Path(given).expanduser()
+        if not path.exists():
+            raise BadInput(f"{given}: no such file or folder")
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.json") if p.is_file() and not p.name.startswith("."))
+            if len(found) > MAX_FILES:
+                raise BadInput(f"{given}: {len(found)} JSON files; a report takes at most {MAX_FILES} — "
+                               "pass the run folder, not a whole drive")
+            named = False
+        else:
+            found, named = [path], True
+        for file in found:
+            real = file.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            data = _read_json(file) if named or file.name.endswith(MANIFEST_SUFFIX) else _try_json(file)
+            kind = _kind(data) if data is not None else None
+            if kind is None:
+                if named:
+                    raise BadInput(f"{given}: neither a manifest (*.manifest.json, written by convert) nor a "
+                                   "benchmark result (save what `bench --json` prints)")
+                continue
+            data["_file"] = str(file)
+            (manifests if kind == "manifest" else benches).append(data)
+    if not manifests and not benches and not allow_empty:
+        raise BadInput(f"{', '.join(str(p) for p in paths)}: no manifests (*.manifest.json) or benchmark "
+                       "results found; convert writes a manifest beside each artifact, and "
+                       "`bench ... --json > RUN_DIR/bench.json` saves a benchmark")
+    return manifests, benches
+
+
+def _try_json(file: Path) -> dict | None:
+    try:
+        return _read_json(file)
+    except BadInput:
+        return None
+
+
+# ---------------------------------------------------------------------------- what the report says
+def current_machine() -> dict:
+    """This machine, for a report without benchmark results (the benchmark records its own)."""
+    from app.bench.harness import machine_info
+
+    return machine_info(threads=0)
+
+
+def cpu_features(flags_text: str | None = None) -> list[str]:
+    """The instruction sets in :data:`ISA_FLAGS` that this CPU (or the given ``/proc/cpuinfo`` flags) has."""
+    if flags_text is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                flags_text = next((line.split(":", 1)[1] for line in f
+                                   if line.startswith(("flags", "Features"))), "")
+        except OSError:
+            flags_text = ""
+    flags = set(flags_text.split())
+    return [label for flag, label in ISA_FLAGS.items() if flag in flags]
+
+
+def reproduce_command(manifest: dict) -> str:
+    """The ``python main.py convert ...`` line that makes this artifact again (from its manifest)."""
+    from app.commandline import convert_command
+    from app.request import ConversionRequest
+    from app.specs import TensorSpec
+
+    opts = manifest.get("options") or {}
+    source = manifest.get("source") or {}
+    calibration = opts.get("calibration")
+    request = ConversionRequest(
+        model_path=Path(source.get("path", "MODEL")), target=manifest.get("target", "?"),
+        precision=manifest.get("precision", "fp32"),
+        inputs=tuple(TensorSpec.from_json(s) for s in opts.get("inputs") or []),
+        dynamic=tuple((d[0], int(d[1]), d[2]) for d in opts.get("dynamic") or []),
+        arch=opts.get("arch"), arch_kwargs=tuple((opts.get("arch_kwargs") or {}).items()),
+        opset=opts.get("opset"), exporter=opts.get("exporter") or "dynamo",
+        quantization=opts.get("quantization"), calibration=Path(calibration) if calibration else None,
+        calibration_method=opts.get("calibration_method") or "minmax",
+        workspace_mb=opts.get("workspace_mb") or 4096, seed=opts.get("seed") or 0,
+        out_dir=Path(manifest["_file"]).resolve().parent if manifest.get("_file") else None)
+    return convert_command(request)
+
+
+# ---------------------------------------------------------------------------- charts (inline SVG)
+def _svg(fig) -> str:
+    """``fig`` as an inline ``<svg>`` element (text as paths: no font files needed)."""
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    FigureCanvasSVG(fig)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: inline SVG needs neither
+
+
+def _unique_rows(benches: list[dict]) -> list[dict]:
+    return [r for b in benches for r in b.get("results", [])]
+
+
+def latency_chart(rows: list[dict]) -> str | None:
+    if not rows:
+        return None
+    from app.bench.report import latency_figure
+
+    return _svg(latency_figure({"results": rows}))
+
+
+def batch_chart(rows: list[dict]) -> str | None:
+    """Throughput against batch size, one line per runner; None unless some runner has two sizes."""
+    by_name: dict[str, list[dict]] = {}
+    for r in rows:
+        by_name.setdefault(r["name"], []).append(r)
+    if not any(len({int(r["batch"]) for r in rs}) > 1 for rs in by_name.values()):
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 3.6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, rs in by_name.items():
+        rs = sorted(rs, key=lambda r: int(r["batch"]))
+        ax.plot([int(r["batch"]) for r in rs], [r["throughput"] for r in rs], marker="o", label=name)
+    batches = sorted({int(r["batch"]) for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches)
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("items / s")
+    ax.set_title("throughput by batch size", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both latency (lower) and accuracy (higher),
+    in order of latency."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def accuracy_chart(rows: list[dict]) -> str | None:
+    """Cosine to the source against p50 latency at the smallest batch, the Pareto front drawn."""
+    if not rows:
+        return None
+    batch = min(int(r["batch"]) for r in rows)
+    shown = [r for r in rows if int(r["batch"]) == batch and r.get("cosine") is not None]
+    if len(shown) < 2:
+        return None
+    from matplotlib.figure import Figure
+
+    points = [(float(r["p50_ms"]), float(r["cosine"])) for r in shown]
+    fig = Figure(figsize=(7.5, 3.8), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for (x, y), r in zip(points, shown):
+        ax.scatter([x], [y], s=36)
+        ax.annotate(r["name"], (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], linestyle="--", color="black",
+            linewidth=1, label="Pareto front")
+    ax.set_xlabel(f"p50 latency at batch {batch} (ms)")
+    ax.set_ylabel("cosine to the source")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.set_title("accuracy vs latency", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+# ---------------------------------------------------------------------------- HTML
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#116611;font-weight:600}.failed{color:#aa1111;font-weight:600}.muted{color:#666}
+code,pre{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:.85em}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
+.warning{background:#fff6e0;border-left:3px solid #e0a000;padding:.3em .6em;margin:.2em 0}
+figure{margin:1em 0}figure svg{max-width:100%;height:auto}
+@media print{body{margin:0;max-width:none}details{display:block}}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value, fmt: str) -> str:
+    if value is None:
+        return "–"
+    try:
+        return format(float(value), fmt)
+    except (TypeError, ValueError):
+        return _e(value)
+
+
+def _table(head: list[str] | None, rows: list[list[str]], *, cls: str = "", numeric: set[int] = frozenset()) -> str:
+    """An HTML table of already-escaped cells; ``head`` None: a key/value table (first column as headers)."""
+    out = [f'<table class="{cls}">']
+    if head:
+        out.append("<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead>")
+    out.append("<tbody>")
+    if head is None:
+        rows = [[f"<th>{row[0]}</th>", *row[1:]] for row in rows]
+    for row in rows:
+        out.append("<tr>" + "".join(c if c.startswith("<th>") else f'<td class="num">{c}</td>' if i in numeric
+                                    else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _machine_section(benches: list[dict]) -> str:
+    m = dict(benches[0]["machine"]) if benches else current_machine()
+    where = "the machine the benchmark ran on" if benches else "the machine this report was written on"
+    features = cpu_features()
+    rows = [["CPU", _e(m.get("cpu"))], ["architecture", _e(m.get("arch"))],
+            ["cores", f"{_e(m.get('physical_cores'))} physical, {_e(m.get('logical_cores'))} logical"],
+            ["threads used", _e(m.get("threads") or "–")], ["memory", f"{_e(m.get('memory_gb', '–'))} GB"],
+            ["GPU", _e(m.get("gpu") or "none")], ["OS", _e(m.get("os"))], ["Python", _e(m.get("python"))],
+            ["instruction sets (this machine)", _e(", ".join(features) or "none of AVX2/AVX-512/VNNI/BF16/AMX")]]
+    for key in ("torch", "onnxruntime", "openvino"):
+        if m.get(key):
+            rows.append([key, _e(m[key])])
+    if m.get("onnxruntime_providers"):
+        rows.append(["ONNX Runtime providers", _e(", ".join(m["onnxruntime_providers"]))])
+    return (f'<section id="machine"><h2>Machine</h2><p class="muted">{_e(where)}</p>'
+            + _table(None, rows, cls="machine") + "</section>")
+
+
+def _source_section(manifests: list[dict]) -> str:
+    sources: dict[str, dict] = {}
+    for m in manifests:
+        src = m.get("source") or {}
+        sources.setdefault(src.get("sha256") or src.get("path") or "?", {**src, "inputs": m.get("inputs"),
+                                                                        "outputs": m.get("outputs")})
+    if not sources:
+        return ""
+    parts = ['<section id="source"><h2>Source model</h2>']
+    for src in sources.values():
+        specs = [[_e(kind), _e(s.get("name")), _e(s.get("dtype")), _e("×".join(str(d) for d in s.get("shape", [])))]
+                 for kind, group in (("input", src.get("inputs") or []), ("output", src.get("outputs") or []))
+                 for s in group]
+        parts.append(f'<p><code>{_e(src.get("path"))}</code> — format {_e(src.get("format"))}, '
+                     f'SHA-256 <code>{_e(src.get("sha256"))}</code></p>')
+        parts.append(_table(["", "name", "dtype", "shape"], specs, cls="specs"))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _size(manifest: dict) -> int:
+    return sum(int(f.get("size_bytes") or 0) for f in manifest.get("files") or [])
+
+
+def _artifact_section(manifests: list[dict]) -> str:
+    if not manifests:
+        return ""
+    rows, details = [], []
+    for i, m in enumerate(manifests):
+        v = m.get("verification") or {}
+        status = m.get("status", "?")
+        verdict = "passed" if v.get("passed") else ("failed" if v else "not verified")
+        rows.append([f'<a href="#artifact-{i}">{_e(m.get("artifact"))}</a>', _e(m.get("target")),
+                     _e(m.get("precision")), f'<span class="{"ok" if status == "ok" else "failed"}">{_e(status)}</span>',
+                     _num(_size(m) / 1e6, ".2f"), _num(v.get("cosine"), ".6f"), _num(v.get("rel_l2"), ".2e"),
+                     _num(v.get("max_abs_err"), ".2e"), _e(verdict), str(len(m.get("warnings") or []))])
+        block = [f'<article class="artifact" id="artifact-{i}"><h3>{_e(m.get("artifact"))}</h3>']
+        block.append(f'<p class="muted">manifest <code>{_e(m.get("_file"))}</code>; converted in '
+                     f'{_num(m.get("seconds"), ".1f")} s</p>')
+        block.append("<p>Make it again:</p>" f'<pre class="command">{_e(reproduce_command(m))}</pre>')
+        if v:
+            block.append(f'<p>Verification ({_e("; ".join(v.get("checks") or []))}): cosine '
+                         f'{_num(v.get("cosine"), ".6f")}, rel L2 {_num(v.get("rel_l2"), ".2e")}, max |Δ| '
+                         f'{_num(v.get("max_abs_err"), ".2e")}, top-1 agreement {_num(v.get("top1_agreement"), ".3f")}'
+                         + (f' — <span class="failed">{_e(v.get("failure"))}</span>' if v.get("failure") else "")
+                         + "</p>")
+        evaluation = m.get("evaluation")
+        if isinstance(evaluation, dict) and evaluation:
+            block.append("<p>Evaluation on data:</p>" + _table(
+                ["measure", "value"], [[_e(k), _e(val)] for k, val in evaluation.items() if not isinstance(val, (dict, list))]))
+        for w in m.get("warnings") or []:
+            block.append(f'<div class="warning">{_e(w)}</div>')
+        files = [[f'<code>{_e(f.get("name"))}</code>', _num((f.get("size_bytes") or 0) / 1e6, ".3f"),
+                  f'<code>{_e(f.get("sha256"))}</code>'] for f in m.get("files") or []]
+        block.append(_table(["file", "MB", "SHA-256"], files, cls="files", numeric={1}))
+        shown = {k: v for k, v in m.items() if not k.startswith("_")}
+        block.append(f"<details><summary>full manifest</summary><pre>{_e(json.dumps(shown, indent=2, default=str))}"
+                     "</pre></details></article>")
+        details.append("".join(block))
+    head = ["artifact", "target", "precision", "status", "MB", "cosine", "rel L2", "max |Δ|", "verification",
+            "warnings"]
+    return ('<section id="artifacts"><h2>Artifacts</h2>' + _table(head, rows, cls="artifacts", numeric={4, 5, 6, 7, 9})
+            + "".join(details) + "</section>")
+
+
+def _bench_section(benches: list[dict]) -> str:
+    if not benches:
+        return ""
+    parts = ['<section id="benchmark"><h2>Benchmark</h2>']
+    for b in benches:
+        cfg = b.get("config") or {}
+        parts.append(f'<p class="muted">from <code>{_e(b.get("_file"))}</code>: {_e(cfg.get("runs"))} timed calls '
+                     f'at least, {_e(cfg.get("threads"))} threads, seed {_e(cfg.get("seed"))}</p>')
+        rows = [[_e(r["name"]) + (" (baseline)" if r.get("baseline") else ""), _e(r.get("runtime")),
+                 _e(r.get("provider")), _e(r.get("precision")), _e(r.get("batch")), _num(r.get("p50_ms"), ".3f"),
+                 _num(r.get("p90_ms"), ".3f"), _num(r.get("p99_ms"), ".3f"), _num(r.get("throughput"), ",.1f"),
+                 _num(r.get("speedup_vs_baseline"), ".2f"), _num(r.get("cosine"), ".6f"),
+                 _num((r.get("size_bytes") or 0) / 1e6, ".2f")] for r in b.get("results", [])]
+        parts.append(_table(["runner", "runtime", "provider", "precision", "batch", "p50 ms", "p90 ms", "p99 ms",
+                             "items/s", "speed-up", "cosine", "MB"], rows, cls="bench",
+                            numeric={4, 5, 6, 7, 8, 9, 10, 11}))
+        for s in b.get("skipped", []):
+            parts.append(f'<div class="warning">{_e(s.get("status", "skipped"))}: {_e(s.get("name"))} — '
+                         f'{_e(s.get("reason"))}</div>')
+        for note in b.get("notes", []):
+            parts.append(f'<div class="warning">note: {_e(note)}</div>')
+    rows = _unique_rows(benches)
+    for chart_id, title, svg in (("chart-latency", "Latency (p50 bars, p90/p99 whiskers)", latency_chart(rows)),
+                                 ("chart-batch", "Throughput by batch size", batch_chart(rows)),
+                                 ("chart-accuracy", "Accuracy vs latency", accuracy_chart(rows))):
+        if svg:
+            parts.append(f'<figure id="{chart_id}">{svg}<figcaption>{_e(title)}</figcaption></figure>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render(manifests: list[dict], benches: list[dict], *, title: str = "Model Deployment Studio report") -> str:
+    """The report as one HTML document (a string)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("model-deployment-studio")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    body = [f"<h1>{_e(title)}</h1>",
+            f'<p class="muted">written {_e(when)} by Model Deployment Studio {_e(version)}: '
+            f"{len(manifests)} artifact(s), {len(benches)} benchmark result(s)</p>",
+            _machine_section(benches), _source_section(manifests), _artifact_section(manifests),
+            _bench_section(benches)]
+    # no network: the policy forbids every fetch; the page needs none
+    csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+            f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+            + "".join(body) + "</body></html>\n")
+
+
+def write_report(paths: list[Path], out: Path, *, overwrite: bool = False, benches: list[dict] = ()) -> dict:
+    """Collect, render and write the report atomically; returns what went in (for ``--json``).
+
+    ``benches`` are benchmark results already in memory (the window's last benchmark), reported
+    after those found in ``paths``."""
+    out = Path(out).expanduser()
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise BadInput(f"--out {out}: the report is one HTML file; name it e.g. report.html")
+    if out.exists() and not overwrite:
+        raise BadInput(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {out}: folder {out.parent} does not exist")
+    given = [dict(b, _file=b.get("_file") or "this session's benchmark") for b in benches]
+    if not paths and not given:
+        raise BadInput("nothing to report: convert or benchmark first")
+    manifests, found = collect(paths, allow_empty=bool(given)) if paths else ([], [])
+    benches = found + given
+    text = render(manifests, benches)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"status": "ok", "report": str(out), "bytes": len(text.encode("utf-8")),
+            "artifacts": [m.get("artifact") for m in manifests], "benchmarks": [b["_file"] for b in benches]}

@@ -1,0 +1,157 @@
+"""``python main.py report``: one self-contained HTML file from a real run folder (real conversions, a
+real benchmark). Its structure is checked with an HTML parser here and in a real browser engine in
+tests/ui_web/test_report_page.py."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.runs import make_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, model_files) -> dict:
+    root = tmp_path_factory.mktemp("report")
+    state = root / "cnn.pt"
+    state.write_bytes(model_files["cnn_state"].read_bytes())
+    return make_run(root, state)
+
+
+class Page(HTMLParser):
+    """The parts of the report the tests look at: tables' rows by class, svgs, links, texts by class."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.rows: dict[str, int] = {}
+        self.texts: dict[str, list[str]] = {}
+        self._table: list[str] = []
+        self._open: list[tuple[str, str | None]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "table":
+            self._table.append(a.get("class") or "")
+        if tag == "tr" and self._table:
+            self.rows[self._table[-1]] = self.rows.get(self._table[-1], 0) + 1
+        if tag in ("div", "pre"):
+            self._open.append((tag, a.get("class")))
+            self.texts.setdefault(a.get("class") or "", []).append("")
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self._table:
+            self._table.pop()
+        if tag in ("div", "pre") and self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        if self._open:
+            self.texts[self._open[-1][1] or ""][-1] += data
+
+
+def test_report_of_a_run_folder_has_every_artifact_chart_warning_and_command(cli, run, tmp_path):
+    out = tmp_path / "report.html"
+    r = cli("report", run["run"], "--out", out, "--json")
+    assert r.code == 0, r.err
+    written = json.loads(r.out)
+    assert written["report"] == str(out) and sorted(written["artifacts"]) == sorted(p.name for p in run["artifacts"])
+    assert written["benchmarks"] == [str(run["bench"])]
+    page = Page(out.read_text(encoding="utf-8"))
+    # header row + one per artifact; the benchmark table: header + 3 runners × 2 batch sizes
+    assert page.rows["artifacts"] == 1 + 2
+    assert page.rows["bench"] == 1 + 3 * 2
+    svgs = [a for tag, a in page.tags if tag == "svg"]
+    figures = {a.get("id") for tag, a in page.tags if tag == "figure"}
+    assert figures == {"chart-latency", "chart-batch", "chart-accuracy"} and len(svgs) == 3
+    # self-contained: nothing to fetch, a policy that forbids fetching
+    for tag, a in page.tags:
+        for key in ("src", "href"):
+            assert not a.get(key) or a[key].startswith("#"), (tag, a)
+    assert any(tag == "meta" and "default-src 'none'" in a.get("content", "") for tag, a in page.tags)
+    # every warning in full, not cut off
+    warnings = [w for m in run["manifest_data"] for w in m["warnings"]]
+    assert warnings and all(w in page.texts["warning"] for w in warnings)
+    # the command that remakes each artifact parses as the same conversion
+    from app.cli import build_parser
+
+    commands = page.texts["command"]
+    assert len(commands) == 2
+    for command, manifest in zip(commands, run["manifest_data"]):
+        args = build_parser().parse_args(shlex.split(command)[2:])
+        assert (args.command, args.target, args.precision) == ("convert", manifest["target"], manifest["precision"])
+        assert Path(args.model) == Path(manifest["source"]["path"]) and args.arch == "tests.models:SmallCNN"
+        assert args.input == ["x:1x3x32x32:float32"] and args.dynamic == ["x:0:batch"]
+        assert args.out == run["run"].resolve()
+
+
+def test_named_manifest_and_bench_files(cli, run, tmp_path):
+    out = tmp_path / "one.html"
+    r = cli("report", run["manifests"][0], run["bench"], "--out", out)
+    assert r.code == 0, r.err
+    assert "1 artifact(s), 1 benchmark result(s)" in r.out
+    assert Page(out.read_text(encoding="utf-8")).rows["artifacts"] == 2
+
+
+def test_text_from_the_files_is_escaped(cli, run, tmp_path):
+    manifest = dict(run["manifest_data"][0], warnings=["<script>alert(1)</script>"])
+    (tmp_path / "evil.manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "evil.html"
+    assert cli("report", tmp_path / "evil.manifest.json", "--out", out).code == 0
+    page = Page(out.read_text(encoding="utf-8"))
+    assert not any(tag == "script" for tag, _ in page.tags)
+    assert "<script>alert(1)</script>" in page.texts["warning"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "no manifests (*.manifest.json) or benchmark results found"),
+    ("missing", "no such file or folder"),
+    ("not-ours", "neither a manifest"),
+    ("broken", "not a readable JSON file"),
+    ("suffix", "the report is one HTML file"),
+    ("exists", "exists; pass --overwrite"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(cli, tmp_path, case, message):
+    given = tmp_path / "in"
+    given.mkdir()
+    out = tmp_path / "report.html"
+    if case == "missing":
+        given = tmp_path / "nowhere"
+    elif case == "not-ours":
+        given = given / "other.json"
+        given.write_text('{"hello": 1}')
+    elif case == "broken":
+        given = given / "x.manifest.json"
+        given.write_text("{not json")
+    elif case == "suffix":
+        out = tmp_path / "report.pdf"
+    elif case == "exists":
+        out.write_text("keep me")
+    r = cli("report", given, "--out", out, "--json")
+    assert r.code == 2
+    assert len(r.err.strip().splitlines()) == 1 and message in r.err and "Traceback" not in r.err
+    assert json.loads(r.out) == {"status": "failed", "stage": "report", "message": r.err.strip()[len("error: "):]}
+    assert (out.read_text() == "keep me") if case == "exists" else not out.exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    from app.report import pareto_front
+
+    points = [(10.0, 1.0), (5.0, 0.99), (6.0, 0.98), (2.0, 0.90), (3.0, 0.999)]
+    assert pareto_front(points) == [3, 4, 0]
+
+
+def test_cpu_features_from_flags():
+    from app.report import cpu_features
+
+    assert cpu_features("fpu sse avx2 avx512f avx512_vnni") == ["AVX2", "AVX-512", "AVX-512 VNNI"]
+    assert cpu_features("fpu sse avx2 avx512f avx512_bf16 amx_tile amx_bf16") == [
+        "AVX2", "AVX-512", "AVX-512 BF16", "AMX", "AMX BF16"]
+    assert cpu_features("") == []
