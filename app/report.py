@@ -22,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+from app.bench.report import finish_axes
 from app.errors import BadInput
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -51,13 +52,16 @@ def _read_json(path: Path) -> dict:
 def _kind(data: dict) -> str | None:
     if "artifact" in data and "target" in data and "source" in data:
         return "manifest"
+    if data.get("kind") == "sweep" and isinstance(data.get("points"), list):
+        return "sweep"
     if isinstance(data.get("results"), list) and "machine" in data:
         return "bench"
     return None
 
 
 def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict], list[dict]]:
-    """Manifests and benchmark results found in ``paths`` (folders are searched recursively).
+    """Manifests and benchmark results (sweeps among them) found in ``paths`` (folders are searched
+    recursively).
 
     Returns
     -------
@@ -93,7 +97,7 @@ def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict]
                                    "benchmark result (save what `bench --json` prints)")
                 continue
             data["_file"] = str(file)
-            (manifests if kind == "manifest" else benches).append(data)
+            (manifests if kind == "manifest" else benches).append(data)  # a sweep reports with the benchmarks
     if not manifests and not benches and not allow_empty:
         raise BadInput(f"{', '.join(str(p) for p in paths)}: no manifests (*.manifest.json) or benchmark "
                        "results found; convert writes a manifest beside each artifact, and "
@@ -194,12 +198,7 @@ def batch_chart(rows: list[dict]) -> str | None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("items / s")
-    ax.set_title("throughput by batch size", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    finish_axes(fig, ax, "batch size", "items / s", "throughput by batch size")
     return _svg(fig)
 
 
@@ -234,13 +233,8 @@ def accuracy_chart(rows: list[dict]) -> str | None:
     front = pareto_front(points)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], linestyle="--", color="black",
             linewidth=1, label="Pareto front")
-    ax.set_xlabel(f"p50 latency at batch {batch} (ms)")
-    ax.set_ylabel("cosine to the source")
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-    ax.set_title("accuracy vs latency", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    finish_axes(fig, ax, f"p50 latency at batch {batch} (ms)", "cosine to the source", "accuracy vs latency")
     return _svg(fig)
 
 
@@ -287,7 +281,7 @@ def _table(head: list[str] | None, rows: list[list[str]], *, cls: str = "", nume
 
 
 def _machine_section(benches: list[dict]) -> str:
-    m = dict(benches[0]["machine"]) if benches else current_machine()
+    m = dict(benches[0].get("machine") or {}) if benches else current_machine()
     where = "the machine the benchmark ran on" if benches else "the machine this report was written on"
     features = cpu_features()
     rows = [["CPU", _e(m.get("cpu"))], ["architecture", _e(m.get("arch"))],
@@ -369,7 +363,39 @@ def _artifact_section(manifests: list[dict]) -> str:
             + "".join(details) + "</section>")
 
 
+def _sweep_section(sweeps: list[dict]) -> str:
+    if not sweeps:
+        return ""
+    from app.bench.sweep import sweep_figure
+
+    parts = ['<section id="sweep"><h2>Deployment sweep</h2>']
+    for data in sweeps:
+        grid = data.get("grid") or {}
+        parts.append(f'<p class="muted">from <code>{_e(data.get("_file"))}</code>: threads {_e(grid.get("threads"))}, '
+                     f'batch {_e(grid.get("batch"))}, concurrency {_e(grid.get("concurrency"))}, '
+                     f'{_e(data.get("seconds"))} s per point</p>')
+        rows = [[_e(p["name"]), _e(p["threads"]), _e(p["batch"]), _e(p["concurrency"]), _num(p["throughput"], ",.1f"),
+                 _num(p["p50_ms"], ".3f"), _num(p["p99_ms"], ".3f")] for p in data.get("points", [])]
+        parts.append(_table(["artifact", "threads", "batch", "concurrency", "items/s", "p50 ms", "p99 ms"], rows,
+                            cls="sweep", numeric={1, 2, 3, 4, 5, 6}))
+        for p in data.get("proposals", []):
+            batching = (f"dynamic_batching preferred {p['preferred_batch_sizes']}, max queue delay "
+                        f"{p['max_queue_delay_us']} µs" if p.get("preferred_batch_sizes") else "no dynamic batching")
+            parts.append(f'<p class="proposal"><b>{_e(p["name"])}</b>: Triton instance_group count {_e(p["instances"])}, '
+                         f'{_e(p["threads_per_instance"])} thread(s) per instance, {_e(batching)} — {_e(p["why"])}. '
+                         f'Write it: <code>python main.py serve-bundle {_e(p["artifact"])} --out REPO '
+                         f'--from-sweep {_e(data.get("_file"))}</code></p>')
+        for note in data.get("notes", []):
+            parts.append(f'<div class="warning">note: {_e(note)}</div>')
+        if data.get("points"):
+            parts.append(f'<figure id="chart-sweep">{_svg(sweep_figure(data))}<figcaption>Throughput vs p99, '
+                         "knee starred</figcaption></figure>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def _bench_section(benches: list[dict]) -> str:
+    benches = [b for b in benches if b.get("kind") != "sweep"]
     if not benches:
         return ""
     parts = ['<section id="benchmark"><h2>Benchmark</h2>']
@@ -413,7 +439,7 @@ def render(manifests: list[dict], benches: list[dict], *, title: str = "Model De
             f'<p class="muted">written {_e(when)} by Model Deployment Studio {_e(version)}: '
             f"{len(manifests)} artifact(s), {len(benches)} benchmark result(s)</p>",
             _machine_section(benches), _source_section(manifests), _artifact_section(manifests),
-            _bench_section(benches)]
+            _bench_section(benches), _sweep_section([b for b in benches if b.get("kind") == "sweep"])]
     # no network: the policy forbids every fetch; the page needs none
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

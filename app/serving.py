@@ -71,6 +71,10 @@ class TritonTensor:
     is_float: bool = True
 
 
+# the backend parameter that sets each instance's intra-op threads (Triton's onnxruntime and pytorch backends)
+THREAD_PARAMETERS = {"onnxruntime_onnx": "intra_op_thread_count", "pytorch_libtorch": "INTRA_OP_THREAD_COUNT"}
+
+
 @dataclass(frozen=True)
 class TritonModelConfig:
     """The content of one ``config.pbtxt``."""
@@ -84,6 +88,9 @@ class TritonModelConfig:
     kind: str = "KIND_CPU"
     ort_tensorrt_precision: str | None = None   # "FP32"/"FP16": ONNX Runtime's TensorRT accelerator
     source: str = ""                            # shown in a comment
+    preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batching, from a deployment sweep
+    max_queue_delay_us: int | None = None
+    threads_per_instance: int | None = None     # intra-op threads of each instance (backend parameter)
 
     def to_pbtxt(self) -> str:
         """The protobuf text format Triton reads."""
@@ -101,8 +108,16 @@ class TritonModelConfig:
                 lines.append("  }" + ("," if i < len(tensors) - 1 else ""))
             lines.append("]")
         if self.max_batch_size > 0:
-            lines.append("dynamic_batching { }")
+            batching = []
+            if self.preferred_batch_sizes:
+                batching.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in self.preferred_batch_sizes)} ]")
+            if self.max_queue_delay_us is not None:
+                batching.append(f"  max_queue_delay_microseconds: {self.max_queue_delay_us}")
+            lines += ["dynamic_batching {", *batching, "}"] if batching else ["dynamic_batching { }"]
         lines += ["instance_group [", "  {", f"    count: {self.instances}", f"    kind: {self.kind}", "  }", "]"]
+        key = THREAD_PARAMETERS.get(self.platform)
+        if self.threads_per_instance and key:
+            lines.append(f'parameters {{ key: "{key}" value: {{ string_value: "{self.threads_per_instance}" }} }}')
         if self.ort_tensorrt_precision:
             lines += ["optimization {", "  execution_accelerators {", "    gpu_execution_accelerator: [",
                       "      {", '        name: "tensorrt"',
@@ -129,6 +144,9 @@ class ServingBundle:
                 "inputs": [{"name": t.name, "data_type": t.data_type, "dims": list(t.dims)} for t in c.inputs],
                 "outputs": [{"name": t.name, "data_type": t.data_type, "dims": list(t.dims)} for t in c.outputs],
                 "instance_group": {"count": c.instances, "kind": c.kind},
+                "dynamic_batching": {"preferred_batch_size": list(c.preferred_batch_sizes),
+                                     "max_queue_delay_microseconds": c.max_queue_delay_us},
+                "threads_per_instance": c.threads_per_instance,
                 "files": [str(f) for f in self.files], "warnings": self.warnings,
                 "docker": docker_command(self), "perf_analyzer": perf_analyzer_command(self)}
 
@@ -265,10 +283,24 @@ def model_name_for(artifact: Path) -> str:
 
 
 def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_batch: int | None = None,
-                instances: int = 1, kind: str | None = None, ort_tensorrt: bool = False,
-                inputs: list[TensorSpec] | None = None) -> tuple[TritonModelConfig, _Signature]:
-    """Work out the Triton configuration of ``artifact`` without writing anything."""
+                instances: int | None = None, kind: str | None = None, ort_tensorrt: bool = False,
+                inputs: list[TensorSpec] | None = None,
+                from_sweep: str | os.PathLike | None = None) -> tuple[TritonModelConfig, _Signature]:
+    """Work out the Triton configuration of ``artifact`` without writing anything.
+
+    ``from_sweep``: a saved ``bench --sweep --json`` result; its proposal for ``artifact`` sets the
+    instance count, the threads per instance and the dynamic batching (preferred sizes, queue delay).
+    """
     artifact = Path(artifact)
+    proposal = None
+    if from_sweep is not None:
+        from app.bench.sweep import read_proposal
+
+        if instances is not None:
+            raise BadInput("--instances and --from-sweep: the sweep's proposal sets the instance count; give one")
+        proposal = read_proposal(Path(from_sweep), artifact)
+        instances = proposal.instances
+    instances = 1 if instances is None else instances
     name = name or model_name_for(artifact)
     if not _NAME_RE.match(name) or name in (".", ".."):
         raise BadInput(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it becomes a folder and a URL part)")
@@ -310,6 +342,11 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
                        "followed by every output); re-convert it with --dynamic NAME:0:batch, or use --max-batch 0")
     batching = batchable and max_batch != 0
     max_batch_size = (max_batch or DEFAULT_MAX_BATCH) if batching else 0
+    if proposal is not None and batching and not max_batch:
+        max_batch_size = max(max_batch_size, proposal.max_batch)
+    if proposal is not None and proposal.preferred_batch_sizes and not batching:
+        warnings.append(f"the sweep proposes dynamic batching ({list(proposal.preferred_batch_sizes)}), but this "
+                        "configuration does not batch; left out")
     if sig.format == "tensorrt" and batching:
         warnings.append(f"max_batch_size {max_batch_size} must not exceed the largest batch of the engine's "
                         "optimization profile (set at conversion)")
@@ -324,9 +361,17 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
     precision = None
     if ort_tensorrt:
         precision = "FP16" if (sig.precision == "fp16" or any(s.dtype == "float16" for s in sig.inputs)) else "FP32"
+    source = f"{artifact.name} ({sig.format}{', ' + sig.precision if sig.precision else ''})"
+    preferred, delay, threads = (), None, None
+    if proposal is not None:
+        threads = proposal.threads_per_instance
+        if batching:
+            preferred = tuple(b for b in proposal.preferred_batch_sizes if b <= max_batch_size)
+            delay = proposal.max_queue_delay_us if preferred else None
+        source += f"; settings from a deployment sweep: {proposal.why}"
     config = TritonModelConfig(name, platform, max_batch_size, tensors_in, tensors_out, instances,
-                               "KIND_GPU" if kind == "gpu" else "KIND_CPU", precision,
-                               f"{artifact.name} ({sig.format}{', ' + sig.precision if sig.precision else ''})")
+                               "KIND_GPU" if kind == "gpu" else "KIND_CPU", precision, source,
+                               preferred, delay, threads)
     sig.warnings = warnings
     return config, sig
 
@@ -354,9 +399,10 @@ def _tensor(name: str, spec: TensorSpec, dims: tuple[int, ...], example: tuple[i
 
 # ---------------------------------------------------------------------------- writing the bundle
 def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike, *, name: str | None = None,
-                       max_batch: int | None = None, instances: int = 1, kind: str | None = None,
+                       max_batch: int | None = None, instances: int | None = None, kind: str | None = None,
                        ort_tensorrt: bool = False, overwrite: bool = False,
-                       inputs: list[TensorSpec] | None = None) -> ServingBundle:
+                       inputs: list[TensorSpec] | None = None,
+                       from_sweep: str | os.PathLike | None = None) -> ServingBundle:
     """Write ``out_repo/NAME`` (config, README, version 1 with the model) atomically.
 
     ``kind`` is ``"cpu"`` or ``"gpu"`` (default: gpu for TensorRT plans, cpu otherwise);
@@ -366,7 +412,7 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
     artifact = Path(artifact)
     out_repo = Path(out_repo)
     config, sig = plan_config(artifact, name=name, max_batch=max_batch, instances=instances, kind=kind,
-                              ort_tensorrt=ort_tensorrt, inputs=inputs)
+                              ort_tensorrt=ort_tensorrt, inputs=inputs, from_sweep=from_sweep)
     files.prepare_out_dir(out_repo)
     files.clean_stale_work_dirs(out_repo)
     dest = out_repo / config.name

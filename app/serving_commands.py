@@ -23,7 +23,10 @@ def add_serving_commands(sub) -> None:
     s.add_argument("--name", help="model name (default: the artifact's file name, e.g. resnet_fp16)")
     s.add_argument("--max-batch", type=int, metavar="N",
                    help="max_batch_size for a model with a dynamic batch axis (default 8; 0 turns batching off)")
-    s.add_argument("--instances", type=int, default=1, metavar="N", help="model instances (default 1)")
+    s.add_argument("--instances", type=int, metavar="N", help="model instances (default 1)")
+    s.add_argument("--from-sweep", type=Path, metavar="SWEEP.json",
+                   help="take instances, threads per instance and dynamic batching from a saved "
+                        "`bench ... --sweep ... --json` result")
     s.add_argument("--kind", choices=["cpu", "gpu"], help="where the instances run (default: gpu for TensorRT, else cpu)")
     s.add_argument("--ort-tensorrt", action="store_true",
                    help="ONNX only: let ONNX Runtime run the model through its TensorRT accelerator (needs --kind gpu)")
@@ -62,7 +65,7 @@ def cmd_serve_bundle(args: argparse.Namespace) -> int:
 
     bundle = export_for_serving(args.artifact, args.out, name=args.name, max_batch=args.max_batch,
                                 instances=args.instances, kind=args.kind, ort_tensorrt=args.ort_tensorrt,
-                                overwrite=args.overwrite, inputs=_inputs(args))
+                                overwrite=args.overwrite, inputs=_inputs(args), from_sweep=args.from_sweep)
     if args.json:
         print(json.dumps(bundle.to_json(), indent=2))
     else:

@@ -32,8 +32,15 @@ def describe(row: dict) -> str:
         parts.append(f"mean {row['mean_ms']:.3f} ± {row.get('std_ms') or 0:.3f} ms")
     if row.get("throughput") is not None:
         parts.append(f"throughput {row['throughput']:,.1f} items/s")
+    if row.get("p50_ci_low_ms") is not None:
+        parts.append(f"p50 95 % interval {row['p50_ci_low_ms']:.3f}–{row['p50_ci_high_ms']:.3f} ms"
+                     + (" (too noisy to rank)" if row.get("noisy") else ""))
     if row.get("speedup_vs_baseline") is not None:
-        parts.append(f"speedup vs source ×{row['speedup_vs_baseline']:.2f}")
+        parts.append(f"speedup vs source ×{row['speedup_vs_baseline']:.2f}"
+                     + (f" [{row['speedup_ci_low']:.2f}–{row['speedup_ci_high']:.2f}]"
+                        if row.get("speedup_ci_low") is not None and not row.get("baseline") else ""))
+    if row.get("verdict"):
+        parts.append(row["verdict"])
     if row.get("cosine") is not None:
         parts.append(f"cosine {row['cosine']:.6f} · rel L2 {row.get('rel_l2') or 0:.2e}")
     return "\n".join(parts)
@@ -52,6 +59,13 @@ def _style_plot(plot: pg.PlotItem, fg: QColor) -> None:
         axis.setTextPen(pg.mkPen(fg))
     if plot.titleLabel.text:
         plot.setTitle(plot.titleLabel.text, color=fg.name(), size="9pt")
+
+
+def _show_axes(plot: pg.PlotItem, shown: bool) -> None:
+    """Axes only with data: an empty chart shows its message, not a meaningless −0.4…0.4 scale."""
+    for name in ("left", "bottom"):
+        plot.showAxis(name, shown)
+    plot.showGrid(x=False, y=shown, alpha=0.25)
 
 
 def _png(item, path: str | Path, width: int) -> Path:
@@ -85,6 +99,7 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
         self.hover_text = ""
         self.bars: pg.BarGraphItem | None = None
         self.whiskers: list[pg.ErrorBarItem] = []
+        self.intervals: pg.ErrorBarItem | None = None  # the p50's 95 % bootstrap interval
         self.labels: list[pg.TextItem] = []
         plot = self.getPlotItem()
         plot.setMenuEnabled(False)
@@ -98,6 +113,7 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._built = True
         self.apply_palette()
+        self._draw()
 
     def apply_palette(self) -> None:
         bg, fg = _colors(self)
@@ -117,12 +133,18 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
 
     def _draw(self) -> None:
         plot = self.getPlotItem()
-        for item in [self.bars, *self.whiskers, *self.labels]:
+        for item in [self.bars, *self.whiskers, self.intervals, *self.labels]:
             if item is not None:
                 plot.removeItem(item)
-        self.bars, self.whiskers, self.labels = None, [], []
+        self.bars, self.whiskers, self.intervals, self.labels = None, [], None, []
         self._empty.setVisible(not self.shown)
+        _show_axes(plot, bool(self.shown))
         if not self.shown:
+            plot.setTitle("")
+            plot.getAxis("bottom").setTicks(None)
+            plot.setXRange(-1, 1, padding=0)
+            plot.setYRange(-1, 1, padding=0)
+            self._empty.setPos(0, 0)
             return
         _, fg = _colors(self)
         n = len(self.shown)
@@ -141,10 +163,19 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
         self.whiskers = [p90_whisker, p99_whisker]
         for w in self.whiskers:
             plot.addItem(w)
+        if all(r.get("p50_ci_low_ms") is not None for r in self.shown):
+            lo = np.array([r["p50_ci_low_ms"] for r in self.shown], dtype=float)
+            hi = np.array([r["p50_ci_high_ms"] for r in self.shown], dtype=float)
+            self.intervals = pg.ErrorBarItem(x=x + 0.22, y=p50, top=np.maximum(hi - p50, 0),
+                                             bottom=np.maximum(p50 - lo, 0), beam=0.08,
+                                             pen=pg.mkPen(QColor(200, 40, 40), width=2))
+            plot.addItem(self.intervals)
         top = float(max(p99.max(), p50.max()))
         for i, row in enumerate(self.shown):
             speedup = row.get("speedup_vs_baseline")
             text = f"×{speedup:.2f}" if speedup is not None else f"{row['p50_ms']:.2f} ms"
+            if row.get("verdict") == "no measurable difference":
+                text += " (=)"
             label = pg.TextItem(text, color=fg, anchor=(0.5, 1.0))
             label.setPos(i, float(max(p99[i], p50[i])) + top * 0.02)
             plot.addItem(label)
@@ -152,8 +183,9 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
         axis = plot.getAxis("bottom")
         names = _tick_names([r["name"] for r in self.shown])
         axis.setTicks([[(i, name) for i, name in enumerate(names)]])
-        plot.setTitle(f"p50 latency at batch {self.batch} · whiskers p90 (solid) and p99 (dashed) · "
-                      "labels: speedup vs source", color=fg.name(), size="9pt")
+        plot.setTitle(f"p50 latency at batch {self.batch} · whiskers p90 (solid) and p99 (dashed) · red: p50's "
+                      "95 % interval · labels: speedup vs source, (=) no measurable difference",
+                      color=fg.name(), size="9pt")
         plot.setXRange(-0.6, n - 0.4, padding=0)
         plot.setYRange(0, top * 1.15, padding=0)
 
@@ -216,6 +248,8 @@ class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
         self.throughput.getAxis("left").setWidth(64)  # room for "35000" beside the axis label
         self.legend = self.throughput.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.curves: list[pg.PlotDataItem] = []
+        self._empty = pg.TextItem("Benchmark at several batch sizes (e.g. 1, 4, 16) to see how latency and "
+                                  "throughput grow", anchor=(0.5, 0.5))
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._built = True
         self.apply_palette()
@@ -227,6 +261,25 @@ class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
             _style_plot(plot, fg)
         self.legend.setLabelTextColor(fg)
         self.legend.setBrush(pg.mkBrush(bg))
+        self._empty.setColor(fg)
+        self._show_empty(not self.rows)
+
+    def _show_empty(self, empty: bool) -> None:
+        """No rows: the message over the left plot, no axes, titles or grids."""
+        for plot in (self.latency, self.throughput):
+            _show_axes(plot, not empty)
+            plot.showGrid(x=not empty, y=not empty, alpha=0.25)
+        self.latency.setTitle("" if empty else "p50 latency vs batch size", size="9pt")
+        self.throughput.setTitle("" if empty else "throughput vs batch size", size="9pt")
+        if empty:
+            if self._empty.scene() is None:
+                self.latency.addItem(self._empty)
+            self.latency.setLogMode(x=False, y=False)
+            self.latency.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+            self._empty.setPos(0, 0)
+        else:
+            self.latency.setLogMode(x=True, y=False)
+        self._empty.setVisible(empty)
 
     def set_rows(self, rows: list[dict]) -> None:
         self.rows = [dict(r) for r in rows]
@@ -236,9 +289,10 @@ class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
         for s in self.series.values():
             s.sort(key=lambda r: int(r["batch"]))
         for plot in (self.latency, self.throughput):
-            plot.clear()
+            plot.clear()  # also takes the empty message off; _show_empty puts it back
         self.legend.clear()
         self.curves = []
+        self._show_empty(not self.rows)
         n = max(len(self.series), 3)
         legend_names = _tick_names(list(self.series))
         for i, (name, series) in enumerate(self.series.items()):

@@ -18,8 +18,10 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIc
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
+from ui.details_pane import ResultDetails
 from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
+from ui.panels import DetachableTab, FocusToggle
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
@@ -30,6 +32,7 @@ OPEN_FILTERS = ";;".join([
     "PyTorch (*.pt *.pth *.bin *.ckpt)", "torch.export (*.pt2)", "safetensors (*.safetensors)",
     "ONNX (*.onnx)", "TensorRT engines (*.engine *.plan)", "All files (*)"])
 BENCH_KEY = ("benchmark", "all")
+LOG_LINES = 4  # the log's height when the window opens
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
@@ -131,10 +134,19 @@ class MainWindow(QMainWindow):
         self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
         self.tabs.addTab(self._graph_holder, "Graph")
 
+        self.details = ResultDetails()
+        self.results_split = QSplitter(Qt.Orientation.Horizontal)  # the table, and the selected row in full
+        self.results_split.addWidget(self.results)
+        self.results_split.addWidget(self.details)
+        self.results_split.setStretchFactor(0, 3)
+        self.results_split.setStretchFactor(1, 2)
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.addWidget(self.jobs)
-        self.right_split.addWidget(self.results)
+        self.right_split.addWidget(self.results_split)
         self.right_split.addWidget(self.tabs)
+        self.charts_focus = FocusToggle(self.right_split)
+        self.graph_window = DetachableTab(self.tabs, self._graph_holder, "Graph — Model Deployment Studio",
+                                          self._on_graph_window_changed)
         for i, stretch in enumerate((1, 1, 3)):
             self.right_split.setStretchFactor(i, stretch)
         self.right_split.setSizes([190, 190, 420])
@@ -151,6 +163,9 @@ class MainWindow(QMainWindow):
         self.log_dock.setWidget(self.log)
         self.log_dock.setAccessibleName("Log panel")
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+        # the log starts as a few lines; drag its edge (or View ▸ Log) for more
+        self.resizeDocks([self.log_dock], [self.log.fontMetrics().lineSpacing() * LOG_LINES + 16],
+                         Qt.Orientation.Vertical)
 
         self.engine_label = QLabel("starting…")
         self.engine_label.setAccessibleName("Engine status")
@@ -195,10 +210,20 @@ class MainWindow(QMainWindow):
         self.about_qt_action = self._action("About &Qt", QApplication.aboutQt)
         self.toggle_log_action = self.log_dock.toggleViewAction()
         self.toggle_log_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.focus_charts_action = self._action("Charts and Graph Fill the &Right Side", self._on_focus_charts_toggled,
+                                                "Ctrl+Shift+F", "hide jobs and results so the charts and graph get "
+                                                "the whole right side (again to bring them back)")
+        self.focus_charts_action.setCheckable(True)
+        self.graph_window_action = self._action("&Graph in Its Own Window", self._on_graph_window_toggled,
+                                                "Ctrl+Shift+G", "move the Graph tab into a window of its own "
+                                                "(closing that window puts it back)")
+        self.graph_window_action.setCheckable(True)
         self.tab_actions = [self._action("Go to &Results", lambda: self.results.setFocus(), "Ctrl+1")]
-        for i, name in enumerate(("Latency Chart", "Batch Size Chart", "Graph")):
-            self.tab_actions.append(self._action(f"Show {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
-                                                 f"Ctrl+{i + 2}"))
+        for i, (name, show) in enumerate((
+                ("Latency Chart", lambda: self.tabs.setCurrentWidget(self._latency_holder)),
+                ("Batch Size Chart", lambda: self.tabs.setCurrentWidget(self._batch_holder)),
+                ("Graph", self.show_graph_tab))):
+            self.tab_actions.append(self._action(f"Show {name}", lambda _=False, show=show: show(), f"Ctrl+{i + 2}"))
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -219,6 +244,8 @@ class MainWindow(QMainWindow):
         edit.addAction(self.clear_log_action)
         view = bar.addMenu("&View")
         view.addAction(self.toggle_log_action)
+        view.addAction(self.focus_charts_action)
+        view.addAction(self.graph_window_action)
         view.addSeparator()
         for a in self.tab_actions:
             view.addAction(a)
@@ -241,6 +268,7 @@ class MainWindow(QMainWindow):
         self.jobs.cancel_requested.connect(self._on_job_cancel_requested)
         self.jobs.all_finished.connect(self._on_all_jobs_finished)
         self.results.itemSelectionChanged.connect(self._update_actions)
+        self.results.itemSelectionChanged.connect(self._show_selected_details)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
         self.results.export_requested.connect(self._on_export_for_serving_requested)
         self.tabs.currentChanged.connect(self._on_tab_changed)
@@ -667,18 +695,26 @@ class MainWindow(QMainWindow):
         return models
 
     def show_graph_tab(self) -> None:
-        self.tabs.setCurrentWidget(self._graph_holder)
+        if self.graph_window.detached:
+            self.graph_window.window.raise_()
+            self.graph_window.window.activateWindow()
+        else:
+            self.tabs.setCurrentWidget(self._graph_holder)
 
     def _on_tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self._graph_holder:
-            if self.graph is None:
-                from ui.graph_view import GraphView
+            self._ensure_graph()
 
-                self.graph = GraphView()
-                self._graph_holder.put(self.graph)
-                for pane in self.graph.panes:  # a pane's web view exists once it has drawn
-                    pane.graph_drawn.connect(self._refuse_drops)
-            self._refresh_graph()
+    def _ensure_graph(self) -> None:
+        """Build the Graph view on first sight (its servers start only then) and show the current models."""
+        if self.graph is None:
+            from ui.graph_view import GraphView
+
+            self.graph = GraphView()
+            self._graph_holder.put(self.graph)
+            for pane in self.graph.panes:  # a pane's web view exists once it has drawn
+                pane.graph_drawn.connect(self._refuse_drops)
+        self._refresh_graph()
 
     def _refresh_graph(self) -> None:
         """Offer the current models in the Graph tab (only once the tab exists: it starts servers)."""
@@ -750,6 +786,21 @@ class MainWindow(QMainWindow):
         self.results.clear_results()
         self._update_actions()
         self._refresh_graph()
+
+    def _show_selected_details(self) -> None:
+        row = self._selected_row()
+        self.details.show_row(self.results.rows[row] if row is not None else None)
+
+    def _on_focus_charts_toggled(self, on: bool) -> None:
+        self.charts_focus.set(on)
+
+    def _on_graph_window_toggled(self, on: bool) -> None:
+        self.graph_window.set(on)
+
+    def _on_graph_window_changed(self, detached: bool) -> None:
+        self.graph_window_action.setChecked(detached)
+        if detached:
+            self._ensure_graph()
 
     def _on_open_folder_requested(self, folder: str) -> None:
         self.statusBar().showMessage(f"Opening {folder}", 3000)
@@ -937,6 +988,7 @@ class MainWindow(QMainWindow):
                 job.cancel()
         for pool in all_pools():  # every child is terminated within a second of its cancel
             pool.waitForDone(5000)
+        self.graph_window.set(False)  # the Graph page goes home before the window closes
         if self.graph is not None:
             self.graph.close_all()  # stops the graph servers and removes their private copies
         super().closeEvent(event)

@@ -6,6 +6,7 @@ Double-click opens the artifact's folder; the context menu copies the path or th
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,12 +100,17 @@ class ResultsTable(QTableWidget):
         else:
             verdict = "failed"
             cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", info.message]
+        notes = (r.warnings + ([r.message] if r.message else [])) if r is not None else [info.message]
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
             if col in (3, 4, 5, 6):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if col == 8 or (col == 2 and info.artifact):
-                item.setToolTip(str(info.artifact) if col == 2 else text)
+            # every cell's full text on hover; rich text so Qt wraps a long warning instead of one endless line
+            full = str(info.artifact) if col == 2 and info.artifact else text
+            if col == 8:
+                item.setToolTip("<qt>" + "<br>".join(html.escape(n) for n in notes if n) + "</qt>" if any(notes) else "")
+            elif full:
+                item.setToolTip(f"<qt>{html.escape(full)}</qt>")
             self.setItem(row, col, item)
         verdict_item = self.item(row, 7)
         verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if info.verification_passed else "fail"))))
@@ -112,8 +118,8 @@ class ResultsTable(QTableWidget):
         font.setBold(True)
         verdict_item.setFont(font)
         if v is not None:
-            verdict_item.setToolTip(v.summary() + (f"\n{v.failure}" if v.failure else "")
-                                    + f"\nchecks: {'; '.join(v.checks)}")
+            lines = [v.summary(), *([v.failure] if v.failure else []), f"checks: {'; '.join(v.checks)}"]
+            verdict_item.setToolTip("<qt>" + "<br>".join(html.escape(line) for line in lines) + "</qt>")
         return info
 
     def clear_results(self) -> None:

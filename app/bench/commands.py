@@ -30,6 +30,13 @@ def add_bench_commands(sub) -> None:
     b.add_argument("--batch", metavar="LIST", help="batch sizes to sweep, e.g. 1,2,4,8 (needs a dynamic batch axis)")
     b.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows as CSV")
     b.add_argument("--plot", type=Path, metavar="FILE.png", help="also write a PNG chart (p50 bars, p90/p99 whiskers)")
+    b.add_argument("--sweep", nargs="+", metavar="KEY=LIST",
+                   help="deployment sweep of the artifacts instead: threads=1,2 batch=1,4,16 concurrency=1,2,4 — "
+                        "throughput vs p99, the knee, and Triton settings (serve-bundle --from-sweep)")
+    b.add_argument("--sweep-seconds", type=float, default=1.0, metavar="S",
+                   help="how long each sweep point runs (default 1.0)")
+    b.add_argument("--p99-budget-ms", type=float, metavar="MS",
+                   help="sweep: propose the highest throughput whose p99 stays within MS (default: the knee)")
     b.set_defaults(handler=cmd_bench)
 
     o = sub.add_parser("optimize", help="try every target × precision, benchmark them, recommend the fastest accurate one",
@@ -58,6 +65,9 @@ def _add_timing_args(p: argparse.ArgumentParser, *, runs: int, min_seconds: floa
                    help=f"timed duration (at least; default {min_seconds})")
     p.add_argument("--max-seconds", type=float, default=max_seconds, metavar="S",
                    help="cap on one runner's timed phase" + (f" (default {max_seconds})" if max_seconds else ""))
+    p.add_argument("--rounds", type=int, default=5, metavar="N",
+                   help="split the timed calls into N interleaved rounds (A B C, B C A, …) so drift hits every "
+                        "runner alike (default 5)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="intra-op threads of every CPU runner (torch and ONNX Runtime; default: physical cores)")
     p.add_argument("--providers", metavar="LIST",
@@ -95,7 +105,8 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise BadInput(f"--max-seconds {args.max_seconds}: give a positive number of seconds")
     return BenchConfig(batches=batches, warmup=args.warmup, warmup_seconds=args.warmup_seconds, runs=args.runs,
-                       min_seconds=args.min_seconds, max_seconds=args.max_seconds, threads=args.threads, seed=args.seed)
+                       min_seconds=args.min_seconds, max_seconds=args.max_seconds, threads=args.threads, seed=args.seed,
+                       rounds=args.rounds)
 
 
 def source_request(args: argparse.Namespace, target: str = "bench"):
@@ -153,12 +164,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
+    if args.sweep:
+        return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
     result, data = _run(args, lambda progress: benchmark(source_request(args), list(args.artifacts), config,
                                                           providers=_providers(args), device=args.device,
                                                           progress=progress))
     _write_extras(args, data, Path(args.model).name)
     return 1 if any(s.status == "failed" for s in result.skipped) else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``bench MODEL ARTIFACT... --sweep threads=... batch=... concurrency=...``."""
+    from app.bench import sweep
+    from app.cli import StderrProgress
+    from app.pipeline import prepare_model
+
+    grid = sweep.parse_sweep(args.sweep)
+    if args.batch:
+        raise BadInput("--batch and --sweep: give the batch sizes in the sweep (--sweep batch=1,4,16)")
+    progress = StderrProgress()
+    try:
+        progress("load model", None)
+        model = prepare_model(source_request(args))
+        result = sweep.run_sweep(model, list(args.artifacts), grid, seconds=args.sweep_seconds,
+                                 p99_budget_ms=args.p99_budget_ms, progress=progress)
+    finally:
+        progress.done()
+    data = result.to_json()
+    print(json.dumps(data, indent=2, default=str) if args.json else sweep.format_sweep(data))
+    if args.plot:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = sweep.sweep_figure(data)
+        FigureCanvasAgg(fig)
+        fig.savefig(str(args.plot), format="png")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 1 if result.skipped else 0
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

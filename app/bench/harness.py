@@ -4,15 +4,22 @@ Method (the README's "How the benchmark measures" repeats it):
 
 1. Inputs are built once per batch size from the model's signature (random, seeded, the same for
    every runner) and prepared once per runner (cast, copied to the device): never inside the loop.
-2. Each runner is loaded (timed: ``load_ms``), then per batch size: one first call (``cold_ms``),
-   warm-up until both ``warmup`` calls and ``warmup_seconds`` are done, then timed calls until both
-   ``runs`` calls and ``min_seconds`` are reached (or ``max_seconds`` caps them, reported as such).
-3. Every CPU runner uses the same thread count: ``torch.set_num_threads`` and ONNX Runtime's
+2. Each runner alone: loaded (timed: ``load_ms``), then per batch size one first call (``cold_ms``)
+   and its outputs (for accuracy); its peak memory; then it is closed.
+3. Timing, interleaved: every runner that worked is loaded again and warmed up (``warmup`` calls and
+   ``warmup_seconds``), then the timed calls are split into ``rounds`` rounds, A B C, B C A, C A B …
+   (one untimed call opens each block), so that a drift of the machine (another process, a
+   frequency change) hits every runner alike. In all, timed calls continue until both ``runs`` calls
+   and ``min_seconds`` are reached (or ``max_seconds`` caps them, reported as such).
+4. Bootstrap confidence intervals (95 %) on each p50 and on each speed-up over the baseline; a
+   speed-up whose interval contains 1 is "no measurable difference", and a p50 whose interval is
+   wider than ±5 % is flagged as too noisy to rank by.
+5. Every CPU runner uses the same thread count: ``torch.set_num_threads`` and ONNX Runtime's
    ``intra_op_num_threads``.
-4. Accuracy: each runner's outputs on the same inputs are compared with the baseline's
+6. Accuracy: each runner's outputs on the same inputs are compared with the baseline's
    (:func:`app.verify.compare`: cosine, relative L2, max abs error) and reported in the same row.
-5. Peak memory: the process's peak resident set while the runner was loaded and run (Linux resets
-   the high-water mark before each runner; elsewhere it is the process's lifetime peak).
+7. Peak memory: the process's peak resident set while the runner was loaded alone (step 2; Linux
+   resets the high-water mark before each runner; elsewhere it is the process's lifetime peak).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from app.bench.runners import Runner, RunnerUnavailable, onnxruntime_providers
-from app.bench.stats import LatencyStats
+from app.bench.stats import NOISY_HALF_WIDTH, LatencyStats, median_ci, speedup_ci, verdict
 from app.errors import BadInput, Cancelled, describe
 from app.inputs import make_feeds
 from app.model import Feeds
@@ -55,6 +62,8 @@ class BenchConfig:
         Optional cap on the timed phase of one runner at one batch size (reported as ``capped``).
     threads
         Intra-op threads of every CPU runner; default: the number of physical cores.
+    rounds
+        The timed calls of every runner are split into this many interleaved rounds (A B C, B C A …).
     seed
         Seed of the random inputs.
     """
@@ -67,18 +76,21 @@ class BenchConfig:
     max_seconds: float | None = None
     threads: int | None = None
     seed: int = 0
+    rounds: int = 5
 
     def with_threads(self) -> "BenchConfig":
         """This config with ``threads`` resolved (default: physical cores) and checked: every runner
         of one benchmark gets the same count."""
         if self.threads is not None and self.threads < 1:
             raise BadInput(f"--threads {self.threads}: give a positive number of threads")
+        if self.rounds < 1:
+            raise BadInput(f"--rounds {self.rounds}: give a positive number of rounds")
         return replace(self, threads=self.threads or default_threads())
 
     def to_json(self) -> dict:
         return {"batches": list(self.batches), "warmup": self.warmup, "warmup_seconds": self.warmup_seconds,
                 "runs": self.runs, "min_seconds": self.min_seconds, "max_seconds": self.max_seconds,
-                "threads": self.threads, "seed": self.seed}
+                "threads": self.threads, "seed": self.seed, "rounds": self.rounds}
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,17 @@ class Measurement:
     baseline: bool = False
     artifact: str | None = None
     note: str = ""
+    p50_ci_ms: tuple[float, float] | None = None
+    speedup_ci: tuple[float, float] | None = None
+    verdict: str = ""
+
+    @property
+    def noisy(self) -> bool:
+        """The p50's interval is wider than ±5 %: too noisy to rank this row against others."""
+        if self.p50_ci_ms is None or self.stats.p50_ms <= 0:
+            return False
+        lo, hi = self.p50_ci_ms
+        return (hi - lo) / 2.0 > NOISY_HALF_WIDTH * self.stats.p50_ms
 
     @property
     def throughput(self) -> float:
@@ -120,7 +143,12 @@ class Measurement:
                 "timed_seconds": s.total_s, "capped": self.capped, "cold_ms": self.cold_ms, "load_ms": self.load_ms,
                 "size_bytes": self.size_bytes, "peak_rss_mb": None if self.peak_rss_bytes is None
                 else self.peak_rss_bytes / 2**20, "threads": self.threads, "max_abs_err": self.max_abs_err,
-                "baseline": self.baseline, "artifact": self.artifact, "note": self.note}
+                "baseline": self.baseline, "artifact": self.artifact, "note": self.note,
+                "p50_ci_low_ms": self.p50_ci_ms[0] if self.p50_ci_ms else None,
+                "p50_ci_high_ms": self.p50_ci_ms[1] if self.p50_ci_ms else None,
+                "speedup_ci_low": self.speedup_ci[0] if self.speedup_ci else None,
+                "speedup_ci_high": self.speedup_ci[1] if self.speedup_ci else None,
+                "verdict": self.verdict, "noisy": self.noisy}
 
 
 @dataclass(frozen=True)
@@ -203,6 +231,13 @@ def time_calls(runner: Runner, prepared, config: BenchConfig, *, should_cancel: 
     """
     cancel = should_cancel or (lambda: False)
     tick = on_tick or (lambda phase, fraction: None)
+    warm_up(runner, prepared, config, cancel, tick)
+    return timed_block(runner, prepared, config.runs, config.min_seconds, config.max_seconds, cancel, tick)
+
+
+def warm_up(runner: Runner, prepared, config: BenchConfig, cancel: Callable[[], bool],
+            tick: Callable[[str, float], None] = lambda phase, fraction: None) -> None:
+    """Untimed calls until both ``config.warmup`` calls and ``config.warmup_seconds`` are done."""
     perf = time.perf_counter
     started, n = perf(), 0
     while n < config.warmup or perf() - started < config.warmup_seconds:
@@ -211,21 +246,29 @@ def time_calls(runner: Runner, prepared, config: BenchConfig, *, should_cancel: 
         runner.call(prepared)
         n += 1
         tick("warm-up", 0.0)
+
+
+def timed_block(runner: Runner, prepared, runs: int, min_seconds: float, max_seconds: float | None,
+                cancel: Callable[[], bool], tick: Callable[[str, float], None] = lambda phase, fraction: None,
+                ) -> tuple[list[float], bool]:
+    """Timed calls until both ``runs`` calls and ``min_seconds`` are reached, or ``max_seconds``
+    (then ``capped`` is True); returns the per-call seconds and ``capped``."""
+    perf = time.perf_counter
     samples: list[float] = []
     timed = runner.timed_call
     started = perf()
     capped = False
     while True:
         elapsed = perf() - started
-        if len(samples) >= config.runs and elapsed >= config.min_seconds:
+        if len(samples) >= runs and elapsed >= min_seconds:
             break
-        if config.max_seconds is not None and elapsed >= config.max_seconds and samples:
+        if max_seconds is not None and elapsed >= max_seconds and samples:
             capped = True
             break
         if cancel():
             raise Cancelled("benchmark cancelled by the user")
         samples.append(timed(prepared))
-        tick("timing", min(len(samples) / max(config.runs, 1), elapsed / config.min_seconds if config.min_seconds else 1.0))
+        tick("timing", min(len(samples) / max(runs, 1), elapsed / min_seconds if min_seconds else 1.0))
     return samples, capped
 
 
@@ -386,84 +429,168 @@ def run_benchmark(baseline: Runner, runners: list[Runner], specs: list[TensorSpe
     threads = config.threads
     batches, batch_notes = plan_batches(specs, config.batches)
     all_notes = list(notes or []) + batch_notes
+    everyone = [baseline, *runners]
     clock = _Clock(progress or (lambda stage, fraction=None: None), should_cancel or (lambda: False),
-                   units=(1 + len(runners)) * len(batches))
+                   units=len(everyone) * len(batches) * 2)
     feeds = {b: feeds_for_batch(specs, b, seed=config.seed, int_high=int_high) for b in batches}
-    references: dict[int, list[np.ndarray]] = {}
-    rows: list[Measurement] = []
+    probes: list[_Probe] = []
     skipped: list[Skipped] = []
     torch_threads = _set_torch_threads(threads)
     if not reset_peak_memory():
         all_notes.append("peak memory is the process's lifetime peak (no per-runner reset on this OS)")
     try:
-        for index, runner in enumerate([baseline, *runners]):
-            is_base = runner is baseline
-            try:
-                rows += _measure_runner(runner, feeds, config, clock, references, is_base, skipped)
-            except (Cancelled, KeyboardInterrupt):
-                raise
-            except RunnerUnavailable as e:
-                if is_base:
-                    raise BadInput(f"the baseline {runner.name} cannot run here: {e}") from None
-                skipped.append(_skip(runner, "unavailable", str(e)))
-            except Exception as e:  # noqa: BLE001 - one failing runner must not abort the others
-                if is_base:
-                    raise
-                skipped.append(_skip(runner, "failed", describe(e)))
-            finally:
-                runner.close()
-                gc.collect()
+        for index, runner in enumerate(everyone):  # 1. each runner alone: load, cold call, outputs, memory
+            probe = _guarded(runner, runner is baseline, skipped, lambda r=runner: _probe(r, feeds, clock, skipped, r is baseline))
+            if probe is not None:
+                probes.append(probe)
             clock.done = (index + 1) * len(batches)  # also when a runner failed part-way
+        samples = _interleaved(probes, feeds, config, clock, skipped)  # 2. timing in interleaved rounds
     finally:
         _restore_torch_threads(torch_threads)
-    base = {r.batch: r.stats.p50_ms for r in rows if r.baseline}
-    rows = [replace(r, speedup_vs_baseline=base[r.batch] / r.stats.p50_ms if r.batch in base and r.stats.p50_ms > 0
-                    else None) for r in rows]
+    rows = _measurements(probes, samples, config, all_notes)
     clock.report("done", 0.0, force=True)
     return BenchResult(machine_info(threads), config, tuple(rows), tuple(skipped), tuple(all_notes))
 
 
-def _measure_runner(runner: Runner, feeds: dict[int, Feeds], config: BenchConfig, clock: _Clock,
-                    references: dict[int, list[np.ndarray]], is_base: bool, skipped: list[Skipped]) -> list[Measurement]:
+@dataclass
+class _Probe:
+    """What one runner did alone: load time, per batch its cold call and outputs, its peak memory."""
+
+    runner: Runner
+    is_base: bool
+    load_s: float
+    cold_s: dict[int, float]
+    outputs: dict[int, list[np.ndarray]]
+    peak: int | None
+
+
+def _guarded(runner: Runner, is_base: bool, skipped: list[Skipped], work: Callable):
+    """``work()``, with a runner that is unavailable or fails reported in ``skipped`` (the baseline's
+    failure propagates: without it nothing can be compared); the runner is closed afterwards."""
+    try:
+        return work()
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except RunnerUnavailable as e:
+        if is_base:
+            raise BadInput(f"the baseline {runner.name} cannot run here: {e}") from None
+        skipped.append(_skip(runner, "unavailable", str(e)))
+    except Exception as e:  # noqa: BLE001 - one failing runner must not abort the others
+        if is_base:
+            raise
+        skipped.append(_skip(runner, "failed", describe(e)))
+    finally:
+        runner.close()
+        gc.collect()
+    return None
+
+
+def _probe(runner: Runner, feeds: dict[int, Feeds], clock: _Clock, skipped: list[Skipped], is_base: bool) -> _Probe:
     ok, why = runner.available()
     if not ok:
         raise RunnerUnavailable(why)
     clock.check()
     clock.report(f"load {runner.name}", 0.0, force=True)
     reset_peak_memory()
-    load_s = runner.load()
-    rows = []
+    probe = _Probe(runner, is_base, runner.load(), {}, {}, None)
     for batch, batch_feeds in feeds.items():
-        stage = f"{runner.name}, batch {batch}"
-        clock.report(stage, 0.0, force=True)
+        clock.report(f"{runner.name}, batch {batch}: first call", 0.0, force=True)
         try:
             prepared = runner.prepare(batch_feeds)
-            cold_s = runner.timed_call(prepared)
-            samples, capped = time_calls(runner, prepared, config, should_cancel=clock.should_cancel,
-                                         on_tick=lambda phase, part, s=stage: clock.report(f"{s}: {phase}", part))
-            outputs = runner.infer(batch_feeds)
+            probe.cold_s[batch] = runner.timed_call(prepared)
+            probe.outputs[batch] = runner.infer(batch_feeds)
         except (Cancelled, KeyboardInterrupt):
             raise
         except Exception as e:  # noqa: BLE001 - this batch size failed; the others may not
             if is_base:
                 raise
             skipped.append(_skip(runner, "failed", describe(e), batch))
-            clock.done += 1
-            continue
-        if is_base:
-            references[batch] = outputs
-            cosine, rel, max_abs, note = 1.0, 0.0, 0.0, ""
-        else:
-            cosine, rel, max_abs, note = _accuracy(references.get(batch), outputs)
-        rows.append(Measurement(
-            name=runner.name, runtime=runner.runtime, provider=runner.provider, precision=runner.precision,
-            batch=batch, stats=LatencyStats.from_seconds(samples), cold_ms=cold_s * 1000.0, load_ms=load_s * 1000.0,
-            size_bytes=runner.size_bytes, peak_rss_bytes=None, threads=config.threads or 0, capped=capped,
-            cosine=cosine, rel_l2=rel, max_abs_err=max_abs, baseline=is_base,
-            artifact=str(getattr(runner, "path", "")) or None, note=note))
         clock.done += 1
-    peak = peak_memory_bytes()
-    return [replace(r, peak_rss_bytes=peak) for r in rows]
+    probe.peak = peak_memory_bytes()
+    return probe
+
+
+def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchConfig, clock: _Clock,
+                 skipped: list[Skipped]) -> dict[tuple[int, int], tuple[list[float], bool]]:
+    """Per (probe index, batch): the timed samples of every round, and whether a cap stopped them."""
+    loaded = []
+    try:
+        for i, p in enumerate(probes):
+            clock.report(f"load {p.runner.name} for timing", 0.0, force=True)
+            try:
+                p.runner.load()
+            except Exception as e:  # noqa: BLE001 - it loaded a moment ago; report it and time the others
+                if p.is_base:
+                    raise
+                skipped.append(_skip(p.runner, "failed", f"could not be loaded again for timing: {describe(e)}"))
+                continue
+            loaded.append(i)
+        out: dict[tuple[int, int], tuple[list[float], bool]] = {}
+        per_round_runs = -(-config.runs // config.rounds)  # ceil
+        per_round_s = config.min_seconds / config.rounds
+        per_round_cap = config.max_seconds / config.rounds if config.max_seconds is not None else None
+        for batch, batch_feeds in feeds.items():
+            taking = [i for i in loaded if batch in probes[i].cold_s]
+            prepared = {}
+            for i in taking:
+                prepared[i] = probes[i].runner.prepare(batch_feeds)
+                clock.report(f"{probes[i].runner.name}, batch {batch}: warm-up", 0.0, force=True)
+                warm_up(probes[i].runner, prepared[i], config, clock.should_cancel)
+            for k in range(config.rounds):
+                order = taking[k % len(taking):] + taking[:k % len(taking)] if taking else []
+                for i in order:
+                    runner = probes[i].runner
+                    runner.call(prepared[i])  # untimed: the previous runner's data left the caches
+                    got, capped = timed_block(runner, prepared[i], per_round_runs, per_round_s, per_round_cap,
+                                              clock.should_cancel)
+                    samples, was_capped = out.get((i, batch), ([], False))
+                    out[(i, batch)] = (samples + got, was_capped or capped)
+                clock.report(f"batch {batch}: round {k + 1} of {config.rounds}", (k + 1) / config.rounds)
+            clock.done += len(probes)
+    finally:
+        for i in loaded:
+            probes[i].runner.close()
+        gc.collect()
+    return out
+
+
+def _measurements(probes: list[_Probe], samples: dict[tuple[int, int], tuple[list[float], bool]],
+                  config: BenchConfig, notes: list[str]) -> list[Measurement]:
+    """One row per runner × batch size, with accuracy against the baseline and the intervals."""
+    base_index = next((i for i, p in enumerate(probes) if p.is_base), None)
+    rows: list[Measurement] = []
+    noisy = []
+    for i, p in enumerate(probes):
+        r = p.runner
+        for batch, cold_s in p.cold_s.items():
+            if (i, batch) not in samples:
+                continue
+            got, capped = samples[(i, batch)]
+            base = samples.get((base_index, batch), ([], False))[0] if base_index is not None else []
+            stats = LatencyStats.from_seconds(got)
+            if p.is_base:
+                cosine, rel, max_abs, note = 1.0, 0.0, 0.0, ""
+            else:
+                ref = probes[base_index].outputs.get(batch) if base_index is not None else None
+                cosine, rel, max_abs, note = _accuracy(ref, p.outputs[batch])
+            ci = tuple(v * 1000.0 for v in median_ci(got, seed=config.seed))
+            s_ci = speedup_ci(base, got, seed=config.seed) if base and not p.is_base else None
+            row = Measurement(
+                name=r.name, runtime=r.runtime, provider=r.provider, precision=r.precision, batch=batch,
+                stats=stats, cold_ms=cold_s * 1000.0, load_ms=p.load_s * 1000.0, size_bytes=r.size_bytes,
+                peak_rss_bytes=p.peak, threads=config.threads or 0, capped=capped,
+                speedup_vs_baseline=(float(np.median(base)) / float(np.median(got))) if base else None,
+                cosine=cosine, rel_l2=rel, max_abs_err=max_abs, baseline=p.is_base,
+                artifact=str(getattr(r, "path", "")) or None, note=note, p50_ci_ms=ci, speedup_ci=s_ci,
+                verdict=verdict(s_ci))
+            if row.noisy:
+                noisy.append(f"{r.name} (batch {batch})")
+            rows.append(row)
+    if noisy:
+        notes.append(f"too noisy to rank: the p50 of {', '.join(noisy)} is uncertain by more than "
+                     f"±{NOISY_HALF_WIDTH:.0%} (95 % interval); run longer (--runs, --min-seconds, --rounds) "
+                     "or on a quieter machine")
+    return rows
 
 
 def _skip(runner: Runner, status: str, reason: str, batch: int | None = None) -> Skipped:

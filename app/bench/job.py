@@ -43,7 +43,8 @@ def bench_job(payload: dict, progress: Progress | None = None,
                          warmup=int(payload.get("warmup", defaults.warmup)),
                          runs=int(payload.get("runs", defaults.runs)),
                          min_seconds=float(payload.get("min_seconds", defaults.min_seconds)),
-                         max_seconds=payload.get("max_seconds"), threads=payload.get("threads"))
+                         max_seconds=payload.get("max_seconds"), threads=payload.get("threads"),
+                         rounds=int(payload.get("rounds", defaults.rounds)))
     result = benchmark(request, [Path(p) for p in payload.get("artifacts") or []], config,
                        providers=payload.get("providers"), device=payload.get("device", "cpu"),
                        progress=progress, should_cancel=should_cancel)

@@ -17,7 +17,7 @@ from app.bench.runners import short_provider
 CSV_FIELDS = ("name", "runtime", "provider", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
               "throughput", "speedup_vs_baseline", "cosine", "rel_l2", "min_ms", "p95_ms", "max_ms", "runs",
               "cold_ms", "load_ms", "size_bytes", "peak_rss_mb", "threads", "max_abs_err", "capped", "baseline",
-              "artifact")
+              "artifact", "p50_ci_low_ms", "p50_ci_high_ms", "speedup_ci_low", "speedup_ci_high", "verdict", "noisy")
 
 
 def _num(value, fmt: str, missing: str = "-") -> str:
@@ -38,10 +38,10 @@ def format_table(result: BenchResult | dict) -> str:
             "speedup", "cosine", "rel L2", "cold ms", "load ms", "size MB", "peak MB")
     body = []
     for r in data.get("results", []):
-        body.append((r["name"] + (" *" if r.get("capped") else ""), r["runtime"], short_provider(r["provider"]), r["precision"],
+        body.append((r["name"] + (" *" if r.get("capped") else "") + (" ~" if r.get("noisy") else ""), r["runtime"], short_provider(r["provider"]), r["precision"],
                      str(r["batch"]), _num(r["p50_ms"], ".3f"), _num(r["p90_ms"], ".3f"), _num(r["p99_ms"], ".3f"),
                      f"{r['mean_ms']:.3f}±{r['std_ms']:.3f}", _num(r["throughput"], ",.1f"),
-                     _num(r.get("speedup_vs_baseline"), ".2f") + ("×" if r.get("speedup_vs_baseline") else ""),
+                     speedup_text(r),
                      _num(r.get("cosine"), ".6f"), _num(r.get("rel_l2"), ".2e"), _num(r.get("cold_ms"), ".1f"),
                      _num(r.get("load_ms"), ".0f"), _num((r.get("size_bytes") or 0) / 1e6, ".2f"),
                      _num(r.get("peak_rss_mb"), ".0f")))
@@ -51,6 +51,9 @@ def format_table(result: BenchResult | dict) -> str:
     lines += [fmt(row) for row in body]
     if any(r.get("capped") for r in data.get("results", [])):
         lines.append("* timed phase capped by --max-seconds before --runs calls")
+    if any(r.get("speedup_ci_low") is not None for r in data.get("results", [])):
+        lines.append("speed-up: [95 % interval]; '=' no measurable difference from the baseline; "
+                     "~ p50 uncertain by more than ±5 %")
     for s in data.get("skipped", []):
         where = f" at batch {s['batch']}" if s.get("batch") is not None else ""
         lines.append(f"{s['status']}: {s['name']} ({s['runtime']}{', ' + short_provider(s['provider']) if s.get('provider') else ''})"
@@ -58,6 +61,28 @@ def format_table(result: BenchResult | dict) -> str:
     for note in data.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def speedup_text(row: dict) -> str:
+    """``3.10× [2.95–3.27]``; ``=`` marks an interval that contains 1 (no measurable difference)."""
+    value = row.get("speedup_vs_baseline")
+    if not value:
+        return "-"
+    text = f"{value:.2f}×"
+    lo, hi = row.get("speedup_ci_low"), row.get("speedup_ci_high")
+    if lo is not None and hi is not None and not row.get("baseline"):
+        text += f" [{lo:.2f}–{hi:.2f}]" + (" =" if row.get("verdict") == "no measurable difference" else "")
+    return text
+
+
+def finish_axes(fig, ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Labels, title, grid and legend as every chart of ours has them; the layout tightened."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:

@@ -113,3 +113,59 @@ def test_benchmark_is_disabled_with_its_reason_without_the_engine(window):
         assert not window.benchmark_button.isEnabled()
         assert "app.bench" in window.benchmark_button.toolTip()
 
+
+
+@pytest.fixture(scope="module")
+def engine_rows(model_files):
+    """Rows from the benchmark engine itself: an ONNX source and the same file as an artifact, with
+    the intervals and verdicts the engine computes."""
+    from app.bench.benchmark import benchmark
+    from app.bench.harness import BenchConfig
+    from app.request import ConversionRequest
+
+    request = ConversionRequest(model_path=model_files["cnn_onnx"], target="bench")
+    config = BenchConfig(batches=(1, 2), warmup=2, warmup_seconds=0, runs=20, min_seconds=0, threads=1, rounds=4)
+    return benchmark(request, [model_files["cnn_onnx"]], config).to_json()["results"]
+
+
+def test_empty_charts_show_their_message_not_meaningless_axes(qtbot, engine_rows):
+    from ui.latency_chart import BatchChart, LatencyChart
+
+    latency, batch = LatencyChart(), BatchChart()
+    for chart in (latency, batch):
+        qtbot.addWidget(chart)
+        chart.resize(800, 350)
+        chart.show()
+        qtbot.waitExposed(chart)
+    plots = (latency.getPlotItem(), batch.latency, batch.throughput)
+
+    def axes_visible() -> list[bool]:
+        return [p.getAxis(name).isVisible() for p in plots for name in ("left", "bottom")]
+
+    assert axes_visible() == [False] * 6
+    assert latency._empty.isVisible() and batch._empty.isVisible()
+    latency.set_rows(engine_rows)
+    batch.set_rows(engine_rows)
+    assert axes_visible() == [True] * 6
+    assert not latency._empty.isVisible() and not batch._empty.isVisible()
+    latency.set_rows([])
+    batch.set_rows([])
+    assert axes_visible() == [False] * 6 and latency._empty.isVisible() and batch._empty.isVisible()
+
+
+def test_latency_chart_draws_each_p50_interval_and_marks_no_measurable_difference(qtbot, engine_rows):
+    from ui.latency_chart import LatencyChart, describe
+
+    chart = LatencyChart()
+    qtbot.addWidget(chart)
+    chart.set_rows(engine_rows)
+    shown = chart.shown
+    assert len(shown) == 2 and all(r["p50_ci_low_ms"] <= r["p50_ms"] <= r["p50_ci_high_ms"] for r in shown)
+    assert list(chart.intervals.opts["top"]) == pytest.approx([r["p50_ci_high_ms"] - r["p50_ms"] for r in shown])
+    assert list(chart.intervals.opts["bottom"]) == pytest.approx([r["p50_ms"] - r["p50_ci_low_ms"] for r in shown])
+    for row, label in zip(shown, chart.labels):
+        assert label.toPlainText().endswith(" (=)") == (row["verdict"] == "no measurable difference")
+    artifact = next(r for r in shown if not r["baseline"])
+    text = describe(artifact)
+    assert f"p50 95 % interval {artifact['p50_ci_low_ms']:.3f}–{artifact['p50_ci_high_ms']:.3f} ms" in text
+    assert artifact["verdict"] in text and f"[{artifact['speedup_ci_low']:.2f}–" in text

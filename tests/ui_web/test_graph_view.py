@@ -337,3 +337,23 @@ def test_main_window_graph_tab_shows_the_source_then_each_new_artifact(qtbot, st
     port = pane.server.port
     studio.close()
     assert not port_open(port)  # closing the window stops the graph servers
+
+
+def test_graph_in_its_own_window_draws_there_and_goes_back_when_closed(qtbot, studio, model_files, tmp_path):
+    from tests.ui.user import load_model
+
+    model = Path(__import__("shutil").copy2(model_files["cnn_onnx"], tmp_path / "cnn.onnx"))
+    load_model(qtbot, studio, model)
+    tabs_before = [studio.tabs.tabText(i) for i in range(studio.tabs.count())]
+    studio.graph_window_action.trigger()
+    window = studio.graph_window.window
+    assert window is not None and window.isVisible() and studio.graph_window_action.isChecked()
+    assert "Graph" not in [studio.tabs.tabText(i) for i in range(studio.tabs.count())]
+    pane = studio.graph.panes[0]
+    assert pane.window() is window  # the graph lives in the new window
+    wait_graph(qtbot, pane)
+    assert pane.current_path() == model and "Conv" in drawn_ops(qtbot, pane)
+    window.close()  # as a user closes it: the page goes back to its tab, still drawn
+    assert studio.graph_window.window is None and not studio.graph_window_action.isChecked()
+    assert [studio.tabs.tabText(i) for i in range(studio.tabs.count())] == tabs_before
+    assert pane.window() is studio and "Conv" in drawn_ops(qtbot, pane)

@@ -1,0 +1,46 @@
+"""Room where the user looks: a short log at start, charts that can take the whole right side, and the
+selected result in full beside the table."""
+
+from __future__ import annotations
+
+from tests.ui.user import convert, load_model, set_shape, tick
+
+
+def test_the_log_starts_as_a_few_lines(window):
+    from ui.main_window import LOG_LINES
+
+    line = window.log.fontMetrics().lineSpacing()
+    assert window.log_dock.isVisible()
+    assert LOG_LINES * line <= window.log_dock.height() <= (LOG_LINES + 3) * line + 40
+
+
+def test_charts_fill_the_right_side_and_give_it_back(qtbot, window):
+    split = window.right_split
+    before = split.sizes()
+    assert before[0] > 0 and before[1] > 0
+    window.focus_charts_action.trigger()
+    sizes = split.sizes()
+    assert sizes[0] == 0 and sizes[1] == 0 and sizes[2] >= sum(before) - 2
+    assert window.focus_charts_action.isChecked()
+    window.focus_charts_action.trigger()
+    assert split.sizes() == before and not window.focus_charts_action.isChecked()
+
+
+def test_every_cut_off_cell_shows_its_full_text_on_hover_and_in_the_details(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
+    set_shape(qtbot, window, "x", "1x3x32x32", dynamic_axes=(0,))
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("onnx", "int8"))  # automatic int8 without data: dynamic, with a long warning
+    convert(qtbot, window)
+    info = window.results.row_for("onnx", "int8")
+    warning = info.result.warnings[0]
+    assert len(warning) > 80
+    row = window.results.rows.index(info)
+    tips = [window.results.item(row, c).toolTip() for c in range(window.results.columnCount())]
+    assert all(t.startswith("<qt>") for t in tips if t)
+    assert warning in tips[8].replace("&#x27;", "'") and str(info.artifact) in tips[2]
+    assert window.details.toPlainText() == ""
+    window.results.selectRow(row)
+    text = window.details.toPlainText()
+    assert warning in text and str(info.artifact) in text and "python main.py convert " in text
+    assert "checks: random inputs" in text
