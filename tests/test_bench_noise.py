@@ -94,3 +94,18 @@ def test_rounds_must_be_positive(cli, onnx_cnn):
     state, artifact = onnx_cnn
     r = cli("bench", state, artifact, *CNN_ARGS, "--rounds", "0")
     assert r.code == 2 and "--rounds 0: give a positive number of rounds" in r.err
+
+
+def test_drift_between_rounds_widens_the_p50_interval_and_cancels_out_of_paired_speedups():
+    from app.bench.stats import median_ci, speedup_ci, verdict
+
+    rng = np.random.default_rng(3)
+    drift = [1.0, 1.6, 1.0, 1.3, 1.0]  # the machine got busy in rounds 2 and 4, for both runners alike
+    a = [d * (10.0 + 0.1 * rng.standard_normal(200)) for d in drift]
+    b = [d * (10.0 + 0.1 * rng.standard_normal(200)) for d in drift]
+    by_round = median_ci(a)
+    flat = median_ci(np.concatenate(a))  # as if every call were independent of when it ran
+    assert (by_round[1] - by_round[0]) > 5 * (flat[1] - flat[0])
+    assert verdict(speedup_ci(a, b)) == "no measurable difference"
+    faster = [r / 2.0 for r in b]
+    assert verdict(speedup_ci(a, faster)) == "faster"

@@ -11,9 +11,11 @@ Method (the README's "How the benchmark measures" repeats it):
    (one untimed call opens each block), so that a drift of the machine (another process, a
    frequency change) hits every runner alike. In all, timed calls continue until both ``runs`` calls
    and ``min_seconds`` are reached (or ``max_seconds`` caps them, reported as such).
-4. Bootstrap confidence intervals (95 %) on each p50 and on each speed-up over the baseline; a
-   speed-up whose interval contains 1 is "no measurable difference", and a p50 whose interval is
-   wider than ±5 % is flagged as too noisy to rank by.
+4. Bootstrap confidence intervals (95 %) on each p50 and on each speed-up over the baseline, drawn
+   over rounds and over calls within them (round k of two runners is paired: measured side by side),
+   so a drift between rounds widens the interval instead of hiding in many calls; a speed-up whose
+   interval contains 1 is "no measurable difference", and a p50 whose interval is wider than ±5 % is
+   flagged as too noisy to rank by.
 5. Every CPU runner uses the same thread count: ``torch.set_num_threads`` and ONNX Runtime's
    ``intra_op_num_threads``.
 6. Accuracy: each runner's outputs on the same inputs are compared with the baseline's
@@ -511,8 +513,8 @@ def _probe(runner: Runner, feeds: dict[int, Feeds], clock: _Clock, skipped: list
 
 
 def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchConfig, clock: _Clock,
-                 skipped: list[Skipped]) -> dict[tuple[int, int], tuple[list[float], bool]]:
-    """Per (probe index, batch): the timed samples of every round, and whether a cap stopped them."""
+                 skipped: list[Skipped]) -> dict[tuple[int, int], tuple[list[list[float]], bool]]:
+    """Per (probe index, batch): the timed samples, one list per round, and whether a cap stopped them."""
     loaded = []
     try:
         for i, p in enumerate(probes):
@@ -525,7 +527,7 @@ def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchCon
                 skipped.append(_skip(p.runner, "failed", f"could not be loaded again for timing: {describe(e)}"))
                 continue
             loaded.append(i)
-        out: dict[tuple[int, int], tuple[list[float], bool]] = {}
+        out: dict[tuple[int, int], tuple[list[list[float]], bool]] = {}
         per_round_runs = -(-config.runs // config.rounds)  # ceil
         per_round_s = config.min_seconds / config.rounds
         per_round_cap = config.max_seconds / config.rounds if config.max_seconds is not None else None
@@ -543,8 +545,8 @@ def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchCon
                     runner.call(prepared[i])  # untimed: the previous runner's data left the caches
                     got, capped = timed_block(runner, prepared[i], per_round_runs, per_round_s, per_round_cap,
                                               clock.should_cancel)
-                    samples, was_capped = out.get((i, batch), ([], False))
-                    out[(i, batch)] = (samples + got, was_capped or capped)
+                    rounds, was_capped = out.get((i, batch), ([], False))
+                    out[(i, batch)] = (rounds + [got], was_capped or capped)
                 clock.report(f"batch {batch}: round {k + 1} of {config.rounds}", (k + 1) / config.rounds)
             clock.done += len(probes)
     finally:
@@ -554,7 +556,7 @@ def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchCon
     return out
 
 
-def _measurements(probes: list[_Probe], samples: dict[tuple[int, int], tuple[list[float], bool]],
+def _measurements(probes: list[_Probe], samples: dict[tuple[int, int], tuple[list[list[float]], bool]],
                   config: BenchConfig, notes: list[str]) -> list[Measurement]:
     """One row per runner × batch size, with accuracy against the baseline and the intervals."""
     base_index = next((i for i, p in enumerate(probes) if p.is_base), None)
@@ -565,16 +567,18 @@ def _measurements(probes: list[_Probe], samples: dict[tuple[int, int], tuple[lis
         for batch, cold_s in p.cold_s.items():
             if (i, batch) not in samples:
                 continue
-            got, capped = samples[(i, batch)]
-            base = samples.get((base_index, batch), ([], False))[0] if base_index is not None else []
+            rounds, capped = samples[(i, batch)]
+            base_rounds = samples.get((base_index, batch), ([], False))[0] if base_index is not None else []
+            got = [t for r in rounds for t in r]
+            base = [t for r in base_rounds for t in r]
             stats = LatencyStats.from_seconds(got)
             if p.is_base:
                 cosine, rel, max_abs, note = 1.0, 0.0, 0.0, ""
             else:
                 ref = probes[base_index].outputs.get(batch) if base_index is not None else None
                 cosine, rel, max_abs, note = _accuracy(ref, p.outputs[batch])
-            ci = tuple(v * 1000.0 for v in median_ci(got, seed=config.seed))
-            s_ci = speedup_ci(base, got, seed=config.seed) if base and not p.is_base else None
+            ci = tuple(v * 1000.0 for v in median_ci(rounds, seed=config.seed))
+            s_ci = speedup_ci(base_rounds, rounds, seed=config.seed) if base and not p.is_base else None
             row = Measurement(
                 name=r.name, runtime=r.runtime, provider=r.provider, precision=r.precision, batch=batch,
                 stats=stats, cold_ms=cold_s * 1000.0, load_ms=p.load_s * 1000.0, size_bytes=r.size_bytes,

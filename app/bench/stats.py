@@ -62,44 +62,64 @@ class LatencyStats:
 
 # ---------------------------------------------------------------------------- confidence intervals
 CONFIDENCE = 0.95
-RESAMPLES = 2000
+RESAMPLES = 1000
+
+Rounds = Sequence[Sequence[float]]
 
 
-def _bootstrap_medians(samples: Sequence[float], resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Medians of ``resamples`` resamples (with replacement) of ``samples``, in chunks (bounded memory)."""
-    arr = np.asarray(samples, dtype=np.float64)
-    out = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(arr.size, 1))
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        out[start:stop] = np.median(arr[rng.integers(0, arr.size, size=(stop - start, arr.size))], axis=1)
+def _as_rounds(samples) -> list[np.ndarray]:
+    """``samples`` as a list of rounds: a flat sequence of numbers is one round."""
+    items = list(samples)
+    if items and np.ndim(items[0]) == 0:
+        return [np.asarray(items, dtype=np.float64)]
+    return [np.asarray(r, dtype=np.float64) for r in items if len(r)]
+
+
+def _hierarchical_medians(rounds: list[np.ndarray], picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each row of ``picks`` (round indices drawn with replacement), resample the calls within
+    each picked round and take the median of them all: a two-level bootstrap, so a drift between
+    rounds widens the interval as it should instead of hiding in thousands of calls."""
+    out = np.empty(len(picks))
+    for b, chosen in enumerate(picks):
+        pooled = [rounds[r][rng.integers(0, rounds[r].size, rounds[r].size)] for r in chosen]
+        out[b] = np.median(np.concatenate(pooled))
     return out
 
 
-def median_ci(samples: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-              seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the median of ``samples`` (same unit as the samples)."""
-    if len(samples) < 2:
-        v = float(samples[0]) if len(samples) else float("nan")
-        return v, v
-    boot = _bootstrap_medians(samples, resamples, np.random.default_rng(seed))
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1.0 - confidence) / 2.0 * 100.0
-    lo, hi = np.percentile(boot, [tail, 100.0 - tail])
+    lo, hi = np.percentile(values, [tail, 100.0 - tail])
     return float(lo), float(hi)
 
 
-def speedup_ci(baseline: Sequence[float], samples: Sequence[float], *, confidence: float = CONFIDENCE,
-               resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Bootstrap interval of ``median(baseline) / median(samples)``: the two sets are resampled
-    independently (the runs are not paired) and the ratio taken replicate by replicate."""
-    if len(baseline) < 2 or len(samples) < 2:
-        v = float(np.median(baseline)) / float(np.median(samples))
+def median_ci(samples: Rounds | Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+              seed: int = 0) -> tuple[float, float]:
+    """Bootstrap confidence interval of the median, over rounds and over calls within them (same unit
+    as the samples). ``samples``: one list of calls per round, or one flat list (a single round)."""
+    rounds = _as_rounds(samples)
+    n = sum(r.size for r in rounds)
+    if n < 2:
+        v = float(rounds[0][0]) if n else float("nan")
         return v, v
     rng = np.random.default_rng(seed)
-    ratio = _bootstrap_medians(baseline, resamples, rng) / _bootstrap_medians(samples, resamples, rng)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    lo, hi = np.percentile(ratio, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    picks = rng.integers(0, len(rounds), size=(resamples, len(rounds)))
+    return _interval(_hierarchical_medians(rounds, picks, rng), confidence)
+
+
+def speedup_ci(baseline: Rounds | Sequence[float], samples: Rounds | Sequence[float], *,
+               confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of ``median(baseline) / median(samples)``. With the same number of rounds
+    on both sides, rounds are drawn in pairs (round k of each was measured side by side in time, so
+    a slow moment of the machine cancels out of their ratio); calls are resampled within rounds."""
+    base, runs = _as_rounds(baseline), _as_rounds(samples)
+    if sum(r.size for r in base) < 2 or sum(r.size for r in runs) < 2:
+        v = float(np.median(np.concatenate(base))) / float(np.median(np.concatenate(runs)))
+        return v, v
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(base), size=(resamples, len(base)))
+    other = picks if len(runs) == len(base) else rng.integers(0, len(runs), size=(resamples, len(runs)))
+    ratio = _hierarchical_medians(base, picks, rng) / _hierarchical_medians(runs, other, rng)
+    return _interval(ratio, confidence)
 
 
 # a p50 whose interval is wider than this share of it (either side) is too noisy to rank artifacts by
