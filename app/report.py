@@ -19,7 +19,6 @@ import datetime as _dt
 import html
 import io
 import json
-import os
 from pathlib import Path
 
 from app.bench.report import finish_axes
@@ -466,11 +465,8 @@ def write_report(paths: list[Path], out: Path, *, overwrite: bool = False, bench
     manifests, found = collect(paths, allow_empty=bool(given)) if paths else ([], [])
     benches = found + given
     text = render(manifests, benches)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from app.files import atomic_write_text
+
+    atomic_write_text(out, text)
     return {"status": "ok", "report": str(out), "bytes": len(text.encode("utf-8")),
             "artifacts": [m.get("artifact") for m in manifests], "benchmarks": [b["_file"] for b in benches]}

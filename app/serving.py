@@ -451,7 +451,8 @@ SERVABLE_TARGETS = ("onnx", "torchscript-trace", "torchscript-script", "tensorrt
 def bundle_job(payload: dict, progress, should_cancel) -> str:
     """:func:`app.jobs.run_job` entry for the window: ``{"artifact", "repo"}`` -> the folder written."""
     progress("writing the Triton model folder", None)
-    return str(build_bundle(payload["artifact"], payload["repo"], overwrite=bool(payload.get("overwrite"))))
+    return str(export_for_serving(payload["artifact"], payload["repo"], overwrite=bool(payload.get("overwrite")),
+                                  from_sweep=payload.get("from_sweep")).path)
 
 
 def build_bundle(artifact: str | os.PathLike, out_repo: str | os.PathLike, name: str | None = None,

@@ -33,6 +33,7 @@ OPEN_FILTERS = ";;".join([
     "ONNX (*.onnx)", "TensorRT engines (*.engine *.plan)", "All files (*)"])
 BENCH_KEY = ("benchmark", "all")
 LOG_LINES = 4  # the log's height when the window opens
+SWEEP_KEY = ("sweep", "all")
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
@@ -53,6 +54,8 @@ class MainWindow(QMainWindow):
     model_loaded = Signal(dict)      # the inspection summary
     model_failed = Signal(str)
     benchmark_finished = Signal(dict)
+    sweep_finished = Signal(dict)
+    report_finished = Signal(str)  # the file written (HTML or PDF)
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +68,7 @@ class MainWindow(QMainWindow):
         self.inspection: BackgroundJob | None = None
         self.bench: BackgroundJob | None = None
         self.last_benchmark: dict | None = None  # what File ▸ Export Report… reports beside the artifacts
+        self.last_sweep: dict | None = None      # its proposals go into "Export for serving"
         self.dialog: QMessageBox | None = None       # the message box on screen, if any
         self.is_ready = False
         self.latency_chart = None
@@ -128,6 +132,9 @@ class MainWindow(QMainWindow):
         self._batch_holder = _Holder("Batch size chart: loading…")
         self.tabs.addTab(self._latency_holder, "Latency")
         self.tabs.addTab(self._batch_holder, "Batch sizes")
+        self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
+        self._sweep_holder = _Holder("Sweep: loading…")
+        self.tabs.addTab(self._sweep_holder, "Sweep")
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
         self.graph = None
@@ -222,6 +229,7 @@ class MainWindow(QMainWindow):
         for i, (name, show) in enumerate((
                 ("Latency Chart", lambda: self.tabs.setCurrentWidget(self._latency_holder)),
                 ("Batch Size Chart", lambda: self.tabs.setCurrentWidget(self._batch_holder)),
+                ("Sweep", lambda: self.tabs.setCurrentWidget(self._sweep_holder)),
                 ("Graph", self.show_graph_tab))):
             self.tab_actions.append(self._action(f"Show {name}", lambda _=False, show=show: show(), f"Ctrl+{i + 2}"))
 
@@ -304,10 +312,19 @@ class MainWindow(QMainWindow):
     def _build_charts(self) -> None:
         from ui.latency_chart import BatchChart, LatencyChart
 
+        from ui.sweep_panel import SweepPanel
+
         self.latency_chart = LatencyChart()
         self.batch_chart = BatchChart()
+        self.sweep_panel = SweepPanel()
+        self.sweep_panel.run_requested.connect(self._on_sweep_triggered)
         self._latency_holder.put(self.latency_chart)
         self._batch_holder.put(self.batch_chart)
+        sweep_scroll = QScrollArea()  # its form must not raise the window's minimum size
+        sweep_scroll.setWidgetResizable(True)
+        sweep_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        sweep_scroll.setWidget(self.sweep_panel)
+        self._sweep_holder.put(sweep_scroll)
         self._charts_built = True
         self._check_ready()
 
@@ -654,6 +671,51 @@ class MainWindow(QMainWindow):
         self.bench.start()
         self._update_actions()
 
+    # ------------------------------------------------------------------ deployment sweep
+    def sweep_payload(self) -> dict:
+        """The benchmark payload's source fields, the artifacts, the grid, and where the result is saved."""
+        payload = {k: v for k, v in self.benchmark_payload().items() if k not in ("batch", "warmup", "runs", "min_seconds")}
+        artifacts = self.results.artifacts()
+        payload.update(sweep=self.sweep_panel.sweep_items(), seconds=self.sweep_panel.seconds.value(),
+                       p99_budget_ms=self.sweep_panel.p99_budget_ms(),
+                       save=str(artifacts[0].parent / f"{self.model_path.stem}.sweep.json") if artifacts else None)
+        return payload
+
+    def _on_sweep_triggered(self) -> None:
+        from app.errors import BadInput
+        from ui.workers import sweep_job
+
+        blockers = [b for b in self.benchmark_blockers() if not b.startswith("batch sizes")]
+        if not self.results.artifacts():
+            blockers.append("convert first: the sweep measures artifacts")
+        if any(key == SWEEP_KEY for key in self.background_jobs):
+            blockers.append("a sweep is running")
+        try:
+            payload = self.sweep_payload() if not blockers else None
+        except BadInput as e:
+            blockers.append(str(e))
+        if blockers:
+            self.statusBar().showMessage(f"Cannot sweep: {blockers[0]}", 8000)
+            return
+        self.log.add(f"sweep: {len(payload['artifacts'])} artifact(s), {' '.join(payload['sweep'])}")
+        self._start_background(SWEEP_KEY, "Deployment sweep", sweep_job(payload, self),
+                               self._on_sweep_done, self._on_sweep_failed)
+
+    def _on_sweep_done(self, key, data: dict) -> None:
+        self.background_jobs.pop(key, None)
+        self.sweep_panel.set_result(data)
+        self.last_sweep = data
+        self.jobs.show_outcome(key, DONE, f"{len(data.get('points', []))} points")
+        for p in data.get("proposals", []):
+            self.log.add(f"sweep {p['name']}: {p['why']}")
+        self.tabs.setCurrentWidget(self._sweep_holder)
+        self.sweep_finished.emit(data)
+
+    def _on_sweep_failed(self, key, state: str, message: str) -> None:
+        self.background_jobs.pop(key, None)
+        self.log.add(f"sweep: {state}: {message}")
+        self.jobs.show_outcome(key, state, message)
+
     def _on_benchmark_succeeded(self, result: dict) -> None:
         self.bench = None
         self.last_benchmark = result
@@ -736,8 +798,12 @@ class MainWindow(QMainWindow):
         from ui.workers import serving_job
 
         self.settings.set_value("dirs/serving", str(repo))
+        sweep = self.last_sweep if self.sweep_panel is not None and self.sweep_panel.proposal_for(artifact) else None
+        from_sweep = sweep.get("saved") if sweep else None
+        if from_sweep:
+            self.log.add(f"Triton settings for {artifact.name} from the sweep ({from_sweep})")
         return self._start_background(("serving", artifact.name), f"Triton bundle · {artifact.name}",
-                                      serving_job(artifact, repo, overwrite, self),
+                                      serving_job(artifact, repo, overwrite, self, from_sweep=from_sweep),
                                       self._on_bundle_written, self._on_bundle_failed)
 
     def _start_background(self, key: tuple[str, str], label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
@@ -822,28 +888,67 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Saved {path}", 5000)
 
     def _on_export_report_triggered(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", self._last_dir("report.html"),
-                                              "HTML files (*.html)")  # the dialog asks before replacing
+        path, chosen = QFileDialog.getSaveFileName(self, "Export report", self._last_dir("report.html"),
+                                                   "HTML files (*.html);;PDF files (*.pdf)")  # it asks before replacing
         if path:
-            self.export_report(Path(path).with_suffix(".html"))
+            pdf = path.lower().endswith(".pdf") or chosen.startswith("PDF")
+            self.export_report(Path(path).with_suffix(".pdf" if pdf else ".html"))
 
     def export_report(self, out: Path) -> BackgroundJob:
-        """Write the HTML report of this session's artifacts and last benchmark in the background."""
+        """Write the report of this session's artifacts, last benchmark and sweep in the background:
+        HTML, or for ``*.pdf`` the same page printed by QtWebEngine."""
+        import tempfile
+
         from app.pipeline import manifest_path_of
         from ui.workers import report_job
 
         manifests = [manifest_path_of(a) for a in self.results.artifacts() if manifest_path_of(a).is_file()]
-        benches = [self.last_benchmark] if self.last_benchmark else []
-        return self._start_background(("report", out.name), f"Report · {out.name}",
-                                      report_job(manifests, out, benches, self),
+        benches = [b for b in (self.last_benchmark, self.last_sweep) if b]
+        html = out
+        if out.suffix.lower() == ".pdf":
+            html = Path(tempfile.mkdtemp(prefix="studio-report-")) / (out.stem + ".html")
+        job = report_job(manifests, html, benches, self)
+        job.pdf = out if html != out else None
+        return self._start_background(("report", out.name), f"Report · {out.name}", job,
                                       self._on_report_written, self._on_report_failed)
 
     def _on_report_written(self, key, written: dict) -> None:
-        self.background_jobs.pop(key, None)
+        job = self.background_jobs.pop(key, None)
+        pdf = getattr(job, "pdf", None)
+        if pdf is not None:
+            return self._print_pdf(key, Path(written["report"]), pdf)
         self.log.add(f"wrote the report {written['report']} ({len(written['artifacts'])} artifact(s), "
                      f"{len(written['benchmarks'])} benchmark result(s))")
         self.jobs.show_outcome(key, DONE, written["report"])
         self.statusBar().showMessage(f"Report written: {written['report']}", 10000)
+        self.report_finished.emit(written["report"])
+
+    def _print_pdf(self, key, html: Path, pdf: Path) -> None:
+        from ui.graph_view import web_engine_available
+
+        ok, why = web_engine_available()
+        if not ok:
+            return self._on_report_failed(key, FAILED, f"a PDF is printed by QtWebEngine, which is missing here ({why}); "
+                                                       "export HTML and print it from a browser")
+        from ui.report_pdf import PdfPrinter
+
+        self.jobs.show_progress(key, "printing to PDF", -1.0)
+        printer = PdfPrinter(self)
+
+        def printed(path: str, done: bool) -> None:
+            import shutil
+
+            shutil.rmtree(html.parent, ignore_errors=True)
+            printer.deleteLater()
+            if not done:
+                return self._on_report_failed(key, FAILED, f"QtWebEngine could not print {pdf}")
+            self.log.add(f"wrote the report {path} (PDF)")
+            self.jobs.show_outcome(key, DONE, path)
+            self.statusBar().showMessage(f"Report written: {path}", 10000)
+            self.report_finished.emit(path)
+
+        printer.finished.connect(printed)
+        printer.print(html, pdf)
 
     def _on_report_failed(self, key, state: str, message: str) -> None:
         self.background_jobs.pop(key, None)

@@ -185,6 +185,17 @@ def benchmark_job(payload: dict, parent: QObject | None = None) -> BackgroundJob
     return BackgroundJob(work, parent=parent)
 
 
+def sweep_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
+    """Sweep the artifacts in a child (``app.bench.sweep:sweep_job``)."""
+
+    def work(progress, should_cancel):
+        from app.jobs import run_job
+
+        return run_job("app.bench.sweep:sweep_job", payload, progress=progress, should_cancel=should_cancel)
+
+    return BackgroundJob(work, parent=parent)
+
+
 def targets_job(parent: QObject | None = None) -> BackgroundJob:
     """After the first paint: import the light engine modules and probe which targets can be built."""
 
@@ -207,13 +218,16 @@ def engine_job(parent: QObject | None = None) -> BackgroundJob:
     return BackgroundJob(work, parent=parent)
 
 
-def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None = None) -> BackgroundJob:
-    """Write a Triton model folder for ``artifact`` into ``repo`` (``app.serving``) in a child."""
+def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None = None, *,
+                from_sweep: str | None = None) -> BackgroundJob:
+    """Write a Triton model folder for ``artifact`` into ``repo`` (``app.serving``) in a child; with
+    ``from_sweep`` (a saved sweep) its proposal sets instances, threads and dynamic batching."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite},
+        return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite,
+                                                  "from_sweep": from_sweep},
                        progress=progress, should_cancel=should_cancel)
 
     job = BackgroundJob(work, parent=parent)

@@ -29,15 +29,8 @@ def bench_job(payload: dict, progress: Progress | None = None,
         See :func:`app.bench.harness.run_benchmark`.
     """
     from app.bench.benchmark import benchmark
-    from app.request import ConversionRequest
-    from app.specs import parse_dynamic, parse_input
 
-    request = ConversionRequest(
-        model_path=Path(payload["model"]), target="bench",
-        inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
-        dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
-        arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
-        allow_pickle=bool(payload.get("allow_pickle")))
+    request = source_request(payload)
     defaults = BenchConfig()
     config = BenchConfig(batches=tuple(int(b) for b in payload.get("batch") or ()),
                          warmup=int(payload.get("warmup", defaults.warmup)),
@@ -49,3 +42,17 @@ def bench_job(payload: dict, progress: Progress | None = None,
                        providers=payload.get("providers"), device=payload.get("device", "cpu"),
                        progress=progress, should_cancel=should_cancel)
     return result.to_json()
+
+
+def source_request(payload: dict):
+    """The source model of a window payload (``model``, ``inputs``, ``dynamic``, ``arch``,
+    ``arch_kwargs``, ``allow_pickle``) as a :class:`~app.request.ConversionRequest`."""
+    from app.request import ConversionRequest
+    from app.specs import parse_dynamic, parse_input
+
+    return ConversionRequest(
+        model_path=Path(payload["model"]), target="bench",
+        inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
+        dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
+        arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
+        allow_pickle=bool(payload.get("allow_pickle")))

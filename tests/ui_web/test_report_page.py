@@ -4,6 +4,7 @@ request leaving the page."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QUrl
@@ -74,3 +75,31 @@ def test_report_renders_its_tables_charts_and_warnings_without_fetching(qtbot, r
     assert len(dom["commands"]) == 2 and all(c.startswith("python main.py convert ") for c in dom["commands"])
     assert dom["resources"] == []  # nothing was fetched
     assert dom["links"] and all(href.startswith("#") and target for href, target in dom["links"])
+
+
+def test_the_window_prints_the_report_to_pdf(qtbot, tmp_path, model_files):
+    from tests.ui.user import convert, load_model, open_window, private_settings, tick
+
+    private_settings(tmp_path / "settings")
+    window = open_window(qtbot)
+    try:
+        model = tmp_path / "cnn.onnx"
+        model.write_bytes(model_files["cnn_onnx"].read_bytes())
+        load_model(qtbot, window, model)
+        window.options.out_dir.setText(str(tmp_path / "out"))
+        tick(qtbot, window, ("onnx", "fp16"))
+        convert(qtbot, window)
+        out = tmp_path / "report.pdf"
+        import tempfile
+
+        staged = set(Path(tempfile.gettempdir()).glob("studio-report-*"))
+        with qtbot.waitSignal(window.report_finished, timeout=60_000) as done:
+            window.export_report(out)
+        assert done.args == [str(out)]
+        data = out.read_bytes()
+        assert data.startswith(b"%PDF") and data.count(b"/Type /Page") + data.count(b"/Type/Page") >= 1
+        assert len(data) > 20_000  # text, tables and the inline SVG charts, not an empty page
+        assert f"wrote the report {out} (PDF)" in window.log.text()
+        assert set(Path(tempfile.gettempdir()).glob("studio-report-*")) == staged  # the staged HTML is gone
+    finally:
+        window.close()

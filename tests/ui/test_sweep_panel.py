@@ -1,0 +1,51 @@
+"""The Sweep tab driven as a user would: sweep the converted artifact, read the knee and the proposal,
+and export it for serving with those settings (checked with Triton's own protobuf)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.ui.user import click, convert, load_model, set_shape, tick
+
+
+def test_sweep_tab_proposes_settings_that_export_for_serving_writes(qtbot, window, workdir, monkeypatch):
+    from google.protobuf import text_format
+    from PySide6.QtWidgets import QFileDialog
+    from tritonclient.grpc import model_config_pb2
+
+    load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
+    set_shape(qtbot, window, "x", "1x3x32x32", dynamic_axes=(0,))
+    window.options.out_dir.setText(str(workdir["out"]))
+    tick(qtbot, window, ("onnx", "fp32"))
+    convert(qtbot, window)
+    panel = window.sweep_panel
+    panel.threads.setText("1")
+    panel.batches.setText("1, 2")
+    panel.concurrency.setText("1, 2")
+    panel.seconds.setValue(0.1)
+    with qtbot.waitSignal(window.sweep_finished, timeout=120_000) as finished:
+        click(qtbot, panel.run_button)
+    data = finished.args[0]
+    assert len(data["points"]) == 4 and len(data["proposals"]) == 1
+    proposal = data["proposals"][0]
+    assert window.tabs.currentWidget().isAncestorOf(panel)
+    assert panel.knee_positions() == [(proposal["knee"]["p99_ms"], proposal["knee"]["throughput"])]
+    assert proposal["name"] in panel.proposals.text() and f"{proposal['instances']} instance(s)" in panel.proposals.text()
+    saved = workdir["out"] / "cnn.sweep.json"
+    assert json.loads(saved.read_text())["proposals"] == data["proposals"]
+
+    repo = workdir["out"] / "repo"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(repo)))
+    export = [a for a in window.results.context_menu(0).actions() if a.text().startswith("Export")][0]
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        export.trigger()
+    config = text_format.Parse((repo / "cnn_fp32" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.instance_group[0].count == proposal["instances"]
+    assert config.parameters["intra_op_thread_count"].string_value == "1"
+    assert list(config.dynamic_batching.preferred_batch_size) == proposal["preferred_batch_sizes"]
+
+
+def test_without_artifacts_the_sweep_is_blocked_with_the_reason(qtbot, window, workdir):
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    window.sweep_panel.run_button.click()
+    assert "Cannot sweep: convert first" in window.statusBar().currentMessage()

@@ -1,0 +1,138 @@
+"""The Sweep tab: throughput against p99 for each artifact over threads × batch × concurrency, the knee
+starred, and the serving settings it suggests (``app.bench.sweep``; "Export for serving" uses them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QVBoxLayout, QWidget)
+
+EMPTY = ("Sweep threads × batch × concurrency for every artifact: throughput against p99, the knee, "
+         "and Triton settings (instances, threads, dynamic batching) for Export for serving")
+
+
+class SweepPanel(QWidget):
+    """The grid to sweep, a Run button, the chart and the proposals."""
+
+    run_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Deployment sweep")
+        self.data: dict | None = None
+        self.threads = QLineEdit("1, 2")
+        self.batches = QLineEdit("1, 4, 16")
+        self.concurrency = QLineEdit("1, 2, 4")
+        for edit, name in ((self.threads, "Sweep threads"), (self.batches, "Sweep batch sizes"),
+                           (self.concurrency, "Sweep concurrency")):
+            edit.setAccessibleName(name)
+        self.seconds = QDoubleSpinBox()
+        self.seconds.setRange(0.1, 60.0)
+        self.seconds.setValue(1.0)
+        self.seconds.setSuffix(" s per point")
+        self.seconds.setAccessibleName("Seconds per sweep point")
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(0.0, 1e6)
+        self.budget.setSpecialValueText("knee")
+        self.budget.setSuffix(" ms p99")
+        self.budget.setAccessibleName("p99 budget")
+        self.budget.setToolTip("propose the highest throughput whose p99 stays within this; 'knee': the knee")
+        self.run_button = QPushButton("Run Sweep")
+        self.run_button.setAccessibleName("Run sweep")
+        self.run_button.clicked.connect(self.run_requested)
+        form = QFormLayout()
+        grid = QHBoxLayout()
+        for label, edit in (("threads", self.threads), ("batch", self.batches), ("concurrency", self.concurrency)):
+            grid.addWidget(QLabel(label))
+            grid.addWidget(edit)
+        form.addRow("Grid:", grid)
+        knobs = QHBoxLayout()
+        knobs.addWidget(self.seconds)
+        knobs.addWidget(self.budget)
+        knobs.addWidget(self.run_button)
+        form.addRow("", knobs)
+        self.chart = pg.PlotWidget()
+        self.chart.setAccessibleName("Sweep chart")
+        self.chart.setMinimumHeight(180)
+        plot = self.chart.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setLabel("bottom", "p99 latency (ms)")
+        plot.setLabel("left", "throughput (items/s)")
+        self.legend = plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.knees: list[pg.ScatterPlotItem] = []
+        self.proposals = QLabel(EMPTY)
+        self.proposals.setWordWrap(True)
+        self.proposals.setAccessibleName("Sweep proposals")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.chart, 1)
+        layout.addWidget(self.proposals)
+        self._show_axes(False)
+
+    def _show_axes(self, shown: bool) -> None:
+        plot = self.chart.getPlotItem()
+        for name in ("left", "bottom"):
+            plot.showAxis(name, shown)
+        plot.showGrid(x=shown, y=shown, alpha=0.25)
+
+    def sweep_items(self) -> list[str]:
+        """The grid as ``bench --sweep`` takes it; raises ``BadInput`` with the field that is wrong."""
+        from app.bench.sweep import parse_sweep
+
+        items = [f"{key}={edit.text().replace(' ', '')}" for key, edit in
+                 (("threads", self.threads), ("batch", self.batches), ("concurrency", self.concurrency))]
+        parse_sweep(items)
+        return items
+
+    def p99_budget_ms(self) -> float | None:
+        return self.budget.value() or None
+
+    def set_result(self, data: dict) -> None:
+        """Draw a sweep result (the ``bench --sweep --json`` object) and list its proposals."""
+        from app.bench.sweep import SweepPoint, pareto
+
+        self.data = data
+        plot = self.chart.getPlotItem()
+        plot.clear()
+        self.legend.clear()
+        self.knees = []
+        by: dict[str, list[SweepPoint]] = {}
+        for p in data.get("points", []):
+            by.setdefault(p["artifact"], []).append(SweepPoint(**p))
+        knees = {p["artifact"]: p["knee"] for p in data.get("proposals", [])}
+        for i, (artifact, points) in enumerate(by.items()):
+            color = pg.intColor(i, hues=max(len(by), 3), values=1, maxValue=200)
+            plot.addItem(pg.ScatterPlotItem([p.p99_ms for p in points], [p.throughput for p in points], size=7,
+                                            brush=pg.mkBrush(color), pen=None, name=points[0].name))
+            front = pareto(points)
+            plot.plot([p.p99_ms for p in front], [p.throughput for p in front], pen=pg.mkPen(color, width=1.5))
+            if artifact in knees:
+                k = knees[artifact]
+                star = pg.ScatterPlotItem([k["p99_ms"]], [k["throughput"]], symbol="star", size=18,
+                                          brush=pg.mkBrush(color), pen=pg.mkPen("k"))
+                plot.addItem(star)
+                self.knees.append(star)
+        self._show_axes(bool(by))
+        lines = []
+        for p in data.get("proposals", []):
+            batching = (f"dynamic batching {p['preferred_batch_sizes']}, queue delay {p['max_queue_delay_us']} µs"
+                        if p.get("preferred_batch_sizes") else "no dynamic batching")
+            lines.append(f"<b>{p['name']}</b>: {p['instances']} instance(s) × {p['threads_per_instance']} "
+                         f"thread(s), {batching} — {p['why']}")
+        lines += [f"skipped {s['artifact']}: {s['reason']}" for s in data.get("skipped", [])]
+        lines += [f"note: {n}" for n in data.get("notes", [])]
+        if data.get("saved"):
+            lines.append(f"saved {data['saved']} (serve-bundle --from-sweep, report)")
+        self.proposals.setText("<br>".join(lines) or "no points were measured")
+
+    def proposal_for(self, artifact) -> dict | None:
+        from pathlib import Path
+
+        wanted = str(Path(artifact).resolve())
+        return next((p for p in (self.data or {}).get("proposals", []) if p["artifact"] == wanted), None)
+
+    def knee_positions(self) -> list[tuple[float, float]]:
+        return [tuple(np.asarray(s.getData()).ravel()[:2]) for s in self.knees]
