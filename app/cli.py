@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a model to a deployment target and verify it")
     _add_model_args(c)
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
-    c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
+                   help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
     c.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     c.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
                    help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)")
