@@ -212,6 +212,9 @@ class OpenVINOConverter(Converter):
         precision = ctx.request.precision
         if precision not in INFERENCE_PRECISION:
             raise BadInput(f"--precision {precision}: OpenVINO takes {', '.join(self.precisions)}")
+        if precision == "int8" and ctx.request.quantization == "dynamic":
+            raise BadInput("OpenVINO int8 is NNCF's static post-training quantization; drop --quantization dynamic "
+                           "(give --calibration DIR with real samples)")
         model = self._convert_model(ctx, ov)
         self._name_ports(ctx, model)
         if precision == "int8":
