@@ -277,7 +277,7 @@ class OpenVINOConverter(Converter):
                   for s in ctx.inputs]
         if fmt == "torch-export":
             ctx.record["openvino_route"] = "torch.export program"
-            return _convert(ov, ctx.model.module, what="the torch.export program", example_input=args)
+            return _convert(ov, ctx.model.module, what="the torch.export program", example_input=args, input=shapes)
         module = torch_module_of(ctx.model).eval()
         if fmt == "torchscript":
             ctx.record["openvino_route"] = "TorchScript archive"
@@ -300,15 +300,16 @@ class OpenVINOConverter(Converter):
 
     @staticmethod
     def _name_ports(ctx: ConversionContext, model) -> None:
-        """Inputs get the signature's names; unnamed outputs the source's output names (clients and
-        Triton address tensors by name)."""
+        """Inputs get the signature's names, outputs the source's output names (an ONNX file's stay as
+        they are): clients and Triton address tensors by name."""
         if len(model.inputs) == len(ctx.inputs):
             for port, spec in zip(model.inputs, ctx.inputs):
                 port.get_tensor().set_names({spec.name})
         names = [o.name for o in ctx.model.outputs]
+        rename = ctx.model.format != "onnx"  # an ONNX file's output names are kept as they are
         for i, port in enumerate(model.outputs):
             tensor = port.get_tensor()
-            if not tensor.get_names():
+            if rename or not tensor.get_names():
                 tensor.set_names({names[i] if i < len(names) and len(names) == len(model.outputs) else
                                   ("output" if len(model.outputs) == 1 else f"output_{i}")})
 
