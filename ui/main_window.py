@@ -153,6 +153,11 @@ class MainWindow(QMainWindow):
 
         self.engine_label = QLabel("starting…")
         self.engine_label.setAccessibleName("Engine status")
+        self.hardware_label = QLabel("")
+        self.hardware_label.setAccessibleName("Hardware")
+        self.hardware_label.setToolTip("the CPU instruction sets and the GPU that decide which targets and precisions "
+                                       "are fast here (hover a target cell for its expectation)")
+        self.statusBar().addPermanentWidget(self.hardware_label)
         self.statusBar().addPermanentWidget(self.engine_label)
         self.resize(1280, 860)
 
@@ -279,6 +284,9 @@ class MainWindow(QMainWindow):
         self._check_ready()
 
     def _on_targets_probed(self, choices: list) -> None:
+        from ui.warmup import hardware_summary
+
+        self.hardware_label.setText(hardware_summary())  # /proc/cpuinfo, already read (and cached) by the probe
         self.targets.set_choices(choices)
         self.targets.set_source_format(self.model.source_format)
         self.targets.set_checked_keys(self.settings.value("choices/targets", []))
@@ -294,6 +302,8 @@ class MainWindow(QMainWindow):
 
     def _on_engine_warmed(self, info: dict) -> None:
         self.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
+        if info.get("gpu") and self.hardware_label.text():  # the child process imported torch and saw a GPU
+            self.hardware_label.setText(self.hardware_label.text().rsplit(" · GPU: ", 1)[0] + f" · GPU: {info['gpu']}")
         self.engine_ready.emit()
 
     def _on_engine_failed(self, _state: str, message: str) -> None:
@@ -794,12 +804,13 @@ class MainWindow(QMainWindow):
 
         v = tool_versions()
         names = (("PyTorch", "torch"), ("ONNX", "onnx"), ("ONNX Runtime", "onnxruntime"),
-                 ("onnxscript", "onnxscript"), ("TensorRT", "tensorrt"))
+                 ("onnxscript", "onnxscript"), ("OpenVINO", "openvino"), ("NNCF", "nncf"), ("TensorRT", "tensorrt"))
         lines = [f"{label}: {v.get(key) or 'not installed'}" for label, key in names]
         lines += [f"Qt: {qVersion()} (PySide6 {PySide6.__version__})", f"Python: {v['python']}",
                   f"Platform: {v['platform']}"]
         return ("Model Deployment Studio converts PyTorch and ONNX models to TorchScript, torch.export, "
-                "ONNX (FP32/FP16/INT8) and TensorRT, verifies every artifact and benchmarks it.\n\n"
+                "ONNX (FP32/FP16/INT8), OpenVINO (FP32/FP16/BF16/INT8) and TensorRT, verifies every artifact and "
+                "benchmarks it.\n\n"
                 + "\n".join(lines))
 
     def _on_about_triggered(self) -> None:
