@@ -98,7 +98,7 @@ class Hardware:
     def summary(self) -> str:
         """One line for a status bar: ``CPU: Xeon …, AVX2 · AVX-512 · VNNI · GPU: none``."""
         feats = " · ".join(self.cpu.features()) or "no AVX2"
-        gpu = self.gpu or "none"
+        gpu = self.gpu or ("not probed yet" if self.gpu_note.startswith("not probed") else "none")
         return f"CPU: {self.cpu.name or platform.machine()} ({feats}) · GPU: {gpu}"
 
 

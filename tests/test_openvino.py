@@ -9,7 +9,6 @@ and the refusal everywhere.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 
@@ -225,23 +224,15 @@ def test_an_ir_without_its_weights_is_refused(cli, ir_artifacts, tmp_path):
     assert r.code == 2 and "lonely.bin" in r.err and "missing" in r.err
 
 
-def test_openvino_telemetry_is_kept_out(workdir, monkeypatch, tmp_path):
+def test_openvino_telemetry_is_kept_out(workdir, monkeypatch, tmp_path, network_attempts):
     """OpenVINO's converter would send usage data and write ~/intel/openvino_telemetry: neither happens."""
     from app.pipeline import convert
     from tests.test_convert import CNN, request
 
-    attempts = []
-
-    def refuse(self, address):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     result = convert(request(workdir["cnn_state"], "openvino", "fp32", out_dir=workdir["out"], **CNN))
-    assert result.verification.passed and attempts == []
+    assert result.verification.passed and network_attempts == []
     assert sys.modules.get("openvino_telemetry") is None
     assert not (tmp_path / "home" / "intel").exists()
 

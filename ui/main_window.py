@@ -69,6 +69,8 @@ class MainWindow(QMainWindow):
         self._targets_known = False
         self._charts_built = False
         self._stage_logged: dict[tuple[str, str], str] = {}
+        self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
+        self._gpu_name = ""                 # the GPU, once the engine's child process has looked
 
         self.setWindowTitle("Model Deployment Studio")
         self.setWindowIcon(app_icon())
@@ -286,12 +288,21 @@ class MainWindow(QMainWindow):
     def _on_targets_probed(self, choices: list) -> None:
         from ui.warmup import hardware_summary
 
-        self.hardware_label.setText(hardware_summary())  # /proc/cpuinfo, already read (and cached) by the probe
+        self._hardware = hardware_summary()  # /proc/cpuinfo, already read (and cached) by the probe
+        self._show_hardware()
         self.targets.set_choices(choices)
         self.targets.set_source_format(self.model.source_format)
         self.targets.set_checked_keys(self.settings.value("choices/targets", []))
         self._targets_known = True
         self._check_ready()
+
+    def _show_hardware(self) -> None:
+        """CPU instruction sets (from the probe) and the GPU (once the engine's child has looked)."""
+        if not self._hardware:
+            return
+        cpu = self._hardware.rsplit(" · GPU: ", 1)[0]
+        self.hardware_label.setText(cpu + (f" · GPU: {self._gpu_name}" if self._gpu_name else
+                                           " · GPU: " + self._hardware.rsplit(" · GPU: ", 1)[-1]))
 
     def _check_ready(self) -> None:
         if self._targets_known and self._charts_built and not self.is_ready:
@@ -302,8 +313,8 @@ class MainWindow(QMainWindow):
 
     def _on_engine_warmed(self, info: dict) -> None:
         self.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
-        if info.get("gpu") and self.hardware_label.text():  # the child process imported torch and saw a GPU
-            self.hardware_label.setText(self.hardware_label.text().rsplit(" · GPU: ", 1)[0] + f" · GPU: {info['gpu']}")
+        self._gpu_name = info.get("gpu") or "none"  # the child process imported torch and asked CUDA
+        self._show_hardware()
         self.engine_ready.emit()
 
     def _on_engine_failed(self, _state: str, message: str) -> None:
