@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a model to a deployment target and verify it")
     _add_model_args(c)
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
-    c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
+                   help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
     c.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     c.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
                    help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)")
@@ -244,18 +245,28 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_targets(args) -> int:
+    from app.advice import advise
+    from app.hardware import detect
     from converters.base import all_converters
 
+    hw = detect()
     rows = []
     for c in all_converters():
         ok, why = c.available()
-        rows.append({"target": c.name, "label": c.label, "precisions": list(c.precisions), "available": ok, "reason": why})
+        refused = {p: c.precision_refusal(p) for p in c.precisions if c.precision_refusal(p)}
+        rows.append({"target": c.name, "label": c.label, "precisions": list(c.precisions), "available": ok,
+                     "reason": why, "refused": refused,
+                     "advice": {p: advise(c.name, p, hw).to_json() for p in c.precisions}})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"hardware": hw.to_json(), "targets": rows}, indent=2))
     else:
+        print(hw.summary())
         for r in rows:
             state = "available" if r["available"] else f"unavailable: {r['reason']}"
-            print(f"{r['target']:20} {'/'.join(r['precisions']):15} {state}")
+            print(f"{r['target']:20} {'/'.join(r['precisions']):20} {state}")
+            if r["available"]:
+                for p, a in r["advice"].items():
+                    print(f"  {p:5} {a['expected']}: {a['why']}")
     return 0
 
 

@@ -26,13 +26,13 @@ from app.specs import TensorSpec
 SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
 
 # file names the loaders read (longest first where one ends another, e.g. .pt2 before .pt)
-MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan")
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan", ".xml")
 SUPPORTED = (".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module), .pt2 (torch.export), "
-             ".safetensors, .onnx, .engine/.plan (TensorRT)")
+             ".safetensors, .onnx, .engine/.plan (TensorRT), .xml + .bin (OpenVINO IR)")
 
 
 def sniff_format(path: Path) -> str:
-    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt."""
+    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino."""
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
@@ -74,6 +74,8 @@ def sniff_format(path: Path) -> str:
         return "torch-save"  # legacy (non-zip) torch.save or a plain pickle
     if path.suffix.lower() in (".engine", ".plan", ".trt"):
         return "tensorrt"
+    if head.lstrip().startswith(b"<") and path.suffix.lower() == ".xml":
+        return "openvino"  # an OpenVINO IR graph; its weights are the .bin beside it
     return "onnx"  # parsed (and rejected with a clear message if it is not ONNX) by the ONNX loader
 
 
@@ -93,6 +95,10 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
         from converters.tensorrt import load_engine
 
         return load_engine(path)
+    if kind == "openvino":
+        from converters.openvino import load_ir
+
+        return load_ir(path)
     if kind == "torchscript":
         return _load_torchscript(path, guess_inputs)
     if kind == "torch-export":

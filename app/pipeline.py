@@ -164,8 +164,10 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     should_cancel = should_cancel or (lambda: False)
     started = time.perf_counter()
     converter_cls = get_converter(request.target)
-    if request.precision not in converter_cls.precisions and request.precision not in ("fp32", "fp16", "int8"):
-        raise BadInput(f"--precision {request.precision!r}: choose fp32, fp16 or int8")
+    from app.request import PRECISIONS
+
+    if request.precision not in PRECISIONS:
+        raise BadInput(f"--precision {request.precision!r}: choose {', '.join(PRECISIONS)}")
     source_path = Path(request.model_path)
     progress("load model", None)
     source_hash = files.sha256(source_path) if source_path.is_file() else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.specs import TensorSpec
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 @dataclass(frozen=True)

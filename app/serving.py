@@ -10,6 +10,7 @@
           model.onnx        onnxruntime_onnx   (plus its external-data files, if any)
           model.pt          pytorch_libtorch   (TorchScript only)
           model.plan        tensorrt_plan
+          model.xml + .bin  backend openvino (OpenVINO IR; Triton's OpenVINO backend, CPU only)
 
 Names, data types and dims come from the model itself; ``max_batch_size`` is non-zero only when
 axis 0 of every input is dynamic and every output follows it (then ``dims`` leave the batch axis
@@ -46,7 +47,11 @@ ORT_TRT_WORKSPACE_BYTES = 1 << 30
 
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"),
              "torchscript": ("pytorch_libtorch", "model.pt"),
-             "tensorrt": ("tensorrt_plan", "model.plan")}
+             "tensorrt": ("tensorrt_plan", "model.plan"),
+             "openvino": ("openvino", "model.xml")}
+# served by a backend named in `backend:` rather than a `platform:` (Triton's OpenVINO backend reads
+# model.xml and model.bin from the version folder)
+BACKENDS = ("openvino",)
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32",
@@ -71,8 +76,9 @@ class TritonTensor:
     is_float: bool = True
 
 
-# the backend parameter that sets each instance's intra-op threads (Triton's onnxruntime and pytorch backends)
-THREAD_PARAMETERS = {"onnxruntime_onnx": "intra_op_thread_count", "pytorch_libtorch": "INTRA_OP_THREAD_COUNT"}
+# the backend parameter that sets each instance's intra-op threads (Triton's onnxruntime, pytorch, openvino backends)
+THREAD_PARAMETERS = {"onnxruntime_onnx": "intra_op_thread_count", "pytorch_libtorch": "INTRA_OP_THREAD_COUNT",
+                     "openvino": "INFERENCE_NUM_THREADS"}
 
 
 @dataclass(frozen=True)
@@ -90,13 +96,14 @@ class TritonModelConfig:
     source: str = ""                            # shown in a comment
     preferred_batch_sizes: tuple[int, ...] = ()  # dynamic batching, from a deployment sweep
     max_queue_delay_us: int | None = None
-    threads_per_instance: int | None = None     # intra-op threads of each instance (backend parameter)
+    parameters: tuple[tuple[str, str], ...] = ()  # backend parameters (string values)
 
     def to_pbtxt(self) -> str:
         """The protobuf text format Triton reads."""
         lines = ["# Triton model configuration written by Model Deployment Studio",
                  *([f"# from {self.source}"] if self.source else []),
-                 f"name: {_quote(self.name)}", f"platform: {_quote(self.platform)}",
+                 f"name: {_quote(self.name)}",
+                 f"backend: {_quote(self.platform)}" if self.platform in BACKENDS else f"platform: {_quote(self.platform)}",
                  f"max_batch_size: {self.max_batch_size}"]
         for key, tensors in (("input", self.inputs), ("output", self.outputs)):
             lines.append(f"{key} [")
@@ -115,15 +122,14 @@ class TritonModelConfig:
                 batching.append(f"  max_queue_delay_microseconds: {self.max_queue_delay_us}")
             lines += ["dynamic_batching {", *batching, "}"] if batching else ["dynamic_batching { }"]
         lines += ["instance_group [", "  {", f"    count: {self.instances}", f"    kind: {self.kind}", "  }", "]"]
-        key = THREAD_PARAMETERS.get(self.platform)
-        if self.threads_per_instance and key:
-            lines.append(f'parameters {{ key: "{key}" value: {{ string_value: "{self.threads_per_instance}" }} }}')
         if self.ort_tensorrt_precision:
             lines += ["optimization {", "  execution_accelerators {", "    gpu_execution_accelerator: [",
                       "      {", '        name: "tensorrt"',
                       f'        parameters {{ key: "precision_mode" value: "{self.ort_tensorrt_precision}" }}',
                       f'        parameters {{ key: "max_workspace_size_bytes" value: "{ORT_TRT_WORKSPACE_BYTES}" }}',
                       "      }", "    ]", "  }", "}"]
+        for key, value in self.parameters:
+            lines += ["parameters {", f"  key: {_quote(key)}", f"  value: {{ string_value: {_quote(value)} }}", "}"]
         return "\n".join(lines) + "\n"
 
 
@@ -146,7 +152,7 @@ class ServingBundle:
                 "instance_group": {"count": c.instances, "kind": c.kind},
                 "dynamic_batching": {"preferred_batch_size": list(c.preferred_batch_sizes),
                                      "max_queue_delay_microseconds": c.max_queue_delay_us},
-                "threads_per_instance": c.threads_per_instance,
+                "parameters": dict(c.parameters),
                 "files": [str(f) for f in self.files], "warnings": self.warnings,
                 "docker": docker_command(self), "perf_analyzer": perf_analyzer_command(self)}
 
@@ -193,10 +199,11 @@ def read_signature(artifact: Path, inputs: list[TensorSpec] | None = None) -> _S
     precision = (manifest or {}).get("precision")
     if kind == "tensorrt":
         return _tensorrt_signature(artifact, manifest, precision)
-    if kind not in ("onnx", "torchscript"):
+    if kind not in ("onnx", "torchscript", "openvino"):
         hint = {"torch-export": "Triton has no loader for .pt2 archives; "}.get(kind, "")
-        raise BadInput(f"{artifact.name} is a {kind} file; {hint}Triton serves ONNX (.onnx), TorchScript (.pt) "
-                       "and TensorRT (.engine/.plan) artifacts — convert it first (--to onnx or torchscript-*)")
+        raise BadInput(f"{artifact.name} is a {kind} file; {hint}Triton serves ONNX (.onnx), TorchScript (.pt), "
+                       "OpenVINO IR (.xml) and TensorRT (.engine/.plan) artifacts — convert it first (--to onnx, "
+                       "openvino or torchscript-*)")
     from app.loading import load_model, onnx_external_files, with_inputs
 
     model = load_model(artifact, guess_inputs=inputs is None)
@@ -217,6 +224,8 @@ def read_signature(artifact: Path, inputs: list[TensorSpec] | None = None) -> _S
 
         proto = onnx.load(str(artifact), load_external_data=False)
         data_files = onnx_external_files(proto, artifact.parent, artifact)
+    elif kind == "openvino":
+        data_files = [artifact.with_suffix(".bin")]
     forward = list(model.details.get("input_names_from_forward") or []) if kind == "torchscript" else []
     output_dims = _probe_output_dims(model, warnings)
     return _Signature(kind, list(model.inputs), list(model.outputs), output_dims, forward,
@@ -315,6 +324,8 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
         raise BadInput(f"--kind {kind!r}: choose cpu or gpu")
     if sig.format == "tensorrt" and kind == "cpu":
         raise BadInput("a TensorRT plan runs on the GPU only; use --kind gpu")
+    if sig.format == "openvino" and kind == "gpu":
+        raise BadInput("Triton's OpenVINO backend runs on the CPU only; use --kind cpu (or serve the ONNX on the GPU)")
     if ort_tensorrt and sig.format != "onnx":
         raise BadInput("--ort-tensorrt is ONNX Runtime's TensorRT accelerator: it applies to .onnx artifacts only")
     if ort_tensorrt and kind != "gpu":
@@ -362,16 +373,21 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
     if ort_tensorrt:
         precision = "FP16" if (sig.precision == "fp16" or any(s.dtype == "float16" for s in sig.inputs)) else "FP32"
     source = f"{artifact.name} ({sig.format}{', ' + sig.precision if sig.precision else ''})"
-    preferred, delay, threads = (), None, None
+    parameters: tuple[tuple[str, str], ...] = ()
+    if sig.format == "openvino":
+        # latency-oriented, one stream per instance; bf16 only for bf16 artifacts (HINT_BF16)
+        parameters = (("PERFORMANCE_HINT", "LATENCY"),) + ((("HINT_BF16", "YES"),) if sig.precision == "bf16" else ())
+    preferred, delay = (), None
     if proposal is not None:
-        threads = proposal.threads_per_instance
+        if THREAD_PARAMETERS.get(platform):
+            parameters += ((THREAD_PARAMETERS[platform], str(proposal.threads_per_instance)),)
         if batching:
             preferred = tuple(b for b in proposal.preferred_batch_sizes if b <= max_batch_size)
             delay = proposal.max_queue_delay_us if preferred else None
         source += f"; settings from a deployment sweep: {proposal.why}"
     config = TritonModelConfig(name, platform, max_batch_size, tensors_in, tensors_out, instances,
                                "KIND_GPU" if kind == "gpu" else "KIND_CPU", precision, source,
-                               preferred, delay, threads)
+                               preferred, delay, parameters)
     sig.warnings = warnings
     return config, sig
 
@@ -427,7 +443,9 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
         version.mkdir(parents=True)
         _, filename = PLATFORMS[sig.format]
         shutil.copyfile(artifact, version / filename)
-        for data in sig.data_files:  # ONNX external data: same relative location beside model.onnx
+        if sig.format == "openvino":  # the IR's weights: model.bin beside model.xml
+            shutil.copyfile(sig.data_files[0], version / "model.bin")
+        for data in sig.data_files if sig.format == "onnx" else ():  # ONNX external data: same relative location
             target = version / data.relative_to(artifact.parent)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(data, target)
@@ -445,7 +463,7 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
 
 
 # the conversion targets whose artifacts Triton can serve (torch.export archives have no Triton loader)
-SERVABLE_TARGETS = ("onnx", "torchscript-trace", "torchscript-script", "tensorrt")
+SERVABLE_TARGETS = ("onnx", "torchscript-trace", "torchscript-script", "tensorrt", "openvino")
 
 
 def bundle_job(payload: dict, progress, should_cancel) -> str:
@@ -523,7 +541,14 @@ def bundle_readme(bundle: ServingBundle, artifact: Path, sig: _Signature) -> str
                  f"(`precision_mode` {c.ort_tensorrt_precision}); the first requests build TensorRT engines and are "
                  "slow.\n")
     plan_note = ""
-    if sig.format == "tensorrt":
+    if sig.format == "openvino":
+        plan_note = ("\nTriton's OpenVINO backend (`backend: \"openvino\"`, CPU only) reads `model.xml` and `model.bin`. "
+                     + ("`HINT_BF16: YES` runs it in bfloat16, as it was verified (the CPU needs AVX-512 BF16 or AMX).\n"
+                        if sig.precision == "bf16" else
+                        "It was verified at fp32 inference precision; on CPUs with AVX-512 BF16/AMX, OpenVINO's CPU "
+                        "plugin may default to bf16 unless the backend sets `INFERENCE_PRECISION_HINT` f32 — compare "
+                        "a few outputs with the studio's before relying on fp32 accuracy.\n"))
+    elif sig.format == "tensorrt":
         plan_note = ("\nA TensorRT plan is tied to the TensorRT version and GPU that built it: use the Triton "
                      "release whose TensorRT version matches the builder's (Triton's release notes list it), on "
                      "the same GPU model, or rebuild the engine there.\n")
@@ -535,9 +560,9 @@ Written by Model Deployment Studio from `{artifact.name}` ({sig.format}{', ' + s
 ```
 {bundle.repository.name}/            ← the model repository (pass it to --model-repository)
   {c.name}/
-    config.pbtxt      platform {c.platform}
+    config.pbtxt      {'backend' if c.platform in BACKENDS else 'platform'} {c.platform}
     README.md         this file
-    1/{filename}{'  (+ ' + ', '.join(p.name for p in sig.data_files) + ')' if sig.data_files else ''}
+    1/{filename}{'  (+ model.bin)' if sig.format == 'openvino' else ('  (+ ' + ', '.join(p.name for p in sig.data_files) + ')' if sig.data_files else '')}
 ```
 
 | Triton name | model name | data type | dims |

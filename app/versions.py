@@ -6,7 +6,7 @@ import platform
 import sys
 from importlib import metadata
 
-PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "tensorrt", "netron", "PySide6")
+PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "openvino", "nncf", "tensorrt", "netron", "PySide6")
 
 
 def tool_versions(packages=PACKAGES) -> dict[str, str | None]:

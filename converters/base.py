@@ -20,7 +20,8 @@ TORCH_MODULE_FORMATS = ("state-dict", "pickle")
 ALL_SOURCES = ("state-dict", "pickle", "torchscript", "torch-export", "onnx")
 
 _REGISTRY: dict[str, type["Converter"]] = {}
-_MODULES = ("converters.torchscript", "converters.torch_export", "converters.onnx_export", "converters.tensorrt")
+_MODULES = ("converters.torchscript", "converters.torch_export", "converters.onnx_export", "converters.openvino",
+            "converters.tensorrt")
 
 
 @dataclass
@@ -91,8 +92,20 @@ class Converter:
         return True, ""
 
     @classmethod
+    def precision_refusal(cls, precision: str) -> str:
+        """Why this machine cannot build ``precision`` (hardware, a missing library); "" when it can.
+
+        bf16 needs AVX-512 BF16 or AMX (:mod:`app.hardware`): elsewhere it is emulated and slower than fp32.
+        """
+        if precision == "bf16":
+            from app.hardware import detect_cpu
+
+            return detect_cpu().bf16_refusal()
+        return ""
+
+    @classmethod
     def valid_precisions(cls, source_format: str) -> list[str]:
-        return [p for p in cls.precisions if source_format in cls.sources_for(p)]
+        return [p for p in cls.precisions if source_format in cls.sources_for(p) and not cls.precision_refusal(p)]
 
     @classmethod
     def sources_for(cls, precision: str) -> tuple[str, ...]:
@@ -105,7 +118,9 @@ class Converter:
         if precision in valid:
             return
         reasons = cls.unsupported_reasons
-        if source_format not in cls.sources:
+        if precision in cls.precisions and source_format in cls.sources_for(precision):
+            why = cls.precision_refusal(precision)
+        elif source_format not in cls.sources:
             why = reasons.get(f"source:{source_format}")
         else:
             why = reasons.get(f"{precision}:{source_format}") or reasons.get(precision)

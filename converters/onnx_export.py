@@ -131,7 +131,9 @@ class OnnxConverter(Converter):
     extension = ".onnx"
 
     precision_sources = {"fp32": ("state-dict", "pickle", "torchscript", "torch-export")}
-    unsupported_reasons = {"fp32:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt"}
+    unsupported_reasons = {"fp32:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt",
+                           "bf16": "ONNX Runtime has no fast bf16 CPU path; use --to openvino --precision bf16 "
+                                   "(OpenVINO runs the same graph in bf16)"}
 
     def convert(self, ctx: ConversionContext) -> list[Path]:
         return build_onnx(ctx, ctx.request.precision, ctx.artifact_path)

@@ -1,4 +1,4 @@
-"""``torch-export``: a ``torch.export`` program saved as ``.pt2`` (fp32, fp16).
+"""``torch-export``: a ``torch.export`` program saved as ``.pt2`` (fp32, fp16, bf16 on CPUs with BF16).
 
 int8 is refused: core PyTorch has no int8 path for exported programs; quantizing them is the PT2E
 flow with a backend-specific quantizer (torchao, XNNPACK, X86 Inductor) whose output is only fast
@@ -15,6 +15,7 @@ from app.errors import ConversionFailed, first_line
 from app.loading import SIGNATURE_FILE
 from converters.base import ConversionContext, Converter, torch_module_of
 from converters.signature import signature_json
+from converters.torchscript import HALF_DTYPES
 
 
 def dynamic_shapes_for(ctx: ConversionContext):
@@ -54,12 +55,14 @@ class TorchExport(Converter):
     name = "torch-export"
     label = "torch.export (.pt2)"
     extension = ".pt2"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "bf16")
     sources = ("state-dict", "pickle", "torch-export")
-    precision_sources = {"fp16": ("state-dict", "pickle")}
+    precision_sources = {"fp16": ("state-dict", "pickle"), "bf16": ("state-dict", "pickle")}
     unsupported_reasons = {
         "fp16:torch-export": "an exported program's lifted constants stay fp32; export fp16 from the Python "
                              "model (--arch), or use --to onnx --precision fp16",
+        "bf16:torch-export": "an exported program's lifted constants stay fp32; export bf16 from the Python "
+                             "model (--arch), or use --to openvino --precision bf16",
         "int8": "core PyTorch has no int8 path for exported programs (PT2E quantization needs a "
                 "backend-specific quantizer and lowering); use --to onnx --precision int8",
         "source:torchscript": "torch.export cannot read TorchScript; export from the Python model (--arch)",
@@ -71,14 +74,14 @@ class TorchExport(Converter):
 
         ctx.stage("prepare model")
         module = copy.deepcopy(torch_module_of(ctx.model)).eval()
-        half = ctx.request.precision == "fp16"
+        half = HALF_DTYPES.get(ctx.request.precision)
         if half:
-            module = module.half()
-        args = ctx.example_args("float16" if half else None)
+            module = module.to(getattr(torch, half))
+        args = ctx.example_args(half)
         ctx.stage("export")
         ep = export_program(ctx, module, args)
         ctx.stage("save")
-        extra = {SIGNATURE_FILE: signature_json(ctx.inputs, ctx.model.outputs, float_dtype="float16" if half else None,
+        extra = {SIGNATURE_FILE: signature_json(ctx.inputs, ctx.model.outputs, float_dtype=half,
                                                 details={"precision": ctx.request.precision})}
         torch.export.save(ep, str(ctx.artifact_path), extra_files=extra)
         return [ctx.artifact_path]

@@ -45,6 +45,22 @@ def cli(capsys):
     return run
 
 
+@pytest.fixture
+def network_attempts(monkeypatch) -> list:
+    """Refuse every socket connection in this process; the list collects the addresses tried."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(self, address):
+        attempts.append(address)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory) -> dict[str, Path]:
     """Every source format, built once per session from the test models."""

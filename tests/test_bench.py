@@ -115,8 +115,10 @@ def test_bench_sweeps_batches_and_reports_accuracy(cli, cnn_artifacts, tmp_path)
     assert r.code == 0, r.err
     data = json.loads(r.out)
     rows = data["results"]
+    # the ONNX file runs in ONNX Runtime and, as a second row, in OpenVINO
     assert {(row["name"], row["batch"]) for row in rows} == {
-        (name, b) for name in ("PyTorch eager", a["onnx"].name, a["trace"].name) for b in (1, 3)}
+        (name, b) for name in ("PyTorch eager", a["onnx"].name, a["onnx"].name + " [OpenVINO]", a["trace"].name)
+        for b in (1, 3)}
     for row in rows:
         _check_row_statistics(row, 6)
         assert row["threads"] == 1
@@ -129,6 +131,7 @@ def test_bench_sweeps_batches_and_reports_accuracy(cli, cnn_artifacts, tmp_path)
         assert onnx["runtime"] == "onnxruntime" and onnx["provider"] == "CPUExecutionProvider"
         assert onnx["speedup_vs_baseline"] == pytest.approx(base["p50_ms"] / onnx["p50_ms"])
     assert by[(a["trace"].name, 1)]["runtime"] == "torchscript"
+    assert by[(a["onnx"].name + " [OpenVINO]", 1)]["runtime"] == "openvino"
     assert data["machine"]["threads"] == 1 and data["machine"]["onnxruntime_providers"]
     with csv_path.open(newline="") as f:
         table = list(csv.DictReader(f))
@@ -162,9 +165,13 @@ def test_a_failing_runner_does_not_abort_the_others(cli, cnn_artifacts, model_fi
     r = cli("bench", cnn_artifacts["state"], model_files["cnn_onnx"], cnn_artifacts["onnx"], *CNN_ARGS, *FAST, "--json")
     assert r.code == 1
     data = json.loads(r.out)
-    assert {row["name"] for row in data["results"]} == {"PyTorch eager", cnn_artifacts["onnx"].name}
-    [failed] = data["skipped"]
-    assert failed["status"] == "failed" and failed["name"] == "cnn.onnx" and "image" in failed["reason"]
+    good = cnn_artifacts["onnx"].name
+    assert {row["name"] for row in data["results"]} == {"PyTorch eager", good, good + " [OpenVINO]"}
+    # the file fails in both runtimes, each reported with the reason
+    assert {(s["name"], s["runtime"]) for s in data["skipped"]} == {("cnn.onnx", "onnxruntime"),
+                                                                   ("cnn.onnx [OpenVINO]", "openvino")}
+    for failed in data["skipped"]:
+        assert failed["status"] == "failed" and "image" in failed["reason"]
 
 
 def test_batch_sweep_needs_a_dynamic_batch_axis(cli, cnn_artifacts):
@@ -209,7 +216,7 @@ def test_bench_job_payload_from_the_window(cnn_artifacts):
                         "min_seconds": 0.0, "threads": None},
                        progress=lambda stage, fraction=None: stages.append((stage, fraction)))
     json.dumps(result)  # plain data: it crosses a process boundary
-    assert len(result["results"]) == 4
+    assert len(result["results"]) == 6  # eager, ONNX Runtime, OpenVINO × batch 1, 2
     fractions = [f for _, f in stages if f is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 

@@ -39,7 +39,7 @@ def test_human_output_and_progress_on_stderr(cli, workdir):
 
 def test_targets_lists_availability(cli):
     r = cli("targets", "--json")
-    rows = {row["target"]: row for row in json.loads(r.out)}
+    rows = {row["target"]: row for row in json.loads(r.out)["targets"]}
     assert {"torchscript-trace", "torchscript-script", "torch-export", "onnx"} <= set(rows)
     assert rows["onnx"]["available"] is True
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import socket
 import struct
 import zipfile
 import zlib
@@ -70,21 +69,13 @@ def test_path_with_spaces_and_non_ascii(cli, model_files, tmp_path):
     assert json.loads(r.out)["artifact"] == str(folder / "mein Modell ü.fp16.onnx")
 
 
-def test_conversion_contacts_no_host(workdir, monkeypatch):
+def test_conversion_contacts_no_host(workdir, network_attempts):
     """Nothing in a conversion opens a network connection (in-process, so a socket patch sees it)."""
     from app.pipeline import convert
     from tests.test_convert import CNN, request
 
-    attempts = []
-
-    def refuse(self, address):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     result = convert(request(workdir["cnn_state"], "onnx", "int8", out_dir=workdir["out"], **CNN))
-    assert result.verification.passed and attempts == []
+    assert result.verification.passed and network_attempts == []
 
 
 def test_hostile_pickle_is_parsed_in_a_child_and_never_runs(tmp_path):

@@ -86,6 +86,37 @@ def test_torchscript_int64_inputs_with_dynamic_sequence(artifacts, tmp_path):
     assert io(c.output) == [("OUTPUT__0", "TYPE_FP32", [32])]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_ir_bundle_for_the_openvino_backend(model_files, tmp_path, precision):
+    from app.hardware import CPU_FLAGS_ENV, detect_cpu
+    from main import main
+
+    out = tmp_path / "ir"
+    if precision == "bf16" and not detect_cpu().bf16:
+        pytest.skip(f"this CPU has no BF16 (the refusal is tested in test_openvino.py; {CPU_FLAGS_ENV} cannot add it)")
+    assert main(["convert", str(model_files["cnn_state"]), *CNN_ARGS, "--to", "openvino", "--precision", precision,
+                 "--out", str(out)]) == 0
+    xml = out / f"cnn.openvino.{precision}.xml"
+    folder = build_bundle(xml, tmp_path / "repo")
+    assert folder.name == f"cnn_openvino_{precision}"
+    assert (folder / "1" / "model.xml").read_bytes() == xml.read_bytes()
+    assert (folder / "1" / "model.bin").read_bytes() == xml.with_suffix(".bin").read_bytes()
+    assert sorted(p.name for p in (folder / "1").iterdir()) == ["model.bin", "model.xml"]
+    c = parse(folder)
+    assert c.backend == "openvino" and c.platform == ""  # Triton's OpenVINO backend, named by `backend:`
+    assert c.max_batch_size == 8 and c.HasField("dynamic_batching")
+    assert io(c.input) == [("x", "TYPE_FP32", [3, 32, 32])]
+    assert io(c.output) == [("output", "TYPE_FP32", [10])]
+    assert [(g.count, g.kind) for g in c.instance_group] == [(1, KIND_CPU)]
+    params = {k: v.string_value for k, v in c.parameters.items()}
+    assert params["PERFORMANCE_HINT"] == "LATENCY"
+    assert params.get("HINT_BF16") == ("YES" if precision == "bf16" else None)  # bf16 only where it was verified
+    assert "model.bin" in (folder / "README.md").read_text()
+    with pytest.raises(BadInput, match="CPU only"):
+        build_bundle(xml, tmp_path / "repo2", kind="gpu")
+    assert no_temporaries(tmp_path / "repo")
+
+
 def test_tensorrt_plan_from_its_manifest(model_files, tmp_path):
     """Without TensorRT here: the plan file plus the manifest our pipeline writes beside it."""
     engine = tmp_path / "cnn.fp16.engine"

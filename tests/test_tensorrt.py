@@ -66,7 +66,7 @@ def test_unavailable_with_a_reason(cli):
     assert AVAILABLE is False
     assert "TensorRT" in WHY or "GPU" in WHY
     r = cli("targets", "--json")
-    row = next(t for t in json.loads(r.out) if t["target"] == "tensorrt")
+    row = next(t for t in json.loads(r.out)["targets"] if t["target"] == "tensorrt")
     assert row["available"] is False and row["reason"] == WHY
     assert row["precisions"] == ["fp32", "fp16", "int8"]
 

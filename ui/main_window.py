@@ -77,6 +77,8 @@ class MainWindow(QMainWindow):
         self._targets_known = False
         self._charts_built = False
         self._stage_logged: dict[tuple[str, str], str] = {}
+        self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
+        self._gpu_name = ""                 # the GPU, once the engine's child process has looked
 
         self.setWindowTitle("Model Deployment Studio")
         self.setWindowIcon(app_icon())
@@ -176,6 +178,11 @@ class MainWindow(QMainWindow):
 
         self.engine_label = QLabel("starting…")
         self.engine_label.setAccessibleName("Engine status")
+        self.hardware_label = QLabel("")
+        self.hardware_label.setAccessibleName("Hardware")
+        self.hardware_label.setToolTip("the CPU instruction sets and the GPU that decide which targets and precisions "
+                                       "are fast here (hover a target cell for its expectation)")
+        self.statusBar().addPermanentWidget(self.hardware_label)
         self.statusBar().addPermanentWidget(self.engine_label)
         self.resize(1280, 860)
 
@@ -329,11 +336,23 @@ class MainWindow(QMainWindow):
         self._check_ready()
 
     def _on_targets_probed(self, choices: list) -> None:
+        from ui.warmup import hardware_summary
+
+        self._hardware = hardware_summary()  # /proc/cpuinfo, already read (and cached) by the probe
+        self._show_hardware()
         self.targets.set_choices(choices)
         self.targets.set_source_format(self.model.source_format)
         self.targets.set_checked_keys(self.settings.value("choices/targets", []))
         self._targets_known = True
         self._check_ready()
+
+    def _show_hardware(self) -> None:
+        """CPU instruction sets (from the probe) and the GPU (once the engine's child has looked)."""
+        if not self._hardware:
+            return
+        cpu = self._hardware.rsplit(" · GPU: ", 1)[0]
+        self.hardware_label.setText(cpu + (f" · GPU: {self._gpu_name}" if self._gpu_name else
+                                           " · GPU: " + self._hardware.rsplit(" · GPU: ", 1)[-1]))
 
     def _check_ready(self) -> None:
         if self._targets_known and self._charts_built and not self.is_ready:
@@ -344,6 +363,8 @@ class MainWindow(QMainWindow):
 
     def _on_engine_warmed(self, info: dict) -> None:
         self.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
+        self._gpu_name = info.get("gpu") or "none"  # the child process imported torch and asked CUDA
+        self._show_hardware()
         self.engine_ready.emit()
 
     def _on_engine_failed(self, _state: str, message: str) -> None:
@@ -993,12 +1014,13 @@ class MainWindow(QMainWindow):
 
         v = tool_versions()
         names = (("PyTorch", "torch"), ("ONNX", "onnx"), ("ONNX Runtime", "onnxruntime"),
-                 ("onnxscript", "onnxscript"), ("TensorRT", "tensorrt"))
+                 ("onnxscript", "onnxscript"), ("OpenVINO", "openvino"), ("NNCF", "nncf"), ("TensorRT", "tensorrt"))
         lines = [f"{label}: {v.get(key) or 'not installed'}" for label, key in names]
         lines += [f"Qt: {qVersion()} (PySide6 {PySide6.__version__})", f"Python: {v['python']}",
                   f"Platform: {v['platform']}"]
         return ("Model Deployment Studio converts PyTorch and ONNX models to TorchScript, torch.export, "
-                "ONNX (FP32/FP16/INT8) and TensorRT, verifies every artifact and benchmarks it.\n\n"
+                "ONNX (FP32/FP16/INT8), OpenVINO (FP32/FP16/BF16/INT8) and TensorRT, verifies every artifact and "
+                "benchmarks it.\n\n"
                 + "\n".join(lines))
 
     def _on_about_triggered(self) -> None:

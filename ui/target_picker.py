@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 class TargetPicker(QGroupBox):
@@ -65,13 +65,15 @@ class TargetPicker(QGroupBox):
                 box = self.boxes[(choice.name, p)]
                 why = choice.reason_for(p, fmt)
                 box.setEnabled(not why)
+                advice = choice.advice.get(p, "")
                 if why:
                     box.setChecked(False)
                     box.setToolTip(f"unavailable: {why}")
                     box.setAccessibleDescription(f"unavailable: {why}")
                 else:
-                    box.setToolTip(f"build {choice.label} at {p.upper()}")
-                    box.setAccessibleDescription("")
+                    # what to expect on this machine's CPU/GPU, e.g. "no speed-up: FP16 on CPU in ONNX Runtime…"
+                    box.setToolTip(f"build {choice.label} at {p.upper()}" + (f"\nhere: {advice}" if advice else ""))
+                    box.setAccessibleDescription(advice)
         self.selection_changed.emit()
 
     # -- reading and setting the choice
@@ -87,6 +89,13 @@ class TargetPicker(QGroupBox):
 
     def reason(self, target: str, precision: str) -> str:
         return self.box(target, precision).toolTip().removeprefix("unavailable: ")
+
+    def advice(self, target: str, precision: str) -> str:
+        """The cell's speed expectation on this machine ("faster: …", "no speed-up: …")."""
+        for choice in self.choices:
+            if choice.name == target:
+                return choice.advice.get(precision, "")
+        return ""
 
     def set_checked_keys(self, keys: list[str]) -> None:
         """Restore ``["onnx/fp16", ...]`` (from settings), skipping what is not buildable."""

@@ -25,6 +25,7 @@ class TargetChoice:
     available: bool
     reason: str = ""
     converter: type | None = field(default=None, compare=False, repr=False)
+    advice: dict = field(default_factory=dict, compare=False)   # precision → "verdict: why" on this machine
 
     def reason_for(self, precision: str, source_format: str | None) -> str:
         """Why ``precision`` cannot be built from ``source_format`` here; "" when it can."""
@@ -43,18 +44,30 @@ class TargetChoice:
         return ""
 
 
-def probe_targets() -> list[TargetChoice]:
-    """Every target the engine registers (TensorRT included), with its availability."""
+def probe_targets(hardware=None) -> list[TargetChoice]:
+    """Every target the engine registers (TensorRT included), with its availability and, per
+    precision, whether it is expected to be faster on this machine's hardware."""
+    from app.advice import advise
+    from app.hardware import detect
     from converters.base import all_converters
 
+    hw = hardware or detect(import_torch=False)  # never import torch into the window's process
     choices = []
     for c in all_converters():
         try:
             ok, why = c.available()
         except Exception as e:  # noqa: BLE001 - a broken optional backend is "unavailable", not a crash
             ok, why = False, f"{type(e).__name__}: {e}"
-        choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c))
+        advice = {p: advise(c.name, p, hw).text() for p in c.precisions}
+        choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c, advice))
     return choices
+
+
+def hardware_summary() -> str:
+    """The status bar's line about this machine (CPU instruction sets; the GPU once probed)."""
+    from app.hardware import detect
+
+    return detect(import_torch=False).summary()
 
 
 def warm_engine() -> list[TargetChoice]:
@@ -69,4 +82,6 @@ def child_ready(payload=None, progress=None, should_cancel=None) -> dict:
     """A no-op job: running it starts the fork server, which imports torch & co. once."""
     import torch
 
-    return {"pid": os.getpid(), "torch": torch.__version__}
+    from app.hardware import detect_gpu
+
+    return {"pid": os.getpid(), "torch": torch.__version__, "gpu": detect_gpu()[0]}

@@ -43,8 +43,8 @@ def pick_providers(names: list[str] | None) -> list[str]:
 
 
 def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchConfig, *,
-              providers: list[str] | None = None, device: str = "cpu", progress: Progress | None = None,
-              should_cancel: Callable[[], bool] | None = None) -> BenchResult:
+              providers: list[str] | None = None, device: str = "cpu", openvino: bool | None = None,
+              progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None) -> BenchResult:
     """Benchmark the source of ``request`` and each of ``artifacts`` on the same inputs.
 
     Parameters
@@ -59,6 +59,8 @@ def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchCo
         ONNX Runtime execution providers for ``.onnx`` artifacts (default: every one installed).
     device
         Where the torch runners run: ``cpu`` or ``cuda``.
+    openvino
+        Also time ``.onnx`` artifacts in OpenVINO (default: where OpenVINO is installed).
     progress, should_cancel
         Progress callback and cancellation check, as in :func:`app.pipeline.convert`.
     """
@@ -69,7 +71,8 @@ def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchCo
     if device not in ("cpu", "cuda"):
         raise BadInput(f"--device {device!r}: choose cpu or cuda")
     # manifests and external-data files sit beside artifacts; a shell glob (out/*) picks them up too
-    side = [Path(p) for p in artifacts if Path(p).name.endswith((".manifest.json", ".onnx.data"))]
+    side = [Path(p) for p in artifacts if Path(p).name.endswith((".manifest.json", ".onnx.data"))
+            or (Path(p).suffix == ".bin" and Path(p).with_suffix(".xml").is_file())]  # OpenVINO IR weights
     artifacts = [Path(p) for p in artifacts if Path(p) not in side]
     missing = [str(p) for p in artifacts if not Path(p).is_file()]
     if missing:
@@ -82,7 +85,8 @@ def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchCo
     chosen = pick_providers(providers)
     runners: list[Runner] = []
     for path in artifacts:
-        runners += runners_for_artifact(Path(path), providers=chosen, threads=config.threads, device=device)
+        runners += runners_for_artifact(Path(path), providers=chosen, threads=config.threads, device=device,
+                                        openvino=openvino)
     notes = list(dict.fromkeys(source.warnings))
     if side:
         notes.append(f"not artifacts, ignored: {', '.join(p.name for p in side)}")

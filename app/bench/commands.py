@@ -74,6 +74,9 @@ def _add_timing_args(p: argparse.ArgumentParser, *, runs: int, min_seconds: floa
                    help="ONNX Runtime execution providers, e.g. CPU,CUDA,TensorRT,OpenVINO (default: every one "
                         "installed); 'list' prints them")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the PyTorch runners run")
+    p.add_argument("--no-openvino", dest="openvino", action="store_false",
+                   help="do not also time .onnx files in OpenVINO (by default they run in ONNX Runtime and, where "
+                        "it is installed, OpenVINO)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
 
 
@@ -169,6 +172,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = config_from_args(args, parse_batches(args.batch))
     result, data = _run(args, lambda progress: benchmark(source_request(args), list(args.artifacts), config,
                                                           providers=_providers(args), device=args.device,
+                                                          openvino=None if args.openvino else False,
                                                           progress=progress))
     _write_extras(args, data, Path(args.model).name)
     return 1 if any(s.status == "failed" for s in result.skipped) else 0
@@ -213,6 +217,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     result, data = _run(args, lambda progress: optimize(source_request(args), config, budget_cosine=args.budget_cosine,
                                                          out_dir=args.out, calibration=args.calibration,
                                                          providers=_providers(args), only=args.only or None,
+                                                         openvino=None if args.openvino else False,
                                                          progress=progress))
     if not args.json:
         rec = result.recommended

@@ -106,6 +106,8 @@ def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
                 out += [Candidate(conv.name, precision, "static", m) for m in CALIBRATION_METHODS]
             elif conv.name == "tensorrt":
                 out += [Candidate(conv.name, precision, "static", m) for m in CALIBRATION_METHODS]
+            elif conv.name == "openvino":  # NNCF post-training quantization: its own range estimation
+                out.append(Candidate(conv.name, precision, "static"))
             else:
                 out.append(Candidate(conv.name, precision, "dynamic"))
     return out, unavailable
@@ -120,7 +122,7 @@ def default_out_dir(model_path: Path) -> Path:
 
 def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: float = 0.99,
              out_dir: Path | None = None, calibration: Path | None = None, providers: list[str] | None = None,
-             only: list[str] | None = None, progress: Progress | None = None,
+             only: list[str] | None = None, openvino: bool | None = None, progress: Progress | None = None,
              should_cancel: Callable[[], bool] | None = None) -> OptimizeResult:
     """Try every candidate, benchmark the ones that were built, recommend the fastest within budget.
 
@@ -140,6 +142,9 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
         ONNX Runtime execution providers (default: all installed).
     only
         Restrict to candidates whose label contains one of these strings (e.g. ``["onnx"]``).
+    openvino
+        Also time ONNX candidates in OpenVINO (default: where it is installed); ``False`` also skips
+        the ``openvino`` target.
     progress, should_cancel
         As in :func:`app.pipeline.convert`; cancelling stops at the next conversion stage or timed call.
     """
@@ -158,6 +163,8 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
     source = prepare_model(request)
     load_seconds = time.perf_counter() - started
     cands, failed = candidates_for(source.format)
+    if openvino is False:
+        cands = [c for c in cands if c.target != "openvino"]
     if only:
         cands = [c for c in cands if any(o in c.label for o in only)]
     if not cands:
@@ -193,7 +200,7 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
     runners: list[Runner] = []
     infos: dict[str, dict] = {}
     for cand, artifact, cosine, warnings in built:
-        for runner in runners_for_artifact(artifact, providers=chosen, threads=config.threads):
+        for runner in runners_for_artifact(artifact, providers=chosen, threads=config.threads, openvino=openvino):
             suffix = runner.name[len(artifact.name):]  # " [CUDA]" for non-CPU providers
             runner.name = cand.label + suffix
             infos[runner.name] = {**cand.to_json(), "verification_cosine": cosine,

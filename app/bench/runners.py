@@ -9,6 +9,7 @@ so a missing runtime fails only the runner that needs it, reported by :meth:`Run
 
 - :class:`TorchRunner`       PyTorch eager (the baseline), TorchScript archives, ``torch.export`` programs
 - :class:`OnnxRuntimeRunner` one ONNX Runtime session per execution provider
+- :class:`OpenVINORunner`    OpenVINO's CPU plugin: IR artifacts, and ONNX files beside ONNX Runtime
 - :class:`TensorRTRunner`    serialized TensorRT engines (GPU + TensorRT only)
 """
 
@@ -330,6 +331,58 @@ class OnnxRuntimeRunner(Runner):
         self.session = None
 
 
+class OpenVINORunner(Runner):
+    """An OpenVINO IR (``.xml``) or an ONNX file compiled by OpenVINO's CPU plugin.
+
+    The inference precision is explicit (``INFERENCE_PRECISION_HINT``: bf16 only for bf16 artifacts,
+    f32 for everything else, never the plugin's bf16 default) and the thread count is the same as
+    every other runner's (``INFERENCE_NUM_THREADS``). The timed call is one synchronous
+    ``infer_request.infer()`` on a reused request, outputs shared rather than copied — what a
+    serving loop does.
+    """
+
+    runtime = "openvino"
+    provider = "CPU"
+
+    def __init__(self, path: Path, name: str, *, threads: int | None = None, precision: str = "fp32",
+                 size_bytes: int = 0):
+        super().__init__(name, precision=precision, size_bytes=size_bytes)
+        self.path = Path(path)
+        self.threads = threads
+        self.request: Any = None
+        self.compiled: Any = None
+
+    def available(self) -> tuple[bool, str]:
+        from converters.openvino import OpenVINOConverter
+
+        return OpenVINOConverter.available()
+
+    def _load_impl(self) -> None:
+        from app.loading import load_model
+        from converters.openvino import compile_model
+
+        model = load_model(self.path)  # signature (+ the ONNX external-data checks)
+        source = model.module if model.format == "openvino" else Path(self.path)
+        self.compiled = compile_model(source, self.precision, self.threads, name=self.path.name)
+        self.request = self.compiled.create_infer_request()
+        self.inputs = list(model.inputs)
+        if not self.size_bytes:
+            self.size_bytes = model.size_bytes
+
+    def _prepare_impl(self, feeds: Feeds) -> Any:
+        return [feeds[s.name] for s in self.inputs]
+
+    def _call_impl(self, prepared: Any) -> Any:
+        return self.request.infer(prepared, share_inputs=True, share_outputs=True)
+
+    def _outputs_impl(self, raw: Any) -> list[np.ndarray]:
+        return [np.array(raw[i], dtype=np.float32) if raw[i].dtype.kind == "f" else np.array(raw[i])
+                for i in range(len(self.compiled.outputs))]
+
+    def _close_impl(self) -> None:
+        self.request, self.compiled = None, None
+
+
 class TensorRTRunner(Runner):
     """A serialized TensorRT engine: device-resident inputs, one execution context, CUDA events."""
 
@@ -427,7 +480,7 @@ def artifact_precision(path: Path) -> str:
     from app.pipeline import read_manifest
 
     precision = (read_manifest(path) or {}).get("precision")
-    if precision in ("fp32", "fp16", "int8"):
+    if precision in ("fp32", "fp16", "bf16", "int8"):
         return precision
     for part in reversed(path.name.lower().split(".")):
         if part in ("fp32", "fp16", "int8", "bf16"):
@@ -447,17 +500,31 @@ def artifact_precision(path: Path) -> str:
     return "fp32"
 
 
+def openvino_available() -> bool:
+    """Whether OpenVINO is installed here (ONNX files are then also timed in OpenVINO)."""
+    from converters.openvino import OpenVINOConverter
+
+    return OpenVINOConverter.available()[0]
+
+
 def runners_for_artifact(path: Path, *, providers: list[str], threads: int | None,
-                         device: str = "cpu") -> list[Runner]:
-    """The runners that can time ``path``: one per ONNX Runtime provider for ``.onnx``, else one."""
+                         device: str = "cpu", openvino: bool | None = None) -> list[Runner]:
+    """The runners that can time ``path``: for ``.onnx`` one per ONNX Runtime provider plus OpenVINO
+    (``openvino``: default where it is installed); for an OpenVINO IR OpenVINO; else one."""
     from app.loading import load_model, sniff_format
 
     path = Path(path)
     kind = sniff_format(path)
     precision = artifact_precision(path)
+    if kind == "openvino":
+        return [OpenVINORunner(path, path.name, threads=threads, precision=precision)]
     if kind == "onnx":
-        return [OnnxRuntimeRunner(path, path.name if p == "CPUExecutionProvider" else f"{path.name} [{short_provider(p)}]",
-                                  provider=p, threads=threads, precision=precision) for p in providers]
+        runners: list[Runner] = [
+            OnnxRuntimeRunner(path, path.name if p == "CPUExecutionProvider" else f"{path.name} [{short_provider(p)}]",
+                              provider=p, threads=threads, precision=precision) for p in providers]
+        if openvino if openvino is not None else openvino_available():
+            runners.append(OpenVINORunner(path, f"{path.name} [OpenVINO]", threads=threads, precision=precision))
+        return runners
     if kind == "tensorrt":
         return [TensorRTRunner(path, path.name, precision=precision)]
     runtime = TORCH_RUNTIMES.get(kind, "pytorch")

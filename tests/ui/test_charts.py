@@ -88,7 +88,9 @@ def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, wo
         click(qtbot, window.benchmark_button)
     rows = finished.args[0]["results"]
     runners = {r["name"] for r in rows}
-    assert len(runners) == 2
+    # the source, and the ONNX artifact in ONNX Runtime and in OpenVINO
+    assert runners == {"cnn.onnx (source)", "cnn.fp16.onnx", "cnn.fp16.onnx [OpenVINO]"}
+    assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino"}
     assert len(window.latency_chart.bars.opts["height"]) == len(runners)
     assert window.tabs.currentWidget().isAncestorOf(window.latency_chart) and window.jobs.row_for("benchmark", "all").state == "done"
 

@@ -237,6 +237,27 @@ def test_unavailable_choices_are_disabled_with_their_reason(qtbot, window, workd
     assert "tick at least one target" in window.convert_button.toolTip()
 
 
+def test_cells_say_what_to_expect_on_this_hardware(qtbot, window, workdir):
+    from app.hardware import detect_cpu
+
+    cpu = detect_cpu()
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    picker = window.targets
+    fp16 = picker.box("onnx", "fp16")
+    # no GPU here: FP16 in ONNX Runtime on CPU brings nothing, and the cell says so
+    assert fp16.isEnabled() and "no speed-up" in fp16.toolTip() and "meant for GPU/TensorRT" in fp16.toolTip()
+    assert "no speed-up" in fp16.accessibleDescription()
+    assert "faster" in picker.box("openvino", "int8").toolTip()
+    bf16 = picker.box("openvino", "bf16")
+    if cpu.bf16:
+        assert bf16.isEnabled() and "faster" in bf16.toolTip() and "BF16" in bf16.toolTip()
+    else:
+        assert not bf16.isEnabled() and "no BF16 instructions" in bf16.toolTip()
+    assert not picker.box("onnx", "bf16").isEnabled() and "no BF16 path" in picker.box("onnx", "bf16").toolTip()
+    hardware = window.hardware_label.text()
+    assert hardware.startswith("CPU:") and all(f in hardware for f in cpu.features()) and "GPU:" in hardware
+
+
 def test_an_error_in_one_job_shows_in_its_row_while_the_others_finish(qtbot, window, workdir):
     load_model(qtbot, window, workdir["branchy_state"], arch="tests.models:BranchyNet")
     window.options.out_dir.setText(str(workdir["out"]))

@@ -1,0 +1,105 @@
+"""Is a target × precision expected to be faster *on this machine*, and why.
+
+Rules of thumb from what the runtimes do with each precision on the hardware found by
+:mod:`app.hardware`, and from this repository's benchmark runs (README, "Results" and "OpenVINO"):
+advice, not a measurement — ``bench`` measures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.hardware import Hardware
+
+FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The expectation for one target × precision here: ``verdict`` is one of faster, no speed-up,
+    slower, unavailable; ``why`` says it in one sentence."""
+
+    verdict: str
+    why: str
+
+    def text(self) -> str:
+        return f"{self.verdict}: {self.why}"
+
+    def to_json(self) -> dict:
+        return {"expected": self.verdict, "why": self.why}
+
+
+def _int8(hw: Hardware, runtime: str) -> Advice:
+    cpu = hw.cpu
+    if cpu.amx:
+        return Advice(FASTER, f"INT8 on CPU in {runtime}: AMX-INT8 and VNNI run int8 matrix products natively "
+                              "(typically 2–4× fp32)")
+    if cpu.vnni:
+        return Advice(FASTER, f"INT8 on CPU in {runtime}: VNNI does int8 dot products in one instruction "
+                              "(typically 2–4× fp32)")
+    if cpu.avx2:
+        return Advice(FASTER, f"INT8 on CPU in {runtime}: faster than fp32 with AVX2, but this CPU has no VNNI, "
+                              "so less than on CPUs that have it")
+    return Advice(NO_SPEEDUP, f"INT8 on CPU in {runtime}: without AVX2/VNNI int8 kernels gain little")
+
+
+def _bf16(hw: Hardware, runtime: str) -> Advice:
+    cpu = hw.cpu
+    if not cpu.bf16:
+        return Advice(UNAVAILABLE, cpu.bf16_refusal())
+    units = "AMX tiles" if cpu.amx else "AVX-512 BF16"
+    return Advice(FASTER, f"BF16 on CPU in {runtime}: {units} compute bfloat16 natively (about 2× fp32 for "
+                          "matrix-heavy models, fp32 range, ~3 significant digits)")
+
+
+def advise(target: str, precision: str, hw: Hardware) -> Advice:
+    """The expectation for ``target`` at ``precision`` on ``hw`` (compared with eager PyTorch fp32)."""
+    gpu = hw.gpu
+    if target == "tensorrt":
+        if not gpu:
+            return Advice(UNAVAILABLE, "TensorRT runs on NVIDIA GPUs only; there is none here (a hand-off bundle "
+                                       "is written for the GPU machine)")
+        return Advice(FASTER, {"fp32": f"TensorRT on {gpu}: fused kernels tuned for this GPU",
+                               "fp16": f"FP16 in TensorRT on {gpu}: tensor cores, typically 2–3× fp32",
+                               "int8": f"INT8 in TensorRT on {gpu}: int8 tensor cores, fastest where accuracy "
+                                       "allows"}.get(precision, f"TensorRT on {gpu}"))
+    if target == "openvino":
+        if precision == "fp32":
+            return Advice(FASTER, "OpenVINO's CPU plugin: fused, layout-optimised kernels — usually faster than "
+                                  "ONNX Runtime on the same model")
+        if precision == "fp16":
+            return Advice(NO_SPEEDUP, "FP16 in OpenVINO on CPU: weights are stored in fp16 (half the file) and "
+                                      "computed in fp32 — no speed-up on CPU; meant for Intel GPUs")
+        if precision == "bf16":
+            return _bf16(hw, "OpenVINO")
+        return _int8(hw, "OpenVINO")
+    if target == "onnx":
+        if precision == "fp32":
+            return Advice(FASTER, "ONNX Runtime fuses the graph (typically 1.1–1.8× eager PyTorch on CPU)")
+        if precision == "fp16":
+            if gpu:
+                return Advice(FASTER, f"FP16 in ONNX Runtime: faster on {gpu} with the CUDA/TensorRT provider; on "
+                                      "CPU no speed-up")
+            return Advice(NO_SPEEDUP, "FP16 on CPU in ONNX Runtime: no speed-up (no fp16 CPU kernels: it computes "
+                                      "in fp32), meant for GPU/TensorRT")
+        return _int8(hw, "ONNX Runtime")
+    if target in ("torchscript-trace", "torchscript-script", "torch-export"):
+        runtime = "TorchScript" if target.startswith("torchscript") else "torch.export"
+        if precision == "fp32":
+            return Advice(NO_SPEEDUP, f"{runtime} runs PyTorch's own kernels: about eager speed (portable, "
+                                      "Python-free), not a speed-up")
+        if precision == "fp16":
+            if gpu:
+                return Advice(FASTER, f"FP16 in {runtime} on {gpu}: tensor cores (on CPU it is slower)")
+            return Advice(SLOWER, f"FP16 on CPU in {runtime}: PyTorch has few fast fp16 CPU kernels — slower than "
+                                  "fp32; meant for GPU")
+        if precision == "bf16":
+            return _bf16(hw, runtime)
+        return Advice(FASTER, f"INT8 in {runtime}: dynamic quantization speeds up Linear/LSTM layers only "
+                              "(convolutions stay fp32)")
+    return Advice(NO_SPEEDUP, "no advice for this target")
+
+
+def advice_table(converters, hw: Hardware) -> dict[str, dict[str, dict]]:
+    """``{target: {precision: {"expected", "why"}}}`` for every converter's precisions."""
+    return {c.name: {p: advise(c.name, p, hw).to_json() for p in c.precisions} for c in converters}
