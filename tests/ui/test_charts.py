@@ -127,7 +127,7 @@ def engine_rows(model_files):
 
     request = ConversionRequest(model_path=model_files["cnn_onnx"], target="bench")
     config = BenchConfig(batches=(1, 2), warmup=2, warmup_seconds=0, runs=20, min_seconds=0, threads=1, rounds=4)
-    return benchmark(request, [model_files["cnn_onnx"]], config).to_json()["results"]
+    return benchmark(request, [model_files["cnn_onnx"]], config, openvino=False).to_json()["results"]
 
 
 def test_empty_charts_show_their_message_not_meaningless_axes(qtbot, engine_rows):
