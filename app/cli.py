@@ -39,9 +39,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="class or function that builds the network, for state dicts")
     p.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for --arch, e.g. '{\"num_classes\": 10}'")
     p.add_argument("--allow-pickle", action="store_true",
-                   help="allow loading a fully pickled nn.Module (runs code from the file: trusted files only)")
-    p.add_argument("--allow-dangerous-pickle", action="store_true",
-                   help="also allow pickles that import os/subprocess/eval... (files you made yourself only)")
+                   help="load a fully pickled nn.Module through the weights-only unpickler, approving its "
+                        "nn.Module classes from torch.nn and --arch")
+    p.add_argument("--trust-global", action="append", default=[], metavar="NAME", dest="trust_global",
+                   help="also approve this global of a pickled module, e.g. torch._C._nn.gelu (repeatable)")
+    p.add_argument("--unsafe-run-code-from-file", action="store_true", dest="run_code_from_file",
+                   help="unpickle with no checks at all: RUNS CODE FROM THE FILE (only files you made yourself)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
@@ -130,7 +133,7 @@ def model_fields(args) -> dict:
     return dict(model_path=args.model, inputs=tuple(parse_input(s) for s in args.input),
                 dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
                 arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), allow_pickle=args.allow_pickle,
-                allow_dangerous_pickle=args.allow_dangerous_pickle)
+                trusted_globals=tuple(args.trust_global), run_code_from_file=args.run_code_from_file)
 
 
 def _request(args):
@@ -182,7 +185,8 @@ def cmd_inspect(args) -> int:
     from app.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
 
     model = load_model(args.model, arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs),
-                       allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle)
+                       allow_pickle=args.allow_pickle, trusted_globals=tuple(args.trust_global),
+                       run_code_from_file=args.run_code_from_file)
     if args.input or args.dynamic:
         known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and args.input else model.inputs
         inputs = merge_user_inputs(known, [parse_input(s) for s in args.input], model=model.path.name,

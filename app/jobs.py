@@ -61,18 +61,20 @@ def _child_main(conn, target: str, payload: Any) -> None:
         result = _resolve(target)(payload, progress, lambda: False)
         conn.send(("result", result))
     except StudioError as e:
-        conn.send(("error", type(e).__name__, str(e)))
+        conn.send(("error", type(e).__name__, str(e), e.details))
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent as one line
         conn.send(("error", "ConversionFailed", describe(e)))
     finally:
         conn.close()
 
 
-def _error(name: str, message: str) -> StudioError:
+def _error(name: str, message: str, details: dict | None = None) -> StudioError:
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    return cls(message)
+    error = cls(message)
+    error.details = details
+    return error
 
 
 def _signal_name(code: int) -> str:
@@ -147,7 +149,7 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         raise ConversionFailed(f"the converter process exited unexpectedly (exit code {code})")
     if outcome[0] == "result":
         return outcome[1]
-    raise _error(outcome[1], outcome[2])
+    raise _error(*outcome[1:])
 
 
 def _stop(proc) -> None:
@@ -174,7 +176,7 @@ def run_conversion(request, **kwargs):
 def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
     """Load a model file in the child and return its summary (what the window shows).
 
-    ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "allow_dangerous_pickle",
+    ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "trusted_globals", "run_code_from_file",
     "inputs": ["NAME:SHAPE[:DTYPE]", ...], "dynamic": ["NAME:AXIS[:LABEL]", ...]}``.
     """
     from app.loading import load_model, with_inputs
@@ -184,7 +186,8 @@ def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
         progress("load model", None)
     model = load_model(payload["path"], arch=payload.get("arch"), arch_kwargs=payload.get("arch_kwargs") or {},
                        allow_pickle=bool(payload.get("allow_pickle")),
-                       allow_dangerous_pickle=bool(payload.get("allow_dangerous_pickle")))
+                       trusted_globals=tuple(payload.get("trusted_globals") or ()),
+                       run_code_from_file=bool(payload.get("run_code_from_file")))
     given = [parse_input(s) for s in payload.get("inputs") or []]
     dynamic = [parse_dynamic(s) for s in payload.get("dynamic") or []]
     if given or dynamic:

@@ -60,7 +60,8 @@ class ConversionResult:
 def prepare_model(request: ConversionRequest) -> LoadedModel:
     """Load the source and settle its signature from the model itself and the user's flags."""
     model = load_model(request.model_path, arch=request.arch, arch_kwargs=request.arch_kwargs_dict,
-                       allow_pickle=request.allow_pickle, allow_dangerous_pickle=request.allow_dangerous_pickle,
+                       allow_pickle=request.allow_pickle, trusted_globals=request.trusted_globals,
+                       run_code_from_file=request.run_code_from_file,
                        guess_inputs=not request.inputs)
     if model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])

@@ -143,3 +143,15 @@ def test_fuzzed_files_end_in_a_model_or_a_clean_error(model_files, tmp_path, fmt
         case.write_bytes(mutate(data, rng))
         outcomes.append(run_case(case))
     assert "hang" not in outcomes and "crash" not in outcomes, outcomes
+
+
+def test_the_suite_runs_with_private_settings_and_its_guard_sees_changes(tmp_path):
+    """conftest points every process at private XDG folders and checks the real ones at the end."""
+    import os
+
+    from tests.conftest import REAL_USER_FOLDERS, snapshot_user_folders
+
+    assert all(not str(f).startswith(os.environ["XDG_CONFIG_HOME"]) for f in REAL_USER_FOLDERS)
+    before = snapshot_user_folders([tmp_path])
+    (tmp_path / "Model Deployment Studio.ini").write_text("[General]\nout=/x\n")
+    assert snapshot_user_folders([tmp_path]) != before

@@ -37,7 +37,8 @@ def bench_job(payload: dict, progress: Progress | None = None,
         inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
         dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
         arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
-        allow_pickle=bool(payload.get("allow_pickle")))
+        allow_pickle=bool(payload.get("allow_pickle")),
+        trusted_globals=tuple(payload.get("trusted_globals") or ()))
     defaults = BenchConfig()
     config = BenchConfig(batches=tuple(int(b) for b in payload.get("batch") or ()),
                          warmup=int(payload.get("warmup", defaults.warmup)),

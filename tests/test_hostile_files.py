@@ -1,0 +1,108 @@
+"""Model files built as an attacker would: refused with the reason, and their payload never runs.
+
+Each case of ``tests/hostile.py`` is checked three ways: plain unpickling runs the payload (the file
+is really hostile: the control), ``load_model`` refuses it even with ``--allow-pickle``, and the CLI
+prints one line, exits 2 and writes nothing. The probes load real pickled modules the allowed way.
+"""
+
+from __future__ import annotations
+
+
+import pytest
+import torch
+
+from app.errors import UnsafeModelError
+from app.loading import load_model
+from tests.hostile import CASES, build
+
+REASON = {  # what the refusal names: the global, the instruction or the file's shape
+    "io_open": "io.open", "codecs_open": "codecs.open", "functools_partial": "functools.partial",
+    "operator_methodcaller": "operator.methodcaller", "operator_attrgetter": "operator.attrgetter",
+    "pathlib_write_text": "pathlib.PosixPath", "pydoc_locate": "pydoc.locate",
+    "torch_serialization_os_system": "SHORT_BINUNICODE", "torch_save": "torch.serialization.save",
+    "numpy_save": "numpy", "nested_torch_load": "torch.serialization.load",
+    "build_setstate_swap": "SHORT_BINUNICODE", "inst_opcode": "STRING (opcode 83)",
+    "stack_global_memo": "SHORT_BINUNICODE", "legacy_multiple_pickles": "legacy (non-zip)",
+    "polyglot_zip_after_pickle": "polyglot", "conv2d_hidden_attribute": "io.open",
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hostile_pickle_is_refused_and_its_payload_never_runs(tmp_path, case):
+    path, marker = build(case, tmp_path)
+    for kwargs in ({}, {"allow_pickle": True}, {"allow_pickle": True, "arch": "tests.models:SmallCNN"}):
+        with pytest.raises(UnsafeModelError) as refused:
+            load_model(path, **kwargs)
+        assert not marker.exists(), f"{case}: the payload ran with {kwargs}"
+    assert REASON[case] in str(refused.value), str(refused.value)
+    # the control: plain unpickling of the same file runs the payload
+    try:
+        torch.load(path, weights_only=False)
+    except Exception:  # noqa: BLE001 - some payloads raise after they ran
+        pass
+    assert marker.exists(), f"{case}: the hostile file is not hostile (control)"
+
+
+@pytest.mark.parametrize("case", ["io_open", "inst_opcode", "polyglot_zip_after_pickle", "conv2d_hidden_attribute"])
+def test_cli_refuses_hostile_pickles_with_one_line_and_writes_nothing(cli, tmp_path, case):
+    path, marker = build(case, tmp_path)
+    out = tmp_path / "out"
+    r = cli("convert", path, "--allow-pickle", "--input", "x:1x3x8x8", "--to", "onnx", "--out", out)
+    assert r.code == 2 and not marker.exists()
+    errors = [line for line in r.err.splitlines() if not line.startswith("… ")]  # progress lines aside
+    assert len(errors) == 1 and errors[0].startswith("error: ") and REASON[case] in errors[0], r.err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_trust_global_is_the_only_way_past_a_non_module_global(tmp_path):
+    path, marker = build("io_open", tmp_path)
+    with pytest.raises(UnsafeModelError, match="io.open"):
+        load_model(path, allow_pickle=True, trusted_globals=("codecs.open",))
+    assert not marker.exists()
+
+
+def test_unsafe_escape_hatch_runs_code_from_the_file(tmp_path):
+    """--unsafe-run-code-from-file is exactly what it says (so it is never the default)."""
+    from app.errors import ModelLoadError
+
+    path, marker = build("io_open", tmp_path)
+    with pytest.raises(ModelLoadError, match="not an nn.Module"):
+        load_model(path, run_code_from_file=True)
+    assert marker.exists()
+
+
+def _outputs_equal(path, reference, example, **kwargs) -> bool:
+    model = load_model(path, guess_inputs=False, **kwargs)
+    assert model.format == "pickle"
+    with torch.inference_mode():
+        got, want = model.module(example), reference(example)
+    if hasattr(got, "last_hidden_state"):
+        got, want = got.last_hidden_state, want.last_hidden_state
+    return torch.equal(got, want)
+
+
+def test_probe_pickled_sequential_loads_with_allow_pickle_only(tmp_path):
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU()).eval()
+    path = tmp_path / "seq.pt"
+    torch.save(seq, path)
+    assert _outputs_equal(path, seq, torch.randn(2, 3, 16, 16), allow_pickle=True)
+
+
+def test_probe_pickled_hugging_face_encoder(tmp_path):
+    """A transformers BertModel: its layers are approved through --arch, its config and gelu by name."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=37)
+    bert = transformers.BertModel(config).eval()
+    path = tmp_path / "bert.pt"
+    torch.save(bert, path)
+    arch = "transformers.models.bert.modeling_bert:BertModel"
+    with pytest.raises(UnsafeModelError) as refused:
+        load_model(path, allow_pickle=True, arch=arch, guess_inputs=False)
+    assert refused.value.details["globals"] == ["torch._C._nn.gelu",
+                                                "transformers.models.bert.configuration_bert.BertConfig"]
+    ids = torch.randint(0, 100, (1, 12))
+    assert _outputs_equal(path, bert, ids, allow_pickle=True, arch=arch,
+                          trusted_globals=tuple(refused.value.details["globals"]))
