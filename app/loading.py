@@ -103,11 +103,11 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
         return load_engine(path)
     if kind == "torchscript":
         return _load_torchscript(path, guess_inputs)
+    trust = PickleTrust(allow_pickle, tuple(trusted_globals), run_code_from_file)
     if kind == "torch-export":
-        return _load_exported(path)
+        return _load_exported(path, trust)
     if kind == "safetensors":
         return _load_state_dict(path, _read_safetensors(path), arch, arch_kwargs, guess_inputs)
-    trust = PickleTrust(allow_pickle, tuple(trusted_globals), run_code_from_file)
     return _load_torch_save(path, arch, arch_kwargs, trust, guess_inputs)
 
 
@@ -351,12 +351,19 @@ def _load_torchscript(path: Path, guess: bool = True) -> LoadedModel:
     except Exception as e:
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = _recorded_signature(extra[SIGNATURE_FILE])
-    return _from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
+    model = _from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
+    from app.archives import TORCHSCRIPT_NOTE
+
+    model.warnings.insert(0, TORCHSCRIPT_NOTE)
+    return model
 
 
-def _load_exported(path: Path) -> LoadedModel:
+def _load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedModel:
     import torch
 
+    from app.archives import check_pt2
+
+    notes = check_pt2(path, allow_pickle=trust.allow_pickle, run_code_from_file=trust.run_code_from_file)
     extra = {SIGNATURE_FILE: ""}
     try:
         ep = torch.export.load(str(path), extra_files=extra)
@@ -367,7 +374,7 @@ def _load_exported(path: Path) -> LoadedModel:
         inputs, outputs = _exported_signature(ep)
     params = sum(int(t.numel()) for t in ep.state_dict.values())
     model = LoadedModel(path, "torch-export", inputs, outputs, params, path.stat().st_size, module=ep,
-                        details=dict(details))
+                        details=dict(details), warnings=notes)
     model._runner = torch_runner(ep.module(), inputs)
     return model
 

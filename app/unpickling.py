@@ -91,6 +91,14 @@ def unsafe_globals(path: Path) -> list[str]:
         raise ModelLoadError(f"{path} is damaged or not a torch.save checkpoint ({_first_line(e)})") from None
 
 
+def weights_only_reason(error: Exception) -> str:
+    """The useful line of torch's weights-only refusal (``Unsupported global: GLOBAL io.open ...``)."""
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". Please")[0].strip()
+    return _first_line(error)
+
+
 def _opcode_name(error: Exception) -> str:
     """``Unsupported operand 147`` -> ``STACK_GLOBAL (opcode 147)``."""
     import pickletools
@@ -210,7 +218,7 @@ def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = No
         with torch.serialization.safe_globals(pairs):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UnsafeModelError(f"{path}: refused by the weights-only unpickler ({_first_line(e)})") from None
+        raise UnsafeModelError(f"{path}: refused by the weights-only unpickler ({weights_only_reason(e)})") from None
     except Exception as e:  # noqa: BLE001 - an approved class failing to rebuild itself
         raise ModelLoadError(f"{path} could not be unpickled ({_first_line(e)})") from None
 

@@ -147,3 +147,87 @@ CASES = ["io_open", "codecs_open", "functools_partial", "operator_methodcaller",
          "legacy_multiple_pickles", "polyglot_zip_after_pickle", "conv2d_hidden_attribute"]
 
 
+
+
+# ---------------------------------------------------------------------------- .pt2 archives
+class _WithConstant:
+    """A tiny exported program with a weight and a tensor constant."""
+
+    @staticmethod
+    def save(path: Path) -> Path:
+        import torch
+
+        class M(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = torch.nn.Linear(4, 2)
+                self.c = torch.ones(2)
+
+            def forward(self, x):
+                return self.lin(x) + self.c
+
+        torch.export.save(torch.export.export(M(), (torch.randn(1, 4),)), str(path))
+        return path
+
+
+def rewrite_zip(path: Path, change) -> Path:
+    """Rewrite the zip at ``path``: ``change(members)`` edits the name -> bytes dict in place."""
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i.filename) for i in z.infolist()}
+    change(members)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, content in members.items():
+            z.writestr(name, content)
+    return path
+
+
+def _torch_save_bytes(obj) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def build_pt2(case: str, folder: Path) -> tuple[Path, Path]:
+    """A ``.pt2`` whose loading would run the payload; returns (file, marker)."""
+    import json
+
+    marker = folder / f"marker-{case}"
+    path = _WithConstant.save(folder / f"{case}.pt2")
+    payload = _torch_save_bytes(Reduce(io.open, str(marker), "w"))
+
+    def config_entry(members, suffix):
+        name = next(n for n in members if n.endswith(suffix))
+        return name, json.loads(members[name])
+
+    def use_pickle(members):  # weight_0 marked as pickled, its bytes a hostile torch.save
+        name, config = config_entry(members, "_weights_config.json")
+        meta = next(iter(config["config"].values()))
+        meta["use_pickle"] = True
+        members[name] = json.dumps(config).encode()
+        members[name.rpartition("/")[0] + "/" + meta["path_name"]] = payload
+
+    def opaque(members):  # the tensor constant replaced by an opaque object (pickle.loads)
+        name, config = config_entry(members, "_constants_config.json")
+        meta = next(iter(config["config"].values()))
+        folder_name = name.rpartition("/")[0]
+        del members[f"{folder_name}/{meta['path_name']}"]
+        meta["path_name"], meta["use_pickle"] = "opaque_obj_0", True  # skipped when tensors are mapped
+        members[name] = json.dumps(config).encode()
+        members[f"{folder_name}/opaque_obj_0"] = pickle.dumps(Reduce(io.open, str(marker), "w"))
+
+    def legacy_constants(members):  # data/constants/model.pt instead of a config (torch falls back to pickle)
+        name, _ = config_entry(members, "_constants_config.json")
+        members[name.rpartition("/")[0] + "/model.pt"] = payload
+
+    def sample_inputs(members):
+        name = next(n for n in members if "/data/sample_inputs/" in n)
+        members[name] = payload
+
+    rewrite_zip(path, {"pt2_use_pickle": use_pickle, "pt2_opaque_object": opaque,
+                       "pt2_legacy_constants": legacy_constants, "pt2_sample_inputs": sample_inputs}[case])
+    return path, marker
+
+
+PT2_CASES = ["pt2_use_pickle", "pt2_opaque_object", "pt2_legacy_constants", "pt2_sample_inputs"]
