@@ -231,3 +231,51 @@ def build_pt2(case: str, folder: Path) -> tuple[Path, Path]:
 
 
 PT2_CASES = ["pt2_use_pickle", "pt2_opaque_object", "pt2_legacy_constants", "pt2_sample_inputs"]
+
+
+# ---------------------------------------------------------------------------- TorchScript programs
+def build_torchscript_writer(folder: Path, how: str = "from_file") -> tuple[Path, Path]:
+    """A scripted module whose forward writes a file: ``torch.save`` creates the marker;
+    ``torch.from_file(shared=True)`` overwrites an existing 16-byte file of zeros (the marker) with
+    ``A``s. Inspection and verification load and run such programs."""
+    import torch
+
+    marker = folder / f"marker-torchscript-{how}"
+    if how == "from_file":
+        marker.write_bytes(bytes(16))
+    path = folder / f"writes_in_forward_{how}.pt"
+    module = (_FromFileWriter if how == "from_file" else _SaveWriter)(str(marker))
+    torch.jit.save(torch.jit.script(module), str(path))
+    return path, marker
+
+
+def _torch_module():
+    import torch
+
+    return torch
+
+
+torch = _torch_module()
+
+
+class _FromFileWriter(torch.nn.Module):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.lin = torch.nn.Linear(4, 3)  # inspection guesses a 1x4 input from it and runs forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        written = torch.from_file(self.path, True, 16, dtype=torch.uint8)
+        written.fill_(65)
+        return self.lin(x) + written[:1].float() * 0  # used, so TorchScript keeps it
+
+
+class _SaveWriter(torch.nn.Module):
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(x, self.path)
+        return self.lin(x)

@@ -213,8 +213,9 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
+        Path(repo).mkdir(parents=True, exist_ok=True)  # the fenced child may write beneath it only
         return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite},
-                       progress=progress, should_cancel=should_cancel)
+                       progress=progress, should_cancel=should_cancel, writable=[Path(repo)])
 
     job = BackgroundJob(work, parent=parent)
     job.payload = (Path(artifact), Path(repo))
