@@ -154,6 +154,9 @@ class MainWindow(QMainWindow):
         self.engine_label = QLabel("starting…")
         self.engine_label.setAccessibleName("Engine status")
         self.statusBar().addPermanentWidget(self.engine_label)
+        self.sandbox_label = QLabel("")  # filled in after the first paint (_show_sandbox_status)
+        self.sandbox_label.setAccessibleName("Sandbox status")
+        self.statusBar().addPermanentWidget(self.sandbox_label)
         self.resize(1280, 860)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -253,7 +256,17 @@ class MainWindow(QMainWindow):
             self.first_painted.emit()
             QTimer.singleShot(0, self._on_first_painted)
 
+    def _show_sandbox_status(self) -> None:
+        from app.sandbox import status as sandbox_status
+
+        sandboxed, line = sandbox_status()  # one syscall: whether model code can be fenced here
+        self.sandbox_label.setText("Sandboxed" if sandboxed else "Not sandboxed")
+        self.sandbox_label.setToolTip(line[0].upper() + line[1:])
+        if not sandboxed:
+            self.sandbox_label.setStyleSheet("color: #b35900; font-weight: bold")
+
     def _on_first_painted(self) -> None:
+        self._show_sandbox_status()
         self.engine_label.setText("loading PyTorch and ONNX in the background…")
         from ui.workers import engine_job, targets_job
 

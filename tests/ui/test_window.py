@@ -438,3 +438,11 @@ def test_quitting_mid_conversion_leaves_no_process_behind(workdir, tmp_path):
     # the window kept its settings (the output folder, the recent file) in the private folder only
     written = list((config / "DeployStudio").glob("*.ini"))
     assert written and str(workdir["out"]) in written[0].read_text()
+
+
+def test_status_bar_says_whether_model_code_is_sandboxed(window):
+    from app.sandbox import status
+
+    sandboxed, line = status()
+    assert window.sandbox_label.text() == ("Sandboxed" if sandboxed else "Not sandboxed")
+    assert window.sandbox_label.toolTip().lower() == line.lower() and window.sandbox_label.isVisible()
