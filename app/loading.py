@@ -417,16 +417,48 @@ def _exported_signature(ep) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 # ---------------------------------------------------------------------------- ONNX
+def _graph_tensors(graph):
+    """Every tensor of ``graph``: initializers, sparse initializers, node attributes (Constant
+    values), and the same inside subgraphs (If branches, Loop and Scan bodies)."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _nodes_tensors(graph.node)
+
+
+def _nodes_tensors(nodes):
+    for node in nodes:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("sparse_tensor"):
+                yield a.sparse_tensor.values
+                yield a.sparse_tensor.indices
+            for s in a.sparse_tensors:
+                yield s.values
+                yield s.indices
+            if a.HasField("g"):
+                yield from _graph_tensors(a.g)
+            for g in a.graphs:
+                yield from _graph_tensors(g)
+
+
+def onnx_tensors(model):
+    """Every tensor in an ONNX model: the main graph, its subgraphs, and local functions' nodes."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _nodes_tensors(function.node)
+
+
 def onnx_external_files(model, folder: Path, source: Path) -> list[Path]:
     """Files the model's tensors point to, each checked to lie inside ``folder`` (no climbing out)."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     files: list[Path] = []
     root = folder.resolve()
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:  # Constant nodes can hold external data too
-        tensors.extend(a.t for a in node.attribute if a.HasField("t"))
-    for tensor in tensors:
+    for tensor in onnx_tensors(model):
         if not uses_external_data(tensor):
             continue
         location = ExternalDataInfo(tensor).location

@@ -160,3 +160,67 @@ def test_inspect_says_torchscript_code_runs(cli, model_files):
     r = cli("inspect", model_files["cnn_torchscript"], "--json")
     assert r.code == 0
     assert any("TorchScript archive is a program" in w for w in json.loads(r.out)["warnings"])
+
+
+def _external_constant(name: str, location: str):
+    import onnx
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor(name, TensorProto.FLOAT, [1], [1.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", location
+    return helper.make_node("Constant", [], [name], value=tensor), onnx
+
+
+def _branch(name: str, location: str | None):
+    from onnx import TensorProto, helper
+
+    if location:
+        node, _ = _external_constant(name, location)
+    else:
+        node = helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [1], [0.0]))
+    return helper.make_graph([node], f"branch_{name}", [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1])])
+
+
+@pytest.mark.parametrize("where", ["if_branch", "loop_body", "local_function"])
+def test_onnx_external_data_in_subgraphs_and_functions_is_checked(tmp_path, where):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from app.errors import ModelLoadError
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0\0\x80\x3f")  # what a crafted model would read: a file outside its folder
+    folder = tmp_path / "model"
+    folder.mkdir()
+    location = "../secret.bin"
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    functions = []
+    opsets = [helper.make_opsetid("", 17)]
+    if where == "if_branch":
+        node = helper.make_node("If", ["cond"], ["y"], then_branch=_branch("a", location), else_branch=_branch("b", None))
+        inputs = [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])]
+    elif where == "loop_body":
+        cond_in = helper.make_tensor_value_info("c_in", TensorProto.BOOL, [])
+        iter_in = helper.make_tensor_value_info("i", TensorProto.INT64, [])
+        const, _ = _external_constant("v", location)
+        body = helper.make_graph([const, helper.make_node("Identity", ["c_in"], ["c_out"])], "body", [iter_in, cond_in],
+                                 [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+                                  helper.make_tensor_value_info("v", TensorProto.FLOAT, [1])])
+        node = helper.make_node("Loop", ["n", "cond"], ["y"], body=body)
+        inputs = [helper.make_tensor_value_info("n", TensorProto.INT64, []),
+                  helper.make_tensor_value_info("cond", TensorProto.BOOL, [])]
+    else:
+        const, _ = _external_constant("v", location)
+        functions = [helper.make_function("local", "Leak", [], ["v"], [const], opsets)]
+        opsets.append(helper.make_opsetid("local", 1))
+        node = helper.make_node("Leak", [], ["y"], domain="local")
+        inputs = []
+    graph = helper.make_graph([node], "g", inputs, [out])
+    model = helper.make_model(graph, opset_imports=opsets, functions=functions)
+    path = folder / f"{where}.onnx"
+    onnx.save_model(model, str(path))
+    with pytest.raises(ModelLoadError, match="external data location '../secret.bin' points outside"):
+        load_model(path)
