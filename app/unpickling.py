@@ -51,7 +51,7 @@ def check_not_polyglot(path: Path) -> None:
         try:
             with zipfile.ZipFile(path) as z:
                 first = min((i.header_offset for i in z.infolist()), default=0)
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:
             raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
         if first != 0:
             raise UnsafeModelError(f"{path} is a zip archive with {first:,} bytes of something else before its "
