@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import BadInput, ModelLoadError, UnsafeModelError
+from app.errors import BadInput, ModelLoadError, StudioError, UnsafeModelError, describe
 from app.errors import first_line as _first_line
 from app.model import LoadedModel, flatten_outputs, torch_runner
 from app.security import check_zip_sizes
@@ -94,6 +94,20 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
     test-running) input shapes for bare modules, for callers about to set them from ``--input``.
     """
     path = Path(path)
+    try:
+        return _load(path, arch, arch_kwargs, PickleTrust(allow_pickle, tuple(trusted_globals), run_code_from_file),
+                     guess_inputs)
+    except StudioError:
+        raise
+    except MemoryError:
+        raise ModelLoadError(f"{path} asks for more memory than a job may use (layer sizes from the file; "
+                             "DEPLOYSTUDIO_JOB_MEMORY_MB sets the limit)") from None
+    except Exception as e:  # noqa: BLE001 - damaged files fail deep inside the readers in many ways (fuzzing)
+        raise ModelLoadError(f"{path} could not be loaded: {describe(e)}; it is damaged or not a "
+                             f"supported model ({SUPPORTED})") from None
+
+
+def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool) -> LoadedModel:
     kind = sniff_format(path)
     if kind == "onnx":
         return _load_onnx(path)
@@ -103,7 +117,6 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
         return load_engine(path)
     if kind == "torchscript":
         return _load_torchscript(path, guess_inputs)
-    trust = PickleTrust(allow_pickle, tuple(trusted_globals), run_code_from_file)
     if kind == "torch-export":
         return _load_exported(path, trust)
     if kind == "safetensors":

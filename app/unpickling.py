@@ -87,7 +87,7 @@ def unsafe_globals(path: Path) -> list[str]:
         # an opcode the weights-only unpickler never runs (INST, STACK_GLOBAL, OBJ, ...): hand-made
         raise UnsafeModelError(f"{path}: its pickle uses {_opcode_name(e)}, an instruction weights-only loading "
                                "refuses; refused (torch.save never writes it)") from None
-    except (ValueError, RuntimeError, EOFError, KeyError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - a damaged pickle fails in the opcode walk with many types
         raise ModelLoadError(f"{path} is damaged or not a torch.save checkpoint ({_first_line(e)})") from None
 
 

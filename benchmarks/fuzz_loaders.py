@@ -3,6 +3,10 @@ fenced child, count what happens.
 
     python benchmarks/fuzz_loaders.py [--cases 10000] [--seed 0] [--batch 100] [--json FILE]
 
+Half the cases flip, cut, splice, insert or zero raw bytes; the other half do the same inside one
+member of a zip archive (mostly its pickle or JSON config) and rewrite the archive with valid
+checksums, so they reach torch's readers instead of stopping at the CRC check.
+
 Seeds: a state dict (zip), a legacy (non-zip) torch.save file, a pickled nn.Module (loaded with
 --allow-pickle), TorchScript, a torch.export .pt2, ONNX, safetensors, and hostile files from
 tests/hostile.py (a pickle calling io.open, a Conv2d with a hidden payload, a .pt2 with a pickled
@@ -72,7 +76,7 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     from app.sandbox import status
-    from tests.fuzz import OUTCOMES, mutate, run_batch
+    from tests.fuzz import OUTCOMES, mutate, mutate_member, run_batch
 
     rng = random.Random(args.seed)
     outcomes: dict[str, Counter] = {}
@@ -96,7 +100,8 @@ def main() -> int:
                 batch = []
                 for i in range(n):
                     case = cases_dir / f"{name}-{done + i}{src.suffix}"
-                    case.write_bytes(mutate(data, rng))
+                    # half the cases mutate inside a zip member (valid checksums), half the raw bytes
+                    case.write_bytes(mutate_member(data, rng) if rng.random() < 0.5 else mutate(data, rng))
                     batch.append(case)
                 results = run_batch(batch, allow_pickle=allow_pickle)
                 for case, outcome in zip(batch, results):
