@@ -39,9 +39,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="class or function that builds the network, for state dicts")
     p.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for --arch, e.g. '{\"num_classes\": 10}'")
     p.add_argument("--allow-pickle", action="store_true",
-                   help="allow loading a fully pickled nn.Module (runs code from the file: trusted files only)")
-    p.add_argument("--allow-dangerous-pickle", action="store_true",
-                   help="also allow pickles that import os/subprocess/eval... (files you made yourself only)")
+                   help="load a fully pickled nn.Module through the weights-only unpickler, approving its "
+                        "nn.Module classes from torch.nn and --arch")
+    p.add_argument("--trust-global", action="append", default=[], metavar="NAME", dest="trust_global",
+                   help="also approve this global of a pickled module, e.g. torch._C._nn.gelu (repeatable)")
+    p.add_argument("--unsafe-run-code-from-file", action="store_true", dest="run_code_from_file",
+                   help="unpickle with no checks at all: RUNS CODE FROM THE FILE (only files you made yourself)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
     c.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
     c.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="run the conversion in a supervised child process and stop it after SECONDS")
+                   help="stop the conversion (always run in a fenced child process) after SECONDS")
 
     i = sub.add_parser("inspect", help="print a model's format, inputs, outputs, size and operators")
     _add_model_args(i)
@@ -159,7 +162,7 @@ def model_fields(args) -> dict:
     return dict(model_path=args.model, inputs=tuple(parse_input(s) for s in args.input),
                 dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
                 arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), allow_pickle=args.allow_pickle,
-                allow_dangerous_pickle=args.allow_dangerous_pickle)
+                trusted_globals=tuple(args.trust_global), run_code_from_file=args.run_code_from_file)
 
 
 def _request(args):
@@ -173,16 +176,11 @@ def _request(args):
 
 
 def cmd_convert(args) -> int:
-    from app.pipeline import convert
+    from app.jobs import run_conversion
 
     progress = StderrProgress()
     try:
-        if args.timeout:
-            from app.jobs import run_conversion
-
-            result = run_conversion(_request(args), progress=progress, timeout=args.timeout)
-        else:
-            result = convert(_request(args), progress=progress)
+        result = run_conversion(_request(args), progress=progress, timeout=args.timeout)
     finally:
         progress.done()
     if args.json:
@@ -207,39 +205,38 @@ def cmd_convert(args) -> int:
 
 def cmd_inspect(args) -> int:
     from app.arch import parse_arch_kwargs
-    from app.loading import load_model, with_inputs
-    from app.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
+    from app.jobs import run_inspection
+    from app.specs import TensorSpec
 
-    model = load_model(args.model, arch=args.arch, arch_kwargs=parse_arch_kwargs(args.arch_kwargs),
-                       allow_pickle=args.allow_pickle, allow_dangerous_pickle=args.allow_dangerous_pickle)
-    if args.input or args.dynamic:
-        known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and args.input else model.inputs
-        inputs = merge_user_inputs(known, [parse_input(s) for s in args.input], model=model.path.name,
-                                   rename_ok=model.format != "onnx")
-        model = with_inputs(model, apply_dynamic(inputs, [parse_dynamic(s) for s in args.dynamic]))
-    summary = model.summary()
+    # the model is parsed (and, for TorchScript, run) in the fenced child, never in this process
+    summary = run_inspection({"path": str(args.model), "arch": args.arch,
+                              "arch_kwargs": parse_arch_kwargs(args.arch_kwargs), "allow_pickle": args.allow_pickle,
+                              "trusted_globals": list(args.trust_global),
+                              "run_code_from_file": args.run_code_from_file,
+                              "inputs": list(args.input), "dynamic": list(args.dynamic)})
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
-    print(f"{model.path}")
-    print(f"  format:     {model.format}")
-    print(f"  size:       {model.size_bytes / 1e6:.2f} MB")
-    print(f"  parameters: {model.param_count:,}")
+    print(summary["path"])
+    print(f"  format:     {summary['format']}")
+    print(f"  size:       {summary['size_bytes'] / 1e6:.2f} MB")
+    print(f"  parameters: {summary['parameters']:,}")
     for key in ("opset", "ir_version", "producer"):
         if summary.get(key) not in (None, ""):
             print(f"  {key + ':':11} {summary[key]}")
-    print("  inputs:" + (" (guessed)" if model.inputs_guessed else ""))
-    for s in model.inputs:
-        print(f"    {s.describe()}")
+    print("  inputs:" + (" (guessed)" if summary["inputs_guessed"] else ""))
+    for s in summary["inputs"]:
+        print(f"    {TensorSpec.from_json(s).describe()}")
     print("  outputs:")
-    for s in model.outputs:
-        print(f"    {s.describe()}")
+    for s in summary["outputs"]:
+        print(f"    {TensorSpec.from_json(s).describe()}")
     ops = summary.get("operators")
     if ops:
         print("  operators:")
         for op, n in ops.items():
             print(f"    {n:6d}  {op}")
-    for w in model.warnings:
+    print(f"  sandbox:    {summary['sandbox']}")
+    for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return 0
 
@@ -247,16 +244,19 @@ def cmd_inspect(args) -> int:
 def cmd_targets(args) -> int:
     from app.advice import advise
     from app.hardware import detect
+    from app.sandbox import status
     from converters.base import all_converters
 
     hw = detect()
+    sandboxed, sandbox = status()
     rows = []
     for c in all_converters():
         ok, why = c.available()
         refused = {p: c.precision_refusal(p) for p in c.precisions if c.precision_refusal(p)}
         rows.append({"target": c.name, "label": c.label, "precisions": list(c.precisions), "available": ok,
                      "reason": why, "refused": refused,
-                     "advice": {p: advise(c.name, p, hw).to_json() for p in c.precisions}})
+                     "advice": {p: advise(c.name, p, hw).to_json() for p in c.precisions},
+                     "sandboxed": sandboxed, "sandbox": sandbox})
     if args.json:
         print(json.dumps({"hardware": hw.to_json(), "targets": rows}, indent=2))
     else:
@@ -267,6 +267,7 @@ def cmd_targets(args) -> int:
             if r["available"]:
                 for p, a in r["advice"].items():
                     print(f"  {p:5} {a['expected']}: {a['why']}")
+        print(f"sandbox: {sandbox}")
     return 0
 
 

@@ -55,8 +55,10 @@ def convert_args(request: ConversionRequest) -> list[str]:
         args += ["--out", str(r.out_dir)]
     if r.seed != d.seed:
         args += ["--seed", str(r.seed)]
+    for name in r.trusted_globals:
+        args += ["--trust-global", name]
     for flag, on in (("--overwrite", r.overwrite), ("--keep-failed", r.keep_failed),
-                     ("--allow-pickle", r.allow_pickle), ("--allow-dangerous-pickle", r.allow_dangerous_pickle)):
+                     ("--allow-pickle", r.allow_pickle), ("--unsafe-run-code-from-file", r.run_code_from_file)):
         if on:
             args.append(flag)
     return args

@@ -23,6 +23,7 @@ class StudioError(Exception):
     """Base of every failure a user can act on."""
 
     exit_code = 1
+    details: dict | None = None  # machine-readable extras (e.g. the globals a pickle needs), kept across processes
 
 
 class BadInput(StudioError):

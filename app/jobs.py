@@ -1,10 +1,16 @@
 """Run a job (a conversion, a benchmark) in a supervised child process.
 
 Native code (the ONNX exporter, ONNX Runtime, TensorRT) can crash or hang, and a thread cannot be
-interrupted in the middle of a native call. So the window runs every job through :func:`run_job`
-from a worker thread: the child reports progress over a pipe; cancel terminates it (within a
-second), a crash becomes ``the converter process crashed (signal N)``, a time-out is reported as
-such, and the window's process lives on. Temporaries of a killed child are removed afterwards.
+interrupted in the middle of a native call. So the window and the CLI run every job that touches a
+user's model through :func:`run_job`: the child reports progress over a pipe; cancel terminates it
+(within a second), a crash becomes ``the converter process crashed (signal N)``, a time-out is
+reported as such, and the caller's process lives on. Temporaries of a killed child are removed
+afterwards.
+
+The child is fenced (:mod:`app.sandbox`) before it runs the job: it may write only beneath the
+folders the caller names (a conversion: its private work folder; the parent renames the artifacts
+into the output folder) and a private temporary folder, has no network, and runs under memory and
+CPU-time limits.
 """
 
 from __future__ import annotations
@@ -47,12 +53,22 @@ def _resolve(target: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def _child_main(conn, target: str, payload: Any) -> None:
+def _child_main(conn, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
     # a hostile environment must not turn torch.load back to unsafe unpickling in the child
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     import warnings
 
     warnings.filterwarnings("ignore")
+    if fence is not None:
+        from app import sandbox
+
+        try:
+            sandbox.private_environment(Path(scratch))
+            sandbox.apply(fence)
+        except Exception as e:  # noqa: BLE001 - never run a model unfenced because the fence failed
+            conn.send(("error", "ConversionFailed", f"the job's sandbox could not be set up ({describe(e)})", None))
+            conn.close()
+            return
 
     def progress(stage: str, fraction: float | None = None) -> None:
         conn.send(("progress", stage, fraction))
@@ -61,18 +77,20 @@ def _child_main(conn, target: str, payload: Any) -> None:
         result = _resolve(target)(payload, progress, lambda: False)
         conn.send(("result", result))
     except StudioError as e:
-        conn.send(("error", type(e).__name__, str(e)))
+        conn.send(("error", type(e).__name__, str(e), e.details))
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent as one line
         conn.send(("error", "ConversionFailed", describe(e)))
     finally:
         conn.close()
 
 
-def _error(name: str, message: str) -> StudioError:
+def _error(name: str, message: str, details: dict | None = None) -> StudioError:
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    return cls(message)
+    error = cls(message)
+    error.details = details
+    return error
 
 
 def _signal_name(code: int) -> str:
@@ -84,18 +102,31 @@ def _signal_name(code: int) -> str:
 
 def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
             should_cancel: Callable[[], bool] | None = None, timeout: float | None = None,
-            cleanup_dir: Path | None = None, poll: float = 0.05) -> Any:
+            cleanup_dir: Path | None = None, poll: float = 0.05, writable: tuple[Path, ...] | list[Path] = (),
+            fenced: bool = True) -> Any:
     """Run ``target`` (``"module:function"``, called as ``fn(payload, progress, should_cancel)``) in a
     child process and return its result; raises the child's :class:`StudioError`, :class:`Cancelled`,
     :class:`JobTimeout`, or :class:`ConversionFailed` when the child crashed.
 
-    ``cleanup_dir``: a folder whose temporaries (``.studio-tmp-<pid>-*``) are removed if the child
-    is killed or dies.
+    ``writable``: the only folders the fenced child may write beneath (besides a private temporary
+    folder, removed afterwards). ``cleanup_dir``: a folder whose temporaries (``.studio-tmp-<pid>-*``)
+    are removed if the child is killed or dies.
     """
+    import shutil
+    import tempfile
+
+    from app.sandbox import job_fence
+
+    scratch = Path(tempfile.mkdtemp(prefix="studio-job-")).resolve()
+    fence = job_fence([*writable, scratch]) if fenced else None
     ctx = _mp_context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(child, target, payload), daemon=True)
-    proc.start()
+    proc = ctx.Process(target=_child_main, args=(child, target, payload, fence, str(scratch)), daemon=True)
+    try:
+        proc.start()
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     child.close()
     started = time.monotonic()
     outcome: tuple | None = None
@@ -136,18 +167,22 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         parent.close()
         if proc.is_alive():
             _stop(proc)
+        shutil.rmtree(scratch, ignore_errors=True)
         if cleanup_dir is not None:
             from app.files import clean_stale_work_dirs
 
             clean_stale_work_dirs(Path(cleanup_dir))
     if outcome is None:
         code = proc.exitcode
+        if code == -signal.SIGXCPU:
+            raise ConversionFailed("the job used up its CPU-time limit and was stopped "
+                                   "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
         if code is not None and code < 0:
             raise ConversionFailed(f"the converter process crashed (signal {-code}, {_signal_name(-code)})")
         raise ConversionFailed(f"the converter process exited unexpectedly (exit code {code})")
     if outcome[0] == "result":
         return outcome[1]
-    raise _error(outcome[1], outcome[2])
+    raise _error(*outcome[1:])
 
 
 def _stop(proc) -> None:
@@ -158,23 +193,50 @@ def _stop(proc) -> None:
         proc.join(1)
 
 
-def convert_job(request, progress=None, should_cancel=None):
-    """The conversion pipeline as a child-process entry point (``app.jobs:convert_job``)."""
+def convert_job(payload, progress=None, should_cancel=None):
+    """The conversion pipeline as a child-process entry point (``app.jobs:convert_job``):
+    ``payload`` is ``(request, work folder)``; the files stay in the work folder."""
     from app.pipeline import convert
 
-    return convert(request, progress=progress, should_cancel=should_cancel)
+    request, work = payload
+    return convert(request, progress=progress, should_cancel=should_cancel, work=Path(work))
 
 
 def run_conversion(request, **kwargs):
-    """Convert in a supervised child; temporaries of a killed child are cleaned from the output folder."""
-    out_dir = Path(request.out_dir) if request.out_dir else Path(request.model_path).parent
-    return run_job("app.jobs:convert_job", request, cleanup_dir=out_dir, **kwargs)
+    """Convert in a fenced child that writes only a private work folder inside the output folder;
+    this process then renames the files into place (and removes whatever a killed child left)."""
+    from app import files
+    from app.errors import UnsupportedCombination
+    from app.pipeline import output_folder, place
+    from converters.base import get_converter
+
+    # what this machine cannot build (bf16 without BF16/AMX, a missing library) is refused here, before
+    # a child starts or a folder is made; the child checks the rest against the loaded model
+    converter = get_converter(request.target)
+    refusal = converter.precision_refusal(request.precision) if request.precision in converter.precisions else ""
+    if refusal:
+        raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
+                                     f"machine: {refusal}")
+    out_dir = output_folder(request)
+    existed = out_dir.exists()
+    out_dir = files.prepare_out_dir(out_dir)
+    files.clean_stale_work_dirs(out_dir)
+    work = files.work_dir(out_dir)
+    try:
+        result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
+        names = [f.name for f in result.files] + [result.manifest.name]
+        files.check_targets([out_dir / n for n in names], source=Path(request.model_path), overwrite=request.overwrite)
+        return place(result, out_dir)
+    finally:
+        files.remove_work_dir(work)
+        if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a failed job leaves no empty output folder behind either
 
 
 def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
     """Load a model file in the child and return its summary (what the window shows).
 
-    ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "allow_dangerous_pickle",
+    ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "trusted_globals", "run_code_from_file",
     "inputs": ["NAME:SHAPE[:DTYPE]", ...], "dynamic": ["NAME:AXIS[:LABEL]", ...]}``.
     """
     from app.loading import load_model, with_inputs
@@ -184,16 +246,21 @@ def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
         progress("load model", None)
     model = load_model(payload["path"], arch=payload.get("arch"), arch_kwargs=payload.get("arch_kwargs") or {},
                        allow_pickle=bool(payload.get("allow_pickle")),
-                       allow_dangerous_pickle=bool(payload.get("allow_dangerous_pickle")))
+                       trusted_globals=tuple(payload.get("trusted_globals") or ()),
+                       run_code_from_file=bool(payload.get("run_code_from_file")))
     given = [parse_input(s) for s in payload.get("inputs") or []]
     dynamic = [parse_dynamic(s) for s in payload.get("dynamic") or []]
     if given or dynamic:
         known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and given else model.inputs
         inputs = merge_user_inputs(known, given, model=model.path.name, rename_ok=model.format != "onnx")
         model = with_inputs(model, apply_dynamic(inputs, dynamic))
-    return model.summary()
+    from app.sandbox import status
+
+    summary = model.summary()
+    summary["sandboxed"], summary["sandbox"] = status()
+    return summary
 
 
 def run_inspection(payload: dict, **kwargs) -> dict:
-    """Parse a user's model file in a supervised child (never in the window's process)."""
+    """Parse a user's model file in a fenced child (never in the window's or the CLI's process)."""
     return run_job("app.jobs:inspect_job", payload, **kwargs)

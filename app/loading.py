@@ -2,8 +2,9 @@
 
 Formats are recognised by content, not by extension: TorchScript and ``torch.export`` archives and
 ``torch.save`` files are zip archives told apart by their members; safetensors by its JSON header;
-ONNX by parsing the protobuf. Every ``torch.load`` is ``weights_only=True`` unless the user allowed
-pickle (and then only after a static scan of the pickle's imports).
+ONNX by parsing the protobuf. Every ``torch.load`` is ``weights_only=True``; a full pickled module
+loads through the same unpickler with the globals the user approved (``app.unpickling``). Zip
+archives are recognised by their first bytes, as torch does.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import os
 import struct
 import zipfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import BadInput, ModelLoadError, UnsafeModelError
+from app.errors import BadInput, ModelLoadError, StudioError, UnsafeModelError, describe
 from app.errors import first_line as _first_line
 from app.model import LoadedModel, flatten_outputs, torch_runner
 from app.security import check_zip_sizes
@@ -45,7 +47,10 @@ def sniff_format(path: Path) -> str:
             head = f.read(16)
     except OSError as e:
         raise ModelLoadError(f"{path}: cannot read ({e.strerror})") from None
-    if zipfile.is_zipfile(path):
+    from app.unpickling import ZIP_MAGIC, check_not_polyglot
+
+    if head[:4] == ZIP_MAGIC:
+        check_not_polyglot(path)
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
@@ -53,7 +58,7 @@ def sniff_format(path: Path) -> str:
                 # torch's reader does not check the members' CRC32s: a flipped bit in the weights
                 # would load silently, so check them here (about 1 s per GB)
                 broken = z.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
             raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
         if broken is not None:
             raise ModelLoadError(f"{path} is damaged (checksum mismatch in {broken}); re-export or re-download it")
@@ -71,6 +76,7 @@ def sniff_format(path: Path) -> str:
         raise ModelLoadError(f"{path} looks like safetensors but its header claims {n:,} bytes in a "
                              f"{size:,}-byte file (truncated or forged); re-download it")
     if head[:1] == b"\x80" and path.suffix.lower() not in (".onnx",):
+        check_not_polyglot(path)
         return "torch-save"  # legacy (non-zip) torch.save or a plain pickle
     if path.suffix.lower() in (".engine", ".plan", ".trt"):
         return "tensorrt"
@@ -80,14 +86,30 @@ def sniff_format(path: Path) -> str:
 
 
 def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs: dict | None = None,
-               allow_pickle: bool = False, allow_dangerous_pickle: bool = False,
-               guess_inputs: bool = True) -> LoadedModel:
+               allow_pickle: bool = False, trusted_globals: tuple[str, ...] = (),
+               run_code_from_file: bool = False, guess_inputs: bool = True) -> LoadedModel:
     """Load any supported model file. Raises :class:`ModelLoadError`/:class:`UnsafeModelError`.
 
-    ``guess_inputs=False`` skips proposing (and test-running) input shapes for bare modules, for
-    callers that are about to set them from ``--input`` anyway.
+    ``allow_pickle`` approves nn.Module classes from torch.nn and ``arch`` in a full pickled module,
+    ``trusted_globals`` any other global it names; ``run_code_from_file`` unpickles without any
+    check (files the user made themselves). ``guess_inputs=False`` skips proposing (and
+    test-running) input shapes for bare modules, for callers about to set them from ``--input``.
     """
     path = Path(path)
+    try:
+        return _load(path, arch, arch_kwargs, PickleTrust(allow_pickle, tuple(trusted_globals), run_code_from_file),
+                     guess_inputs)
+    except StudioError:
+        raise
+    except MemoryError:
+        raise ModelLoadError(f"{path} asks for more memory than a job may use (layer sizes from the file; "
+                             "DEPLOYSTUDIO_JOB_MEMORY_MB sets the limit)") from None
+    except Exception as e:  # noqa: BLE001 - damaged files fail deep inside the readers in many ways (fuzzing)
+        raise ModelLoadError(f"{path} could not be loaded: {describe(e)}; it is damaged or not a "
+                             f"supported model ({SUPPORTED})") from None
+
+
+def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool) -> LoadedModel:
     kind = sniff_format(path)
     if kind == "onnx":
         return _load_onnx(path)
@@ -102,10 +124,10 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
     if kind == "torchscript":
         return _load_torchscript(path, guess_inputs)
     if kind == "torch-export":
-        return _load_exported(path)
+        return _load_exported(path, trust)
     if kind == "safetensors":
         return _load_state_dict(path, _read_safetensors(path), arch, arch_kwargs, guess_inputs)
-    return _load_torch_save(path, arch, arch_kwargs, allow_pickle, allow_dangerous_pickle, guess_inputs)
+    return _load_torch_save(path, arch, arch_kwargs, trust, guess_inputs)
 
 
 # ---------------------------------------------------------------------------- sizes and params
@@ -127,8 +149,16 @@ def _read_safetensors(path: Path) -> dict:
         raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); re-export it") from None
 
 
-def _load_torch_save(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_dangerous: bool,
-                     guess: bool = True) -> LoadedModel:
+@dataclass(frozen=True)
+class PickleTrust:
+    """What the user approved for a full pickled module (see :mod:`app.unpickling`)."""
+
+    allow_pickle: bool = False
+    trusted_globals: tuple[str, ...] = ()
+    run_code_from_file: bool = False
+
+
+def _load_torch_save(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: bool = True) -> LoadedModel:
     import pickle
 
     import torch
@@ -138,8 +168,8 @@ def _load_torch_save(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_da
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
             raise ModelLoadError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); re-export it") from None
-        return _load_pickled_module(path, arch, arch_kwargs, allow_pickle, allow_dangerous, guess)
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as e:
+        return _load_pickled_module(path, arch, arch_kwargs, trust, guess)
+    except Exception as e:  # noqa: BLE001 - torch's readers fail on damage with many types (found by fuzzing)
         raise ModelLoadError(f"{path} is damaged or truncated ({_first_line(e)}); re-export the model") from None
     if isinstance(obj, torch.nn.Module):  # allowed by weights_only only for trivial modules
         return _from_module(path, obj, "pickle", guess=guess)
@@ -192,36 +222,13 @@ def _load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dic
     return _from_module(path, module, "state-dict", guess=guess)
 
 
-def _load_pickled_module(path: Path, arch, arch_kwargs, allow_pickle: bool, allow_dangerous: bool,
-                         guess: bool = True) -> LoadedModel:
-    from app.pickle_scan import dangerous_globals, pickle_globals
-
-    if not allow_pickle:
-        raise UnsafeModelError(f"{path} is a pickled Python object (a whole nn.Module); loading it runs code "
-                               "from the file. If you trust it, re-run with --allow-pickle; safer: save "
-                               "model.state_dict() and pass --arch")
-    bad = dangerous_globals(pickle_globals(path))
-    if bad and not allow_dangerous:
-        raise UnsafeModelError(f"{path} would import {', '.join(bad[:5])} when unpickled — that is how "
-                               "malicious model files run commands; refused even with --allow-pickle "
-                               "(--allow-dangerous-pickle overrides, only for files you made yourself)")
+def _load_pickled_module(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: bool = True) -> LoadedModel:
     import torch
 
-    if arch:  # importing the architecture first makes its classes resolvable by the unpickler
-        from app.arch import resolve_factory
+    from app.unpickling import load_pickled_module
 
-        resolve_factory(arch)
-    env_override = os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=False)
-    except (ModuleNotFoundError, AttributeError) as e:
-        raise ModelLoadError(f"{path} refers to code that is not importable here ({e}); run from the "
-                             "model's project folder, or save a state dict and pass --arch") from None
-    except Exception as e:
-        raise ModelLoadError(f"{path} could not be unpickled ({_first_line(e)})") from None
-    finally:
-        if env_override is not None:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = env_override
+    obj = load_pickled_module(path, allow_pickle=trust.allow_pickle, arch=arch, trusted=trust.trusted_globals,
+                              run_code_from_file=trust.run_code_from_file)
     if not isinstance(obj, torch.nn.Module):
         state = _find_state_dict(obj)
         if state is not None:
@@ -363,12 +370,19 @@ def _load_torchscript(path: Path, guess: bool = True) -> LoadedModel:
     except Exception as e:
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = _recorded_signature(extra[SIGNATURE_FILE])
-    return _from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
+    model = _from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
+    from app.archives import TORCHSCRIPT_NOTE
+
+    model.warnings.insert(0, TORCHSCRIPT_NOTE)
+    return model
 
 
-def _load_exported(path: Path) -> LoadedModel:
+def _load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedModel:
     import torch
 
+    from app.archives import check_pt2
+
+    notes = check_pt2(path, allow_pickle=trust.allow_pickle, run_code_from_file=trust.run_code_from_file)
     extra = {SIGNATURE_FILE: ""}
     try:
         ep = torch.export.load(str(path), extra_files=extra)
@@ -379,7 +393,7 @@ def _load_exported(path: Path) -> LoadedModel:
         inputs, outputs = _exported_signature(ep)
     params = sum(int(t.numel()) for t in ep.state_dict.values())
     model = LoadedModel(path, "torch-export", inputs, outputs, params, path.stat().st_size, module=ep,
-                        details=dict(details))
+                        details=dict(details), warnings=notes)
     model._runner = torch_runner(ep.module(), inputs)
     return model
 
@@ -422,16 +436,48 @@ def _exported_signature(ep) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 # ---------------------------------------------------------------------------- ONNX
+def _graph_tensors(graph):
+    """Every tensor of ``graph``: initializers, sparse initializers, node attributes (Constant
+    values), and the same inside subgraphs (If branches, Loop and Scan bodies)."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _nodes_tensors(graph.node)
+
+
+def _nodes_tensors(nodes):
+    for node in nodes:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("sparse_tensor"):
+                yield a.sparse_tensor.values
+                yield a.sparse_tensor.indices
+            for s in a.sparse_tensors:
+                yield s.values
+                yield s.indices
+            if a.HasField("g"):
+                yield from _graph_tensors(a.g)
+            for g in a.graphs:
+                yield from _graph_tensors(g)
+
+
+def onnx_tensors(model):
+    """Every tensor in an ONNX model: the main graph, its subgraphs, and local functions' nodes."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _nodes_tensors(function.node)
+
+
 def onnx_external_files(model, folder: Path, source: Path) -> list[Path]:
     """Files the model's tensors point to, each checked to lie inside ``folder`` (no climbing out)."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     files: list[Path] = []
     root = folder.resolve()
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:  # Constant nodes can hold external data too
-        tensors.extend(a.t for a in node.attribute if a.HasField("t"))
-    for tensor in tensors:
+    for tensor in onnx_tensors(model):
         if not uses_external_data(tensor):
             continue
         location = ExternalDataInfo(tensor).location

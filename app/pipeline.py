@@ -60,7 +60,8 @@ class ConversionResult:
 def prepare_model(request: ConversionRequest) -> LoadedModel:
     """Load the source and settle its signature from the model itself and the user's flags."""
     model = load_model(request.model_path, arch=request.arch, arch_kwargs=request.arch_kwargs_dict,
-                       allow_pickle=request.allow_pickle, allow_dangerous_pickle=request.allow_dangerous_pickle,
+                       allow_pickle=request.allow_pickle, trusted_globals=request.trusted_globals,
+                       run_code_from_file=request.run_code_from_file,
                        guess_inputs=not request.inputs)
     if model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])
@@ -155,9 +156,27 @@ def artifact_path(request: ConversionRequest) -> Path:
     return out_dir / get_converter(request.target)().artifact_name(model_stem(source), request.precision)
 
 
+def output_folder(request: ConversionRequest) -> Path:
+    """Where the request's artifacts go: ``--out``, else beside the model."""
+    return Path(request.out_dir) if request.out_dir else Path(request.model_path).parent
+
+
+def place(result: ConversionResult, out_dir: Path) -> ConversionResult:
+    """Rename the result's files (in its work folder) into ``out_dir``; the primary goes last."""
+    placed = files.commit(result.files + [result.manifest], out_dir)
+    result.files, result.manifest = placed[:-1], placed[-1]
+    result.artifact = placed[0]
+    return result
+
+
 def convert(request: ConversionRequest, progress: Progress | None = None,
-            should_cancel: Callable[[], bool] | None = None) -> ConversionResult:
-    """Run one conversion job end to end. Raises :class:`StudioError` subclasses on failure."""
+            should_cancel: Callable[[], bool] | None = None, *, work: Path | None = None) -> ConversionResult:
+    """Run one conversion job end to end. Raises :class:`StudioError` subclasses on failure.
+
+    ``work``: a work folder the caller made inside the output folder; the files are left there for
+    the caller to :func:`place` (a fenced child can write nowhere else). Without it, ``convert`` makes
+    its own work folder and places the files itself.
+    """
     from converters.base import ConversionContext, get_converter
 
     progress = progress or (lambda stage, fraction=None: None)
@@ -174,12 +193,14 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     model = prepare_model(request)
     converter_cls.check(model.format, request.precision)
     converter = converter_cls()
-    out_dir = files.prepare_out_dir(Path(request.out_dir) if request.out_dir else source_path.parent)
-    files.clean_stale_work_dirs(out_dir)
+    own_work = work is None
+    out_dir = files.prepare_out_dir(output_folder(request)) if own_work else Path(work).parent
+    if own_work:
+        files.clean_stale_work_dirs(out_dir)
     name = converter.artifact_name(model_stem(source_path), request.precision)
     files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
                         overwrite=request.overwrite)
-    work = files.work_dir(out_dir)
+    work = files.work_dir(out_dir) if own_work else Path(work)
     try:
         ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
                                 export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
@@ -215,14 +236,13 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         ctx.stage("write", None)
         manifest = build_manifest(request, model, source_hash, result, ctx.record)
         manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
-        placed = files.commit(produced + [manifest_path], out_dir)
-        result.files, result.manifest = placed[:-1], placed[-1]
-        result.artifact = placed[0]
+        result.files, result.manifest, result.artifact = produced, manifest_path, produced[0]
         result.seconds = time.perf_counter() - started
         result.message = ctx.record.get("handoff_message", "")
-        return result
+        return place(result, out_dir) if own_work else result
     finally:
-        files.remove_work_dir(work)
+        if own_work:
+            files.remove_work_dir(work)
 
 
 def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,

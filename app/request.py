@@ -30,7 +30,8 @@ class ConversionRequest:
     overwrite: bool = False
     keep_failed: bool = False
     allow_pickle: bool = False
-    allow_dangerous_pickle: bool = False
+    trusted_globals: tuple[str, ...] = ()    # --trust-global: globals a full pickle may use beyond nn.Module classes
+    run_code_from_file: bool = False         # --unsafe-run-code-from-file: plain unpickling (files the user made)
     workspace_mb: int = 4096                 # TensorRT builder workspace limit
     seed: int = 0
     extra: tuple[tuple[str, object], ...] = field(default=())
@@ -43,7 +44,7 @@ class ConversionRequest:
         """Everything that shapes the artifact, for the manifest."""
         return {
             "inputs": [s.to_json() for s in self.inputs], "dynamic": [list(d) for d in self.dynamic],
-            "arch": self.arch, "arch_kwargs": self.arch_kwargs_dict, "opset": self.opset,
+            "arch": self.arch, "arch_kwargs": self.arch_kwargs_dict, "trusted_globals": list(self.trusted_globals), "opset": self.opset,
             "exporter": self.exporter, "quantization": self.quantization,
             "calibration": str(self.calibration) if self.calibration else None,
             "calibration_method": self.calibration_method, "workspace_mb": self.workspace_mb,

@@ -60,12 +60,30 @@ def _inputs(args) -> list | None:
     return apply_dynamic([parse_input(s) for s in args.input], [parse_dynamic(s) for s in args.dynamic])
 
 
-def cmd_serve_bundle(args: argparse.Namespace) -> int:
+def serve_bundle_entry(kwargs: dict, progress=None, should_cancel=None):
+    """``serve-bundle`` in the fenced child (it loads the artifact, which may be a TorchScript program)."""
     from app.serving import export_for_serving
 
-    bundle = export_for_serving(args.artifact, args.out, name=args.name, max_batch=args.max_batch,
-                                instances=args.instances, kind=args.kind, ort_tensorrt=args.ort_tensorrt,
-                                overwrite=args.overwrite, inputs=_inputs(args), from_sweep=args.from_sweep)
+    return export_for_serving(**kwargs)
+
+
+def cmd_serve_bundle(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.jobs import run_job
+
+    repo = Path(args.out)
+    created = not repo.exists()
+    repo.mkdir(parents=True, exist_ok=True)  # the child may write beneath the model repository only
+    kwargs = dict(artifact=args.artifact, out_repo=args.out, name=args.name, max_batch=args.max_batch,
+                  instances=args.instances, kind=args.kind, ort_tensorrt=args.ort_tensorrt,
+                  overwrite=args.overwrite, inputs=_inputs(args), from_sweep=args.from_sweep)
+    try:
+        bundle = run_job("app.serving_commands:serve_bundle_entry", kwargs, writable=[repo])
+    except BaseException:
+        if created and repo.is_dir() and not any(repo.iterdir()):
+            repo.rmdir()  # refused: leave nothing behind, not even the empty folder made for the child
+        raise
     if args.json:
         print(json.dumps(bundle.to_json(), indent=2))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,47 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------------- the user's own files
+# Every process the suite starts (the window in a subprocess, the CLI, job children) inherits these:
+# Qt's QSettings, platformdirs and the XDG caches then write into a private folder, never into the
+# real user's ~/.config or ~/.cache. The real locations are remembered to check them at the end.
+REAL_CONFIG_HOME = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+REAL_USER_FOLDERS = [REAL_CONFIG_HOME / "DeployStudio", REAL_CONFIG_HOME / "DeployStudioTests",
+                     Path.home() / ".local" / "share" / "DeployStudio"]
+_PRIVATE_HOME = Path(tempfile.mkdtemp(prefix="studio-tests-home-"))
+for _var, _sub in (("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data"),
+                   ("XDG_STATE_HOME", "state")):
+    os.environ[_var] = str(_PRIVATE_HOME / _sub)
+    (_PRIVATE_HOME / _sub).mkdir()
+
+
+def snapshot_user_folders(folders: list[Path] = REAL_USER_FOLDERS) -> dict[str, tuple]:
+    """Every file under ``folders`` with its size, mtime and SHA-256 (missing folders: nothing)."""
+    state: dict[str, tuple] = {}
+    for folder in folders:
+        if not folder.exists():
+            continue
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                state[str(f)] = (st.st_size, st.st_mtime_ns, hashlib.sha256(f.read_bytes()).hexdigest())
+    return state
+
+
+_USER_STATE_AT_START = snapshot_user_folders()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any test (or a process it started) touched the real user's settings."""
+    after = snapshot_user_folders()
+    if after != _USER_STATE_AT_START:
+        changed = sorted(k for k in set(after) | set(_USER_STATE_AT_START)
+                         if after.get(k) != _USER_STATE_AT_START.get(k))
+        session.config.get_terminal_writer().line(
+            "error: the test run changed the real user's settings: " + ", ".join(changed), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(_PRIVATE_HOME, ignore_errors=True)
 
 CNN_ARGS = ["--arch", "tests.models:SmallCNN", "--input", "x:1x3x32x32", "--dynamic", "x:0:batch"]
 ENCODER_ARGS = ["--arch", "tests.models:TinyEncoder",

@@ -30,3 +30,42 @@ def bad_input(payload, progress, should_cancel):
     from app.errors import BadInput
 
     raise BadInput("the file is unreadable")
+
+
+def try_everything(payload, progress, should_cancel):
+    """What a model's code might try: write beside the model, connect out, send UDP; what happened."""
+    import socket
+
+    outcome = {}
+    try:
+        with open(payload["write"], "w") as f:
+            f.write("pwned")
+        outcome["write"] = "written"
+    except OSError as e:
+        outcome["write"] = f"blocked: {e.strerror}"
+    try:
+        socket.create_connection(("127.0.0.1", payload["port"]), timeout=5).close()
+        outcome["tcp"] = "connected"
+    except OSError as e:
+        outcome["tcp"] = f"blocked: {e.strerror or e}"
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"x", ("127.0.0.1", payload["port"]))
+        outcome["udp"] = "sent"
+    except OSError as e:
+        outcome["udp"] = f"blocked: {e.strerror or e}"
+    with open("/proc/self/status") as f:
+        outcome["vm_kb"] = next(int(line.split()[1]) for line in f if line.startswith("VmSize"))
+    return outcome
+
+
+def allocate(payload, progress, should_cancel):
+    """Allocate ``payload`` bytes (a model with an absurd layer size)."""
+    block = bytearray(payload)
+    return len(block)
+
+
+def spin(payload, progress, should_cancel):
+    """Burn CPU until stopped."""
+    while True:
+        pass

@@ -32,7 +32,7 @@ MATRIX = [
     *[("cnn_state", CNN, "onnx", p) for p in ("fp32", "fp16", "int8")],
     *[("encoder_state", ENC, t, p) for t in ("torchscript-script", "torch-export", "onnx") for p in ("fp32", "fp16")],
     ("encoder_state", ENC, "onnx", "int8"),
-    ("mlp_pickle", dict(allow_pickle=True), "torchscript-trace", "int8"),
+    ("mlp_pickle", dict(allow_pickle=True, trusted_globals=("tests.models.MLP",)), "torchscript-trace", "int8"),
     ("mlp_safetensors", dict(arch="tests.models:MLP"), "onnx", "fp32"),
     ("cnn_torchscript", dict(inputs=("x:1x3x32x32",)), "torchscript-trace", "fp32"),
     ("cnn_torchscript", dict(inputs=("x:1x3x32x32",)), "onnx", "fp32"),

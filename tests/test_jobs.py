@@ -38,7 +38,7 @@ def test_cancel_stops_child_within_a_second_and_cleans_temporaries(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(Cancelled):
         run_job("tests.crashers:hang", tmp_path, progress=progress, should_cancel=should_cancel,
-                cleanup_dir=tmp_path)
+                cleanup_dir=tmp_path, writable=[tmp_path])
     assert time.monotonic() - started[0] < 1.0
     assert list(tmp_path.iterdir()) == []
     assert time.monotonic() - t0 < 30

@@ -117,7 +117,9 @@ def ir_artifacts(model_files, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("precision", HERE_PRECISIONS)
 def test_cli_converts_to_openvino_at_each_precision(ir_artifacts, precision):
-    import openvino as ov
+    from converters.openvino import openvino_module
+
+    ov = openvino_module()  # with its telemetry kept out, as the app imports it
 
     xml = ir_artifacts[precision]
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
@@ -214,7 +216,7 @@ def test_a_model_openvino_cannot_convert_is_one_line_and_writes_nothing(cli, tmp
     r = cli("convert", path, "--to", "openvino", "--out", out)
     assert r.code == 1 and one_error_line(r.err), r.err
     assert "OpenVINO cannot convert" in r.err and "Traceback" not in r.err
-    assert not list(out.iterdir())
+    assert not out.exists() or not list(out.iterdir())  # a failed job leaves no folder behind
 
 
 def test_an_ir_without_its_weights_is_refused(cli, ir_artifacts, tmp_path):

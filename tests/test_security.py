@@ -121,16 +121,30 @@ def test_killing_the_converter_at_random_points_never_leaves_a_broken_artifact(w
         assert not list(out.glob(".studio-tmp-*"))
 
 
-@pytest.mark.parametrize("fmt", ["cnn_state", "cnn_torchscript", "cnn_pt2", "cnn_onnx", "mlp_safetensors"])
+@pytest.mark.parametrize("fmt", ["cnn_state", "cnn_torchscript", "cnn_pt2", "cnn_onnx", "mlp_safetensors", "mlp_pickle"])
 def test_fuzzed_files_end_in_a_model_or_a_clean_error(model_files, tmp_path, fmt):
-    """A bounded fuzz run per format (benchmarks/fuzz_loaders.py runs many more)."""
-    from tests.fuzz import mutate, run_case
+    """A bounded fuzz run per format, in one fenced child (benchmarks/fuzz_loaders.py runs 10,000)."""
+    from tests.fuzz import mutate, run_batch
 
     rng = random.Random(zlib.crc32(fmt.encode()))
     data = model_files[fmt].read_bytes()
-    outcomes = []
-    for i in range(6):
+    cases = []
+    for i in range(8):
         case = tmp_path / f"case{i}{model_files[fmt].suffix}"
         case.write_bytes(mutate(data, rng))
-        outcomes.append(run_case(case))
-    assert "hang" not in outcomes and "crash" not in outcomes, outcomes
+        cases.append(case)
+    outcomes = run_batch(cases, allow_pickle=fmt == "mlp_pickle")
+    assert len(outcomes) == 8 and set(outcomes) <= {"ok", "error"}, outcomes
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(c.name for c in cases)  # nothing else written
+
+
+def test_the_suite_runs_with_private_settings_and_its_guard_sees_changes(tmp_path):
+    """conftest points every process at private XDG folders and checks the real ones at the end."""
+    import os
+
+    from tests.conftest import REAL_USER_FOLDERS, snapshot_user_folders
+
+    assert all(not str(f).startswith(os.environ["XDG_CONFIG_HOME"]) for f in REAL_USER_FOLDERS)
+    before = snapshot_user_folders([tmp_path])
+    (tmp_path / "Model Deployment Studio.ini").write_text("[General]\nout=/x\n")
+    assert snapshot_user_folders([tmp_path]) != before

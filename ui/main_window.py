@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model_path: Path | None = None
         self.allow_pickle = False
-        self.allow_dangerous_pickle = False
+        self.trusted_globals: tuple[str, ...] = ()  # a pickle's globals the user approved in the dialog
         self.conversions: dict[tuple[str, str], ConversionJob] = {}
         self.background_jobs: dict[tuple[str, str], BackgroundJob] = {}  # Triton folders and reports being written
         self.inspection: BackgroundJob | None = None
@@ -184,6 +184,9 @@ class MainWindow(QMainWindow):
                                        "are fast here (hover a target cell for its expectation)")
         self.statusBar().addPermanentWidget(self.hardware_label)
         self.statusBar().addPermanentWidget(self.engine_label)
+        self.sandbox_label = QLabel("")  # filled in after the first paint (_show_sandbox_status)
+        self.sandbox_label.setAccessibleName("Sandbox status")
+        self.statusBar().addPermanentWidget(self.sandbox_label)
         self.resize(1280, 860)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -301,7 +304,17 @@ class MainWindow(QMainWindow):
             self.first_painted.emit()
             QTimer.singleShot(0, self._on_first_painted)
 
+    def _show_sandbox_status(self) -> None:
+        from app.sandbox import status as sandbox_status
+
+        sandboxed, line = sandbox_status()  # one syscall: whether model code can be fenced here
+        self.sandbox_label.setText("Sandboxed" if sandboxed else "Not sandboxed")
+        self.sandbox_label.setToolTip(line[0].upper() + line[1:])
+        if not sandboxed:
+            self.sandbox_label.setStyleSheet("color: #b35900; font-weight: bold")
+
     def _on_first_painted(self) -> None:
+        self._show_sandbox_status()
         self.engine_label.setText("loading PyTorch and ONNX in the background…")
         from ui.workers import engine_job, targets_job
 
@@ -416,7 +429,7 @@ class MainWindow(QMainWindow):
         self.open_model(path)
 
     # ------------------------------------------------------------------ loading a model
-    def open_model(self, path: str | Path, *, allow_pickle: bool = False, allow_dangerous_pickle: bool = False) -> bool:
+    def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
         """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
         from app.loading import MODEL_SUFFIXES
 
@@ -439,7 +452,7 @@ class MainWindow(QMainWindow):
             self._forget_model()
             self._restore_arch(path)
         self.model_path = path
-        self.allow_pickle, self.allow_dangerous_pickle = allow_pickle, allow_dangerous_pickle
+        self.allow_pickle, self.trusted_globals = allow_pickle, tuple(trusted_globals)
         self._inspect()
         self._fill_recent_menu(self.settings.add_recent_file(path))
         return True
@@ -468,7 +481,7 @@ class MainWindow(QMainWindow):
             self._show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
             return
         payload = {"path": str(self.model_path), "arch": self.model.arch(), "arch_kwargs": kwargs,
-                   "allow_pickle": self.allow_pickle, "allow_dangerous_pickle": self.allow_dangerous_pickle}
+                   "allow_pickle": self.allow_pickle, "trusted_globals": list(self.trusted_globals)}
         self.model.show_loading(self.model_path)
         self.statusBar().showMessage(f"Reading {self.model_path.name}…")
         self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
@@ -510,18 +523,9 @@ class MainWindow(QMainWindow):
         if state == CANCELLED:
             return
         self.log.add(f"could not load {self.model_path}: {message}")
-        if isinstance(job.error, UnsafeModelError) and "--allow-dangerous-pickle" in message \
-                and self.allow_pickle and not self.allow_dangerous_pickle:
-            self._ask("Dangerous pickle",
-                      f"{message}\n\nLoad it anyway? Only for a file you made yourself: it can run any "
-                      "command on this computer.",
-                      lambda: self.open_model(self.model_path, allow_pickle=True, allow_dangerous_pickle=True))
-        elif isinstance(job.error, UnsafeModelError) and "--allow-pickle" in message and not self.allow_pickle:
-            self._ask("Trust this file?",
-                      f"{self.model_path.name} is a whole pickled Python object: loading it runs code from "
-                      "the file.\n\nLoad it only if you trust where it came from. (Safer: save "
-                      "model.state_dict() and give the architecture.)\n\nTrust and load it?",
-                      lambda: self.open_model(self.model_path, allow_pickle=True))
+        needed = list((job.error.details or {}).get("globals", [])) if isinstance(job.error, UnsafeModelError) else []
+        if needed and not self.allow_pickle:
+            self._ask_to_trust_pickle(needed)
         else:
             self._show_message(QMessageBox.Icon.Warning, "Cannot load the model", message)
         self.model_failed.emit(message)
@@ -556,7 +560,7 @@ class MainWindow(QMainWindow):
             model_path=self.model_path, target=target, precision=precision,
             inputs=tuple(sig.inputs) if pass_inputs else (), dynamic=tuple(dynamic),
             arch=self.model.arch(), arch_kwargs=tuple(self.model.arch_kwargs().items()),
-            allow_pickle=self.allow_pickle, allow_dangerous_pickle=self.allow_dangerous_pickle,
+            allow_pickle=self.allow_pickle, trusted_globals=self.trusted_globals,
             **self.options.values())
 
     def _on_convert_triggered(self) -> None:
@@ -672,7 +676,8 @@ class MainWindow(QMainWindow):
         return {"model": str(self.model_path), "artifacts": [str(p) for p in self.results.artifacts()],
                 "inputs": sig.input_flags() if pass_inputs else [], "dynamic": sig.dynamic_flags(),
                 "arch": self.model.arch(), "arch_kwargs": self.model.arch_kwargs(),
-                "allow_pickle": self.allow_pickle, "batch": self.bench_options.batch_sizes(),
+                "allow_pickle": self.allow_pickle, "trusted_globals": list(self.trusted_globals),
+                "batch": self.bench_options.batch_sizes(),
                 "warmup": self.bench_options.warmup.value(), "runs": self.bench_options.runs.value(),
                 "min_seconds": 0.5, "threads": None}
 
@@ -1034,6 +1039,25 @@ class MainWindow(QMainWindow):
         box.finished.connect(lambda _r: self._on_dialog_finished(box))
         box.open()
         return box
+
+    def _ask_to_trust_pickle(self, needed: list[str]) -> QMessageBox:
+        """The pickle dialog: list every class and function the file would use; Yes approves them."""
+        from app.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
+
+        torch_nn = [n for n in needed if n.startswith(TORCH_NN_PREFIX) and not n.startswith(TORCH_NN_EXCLUDED)]
+        others = [n for n in needed if n not in torch_nn]
+        lines = [f"{self.model_path.name} is a whole pickled Python object. Loading it creates and calls "
+                 "these classes and functions (checked by PyTorch's weights-only unpickler; nothing else is "
+                 "imported):", ""]
+        if torch_nn:
+            lines.append(f"PyTorch layers (torch.nn): {', '.join(n.rpartition('.')[2] for n in torch_nn)}")
+        if others:
+            lines.append("Code from elsewhere, trusted by name:")
+            lines += [f"    {n}" for n in others]
+        lines += ["", "Trust them only if you trust where the file came from. (Safer: save model.state_dict() "
+                  "and give the architecture.)", "", "Trust and load it?"]
+        return self._ask("Trust this file?", "\n".join(lines),
+                         lambda: self.open_model(self.model_path, allow_pickle=True, trusted_globals=tuple(others)))
 
     def _ask(self, title: str, text: str, on_yes) -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Question, title, text,

@@ -186,12 +186,20 @@ def benchmark_job(payload: dict, parent: QObject | None = None) -> BackgroundJob
 
 
 def sweep_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
-    """Sweep the artifacts in a child (``app.bench.sweep:sweep_job``)."""
+    """Sweep the artifacts in a child (``app.bench.sweep:sweep_job``); this process saves the result
+    to ``payload["save"]`` (for ``serve-bundle --from-sweep`` and the report)."""
 
     def work(progress, should_cancel):
+        import json
+
+        from app.files import atomic_write_text
         from app.jobs import run_job
 
-        return run_job("app.bench.sweep:sweep_job", payload, progress=progress, should_cancel=should_cancel)
+        data = run_job("app.bench.sweep:sweep_job", payload, progress=progress, should_cancel=should_cancel)
+        if payload.get("save"):
+            atomic_write_text(Path(payload["save"]), json.dumps(data, indent=2, default=str))
+            data["saved"] = str(payload["save"])
+        return data
 
     return BackgroundJob(work, parent=parent)
 
@@ -226,9 +234,10 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
+        Path(repo).mkdir(parents=True, exist_ok=True)  # the fenced child may write beneath it only
         return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite,
                                                   "from_sweep": from_sweep},
-                       progress=progress, should_cancel=should_cancel)
+                       progress=progress, should_cancel=should_cancel, writable=[Path(repo)])
 
     job = BackgroundJob(work, parent=parent)
     job.payload = (Path(artifact), Path(repo))

@@ -161,19 +161,49 @@ def _run(args: argparse.Namespace, work):
     return result, data
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """``python main.py bench MODEL [ARTIFACT ...]``."""
+def bench_entry(payload: tuple, progress=None, should_cancel=None):
+    """``bench`` in the fenced child (``app.bench.commands:bench_entry``)."""
     from app.bench.benchmark import benchmark
 
+    request, artifacts, config, providers, device, openvino = payload
+    return benchmark(request, artifacts, config, providers=providers, device=device, openvino=openvino,
+                     progress=progress, should_cancel=should_cancel)
+
+
+def sweep_entry(payload: tuple, progress=None, should_cancel=None):
+    """``bench --sweep`` in the fenced child (``app.bench.commands:sweep_entry``)."""
+    from app.bench.sweep import run_sweep
+    from app.pipeline import prepare_model
+
+    request, artifacts, grid, seconds, budget = payload
+    return run_sweep(prepare_model(request), artifacts, grid, seconds=seconds, p99_budget_ms=budget,
+                     progress=progress, should_cancel=should_cancel)
+
+
+def optimize_entry(payload: tuple, progress=None, should_cancel=None):
+    """``optimize`` in the fenced child (``app.bench.commands:optimize_entry``)."""
+    from app.bench.optimize import optimize
+
+    request, config, kwargs = payload
+    return optimize(request, config, progress=progress, should_cancel=should_cancel, **kwargs)
+
+
+def _in_child(entry: str, payload: tuple, progress, writable=()):
+    from app.jobs import run_job
+
+    return run_job(f"app.bench.commands:{entry}", payload, progress=progress, writable=writable)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``python main.py bench MODEL [ARTIFACT ...]``."""
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     if args.sweep:
         return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
-    result, data = _run(args, lambda progress: benchmark(source_request(args), list(args.artifacts), config,
-                                                          providers=_providers(args), device=args.device,
-                                                          openvino=None if args.openvino else False,
-                                                          progress=progress))
+    payload = (source_request(args), list(args.artifacts), config, _providers(args), args.device,
+               None if args.openvino else False)
+    result, data = _run(args, lambda progress: _in_child("bench_entry", payload, progress))
     _write_extras(args, data, Path(args.model).name)
     return 1 if any(s.status == "failed" for s in result.skipped) else 0
 
@@ -182,7 +212,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """``bench MODEL ARTIFACT... --sweep threads=... batch=... concurrency=...``."""
     from app.bench import sweep
     from app.cli import StderrProgress
-    from app.pipeline import prepare_model
 
     grid = sweep.parse_sweep(args.sweep)
     if args.batch:
@@ -190,9 +219,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     progress = StderrProgress()
     try:
         progress("load model", None)
-        model = prepare_model(source_request(args))
-        result = sweep.run_sweep(model, list(args.artifacts), grid, seconds=args.sweep_seconds,
-                                 p99_budget_ms=args.p99_budget_ms, progress=progress)
+        payload = (source_request(args), list(args.artifacts), grid, args.sweep_seconds, args.p99_budget_ms)
+        result = _in_child("sweep_entry", payload, progress)
     finally:
         progress.done()
     data = result.to_json()
@@ -209,16 +237,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     """``python main.py optimize MODEL``."""
-    from app.bench.optimize import optimize
-
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     config = config_from_args(args)
-    result, data = _run(args, lambda progress: optimize(source_request(args), config, budget_cosine=args.budget_cosine,
-                                                         out_dir=args.out, calibration=args.calibration,
-                                                         providers=_providers(args), only=args.only or None,
-                                                         openvino=None if args.openvino else False,
-                                                         progress=progress))
+    request = source_request(args)
+    out_dir = Path(args.out) if args.out else Path(args.model).parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # optimize converts many candidates: its child may write beneath the output folder
+    kwargs = dict(budget_cosine=args.budget_cosine, out_dir=args.out, calibration=args.calibration,
+                  providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
+    result, data = _run(args, lambda progress: _in_child("optimize_entry", (request, config, kwargs), progress,
+                                                         writable=[out_dir]))
     if not args.json:
         rec = result.recommended
         if rec:

@@ -55,4 +55,5 @@ def source_request(payload: dict):
         inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
         dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
         arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
-        allow_pickle=bool(payload.get("allow_pickle")))
+        allow_pickle=bool(payload.get("allow_pickle")),
+        trusted_globals=tuple(payload.get("trusted_globals") or ()))

@@ -353,13 +353,10 @@ def sweep_job(payload: dict, progress=None, should_cancel=None) -> dict:
 
     ``payload``: the benchmark payload's source fields (``model``, ``inputs``, ``dynamic``, ``arch``,
     ``arch_kwargs``, ``allow_pickle``), ``artifacts``, ``sweep`` (``["threads=1,2", ...]``),
-    ``seconds``, optional ``p99_budget_ms`` and ``save`` (where to write the result as JSON, for
-    ``serve-bundle --from-sweep`` and ``report``). Returns the ``bench --sweep --json`` object.
+    ``seconds`` and optional ``p99_budget_ms``. Returns the ``bench --sweep --json`` object (the
+    parent saves it: the fenced child writes nothing outside its work folder).
     """
-    import json
-
     from app.bench.job import source_request
-    from app.files import atomic_write_text
     from app.pipeline import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)
@@ -369,8 +366,4 @@ def sweep_job(payload: dict, progress=None, should_cancel=None) -> dict:
     result = run_sweep(model, [Path(p) for p in payload.get("artifacts") or []], grid,
                        seconds=float(payload.get("seconds", 1.0)), p99_budget_ms=payload.get("p99_budget_ms"),
                        progress=progress, should_cancel=should_cancel)
-    data = result.to_json()
-    if payload.get("save"):
-        atomic_write_text(Path(payload["save"]), json.dumps(data, indent=2, default=str))
-        data["saved"] = str(payload["save"])
-    return data
+    return result.to_json()

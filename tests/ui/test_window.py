@@ -31,12 +31,20 @@ a.exec()
 """
 
 
-def test_window_paints_within_a_second_without_importing_torch():
+def private_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment for a window started in a subprocess: its QSettings live in ``folder``."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(folder), **extra}
+
+
+def test_window_paints_within_a_second_without_importing_torch(tmp_path):
     best = None
     for _ in range(2):  # best of two: another process on this 2-core machine can steal a run
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", PAINT_PROBE], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                                env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+                                env=private_env(tmp_path / "config"))
         line = proc.stdout.readline()
         elapsed = time.perf_counter() - started
         proc.wait(30)
@@ -197,11 +205,14 @@ def test_unsupported_file_is_refused_with_a_message(qtbot, window, tmp_path):
 def test_full_pickle_asks_before_it_is_trusted(qtbot, window, workdir):
     drop_file(window, workdir["mlp_pickle"])
     box = message_box(qtbot, window)
-    assert "runs code" in box.text()
+    # the dialog lists what the file would create: torch.nn layers, and the class from elsewhere by name
+    assert "PyTorch layers (torch.nn): GELU, Sequential, Linear" in box.text()
+    assert "    tests.models.MLP" in box.text()
     with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
         answer(qtbot, box, QMessageBox.StandardButton.Yes)
     assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
-    assert window.build_request("onnx", "fp32").allow_pickle
+    request = window.build_request("onnx", "fp32")
+    assert request.allow_pickle and request.trusted_globals == ("tests.models.MLP",)
 
 
 def test_declining_a_pickle_loads_nothing(qtbot, window, workdir):
@@ -423,12 +434,11 @@ sys.exit(a.exec())
 """
 
 
-def test_quitting_mid_conversion_leaves_no_process_behind(workdir):
-    import os
-
+def test_quitting_mid_conversion_leaves_no_process_behind(workdir, tmp_path):
     import psutil
 
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DEPLOYSTUDIO_NO_WEBENGINE": "1"}
+    config = tmp_path / "config"
+    env = private_env(config, DEPLOYSTUDIO_NO_WEBENGINE="1")
     proc = subprocess.Popen([sys.executable, "-c", QUIT_PROBE, str(workdir["cnn_onnx"]), str(workdir["out"])],
                             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -446,3 +456,14 @@ def test_quitting_mid_conversion_leaves_no_process_behind(workdir):
         if proc.poll() is None:
             proc.kill()
     assert not list(workdir["out"].glob(".studio-tmp-*"))  # the cancelled conversion left nothing
+    # the window kept its settings (the output folder, the recent file) in the private folder only
+    written = list((config / "DeployStudio").glob("*.ini"))
+    assert written and str(workdir["out"]) in written[0].read_text()
+
+
+def test_status_bar_says_whether_model_code_is_sandboxed(window):
+    from app.sandbox import status
+
+    sandboxed, line = status()
+    assert window.sandbox_label.text() == ("Sandboxed" if sandboxed else "Not sandboxed")
+    assert window.sandbox_label.toolTip().lower() == line.lower() and window.sandbox_label.isVisible()
