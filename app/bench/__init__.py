@@ -5,7 +5,7 @@ process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.bench.co
 
 - :mod:`app.bench.stats`    LatencyStats: percentiles of a list of timings
 - :mod:`app.bench.runners`  Runner and one subclass per runtime (PyTorch, TorchScript, torch.export,
-  ONNX Runtime per execution provider, TensorRT)
+  ONNX Runtime per execution provider, OpenVINO, TensorRT)
 - :mod:`app.bench.harness`  the timing loop, the batch sweep, accuracy beside speed, peak memory
 - :mod:`app.bench.report`   table, JSON, CSV and PNG
 - :mod:`app.bench.optimize` every target × precision (× calibration method), the fastest within budget
