@@ -28,11 +28,15 @@ import ctypes.util
 import errno
 import os
 import platform
-import resource
 import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import resource
+except ImportError:  # Windows: no rlimits
+    resource = None  # type: ignore[assignment]
 
 # -- Landlock (include/uapi/linux/landlock.h); the syscall numbers are the same on every architecture
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -82,8 +86,9 @@ def status() -> tuple[bool, str]:
     abi = landlock_abi()
     if abi <= 0:
         where = platform.system() if not sys.platform.startswith("linux") else f"this Linux kernel ({platform.release()})"
+        limits = "memory and CPU limits only" if resource is not None else "no resource limits"
         return False, (f"not sandboxed: {where} offers no Landlock, so model code runs in a child process "
-                       "with the user's file access (memory and CPU limits only)")
+                       f"with the user's file and network access ({limits})")
     net = "TCP denied by Landlock, other sockets by seccomp" if abi >= 4 else "non-unix sockets denied by seccomp"
     seccomp = platform.machine() in _SECCOMP_ARCH
     if not seccomp and abi < 4:
@@ -133,6 +138,8 @@ def apply(fence: Fence) -> list[str]:
 
 
 def _limits(fence: Fence) -> None:
+    if resource is None:
+        return
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if fence.cpu_seconds:
         resource.setrlimit(resource.RLIMIT_CPU, (fence.cpu_seconds, fence.cpu_seconds + 5))

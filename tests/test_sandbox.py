@@ -110,3 +110,13 @@ def test_bad_input_from_the_fenced_child_is_one_line(cli, tmp_path):
         run_job("tests.crashers:bad_input", None)
     r = cli("inspect", tmp_path / "missing.onnx")
     assert r.code == 2 and r.err.count("\n") == 1 and "no such file" in r.err
+
+
+def test_without_landlock_targets_say_not_sandboxed(cli, monkeypatch):
+    """A kernel without Landlock (probed as ABI 0): the app says so instead of pretending."""
+    import app.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
+    rows = json.loads(cli("targets", "--json").out)
+    assert all(row["sandboxed"] is False and row["sandbox"].startswith("not sandboxed: ") for row in rows)
+    assert "sandbox: not sandboxed" in cli("targets").out
