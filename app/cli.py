@@ -21,7 +21,7 @@ from app.errors import BadInput, StudioError, describe
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # usage errors exit 2 with one line, like every other bad input
         self.print_usage(sys.stderr)
-        raise SystemExit(_fail(f"{self.prog}: {message}", 2))
+        raise BadInput(f"{self.prog}: {message}")
 
 
 def _fail(message: str, code: int) -> int:
@@ -93,6 +93,15 @@ def _quiet_libraries(debug: bool) -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
 
+# the stage the running command last reported: what a failure's ``--json`` object names
+_STAGE = {"name": "start"}
+
+
+def failure_json(message: str, code: int, error: str = "") -> dict:
+    """The one ``--json`` object printed when a command fails before it has a result of its own."""
+    return {"status": "failed", "stage": _STAGE["name"], "error": error, "message": message, "exit_code": code}
+
+
 class StderrProgress:
     """Stage names on stderr: rewritten in place on a terminal, one line each otherwise."""
 
@@ -102,6 +111,7 @@ class StderrProgress:
         self.last = ""
 
     def __call__(self, stage: str, fraction: float | None = None) -> None:
+        _STAGE["name"] = stage
         if not self.enabled or stage == self.last and fraction is None:
             return
         self.last = stage
@@ -157,7 +167,10 @@ def cmd_convert(args) -> int:
     finally:
         progress.done()
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, default=str))
+        data = result.to_json()
+        if result.status == "failed":
+            data.update(stage="verify", message=f"verification failed: {result.verification.failure}")
+        print(json.dumps(data, indent=2, default=str))
     else:
         v = result.verification
         print(f"{result.target} {result.precision}: {result.artifact} "
@@ -232,17 +245,29 @@ def cmd_targets(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
+    as_json = "--json" in argv
     _quiet_libraries(debug)
+    _STAGE["name"] = "parse arguments"
+
+    def fail(message: str, code: int, error: str = "") -> int:
+        if as_json:  # --json prints one object on every exit, failures included
+            print(json.dumps(failure_json(message, code, error), indent=2))
+        return _fail(message, code)
+
     try:
         args = build_parser().parse_args(argv)
+        _STAGE["name"] = "load model"
         if args.command not in ("targets",):
             from app.security import dependency_problems
 
             problems = dependency_problems()
             if problems:  # these versions have known holes in the code that reads untrusted files
-                return _fail(problems[0], 2)
+                return fail(problems[0], 2, "dependency")
         if hasattr(args, "handler"):
             return args.handler(args)
         return {"convert": cmd_convert, "inspect": cmd_inspect, "targets": cmd_targets}[args.command](args)
@@ -251,14 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as e:
         if debug:
             traceback.print_exc()
-        return _fail(str(e), e.exit_code)
+        return fail(str(e), e.exit_code, type(e).__name__)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return fail("interrupted", 130, "KeyboardInterrupt")
     except Exception as e:  # a bug or a library failure we did not anticipate
         if debug:
             traceback.print_exc()
-        return _fail(f"internal error: {describe(e)} "
-                     "(run with --debug for the traceback)", 1)
+        return fail(f"internal error: {describe(e)} "
+                    "(run with --debug for the traceback)", 1, "internal")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ from app.loading import load_model, with_inputs
 from app.model import LoadedModel
 from app.request import ConversionRequest
 from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
-from app.verify import Verification, compare, judge
+from app.verify import Verification, compare, judge, uninformative_outputs
 from app.versions import tool_versions
 
 Progress = Callable[[str, float | None], None]
@@ -51,7 +51,7 @@ class ConversionResult:
             "verification": None if v is None else {
                 "max_abs_err": v.max_abs_err, "rel_l2": v.rel_l2, "cosine": v.cosine,
                 "top1_agreement": v.top1_agreement, "passed": v.passed, "enforced": v.enforced,
-                "checks": v.checks, "failure": v.failure},
+                "checks": v.checks, "failure": v.failure, "blind": v.blind},
             "warnings": self.warnings, "manifest": str(self.manifest) if self.manifest else None,
             "message": self.message,
         }
@@ -99,21 +99,9 @@ def read_manifest(artifact: Path) -> dict | None:
 
 def int_range_of(model: LoadedModel) -> int:
     """Upper bound for random integer inputs: the smallest embedding table (token ids stay valid)."""
-    sizes: list[int] = []
-    if model.is_torch and model.module is not None and model.format != "torch-export":
-        for m in model.module.modules():
-            kind = getattr(m, "original_name", None) or type(m).__name__
-            if kind == "Embedding":
-                sizes.append(int(m.num_embeddings))
-    elif model.format == "onnx":
-        import onnx
+    from app.layers import embedding_sizes
 
-        proto = onnx.load(str(model.path), load_external_data=False)
-        inits = {i.name: i for i in proto.graph.initializer}
-        names = {s.name for s in model.inputs}
-        for node in proto.graph.node:
-            if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] in names and node.input[0] in inits:
-                sizes.append(int(inits[node.input[0]].dims[0]))
+    sizes = embedding_sizes(model)
     return min(sizes) if sizes else 2
 
 
@@ -130,8 +118,10 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
         sets.append((f"second size ({label})", make_feeds(specs, seed=seed + 2, sizes=sizes, int_high=int_high)))
     metrics = []
     names = [o.name for o in source.outputs]
+    refs = []
     for what, feeds in sets:
         ref = source.run(feeds)
+        refs.append(ref)
         try:
             got = artifact.run(feeds)
         except Exception as e:
@@ -143,7 +133,10 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
                 metrics.append(compare(names[i] if i < len(names) else f"output_{i}", r, g))
             except ValueError as e:
                 raise VerificationFailed(f"on {what}: {e}") from None
-    return judge(precision, metrics, [w for w, _ in sets])
+    verification = judge(precision, metrics, [w for w, _ in sets])
+    out_names = [names[i] if i < len(names) else f"output_{i}" for i in range(len(refs[0]) if refs else 0)]
+    verification.blind = uninformative_outputs(out_names, refs)
+    return verification
 
 
 def artifact_path(request: ConversionRequest) -> Path:
@@ -182,15 +175,11 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
                                 export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
                                 progress=progress, should_cancel=should_cancel, warnings=list(model.warnings))
-        try:
-            produced = converter.convert(ctx)
-        except StudioError:
-            raise
-        except Exception as e:
-            raise ConversionFailed(f"{request.target} conversion failed: {describe(e)}") from e
-        ctx.stage("verify", None)
-        artifact_model = converter.load_artifact(produced[0])
-        verification = verify_artifact(model, artifact_model, request.precision, seed=request.seed)
+        produced, verification = _build_and_verify(converter, ctx)
+        if not verification.passed and _other_exporter(ctx):
+            produced, verification = _try_other_exporter(converter, ctx, produced, verification)
+        if verification.blind:
+            ctx.warnings.append(verification.blind)
         status = "handoff" if ctx.record.get("handoff") else "ok"
         if not verification.passed:
             if (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
@@ -221,6 +210,66 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         return result
     finally:
         files.remove_work_dir(work)
+
+
+def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
+    """Run the converter into ``ctx.work_dir`` and verify what it wrote against the source."""
+    request = ctx.request
+    try:
+        produced = converter.convert(ctx)
+    except StudioError:
+        raise
+    except Exception as e:
+        raise ConversionFailed(f"{request.target} conversion failed: {describe(e)}") from e
+    ctx.stage("verify", None)
+    artifact_model = converter.load_artifact(produced[0])
+    try:
+        return produced, verify_artifact(ctx.model, artifact_model, request.precision, seed=request.seed)
+    except VerificationFailed as e:  # it does not run, or returns other shapes: failed, whatever the precision
+        return produced, Verification(request.precision, rel_l2=float("inf"), cosine=0.0, passed=False,
+                                      enforced=True, failure=str(e))
+
+
+def _other_exporter(ctx) -> str | None:
+    """The ONNX exporter not yet tried for this artifact, where the source allows both."""
+    used = ctx.record.get("exporter")
+    if used not in ("dynamo", "torchscript") or ctx.model.format not in ("state-dict", "pickle"):
+        return None
+    if ctx.record.get("exporter_fallback") or ctx.record.get("exporters_failed"):
+        return None
+    return "torchscript" if used == "dynamo" else "dynamo"
+
+
+def _try_other_exporter(converter, ctx, produced: list[Path], verification: Verification):
+    """The first exporter's artifact failed verification: build with the other exporter and keep
+    whichever verifies (or, if neither does, the one closer to the source). Recorded in the manifest."""
+    first, second = ctx.record["exporter"], _other_exporter(ctx)
+    aside = ctx.work_dir / f"first-{first}"
+    aside.mkdir()
+    kept_first = [p.rename(aside / p.name) for p in produced]
+    record, warnings = dict(ctx.record), list(ctx.warnings)
+    ctx.only_exporter = second
+    try:
+        again, checked = _build_and_verify(converter, ctx)
+    except StudioError as e:
+        again, checked, why = None, None, first_line(e)
+    better = checked is not None and (checked.passed or checked.rel_l2 < verification.rel_l2)
+    fallback = {"tried": [first, second], "kept": second if better else first,
+                "first_failure": verification.failure,
+                "second": checked.failure or "passed" if checked else f"failed: {why}"}
+    if better:
+        for p in kept_first:
+            p.unlink()
+        ctx.record["exporter_fallback"] = fallback
+        ctx.warnings.append(f"the {first} exporter's ONNX failed verification ({verification.failure}); "
+                            f"kept the {second} exporter's, which " + ("verifies" if checked.passed else "is closer"))
+        return again, checked
+    for p in again or []:
+        p.unlink(missing_ok=True)
+    ctx.record.clear()
+    ctx.record.update(record, exporter_fallback=fallback)
+    ctx.warnings[:] = warnings
+    return [p.rename(ctx.work_dir / p.name) for p in kept_first], verification
 
 
 def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,

@@ -38,6 +38,7 @@ class ConversionContext:
     warnings: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)   # what shaped the artifact → manifest
     verify_files: dict[str, Path] = field(default_factory=dict)  # secondary files also verified
+    only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
 
     @property
     def artifact_path(self) -> Path:

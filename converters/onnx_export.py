@@ -45,6 +45,8 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
             ctx.record["exporter_note"] = "TorchScript sources are exported with the TorchScript exporter"
     if ctx.model.format == "torch-export":
         exporters = ["dynamo"]       # an ExportedProgram is what the dynamo exporter consumes
+    if ctx.only_exporter:
+        exporters = [ctx.only_exporter]
     errors = []
     for exporter in exporters:
         ctx.stage(f"export onnx ({exporter} exporter)")
@@ -67,6 +69,7 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
             continue
         ctx.record["exporter"] = exporter
         if errors:
+            ctx.record["exporters_failed"] = errors
             ctx.warnings.append(f"the dynamo exporter failed ({errors[0]}); used the TorchScript exporter instead")
         import onnx
 

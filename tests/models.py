@@ -76,3 +76,38 @@ def make(name: str, seed: int = 0) -> nn.Module:
 
 # the ResNet-18 the speed benchmarks use (one definition): the "large CNN" of the resilience tests
 from benchmarks.bench_models import BasicBlock, ResNet18  # noqa: E402,F401
+
+
+class EmbeddingBag(nn.Module):
+    """Token ids and a mask into pooled logits: an Embedding a traced module keeps only as weights."""
+
+    def __init__(self, vocab: int = 50, dim: int = 8, classes: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(ids) * mask.unsqueeze(-1).float()).mean(1)
+
+
+class SizeScaled(nn.Module):
+    """Divides by the sequence length as a Python float: the TorchScript exporter freezes the length
+    of its example, the dynamo exporter keeps it symbolic."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) / float(x.shape[1])
+
+
+class Silent(nn.Module):
+    """Returns zeros whatever the input (a broken head): verification cannot tell artifacts apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * 0.0
