@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS = {"convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "-h", "--help"}
+CLI_COMMANDS = {"convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "evaluate", "diagnose",
+                "-h", "--help"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,24 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
 
+def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``."""
+    p.add_argument("--data", "--calibration", dest="calibration", type=Path, metavar="PATH", required=required,
+                   help="real samples for calibration and evaluation: a folder of .npy/.npz files, an image "
+                        "folder (class subfolders give labels), or a .txt/.jsonl file of sentences with --tokenizer")
+    p.add_argument("--tokenizer", type=Path, metavar="DIR", help="Hugging Face tokenizer folder (tokenizer.json) for text data")
+    p.add_argument("--normalize", metavar="NAME",
+                   help="image normalisation: imagenet (3-channel default), unit [0,1] (1-channel default), "
+                        "signed [-1,1], none (0-255), or 'MEAN,..;STD,..'")
+    p.add_argument("--data-limit", type=int, default=2000, metavar="N", help="read at most N samples (default 2000)")
+
+
+def data_fields(args) -> dict:
+    """The :class:`~app.request.ConversionRequest` fields that :func:`add_data_args`' flags give."""
+    return dict(calibration=args.calibration, tokenizer=args.tokenizer, normalize=args.normalize,
+                data_limit=args.data_limit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from converters.base import target_names
 
@@ -61,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)")
     c.add_argument("--quantization", choices=["dynamic", "static"],
                    help="int8 mode (default: static QDQ with --calibration, else dynamic; TensorRT: static)")
-    c.add_argument("--calibration", type=Path, metavar="DIR", help="folder of .npy/.npz files or images for static int8")
+    add_data_args(c)
     c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
     c.add_argument("--workspace-mb", type=int, default=4096, help="TensorRT builder workspace limit")
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
@@ -81,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     from app.bench.commands import add_bench_commands
     add_bench_commands(sub)
+    from app.data_commands import add_data_commands
+    add_data_commands(sub)
     return parser
 
 
@@ -148,7 +168,7 @@ def _request(args):
 
     return ConversionRequest(
         **model_fields(args), target=args.target, precision=args.precision, opset=args.opset,
-        exporter=args.exporter, quantization=args.quantization, calibration=args.calibration,
+        exporter=args.exporter, quantization=args.quantization, **data_fields(args),
         calibration_method=args.calibration_method, out_dir=args.out, overwrite=args.overwrite,
         keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed)
 
@@ -179,6 +199,8 @@ def cmd_convert(args) -> int:
             print(f"  + {extra.name}")
         if v:
             print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
+        if result.evaluation:
+            print(f"  evaluation:   {result.evaluation.summary()}")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.message:

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Callable
 
 from app import files
+from app.data import DataSet
+from app.evaluation import Evaluation, evaluate
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import load_model, with_inputs
 from app.model import LoadedModel
 from app.request import ConversionRequest
 from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
-from app.verify import Verification, compare, judge, uninformative_outputs
+from app.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
 from app.versions import tool_versions
 
 Progress = Callable[[str, float | None], None]
@@ -40,6 +42,7 @@ class ConversionResult:
     warnings: list[str] = field(default_factory=list)
     manifest: Path | None = None
     message: str = ""
+    evaluation: Evaluation | None = None     # on the evaluation part of --data
 
     def to_json(self) -> dict:
         v = self.verification
@@ -54,6 +57,7 @@ class ConversionResult:
                 "checks": v.checks, "failure": v.failure, "blind": v.blind},
             "warnings": self.warnings, "manifest": str(self.manifest) if self.manifest else None,
             "message": self.message,
+            "evaluation": self.evaluation.to_json() if self.evaluation else None,
         }
 
 
@@ -170,32 +174,49 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     name = converter.artifact_name(model_stem(source_path), request.precision)
     files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
                         overwrite=request.overwrite)
+    calibration, evaluation = split_data(request, model, progress)
     work = files.work_dir(out_dir)
     try:
         ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
                                 export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
-                                progress=progress, should_cancel=should_cancel, warnings=list(model.warnings))
+                                progress=progress, should_cancel=should_cancel, warnings=list(model.warnings),
+                                calibration=calibration)
         produced, verification = _build_and_verify(converter, ctx)
         if not verification.passed and _other_exporter(ctx):
             produced, verification = _try_other_exporter(converter, ctx, produced, verification)
         if verification.blind:
             ctx.warnings.append(verification.blind)
+        scores = None
+        if evaluation is not None and (verification.passed or not verification.enforced):
+            ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
+            scores = evaluate(model, converter.load_artifact(produced[0]), evaluation)
+            ctx.record["data"] = {"source": str(request.calibration), "kind": evaluation.kind,
+                                  "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
+                                  "split_seed": request.seed, "notes": evaluation.notes}
         status = "handoff" if ctx.record.get("handoff") else "ok"
         if not verification.passed:
-            if (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
-                    or ctx.record.get("exporter") == "torchscript"):
+            if verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
+                                          or ctx.record.get("exporter") == "torchscript"):
                 verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
                                         f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "
                                         "may have data-dependent control flow that tracing froze; use --to "
                                         "torchscript-script (or torch.cond and torch-export)")
             if verification.enforced:
                 status = "failed"
-            else:
+            elif scores is None:
                 ctx.warnings.append(f"accuracy: {verification.failure}")
+        if scores is not None and not verification.enforced:
+            # int8 ranges come from the real data: random inputs fall outside them, so the data decides
+            verification.failure = (None if verification.passed else
+                                    f"{verification.failure} on random inputs (outside the calibrated ranges; "
+                                    "the evaluation on data is what counts)")
+            if scores.cosine_mean < INT8_MIN_COSINE:
+                ctx.warnings.append(f"accuracy: mean cosine {scores.cosine_mean:.4f} on {scores.samples} data samples "
+                                    f"is below {INT8_MIN_COSINE}")
         manifest_path = manifest_path_of(produced[0])
         result = ConversionResult(request.target, request.precision, status, None, produced,
                                   sum(p.stat().st_size for p in produced), time.perf_counter() - started,
-                                  verification, ctx.warnings, None)
+                                  verification, ctx.warnings, None, evaluation=scores)
         if status == "failed" and not request.keep_failed:
             raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
                                      "--keep-failed keeps the artifact for inspection)")
@@ -210,6 +231,19 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         return result
     finally:
         files.remove_work_dir(work)
+
+
+def split_data(request: ConversionRequest, model: LoadedModel,
+               progress: Progress | None = None) -> tuple[DataSet | None, DataSet | None]:
+    """The request's ``--data`` read for ``model`` and split into (calibration, evaluation) parts."""
+    if not request.calibration:
+        return None, None
+    from app.data import load_data
+
+    if progress:
+        progress("read data", None)
+    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
+    return data.split(request.seed)
 
 
 def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
@@ -284,6 +318,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
         "options": request.recorded_options(), "recorded": record,
         "tools": tool_versions(),
         "verification": result.verification.to_json() if result.verification else None,
+        "evaluation": result.evaluation.to_json() if result.evaluation else None,
         "warnings": result.warnings,
         "seconds": round(result.seconds, 3),
     }

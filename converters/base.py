@@ -39,6 +39,7 @@ class ConversionContext:
     record: dict[str, Any] = field(default_factory=dict)   # what shaped the artifact → manifest
     verify_files: dict[str, Path] = field(default_factory=dict)  # secondary files also verified
     only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
+    calibration: Any = None             # app.data.DataSet: the calibration part of --data
 
     @property
     def artifact_path(self) -> Path:

@@ -155,13 +155,14 @@ def _count_ops(path: Path, op_type: str) -> int:
 
 
 def _calibration(ctx: ConversionContext):
-    from converters.calibration import calibration_samples, random_samples
+    from converters.calibration import random_samples
 
     specs = ctx.inputs
-    if ctx.request.calibration:
-        return calibration_samples(ctx.request.calibration, [s.with_sizes(s.example_shape()) for s in specs])
-    ctx.warnings.append("STATIC INT8 CALIBRATED ON RANDOM DATA: no --calibration folder was given, so the "
+    if ctx.calibration is not None:
+        ctx.record["calibration"] = f"{len(ctx.calibration)} of the --data samples (the rest evaluate)"
+        return ctx.calibration.samples
+    ctx.warnings.append("STATIC INT8 CALIBRATED ON RANDOM DATA: no --data folder was given, so the "
                         "quantization ranges come from random inputs and accuracy on real data may be poor; "
-                        "pass --calibration DIR with a few hundred real samples")
-    ctx.record["calibration"] = "random (no --calibration given)"
+                        "pass --data DIR with a few hundred real samples")
+    ctx.record["calibration"] = "random (no --data given)"
     return random_samples(specs, int_high=ctx.model.details.get("int_high", 2))

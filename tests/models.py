@@ -111,3 +111,20 @@ class Silent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x) * 0.0
+
+
+class DigitsCNN(nn.Module):
+    """A small convolutional classifier for scikit-learn's 8×8 digits (1 channel, 10 classes);
+    ``size`` is the input side after resizing (the benchmark uses 32 to give int8 real work)."""
+
+    def __init__(self, width: int = 8, size: int = 8):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width * 2, 3, padding=1), nn.BatchNorm2d(width * 2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width * 2, width * 4, 3, padding=1), nn.BatchNorm2d(width * 4), nn.ReLU(),
+        )
+        self.head = nn.Linear(width * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))

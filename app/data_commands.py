@@ -1,0 +1,102 @@
+"""CLI commands that run models on real data: ``evaluate`` (and ``diagnose``).
+
+Registered by :func:`app.cli.build_parser` through :func:`add_data_commands`. Exit codes: 0 every
+artifact evaluated, 1 one failed to run (the others are still reported), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from app.errors import BadInput, StudioError
+
+
+def add_data_commands(sub) -> None:
+    """Add ``evaluate`` to the ``main.py`` subparsers ``sub``."""
+    from app.cli import _add_model_args, add_data_args
+
+    e = sub.add_parser("evaluate", help="compare artifacts with their source on real data (and labels)",
+                       description="Run the source and every artifact on the samples of --data: cosine mean/min/p5, "
+                                   "relative L2, top-1 agreement, and top-1/top-5 accuracy of both when the data "
+                                   "has labels. Samples an artifact was calibrated on (its manifest says) are left out.")
+    _add_model_args(e)
+    e.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT", help="artifacts: .onnx, TorchScript .pt, .pt2")
+    add_data_args(e, required=True)
+    e.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per artifact as CSV")
+    e.set_defaults(handler=cmd_evaluate)
+
+
+def source_request(args, target: str = "onnx"):
+    """A :class:`~app.request.ConversionRequest` naming the source model and data of ``args``."""
+    from app.cli import data_fields, model_fields
+    from app.request import ConversionRequest
+
+    return ConversionRequest(**model_fields(args), target=target, **data_fields(args))
+
+
+def evaluation_part(request, model, artifacts: list[Path]):
+    """The samples to evaluate on: the evaluation split when an artifact was calibrated on this data
+    (same path, same seed as its manifest records), else all of them. Returns (data, note)."""
+    from app.data import load_data
+    from app.pipeline import read_manifest
+
+    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
+    for artifact in artifacts:
+        recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
+        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(request.calibration).resolve():
+            seed = int(recorded.get("split_seed", 0))
+            return data.split(seed)[1], (f"{artifact.name} was calibrated on part of this data: evaluated on the "
+                                         f"other part (split seed {seed})")
+    return data, "all samples"
+
+
+def cmd_evaluate(args) -> int:
+    from app.evaluation import evaluate, run_all
+    from app.loading import load_model
+    from app.pipeline import prepare_model
+
+    missing = [a for a in args.artifacts if not a.is_file()]
+    if missing:
+        raise BadInput(f"{missing[0]}: no such artifact file")
+    request = source_request(args)
+    source = prepare_model(request)
+    data, note = evaluation_part(request, source, args.artifacts)
+    print(f"… run the source on {len(data)} samples", file=sys.stderr)
+    reference = run_all(source, data, "the source")
+    rows, code = [], 0
+    for path in args.artifacts:
+        try:
+            scores = evaluate(source, load_model(path), data, reference)
+            rows.append({"artifact": str(path), "status": "ok", "evaluation": scores.to_json()})
+            if not args.json:
+                print(f"{path.name}: {scores.summary()}")
+        except StudioError as e:
+            code = 1
+            rows.append({"artifact": str(path), "status": "failed", "message": str(e), "evaluation": None})
+            print(f"error: {path.name}: {e}", file=sys.stderr)
+    if args.csv:
+        write_rows_csv(rows, args.csv)
+    if args.json:
+        print(json.dumps({"status": "ok" if code == 0 else "failed", "source": str(args.model),
+                          "data": data.describe(), "split": note, "notes": data.notes, "artifacts": rows}, indent=2))
+    else:
+        print(f"data: {data.describe()} ({note})")
+        for n in data.notes:
+            print(f"note: {n}")
+    return code
+
+
+def write_rows_csv(rows: list[dict], path: Path) -> Path:
+    """One line per artifact: its path, status and every evaluation figure."""
+    fields = ["artifact", "status"] + list(dict.fromkeys(k for r in rows for k in (r.get("evaluation") or {})
+                                                         if k != "notes"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({"artifact": r["artifact"], "status": r["status"], **(r.get("evaluation") or {})})
+    return path
