@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quantization", choices=["dynamic", "static"],
                    help="int8 mode (default: static QDQ with --calibration, else dynamic; TensorRT: static)")
     add_data_args(c)
+    c.add_argument("--accuracy-budget", metavar="BUDGET",
+                   help="fp16/int8 on --data: keep the nodes that add the most error in float until the budget "
+                        "holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot)")
+    c.add_argument("--max-float-nodes", type=int, default=32, metavar="N",
+                   help="at most N nodes kept in float by --accuracy-budget (default 32)")
     c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
     c.add_argument("--workspace-mb", type=int, default=4096, help="TensorRT builder workspace limit")
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
@@ -169,7 +174,8 @@ def _request(args):
     return ConversionRequest(
         **model_fields(args), target=args.target, precision=args.precision, opset=args.opset,
         exporter=args.exporter, quantization=args.quantization, **data_fields(args),
-        calibration_method=args.calibration_method, out_dir=args.out, overwrite=args.overwrite,
+        calibration_method=args.calibration_method, accuracy_budget=args.accuracy_budget,
+        max_float_nodes=args.max_float_nodes, out_dir=args.out, overwrite=args.overwrite,
         keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed)
 
 
@@ -201,12 +207,22 @@ def cmd_convert(args) -> int:
             print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
         if result.evaluation:
             print(f"  evaluation:   {result.evaluation.summary()}")
+        b = result.accuracy_budget
+        if b:
+            speed = f", {b['speedup_vs_fp32_onnx']:.2f}x the fp32 ONNX" if b.get("speedup_vs_fp32_onnx") else ""
+            print(f"  budget {b['budget']}: {'met' if b['met'] else 'NOT met'} with {len(b['float_nodes'])} nodes in "
+                  f"float ({', '.join(b['float_nodes'][:6]) or 'none'}{'…' if len(b['float_nodes']) > 6 else ''}); "
+                  f"{b['latency_ms']:.2f} ms a sample{speed}")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.message:
         print(result.message, file=sys.stderr)
     if result.status == "failed":
         print(f"error: verification failed: {result.verification.failure} (artifact kept: --keep-failed)", file=sys.stderr)
+        return 1
+    if result.status == "unmet":
+        print(f"error: accuracy budget {result.accuracy_budget['budget']} not met; the best artifact was written "
+              f"with {len(result.accuracy_budget['float_nodes'])} nodes in float", file=sys.stderr)
         return 1
     return 0
 

@@ -28,6 +28,18 @@ def add_data_commands(sub) -> None:
     e.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per artifact as CSV")
     e.set_defaults(handler=cmd_evaluate)
 
+    d = sub.add_parser("diagnose", help="rank the nodes of an fp16/int8 ONNX artifact by the error they add",
+                       description="Run the fp32 source (exported to ONNX when it is a PyTorch model) and the artifact "
+                                   "on a few --data samples with every intermediate tensor exposed, match tensors by "
+                                   "name, and rank nodes by the error they add (their output's relative L2 error "
+                                   "minus their inputs'). The worst ones are what --accuracy-budget keeps in float.")
+    _add_model_args(d)
+    d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
+    add_data_args(d, required=True)
+    d.add_argument("--samples", type=int, default=8, metavar="N", help="samples to run (default 8)")
+    d.add_argument("--top", type=int, default=15, metavar="N", help="nodes to list (default 15)")
+    d.set_defaults(handler=cmd_diagnose)
+
 
 def source_request(args, target: str = "onnx"):
     """A :class:`~app.request.ConversionRequest` naming the source model and data of ``args``."""
@@ -87,6 +99,47 @@ def cmd_evaluate(args) -> int:
         for n in data.notes:
             print(f"note: {n}")
     return code
+
+
+def fp32_reference(request, model, folder: Path) -> Path:
+    """The source as fp32 ONNX: the file itself, or an export into ``folder``."""
+    if model.format == "onnx":
+        return Path(request.model_path)
+    from dataclasses import replace
+
+    from app.pipeline import convert
+
+    return convert(replace(request, target="onnx", precision="fp32", out_dir=folder, calibration=None)).artifact
+
+
+def cmd_diagnose(args) -> int:
+    import tempfile
+
+    from app.diagnose import format_ranking, rank_nodes
+    from app.pipeline import prepare_model
+
+    if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":
+        raise BadInput(f"{args.artifact}: give an fp16/int8 .onnx artifact to diagnose")
+    if args.samples < 1 or args.top < 1:
+        raise BadInput("--samples and --top take positive numbers")
+    request = source_request(args)
+    source = prepare_model(request)
+    data, note = evaluation_part(request, source, [args.artifact])
+    with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
+        print("… fp32 reference", file=sys.stderr)
+        reference = fp32_reference(request, source, Path(tmp))
+        print(f"… run both on {min(args.samples, len(data))} samples with intermediate tensors exposed", file=sys.stderr)
+        ranking = rank_nodes(reference, args.artifact, data.samples[:args.samples])
+    top = ranking[:args.top]
+    if args.json:
+        print(json.dumps({"status": "ok", "artifact": str(args.artifact), "samples": min(args.samples, len(data)),
+                          "data": data.describe(), "split": note, "nodes_compared": len(ranking),
+                          "nodes": [n.to_json() for n in top]}, indent=2))
+    else:
+        print(f"{args.artifact.name}: {len(ranking)} nodes compared on {min(args.samples, len(data))} samples; "
+              f"the {len(top)} that add the most error:")
+        print(format_ranking(top))
+    return 0
 
 
 def write_rows_csv(rows: list[dict], path: Path) -> Path:

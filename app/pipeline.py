@@ -14,7 +14,7 @@ from typing import Callable
 
 from app import files
 from app.data import DataSet
-from app.evaluation import Evaluation, evaluate
+from app.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import load_model, with_inputs
@@ -43,6 +43,7 @@ class ConversionResult:
     manifest: Path | None = None
     message: str = ""
     evaluation: Evaluation | None = None     # on the evaluation part of --data
+    accuracy_budget: dict | None = None      # --accuracy-budget: rounds, float nodes, latency
 
     def to_json(self) -> dict:
         v = self.verification
@@ -58,6 +59,7 @@ class ConversionResult:
             "warnings": self.warnings, "manifest": str(self.manifest) if self.manifest else None,
             "message": self.message,
             "evaluation": self.evaluation.to_json() if self.evaluation else None,
+            "accuracy_budget": self.accuracy_budget,
         }
 
 
@@ -175,24 +177,34 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
                         overwrite=request.overwrite)
     calibration, evaluation = split_data(request, model, progress)
+    budget = _budget_of(request, evaluation)
     work = files.work_dir(out_dir)
     try:
         ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
                                 export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
                                 progress=progress, should_cancel=should_cancel, warnings=list(model.warnings),
-                                calibration=calibration)
+                                calibration=calibration, keep_reference=budget is not None)
         produced, verification = _build_and_verify(converter, ctx)
         if not verification.passed and _other_exporter(ctx):
             produced, verification = _try_other_exporter(converter, ctx, produced, verification)
         if verification.blind:
             ctx.warnings.append(verification.blind)
-        scores = None
+        scores = budget_report = None
         if evaluation is not None and (verification.passed or not verification.enforced):
             ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
-            scores = evaluate(model, converter.load_artifact(produced[0]), evaluation)
+            reference = run_all(model, evaluation, "the source")
+            scores = evaluate(model, converter.load_artifact(produced[0]), evaluation, reference)
             ctx.record["data"] = {"source": str(request.calibration), "kind": evaluation.kind,
                                   "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
                                   "split_seed": request.seed, "notes": evaluation.notes}
+            if budget is not None:
+                from app.budget import meet_budget
+
+                produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
+                                                              budget, request.max_float_nodes)
+                if budget_report["float_nodes"]:
+                    ctx.stage("verify", None)
+                    verification = _verify(ctx, produced)
         status = "handoff" if ctx.record.get("handoff") else "ok"
         if not verification.passed:
             if verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
@@ -213,10 +225,15 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
             if scores.cosine_mean < INT8_MIN_COSINE:
                 ctx.warnings.append(f"accuracy: mean cosine {scores.cosine_mean:.4f} on {scores.samples} data samples "
                                     f"is below {INT8_MIN_COSINE}")
+        if budget_report is not None and not budget_report["met"]:
+            status = "unmet" if status != "failed" else status
+            ctx.warnings.append(f"accuracy budget {budget} not met: the best artifact ({len(budget_report['float_nodes'])} "
+                                f"nodes in float) keeps {budget.describe(scores)}")
         manifest_path = manifest_path_of(produced[0])
         result = ConversionResult(request.target, request.precision, status, None, produced,
                                   sum(p.stat().st_size for p in produced), time.perf_counter() - started,
-                                  verification, ctx.warnings, None, evaluation=scores)
+                                  verification, ctx.warnings, None, evaluation=scores,
+                                  accuracy_budget=budget_report)
         if status == "failed" and not request.keep_failed:
             raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
                                      "--keep-failed keeps the artifact for inspection)")
@@ -246,6 +263,22 @@ def split_data(request: ConversionRequest, model: LoadedModel,
     return data.split(request.seed)
 
 
+def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
+    """The request's ``--accuracy-budget`` parsed and checked against the target and the data."""
+    if not request.accuracy_budget:
+        return None
+    from app.budget import AccuracyBudget
+
+    budget = AccuracyBudget.parse(request.accuracy_budget)
+    if request.target != "onnx" or request.precision not in ("fp16", "int8"):
+        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 (not {request.target} "
+                       f"{request.precision})")
+    budget.check_data(evaluation)
+    if request.max_float_nodes < 1:
+        raise BadInput(f"--max-float-nodes {request.max_float_nodes}: give at least 1")
+    return budget
+
+
 def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
     """Run the converter into ``ctx.work_dir`` and verify what it wrote against the source."""
     request = ctx.request
@@ -256,12 +289,18 @@ def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
     except Exception as e:
         raise ConversionFailed(f"{request.target} conversion failed: {describe(e)}") from e
     ctx.stage("verify", None)
-    artifact_model = converter.load_artifact(produced[0])
+    return produced, _verify(ctx, produced, converter)
+
+
+def _verify(ctx, produced: list[Path], converter=None) -> Verification:
+    from converters.base import get_converter
+
+    converter = converter or get_converter(ctx.request.target)()
+    precision = ctx.request.precision
     try:
-        return produced, verify_artifact(ctx.model, artifact_model, request.precision, seed=request.seed)
+        return verify_artifact(ctx.model, converter.load_artifact(produced[0]), precision, seed=ctx.request.seed)
     except VerificationFailed as e:  # it does not run, or returns other shapes: failed, whatever the precision
-        return produced, Verification(request.precision, rel_l2=float("inf"), cosine=0.0, passed=False,
-                                      enforced=True, failure=str(e))
+        return Verification(precision, rel_l2=float("inf"), cosine=0.0, passed=False, enforced=True, failure=str(e))
 
 
 def _other_exporter(ctx) -> str | None:
@@ -319,6 +358,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
         "tools": tool_versions(),
         "verification": result.verification.to_json() if result.verification else None,
         "evaluation": result.evaluation.to_json() if result.evaluation else None,
+        "accuracy_budget": result.accuracy_budget,
         "warnings": result.warnings,
         "seconds": round(result.seconds, 3),
     }

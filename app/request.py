@@ -28,6 +28,8 @@ class ConversionRequest:
     tokenizer: Path | None = None            # --tokenizer: Hugging Face tokenizer folder for text data
     normalize: str | None = None             # --normalize: image normalisation (default per channel count)
     data_limit: int = 2000                   # --data-limit: samples read at most
+    accuracy_budget: str | None = None       # --accuracy-budget: cosine=0.99 | top1-drop=1%
+    max_float_nodes: int = 32                # --max-float-nodes: limit of the budget loop
     calibration_method: str = "minmax"       # static int8: minmax | entropy | percentile
     out_dir: Path | None = None
     overwrite: bool = False
@@ -56,7 +58,8 @@ class ConversionRequest:
             "exporter": self.exporter, "quantization": self.quantization,
             "calibration": str(self.calibration) if self.calibration else None,
             "tokenizer": str(self.tokenizer) if self.tokenizer else None, "normalize": self.normalize,
-            "data_limit": self.data_limit,
+            "data_limit": self.data_limit, "accuracy_budget": self.accuracy_budget,
+            "max_float_nodes": self.max_float_nodes,
             "calibration_method": self.calibration_method, "workspace_mb": self.workspace_mb,
             "seed": self.seed,
         }
