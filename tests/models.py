@@ -119,12 +119,14 @@ class DigitsCNN(nn.Module):
 
     def __init__(self, width: int = 8, size: int = 8):
         super().__init__()
+        # larger inputs pool earlier, so the last layer still sees a whole digit
+        pool = lambda at: [nn.MaxPool2d(2)] if size >= at else []  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), *pool(32),
             nn.Conv2d(width, width * 2, 3, padding=1), nn.BatchNorm2d(width * 2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width * 2, width * 4, 3, padding=1), nn.BatchNorm2d(width * 4), nn.ReLU(),
+            nn.Conv2d(width * 2, width * 4, 3, padding=1), nn.BatchNorm2d(width * 4), nn.ReLU(), *pool(16),
         )
-        self.head = nn.Linear(width * 4, 10)
+        self.head = nn.Linear(width * 4 * 4 * 4, 10)   # every size ends at 4×4: the head sees where strokes are
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
+        return self.head(self.features(x).flatten(1))

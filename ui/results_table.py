@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidge
 from ui.jobs_view import status_color
 from ui.model_panel import human_size
 
-COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification", "Warnings")
+COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification",
+           "Accuracy on data", "Top-1 (source → artifact)", "Warnings")
 
 
 @dataclass
@@ -95,16 +96,22 @@ class ResultsTable(QTableWidget):
             cells = [info.target, info.precision, info.artifact.name if info.artifact else "—",
                      human_size(r.size_bytes), f"{r.seconds:.1f} s",
                      _num(v.max_abs_err) if v else "—", _num(v.cosine, 6) if v else "—", verdict,
-                     "; ".join(r.warnings + ([r.message] if r.message else []))]
+                     *accuracy_cells(r.evaluation), "; ".join(r.warnings + ([r.message] if r.message else []))]
         else:
             verdict = "failed"
-            cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", info.message]
+            cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", "—", "—", info.message]
+        warnings_col = COLUMNS.index("Warnings")
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
-            if col in (3, 4, 5, 6):
+            if col in (3, 4, 5, 6, 8, 9):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if col == 8 or (col == 2 and info.artifact):
-                item.setToolTip(str(info.artifact) if col == 2 else text)
+            if col == warnings_col and text:
+                item.setToolTip(full_text_tooltip(r.warnings + ([r.message] if r.message else []) if r else [text]))
+            elif col == 2 and info.artifact:
+                item.setToolTip(str(info.artifact))
+            elif col in (8, 9) and r is not None and r.evaluation is not None:
+                e = r.evaluation
+                item.setToolTip(full_text_tooltip([e.summary(), e.data, *e.notes]))
             self.setItem(row, col, item)
         verdict_item = self.item(row, 7)
         verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if info.verification_passed else "fail"))))
@@ -178,6 +185,22 @@ class ResultsTable(QTableWidget):
         if 0 <= row < len(self.rows):
             self.selectRow(row)
             self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
+
+
+def accuracy_cells(evaluation) -> list[str]:
+    """The two accuracy columns of a result: mean cosine on the data, and top-1 with labels."""
+    if evaluation is None:
+        return ["—", "—"]
+    top1 = (f"{evaluation.source_top1:.1%} → {evaluation.artifact_top1:.1%}"
+            if evaluation.artifact_top1 is not None else "—")
+    return [f"{evaluation.cosine_mean:.5f}", top1]
+
+
+def full_text_tooltip(lines: list[str]) -> str:
+    """Rich text, so Qt wraps long lines instead of cutting them: one paragraph per line."""
+    import html
+
+    return "".join(f"<p style='white-space:pre-wrap'>{html.escape(line)}</p>" for line in lines if line)
 
 
 def _num(value, digits: int = 3) -> str:
