@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF
-from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtWidgets import QWidget
 
-from ui.latency_chart import _colors, _FollowsPalette, _png, _style_plot
+from ui.latency_chart import _FollowsPalette, _png, show_hover
 
 
 def pareto_front(points: list[dict]) -> list[dict]:
@@ -80,10 +79,7 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         self.apply_palette()
 
     def apply_palette(self) -> None:
-        bg, fg = _colors(self)
-        self.setBackground(bg)
-        _style_plot(self.getPlotItem(), fg)
-        self._empty.setColor(fg)
+        self.paint_plot()
 
     def set_points(self, points: list[dict], label: str = "") -> None:
         self.points = list(points)
@@ -115,10 +111,7 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         p = self.point_at(scene_pos)
         self.hover_text = (f"{p['name']}\np50 {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
                            + ("\non the Pareto front" if p in self.front else "")) if p else ""
-        if self.hover_text:
-            QToolTip.showText(QCursor.pos(), self.hover_text, self)
-        else:
-            QToolTip.hideText()
+        show_hover(self, self.hover_text)
 
     def export_png(self, path: str | Path, width: int = 1600) -> Path:
         return _png(self.getPlotItem(), path, width)
