@@ -71,7 +71,12 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
     """Relative L2 error of every tensor both graphs compute (by name), over ``samples``; and the
     reference graph (to walk its nodes)."""
     ref_sess, ref_proto = _exposed_session(Path(reference))
-    art_sess, _ = _exposed_session(Path(artifact))
+    art_sess, art_proto = _exposed_session(Path(artifact))
+    # static QDQ removes a Relu after Conv/MatMul (the uint8 output range clips it) and gives its
+    # output name to the Conv: that float tensor is the Conv's, before the clip, so clip it too
+    ref_op = {o: n.op_type for n in ref_proto.graph.node for o in n.output}
+    art_op = {o: n.op_type for n in art_proto.graph.node for o in n.output}
+    folded_relu = {o for o, op in ref_op.items() if op == "Relu" and art_op.get(o, "Relu") != "Relu"}
     ref_names = [o.name for o in ref_sess.get_outputs()]
     art_names = {o.name for o in art_sess.get_outputs()}
     common = [n for n in ref_names if n in art_names]
@@ -86,6 +91,8 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
         got = dict(zip(common, art_sess.run(common, {k: v for k, v in feeds.items() if k in art_inputs})))
         for name in common:
             r, g = np.asarray(ref[name], np.float64), np.asarray(got[name], np.float64)
+            if name in folded_relu:
+                g = np.maximum(g, 0.0)
             if r.shape != g.shape:
                 num.pop(name, None)
                 continue
@@ -102,14 +109,18 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
 def rank_nodes(reference: Path, artifact: Path, samples: list[Feeds], top: int | None = None) -> list[NodeError]:
     """Nodes of ``reference`` ordered by the error they add in ``artifact`` (worst first)."""
     errors, proto = tensor_errors(reference, artifact, samples)
+    producer = {o: n for n in proto.graph.node for o in n.output}
     ranked = []
     for node in proto.graph.node:
         outs = [o for o in node.output if o in errors]
         if not outs:
             continue
         out = max(outs, key=lambda o: errors[o])
-        inherited = max((errors[i] for i in node.input if i in errors), default=0.0)
-        ranked.append(NodeError(node.name or out, node.op_type, out, float(errors[out]),
+        owner = node
+        if node.op_type == "Relu" and node.input and node.input[0] not in errors and node.input[0] in producer:
+            owner = producer[node.input[0]]  # the Relu was folded into this node: the error is its
+        inherited = max((errors[i] for i in owner.input if i in errors), default=0.0)
+        ranked.append(NodeError(owner.name or out, owner.op_type, out, float(errors[out]),
                                 float(errors[out] - inherited)))
     ranked.sort(key=lambda n: n.added, reverse=True)
     return ranked[:top] if top else ranked

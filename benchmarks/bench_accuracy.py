@@ -32,6 +32,7 @@ warnings.filterwarnings("ignore")
 import logging  # noqa: E402
 
 logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+logging.getLogger("onnxscript").setLevel(logging.ERROR)  # constant-folding chatter on stderr
 
 
 def median_ms(fn, runs: int) -> float:
