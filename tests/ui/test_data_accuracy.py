@@ -15,6 +15,8 @@ def _load_digits(qtbot, window, digits, tmp_path):
     load_model(qtbot, window, digits["state"], arch=ARCH)
     set_shape(qtbot, window, "x", "1x1x8x8")
     window.options.out_dir.setText(str(tmp_path))
+    assert window.model.arch() == ARCH
+    qtbot.waitUntil(lambda: not window.model.signature().problems, timeout=30_000)
 
 
 def test_dropped_data_folder_calibrates_and_evaluates_and_the_table_shows_accuracy(qtbot, window, digits, tmp_path):
@@ -23,6 +25,7 @@ def test_dropped_data_folder_calibrates_and_evaluates_and_the_table_shows_accura
     assert window.options.calibration.text() == str(digits["images"])
     assert window.model_path == digits["state"]                          # the model stays loaded
     tick(qtbot, window, ("onnx", "int8"))
+    qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
     convert(qtbot, window)                                               # no question: data is given
     row = window.results.row_for("onnx", "int8")
     e = row.result.evaluation
