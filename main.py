@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 # The CLI's sub-commands (tests/test_cli.py checks this list against app.cli's parser).
-CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "report")
+CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "report",
+                "evaluate", "diagnose")
 HELP_FLAGS = ("-h", "--help")
 VERSION_FLAGS = ("--version", "-V")
 # runtimes a user may add beside the ones every manifest records
 EXTRA_RUNTIMES = ("openvino", "nncf")
+
+
 def print_version() -> int:
     """The app's version and each runtime's, read from package metadata (nothing heavy is imported)."""
     from importlib import metadata

@@ -21,7 +21,7 @@ from app.errors import BadInput, StudioError, describe
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # usage errors exit 2 with one line, like every other bad input
         self.print_usage(sys.stderr)
-        raise SystemExit(_fail(f"{self.prog}: {message}", 2))
+        raise BadInput(f"{self.prog}: {message}")
 
 
 def _fail(message: str, code: int) -> int:
@@ -49,6 +49,24 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
 
+def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``."""
+    p.add_argument("--data", "--calibration", dest="calibration", type=Path, metavar="PATH", required=required,
+                   help="real samples for calibration and evaluation: a folder of .npy/.npz files, an image "
+                        "folder (class subfolders give labels), or a .txt/.jsonl file of sentences with --tokenizer")
+    p.add_argument("--tokenizer", type=Path, metavar="DIR", help="Hugging Face tokenizer folder (tokenizer.json) for text data")
+    p.add_argument("--normalize", metavar="NAME",
+                   help="image normalisation: imagenet (3-channel default), unit [0,1] (1-channel default), "
+                        "signed [-1,1], none (0-255), or 'MEAN,..;STD,..'")
+    p.add_argument("--data-limit", type=int, default=2000, metavar="N", help="read at most N samples (default 2000)")
+
+
+def data_fields(args) -> dict:
+    """The :class:`~app.request.ConversionRequest` fields that :func:`add_data_args`' flags give."""
+    return dict(calibration=args.calibration, tokenizer=args.tokenizer, normalize=args.normalize,
+                data_limit=args.data_limit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from converters.base import target_names
 
@@ -65,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)")
     c.add_argument("--quantization", choices=["dynamic", "static"],
                    help="int8 mode (default: static QDQ with --calibration, else dynamic; TensorRT: static)")
-    c.add_argument("--calibration", type=Path, metavar="DIR", help="folder of .npy/.npz files or images for static int8")
+    add_data_args(c)
+    c.add_argument("--accuracy-budget", metavar="BUDGET",
+                   help="fp16/int8 on --data: keep the nodes that add the most error in float until the budget "
+                        "holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot)")
+    c.add_argument("--max-float-nodes", type=int, default=32, metavar="N",
+                   help="at most N nodes kept in float by --accuracy-budget (default 32)")
     c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
     c.add_argument("--workspace-mb", type=int, default=4096, help="TensorRT builder workspace limit")
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
@@ -85,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     from app.bench.commands import add_bench_commands
     add_bench_commands(sub)
+    from app.data_commands import add_data_commands
+    add_data_commands(sub)
     r = sub.add_parser("report", help="write one self-contained HTML report from manifests and benchmark results",
                        description="Collect the manifests (*.manifest.json) and benchmark results (saved "
                                    "`bench --json` / `optimize --json` output) in RUN_DIRs or named files and write "
@@ -125,6 +150,15 @@ def _quiet_libraries(debug: bool) -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
 
+# the stage the running command last reported: what a failure's ``--json`` object names
+_STAGE = {"name": "start"}
+
+
+def failure_json(message: str, code: int, error: str = "") -> dict:
+    """The one ``--json`` object printed when a command fails before it has a result of its own."""
+    return {"status": "failed", "stage": _STAGE["name"], "error": error, "message": message, "exit_code": code}
+
+
 class StderrProgress:
     """Stage names on stderr: rewritten in place on a terminal, one line each otherwise."""
 
@@ -134,6 +168,7 @@ class StderrProgress:
         self.last = ""
 
     def __call__(self, stage: str, fraction: float | None = None) -> None:
+        _STAGE["name"] = stage
         if not self.enabled or stage == self.last and fraction is None:
             return
         self.last = stage
@@ -170,8 +205,9 @@ def _request(args):
 
     return ConversionRequest(
         **model_fields(args), target=args.target, precision=args.precision, opset=args.opset,
-        exporter=args.exporter, quantization=args.quantization, calibration=args.calibration,
-        calibration_method=args.calibration_method, out_dir=args.out, overwrite=args.overwrite,
+        exporter=args.exporter, quantization=args.quantization, **data_fields(args),
+        calibration_method=args.calibration_method, accuracy_budget=args.accuracy_budget,
+        max_float_nodes=args.max_float_nodes, out_dir=args.out, overwrite=args.overwrite,
         keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed)
 
 
@@ -184,7 +220,10 @@ def cmd_convert(args) -> int:
     finally:
         progress.done()
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, default=str))
+        data = result.to_json()
+        if result.status == "failed":
+            data.update(stage="verify", message=f"verification failed: {result.verification.failure}")
+        print(json.dumps(data, indent=2, default=str))
     else:
         v = result.verification
         print(f"{result.target} {result.precision}: {result.artifact} "
@@ -193,12 +232,24 @@ def cmd_convert(args) -> int:
             print(f"  + {extra.name}")
         if v:
             print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
+        if result.evaluation:
+            print(f"  evaluation:   {result.evaluation.summary()}")
+        b = result.accuracy_budget
+        if b:
+            speed = f", {b['speedup_vs_fp32_onnx']:.2f}x the fp32 ONNX" if b.get("speedup_vs_fp32_onnx") else ""
+            print(f"  budget {b['budget']}: {'met' if b['met'] else 'NOT met'} with {len(b['float_nodes'])} nodes in "
+                  f"float ({', '.join(b['float_nodes'][:6]) or 'none'}{'…' if len(b['float_nodes']) > 6 else ''}); "
+                  f"{b['latency_ms']:.2f} ms a sample{speed}")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.message:
         print(result.message, file=sys.stderr)
     if result.status == "failed":
         print(f"error: verification failed: {result.verification.failure} (artifact kept: --keep-failed)", file=sys.stderr)
+        return 1
+    if result.status == "unmet":
+        print(f"error: accuracy budget {result.accuracy_budget['budget']} not met; the best artifact was written "
+              f"with {len(result.accuracy_budget['float_nodes'])} nodes in float", file=sys.stderr)
         return 1
     return 0
 
@@ -272,17 +323,29 @@ def cmd_targets(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
+    as_json = "--json" in argv
     _quiet_libraries(debug)
+    _STAGE["name"] = "parse arguments"
+
+    def fail(message: str, code: int, error: str = "") -> int:
+        if as_json:  # --json prints one object on every exit, failures included
+            print(json.dumps(failure_json(message, code, error), indent=2))
+        return _fail(message, code)
+
     try:
         args = build_parser().parse_args(argv)
+        _STAGE["name"] = "load model"
         if args.command not in ("targets",):
             from app.security import dependency_problems
 
             problems = dependency_problems()
             if problems:  # these versions have known holes in the code that reads untrusted files
-                return _fail(problems[0], 2)
+                return fail(problems[0], 2, "dependency")
         if hasattr(args, "handler"):
             return args.handler(args)
         return {"convert": cmd_convert, "inspect": cmd_inspect, "targets": cmd_targets}[args.command](args)
@@ -291,14 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as e:
         if debug:
             traceback.print_exc()
-        return _fail(str(e), e.exit_code)
+        return fail(str(e), e.exit_code, type(e).__name__)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return fail("interrupted", 130, "KeyboardInterrupt")
     except Exception as e:  # a bug or a library failure we did not anticipate
         if debug:
             traceback.print_exc()
-        return _fail(f"internal error: {describe(e)} "
-                     "(run with --debug for the traceback)", 1)
+        return fail(f"internal error: {describe(e)} "
+                    "(run with --debug for the traceback)", 1, "internal")
 
 
 if __name__ == "__main__":  # pragma: no cover

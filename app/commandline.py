@@ -46,7 +46,17 @@ def convert_args(request: ConversionRequest) -> list[str]:
     if r.quantization:
         args += ["--quantization", r.quantization]
     if r.calibration:
-        args += ["--calibration", str(r.calibration)]
+        args += ["--data", str(r.calibration)]
+    if r.tokenizer:
+        args += ["--tokenizer", str(r.tokenizer)]
+    if r.normalize:
+        args += ["--normalize", r.normalize]
+    if r.data_limit != d.data_limit:
+        args += ["--data-limit", str(r.data_limit)]
+    if r.accuracy_budget:
+        args += ["--accuracy-budget", r.accuracy_budget]
+    if r.max_float_nodes != d.max_float_nodes:
+        args += ["--max-float-nodes", str(r.max_float_nodes)]
     if r.calibration_method != d.calibration_method:
         args += ["--calibration-method", r.calibration_method]
     if r.workspace_mb != d.workspace_mb:

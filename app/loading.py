@@ -254,22 +254,22 @@ def forward_input_names(module) -> list[str]:
 
 def guess_inputs(module, names: list[str]) -> list[TensorSpec] | None:
     """Propose input shapes from the first layer (a guess, reported as such)."""
-    for _, sub in module.named_modules():
-        kind = getattr(sub, "original_name", None) or type(sub).__name__
+    from app import layers
+
+    for _, sub in layers.named_layers(module):
+        kind = layers.kind_of(sub)
         shape: tuple[int, ...] | None = None
         dtype = "float32"
-        if kind == "Conv2d":
-            shape = (1, int(sub.in_channels), 224, 224)
-        elif kind == "Conv1d":
-            shape = (1, int(sub.in_channels), 128)
-        elif kind == "Conv3d":
-            shape = (1, int(sub.in_channels), 16, 112, 112)
-        elif kind == "Linear":
-            shape = (1, int(sub.in_features))
+        if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
+            c = layers.in_channels(sub)
+            shape = {"Conv1d": (1, c, 128), "Conv2d": (1, c, 224, 224), "Conv3d": (1, c, 16, 112, 112)}[kind]
+        elif kind == "Linear" and layers.in_features(sub):
+            shape = (1, layers.in_features(sub))
         elif kind == "Embedding":
             shape, dtype = (1, 16), "int64"
-        elif kind in ("LSTM", "GRU", "RNN"):
-            shape = (1, 16, int(sub.input_size)) if sub.batch_first else (16, 1, int(sub.input_size))
+        elif kind in ("LSTM", "GRU", "RNN") and layers.rnn_input_size(sub):
+            size = layers.rnn_input_size(sub)
+            shape = (1, 16, size) if getattr(sub, "batch_first", False) else (16, 1, size)
         if shape is None:
             continue
         if len(names) == 1 or dtype == "int64":

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Callable
 
 from app import files
+from app.data import DataSet
+from app.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import load_model, with_inputs
 from app.model import LoadedModel
 from app.request import ConversionRequest
 from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
-from app.verify import Verification, compare, judge
+from app.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
 from app.versions import tool_versions
 
 Progress = Callable[[str, float | None], None]
@@ -40,6 +42,8 @@ class ConversionResult:
     warnings: list[str] = field(default_factory=list)
     manifest: Path | None = None
     message: str = ""
+    evaluation: Evaluation | None = None     # on the evaluation part of --data
+    accuracy_budget: dict | None = None      # --accuracy-budget: rounds, float nodes, latency
 
     def to_json(self) -> dict:
         v = self.verification
@@ -51,9 +55,11 @@ class ConversionResult:
             "verification": None if v is None else {
                 "max_abs_err": v.max_abs_err, "rel_l2": v.rel_l2, "cosine": v.cosine,
                 "top1_agreement": v.top1_agreement, "passed": v.passed, "enforced": v.enforced,
-                "checks": v.checks, "failure": v.failure},
+                "checks": v.checks, "failure": v.failure, "blind": v.blind},
             "warnings": self.warnings, "manifest": str(self.manifest) if self.manifest else None,
             "message": self.message,
+            "evaluation": self.evaluation.to_json() if self.evaluation else None,
+            "accuracy_budget": self.accuracy_budget,
         }
 
 
@@ -100,21 +106,9 @@ def read_manifest(artifact: Path) -> dict | None:
 
 def int_range_of(model: LoadedModel) -> int:
     """Upper bound for random integer inputs: the smallest embedding table (token ids stay valid)."""
-    sizes: list[int] = []
-    if model.is_torch and model.module is not None and model.format != "torch-export":
-        for m in model.module.modules():
-            kind = getattr(m, "original_name", None) or type(m).__name__
-            if kind == "Embedding":
-                sizes.append(int(m.num_embeddings))
-    elif model.format == "onnx":
-        import onnx
+    from app.layers import embedding_sizes
 
-        proto = onnx.load(str(model.path), load_external_data=False)
-        inits = {i.name: i for i in proto.graph.initializer}
-        names = {s.name for s in model.inputs}
-        for node in proto.graph.node:
-            if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] in names and node.input[0] in inits:
-                sizes.append(int(inits[node.input[0]].dims[0]))
+    sizes = embedding_sizes(model)
     return min(sizes) if sizes else 2
 
 
@@ -131,8 +125,10 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
         sets.append((f"second size ({label})", make_feeds(specs, seed=seed + 2, sizes=sizes, int_high=int_high)))
     metrics = []
     names = [o.name for o in source.outputs]
+    refs = []
     for what, feeds in sets:
         ref = source.run(feeds)
+        refs.append(ref)
         try:
             got = artifact.run(feeds)
         except Exception as e:
@@ -144,7 +140,10 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
                 metrics.append(compare(names[i] if i < len(names) else f"output_{i}", r, g))
             except ValueError as e:
                 raise VerificationFailed(f"on {what}: {e}") from None
-    return judge(precision, metrics, [w for w, _ in sets])
+    verification = judge(precision, metrics, [w for w, _ in sets])
+    out_names = [names[i] if i < len(names) else f"output_{i}" for i in range(len(refs[0]) if refs else 0)]
+    verification.blind = uninformative_outputs(out_names, refs)
+    return verification
 
 
 def artifact_path(request: ConversionRequest) -> Path:
@@ -200,37 +199,65 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     name = converter.artifact_name(model_stem(source_path), request.precision)
     files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
                         overwrite=request.overwrite)
+    calibration, evaluation = split_data(request, model, progress)
+    budget = _budget_of(request, evaluation)
     work = files.work_dir(out_dir) if own_work else Path(work)
     try:
         ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
                                 export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
-                                progress=progress, should_cancel=should_cancel, warnings=list(model.warnings))
-        try:
-            produced = converter.convert(ctx)
-        except StudioError:
-            raise
-        except Exception as e:
-            raise ConversionFailed(f"{request.target} conversion failed: {describe(e)}") from e
-        ctx.stage("verify", None)
-        artifact_model = converter.load_artifact(produced[0])
-        verification = verify_artifact(model, artifact_model, request.precision, seed=request.seed)
+                                progress=progress, should_cancel=should_cancel, warnings=list(model.warnings),
+                                calibration=calibration, keep_reference=budget is not None)
+        produced, verification = _build_and_verify(converter, ctx)
+        if not verification.passed and _other_exporter(ctx):
+            produced, verification = _try_other_exporter(converter, ctx, produced, verification)
+        if verification.blind:
+            ctx.warnings.append(verification.blind)
+        scores = budget_report = None
+        if evaluation is not None and (verification.passed or not verification.enforced):
+            ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
+            reference = run_all(model, evaluation, "the source")
+            scores = evaluate(model, converter.load_artifact(produced[0]), evaluation, reference)
+            ctx.record["data"] = {"source": str(request.calibration), "kind": evaluation.kind,
+                                  "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
+                                  "split_seed": request.seed, "notes": evaluation.notes}
+            if budget is not None:
+                from app.budget import meet_budget
+
+                produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
+                                                              budget, request.max_float_nodes)
+                if budget_report["float_nodes"]:
+                    ctx.stage("verify", None)
+                    verification = _verify(ctx, produced)
         status = "handoff" if ctx.record.get("handoff") else "ok"
         if not verification.passed:
             # trace advice only where the precision is exact enough to blame the trace (not int8's loss)
             if verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
-                    or ctx.record.get("exporter") == "torchscript"):
+                                          or ctx.record.get("exporter") == "torchscript"):
                 verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
                                         f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "
                                         "may have data-dependent control flow that tracing froze; use --to "
                                         "torchscript-script (or torch.cond and torch-export)")
             if verification.enforced:
                 status = "failed"
-            else:
+            elif scores is None:
                 ctx.warnings.append(f"accuracy: {verification.failure}")
+        if scores is not None and not verification.enforced:
+            # int8 ranges come from the real data: random inputs fall outside them, so the data decides
+            verification.failure = (None if verification.passed else
+                                    f"{verification.failure} on random inputs (outside the calibrated ranges; "
+                                    "the evaluation on data is what counts)")
+            if scores.cosine_mean < INT8_MIN_COSINE:
+                ctx.warnings.append(f"accuracy: mean cosine {scores.cosine_mean:.4f} on {scores.samples} data samples "
+                                    f"is below {INT8_MIN_COSINE}")
+        if budget_report is not None and not budget_report["met"]:
+            status = "unmet" if status != "failed" else status
+            ctx.warnings.append(f"accuracy budget {budget} not met: the best artifact ({len(budget_report['float_nodes'])} "
+                                f"nodes in float) keeps {budget.describe(scores)}")
         manifest_path = manifest_path_of(produced[0])
         result = ConversionResult(request.target, request.precision, status, None, produced,
                                   sum(p.stat().st_size for p in produced), time.perf_counter() - started,
-                                  verification, ctx.warnings, None)
+                                  verification, ctx.warnings, None, evaluation=scores,
+                                  accuracy_budget=budget_report)
         if status == "failed" and not request.keep_failed:
             raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
                                      "--keep-failed keeps the artifact for inspection)")
@@ -246,6 +273,101 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
             files.remove_work_dir(work)
 
 
+def split_data(request: ConversionRequest, model: LoadedModel,
+               progress: Progress | None = None) -> tuple[DataSet | None, DataSet | None]:
+    """The request's ``--data`` read for ``model`` and split into (calibration, evaluation) parts."""
+    if not request.calibration:
+        return None, None
+    from app.data import load_data
+
+    if progress:
+        progress("read data", None)
+    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
+    return data.split(request.seed)
+
+
+def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
+    """The request's ``--accuracy-budget`` parsed and checked against the target and the data."""
+    if not request.accuracy_budget:
+        return None
+    from app.budget import AccuracyBudget
+
+    budget = AccuracyBudget.parse(request.accuracy_budget)
+    if request.target != "onnx" or request.precision not in ("fp16", "int8"):
+        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 (not {request.target} "
+                       f"{request.precision})")
+    budget.check_data(evaluation)
+    if request.max_float_nodes < 1:
+        raise BadInput(f"--max-float-nodes {request.max_float_nodes}: give at least 1")
+    return budget
+
+
+def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
+    """Run the converter into ``ctx.work_dir`` and verify what it wrote against the source."""
+    request = ctx.request
+    try:
+        produced = converter.convert(ctx)
+    except StudioError:
+        raise
+    except Exception as e:
+        raise ConversionFailed(f"{request.target} conversion failed: {describe(e)}") from e
+    ctx.stage("verify", None)
+    return produced, _verify(ctx, produced, converter)
+
+
+def _verify(ctx, produced: list[Path], converter=None) -> Verification:
+    from converters.base import get_converter
+
+    converter = converter or get_converter(ctx.request.target)()
+    precision = ctx.request.precision
+    try:
+        return verify_artifact(ctx.model, converter.load_artifact(produced[0]), precision, seed=ctx.request.seed)
+    except VerificationFailed as e:  # it does not run, or returns other shapes: failed, whatever the precision
+        return Verification(precision, rel_l2=float("inf"), cosine=0.0, passed=False, enforced=True, failure=str(e))
+
+
+def _other_exporter(ctx) -> str | None:
+    """The ONNX exporter not yet tried for this artifact, where the source allows both."""
+    used = ctx.record.get("exporter")
+    if used not in ("dynamo", "torchscript") or ctx.model.format not in ("state-dict", "pickle"):
+        return None
+    if ctx.record.get("exporter_fallback") or ctx.record.get("exporters_failed"):
+        return None
+    return "torchscript" if used == "dynamo" else "dynamo"
+
+
+def _try_other_exporter(converter, ctx, produced: list[Path], verification: Verification):
+    """The first exporter's artifact failed verification: build with the other exporter and keep
+    whichever verifies (or, if neither does, the one closer to the source). Recorded in the manifest."""
+    first, second = ctx.record["exporter"], _other_exporter(ctx)
+    aside = ctx.work_dir / f"first-{first}"
+    aside.mkdir()
+    kept_first = [p.rename(aside / p.name) for p in produced]
+    record, warnings = dict(ctx.record), list(ctx.warnings)
+    ctx.only_exporter = second
+    try:
+        again, checked = _build_and_verify(converter, ctx)
+    except StudioError as e:
+        again, checked, why = None, None, first_line(e)
+    better = checked is not None and (checked.passed or checked.rel_l2 < verification.rel_l2)
+    fallback = {"tried": [first, second], "kept": second if better else first,
+                "first_failure": verification.failure,
+                "second": checked.failure or "passed" if checked else f"failed: {why}"}
+    if better:
+        for p in kept_first:
+            p.unlink()
+        ctx.record["exporter_fallback"] = fallback
+        ctx.warnings.append(f"the {first} exporter's ONNX failed verification ({verification.failure}); "
+                            f"kept the {second} exporter's, which " + ("verifies" if checked.passed else "is closer"))
+        return again, checked
+    for p in again or []:
+        p.unlink(missing_ok=True)
+    ctx.record.clear()
+    ctx.record.update(record, exporter_fallback=fallback)
+    ctx.warnings[:] = warnings
+    return [p.rename(ctx.work_dir / p.name) for p in kept_first], verification
+
+
 def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,
                    result: ConversionResult, record: dict) -> dict:
     return {
@@ -258,6 +380,8 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
         "options": request.recorded_options(), "recorded": record,
         "tools": tool_versions(),
         "verification": result.verification.to_json() if result.verification else None,
+        "evaluation": result.evaluation.to_json() if result.evaluation else None,
+        "accuracy_budget": result.accuracy_budget,
         "warnings": result.warnings,
         "seconds": round(result.seconds, 3),
     }

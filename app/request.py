@@ -24,7 +24,12 @@ class ConversionRequest:
     opset: int | None = None
     exporter: str = "dynamo"
     quantization: str | None = None          # int8: "dynamic" | "static" (default: static with calibration)
-    calibration: Path | None = None
+    calibration: Path | None = None          # --data (alias --calibration): calibration + evaluation samples
+    tokenizer: Path | None = None            # --tokenizer: Hugging Face tokenizer folder for text data
+    normalize: str | None = None             # --normalize: image normalisation (default per channel count)
+    data_limit: int = 2000                   # --data-limit: samples read at most
+    accuracy_budget: str | None = None       # --accuracy-budget: cosine=0.99 | top1-drop=1%
+    max_float_nodes: int = 32                # --max-float-nodes: limit of the budget loop
     calibration_method: str = "minmax"       # static int8: minmax | entropy | percentile
     out_dir: Path | None = None
     overwrite: bool = False
@@ -35,6 +40,12 @@ class ConversionRequest:
     workspace_mb: int = 4096                 # TensorRT builder workspace limit
     seed: int = 0
     extra: tuple[tuple[str, object], ...] = field(default=())
+
+    def data_options(self):
+        """How to read ``--data`` (:class:`app.data.DataOptions`)."""
+        from app.data import DataOptions
+
+        return DataOptions(tokenizer=self.tokenizer, normalize=self.normalize, limit=self.data_limit)
 
     @property
     def arch_kwargs_dict(self) -> dict:
@@ -47,6 +58,9 @@ class ConversionRequest:
             "arch": self.arch, "arch_kwargs": self.arch_kwargs_dict, "trusted_globals": list(self.trusted_globals), "opset": self.opset,
             "exporter": self.exporter, "quantization": self.quantization,
             "calibration": str(self.calibration) if self.calibration else None,
+            "tokenizer": str(self.tokenizer) if self.tokenizer else None, "normalize": self.normalize,
+            "data_limit": self.data_limit, "accuracy_budget": self.accuracy_budget,
+            "max_float_nodes": self.max_float_nodes,
             "calibration_method": self.calibration_method, "workspace_mb": self.workspace_mb,
             "seed": self.seed,
         }

@@ -38,6 +38,7 @@ class Verification:
     checks: list[str] = field(default_factory=list)
     outputs: list[OutputMetrics] = field(default_factory=list)
     failure: str | None = None
+    blind: str | None = None        # why these inputs cannot tell a good artifact from a bad one
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -69,6 +70,32 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputMetrics:
     if ref.ndim == 2 and ref.shape[1] > 1 and ref.dtype.kind == "f":  # classifier-shaped logits
         top1 = float(np.mean(np.argmax(ref, axis=1) == np.argmax(got, axis=1)))
     return OutputMetrics(name, max_abs, rel, cos, top1)
+
+
+NEAR_ZERO = 1e-6
+
+
+def uninformative_outputs(names: list[str], refs_per_set: list[list[np.ndarray]]) -> str | None:
+    """Name the outputs that are near zero or identical on every test input (then any artifact that
+    returns the same constant passes, and verification cannot tell artifacts apart)."""
+    blind = []
+    for i, name in enumerate(names):
+        values = [np.asarray(refs[i], dtype=np.float64).ravel() for refs in refs_per_set if i < len(refs)]
+        values = [v for v in values if v.size]
+        if not values:
+            continue
+        flat = np.concatenate(values)
+        if not np.all(np.isfinite(flat)):
+            continue
+        peak = float(np.max(np.abs(flat)))
+        if peak <= NEAR_ZERO:
+            blind.append(f"{name} (near zero, max |x| {peak:.2g})")
+        elif float(np.ptp(flat)) <= NEAR_ZERO * peak:
+            blind.append(f"{name} (constant {flat[0]:.4g})")
+    if not blind:
+        return None
+    return ("the source's outputs are constant or near zero on the test inputs: " + ", ".join(blind)
+            + "; verification cannot tell artifacts apart (check the inputs' shapes/values, or use --data)")
 
 
 def judge(precision: str, metrics: list[OutputMetrics], checks: list[str]) -> Verification:

@@ -39,6 +39,11 @@ class ConversionContext:
     warnings: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)   # what shaped the artifact → manifest
     verify_files: dict[str, Path] = field(default_factory=dict)  # secondary files also verified
+    only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
+    calibration: Any = None             # app.data.DataSet: the calibration part of --data
+    exclude_nodes: tuple[str, ...] = ()  # fp16/int8: nodes kept in float (the accuracy-budget loop)
+    keep_reference: bool = False        # keep the fp32 (pre-processed) ONNX for diagnosis and rebuilds
+    reference_onnx: Path | None = None  # that fp32 ONNX, node names as the quantizer saw them
 
     @property
     def artifact_path(self) -> Path:

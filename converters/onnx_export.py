@@ -45,6 +45,8 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
             ctx.record["exporter_note"] = "TorchScript sources are exported with the TorchScript exporter"
     if ctx.model.format == "torch-export":
         exporters = ["dynamo"]       # an ExportedProgram is what the dynamo exporter consumes
+    if ctx.only_exporter:
+        exporters = [ctx.only_exporter]
     errors = []
     for exporter in exporters:
         ctx.stage(f"export onnx ({exporter} exporter)")
@@ -67,6 +69,7 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
             continue
         ctx.record["exporter"] = exporter
         if errors:
+            ctx.record["exporters_failed"] = errors
             ctx.warnings.append(f"the dynamo exporter failed ({errors[0]}); used the TorchScript exporter instead")
         import onnx
 
@@ -108,7 +111,10 @@ def build_onnx(ctx: ConversionContext, precision: str, out: Path, *, for_tensorr
     from converters import onnx_precision
 
     fp32 = out if precision == "fp32" else ctx.work_dir / ("fp32-" + out.name)
-    if ctx.model.format == "onnx":
+    reuse = ctx.keep_reference and precision != "fp32" and fp32.exists()  # a rebuild in the budget loop
+    if reuse:
+        pass
+    elif ctx.model.format == "onnx":
         stage_onnx_source(ctx, fp32)
     else:
         export_onnx_fp32(ctx, fp32)
@@ -117,9 +123,11 @@ def build_onnx(ctx: ConversionContext, precision: str, out: Path, *, for_tensorr
         onnx_precision.to_fp16(fp32, out, ctx)
     elif precision == "int8":
         onnx_precision.to_int8(fp32, out, ctx, for_tensorrt=for_tensorrt)
-    if fp32 != out:
+    if fp32 != out and not ctx.keep_reference:
         for p in produced(fp32):
             p.unlink()
+    elif fp32 != out and precision == "fp16":
+        ctx.reference_onnx = fp32
     return produced(out)
 
 

@@ -62,6 +62,7 @@ def main(out_dir: Path) -> int:
     editor = window.model.inputs
     editor.toggles(editor.row_of("x")).buttons[0].setChecked(True)
     window.options.out_dir.setText(str(work / "artifacts"))
+    window.options.quantization.setCurrentText("dynamic")  # int8 without data: chosen, so nothing is asked
     for target, precision in TARGETS:
         window.targets.check(target, precision)
     window.convert_button.click()

@@ -164,3 +164,21 @@ def workdir(tmp_path, model_files) -> dict[str, Path]:
             copies[key] = Path(shutil.copy2(path, tmp_path / path.name))
     copies["out"] = tmp_path / "out"
     return copies
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> dict[str, Path]:
+    """A CNN trained on scikit-learn's digits (state dict), and the held-out digits as an image folder
+    (class subfolders) and as a labelled .npz — real data, real accuracy."""
+    import torch
+
+    from tests import real_data
+
+    root = tmp_path_factory.mktemp("digits")
+    state = root / "digits.pt"
+    torch.save(real_data.train_digits_cnn().state_dict(), state)
+    return {"state": state, "images": real_data.write_digit_images(root / "images", count=300),
+            "arrays": real_data.write_digit_arrays(root / "arrays", count=300)}
+
+
+DIGITS_ARGS = ["--arch", "tests.models:DigitsCNN", "--input", "x:1x1x8x8"]

@@ -76,3 +76,59 @@ def make(name: str, seed: int = 0) -> nn.Module:
 
 # the ResNet-18 the speed benchmarks use (one definition): the "large CNN" of the resilience tests
 from benchmarks.bench_models import BasicBlock, ResNet18  # noqa: E402,F401
+
+
+class EmbeddingBag(nn.Module):
+    """Token ids and a mask into pooled logits: an Embedding a traced module keeps only as weights."""
+
+    def __init__(self, vocab: int = 50, dim: int = 8, classes: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(ids) * mask.unsqueeze(-1).float()).mean(1)
+
+
+class SizeScaled(nn.Module):
+    """Divides by the sequence length as a Python float: the TorchScript exporter freezes the length
+    of its example, the dynamo exporter keeps it symbolic."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) / float(x.shape[1])
+
+
+class Silent(nn.Module):
+    """Returns zeros whatever the input (a broken head): verification cannot tell artifacts apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * 0.0
+
+
+class DigitsCNN(nn.Module):
+    """A small convolutional classifier for scikit-learn's 8×8 digits (1 channel, 10 classes);
+    ``size`` is the input side after resizing (the benchmark uses 32 to give int8 real work)."""
+
+    def __init__(self, width: int = 8, size: int = 8):
+        super().__init__()
+        # larger inputs pool earlier, so the last layer still sees a whole digit
+        pool = lambda at: [nn.MaxPool2d(2)] if size >= at else []  # noqa: E731
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), *pool(32),
+            nn.Conv2d(width, width * 2, 3, padding=1), nn.BatchNorm2d(width * 2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width * 2, width * 4, 3, padding=1), nn.BatchNorm2d(width * 4), nn.ReLU(), *pool(16),
+        )
+        self.head = nn.Linear(width * 4 * 4 * 4, 10)   # every size ends at 4×4: the head sees where strokes are
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # adaptive pooling is the identity at the sizes trained on, and lets any input size run
+        # (the window probes a state dict at a guessed 224×224 before the user sets 8×8)
+        return self.head(nn.functional.adaptive_avg_pool2d(self.features(x), 4).flatten(1))

@@ -91,7 +91,9 @@ def test_int8_static_with_calibration_folder_writes_qdq(workdir, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     manifest = json.loads(result.manifest.read_text())
     assert manifest["recorded"]["quantization"] == "static"
-    assert manifest["recorded"]["calibration_samples"] == 4
+    # the data is split: one sample calibrates, three evaluate
+    assert manifest["recorded"]["calibration_samples"] == 1
+    assert manifest["evaluation"]["samples"] == 3
     assert not any("RANDOM DATA" in w for w in result.warnings)
 
 

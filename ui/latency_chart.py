@@ -77,8 +77,24 @@ def _png(item, path: str | Path, width: int) -> Path:
     return Path(path)
 
 
+def show_hover(widget: QWidget, text: str) -> None:
+    """The hover tooltip of a chart: ``text`` at the cursor, or none."""
+    if text:
+        QToolTip.showText(QCursor.pos(), text, widget)
+    else:
+        QToolTip.hideText()
+
+
 class _FollowsPalette:
     """Re-colours the chart when the system switches between light and dark."""
+
+    def paint_plot(self) -> QColor:
+        """Background, axes and the empty-chart text in the palette's colours; returns the text colour."""
+        bg, fg = _colors(self)
+        self.setBackground(bg)
+        _style_plot(self.getPlotItem(), fg)
+        self._empty.setColor(fg)
+        return fg
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override: light/dark switch
         super().changeEvent(event)
@@ -116,10 +132,7 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
         self._draw()
 
     def apply_palette(self) -> None:
-        bg, fg = _colors(self)
-        self.setBackground(bg)
-        _style_plot(self.getPlotItem(), fg)
-        self._empty.setColor(fg)
+        fg = self.paint_plot()
         for label in self.labels:
             label.setColor(fg)
 
@@ -206,10 +219,7 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
         point = vb.mapSceneToView(scene_pos)
         row = self.row_at(point.x(), point.y())
         self.hover_text = describe(row) if row else ""
-        if self.hover_text:
-            QToolTip.showText(QCursor.pos(), self.hover_text, self)
-        else:
-            QToolTip.hideText()
+        show_hover(self, self.hover_text)
 
     def bar_center(self, index: int) -> QPointF:
         """Scene position of the middle of bar ``index`` (what a user would point at)."""
@@ -322,10 +332,7 @@ class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
                         best, best_d = r, d
             if best is not None:
                 self.hover_text = describe(best)
-        if self.hover_text:
-            QToolTip.showText(QCursor.pos(), self.hover_text, self)
-        else:
-            QToolTip.hideText()
+        show_hover(self, self.hover_text)
 
     def export_png(self, path: str | Path, width: int = 1600) -> Path:
         return _png(self.scene(), path, width)

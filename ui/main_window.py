@@ -37,6 +37,14 @@ SWEEP_KEY = ("sweep", "all")
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
+DATA_SUFFIXES = (".txt", ".jsonl", ".npz", ".npy")
+
+
+def is_data(path: Path) -> bool:
+    """A dropped folder (or, once a model is loaded, a sentence/array file) is a data set, not a model."""
+    return path.is_dir() or path.suffix.lower() in DATA_SUFFIXES
+
+
 def app_icon() -> QIcon:
     icon = QIcon()
     for name in ("deploy-studio.svg", "deploy-studio.png"):
@@ -134,6 +142,8 @@ class MainWindow(QMainWindow):
         self._batch_holder = _Holder("Batch size chart: loading…")
         self.tabs.addTab(self._latency_holder, "Latency")
         self.tabs.addTab(self._batch_holder, "Batch sizes")
+        self._accuracy_holder = _Holder("Accuracy vs latency chart: loading…")
+        self.tabs.addTab(self._accuracy_holder, "Accuracy vs latency")
         self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
         self._sweep_holder = _Holder("Sweep: loading…")
         self.tabs.addTab(self._sweep_holder, "Sweep")
@@ -239,6 +249,7 @@ class MainWindow(QMainWindow):
         for i, (name, show) in enumerate((
                 ("Latency Chart", lambda: self.tabs.setCurrentWidget(self._latency_holder)),
                 ("Batch Size Chart", lambda: self.tabs.setCurrentWidget(self._batch_holder)),
+                ("Accuracy vs Latency Chart", lambda: self.tabs.setCurrentWidget(self._accuracy_holder)),
                 ("Sweep", lambda: self.tabs.setCurrentWidget(self._sweep_holder)),
                 ("Graph", self.show_graph_tab))):
             self.tab_actions.append(self._action(f"Show {name}", lambda _=False, show=show: show(), f"Ctrl+{i + 2}"))
@@ -345,6 +356,10 @@ class MainWindow(QMainWindow):
         sweep_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         sweep_scroll.setWidget(self.sweep_panel)
         self._sweep_holder.put(sweep_scroll)
+        from ui.accuracy_chart import AccuracyChart
+
+        self.accuracy_chart = AccuracyChart()
+        self._accuracy_holder.put(self.accuracy_chart)
         self._charts_built = True
         self._check_ready()
 
@@ -426,7 +441,16 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        self.open_model(path)
+        if path.is_dir() or (is_data(path) and self.model_path is not None):
+            self.set_data(path)
+        else:
+            self.open_model(path)
+
+    def set_data(self, path: str | Path) -> None:
+        """Use ``path`` as the data set (calibration + evaluation) of the next conversions."""
+        self.options.calibration.setText(str(path))
+        self.statusBar().showMessage(f"Data: {path} (calibrates INT8 and evaluates every artifact)", 8000)
+        self.log.add(f"data set: {path}")
 
     # ------------------------------------------------------------------ loading a model
     def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
@@ -575,6 +599,61 @@ class MainWindow(QMainWindow):
         except BadInput as e:
             self._show_message(QMessageBox.Icon.Warning, "Cannot convert", str(e))
             return
+        if self._needs_data(requests):
+            self._ask_for_data(requests)
+            return
+        self._confirm_and_start(requests)
+
+    @staticmethod
+    def _needs_data(requests: list) -> bool:
+        """Automatic INT8 without data: the user must choose a folder or random data, knowingly."""
+        return any(r.precision == "int8" and r.quantization is None and r.calibration is None for r in requests)
+
+    def _ask_for_data(self, requests: list) -> QMessageBox:
+        from dataclasses import replace
+
+        box = QMessageBox(QMessageBox.Icon.Question, "INT8 needs data",
+                          "INT8 is calibrated and judged on real samples. Choose a data folder (images in class "
+                          "folders, .npy/.npz files, or sentences with a tokenizer), or calibrate on random data — "
+                          "then the artifact's accuracy on real inputs is unknown.", QMessageBox.StandardButton.Cancel,
+                          self)
+        choose = box.addButton("Choose data folder…", QMessageBox.ButtonRole.AcceptRole)
+        random = box.addButton("Random data (accuracy unknown)", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(choose)
+        box.setAccessibleName("INT8 needs data")
+        self.dialog = box
+
+        def answered(_result: int) -> None:
+            self._on_dialog_finished(box)
+            if box.clickedButton() is random:
+                self._confirm_and_start([replace(r, quantization="static") if r.precision == "int8"
+                                         and r.quantization is None and r.calibration is None else r
+                                         for r in requests])
+            elif box.clickedButton() is choose:
+                self._choose_data_folder()
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def _choose_data_folder(self) -> QFileDialog:
+        start = self.options.calibration.text() or str(self.model_path.parent if self.model_path else Path.home())
+        dialog = QFileDialog(self, "Data folder", start)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        dialog.setAccessibleName("Data folder")
+
+        def chosen(folder: str) -> None:
+            self.set_data(folder)
+            self._on_convert_triggered()
+
+        dialog.fileSelected.connect(chosen)
+        dialog.finished.connect(lambda _r: dialog.deleteLater())
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _confirm_and_start(self, requests: list) -> None:
         if not self.options.overwrite.isChecked():
             from dataclasses import replace
 
@@ -755,6 +834,11 @@ class MainWindow(QMainWindow):
         rows = list(result.get("results", []))
         self.latency_chart.set_rows(rows)
         self.batch_chart.set_rows(rows)
+        from ui.accuracy_chart import accuracy_points
+
+        evaluations = {str(r.artifact): r.result.evaluation for r in self.results.rows
+                       if r.result is not None and r.result.evaluation is not None and r.artifact}
+        self.accuracy_chart.set_points(*accuracy_points(rows, evaluations))
         machine = result.get("machine") or {}
         if machine:
             self.log.add("benchmark machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))

@@ -6,7 +6,6 @@ Double-click opens the artifact's folder; the context menu copies the path or th
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidge
 from ui.jobs_view import status_color
 from ui.model_panel import human_size
 
-COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification", "Warnings")
+COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification",
+           "Accuracy on data", "Top-1 (source → artifact)", "Warnings")
 
 
 @dataclass
@@ -96,21 +96,26 @@ class ResultsTable(QTableWidget):
             cells = [info.target, info.precision, info.artifact.name if info.artifact else "—",
                      human_size(r.size_bytes), f"{r.seconds:.1f} s",
                      _num(v.max_abs_err) if v else "—", _num(v.cosine, 6) if v else "—", verdict,
-                     "; ".join(r.warnings + ([r.message] if r.message else []))]
+                     *accuracy_cells(r.evaluation), "; ".join(r.warnings + ([r.message] if r.message else []))]
         else:
             verdict = "failed"
-            cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", info.message]
+            cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", "—", "—", info.message]
+        warnings_col = COLUMNS.index("Warnings")
         notes = (r.warnings + ([r.message] if r.message else [])) if r is not None else [info.message]
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
-            if col in (3, 4, 5, 6):
+            if col in (3, 4, 5, 6, 8, 9):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            # every cell's full text on hover; rich text so Qt wraps a long warning instead of one endless line
-            full = str(info.artifact) if col == 2 and info.artifact else text
-            if col == 8:
-                item.setToolTip("<qt>" + "<br>".join(html.escape(n) for n in notes if n) + "</qt>" if any(notes) else "")
-            elif full:
-                item.setToolTip(f"<qt>{html.escape(full)}</qt>")
+            # every cell's full text on hover, as rich text so Qt wraps a long line instead of cutting it
+            if col == warnings_col and text:
+                item.setToolTip(full_text_tooltip(notes))
+            elif col in (8, 9) and r is not None and r.evaluation is not None:
+                e = r.evaluation
+                item.setToolTip(full_text_tooltip([e.summary(), e.data, *e.notes]))
+            else:
+                full = str(info.artifact) if col == 2 and info.artifact else text
+                if full:
+                    item.setToolTip(full_text_tooltip([full]))
             self.setItem(row, col, item)
         verdict_item = self.item(row, 7)
         verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if info.verification_passed else "fail"))))
@@ -118,8 +123,8 @@ class ResultsTable(QTableWidget):
         font.setBold(True)
         verdict_item.setFont(font)
         if v is not None:
-            lines = [v.summary(), *([v.failure] if v.failure else []), f"checks: {'; '.join(v.checks)}"]
-            verdict_item.setToolTip("<qt>" + "<br>".join(html.escape(line) for line in lines) + "</qt>")
+            verdict_item.setToolTip(full_text_tooltip([v.summary(), *([v.failure] if v.failure else []),
+                                                       f"checks: {'; '.join(v.checks)}"]))
         return info
 
     def clear_results(self) -> None:
@@ -184,6 +189,22 @@ class ResultsTable(QTableWidget):
         if 0 <= row < len(self.rows):
             self.selectRow(row)
             self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
+
+
+def accuracy_cells(evaluation) -> list[str]:
+    """The two accuracy columns of a result: mean cosine on the data, and top-1 with labels."""
+    if evaluation is None:
+        return ["—", "—"]
+    top1 = (f"{evaluation.source_top1:.1%} → {evaluation.artifact_top1:.1%}"
+            if evaluation.artifact_top1 is not None else "—")
+    return [f"{evaluation.cosine_mean:.5f}", top1]
+
+
+def full_text_tooltip(lines: list[str]) -> str:
+    """Rich text, so Qt wraps long lines instead of cutting them: one paragraph per line."""
+    import html
+
+    return "".join(f"<p style='white-space:pre-wrap'>{html.escape(line)}</p>" for line in lines if line)
 
 
 def _num(value, digits: int = 3) -> str:

@@ -160,9 +160,15 @@ class ConversionOptions(QGroupBox):
         self.quantization = QComboBox()
         self.quantization.addItems(["automatic", "dynamic", "static"])
         self.quantization.setAccessibleName("INT8 quantization")
-        self.quantization.setToolTip("automatic: static QDQ with a calibration folder, else dynamic")
-        self.calibration = PathEdit("none: random data / dynamic", "Calibration folder")
-        self.calibration.edit.setToolTip("folder of .npy/.npz files or images for static INT8")
+        self.quantization.setToolTip("automatic: static QDQ for convolutional models given data, "
+                                     "dynamic per-channel for transformers")
+        # the data set: calibration for static INT8 and evaluation of every artifact (--data)
+        self.calibration = PathEdit("none: drop a data folder on the window", "Data folder")
+        self.calibration.edit.setToolTip(
+            "real samples, split into calibration and evaluation: a folder of .npy/.npz files, an image folder "
+            "(class subfolders give labels), or a .txt/.jsonl file of sentences with a tokenizer folder")
+        self.tokenizer = PathEdit("only for sentences", "Tokenizer folder")
+        self.tokenizer.edit.setToolTip("a Hugging Face tokenizer folder (tokenizer.json), read offline")
         self.calibration_method = QComboBox()
         self.calibration_method.addItems(["minmax", "entropy", "percentile"])
         self.calibration_method.setAccessibleName("Calibration method")
@@ -173,12 +179,14 @@ class ConversionOptions(QGroupBox):
         form.addRow("ONNX opset:", self.opset)
         form.addRow("ONNX exporter:", self.exporter)
         form.addRow("INT8 mode:", self.quantization)
-        form.addRow("Calibration:", self.calibration)
+        form.addRow("Data…:", self.calibration)
+        form.addRow("Tokenizer:", self.tokenizer)
         form.addRow("Calibration method:", self.calibration_method)
         form.addRow("Output folder:", self.out_dir)
         form.addRow("", self.overwrite)
         for signal in (self.opset.valueChanged, self.exporter.currentTextChanged,
                        self.quantization.currentTextChanged, self.calibration.edit.textChanged,
+                       self.tokenizer.edit.textChanged,
                        self.calibration_method.currentTextChanged, self.out_dir.edit.textChanged,
                        self.overwrite.toggled):
             signal.connect(self.changed)
@@ -193,6 +201,7 @@ class ConversionOptions(QGroupBox):
             "exporter": self.exporter.currentText(),
             "quantization": None if mode == "automatic" else mode,
             "calibration": Path(self.calibration.text()).expanduser() if self.calibration.text() else None,
+            "tokenizer": Path(self.tokenizer.text()).expanduser() if self.tokenizer.text() else None,
             "calibration_method": self.calibration_method.currentText(),
             "out_dir": Path(self.out_dir.text()).expanduser() if self.out_dir.text() else None,
             "overwrite": self.overwrite.isChecked(),
@@ -202,6 +211,7 @@ class ConversionOptions(QGroupBox):
         """What settings remember."""
         return {"opset": self.opset.value(), "exporter": self.exporter.currentText(),
                 "quantization": self.quantization.currentText(), "calibration": self.calibration.text(),
+                "tokenizer": self.tokenizer.text(),
                 "calibration_method": self.calibration_method.currentText(), "out_dir": self.out_dir.text(),
                 "overwrite": self.overwrite.isChecked()}
 
@@ -215,6 +225,7 @@ class ConversionOptions(QGroupBox):
             if state.get(key) in [box.itemText(i) for i in range(box.count())]:
                 box.setCurrentText(state[key])
         self.calibration.setText(str(state.get("calibration", "")))
+        self.tokenizer.setText(str(state.get("tokenizer", "")))
         self.out_dir.setText(str(state.get("out_dir", "")))
         self.overwrite.setChecked(bool(state.get("overwrite", False)))
 

@@ -324,6 +324,7 @@ def test_main_window_graph_tab_shows_the_source_then_each_new_artifact(qtbot, st
     assert "Conv" in source_ops and "DynamicQuantizeLinear" not in source_ops
 
     studio.options.out_dir.setText(str(tmp_path / "out"))
+    studio.options.quantization.setCurrentText("dynamic")  # chosen: no data needed, nothing asked
     tick(qtbot, studio, ("onnx", "int8"))
     convert(qtbot, studio)
     artifact = studio.results.row_for("onnx", "int8").artifact

@@ -1,0 +1,195 @@
+"""CLI commands that run models on real data: ``evaluate`` (and ``diagnose``).
+
+Registered by :func:`app.cli.build_parser` through :func:`add_data_commands`. Exit codes: 0 every
+artifact evaluated, 1 one failed to run (the others are still reported), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from app.errors import BadInput, StudioError
+
+
+def add_data_commands(sub) -> None:
+    """Add ``evaluate`` to the ``main.py`` subparsers ``sub``."""
+    from app.cli import _add_model_args, add_data_args
+
+    e = sub.add_parser("evaluate", help="compare artifacts with their source on real data (and labels)",
+                       description="Run the source and every artifact on the samples of --data: cosine mean/min/p5, "
+                                   "relative L2, top-1 agreement, and top-1/top-5 accuracy of both when the data "
+                                   "has labels. Samples an artifact was calibrated on (its manifest says) are left out.")
+    _add_model_args(e)
+    e.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT", help="artifacts: .onnx, TorchScript .pt, .pt2")
+    add_data_args(e, required=True)
+    e.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per artifact as CSV")
+    e.set_defaults(handler=cmd_evaluate)
+
+    d = sub.add_parser("diagnose", help="rank the nodes of an fp16/int8 ONNX artifact by the error they add",
+                       description="Run the fp32 source (exported to ONNX when it is a PyTorch model) and the artifact "
+                                   "on a few --data samples with every intermediate tensor exposed, match tensors by "
+                                   "name, and rank nodes by the error they add (their output's relative L2 error "
+                                   "minus their inputs'). The worst ones are what --accuracy-budget keeps in float.")
+    _add_model_args(d)
+    d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
+    add_data_args(d, required=True)
+    d.add_argument("--samples", type=int, default=8, metavar="N", help="samples to run (default 8)")
+    d.add_argument("--top", type=int, default=15, metavar="N", help="nodes to list (default 15)")
+    d.set_defaults(handler=cmd_diagnose)
+
+
+def source_request(args, target: str = "onnx"):
+    """A :class:`~app.request.ConversionRequest` naming the source model and data of ``args``."""
+    from app.cli import data_fields, model_fields
+    from app.request import ConversionRequest
+
+    return ConversionRequest(**model_fields(args), target=target, **data_fields(args))
+
+
+def evaluation_part(request, model, artifacts: list[Path]):
+    """The samples to evaluate on: the evaluation split when an artifact was calibrated on this data
+    (same path, same seed as its manifest records), else all of them. Returns (data, note)."""
+    from app.data import load_data
+    from app.pipeline import read_manifest
+
+    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
+    for artifact in artifacts:
+        recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
+        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(request.calibration).resolve():
+            seed = int(recorded.get("split_seed", 0))
+            return data.split(seed)[1], (f"{artifact.name} was calibrated on part of this data: evaluated on the "
+                                         f"other part (split seed {seed})")
+    return data, "all samples"
+
+
+def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
+    """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
+    from app.evaluation import evaluate, run_all
+    from app.loading import load_model
+    from app.pipeline import prepare_model
+
+    request, artifacts = payload
+    progress = progress or (lambda stage, fraction=None: None)
+    source = prepare_model(request)
+    data, note = evaluation_part(request, source, artifacts)
+    progress(f"run the source on {len(data)} samples", None)
+    reference = run_all(source, data, "the source")
+    rows = []
+    for path in artifacts:
+        progress(f"evaluate {path.name}", None)
+        try:
+            scores = evaluate(source, load_model(path), data, reference)
+            rows.append({"artifact": str(path), "status": "ok", "evaluation": scores.to_json(),
+                         "summary": scores.summary()})
+        except StudioError as e:
+            rows.append({"artifact": str(path), "status": "failed", "message": str(e), "evaluation": None})
+    return {"data": data.describe(), "split": note, "notes": list(data.notes), "artifacts": rows}
+
+
+def cmd_evaluate(args) -> int:
+    from app.cli import StderrProgress
+    from app.jobs import run_job
+
+    missing = [a for a in args.artifacts if not a.is_file()]
+    if missing:
+        raise BadInput(f"{missing[0]}: no such artifact file")
+    progress = StderrProgress()
+    try:
+        result = run_job("app.data_commands:evaluate_entry", (source_request(args), list(args.artifacts)),
+                         progress=progress)
+    finally:
+        progress.done()
+    rows = result["artifacts"]
+    code = 0
+    for row in rows:
+        summary = row.pop("summary", None)
+        if row["status"] == "failed":
+            code = 1
+            print(f"error: {Path(row['artifact']).name}: {row['message']}", file=sys.stderr)
+        elif not args.json:
+            print(f"{Path(row['artifact']).name}: {summary}")
+    if args.csv:
+        write_rows_csv(rows, args.csv)
+    if args.json:
+        print(json.dumps({"status": "ok" if code == 0 else "failed", "source": str(args.model),
+                          "data": result["data"], "split": result["split"], "notes": result["notes"],
+                          "artifacts": rows}, indent=2))
+    else:
+        print(f"data: {result['data']} ({result['split']})")
+        for n in result["notes"]:
+            print(f"note: {n}")
+    return code
+
+
+def fp32_reference(request, model, folder: Path) -> Path:
+    """The source as fp32 ONNX: the file itself, or an export into ``folder``."""
+    if model.format == "onnx":
+        return Path(request.model_path)
+    from dataclasses import replace
+
+    from app.pipeline import convert
+
+    return convert(replace(request, target="onnx", precision="fp32", out_dir=folder, calibration=None)).artifact
+
+
+def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
+    """``diagnose`` in the fenced child: the fp32 reference is built in its private temporary folder."""
+    import tempfile
+
+    from app.diagnose import rank_nodes
+    from app.pipeline import prepare_model
+
+    request, artifact, samples = payload
+    progress = progress or (lambda stage, fraction=None: None)
+    source = prepare_model(request)
+    data, note = evaluation_part(request, source, [artifact])
+    with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
+        progress("fp32 reference", None)
+        reference = fp32_reference(request, source, Path(tmp))
+        progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
+        ranking = rank_nodes(reference, artifact, data.samples[:samples])
+    return {"ranking": ranking, "samples": min(samples, len(data)), "data": data.describe(), "split": note}
+
+
+def cmd_diagnose(args) -> int:
+    from app.cli import StderrProgress
+    from app.diagnose import format_ranking
+    from app.jobs import run_job
+
+    if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":
+        raise BadInput(f"{args.artifact}: give an fp16/int8 .onnx artifact to diagnose")
+    if args.samples < 1 or args.top < 1:
+        raise BadInput("--samples and --top take positive numbers")
+    progress = StderrProgress()
+    try:
+        result = run_job("app.data_commands:diagnose_entry", (source_request(args), args.artifact, args.samples),
+                         progress=progress)
+    finally:
+        progress.done()
+    ranking = result["ranking"]
+    top = ranking[:args.top]
+    if args.json:
+        print(json.dumps({"status": "ok", "artifact": str(args.artifact), "samples": result["samples"],
+                          "data": result["data"], "split": result["split"], "nodes_compared": len(ranking),
+                          "nodes": [n.to_json() for n in top]}, indent=2))
+    else:
+        print(f"{args.artifact.name}: {len(ranking)} nodes compared on {result['samples']} samples; "
+              f"the {len(top)} that add the most error:")
+        print(format_ranking(top))
+    return 0
+
+
+def write_rows_csv(rows: list[dict], path: Path) -> Path:
+    """One line per artifact: its path, status and every evaluation figure."""
+    fields = ["artifact", "status"] + list(dict.fromkeys(k for r in rows for k in (r.get("evaluation") or {})
+                                                         if k != "notes"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({"artifact": r["artifact"], "status": r["status"], **(r.get("evaluation") or {})})
+    return path

@@ -1,0 +1,107 @@
+"""Data and accuracy in the window: drop a data folder, INT8 asks for data (or random, knowingly),
+accuracy columns with full-text tooltips, and the accuracy-vs-latency chart with its Pareto front."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from tests.conftest import DIGITS_ARGS
+from tests.ui.user import click, convert, drop_file, load_model, message_box, set_shape, tick
+
+ARCH = DIGITS_ARGS[1]
+
+
+def _load_digits(qtbot, window, digits, tmp_path):
+    load_model(qtbot, window, digits["state"], arch=ARCH)
+    set_shape(qtbot, window, "x", "1x1x8x8")
+    window.options.out_dir.setText(str(tmp_path))
+    assert window.model.arch() == ARCH
+    qtbot.waitUntil(lambda: not window.model.signature().problems, timeout=30_000)
+
+
+def test_dropped_data_folder_calibrates_and_evaluates_and_the_table_shows_accuracy(qtbot, window, digits, tmp_path):
+    _load_digits(qtbot, window, digits, tmp_path)
+    assert drop_file(window, digits["images"], onto=window.results)   # a folder is data, not a model
+    assert window.options.calibration.text() == str(digits["images"])
+    assert window.model_path == digits["state"]                          # the model stays loaded
+    tick(qtbot, window, ("onnx", "int8"))
+    qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
+    convert(qtbot, window)                                               # no question: data is given
+    row = window.results.row_for("onnx", "int8")
+    e = row.result.evaluation
+    assert e is not None and e.samples == 210
+    assert window.results.text(0, "Accuracy on data") == f"{e.cosine_mean:.5f}"
+    assert "→" in window.results.text(0, "Top-1 (source → artifact)")
+    from ui.results_table import COLUMNS
+    tip = window.results.item(0, COLUMNS.index("Accuracy on data")).toolTip()
+    assert "top-1" in tip and "210 samples" in tip and "normalised" in tip
+
+
+def test_int8_without_data_asks_and_random_data_is_an_explicit_choice(qtbot, window, digits, tmp_path):
+    _load_digits(qtbot, window, digits, tmp_path)
+    tick(qtbot, window, ("onnx", "int8"))
+    click(qtbot, window.convert_button)
+    box = message_box(qtbot, window)
+    assert box.windowTitle() == "INT8 needs data" and not window.jobs.running
+    random = next(b for b in box.buttons() if b.text().startswith("Random data"))
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=120_000):
+        qtbot.mouseClick(random, Qt.MouseButton.LeftButton)
+    warnings = window.results.text(0, "Warnings")
+    assert "RANDOM DATA" in warnings
+    from ui.results_table import COLUMNS
+    tip = window.results.item(0, COLUMNS.index("Warnings")).toolTip()
+    assert "pass --data DIR" in tip and tip.startswith("<p")   # rich text: wrapped, never cut off
+    assert window.results.text(0, "Accuracy on data") == "—"
+
+
+def test_int8_without_data_can_choose_a_folder(qtbot, window, digits, tmp_path):
+    _load_digits(qtbot, window, digits, tmp_path)
+    tick(qtbot, window, ("onnx", "int8"))
+    click(qtbot, window.convert_button)
+    box = message_box(qtbot, window)
+    choose = next(b for b in box.buttons() if b.text().startswith("Choose data folder"))
+    qtbot.mouseClick(choose, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.dialog is not None and window.dialog.windowTitle() == "Data folder")
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=120_000):
+        window.dialog.fileSelected.emit(str(digits["arrays"]))       # what pressing Choose does
+    assert window.options.calibration.text() == str(digits["arrays"])
+    assert window.results.row_for("onnx", "int8").result.evaluation.artifact_top1 is not None
+
+
+def test_accuracy_chart_draws_the_pareto_front_and_hover_names_the_artifact(qtbot):
+    from ui.accuracy_chart import AccuracyChart, pareto_front
+
+    points = [{"name": "eager", "latency_ms": 3.0, "accuracy": 0.97},
+              {"name": "onnx fp32", "latency_ms": 1.0, "accuracy": 0.97},
+              {"name": "onnx int8", "latency_ms": 0.4, "accuracy": 0.965},
+              {"name": "slow and worse", "latency_ms": 2.0, "accuracy": 0.96}]
+    assert [p["name"] for p in pareto_front(points)] == ["onnx int8", "onnx fp32"]
+    chart = AccuracyChart()
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_points(points, "top-1 on the data · p50 latency at batch 1")
+    assert [p["name"] for p in chart.front] == ["onnx int8", "onnx fp32"]
+    assert list(chart.line.getData()[0]) == [0.4, 1.0]
+    assert chart.point_at(chart.point_scene_pos(2))["name"] == "onnx int8"
+
+    def hover() -> bool:  # the title and axis label re-lay the plot out once shown: point again until it lands
+        qtbot.mouseMove(chart.viewport(), chart.mapFromScene(chart.point_scene_pos(2)))
+        return bool(chart.hover_text)
+
+    qtbot.waitUntil(hover)
+    assert chart.hover_text.startswith("onnx int8") and "Pareto front" in chart.hover_text
+
+
+def test_accuracy_points_use_the_evaluation_of_each_artifact():
+    from app.evaluation import Evaluation
+    from ui.accuracy_chart import accuracy_points
+
+    e = Evaluation(10, "d", 0.999, 0.99, 0.995, 0.01, 0.02, 1.0, 0.9, 0.88, 1.0, 1.0)
+    rows = [{"name": "source", "batch": 1, "p50_ms": 2.0, "baseline": True},
+            {"name": "int8", "batch": 1, "p50_ms": 0.5, "artifact": "/x/m.int8.onnx"},
+            {"name": "int8", "batch": 4, "p50_ms": 1.5, "artifact": "/x/m.int8.onnx"}]
+    points, label = accuracy_points(rows, {"/x/m.int8.onnx": e})
+    assert label.startswith("top-1 on the data")
+    assert [(p["name"], p["accuracy"]) for p in points] == [("source", 0.9), ("int8", 0.88)]

@@ -1,0 +1,117 @@
+"""Accuracy against latency: each artifact a point, the Pareto front drawn, hover names the artifact.
+
+Latency is the benchmark's p50 at its first batch size; accuracy is the artifact's evaluation on the
+user's data (top-1 when the data has labels, else mean cosine to the source), or, without data, the
+benchmark's cosine on random inputs — the axis label says which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF
+from PySide6.QtWidgets import QWidget
+
+from ui.latency_chart import _FollowsPalette, _png, show_hover
+
+
+def pareto_front(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both axes (lower latency and higher accuracy), by latency."""
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p["latency_ms"], -p["accuracy"])):
+        if p["accuracy"] > best:
+            front.append(p)
+            best = p["accuracy"]
+    return front
+
+
+def accuracy_points(rows: list[dict], evaluations: dict[str, object]) -> tuple[list[dict], str]:
+    """Chart points from benchmark rows (first batch) and ``{artifact path: Evaluation}``; the axis label."""
+    if not rows:
+        return [], ""
+    batch = min(int(r["batch"]) for r in rows)
+    shown = [r for r in rows if int(r["batch"]) == batch]
+    labelled = any(getattr(e, "artifact_top1", None) is not None for e in evaluations.values())
+    label = "top-1 on the data" if labelled else ("mean cosine on the data" if evaluations else
+                                                  "cosine to the source (random inputs)")
+    points = []
+    for r in shown:
+        e = evaluations.get(str(r.get("artifact"))) if r.get("artifact") else None
+        if r.get("baseline"):
+            e0 = next(iter(evaluations.values()), None)
+            value = (getattr(e0, "source_top1", None) if labelled else 1.0) if evaluations else 1.0
+        elif e is not None:
+            value = e.artifact_top1 if labelled else e.cosine_mean
+        elif not evaluations:
+            value = r.get("cosine")
+        else:
+            value = None
+        if value is not None:
+            points.append({"name": r["name"], "latency_ms": float(r["p50_ms"]), "accuracy": float(value),
+                           "precision": r.get("precision", "")})
+    return points, f"{label} · p50 latency at batch {batch}"
+
+
+class AccuracyChart(_FollowsPalette, pg.PlotWidget):
+    """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Accuracy vs latency chart")
+        self.setMinimumHeight(220)
+        self.points: list[dict] = []
+        self.front: list[dict] = []
+        self.hover_text = ""
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.showGrid(x=True, y=True, alpha=0.25)
+        plot.setLabel("bottom", "p50 latency (ms)")
+        plot.hideButtons()
+        self.scatter = pg.ScatterPlotItem(size=11)
+        self.line = pg.PlotCurveItem()
+        plot.addItem(self.line)
+        plot.addItem(self.scatter)
+        self._empty = pg.TextItem("Convert with data and benchmark to compare accuracy and speed", anchor=(0.5, 0.5))
+        plot.addItem(self._empty)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._built = True
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        self.paint_plot()
+
+    def set_points(self, points: list[dict], label: str = "") -> None:
+        self.points = list(points)
+        self.front = pareto_front(self.points)
+        self._empty.setVisible(not self.points)
+        on_front = {id(p) for p in self.front}
+        self.scatter.setData([{"pos": (p["latency_ms"], p["accuracy"]), "data": i,
+                               "brush": pg.mkBrush("#2e7d32" if id(p) in on_front else "#9e9e9e")}
+                              for i, p in enumerate(self.points)])
+        self.line.setData([p["latency_ms"] for p in self.front], [p["accuracy"] for p in self.front],
+                          pen=pg.mkPen("#2e7d32", width=2))
+        plot = self.getPlotItem()
+        plot.setLabel("left", label.split(" · ")[0] if label else "accuracy")
+        if label:
+            plot.setTitle(label + " · green: the Pareto front (nothing is both faster and more accurate)",
+                          size="9pt")
+        if self.points:
+            plot.getViewBox().autoRange(padding=0.15)
+
+    def point_at(self, scene_pos: QPointF) -> dict | None:
+        hits = self.scatter.pointsAt(self.getPlotItem().getViewBox().mapSceneToView(scene_pos))
+        return self.points[hits[0].data()] if len(hits) else None
+
+    def point_scene_pos(self, index: int) -> QPointF:
+        p = self.points[index]
+        return self.getPlotItem().getViewBox().mapViewToScene(QPointF(p["latency_ms"], p["accuracy"]))
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        p = self.point_at(scene_pos)
+        self.hover_text = (f"{p['name']}\np50 {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
+                           + ("\non the Pareto front" if p in self.front else "")) if p else ""
+        show_hover(self, self.hover_text)
+
+    def export_png(self, path: str | Path, width: int = 1600) -> Path:
+        return _png(self.getPlotItem(), path, width)
