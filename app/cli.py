@@ -127,12 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_report(args) -> int:
     from app.report import write_report
 
-    try:
-        written = write_report(args.inputs, args.out, overwrite=args.overwrite)
-    except StudioError as e:
-        if args.json:
-            print(json.dumps({"status": "failed", "stage": "report", "message": str(e)}))
-        raise
+    _STAGE["name"] = "report"
+    written = write_report(args.inputs, args.out, overwrite=args.overwrite)  # a failure: main prints its JSON
     if args.json:
         print(json.dumps(written, indent=2))
     else:
@@ -309,7 +305,8 @@ def cmd_targets(args) -> int:
                      "advice": {p: advise(c.name, p, hw).to_json() for p in c.precisions},
                      "sandboxed": sandboxed, "sandbox": sandbox})
     if args.json:
-        print(json.dumps({"hardware": hw.to_json(), "targets": rows}, indent=2))
+        print(json.dumps({"hardware": hw.to_json(), "sandbox": {"sandboxed": sandboxed, "description": sandbox},
+                          "targets": rows}, indent=2))
     else:
         print(hw.summary())
         for r in rows:

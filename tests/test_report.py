@@ -138,7 +138,9 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(cli, tmp_path, case, m
     r = cli("report", given, "--out", out, "--json")
     assert r.code == 2
     assert len(r.err.strip().splitlines()) == 1 and message in r.err and "Traceback" not in r.err
-    assert json.loads(r.out) == {"status": "failed", "stage": "report", "message": r.err.strip()[len("error: "):]}
+    failure = json.loads(r.out)
+    assert (failure["status"], failure["stage"], failure["exit_code"]) == ("failed", "report", 2)
+    assert failure["message"] in r.err
     assert (out.read_text() == "keep me") if case == "exists" else not out.exists()
     assert not list(tmp_path.glob(".*.tmp"))
 

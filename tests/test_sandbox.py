@@ -100,8 +100,9 @@ def test_torchscript_forward_cannot_overwrite_an_existing_file(tmp_path):
 
 def test_targets_say_whether_jobs_are_sandboxed(cli):
     r = cli("targets", "--json")
-    rows = json.loads(r.out)
-    assert all(row["sandbox"] == status()[1] for row in rows)
+    data = json.loads(r.out)
+    assert data["sandbox"] == {"sandboxed": status()[0], "description": status()[1]}
+    assert all(row["sandbox"] == status()[1] for row in data["targets"])
     assert "sandbox: " in cli("targets").out
 
 
@@ -117,6 +118,6 @@ def test_without_landlock_targets_say_not_sandboxed(cli, monkeypatch):
     import app.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
-    rows = json.loads(cli("targets", "--json").out)
+    rows = json.loads(cli("targets", "--json").out)["targets"]
     assert all(row["sandboxed"] is False and row["sandbox"].startswith("not sandboxed: ") for row in rows)
     assert "sandbox: not sandboxed" in cli("targets").out
