@@ -83,8 +83,6 @@ def measure(path: Path, shape: tuple[int, ...], args) -> dict:
 
 
 def measure_interleaved(path: Path, shape: tuple[int, ...], args) -> dict:
-    import onnxruntime as ort
-
     from app.bench.harness import BenchConfig, default_threads, run_benchmark
     from app.bench.runners import OnnxRuntimeRunner
     from app.specs import TensorSpec
@@ -92,9 +90,9 @@ def measure_interleaved(path: Path, shape: tuple[int, ...], args) -> dict:
     threads = args.threads or default_threads()
     specs = [TensorSpec("x", "float32", shape)]
     feeds = {"x": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    bare_session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    bare_runner = OnnxRuntimeRunner(path, "bare", threads=threads)  # the same session options as A and B
+    bare_runner.load()
+    bare_session = bare_runner.session
 
     def bench(runs: int):
         pair = [OnnxRuntimeRunner(path, name, threads=threads) for name in ("A", "B")]
@@ -107,6 +105,7 @@ def measure_interleaved(path: Path, shape: tuple[int, ...], args) -> dict:
         harness.append(bench(args.runs)["A"].stats.p50_ms)
         bare.append(bare_p50(bare_session, feeds, args.runs, args.warmup))
     h, b = statistics.median(harness), statistics.median(bare)
+    bare_runner.close()
     fifty = bench(50)
     a, other = fifty["A"], fifty["B"]
     half_width = (a.p50_ci_ms[1] - a.p50_ci_ms[0]) / 2 / a.stats.p50_ms
