@@ -343,10 +343,13 @@ class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
 
 def _tick_names(names: list[str]) -> list[str]:
     """Artifact names without the stem they share (resnet18.fp16.onnx → fp16.onnx), so labels fit."""
-    stems = {n.split(".")[0] for n in names if "." in n and " " not in n}
+    def file_part(n: str) -> str:  # "resnet18.fp32.onnx [OpenVINO]" → "resnet18.fp32.onnx"
+        return n.split(" [", 1)[0]
+
+    stems = {file_part(n).split(".")[0] for n in names if "." in file_part(n) and " " not in file_part(n)}
     if len(stems) == 1:
         stem = stems.pop() + "."
-        names = [n[len(stem):] if n.startswith(stem) and " " not in n else n for n in names]
+        names = [n[len(stem):] if n.startswith(stem) and " " not in file_part(n) else n for n in names]
     return [_short(n, 30) for n in names]
 
 

@@ -171,3 +171,11 @@ def test_latency_chart_draws_each_p50_interval_and_marks_no_measurable_differenc
     text = describe(artifact)
     assert f"p50 95 % interval {artifact['p50_ci_low_ms']:.3f}–{artifact['p50_ci_high_ms']:.3f} ms" in text
     assert artifact["verdict"] in text and f"[{artifact['speedup_ci_low']:.2f}–" in text
+
+
+def test_bar_labels_drop_the_shared_stem_for_every_runtime():
+    from ui.latency_chart import _tick_names
+
+    assert _tick_names(["PyTorch eager", "resnet18.trace.fp32.pt", "resnet18.fp32.onnx",
+                        "resnet18.fp32.onnx [OpenVINO]"]) == [
+        "PyTorch eager", "trace.fp32.pt", "fp32.onnx", "fp32.onnx [OpenVINO]"]
