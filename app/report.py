@@ -24,13 +24,8 @@ from pathlib import Path
 from app.bench.report import finish_axes
 from app.errors import BadInput
 
-MANIFEST_SUFFIX = ".manifest.json"
 MAX_INPUT_BYTES = 50 * 2**20          # a manifest or a benchmark JSON larger than this is not ours
 MAX_FILES = 500
-# CPU features that decide which precisions run fast (flag names as Linux's /proc/cpuinfo spells them)
-ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
-             "avx512_bf16": "AVX-512 BF16", "amx_tile": "AMX", "amx_bf16": "AMX BF16", "amx_int8": "AMX INT8",
-             "asimd": "NEON", "sve": "SVE"}
 
 
 # ---------------------------------------------------------------------------- reading the inputs
@@ -68,6 +63,8 @@ def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict]
         Each dict gains ``_file``, the path it was read from. Raises :class:`BadInput` when a path is
         missing, a named file is neither, or nothing at all was found (unless ``allow_empty``).
     """
+    from app.pipeline import MANIFEST_SUFFIX
+
     manifests: list[dict] = []
     benches: list[dict] = []
     seen: set[Path] = set()
@@ -117,19 +114,6 @@ def current_machine() -> dict:
     from app.bench.harness import machine_info
 
     return machine_info(threads=0)
-
-
-def cpu_features(flags_text: str | None = None) -> list[str]:
-    """The instruction sets in :data:`ISA_FLAGS` that this CPU (or the given ``/proc/cpuinfo`` flags) has."""
-    if flags_text is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                flags_text = next((line.split(":", 1)[1] for line in f
-                                   if line.startswith(("flags", "Features"))), "")
-        except OSError:
-            flags_text = ""
-    flags = set(flags_text.split())
-    return [label for flag, label in ISA_FLAGS.items() if flag in flags]
 
 
 def reproduce_command(manifest: dict) -> str:
@@ -202,15 +186,10 @@ def batch_chart(rows: list[dict]) -> str | None:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both latency (lower) and accuracy (higher),
-    in order of latency."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+    """Indices of the (latency, accuracy) points on the Pareto front, in order of latency."""
+    from app.bench.stats import pareto_front as front
+
+    return front(range(len(points)), cost=lambda i: points[i][0], gain=lambda i: points[i][1])
 
 
 def accuracy_chart(rows: list[dict]) -> str | None:
@@ -282,7 +261,9 @@ def _table(head: list[str] | None, rows: list[list[str]], *, cls: str = "", nume
 def _machine_section(benches: list[dict]) -> str:
     m = dict(benches[0].get("machine") or {}) if benches else current_machine()
     where = "the machine the benchmark ran on" if benches else "the machine this report was written on"
-    features = cpu_features()
+    from app.hardware import detect_cpu
+
+    features = detect_cpu().features()
     rows = [["CPU", _e(m.get("cpu"))], ["architecture", _e(m.get("arch"))],
             ["cores", f"{_e(m.get('physical_cores'))} physical, {_e(m.get('logical_cores'))} logical"],
             ["threads used", _e(m.get("threads") or "–")], ["memory", f"{_e(m.get('memory_gb', '–'))} GB"],

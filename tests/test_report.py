@@ -150,12 +150,3 @@ def test_pareto_front_keeps_only_undominated_points():
 
     points = [(10.0, 1.0), (5.0, 0.99), (6.0, 0.98), (2.0, 0.90), (3.0, 0.999)]
     assert pareto_front(points) == [3, 4, 0]
-
-
-def test_cpu_features_from_flags():
-    from app.report import cpu_features
-
-    assert cpu_features("fpu sse avx2 avx512f avx512_vnni") == ["AVX2", "AVX-512", "AVX-512 VNNI"]
-    assert cpu_features("fpu sse avx2 avx512f avx512_bf16 amx_tile amx_bf16") == [
-        "AVX2", "AVX-512", "AVX-512 BF16", "AMX", "AMX BF16"]
-    assert cpu_features("") == []

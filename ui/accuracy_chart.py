@@ -18,12 +18,9 @@ from ui.latency_chart import _FollowsPalette, _png, show_hover
 
 def pareto_front(points: list[dict]) -> list[dict]:
     """Points no other point beats on both axes (lower latency and higher accuracy), by latency."""
-    front, best = [], float("-inf")
-    for p in sorted(points, key=lambda p: (p["latency_ms"], -p["accuracy"])):
-        if p["accuracy"] > best:
-            front.append(p)
-            best = p["accuracy"]
-    return front
+    from app.bench.stats import pareto_front as front
+
+    return front(points, cost=lambda p: p["latency_ms"], gain=lambda p: p["accuracy"])
 
 
 def accuracy_points(rows: list[dict], evaluations: dict[str, object]) -> tuple[list[dict], str]:

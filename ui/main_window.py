@@ -1061,7 +1061,11 @@ class MainWindow(QMainWindow):
         printer.print(html, pdf)
 
     def _on_report_failed(self, key, state: str, message: str) -> None:
-        self.background_jobs.pop(key, None)
+        job = self.background_jobs.pop(key, None)
+        if getattr(job, "pdf", None) is not None:  # the HTML staged for a PDF goes too
+            import shutil
+
+            shutil.rmtree(Path(job.payload).parent, ignore_errors=True)
         self.log.add(f"report: {state}: {message}")
         self.jobs.show_outcome(key, state, message)
         if state == FAILED:

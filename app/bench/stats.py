@@ -136,3 +136,14 @@ def verdict(speedup: tuple[float, float] | None) -> str:
     if hi < 1.0:
         return "slower"
     return "no measurable difference"
+
+
+def pareto_front(items, cost, gain) -> list:
+    """The items no other item beats on both ``cost(item)`` (lower is better: latency) and
+    ``gain(item)`` (higher is better: accuracy, throughput), in order of increasing cost."""
+    front, best = [], float("-inf")
+    for item in sorted(items, key=lambda i: (cost(i), -gain(i))):
+        if gain(item) > best:
+            front.append(item)
+            best = gain(item)
+    return front

@@ -232,12 +232,9 @@ def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, secon
 # ---------------------------------------------------------------------------- the knee and the proposal
 def pareto(points: list[SweepPoint]) -> list[SweepPoint]:
     """Points no other beats on both throughput (higher) and p99 (lower), by increasing p99."""
-    front, best = [], -1.0
-    for p in sorted(points, key=lambda q: (q.p99_ms, -q.throughput)):
-        if p.throughput > best:
-            front.append(p)
-            best = p.throughput
-    return front
+    from app.bench.stats import pareto_front
+
+    return pareto_front(points, cost=lambda p: p.p99_ms, gain=lambda p: p.throughput)
 
 
 def knee(points: list[SweepPoint], p99_budget_ms: float | None = None) -> SweepPoint:
