@@ -15,7 +15,9 @@ import traceback
 import warnings
 from pathlib import Path
 
+from app.console import STAGE, StderrProgress, failure_json
 from app.errors import BadInput, StudioError, describe
+from app.flags import add_data_args, add_model_args, data_fields, model_fields
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,44 +31,6 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="model file: .pt/.pth/.bin/.safetensors/.pt2/.onnx")
-    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE[:DTYPE]",
-                   help="an input's shape and dtype, e.g. input:1x3x224x224 or input_ids:1x128:int64 (repeatable)")
-    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS[:LABEL]",
-                   help="mark an axis dynamic, e.g. input_ids:0:batch input_ids:1:seq (repeatable)")
-    p.add_argument("--arch", metavar="FILE.py:Factory|pkg.module:Factory",
-                   help="class or function that builds the network, for state dicts")
-    p.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for --arch, e.g. '{\"num_classes\": 10}'")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="load a fully pickled nn.Module through the weights-only unpickler, approving its "
-                        "nn.Module classes from torch.nn and --arch")
-    p.add_argument("--trust-global", action="append", default=[], metavar="NAME", dest="trust_global",
-                   help="also approve this global of a pickled module, e.g. torch._C._nn.gelu (repeatable)")
-    p.add_argument("--unsafe-run-code-from-file", action="store_true", dest="run_code_from_file",
-                   help="unpickle with no checks at all: RUNS CODE FROM THE FILE (only files you made yourself)")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
-
-
-def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``."""
-    p.add_argument("--data", "--calibration", dest="calibration", type=Path, metavar="PATH", required=required,
-                   help="real samples for calibration and evaluation: a folder of .npy/.npz files, an image "
-                        "folder (class subfolders give labels), or a .txt/.jsonl file of sentences with --tokenizer")
-    p.add_argument("--tokenizer", type=Path, metavar="DIR", help="Hugging Face tokenizer folder (tokenizer.json) for text data")
-    p.add_argument("--normalize", metavar="NAME",
-                   help="image normalisation: imagenet (3-channel default), unit [0,1] (1-channel default), "
-                        "signed [-1,1], none (0-255), or 'MEAN,..;STD,..'")
-    p.add_argument("--data-limit", type=int, default=2000, metavar="N", help="read at most N samples (default 2000)")
-
-
-def data_fields(args) -> dict:
-    """The :class:`~app.request.ConversionRequest` fields that :func:`add_data_args`' flags give."""
-    return dict(calibration=args.calibration, tokenizer=args.tokenizer, normalize=args.normalize,
-                data_limit=args.data_limit)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from converters.base import target_names
 
@@ -74,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("convert", help="convert a model to a deployment target and verify it")
-    _add_model_args(c)
+    add_model_args(c)
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
     c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
                    help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
@@ -99,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop the conversion (always run in a fenced child process) after SECONDS")
 
     i = sub.add_parser("inspect", help="print a model's format, inputs, outputs, size and operators")
-    _add_model_args(i)
+    add_model_args(i)
 
     t = sub.add_parser("targets", help="list deployment targets, their precisions and availability")
     t.add_argument("--json", action="store_true")
     t.add_argument("--debug", action="store_true")
     from app.serving_commands import add_serving_commands
     add_serving_commands(sub)
-    from app.bench.commands import add_bench_commands
+    from app.bench_commands import add_bench_commands
     add_bench_commands(sub)
     from app.data_commands import add_data_commands
     add_data_commands(sub)
@@ -127,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_report(args) -> int:
     from app.report import write_report
 
-    _STAGE["name"] = "report"
+    STAGE["name"] = "report"
     written = write_report(args.inputs, args.out, overwrite=args.overwrite)  # a failure: main prints its JSON
     if args.json:
         print(json.dumps(written, indent=2))
@@ -144,56 +108,6 @@ def _quiet_libraries(debug: bool) -> None:
     for name in ("onnxruntime", "onnxscript", "torch", "torch.onnx", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
-
-
-# the stage the running command last reported: what a failure's ``--json`` object names
-_STAGE = {"name": "start"}
-
-
-def failure_json(message: str, code: int, error: str = "") -> dict:
-    """The one ``--json`` object printed when a command fails before it has a result of its own."""
-    return {"status": "failed", "stage": _STAGE["name"], "error": error, "message": message, "exit_code": code}
-
-
-class StderrProgress:
-    """Stage names on stderr: rewritten in place on a terminal, one line each otherwise."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last = ""
-
-    def __call__(self, stage: str, fraction: float | None = None) -> None:
-        _STAGE["name"] = stage
-        if not self.enabled or stage == self.last and fraction is None:
-            return
-        self.last = stage
-        bar = ""
-        if fraction is not None:
-            n = int(max(0.0, min(1.0, fraction)) * 20)
-            bar = f" [{'#' * n}{'.' * (20 - n)}] {fraction:4.0%}"
-        if self.tty:
-            sys.stderr.write(f"\r\033[K… {stage}{bar}")
-        else:
-            sys.stderr.write(f"… {stage}{bar}\n")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.tty and self.last:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-
-
-def model_fields(args) -> dict:
-    """The :class:`~app.request.ConversionRequest` fields that :func:`_add_model_args`' flags give
-    (the source model and its signature), for every command that loads a model."""
-    from app.arch import parse_arch_kwargs
-    from app.specs import parse_dynamic, parse_input
-
-    return dict(model_path=args.model, inputs=tuple(parse_input(s) for s in args.input),
-                dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
-                arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), allow_pickle=args.allow_pickle,
-                trusted_globals=tuple(args.trust_global), run_code_from_file=args.run_code_from_file)
 
 
 def _request(args):
@@ -327,7 +241,7 @@ def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     as_json = "--json" in argv
     _quiet_libraries(debug)
-    _STAGE["name"] = "parse arguments"
+    STAGE["name"] = "parse arguments"
 
     def fail(message: str, code: int, error: str = "") -> int:
         if as_json:  # --json prints one object on every exit, failures included
@@ -336,7 +250,7 @@ def _main(argv: list[str]) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        _STAGE["name"] = "load model"
+        STAGE["name"] = "load model"
         if args.command not in ("targets",):
             from app.security import dependency_problems
 

@@ -11,18 +11,19 @@ import json
 import sys
 from pathlib import Path
 
+from app.console import StderrProgress
 from app.errors import BadInput, StudioError
+from app.flags import add_data_args, add_model_args, data_fields, model_fields
 
 
 def add_data_commands(sub) -> None:
     """Add ``evaluate`` to the ``main.py`` subparsers ``sub``."""
-    from app.cli import _add_model_args, add_data_args
 
     e = sub.add_parser("evaluate", help="compare artifacts with their source on real data (and labels)",
                        description="Run the source and every artifact on the samples of --data: cosine mean/min/p5, "
                                    "relative L2, top-1 agreement, and top-1/top-5 accuracy of both when the data "
                                    "has labels. Samples an artifact was calibrated on (its manifest says) are left out.")
-    _add_model_args(e)
+    add_model_args(e)
     e.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT", help="artifacts: .onnx, TorchScript .pt, .pt2")
     add_data_args(e, required=True)
     e.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per artifact as CSV")
@@ -33,7 +34,7 @@ def add_data_commands(sub) -> None:
                                    "on a few --data samples with every intermediate tensor exposed, match tensors by "
                                    "name, and rank nodes by the error they add (their output's relative L2 error "
                                    "minus their inputs'). The worst ones are what --accuracy-budget keeps in float.")
-    _add_model_args(d)
+    add_model_args(d)
     d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
     add_data_args(d, required=True)
     d.add_argument("--samples", type=int, default=8, metavar="N", help="samples to run (default 8)")
@@ -43,7 +44,6 @@ def add_data_commands(sub) -> None:
 
 def source_request(args, target: str = "onnx"):
     """A :class:`~app.request.ConversionRequest` naming the source model and data of ``args``."""
-    from app.cli import data_fields, model_fields
     from app.request import ConversionRequest
 
     return ConversionRequest(**model_fields(args), target=target, **data_fields(args))
@@ -53,7 +53,7 @@ def evaluation_part(request, model, artifacts: list[Path]):
     """The samples to evaluate on: the evaluation split when an artifact was calibrated on this data
     (same path, same seed as its manifest records), else all of them. Returns (data, note)."""
     from app.data import load_data
-    from app.pipeline import read_manifest
+    from app.manifest import read_manifest
 
     data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
     for artifact in artifacts:
@@ -90,7 +90,6 @@ def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
 
 
 def cmd_evaluate(args) -> int:
-    from app.cli import StderrProgress
     from app.jobs import run_job
 
     missing = [a for a in args.artifacts if not a.is_file()]
@@ -155,7 +154,6 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
 
 
 def cmd_diagnose(args) -> int:
-    from app.cli import StderrProgress
     from app.diagnose import format_ranking
     from app.jobs import run_job
 

@@ -129,7 +129,7 @@ def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str]] | None:
 def _openvino_capabilities() -> CpuInfo | None:
     """Non-Linux fallback: OpenVINO's view of the CPU (BF16/INT8 capabilities)."""
     try:
-        from converters.openvino import openvino_module
+        from app.runtimes.openvino import openvino_module
 
         ov = openvino_module()
         core = ov.Core()

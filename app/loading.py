@@ -114,11 +114,11 @@ def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool)
     if kind == "onnx":
         return _load_onnx(path)
     if kind == "tensorrt":
-        from converters.tensorrt import load_engine
+        from app.loaders.tensorrt import load_engine
 
         return load_engine(path)
     if kind == "openvino":
-        from converters.openvino import load_ir
+        from app.loaders.openvino import load_ir
 
         return load_ir(path)
     if kind == "torchscript":

@@ -379,7 +379,7 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
 
 def _recorded_inputs(path: Path, model):
     """The artifact's signature, or the one our pipeline wrote to the manifest beside it."""
-    from app.pipeline import read_manifest
+    from app.manifest import read_manifest
 
     manifest = read_manifest(path) if model.inputs_guessed else None
     if manifest:

@@ -18,6 +18,7 @@ from app.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import load_model, with_inputs
+from app.manifest import manifest_path_of
 from app.model import LoadedModel
 from app.request import ConversionRequest
 from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
@@ -85,23 +86,6 @@ def prepare_model(request: ConversionRequest) -> LoadedModel:
                        f"for {', '.join(missing)} (e.g. --input {missing[0]}:1x3x224x224)")
     model.details.setdefault("int_high", int_range_of(model))
     return model
-
-
-MANIFEST_SUFFIX = ".manifest.json"
-
-
-def manifest_path_of(artifact: Path) -> Path:
-    """Where :func:`convert` writes the manifest of ``artifact`` (beside it)."""
-    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
-
-
-def read_manifest(artifact: Path) -> dict | None:
-    """The manifest beside ``artifact`` as a dict; None when it is missing or unreadable."""
-    try:
-        data = json.loads(manifest_path_of(Path(artifact)).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def int_range_of(model: LoadedModel) -> int:

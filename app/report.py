@@ -63,7 +63,7 @@ def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict]
         Each dict gains ``_file``, the path it was read from. Raises :class:`BadInput` when a path is
         missing, a named file is neither, or nothing at all was found (unless ``allow_empty``).
     """
-    from app.pipeline import MANIFEST_SUFFIX
+    from app.manifest import MANIFEST_SUFFIX
 
     manifests: list[dict] = []
     benches: list[dict] = []

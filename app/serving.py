@@ -172,7 +172,7 @@ class _Signature:
 
 def _manifest(path: Path) -> dict | None:
     """The conversion's manifest, else the engine builder's ``.tensorrt.json`` (both list the inputs)."""
-    from app.pipeline import read_manifest
+    from app.manifest import read_manifest
 
     data = read_manifest(path)
     if data is None:
@@ -237,7 +237,7 @@ def _tensorrt_signature(artifact: Path, manifest: dict | None, precision: str | 
         return _Signature("tensorrt", _specs(manifest, "inputs"), _specs(manifest, "outputs"), None, [],
                           precision, [], [])
     try:
-        from converters.tensorrt import load_engine
+        from app.loaders.tensorrt import load_engine
     except ImportError:
         load_engine = None
     if load_engine is not None:

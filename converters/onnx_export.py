@@ -17,9 +17,10 @@ import warnings
 from pathlib import Path
 
 from app.errors import ConversionFailed, first_line
+from converters import onnx_precision
 from converters.base import ConversionContext, Converter, torch_module_of
+from converters.onnx_files import EXTERNAL_DATA_THRESHOLD, produced, save_onnx
 
-EXTERNAL_DATA_THRESHOLD = 1_500_000_000  # bytes of weights; protobuf's hard limit is 2 GiB
 
 
 def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
@@ -88,28 +89,8 @@ def stage_onnx_source(ctx: ConversionContext, out: Path) -> Path:
     return out
 
 
-def save_onnx(proto, out: Path) -> list[Path]:
-    """Save ``proto``; over the protobuf limit the weights go to ``<name>.data`` beside it."""
-    import onnx
-
-    if proto.ByteSize() > EXTERNAL_DATA_THRESHOLD:
-        data = out.with_name(out.name + ".data")
-        onnx.save_model(proto, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data.name, size_threshold=1024)
-        return [out, data]
-    onnx.save_model(proto, str(out))
-    return [out]
-
-
-def produced(path: Path) -> list[Path]:
-    """The ONNX file plus any external-data files written beside it."""
-    return [path] + sorted(p for p in path.parent.glob(path.name + "*") if p != path)
-
-
 def build_onnx(ctx: ConversionContext, precision: str, out: Path, *, for_tensorrt: bool = False) -> list[Path]:
     """fp32 export (or staged ONNX source), then fp16/int8 in the graph. Returns files, model first."""
-    from converters import onnx_precision
-
     fp32 = out if precision == "fp32" else ctx.work_dir / ("fp32-" + out.name)
     reuse = ctx.keep_reference and precision != "fp32" and fp32.exists()  # a rebuild in the budget loop
     if reuse:

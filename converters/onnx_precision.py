@@ -35,7 +35,7 @@ def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
     ctx.record["fp16_io"] = "float32 (keep_io_types)"
     if ctx.exclude_nodes:
         ctx.record["float_nodes"] = list(ctx.exclude_nodes)
-    from converters.onnx_export import save_onnx
+    from converters.onnx_files import save_onnx
 
     save_onnx(converted, out)
 

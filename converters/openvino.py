@@ -17,44 +17,26 @@
 
 OpenVINO and NNCF ship a telemetry client (``openvino_telemetry``) that sends usage data to Google
 Analytics and writes a consent file under ``~/intel`` unless the user opted out; this app never
-lets it load (:func:`openvino_module`).
+lets it load (:func:`app.runtimes.openvino.openvino_module`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.metadata
-import io
 import importlib.util
-import sys
+import io
 import warnings
 from pathlib import Path
 
-from app.errors import BadInput, ConversionFailed, ModelLoadError, first_line
+from app.errors import BadInput, ConversionFailed, first_line
+from app.loaders.openvino import load_ir
 from app.model import LoadedModel
-from app.specs import TensorSpec
+from app.runtimes import openvino as ov_runtime
+from app.runtimes.openvino import INFERENCE_PRECISION, OV_DTYPES, RT_HINT, RT_PRECISION, openvino_module
 from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of
 
-# OpenVINO's name for each artifact precision's inference precision on CPU
-INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
-RT_PRECISION = ["deploy_studio", "precision"]
-RT_HINT = ["runtime_options", "INFERENCE_PRECISION_HINT"]
 IR_SUFFIX = ".xml"
-
-OV_DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64", "i64": "int64",
-             "i32": "int32", "i8": "int8", "u8": "uint8", "boolean": "bool", "i16": "int16"}
-
-
-def openvino_module():
-    """``import openvino`` with its telemetry client kept out (no network, nothing written to ~/intel)."""
-    if sys.modules.get("openvino_telemetry", None) is None:
-        # a None entry makes `import openvino_telemetry` raise ImportError: OpenVINO's converter then
-        # uses its built-in no-op stub, and NNCF its MagicMock stub
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
-    import openvino
-
-    return openvino
 
 
 def nncf_module():
@@ -66,124 +48,6 @@ def nncf_module():
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
     return nncf
-
-
-@functools.lru_cache(maxsize=1)
-def _probe() -> tuple[bool, str]:
-    # find_spec, not import: the window asks from its own process and must stay light
-    if importlib.util.find_spec("openvino") is None:
-        return False, "OpenVINO is not installed (pip install openvino)"
-    try:
-        version = importlib.metadata.version("openvino")
-    except importlib.metadata.PackageNotFoundError:
-        return False, "OpenVINO is installed incompletely (no package metadata); reinstall it: pip install openvino"
-    return True, version
-
-
-def compile_config(precision: str, threads: int | None = None) -> dict:
-    """The CPU plugin's configuration for an artifact of ``precision``: its inference precision is
-    always explicit (never the plugin's bf16 default), latency-oriented, ``threads`` intra-op threads."""
-    config: dict = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION.get(precision, "f32"),
-                    "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    return config
-
-
-def ir_precision(model) -> str | None:
-    """The precision recorded in an ``openvino.Model``'s rt_info by this app, if any."""
-    try:
-        if model.has_rt_info(RT_PRECISION):
-            return str(model.get_rt_info(RT_PRECISION).astype(str))
-    except Exception:  # noqa: BLE001 - foreign IRs may carry anything
-        pass
-    return None
-
-
-def _spec(port, index: int, kind: str) -> TensorSpec:
-    try:
-        name = port.get_any_name()
-    except RuntimeError:
-        name = f"{kind}_{index}"
-    ps = port.get_partial_shape()
-    dims: tuple = ()
-    if ps.rank.is_static:
-        dims = tuple(int(d.get_length()) if d.is_static else f"{name}_dim{axis}" for axis, d in enumerate(ps))
-    dtype = OV_DTYPES.get(port.get_element_type().get_type_name(), "float32")
-    return TensorSpec(name, dtype, dims)
-
-
-def read_ir(path: Path):
-    """``openvino.Model`` of an IR ``.xml`` (with its ``.bin`` beside it); errors become one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
-    bin_path = path.with_suffix(".bin")
-    if not bin_path.is_file():
-        raise ModelLoadError(f"{path.name} is an OpenVINO IR graph but its weights file {bin_path.name} is missing; "
-                             "keep the .bin beside the .xml")
-    ov = openvino_module()
-    try:
-        return ov.Core().read_model(str(path), str(bin_path))
-    except Exception as e:  # noqa: BLE001
-        raise ModelLoadError(f"OpenVINO cannot read {path.name} ({first_line(e)}); re-convert the model") from None
-
-
-def load_ir(path: Path, *, precision: str | None = None, threads: int | None = None) -> LoadedModel:
-    """An OpenVINO IR as a :class:`LoadedModel` (format ``openvino``), compiled on CPU at the
-    precision recorded with it (fp32 unless it says bf16)."""
-    path = Path(path)
-    model = read_ir(path)
-    precision = precision or ir_precision(model) or _manifest_precision(path) or "fp32"
-    inputs = [_spec(p, i, "input") for i, p in enumerate(model.inputs)]
-    outputs = [_spec(p, i, "output") for i, p in enumerate(model.outputs)]
-    params = sum(_numel(op.get_output_shape(0)) for op in model.get_ops()
-                 if op.get_type_name() == "Constant" and op.get_output_partial_shape(0).is_static)
-    bin_path = path.with_suffix(".bin")
-    loaded = LoadedModel(path, "openvino", inputs, outputs, params, path.stat().st_size + bin_path.stat().st_size,
-                         module=model, details={"precision": precision,
-                                                "inference_precision": INFERENCE_PRECISION.get(precision, "f32"),
-                                                "operators": _op_counts(model)})
-    compiled: list = []
-
-    def run(feeds):
-        if not compiled:
-            compiled.append(compile_model(model, precision, threads, name=path.name))
-        result = compiled[0]([feeds[s.name] for s in inputs])
-        return [result[i] for i in range(len(outputs))]
-
-    loaded._runner = run
-    return loaded
-
-
-def compile_model(model, precision: str, threads: int | None = None, *, name: str = "the model"):
-    """Compile ``model`` (an ``openvino.Model`` or a file path) on CPU with :func:`compile_config`."""
-    ov = openvino_module()
-    try:
-        return ov.Core().compile_model(model if not isinstance(model, Path) else str(model), "CPU",
-                                       compile_config(precision, threads))
-    except Exception as e:  # noqa: BLE001
-        raise ModelLoadError(f"OpenVINO cannot compile {name} for CPU: {first_line(e)}") from None
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
-def _op_counts(model) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for op in model.get_ops():
-        counts[op.get_type_name()] = counts.get(op.get_type_name(), 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def _manifest_precision(path: Path) -> str | None:
-    from app.pipeline import read_manifest
-
-    return (read_manifest(path) or {}).get("precision")
 
 
 class OpenVINOConverter(Converter):
@@ -198,7 +62,7 @@ class OpenVINOConverter(Converter):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        ok, detail = _probe()
+        ok, detail = ov_runtime.available()
         return (True, "") if ok else (False, detail)
 
     @classmethod

@@ -2,7 +2,7 @@
 
 Precision is written into the ONNX first (:func:`converters.onnx_export.build_onnx` with
 ``for_tensorrt=True``: an fp16 graph, or symmetric signed int8 Q/DQ) and the engine is built from
-a strongly typed network (:mod:`converters.tensorrt_build`): TensorRT 11 has no FP16/INT8 builder
+a strongly typed network (:mod:`app.runtimes.tensorrt_build`): TensorRT 11 has no FP16/INT8 builder
 flags and no INT8 calibrators any more.
 
 Where TensorRT or an NVIDIA GPU is missing the target runs in *hand-off* mode: the artifact is the
@@ -14,37 +14,21 @@ mode on a machine that could build, e.g. to build for another GPU.)
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
-import threading
 from pathlib import Path
 
-from app.errors import Cancelled, ConversionFailed, ModelLoadError
+from app.errors import Cancelled, ConversionFailed
 from app.model import LoadedModel
 from app.specs import TensorSpec
-from converters import tensorrt_build
+from app.loaders.tensorrt import load_engine
+from app.runtimes import tensorrt as trt_runtime
+from app.runtimes import tensorrt_build
 from converters.base import ALL_SOURCES, ConversionContext, Converter
 
 FORCE_HANDOFF_ENV = "DEPLOY_STUDIO_TENSORRT_HANDOFF"
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-
-
-@functools.lru_cache(maxsize=1)
-def _probe() -> tuple[bool, str]:
-    try:
-        import tensorrt  # noqa: F401
-    except Exception:  # noqa: BLE001 - the PyPI stub raises at import, broken installs raise anything
-        return False, "TensorRT is not installed (pip install tensorrt on a machine with an NVIDIA GPU)"
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return False, "no NVIDIA GPU visible (torch.cuda.is_available() is False)"
-    except Exception as e:  # noqa: BLE001
-        return False, f"no NVIDIA GPU visible (torch cannot query CUDA: {type(e).__name__})"
-    return True, ""
 
 
 def _handoff_reason() -> str:
@@ -68,7 +52,7 @@ class TensorRTConverter(Converter):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        return _probe()
+        return trt_runtime.available()
 
     # -- names: the primary file is the engine, or in hand-off mode the ONNX it will be built from
     def artifact_name(self, stem: str, precision: str) -> str:
@@ -217,133 +201,3 @@ cd "$(dirname "$0")"
 """
 
 
-# -- loading engines --------------------------------------------------------------------------------
-
-def _current_compute_capability() -> str | None:
-    try:
-        import torch
-
-        major, minor = torch.cuda.get_device_capability()
-        return f"{major}.{minor}"
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _check_manifest(path: Path, trt) -> dict | None:
-    """Refuse an engine that does not match its ``.tensorrt.json`` or this machine (before deserialising)."""
-    manifest_path = path.with_name(path.name + tensorrt_build.MANIFEST_SUFFIX)
-    if not manifest_path.is_file():
-        return None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{manifest_path.name} beside the engine is unreadable ({e}); rebuild the engine") from None
-    if not isinstance(manifest, dict):
-        raise ModelLoadError(f"{manifest_path.name} beside the engine is malformed; rebuild the engine")
-    want = manifest.get("sha256")
-    if want and tensorrt_build.sha256_file(path) != want:
-        raise ModelLoadError(f"{path.name} does not match {manifest_path.name} (its SHA-256 differs: the engine was "
-                             "modified, truncated or replaced); rebuild it")
-    built_with, here = manifest.get("tensorrt"), str(trt.__version__)
-    if built_with and built_with != here:
-        raise ModelLoadError(f"{path.name} was built with TensorRT {built_with}, this machine has TensorRT {here}; "
-                             "engines only run on the TensorRT version that built them — rebuild it here")
-    cc, cc_here = manifest.get("compute_capability"), _current_compute_capability()
-    if cc and cc_here and cc != cc_here:
-        raise ModelLoadError(f"{path.name} was built for compute capability {cc} ({manifest.get('gpu')}), this GPU "
-                             f"is {cc_here}; engines only run on the GPU model that built them — rebuild it here")
-    return manifest
-
-
-TORCH_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "int8": "int8",
-                "int32": "int32", "int64": "int64", "bool": "bool", "uint8": "uint8"}
-
-
-def load_engine(path) -> LoadedModel:
-    """Deserialise a TensorRT engine and run it with torch CUDA tensors (format ``tensorrt``)."""
-    path = Path(path)
-    ok, why = TensorRTConverter.available()
-    if not ok:
-        raise ModelLoadError(f"{path.name} is a TensorRT engine and cannot be loaded here: {why}; engines only run "
-                             "on the GPU and TensorRT version they were built for")
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
-    import tensorrt as trt
-
-    manifest = _check_manifest(path, trt)
-    logger = tensorrt_build._make_logger(trt, echo=False)
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        detail = logger.errors[-1].strip().splitlines()[0][:300] if logger.errors else "not a valid engine"
-        raise ModelLoadError(f"TensorRT {trt.__version__} cannot load {path.name} ({detail}); engines only run on the "
-                             "GPU and TensorRT version they were built for — rebuild it here")
-    labels = {d["name"]: d.get("shape") or [] for d in (manifest or {}).get("inputs", []) if isinstance(d, dict)}
-    inputs, outputs, io_dtypes = [], [], {}
-    for i in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(i)
-        dims = list(engine.get_tensor_shape(name))
-        dtype = tensorrt_build.dtype_name(engine.get_tensor_dtype(name))
-        io_dtypes[name] = dtype
-        known = labels.get(name, [])
-        shape = tuple((known[a] if a < len(known) and isinstance(known[a], str) else tensorrt_build.dynamic_label(name, a))
-                      if d < 0 else int(d) for a, d in enumerate(dims))
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-            example: tuple[int, ...] = ()
-            if any(d < 0 for d in dims):
-                try:
-                    example = tuple(int(x) for x in engine.get_tensor_profile_shape(name, 0)[1])
-                except Exception:  # noqa: BLE001
-                    example = ()
-            inputs.append(TensorSpec(name, dtype, shape, example))
-        else:
-            outputs.append(TensorSpec(name, dtype, shape))
-    details = {"tensorrt": str(trt.__version__), "engine_manifest": manifest is not None,
-               **{k: (manifest or {}).get(k) for k in ("gpu", "compute_capability", "cuda", "strongly_typed")}}
-    model = LoadedModel(path, "tensorrt", inputs, outputs, 0, path.stat().st_size, module=engine, details=details)
-    model._runner = _engine_runner(runtime, engine, inputs, outputs, io_dtypes)
-    return model
-
-
-def _engine_runner(runtime, engine, inputs: list[TensorSpec], outputs: list[TensorSpec], io_dtypes: dict):
-    state: dict = {}
-    lock = threading.Lock()
-
-    def run(feeds):
-        import numpy as np
-        import torch
-
-        with lock:
-            if "context" not in state:
-                state["context"] = engine.create_execution_context()
-                if state["context"] is None:
-                    raise RuntimeError("TensorRT cannot create an execution context (out of GPU memory?)")
-            context = state["context"]
-            keep = []
-            for spec in inputs:
-                dtype = getattr(torch, TORCH_DTYPES.get(io_dtypes[spec.name], "float32"))
-                t = torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(device="cuda", dtype=dtype).contiguous()
-                if not context.set_input_shape(spec.name, tuple(t.shape)):
-                    raise RuntimeError(f"input {spec.name}: shape {tuple(t.shape)} is outside the engine's "
-                                       "optimization profile")
-                context.set_tensor_address(spec.name, t.data_ptr())
-                keep.append(t)
-            results = []
-            for spec in outputs:
-                shape = tuple(context.get_tensor_shape(spec.name))
-                if any(d < 0 for d in shape):
-                    raise RuntimeError(f"output {spec.name} has a data-dependent shape {shape}; "
-                                       "this runner needs output shapes known from the input shapes")
-                dtype = getattr(torch, TORCH_DTYPES.get(io_dtypes[spec.name], "float32"))
-                t = torch.empty(shape, dtype=dtype, device="cuda")
-                context.set_tensor_address(spec.name, t.data_ptr())
-                results.append(t)
-            stream = torch.cuda.current_stream()
-            if not context.execute_async_v3(stream.cuda_stream):
-                raise RuntimeError("TensorRT failed to run the engine (execute_async_v3 returned False)")
-            stream.synchronize()
-            del keep
-            return [(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).cpu().numpy() for t in results]
-
-    run.runtime = runtime  # the runtime must outlive the engine
-    return run

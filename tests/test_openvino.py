@@ -117,7 +117,7 @@ def ir_artifacts(model_files, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("precision", HERE_PRECISIONS)
 def test_cli_converts_to_openvino_at_each_precision(ir_artifacts, precision):
-    from converters.openvino import openvino_module
+    from app.runtimes.openvino import openvino_module
 
     ov = openvino_module()  # with its telemetry kept out, as the app imports it
 
@@ -147,7 +147,7 @@ def test_cli_converts_to_openvino_at_each_precision(ir_artifacts, precision):
 def test_fp32_artifacts_never_run_in_the_plugins_bf16_default(ir_artifacts):
     """The CPU plugin picks bf16 for fp32 models on BF16 CPUs unless told; the studio always tells it."""
     from app.loading import load_model
-    from converters.openvino import compile_model, compile_config
+    from app.runtimes.openvino import compile_model, compile_config
 
     assert compile_config("fp32", 2) == {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
                                          "INFERENCE_NUM_THREADS": 2}

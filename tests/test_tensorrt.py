@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.errors import ModelLoadError
-from converters import tensorrt_build
+from app.runtimes import tensorrt_build
 from converters.tensorrt import FORCE_HANDOFF_ENV, TensorRTConverter, trtexec_script
 
 AVAILABLE, WHY = TensorRTConverter.available()

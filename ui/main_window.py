@@ -1009,7 +1009,7 @@ class MainWindow(QMainWindow):
         HTML, or for ``*.pdf`` the same page printed by QtWebEngine."""
         import tempfile
 
-        from app.pipeline import manifest_path_of
+        from app.manifest import manifest_path_of
         from ui.workers import report_job
 
         manifests = [manifest_path_of(a) for a in self.results.artifacts() if manifest_path_of(a).is_file()]

@@ -1,7 +1,7 @@
 """Benchmarking: one runner per runtime, a timing harness, reports, and the optimizer search.
 
 Qt-free like the rest of :mod:`app`; the window runs :func:`app.bench.job.bench_job` in a child
-process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.bench.commands`.
+process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.bench_commands`.
 
 - :mod:`app.bench.stats`    LatencyStats: percentiles of a list of timings
 - :mod:`app.bench.runners`  Runner and one subclass per runtime (PyTorch, TorchScript, torch.export,

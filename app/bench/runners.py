@@ -353,13 +353,14 @@ class OpenVINORunner(Runner):
         self.compiled: Any = None
 
     def available(self) -> tuple[bool, str]:
-        from converters.openvino import OpenVINOConverter
+        from app.runtimes import openvino as ov_runtime
 
-        return OpenVINOConverter.available()
+        ok, detail = ov_runtime.available()
+        return (True, "") if ok else (False, detail)
 
     def _load_impl(self) -> None:
         from app.loading import load_model
-        from converters.openvino import compile_model
+        from app.runtimes.openvino import compile_model
 
         model = load_model(self.path)  # signature (+ the ONNX external-data checks)
         source = model.module if model.format == "openvino" else Path(self.path)
@@ -398,14 +399,14 @@ class TensorRTRunner(Runner):
         self._io: dict[str, str] = {}
 
     def available(self) -> tuple[bool, str]:
-        from converters.tensorrt import TensorRTConverter
+        from app.runtimes import tensorrt as trt_runtime
 
-        return TensorRTConverter.available()
+        return trt_runtime.available()
 
     def _load_impl(self) -> None:
         import torch
 
-        from converters.tensorrt import load_engine
+        from app.loaders.tensorrt import load_engine
 
         model = load_engine(self.path)
         self.engine = model.module
@@ -422,7 +423,7 @@ class TensorRTRunner(Runner):
     def _prepare_impl(self, feeds: Feeds) -> Any:
         import torch
 
-        from converters.tensorrt import TORCH_DTYPES
+        from app.runtimes.tensorrt import TORCH_DTYPES
 
         tensors = {}
         for spec in self.inputs:
@@ -477,7 +478,7 @@ class TensorRTRunner(Runner):
 # ---------------------------------------------------------------------------- artifacts → runners
 def artifact_precision(path: Path) -> str:
     """The precision of an artifact: from its manifest, its name (``cnn.int8.onnx``), or its graph."""
-    from app.pipeline import read_manifest
+    from app.manifest import read_manifest
 
     precision = (read_manifest(path) or {}).get("precision")
     if precision in ("fp32", "fp16", "bf16", "int8"):
@@ -502,9 +503,9 @@ def artifact_precision(path: Path) -> str:
 
 def openvino_available() -> bool:
     """Whether OpenVINO is installed here (ONNX files are then also timed in OpenVINO)."""
-    from converters.openvino import OpenVINOConverter
+    from app.runtimes import openvino as ov_runtime
 
-    return OpenVINOConverter.available()[0]
+    return ov_runtime.available()[0]
 
 
 def runners_for_artifact(path: Path, *, providers: list[str], threads: int | None,

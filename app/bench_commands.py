@@ -12,18 +12,19 @@ import json
 import sys
 from pathlib import Path
 
+from app.console import StderrProgress
 from app.errors import BadInput
+from app.flags import add_model_args, model_fields
 
 
 def add_bench_commands(sub) -> None:
     """Add ``bench`` and ``optimize`` to the ``main.py`` subparsers ``sub``."""
-    from app.cli import _add_model_args
 
     b = sub.add_parser("bench", help="benchmark the source model and its artifacts side by side",
                        description="Time the source model (the baseline: PyTorch eager for a state dict) and every "
                                    "artifact on the same inputs; latency percentiles, throughput, cold start, load "
                                    "time, size, peak memory and accuracy against the source, per batch size.")
-    _add_model_args(b)
+    add_model_args(b)
     b.add_argument("artifacts", nargs="*", type=Path, metavar="ARTIFACT",
                    help="artifacts to time: TorchScript .pt, .pt2, .onnx, TensorRT .engine")
     _add_timing_args(b, runs=50, min_seconds=1.0)
@@ -43,7 +44,7 @@ def add_bench_commands(sub) -> None:
                        description="Convert to every available target and precision (static INT8 with each "
                                    "calibration method), verify and benchmark each, and recommend the fastest "
                                    "artifact whose cosine similarity to the source is within the budget.")
-    _add_model_args(o)
+    add_model_args(o)
     o.add_argument("--budget-cosine", type=float, default=0.99, metavar="C",
                    help="lowest acceptable cosine similarity to the source (default 0.99)")
     o.add_argument("--calibration", type=Path, metavar="DIR", help="calibration data for static INT8 (.npy/.npz/images)")
@@ -114,7 +115,6 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
 
 def source_request(args: argparse.Namespace, target: str = "bench"):
     """The source model as a :class:`~app.request.ConversionRequest` (the same flags as ``convert``)."""
-    from app.cli import model_fields
     from app.request import ConversionRequest
 
     return ConversionRequest(**model_fields(args), target=target, seed=args.seed)
@@ -149,7 +149,6 @@ def _run(args: argparse.Namespace, work):
     """Run ``work(progress)`` with progress on stderr, print its result (JSON or the table); returns
     the result and its JSON data."""
     from app.bench import report
-    from app.cli import StderrProgress
 
     progress = StderrProgress()
     try:
@@ -162,7 +161,7 @@ def _run(args: argparse.Namespace, work):
 
 
 def bench_entry(payload: tuple, progress=None, should_cancel=None):
-    """``bench`` in the fenced child (``app.bench.commands:bench_entry``)."""
+    """``bench`` in the fenced child (``app.bench_commands:bench_entry``)."""
     from app.bench.benchmark import benchmark
 
     request, artifacts, config, providers, device, openvino = payload
@@ -171,7 +170,7 @@ def bench_entry(payload: tuple, progress=None, should_cancel=None):
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
-    """``bench --sweep`` in the fenced child (``app.bench.commands:sweep_entry``)."""
+    """``bench --sweep`` in the fenced child (``app.bench_commands:sweep_entry``)."""
     from app.bench.sweep import run_sweep
     from app.pipeline import prepare_model
 
@@ -181,7 +180,7 @@ def sweep_entry(payload: tuple, progress=None, should_cancel=None):
 
 
 def optimize_entry(payload: tuple, progress=None, should_cancel=None):
-    """``optimize`` in the fenced child (``app.bench.commands:optimize_entry``)."""
+    """``optimize`` in the fenced child (``app.bench_commands:optimize_entry``)."""
     from app.bench.optimize import optimize
 
     request, config, kwargs = payload
@@ -191,7 +190,7 @@ def optimize_entry(payload: tuple, progress=None, should_cancel=None):
 def _in_child(entry: str, payload: tuple, progress, writable=()):
     from app.jobs import run_job
 
-    return run_job(f"app.bench.commands:{entry}", payload, progress=progress, writable=writable)
+    return run_job(f"app.bench_commands:{entry}", payload, progress=progress, writable=writable)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -211,7 +210,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``bench MODEL ARTIFACT... --sweep threads=... batch=... concurrency=...``."""
     from app.bench import sweep
-    from app.cli import StderrProgress
 
     grid = sweep.parse_sweep(args.sweep)
     if args.batch:
