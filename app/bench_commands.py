@@ -127,7 +127,7 @@ def _providers(args: argparse.Namespace) -> list[str] | None:
 
 
 def _list_providers() -> int:
-    from app.bench.runners import onnxruntime_providers, short_provider
+    from app.runtimes.onnxrt import onnxruntime_providers, short_provider
 
     for p in onnxruntime_providers():
         print(f"{short_provider(p):12} {p}")

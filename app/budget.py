@@ -79,7 +79,7 @@ class AccuracyBudget:
 
 def latency_ms(path: Path, feeds: dict, runs: int = 30) -> float:
     """Median ONNX Runtime latency of one sample (a quick figure for the report, not a benchmark)."""
-    from app.loading import ort_session
+    from app.runtimes.onnxrt import ort_session
 
     sess = ort_session(Path(path))
     names = {i.name for i in sess.get_inputs()}

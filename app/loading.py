@@ -14,24 +14,19 @@ import json
 import os
 import struct
 import zipfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.errors import BadInput, ModelLoadError, StudioError, UnsafeModelError, describe
 from app.errors import first_line as _first_line
-from app.model import LoadedModel, flatten_outputs, torch_runner
+from app.model import SUPPORTED, LoadedModel, flatten_outputs
+from app.runtimes.onnxrt import read_onnx
+from app.runtimes.pytorch import runs_in_torch
 from app.security import check_zip_sizes
 from app.specs import TensorSpec
 
 SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
-
-# file names the loaders read (longest first where one ends another, e.g. .pt2 before .pt)
-MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan", ".xml")
-SUPPORTED = (".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module), .pt2 (torch.export), "
-             ".safetensors, .onnx, .engine/.plan (TensorRT), .xml + .bin (OpenVINO IR)")
-
 
 def sniff_format(path: Path) -> str:
     """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino."""
@@ -112,13 +107,13 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
 def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool) -> LoadedModel:
     kind = sniff_format(path)
     if kind == "onnx":
-        return _load_onnx(path)
+        return read_onnx(path)
     if kind == "tensorrt":
-        from app.loaders.tensorrt import load_engine
+        from app.runtimes.tensorrt import load_engine
 
         return load_engine(path)
     if kind == "openvino":
-        from app.loaders.openvino import load_ir
+        from app.runtimes.openvino import load_ir
 
         return load_ir(path)
     if kind == "torchscript":
@@ -131,10 +126,6 @@ def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool)
 
 
 # ---------------------------------------------------------------------------- sizes and params
-def file_size_with_data(path: Path, extra: list[Path] = ()) -> int:
-    return path.stat().st_size + sum(p.stat().st_size for p in extra if p.exists())
-
-
 def _module_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -326,7 +317,7 @@ def _from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None =
                                   "pass --input NAME:SHAPE[:DTYPE] for " + ", ".join(names)]
             else:
                 model.warnings.append(f"running the model on its recorded inputs failed: {_first_line(e)}")
-    model._runner = torch_runner(module, model.inputs)
+    model.make_runner = lambda: runs_in_torch(model)
     return model
 
 
@@ -343,10 +334,7 @@ def with_inputs(model: LoadedModel, inputs: list[TensorSpec]) -> LoadedModel:
         except Exception as e:
             raise BadInput(f"{model.path.name} does not run on the given inputs "
                            f"({', '.join(s.describe() for s in inputs)}): {_first_line(e)}") from None
-        model._runner = torch_runner(fn, inputs)
-    elif model.format == "onnx":
-        model._runner = model._runner  # ONNX feeds are cast by LoadedModel.run
-    return model
+    return model  # its runner is made afresh for the new inputs (LoadedModel.runner)
 
 
 # ---------------------------------------------------------------------------- TorchScript / torch.export
@@ -394,7 +382,7 @@ def _load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedMode
     params = sum(int(t.numel()) for t in ep.state_dict.values())
     model = LoadedModel(path, "torch-export", inputs, outputs, params, path.stat().st_size, module=ep,
                         details=dict(details), warnings=notes)
-    model._runner = torch_runner(ep.module(), inputs)
+    model.make_runner = lambda: runs_in_torch(model)
     return model
 
 
@@ -434,150 +422,4 @@ def _exported_signature(ep) -> tuple[list[TensorSpec], list[TensorSpec]]:
                                   str(v.dtype).removeprefix("torch."), shape))
     return inputs, outputs
 
-
-# ---------------------------------------------------------------------------- ONNX
-def _graph_tensors(graph):
-    """Every tensor of ``graph``: initializers, sparse initializers, node attributes (Constant
-    values), and the same inside subgraphs (If branches, Loop and Scan bodies)."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    yield from _nodes_tensors(graph.node)
-
-
-def _nodes_tensors(nodes):
-    for node in nodes:
-        for a in node.attribute:
-            if a.HasField("t"):
-                yield a.t
-            yield from a.tensors
-            if a.HasField("sparse_tensor"):
-                yield a.sparse_tensor.values
-                yield a.sparse_tensor.indices
-            for s in a.sparse_tensors:
-                yield s.values
-                yield s.indices
-            if a.HasField("g"):
-                yield from _graph_tensors(a.g)
-            for g in a.graphs:
-                yield from _graph_tensors(g)
-
-
-def onnx_tensors(model):
-    """Every tensor in an ONNX model: the main graph, its subgraphs, and local functions' nodes."""
-    yield from _graph_tensors(model.graph)
-    for function in model.functions:
-        yield from _nodes_tensors(function.node)
-
-
-def onnx_external_files(model, folder: Path, source: Path) -> list[Path]:
-    """Files the model's tensors point to, each checked to lie inside ``folder`` (no climbing out)."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    files: list[Path] = []
-    root = folder.resolve()
-    for tensor in onnx_tensors(model):
-        if not uses_external_data(tensor):
-            continue
-        location = ExternalDataInfo(tensor).location
-        candidate = folder / location
-        if os.path.isabs(location) or ".." in Path(location).parts:
-            raise ModelLoadError(f"{source}: external data location {location!r} points outside the model's "
-                                 "folder; refused (a crafted ONNX file can read any file this way)")
-        if candidate.is_symlink() or not candidate.resolve().is_relative_to(root):
-            raise ModelLoadError(f"{source}: external data file {location!r} is a link leading outside the "
-                                 "model's folder; refused")
-        if not candidate.exists():
-            raise ModelLoadError(f"{source}: its weights live in {location!r}, which is missing; "
-                                 "keep the data file beside the .onnx")
-        if candidate not in files:
-            files.append(candidate)
-    return files
-
-
-def _onnx_dims(value_info, name: str) -> tuple:
-    dims = []
-    for axis, d in enumerate(value_info.type.tensor_type.shape.dim):
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or f"{name}_dim{axis}")
-    return tuple(dims)
-
-
-def onnx_specs(graph) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    from onnx.helper import tensor_dtype_to_np_dtype
-
-    init = {i.name for i in graph.initializer}
-
-    def spec(v):
-        elem = v.type.tensor_type.elem_type
-        dtype = str(tensor_dtype_to_np_dtype(elem)) if elem else "float32"
-        return TensorSpec(v.name, dtype, _onnx_dims(v, v.name))
-
-    return [spec(v) for v in graph.input if v.name not in init], [spec(v) for v in graph.output]
-
-
-def _load_onnx(path: Path) -> LoadedModel:
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError, OSError) as e:
-        raise ModelLoadError(f"{path} is not a readable model: not ONNX, truncated or damaged "
-                             f"({_first_line(e)}); supported: {SUPPORTED}") from None
-    if not proto.graph.node and not proto.graph.output:
-        raise ModelLoadError(f"{path} is not a model file (no ONNX graph in it); supported: {SUPPORTED}")
-    data_files = onnx_external_files(proto, path.parent, path)
-    inputs, outputs = onnx_specs(proto.graph)
-    ops = Counter((f"{n.domain}::" if n.domain not in ("", "ai.onnx") else "") + n.op_type for n in proto.graph.node)
-    params = 0
-    for t in proto.graph.initializer:
-        n = 1
-        for d in t.dims:
-            n *= d
-        params += n
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    details = {"opset": opset, "ir_version": proto.ir_version, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
-               "operators": dict(ops.most_common()), "external_data": [p.name for p in data_files]}
-    model = LoadedModel(path, "onnx", inputs, outputs, params, file_size_with_data(path, data_files),
-                        module=path, details=details)
-    session: list = []
-
-    def run(feeds):
-        if not session:
-            session.append(ort_session(path))
-        return session[0].run(None, feeds)
-
-    model._runner = run
-    return model
-
-
-def ort_session(path: Path, providers: list[str] | None = None, threads: int | None = None):
-    """An ONNX Runtime session for ``path``; errors become one clear line."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    providers = providers or ["CPUExecutionProvider"]
-    try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
-    except Exception as e:
-        error = e
-    if "external" in str(error).lower():
-        # ONNX Runtime's shape inference cannot read small constants (e.g. ReduceMean axes) that an
-        # exporter put in external data; give it the model with its data loaded in memory instead
-        import onnx
-
-        proto = onnx.load(str(path))
-        if proto.ByteSize() < 2**31 - 1:
-            try:
-                return ort.InferenceSession(proto.SerializeToString(), opts, providers=providers)
-            except Exception as e:
-                error = e
-    raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {_first_line(error)}") from None
 

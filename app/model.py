@@ -12,6 +12,11 @@ from app.specs import TensorSpec
 
 Feeds = dict[str, np.ndarray]
 
+# file names the loaders read (longest first where one ends another, e.g. .pt2 before .pt)
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan", ".xml")
+SUPPORTED = (".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module), .pt2 (torch.export), "
+             ".safetensors, .onnx, .engine/.plan (TensorRT), .xml + .bin (OpenVINO IR)")
+
 
 @dataclass
 class LoadedModel:
@@ -32,22 +37,31 @@ class LoadedModel:
     inputs_guessed: bool = False
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    _runner: Callable[[Feeds], list[np.ndarray]] | None = field(default=None, repr=False)
+    # set by the loader: this model in its runtime, an app.runtimes Runner (not loaded yet)
+    make_runner: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    _loaded_runner: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_torch(self) -> bool:
         return self.format in ("torchscript", "torch-export", "state-dict", "pickle")
 
+    def runner(self):
+        """This model in its runtime (an :class:`app.runtimes.base.Runner`), loaded on first use and kept
+        while the signature stays the same: verification, evaluation and the benchmark all run it."""
+        key = tuple(self.inputs)
+        if self._loaded_runner is None or self._loaded_runner[0] != key:
+            if self.make_runner is None:
+                raise RuntimeError(f"{self.path.name}: this {self.format} model cannot be run")
+            if self._loaded_runner is not None:
+                self._loaded_runner[1].close()
+            runner = self.make_runner()
+            runner.load()
+            self._loaded_runner = (key, runner)
+        return self._loaded_runner[1]
+
     def run(self, feeds: Feeds) -> list[np.ndarray]:
-        """Run one inference; feeds are cast to the declared input dtypes; outputs as float64-safe arrays."""
-        if self._runner is None:
-            raise RuntimeError(f"{self.path.name}: this {self.format} model cannot be run")
-        cast = {}
-        for spec in self.inputs:
-            if spec.name not in feeds:
-                raise KeyError(spec.name)
-            cast[spec.name] = np.ascontiguousarray(feeds[spec.name]).astype(_np_dtype(spec.dtype), copy=False)
-        return self._runner(cast)
+        """Run one inference; feeds are cast to the declared input dtypes; floating outputs as float32."""
+        return self.runner().infer(feeds)
 
     def summary(self) -> dict:
         """What ``inspect --json`` prints."""
@@ -62,32 +76,6 @@ class LoadedModel:
             **self.details,
             "warnings": list(self.warnings),
         }
-
-
-def _np_dtype(dtype: str):
-    if dtype == "bfloat16":  # numpy has no bfloat16; torch runners cast from float32
-        return np.float32
-    return np.dtype(dtype)
-
-
-def torch_runner(fn: Callable, inputs: list[TensorSpec]) -> Callable[[Feeds], list[np.ndarray]]:
-    """Wrap a torch callable (module, scripted module, exported program's module) as a numpy runner."""
-
-    def run(feeds: Feeds) -> list[np.ndarray]:
-        import torch
-
-        args = []
-        for spec in inputs:
-            t = torch.from_numpy(np.array(feeds[spec.name]))
-            if spec.dtype == "bfloat16":
-                t = t.to(torch.bfloat16)
-            args.append(t)
-        with torch.inference_mode():
-            out = fn(*args)
-        return [t.detach().float().numpy() if t.is_floating_point() else t.detach().numpy()
-                for t in flatten_outputs(out)]
-
-    return run
 
 
 def flatten_outputs(out: Any) -> list:

@@ -156,7 +156,7 @@ def model_files(path: Path) -> list[Path]:
     if check_drawable(path).format == "onnx":
         import onnx
 
-        from app.loading import onnx_external_files
+        from app.runtimes.onnxrt import onnx_external_files
 
         try:
             proto = onnx.load(str(path), load_external_data=False)

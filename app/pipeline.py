@@ -373,7 +373,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
 
 def model_stem(path: Path) -> str:
     name = path.name
-    from app.loading import MODEL_SUFFIXES
+    from app.model import MODEL_SUFFIXES
 
     for suffix in MODEL_SUFFIXES:
         if name.lower().endswith(suffix):

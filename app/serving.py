@@ -204,7 +204,8 @@ def read_signature(artifact: Path, inputs: list[TensorSpec] | None = None) -> _S
         raise BadInput(f"{artifact.name} is a {kind} file; {hint}Triton serves ONNX (.onnx), TorchScript (.pt), "
                        "OpenVINO IR (.xml) and TensorRT (.engine/.plan) artifacts — convert it first (--to onnx, "
                        "openvino or torchscript-*)")
-    from app.loading import load_model, onnx_external_files, with_inputs
+    from app.loading import load_model, with_inputs
+    from app.runtimes.onnxrt import onnx_external_files
 
     model = load_model(artifact, guess_inputs=inputs is None)
     warnings: list[str] = []
@@ -237,7 +238,7 @@ def _tensorrt_signature(artifact: Path, manifest: dict | None, precision: str | 
         return _Signature("tensorrt", _specs(manifest, "inputs"), _specs(manifest, "outputs"), None, [],
                           precision, [], [])
     try:
-        from app.loaders.tensorrt import load_engine
+        from app.runtimes.tensorrt import load_engine
     except ImportError:
         load_engine = None
     if load_engine is not None:

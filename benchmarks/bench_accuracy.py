@@ -59,7 +59,7 @@ def eager_ms(model, feeds: dict, names: list[str], runs: int) -> float:
 
 
 def onnx_ms(path: Path, feeds: dict, runs: int) -> float:
-    from app.loading import ort_session
+    from app.runtimes.onnxrt import ort_session
 
     sess = ort_session(path)
     return median_ms(lambda: sess.run(None, feeds), runs)

@@ -4,7 +4,7 @@
 
 For each model (the ResNet-18 of :mod:`benchmarks.bench_models` exported to ONNX fp32, and the
 tests' SmallCNN, whose ~30 µs calls make any per-call overhead of the harness visible), one ONNX
-Runtime session is created through the harness's :class:`~app.bench.runners.OnnxRuntimeRunner`.
+Runtime session is created through the harness's :class:`~app.runtimes.onnxrt.OnnxRuntimeRunner`.
 Then, alternating, ``--rounds`` times: the harness's loop (``app.bench.harness.time_calls``) and a
 bare loop ``t = perf_counter(); session.run(None, feeds); perf_counter() - t`` with the same
 warm-up, each ``--runs`` calls. Reported: the median over rounds of each p50 and their ratio
@@ -61,7 +61,7 @@ def bare_p50(session, feeds: dict, runs: int, warmup: int) -> float:
 
 def measure(path: Path, shape: tuple[int, ...], args) -> dict:
     from app.bench.harness import BenchConfig, default_threads, time_calls
-    from app.bench.runners import OnnxRuntimeRunner
+    from app.runtimes.onnxrt import OnnxRuntimeRunner
     from app.bench.stats import LatencyStats
 
     threads = args.threads or default_threads()
@@ -84,7 +84,7 @@ def measure(path: Path, shape: tuple[int, ...], args) -> dict:
 
 def measure_interleaved(path: Path, shape: tuple[int, ...], args) -> dict:
     from app.bench.harness import BenchConfig, default_threads, run_benchmark
-    from app.bench.runners import OnnxRuntimeRunner
+    from app.runtimes.onnxrt import OnnxRuntimeRunner
     from app.specs import TensorSpec
 
     threads = args.threads or default_threads()

@@ -30,14 +30,10 @@ import warnings
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed, first_line
-from app.loaders.openvino import load_ir
 from app.model import LoadedModel
 from app.runtimes import openvino as ov_runtime
-from app.runtimes.openvino import INFERENCE_PRECISION, OV_DTYPES, RT_HINT, RT_PRECISION, openvino_module
+from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
 from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of
-
-IR_SUFFIX = ".xml"
-
 
 def nncf_module():
     """``import nncf`` with telemetry kept out (see :func:`openvino_module`)."""

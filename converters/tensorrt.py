@@ -22,8 +22,8 @@ from pathlib import Path
 from app.errors import Cancelled, ConversionFailed
 from app.model import LoadedModel
 from app.specs import TensorSpec
-from app.loaders.tensorrt import load_engine
 from app.runtimes import tensorrt as trt_runtime
+from app.runtimes.tensorrt import load_engine
 from app.runtimes import tensorrt_build
 from converters.base import ALL_SOURCES, ConversionContext, Converter
 

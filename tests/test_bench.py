@@ -61,7 +61,7 @@ def test_latency_stats_match_the_definitions():
 
 
 def _counting_runner(path: Path):
-    from app.bench.runners import OnnxRuntimeRunner
+    from app.runtimes.onnxrt import OnnxRuntimeRunner
 
     class Counting(OnnxRuntimeRunner):
         calls = 0

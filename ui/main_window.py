@@ -455,7 +455,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ loading a model
     def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
         """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
-        from app.loading import MODEL_SUFFIXES
+        from app.model import MODEL_SUFFIXES
 
         path = Path(path)
         if self.jobs.running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):

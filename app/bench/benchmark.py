@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Callable
 
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
-from app.bench.runners import (TORCH_RUNTIMES, OnnxRuntimeRunner, Runner, TorchRunner, artifact_precision,
-                               onnxruntime_providers, resolve_provider, runners_for_artifact)
+from app.bench.runners import artifact_precision, runners_for_artifact
 from app.errors import BadInput
 from app.model import LoadedModel
 from app.request import ConversionRequest
+from app.runtimes.base import Runner
+from app.runtimes.onnxrt import OnnxRuntimeRunner, onnxruntime_providers, resolve_provider
+from app.runtimes.pytorch import TORCH_RUNTIMES, TorchRunner
+
 
 def source_runner(model: LoadedModel, load_seconds: float, *, threads: int | None, device: str = "cpu") -> Runner:
     """The baseline: the source module in eager PyTorch (or the source file in its own runtime)."""

@@ -36,7 +36,8 @@ from typing import Callable
 
 import numpy as np
 
-from app.bench.runners import Runner, RunnerUnavailable, onnxruntime_providers
+from app.runtimes.base import Runner, RunnerUnavailable
+from app.runtimes.onnxrt import onnxruntime_providers
 from app.bench.stats import NOISY_HALF_WIDTH, LatencyStats, median_ci, speedup_ci, verdict
 from app.errors import BadInput, Cancelled, describe
 from app.inputs import make_feeds

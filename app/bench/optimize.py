@@ -17,7 +17,8 @@ from typing import Callable
 
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
-from app.bench.runners import Runner, runners_for_artifact
+from app.bench.runners import runners_for_artifact
+from app.runtimes.base import Runner
 from app.errors import BadInput, Cancelled, StudioError, describe
 from app.request import ConversionRequest
 

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from app.bench.harness import BenchResult
-from app.bench.runners import short_provider
+from app.runtimes.onnxrt import short_provider
 
 # The columns the window's charts read, in order; the CSV adds the rest after them.
 CSV_FIELDS = ("name", "runtime", "provider", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",

@@ -16,13 +16,20 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from typing import Any
+
+import numpy as np
+
 from app.errors import ModelLoadError, first_line
+from app.model import Feeds, LoadedModel
+from app.runtimes.base import Runner
 from app.specs import TensorSpec
 
 # OpenVINO's name for each artifact precision's inference precision on CPU
 INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
 RT_PRECISION = ["deploy_studio", "precision"]
 RT_HINT = ["runtime_options", "INFERENCE_PRECISION_HINT"]
+IR_SUFFIX = ".xml"
 OV_DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64", "i64": "int64",
              "i32": "int32", "i8": "int8", "u8": "uint8", "boolean": "bool", "i16": "int16"}
 
@@ -107,3 +114,94 @@ def compile_model(model, precision: str, threads: int | None = None, *, name: st
                                        compile_config(precision, threads))
     except Exception as e:  # noqa: BLE001
         raise ModelLoadError(f"OpenVINO cannot compile {name} for CPU: {first_line(e)}") from None
+
+
+def load_ir(path: Path, *, precision: str | None = None, threads: int | None = None) -> LoadedModel:
+    """An OpenVINO IR as a :class:`LoadedModel` (format ``openvino``), compiled on CPU at the
+    precision recorded with it (fp32 unless it says bf16)."""
+    path = Path(path)
+    model = read_ir(path)
+    precision = precision or ir_precision(model) or _manifest_precision(path) or "fp32"
+    inputs = [tensor_spec(p, i, "input") for i, p in enumerate(model.inputs)]
+    outputs = [tensor_spec(p, i, "output") for i, p in enumerate(model.outputs)]
+    params = sum(_numel(op.get_output_shape(0)) for op in model.get_ops()
+                 if op.get_type_name() == "Constant" and op.get_output_partial_shape(0).is_static)
+    bin_path = path.with_suffix(".bin")
+    loaded = LoadedModel(path, "openvino", inputs, outputs, params, path.stat().st_size + bin_path.stat().st_size,
+                         module=model, details={"precision": precision,
+                                                "inference_precision": INFERENCE_PRECISION.get(precision, "f32"),
+                                                "operators": _op_counts(model)})
+    loaded.make_runner = lambda: OpenVINORunner(path, path.name, threads=threads, precision=precision, model=loaded)
+    return loaded
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _op_counts(model) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for op in model.get_ops():
+        counts[op.get_type_name()] = counts.get(op.get_type_name(), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _manifest_precision(path: Path) -> str | None:
+    from app.manifest import read_manifest
+
+    return (read_manifest(path) or {}).get("precision")
+
+
+class OpenVINORunner(Runner):
+    """An OpenVINO IR (``.xml``) or an ONNX file compiled by OpenVINO's CPU plugin.
+
+    The inference precision is explicit (``INFERENCE_PRECISION_HINT``: bf16 only for bf16 artifacts,
+    f32 for everything else, never the plugin's bf16 default) and the thread count is the same as
+    every other runner's (``INFERENCE_NUM_THREADS``). The timed call is one synchronous
+    ``infer_request.infer()`` on a reused request, outputs shared rather than copied — what a
+    serving loop does.
+    """
+
+    runtime = "openvino"
+    provider = "CPU"
+
+    def __init__(self, path: Path, name: str, *, threads: int | None = None, precision: str = "fp32",
+                 size_bytes: int = 0, model: LoadedModel | None = None):
+        super().__init__(name, precision=precision, size_bytes=size_bytes)
+        self.path = Path(path)
+        self.threads = threads
+        self.model = model  # the file already read (its signature); else read at load
+        self.request: Any = None
+        self.compiled: Any = None
+
+    def available(self) -> tuple[bool, str]:
+        ok, detail = available()
+        return (True, "") if ok else (False, detail)
+
+    def _load_impl(self) -> None:
+        from app.runtimes.onnxrt import read_onnx
+
+        model = self.model or (load_ir(self.path) if self.path.suffix.lower() == IR_SUFFIX
+                               else read_onnx(self.path))  # signature (+ the ONNX external-data checks)
+        source = model.module if model.format == "openvino" else Path(self.path)
+        self.compiled = compile_model(source, self.precision, self.threads, name=self.path.name)
+        self.request = self.compiled.create_infer_request()
+        self.inputs = list(model.inputs)
+        if not self.size_bytes:
+            self.size_bytes = model.size_bytes
+
+    def _prepare_impl(self, feeds: Feeds) -> Any:
+        return [feeds[s.name] for s in self.inputs]
+
+    def _call_impl(self, prepared: Any) -> Any:
+        return self.request.infer(prepared, share_inputs=True, share_outputs=True)
+
+    def _outputs_impl(self, raw: Any) -> list[np.ndarray]:
+        return [np.array(raw[i], dtype=np.float32) if raw[i].dtype.kind == "f" else np.array(raw[i])
+                for i in range(len(self.compiled.outputs))]
+
+    def _close_impl(self) -> None:
+        self.request, self.compiled = None, None
