@@ -1,32 +1,32 @@
-"""load_model(path, ...) -> LoadedModel for every supported file format.
+"""load_model(path, ...) -> LoadedModel for every supported file format: the front door.
 
-Formats are recognised by content, not by extension: TorchScript and ``torch.export`` archives and
-``torch.save`` files are zip archives told apart by their members; safetensors by its JSON header;
-ONNX by parsing the protobuf. Every ``torch.load`` is ``weights_only=True``; a full pickled module
-loads through the same unpickler with the globals the user approved (``app.unpickling``). Zip
-archives are recognised by their first bytes, as torch does.
+Formats are recognised by content, not by extension (:func:`sniff_format`, which also runs the
+checks every file gets before any reader sees it: damaged or polyglot zips, zip bombs, forged
+safetensors headers): TorchScript and ``torch.export`` archives and ``torch.save`` files are zip
+archives told apart by their members; safetensors by its JSON header; ONNX by parsing the protobuf.
+Then one loader per format reads it (:mod:`app.loaders`; ONNX, IR and engines beside their
+runtimes in :mod:`app.runtimes`). Every ``torch.load`` is ``weights_only=True``; a full pickled
+module loads through the same unpickler with the globals the user approved (``app.unpickling``).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 import struct
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from app.errors import BadInput, ModelLoadError, StudioError, UnsafeModelError, describe
+from app.errors import BadInput, ModelLoadError, StudioError, describe
 from app.errors import first_line as _first_line
-from app.model import SUPPORTED, LoadedModel, flatten_outputs
+from app.loaders.modules import output_specs, probe_outputs
+from app.loaders.torch_export import load_exported
+from app.loaders.torch_save import PickleTrust, load_state_dict, load_torch_save, read_safetensors
+from app.loaders.torchscript import load_torchscript
+from app.model import SUPPORTED, LoadedModel
 from app.runtimes.onnxrt import read_onnx
-from app.runtimes.pytorch import runs_in_torch
 from app.security import check_zip_sizes
 from app.specs import TensorSpec
 
-SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
 
 def sniff_format(path: Path) -> str:
     """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino."""
@@ -117,208 +117,12 @@ def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool)
 
         return load_ir(path)
     if kind == "torchscript":
-        return _load_torchscript(path, guess_inputs)
+        return load_torchscript(path, guess_inputs)
     if kind == "torch-export":
-        return _load_exported(path, trust)
+        return load_exported(path, trust)
     if kind == "safetensors":
-        return _load_state_dict(path, _read_safetensors(path), arch, arch_kwargs, guess_inputs)
-    return _load_torch_save(path, arch, arch_kwargs, trust, guess_inputs)
-
-
-# ---------------------------------------------------------------------------- sizes and params
-def _module_params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-# ---------------------------------------------------------------------------- torch.save / state dicts
-def _read_safetensors(path: Path) -> dict:
-    try:
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    except Exception as e:
-        raise ModelLoadError(f"{path} is not a readable safetensors file ({e}); re-export it") from None
-
-
-@dataclass(frozen=True)
-class PickleTrust:
-    """What the user approved for a full pickled module (see :mod:`app.unpickling`)."""
-
-    allow_pickle: bool = False
-    trusted_globals: tuple[str, ...] = ()
-    run_code_from_file: bool = False
-
-
-def _load_torch_save(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: bool = True) -> LoadedModel:
-    import pickle
-
-    import torch
-
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
-            raise ModelLoadError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); re-export it") from None
-        return _load_pickled_module(path, arch, arch_kwargs, trust, guess)
-    except Exception as e:  # noqa: BLE001 - torch's readers fail on damage with many types (found by fuzzing)
-        raise ModelLoadError(f"{path} is damaged or truncated ({_first_line(e)}); re-export the model") from None
-    if isinstance(obj, torch.nn.Module):  # allowed by weights_only only for trivial modules
-        return _from_module(path, obj, "pickle", guess=guess)
-    state = _find_state_dict(obj)
-    if state is None:
-        raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a state dict or model; "
-                             "save model.state_dict() or the model itself")
-    return _load_state_dict(path, state, arch, arch_kwargs, guess)
-
-
-def _find_state_dict(obj: Any) -> dict | None:
-    import torch
-
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
-    if isinstance(obj, dict):  # training checkpoints: {"state_dict": ..., "optimizer": ...}
-        for key in ("state_dict", "model_state_dict", "model", "module", "net", "ema"):
-            if key in obj:
-                found = _find_state_dict(obj[key])
-                if found is not None:
-                    return found
-    return None
-
-
-def _load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dict | None,
-                     guess: bool = True) -> LoadedModel:
-    import torch
-
-    params = sum(int(t.numel()) for t in state.values() if isinstance(t, torch.Tensor))
-    if not arch:
-        # A state dict alone cannot run; inspect still shows what it holds.
-        return LoadedModel(path, "state-dict", [], [], params, path.stat().st_size,
-                           details={"tensors": len(state)},
-                           warnings=[f"{path.name} holds weights only; pass --arch file.py:Factory "
-                                     "(the class or function that builds the network) to convert it"])
-    from app.arch import build_module
-
-    module = build_module(arch, arch_kwargs)
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel checkpoints
-    result = module.load_state_dict(state, strict=False)
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-        raise BadInput(f"{path.name} does not fit --arch {arch}: {'; '.join(parts)}; "
-                       "check the architecture and --arch-kwargs")
-    return _from_module(path, module, "state-dict", guess=guess)
-
-
-def _load_pickled_module(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: bool = True) -> LoadedModel:
-    import torch
-
-    from app.unpickling import load_pickled_module
-
-    obj = load_pickled_module(path, allow_pickle=trust.allow_pickle, arch=arch, trusted=trust.trusted_globals,
-                              run_code_from_file=trust.run_code_from_file)
-    if not isinstance(obj, torch.nn.Module):
-        state = _find_state_dict(obj)
-        if state is not None:
-            return _load_state_dict(path, state, arch, arch_kwargs, guess)
-        raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not an nn.Module")
-    return _from_module(path, obj, "pickle", guess=guess)
-
-
-# ---------------------------------------------------------------------------- modules: signature
-def forward_input_names(module) -> list[str]:
-    """Names of the required positional parameters of ``module.forward``."""
-    try:
-        schema = getattr(module.forward, "schema", None)  # ScriptModule
-        if schema is not None:
-            return [a.name for a in schema.arguments[1:] if not a.has_default_value()]
-        sig = inspect.signature(module.forward)
-    except (TypeError, ValueError, AttributeError):
-        return ["input"]
-    names = [p.name for p in sig.parameters.values()
-             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    return names or ["input"]
-
-
-def guess_inputs(module, names: list[str]) -> list[TensorSpec] | None:
-    """Propose input shapes from the first layer (a guess, reported as such)."""
-    from app import layers
-
-    for _, sub in layers.named_layers(module):
-        kind = layers.kind_of(sub)
-        shape: tuple[int, ...] | None = None
-        dtype = "float32"
-        if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
-            c = layers.in_channels(sub)
-            shape = {"Conv1d": (1, c, 128), "Conv2d": (1, c, 224, 224), "Conv3d": (1, c, 16, 112, 112)}[kind]
-        elif kind == "Linear" and layers.in_features(sub):
-            shape = (1, layers.in_features(sub))
-        elif kind == "Embedding":
-            shape, dtype = (1, 16), "int64"
-        elif kind in ("LSTM", "GRU", "RNN") and layers.rnn_input_size(sub):
-            size = layers.rnn_input_size(sub)
-            shape = (1, 16, size) if getattr(sub, "batch_first", False) else (16, 1, size)
-        if shape is None:
-            continue
-        if len(names) == 1 or dtype == "int64":
-            return [TensorSpec(n, dtype, shape, shape) for n in names]
-        return None
-    return None
-
-
-def output_specs(outputs: list, names: list[str] | None = None) -> list[TensorSpec]:
-    specs = []
-    for i, t in enumerate(outputs):
-        name = names[i] if names and i < len(names) else ("output" if len(outputs) == 1 else f"output_{i}")
-        specs.append(TensorSpec(name, str(t.dtype).removeprefix("torch."), tuple(t.shape), tuple(t.shape)))
-    return specs
-
-
-def probe_outputs(fn, inputs: list[TensorSpec]) -> list:
-    """Run ``fn`` once on zeros-like example inputs; returns the flat output tensors."""
-    import torch
-
-    from app.inputs import make_feeds
-
-    feeds = make_feeds(inputs, seed=0)
-    args = [torch.from_numpy(feeds[s.name]) for s in inputs]
-    with torch.inference_mode():
-        return flatten_outputs(fn(*args))
-
-
-def _from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = None,
-                 outputs: list[TensorSpec] | None = None, details: dict | None = None,
-                 guess: bool = True) -> LoadedModel:
-    module.eval()
-    names = forward_input_names(module)
-    guessed = False
-    warnings: list[str] = []
-    if inputs is None and guess:
-        inputs = guess_inputs(module, names)
-        guessed = inputs is not None
-        if guessed:
-            warnings.append("input shapes are a guess from the first layer ("
-                            + ", ".join(s.describe() for s in inputs) + "); pass --input NAME:SHAPE[:DTYPE] to set them")
-    model = LoadedModel(path, fmt, inputs or [TensorSpec(n) for n in names], outputs or [],
-                        _module_params(module), path.stat().st_size, module=module,
-                        inputs_guessed=guessed, details=dict(details or {}), warnings=warnings)
-    model.details["input_names_from_forward"] = names
-    if inputs and not outputs:
-        try:
-            model.outputs = output_specs(probe_outputs(module, inputs))
-        except Exception as e:
-            if guessed:
-                model.inputs = [TensorSpec(n) for n in names]
-                model.inputs_guessed = False
-                model.warnings = [f"could not guess the input shapes ({_first_line(e)}); "
-                                  "pass --input NAME:SHAPE[:DTYPE] for " + ", ".join(names)]
-            else:
-                model.warnings.append(f"running the model on its recorded inputs failed: {_first_line(e)}")
-    model.make_runner = lambda: runs_in_torch(model)
-    return model
+        return load_state_dict(path, read_safetensors(path), arch, arch_kwargs, guess_inputs)
+    return load_torch_save(path, arch, arch_kwargs, trust, guess_inputs)
 
 
 def with_inputs(model: LoadedModel, inputs: list[TensorSpec]) -> LoadedModel:
@@ -335,91 +139,5 @@ def with_inputs(model: LoadedModel, inputs: list[TensorSpec]) -> LoadedModel:
             raise BadInput(f"{model.path.name} does not run on the given inputs "
                            f"({', '.join(s.describe() for s in inputs)}): {_first_line(e)}") from None
     return model  # its runner is made afresh for the new inputs (LoadedModel.runner)
-
-
-# ---------------------------------------------------------------------------- TorchScript / torch.export
-def _recorded_signature(raw: str | bytes | None) -> tuple[list[TensorSpec] | None, list[TensorSpec] | None, dict]:
-    if not raw:
-        return None, None, {}
-    try:
-        data = json.loads(raw)
-        return ([TensorSpec.from_json(d) for d in data["inputs"]],
-                [TensorSpec.from_json(d) for d in data["outputs"]], data.get("details", {}))
-    except (ValueError, KeyError, TypeError):
-        return None, None, {}
-
-
-def _load_torchscript(path: Path, guess: bool = True) -> LoadedModel:
-    import torch
-
-    extra = {SIGNATURE_FILE: ""}
-    try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as e:
-        raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
-    inputs, outputs, details = _recorded_signature(extra[SIGNATURE_FILE])
-    model = _from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
-    from app.archives import TORCHSCRIPT_NOTE
-
-    model.warnings.insert(0, TORCHSCRIPT_NOTE)
-    return model
-
-
-def _load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedModel:
-    import torch
-
-    from app.archives import check_pt2
-
-    notes = check_pt2(path, allow_pickle=trust.allow_pickle, run_code_from_file=trust.run_code_from_file)
-    extra = {SIGNATURE_FILE: ""}
-    try:
-        ep = torch.export.load(str(path), extra_files=extra)
-    except Exception as e:
-        raise ModelLoadError(f"{path} is a damaged torch.export archive ({_first_line(e)}); re-export it") from None
-    inputs, outputs, details = _recorded_signature(extra[SIGNATURE_FILE])
-    if inputs is None:
-        inputs, outputs = _exported_signature(ep)
-    params = sum(int(t.numel()) for t in ep.state_dict.values())
-    model = LoadedModel(path, "torch-export", inputs, outputs, params, path.stat().st_size, module=ep,
-                        details=dict(details), warnings=notes)
-    model.make_runner = lambda: runs_in_torch(model)
-    return model
-
-
-def _exported_signature(ep) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Input/output specs from an ExportedProgram's graph: symbolic dims become dynamic labels."""
-    import torch
-
-    user_inputs = list(ep.graph_signature.user_inputs)
-    examples: list = []
-    if ep.example_inputs is not None:
-        args, kwargs = ep.example_inputs
-        examples = list(args) + list(kwargs.values())
-    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    labels: dict[str, str] = {}
-    inputs = []
-    for i, name in enumerate(user_inputs):
-        val = nodes[name].meta.get("val")
-        if val is None or not hasattr(val, "shape"):
-            continue
-        dims = []
-        for axis, d in enumerate(val.shape):
-            if isinstance(d, torch.SymInt):
-                sym = str(d)
-                labels.setdefault(sym, "batch" if axis == 0 and not labels else f"{name}_dim{axis}")
-                dims.append(labels[sym])
-            else:
-                dims.append(int(d))
-        ex = tuple(examples[i].shape) if i < len(examples) and hasattr(examples[i], "shape") else ()
-        inputs.append(TensorSpec(name, str(val.dtype).removeprefix("torch."), tuple(dims), ex))
-    out_node = next(n for n in ep.graph.nodes if n.op == "output")
-    outs = flatten_outputs(tuple(a.meta.get("val") for a in out_node.args[0] if hasattr(a, "meta")))
-    outputs = []
-    for i, v in enumerate(outs):
-        shape = tuple(int(d) if not isinstance(d, torch.SymInt) else labels.get(str(d), f"out{i}_dim{j}")
-                      for j, d in enumerate(v.shape))
-        outputs.append(TensorSpec("output" if len(outs) == 1 else f"output_{i}",
-                                  str(v.dtype).removeprefix("torch."), shape))
-    return inputs, outputs
 
 

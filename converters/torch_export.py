@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from app.errors import ConversionFailed, first_line
-from app.loading import SIGNATURE_FILE
+from app.loaders.modules import SIGNATURE_FILE
 from converters.base import ConversionContext, Converter, torch_module_of
 from converters.signature import signature_json
 from converters.torchscript import HALF_DTYPES

@@ -1,0 +1,123 @@
+"""A torch ``nn.Module`` (or scripted module) as a :class:`~app.model.LoadedModel`: input names from
+``forward()``, a guessed signature from the first layer, outputs from one probe run; and the
+signature this app records inside the TorchScript and ``.pt2`` archives it writes."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+from app.errors import first_line as _first_line
+from app.model import LoadedModel, flatten_outputs
+from app.runtimes.pytorch import runs_in_torch
+from app.specs import TensorSpec
+
+SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
+
+
+def _module_params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def forward_input_names(module) -> list[str]:
+    """Names of the required positional parameters of ``module.forward``."""
+    try:
+        schema = getattr(module.forward, "schema", None)  # ScriptModule
+        if schema is not None:
+            return [a.name for a in schema.arguments[1:] if not a.has_default_value()]
+        sig = inspect.signature(module.forward)
+    except (TypeError, ValueError, AttributeError):
+        return ["input"]
+    names = [p.name for p in sig.parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    return names or ["input"]
+
+
+def guess_inputs(module, names: list[str]) -> list[TensorSpec] | None:
+    """Propose input shapes from the first layer (a guess, reported as such)."""
+    from app import layers
+
+    for _, sub in layers.named_layers(module):
+        kind = layers.kind_of(sub)
+        shape: tuple[int, ...] | None = None
+        dtype = "float32"
+        if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
+            c = layers.in_channels(sub)
+            shape = {"Conv1d": (1, c, 128), "Conv2d": (1, c, 224, 224), "Conv3d": (1, c, 16, 112, 112)}[kind]
+        elif kind == "Linear" and layers.in_features(sub):
+            shape = (1, layers.in_features(sub))
+        elif kind == "Embedding":
+            shape, dtype = (1, 16), "int64"
+        elif kind in ("LSTM", "GRU", "RNN") and layers.rnn_input_size(sub):
+            size = layers.rnn_input_size(sub)
+            shape = (1, 16, size) if getattr(sub, "batch_first", False) else (16, 1, size)
+        if shape is None:
+            continue
+        if len(names) == 1 or dtype == "int64":
+            return [TensorSpec(n, dtype, shape, shape) for n in names]
+        return None
+    return None
+
+
+def output_specs(outputs: list, names: list[str] | None = None) -> list[TensorSpec]:
+    specs = []
+    for i, t in enumerate(outputs):
+        name = names[i] if names and i < len(names) else ("output" if len(outputs) == 1 else f"output_{i}")
+        specs.append(TensorSpec(name, str(t.dtype).removeprefix("torch."), tuple(t.shape), tuple(t.shape)))
+    return specs
+
+
+def probe_outputs(fn, inputs: list[TensorSpec]) -> list:
+    """Run ``fn`` once on zeros-like example inputs; returns the flat output tensors."""
+    import torch
+
+    from app.inputs import make_feeds
+
+    feeds = make_feeds(inputs, seed=0)
+    args = [torch.from_numpy(feeds[s.name]) for s in inputs]
+    with torch.inference_mode():
+        return flatten_outputs(fn(*args))
+
+
+def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = None,
+                 outputs: list[TensorSpec] | None = None, details: dict | None = None,
+                 guess: bool = True) -> LoadedModel:
+    module.eval()
+    names = forward_input_names(module)
+    guessed = False
+    warnings: list[str] = []
+    if inputs is None and guess:
+        inputs = guess_inputs(module, names)
+        guessed = inputs is not None
+        if guessed:
+            warnings.append("input shapes are a guess from the first layer ("
+                            + ", ".join(s.describe() for s in inputs) + "); pass --input NAME:SHAPE[:DTYPE] to set them")
+    model = LoadedModel(path, fmt, inputs or [TensorSpec(n) for n in names], outputs or [],
+                        _module_params(module), path.stat().st_size, module=module,
+                        inputs_guessed=guessed, details=dict(details or {}), warnings=warnings)
+    model.details["input_names_from_forward"] = names
+    if inputs and not outputs:
+        try:
+            model.outputs = output_specs(probe_outputs(module, inputs))
+        except Exception as e:
+            if guessed:
+                model.inputs = [TensorSpec(n) for n in names]
+                model.inputs_guessed = False
+                model.warnings = [f"could not guess the input shapes ({_first_line(e)}); "
+                                  "pass --input NAME:SHAPE[:DTYPE] for " + ", ".join(names)]
+            else:
+                model.warnings.append(f"running the model on its recorded inputs failed: {_first_line(e)}")
+    model.make_runner = lambda: runs_in_torch(model)
+    return model
+
+
+def recorded_signature(raw: str | bytes | None) -> tuple[list[TensorSpec] | None, list[TensorSpec] | None, dict]:
+    if not raw:
+        return None, None, {}
+    try:
+        data = json.loads(raw)
+        return ([TensorSpec.from_json(d) for d in data["inputs"]],
+                [TensorSpec.from_json(d) for d in data["outputs"]], data.get("details", {}))
+    except (ValueError, KeyError, TypeError):
+        return None, None, {}

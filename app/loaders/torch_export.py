@@ -1,0 +1,71 @@
+"""``torch.export`` archives (``.pt2``), checked before ``torch.export.load`` sees them
+(:func:`app.archives.check_pt2`); the signature recorded in them, else read from the graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.errors import ModelLoadError
+from app.errors import first_line as _first_line
+from app.loaders.modules import SIGNATURE_FILE, recorded_signature
+from app.loaders.torch_save import PickleTrust
+from app.model import LoadedModel, flatten_outputs
+from app.runtimes.pytorch import runs_in_torch
+from app.specs import TensorSpec
+
+def load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedModel:
+    import torch
+
+    from app.archives import check_pt2
+
+    notes = check_pt2(path, allow_pickle=trust.allow_pickle, run_code_from_file=trust.run_code_from_file)
+    extra = {SIGNATURE_FILE: ""}
+    try:
+        ep = torch.export.load(str(path), extra_files=extra)
+    except Exception as e:
+        raise ModelLoadError(f"{path} is a damaged torch.export archive ({_first_line(e)}); re-export it") from None
+    inputs, outputs, details = recorded_signature(extra[SIGNATURE_FILE])
+    if inputs is None:
+        inputs, outputs = _exported_signature(ep)
+    params = sum(int(t.numel()) for t in ep.state_dict.values())
+    model = LoadedModel(path, "torch-export", inputs, outputs, params, path.stat().st_size, module=ep,
+                        details=dict(details), warnings=notes)
+    model.make_runner = lambda: runs_in_torch(model)
+    return model
+
+
+def _exported_signature(ep) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input/output specs from an ExportedProgram's graph: symbolic dims become dynamic labels."""
+    import torch
+
+    user_inputs = list(ep.graph_signature.user_inputs)
+    examples: list = []
+    if ep.example_inputs is not None:
+        args, kwargs = ep.example_inputs
+        examples = list(args) + list(kwargs.values())
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    labels: dict[str, str] = {}
+    inputs = []
+    for i, name in enumerate(user_inputs):
+        val = nodes[name].meta.get("val")
+        if val is None or not hasattr(val, "shape"):
+            continue
+        dims = []
+        for axis, d in enumerate(val.shape):
+            if isinstance(d, torch.SymInt):
+                sym = str(d)
+                labels.setdefault(sym, "batch" if axis == 0 and not labels else f"{name}_dim{axis}")
+                dims.append(labels[sym])
+            else:
+                dims.append(int(d))
+        ex = tuple(examples[i].shape) if i < len(examples) and hasattr(examples[i], "shape") else ()
+        inputs.append(TensorSpec(name, str(val.dtype).removeprefix("torch."), tuple(dims), ex))
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    outs = flatten_outputs(tuple(a.meta.get("val") for a in out_node.args[0] if hasattr(a, "meta")))
+    outputs = []
+    for i, v in enumerate(outs):
+        shape = tuple(int(d) if not isinstance(d, torch.SymInt) else labels.get(str(d), f"out{i}_dim{j}")
+                      for j, d in enumerate(v.shape))
+        outputs.append(TensorSpec("output" if len(outs) == 1 else f"output_{i}",
+                                  str(v.dtype).removeprefix("torch."), shape))
+    return inputs, outputs
