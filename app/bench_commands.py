@@ -14,7 +14,7 @@ from pathlib import Path
 
 from app.console import StderrProgress
 from app.errors import BadInput
-from app.flags import add_model_args, model_fields
+from app.flags import add_model_args, model_fields, source_of
 
 
 def add_bench_commands(sub) -> None:
@@ -113,11 +113,12 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
                        rounds=args.rounds)
 
 
-def source_request(args: argparse.Namespace, target: str = "bench"):
-    """The source model as a :class:`~app.request.ConversionRequest` (the same flags as ``convert``)."""
+def conversion_template(args: argparse.Namespace):
+    """What every candidate of ``optimize`` converts: the source model (the same flags as ``convert``)
+    and the seed, as a :class:`~app.request.ConversionRequest` each candidate sets target and precision of."""
     from app.request import ConversionRequest
 
-    return ConversionRequest(**model_fields(args), target=target, seed=args.seed)
+    return ConversionRequest(**model_fields(args), target="onnx", seed=args.seed)
 
 
 def _providers(args: argparse.Namespace) -> list[str] | None:
@@ -164,18 +165,18 @@ def bench_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench`` in the fenced child (``app.bench_commands:bench_entry``)."""
     from app.bench.benchmark import benchmark
 
-    request, artifacts, config, providers, device, openvino = payload
-    return benchmark(request, artifacts, config, providers=providers, device=device, openvino=openvino,
+    source, artifacts, config, providers, device, openvino = payload
+    return benchmark(source, artifacts, config, providers=providers, device=device, openvino=openvino,
                      progress=progress, should_cancel=should_cancel)
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench --sweep`` in the fenced child (``app.bench_commands:sweep_entry``)."""
     from app.bench.sweep import run_sweep
-    from app.pipeline import prepare_model
+    from app.loading import prepare_model
 
-    request, artifacts, grid, seconds, budget = payload
-    return run_sweep(prepare_model(request), artifacts, grid, seconds=seconds, p99_budget_ms=budget,
+    source, artifacts, grid, seconds, budget = payload
+    return run_sweep(prepare_model(source), artifacts, grid, seconds=seconds, p99_budget_ms=budget,
                      progress=progress, should_cancel=should_cancel)
 
 
@@ -200,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
-    payload = (source_request(args), list(args.artifacts), config, _providers(args), args.device,
+    payload = (source_of(args), list(args.artifacts), config, _providers(args), args.device,
                None if args.openvino else False)
     result, data = _run(args, lambda progress: _in_child("bench_entry", payload, progress))
     _write_extras(args, data, Path(args.model).name)
@@ -217,7 +218,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     progress = StderrProgress()
     try:
         progress("load model", None)
-        payload = (source_request(args), list(args.artifacts), grid, args.sweep_seconds, args.p99_budget_ms)
+        payload = (source_of(args), list(args.artifacts), grid, args.sweep_seconds, args.p99_budget_ms)
         result = _in_child("sweep_entry", payload, progress)
     finally:
         progress.done()
@@ -238,7 +239,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     config = config_from_args(args)
-    request = source_request(args)
+    request = conversion_template(args)
     out_dir = Path(args.out) if args.out else Path(args.model).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     # optimize converts many candidates: its child may write beneath the output folder

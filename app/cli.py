@@ -18,6 +18,8 @@ from pathlib import Path
 from app.console import STAGE, StderrProgress, failure_json
 from app.errors import BadInput, StudioError, describe
 from app.flags import add_data_args, add_model_args, data_fields, model_fields
+from app.options import CONVERSION_OPTIONS, SEED, TUNING_OPTIONS, add_flags, fields_of
+from app.request import PRECISIONS, Precision
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,25 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a model to a deployment target and verify it")
     add_model_args(c)
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
-    c.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"],
+    c.add_argument("--precision", default=Precision.FP32.value, choices=list(PRECISIONS),
                    help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
-    c.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
-    c.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
-                   help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)")
-    c.add_argument("--quantization", choices=["dynamic", "static"],
-                   help="int8 mode (default: static QDQ with --calibration, else dynamic; TensorRT: static)")
+    add_flags(c, CONVERSION_OPTIONS)
     add_data_args(c)
-    c.add_argument("--accuracy-budget", metavar="BUDGET",
-                   help="fp16/int8 on --data: keep the nodes that add the most error in float until the budget "
-                        "holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot)")
-    c.add_argument("--max-float-nodes", type=int, default=32, metavar="N",
-                   help="at most N nodes kept in float by --accuracy-budget (default 32)")
-    c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
-    c.add_argument("--workspace-mb", type=int, default=4096, help="TensorRT builder workspace limit")
+    add_flags(c, TUNING_OPTIONS)
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
-    c.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
+    add_flags(c, (SEED,))
     c.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop the conversion (always run in a fenced child process) after SECONDS")
 
@@ -114,11 +106,9 @@ def _request(args):
     from app.request import ConversionRequest
 
     return ConversionRequest(
-        **model_fields(args), target=args.target, precision=args.precision, opset=args.opset,
-        exporter=args.exporter, quantization=args.quantization, **data_fields(args),
-        calibration_method=args.calibration_method, accuracy_budget=args.accuracy_budget,
-        max_float_nodes=args.max_float_nodes, out_dir=args.out, overwrite=args.overwrite,
-        keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed)
+        **model_fields(args), target=args.target, precision=args.precision,
+        **fields_of(args, CONVERSION_OPTIONS + TUNING_OPTIONS + (SEED,)), **data_fields(args),
+        out_dir=args.out, overwrite=args.overwrite, keep_failed=args.keep_failed)
 
 
 def cmd_convert(args) -> int:

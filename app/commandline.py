@@ -1,6 +1,6 @@
 """The command line that reproduces a :class:`ConversionRequest`: what the window's "Copy CLI command" copies.
 
-Only options that differ from the CLI's defaults are written, so the line reads like one a person
+Only options that differ from the CLI's defaults are written (the flags come from :mod:`app.options`), so the line reads like one a person
 would type; ``app.cli`` parses it back into an equal request (a test checks the round trip).
 """
 
@@ -10,11 +10,9 @@ import json
 import shlex
 import sys
 
+from app.options import CONVERSION_OPTIONS, DATA_OPTIONS, SEED, TUNING_OPTIONS, flags_of
 from app.request import ConversionRequest
 from app.specs import TensorSpec
-
-_DEFAULTS = ConversionRequest(model_path=".", target="onnx")
-
 
 def input_flag(spec: TensorSpec) -> str:
     """``NAME:SHAPE:DTYPE`` with the example sizes of the spec (the ``--input`` syntax)."""
@@ -29,7 +27,7 @@ def dynamic_flag(name: str, axis: int, label: str) -> str:
 
 def convert_args(request: ConversionRequest) -> list[str]:
     """The arguments after ``main.py`` that make ``python main.py`` run ``request``."""
-    r, d = request, _DEFAULTS
+    r = request
     args = ["convert", str(r.model_path), "--to", r.target, "--precision", r.precision]
     for spec in r.inputs:
         args += ["--input", input_flag(spec)]
@@ -39,32 +37,10 @@ def convert_args(request: ConversionRequest) -> list[str]:
         args += ["--arch", r.arch]
     if r.arch_kwargs:
         args += ["--arch-kwargs", json.dumps(r.arch_kwargs_dict, separators=(",", ":"))]
-    if r.opset is not None:
-        args += ["--opset", str(r.opset)]
-    if r.exporter != d.exporter:
-        args += ["--exporter", r.exporter]
-    if r.quantization:
-        args += ["--quantization", r.quantization]
-    if r.calibration:
-        args += ["--data", str(r.calibration)]
-    if r.tokenizer:
-        args += ["--tokenizer", str(r.tokenizer)]
-    if r.normalize:
-        args += ["--normalize", r.normalize]
-    if r.data_limit != d.data_limit:
-        args += ["--data-limit", str(r.data_limit)]
-    if r.accuracy_budget:
-        args += ["--accuracy-budget", r.accuracy_budget]
-    if r.max_float_nodes != d.max_float_nodes:
-        args += ["--max-float-nodes", str(r.max_float_nodes)]
-    if r.calibration_method != d.calibration_method:
-        args += ["--calibration-method", r.calibration_method]
-    if r.workspace_mb != d.workspace_mb:
-        args += ["--workspace-mb", str(r.workspace_mb)]
+    args += flags_of(r, CONVERSION_OPTIONS + DATA_OPTIONS + TUNING_OPTIONS)
     if r.out_dir:
         args += ["--out", str(r.out_dir)]
-    if r.seed != d.seed:
-        args += ["--seed", str(r.seed)]
+    args += flags_of(r, (SEED,))
     for name in r.trusted_globals:
         args += ["--trust-global", name]
     for flag, on in (("--overwrite", r.overwrite), ("--keep-failed", r.keep_failed),

@@ -69,11 +69,11 @@ def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
     from app.evaluation import evaluate, run_all
     from app.loading import load_model
-    from app.pipeline import prepare_model
+    from app.loading import prepare_model
 
     request, artifacts = payload
     progress = progress or (lambda stage, fraction=None: None)
-    source = prepare_model(request)
+    source = prepare_model(request.source)
     data, note = evaluation_part(request, source, artifacts)
     progress(f"run the source on {len(data)} samples", None)
     reference = run_all(source, data, "the source")
@@ -139,11 +139,11 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     import tempfile
 
     from app.diagnose import rank_nodes
-    from app.pipeline import prepare_model
+    from app.loading import prepare_model
 
     request, artifact, samples = payload
     progress = progress or (lambda stage, fraction=None: None)
-    source = prepare_model(request)
+    source = prepare_model(request.source)
     data, note = evaluation_part(request, source, [artifact])
     with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
         progress("fp32 reference", None)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.options import DATA_OPTIONS, add_flags, fields_of
+
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model file: .pt/.pth/.bin/.safetensors/.pt2/.onnx")
@@ -29,20 +31,21 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``."""
-    p.add_argument("--data", "--calibration", dest="calibration", type=Path, metavar="PATH", required=required,
-                   help="real samples for calibration and evaluation: a folder of .npy/.npz files, an image "
-                        "folder (class subfolders give labels), or a .txt/.jsonl file of sentences with --tokenizer")
-    p.add_argument("--tokenizer", type=Path, metavar="DIR", help="Hugging Face tokenizer folder (tokenizer.json) for text data")
-    p.add_argument("--normalize", metavar="NAME",
-                   help="image normalisation: imagenet (3-channel default), unit [0,1] (1-channel default), "
-                        "signed [-1,1], none (0-255), or 'MEAN,..;STD,..'")
-    p.add_argument("--data-limit", type=int, default=2000, metavar="N", help="read at most N samples (default 2000)")
+    add_flags(p, DATA_OPTIONS[:1], required=required)
+    add_flags(p, DATA_OPTIONS[1:])
 
 
 def data_fields(args) -> dict:
     """The :class:`~app.request.ConversionRequest` fields that :func:`add_data_args`' flags give."""
-    return dict(calibration=args.calibration, tokenizer=args.tokenizer, normalize=args.normalize,
-                data_limit=args.data_limit)
+    return fields_of(args, DATA_OPTIONS)
+
+
+def source_of(args):
+    """The :class:`~app.request.ModelSource` that :func:`add_model_args`' flags give."""
+    from app.request import ModelSource
+
+    fields = model_fields(args)
+    return ModelSource(path=fields.pop("model_path"), **fields)
 
 
 def model_fields(args) -> dict:

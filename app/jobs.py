@@ -239,21 +239,19 @@ def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
     ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "trusted_globals", "run_code_from_file",
     "inputs": ["NAME:SHAPE[:DTYPE]", ...], "dynamic": ["NAME:AXIS[:LABEL]", ...]}``.
     """
-    from app.loading import load_model, with_inputs
-    from app.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
+    from app.loading import prepare_model
+    from app.request import ModelSource
+    from app.specs import parse_dynamic, parse_input
 
     if progress:
         progress("load model", None)
-    model = load_model(payload["path"], arch=payload.get("arch"), arch_kwargs=payload.get("arch_kwargs") or {},
-                       allow_pickle=bool(payload.get("allow_pickle")),
-                       trusted_globals=tuple(payload.get("trusted_globals") or ()),
-                       run_code_from_file=bool(payload.get("run_code_from_file")))
-    given = [parse_input(s) for s in payload.get("inputs") or []]
-    dynamic = [parse_dynamic(s) for s in payload.get("dynamic") or []]
-    if given or dynamic:
-        known = [TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and given else model.inputs
-        inputs = merge_user_inputs(known, given, model=model.path.name, rename_ok=model.format != "onnx")
-        model = with_inputs(model, apply_dynamic(inputs, dynamic))
+    source = ModelSource(Path(payload["path"]), inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
+                         dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
+                         arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
+                         allow_pickle=bool(payload.get("allow_pickle")),
+                         trusted_globals=tuple(payload.get("trusted_globals") or ()),
+                         run_code_from_file=bool(payload.get("run_code_from_file")))
+    model = prepare_model(source, runnable=False)
     from app.sandbox import status
 
     summary = model.summary()

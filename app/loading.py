@@ -22,10 +22,12 @@ from app.loaders.modules import output_specs, probe_outputs
 from app.loaders.torch_export import load_exported
 from app.loaders.torch_save import PickleTrust, load_state_dict, load_torch_save, read_safetensors
 from app.loaders.torchscript import load_torchscript
+from app.layers import embedding_sizes
 from app.model import SUPPORTED, LoadedModel
+from app.request import ModelSource
 from app.runtimes.onnxrt import read_onnx
 from app.security import check_zip_sizes
-from app.specs import TensorSpec
+from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
 
 
 def sniff_format(path: Path) -> str:
@@ -123,6 +125,45 @@ def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool)
     if kind == "safetensors":
         return load_state_dict(path, read_safetensors(path), arch, arch_kwargs, guess_inputs)
     return load_torch_save(path, arch, arch_kwargs, trust, guess_inputs)
+
+
+# formats whose input names the user may rename with --input (a graph's names are fixed in the file)
+RENAMABLE_FORMATS = ("state-dict", "pickle", "torchscript")
+
+
+def prepare_model(source: ModelSource, *, runnable: bool = True) -> LoadedModel:
+    """Load the source and settle its signature from the model itself and the user's ``--input`` and
+    ``--dynamic``: the one way ``inspect``, ``convert``, ``evaluate``, ``bench`` and the window read a
+    source model. ``runnable=False`` (inspect) shows what a file holds even when it cannot run yet (a
+    state dict without ``--arch``, inputs of unknown shape)."""
+    model = load_model(source.path, arch=source.arch, arch_kwargs=source.arch_kwargs_dict,
+                       allow_pickle=source.allow_pickle, trusted_globals=source.trusted_globals,
+                       run_code_from_file=source.run_code_from_file, guess_inputs=not source.inputs)
+    if runnable and model.format == "state-dict" and model.module is None:
+        raise BadInput(model.warnings[0])
+    if runnable or source.inputs or source.dynamic:
+        # a guessed signature is only a proposal: the user's --input replaces it whole
+        known = ([TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and source.inputs
+                 else model.inputs)
+        inputs = merge_user_inputs(known, list(source.inputs), model=model.path.name,
+                                   rename_ok=model.format in RENAMABLE_FORMATS)
+        inputs = apply_dynamic(inputs, source.dynamic)
+        if inputs != model.inputs or source.inputs:
+            model = with_inputs(model, inputs)
+    if not runnable:
+        return model
+    missing = [s.name for s in model.inputs if not s.shape and not s.example]
+    if missing:
+        raise BadInput(f"{model.path.name}: the shapes of its inputs are unknown; pass --input NAME:SHAPE[:DTYPE] "
+                       f"for {', '.join(missing)} (e.g. --input {missing[0]}:1x3x224x224)")
+    model.details.setdefault("int_high", int_range_of(model))
+    return model
+
+
+def int_range_of(model: LoadedModel) -> int:
+    """Upper bound for random integer inputs: the smallest embedding table (token ids stay valid)."""
+    sizes = embedding_sizes(model)
+    return min(sizes) if sizes else 2
 
 
 def with_inputs(model: LoadedModel, inputs: list[TensorSpec]) -> LoadedModel:

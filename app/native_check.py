@@ -396,7 +396,7 @@ def _run_libtorch(path: Path, model, inputs, program: Path, build_s: float, seed
                   progress: Progress | None) -> NativeCheck:
     from app.inputs import make_feeds, second_sizes
     from app.loading import with_inputs
-    from app.pipeline import int_range_of
+    from app.loading import int_range_of
 
     if inputs != model.inputs:
         model = with_inputs(model, inputs)

@@ -17,11 +17,10 @@ from app.data import DataSet
 from app.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
-from app.loading import load_model, with_inputs
+from app.loading import prepare_model
 from app.manifest import manifest_path_of
 from app.model import LoadedModel
 from app.request import ConversionRequest
-from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
 from app.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
 from app.versions import tool_versions
 
@@ -62,38 +61,6 @@ class ConversionResult:
             "evaluation": self.evaluation.to_json() if self.evaluation else None,
             "accuracy_budget": self.accuracy_budget,
         }
-
-
-def prepare_model(request: ConversionRequest) -> LoadedModel:
-    """Load the source and settle its signature from the model itself and the user's flags."""
-    model = load_model(request.model_path, arch=request.arch, arch_kwargs=request.arch_kwargs_dict,
-                       allow_pickle=request.allow_pickle, trusted_globals=request.trusted_globals,
-                       run_code_from_file=request.run_code_from_file,
-                       guess_inputs=not request.inputs)
-    if model.format == "state-dict" and model.module is None:
-        raise BadInput(model.warnings[0])
-    # a guessed signature is only a proposal: the user's --input replaces it whole
-    known = ([TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and request.inputs
-             else model.inputs)
-    inputs = merge_user_inputs(known, list(request.inputs), model=model.path.name,
-                               rename_ok=model.format in ("state-dict", "pickle", "torchscript"))
-    inputs = apply_dynamic(inputs, request.dynamic)
-    if inputs != model.inputs or request.inputs:
-        model = with_inputs(model, inputs)
-    missing = [s.name for s in model.inputs if not s.shape and not s.example]
-    if missing:
-        raise BadInput(f"{model.path.name}: the shapes of its inputs are unknown; pass --input NAME:SHAPE[:DTYPE] "
-                       f"for {', '.join(missing)} (e.g. --input {missing[0]}:1x3x224x224)")
-    model.details.setdefault("int_high", int_range_of(model))
-    return model
-
-
-def int_range_of(model: LoadedModel) -> int:
-    """Upper bound for random integer inputs: the smallest embedding table (token ids stay valid)."""
-    from app.layers import embedding_sizes
-
-    sizes = embedding_sizes(model)
-    return min(sizes) if sizes else 2
 
 
 def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, *, seed: int = 0) -> Verification:
@@ -173,7 +140,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     source_path = Path(request.model_path)
     progress("load model", None)
     source_hash = files.sha256(source_path) if source_path.is_file() else None
-    model = prepare_model(request)
+    model = prepare_model(request.source)
     converter_cls.check(model.format, request.precision)
     converter = converter_cls()
     own_work = work is None

@@ -1,13 +1,48 @@
-"""ConversionRequest: the one frozen description of a job that the CLI and the window both build."""
+"""What a job works on, frozen and picklable (jobs take them across the process boundary): the
+source model (:class:`ModelSource`) and a conversion of it (:class:`ConversionRequest`), which the
+CLI and the window both build; the precisions (:class:`Precision`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.specs import TensorSpec
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+class Precision(str, enum.Enum):
+    """The precision of an artifact (``--precision``); each converter declares the ones it builds."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model file and what the user said about it: its signature (``--input``/``--dynamic``), the
+    network of a state dict (``--arch``), and what they trusted in a pickle."""
+
+    path: Path
+    inputs: tuple[TensorSpec, ...] = ()
+    dynamic: tuple[tuple[str, int, str], ...] = ()
+    arch: str | None = None
+    arch_kwargs: tuple[tuple[str, object], ...] = ()
+    allow_pickle: bool = False
+    trusted_globals: tuple[str, ...] = ()
+    run_code_from_file: bool = False
+
+    @property
+    def arch_kwargs_dict(self) -> dict:
+        return dict(self.arch_kwargs)
 
 
 @dataclass(frozen=True)
@@ -39,7 +74,12 @@ class ConversionRequest:
     run_code_from_file: bool = False         # --unsafe-run-code-from-file: plain unpickling (files the user made)
     workspace_mb: int = 4096                 # TensorRT builder workspace limit
     seed: int = 0
-    extra: tuple[tuple[str, object], ...] = field(default=())
+
+    @property
+    def source(self) -> ModelSource:
+        """The source model of this request."""
+        return ModelSource(Path(self.model_path), self.inputs, self.dynamic, self.arch, self.arch_kwargs,
+                           self.allow_pickle, self.trusted_globals, self.run_code_from_file)
 
     def data_options(self):
         """How to read ``--data`` (:class:`app.data.DataOptions`)."""

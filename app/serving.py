@@ -262,7 +262,7 @@ def _probe_output_dims(model, warnings: list[str]) -> list[tuple[int, ...]] | No
 
     if not any(s.dynamic_axes for s in model.inputs):
         return None
-    from app.pipeline import int_range_of
+    from app.loading import int_range_of
 
     int_high = int_range_of(model)
     try:

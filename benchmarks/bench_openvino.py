@@ -101,7 +101,8 @@ def run_model(key: str, work: Path, args) -> dict:
     from app.bench.benchmark import benchmark
     from app.bench.harness import BenchConfig
     from app.hardware import detect_cpu
-    from app.pipeline import convert, prepare_model
+    from app.loading import prepare_model
+    from app.pipeline import convert
 
     spec = MODELS[key]
     cpu = detect_cpu()
@@ -123,12 +124,12 @@ def run_model(key: str, work: Path, args) -> dict:
     config = BenchConfig(runs=args.runs, min_seconds=args.min_seconds, warmup=10, warmup_seconds=0.5,
                          threads=args.threads)
     print(f"[{key}] benchmark", file=sys.stderr, flush=True)
-    data = benchmark(_request(state, spec["flags"]), artifacts, config).to_json()
+    data = benchmark(_request(state, spec["flags"]).source, artifacts, config).to_json()
     rows = data["results"]
     for row in rows:
         row["label"] = "PyTorch eager" if row["baseline"] else labels.get(row["name"], row["name"])
     if key == "minilm":
-        _real_text_cosines(data, prepare_model(_request(state, spec["flags"])), rows)
+        _real_text_cosines(data, prepare_model(_request(state, spec["flags"]).source), rows)
     for row in rows:
         # MiniLM: real sentences decide (its random benchmark inputs are ids 0/1 — padding, not text)
         row["accuracy_cosine"] = row.get("cosine_real_text", row.get("cosine"))

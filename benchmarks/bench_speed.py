@@ -73,7 +73,7 @@ def run_model(key: str, work: Path, args) -> dict:
     config = BenchConfig(runs=args.runs, min_seconds=args.min_seconds, warmup=10, warmup_seconds=0.5,
                          threads=args.threads)
     print(f"[{key}] benchmark", file=sys.stderr, flush=True)
-    result = benchmark(_request(state, spec["flags"]), artifacts, config)
+    result = benchmark(_request(state, spec["flags"]).source, artifacts, config)
     data = result.to_json()
     for row in data["results"]:
         row["name"] = names.get(row["artifact"] or "", row["name"])

@@ -38,7 +38,6 @@ class ConversionContext:
     should_cancel: Callable[[], bool] = lambda: False
     warnings: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)   # what shaped the artifact → manifest
-    verify_files: dict[str, Path] = field(default_factory=dict)  # secondary files also verified
     only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
     calibration: Any = None             # app.data.DataSet: the calibration part of --data
     exclude_nodes: tuple[str, ...] = ()  # fp16/int8: nodes kept in float (the accuracy-budget loop)

@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed
+from app.options import CALIBRATION_METHODS, QUANTIZATION_MODES
 from converters.base import ConversionContext
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
@@ -95,7 +95,7 @@ def quantization_mode(ctx: ConversionContext, src: Path, *, for_tensorrt: bool) 
                              "static QDQ (convolutional model, --data given)" if mode == "static" else
                              "dynamic per-channel (no Conv: static activation ranges hurt transformers)"
                              if not convolutional else "dynamic (no --data to calibrate on)"))
-    if mode not in ("dynamic", "static"):
+    if mode not in QUANTIZATION_MODES:
         raise BadInput(f"--quantization {mode!r}: choose dynamic or static")
     if for_tensorrt and mode != "static":
         raise BadInput("TensorRT int8 needs static quantization (explicit Q/DQ nodes); drop --quantization dynamic")

@@ -279,3 +279,13 @@ class _SaveWriter(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         torch.save(x, self.path)
         return self.lin(x)
+
+
+class SystemCall:
+    """Pickles into ``os.system("touch MARKER")``: a plain pickle that runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))

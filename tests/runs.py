@@ -25,12 +25,12 @@ def make_run(root: Path, cnn_state: Path) -> dict:
     bench = run / "bench.json"
     from app.bench.benchmark import benchmark
     from app.bench.harness import BenchConfig
-    from app.request import ConversionRequest
+    from app.request import ModelSource
     from app.specs import parse_dynamic, parse_input
 
-    request = ConversionRequest(model_path=cnn_state, target="bench", inputs=(parse_input("x:1x3x32x32"),),
-                                dynamic=(parse_dynamic("x:0:batch"),), arch="tests.models:SmallCNN")
-    result = benchmark(request, artifacts, BenchConfig(batches=(1, 2), warmup=1, warmup_seconds=0, runs=5,
+    source = ModelSource(cnn_state, inputs=(parse_input("x:1x3x32x32"),), dynamic=(parse_dynamic("x:0:batch"),),
+                         arch="tests.models:SmallCNN")
+    result = benchmark(source, artifacts, BenchConfig(batches=(1, 2), warmup=1, warmup_seconds=0, runs=5,
                                                        min_seconds=0, threads=1))
     bench.write_text(json.dumps(result.to_json(), default=str))
     manifests = sorted(run.glob("*.manifest.json"))

@@ -50,7 +50,7 @@ def test_timeout_is_reported_as_such():
 
 
 def test_real_conversion_in_child(workdir):
-    from tests.test_convert import CNN, request
+    from tests.requests import CNN, request
 
     result = run_conversion(request(workdir["cnn_state"], "onnx", out_dir=workdir["out"], **CNN))
     assert result.status == "ok" and result.artifact.exists()

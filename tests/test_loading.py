@@ -10,6 +10,7 @@ import pytest
 from app.errors import ModelLoadError, UnsafeModelError
 from app.inputs import make_feeds
 from app.loading import load_model, sniff_format
+from tests.hostile import SystemCall
 
 
 def _runs(model):
@@ -81,18 +82,10 @@ def test_full_pickle_refused_without_permission_and_loaded_with_it(model_files):
     assert model.format == "pickle"
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_hostile_pickle_is_refused_even_with_allow_pickle(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps(_Evil(marker)))
+    evil.write_bytes(pickle.dumps(SystemCall(marker)))
     with pytest.raises(UnsafeModelError):
         load_model(evil)
     with pytest.raises(UnsafeModelError, match="legacy"):

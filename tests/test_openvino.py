@@ -235,7 +235,7 @@ def test_an_ir_without_its_weights_is_refused(cli, ir_artifacts, tmp_path):
 def test_openvino_telemetry_is_kept_out(workdir, monkeypatch, tmp_path, network_attempts):
     """OpenVINO's converter would send usage data and write ~/intel/openvino_telemetry: neither happens."""
     from app.pipeline import convert
-    from tests.test_convert import CNN, request
+    from tests.requests import CNN, request
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()

@@ -72,19 +72,19 @@ def test_path_with_spaces_and_non_ascii(cli, model_files, tmp_path):
 def test_conversion_contacts_no_host(workdir, network_attempts):
     """Nothing in a conversion opens a network connection (in-process, so a socket patch sees it)."""
     from app.pipeline import convert
-    from tests.test_convert import CNN, request
+    from tests.requests import CNN, request
 
     result = convert(request(workdir["cnn_state"], "onnx", "int8", out_dir=workdir["out"], **CNN))
     assert result.verification.passed and network_attempts == []
 
 
 def test_hostile_pickle_is_parsed_in_a_child_and_never_runs(tmp_path):
-    from tests.test_loading import _Evil
+    from tests.hostile import SystemCall
     import pickle
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps(_Evil(marker)))
+    evil.write_bytes(pickle.dumps(SystemCall(marker)))
     from app.errors import UnsafeModelError
 
     with pytest.raises(UnsafeModelError):
@@ -100,7 +100,7 @@ def test_inspection_in_child_returns_the_summary(model_files):
 def test_killing_the_converter_at_random_points_never_leaves_a_broken_artifact(workdir):
     """Cancel (SIGTERM, then SIGKILL) at random moments: the artifact is either absent or the
     previous valid file, and no temporaries remain."""
-    from tests.test_convert import CNN, request
+    from tests.requests import CNN, request
 
     out = workdir["out"]
     first = run_conversion(request(workdir["cnn_state"], "onnx", out_dir=out, **CNN))

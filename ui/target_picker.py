@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+from app.options import CALIBRATION_METHODS, EXPORTERS, QUANTIZATION_MODES
+from app.request import PRECISIONS
 
 
 class TargetPicker(QGroupBox):
@@ -154,11 +155,11 @@ class ConversionOptions(QGroupBox):
         self.opset.setAccessibleName("ONNX opset")
         self.opset.setToolTip("ONNX opset version (0: the exporter's default)")
         self.exporter = QComboBox()
-        self.exporter.addItems(["dynamo", "torchscript"])
+        self.exporter.addItems(list(EXPORTERS))
         self.exporter.setAccessibleName("ONNX exporter")
         self.exporter.setToolTip("dynamo falls back to torchscript when it cannot capture the model")
         self.quantization = QComboBox()
-        self.quantization.addItems(["automatic", "dynamic", "static"])
+        self.quantization.addItems(["automatic", *QUANTIZATION_MODES])
         self.quantization.setAccessibleName("INT8 quantization")
         self.quantization.setToolTip("automatic: static QDQ for convolutional models given data, "
                                      "dynamic per-channel for transformers")
@@ -170,7 +171,7 @@ class ConversionOptions(QGroupBox):
         self.tokenizer = PathEdit("only for sentences", "Tokenizer folder")
         self.tokenizer.edit.setToolTip("a Hugging Face tokenizer folder (tokenizer.json), read offline")
         self.calibration_method = QComboBox()
-        self.calibration_method.addItems(["minmax", "entropy", "percentile"])
+        self.calibration_method.addItems(list(CALIBRATION_METHODS))
         self.calibration_method.setAccessibleName("Calibration method")
         self.out_dir = PathEdit("beside the model", "Output folder")
         self.overwrite = QCheckBox("Replace existing artifacts")

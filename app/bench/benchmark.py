@@ -1,4 +1,4 @@
-"""benchmark(request, artifacts, ...): the source model as the baseline, every artifact beside it.
+"""benchmark(source, artifacts, ...): the source model as the baseline, every artifact beside it.
 
 What ``python main.py bench``, the window's Benchmark button (:mod:`app.bench.job`) and
 ``optimize`` share: load the source with the same flags as ``convert`` (its signature gives the
@@ -16,7 +16,7 @@ from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import artifact_precision, runners_for_artifact
 from app.errors import BadInput
 from app.model import LoadedModel
-from app.request import ConversionRequest
+from app.request import ModelSource
 from app.runtimes.base import Runner
 from app.runtimes.onnxrt import OnnxRuntimeRunner, onnxruntime_providers, resolve_provider
 from app.runtimes.pytorch import TORCH_RUNTIMES, TorchRunner
@@ -45,15 +45,15 @@ def pick_providers(names: list[str] | None) -> list[str]:
     return list(dict.fromkeys(resolve_provider(n) for n in names if n.strip()))
 
 
-def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchConfig, *,
+def benchmark(source: ModelSource, artifacts: list[Path], config: BenchConfig, *,
               providers: list[str] | None = None, device: str = "cpu", openvino: bool | None = None,
               progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None) -> BenchResult:
-    """Benchmark the source of ``request`` and each of ``artifacts`` on the same inputs.
+    """Benchmark ``source`` and each of ``artifacts`` on the same inputs.
 
     Parameters
     ----------
-    request
-        The source model and its signature flags, exactly as for ``convert`` (target/precision unused).
+    source
+        The source model and its signature flags, exactly as for ``convert``.
     artifacts
         Files to time beside the source: TorchScript ``.pt``, ``.pt2``, ``.onnx``, TensorRT engines.
     config
@@ -67,7 +67,7 @@ def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchCo
     progress, should_cancel
         Progress callback and cancellation check, as in :func:`app.pipeline.convert`.
     """
-    from app.pipeline import prepare_model
+    from app.loading import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)
     config = config.with_threads()
@@ -82,7 +82,7 @@ def benchmark(request: ConversionRequest, artifacts: list[Path], config: BenchCo
         raise BadInput(f"artifact {missing[0]}: no such file")
     progress("load model", None)
     started = time.perf_counter()
-    source = prepare_model(request)
+    source = prepare_model(source)
     load_seconds = time.perf_counter() - started
     baseline = source_runner(source, load_seconds, threads=config.threads, device=device)
     chosen = pick_providers(providers)

@@ -30,7 +30,7 @@ def bench_job(payload: dict, progress: Progress | None = None,
     """
     from app.bench.benchmark import benchmark
 
-    request = source_request(payload)
+    source = model_source(payload)
     defaults = BenchConfig()
     config = BenchConfig(batches=tuple(int(b) for b in payload.get("batch") or ()),
                          warmup=int(payload.get("warmup", defaults.warmup)),
@@ -38,22 +38,23 @@ def bench_job(payload: dict, progress: Progress | None = None,
                          min_seconds=float(payload.get("min_seconds", defaults.min_seconds)),
                          max_seconds=payload.get("max_seconds"), threads=payload.get("threads"),
                          rounds=int(payload.get("rounds", defaults.rounds)))
-    result = benchmark(request, [Path(p) for p in payload.get("artifacts") or []], config,
+    result = benchmark(source, [Path(p) for p in payload.get("artifacts") or []], config,
                        providers=payload.get("providers"), device=payload.get("device", "cpu"),
                        progress=progress, should_cancel=should_cancel)
     return result.to_json()
 
 
-def source_request(payload: dict):
+def model_source(payload: dict):
     """The source model of a window payload (``model``, ``inputs``, ``dynamic``, ``arch``,
-    ``arch_kwargs``, ``allow_pickle``) as a :class:`~app.request.ConversionRequest`."""
-    from app.request import ConversionRequest
+    ``arch_kwargs``, ``allow_pickle``, ``trusted_globals``) as a :class:`~app.request.ModelSource`."""
+    from app.request import ModelSource
     from app.specs import parse_dynamic, parse_input
 
-    return ConversionRequest(
-        model_path=Path(payload["model"]), target="bench",
+    return ModelSource(
+        path=Path(payload["model"]),
         inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
         dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
         arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
         allow_pickle=bool(payload.get("allow_pickle")),
-        trusted_globals=tuple(payload.get("trusted_globals") or ()))
+        trusted_globals=tuple(payload.get("trusted_globals") or ()),
+        run_code_from_file=bool(payload.get("run_code_from_file")))

@@ -18,11 +18,11 @@ from typing import Callable
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import runners_for_artifact
-from app.runtimes.base import Runner
 from app.errors import BadInput, Cancelled, StudioError, describe
+from app.options import search_space
 from app.request import ConversionRequest
+from app.runtimes.base import Runner
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 CONVERT_SHARE = 0.6  # of the progress bar: conversions first, then the benchmark
 
 
@@ -104,9 +104,9 @@ def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
                 out.append(Candidate(conv.name, precision))
             elif conv.name == "onnx":
                 out.append(Candidate(conv.name, precision, "dynamic"))
-                out += [Candidate(conv.name, precision, "static", m) for m in CALIBRATION_METHODS]
+                out += [Candidate(conv.name, precision, "static", m) for m in search_space("calibration_method")]
             elif conv.name == "tensorrt":
-                out += [Candidate(conv.name, precision, "static", m) for m in CALIBRATION_METHODS]
+                out += [Candidate(conv.name, precision, "static", m) for m in search_space("calibration_method")]
             elif conv.name == "openvino":  # NNCF post-training quantization: its own range estimation
                 out.append(Candidate(conv.name, precision, "static"))
             else:
@@ -151,7 +151,8 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
     """
     import time
 
-    from app.pipeline import convert, prepare_model
+    from app.loading import prepare_model
+    from app.pipeline import convert
 
     if not 0.0 < budget_cosine <= 1.0:
         raise BadInput(f"--budget-cosine {budget_cosine}: give a number in (0, 1], e.g. 0.99")
@@ -161,7 +162,7 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
     out_dir = Path(out_dir) if out_dir else default_out_dir(request.model_path)
     progress("load model", 0.0)
     started = time.perf_counter()
-    source = prepare_model(request)
+    source = prepare_model(request.source)
     load_seconds = time.perf_counter() - started
     cands, failed = candidates_for(source.format)
     if openvino is False:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.request import PRECISIONS
 from app.runtimes.base import Runner
 from app.runtimes.onnxrt import OnnxRuntimeRunner, short_provider
 from app.runtimes.openvino import OpenVINORunner
@@ -18,10 +19,10 @@ def artifact_precision(path: Path) -> str:
     from app.manifest import read_manifest
 
     precision = (read_manifest(path) or {}).get("precision")
-    if precision in ("fp32", "fp16", "bf16", "int8"):
+    if precision in PRECISIONS:
         return precision
     for part in reversed(path.name.lower().split(".")):
-        if part in ("fp32", "fp16", "int8", "bf16"):
+        if part in PRECISIONS:
             return part
     if path.suffix.lower() == ".onnx":
         try:

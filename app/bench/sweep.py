@@ -353,13 +353,13 @@ def sweep_job(payload: dict, progress=None, should_cancel=None) -> dict:
     ``seconds`` and optional ``p99_budget_ms``. Returns the ``bench --sweep --json`` object (the
     parent saves it: the fenced child writes nothing outside its work folder).
     """
-    from app.bench.job import source_request
-    from app.pipeline import prepare_model
+    from app.bench.job import model_source
+    from app.loading import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)
     grid = parse_sweep(list(payload.get("sweep") or []))
     progress("load model", None)
-    model = prepare_model(source_request(payload))
+    model = prepare_model(model_source(payload))
     result = run_sweep(model, [Path(p) for p in payload.get("artifacts") or []], grid,
                        seconds=float(payload.get("seconds", 1.0)), p99_budget_ms=payload.get("p99_budget_ms"),
                        progress=progress, should_cancel=should_cancel)
