@@ -1,0 +1,199 @@
+"""Converting: the requests the window builds, asking for data where int8 wants it, and the
+jobs' progress, results and failures.
+
+A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from ui.window_bench import BENCH_KEY
+from ui.workers import CANCELLED, DONE, FAILED, ConversionJob
+
+
+class Conversions:
+    """Converting: the requests the window builds, asking for data where int8 wants it, and the"""
+
+    def convert_blockers(self) -> list[str]:
+        """Why Convert cannot start now (empty: it can)."""
+        if not self.is_ready:
+            return ["the window is still starting"]
+        if self.model_path is None:
+            return ["load a model first (drop it on the window or press Ctrl+O)"]
+        if self.inspection is not None:
+            return ["the model is still loading"]
+        if self.jobs.running:
+            return ["conversions are running"]
+        problems = list(self.model.signature().problems)
+        if not self.targets.checked():
+            problems.append("tick at least one target and precision")
+        return problems
+
+    def build_request(self, target: str, precision: str):
+        """The :class:`ConversionRequest` for one ticked box, from everything the window shows."""
+        from app.request import ConversionRequest
+
+        summary = self.model.summary or {}
+        sig = self.model.signature()
+        declared = {(s["name"], i) for s in summary.get("inputs", [])
+                    for i, d in enumerate(s.get("shape") or []) if isinstance(d, str)}
+        pass_inputs = self.model.inputs_must_be_given()
+        dynamic = [d for d in sig.dynamic if pass_inputs or (d[0], d[1]) not in declared]
+        return ConversionRequest(
+            model_path=self.model_path, target=target, precision=precision,
+            inputs=tuple(sig.inputs) if pass_inputs else (), dynamic=tuple(dynamic),
+            arch=self.model.arch(), arch_kwargs=tuple(self.model.arch_kwargs().items()),
+            allow_pickle=self.allow_pickle, trusted_globals=self.trusted_globals,
+            **self.options.values())
+
+    def _on_convert_triggered(self) -> None:
+        from app.errors import BadInput
+
+        blockers = self.convert_blockers()
+        if blockers:
+            self.statusBar().showMessage(f"Cannot convert: {blockers[0]}", 8000)
+            return
+        try:
+            requests = [self.build_request(t, p) for t, p in self.targets.checked()]
+        except BadInput as e:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot convert", str(e))
+            return
+        if self._needs_data(requests):
+            self._ask_for_data(requests)
+            return
+        self._confirm_and_start(requests)
+
+    @staticmethod
+    def _needs_data(requests: list) -> bool:
+        """Automatic INT8 without data: the user must choose a folder or random data, knowingly."""
+        return any(r.precision == "int8" and r.quantization is None and r.calibration is None for r in requests)
+
+    def _ask_for_data(self, requests: list) -> QMessageBox:
+        from dataclasses import replace
+
+        box = QMessageBox(QMessageBox.Icon.Question, "INT8 needs data",
+                          "INT8 is calibrated and judged on real samples. Choose a data folder (images in class "
+                          "folders, .npy/.npz files, or sentences with a tokenizer), or calibrate on random data — "
+                          "then the artifact's accuracy on real inputs is unknown.", QMessageBox.StandardButton.Cancel,
+                          self)
+        choose = box.addButton("Choose data folder…", QMessageBox.ButtonRole.AcceptRole)
+        random = box.addButton("Random data (accuracy unknown)", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(choose)
+        box.setAccessibleName("INT8 needs data")
+        self.dialog = box
+
+        def answered(_result: int) -> None:
+            self._on_dialog_finished(box)
+            if box.clickedButton() is random:
+                self._confirm_and_start([replace(r, quantization="static") if r.precision == "int8"
+                                         and r.quantization is None and r.calibration is None else r
+                                         for r in requests])
+            elif box.clickedButton() is choose:
+                self._choose_data_folder()
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def _choose_data_folder(self) -> QFileDialog:
+        start = self.options.calibration.text() or str(self.model_path.parent if self.model_path else Path.home())
+        dialog = QFileDialog(self, "Data folder", start)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        dialog.setAccessibleName("Data folder")
+
+        def chosen(folder: str) -> None:
+            self.set_data(folder)
+            self._on_convert_triggered()
+
+        dialog.fileSelected.connect(chosen)
+        dialog.finished.connect(lambda _r: dialog.deleteLater())
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _confirm_and_start(self, requests: list) -> None:
+        if not self.options.overwrite.isChecked():
+            from dataclasses import replace
+
+            from app.pipeline import artifact_path
+
+            existing = [r for r in requests if artifact_path(r).exists()]
+            if existing:
+                names = "\n".join(f"  {artifact_path(r).name}" for r in existing)
+                folder = artifact_path(existing[0]).parent
+                self._ask("Replace existing artifacts?",
+                          f"These files exist already in {folder}:\n{names}\n\nReplace them?",
+                          lambda: self._start_conversions([replace(r, overwrite=True) if r in existing else r
+                                                           for r in requests]))
+                return
+        self._start_conversions(requests)
+
+    def _start_conversions(self, requests: list) -> None:
+        self.jobs.clear()
+        self.conversions.clear()
+        self._stage_logged.clear()
+        self.settings.set_value("choices/targets", self.targets.checked_keys())
+        self.settings.set_value("choices/options", self.options.state())
+        for request in requests:
+            key = (request.target, request.precision)
+            label = next((c.label for c in self.targets.choices if c.name == request.target), request.target)
+            self.jobs.add_job(key, f"{label} · {request.precision.upper()}")
+            job = ConversionJob(request, parent=self)
+            self.conversions[key] = job
+            self._wire_job(key, job)
+            self.log.add(f"queued {request.target} {request.precision}")
+            job.start()
+        self.statusBar().showMessage(f"Converting to {len(requests)} target(s)…")
+        self._update_actions()
+
+    def _on_job_progressed(self, key, stage: str, fraction: float) -> None:
+        self.jobs.show_progress(key, stage, fraction)
+        if self._stage_logged.get(key) != stage:
+            self._stage_logged[key] = stage
+            self.log.add(f"{key[0]} {key[1]}: {stage}")
+
+    def _on_job_succeeded(self, key, result) -> None:
+        if key == BENCH_KEY:
+            self._on_benchmark_succeeded(result)
+            return
+        request = self.conversions[key].request
+        self.results.add_result(request, result)
+        v = result.verification
+        self.log.add(f"{key[0]} {key[1]}: wrote {result.artifact} ({result.size_bytes / 1e6:.2f} MB, "
+                     f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
+        for w in result.warnings:
+            self.log.add(f"{key[0]} {key[1]}: warning: {w}")
+        self.jobs.show_outcome(key, DONE, "verified" if result.status == "ok" else result.status)
+        self._refresh_graph()
+
+    def _on_job_failed(self, key, state: str, message: str) -> None:
+        if key == BENCH_KEY:
+            self.bench = None
+        elif state == FAILED:
+            self.results.add_failure(self.conversions[key].request, message)
+        self.log.add(f"{key[0]} {key[1]}: {state}: {message}")
+        self.jobs.show_outcome(key, state, message)
+        self._update_actions()
+
+    def _on_job_cancel_requested(self, key) -> None:
+        job = self.bench if key == BENCH_KEY else self.conversions.get(key) or self.background_jobs.get(key)
+        if job is not None:
+            self.log.add(f"{key[0]} {key[1]}: cancelling")
+            job.cancel()
+
+    def _on_cancel_all_triggered(self) -> None:
+        for key, row in self.jobs.rows.items():
+            if row.state not in (DONE, FAILED, CANCELLED):
+                row.show_cancelling()
+                self._on_job_cancel_requested(key)
+
+    def _on_all_jobs_finished(self) -> None:
+        counts = self.jobs.counts()
+        text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        self.statusBar().showMessage(f"Finished: {text}", 10000)
+        self.log.add(f"all jobs finished: {text}")
+        self._update_actions()

@@ -1,0 +1,188 @@
+"""Opening a model (dropped, chosen or recent), inspecting it in a child process, and
+asking before a pickle is trusted.
+
+A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from ui.workers import CANCELLED, DONE, FAILED, BackgroundJob
+
+DATA_SUFFIXES = (".txt", ".jsonl", ".npz", ".npy")
+
+
+def is_data(path: Path) -> bool:
+    """A dropped folder (or, once a model is loaded, a sentence/array file) is a data set, not a model."""
+    return path.is_dir() or path.suffix.lower() in DATA_SUFFIXES
+
+
+class ModelLoading:
+    """Opening a model (dropped, chosen or recent), inspecting it in a child process, and"""
+
+    def _refuse_drops(self) -> None:
+        """Make a drop anywhere on the window open the model, even over a line edit (which would take
+        the file's URL as text) or the graph view (which would navigate to it): no child accepts
+        drops, so Qt hands every drop to the window. Called again when widgets are added.
+
+        (Not an event filter: a Python filter on the application or on the QWindow also sees
+        events of Qt's internal objects while they are destroyed, and crashed QtWebEngine and
+        closing windows.)
+        """
+        for child in self.findChildren(QWidget):
+            if child.acceptDrops():
+                child.setAcceptDrops(False)
+
+    @staticmethod
+    def _dropped_file(event) -> Path | None:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                return Path(url.toLocalFile())
+        return None
+
+    def _on_drag_entered(self, event) -> None:
+        if self._dropped_file(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def _on_dropped(self, event) -> None:
+        path = self._dropped_file(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if path.is_dir() or (is_data(path) and self.model_path is not None):
+            self.set_data(path)
+        else:
+            self.open_model(path)
+
+    def set_data(self, path: str | Path) -> None:
+        """Use ``path`` as the data set (calibration + evaluation) of the next conversions."""
+        self.options.calibration.setText(str(path))
+        self.statusBar().showMessage(f"Data: {path} (calibrates INT8 and evaluates every artifact)", 8000)
+        self.log.add(f"data set: {path}")
+
+    def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
+        """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
+        from app.model import MODEL_SUFFIXES
+
+        path = Path(path)
+        if self.jobs.running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
+            self._show_message(QMessageBox.Icon.Information, "Jobs are running",
+                               "Wait for the running jobs to finish, or cancel them, before loading another model.")
+            return False
+        if path.suffix.lower() not in MODEL_SUFFIXES:
+            self._show_message(QMessageBox.Icon.Warning, "Not a model file",
+                               f"{path.name} is not a model file Model Deployment Studio reads.\n\nSupported: "
+                               "PyTorch .pt/.pth/.bin/.ckpt (TorchScript, state dict or pickled module), "
+                               "safetensors, torch.export .pt2, ONNX .onnx and TensorRT .engine/.plan.")
+            self.log.add(f"refused {path}: not a supported model file")
+            return False
+        if not path.is_file():
+            self._show_message(QMessageBox.Icon.Warning, "File not found", f"{path} does not exist.")
+            return False
+        if self.session.open(path, allow_pickle=allow_pickle, trusted_globals=trusted_globals):
+            self._restore_arch(path)
+        self._inspect()
+        self._fill_recent_menu(self.settings.add_recent_file(path))
+        return True
+
+    def _on_model_forgotten(self) -> None:
+        self.model.clear()
+        self.results.clear_results()
+        self.jobs.clear()
+        if self.latency_chart is not None:
+            self.latency_chart.set_rows([])
+            self.batch_chart.set_rows([])
+
+    def _restore_arch(self, path: Path) -> None:
+        remembered = self.settings.value("arch/by_file", {}).get(str(path.resolve()))
+        if remembered:
+            self.model.set_arch(remembered.get("arch"), remembered.get("kwargs", ""))
+
+    def _inspect(self) -> None:
+        from app.errors import BadInput
+        from ui.workers import inspection_job
+
+        try:
+            kwargs = self.model.arch_kwargs()
+        except BadInput as e:
+            self._show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
+            return
+        payload = self.session.inspection_payload(arch=self.model.arch(), arch_kwargs=kwargs)
+        self.model.show_loading(self.model_path)
+        self.statusBar().showMessage(f"Reading {self.model_path.name}…")
+        self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
+        job = inspection_job(payload, self)
+        job.succeeded.connect(self._on_model_inspected)
+        job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
+        self.inspection = job
+        job.start()
+        self._update_actions()
+
+    def _on_reload_requested(self) -> None:
+        if self.model_path is not None:
+            self._inspect()
+
+    def _on_model_inspected(self, summary: dict) -> None:
+        self.inspection = None
+        self.session.loaded(summary)
+
+    def _on_model_loaded(self, summary: dict) -> None:
+        self.model.show_model(summary)
+        self._refuse_drops()  # the inputs table has new line edits
+        self.targets.set_source_format(summary["format"])
+        if self.model.arch():
+            by_file = self.settings.value("arch/by_file", {})
+            by_file[str(Path(summary["path"]).resolve())] = {"arch": self.model.arch(),
+                                                             "kwargs": self.model.kwargs_edit.text()}
+            self.settings.set_value("arch/by_file", dict(list(by_file.items())[-50:]))
+        self.log.add(f"loaded {summary['path']}: {summary['format']}, {summary.get('parameters') or 0:,} parameters")
+        for w in summary.get("warnings", []):
+            self.log.add(f"warning: {w}")
+        self.statusBar().showMessage(f"Loaded {Path(summary['path']).name} ({summary['format']})", 5000)
+        self._update_actions()
+        self._refresh_graph()
+        self.model_loaded.emit(summary)
+
+    def _on_model_inspection_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        from app.errors import UnsafeModelError
+
+        self.inspection = None
+        self.model.format_label.setText("not loaded")
+        self._update_actions()
+        if state == CANCELLED:
+            return
+        self.log.add(f"could not load {self.model_path}: {message}")
+        needed = list((job.error.details or {}).get("globals", [])) if isinstance(job.error, UnsafeModelError) else []
+        if needed and not self.allow_pickle:
+            self._ask_to_trust_pickle(needed)
+        else:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot load the model", message)
+        self.session.failed(message)
+
+    def _ask_to_trust_pickle(self, needed: list[str]) -> QMessageBox:
+        """The pickle dialog: list every class and function the file would use; Yes approves them."""
+        from app.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
+
+        torch_nn = [n for n in needed if n.startswith(TORCH_NN_PREFIX) and not n.startswith(TORCH_NN_EXCLUDED)]
+        others = [n for n in needed if n not in torch_nn]
+        lines = [f"{self.model_path.name} is a whole pickled Python object. Loading it creates and calls "
+                 "these classes and functions (checked by PyTorch's weights-only unpickler; nothing else is "
+                 "imported):", ""]
+        if torch_nn:
+            lines.append(f"PyTorch layers (torch.nn): {', '.join(n.rpartition('.')[2] for n in torch_nn)}")
+        if others:
+            lines.append("Code from elsewhere, trusted by name:")
+            lines += [f"    {n}" for n in others]
+        lines += ["", "Trust them only if you trust where the file came from. (Safer: save model.state_dict() "
+                  "and give the architecture.)", "", "Trust and load it?"]
+        return self._ask("Trust this file?", "\n".join(lines),
+                         lambda: self.open_model(self.model_path, allow_pickle=True, trusted_globals=tuple(others)))
