@@ -51,6 +51,7 @@ class ResultsTable(QTableWidget):
 
     open_folder_requested = Signal(str)
     export_requested = Signal(int)  # "Export for serving…" on this row: the window asks where
+    diagnose_requested = Signal(int)  # "Where does the error come from?" on this row
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
@@ -149,6 +150,12 @@ class ResultsTable(QTableWidget):
         return (info.target in SERVABLE_TARGETS and info.artifact is not None and info.artifact.exists()
                 and info.verification_passed)
 
+    def can_diagnose(self, row: int) -> bool:
+        """Whether the row's artifact is an fp16/int8 ONNX file whose nodes can be ranked by added error."""
+        info = self.rows[row]
+        return (info.precision in ("fp16", "int8") and info.artifact is not None and info.artifact.suffix == ".onnx"
+                and info.artifact.exists())
+
     def text(self, row: int, column: str) -> str:
         return self.item(row, COLUMNS.index(column)).text()
 
@@ -179,6 +186,9 @@ class ResultsTable(QTableWidget):
         export = menu.addAction("Export for serving (Triton)…", lambda: self.export_requested.emit(row))
         export.setEnabled(self.can_export(row))
         export.setToolTip("write a Triton model folder (config.pbtxt, README, version 1) for this artifact")
+        diagnose = menu.addAction("Where does the error come from?", lambda: self.diagnose_requested.emit(row))
+        diagnose.setEnabled(self.can_diagnose(row))
+        diagnose.setToolTip("rank this fp16/int8 ONNX artifact's nodes by the error they add on the data")
         return menu
 
     def _on_cell_double_clicked(self, row: int, _column: int) -> None:
