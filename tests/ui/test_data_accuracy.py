@@ -147,3 +147,10 @@ def test_diagnosis_without_data_says_what_to_do(qtbot, window, digits, tmp_path)
     box = message_box(qtbot, window)
     assert box.windowTitle() == "Diagnosis needs data" and "data folder" in box.text()
     assert not window.jobs.running
+
+
+def test_the_guessed_shapes_warning_goes_once_the_user_sets_them(qtbot, window, digits):
+    load_model(qtbot, window, digits["state"], arch=ARCH)
+    assert "input shapes are a guess" in window.model.warnings_label.text()   # 1x1x224x224 from the first Conv
+    set_shape(qtbot, window, "x", "1x1x8x8")
+    assert "are a guess" not in window.model.warnings_label.text()
