@@ -94,6 +94,8 @@ class ResultsTable(QTableWidget):
             verdict = "passed" if info.verification_passed else ("failed" if v is not None else "not run")
             if v is not None and not v.passed and not v.enforced:
                 verdict = "failed (not enforced)"
+                if _data_decides(r):  # int8 ranges come from the data: random inputs fall outside them
+                    verdict = "on data: " + ("passed" if r.evaluation.cosine_mean >= _min_cosine() else "low")
             cells = [info.target, info.precision, info.artifact.name if info.artifact else "—",
                      human_size(r.size_bytes), f"{r.seconds:.1f} s",
                      _num(v.max_abs_err) if v else "—", _num(v.cosine, 6) if v else "—", verdict,
@@ -119,7 +121,8 @@ class ResultsTable(QTableWidget):
                     item.setToolTip(full_text_tooltip([full]))
             self.setItem(row, col, item)
         verdict_item = self.item(row, 7)
-        verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if info.verification_passed else "fail"))))
+        good = info.verification_passed or verdict == "on data: passed"
+        verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if good else "fail"))))
         font = verdict_item.font()
         font.setBold(True)
         verdict_item.setFont(font)
@@ -199,6 +202,17 @@ class ResultsTable(QTableWidget):
         if 0 <= row < len(self.rows):
             self.selectRow(row)
             self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
+
+
+def _data_decides(result) -> bool:
+    """Whether the artifact's accuracy is judged on the user's data (int8 evaluated on ``--data``)."""
+    return result.evaluation is not None and result.precision == "int8"
+
+
+def _min_cosine() -> float:
+    from app.verify import INT8_MIN_COSINE
+
+    return INT8_MIN_COSINE
 
 
 def accuracy_cells(evaluation) -> list[str]:
