@@ -14,7 +14,7 @@ from pathlib import Path
 
 from app.console import StderrProgress
 from app.errors import BadInput
-from app.flags import add_model_args, model_fields, source_of
+from app.flags import add_budget_args, add_data_args, add_model_args, data_fields, model_fields, source_of
 
 
 def add_bench_commands(sub) -> None:
@@ -29,6 +29,7 @@ def add_bench_commands(sub) -> None:
                    help="artifacts to time: TorchScript .pt, .pt2, .onnx, TensorRT .engine")
     _add_timing_args(b, runs=50, min_seconds=1.0)
     b.add_argument("--batch", metavar="LIST", help="batch sizes to sweep, e.g. 1,2,4,8 (needs a dynamic batch axis)")
+    add_data_args(b)
     b.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows as CSV")
     b.add_argument("--plot", type=Path, metavar="FILE.png", help="also write a PNG chart (p50 bars, p90/p99 whiskers)")
     b.add_argument("--sweep", nargs="+", metavar="KEY=LIST",
@@ -47,7 +48,9 @@ def add_bench_commands(sub) -> None:
     add_model_args(o)
     o.add_argument("--budget-cosine", type=float, default=0.99, metavar="C",
                    help="lowest acceptable cosine similarity to the source (default 0.99)")
-    o.add_argument("--calibration", type=Path, metavar="DIR", help="calibration data for static INT8 (.npy/.npz/images)")
+    add_data_args(o)
+    add_budget_args(o, "with --data: the budget read on the data, e.g. cosine=0.99 or top1-drop=1%% (default: "
+                       "cosine=--budget-cosine); ONNX fp16/int8 keep their worst nodes in float until it holds")
     o.add_argument("--out", type=Path, metavar="DIR", help="where the artifacts go (default: MODEL's folder/<stem>.optimize/)")
     o.add_argument("--only", action="append", default=[], metavar="TEXT",
                    help="only candidates whose label contains TEXT, e.g. --only onnx --only 'int8 static' (repeatable)")
@@ -114,11 +117,13 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
 
 
 def conversion_template(args: argparse.Namespace):
-    """What every candidate of ``optimize`` converts: the source model (the same flags as ``convert``)
-    and the seed, as a :class:`~app.request.ConversionRequest` each candidate sets target and precision of."""
+    """The source model, ``--data`` where the command takes it, and the seed, as a
+    :class:`~app.request.ConversionRequest`: what each ``optimize`` candidate converts (setting its
+    target and precision) and what ``bench --data`` evaluates the artifacts against."""
     from app.request import ConversionRequest
 
-    return ConversionRequest(**model_fields(args), target="onnx", seed=args.seed)
+    data = data_fields(args) if hasattr(args, "calibration") else {}
+    return ConversionRequest(**model_fields(args), target="onnx", seed=args.seed, **data)
 
 
 def _providers(args: argparse.Namespace) -> list[str] | None:
@@ -165,9 +170,22 @@ def bench_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench`` in the fenced child (``app.bench_commands:bench_entry``)."""
     from app.bench.benchmark import benchmark
 
-    source, artifacts, config, providers, device, openvino = payload
-    return benchmark(source, artifacts, config, providers=providers, device=device, openvino=openvino,
-                     progress=progress, should_cancel=should_cancel)
+    request, artifacts, config, providers, device, openvino = payload
+    result = benchmark(request.source, artifacts, config, providers=providers, device=device, openvino=openvino,
+                       progress=progress, should_cancel=should_cancel)
+    if not request.calibration:
+        return result
+    from dataclasses import replace
+
+    from app.evaluation import evaluate_artifacts
+
+    # --data: every artifact's agreement (and task accuracy) on the user's samples, beside its speed
+    scores = evaluate_artifacts(request, [Path(a) for a in artifacts], progress)
+    return replace(result, evaluations=tuple((r["artifact"], r["evaluation"]) for r in scores["artifacts"]
+                                             if r["evaluation"]),
+                   data=f"{scores['data']} ({scores['split']})",
+                   notes=result.notes + tuple(f"{Path(r['artifact']).name}: not evaluated on the data: {r['message']}"
+                                              for r in scores["artifacts"] if not r["evaluation"]))
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
@@ -201,7 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
-    payload = (source_of(args), list(args.artifacts), config, _providers(args), args.device,
+    payload = (conversion_template(args), list(args.artifacts), config, _providers(args), args.device,
                None if args.openvino else False)
     result, data = _run(args, lambda progress: _in_child("bench_entry", payload, progress))
     _write_extras(args, data, Path(args.model).name)
@@ -243,17 +261,27 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.model).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     # optimize converts many candidates: its child may write beneath the output folder
-    kwargs = dict(budget_cosine=args.budget_cosine, out_dir=args.out, calibration=args.calibration,
+    from dataclasses import replace
+
+    request = replace(request, max_float_nodes=args.max_float_nodes)
+    kwargs = dict(budget_cosine=args.budget_cosine, out_dir=args.out, accuracy_budget=args.accuracy_budget,
                   providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
     result, data = _run(args, lambda progress: _in_child("optimize_entry", (request, config, kwargs), progress,
                                                          writable=[out_dir]))
     if not args.json:
         rec = result.recommended
+        budget = data.get("accuracy_budget") or f"cosine ≥ {args.budget_cosine}"
         if rec:
+            on_data = (f", on data: mean cosine {rec['eval_cosine_mean']:.5f}" if rec.get("eval_cosine_mean") is not None
+                       else "")
+            if rec.get("eval_top1_drop") is not None:
+                on_data += f", top-1 drop {100 * rec['eval_top1_drop']:.2f} points"
+            if rec.get("float_nodes"):
+                on_data += f", {rec['float_nodes']} nodes kept in float"
             print(f"recommended: {rec['name']} — {rec['artifact']}\n  p50 {rec['p50_ms']:.3f} ms, "
-                  f"×{rec['speedup_vs_baseline']:.2f} vs the source, cosine {rec['accuracy_cosine']:.6f} "
-                  f"(budget {args.budget_cosine})")
+                  f"×{rec['speedup_vs_baseline']:.2f} vs the source, cosine {rec['accuracy_cosine']:.6f}{on_data} "
+                  f"(budget {budget})")
         else:
-            print(f"recommended: none — no artifact reached cosine ≥ {args.budget_cosine}")
+            print(f"recommended: none — no artifact met the accuracy budget ({budget})")
     _write_extras(args, data, Path(args.model).name)
     return 0 if result.recommended else 1

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from app.console import StderrProgress
-from app.errors import BadInput, StudioError
+from app.errors import BadInput
 from app.flags import add_data_args, add_model_args, data_fields, model_fields
 
 
@@ -49,44 +49,12 @@ def source_request(args, target: str = "onnx"):
     return ConversionRequest(**model_fields(args), target=target, **data_fields(args))
 
 
-def evaluation_part(request, model, artifacts: list[Path]):
-    """The samples to evaluate on: the evaluation split when an artifact was calibrated on this data
-    (same path, same seed as its manifest records), else all of them. Returns (data, note)."""
-    from app.data import load_data
-    from app.manifest import read_manifest
-
-    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
-    for artifact in artifacts:
-        recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
-        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(request.calibration).resolve():
-            seed = int(recorded.get("split_seed", 0))
-            return data.split(seed)[1], (f"{artifact.name} was calibrated on part of this data: evaluated on the "
-                                         f"other part (split seed {seed})")
-    return data, "all samples"
-
-
 def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
-    from app.evaluation import evaluate, run_all
-    from app.loading import load_model
-    from app.loading import prepare_model
+    from app.evaluation import evaluate_artifacts
 
     request, artifacts = payload
-    progress = progress or (lambda stage, fraction=None: None)
-    source = prepare_model(request.source)
-    data, note = evaluation_part(request, source, artifacts)
-    progress(f"run the source on {len(data)} samples", None)
-    reference = run_all(source, data, "the source")
-    rows = []
-    for path in artifacts:
-        progress(f"evaluate {path.name}", None)
-        try:
-            scores = evaluate(source, load_model(path), data, reference)
-            rows.append({"artifact": str(path), "status": "ok", "evaluation": scores.to_json(),
-                         "summary": scores.summary()})
-        except StudioError as e:
-            rows.append({"artifact": str(path), "status": "failed", "message": str(e), "evaluation": None})
-    return {"data": data.describe(), "split": note, "notes": list(data.notes), "artifacts": rows}
+    return evaluate_artifacts(request, artifacts, progress)
 
 
 def cmd_evaluate(args) -> int:
@@ -139,6 +107,7 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     import tempfile
 
     from app.diagnose import rank_nodes
+    from app.evaluation import evaluation_part
     from app.loading import prepare_model
 
     request, artifact, samples = payload

@@ -10,6 +10,7 @@ accuracy of source and artifact when the data carries labels.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +19,18 @@ from app.errors import VerificationFailed, first_line
 from app.model import LoadedModel
 
 Outputs = list[list[np.ndarray]]   # per sample, the model's outputs
+
+
+EVALUATION_COLUMNS = ("cosine_mean", "cosine_min", "cosine_p5", "rel_l2_mean", "top1_agreement", "source_top1",
+                      "artifact_top1", "top1_drop", "samples")
+
+
+def evaluation_columns(evaluation: dict | None) -> dict:
+    """An evaluation on data (``Evaluation.to_json()``) as flat ``eval_*`` row fields, for benchmark
+    tables and CSV; none without one."""
+    if not evaluation:
+        return {}
+    return {f"eval_{k}": evaluation.get(k) for k in EVALUATION_COLUMNS}
 
 
 @dataclass
@@ -135,3 +148,42 @@ def evaluate(source: LoadedModel, artifact: LoadedModel, data: DataSet,
     """Run source (unless ``reference`` holds its outputs already) and artifact on ``data``."""
     reference = reference if reference is not None else run_all(source, data, "the source")
     return compare_outputs(reference, run_all(artifact, data, "the artifact"), data)
+
+
+def evaluation_part(request, model, artifacts: list[Path]):
+    """The samples to evaluate on: the evaluation split when an artifact was calibrated on this data
+    (same path, same seed as its manifest records), else all of them. Returns (data, note)."""
+    from app.data import load_data
+    from app.manifest import read_manifest
+
+    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
+    for artifact in artifacts:
+        recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
+        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(request.calibration).resolve():
+            seed = int(recorded.get("split_seed", 0))
+            return data.split(seed)[1], (f"{artifact.name} was calibrated on part of this data: evaluated on the "
+                                         f"other part (split seed {seed})")
+    return data, "all samples"
+
+
+def evaluate_artifacts(request, artifacts: list[Path], progress=None) -> dict:
+    """Run the source of ``request`` and every artifact on the samples of its ``--data`` (the
+    ``evaluate --json`` object); an artifact that fails is reported, the others still evaluated."""
+    from app.errors import StudioError
+    from app.loading import load_model, prepare_model
+
+    progress = progress or (lambda stage, fraction=None: None)
+    source = prepare_model(request.source)
+    data, note = evaluation_part(request, source, artifacts)
+    progress(f"run the source on {len(data)} samples", None)
+    reference = run_all(source, data, "the source")
+    rows = []
+    for path in artifacts:
+        progress(f"evaluate {path.name}", None)
+        try:
+            scores = evaluate(source, load_model(path), data, reference)
+            rows.append({"artifact": str(path), "status": "ok", "evaluation": scores.to_json(),
+                         "summary": scores.summary()})
+        except StudioError as e:
+            rows.append({"artifact": str(path), "status": "failed", "message": str(e), "evaluation": None})
+    return {"data": data.describe(), "split": note, "notes": list(data.notes), "artifacts": rows}

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
-from app.options import DATA_OPTIONS, add_flags, fields_of
+from app.options import DATA_OPTIONS, add_flags, fields_of, option
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,11 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None
     """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``."""
     add_flags(p, DATA_OPTIONS[:1], required=required)
     add_flags(p, DATA_OPTIONS[1:])
+
+
+def add_budget_args(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--accuracy-budget`` (with this command's ``help_text``) and the limit of its loop, ``--max-float-nodes``."""
+    add_flags(p, (replace(option("accuracy_budget"), help=help_text), option("max_float_nodes")))
 
 
 def data_fields(args) -> dict:

@@ -4,7 +4,7 @@ This is the one place that wires signals: panels expose signals and methods, wor
 signals, and :meth:`MainWindow._connect` / :meth:`MainWindow._wire_job` connect them to the
 ``_on_<event>`` slots. The slots live with what the user does, one module each: start-up
 (``window_startup``), opening a model (``window_model``), converting (``window_conversions``),
-benchmarking (``window_bench``), the graph and details (``window_graph``), exports
+benchmarking (``window_bench``), diagnosis (``window_diagnosis``), the graph and details (``window_graph``), exports
 (``window_exports``), menus and actions (``window_menus``). No conversion logic lives here: the
 window builds :class:`app.request.ConversionRequest` objects and hands them to :mod:`ui.workers`.
 
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QM
 
 from app.session import Session
 from ui.details_pane import ResultDetails
+from ui.diagnosis_panel import DiagnosisPanel
 from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
 from ui.panels import DetachableTab, FocusToggle
@@ -31,6 +32,7 @@ from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
 from ui.window_bench import Benchmarking
 from ui.window_conversions import Conversions
+from ui.window_diagnosis import Diagnosis
 from ui.window_exports import Exports
 from ui.window_graph import GraphAndDetails
 from ui.window_menus import MenusAndActions
@@ -50,8 +52,8 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetails, Exports, MenusAndActions,
-                 QMainWindow):
+class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, GraphAndDetails, Exports,
+                 MenusAndActions, QMainWindow):
     """Model Deployment Studio's window."""
 
     first_painted = Signal()
@@ -143,6 +145,8 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         self.tabs.addTab(self._sweep_holder, "Sweep")
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
+        self.diagnosis = DiagnosisPanel()  # nodes ranked by the error they add; a choice shows it in the graph
+        self.tabs.addTab(self.diagnosis, "Diagnosis")
         self.graph = None
         self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
         self.tabs.addTab(self._graph_holder, "Graph")
@@ -208,6 +212,8 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         self.results.itemSelectionChanged.connect(self._show_selected_details)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
         self.results.export_requested.connect(self._on_export_for_serving_requested)
+        self.results.diagnose_requested.connect(self.diagnose)
+        self.diagnosis.node_chosen.connect(self.show_node)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         events = self.session.events  # the session (app/session.py) is observed, as any model
         events.model_forgotten.connect(self._on_model_forgotten)
@@ -272,12 +278,6 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
     # ------------------------------------------------------------------ deployment sweep
 
 
-    # ------------------------------------------------------------------ results and charts
-
-    # ------------------------------------------------------------------ the Graph tab
-
-
-    # ------------------------------------------------------------------ serving bundles
 
 
     # ------------------------------------------------------------------ files, dialogs, about
