@@ -118,7 +118,7 @@ def current_machine() -> dict:
 
 def reproduce_command(manifest: dict) -> str:
     """The ``python main.py convert ...`` line that makes this artifact again (from its manifest)."""
-    from app.commandline import convert_command
+    from app.command_echo import convert_command
     from app.request import ConversionRequest
     from app.specs import TensorSpec
 

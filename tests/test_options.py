@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from app.cli import _request, build_parser
-from app.commandline import convert_args
+from app.command_echo import convert_args
 from app.options import ALL_OPTIONS, search_space
 from app.request import PRECISIONS, ConversionRequest, Precision
 

@@ -38,12 +38,12 @@ class Signature:
     problems: list[str] = field(default_factory=list)    # why a conversion cannot start yet
 
     def input_flags(self) -> list[str]:
-        from app.commandline import input_flag
+        from app.command_echo import input_flag
 
         return [input_flag(s) for s in self.inputs]
 
     def dynamic_flags(self) -> list[str]:
-        from app.commandline import dynamic_flag
+        from app.command_echo import dynamic_flag
 
         return [dynamic_flag(*d) for d in self.dynamic]
 

@@ -169,7 +169,7 @@ class ResultsTable(QTableWidget):
             QGuiApplication.clipboard().setText(str(info.artifact))
 
     def copy_command(self, row: int) -> None:
-        from app.commandline import convert_command
+        from app.command_echo import convert_command
 
         QGuiApplication.clipboard().setText(convert_command(self.rows[row].request))
 

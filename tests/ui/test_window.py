@@ -181,7 +181,7 @@ def test_copied_command_line_rebuilds_the_same_request(qtbot, window, workdir):
     import shlex
 
     from app import cli
-    from app.commandline import convert_command
+    from app.command_echo import convert_command
 
     load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
     set_shape(qtbot, window, "x", "2x3x32x32", dynamic_axes=(0,))

@@ -1,7 +1,9 @@
-"""The command line that reproduces a :class:`ConversionRequest`: what the window's "Copy CLI command" copies.
+"""The command-line echo of a window job: the ``python main.py convert …`` line that reproduces a
+:class:`ConversionRequest` (what the window's "Copy CLI command" copies).
 
-Only options that differ from the CLI's defaults are written (the flags come from :mod:`app.options`), so the line reads like one a person
-would type; ``app.cli`` parses it back into an equal request (a test checks the round trip).
+Only options that differ from the CLI's defaults are written (the flags come from
+:mod:`app.options`), so the line reads like one a person would type; ``app.cli`` parses it back into
+an equal request (a test checks the round trip).
 """
 
 from __future__ import annotations
