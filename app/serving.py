@@ -463,8 +463,11 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
         files.remove_work_dir(work)
 
 
-# the conversion targets whose artifacts Triton can serve (torch.export archives have no Triton loader)
-SERVABLE_TARGETS = ("onnx", "torchscript-trace", "torchscript-script", "tensorrt", "openvino")
+def servable_targets() -> tuple[str, ...]:
+    """The conversion targets whose artifacts Triton can serve (each converter says: ``Converter.servable``)."""
+    from converters.base import all_converters
+
+    return tuple(c.name for c in all_converters() if c.servable)
 
 
 def bundle_job(payload: dict, progress, should_cancel) -> str:

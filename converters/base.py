@@ -83,6 +83,7 @@ class Converter:
     sources: ClassVar[tuple[str, ...]] = ALL_SOURCES
     precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
     unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
+    servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -35,3 +35,9 @@ def test_one_precision_enum_and_a_search_space_from_the_catalogue():
     assert PRECISIONS == ("fp32", "fp16", "bf16", "int8") and Precision("bf16") == "bf16"
     assert search_space("calibration_method") == ("minmax", "entropy", "percentile")
     assert search_space("workspace_mb") == (4096,)
+
+
+def test_servable_targets_come_from_the_converters():
+    from app.serving import servable_targets
+
+    assert set(servable_targets()) == {"onnx", "torchscript-trace", "torchscript-script", "tensorrt", "openvino"}

@@ -148,9 +148,9 @@ class ResultsTable(QTableWidget):
     def can_export(self, row: int) -> bool:
         """Whether the row's artifact can become a Triton model folder (ONNX, TorchScript, a TensorRT plan)."""
         info = self.rows[row]
-        from app.serving import SERVABLE_TARGETS
+        from app.serving import servable_targets
 
-        return (info.target in SERVABLE_TARGETS and info.artifact is not None and info.artifact.exists()
+        return (info.target in servable_targets() and info.artifact is not None and info.artifact.exists()
                 and info.verification_passed)
 
     def can_diagnose(self, row: int) -> bool:
