@@ -38,15 +38,21 @@ class Benchmarking:
                 "min_seconds": 0.5, "threads": None}
 
     def _on_benchmark_triggered(self) -> None:
+        from app.bench.job import bench_request
+        from app.errors import BadInput
         from ui.workers import benchmark_job
 
         blockers = self.benchmark_blockers()
+        payload = self.benchmark_payload() if not blockers else None
+        try:
+            request = bench_request(payload) if payload else None  # typed here: the child parses nothing
+        except BadInput as e:
+            blockers.append(str(e))
         if blockers:
             self.statusBar().showMessage(f"Cannot benchmark: {blockers[0]}", 8000)
             return
-        payload = self.benchmark_payload()
         self.settings.set_value("choices/bench", self.bench_options.state())
-        self.bench = benchmark_job(payload, self)
+        self.bench = benchmark_job(request, self)
         self.jobs.add_job(BENCH_KEY, "Benchmark")
         self._wire_job(BENCH_KEY, self.bench)
         self.log.add(f"benchmark: source + {len(payload['artifacts'])} artifact(s), batch {payload['batch']}")

@@ -174,13 +174,13 @@ def inspection_job(payload: dict, parent: QObject | None = None) -> BackgroundJo
     return BackgroundJob(work, parent=parent)
 
 
-def benchmark_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
-    """Benchmark the source and its artifacts in a child (``app.bench.job:bench_job``)."""
+def benchmark_job(request, parent: QObject | None = None) -> BackgroundJob:
+    """Benchmark a :class:`app.bench.job.BenchRequest` in a child (``app.bench.job:bench_job``)."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.bench.job:bench_job", payload, progress=progress, should_cancel=should_cancel)
+        return run_job("app.bench.job:bench_job", request, progress=progress, should_cancel=should_cancel)
 
     return BackgroundJob(work, parent=parent)
 

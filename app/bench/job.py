@@ -1,36 +1,54 @@
-"""The window's benchmark job: ``bench_job(payload, progress, should_cancel) -> dict``.
+"""The window's benchmark job: ``bench_job(request, progress, should_cancel) -> dict``.
 
 Run by :func:`app.jobs.run_job` in a supervised child process (``"app.bench.job:bench_job"``); the
-payload is what the window's Benchmark button collects, the result is the ``bench --json`` object
+request is a :class:`BenchRequest` (frozen, it pickles: no flags to parse back in the child) built
+from what the window's Benchmark button collects; the result is the ``bench --json`` object
 (``{"machine": {...}, "results": [rows], "skipped": [...], "notes": [...]}``), plain data that
 crosses the process boundary.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from app.bench.harness import BenchConfig, Progress
+from app.request import ModelSource
 
 
-def bench_job(payload: dict, progress: Progress | None = None,
+@dataclass(frozen=True)
+class BenchRequest:
+    """A benchmark: the source model, the artifacts timed beside it, and how they are timed."""
+
+    source: ModelSource
+    artifacts: tuple[Path, ...]
+    config: BenchConfig
+    providers: tuple[str, ...] | None = None   # ONNX Runtime providers (default: every one installed)
+    device: str = "cpu"                        # where the torch runners run
+
+
+def bench_job(request: BenchRequest | dict, progress: Progress | None = None,
               should_cancel: Callable[[], bool] | None = None) -> dict:
-    """Benchmark ``payload["model"]`` and ``payload["artifacts"]``.
+    """Benchmark ``request`` (a :class:`BenchRequest`, or the payload dict :func:`bench_request` reads).
 
-    Parameters
-    ----------
-    payload
-        ``model`` (path), ``artifacts`` (paths), ``inputs``/``dynamic`` (``--input``/``--dynamic``
-        strings), ``arch``, ``arch_kwargs`` (dict), ``allow_pickle``, ``batch`` (list of ints),
-        ``warmup``, ``runs``, ``min_seconds``, ``threads`` (None: physical cores), optionally
-        ``providers`` (list of names) and ``device``.
-    progress, should_cancel
-        See :func:`app.bench.harness.run_benchmark`.
+    ``progress``, ``should_cancel``: see :func:`app.bench.harness.run_benchmark`.
     """
     from app.bench.benchmark import benchmark
 
-    source = model_source(payload)
+    if isinstance(request, dict):
+        request = bench_request(request)
+    result = benchmark(request.source, list(request.artifacts), request.config,
+                       providers=list(request.providers) if request.providers else None, device=request.device,
+                       progress=progress, should_cancel=should_cancel)
+    return result.to_json()
+
+
+def bench_request(payload: dict) -> BenchRequest:
+    """The :class:`BenchRequest` of a payload dict: ``model`` (path), ``artifacts`` (paths),
+    ``inputs``/``dynamic`` (``--input``/``--dynamic`` strings), ``arch``, ``arch_kwargs`` (dict),
+    ``allow_pickle``, ``trusted_globals``, ``batch`` (list of ints), ``warmup``, ``runs``,
+    ``min_seconds``, ``threads`` (None: physical cores), optionally ``providers`` and ``device``."""
     defaults = BenchConfig()
     config = BenchConfig(batches=tuple(int(b) for b in payload.get("batch") or ()),
                          warmup=int(payload.get("warmup", defaults.warmup)),
@@ -38,10 +56,9 @@ def bench_job(payload: dict, progress: Progress | None = None,
                          min_seconds=float(payload.get("min_seconds", defaults.min_seconds)),
                          max_seconds=payload.get("max_seconds"), threads=payload.get("threads"),
                          rounds=int(payload.get("rounds", defaults.rounds)))
-    result = benchmark(source, [Path(p) for p in payload.get("artifacts") or []], config,
-                       providers=payload.get("providers"), device=payload.get("device", "cpu"),
-                       progress=progress, should_cancel=should_cancel)
-    return result.to_json()
+    providers = payload.get("providers")
+    return BenchRequest(model_source(payload), tuple(Path(p) for p in payload.get("artifacts") or []), config,
+                        tuple(providers) if providers else None, payload.get("device", "cpu"))
 
 
 def model_source(payload: dict):
