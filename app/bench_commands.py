@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from app.bench.harness import parse_batches
 from app.console import StderrProgress
 from app.errors import BadInput
 from app.flags import add_budget_args, add_data_args, add_model_args, data_fields, model_fields, source_of
@@ -82,21 +83,6 @@ def _add_timing_args(p: argparse.ArgumentParser, *, runs: int, min_seconds: floa
                    help="do not also time .onnx files in OpenVINO (by default they run in ONNX Runtime and, where "
                         "it is installed, OpenVINO)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-
-
-def parse_batches(text: str | None) -> tuple[int, ...]:
-    """``"1,2,4"`` → ``(1, 2, 4)``; raises :class:`BadInput` with the bad part."""
-    if not text:
-        return ()
-    out = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if not part.isdigit() or int(part) < 1:
-            raise BadInput(f"--batch {text}: {part!r} is not a positive integer (e.g. --batch 1,2,4,8)")
-        out.append(int(part))
-    return tuple(dict.fromkeys(out))
 
 
 def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):

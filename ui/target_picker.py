@@ -259,7 +259,7 @@ class BenchmarkOptions(QGroupBox):
 
     def batch_sizes(self) -> list[int]:
         """The batch sizes typed, e.g. ``1, 4, 8`` (as ``bench --batch`` reads them); raises ``BadInput``."""
-        from app.bench_commands import parse_batches
+        from app.bench.harness import parse_batches
 
         return list(parse_batches(self.batches.text())) or [1]
 

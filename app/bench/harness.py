@@ -217,6 +217,21 @@ class _Clock:
             self.progress(stage, min(1.0, (self.done + min(part, 1.0)) / max(self.units, 1)))
 
 
+def parse_batches(text: str | None) -> tuple[int, ...]:
+    """``"1,2,4"`` → ``(1, 2, 4)``; raises :class:`BadInput` with the bad part."""
+    if not text:
+        return ()
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise BadInput(f"--batch {text}: {part!r} is not a positive integer (e.g. --batch 1,2,4,8)")
+        out.append(int(part))
+    return tuple(dict.fromkeys(out))
+
+
 # ---------------------------------------------------------------------------- the timing loop
 def time_calls(runner: Runner, prepared, config: BenchConfig, *, should_cancel: Callable[[], bool] | None = None,
                on_tick: Callable[[str, float], None] | None = None) -> tuple[list[float], bool]:
