@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
+    c.add_argument("--ignore-memory-check", action="store_true",
+                   help="run even when the job's estimated peak memory exceeds the memory available")
     c.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
     c.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop the conversion (always run in a fenced child process) after SECONDS")
@@ -204,7 +206,8 @@ def _request(args):
         exporter=args.exporter, quantization=args.quantization, **data_fields(args),
         calibration_method=args.calibration_method, accuracy_budget=args.accuracy_budget,
         max_float_nodes=args.max_float_nodes, out_dir=args.out, overwrite=args.overwrite,
-        keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed)
+        keep_failed=args.keep_failed, workspace_mb=args.workspace_mb, seed=args.seed,
+        ignore_memory_check=args.ignore_memory_check)
 
 
 def cmd_convert(args) -> int:

@@ -33,10 +33,17 @@ class LoadedModel:
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     _runner: Callable[[Feeds], list[np.ndarray]] | None = field(default=None, repr=False)
+    # frees what running it built (an ONNX Runtime session); the next run() builds it again
+    _release: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def is_torch(self) -> bool:
         return self.format in ("torchscript", "torch-export", "state-dict", "pickle")
+
+    def release(self) -> None:
+        """Free the memory a run holds on to between runs (verification: before the artifact loads)."""
+        if self._release is not None:
+            self._release()
 
     def run(self, feeds: Feeds) -> list[np.ndarray]:
         """Run one inference; feeds are cast to the declared input dtypes; outputs as float64-safe arrays."""

@@ -81,18 +81,30 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
 
 def stage_onnx_source(ctx: ConversionContext, out: Path) -> Path:
     """Copy a source ``.onnx`` (and its external data, already checked to lie beside it) to ``out``."""
+    import shutil
+
     import onnx
 
-    proto = onnx.load(str(ctx.model.path))  # loads external data; we re-save self-contained if small
+    data = ctx.model.details.get("external_data") or []
+    if data:
+        # big models: copy the files as they are (streamed, no copy in memory); the graph names its
+        # data files relative to itself, so they keep their names beside the renamed graph
+        ctx.stage(f"copy the ONNX source and its external data ({ctx.model.size_bytes / 1e9:.1f} GB)")
+        shutil.copyfile(ctx.model.path, out)
+        for name in data:
+            shutil.copyfile(ctx.model.path.parent / name, out.parent / name)
+        return out
+    proto = onnx.load(str(ctx.model.path))  # small: self-contained from here on
     save_onnx(proto, out)
     return out
 
 
-def save_onnx(proto, out: Path) -> list[Path]:
-    """Save ``proto``; over the protobuf limit the weights go to ``<name>.data`` beside it."""
+def save_onnx(proto, out: Path, external: bool = False) -> list[Path]:
+    """Save ``proto``; over the protobuf limit (or ``external``: the source had its weights outside too)
+    the weights go to ``<name>.data`` beside it, written tensor by tensor."""
     import onnx
 
-    if proto.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+    if external or proto.ByteSize() > EXTERNAL_DATA_THRESHOLD:
         data = out.with_name(out.name + ".data")
         onnx.save_model(proto, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data.name, size_threshold=1024)
