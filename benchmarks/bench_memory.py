@@ -5,9 +5,9 @@
 Builds a 10-layer MLP (Linear 8192x8192 + ReLU; a state dict plus the arch file that builds it) in
 ``--work`` (default: a temporary folder, removed afterwards; it needs about 12 GB of disk), then runs
 ``python main.py convert`` for each target in a fresh process, one at a time, and records the peak
-resident memory of the whole job — the CLI process, the forkserver and the fenced child, each one's
-high-water mark (``VmHWM``) summed, so the figure is an upper bound of what the job held at once —
-and the wall time. onnx fp16 and int8 convert the fp32 ONNX (2.7 GB of external data) the first job
+resident memory of the whole job — the CLI process, the forkserver and the fenced child: their
+proportional set sizes (PSS: pages shared after the fork counted once) summed, sampled ten times a
+second, highest sum — and the wall time. onnx fp16 and int8 convert the fp32 ONNX (2.7 GB of external data) the first job
 wrote, as a user quantizing an exported model would. Goal: peak <= 2.5x the source's size.
 """
 
@@ -50,36 +50,48 @@ def build_model(folder: Path) -> tuple[Path, Path]:
     return arch, state
 
 
-def _hwm(pid: int) -> int:
+def _pss(pid: int) -> int:
+    """A process's proportional set size: its private pages plus its share of pages it shares (the
+    forkserver's and the job child's torch, a file mapped by two processes), so a sum over processes
+    counts every page once."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith("Pss:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
 
 
-def run_measured(cmd: list[str]) -> tuple[int, float, int, str]:
-    """(exit code, seconds, peak bytes: sum of every process's high-water mark, stdout)."""
+def run_measured(cmd: list[str]) -> tuple[int, float, int, str, dict]:
+    """(exit code, seconds, peak bytes of the process tree's summed PSS, stdout, per-process peaks)."""
     import psutil
 
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    peaks: dict[int, int] = {}
+    state = {"peak": 0}
+    each: dict[str, int] = {}
     done = threading.Event()
 
     def sample() -> None:
         root = psutil.Process(proc.pid)
         while not done.is_set():
             try:
-                pids = [proc.pid] + [c.pid for c in root.children(recursive=True)]
+                tree = [root] + root.children(recursive=True)
             except psutil.Error:
-                pids = [proc.pid]
-            for pid in pids:
-                peaks[pid] = max(peaks.get(pid, 0), _hwm(pid))
-            done.wait(0.05)
+                tree = [root]
+            total = 0
+            for p in tree:
+                pss = _pss(p.pid)
+                total += pss
+                try:
+                    key = f"{p.pid} {' '.join(p.cmdline()[:3])}"[:80]
+                except psutil.Error:
+                    key = str(p.pid)
+                each[key] = max(each.get(key, 0), pss)
+            state["peak"] = max(state["peak"], total)
+            done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -88,7 +100,7 @@ def run_measured(cmd: list[str]) -> tuple[int, float, int, str]:
     sampler.join()
     if proc.returncode:
         sys.stderr.write(err[-2000:])
-    return proc.returncode, time.perf_counter() - started, sum(peaks.values()), out
+    return proc.returncode, time.perf_counter() - started, state["peak"], out, each
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             if source == state:
                 cmd += ["--arch", f"{arch}:build"]
             print(f"{target} {precision} from {source.name} ...", file=sys.stderr)
-            code, seconds, peak, stdout = run_measured(cmd)
+            code, seconds, peak, stdout, each = run_measured(cmd)
             src_size = sum(p.stat().st_size for p in source.parent.glob(source.name + "*"))
             try:
                 result = json.loads(stdout)
@@ -123,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"target": target, "precision": precision, "source": source.name, "source_bytes": src_size,
                          "exit_code": code, "seconds": round(seconds, 1), "peak_bytes": peak,
                          "ratio": round(peak / src_size, 2), "verified": (result.get("verification") or {}).get("passed"),
-                         "message": result.get("message", "")})
+                         "message": result.get("message", ""), "processes": each})
             print(f"  {rows[-1]['ratio']}x, {seconds:.0f} s, exit {code}", file=sys.stderr)
             if target != "onnx" or precision != "fp32":
                 shutil.rmtree(out, ignore_errors=True)  # keep the disk free; the fp32 ONNX feeds fp16/int8
