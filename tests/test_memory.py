@@ -250,3 +250,57 @@ def test_streamed_fp16_writes_what_the_in_memory_converter_does(model_files, tmp
     want = ort.InferenceSession(reference.SerializeToString()).run(None, feeds)[0]
     np.testing.assert_array_equal(got, want)
     assert onnx_external.to_fp16_streamed(model_files["cnn_onnx"], tmp_path / "x.onnx") is None  # nothing external
+
+
+@pytest.fixture(scope="module")
+def mlp_external(tmp_path_factory):
+    """The test MLP as ONNX (Gemm layers) with every weight in external data."""
+    import onnx
+    import torch
+
+    from tests import models
+
+    folder = tmp_path_factory.mktemp("mlp_external")
+    embedded = folder / "embedded.onnx"
+    torch.onnx.export(models.make("mlp"), (torch.randn(1, 32),), str(embedded), input_names=["x"], dynamo=True)
+    path = folder / "mlp.onnx"
+    onnx.save_model(onnx.load(str(embedded)), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="mlp.onnx.data", size_threshold=0)
+    embedded.unlink()
+    return path
+
+
+def test_streamed_int8_computes_what_onnx_runtimes_quantizer_does(mlp_external, tmp_path):
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from converters import onnx_external
+
+    names = onnx_external.to_int8_dynamic_streamed(mlp_external, tmp_path / "mlp.int8.onnx")
+    assert len(names) == 2  # both Gemm layers
+    quantize_dynamic(str(mlp_external), str(tmp_path / "ort.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gemm"])
+    feeds = make_feeds(load_model(mlp_external).inputs, seed=4)
+    ours = ort.InferenceSession(str(tmp_path / "mlp.int8.onnx")).run(None, feeds)[0]
+    theirs = ort.InferenceSession(str(tmp_path / "ort.onnx")).run(None, feeds)[0]
+    source = ort.InferenceSession(str(mlp_external)).run(None, feeds)[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert 0 < np.abs(ours - source).max() < 0.05  # quantized, and close
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "mlp.int8.onnx"), load_external_data=False).graph
+    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    assert len(int8) == 2 and all(t.data_location == onnx.TensorProto.EXTERNAL for t in int8)
+    assert sorted(tuple(t.dims) for t in int8) == [(32, 64), (64, 5)]  # [K, N], as MatMulInteger reads them
+
+
+def test_over_2_gb_int8_streams_the_weights_and_verifies(mlp_external, tmp_path, monkeypatch):
+    from app.pipeline import convert
+    from converters import onnx_precision
+
+    monkeypatch.setattr(onnx_precision, "PRE_PROCESS_LIMIT", 1000)  # the small model stands in for a big one
+    result = convert(ConversionRequest(model_path=mlp_external, target="onnx", precision="int8", out_dir=tmp_path))
+    assert result.status == "ok" and result.verification.passed
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["recorded"]["int8_weights"] == "streamed from external data (2 MatMul/Gemm nodes)"
+    assert [f.name for f in result.files] == ["mlp.int8.onnx", "mlp.int8.onnx.data"]
