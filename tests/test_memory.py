@@ -20,6 +20,12 @@ from app.specs import TensorSpec
 X = (TensorSpec("x", "float32", (1, 32)),)
 
 
+def _sessions(model) -> list:
+    """The ONNX Runtime sessions an ONNX model's runner holds (the list its closure keeps)."""
+    run = model._runner
+    return run.__closure__[run.__code__.co_freevars.index("session")].cell_contents
+
+
 def _mapped_files(tensor) -> list[str]:
     """The files whose memory mapping holds ``tensor``'s data (from /proc/self/maps)."""
     ptr = tensor.untyped_storage().data_ptr()
@@ -79,7 +85,7 @@ def test_verification_runs_the_source_and_releases_it_before_loading_the_artifac
     source = load_model(model_files["cnn_onnx"])
     events = []
     run, release = source._runner, source._release
-    session = next(c.cell_contents for c in run.__closure__ if isinstance(c.cell_contents, list))
+    session = _sessions(source)
     source._runner = lambda feeds: (events.append("source runs"), run(feeds))[1]
     source._release = lambda: (events.append("source released"), release())
 
@@ -93,6 +99,7 @@ def test_verification_runs_the_source_and_releases_it_before_loading_the_artifac
     assert runs >= 2 and events == ["source runs"] * runs + ["source released",
                                                              "artifact loaded (source sessions alive: 0)"]
     assert source.run(make_feeds(source.inputs, seed=1))  # released, not broken: it builds a session again
+    assert len(session) == 1
 
 
 def _request(path, out, **kw) -> ConversionRequest:
@@ -304,3 +311,20 @@ def test_over_2_gb_int8_streams_the_weights_and_verifies(mlp_external, tmp_path,
     manifest = json.loads(result.manifest.read_text())
     assert manifest["recorded"]["int8_weights"] == "streamed from external data (2 MatMul/Gemm nodes)"
     assert [f.name for f in result.files] == ["mlp.int8.onnx", "mlp.int8.onnx.data"]
+
+
+def test_verification_sessions_map_external_weights_instead_of_copying_them(model_files):
+    """ONNX Runtime pre-packs MatMul weights into copies of its own; for a model with external data the
+    verification session keeps them in the file's mapping (the page cache) instead."""
+    external = load_model(model_files["cnn_onnx_external"])
+    embedded = load_model(model_files["cnn_onnx"])
+    feeds = make_feeds(external.inputs, seed=5)
+    np.testing.assert_allclose(external.run(feeds)[0], embedded.run(feeds)[0], rtol=1e-5, atol=1e-6)
+
+    def prepacking(model) -> str:
+        session = _sessions(model)[0]
+        return session.get_session_options().get_session_config_entry("session.disable_prepacking")
+
+    assert prepacking(external) == "1"
+    with pytest.raises(Exception):  # never set: ONNX Runtime's default (pre-packed, fastest)
+        prepacking(embedded)

@@ -32,7 +32,7 @@ def test_a_tight_fit_is_logged_and_runs(qtbot, window, workdir, monkeypatch):
     from app.memory import estimate
 
     load_model(qtbot, window, workdir["cnn_onnx"])
-    need = estimate(workdir["cnn_onnx"].stat().st_size, "onnx", "fp16").peak
+    need = estimate(workdir["cnn_onnx"].stat().st_size, "onnx", "fp16", from_onnx=True).peak
     monkeypatch.setenv("DEPLOY_STUDIO_AVAILABLE_MEMORY", str(int(need / 0.9)))
     window.options.out_dir.setText(str(workdir["out"]))
     tick(qtbot, window, ("onnx", "fp16"))
