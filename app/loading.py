@@ -164,8 +164,10 @@ def _load_torch_save(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: b
     import torch
 
     try:
+        from app.unpickling import starts_like_zip
+
         # zip archives are memory-mapped: the weights stay in the page cache, not copied (issue 16)
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=starts_like_zip(path))
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
             raise ModelLoadError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); re-export it") from None

@@ -60,6 +60,12 @@ def test_state_dict_weights_stay_memory_mapped_from_the_file(model_files, tmp_pa
     np.testing.assert_allclose(model.run({"x": x})[0], eager(torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
 
 
+def test_a_full_pickled_module_is_memory_mapped_too(model_files):
+    model = load_model(model_files["mlp_pickle"], allow_pickle=True, arch="tests.models:MLP")
+    params = list(model.module.parameters())
+    assert params and all(str(model_files["mlp_pickle"]) in _mapped_files(p) for p in params)
+
+
 def test_an_architecture_that_cannot_be_built_on_meta_still_loads(tmp_path):
     import torch
 
