@@ -61,6 +61,13 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None
     p.add_argument("--data-limit", type=int, default=2000, metavar="N", help="read at most N samples (default 2000)")
 
 
+def add_budget_args(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--accuracy-budget`` and the limit of its loop, ``--max-float-nodes``."""
+    p.add_argument("--accuracy-budget", metavar="BUDGET", help=help_text)
+    p.add_argument("--max-float-nodes", type=int, default=32, metavar="N",
+                   help="at most N nodes kept in float by --accuracy-budget (default 32)")
+
+
 def data_fields(args) -> dict:
     """The :class:`~app.request.ConversionRequest` fields that :func:`add_data_args`' flags give."""
     return dict(calibration=args.calibration, tokenizer=args.tokenizer, normalize=args.normalize,
@@ -84,11 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quantization", choices=["dynamic", "static"],
                    help="int8 mode (default: static QDQ with --calibration, else dynamic; TensorRT: static)")
     add_data_args(c)
-    c.add_argument("--accuracy-budget", metavar="BUDGET",
-                   help="fp16/int8 on --data: keep the nodes that add the most error in float until the budget "
-                        "holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot)")
-    c.add_argument("--max-float-nodes", type=int, default=32, metavar="N",
-                   help="at most N nodes kept in float by --accuracy-budget (default 32)")
+    add_budget_args(c, "fp16/int8 on --data: keep the nodes that add the most error in float until the budget "
+                       "holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot)")
     c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
     c.add_argument("--workspace-mb", type=int, default=4096, help="TensorRT builder workspace limit")
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")

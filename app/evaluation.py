@@ -20,6 +20,18 @@ from app.model import LoadedModel
 Outputs = list[list[np.ndarray]]   # per sample, the model's outputs
 
 
+EVALUATION_COLUMNS = ("cosine_mean", "cosine_min", "cosine_p5", "rel_l2_mean", "top1_agreement", "source_top1",
+                      "artifact_top1", "top1_drop", "samples")
+
+
+def evaluation_columns(evaluation: dict | None) -> dict:
+    """An evaluation on data (``Evaluation.to_json()``) as flat ``eval_*`` row fields, for benchmark
+    tables and CSV; none without one."""
+    if not evaluation:
+        return {}
+    return {f"eval_{k}": evaluation.get(k) for k in EVALUATION_COLUMNS}
+
+
 @dataclass
 class Evaluation:
     """Agreement with the source (and task accuracy) of one artifact over a data set."""

@@ -1,5 +1,8 @@
 """Take the README's screenshots: the window with a real ResNet-18 loaded, converted and benchmarked
-(docs/screenshot-main.png), then its Graph tab on the INT8 ONNX artifact (docs/screenshot-graph.png).
+(docs/screenshot-main.png), then its Graph tab on the INT8 ONNX artifact (docs/screenshot-graph.png);
+and a CNN trained on scikit-learn's digits, converted to INT8 on its data, diagnosed (the Diagnosis
+tab: docs/screenshot-diagnosis.png) and its worst node shown in the graph (docs/screenshot-node.png).
+``... make_screenshots.py docs diagnosis`` takes only the last two.
 
     QTWEBENGINE_CHROMIUM_FLAGS="--no-sandbox --disable-gpu" \
         xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
@@ -88,6 +91,56 @@ def main(out_dir: Path) -> int:
     return 0
 
 
+def diagnosis(out_dir: Path) -> int:
+    """The Diagnosis tab and the Graph tab with the worst node selected, for a trained digits CNN."""
+    import torch
+    from PySide6.QtCore import QSettings
+
+    from tests import real_data
+    from ui.app import application
+    from ui.main_window import MainWindow
+
+    work = Path(tempfile.mkdtemp(prefix="studio-shot-"))
+    model_path = work / "digits.pt"
+    torch.save(real_data.train_digits_cnn().state_dict(), model_path)
+    images = real_data.write_digit_images(work / "digits", count=600)
+
+    app = application([])
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
+    window = MainWindow()
+    window.resize(1560, 980)
+    window.show()
+    wait_for(app, lambda: window.is_ready)
+    window.open_model(model_path)
+    wait_for(app, lambda: window.model.summary is not None)
+    window.model.arch_edit.setText("tests.models:DigitsCNN")
+    window.model.load_button.click()
+    wait_for(app, lambda: window.model.summary is not None and window.model.summary.get("inputs"))
+    editor = window.model.inputs
+    editor.shape_edit(editor.row_of("x")).setText("1x1x8x8")
+    window.options.out_dir.setText(str(work / "artifacts"))
+    window.set_data(images)
+    for target, precision in (("onnx", "fp32"), ("onnx", "int8")):
+        window.targets.check(target, precision)
+    wait_for(app, window.convert_button.isEnabled)
+    window.convert_button.click()
+    wait_for(app, lambda: window.jobs.rows and not window.jobs.running, timeout=900)
+    int8 = next(i for i, r in enumerate(window.results.rows) if r.precision == "int8")
+    window.diagnose(int8)
+    wait_for(app, lambda: window.diagnosis.table.rowCount() > 0, timeout=300)
+    window.results.resizeColumnsToContents()
+    shoot(app, window, out_dir / "screenshot-diagnosis.png")
+    window.diagnosis.choose(0)
+    pane = window.graph.panes[0]
+    shown: list[str] = []
+    pane.node_shown.connect(shown.append)
+    wait_for(app, lambda: shown, timeout=120)
+    shoot(app, window, out_dir / "screenshot-node.png")
+    print(f"worst node {shown[0]!r}; artifacts in {work}")
+    window.close()
+    return 0
+
+
 def shoot(app, window, path: Path) -> None:
     for _ in range(50):  # let the last paints (and the web view's frames) land
         app.processEvents()
@@ -99,4 +152,5 @@ def shoot(app, window, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs"))
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs"
+    raise SystemExit(diagnosis(folder) if sys.argv[2:] == ["diagnosis"] else main(folder))

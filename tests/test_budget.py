@@ -110,3 +110,63 @@ def test_diagnose_ranks_nodes_by_added_error(cli, digits, plain_int8):
     assert human.code == 0 and "added error" in human.out
     bad = cli("diagnose", digits["state"], *DIGITS_ARGS, digits["state"], "--data", digits["arrays"])
     assert bad.code == 2 and ".onnx" in bad.err
+
+
+# ---------------------------------------------------------------------------- optimize on data
+def test_optimize_with_data_reads_the_budget_on_the_evaluation(cli, digits, tmp_path):
+    """``optimize --data``: every candidate is evaluated on the held-out digits, the budget (top-1 drop)
+    is read there, ONNX int8 runs the budget loop, and the recommendation is the fastest that fits."""
+    r = cli("optimize", digits["state"], *DIGITS_ARGS, "--data", digits["images"], "--accuracy-budget", "top1-drop=1%",
+            "--only", "onnx fp32", "--only", "onnx int8 static/minmax", "--only", "onnx int8 dynamic",
+            "--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds", "0",
+            "--no-openvino", "--out", tmp_path, "--json")
+    assert r.code in (0, 1), r.err
+    data = json.loads(r.out)
+    assert data["accuracy_budget"] == "top1-drop=1%"
+    rows = [row for row in data["results"] if not row["baseline"]]
+    assert {row["candidate"] for row in rows} == {"onnx fp32", "onnx int8 static/minmax", "onnx int8 dynamic"}
+    assert len({row["eval_samples"] for row in rows}) == 1 and 0 < rows[0]["eval_samples"] < 300  # held-out part
+    for row in rows:
+        assert 0.5 < row["eval_source_top1"] <= 1 and row["eval_top1_drop"] is not None
+        assert row["within_budget"] == (row["eval_top1_drop"] <= 0.01 + 1e-12)
+        manifest = json.loads(open(row["artifact"] + ".manifest.json").read())
+        assert manifest["evaluation"]["top1_drop"] == row["eval_top1_drop"]
+        if row["precision"] == "int8":
+            assert row["float_nodes"] is not None and manifest["accuracy_budget"]["budget"] == "top1-drop=1%"
+        else:
+            assert row["float_nodes"] is None
+    fits = [row for row in rows if row["within_budget"]]
+    assert (r.code == 0) == bool(fits)
+    if fits:
+        assert data["recommended"]["name"] == min(fits, key=lambda row: row["p50_ms"])["name"]
+        assert data["recommended"]["eval_top1_drop"] <= 0.01 + 1e-12
+
+
+def test_optimize_budget_without_data_is_one_clear_line(cli, digits, tmp_path):
+    r = cli("optimize", digits["state"], *DIGITS_ARGS, "--accuracy-budget", "cosine=0.99", "--out", tmp_path)
+    assert r.code == 2 and "needs --data" in r.err and r.err.count("\n") == 1
+
+
+def test_bench_with_data_puts_the_evaluation_beside_the_speed(cli, digits, plain_int8, tmp_path):
+    """``bench --data``: each artifact row (JSON and CSV) carries its agreement and top-1 on the data —
+    the same figures ``convert`` recorded, since the split is the one its manifest names."""
+    import csv
+
+    artifact, recorded = plain_int8
+    r = cli("bench", digits["state"], artifact, *DIGITS_ARGS, "--data", digits["images"], "--no-openvino",
+            "--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds", "0",
+            "--json", "--csv", tmp_path / "bench.csv")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert "calibrated on part of this data" in data["data"]
+    row = next(row for row in data["results"] if not row["baseline"])
+    assert row["eval_samples"] == recorded["samples"]
+    assert row["eval_cosine_mean"] == pytest.approx(recorded["cosine_mean"], abs=1e-6)
+    assert row["eval_top1_drop"] == pytest.approx(recorded["top1_drop"], abs=1e-9)
+    baseline = next(row for row in data["results"] if row["baseline"])
+    assert "eval_cosine_mean" not in baseline
+    with open(tmp_path / "bench.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    art = next(line for line in lines if line["artifact"] == row["artifact"])
+    assert float(art["eval_cosine_mean"]) == pytest.approx(row["eval_cosine_mean"])
+    assert float(art["eval_artifact_top1"]) == pytest.approx(recorded["artifact_top1"])

@@ -57,6 +57,37 @@ _PROBE_JS = r"""
 """
 
 
+# netron's view (window.__view__) selects a node and scrolls to it, as its Find sidebar does; the node
+# is found by name, else by the tensor it computes (a quantizer may rename a node but keeps its output)
+_SELECT_NODE_JS = r"""
+((name, output) => {
+    const view = window.__view__;
+    const graph = view && (view._target || view.target);
+    if (!graph || !graph._table) {
+        return '\u0000';  // laid out after its nodes appear: ask again
+    }
+    let hit = null;
+    for (const value of graph._table.keys()) {
+        if (!value || !Array.isArray(value.inputs) || !Array.isArray(value.outputs) || !value.type) {
+            continue;  // not a node (graph inputs/outputs, tensors)
+        }
+        if (name && value.name === name) {
+            hit = value;
+            break;
+        }
+        if (!hit && output && value.outputs.some((a) => (a.value || []).some((v) => v && v.name === output))) {
+            hit = value;
+        }
+    }
+    if (!hit) {
+        return '';
+    }
+    graph.scrollTo(graph.select([hit]));
+    return hit.name || output;
+})(%s, %s)
+"""
+
+
 # ---------------------------------------------------------------------------- QtWebEngine, lazily
 def prepare_web_engine() -> bool:
     """Load QtWebEngine before the ``QApplication`` exists, as it requires; False when missing.
@@ -182,6 +213,7 @@ class GraphPane(QWidget):
     -------
     graph_drawn(int)    netron drew the selected model; the number of nodes on screen
     graph_failed(str)   no graph: netron's error, a model it cannot draw, or no QtWebEngine
+    node_shown(str)     after :meth:`show_node`: the node netron selected, "" when it has none such
 
     ``state`` says where the selected model is: empty, preparing (copying, starting the server),
     loading (netron's page is drawing), drawn or failed (``message`` says why).
@@ -189,6 +221,7 @@ class GraphPane(QWidget):
 
     graph_drawn = Signal(int)
     graph_failed = Signal(str)
+    node_shown = Signal(str)
 
     def __init__(self, owner: GraphView) -> None:
         super().__init__(owner)
@@ -198,6 +231,7 @@ class GraphPane(QWidget):
         self.web_view = None  # QWebEngineView, created on first use
         self._models: list[tuple[str, Path]] = []
         self._wanted: Path | None = None  # the model a background start is for
+        self._pending_node: tuple[str, str] | None = None  # show_node's (node, output), once drawn
         self._probe = QTimer(self, interval=_PROBE_MS)
         self._probe.timeout.connect(self._on_probe)
         self._probe_left = 0
@@ -273,6 +307,37 @@ class GraphPane(QWidget):
         if self.web_view is None:
             raise RuntimeError("no web view in this pane")
         self.web_view.page().runJavaScript(source, world if world is not None else 0, callback)
+
+    def show_node(self, path: Path, node: str, output: str = "") -> bool:
+        """Show ``path``'s graph with ``node`` (or the node computing ``output``) selected and in view;
+        ``node_shown`` follows. False when ``path`` is not among the models offered."""
+        wanted = Path(path).resolve()
+        index = next((i for i, (_, p) in enumerate(self._models) if p.resolve() == wanted), -1)
+        if index < 0:
+            return False
+        self._pending_node = (node, output)
+        if index != self.selector.currentIndex():
+            self.selector.setCurrentIndex(index)  # drawn later: _on_probe_result selects the node
+        elif self.state == "drawn":
+            self._select_pending_node()
+        elif self.state in ("empty", "failed"):
+            self._on_model_selected(index)
+        return True
+
+    def _select_pending_node(self, tries: int = 100) -> None:
+        if self._pending_node is None or self.web_view is None:
+            return
+        node, output = self._pending_node
+
+        def done(found) -> None:
+            if found == "\u0000" and tries > 0 and self._pending_node == (node, output) and self.state == "drawn":
+                QTimer.singleShot(_PROBE_MS, self, lambda: self._select_pending_node(tries - 1))
+                return
+            if self._pending_node == (node, output):
+                self._pending_node = None
+                self.node_shown.emit(found if found and found != "\u0000" else "")
+
+        self.web_view.page().runJavaScript(_SELECT_NODE_JS % (json.dumps(node), json.dumps(output)), 0, done)
 
     def release(self) -> None:
         """Stop this pane's server (closing its port, removing its private copy)."""
@@ -374,6 +439,7 @@ class GraphPane(QWidget):
             self._probe.stop()
             self.state = "drawn"
             self.graph_drawn.emit(state["nodes"])
+            self._select_pending_node()
         elif state["message"]:
             self._probe.stop()
             self._fail(f"Netron could not draw this model: {state['message']}")

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayo
                                QMessageBox, QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from ui.details_pane import ResultDetails
+from ui.diagnosis_panel import DiagnosisPanel
 from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
 from ui.panels import DetachableTab, FocusToggle
@@ -149,6 +150,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._sweep_holder, "Sweep")
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
+        self.diagnosis = DiagnosisPanel()  # nodes ranked by the error they add; a choice shows it in the graph
+        self.tabs.addTab(self.diagnosis, "Diagnosis")
         self.graph = None
         self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
         self.tabs.addTab(self._graph_holder, "Graph")
@@ -300,6 +303,8 @@ class MainWindow(QMainWindow):
         self.results.itemSelectionChanged.connect(self._show_selected_details)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
         self.results.export_requested.connect(self._on_export_for_serving_requested)
+        self.results.diagnose_requested.connect(self.diagnose)
+        self.diagnosis.node_chosen.connect(self.show_node)
         self.tabs.currentChanged.connect(self._on_tab_changed)
 
     def _wire_job(self, key: tuple[str, str], job: BackgroundJob) -> None:
@@ -921,6 +926,46 @@ class MainWindow(QMainWindow):
             self.graph.set_models(self.graph_models())
 
     # ------------------------------------------------------------------ serving bundles
+    # ------------------------------------------------------------------ diagnosis
+    def diagnose(self, row: int) -> BackgroundJob | None:
+        """Rank the nodes of the row's fp16/int8 ONNX artifact by the error they add on the data."""
+        from dataclasses import replace
+
+        from ui.workers import diagnosis_job
+
+        info = self.results.rows[row]
+        data = info.request.calibration or self.options.values().get("calibration")
+        if not data:
+            self._show_message(QMessageBox.Icon.Information, "Diagnosis needs data",
+                               "Ranking nodes by the error they add runs the model on real samples: choose a data "
+                               "folder (Data…, or drop one on the window), then ask again.")
+            return None
+        return self._start_background(("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}",
+                                      diagnosis_job(replace(info.request, calibration=Path(data)), info.artifact,
+                                                    parent=self),
+                                      self._on_diagnosed, self._on_background_failed)
+
+    def _on_diagnosed(self, key, result: dict) -> None:
+        job = self.background_jobs.pop(key, None)
+        self.jobs.show_outcome(key, DONE, f"{len(result['ranking'])} nodes compared")
+        self.diagnosis.show_ranking(job.payload, result)
+        self.tabs.setCurrentWidget(self.diagnosis)
+        self.log.add(f"diagnosis of {key[1]}: {len(result['ranking'])} nodes ranked by the error they add")
+
+    def _on_background_failed(self, key, state: str, message: str) -> None:
+        self.background_jobs.pop(key, None)
+        self.log.add(f"{key[0]} {key[1]}: {state}: {message}")
+        self.jobs.show_outcome(key, state, message)
+        if state == FAILED:
+            self._show_message(QMessageBox.Icon.Warning, f"Cannot {key[0]} {key[1]}", message)
+
+    def show_node(self, artifact: str, node: str, output: str = "") -> None:
+        """Show ``artifact``'s graph in the Graph tab with ``node`` selected."""
+        self.show_graph_tab()
+        self._ensure_graph()
+        if not self.graph.panes[0].show_node(Path(artifact), node, output):
+            self.statusBar().showMessage(f"{Path(artifact).name} is not among the models in the Graph tab", 5000)
+
     def _on_export_for_serving_requested(self, row: int) -> None:
         info = self.results.rows[row]
         if info.artifact is None:

@@ -267,6 +267,7 @@ class ModelPanel(QGroupBox):
         self.arch_edit.returnPressed.connect(self.reload_requested)
         self.kwargs_edit.returnPressed.connect(self.reload_requested)
         self.inputs.changed.connect(self.changed)
+        self.inputs.changed.connect(self._show_notes)
         self._set_details_visible(False)
 
     # -- showing
@@ -295,12 +296,20 @@ class ModelPanel(QGroupBox):
         outs = [f"{o['name']}: {o.get('dtype', '?')}[{'x'.join(str(d) for d in o.get('shape') or []) or '?'}]"
                 for o in summary.get("outputs", [])]
         self.outputs_label.setText("Outputs: " + (", ".join(outs) or "— (known after loading the architecture)"))
-        notes = list(summary.get("warnings", []))
-        if summary.get("inputs_guessed") and not any("guess" in w for w in notes):
-            notes.insert(0, "the input shapes are a guess: check them before converting")
-        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in notes))
+        self._show_notes()
         self._set_details_visible(True)
         self.changed.emit()
+
+    def _show_notes(self) -> None:
+        """The model's warnings; the guessed-shapes one goes once the user has set the shapes."""
+        summary = self.summary or {}
+        notes = list(summary.get("warnings", []))
+        if summary.get("inputs_guessed"):
+            if self.inputs.signature().edited:
+                notes = [w for w in notes if "are a guess" not in w]
+            elif not any("guess" in w for w in notes):
+                notes.insert(0, "the input shapes are a guess: check them before converting")
+        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in notes))
 
     def clear(self) -> None:
         self.summary = None

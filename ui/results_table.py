@@ -51,6 +51,7 @@ class ResultsTable(QTableWidget):
 
     open_folder_requested = Signal(str)
     export_requested = Signal(int)  # "Export for serving…" on this row: the window asks where
+    diagnose_requested = Signal(int)  # "Where does the error come from?" on this row
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
@@ -93,6 +94,8 @@ class ResultsTable(QTableWidget):
             verdict = "passed" if info.verification_passed else ("failed" if v is not None else "not run")
             if v is not None and not v.passed and not v.enforced:
                 verdict = "failed (not enforced)"
+                if _data_decides(r):  # int8 ranges come from the data: random inputs fall outside them
+                    verdict = "on data: " + ("passed" if r.evaluation.cosine_mean >= _min_cosine() else "low")
             cells = [info.target, info.precision, info.artifact.name if info.artifact else "—",
                      human_size(r.size_bytes), f"{r.seconds:.1f} s",
                      _num(v.max_abs_err) if v else "—", _num(v.cosine, 6) if v else "—", verdict,
@@ -118,7 +121,8 @@ class ResultsTable(QTableWidget):
                     item.setToolTip(full_text_tooltip([full]))
             self.setItem(row, col, item)
         verdict_item = self.item(row, 7)
-        verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if info.verification_passed else "fail"))))
+        good = info.verification_passed or verdict == "on data: passed"
+        verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if good else "fail"))))
         font = verdict_item.font()
         font.setBold(True)
         verdict_item.setFont(font)
@@ -148,6 +152,12 @@ class ResultsTable(QTableWidget):
 
         return (info.target in SERVABLE_TARGETS and info.artifact is not None and info.artifact.exists()
                 and info.verification_passed)
+
+    def can_diagnose(self, row: int) -> bool:
+        """Whether the row's artifact is an fp16/int8 ONNX file whose nodes can be ranked by added error."""
+        info = self.rows[row]
+        return (info.precision in ("fp16", "int8") and info.artifact is not None and info.artifact.suffix == ".onnx"
+                and info.artifact.exists())
 
     def text(self, row: int, column: str) -> str:
         return self.item(row, COLUMNS.index(column)).text()
@@ -179,6 +189,9 @@ class ResultsTable(QTableWidget):
         export = menu.addAction("Export for serving (Triton)…", lambda: self.export_requested.emit(row))
         export.setEnabled(self.can_export(row))
         export.setToolTip("write a Triton model folder (config.pbtxt, README, version 1) for this artifact")
+        diagnose = menu.addAction("Where does the error come from?", lambda: self.diagnose_requested.emit(row))
+        diagnose.setEnabled(self.can_diagnose(row))
+        diagnose.setToolTip("rank this fp16/int8 ONNX artifact's nodes by the error they add on the data")
         return menu
 
     def _on_cell_double_clicked(self, row: int, _column: int) -> None:
@@ -189,6 +202,17 @@ class ResultsTable(QTableWidget):
         if 0 <= row < len(self.rows):
             self.selectRow(row)
             self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
+
+
+def _data_decides(result) -> bool:
+    """Whether the artifact's accuracy is judged on the user's data (int8 evaluated on ``--data``)."""
+    return result.evaluation is not None and result.precision == "int8"
+
+
+def _min_cosine() -> float:
+    from app.verify import INT8_MIN_COSINE
+
+    return INT8_MIN_COSINE
 
 
 def accuracy_cells(evaluation) -> list[str]:

@@ -204,6 +204,21 @@ def sweep_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
     return BackgroundJob(work, parent=parent)
 
 
+def diagnosis_job(request, artifact: Path, samples: int = 8, parent: QObject | None = None) -> BackgroundJob:
+    """Rank ``artifact``'s nodes by the error they add on ``request``'s data
+    (``app.data_commands:diagnose_entry``) in a fenced child: it runs the model's code."""
+
+    def work(progress, should_cancel):
+        from app.jobs import run_job
+
+        return run_job("app.data_commands:diagnose_entry", (request, Path(artifact), samples),
+                       progress=progress, should_cancel=should_cancel)
+
+    job = BackgroundJob(work, parent=parent)
+    job.payload = Path(artifact)
+    return job
+
+
 def targets_job(parent: QObject | None = None) -> BackgroundJob:
     """After the first paint: import the light engine modules and probe which targets can be built."""
 

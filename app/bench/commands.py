@@ -17,7 +17,7 @@ from app.errors import BadInput
 
 def add_bench_commands(sub) -> None:
     """Add ``bench`` and ``optimize`` to the ``main.py`` subparsers ``sub``."""
-    from app.cli import _add_model_args
+    from app.cli import _add_model_args, add_budget_args, add_data_args
 
     b = sub.add_parser("bench", help="benchmark the source model and its artifacts side by side",
                        description="Time the source model (the baseline: PyTorch eager for a state dict) and every "
@@ -28,6 +28,7 @@ def add_bench_commands(sub) -> None:
                    help="artifacts to time: TorchScript .pt, .pt2, .onnx, TensorRT .engine")
     _add_timing_args(b, runs=50, min_seconds=1.0)
     b.add_argument("--batch", metavar="LIST", help="batch sizes to sweep, e.g. 1,2,4,8 (needs a dynamic batch axis)")
+    add_data_args(b)
     b.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows as CSV")
     b.add_argument("--plot", type=Path, metavar="FILE.png", help="also write a PNG chart (p50 bars, p90/p99 whiskers)")
     b.add_argument("--sweep", nargs="+", metavar="KEY=LIST",
@@ -46,7 +47,9 @@ def add_bench_commands(sub) -> None:
     _add_model_args(o)
     o.add_argument("--budget-cosine", type=float, default=0.99, metavar="C",
                    help="lowest acceptable cosine similarity to the source (default 0.99)")
-    o.add_argument("--calibration", type=Path, metavar="DIR", help="calibration data for static INT8 (.npy/.npz/images)")
+    add_data_args(o)
+    add_budget_args(o, "with --data: the budget read on the data, e.g. cosine=0.99 or top1-drop=1%% (default: "
+                       "cosine=--budget-cosine); ONNX fp16/int8 keep their worst nodes in float until it holds")
     o.add_argument("--out", type=Path, metavar="DIR", help="where the artifacts go (default: MODEL's folder/<stem>.optimize/)")
     o.add_argument("--only", action="append", default=[], metavar="TEXT",
                    help="only candidates whose label contains TEXT, e.g. --only onnx --only 'int8 static' (repeatable)")
@@ -113,11 +116,13 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
 
 
 def source_request(args: argparse.Namespace, target: str = "bench"):
-    """The source model as a :class:`~app.request.ConversionRequest` (the same flags as ``convert``)."""
-    from app.cli import model_fields
+    """The source model (and ``--data``, where the command takes it) as a
+    :class:`~app.request.ConversionRequest` (the same flags as ``convert``)."""
+    from app.cli import data_fields, model_fields
     from app.request import ConversionRequest
 
-    return ConversionRequest(**model_fields(args), target=target, seed=args.seed)
+    data = data_fields(args) if hasattr(args, "calibration") else {}
+    return ConversionRequest(**model_fields(args), target=target, seed=args.seed, **data)
 
 
 def _providers(args: argparse.Namespace) -> list[str] | None:
@@ -166,8 +171,21 @@ def bench_entry(payload: tuple, progress=None, should_cancel=None):
     from app.bench.benchmark import benchmark
 
     request, artifacts, config, providers, device, openvino = payload
-    return benchmark(request, artifacts, config, providers=providers, device=device, openvino=openvino,
-                     progress=progress, should_cancel=should_cancel)
+    result = benchmark(request, artifacts, config, providers=providers, device=device, openvino=openvino,
+                       progress=progress, should_cancel=should_cancel)
+    if not request.calibration:
+        return result
+    from dataclasses import replace
+
+    from app.data_commands import evaluate_entry
+
+    # --data: every artifact's agreement (and task accuracy) on the user's samples, beside its speed
+    scores = evaluate_entry((request, [Path(a) for a in artifacts]), progress=progress)
+    return replace(result, evaluations=tuple((r["artifact"], r["evaluation"]) for r in scores["artifacts"]
+                                             if r["evaluation"]),
+                   data=f"{scores['data']} ({scores['split']})",
+                   notes=result.notes + tuple(f"{Path(r['artifact']).name}: not evaluated on the data: {r['message']}"
+                                              for r in scores["artifacts"] if not r["evaluation"]))
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
@@ -244,17 +262,27 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.model).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     # optimize converts many candidates: its child may write beneath the output folder
-    kwargs = dict(budget_cosine=args.budget_cosine, out_dir=args.out, calibration=args.calibration,
+    from dataclasses import replace
+
+    request = replace(request, max_float_nodes=args.max_float_nodes)
+    kwargs = dict(budget_cosine=args.budget_cosine, out_dir=args.out, accuracy_budget=args.accuracy_budget,
                   providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
     result, data = _run(args, lambda progress: _in_child("optimize_entry", (request, config, kwargs), progress,
                                                          writable=[out_dir]))
     if not args.json:
         rec = result.recommended
+        budget = data.get("accuracy_budget") or f"cosine ≥ {args.budget_cosine}"
         if rec:
+            on_data = (f", on data: mean cosine {rec['eval_cosine_mean']:.5f}" if rec.get("eval_cosine_mean") is not None
+                       else "")
+            if rec.get("eval_top1_drop") is not None:
+                on_data += f", top-1 drop {100 * rec['eval_top1_drop']:.2f} points"
+            if rec.get("float_nodes"):
+                on_data += f", {rec['float_nodes']} nodes kept in float"
             print(f"recommended: {rec['name']} — {rec['artifact']}\n  p50 {rec['p50_ms']:.3f} ms, "
-                  f"×{rec['speedup_vs_baseline']:.2f} vs the source, cosine {rec['accuracy_cosine']:.6f} "
-                  f"(budget {args.budget_cosine})")
+                  f"×{rec['speedup_vs_baseline']:.2f} vs the source, cosine {rec['accuracy_cosine']:.6f}{on_data} "
+                  f"(budget {budget})")
         else:
-            print(f"recommended: none — no artifact reached cosine ≥ {args.budget_cosine}")
+            print(f"recommended: none — no artifact met the accuracy budget ({budget})")
     _write_extras(args, data, Path(args.model).name)
     return 0 if result.recommended else 1

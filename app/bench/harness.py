@@ -180,11 +180,19 @@ class BenchResult:
     rows: tuple[Measurement, ...]
     skipped: tuple[Skipped, ...] = ()
     notes: tuple[str, ...] = ()
+    evaluations: tuple[tuple[str, dict], ...] = ()   # bench --data: (artifact path, Evaluation.to_json())
+    data: str | None = None                          # bench --data: what was evaluated on
 
     def to_json(self) -> dict:
-        return {"machine": self.machine, "config": self.config.to_json(),
-                "results": [r.to_json() for r in self.rows], "skipped": [s.to_json() for s in self.skipped],
-                "notes": list(self.notes)}
+        from app.evaluation import evaluation_columns
+
+        scores = dict(self.evaluations)
+        out = {"machine": self.machine, "config": self.config.to_json(),
+               "results": [{**r.to_json(), **evaluation_columns(scores.get(str(r.artifact)))} for r in self.rows],
+               "skipped": [s.to_json() for s in self.skipped], "notes": list(self.notes)}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
 
 
 @dataclass

@@ -3,12 +3,16 @@ verify and benchmark each, and recommend the fastest artifact within an accuracy
 
 Static INT8 is tried with each calibration method (MinMax, Entropy, Percentile) because which one
 wins differs by model, and a wrong one can collapse accuracy; dynamic INT8 is tried beside them.
-Accuracy of a candidate is the worse of its conversion's verification cosine (random, twin and
-second-size inputs) and its cosine against the source on the benchmark's inputs.
+Accuracy of a candidate, without data, is the worse of its conversion's verification cosine (random,
+twin and second-size inputs) and its cosine against the source on the benchmark's inputs. With
+``--data``, every candidate is calibrated and evaluated on the user's samples and the budget is read on
+that evaluation (``cosine=`` or ``top1-drop=``); ONNX fp16/int8 candidates also run the budget loop
+(:func:`app.budget.meet_budget`: the nodes that add the most error stay in float until it holds).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from dataclasses import dataclass, replace
@@ -18,7 +22,9 @@ from typing import Callable
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import Runner, runners_for_artifact
+from app.budget import AccuracyBudget
 from app.errors import BadInput, Cancelled, StudioError, describe
+from app.evaluation import EVALUATION_COLUMNS, Evaluation, evaluation_columns
 from app.request import ConversionRequest
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -56,28 +62,41 @@ class OptimizeResult:
 
     bench: BenchResult
     budget_cosine: float
-    candidates: dict[str, dict]            # runner name → candidate fields + verification
+    candidates: dict[str, dict]            # runner name → candidate fields + verification (+ evaluation)
     failed: tuple[dict, ...]               # candidates not built, with the reason
     recommended: dict | None
     out_dir: Path
+    accuracy_budget: str | None = None     # with --data: the budget read on the evaluation (cosine=/top1-drop=)
 
     def rows(self) -> list[dict]:
         """Benchmark rows with the candidate, its accuracy verdict and whether it fits the budget."""
+        budget = AccuracyBudget.parse(self.accuracy_budget) if self.accuracy_budget else None
         out = []
         for r in self.bench.to_json()["results"]:
-            info = self.candidates.get(r["name"], {"candidate": "source", "target": "source", "quantization": None,
-                                                   "calibration_method": None, "verification_cosine": None})
+            info = dict(self.candidates.get(r["name"], {"candidate": "source", "target": "source", "quantization": None,
+                                                        "calibration_method": None, "verification_cosine": None}))
             cos = _worst_cosine(r.get("cosine"), info.get("verification_cosine"))
-            out.append({**r, **info, "accuracy_cosine": cos,
-                        "within_budget": None if r.get("baseline") else (cos is not None and cos >= self.budget_cosine)})
+            evaluation = info.pop("evaluation", None)
+            if r.get("baseline"):
+                within = None
+            elif budget is not None:  # real data decides: random inputs fall outside int8's calibrated ranges
+                within = evaluation is not None and budget.met(Evaluation(**_fields(evaluation)))
+            else:
+                within = cos is not None and cos >= self.budget_cosine
+            out.append({**r, **info, **evaluation_columns(evaluation), "accuracy_cosine": cos, "within_budget": within})
         return out
 
     def to_json(self) -> dict:
         data = self.bench.to_json()
-        data.update(results=self.rows(), budget_cosine=self.budget_cosine, recommended=self.recommended,
-                    out_dir=str(self.out_dir))
+        data.update(results=self.rows(), budget_cosine=self.budget_cosine, accuracy_budget=self.accuracy_budget,
+                    recommended=self.recommended, out_dir=str(self.out_dir))
         data["skipped"] = list(self.failed) + data["skipped"]
         return data
+
+
+def _fields(evaluation: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(Evaluation)}
+    return {k: v for k, v in evaluation.items() if k in names}
 
 
 def _worst_cosine(*values: float | None) -> float | None:
@@ -122,8 +141,8 @@ def default_out_dir(model_path: Path) -> Path:
 
 def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: float = 0.99,
              out_dir: Path | None = None, calibration: Path | None = None, providers: list[str] | None = None,
-             only: list[str] | None = None, openvino: bool | None = None, progress: Progress | None = None,
-             should_cancel: Callable[[], bool] | None = None) -> OptimizeResult:
+             only: list[str] | None = None, openvino: bool | None = None, accuracy_budget: str | None = None,
+             progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None) -> OptimizeResult:
     """Try every candidate, benchmark the ones that were built, recommend the fastest within budget.
 
     Parameters
@@ -137,7 +156,11 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
     out_dir
         Where the artifacts go (default :func:`default_out_dir`); one sub-folder per candidate.
     calibration
-        Calibration folder for static INT8 (random data otherwise, with a warning in each row).
+        Data for static INT8 (random data otherwise, with a warning in each row); ``request.calibration``
+        (``--data``) works the same. With data, every candidate is also evaluated on its held-out part.
+    accuracy_budget
+        With data: ``cosine=0.99`` or ``top1-drop=1%`` read on that evaluation (default: ``cosine=`` the
+        ``budget_cosine``); ONNX fp16/int8 candidates keep their worst nodes in float until it holds.
     providers
         ONNX Runtime execution providers (default: all installed).
     only
@@ -154,6 +177,13 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
 
     if not 0.0 < budget_cosine <= 1.0:
         raise BadInput(f"--budget-cosine {budget_cosine}: give a number in (0, 1], e.g. 0.99")
+    if calibration:
+        request = replace(request, calibration=Path(calibration))
+    calibration = request.calibration
+    if accuracy_budget and not calibration:
+        raise BadInput(f"--accuracy-budget {accuracy_budget}: needs --data (real samples to measure accuracy on)")
+    if calibration:
+        accuracy_budget = str(AccuracyBudget.parse(accuracy_budget or f"cosine={budget_cosine}"))
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
     config = config.with_threads()
@@ -176,8 +206,10 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
         step = lambda stage, fraction=None, i=i, c=cand: progress(  # noqa: E731
             f"convert {c.label}: {stage}", CONVERT_SHARE * (i + (fraction or 0.0)) / len(cands))
         step("start")
+        looped = calibration and cand.target == "onnx" and cand.precision in ("fp16", "int8")
         req = replace(request, target=cand.target, precision=cand.precision, quantization=cand.quantization,
-                      calibration=calibration if cand.quantization == "static" else None,
+                      calibration=calibration,  # with data, every candidate is evaluated on it too
+                      accuracy_budget=accuracy_budget if looped else None,
                       calibration_method=cand.calibration_method or "minmax",
                       out_dir=out_dir / cand.slug, overwrite=True, keep_failed=False)
         try:
@@ -190,21 +222,23 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
         except Exception as e:  # noqa: BLE001 - one candidate failing must not stop the search
             failed.append(_failed(cand, describe(e)))
             continue
-        if result.status != "ok" or result.artifact is None:
+        if result.status not in ("ok", "unmet") or result.artifact is None:  # unmet: the best it found
             failed.append(_failed(cand, result.message or f"status {result.status} (no artifact to run here)"))
             shutil.rmtree(out_dir / cand.slug, ignore_errors=True)
             continue
         v = result.verification
-        built.append((cand, result.artifact, v.cosine if v else None, result.warnings))
+        extra = {"evaluation": result.evaluation.to_json() if result.evaluation else None,
+                 "float_nodes": len((result.accuracy_budget or {}).get("float_nodes") or []) if looped else None}
+        built.append((cand, result.artifact, v.cosine if v else None, result.warnings, extra))
     chosen = pick_providers(providers)
     runners: list[Runner] = []
     infos: dict[str, dict] = {}
-    for cand, artifact, cosine, warnings in built:
+    for cand, artifact, cosine, warnings, extra in built:
         for runner in runners_for_artifact(artifact, providers=chosen, threads=config.threads, openvino=openvino):
             suffix = runner.name[len(artifact.name):]  # " [CUDA]" for non-CPU providers
             runner.name = cand.label + suffix
             infos[runner.name] = {**cand.to_json(), "verification_cosine": cosine,
-                                  "random_calibration": any("RANDOM DATA" in w for w in warnings)}
+                                  "random_calibration": any("RANDOM DATA" in w for w in warnings), **extra}
             runners.append(runner)
     baseline = source_runner(source, load_seconds, threads=config.threads)
     bench = run_benchmark(baseline, runners, list(source.inputs), config, int_high=source.details.get("int_high", 2),
@@ -212,9 +246,9 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
                                                                    CONVERT_SHARE + (1 - CONVERT_SHARE) * (f or 0.0)),
                           should_cancel=should_cancel,
                           notes=([] if calibration or not any(c.quantization == "static" for c in cands) else
-                                 ["static INT8 was calibrated on random data (no --calibration DIR): its accuracy "
+                                 ["static INT8 was calibrated on random data (no --data DIR): its accuracy "
                                   "on real inputs may differ"]))
-    result = OptimizeResult(bench, budget_cosine, infos, tuple(failed), None, out_dir)
+    result = OptimizeResult(bench, budget_cosine, infos, tuple(failed), None, out_dir, accuracy_budget)
     return replace(result, recommended=recommend(result.rows(), budget_cosine))
 
 
@@ -229,7 +263,8 @@ def recommend(rows: list[dict], budget_cosine: float) -> dict | None:
     best = min(fits, key=lambda r: r["p50_ms"])
     return {k: best.get(k) for k in ("name", "candidate", "target", "precision", "quantization", "calibration_method",
                                      "provider", "artifact", "batch", "p50_ms", "speedup_vs_baseline",
-                                     "accuracy_cosine", "rel_l2")}
+                                     "accuracy_cosine", "rel_l2", "float_nodes",
+                                     *(f"eval_{c}" for c in EVALUATION_COLUMNS))}
 
 
 def _failed(cand: Candidate, reason: str) -> dict:

@@ -105,3 +105,55 @@ def test_accuracy_points_use_the_evaluation_of_each_artifact():
     points, label = accuracy_points(rows, {"/x/m.int8.onnx": e})
     assert label.startswith("top-1 on the data")
     assert [(p["name"], p["accuracy"]) for p in points] == [("source", 0.9), ("int8", 0.88)]
+
+
+def _menu_action(window, row: int, text: str):
+    return next(a for a in window.results.context_menu(row).actions() if a.text() == text)
+
+
+def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbot, window, digits, tmp_path):
+    _load_digits(qtbot, window, digits, tmp_path)
+    window.set_data(digits["images"])
+    tick(qtbot, window, ("onnx", "fp32"), ("onnx", "int8"))
+    qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
+    convert(qtbot, window)
+    fp32 = next(i for i, r in enumerate(window.results.rows) if r.precision == "fp32")
+    int8 = next(i for i, r in enumerate(window.results.rows) if r.precision == "int8")
+    assert not _menu_action(window, fp32, "Where does the error come from?").isEnabled()  # nothing to rank
+    e = window.results.rows[int8].result.evaluation          # int8 is judged on the data, not random inputs
+    assert window.results.text(int8, "Verification") in ("passed", "on data: passed" if e.cosine_mean >= 0.99
+                                                         else "on data: low")
+    action = _menu_action(window, int8, "Where does the error come from?")
+    assert action.isEnabled()
+    action.trigger()
+    assert window.jobs.running                                  # a background job: the window stays free
+    qtbot.waitUntil(lambda: window.diagnosis.table.rowCount() > 0, timeout=120_000)
+    assert window.tabs.currentWidget() is window.diagnosis
+    panel = window.diagnosis
+    added = [float(panel.table.item(r, 3).text()) for r in range(panel.table.rowCount())]
+    assert added == sorted(added, reverse=True) and added[0] > 0
+    assert {panel.table.item(r, 2).text() for r in range(panel.table.rowCount())} & {"Conv", "Gemm", "MatMul"}
+    assert panel.artifact == window.results.rows[int8].artifact and "samples" in panel.summary.text()
+    with qtbot.waitSignal(panel.node_chosen, timeout=5_000) as chosen:  # choosing a row names the node to show
+        panel.node_chosen.disconnect(window.show_node)                  # (the Graph tab is tested under Xvfb)
+        panel.choose(1)
+    assert chosen.args == [str(panel.artifact), panel.table.item(1, 1).text(), panel.nodes[1].output]
+
+
+def test_diagnosis_without_data_says_what_to_do(qtbot, window, digits, tmp_path):
+    _load_digits(qtbot, window, digits, tmp_path)
+    window.options.quantization.setCurrentText("dynamic")
+    tick(qtbot, window, ("onnx", "int8"))
+    qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
+    convert(qtbot, window)
+    _menu_action(window, 0, "Where does the error come from?").trigger()
+    box = message_box(qtbot, window)
+    assert box.windowTitle() == "Diagnosis needs data" and "data folder" in box.text()
+    assert not window.jobs.running
+
+
+def test_the_guessed_shapes_warning_goes_once_the_user_sets_them(qtbot, window, digits):
+    load_model(qtbot, window, digits["state"], arch=ARCH)
+    assert "input shapes are a guess" in window.model.warnings_label.text()   # 1x1x224x224 from the first Conv
+    set_shape(qtbot, window, "x", "1x1x8x8")
+    assert "are a guess" not in window.model.warnings_label.text()

@@ -98,7 +98,8 @@ def test_results_copy_path_copy_command_and_open_folder(qtbot, window, workdir, 
 
     menu = window.results.context_menu(0)
     assert [a.text() for a in menu.actions() if a.text()] == ["Copy path", "Copy CLI command", "Open folder",
-                                                              "Export for serving (Triton)…"]
+                                                              "Export for serving (Triton)…",
+                                                              "Where does the error come from?"]
     opened: list[QUrl] = []
     monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url) or True))
     where = window.results.visualItemRect(window.results.item(0, 2)).center()

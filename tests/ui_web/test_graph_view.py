@@ -358,3 +358,55 @@ def test_graph_in_its_own_window_draws_there_and_goes_back_when_closed(qtbot, st
     assert studio.graph_window.window is None and not studio.graph_window_action.isChecked()
     assert [studio.tabs.tabText(i) for i in range(studio.tabs.count())] == tabs_before
     assert pane.window() is studio and "Conv" in drawn_ops(qtbot, pane)
+
+
+SELECTED_JS = """JSON.stringify(Array.from(document.querySelectorAll('#canvas g.node.select'))
+    .map((g) => g.textContent))"""
+
+
+def test_show_node_selects_it_by_name_or_by_the_tensor_it_computes(qtbot, graph, tmp_path):
+    import onnx
+
+    model = onnx.load(str(make_onnx(tmp_path / "named.onnx")))
+    for i, node in enumerate(model.graph.node):
+        node.name = f"layer{i}_{node.op_type}"
+    model.graph.node[2].name = ""                         # a node without a name: found by its output
+    path = tmp_path / "named.onnx"
+    onnx.save(model, str(path))
+    graph.set_models([("named", path)])
+    pane = graph.panes[0]
+    with qtbot.waitSignal(pane.node_shown, timeout=DRAW_MS) as shown:
+        assert pane.show_node(path, "layer0_Conv")            # before it is drawn: selected once drawn
+    assert shown.args == ["layer0_Conv"]
+    assert ["Conv" in text for text in json.loads(run_js(qtbot, pane, SELECTED_JS))] == [True]
+    with qtbot.waitSignal(pane.node_shown, timeout=10_000) as shown:
+        pane.show_node(path, "", "y")
+    assert shown.args == ["y"] and ["MatMul" in t for t in json.loads(run_js(qtbot, pane, SELECTED_JS))] == [True]
+    with qtbot.waitSignal(pane.node_shown, timeout=10_000) as shown:
+        pane.show_node(path, "no such node", "")
+    assert shown.args == [""]
+    assert not pane.show_node(tmp_path / "other.onnx", "layer0_Conv")  # not offered: nothing happens
+
+
+def test_choosing_a_diagnosed_node_shows_it_in_the_graph_tab(qtbot, studio, digits, tmp_path):
+    from tests.conftest import DIGITS_ARGS
+    from tests.ui.user import convert, load_model, set_shape, tick
+
+    load_model(qtbot, studio, digits["state"], arch=DIGITS_ARGS[1])
+    set_shape(qtbot, studio, "x", "1x1x8x8")
+    studio.options.out_dir.setText(str(tmp_path))
+    studio.set_data(digits["images"])
+    tick(qtbot, studio, ("onnx", "int8"))
+    qtbot.waitUntil(studio.convert_button.isEnabled, timeout=30_000)
+    convert(qtbot, studio)
+    studio.diagnose(0)
+    panel = studio.diagnosis
+    qtbot.waitUntil(lambda: panel.table.rowCount() > 0, timeout=120_000)
+    studio.show_graph_tab()
+    pane = studio.graph.panes[0]
+    with qtbot.waitSignal(pane.node_shown, timeout=DRAW_MS) as shown:
+        panel.choose(0)
+    assert shown.args == [panel.nodes[0].node]
+    assert pane.current_path() == panel.artifact and studio.tabs.currentWidget() is studio._graph_holder
+    selected = json.loads(run_js(qtbot, pane, SELECTED_JS))
+    assert len(selected) == 1 and panel.nodes[0].op_type in selected[0]
