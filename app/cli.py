@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
+    c.add_argument("--ignore-memory-check", action="store_true",
+                   help="run even when the job's estimated peak memory exceeds the memory available")
     add_flags(c, (SEED,))
     c.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop the conversion (always run in a fenced child process) after SECONDS")
@@ -108,7 +110,8 @@ def _request(args):
     return ConversionRequest(
         **model_fields(args), target=args.target, precision=args.precision,
         **fields_of(args, CONVERSION_OPTIONS + TUNING_OPTIONS + (SEED,)), **data_fields(args),
-        out_dir=args.out, overwrite=args.overwrite, keep_failed=args.keep_failed)
+        out_dir=args.out, overwrite=args.overwrite, keep_failed=args.keep_failed,
+        ignore_memory_check=args.ignore_memory_check)
 
 
 def cmd_convert(args) -> int:

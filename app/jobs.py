@@ -103,18 +103,21 @@ def _signal_name(code: int) -> str:
 def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
             should_cancel: Callable[[], bool] | None = None, timeout: float | None = None,
             cleanup_dir: Path | None = None, poll: float = 0.05, writable: tuple[Path, ...] | list[Path] = (),
-            fenced: bool = True) -> Any:
+            fenced: bool = True, tick: Callable[[], None] | None = None) -> Any:
     """Run ``target`` (``"module:function"``, called as ``fn(payload, progress, should_cancel)``) in a
     child process and return its result; raises the child's :class:`StudioError`, :class:`Cancelled`,
     :class:`JobTimeout`, or :class:`ConversionFailed` when the child crashed.
 
     ``writable``: the only folders the fenced child may write beneath (besides a private temporary
     folder, removed afterwards). ``cleanup_dir``: a folder whose temporaries (``.studio-tmp-<pid>-*``)
-    are removed if the child is killed or dies.
+    are removed if the child is killed or dies. ``tick``: called every ``poll`` seconds while it runs.
+    A child that runs out of memory (killed by the kernel, or an allocation refused) raises
+    :class:`app.memory.OutOfMemory` with its peak; a full disk :class:`app.memory.DiskFull`.
     """
     import shutil
     import tempfile
 
+    from app import memory
     from app.sandbox import job_fence
 
     scratch = Path(tempfile.mkdtemp(prefix="studio-job-")).resolve()
@@ -130,8 +133,12 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     child.close()
     started = time.monotonic()
     outcome: tuple | None = None
+    oom_before, peak = memory.oom_kills(), None
     try:
         while True:
+            peak = memory.peak_rss(proc.pid) or peak
+            if tick:
+                tick()
             if parent.poll(poll):
                 try:
                     msg = parent.recv()
@@ -174,6 +181,12 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
             clean_stale_work_dirs(Path(cleanup_dir))
     if outcome is None:
         code = proc.exitcode
+        if code == -signal.SIGKILL:  # nobody here killed it (cancel and time-out raised above)
+            oom_after = memory.oom_kills()
+            how = ("the kernel's out-of-memory killer ended it" if oom_before is not None and oom_after is not None
+                   and oom_after > oom_before else "it was killed (SIGKILL, what the kernel's out-of-memory "
+                   "killer sends)")
+            raise memory.OutOfMemory(memory.out_of_memory_message(peak, how))
         if code == -signal.SIGXCPU:
             raise ConversionFailed("the job used up its CPU-time limit and was stopped "
                                    "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
@@ -182,7 +195,7 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         raise ConversionFailed(f"the converter process exited unexpectedly (exit code {code})")
     if outcome[0] == "result":
         return outcome[1]
-    raise _error(*outcome[1:])
+    raise memory.explain_failure(_error(*outcome[1:]), peak, cleanup_dir)
 
 
 def _stop(proc) -> None:
@@ -218,12 +231,22 @@ def run_conversion(request, **kwargs):
         raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
                                      f"machine: {refusal}")
     out_dir = output_folder(request)
+    from app import memory
+
+    if kwargs.get("progress"):
+        kwargs["progress"]("check memory and disk", None)
+    cautions = memory.preflight(request, out_dir)  # refuses what will not fit, before a child starts
+    if cautions and kwargs.get("progress"):
+        kwargs["progress"](cautions[0], None)
     existed = out_dir.exists()
     out_dir = files.prepare_out_dir(out_dir)
     files.clean_stale_work_dirs(out_dir)
     work = files.work_dir(out_dir)
+    if kwargs.get("progress"):
+        kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request)
     try:
         result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
+        result.warnings[:0] = cautions
         names = [f.name for f in result.files] + [result.manifest.name]
         files.check_targets([out_dir / n for n in names], source=Path(request.model_path), overwrite=request.overwrite)
         return place(result, out_dir)

@@ -59,6 +59,13 @@ class LoadedModel:
             self._loaded_runner = (key, runner)
         return self._loaded_runner[1]
 
+    def release(self) -> None:
+        """Free what running it holds on to between runs (its runner: an ONNX Runtime session, a
+        compiled model); the next :meth:`run` loads it again (verification: before the artifact loads)."""
+        if self._loaded_runner is not None:
+            self._loaded_runner[1].close()
+            self._loaded_runner = None
+
     def run(self, feeds: Feeds) -> list[np.ndarray]:
         """Run one inference; feeds are cast to the declared input dtypes; floating outputs as float32."""
         return self.runner().infer(feeds)

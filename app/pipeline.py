@@ -63,9 +63,14 @@ class ConversionResult:
         }
 
 
-def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, *, seed: int = 0) -> Verification:
-    """Run source and artifact side by side on fresh inputs, a differently-valued twin, and (for
-    dynamic axes) a second size; worst case over all of them."""
+def verify_artifact(source: LoadedModel, artifact: LoadedModel | Callable[[], LoadedModel], precision: str, *,
+                    seed: int = 0) -> Verification:
+    """Run source and artifact on fresh inputs, a differently-valued twin, and (for dynamic axes) a
+    second size; worst case over all of them.
+
+    One after the other, not side by side: the source runs on every input set first and releases
+    what its runs hold (an ONNX Runtime session), and only then is the artifact loaded (``artifact``
+    may be a function that loads it) — so a multi-GB source and artifact are not in memory at once."""
     int_high = source.details.get("int_high", 2)
     specs = source.inputs
     base = make_feeds(specs, seed=seed + 1, int_high=int_high)
@@ -76,10 +81,10 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel, precision: str, 
         sets.append((f"second size ({label})", make_feeds(specs, seed=seed + 2, sizes=sizes, int_high=int_high)))
     metrics = []
     names = [o.name for o in source.outputs]
-    refs = []
-    for what, feeds in sets:
-        ref = source.run(feeds)
-        refs.append(ref)
+    refs = [source.run(feeds) for _, feeds in sets]
+    source.release()
+    artifact = artifact() if callable(artifact) else artifact
+    for (what, feeds), ref in zip(sets, refs):
         try:
             got = artifact.run(feeds)
         except Exception as e:
@@ -272,7 +277,7 @@ def _verify(ctx, produced: list[Path], converter=None) -> Verification:
     converter = converter or get_converter(ctx.request.target)()
     precision = ctx.request.precision
     try:
-        return verify_artifact(ctx.model, converter.load_artifact(produced[0]), precision, seed=ctx.request.seed)
+        return verify_artifact(ctx.model, lambda: converter.load_artifact(produced[0]), precision, seed=ctx.request.seed)
     except VerificationFailed as e:  # it does not run, or returns other shapes: failed, whatever the precision
         return Verification(precision, rel_l2=float("inf"), cosine=0.0, passed=False, enforced=True, failure=str(e))
 

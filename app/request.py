@@ -73,6 +73,7 @@ class ConversionRequest:
     trusted_globals: tuple[str, ...] = ()    # --trust-global: globals a full pickle may use beyond nn.Module classes
     run_code_from_file: bool = False         # --unsafe-run-code-from-file: plain unpickling (files the user made)
     workspace_mb: int = 4096                 # TensorRT builder workspace limit
+    ignore_memory_check: bool = False        # --ignore-memory-check: run even if the estimate says it will not fit
     seed: int = 0
 
     @property

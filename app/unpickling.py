@@ -216,7 +216,8 @@ def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = No
     pairs = [(obj, name) for name, obj in approval.approved.items()]
     try:
         with torch.serialization.safe_globals(pairs):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            # memory-mapped like state dicts: the module's weights stay in the page cache
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=starts_like_zip(path))
     except pickle.UnpicklingError as e:
         raise UnsafeModelError(f"{path}: refused by the weights-only unpickler ({weights_only_reason(e)})") from None
     except Exception as e:  # noqa: BLE001 - an approved class failing to rebuild itself

@@ -82,9 +82,20 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
 
 def stage_onnx_source(ctx: ConversionContext, out: Path) -> Path:
     """Copy a source ``.onnx`` (and its external data, already checked to lie beside it) to ``out``."""
+    import shutil
+
     import onnx
 
-    proto = onnx.load(str(ctx.model.path))  # loads external data; we re-save self-contained if small
+    data = ctx.model.details.get("external_data") or []
+    if data:
+        # big models: copy the files as they are (streamed, no copy in memory); the graph names its
+        # data files relative to itself, so they keep their names beside the renamed graph
+        ctx.stage(f"copy the ONNX source and its external data ({ctx.model.size_bytes / 1e9:.1f} GB)")
+        shutil.copyfile(ctx.model.path, out)
+        for name in data:
+            shutil.copyfile(ctx.model.path.parent / name, out.parent / name)
+        return out
+    proto = onnx.load(str(ctx.model.path))  # small: self-contained from here on
     save_onnx(proto, out)
     return out
 

@@ -27,17 +27,24 @@ def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
     # Cast(to=float) nodes, which the dynamo exporter emits (e.g. for attention masks)
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    ctx.record["fp16_io"] = "float32 (keep_io_types)"
+    if ctx.exclude_nodes:
+        ctx.record["float_nodes"] = list(ctx.exclude_nodes)
+    external = _has_external_data(src)
+    if external:  # weights stay on disk: streamed to float16 tensor by tensor
+        from converters.onnx_external import to_fp16_streamed
+
+        if to_fp16_streamed(src, out, node_block_list=list(ctx.exclude_nodes) or None, progress=ctx.stage):
+            ctx.record["fp16_weights"] = "streamed from external data"
+            return
     proto = onnx.load(str(src))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = convert_float_to_float16(proto, keep_io_types=True,
                                              node_block_list=list(ctx.exclude_nodes) or None)
-    ctx.record["fp16_io"] = "float32 (keep_io_types)"
-    if ctx.exclude_nodes:
-        ctx.record["float_nodes"] = list(ctx.exclude_nodes)
     from converters.onnx_files import save_onnx
 
-    save_onnx(converted, out)
+    save_onnx(converted, out, external=external)
 
 
 _CWD_LOCK = threading.Lock()
@@ -62,14 +69,27 @@ def _preprocess(src: Path, ctx: ConversionContext) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = src.with_name("pre-" + src.name)
+    size = onnx_bytes(src)
+    if size > PRE_PROCESS_LIMIT:
+        # the pass loads the whole model and runs an ONNX Runtime optimisation session beside it (two
+        # copies: 6x the model's size at peak on a 2.7 GB MLP), and its symbolic shape inference
+        # cannot serialise past protobuf's 2 GB; quantization works on the exporter's shapes
+        ctx.record["quant_pre_process"] = f"skipped: {size / 1e9:.1f} GB of weights (over 2 GB)"
+        ctx.warnings.append(f"skipped ONNX Runtime's pre-quantization pass: the model has {size / 1e9:.1f} GB of "
+                            "weights, over ONNX's 2 GB protobuf limit, where the pass fails and holds two copies "
+                            "in memory; quantized the graph as exported")
+        return src
     error = None
+    external = _has_external_data(src)
     # symbolic shape inference fails on some exporter outputs (e.g. attention with dynamic
     # sequence length); ONNX's own shape inference is enough for quantization then
     for skip_symbolic in (False, True):
         try:
             with warnings.catch_warnings(), _inside(ctx.work_dir):
                 warnings.simplefilter("ignore")
-                quant_pre_process(str(src), str(pre), skip_symbolic_shape=skip_symbolic)
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=skip_symbolic,
+                                  save_as_external_data=external, all_tensors_to_one_file=True,
+                                  external_data_location=pre.name + ".data")
             ctx.record["quant_pre_process"] = "onnx shape inference" if skip_symbolic else "symbolic shape inference"
             return pre
         except Exception as e:
@@ -78,6 +98,16 @@ def _preprocess(src: Path, ctx: ConversionContext) -> Path:
     ctx.warnings.append(f"ONNX Runtime's pre-quantization pass failed ({str(error).splitlines()[0][:160]}); "
                         "quantized the graph as exported")
     return src
+
+
+PRE_PROCESS_LIMIT = 2 * 10**9
+
+
+def onnx_bytes(path: Path) -> int:
+    """Bytes of an ONNX file plus its external-data files (named ``<file>*`` beside it, as we write them)."""
+    from app.memory import source_bytes
+
+    return source_bytes(path)
 
 
 def quantization_mode(ctx: ConversionContext, src: Path, *, for_tensorrt: bool) -> str:
@@ -118,6 +148,8 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
     if exclude:
         ctx.record["float_nodes"] = exclude
     ctx.record["quantization"] = mode
+    # weights in a file beside the graph on both sides: read mapped, written tensor by tensor
+    external = _has_external_data(pre)
     try:
         if mode == "dynamic":
             ctx.stage("quantize (dynamic int8)")
@@ -130,8 +162,10 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             # 0.99992, 2-4 % slower), but on the pretrained all-MiniLM-L6-v2 it is what keeps real
             # sentences above 0.99 (mean cosine 0.994 vs 0.966 per-tensor, 204 held-out sentences)
             ops = [op for op in IntegerOpsRegistry if op != "Conv"]
+            if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude):
+                return
             quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=ops, nodes_to_exclude=exclude)
+                             op_types_to_quantize=ops, nodes_to_exclude=exclude, use_external_data_format=external)
             ctx.record.update(dynamic_quantized_ops=ops, per_channel=True)
             if _count_ops(pre, "Conv"):
                 ctx.warnings.append("dynamic int8 leaves Conv layers in float (ONNX Runtime's dynamic ConvInteger is "
@@ -157,7 +191,8 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             with contextlib.redirect_stdout(io.StringIO()):
                 quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
                                 per_channel=True, activation_type=act, weight_type=QuantType.QInt8,
-                                calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude)
+                                calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude,
+                                use_external_data_format=external)
             ctx.record.update(calibration_method=method, calibration_samples=len(samples),
                               activation_type=str(act), per_channel=True)
     except (BadInput, ConversionFailed):
@@ -169,10 +204,34 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             ctx.reference_onnx = pre
         elif pre != src:
             pre.unlink(missing_ok=True)
+            pre.with_name(pre.name + ".data").unlink(missing_ok=True)
         elif ctx.keep_reference:
             ctx.reference_onnx = src
         for leftover in out.parent.glob("augmented_model*.onnx"):
             leftover.unlink()
+
+
+def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[str]) -> bool:
+    """Over 2 GB, ONNX Runtime's quantizer saves and reloads the whole model several times (16 GB for
+    a 2.7 GB MLP): quantize the MatMul/Gemm weights streamed from external data instead (same numerics
+    and graph pattern; other ops stay float). False when the model's external data cannot be streamed."""
+    from converters.onnx_external import to_int8_dynamic_streamed
+
+    names = to_int8_dynamic_streamed(src, out, exclude=exclude, progress=ctx.stage)
+    if names is None:
+        return False
+    ctx.record.update(dynamic_quantized_ops=["MatMul", "Gemm"], per_channel=True,
+                      int8_weights=f"streamed from external data ({len(names)} MatMul/Gemm nodes)")
+    return True
+
+
+def _has_external_data(path: Path) -> bool:
+    import onnx
+
+    from app.runtimes.onnxrt import onnx_tensors
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx_tensors(proto))
 
 
 def _count_ops(path: Path, op_type: str) -> int:

@@ -69,3 +69,19 @@ def spin(payload, progress, should_cancel):
     """Burn CPU until stopped."""
     while True:
         pass
+
+
+def killed_after_allocating(payload, progress, should_cancel):
+    """Touch ``payload`` bytes, then die by SIGKILL — what the kernel's out-of-memory killer does."""
+    import signal
+
+    block = bytearray(payload)
+    block[::4096] = b"x" * len(block[::4096])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def disk_full(payload, progress, should_cancel):
+    """Fail as a write does when the disk is full, naming the file it was writing."""
+    import errno
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), payload)

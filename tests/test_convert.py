@@ -42,7 +42,7 @@ def test_convert_verifies_and_writes_artifact_with_manifest(workdir, source, fla
     assert result.verification.passed, result.verification.failure
     assert len(result.verification.checks) >= 2  # fresh inputs + a differently-valued twin
     art = result.artifact
-    assert art.exists() and art.parent == workdir["out"] and art.stat().st_size == result.size_bytes
+    assert art.exists() and art.parent == workdir["out"] and sum(f.stat().st_size for f in result.files) == result.size_bytes
     manifest = json.loads(result.manifest.read_text())
     assert manifest["source"]["sha256"] == before and manifest["target"] == target
     assert manifest["precision"] == precision and manifest["tools"]["torch"]

@@ -116,6 +116,8 @@ class Conversions:
         return dialog
 
     def _confirm_and_start(self, requests: list) -> None:
+        if self._memory_refused(requests):
+            return
         if not self.options.overwrite.isChecked():
             from dataclasses import replace
 
@@ -131,6 +133,31 @@ class Conversions:
                                                            for r in requests]))
                 return
         self._start_conversions(requests)
+
+    def _memory_refused(self, requests: list) -> bool:
+        """Jobs whose memory estimate exceeds what is available: ask before running them anyway (their
+        request then skips the job's own check); jobs that fit tightly are logged as warnings."""
+        from dataclasses import replace
+
+        from app.memory import NotEnoughMemory, check_memory
+
+        source = (self.model.summary or {}).get("size_bytes")
+        refused = []
+        for request in requests:
+            if request.ignore_memory_check:
+                continue
+            try:
+                for warning in check_memory(request, source):
+                    self.log.add(f"warning: {warning}")
+            except NotEnoughMemory as e:
+                refused.append((request, str(e)))
+        if not refused:
+            return False
+        text = "\n\n".join(m.replace("; --ignore-memory-check runs it anyway", "") for _, m in refused)
+        self._ask("Not enough memory", f"{text}\n\nRun anyway? (The job may be stopped when memory runs out.)",
+                  lambda: self._confirm_and_start([replace(r, ignore_memory_check=True) if any(r is q for q, _ in refused)
+                                                   else r for r in requests]))
+        return True
 
     def _start_conversions(self, requests: list) -> None:
         self.jobs.clear()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import BadInput, ModelLoadError
+from app.errors import BadInput, ModelLoadError, StudioError
 from app.errors import first_line as _first_line
 from app.loaders.modules import from_module
 from app.model import LoadedModel
@@ -23,7 +23,7 @@ class PickleTrust:
 
 def read_safetensors(path: Path) -> dict:
     try:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # maps the file: tensors stay in the page cache, not copied
 
         return load_file(str(path))
     except Exception as e:
@@ -36,7 +36,10 @@ def load_torch_save(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: bo
     import torch
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        from app.unpickling import starts_like_zip
+
+        # zip archives are memory-mapped: the weights stay in the page cache, not copied (issue 16)
+        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=starts_like_zip(path))
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
             raise ModelLoadError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); re-export it") from None
@@ -77,11 +80,8 @@ def load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dict
                            details={"tensors": len(state)},
                            warnings=[f"{path.name} holds weights only; pass --arch file.py:Factory "
                                      "(the class or function that builds the network) to convert it"])
-    from app.arch import build_module
-
-    module = build_module(arch, arch_kwargs)
     state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel checkpoints
-    result = module.load_state_dict(state, strict=False)
+    module, result = _module_with_weights(arch, arch_kwargs, state)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
         parts = []
@@ -92,6 +92,34 @@ def load_state_dict(path: Path, state: dict, arch: str | None, arch_kwargs: dict
         raise BadInput(f"{path.name} does not fit --arch {arch}: {'; '.join(parts)}; "
                        "check the architecture and --arch-kwargs")
     return from_module(path, module, "state-dict", guess=guess)
+
+
+def _module_with_weights(arch: str, arch_kwargs: dict | None, state: dict):
+    """Build ``arch`` and give it ``state``'s weights: (module, load_state_dict's result).
+
+    The network is first built on the meta device (no memory, no random init) and the state dict's
+    tensors — memory-mapped from the file — are assigned rather than copied, so the weights exist
+    once. Architectures that cannot be built on meta, buffers the state dict lacks, or dtypes that
+    differ from the module's fall back to a normal build and copy."""
+    import torch
+
+    from app.arch import build_module
+
+    try:
+        with torch.device("meta"):
+            module = build_module(arch, arch_kwargs)
+        own = dict(module.state_dict(keep_vars=True))
+        fits = all(k in state and state[k].dtype == v.dtype for k, v in own.items())
+        if fits:
+            result = module.load_state_dict(state, strict=False, assign=True)
+            if not any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
+                return module, result
+    except StudioError:
+        raise
+    except Exception:  # noqa: BLE001 - e.g. an __init__ that computes on its tensors: build it normally
+        pass
+    module = build_module(arch, arch_kwargs)
+    return module, module.load_state_dict(state, strict=False)
 
 
 def _load_pickled_module(path: Path, arch, arch_kwargs, trust: PickleTrust, guess: bool = True) -> LoadedModel:

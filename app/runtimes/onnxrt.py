@@ -137,12 +137,19 @@ def onnx_specs(graph) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return [spec(v) for v in graph.input if v.name not in init], [spec(v) for v in graph.output]
 
 
-def ort_session(path: Path, providers: list[str] | None = None, threads: int | None = None):
-    """An ONNX Runtime session for ``path``; errors become one clear line."""
+def ort_session(path: Path, providers: list[str] | None = None, threads: int | None = None, *,
+                map_weights: bool = False):
+    """An ONNX Runtime session for ``path``; errors become one clear line.
+
+    ``map_weights``: keep external-data weights in the file's memory mapping (the page cache) instead
+    of copying them into pre-packed buffers — a verification run does not need pre-packing's speed,
+    and a multi-GB model then costs no second copy."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if map_weights:
+        opts.add_session_config_entry("session.disable_prepacking", "1")
     if threads:
         opts.intra_op_num_threads = threads
     providers = providers or ["CPUExecutionProvider"]
@@ -190,7 +197,8 @@ def read_onnx(path: Path) -> LoadedModel:
                "operators": dict(ops.most_common()), "external_data": [p.name for p in data_files]}
     model = LoadedModel(path, "onnx", inputs, outputs, params, file_size_with_data(path, data_files),
                         module=path, details=details)
-    model.make_runner = lambda: OnnxRuntimeRunner(path, path.name, model=model)
+    # verification's runs: external weights stay mapped (no pre-packed second copy of a big model)
+    model.make_runner = lambda: OnnxRuntimeRunner(path, path.name, model=model, map_weights=bool(data_files))
     return model
 
 
@@ -207,10 +215,12 @@ class OnnxRuntimeRunner(Runner):
     runtime = "onnxruntime"
 
     def __init__(self, path: Path, name: str, *, provider: str = "CPUExecutionProvider", threads: int | None = None,
-                 precision: str = "fp32", size_bytes: int = 0, model: LoadedModel | None = None):
+                 precision: str = "fp32", size_bytes: int = 0, model: LoadedModel | None = None,
+                 map_weights: bool = False):
         super().__init__(name, precision=precision, size_bytes=size_bytes)
         self.path = Path(path)
         self.model = model  # the file already read (its signature); else read at load
+        self.map_weights = map_weights  # see ort_session
         self.provider = provider
         self.threads = threads
         self.session: Any = None
@@ -231,7 +241,7 @@ class OnnxRuntimeRunner(Runner):
     def _load_impl(self) -> None:
         model = self.model or read_onnx(self.path)  # signature + the external-data safety checks
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
-        session = ort_session(self.path, providers, self.threads)
+        session = ort_session(self.path, providers, self.threads, map_weights=self.map_weights)
         if session.get_providers()[0] != self.provider:
             raise RunnerUnavailable(f"ONNX Runtime could not start {self.provider} for {self.path.name} "
                                     f"(it fell back to {session.get_providers()[0]})")
