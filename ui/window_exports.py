@@ -120,7 +120,7 @@ class Exports:
         self.report_finished.emit(written["report"])
 
     def _print_pdf(self, key, html: Path, pdf: Path) -> None:
-        from ui.graph_view import web_engine_available
+        from ui.web_engine import web_engine_available
 
         ok, why = web_engine_available()
         if not ok:

@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["QT_QPA_PLATFORM"] = "xcb"
         # no GPU and, as root in CI containers, no sandbox
         os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = "--no-sandbox --disable-gpu"
-        from ui.graph_view import prepare_web_engine
+        from ui.web_engine import prepare_web_engine
 
         prepare_web_engine()  # QtWebEngine must be loaded before pytest-qt creates the QApplication
 

@@ -15,7 +15,7 @@ import pytest
 from app.errors import ModelLoadError
 from app.netron_server import GraphServer, check_drawable
 from tests.conftest import REPO
-from tests.ui_web.test_graph_view import make_onnx
+from tests.onnx_graphs import make_onnx
 
 
 def refused(port: int) -> bool:
