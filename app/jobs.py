@@ -3,8 +3,8 @@
 Native code (the ONNX exporter, ONNX Runtime, TensorRT) can crash or hang, and a thread cannot be
 interrupted in the middle of a native call. So the window and the CLI run every job that touches a
 user's model through :func:`run_job`: the child reports progress over a pipe; cancel terminates it
-(within a second), a crash becomes ``the converter process crashed (signal N)``, a time-out is
-reported as such, and the caller's process lives on. Temporaries of a killed child are removed
+(within a second), a crash becomes ``the converter process crashed (signal N)`` (``the job's process``
+for jobs other than conversions), a time-out is reported as such, and the caller's process lives on. Temporaries of a killed child are removed
 afterwards.
 
 The child is fenced (:mod:`app.sandbox`) before it runs the job: it may write only beneath the
@@ -31,8 +31,9 @@ _PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
 _context: Any = None
 
 
-class JobTimeout(ConversionFailed):
-    """The job ran past its time limit and was stopped."""
+class JobTimeout(StudioError):
+    """The job ran past its time limit and was stopped (exit code 1; not a converter failure: any job
+    can time out)."""
 
 
 def _mp_context():
@@ -98,6 +99,11 @@ def _signal_name(code: int) -> str:
         return signal.Signals(code).name
     except ValueError:
         return "unknown"
+
+
+def _process_name(target: str) -> str:
+    """What a crash message calls the child: the converter for a conversion, else the job's process."""
+    return "converter process" if target == "app.jobs:convert_job" else "job's process"
 
 
 def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
@@ -191,8 +197,8 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
             raise ConversionFailed("the job used up its CPU-time limit and was stopped "
                                    "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
         if code is not None and code < 0:
-            raise ConversionFailed(f"the converter process crashed (signal {-code}, {_signal_name(-code)})")
-        raise ConversionFailed(f"the converter process exited unexpectedly (exit code {code})")
+            raise ConversionFailed(f"the {_process_name(target)} crashed (signal {-code}, {_signal_name(-code)})")
+        raise ConversionFailed(f"the {_process_name(target)} exited unexpectedly (exit code {code})")
     if outcome[0] == "result":
         return outcome[1]
     raise memory.explain_failure(_error(*outcome[1:]), peak, cleanup_dir)
