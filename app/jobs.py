@@ -4,8 +4,8 @@ Native code (the ONNX exporter, ONNX Runtime, TensorRT) can crash or hang, and a
 interrupted in the middle of a native call. So the window and the CLI run every job that touches a
 user's model through :func:`run_job`: the child reports progress over a pipe; cancel terminates it
 (within a second), a crash becomes ``the converter process crashed (signal N)`` (``the job's process``
-for jobs other than conversions), a time-out is reported as such, and the caller's process lives on. Temporaries of a killed child are removed
-afterwards.
+for jobs other than conversions), a time-out is reported as such, and the caller's process lives on.
+Temporaries of a killed child are removed afterwards.
 
 The child is fenced (:mod:`app.sandbox`) before it runs the job: it may write only beneath the
 folders the caller names (a conversion: its private work folder; the parent renames the artifacts
