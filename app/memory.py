@@ -193,8 +193,10 @@ def check_memory(request, source: int | None = None) -> list[str]:
 
 
 def disk_need(source: int, precision: str) -> tuple[int, int]:
-    """(bytes in the output folder, bytes in the temporary folder) a conversion writes at most."""
-    return int(DISK_FACTORS.get(precision, 1.05) * source), int(TMP_FACTOR.get(precision, 0.0) * source)
+    """(bytes in the output folder, bytes in the temporary folder) a conversion writes at most (over
+    2 GB the pre-quantization pass, the only user of the temporary folder, is skipped)."""
+    tmp = TMP_FACTOR.get(precision, 0.0) if source <= 2 * GB else 0.0
+    return int(DISK_FACTORS.get(precision, 1.05) * source), int(tmp * source)
 
 
 def check_disk(request, out_dir: Path, source: int | None = None) -> None:
