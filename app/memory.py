@@ -193,8 +193,10 @@ def check_memory(request, source: int | None = None) -> list[str]:
 
 
 def disk_need(source: int, precision: str) -> tuple[int, int]:
-    """(bytes in the output folder, bytes in the temporary folder) a conversion writes at most."""
-    return int(DISK_FACTORS.get(precision, 1.05) * source), int(TMP_FACTOR.get(precision, 0.0) * source)
+    """(bytes in the output folder, bytes in the temporary folder) a conversion writes at most (over
+    2 GB the pre-quantization pass, the only user of the temporary folder, is skipped)."""
+    tmp = TMP_FACTOR.get(precision, 0.0) if source <= 2 * GB else 0.0
+    return int(DISK_FACTORS.get(precision, 1.05) * source), int(tmp * source)
 
 
 def check_disk(request, out_dir: Path, source: int | None = None) -> None:
@@ -257,7 +259,8 @@ def oom_kills() -> int | None:
 
 
 _ALLOCATION_FAILURES = ("MemoryError", "bad_alloc", "can't allocate memory", "Failed to allocate memory",
-                        "Unable to allocate", "Cannot allocate memory", "out of memory")
+                        "Unable to allocate", "Cannot allocate memory", "out of memory",
+                        "failed to map segment from shared object")  # a library loaded past RLIMIT_AS
 
 
 def is_allocation_failure(message: str) -> bool:
@@ -268,8 +271,10 @@ def is_allocation_failure(message: str) -> bool:
 def out_of_memory_message(peak: int | None, how: str) -> str:
     """The one line for a job that ran out of memory; ``how``: what ended it."""
     at = f" (peak {gb(peak)})" if peak else ""
+    limit = os.environ.get("DEPLOYSTUDIO_JOB_MEMORY_MB")
+    raise_it = f", or raise DEPLOYSTUDIO_JOB_MEMORY_MB={limit} (the job's address-space limit)" if limit else ""
     return (f"the converter process ran out of memory{at}: {how}; close other programs, choose a lighter "
-            "target or precision, or run it on a machine with more memory")
+            f"target or precision, or run it on a machine with more memory{raise_it}")
 
 
 _NO_SPACE = re.compile(r"No space left on device|\[Errno 28\]|Disk quota exceeded|ENOSPC", re.I)
@@ -297,8 +302,9 @@ def explain_failure(error: StudioError, peak: int | None, folder: Path | None) -
     """A child's error, reworded when it was an exhausted resource: memory (with the child's peak) or
     disk (naming the folder); other errors are returned as they are."""
     message = str(error)
-    if not isinstance(error, BadInput) and is_allocation_failure(message):
-        better: StudioError = OutOfMemory(out_of_memory_message(peak, f"an allocation failed ({message[:160]})"))
+    if is_allocation_failure(message):  # even where a loader called it a bad input: memory ran out
+        cut = message if len(message) <= 160 else message[:159] + "…"
+        better: StudioError = OutOfMemory(out_of_memory_message(peak, f"an allocation failed ({cut})"))
     elif (full := disk_full_message(message, folder or Path(tempfile.gettempdir()))) is not None:
         better = DiskFull(full)
     else:

@@ -172,8 +172,15 @@ def test_free_disk_is_checked_naming_the_folder(model_files, tmp_path, monkeypat
 def test_an_allocation_past_the_memory_limit_is_reported_as_out_of_memory(monkeypatch):
     probe = run_job("tests.crashers:try_everything", {"write": "/nonexistent/x", "port": 9})
     monkeypatch.setenv("DEPLOYSTUDIO_JOB_MEMORY_MB", str(probe["vm_kb"] // 1024 + 256))
-    with pytest.raises(memory.OutOfMemory, match=r"ran out of memory \(peak 0\.\d\d GB\): an allocation failed"):
+    with pytest.raises(memory.OutOfMemory, match=r"ran out of memory \(peak 0\.\d\d GB\): an allocation failed") as e:
         run_job("tests.crashers:allocate", 4 << 30)
+    assert "raise DEPLOYSTUDIO_JOB_MEMORY_MB=" in str(e.value) and e.value.exit_code == 1
+    # a loader that took the failed allocation for a bad file (a library mapped past the limit) is reworded too
+    loader = memory.explain_failure(memory.BadInput("m.pt does not run on the given inputs: x.so: failed to map "
+                                                    "segment from shared object"), 2 << 30, None)
+    assert isinstance(loader, memory.OutOfMemory) and "(peak 2.1 GB)" in str(loader)
+    refused = memory.BadInput("m.pt asks for more memory than a job may use (layer sizes from the file)")
+    assert memory.explain_failure(refused, None, None) is refused  # a hostile file stays what it is
 
 
 def test_a_child_killed_like_the_oom_killer_does_is_reported_with_its_peak():
