@@ -143,10 +143,10 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
         self._sweep_holder = _Holder("Sweep: loading…")
         self.tabs.addTab(self._sweep_holder, "Sweep")
-        # netron's view of the source model and each artifact; built, and its servers started, only
-        # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
         self.diagnosis = DiagnosisPanel()  # nodes ranked by the error they add; a choice shows it in the graph
         self.tabs.addTab(self.diagnosis, "Diagnosis")
+        # netron's view of the source model and each artifact; built, and its servers started, only
+        # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
         self.graph = None
         self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
         self.tabs.addTab(self._graph_holder, "Graph")
@@ -196,7 +196,9 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self.sandbox_label.setAccessibleName("Sandbox status")
         self.statusBar().addPermanentWidget(self.sandbox_label)
         self.resize(1280, 860)
-
+        # the left column at its natural width, so every precision column is in view at the default size
+        natural = left_body.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width() + 6
+        self.main_split.setSizes([natural, max(self.width() - natural, 640)])
 
     def _connect(self) -> None:
         """Every long-lived connection of the window (jobs are wired in :meth:`_wire_job`)."""

@@ -47,3 +47,12 @@ def test_every_cut_off_cell_shows_its_full_text_on_hover_and_in_the_details(qtbo
     text = window.details.toPlainText()
     assert warning in text and str(info.artifact) in text and "python main.py convert " in text
     assert "checks: random inputs" in text
+
+
+def test_every_precision_column_is_in_view_at_the_default_size(qtbot, window):
+    from PySide6.QtWidgets import QScrollArea
+
+    assert window.width() == 1280                      # the size a first start opens at
+    scroll = next(a for a in window.findChildren(QScrollArea) if a.isAncestorOf(window.targets))
+    qtbot.waitUntil(lambda: scroll.viewport().width() > 0)
+    assert scroll.horizontalScrollBar().maximum() == 0  # nothing to scroll sideways to: INT8 is in view
