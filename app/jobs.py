@@ -54,7 +54,28 @@ def _resolve(target: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
+def _let_the_forkserver_go() -> None:
+    """Close this child's copy of its forkserver's "client alive" pipe (multiprocessing hands one to
+    every child it forks): while any copy is open, the forkserver outlives a killed app or CLI, and
+    a hanging job with it. The child starts no processes through the forkserver, so it needs none."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        server._forkserver_alive_fd = None
+
+
 def _child_main(conn, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
+    from app.sandbox import die_with_parent
+
+    # the app or CLI killed outright: its forkserver exits, and the job with it
+    _let_the_forkserver_go()
+    die_with_parent()
     # a hostile environment must not turn torch.load back to unsafe unpickling in the child
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     import warnings

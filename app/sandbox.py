@@ -68,6 +68,25 @@ def _libc():
     return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process (SIGKILL) when its parent exits (Linux; nothing elsewhere).
+
+    A job's child is forked by the forkserver, which exits when the app or CLI that started it does —
+    even when that one is killed outright: without this, the child would run on, holding its memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import signal
+
+    parent = os.getppid()
+    _libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent went before the request was in place
+        os._exit(1)
+
+
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version (0: none)."""
     if not sys.platform.startswith("linux"):

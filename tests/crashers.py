@@ -20,6 +20,15 @@ def hang(payload, progress, should_cancel):
         time.sleep(0.05)
 
 
+def hang_after_writing_pid(payload, progress, should_cancel):
+    """Write this child's pid into the file ``payload``, then hang."""
+    from pathlib import Path
+
+    Path(payload).write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.05)
+
+
 def echo(payload, progress, should_cancel):
     for i in range(3):
         progress("step", (i + 1) / 3)

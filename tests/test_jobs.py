@@ -54,3 +54,40 @@ def test_real_conversion_in_child(workdir):
 
     result = run_conversion(request(workdir["cnn_state"], "onnx", out_dir=workdir["out"], **CNN))
     assert result.status == "ok" and result.artifact.exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it has ended)."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_job_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """``kill -9`` of the CLI (or the window) must not leave its job running and holding memory."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    pid_file = tmp_path / "child.pid"
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from app.jobs import run_job; "
+         f"run_job('tests.crashers:hang_after_writing_pid', sys.argv[1], writable=[sys.argv[2]])",
+         str(pid_file), str(tmp_path)], cwd=REPO)
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert starter.poll() is None and time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the job's child outlived the process that started it"
