@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -199,17 +200,16 @@ def cmd_targets(args) -> int:
     from app.advice import advise
     from app.hardware import detect
     from app.sandbox import status
-    from converters.base import all_converters
+    from app.targets import probe_targets
 
     hw = detect()
     sandboxed, sandbox = status()
     rows = []
-    for c in all_converters():
-        ok, why = c.available()
-        refused = {p: c.precision_refusal(p) for p in c.precisions if c.precision_refusal(p)}
-        rows.append({"target": c.name, "label": c.label, "precisions": list(c.precisions), "available": ok,
-                     "reason": why, "refused": refused,
-                     "advice": {p: advise(c.name, p, hw).to_json() for p in c.precisions},
+    for t in probe_targets(hw):
+        refusals = {p: t.converter.precision_refusal(p) for p in t.precisions}
+        rows.append({"target": t.name, "label": t.label, "precisions": list(t.precisions), "available": t.available,
+                     "reason": t.reason, "refused": {p: r for p, r in refusals.items() if r},
+                     "advice": {p: advise(t.name, p, hw).to_json() for p in t.precisions},
                      "sandboxed": sandboxed, "sandbox": sandbox})
     if args.json:
         print(json.dumps({"hardware": hw.to_json(), "sandbox": {"sandboxed": sandboxed, "description": sandbox},
@@ -261,6 +261,9 @@ def _main(argv: list[str]) -> int:
         return fail(str(e), e.exit_code, type(e).__name__)
     except KeyboardInterrupt:
         return fail("interrupted", 130, "KeyboardInterrupt")
+    except BrokenPipeError:  # `main.py ... | head` stopped reading: nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as e:  # a bug or a library failure we did not anticipate
         if debug:
             traceback.print_exc()

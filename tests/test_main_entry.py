@@ -53,3 +53,18 @@ def test_version_names_the_app_and_its_runtimes(tmp_path):
     assert any(line.split() == ["torch", torch.__version__] for line in lines)
     assert any(line.split() == ["onnxruntime", onnxruntime.__version__] for line in lines)
     assert any(line.split()[:1] == ["tensorrt"] for line in lines)
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """``python main.py targets | head -1``: the closed pipe ends the output quietly, exit 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "main.py", "targets"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()                      # what head does once it has its lines: before ours are written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "error" not in err.lower(), err

@@ -36,7 +36,7 @@ class TargetPicker(QGroupBox):
         return bool(self.choices)
 
     def set_choices(self, choices: list) -> None:
-        """Build the grid from :class:`ui.warmup.TargetChoice` objects (once, after probing)."""
+        """Build the grid from :class:`app.targets.TargetChoice` objects (once, after probing)."""
         self.choices = list(choices)
         self._placeholder.hide()
         for col, p in enumerate(PRECISIONS, start=1):
