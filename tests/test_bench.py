@@ -207,7 +207,7 @@ def test_bench_missing_artifact_is_bad_input(cli, cnn_artifacts, tmp_path):
 
 # ---------------------------------------------------------------------------- the window's job, optimize
 def test_bench_job_payload_from_the_window(cnn_artifacts):
-    from app.bench.job import bench_job
+    from app.bench.request import bench_job
 
     stages = []
     result = bench_job({"model": str(cnn_artifacts["state"]), "artifacts": [str(cnn_artifacts["onnx"])],

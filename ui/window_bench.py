@@ -38,7 +38,7 @@ class Benchmarking:
                 "min_seconds": 0.5, "threads": None}
 
     def _on_benchmark_triggered(self) -> None:
-        from app.bench.job import bench_request
+        from app.bench.request import bench_request
         from app.errors import BadInput
         from ui.workers import benchmark_job
 

@@ -175,12 +175,12 @@ def inspection_job(payload: dict, parent: QObject | None = None) -> BackgroundJo
 
 
 def benchmark_job(request, parent: QObject | None = None) -> BackgroundJob:
-    """Benchmark a :class:`app.bench.job.BenchRequest` in a child (``app.bench.job:bench_job``)."""
+    """Benchmark a :class:`app.bench.request.BenchRequest` in a child (``app.bench.request:bench_job``)."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.bench.job:bench_job", request, progress=progress, should_cancel=should_cancel)
+        return run_job("app.bench.request:bench_job", request, progress=progress, should_cancel=should_cancel)
 
     return BackgroundJob(work, parent=parent)
 

@@ -1,6 +1,6 @@
 """Benchmarking: one runner per runtime, a timing harness, reports, and the optimizer search.
 
-Qt-free like the rest of :mod:`app`; the window runs :func:`app.bench.job.bench_job` in a child
+Qt-free like the rest of :mod:`app`; the window runs :func:`app.bench.request.bench_job` in a child
 process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.bench_commands`.
 
 - :mod:`app.bench.stats`    LatencyStats: percentiles of a list of timings

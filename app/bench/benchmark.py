@@ -1,6 +1,6 @@
 """benchmark(source, artifacts, ...): the source model as the baseline, every artifact beside it.
 
-What ``python main.py bench``, the window's Benchmark button (:mod:`app.bench.job`) and
+What ``python main.py bench``, the window's Benchmark button (:mod:`app.bench.request`) and
 ``optimize`` share: load the source with the same flags as ``convert`` (its signature gives the
 inputs), make one runner per artifact × runtime (× ONNX Runtime execution provider), and hand them
 to :func:`app.bench.harness.run_benchmark`.

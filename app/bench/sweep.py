@@ -353,7 +353,7 @@ def sweep_job(payload: dict, progress=None, should_cancel=None) -> dict:
     ``seconds`` and optional ``p99_budget_ms``. Returns the ``bench --sweep --json`` object (the
     parent saves it: the fenced child writes nothing outside its work folder).
     """
-    from app.bench.job import model_source
+    from app.bench.request import model_source
     from app.loading import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)

@@ -1,6 +1,6 @@
 """The window's benchmark job: ``bench_job(request, progress, should_cancel) -> dict``.
 
-Run by :func:`app.jobs.run_job` in a supervised child process (``"app.bench.job:bench_job"``); the
+Run by :func:`app.jobs.run_job` in a supervised child process (``"app.bench.request:bench_job"``); the
 request is a :class:`BenchRequest` (frozen, it pickles: no flags to parse back in the child) built
 from what the window's Benchmark button collects; the result is the ``bench --json`` object
 (``{"machine": {...}, "results": [rows], "skipped": [...], "notes": [...]}``), plain data that
