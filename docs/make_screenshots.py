@@ -35,33 +35,38 @@ def wait_for(app, condition, timeout: float = 300.0) -> None:
         time.sleep(0.01)
 
 
-def main(out_dir: Path) -> int:
+def open_studio(work: Path, model_path: Path, arch: str):
+    """The window (settings private to ``work``), ready, with ``model_path`` loaded through ``arch``."""
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
 
+    from ui.app import application
+    from ui.main_window import MainWindow
+
+    app = application([])
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
+    window = MainWindow()
+    window.resize(1560, 980)
+    window.show()
+    wait_for(app, lambda: window.is_ready)
+    window.open_model(model_path)
+    wait_for(app, lambda: window.model.summary is not None)
+    window.model.arch_edit.setText(arch)
+    window.model.load_button.click()
+    wait_for(app, lambda: window.model.summary is not None and window.model.summary.get("outputs"))
+    return app, window
+
+
+def main(out_dir: Path) -> int:
     import torch
 
     from benchmarks.bench_models import ResNet18
-    from ui.app import application
-    from ui.main_window import MainWindow
 
     work = Path(tempfile.mkdtemp(prefix="studio-shot-"))
     model_path = work / "resnet18.pt"
     torch.manual_seed(0)
     torch.save(ResNet18().eval().state_dict(), model_path)
 
-    app: QApplication = application([])
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
-    window = MainWindow()
-    window.resize(1560, 980)
-    window.show()
-    wait_for(app, lambda: window.is_ready)
-
-    window.open_model(model_path)
-    wait_for(app, lambda: window.model.summary is not None)
-    window.model.arch_edit.setText("benchmarks.bench_models:ResNet18")
-    window.model.load_button.click()
-    wait_for(app, lambda: window.model.summary is not None and window.model.summary.get("outputs"))
+    app, window = open_studio(work, model_path, "benchmarks.bench_models:ResNet18")
     editor = window.model.inputs
     editor.toggles(editor.row_of("x")).buttons[0].setChecked(True)
     window.options.out_dir.setText(str(work / "artifacts"))
@@ -94,28 +99,15 @@ def main(out_dir: Path) -> int:
 def diagnosis(out_dir: Path) -> int:
     """The Diagnosis tab and the Graph tab with the worst node selected, for a trained digits CNN."""
     import torch
-    from PySide6.QtCore import QSettings
 
     from tests import real_data
-    from ui.app import application
-    from ui.main_window import MainWindow
 
     work = Path(tempfile.mkdtemp(prefix="studio-shot-"))
     model_path = work / "digits.pt"
     torch.save(real_data.train_digits_cnn().state_dict(), model_path)
     images = real_data.write_digit_images(work / "digits", count=600)
 
-    app = application([])
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
-    window = MainWindow()
-    window.resize(1560, 980)
-    window.show()
-    wait_for(app, lambda: window.is_ready)
-    window.open_model(model_path)
-    wait_for(app, lambda: window.model.summary is not None)
-    window.model.arch_edit.setText("tests.models:DigitsCNN")
-    window.model.load_button.click()
-    wait_for(app, lambda: window.model.summary is not None and window.model.summary.get("inputs"))
+    app, window = open_studio(work, model_path, "tests.models:DigitsCNN")
     editor = window.model.inputs
     editor.shape_edit(editor.row_of("x")).setText("1x1x8x8")
     window.options.out_dir.setText(str(work / "artifacts"))

@@ -12,7 +12,6 @@ that evaluation (``cosine=`` or ``top1-drop=``); ONNX fp16/int8 candidates also 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 from dataclasses import dataclass, replace
@@ -24,7 +23,7 @@ from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import runners_for_artifact
 from app.budget import AccuracyBudget
 from app.errors import BadInput, Cancelled, StudioError, describe
-from app.evaluation import EVALUATION_COLUMNS, Evaluation, evaluation_columns
+from app.evaluation import EVALUATION_COLUMNS, evaluation_columns
 from app.options import search_space
 from app.request import ConversionRequest
 from app.runtimes.base import Runner
@@ -81,10 +80,11 @@ class OptimizeResult:
             if r.get("baseline"):
                 within = None
             elif budget is not None:  # real data decides: random inputs fall outside int8's calibrated ranges
-                within = evaluation is not None and budget.met(Evaluation(**_fields(evaluation)))
+                within = evaluation is not None and budget.met(evaluation)
             else:
                 within = cos is not None and cos >= self.budget_cosine
-            out.append({**r, **info, **evaluation_columns(evaluation), "accuracy_cosine": cos, "within_budget": within})
+            out.append({**r, **info, **evaluation_columns(evaluation.to_json() if evaluation else None),
+                        "accuracy_cosine": cos, "within_budget": within})
         return out
 
     def to_json(self) -> dict:
@@ -93,11 +93,6 @@ class OptimizeResult:
                     recommended=self.recommended, out_dir=str(self.out_dir))
         data["skipped"] = list(self.failed) + data["skipped"]
         return data
-
-
-def _fields(evaluation: dict) -> dict:
-    names = {f.name for f in dataclasses.fields(Evaluation)}
-    return {k: v for k, v in evaluation.items() if k in names}
 
 
 def _worst_cosine(*values: float | None) -> float | None:
@@ -229,7 +224,7 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
             shutil.rmtree(out_dir / cand.slug, ignore_errors=True)
             continue
         v = result.verification
-        extra = {"evaluation": result.evaluation.to_json() if result.evaluation else None,
+        extra = {"evaluation": result.evaluation,  # an Evaluation: the budget is read on it
                  "float_nodes": len((result.accuracy_budget or {}).get("float_nodes") or []) if looped else None}
         built.append((cand, result.artifact, v.cosine if v else None, result.warnings, extra))
     chosen = pick_providers(providers)
