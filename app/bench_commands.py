@@ -15,7 +15,7 @@ from pathlib import Path
 from app.bench.harness import parse_batches
 from app.console import StderrProgress
 from app.errors import BadInput
-from app.flags import add_budget_args, add_data_args, add_model_args, data_fields, model_fields, source_of
+from app.flags import add_budget_args, add_data_args, add_model_args, data_source_of, source_of
 
 
 def add_bench_commands(sub) -> None:
@@ -102,16 +102,6 @@ def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
                        rounds=args.rounds)
 
 
-def conversion_template(args: argparse.Namespace):
-    """The source model, ``--data`` where the command takes it, and the seed, as a
-    :class:`~app.request.ConversionRequest`: what each ``optimize`` candidate converts (setting its
-    target and precision) and what ``bench --data`` evaluates the artifacts against."""
-    from app.request import ConversionRequest
-
-    data = data_fields(args) if hasattr(args, "calibration") else {}
-    return ConversionRequest(**model_fields(args), target="onnx", seed=args.seed, **data)
-
-
 def _providers(args: argparse.Namespace) -> list[str] | None:
     if not args.providers:
         return None
@@ -154,42 +144,24 @@ def _run(args: argparse.Namespace, work):
 
 def bench_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench`` in the fenced child (``app.bench_commands:bench_entry``)."""
-    from app.bench.benchmark import benchmark
+    from app.bench.request import run_bench
 
-    request, artifacts, config, providers, device, openvino = payload
-    result = benchmark(request.source, artifacts, config, providers=providers, device=device, openvino=openvino,
-                       progress=progress, should_cancel=should_cancel)
-    if not request.calibration:
-        return result
-    from dataclasses import replace
-
-    from app.evaluation import evaluate_artifacts
-
-    # --data: every artifact's agreement (and task accuracy) on the user's samples, beside its speed
-    scores = evaluate_artifacts(request, [Path(a) for a in artifacts], progress)
-    return replace(result, evaluations=tuple((r["artifact"], r["evaluation"]) for r in scores["artifacts"]
-                                             if r["evaluation"]),
-                   data=f"{scores['data']} ({scores['split']})",
-                   notes=result.notes + tuple(f"{Path(r['artifact']).name}: not evaluated on the data: {r['message']}"
-                                              for r in scores["artifacts"] if not r["evaluation"]))
+    return run_bench(payload, progress, should_cancel)
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench --sweep`` in the fenced child (``app.bench_commands:sweep_entry``)."""
-    from app.bench.sweep import run_sweep
-    from app.loading import prepare_model
+    from app.bench.sweep import sweep_job
 
-    source, artifacts, grid, seconds, budget = payload
-    return run_sweep(prepare_model(source), artifacts, grid, seconds=seconds, p99_budget_ms=budget,
-                     progress=progress, should_cancel=should_cancel)
+    return sweep_job(payload, progress, should_cancel)
 
 
 def optimize_entry(payload: tuple, progress=None, should_cancel=None):
     """``optimize`` in the fenced child (``app.bench_commands:optimize_entry``)."""
     from app.bench.optimize import optimize
 
-    request, config, kwargs = payload
-    return optimize(request, config, progress=progress, should_cancel=should_cancel, **kwargs)
+    source, config, kwargs = payload
+    return optimize(source, config, progress=progress, should_cancel=should_cancel, **kwargs)
 
 
 def _in_child(entry: str, payload: tuple, progress, writable=()):
@@ -205,8 +177,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
-    payload = (conversion_template(args), list(args.artifacts), config, _providers(args), args.device,
-               None if args.openvino else False)
+    from app.bench.request import BenchRequest
+
+    providers = _providers(args)
+    payload = BenchRequest(source_of(args), tuple(args.artifacts), config, tuple(providers) if providers else None,
+                           args.device, None if args.openvino else False, data_source_of(args))
     result, data = _run(args, lambda progress: _in_child("bench_entry", payload, progress))
     _write_extras(args, data, Path(args.model).name)
     return 1 if any(s.status == "failed" for s in result.skipped) else 0
@@ -216,13 +191,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """``bench MODEL ARTIFACT... --sweep threads=... batch=... concurrency=...``."""
     from app.bench import sweep
 
-    grid = sweep.parse_sweep(args.sweep)
+    sweep.parse_sweep(args.sweep)  # a bad grid is one line before the child starts
     if args.batch:
         raise BadInput("--batch and --sweep: give the batch sizes in the sweep (--sweep batch=1,4,16)")
     progress = StderrProgress()
     try:
         progress("load model", None)
-        payload = (source_of(args), list(args.artifacts), grid, args.sweep_seconds, args.p99_budget_ms)
+        payload = sweep.SweepRequest(source_of(args), tuple(args.artifacts), tuple(args.sweep), args.sweep_seconds,
+                                     args.p99_budget_ms)
         result = _in_child("sweep_entry", payload, progress)
     finally:
         progress.done()
@@ -243,16 +219,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     config = config_from_args(args)
-    request = conversion_template(args)
     out_dir = Path(args.out) if args.out else Path(args.model).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     # optimize converts many candidates: its child may write beneath the output folder
-    from dataclasses import replace
-
-    request = replace(request, max_float_nodes=args.max_float_nodes)
-    kwargs = dict(budget_cosine=args.budget_cosine, out_dir=args.out, accuracy_budget=args.accuracy_budget,
+    kwargs = dict(data=data_source_of(args), budget_cosine=args.budget_cosine, out_dir=args.out,
+                  accuracy_budget=args.accuracy_budget, max_float_nodes=args.max_float_nodes,
                   providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
-    result, data = _run(args, lambda progress: _in_child("optimize_entry", (request, config, kwargs), progress,
+    result, data = _run(args, lambda progress: _in_child("optimize_entry", (source_of(args), config, kwargs), progress,
                                                          writable=[out_dir]))
     if not args.json:
         rec = result.recommended

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from app.console import STAGE, StderrProgress, failure_json
 from app.errors import BadInput, StudioError, describe
-from app.flags import add_data_args, add_model_args, data_fields, model_fields
-from app.options import CONVERSION_OPTIONS, SEED, TUNING_OPTIONS, add_flags, fields_of
+from app.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED, add_flags, values_of
 from app.request import PRECISIONS, Precision
 
 
@@ -35,7 +35,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from converters.base import target_names
+    from converters.base import all_converters, target_names
 
     parser = _Parser(prog="main.py", description="Model Deployment Studio: convert, verify and inspect models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -45,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
     c.add_argument("--precision", default=Precision.FP32.value, choices=list(PRECISIONS),
                    help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
-    add_flags(c, CONVERSION_OPTIONS)
+    for converter in all_converters():  # each target's options, as its converter declares them
+        group = c.add_argument_group(f"--to {converter.name}")
+        add_flags(group, tuple(o for o in converter.options if o.name not in _declared(c)))
     add_data_args(c)
-    add_flags(c, TUNING_OPTIONS)
+    add_flags(c, (ACCURACY_BUDGET, MAX_FLOAT_NODES))
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
@@ -105,14 +107,22 @@ def _quiet_libraries(debug: bool) -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
 
-def _request(args):
-    from app.request import ConversionRequest
+def _declared(parser: argparse.ArgumentParser) -> set[str]:
+    return {a.dest for a in parser._actions}
 
-    return ConversionRequest(
-        **model_fields(args), target=args.target, precision=args.precision,
-        **fields_of(args, CONVERSION_OPTIONS + TUNING_OPTIONS + (SEED,)), **data_fields(args),
+
+def _request(args):
+    """The :class:`~app.request.ConversionRequest` of ``convert``'s flags; a flag of another target's
+    option is one line (exit 2) rather than silently ignored."""
+    from app.request import ConversionRequest
+    from converters.base import all_options, check_options
+
+    request = ConversionRequest(
+        source_of(args), args.target, args.precision, values_of(args, all_options()), data=data_source_of(args),
         out_dir=args.out, overwrite=args.overwrite, keep_failed=args.keep_failed,
         ignore_memory_check=args.ignore_memory_check)
+    check_options(request)
+    return request
 
 
 def cmd_convert(args) -> int:

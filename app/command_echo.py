@@ -1,8 +1,8 @@
 """The command-line echo of a window job: the ``python main.py convert …`` line that reproduces a
 :class:`ConversionRequest` (what the window's "Copy CLI command" copies).
 
-Only options that differ from the CLI's defaults are written (the flags come from
-:mod:`app.options`), so the line reads like one a person would type; ``app.cli`` parses it back into
+Only options that differ from the CLI's defaults are written (the flags come from the options the
+target's converter declares), so the line reads like one a person would type; ``app.cli`` parses it back into
 an equal request (a test checks the round trip).
 """
 
@@ -12,8 +12,8 @@ import json
 import shlex
 import sys
 
-from app.options import CONVERSION_OPTIONS, DATA_OPTIONS, SEED, TUNING_OPTIONS, flags_of
-from app.request import ConversionRequest
+from app.options import DATA_OPTIONS, flags_of
+from app.request import ConversionRequest, DataSource, ModelSource
 from app.specs import TensorSpec
 
 def input_flag(spec: TensorSpec) -> str:
@@ -27,26 +27,42 @@ def dynamic_flag(name: str, axis: int, label: str) -> str:
     return f"{name}:{axis}:{label}"
 
 
-def convert_args(request: ConversionRequest) -> list[str]:
-    """The arguments after ``main.py`` that make ``python main.py`` run ``request``."""
-    r = request
-    args = ["convert", str(r.model_path), "--to", r.target, "--precision", r.precision]
-    for spec in r.inputs:
+def source_args(source: ModelSource) -> list[str]:
+    """The model and the flags that give its signature, network and trust choices (after ``convert``)."""
+    args = [str(source.path)]
+    for spec in source.inputs:
         args += ["--input", input_flag(spec)]
-    for name, axis, label in r.dynamic:
+    for name, axis, label in source.dynamic:
         args += ["--dynamic", dynamic_flag(name, axis, label)]
-    if r.arch:
-        args += ["--arch", r.arch]
-    if r.arch_kwargs:
-        args += ["--arch-kwargs", json.dumps(r.arch_kwargs_dict, separators=(",", ":"))]
-    args += flags_of(r, CONVERSION_OPTIONS + DATA_OPTIONS + TUNING_OPTIONS)
+    if source.arch:
+        args += ["--arch", source.arch]
+    if source.arch_kwargs:
+        args += ["--arch-kwargs", json.dumps(source.arch_kwargs_dict, separators=(",", ":"))]
+    for name in source.trusted_globals:
+        args += ["--trust-global", name]
+    for flag, on in (("--allow-pickle", source.allow_pickle), ("--unsafe-run-code-from-file", source.run_code_from_file)):
+        if on:
+            args.append(flag)
+    return args
+
+
+def data_args(data: DataSource | None) -> list[str]:
+    """``--data PATH`` and how to read it (nothing without data)."""
+    return flags_of(vars(data), DATA_OPTIONS) if data else []
+
+
+def convert_args(request: ConversionRequest) -> list[str]:
+    """The arguments after ``main.py`` that make ``python main.py`` run ``request``: the source, the
+    target and precision, the options its converter declares (:func:`converters.base.options_of`)."""
+    from converters.base import options_of
+
+    r = request
+    args = ["convert", *source_args(r.source), "--to", r.target, "--precision", str(r.precision)]
+    args += flags_of(dict(r.options), options_of(r.target)) + data_args(r.data)
     if r.out_dir:
         args += ["--out", str(r.out_dir)]
-    args += flags_of(r, (SEED,))
-    for name in r.trusted_globals:
-        args += ["--trust-global", name]
     for flag, on in (("--overwrite", r.overwrite), ("--keep-failed", r.keep_failed),
-                     ("--allow-pickle", r.allow_pickle), ("--unsafe-run-code-from-file", r.run_code_from_file)):
+                     ("--ignore-memory-check", r.ignore_memory_check)):
         if on:
             args.append(flag)
     return args

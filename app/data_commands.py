@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.console import StderrProgress
 from app.errors import BadInput
-from app.flags import add_data_args, add_model_args, data_fields, model_fields
+from app.flags import add_data_args, add_model_args, data_source_of, source_of
 
 
 def add_data_commands(sub) -> None:
@@ -42,19 +42,12 @@ def add_data_commands(sub) -> None:
     d.set_defaults(handler=cmd_diagnose)
 
 
-def source_request(args, target: str = "onnx"):
-    """A :class:`~app.request.ConversionRequest` naming the source model and data of ``args``."""
-    from app.request import ConversionRequest
-
-    return ConversionRequest(**model_fields(args), target=target, **data_fields(args))
-
-
 def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
     from app.evaluation import evaluate_artifacts
 
-    request, artifacts = payload
-    return evaluate_artifacts(request, artifacts, progress)
+    source, data, artifacts = payload
+    return evaluate_artifacts(source, data, artifacts, progress)
 
 
 def cmd_evaluate(args) -> int:
@@ -65,7 +58,8 @@ def cmd_evaluate(args) -> int:
         raise BadInput(f"{missing[0]}: no such artifact file")
     progress = StderrProgress()
     try:
-        result = run_job("app.data_commands:evaluate_entry", (source_request(args), list(args.artifacts)),
+        result = run_job("app.data_commands:evaluate_entry",
+                         (source_of(args), data_source_of(args), list(args.artifacts)),
                          progress=progress)
     finally:
         progress.done()
@@ -91,15 +85,15 @@ def cmd_evaluate(args) -> int:
     return code
 
 
-def fp32_reference(request, model, folder: Path) -> Path:
-    """The source as fp32 ONNX: the file itself, or an export into ``folder``."""
+def fp32_reference(source, model, folder: Path) -> Path:
+    """The source model (an :class:`~app.request.ModelSource`, loaded as ``model``) as fp32 ONNX: the
+    file itself, or an export into ``folder``."""
     if model.format == "onnx":
-        return Path(request.model_path)
-    from dataclasses import replace
-
+        return Path(source.path)
     from app.pipeline import convert
+    from app.request import ConversionRequest
 
-    return convert(replace(request, target="onnx", precision="fp32", out_dir=folder, calibration=None)).artifact
+    return convert(ConversionRequest(source, "onnx", "fp32", out_dir=folder)).artifact
 
 
 def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
@@ -110,13 +104,13 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     from app.evaluation import evaluation_part
     from app.loading import prepare_model
 
-    request, artifact, samples = payload
+    source, data_source, artifact, samples = payload
     progress = progress or (lambda stage, fraction=None: None)
-    source = prepare_model(request.source)
-    data, note = evaluation_part(request, source, [artifact])
+    model = prepare_model(source)
+    data, note = evaluation_part(data_source, model, [artifact])
     with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
         progress("fp32 reference", None)
-        reference = fp32_reference(request, source, Path(tmp))
+        reference = fp32_reference(source, model, Path(tmp))
         progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
         ranking = rank_nodes(reference, artifact, data.samples[:samples])
     return {"ranking": ranking, "samples": min(samples, len(data)), "data": data.describe(), "split": note}
@@ -132,7 +126,8 @@ def cmd_diagnose(args) -> int:
         raise BadInput("--samples and --top take positive numbers")
     progress = StderrProgress()
     try:
-        result = run_job("app.data_commands:diagnose_entry", (source_request(args), args.artifact, args.samples),
+        result = run_job("app.data_commands:diagnose_entry",
+                         (source_of(args), data_source_of(args), args.artifact, args.samples),
                          progress=progress)
     finally:
         progress.done()

@@ -150,31 +150,38 @@ def evaluate(source: LoadedModel, artifact: LoadedModel, data: DataSet,
     return compare_outputs(reference, run_all(artifact, data, "the artifact"), data)
 
 
-def evaluation_part(request, model, artifacts: list[Path]):
-    """The samples to evaluate on: the evaluation split when an artifact was calibrated on this data
-    (same path, same seed as its manifest records), else all of them. Returns (data, note)."""
-    from app.data import load_data
+def evaluation_part(data_source, model, artifacts: list[Path]):
+    """The samples of ``data_source`` (an :class:`app.request.DataSource`) to evaluate on: the
+    evaluation split when an artifact was calibrated on this data (same path, same seed as its
+    manifest records), else all of them. Returns (data, note)."""
     from app.manifest import read_manifest
 
-    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
+    data = data_source.read(model.inputs, model.outputs)
     for artifact in artifacts:
         recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
-        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(request.calibration).resolve():
+        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(data_source.path).resolve():
             seed = int(recorded.get("split_seed", 0))
             return data.split(seed)[1], (f"{artifact.name} was calibrated on part of this data: evaluated on the "
                                          f"other part (split seed {seed})")
     return data, "all samples"
 
 
-def evaluate_artifacts(request, artifacts: list[Path], progress=None) -> dict:
-    """Run the source of ``request`` and every artifact on the samples of its ``--data`` (the
-    ``evaluate --json`` object); an artifact that fails is reported, the others still evaluated."""
+def evaluate_artifacts(model_source, data_source, artifacts: list[Path], progress=None) -> dict:
+    """Run the source model (an :class:`app.request.ModelSource`) and every artifact on the samples of
+    ``data_source`` (``--data``; the ``evaluate --json`` object); an artifact that fails is reported,
+    the others still evaluated."""
+    from app.loading import prepare_model
+
+    return evaluate_on_data(prepare_model(model_source), data_source, artifacts, progress)
+
+
+def evaluate_on_data(source: LoadedModel, data_source, artifacts: list[Path], progress=None) -> dict:
+    """:func:`evaluate_artifacts` for a source model already loaded."""
     from app.errors import StudioError
-    from app.loading import load_model, prepare_model
+    from app.loading import load_model
 
     progress = progress or (lambda stage, fraction=None: None)
-    source = prepare_model(request.source)
-    data, note = evaluation_part(request, source, artifacts)
+    data, note = evaluation_part(data_source, source, artifacts)
     progress(f"run the source on {len(data)} samples", None)
     reference = run_all(source, data, "the source")
     rows = []

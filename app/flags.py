@@ -1,5 +1,6 @@
 """The flags several commands share: the source model and its signature (``model``, ``--input``,
-``--dynamic``, ``--arch``, trust choices), ``--data``; and the request fields they give."""
+``--dynamic``, ``--arch``, trust choices), ``--data``; and the typed values they give
+(:class:`~app.request.ModelSource`, :class:`~app.request.DataSource`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from app.options import DATA_OPTIONS, add_flags, fields_of, option
+from app.options import ACCURACY_BUDGET, DATA_OPTIONS, MAX_FLOAT_NODES, add_flags
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -38,29 +39,27 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None
 
 def add_budget_args(p: argparse.ArgumentParser, help_text: str) -> None:
     """``--accuracy-budget`` (with this command's ``help_text``) and the limit of its loop, ``--max-float-nodes``."""
-    add_flags(p, (replace(option("accuracy_budget"), help=help_text), option("max_float_nodes")))
+    add_flags(p, (replace(ACCURACY_BUDGET, help=help_text), MAX_FLOAT_NODES))
 
 
-def data_fields(args) -> dict:
-    """The :class:`~app.request.ConversionRequest` fields that :func:`add_data_args`' flags give."""
-    return fields_of(args, DATA_OPTIONS)
+def data_source_of(args):
+    """The :class:`~app.request.DataSource` that :func:`add_data_args`' flags give (None without ``--data``)."""
+    from app.request import DataSource
+
+    if getattr(args, "path", None) is None:
+        return None
+    return DataSource(**{o.name: getattr(args, o.name) for o in DATA_OPTIONS})
 
 
 def source_of(args):
-    """The :class:`~app.request.ModelSource` that :func:`add_model_args`' flags give."""
-    from app.request import ModelSource
-
-    fields = model_fields(args)
-    return ModelSource(path=fields.pop("model_path"), **fields)
-
-
-def model_fields(args) -> dict:
-    """The :class:`~app.request.ConversionRequest` fields that :func:`add_model_args`' flags give
-    (the source model and its signature), for every command that loads a model."""
+    """The :class:`~app.request.ModelSource` that :func:`add_model_args`' flags give: the source model,
+    its signature, its network and what the user trusted in it (every command that loads a model)."""
     from app.arch import parse_arch_kwargs
+    from app.request import ModelSource
     from app.specs import parse_dynamic, parse_input
 
-    return dict(model_path=args.model, inputs=tuple(parse_input(s) for s in args.input),
-                dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
-                arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()), allow_pickle=args.allow_pickle,
-                trusted_globals=tuple(args.trust_global), run_code_from_file=args.run_code_from_file)
+    return ModelSource(path=args.model, inputs=tuple(parse_input(s) for s in args.input),
+                       dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
+                       arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()),
+                       allow_pickle=args.allow_pickle, trusted_globals=tuple(args.trust_global),
+                       run_code_from_file=args.run_code_from_file)

@@ -275,7 +275,7 @@ def run_conversion(request, **kwargs):
         result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
         result.warnings[:0] = cautions
         names = [f.name for f in result.files] + [result.manifest.name]
-        files.check_targets([out_dir / n for n in names], source=Path(request.model_path), overwrite=request.overwrite)
+        files.check_targets([out_dir / n for n in names], source=Path(request.source.path), overwrite=request.overwrite)
         return place(result, out_dir)
     finally:
         files.remove_work_dir(work)

@@ -174,7 +174,7 @@ def _lighter(source: int, target: str, precision: str, room: int, from_onnx: boo
 
 def check_memory(request, source: int | None = None) -> list[str]:
     """Refuse (:class:`NotEnoughMemory`) a conversion that will not fit; return warnings when tight."""
-    path = Path(request.model_path)
+    path = Path(request.source.path)
     source = source_bytes(path) if source is None else source
     from_onnx = path.suffix.lower() == ".onnx"
     est = estimate(source, request.target, request.precision, from_onnx=from_onnx)
@@ -201,7 +201,7 @@ def disk_need(source: int, precision: str) -> tuple[int, int]:
 
 def check_disk(request, out_dir: Path, source: int | None = None) -> None:
     """Refuse (:class:`NotEnoughDisk`, naming the folder) when the output or temporary folder lacks room."""
-    source = source_bytes(Path(request.model_path)) if source is None else source
+    source = source_bytes(Path(request.source.path)) if source is None else source
     out_need, tmp_need = disk_need(source, request.precision)
     for folder, need, what in ((Path(out_dir), out_need, "output folder"),
                                (Path(tempfile.gettempdir()), tmp_need, "temporary folder (TMPDIR)")):
@@ -218,7 +218,7 @@ def check_disk(request, out_dir: Path, source: int | None = None) -> None:
 def preflight(request, out_dir: Path) -> list[str]:
     """The checks before a conversion starts: disk always, memory unless the request overrides it.
     Returns warnings (a tight fit); raises :class:`NotEnoughMemory` / :class:`NotEnoughDisk`."""
-    source = source_bytes(Path(request.model_path))
+    source = source_bytes(Path(request.source.path))
     check_disk(request, out_dir, source)
     if getattr(request, "ignore_memory_check", False):
         return []
@@ -319,7 +319,7 @@ def written_progress(progress, work: Path, request, every: float = 0.5):
     most every ``every`` seconds and only when it grew (multi-GB exports are quiet for minutes)."""
     import time
 
-    expected = disk_need(source_bytes(Path(request.model_path)), request.precision)[0]
+    expected = disk_need(source_bytes(Path(request.source.path)), request.precision)[0]
     state = {"stage": "", "shown": 0, "at": 0.0}
 
     def on_progress(stage: str, fraction: float | None = None) -> None:

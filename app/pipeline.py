@@ -20,7 +20,8 @@ from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import prepare_model
 from app.manifest import manifest_path_of
 from app.model import LoadedModel
-from app.request import ConversionRequest
+from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.request import ConversionRequest, DataSource
 from app.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
 from app.versions import tool_versions
 
@@ -106,14 +107,14 @@ def artifact_path(request: ConversionRequest) -> Path:
     """Where :func:`convert` places the request's primary artifact (to ask before replacing it)."""
     from converters.base import get_converter
 
-    source = Path(request.model_path)
+    source = Path(request.source.path)
     out_dir = Path(request.out_dir) if request.out_dir else source.parent
     return out_dir / get_converter(request.target)().artifact_name(model_stem(source), request.precision)
 
 
 def output_folder(request: ConversionRequest) -> Path:
     """Where the request's artifacts go: ``--out``, else beside the model."""
-    return Path(request.out_dir) if request.out_dir else Path(request.model_path).parent
+    return Path(request.out_dir) if request.out_dir else Path(request.source.path).parent
 
 
 def place(result: ConversionResult, out_dir: Path) -> ConversionResult:
@@ -132,17 +133,14 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     the caller to :func:`place` (a fenced child can write nowhere else). Without it, ``convert`` makes
     its own work folder and places the files itself.
     """
-    from converters.base import ConversionContext, get_converter
+    from converters.base import ConversionContext, check_options, get_converter
 
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
     started = time.perf_counter()
     converter_cls = get_converter(request.target)
-    from app.request import PRECISIONS
-
-    if request.precision not in PRECISIONS:
-        raise BadInput(f"--precision {request.precision!r}: choose {', '.join(PRECISIONS)}")
-    source_path = Path(request.model_path)
+    check_options(request)
+    source_path = Path(request.source.path)
     progress("load model", None)
     source_hash = files.sha256(source_path) if source_path.is_file() else None
     model = prepare_model(request.source)
@@ -155,7 +153,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     name = converter.artifact_name(model_stem(source_path), request.precision)
     files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
                         overwrite=request.overwrite)
-    calibration, evaluation = split_data(request, model, progress)
+    calibration, evaluation = split_data(request.data, model, SEED.of(request), progress)
     budget = _budget_of(request, evaluation)
     work = files.work_dir(out_dir) if own_work else Path(work)
     try:
@@ -173,14 +171,14 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
             ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
             reference = run_all(model, evaluation, "the source")
             scores = evaluate(model, converter.load_artifact(produced[0]), evaluation, reference)
-            ctx.record["data"] = {"source": str(request.calibration), "kind": evaluation.kind,
+            ctx.record["data"] = {"source": str(request.data.path), "kind": evaluation.kind,
                                   "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
-                                  "split_seed": request.seed, "notes": evaluation.notes}
+                                  "split_seed": SEED.of(request), "notes": evaluation.notes}
             if budget is not None:
                 from app.budget import meet_budget
 
                 produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
-                                                              budget, request.max_float_nodes)
+                                                              budget, MAX_FLOAT_NODES.of(request))
                 if budget_report["float_nodes"]:
                     ctx.stage("verify", None)
                     verification = _verify(ctx, produced)
@@ -229,32 +227,29 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
             files.remove_work_dir(work)
 
 
-def split_data(request: ConversionRequest, model: LoadedModel,
+def split_data(data: DataSource | None, model: LoadedModel, seed: int,
                progress: Progress | None = None) -> tuple[DataSet | None, DataSet | None]:
-    """The request's ``--data`` read for ``model`` and split into (calibration, evaluation) parts."""
-    if not request.calibration:
+    """``--data`` read for ``model`` and split into (calibration, evaluation) parts by ``seed``."""
+    if data is None:
         return None, None
-    from app.data import load_data
-
     if progress:
         progress("read data", None)
-    data = load_data(request.calibration, model.inputs, model.outputs, request.data_options())
-    return data.split(request.seed)
+    return data.read(model.inputs, model.outputs).split(seed)
 
 
 def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
     """The request's ``--accuracy-budget`` parsed and checked against the target and the data."""
-    if not request.accuracy_budget:
+    if not ACCURACY_BUDGET.of(request):
         return None
     from app.budget import AccuracyBudget
 
-    budget = AccuracyBudget.parse(request.accuracy_budget)
+    budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
     if request.target != "onnx" or request.precision not in ("fp16", "int8"):
         raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 (not {request.target} "
                        f"{request.precision})")
     budget.check_data(evaluation)
-    if request.max_float_nodes < 1:
-        raise BadInput(f"--max-float-nodes {request.max_float_nodes}: give at least 1")
+    if MAX_FLOAT_NODES.of(request) < 1:
+        raise BadInput(f"--max-float-nodes {MAX_FLOAT_NODES.of(request)}: give at least 1")
     return budget
 
 
@@ -277,7 +272,7 @@ def _verify(ctx, produced: list[Path], converter=None) -> Verification:
     converter = converter or get_converter(ctx.request.target)()
     precision = ctx.request.precision
     try:
-        return verify_artifact(ctx.model, lambda: converter.load_artifact(produced[0]), precision, seed=ctx.request.seed)
+        return verify_artifact(ctx.model, lambda: converter.load_artifact(produced[0]), precision, seed=SEED.of(ctx.request))
     except VerificationFailed as e:  # it does not run, or returns other shapes: failed, whatever the precision
         return Verification(precision, rel_l2=float("inf"), cosine=0.0, passed=False, enforced=True, failure=str(e))
 
@@ -326,14 +321,17 @@ def _try_other_exporter(converter, ctx, produced: list[Path], verification: Veri
 
 def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,
                    result: ConversionResult, record: dict) -> dict:
+    from converters.base import options_of
+
     return {
         "format_version": 1,
         "artifact": result.files[0].name,
         "files": [{"name": f.name, "sha256": files.sha256(f), "size_bytes": f.stat().st_size} for f in result.files],
         "target": request.target, "precision": request.precision, "status": result.status,
-        "source": {"path": str(Path(request.model_path).resolve()), "sha256": source_hash, "format": model.format},
+        "source": {"path": str(Path(request.source.path).resolve()), "sha256": source_hash, "format": model.format},
         "inputs": [s.to_json() for s in model.inputs], "outputs": [s.to_json() for s in model.outputs],
-        "options": request.recorded_options(), "recorded": record,
+        "options": {**request.recorded_options(), **{o.name: o.of(request) for o in options_of(request.target)}},
+        "recorded": record,
         "tools": tool_versions(),
         "verification": result.verification.to_json() if result.verification else None,
         "evaluation": result.evaluation.to_json() if result.evaluation else None,

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from app.bench.report import finish_axes
-from app.errors import BadInput
+from app.errors import BadInput, StudioError
 
 MAX_INPUT_BYTES = 50 * 2**20          # a manifest or a benchmark JSON larger than this is not ours
 MAX_FILES = 500
@@ -119,22 +119,29 @@ def current_machine() -> dict:
 def reproduce_command(manifest: dict) -> str:
     """The ``python main.py convert ...`` line that makes this artifact again (from its manifest)."""
     from app.command_echo import convert_command
-    from app.request import ConversionRequest
+    from app.request import ConversionRequest, DataSource, ModelSource
     from app.specs import TensorSpec
+    from converters.base import get_converter, options_of
 
     opts = manifest.get("options") or {}
     source = manifest.get("source") or {}
-    calibration = opts.get("calibration")
+    data = opts.get("data") or ({"path": opts["calibration"]} if opts.get("calibration") else None)  # before 0.4
+    model = ModelSource(Path(source.get("path", "MODEL")),
+                        inputs=tuple(TensorSpec.from_json(s) for s in opts.get("inputs") or []),
+                        dynamic=tuple((d[0], int(d[1]), d[2]) for d in opts.get("dynamic") or []),
+                        arch=opts.get("arch"), arch_kwargs=tuple((opts.get("arch_kwargs") or {}).items()))
+    target = manifest.get("target", "?")
+    try:
+        get_converter(target)
+        options = {o.name: opts[o.name] for o in options_of(target) if not o.is_default(opts.get(o.name))}
+    except StudioError:  # a target this version does not know: its name, nothing else
+        options = {}
+    if data:
+        tokenizer = data.get("tokenizer") or opts.get("tokenizer")
+        data = DataSource(Path(data["path"]), Path(tokenizer) if tokenizer else None,
+                          data.get("normalize") or opts.get("normalize"), int(data.get("limit") or 2000))
     request = ConversionRequest(
-        model_path=Path(source.get("path", "MODEL")), target=manifest.get("target", "?"),
-        precision=manifest.get("precision", "fp32"),
-        inputs=tuple(TensorSpec.from_json(s) for s in opts.get("inputs") or []),
-        dynamic=tuple((d[0], int(d[1]), d[2]) for d in opts.get("dynamic") or []),
-        arch=opts.get("arch"), arch_kwargs=tuple((opts.get("arch_kwargs") or {}).items()),
-        opset=opts.get("opset"), exporter=opts.get("exporter") or "dynamo",
-        quantization=opts.get("quantization"), calibration=Path(calibration) if calibration else None,
-        calibration_method=opts.get("calibration_method") or "minmax",
-        workspace_mb=opts.get("workspace_mb") or 4096, seed=opts.get("seed") or 0,
+        model, target, manifest.get("precision", "fp32"), options, data=data or None,
         out_dir=Path(manifest["_file"]).resolve().parent if manifest.get("_file") else None)
     return convert_command(request)
 

@@ -1,12 +1,15 @@
 """What a job works on, frozen and picklable (jobs take them across the process boundary): the
-source model (:class:`ModelSource`) and a conversion of it (:class:`ConversionRequest`), which the
-CLI and the window both build; the precisions (:class:`Precision`)."""
+source model (:class:`ModelSource`), real data for it (:class:`DataSource`) and a conversion of it
+(:class:`ConversionRequest`: source, target, precision, options), which the CLI and the window both
+build; the precisions (:class:`Precision`)."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from app.specs import TensorSpec
 
@@ -45,63 +48,106 @@ class ModelSource:
         return dict(self.arch_kwargs)
 
 
-@dataclass(frozen=True)
-class ConversionRequest:
-    """What to convert, to what, and how. Paths are as the user gave them."""
+class Options(Mapping):
+    """The options a request sets (name → value), frozen, hashable and picklable; an option left out
+    has the default its declaration gives (:meth:`app.options.Option.of`)."""
 
-    model_path: Path
-    target: str
-    precision: str = "fp32"
-    inputs: tuple[TensorSpec, ...] = ()
-    dynamic: tuple[tuple[str, int, str], ...] = ()
-    arch: str | None = None
-    arch_kwargs: tuple[tuple[str, object], ...] = ()
-    opset: int | None = None
-    exporter: str = "dynamo"
-    quantization: str | None = None          # int8: "dynamic" | "static" (default: static with calibration)
-    calibration: Path | None = None          # --data (alias --calibration): calibration + evaluation samples
+    __slots__ = ("_items",)
+
+    def __init__(self, values: Mapping | Iterable[tuple[str, Any]] = (), **more: Any) -> None:
+        merged = dict(values)
+        merged.update(more)
+        object.__setattr__(self, "_items", tuple(sorted(merged.items())))
+
+    def __getitem__(self, name: str) -> Any:
+        for key, value in self._items:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._items) == dict(other)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Options are frozen; use replace()")
+
+    def __reduce__(self):
+        return (Options, (self._items,))
+
+    def __repr__(self) -> str:
+        return f"Options({dict(self._items)!r})"
+
+    def replace(self, **changes: Any) -> "Options":
+        """These options with ``changes`` (a value of None drops the option: its default applies)."""
+        merged = dict(self._items)
+        merged.update(changes)
+        return Options({k: v for k, v in merged.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Real samples (``--data``) and how to read them: calibration for static int8 and the evaluation
+    of every artifact on its held-out part."""
+
+    path: Path
     tokenizer: Path | None = None            # --tokenizer: Hugging Face tokenizer folder for text data
     normalize: str | None = None             # --normalize: image normalisation (default per channel count)
-    data_limit: int = 2000                   # --data-limit: samples read at most
-    accuracy_budget: str | None = None       # --accuracy-budget: cosine=0.99 | top1-drop=1%
-    max_float_nodes: int = 32                # --max-float-nodes: limit of the budget loop
-    calibration_method: str = "minmax"       # static int8: minmax | entropy | percentile
+    limit: int = 2000                        # --data-limit: samples read at most
+
+    def read(self, inputs, outputs=()):
+        """The samples (:class:`app.data.DataSet`) for a model with these inputs and outputs."""
+        from app.data import DataOptions, load_data
+
+        return load_data(self.path, inputs, outputs, DataOptions(self.tokenizer, self.normalize, self.limit))
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "tokenizer": str(self.tokenizer) if self.tokenizer else None,
+                "normalize": self.normalize, "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """What to convert (:class:`ModelSource`), to what target and precision, with which of the
+    target's options (:class:`Options`, declared by its converter), on which real data, and where to."""
+
+    source: ModelSource
+    target: str
+    precision: Precision = Precision.FP32
+    options: Options = field(default_factory=Options)
+    data: DataSource | None = None           # --data: calibration + evaluation samples
     out_dir: Path | None = None
     overwrite: bool = False
     keep_failed: bool = False
-    allow_pickle: bool = False
-    trusted_globals: tuple[str, ...] = ()    # --trust-global: globals a full pickle may use beyond nn.Module classes
-    run_code_from_file: bool = False         # --unsafe-run-code-from-file: plain unpickling (files the user made)
-    workspace_mb: int = 4096                 # TensorRT builder workspace limit
     ignore_memory_check: bool = False        # --ignore-memory-check: run even if the estimate says it will not fit
-    seed: int = 0
 
-    @property
-    def source(self) -> ModelSource:
-        """The source model of this request."""
-        return ModelSource(Path(self.model_path), self.inputs, self.dynamic, self.arch, self.arch_kwargs,
-                           self.allow_pickle, self.trusted_globals, self.run_code_from_file)
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "precision", Precision(self.precision))
+        except ValueError:
+            from app.errors import BadInput
 
-    def data_options(self):
-        """How to read ``--data`` (:class:`app.data.DataOptions`)."""
-        from app.data import DataOptions
+            raise BadInput(f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)}") from None
+        if not isinstance(self.options, Options):
+            object.__setattr__(self, "options", Options(self.options))
 
-        return DataOptions(tokenizer=self.tokenizer, normalize=self.normalize, limit=self.data_limit)
-
-    @property
-    def arch_kwargs_dict(self) -> dict:
-        return dict(self.arch_kwargs)
+    def with_options(self, **changes: Any) -> "ConversionRequest":
+        """This request with some options changed (None: back to the default)."""
+        return replace(self, options=self.options.replace(**changes))
 
     def recorded_options(self) -> dict:
         """Everything that shapes the artifact, for the manifest."""
+        s = self.source
         return {
-            "inputs": [s.to_json() for s in self.inputs], "dynamic": [list(d) for d in self.dynamic],
-            "arch": self.arch, "arch_kwargs": self.arch_kwargs_dict, "trusted_globals": list(self.trusted_globals), "opset": self.opset,
-            "exporter": self.exporter, "quantization": self.quantization,
-            "calibration": str(self.calibration) if self.calibration else None,
-            "tokenizer": str(self.tokenizer) if self.tokenizer else None, "normalize": self.normalize,
-            "data_limit": self.data_limit, "accuracy_budget": self.accuracy_budget,
-            "max_float_nodes": self.max_float_nodes,
-            "calibration_method": self.calibration_method, "workspace_mb": self.workspace_mb,
-            "seed": self.seed,
+            "inputs": [t.to_json() for t in s.inputs], "dynamic": [list(d) for d in s.dynamic],
+            "arch": s.arch, "arch_kwargs": s.arch_kwargs_dict, "trusted_globals": list(s.trusted_globals),
+            **dict(self.options), "data": self.data.to_json() if self.data else None,
         }

@@ -1,8 +1,9 @@
 """What the window is working on, without Qt: the source model the user opened and what they trusted
-in it, its summary once inspected, and the last benchmark and sweep — with events the window's views
-observe (``session.events.model_loaded.connect(fn)``), as napari's ``ViewerModel`` is observed by
-its Qt widgets. The window drives it (``open``, ``loaded``, ``benchmarked`` …); the jobs themselves
-run in child processes (:mod:`app.jobs`)."""
+in it, its summary once inspected, the outcome of every conversion, and the last benchmark and sweep
+— with events the window's views observe (``session.events.model_loaded.connect(fn)``), as napari's
+``ViewerModel`` is observed by its Qt widgets. The window drives it (``open``, ``loaded``,
+``converted``, ``benchmarked`` …); the jobs themselves run in child processes (:mod:`app.jobs`), each
+named by a :class:`JobKey`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """A job of the window: what it does (``kind``) and on what (``name``), e.g. ``JobKey("convert",
+    "onnx int8")``, :data:`BENCHMARK`, ``JobKey("diagnose", "m.int8.onnx")``."""
+
+    kind: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}".rstrip()
+
+    @classmethod
+    def conversion(cls, target: str, precision: str) -> "JobKey":
+        return cls("convert", f"{target} {precision}")
+
+
+BENCHMARK = JobKey("benchmark")   # the window runs one benchmark at a time
+SWEEP = JobKey("sweep")           # and one deployment sweep
+
+
+@dataclass
+class Outcome:
+    """A finished conversion: its request, its result (an ``app.pipeline.ConversionResult``) or why it failed."""
+
+    request: Any                    # app.request.ConversionRequest
+    result: Any | None              # None when the job failed
+    message: str = ""
+
+    @property
+    def target(self) -> str:
+        return self.request.target
+
+    @property
+    def precision(self) -> str:
+        return str(self.request.precision)
+
+    @property
+    def artifact(self) -> Path | None:
+        return Path(self.result.artifact) if self.result is not None and self.result.artifact else None
+
+    @property
+    def verification_passed(self) -> bool:
+        v = self.result.verification if self.result is not None else None
+        return bool(v is not None and v.passed and self.result.status != "failed")
 
 
 class Event:
@@ -34,6 +81,8 @@ class SessionEvents:
     model_forgotten: Event = field(default_factory=Event)     # a different model is opened: drop its results
     model_loaded: Event = field(default_factory=Event)        # (summary: dict) the inspection's summary
     model_failed: Event = field(default_factory=Event)        # (message: str)
+    outcome_added: Event = field(default_factory=Event)       # (outcome: Outcome, replaced: int | None) a row
+    outcomes_cleared: Event = field(default_factory=Event)
     benchmark_finished: Event = field(default_factory=Event)  # (result: dict) the bench --json object
     sweep_finished: Event = field(default_factory=Event)      # (result: dict) the bench --sweep --json object
 
@@ -46,6 +95,7 @@ class Session:
     allow_pickle: bool = False
     trusted_globals: tuple[str, ...] = ()     # a pickle's globals the user approved in the dialog
     summary: dict | None = None               # the inspection summary (``inspect --json``)
+    outcomes: list[Outcome] = field(default_factory=list)   # one per target × precision, latest run
     last_benchmark: dict | None = None        # what File ▸ Export Report… reports beside the artifacts
     last_sweep: dict | None = None            # its proposals go into "Export for serving"
     events: SessionEvents = field(default_factory=SessionEvents, repr=False)
@@ -62,7 +112,34 @@ class Session:
 
     def forget(self) -> None:
         self.summary, self.last_benchmark = None, None
+        self.clear_outcomes()
         self.events.model_forgotten.emit()
+
+    def converted(self, request, result=None, message: str = "") -> Outcome:
+        """Record a finished conversion (``result``) or a failed one (``message``); a re-run of the same
+        target and precision replaces its outcome."""
+        outcome = Outcome(request, result, message)
+        replaced = next((i for i, o in enumerate(self.outcomes)
+                         if (o.target, o.precision) == (outcome.target, outcome.precision)), None)
+        if replaced is not None:
+            del self.outcomes[replaced]
+        self.outcomes.append(outcome)
+        self.events.outcome_added.emit(outcome, replaced)
+        return outcome
+
+    def clear_outcomes(self) -> None:
+        self.outcomes.clear()
+        self.events.outcomes_cleared.emit()
+
+    def outcome_for(self, target: str, precision: str) -> Outcome:
+        for o in self.outcomes:
+            if (o.target, o.precision) == (target, precision):
+                return o
+        raise KeyError(f"{target}/{precision}")
+
+    def artifacts(self) -> list[Path]:
+        """The artifacts of the finished conversions that are still on disk."""
+        return [o.artifact for o in self.outcomes if o.artifact is not None and o.artifact.exists()]
 
     def loaded(self, summary: dict) -> None:
         self.summary = summary

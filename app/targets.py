@@ -1,5 +1,5 @@
 """The deployment targets this machine offers: every registered converter with its availability,
-what it refuses, and per precision whether it is expected to be faster on this hardware.
+what it refuses, its options, and per precision whether it is expected to be faster on this hardware.
 
 One probe for the window's target grid and for ``python main.py targets``.
 """
@@ -20,6 +20,14 @@ class TargetChoice:
     reason: str = ""
     converter: type | None = field(default=None, compare=False, repr=False)
     advice: dict = field(default_factory=dict, compare=False)   # precision → "verdict: why" on this machine
+    options: tuple = ()                       # the app.options.Option declarations of its converter
+    servable: bool = False                    # Triton serves its artifacts
+    drawable: bool = False                    # Netron draws its artifacts
+
+    def options_in(self, values: dict) -> dict:
+        """The entries of ``values`` (option name → value) that this target takes."""
+        names = {o.name for o in self.options}
+        return {k: v for k, v in values.items() if k in names}
 
     def reason_for(self, precision: str, source_format: str | None) -> str:
         """Why ``precision`` cannot be built from ``source_format`` here; "" when it can."""
@@ -53,5 +61,6 @@ def probe_targets(hardware=None) -> list[TargetChoice]:
         except Exception as e:  # noqa: BLE001 - a broken optional backend is "unavailable", not a crash
             ok, why = False, f"{type(e).__name__}: {e}"
         advice = {p: advise(c.name, p, hw).text() for p in c.precisions}
-        choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c, advice))
+        choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c, advice,
+                                    tuple(c.options), c.servable, c.drawable))
     return choices

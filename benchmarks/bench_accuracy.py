@@ -67,12 +67,10 @@ def onnx_ms(path: Path, feeds: dict, runs: int) -> float:
 
 def convert(model_path: Path, precision: str, out: Path, **kw):
     from app.pipeline import convert as run
-    from app.request import ConversionRequest
-    from app.specs import parse_input
+    from tests.requests import request
 
-    inputs = tuple(parse_input(s) for s in kw.pop("inputs"))
-    return run(ConversionRequest(model_path=model_path, target="onnx", precision=precision, inputs=inputs,
-                                 out_dir=out, overwrite=True, **kw))
+    kw["data"] = kw.pop("calibration", None)
+    return run(request(model_path, "onnx", precision, out_dir=out, overwrite=True, **kw))
 
 
 def minilm(out: Path, runs: int, seq: int) -> dict:

@@ -115,7 +115,9 @@ def run_model(key: str, work: Path, args) -> dict:
         if calib is not None and precision == "int8":
             from dataclasses import replace
 
-            req = replace(req, calibration=calib)
+            from app.request import DataSource
+
+            req = replace(req, data=DataSource(calib))
         result = convert(req)
         artifacts.append(result.artifact)
         name = {"onnx": "ORT", "openvino": "OpenVINO IR"}[target] + f" {precision}"

@@ -38,16 +38,16 @@ BUDGET = 0.99
 
 def _request(state: Path, flags: list[str], target: str = "bench", precision: str = "fp32",
              quantization: str | None = None, out: Path | None = None):
-    from app.request import ConversionRequest
+    from app.request import ConversionRequest, ModelSource
     from app.specs import parse_dynamic, parse_input
 
     it = iter(flags)
     opts: dict[str, list[str]] = {"--arch": [], "--input": [], "--dynamic": []}
     for flag in it:
         opts[flag].append(next(it))
-    return ConversionRequest(model_path=state, target=target, precision=precision, quantization=quantization,
-                             inputs=tuple(parse_input(s) for s in opts["--input"]),
-                             dynamic=tuple(parse_dynamic(s) for s in opts["--dynamic"]), arch=opts["--arch"][0],
+    source = ModelSource(state, inputs=tuple(parse_input(s) for s in opts["--input"]),
+                         dynamic=tuple(parse_dynamic(s) for s in opts["--dynamic"]), arch=opts["--arch"][0])
+    return ConversionRequest(source, target, precision, {"quantization": quantization} if quantization else {},
                              out_dir=out, overwrite=True)
 
 

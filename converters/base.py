@@ -1,7 +1,9 @@
 """The converter interface, the registry, and the context a conversion runs in.
 
 Each target is one :class:`Converter` subclass in its own module. Subclasses register themselves
-(``__init_subclass__``) so the CLI's ``--to`` choices and the window's target list come from here.
+(``__init_subclass__``) and declare their precisions, sources and options, so the CLI's ``--to``
+choices and flags, the window's target grid and option form, and ``optimize``'s search space come
+from here (:func:`all_converters`, :func:`all_options`, :func:`options_of`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Callable, ClassVar
 
 from app.errors import Cancelled, UnsupportedCombination
 from app.model import LoadedModel
+from app.options import PIPELINE_OPTIONS, SEED, Option
 from app.request import ConversionRequest
 from app.specs import TensorSpec
 
@@ -62,7 +65,7 @@ class ConversionContext:
 
         from app.inputs import make_feeds
 
-        feeds = make_feeds(self.export_inputs, seed=self.request.seed, int_high=self.model.details.get("int_high", 2))
+        feeds = make_feeds(self.export_inputs, seed=SEED.of(self.request), int_high=self.model.details.get("int_high", 2))
         args = []
         for spec in self.export_inputs:
             t = torch.from_numpy(feeds[spec.name])
@@ -83,7 +86,10 @@ class Converter:
     sources: ClassVar[tuple[str, ...]] = ALL_SOURCES
     precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
     unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
+    options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (app.options.Option)
+    pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
     servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
+    drawable: ClassVar[bool] = True           # Netron draws its artifacts (the Graph tab)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -135,6 +141,28 @@ class Converter:
         raise UnsupportedCombination(f"{head}{': ' + why if why else ''}. Valid here: "
                                      + (", ".join(others) or "none"))
 
+    @classmethod
+    def search_space(cls, precision: str) -> list[dict[str, Any]]:
+        """The settings ``optimize`` tries at ``precision``: every combination of the choices of its
+        searchable options (a pinned one keeps its one value; one that matters only with another
+        option's value is tried only then). Pinned values of options it does not take are named too,
+        for the candidate's label; :meth:`options_in` keeps what a request takes."""
+        pinned = cls.pinned.get(precision, {})
+        combos: list[dict[str, Any]] = [dict(pinned)]
+        for o in cls.options:
+            if not o.searchable or (o.precisions and precision not in o.precisions) or o.name in pinned:
+                continue
+            combos = [{**c, o.name: v} for c in combos
+                      for v in (o.search_space() if not o.only_with or c.get(o.only_with[0]) == o.only_with[1]
+                                else (None,))]
+        return [{k: v for k, v in c.items() if v is not None} for c in combos]
+
+    @classmethod
+    def options_in(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The entries of ``settings`` that are options of this target."""
+        names = {o.name for o in cls.options}
+        return {k: v for k, v in settings.items() if k in names}
+
     def artifact_name(self, stem: str, precision: str) -> str:
         parts = [stem] + ([self.tag] if self.tag else []) + [precision]
         return ".".join(parts) + self.extension
@@ -174,6 +202,32 @@ def get_converter(name: str) -> type[Converter]:
 
 def target_names() -> list[str]:
     return [c.name for c in all_converters()]
+
+
+def all_options() -> tuple[Option, ...]:
+    """Every option of every target, each once (the ``convert`` flags, the window's form), then the
+    options of every target (:data:`app.options.PIPELINE_OPTIONS`)."""
+    seen: dict[str, Option] = {}
+    for c in all_converters():
+        for o in c.options:
+            if seen.setdefault(o.name, o) is not o:
+                raise TypeError(f"{c.__name__} declares another option named {o.name!r}")
+    return (*seen.values(), *PIPELINE_OPTIONS)
+
+
+def options_of(target: str) -> tuple[Option, ...]:
+    """The options that shape ``target``'s artifacts: its converter's, then those of every target."""
+    return (*get_converter(target).options, *PIPELINE_OPTIONS)
+
+
+def check_options(request: ConversionRequest) -> None:
+    """Raise :class:`UnsupportedCombination` when ``request`` sets an option its target does not take."""
+    takes = options_of(request.target)
+    foreign = [name for name in request.options if name not in {o.name for o in takes}]
+    if foreign:
+        flags = {o.name: o.flags[0] for o in all_options()}
+        raise UnsupportedCombination(f"{', '.join(flags.get(n, n) for n in foreign)} does not apply to --to "
+                                     f"{request.target}; its options: {', '.join(o.flags[0] for o in takes)}")
 
 
 def torch_module_of(model: LoadedModel):

@@ -18,8 +18,19 @@ from pathlib import Path
 
 from app.errors import ConversionFailed, first_line
 from converters import onnx_precision
+from app.options import Option
 from converters.base import ConversionContext, Converter, torch_module_of
 from converters.onnx_files import EXTERNAL_DATA_THRESHOLD, produced, save_onnx
+from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION
+
+EXPORTERS = ("dynamo", "torchscript")
+
+OPSET = Option("opset", ("--opset",), int, help="ONNX opset version (default: the exporter's)",
+               label="ONNX opset", default_label="exporter default", maximum=25)
+EXPORTER = Option("exporter", ("--exporter",), str, "dynamo", EXPORTERS,
+                  help="ONNX exporter (dynamo falls back to torchscript when it cannot capture the model)",
+                  label="ONNX exporter")
+EXPORT_OPTIONS = (OPSET, EXPORTER)      # every target that goes through an ONNX export
 
 
 
@@ -38,11 +49,11 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
     dynamic_axes = {s.name: dict(s.dynamic_axes) for s in ctx.inputs if s.dynamic_axes} or None
     param_bytes = sum(p.numel() * p.element_size() for p in torch_module_of(ctx.model).parameters())
     external = param_bytes > EXTERNAL_DATA_THRESHOLD
-    opset = ctx.request.opset
-    exporters = ["dynamo", "torchscript"] if ctx.request.exporter == "dynamo" else ["torchscript"]
+    opset = OPSET.of(ctx.request)
+    exporters = ["dynamo", "torchscript"] if EXPORTER.of(ctx.request) == "dynamo" else ["torchscript"]
     if ctx.model.format == "torchscript":
         exporters = ["torchscript"]  # the dynamo exporter takes Python modules, not ScriptModules
-        if ctx.request.exporter == "dynamo":
+        if EXPORTER.of(ctx.request) == "dynamo":
             ctx.record["exporter_note"] = "TorchScript sources are exported with the TorchScript exporter"
     if ctx.model.format == "torch-export":
         exporters = ["dynamo"]       # an ExportedProgram is what the dynamo exporter consumes
@@ -129,6 +140,7 @@ class OnnxConverter(Converter):
     name = "onnx"
     label = "ONNX"
     extension = ".onnx"
+    options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD)
 
     precision_sources = {"fp32": ("state-dict", "pickle", "torchscript", "torch-export")}
     unsupported_reasons = {"fp32:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt",

@@ -14,8 +14,20 @@ import warnings
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed
-from app.options import CALIBRATION_METHODS, QUANTIZATION_MODES
+from app.options import Option
 from converters.base import ConversionContext
+
+QUANTIZATION_MODES = ("dynamic", "static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+QUANTIZATION = Option(
+    "quantization", ("--quantization",), str, None, QUANTIZATION_MODES,
+    help="int8 mode (default: static QDQ with --data for convolutional models, else dynamic; TensorRT: static)",
+    searchable=True, precisions=("int8",), label="INT8 mode", default_label="automatic")
+CALIBRATION_METHOD = Option(
+    "calibration_method", ("--calibration-method",), str, "minmax", CALIBRATION_METHODS,
+    help="static int8: how activation ranges are read from the calibration samples",
+    searchable=True, precisions=("int8",), only_with=("quantization", "static"), label="Calibration method")
 
 
 
@@ -116,7 +128,7 @@ def quantization_mode(ctx: ConversionContext, src: Path, *, for_tensorrt: bool) 
     Why not static for transformers: on the pretrained all-MiniLM-L6-v2 with 88 real calibration
     sentences, static QDQ kept a mean cosine of 0.37 (attention-mask and softmax ranges) where
     dynamic per-channel kept 0.994."""
-    mode = ctx.request.quantization
+    mode = QUANTIZATION.of(ctx.request)
     if mode is None:
         convolutional = _count_ops(src, "Conv") > 0
         mode = "static" if for_tensorrt or (ctx.calibration is not None and convolutional) else "dynamic"
@@ -172,7 +184,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
                                     "slower than fp32 on CPU); --data DIR (real samples) makes automatic int8 static QDQ, which quantizes them")
         else:
             samples = _calibration(ctx)
-            method = ctx.request.calibration_method.lower()
+            method = CALIBRATION_METHOD.of(ctx.request).lower()
             if method not in CALIBRATION_METHODS:
                 raise BadInput(f"--calibration-method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
             ctx.stage(f"calibrate and quantize (static QDQ, {method}, {len(samples)} samples)")

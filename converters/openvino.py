@@ -34,6 +34,8 @@ from app.model import LoadedModel
 from app.runtimes import openvino as ov_runtime
 from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
 from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of
+from converters.onnx_export import EXPORT_OPTIONS
+from converters.onnx_precision import QUANTIZATION
 
 def nncf_module():
     """``import nncf`` with telemetry kept out (see :func:`openvino_module`)."""
@@ -55,6 +57,8 @@ class OpenVINOConverter(Converter):
     tag = "openvino"
     precisions = ("fp32", "fp16", "bf16", "int8")
     sources = ALL_SOURCES
+    options = (*EXPORT_OPTIONS, QUANTIZATION)     # the ONNX route's export; int8 is NNCF's static quantization
+    pinned = {"int8": {"quantization": "static"}}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -72,7 +76,7 @@ class OpenVINOConverter(Converter):
         precision = ctx.request.precision
         if precision not in INFERENCE_PRECISION:
             raise BadInput(f"--precision {precision}: OpenVINO takes {', '.join(self.precisions)}")
-        if precision == "int8" and ctx.request.quantization == "dynamic":
+        if precision == "int8" and QUANTIZATION.of(ctx.request) == "dynamic":
             raise BadInput("OpenVINO int8 is NNCF's static post-training quantization; drop --quantization dynamic "
                            "(give --calibration DIR with real samples)")
         model = self._convert_model(ctx, ov)

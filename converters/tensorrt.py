@@ -25,7 +25,13 @@ from app.specs import TensorSpec
 from app.runtimes import tensorrt as trt_runtime
 from app.runtimes.tensorrt import load_engine
 from app.runtimes import tensorrt_build
+from app.options import Option
 from converters.base import ALL_SOURCES, ConversionContext, Converter
+from converters.onnx_export import EXPORT_OPTIONS
+from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION
+
+WORKSPACE_MB = Option("workspace_mb", ("--workspace-mb",), int, 4096, help="TensorRT builder workspace limit (MiB)",
+                      metavar="MB")
 
 FORCE_HANDOFF_ENV = "DEPLOY_STUDIO_TENSORRT_HANDOFF"
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -49,6 +55,8 @@ class TensorRTConverter(Converter):
     extension = ".engine"
     precisions = ("fp32", "fp16", "int8")
     sources = ALL_SOURCES
+    options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD, WORKSPACE_MB)
+    pinned = {"int8": {"quantization": "static"}}   # explicit Q/DQ: TensorRT takes no dynamic int8
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -96,7 +104,7 @@ class TensorRTConverter(Converter):
         engine = ctx.work_dir / self.engine_name(stem, ctx.request.precision)
         try:
             info = tensorrt_build.build_engine(onnx_files[0], engine, inputs=build_inputs(ctx.inputs),
-                                               workspace_mb=ctx.request.workspace_mb, progress=ctx.progress,
+                                               workspace_mb=WORKSPACE_MB.of(ctx.request), progress=ctx.progress,
                                                should_cancel=ctx.should_cancel, precision=ctx.request.precision)
         except tensorrt_build.BuildCancelled:
             raise Cancelled("cancelled by the user") from None
@@ -128,9 +136,9 @@ class TensorRTConverter(Converter):
         script = ctx.work_dir / f"{base}.build_engine.py"
         script.write_bytes(Path(tensorrt_build.__file__).read_bytes())
         python_cmd = (f"python {shlex.quote(script.name)} {shlex.quote(onnx_name)} --engine {shlex.quote(engine_name)} "
-                      f"--inputs-json {shlex.quote(inputs_json.name)} --workspace-mb {ctx.request.workspace_mb}")
+                      f"--inputs-json {shlex.quote(inputs_json.name)} --workspace-mb {WORKSPACE_MB.of(ctx.request)}")
         trtexec = ctx.work_dir / f"{base}.trtexec.sh"
-        trtexec.write_text(trtexec_script(onnx_name, engine_name, ctx.inputs, ctx.request.workspace_mb, python_cmd,
+        trtexec.write_text(trtexec_script(onnx_name, engine_name, ctx.inputs, WORKSPACE_MB.of(ctx.request), python_cmd,
                                           trtexec.name))
         for f in (script, trtexec):
             f.chmod(0o755)
@@ -138,7 +146,7 @@ class TensorRTConverter(Converter):
                    if (shapes := profile_shapes(s))}
         ctx.record.update(
             handoff=True, handoff_reason=reason, tensorrt_engine=engine_name, tensorrt_profile=profile,
-            tensorrt_workspace_mb=ctx.request.workspace_mb,
+            tensorrt_workspace_mb=WORKSPACE_MB.of(ctx.request),
             handoff_files=[onnx_name, trtexec.name, script.name, inputs_json.name],
             handoff_message=(f"TensorRT is unavailable here — {reason}; wrote the TensorRT-ready {onnx_name} with "
                              f"{trtexec.name}, {script.name} and {inputs_json.name}; to build {engine_name}, run "

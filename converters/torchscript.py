@@ -152,6 +152,7 @@ class TorchScriptScript(Converter):
 _COMPILED = "a compiled archive"
 for _cls in (TorchScriptTrace, TorchScriptScript):
     _cls.precisions = ("fp32", "fp16", "bf16", "int8")
+    _cls.pinned = {"int8": {"quantization": "dynamic"}}   # torch.ao dynamic quantization of Linear/LSTM/GRU
     _cls.precision_sources = {"fp16": ("state-dict", "pickle"), "bf16": ("state-dict", "pickle"),
                               "int8": ("state-dict", "pickle")}
     _cls.unsupported_reasons = {

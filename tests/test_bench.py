@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,15 @@ FAST = ["--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds"
 def cnn_artifacts(tmp_path_factory, model_files) -> dict[str, Path]:
     """The CNN's state dict with an ONNX fp32 and a TorchScript artifact converted from it."""
     from app.pipeline import convert
-    from app.request import ConversionRequest
-    from app.specs import parse_dynamic, parse_input
+    from tests.requests import CNN
+    from tests.requests import request as make_request
 
     root = tmp_path_factory.mktemp("bench")
     state = root / "cnn.pt"
     state.write_bytes(model_files["cnn_state"].read_bytes())
     out = {"state": state}
     for key, target in (("onnx", "onnx"), ("trace", "torchscript-trace")):
-        req = ConversionRequest(model_path=state, target=target, inputs=(parse_input("x:1x3x32x32"),),
-                                dynamic=(parse_dynamic("x:0:batch"),), arch="tests.models:SmallCNN", out_dir=root)
+        req = make_request(state, target, **CNN, out_dir=root)
         out[key] = convert(req).artifact
     return out
 
@@ -206,14 +206,15 @@ def test_bench_missing_artifact_is_bad_input(cli, cnn_artifacts, tmp_path):
 
 
 # ---------------------------------------------------------------------------- the window's job, optimize
-def test_bench_job_payload_from_the_window(cnn_artifacts):
-    from app.bench.request import bench_job
+def test_bench_job_of_a_typed_request_from_the_window(cnn_artifacts):
+    from app.bench.harness import BenchConfig
+    from app.bench.request import BenchRequest, bench_job
+    from tests.requests import CNN, source
 
     stages = []
-    result = bench_job({"model": str(cnn_artifacts["state"]), "artifacts": [str(cnn_artifacts["onnx"])],
-                        "inputs": ["x:1x3x32x32"], "dynamic": ["x:0:batch"], "arch": "tests.models:SmallCNN",
-                        "arch_kwargs": {}, "allow_pickle": False, "batch": [1, 2], "warmup": 1, "runs": 4,
-                        "min_seconds": 0.0, "threads": None},
+    request = BenchRequest(source(cnn_artifacts["state"], **CNN), (cnn_artifacts["onnx"],),
+                           BenchConfig(batches=(1, 2), warmup=1, runs=4, min_seconds=0.0, threads=None))
+    result = bench_job(pickle.loads(pickle.dumps(request)),  # it crosses a process boundary as it is
                        progress=lambda stage, fraction=None: stages.append((stage, fraction)))
     json.dumps(result)  # plain data: it crosses a process boundary
     assert len(result["results"]) == 6  # eager, ONNX Runtime, OpenVINO × batch 1, 2

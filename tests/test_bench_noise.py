@@ -12,14 +12,13 @@ from tests.conftest import CNN_ARGS
 @pytest.fixture(scope="module")
 def onnx_cnn(tmp_path_factory, model_files):
     from app.pipeline import convert
-    from app.request import ConversionRequest
-    from app.specs import parse_dynamic, parse_input
+    from tests.requests import CNN
+    from tests.requests import request as make_request
 
     root = tmp_path_factory.mktemp("noise")
     state = root / "cnn.pt"
     state.write_bytes(model_files["cnn_state"].read_bytes())
-    req = ConversionRequest(model_path=state, target="onnx", inputs=(parse_input("x:1x3x32x32"),),
-                            dynamic=(parse_dynamic("x:0:batch"),), arch="tests.models:SmallCNN", out_dir=root)
+    req = make_request(state, "onnx", **CNN, out_dir=root)
     return state, convert(req).artifact
 
 

@@ -74,7 +74,7 @@ def test_int8_static_with_calibration_folder_writes_qdq(workdir, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(4):
         np.save(calib / f"sample{i}.npy", rng.standard_normal((1, 3, 32, 32)).astype(np.float32))
-    result = convert(request(workdir["cnn_onnx"], "onnx", "int8", calibration=calib, out_dir=workdir["out"]))
+    result = convert(request(workdir["cnn_onnx"], "onnx", "int8", data=calib, out_dir=workdir["out"]))
     ops = {n.op_type for n in onnx.load(str(result.artifact)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     manifest = json.loads(result.manifest.read_text())

@@ -15,6 +15,7 @@ from app.inputs import make_feeds
 from app.jobs import run_conversion, run_job
 from app.loading import load_model
 from app.request import ConversionRequest
+from tests.requests import request as make_request
 from app.specs import TensorSpec
 
 X = (TensorSpec("x", "float32", (1, 32)),)
@@ -108,7 +109,7 @@ def test_verification_runs_the_source_and_releases_it_before_loading_the_artifac
 
 
 def _request(path, out, **kw) -> ConversionRequest:
-    return ConversionRequest(model_path=path, target="onnx", arch="tests.models:MLP", inputs=X, out_dir=out, **kw)
+    return make_request(path, "onnx", arch="tests.models:MLP", inputs=X, out_dir=out, **kw)
 
 
 def test_a_job_that_will_not_fit_is_refused_before_anything_starts(model_files, tmp_path, monkeypatch):
@@ -149,7 +150,7 @@ def test_the_estimate_grows_with_the_model_and_suggests_a_lighter_target(monkeyp
     assert small.calibrated and big.peak - small.peak == pytest.approx(3.9e9 * small.factor, rel=1e-6)
     assert memory.estimate(10**9, "tensorrt", "fp16").factor == memory.DEFAULT_FACTOR
     monkeypatch.setenv("DEPLOY_STUDIO_AVAILABLE_MEMORY", "9G")
-    request = ConversionRequest(model_path="big.onnx", target="tensorrt", precision="fp16")
+    request = make_request("big.onnx", "tensorrt", "fp16")
     with pytest.raises(memory.NotEnoughMemory, match=r"choose another target \(--to onnx --precision \w+ needs"):
         memory.check_memory(request, source=3 * 10**9)  # about 10.2 GB where 9 GB are available
 
@@ -214,8 +215,7 @@ def test_progress_tells_how_much_a_long_write_has_written(model_files, tmp_path)
 
 def test_quantization_and_fp16_keep_external_weights_external(model_files, tmp_path):
     for precision in ("fp16", "int8"):
-        request = ConversionRequest(model_path=model_files["cnn_onnx_external"], target="onnx", precision=precision,
-                                    out_dir=tmp_path / precision)
+        request = make_request(model_files["cnn_onnx_external"], "onnx", precision, out_dir=tmp_path / precision)
         result = run_conversion(request)
         assert result.status == "ok" and result.verification.passed
         names = [f.name for f in result.files]
@@ -227,8 +227,7 @@ def test_over_2_gb_the_pre_quantization_pass_is_skipped_with_the_reason(model_fi
     from converters import onnx_precision
 
     monkeypatch.setattr(onnx_precision, "PRE_PROCESS_LIMIT", 1000)  # the small model stands in for a big one
-    request = ConversionRequest(model_path=model_files["cnn_onnx_external"], target="onnx", precision="int8",
-                                out_dir=tmp_path)
+    request = make_request(model_files["cnn_onnx_external"], "onnx", "int8", out_dir=tmp_path)
     result = convert(request)
     assert result.status == "ok"
     assert any("skipped ONNX Runtime's pre-quantization pass" in w and "2 GB" in w for w in result.warnings)
@@ -318,7 +317,7 @@ def test_over_2_gb_int8_streams_the_weights_and_verifies(mlp_external, tmp_path,
     from converters import onnx_precision
 
     monkeypatch.setattr(onnx_precision, "PRE_PROCESS_LIMIT", 1000)  # the small model stands in for a big one
-    result = convert(ConversionRequest(model_path=mlp_external, target="onnx", precision="int8", out_dir=tmp_path))
+    result = convert(make_request(mlp_external, "onnx", "int8", out_dir=tmp_path))
     assert result.status == "ok" and result.verification.passed
     manifest = json.loads(result.manifest.read_text())
     assert manifest["recorded"]["int8_weights"] == "streamed from external data (2 MatMul/Gemm nodes)"

@@ -1,40 +1,69 @@
-"""The option catalogue (app/options.py) is the one source of the convert flags, the command-line echo
-and optimize's search space; it agrees with ConversionRequest's defaults."""
+"""The option catalogue: each converter declares its options (app.options.Option); the convert flags,
+the command-line echo, the window's form and optimize's search space come from those declarations."""
 
 from __future__ import annotations
 
-import dataclasses
+import pickle
 from pathlib import Path
+
+import pytest
 
 from app.cli import _request, build_parser
 from app.command_echo import convert_args
-from app.options import ALL_OPTIONS, search_space
-from app.request import PRECISIONS, ConversionRequest, Precision
-
-
-def test_every_option_default_is_the_request_default():
-    defaults = {f.name: f.default for f in dataclasses.fields(ConversionRequest)}
-    for o in ALL_OPTIONS:
-        assert o.field in defaults, o.field
-        assert o.default == defaults[o.field], o.field
+from app.errors import BadInput, UnsupportedCombination
+from app.request import PRECISIONS, ConversionRequest, DataSource, ModelSource, Options, Precision
+from converters.base import all_options, check_options, get_converter, options_of
 
 
 def test_every_option_round_trips_through_the_command_line():
-    changed = {"opset": 17, "exporter": "torchscript", "quantization": "static", "calibration": Path("data"),
-               "tokenizer": Path("tok"), "normalize": "unit", "data_limit": 64, "accuracy_budget": "cosine=0.99",
+    changed = {"opset": 17, "exporter": "torchscript", "quantization": "static", "accuracy_budget": "cosine=0.99",
                "max_float_nodes": 4, "calibration_method": "entropy", "workspace_mb": 1024, "seed": 3}
-    assert set(changed) == {o.field for o in ALL_OPTIONS}
-    request = ConversionRequest(model_path=Path("m.onnx"), target="onnx", precision="int8", **changed)
+    assert set(changed) == {o.name for o in all_options()}
+    request = ConversionRequest(ModelSource(Path("m.onnx")), "tensorrt", "int8", changed,
+                                data=DataSource(Path("data"), Path("tok"), "unit", 64), out_dir=Path("out"),
+                                overwrite=True, keep_failed=True, ignore_memory_check=True)
     args = convert_args(request)
-    assert _request(build_parser().parse_args(args[1:] if args[0] != "convert" else args)) == request
-    plain = ConversionRequest(model_path=Path("m.onnx"), target="onnx")
+    assert _request(build_parser().parse_args(args)) == request
+    plain = ConversionRequest(ModelSource(Path("m.onnx")), "onnx")
     assert convert_args(plain) == ["convert", "m.onnx", "--to", "onnx", "--precision", "fp32"]
 
 
-def test_one_precision_enum_and_a_search_space_from_the_catalogue():
+def test_a_request_keeps_only_what_was_set_and_reads_defaults_from_the_declarations():
+    from converters.onnx_export import EXPORTER, OPSET
+
+    request = ConversionRequest(ModelSource(Path("m.pt")), "onnx", "int8", {"opset": 18})
+    assert OPSET.of(request) == 18 and EXPORTER.of(request) == "dynamo"
+    assert request.precision is Precision.INT8 and request.precision == "int8"
+    assert request.with_options(opset=None).options == Options()
+    assert pickle.loads(pickle.dumps(request)) == request and hash(request) == hash(pickle.loads(pickle.dumps(request)))
+    with pytest.raises(BadInput, match="--precision 'int4'"):
+        ConversionRequest(ModelSource(Path("m.pt")), "onnx", "int4")
+
+
+def test_an_option_of_another_target_is_refused_in_one_line():
+    with pytest.raises(UnsupportedCombination, match=r"--workspace-mb does not apply to --to onnx; its options: --opset"):
+        check_options(ConversionRequest(ModelSource(Path("m.pt")), "onnx", options={"workspace_mb": 1024}))
+    with pytest.raises(BadInput, match="--opset does not apply to --to torchscript-trace"):
+        _request(build_parser().parse_args(["convert", "m.pt", "--to", "torchscript-trace", "--opset", "17"]))
+
+
+def test_each_converter_declares_its_options_and_search_space():
+    assert [o.name for o in options_of("torchscript-trace")] == ["accuracy_budget", "max_float_nodes", "seed"]
+    assert {o.name for o in get_converter("tensorrt").options} >= {"workspace_mb", "quantization"}
+    assert get_converter("onnx").search_space("int8") == [
+        {"quantization": "dynamic"}, {"quantization": "static", "calibration_method": "minmax"},
+        {"quantization": "static", "calibration_method": "entropy"},
+        {"quantization": "static", "calibration_method": "percentile"}]
+    assert get_converter("onnx").search_space("fp16") == [{}]
+    assert [s["calibration_method"] for s in get_converter("tensorrt").search_space("int8")] == \
+        ["minmax", "entropy", "percentile"]
+    assert get_converter("openvino").search_space("int8") == [{"quantization": "static"}]
+    assert get_converter("torchscript-trace").search_space("int8") == [{"quantization": "dynamic"}]
+    assert get_converter("torchscript-trace").options_in({"quantization": "dynamic"}) == {}
+
+
+def test_one_precision_enum():
     assert PRECISIONS == ("fp32", "fp16", "bf16", "int8") and Precision("bf16") == "bf16"
-    assert search_space("calibration_method") == ("minmax", "entropy", "percentile")
-    assert search_space("workspace_mb") == (4096,)
 
 
 def test_servable_targets_come_from_the_converters():

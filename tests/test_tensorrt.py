@@ -50,12 +50,9 @@ def handoff(monkeypatch):
 
 def _convert(model: Path, out: Path, precision: str, *, inputs=(), dynamic=(), arch=None):
     from app.pipeline import convert
-    from app.request import ConversionRequest
-    from app.specs import parse_dynamic, parse_input
+    from tests.requests import request as make_request
 
-    request = ConversionRequest(model_path=model, target="tensorrt", precision=precision,
-                                inputs=tuple(parse_input(s) for s in inputs),
-                                dynamic=tuple(parse_dynamic(s) for s in dynamic), arch=arch, out_dir=out)
+    request = make_request(model, "tensorrt", precision, inputs=inputs, dynamic=dynamic, arch=arch, out_dir=out)
     return convert(request)
 
 

@@ -11,7 +11,7 @@ EMPTY = "Select a result to see it in full: path, verification, every warning, t
 
 
 def details_html(info) -> str:
-    """``info`` (a :class:`ui.results_table.ResultRow`) as HTML."""
+    """``info`` (an :class:`app.session.Outcome`) as HTML."""
     from app.command_echo import convert_command
 
     e = html.escape

@@ -9,6 +9,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
+from app.session import JobKey
 from ui.workers import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TERMINAL
 
 
@@ -17,7 +18,7 @@ class JobRow(QFrame):
 
     cancel_clicked = Signal()
 
-    def __init__(self, key: tuple[str, str], title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, key: JobKey, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.key = key
         self.state = QUEUED
@@ -107,7 +108,7 @@ class JobsView(QScrollArea):
         self.rows.clear()
         self._empty.show()
 
-    def add_job(self, key: tuple[str, str], title: str) -> JobRow:
+    def add_job(self, key: JobKey, title: str) -> JobRow:
         self._empty.hide()
         row = JobRow(key, title, self._body)
         self._layout.insertWidget(self._layout.count() - 1, row)
@@ -116,7 +117,8 @@ class JobsView(QScrollArea):
         return row
 
     def row_for(self, target: str, precision: str) -> JobRow:
-        return self.rows[(target, precision)]
+        """The row of the conversion to ``target`` at ``precision``."""
+        return self.rows[JobKey.conversion(target, precision)]
 
     @property
     def running(self) -> bool:

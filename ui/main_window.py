@@ -21,7 +21,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
-from app.session import Session
+from app.session import JobKey, Session
 from ui.details_pane import ResultDetails
 from ui.diagnosis_panel import DiagnosisPanel
 from ui.jobs_view import JobsView, LogPanel
@@ -69,8 +69,8 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         super().__init__(parent)
         self.settings = settings or Settings()
         self.session = Session()  # the source model, what the user trusted, the last results (Qt-free)
-        self.conversions: dict[tuple[str, str], ConversionJob] = {}
-        self.background_jobs: dict[tuple[str, str], BackgroundJob] = {}  # Triton folders and reports being written
+        self.conversions: dict[JobKey, ConversionJob] = {}
+        self.background_jobs: dict[JobKey, BackgroundJob] = {}  # sweeps, diagnoses, Triton folders, reports
         self.inspection: BackgroundJob | None = None
         self.bench: BackgroundJob | None = None
         self.dialog: QMessageBox | None = None       # the message box on screen, if any
@@ -80,7 +80,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self._painted = False
         self._targets_known = False
         self._charts_built = False
-        self._stage_logged: dict[tuple[str, str], str] = {}
+        self._stage_logged: dict[JobKey, str] = {}
         self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
         self._gpu_name = ""                 # the GPU, once the engine's child process has looked
 
@@ -131,7 +131,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         left_column.setMinimumWidth(380)
 
         self.jobs = JobsView()
-        self.results = ResultsTable()
+        self.results = ResultsTable(self.session)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Benchmark charts")
         self._latency_holder = _Holder("Latency chart: loading…")

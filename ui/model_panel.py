@@ -37,16 +37,6 @@ class Signature:
     edited: bool = False                                 # differs from what the model declared
     problems: list[str] = field(default_factory=list)    # why a conversion cannot start yet
 
-    def input_flags(self) -> list[str]:
-        from app.command_echo import input_flag
-
-        return [input_flag(s) for s in self.inputs]
-
-    def dynamic_flags(self) -> list[str]:
-        from app.command_echo import dynamic_flag
-
-        return [dynamic_flag(*d) for d in self.dynamic]
-
 
 class DimToggles(QWidget):
     """One checkable button per dimension: checked = the axis is dynamic."""

@@ -6,13 +6,13 @@ Double-click opens the artifact's folder; the context menu copies the path or th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidget, QTableWidgetItem, QWidget
 
+from app.session import Outcome, Session
 from ui.jobs_view import status_color
 from ui.model_panel import human_size
 
@@ -20,41 +20,19 @@ COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Co
            "Accuracy on data", "Top-1 (source → artifact)", "Warnings")
 
 
-@dataclass
-class ResultRow:
-    """What one row of the table stands for."""
-
-    request: object                 # ConversionRequest
-    result: object | None           # ConversionResult, None when the job failed
-    message: str = ""
-
-    @property
-    def target(self) -> str:
-        return self.request.target
-
-    @property
-    def precision(self) -> str:
-        return self.request.precision
-
-    @property
-    def artifact(self) -> Path | None:
-        return Path(self.result.artifact) if self.result is not None and self.result.artifact else None
-
-    @property
-    def verification_passed(self) -> bool:
-        v = self.result.verification if self.result is not None else None
-        return bool(v is not None and v.passed and self.result.status != "failed")
-
-
 class ResultsTable(QTableWidget):
-    """One row per finished job (failed ones too, in red, with the reason)."""
+    """One row per finished conversion (failed ones too, in red, with the reason): a view of the
+    session's outcomes (:class:`app.session.Outcome`), drawn as the session reports them."""
 
     open_folder_requested = Signal(str)
     export_requested = Signal(int)  # "Export for serving…" on this row: the window asks where
     diagnose_requested = Signal(int)  # "Where does the error come from?" on this row
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
+        self.session = session
+        session.events.outcome_added.connect(self._on_outcome_added)
+        session.events.outcomes_cleared.connect(lambda: self.setRowCount(0))
         self.setHorizontalHeaderLabels(COLUMNS)
         self.verticalHeader().hide()
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -68,26 +46,20 @@ class ResultsTable(QTableWidget):
         for i in range(len(COLUMNS) - 1):
             header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        self.rows: list[ResultRow] = []
         self.cellDoubleClicked.connect(self._on_cell_double_clicked)
         self.customContextMenuRequested.connect(self._on_context_menu_requested)
 
+    @property
+    def rows(self) -> list[Outcome]:
+        """The outcomes, in the table's row order."""
+        return self.session.outcomes
+
     # -- filling
-    def add_result(self, request, result) -> ResultRow:
-        return self._put(ResultRow(request, result))
-
-    def add_failure(self, request, message: str) -> ResultRow:
-        return self._put(ResultRow(request, None, message))
-
-    def _put(self, info: ResultRow) -> ResultRow:
-        for i, old in enumerate(self.rows):  # a re-run replaces the row of the same job
-            if (old.target, old.precision) == (info.target, info.precision):
-                self.removeRow(i)
-                del self.rows[i]
-                break
+    def _on_outcome_added(self, info: Outcome, replaced: int | None) -> None:
+        if replaced is not None:  # a re-run replaces the row of the same job
+            self.removeRow(replaced)
         row = self.rowCount()
         self.insertRow(row)
-        self.rows.append(info)
         r = info.result
         v = r.verification if r is not None else None
         if r is not None:
@@ -129,21 +101,13 @@ class ResultsTable(QTableWidget):
         if v is not None:
             verdict_item.setToolTip(full_text_tooltip([v.summary(), *([v.failure] if v.failure else []),
                                                        f"checks: {'; '.join(v.checks)}"]))
-        return info
-
-    def clear_results(self) -> None:
-        self.setRowCount(0)
-        self.rows.clear()
 
     # -- reading
-    def row_for(self, target: str, precision: str) -> ResultRow:
-        for info in self.rows:
-            if (info.target, info.precision) == (target, precision):
-                return info
-        raise KeyError(f"{target}/{precision}")
+    def row_for(self, target: str, precision: str) -> Outcome:
+        return self.session.outcome_for(target, precision)
 
     def artifacts(self) -> list[Path]:
-        return [i.artifact for i in self.rows if i.artifact is not None and i.artifact.exists()]
+        return self.session.artifacts()
 
     def can_export(self, row: int) -> bool:
         """Whether the row's artifact can become a Triton model folder (ONNX, TorchScript, a TensorRT plan)."""
@@ -239,4 +203,4 @@ def _num(value, digits: int = 3) -> str:
 
 
 def _out_dir(request) -> Path:
-    return Path(request.out_dir) if request.out_dir else Path(request.model_path).parent
+    return Path(request.out_dir) if request.out_dir else Path(request.source.path).parent

@@ -11,7 +11,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
 
-from app.options import CALIBRATION_METHODS, EXPORTERS, QUANTIZATION_MODES
 from app.request import PRECISIONS
 
 
@@ -141,28 +140,22 @@ class PathEdit(QWidget):
 
 
 class ConversionOptions(QGroupBox):
-    """Options shared by the jobs: ONNX opset and exporter, INT8 calibration, output folder."""
+    """The options shared by the jobs: one row per option the converters declare (built from their
+    declarations once the targets are probed: :meth:`set_catalogue`), the data set, the output folder.
+
+    Each option's widget is an attribute named after it (``options.opset``, ``options.quantization``)
+    and in :attr:`fields`; a choice option is a combo box (its unset default named, e.g. "automatic"),
+    an int option a spin box (0: the default)."""
 
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Options", parent)
         self.setAccessibleName("Conversion options")
-        form = QFormLayout(self)
-        self.opset = QSpinBox()
-        self.opset.setRange(0, 25)
-        self.opset.setSpecialValueText("exporter default")
-        self.opset.setAccessibleName("ONNX opset")
-        self.opset.setToolTip("ONNX opset version (0: the exporter's default)")
-        self.exporter = QComboBox()
-        self.exporter.addItems(list(EXPORTERS))
-        self.exporter.setAccessibleName("ONNX exporter")
-        self.exporter.setToolTip("dynamo falls back to torchscript when it cannot capture the model")
-        self.quantization = QComboBox()
-        self.quantization.addItems(["automatic", *QUANTIZATION_MODES])
-        self.quantization.setAccessibleName("INT8 quantization")
-        self.quantization.setToolTip("automatic: static QDQ for convolutional models given data, "
-                                     "dynamic per-channel for transformers")
+        self.fields: dict[str, QWidget] = {}
+        self._declared: dict = {}                 # option name → app.options.Option
+        self._pending: dict = {}                  # saved values for the options not built yet
+        self._form = form = QFormLayout(self)
         # the data set: calibration for static INT8 and evaluation of every artifact (--data)
         self.calibration = PathEdit("none: drop a data folder on the window", "Data folder")
         self.calibration.edit.setToolTip(
@@ -170,65 +163,127 @@ class ConversionOptions(QGroupBox):
             "(class subfolders give labels), or a .txt/.jsonl file of sentences with a tokenizer folder")
         self.tokenizer = PathEdit("only for sentences", "Tokenizer folder")
         self.tokenizer.edit.setToolTip("a Hugging Face tokenizer folder (tokenizer.json), read offline")
-        self.calibration_method = QComboBox()
-        self.calibration_method.addItems(list(CALIBRATION_METHODS))
-        self.calibration_method.setAccessibleName("Calibration method")
         self.out_dir = PathEdit("beside the model", "Output folder")
         self.overwrite = QCheckBox("Replace existing artifacts")
         self.overwrite.setChecked(False)  # unticked: Convert asks before it replaces a file
         self.overwrite.setAccessibleName("Replace existing artifacts")
-        form.addRow("ONNX opset:", self.opset)
-        form.addRow("ONNX exporter:", self.exporter)
-        form.addRow("INT8 mode:", self.quantization)
         form.addRow("Data…:", self.calibration)
         form.addRow("Tokenizer:", self.tokenizer)
-        form.addRow("Calibration method:", self.calibration_method)
         form.addRow("Output folder:", self.out_dir)
         form.addRow("", self.overwrite)
-        for signal in (self.opset.valueChanged, self.exporter.currentTextChanged,
-                       self.quantization.currentTextChanged, self.calibration.edit.textChanged,
-                       self.tokenizer.edit.textChanged,
-                       self.calibration_method.currentTextChanged, self.out_dir.edit.textChanged,
-                       self.overwrite.toggled):
+        for signal in (self.calibration.edit.textChanged, self.tokenizer.edit.textChanged,
+                       self.out_dir.edit.textChanged, self.overwrite.toggled):
             signal.connect(self.changed)
 
+    def __getattr__(self, name: str):
+        fields = self.__dict__.get("fields") or {}
+        if name in fields:
+            return fields[name]
+        raise AttributeError(name)
+
+    def set_catalogue(self, choices: list) -> None:
+        """One row per option the targets (:class:`app.targets.TargetChoice`) declare with a window label,
+        above the data rows, its tooltip naming the targets it shapes; saved values are restored."""
+        shapes: dict[str, list[str]] = {}
+        for choice in choices:
+            for o in choice.options:
+                if o.label and o.name not in self._declared:
+                    self._declared[o.name] = o
+                if o.label:
+                    shapes.setdefault(o.name, []).append(choice.label)
+        for row, (name, o) in enumerate(self._declared.items()):
+            if name in self.fields:
+                continue
+            widget = self._widget_for(o)
+            widget.setAccessibleName(o.label)
+            widget.setToolTip(f"{o.help or o.label}\nshapes: {', '.join(shapes[name])} ({o.flags[0]})")
+            self.fields[name] = widget
+            self._form.insertRow(row, f"{o.label}:", widget)
+        self.restore(self._pending)
+
+    def _widget_for(self, o) -> QWidget:
+        if o.choices:
+            box = QComboBox()
+            box.addItems(([o.default_label] if o.default is None else []) + [str(c) for c in o.choices])
+            if o.default is not None:
+                box.setCurrentText(str(o.default))
+            box.currentTextChanged.connect(self.changed)
+            return box
+        if o.type is int:
+            spin = QSpinBox()
+            spin.setRange(0, o.maximum or 1_000_000)
+            if o.default is None:
+                spin.setSpecialValueText(o.default_label)
+            else:
+                spin.setValue(int(o.default))
+            spin.valueChanged.connect(self.changed)
+            return spin
+        edit = QLineEdit("" if o.default is None else str(o.default))
+        edit.setPlaceholderText(o.default_label)
+        edit.textChanged.connect(self.changed)
+        return edit
+
+    def _value_of(self, name: str):
+        o, widget = self._declared[name], self.fields[name]
+        if isinstance(widget, QComboBox):
+            text = widget.currentText()
+            return None if o.default is None and text == o.default_label else o.type(text)
+        if isinstance(widget, QSpinBox):
+            return (widget.value() or None) if o.default is None else widget.value()
+        return o.type(widget.text()) if widget.text().strip() else None
+
     def values(self) -> dict:
-        """The options as ``ConversionRequest`` keyword arguments."""
+        """The option values set (name → value; those at their defaults left out), for
+        ``ConversionRequest.options``; each target keeps those it declares (``TargetChoice.options_in``)."""
+        return {n: v for n in self.fields if not self._declared[n].is_default(v := self._value_of(n))}
+
+    def data_source(self):
+        """The data folder and tokenizer as an ``app.request.DataSource`` (None when no folder is chosen)."""
         from pathlib import Path
 
-        mode = self.quantization.currentText()
-        return {
-            "opset": self.opset.value() or None,
-            "exporter": self.exporter.currentText(),
-            "quantization": None if mode == "automatic" else mode,
-            "calibration": Path(self.calibration.text()).expanduser() if self.calibration.text() else None,
-            "tokenizer": Path(self.tokenizer.text()).expanduser() if self.tokenizer.text() else None,
-            "calibration_method": self.calibration_method.currentText(),
-            "out_dir": Path(self.out_dir.text()).expanduser() if self.out_dir.text() else None,
-            "overwrite": self.overwrite.isChecked(),
-        }
+        from app.request import DataSource
+
+        if not self.calibration.text():
+            return None
+        tokenizer = Path(self.tokenizer.text()).expanduser() if self.tokenizer.text() else None
+        return DataSource(Path(self.calibration.text()).expanduser(), tokenizer=tokenizer)
+
+    def output_folder(self):
+        from pathlib import Path
+
+        return Path(self.out_dir.text()).expanduser() if self.out_dir.text() else None
 
     def state(self) -> dict:
         """What settings remember."""
-        return {"opset": self.opset.value(), "exporter": self.exporter.currentText(),
-                "quantization": self.quantization.currentText(), "calibration": self.calibration.text(),
-                "tokenizer": self.tokenizer.text(),
-                "calibration_method": self.calibration_method.currentText(), "out_dir": self.out_dir.text(),
-                "overwrite": self.overwrite.isChecked()}
+        state = dict(self._pending)
+        for name, widget in self.fields.items():
+            state[name] = widget.currentText() if isinstance(widget, QComboBox) else (
+                widget.value() if isinstance(widget, QSpinBox) else widget.text())
+        return {**state, "calibration": self.calibration.text(), "tokenizer": self.tokenizer.text(),
+                "out_dir": self.out_dir.text(), "overwrite": self.overwrite.isChecked()}
 
     def restore(self, state: dict) -> None:
-        try:
-            self.opset.setValue(int(state.get("opset", 0)))
-        except (TypeError, ValueError):
-            pass
-        for box, key in ((self.exporter, "exporter"), (self.quantization, "quantization"),
-                         (self.calibration_method, "calibration_method")):
-            if state.get(key) in [box.itemText(i) for i in range(box.count())]:
-                box.setCurrentText(state[key])
-        self.calibration.setText(str(state.get("calibration", "")))
-        self.tokenizer.setText(str(state.get("tokenizer", "")))
-        self.out_dir.setText(str(state.get("out_dir", "")))
-        self.overwrite.setChecked(bool(state.get("overwrite", False)))
+        state = dict(state or {})
+        for name, widget in self.fields.items():
+            if name not in state:
+                continue
+            value = state.pop(name)
+            if isinstance(widget, QComboBox):
+                if str(value) in [widget.itemText(i) for i in range(widget.count())]:
+                    widget.setCurrentText(str(value))
+            elif isinstance(widget, QSpinBox):
+                try:
+                    widget.setValue(int(value))
+                except (TypeError, ValueError):
+                    pass
+            else:
+                widget.setText(str(value))
+        for key, edit in (("calibration", self.calibration), ("tokenizer", self.tokenizer), ("out_dir", self.out_dir)):
+            if key in state:
+                edit.setText(str(state.pop(key)))
+        if "overwrite" in state:
+            self.overwrite.setChecked(bool(state.pop("overwrite")))
+        self._pending = {k: v for k, v in state.items() if k not in self.fields}
 
 
 class BenchmarkOptions(QGroupBox):

@@ -5,10 +5,8 @@ A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signa
 
 from __future__ import annotations
 
+from app.session import BENCHMARK, SWEEP
 from ui.workers import DONE
-
-BENCH_KEY = ("benchmark", "all")   # the jobs-view row of the benchmark
-SWEEP_KEY = ("sweep", "all")
 
 
 class Benchmarking:
@@ -26,26 +24,24 @@ class Benchmarking:
             blockers.append(f"batch sizes: {e}")
         return blockers
 
-    def benchmark_payload(self) -> dict:
-        sig = self.model.signature()
-        pass_inputs = self.model.inputs_must_be_given()
-        return {"model": str(self.model_path), "artifacts": [str(p) for p in self.results.artifacts()],
-                "inputs": sig.input_flags() if pass_inputs else [], "dynamic": sig.dynamic_flags(),
-                "arch": self.model.arch(), "arch_kwargs": self.model.arch_kwargs(),
-                "allow_pickle": self.allow_pickle, "trusted_globals": list(self.trusted_globals),
-                "batch": self.bench_options.batch_sizes(),
-                "warmup": self.bench_options.warmup.value(), "runs": self.bench_options.runs.value(),
-                "min_seconds": 0.5, "threads": None}
+    def bench_request(self):
+        """The :class:`app.bench.request.BenchRequest` of the Benchmark button: the source, every
+        artifact in the results table, the batch sizes and counts (raises ``BadInput``)."""
+        from app.bench.harness import BenchConfig
+        from app.bench.request import BenchRequest
+
+        config = BenchConfig(batches=tuple(self.bench_options.batch_sizes()), warmup=self.bench_options.warmup.value(),
+                             runs=self.bench_options.runs.value(), min_seconds=0.5, threads=None)
+        return BenchRequest(self.model_source(), tuple(self.results.artifacts()), config)
 
     def _on_benchmark_triggered(self) -> None:
-        from app.bench.request import bench_request
         from app.errors import BadInput
         from ui.workers import benchmark_job
 
         blockers = self.benchmark_blockers()
-        payload = self.benchmark_payload() if not blockers else None
+        request = None
         try:
-            request = bench_request(payload) if payload else None  # typed here: the child parses nothing
+            request = self.bench_request() if not blockers else None  # typed here: the child parses nothing
         except BadInput as e:
             blockers.append(str(e))
         if blockers:
@@ -53,20 +49,24 @@ class Benchmarking:
             return
         self.settings.set_value("choices/bench", self.bench_options.state())
         self.bench = benchmark_job(request, self)
-        self.jobs.add_job(BENCH_KEY, "Benchmark")
-        self._wire_job(BENCH_KEY, self.bench)
-        self.log.add(f"benchmark: source + {len(payload['artifacts'])} artifact(s), batch {payload['batch']}")
+        self.jobs.add_job(BENCHMARK, "Benchmark")
+        self._wire_job(BENCHMARK, self.bench)
+        self.log.add(f"benchmark: source + {len(request.artifacts)} artifact(s), "
+                     f"batch {list(request.config.batches)}")
         self.bench.start()
         self._update_actions()
 
-    def sweep_payload(self) -> dict:
-        """The benchmark payload's source fields, the artifacts, the grid, and where the result is saved."""
-        payload = {k: v for k, v in self.benchmark_payload().items() if k not in ("batch", "warmup", "runs", "min_seconds")}
+    def sweep_request(self):
+        """The :class:`app.bench.sweep.SweepRequest` of the Sweep tab (raises ``BadInput``)."""
+        from app.bench.sweep import SweepRequest
+
+        return SweepRequest(self.model_source(), tuple(self.results.artifacts()), tuple(self.sweep_panel.sweep_items()),
+                            self.sweep_panel.seconds.value(), self.sweep_panel.p99_budget_ms())
+
+    def sweep_file(self):
+        """Where the sweep's result is saved: beside the artifacts (``serve-bundle --from-sweep``, the report)."""
         artifacts = self.results.artifacts()
-        payload.update(sweep=self.sweep_panel.sweep_items(), seconds=self.sweep_panel.seconds.value(),
-                       p99_budget_ms=self.sweep_panel.p99_budget_ms(),
-                       save=str(artifacts[0].parent / f"{self.model_path.stem}.sweep.json") if artifacts else None)
-        return payload
+        return artifacts[0].parent / f"{self.model_path.stem}.sweep.json" if artifacts else None
 
     def _on_sweep_triggered(self) -> None:
         from app.errors import BadInput
@@ -75,17 +75,18 @@ class Benchmarking:
         blockers = [b for b in self.benchmark_blockers() if not b.startswith("batch sizes")]
         if not self.results.artifacts():
             blockers.append("convert first: the sweep measures artifacts")
-        if any(key == SWEEP_KEY for key in self.background_jobs):
+        if any(key == SWEEP for key in self.background_jobs):
             blockers.append("a sweep is running")
+        request = None
         try:
-            payload = self.sweep_payload() if not blockers else None
+            request = self.sweep_request() if not blockers else None
         except BadInput as e:
             blockers.append(str(e))
         if blockers:
             self.statusBar().showMessage(f"Cannot sweep: {blockers[0]}", 8000)
             return
-        self.log.add(f"sweep: {len(payload['artifacts'])} artifact(s), {' '.join(payload['sweep'])}")
-        self._start_background(SWEEP_KEY, "Deployment sweep", sweep_job(payload, self),
+        self.log.add(f"sweep: {len(request.artifacts)} artifact(s), {' '.join(request.sweep)}")
+        self._start_background(SWEEP, "Deployment sweep", sweep_job(request, self.sweep_file(), self),
                                self._on_sweep_done, self._on_sweep_failed)
 
     def _on_sweep_done(self, key, data: dict) -> None:
@@ -94,7 +95,7 @@ class Benchmarking:
 
     def _on_sweep_finished(self, data: dict) -> None:
         self.sweep_panel.set_result(data)
-        self.jobs.show_outcome(SWEEP_KEY, DONE, f"{len(data.get('points', []))} points")
+        self.jobs.show_outcome(SWEEP, DONE, f"{len(data.get('points', []))} points")
         for p in data.get("proposals", []):
             self.log.add(f"sweep {p['name']}: {p['why']}")
         self.tabs.setCurrentWidget(self._sweep_holder)
@@ -111,7 +112,7 @@ class Benchmarking:
 
     def _on_benchmark_finished(self, result: dict) -> None:
         rows = self.show_benchmark(result)
-        self.jobs.show_outcome(BENCH_KEY, DONE, f"{len(rows)} measurements")
+        self.jobs.show_outcome(BENCHMARK, DONE, f"{len(rows)} measurements")
         self._update_actions()
         self.benchmark_finished.emit(result)
 

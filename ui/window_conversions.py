@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from ui.window_bench import BENCH_KEY
+from app.session import BENCHMARK, JobKey
 from ui.workers import CANCELLED, DONE, FAILED, ConversionJob
 
 
@@ -32,9 +32,12 @@ class Conversions:
             problems.append("tick at least one target and precision")
         return problems
 
-    def build_request(self, target: str, precision: str):
-        """The :class:`ConversionRequest` for one ticked box, from everything the window shows."""
-        from app.request import ConversionRequest
+    def model_source(self):
+        """The source model as the window shows it (an ``app.request.ModelSource``): its signature where
+        the user must give or changed it, the dynamic axes the model does not declare itself, the
+        network of a state dict and what the user trusted; converting, benchmarking and sweeping all
+        load it from this."""
+        from app.request import ModelSource
 
         summary = self.model.summary or {}
         sig = self.model.signature()
@@ -42,12 +45,19 @@ class Conversions:
                     for i, d in enumerate(s.get("shape") or []) if isinstance(d, str)}
         pass_inputs = self.model.inputs_must_be_given()
         dynamic = [d for d in sig.dynamic if pass_inputs or (d[0], d[1]) not in declared]
-        return ConversionRequest(
-            model_path=self.model_path, target=target, precision=precision,
-            inputs=tuple(sig.inputs) if pass_inputs else (), dynamic=tuple(dynamic),
-            arch=self.model.arch(), arch_kwargs=tuple(self.model.arch_kwargs().items()),
-            allow_pickle=self.allow_pickle, trusted_globals=self.trusted_globals,
-            **self.options.values())
+        return ModelSource(self.model_path, inputs=tuple(sig.inputs) if pass_inputs else (),
+                           dynamic=tuple(dynamic), arch=self.model.arch(),
+                           arch_kwargs=tuple(self.model.arch_kwargs().items()),
+                           allow_pickle=self.allow_pickle, trusted_globals=self.trusted_globals)
+
+    def build_request(self, target: str, precision: str):
+        """The :class:`ConversionRequest` for one ticked box, from everything the window shows."""
+        from app.request import ConversionRequest
+
+        choice = next(c for c in self.targets.choices if c.name == target)
+        return ConversionRequest(self.model_source(), target, precision, choice.options_in(self.options.values()),
+                                 data=self.options.data_source(), out_dir=self.options.output_folder(),
+                                 overwrite=self.options.overwrite.isChecked())
 
     def _on_convert_triggered(self) -> None:
         from app.errors import BadInput
@@ -66,14 +76,17 @@ class Conversions:
             return
         self._confirm_and_start(requests)
 
-    @staticmethod
-    def _needs_data(requests: list) -> bool:
+    def _automatic_int8_without_data(self, request) -> bool:
+        """An int8 request whose target picks its int8 mode itself (``--quantization`` unset) with no data."""
+        choice = next(c for c in self.targets.choices if c.name == request.target)
+        return (request.precision == "int8" and request.data is None
+                and any(o.name == "quantization" for o in choice.options) and "quantization" not in request.options)
+
+    def _needs_data(self, requests: list) -> bool:
         """Automatic INT8 without data: the user must choose a folder or random data, knowingly."""
-        return any(r.precision == "int8" and r.quantization is None and r.calibration is None for r in requests)
+        return any(self._automatic_int8_without_data(r) for r in requests)
 
     def _ask_for_data(self, requests: list) -> QMessageBox:
-        from dataclasses import replace
-
         box = QMessageBox(QMessageBox.Icon.Question, "INT8 needs data",
                           "INT8 is calibrated and judged on real samples. Choose a data folder (images in class "
                           "folders, .npy/.npz files, or sentences with a tokenizer), or calibrate on random data — "
@@ -88,9 +101,8 @@ class Conversions:
         def answered(_result: int) -> None:
             self._on_dialog_finished(box)
             if box.clickedButton() is random:
-                self._confirm_and_start([replace(r, quantization="static") if r.precision == "int8"
-                                         and r.quantization is None and r.calibration is None else r
-                                         for r in requests])
+                self._confirm_and_start([r.with_options(quantization="static")
+                                         if self._automatic_int8_without_data(r) else r for r in requests])
             elif box.clickedButton() is choose:
                 self._choose_data_folder()
 
@@ -166,7 +178,7 @@ class Conversions:
         self.settings.set_value("choices/targets", self.targets.checked_keys())
         self.settings.set_value("choices/options", self.options.state())
         for request in requests:
-            key = (request.target, request.precision)
+            key = JobKey.conversion(request.target, request.precision)
             label = next((c.label for c in self.targets.choices if c.name == request.target), request.target)
             self.jobs.add_job(key, f"{label} · {request.precision.upper()}")
             job = ConversionJob(request, parent=self)
@@ -181,35 +193,34 @@ class Conversions:
         self.jobs.show_progress(key, stage, fraction)
         if self._stage_logged.get(key) != stage:
             self._stage_logged[key] = stage
-            self.log.add(f"{key[0]} {key[1]}: {stage}")
+            self.log.add(f"{key.name}: {stage}")
 
     def _on_job_succeeded(self, key, result) -> None:
-        if key == BENCH_KEY:
+        if key == BENCHMARK:
             self._on_benchmark_succeeded(result)
             return
-        request = self.conversions[key].request
-        self.results.add_result(request, result)
+        self.session.converted(self.conversions[key].request, result)
         v = result.verification
-        self.log.add(f"{key[0]} {key[1]}: wrote {result.artifact} ({result.size_bytes / 1e6:.2f} MB, "
+        self.log.add(f"{key.name}: wrote {result.artifact} ({result.size_bytes / 1e6:.2f} MB, "
                      f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
         for w in result.warnings:
-            self.log.add(f"{key[0]} {key[1]}: warning: {w}")
+            self.log.add(f"{key.name}: warning: {w}")
         self.jobs.show_outcome(key, DONE, "verified" if result.status == "ok" else result.status)
         self._refresh_graph()
 
     def _on_job_failed(self, key, state: str, message: str) -> None:
-        if key == BENCH_KEY:
+        if key == BENCHMARK:
             self.bench = None
         elif state == FAILED:
-            self.results.add_failure(self.conversions[key].request, message)
-        self.log.add(f"{key[0]} {key[1]}: {state}: {message}")
+            self.session.converted(self.conversions[key].request, message=message)
+        self.log.add(f"{key.name or key.kind}: {state}: {message}")
         self.jobs.show_outcome(key, state, message)
         self._update_actions()
 
     def _on_job_cancel_requested(self, key) -> None:
-        job = self.bench if key == BENCH_KEY else self.conversions.get(key) or self.background_jobs.get(key)
+        job = self.bench if key == BENCHMARK else self.conversions.get(key) or self.background_jobs.get(key)
         if job is not None:
-            self.log.add(f"{key[0]} {key[1]}: cancelling")
+            self.log.add(f"{key}: cancelling")
             job.cancel()
 
     def _on_cancel_all_triggered(self) -> None:

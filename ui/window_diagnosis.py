@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
+from app.session import JobKey
 from ui.workers import DONE, FAILED, BackgroundJob
 
 
@@ -18,20 +19,17 @@ class Diagnosis:
 
     def diagnose(self, row: int) -> BackgroundJob | None:
         """Rank the nodes of the row's fp16/int8 ONNX artifact by the error they add on the data."""
-        from dataclasses import replace
-
         from ui.workers import diagnosis_job
 
         info = self.results.rows[row]
-        data = info.request.calibration or self.options.values().get("calibration")
-        if not data:
+        data = info.request.data or self.options.data_source()
+        if data is None:
             self._show_message(QMessageBox.Icon.Information, "Diagnosis needs data",
                                "Ranking nodes by the error they add runs the model on real samples: choose a data "
                                "folder (Data…, or drop one on the window), then ask again.")
             return None
-        return self._start_background(("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}",
-                                      diagnosis_job(replace(info.request, calibration=Path(data)), info.artifact,
-                                                    parent=self),
+        return self._start_background(JobKey("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}",
+                                      diagnosis_job(info.request.source, data, info.artifact, parent=self),
                                       self._on_diagnosed, self._on_background_failed)
 
     def _on_diagnosed(self, key, result: dict) -> None:
@@ -39,14 +37,14 @@ class Diagnosis:
         self.jobs.show_outcome(key, DONE, f"{len(result['ranking'])} nodes compared")
         self.diagnosis.show_ranking(job.payload, result)
         self.tabs.setCurrentWidget(self.diagnosis)
-        self.log.add(f"diagnosis of {key[1]}: {len(result['ranking'])} nodes ranked by the error they add")
+        self.log.add(f"diagnosis of {key.name}: {len(result['ranking'])} nodes ranked by the error they add")
 
     def _on_background_failed(self, key, state: str, message: str) -> None:
         self.background_jobs.pop(key, None)
-        self.log.add(f"{key[0]} {key[1]}: {state}: {message}")
+        self.log.add(f"{key}: {state}: {message}")
         self.jobs.show_outcome(key, state, message)
         if state == FAILED:
-            self._show_message(QMessageBox.Icon.Warning, f"Cannot {key[0]} {key[1]}", message)
+            self._show_message(QMessageBox.Icon.Warning, f"Cannot {key}", message)
 
     def show_node(self, artifact: str, node: str, output: str = "") -> None:
         """Show ``artifact``'s graph in the Graph tab with ``node`` selected."""

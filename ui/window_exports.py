@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.session import JobKey
 from ui.workers import DONE, FAILED, BackgroundJob
 
 
@@ -33,11 +34,11 @@ class Exports:
         from_sweep = sweep.get("saved") if sweep else None
         if from_sweep:
             self.log.add(f"Triton settings for {artifact.name} from the sweep ({from_sweep})")
-        return self._start_background(("serving", artifact.name), f"Triton bundle · {artifact.name}",
+        return self._start_background(JobKey("serving", artifact.name), f"Triton bundle · {artifact.name}",
                                       serving_job(artifact, repo, overwrite, self, from_sweep=from_sweep),
                                       self._on_bundle_written, self._on_bundle_failed)
 
-    def _start_background(self, key: tuple[str, str], label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
+    def _start_background(self, key: JobKey, label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
         """Show ``job`` in the jobs list under ``key`` and start it; ``on_done(key, result)`` or
         ``on_failed(key, state, message)`` follows."""
         self.jobs.add_job(key, label)
@@ -57,7 +58,7 @@ class Exports:
         from app.errors import OutputExists
 
         job = self.background_jobs.pop(key, None)
-        self.log.add(f"Triton bundle for {key[1]}: {state}: {message}")
+        self.log.add(f"Triton bundle for {key.name}: {state}: {message}")
         self.jobs.show_outcome(key, state, message)
         if job is not None and isinstance(job.error, OutputExists):
             artifact, repo = job.payload
@@ -105,7 +106,7 @@ class Exports:
             html = Path(tempfile.mkdtemp(prefix="studio-report-")) / (out.stem + ".html")
         job = report_job(manifests, html, benches, self)
         job.pdf = out if html != out else None
-        return self._start_background(("report", out.name), f"Report · {out.name}", job,
+        return self._start_background(JobKey("report", out.name), f"Report · {out.name}", job,
                                       self._on_report_written, self._on_report_failed)
 
     def _on_report_written(self, key, written: dict) -> None:

@@ -207,7 +207,7 @@ class MenusAndActions:
         box.deleteLater()
 
     def _on_clear_results_triggered(self) -> None:
-        self.results.clear_results()
+        self.session.clear_outcomes()
         self._update_actions()
         self._refresh_graph()
 

@@ -95,8 +95,7 @@ class ModelLoading:
         return True
 
     def _on_model_forgotten(self) -> None:
-        self.model.clear()
-        self.results.clear_results()
+        self.model.clear()  # the session has dropped the results; the table has heard
         self.jobs.clear()
         if self.latency_chart is not None:
             self.latency_chart.set_rows([])

@@ -67,6 +67,7 @@ class StartUp:
         self._hardware = hardware_summary()  # /proc/cpuinfo, already read (and cached) by the probe
         self._show_hardware()
         self.targets.set_choices(choices)
+        self.options.set_catalogue(choices)
         self.targets.set_source_format(self.model.source_format)
         self.targets.set_checked_keys(self.settings.value("choices/targets", []))
         self._targets_known = True

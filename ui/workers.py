@@ -185,9 +185,10 @@ def benchmark_job(request, parent: QObject | None = None) -> BackgroundJob:
     return BackgroundJob(work, parent=parent)
 
 
-def sweep_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
-    """Sweep the artifacts in a child (``app.bench.sweep:sweep_job``); this process saves the result
-    to ``payload["save"]`` (for ``serve-bundle --from-sweep`` and the report)."""
+def sweep_job(request, save: Path | None, parent: QObject | None = None) -> BackgroundJob:
+    """Sweep (an :class:`app.bench.sweep.SweepRequest`) in a child (``app.bench.sweep:sweep_job``); this
+    process saves the ``bench --sweep --json`` object to ``save`` (for ``serve-bundle --from-sweep`` and
+    the report)."""
 
     def work(progress, should_cancel):
         import json
@@ -195,23 +196,24 @@ def sweep_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
         from app.files import atomic_write_text
         from app.jobs import run_job
 
-        data = run_job("app.bench.sweep:sweep_job", payload, progress=progress, should_cancel=should_cancel)
-        if payload.get("save"):
-            atomic_write_text(Path(payload["save"]), json.dumps(data, indent=2, default=str))
-            data["saved"] = str(payload["save"])
+        data = run_job("app.bench.sweep:sweep_job", request, progress=progress, should_cancel=should_cancel).to_json()
+        if save:
+            atomic_write_text(Path(save), json.dumps(data, indent=2, default=str))
+            data["saved"] = str(save)
         return data
 
     return BackgroundJob(work, parent=parent)
 
 
-def diagnosis_job(request, artifact: Path, samples: int = 8, parent: QObject | None = None) -> BackgroundJob:
-    """Rank ``artifact``'s nodes by the error they add on ``request``'s data
-    (``app.data_commands:diagnose_entry``) in a fenced child: it runs the model's code."""
+def diagnosis_job(source, data, artifact: Path, samples: int = 8, parent: QObject | None = None) -> BackgroundJob:
+    """Rank ``artifact``'s nodes by the error they add over ``source`` (an ``app.request.ModelSource``)
+    on ``data`` (a ``DataSource``; ``app.data_commands:diagnose_entry``) in a fenced child: it runs the
+    model's code."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.data_commands:diagnose_entry", (request, Path(artifact), samples),
+        return run_job("app.data_commands:diagnose_entry", (source, data, Path(artifact), samples),
                        progress=progress, should_cancel=should_cancel)
 
     job = BackgroundJob(work, parent=parent)

@@ -16,7 +16,7 @@ from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import artifact_precision, runners_for_artifact
 from app.errors import BadInput
 from app.model import LoadedModel
-from app.request import ModelSource
+from app.request import DataSource, ModelSource
 from app.runtimes.base import Runner
 from app.runtimes.onnxrt import OnnxRuntimeRunner, onnxruntime_providers, resolve_provider
 from app.runtimes.pytorch import TORCH_RUNTIMES, TorchRunner
@@ -47,7 +47,8 @@ def pick_providers(names: list[str] | None) -> list[str]:
 
 def benchmark(source: ModelSource, artifacts: list[Path], config: BenchConfig, *,
               providers: list[str] | None = None, device: str = "cpu", openvino: bool | None = None,
-              progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None) -> BenchResult:
+              data: DataSource | None = None, progress: Progress | None = None,
+              should_cancel: Callable[[], bool] | None = None) -> BenchResult:
     """Benchmark ``source`` and each of ``artifacts`` on the same inputs.
 
     Parameters
@@ -64,6 +65,9 @@ def benchmark(source: ModelSource, artifacts: list[Path], config: BenchConfig, *
         Where the torch runners run: ``cpu`` or ``cuda``.
     openvino
         Also time ``.onnx`` artifacts in OpenVINO (default: where OpenVINO is installed).
+    data
+        Real samples (``--data``): every artifact is also evaluated against the source on them (its
+        agreement and task accuracy beside its speed: ``BenchResult.evaluations``).
     progress, should_cancel
         Progress callback and cancellation check, as in :func:`app.pipeline.convert`.
     """
@@ -93,5 +97,21 @@ def benchmark(source: ModelSource, artifacts: list[Path], config: BenchConfig, *
     notes = list(dict.fromkeys(source.warnings))
     if side:
         notes.append(f"not artifacts, ignored: {', '.join(p.name for p in side)}")
-    return run_benchmark(baseline, runners, list(source.inputs), config, int_high=source.details.get("int_high", 2),
-                         progress=progress, should_cancel=should_cancel, notes=notes)
+    result = run_benchmark(baseline, runners, list(source.inputs), config, int_high=source.details.get("int_high", 2),
+                           progress=progress, should_cancel=should_cancel, notes=notes)
+    return result if data is None else with_evaluations(result, source, data, artifacts, progress)
+
+
+def with_evaluations(result: BenchResult, source: LoadedModel, data: DataSource, artifacts: list[Path],
+                     progress: Progress) -> BenchResult:
+    """``result`` with every artifact's agreement (and task accuracy) on the user's samples."""
+    from dataclasses import replace
+
+    from app.evaluation import evaluate_on_data
+
+    scores = evaluate_on_data(source, data, [Path(a) for a in artifacts], progress)
+    return replace(result, evaluations=tuple((r["artifact"], r["evaluation"]) for r in scores["artifacts"]
+                                             if r["evaluation"]),
+                   data=f"{scores['data']} ({scores['split']})",
+                   notes=result.notes + tuple(f"{Path(r['artifact']).name}: not evaluated on the data: {r['message']}"
+                                              for r in scores["artifacts"] if not r["evaluation"]))

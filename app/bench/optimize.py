@@ -16,7 +16,7 @@ import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
@@ -24,8 +24,8 @@ from app.bench.runners import runners_for_artifact
 from app.budget import AccuracyBudget
 from app.errors import BadInput, Cancelled, StudioError, describe
 from app.evaluation import EVALUATION_COLUMNS, evaluation_columns
-from app.options import search_space
-from app.request import ConversionRequest
+from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.request import ConversionRequest, DataSource, ModelSource
 from app.runtimes.base import Runner
 
 CONVERT_SHARE = 0.6  # of the progress bar: conversions first, then the benchmark
@@ -33,12 +33,19 @@ CONVERT_SHARE = 0.6  # of the progress bar: conversions first, then the benchmar
 
 @dataclass(frozen=True)
 class Candidate:
-    """One target × precision × quantization setting to try."""
+    """One target × precision × settings of its searchable options (``Converter.search_space``)."""
 
     target: str
     precision: str
-    quantization: str | None = None
-    calibration_method: str | None = None
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def quantization(self) -> str | None:
+        return dict(self.settings).get("quantization")
+
+    @property
+    def calibration_method(self) -> str | None:
+        return dict(self.settings).get("calibration_method")
 
     @property
     def label(self) -> str:
@@ -114,17 +121,7 @@ def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
                                 "batch": None, "artifact": None})
             continue
         for precision in conv.valid_precisions(source_format):
-            if precision != "int8":
-                out.append(Candidate(conv.name, precision))
-            elif conv.name == "onnx":
-                out.append(Candidate(conv.name, precision, "dynamic"))
-                out += [Candidate(conv.name, precision, "static", m) for m in search_space("calibration_method")]
-            elif conv.name == "tensorrt":
-                out += [Candidate(conv.name, precision, "static", m) for m in search_space("calibration_method")]
-            elif conv.name == "openvino":  # NNCF post-training quantization: its own range estimation
-                out.append(Candidate(conv.name, precision, "static"))
-            else:
-                out.append(Candidate(conv.name, precision, "dynamic"))
+            out += [Candidate(conv.name, precision, tuple(s.items())) for s in conv.search_space(precision)]
     return out, unavailable
 
 
@@ -135,28 +132,30 @@ def default_out_dir(model_path: Path) -> Path:
     return Path(model_path).parent / f"{model_stem(Path(model_path))}.optimize"
 
 
-def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: float = 0.99,
-             out_dir: Path | None = None, calibration: Path | None = None, providers: list[str] | None = None,
-             only: list[str] | None = None, openvino: bool | None = None, accuracy_budget: str | None = None,
-             progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None) -> OptimizeResult:
+def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | None = None,
+             budget_cosine: float = 0.99, accuracy_budget: str | None = None, max_float_nodes: int = 32,
+             out_dir: Path | None = None, providers: list[str] | None = None, only: list[str] | None = None,
+             openvino: bool | None = None, progress: Progress | None = None,
+             should_cancel: Callable[[], bool] | None = None) -> OptimizeResult:
     """Try every candidate, benchmark the ones that were built, recommend the fastest within budget.
 
     Parameters
     ----------
-    request
-        The source and its signature flags (as for ``convert``; target and precision are ignored).
+    source
+        The source model and its signature flags (as for ``convert``).
     config
         Benchmark settings (one batch size: the model's own, unless ``config.batches`` says otherwise).
     budget_cosine
         The lowest acceptable cosine similarity against the source.
     out_dir
         Where the artifacts go (default :func:`default_out_dir`); one sub-folder per candidate.
-    calibration
-        Data for static INT8 (random data otherwise, with a warning in each row); ``request.calibration``
-        (``--data``) works the same. With data, every candidate is also evaluated on its held-out part.
-    accuracy_budget
+    data
+        Real samples (``--data``): calibration for static INT8 (random data otherwise, with a warning in
+        each row); every candidate is also evaluated on their held-out part.
+    accuracy_budget, max_float_nodes
         With data: ``cosine=0.99`` or ``top1-drop=1%`` read on that evaluation (default: ``cosine=`` the
-        ``budget_cosine``); ONNX fp16/int8 candidates keep their worst nodes in float until it holds.
+        ``budget_cosine``); ONNX fp16/int8 candidates keep their worst nodes (at most ``max_float_nodes``)
+        in float until it holds.
     providers
         ONNX Runtime execution providers (default: all installed).
     only
@@ -171,23 +170,22 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
 
     from app.loading import prepare_model
     from app.pipeline import convert
+    from converters.base import get_converter
 
     if not 0.0 < budget_cosine <= 1.0:
         raise BadInput(f"--budget-cosine {budget_cosine}: give a number in (0, 1], e.g. 0.99")
-    if calibration:
-        request = replace(request, calibration=Path(calibration))
-    calibration = request.calibration
-    if accuracy_budget and not calibration:
+    if accuracy_budget and not data:
         raise BadInput(f"--accuracy-budget {accuracy_budget}: needs --data (real samples to measure accuracy on)")
-    if calibration:
+    if data:
         accuracy_budget = str(AccuracyBudget.parse(accuracy_budget or f"cosine={budget_cosine}"))
+    model_source = source
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
     config = config.with_threads()
-    out_dir = Path(out_dir) if out_dir else default_out_dir(request.model_path)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(model_source.path)
     progress("load model", 0.0)
     started = time.perf_counter()
-    source = prepare_model(request.source)
+    source = prepare_model(model_source)
     load_seconds = time.perf_counter() - started
     cands, failed = candidates_for(source.format)
     if openvino is False:
@@ -203,12 +201,15 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
         step = lambda stage, fraction=None, i=i, c=cand: progress(  # noqa: E731
             f"convert {c.label}: {stage}", CONVERT_SHARE * (i + (fraction or 0.0)) / len(cands))
         step("start")
-        looped = calibration and cand.target == "onnx" and cand.precision in ("fp16", "int8")
-        req = replace(request, target=cand.target, precision=cand.precision, quantization=cand.quantization,
-                      calibration=calibration,  # with data, every candidate is evaluated on it too
-                      accuracy_budget=accuracy_budget if looped else None,
-                      calibration_method=cand.calibration_method or "minmax",
-                      out_dir=out_dir / cand.slug, overwrite=True, keep_failed=False)
+        looped = bool(data) and cand.target == "onnx" and cand.precision in ("fp16", "int8")
+        options = get_converter(cand.target).options_in(dict(cand.settings))
+        if config.seed:
+            options[SEED.name] = config.seed   # the verification inputs follow the benchmark's --seed
+        if looped:
+            options.update({ACCURACY_BUDGET.name: accuracy_budget, MAX_FLOAT_NODES.name: max_float_nodes})
+        req = ConversionRequest(model_source, cand.target, cand.precision, options,
+                                data=data,  # with data, every candidate is evaluated on it too
+                                out_dir=out_dir / cand.slug, overwrite=True)
         try:
             result = convert(req, progress=step, should_cancel=should_cancel)
         except Cancelled:
@@ -242,7 +243,7 @@ def optimize(request: ConversionRequest, config: BenchConfig, *, budget_cosine: 
                           progress=lambda stage, f=None: progress(f"benchmark: {stage}",
                                                                    CONVERT_SHARE + (1 - CONVERT_SHARE) * (f or 0.0)),
                           should_cancel=should_cancel,
-                          notes=([] if calibration or not any(c.quantization == "static" for c in cands) else
+                          notes=([] if data or not any(c.quantization == "static" for c in cands) else
                                  ["static INT8 was calibrated on random data (no --data DIR): its accuracy "
                                   "on real inputs may differ"]))
     result = OptimizeResult(bench, budget_cosine, infos, tuple(failed), None, out_dir, accuracy_budget)

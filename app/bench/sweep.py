@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from app.errors import BadInput, Cancelled, describe
+from app.request import ModelSource
 
 SWEEP_KEYS = ("threads", "batch", "concurrency")
 MAX_POINTS = 200
@@ -345,22 +346,28 @@ def sweep_figure(data: dict):
     return fig
 
 
-def sweep_job(payload: dict, progress=None, should_cancel=None) -> dict:
-    """The window's sweep, run by :func:`app.jobs.run_job` in a child (``"app.bench.sweep:sweep_job"``).
+@dataclass(frozen=True)
+class SweepRequest:
+    """A deployment sweep (``bench --sweep``, the window's Sweep tab): the source model whose signature
+    gives the inputs, the artifacts, the grid items (``("threads=1,2", "batch=1,4")``), seconds per
+    point and an optional p99 budget."""
 
-    ``payload``: the benchmark payload's source fields (``model``, ``inputs``, ``dynamic``, ``arch``,
-    ``arch_kwargs``, ``allow_pickle``), ``artifacts``, ``sweep`` (``["threads=1,2", ...]``),
-    ``seconds`` and optional ``p99_budget_ms``. Returns the ``bench --sweep --json`` object (the
-    parent saves it: the fenced child writes nothing outside its work folder).
-    """
-    from app.bench.request import model_source
+    source: ModelSource
+    artifacts: tuple[Path, ...]
+    sweep: tuple[str, ...]
+    seconds: float = 1.0
+    p99_budget_ms: float | None = None
+
+
+def sweep_job(request: SweepRequest, progress=None, should_cancel=None) -> SweepResult:
+    """Run ``request`` in a child (``app.bench_commands:sweep_entry`` and the window's
+    ``app.bench.sweep:sweep_job``): the parent saves the result (the fenced child writes nothing
+    outside its work folder)."""
     from app.loading import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)
-    grid = parse_sweep(list(payload.get("sweep") or []))
+    grid = parse_sweep(list(request.sweep))
     progress("load model", None)
-    model = prepare_model(model_source(payload))
-    result = run_sweep(model, [Path(p) for p in payload.get("artifacts") or []], grid,
-                       seconds=float(payload.get("seconds", 1.0)), p99_budget_ms=payload.get("p99_budget_ms"),
-                       progress=progress, should_cancel=should_cancel)
-    return result.to_json()
+    model = prepare_model(request.source)
+    return run_sweep(model, list(request.artifacts), grid, seconds=request.seconds,
+                     p99_budget_ms=request.p99_budget_ms, progress=progress, should_cancel=should_cancel)

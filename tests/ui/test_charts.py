@@ -7,6 +7,7 @@ import csv
 import pytest
 from PySide6.QtGui import QImage
 
+from app.session import BENCHMARK
 from tests.ui.timing import ort_rows
 from tests.ui.user import click, convert, load_model, tick
 
@@ -87,7 +88,7 @@ def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, wo
     assert runners == {"cnn.onnx (source)", "cnn.fp16.onnx", "cnn.fp16.onnx [OpenVINO]"}
     assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino"}
     assert len(window.latency_chart.bars.opts["height"]) == len(runners)
-    assert window.tabs.currentWidget().isAncestorOf(window.latency_chart) and window.jobs.row_for("benchmark", "all").state == "done"
+    assert window.tabs.currentWidget().isAncestorOf(window.latency_chart) and window.jobs.rows[BENCHMARK].state == "done"
 
 
     # File ▸ Export Report… writes one HTML file with the artifact and this benchmark, off the UI thread

@@ -78,7 +78,7 @@ def test_drop_state_dict_give_architecture_and_convert(qtbot, window, workdir):
     assert names == {"cnn.fp32.onnx", "cnn.fp16.onnx", "cnn.trace.fp32.pt"}
     assert window.results.text(0, "Verification") == "passed"
     request = window.results.row_for("onnx", "fp16").request
-    assert request.dynamic == (("x", 0, "batch"),) and request.inputs[0].shape == (1, 3, 32, 32)
+    assert request.source.dynamic == (("x", 0, "batch"),) and request.source.inputs[0].shape == (1, 3, 32, 32)
     assert "onnx fp16: wrote" in window.log.text()
 
 
@@ -213,7 +213,7 @@ def test_full_pickle_asks_before_it_is_trusted(qtbot, window, workdir):
         answer(qtbot, box, QMessageBox.StandardButton.Yes)
     assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
     request = window.build_request("onnx", "fp32")
-    assert request.allow_pickle and request.trusted_globals == ("tests.models.MLP",)
+    assert request.source.allow_pickle and request.source.trusted_globals == ("tests.models.MLP",)
 
 
 def test_declining_a_pickle_loads_nothing(qtbot, window, workdir):
@@ -407,6 +407,7 @@ def test_a_model_named_on_the_command_line_opens_when_the_window_is_ready(qtbot,
 QUIT_PROBE = r"""
 import sys
 from pathlib import Path
+from app.session import JobKey
 from ui import app as ui_app
 model, out = Path(sys.argv[1]), sys.argv[2]
 a = ui_app.application([])
@@ -420,7 +421,7 @@ def convert(_message):
     w.options.out_dir.setText(out)
     w.convert_button.click()
 def progressed(key, stage, fraction):
-    if key == ("onnx", "fp16") and w.graph.panes[0].server is not None:
+    if key == JobKey.conversion("onnx", "fp16") and w.graph.panes[0].server is not None:
         print("busy", flush=True)
         sys.stdin.readline()  # the test has listed this process's children
         w.quit_action.trigger()  # Ctrl+Q in the middle of a conversion
