@@ -198,8 +198,10 @@ def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     details = {"opset": opset, "ir_version": proto.ir_version, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
                "operators": dict(ops.most_common()), "external_data": [p.name for p in data_files]}
+    from app.layers import gather_tables
+
     model = LoadedModel(path, "onnx", inputs, outputs, params, file_size_with_data(path, data_files),
-                        module=path, details=details)
+                        module=path, details=details, gather_tables=gather_tables(proto.graph))
     # verification's runs: external weights stay mapped (no pre-packed second copy of a big model)
     model.make_runner = lambda: OnnxRuntimeRunner(path, path.name, model=model, map_weights=bool(data_files))
     return model
