@@ -41,26 +41,34 @@ def _weights_only_problem(data: bytes) -> str | None:
     return None
 
 
-def check_pt2(path: Path, *, allow_pickle: bool = False, run_code_from_file: bool = False) -> list[str]:
+def check_pt2(path: Path, *, allow_pickle: bool = False, run_code_from_file: bool = False,
+              archive: zipfile.ZipFile | None = None) -> list[str]:
     """Refuse a ``.pt2`` whose loading would unpickle or load native code without approval.
 
     ``allow_pickle`` approves pickled weights/constants and legacy payloads that pass the
     weights-only unpickler (torch then unpickles the same bytes in full); custom/opaque objects and
-    AOTInductor libraries need ``run_code_from_file``. Returns notes for the user.
+    AOTInductor libraries need ``run_code_from_file``. ``archive``: the file's archive, already open
+    (the front door's, :mod:`app.loading`); else it is opened here. Returns notes for the user.
     """
     notes: list[str] = []
     try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-            for name in names:
-                refused = _entry_problem(z, name, allow_pickle, run_code_from_file)
-                if refused:
-                    raise UnsafeModelError(f"{path}: archive entry {name} {refused}")
-                if allow_pickle and _pickled_entry(z, name):
-                    notes.append(f"archive entry {name} is pickled; loaded after a weights-only check")
+        if archive is not None:
+            _check_entries(path, archive, allow_pickle, run_code_from_file, notes)
+        else:
+            with zipfile.ZipFile(path) as z:
+                _check_entries(path, z, allow_pickle, run_code_from_file, notes)
     except (zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"{path} is a damaged torch.export archive ({e}); re-export it") from None
     return notes
+
+
+def _check_entries(path: Path, z: zipfile.ZipFile, allow_pickle: bool, run_code: bool, notes: list[str]) -> None:
+    for name in z.namelist():
+        refused = _entry_problem(z, name, allow_pickle, run_code)
+        if refused:
+            raise UnsafeModelError(f"{path}: archive entry {name} {refused}")
+        if allow_pickle and _pickled_entry(z, name):
+            notes.append(f"archive entry {name} is pickled; loaded after a weights-only check")
 
 
 def _configs(z: zipfile.ZipFile) -> dict[str, dict]:

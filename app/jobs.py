@@ -262,7 +262,9 @@ def run_conversion(request, **kwargs):
 
     if kwargs.get("progress"):
         kwargs["progress"]("check memory and disk", None)
-    cautions = memory.preflight(request, out_dir)  # refuses what will not fit, before a child starts
+    # the model's size (an ONNX model's graph parsed for its external data) is reckoned once, here
+    source = memory.source_bytes(Path(request.source.path))
+    cautions = memory.preflight(request, out_dir, source)  # refuses what will not fit, before a child starts
     if cautions and kwargs.get("progress"):
         kwargs["progress"](cautions[0], None)
     existed = out_dir.exists()
@@ -270,7 +272,7 @@ def run_conversion(request, **kwargs):
     files.clean_stale_work_dirs(out_dir)
     work = files.work_dir(out_dir)
     if kwargs.get("progress"):
-        kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request)
+        kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request, source=source)
     try:
         result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
         result.warnings[:0] = cautions

@@ -86,11 +86,18 @@ def _exported_embedding_sizes(ep: Any) -> list[int]:
     return sizes
 
 
-def _onnx_embedding_sizes(model: LoadedModel) -> list[int]:
-    import onnx
+def gather_tables(graph: Any) -> tuple[tuple[str, int], ...]:
+    """(index input, rows) of each Gather in an ONNX graph whose table is an initializer."""
+    inits = {i.name: i for i in graph.initializer}
+    return tuple((n.input[1], int(inits[n.input[0]].dims[0])) for n in graph.node
+                 if n.op_type == "Gather" and len(n.input) > 1 and n.input[0] in inits and inits[n.input[0]].dims)
 
-    proto = onnx.load(str(model.path), load_external_data=False)
-    inits = {i.name: i for i in proto.graph.initializer}
+
+def _onnx_embedding_sizes(model: LoadedModel) -> list[int]:
+    tables = model.gather_tables
+    if tables is None:  # a model its loader did not read them for
+        import onnx
+
+        tables = gather_tables(onnx.load(str(model.path), load_external_data=False).graph)
     names = {s.name for s in model.inputs}
-    return [int(inits[n.input[0]].dims[0]) for n in proto.graph.node
-            if n.op_type == "Gather" and len(n.input) > 1 and n.input[1] in names and n.input[0] in inits]
+    return [rows for name, rows in tables if name in names]

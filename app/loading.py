@@ -1,12 +1,15 @@
-"""load_model(path, ...) -> LoadedModel for every supported file format: the front door.
+"""load(path, source) -> LoadedModel for every supported file format: the front door.
 
-Formats are recognised by content, not by extension (:func:`sniff_format`, which also runs the
-checks every file gets before any reader sees it: damaged or polyglot zips, zip bombs, forged
-safetensors headers): TorchScript and ``torch.export`` archives and ``torch.save`` files are zip
-archives told apart by their members; safetensors by its JSON header; ONNX by parsing the protobuf.
-Then one loader per format reads it (:mod:`app.loaders`; ONNX, IR and engines beside their
-runtimes in :mod:`app.runtimes`). Every ``torch.load`` is ``weights_only=True``; a full pickled
-module loads through the same unpickler with the globals the user approved (``app.unpickling``).
+The front door opens the file once (:func:`checked_file`): it recognises the format by content, not
+by extension, and runs the checks every file gets before any reader sees it — damaged or polyglot
+zips, zip bombs, the members' CRCs, forged safetensors headers. TorchScript and ``torch.export``
+archives and ``torch.save`` files are zip archives told apart by their members; safetensors by its
+JSON header; ONNX by parsing the protobuf. Then one loader per format (:data:`LOADERS`) reads it,
+handed what the front door learned (:class:`~app.loaders.checked.CheckedFile`: the open file, the
+open, checked archive) so that nothing is opened or checked twice: :mod:`app.loaders` for the torch
+formats, ONNX, IR and engines beside their runtimes in :mod:`app.runtimes`. Every ``torch.load`` is
+``weights_only=True``; a full pickled module loads through the same unpickler with the globals the
+user approved (``app.unpickling``).
 """
 
 from __future__ import annotations
@@ -14,24 +17,72 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from app.errors import BadInput, ModelLoadError, StudioError, describe
 from app.errors import first_line as _first_line
-from app.loaders.modules import output_specs, probe_outputs
-from app.loaders.torch_export import load_exported
-from app.loaders.torch_save import PickleTrust, load_state_dict, load_torch_save, read_safetensors
-from app.loaders.torchscript import load_torchscript
 from app.layers import embedding_sizes
+from app.loaders import safetensors, torch_export, torch_save, torchscript
+from app.loaders.checked import CheckedFile
+from app.loaders.modules import output_specs, probe_outputs
 from app.model import SUPPORTED, LoadedModel
 from app.request import ModelSource
 from app.runtimes.onnxrt import read_onnx
 from app.security import check_zip_sizes
 from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
+from app.unpickling import ZIP_MAGIC, check_not_polyglot
+
+def _onnx(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    return read_onnx(file.path, file.stream)
 
 
-def sniff_format(path: Path) -> str:
-    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino."""
+def _engine(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    from app.runtimes.tensorrt import load_engine
+
+    return load_engine(file.path)
+
+
+def _openvino_ir(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    from app.runtimes.openvino import load_ir
+
+    return load_ir(file.path)
+
+
+# one loader per format (sniff_format's names), each (checked file, source, guess inputs) -> LoadedModel;
+# "torch-save" reads state dicts and, through app.loaders.pickled, full pickled modules
+Loader = Callable[[CheckedFile, ModelSource, bool], LoadedModel]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A file format the studio reads: its loader, and whether Netron draws it as a graph (the Graph
+    tab; ``no_graph`` says why not)."""
+
+    load: Loader
+    label: str
+    no_graph: str = ""
+
+
+FORMATS: dict[str, Format] = {
+    "torchscript": Format(torchscript.load, "TorchScript"),
+    "torch-export": Format(torch_export.load, "torch.export (.pt2)"),
+    "torch-save": Format(torch_save.load, "torch.save", "a state dict or checkpoint holds weights but no graph"),
+    "safetensors": Format(safetensors.load, "safetensors", "a safetensors file holds weights but no graph"),
+    "onnx": Format(_onnx, "ONNX"),
+    "tensorrt": Format(_engine, "TensorRT engine", "Netron reads only the header of a TensorRT engine, not its layers"),
+    "openvino": Format(_openvino_ir, "OpenVINO IR", "the Graph tab serves one file; an IR is an .xml and its .bin"),
+}
+LOADERS: dict[str, Loader] = {kind: f.load for kind, f in FORMATS.items()}
+
+
+@contextmanager
+def checked_file(path: Path) -> Iterator[CheckedFile]:
+    """Open ``path`` once, sniff its format and run the checks; the file (and a zip's archive) stay
+    open, for the loader, until the ``with`` block ends. Raises ModelLoadError/UnsafeModelError."""
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
@@ -40,25 +91,48 @@ def sniff_format(path: Path) -> str:
     if size == 0:
         raise ModelLoadError(f"{path} is empty (0 bytes); re-export or re-download the model")
     try:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        stream = open(path, "rb")
     except OSError as e:
         raise ModelLoadError(f"{path}: cannot read ({e.strerror})") from None
-    from app.unpickling import ZIP_MAGIC, check_not_polyglot
-
-    if head[:4] == ZIP_MAGIC:
-        check_not_polyglot(path)
+    with stream:
         try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-                check_zip_sizes(path, z.infolist())
-                # torch's reader does not check the members' CRC32s: a flipped bit in the weights
-                # would load silently, so check them here (about 1 s per GB)
-                broken = z.testzip()
+            head = stream.read(16)
+        except OSError as e:
+            raise ModelLoadError(f"{path}: cannot read ({e.strerror})") from None
+        archive = _checked_archive(path, stream, head) if head[:4] == ZIP_MAGIC else None
+        try:
+            yield CheckedFile(path, _sniff(path, stream, head, size, archive), size, head, stream, archive)
+        finally:
+            if archive is not None:
+                archive.close()
+
+
+def _checked_archive(path: Path, stream: BinaryIO, head: bytes) -> zipfile.ZipFile:
+    """The zip archive in ``stream``, refused if it is a polyglot, a bomb or damaged (CRCs)."""
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
+    try:
+        check_not_polyglot(path, head=head, stream=stream, archive=archive)
+        try:
+            check_zip_sizes(path, archive.infolist())
+            # torch's reader does not check the members' CRC32s: a flipped bit in the weights
+            # would load silently, so check them here (about 1 s per GB)
+            broken = archive.testzip()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
             raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
         if broken is not None:
             raise ModelLoadError(f"{path} is damaged (checksum mismatch in {broken}); re-export or re-download it")
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def _sniff(path: Path, stream: BinaryIO, head: bytes, size: int, archive: zipfile.ZipFile | None) -> str:
+    if archive is not None:
+        names = archive.namelist()
         if any("/code/__torch__" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
             return "torchscript"
         if any(n.endswith("models/model.json") or n.endswith("archive_format") for n in names):
@@ -73,7 +147,7 @@ def sniff_format(path: Path) -> str:
         raise ModelLoadError(f"{path} looks like safetensors but its header claims {n:,} bytes in a "
                              f"{size:,}-byte file (truncated or forged); re-download it")
     if head[:1] == b"\x80" and path.suffix.lower() not in (".onnx",):
-        check_not_polyglot(path)
+        check_not_polyglot(path, head=head, stream=stream)
         return "torch-save"  # legacy (non-zip) torch.save or a plain pickle
     if path.suffix.lower() in (".engine", ".plan", ".trt"):
         return "tensorrt"
@@ -82,20 +156,29 @@ def sniff_format(path: Path) -> str:
     return "onnx"  # parsed (and rejected with a clear message if it is not ONNX) by the ONNX loader
 
 
-def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs: dict | None = None,
-               allow_pickle: bool = False, trusted_globals: tuple[str, ...] = (),
-               run_code_from_file: bool = False, guess_inputs: bool = True) -> LoadedModel:
-    """Load any supported model file. Raises :class:`ModelLoadError`/:class:`UnsafeModelError`.
+def sniff_format(path: Path) -> str:
+    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino, after
+    the checks every file gets (:func:`checked_file`)."""
+    with checked_file(Path(path)) as file:
+        return file.kind
 
-    ``allow_pickle`` approves nn.Module classes from torch.nn and ``arch`` in a full pickled module,
-    ``trusted_globals`` any other global it names; ``run_code_from_file`` unpickles without any
-    check (files the user made themselves). ``guess_inputs=False`` skips proposing (and
-    test-running) input shapes for bare modules, for callers about to set them from ``--input``.
+
+def load(path: str | os.PathLike, source: ModelSource, *, guess_inputs: bool | None = None) -> LoadedModel:
+    """Load any supported model file: sniffed and checked once, then read by its format's loader.
+    Raises :class:`ModelLoadError`/:class:`UnsafeModelError`.
+
+    ``source`` says what the user trusted (``allow_pickle`` approves nn.Module classes from torch.nn
+    and ``arch`` in a full pickled module, ``trusted_globals`` any other global it names;
+    ``run_code_from_file`` unpickles without any check: files the user made themselves) and the
+    network of a state dict (``arch``). ``guess_inputs=False`` skips proposing (and test-running)
+    input shapes for bare modules, for callers about to set them from ``--input`` (default: when
+    ``source`` gives no inputs).
     """
     path = Path(path)
+    guess = not source.inputs if guess_inputs is None else guess_inputs
     try:
-        return _load(path, arch, arch_kwargs, PickleTrust(allow_pickle, tuple(trusted_globals), run_code_from_file),
-                     guess_inputs)
+        with checked_file(path) as file:
+            return LOADERS[file.kind](file, source, guess)
     except StudioError:
         raise
     except MemoryError:
@@ -106,25 +189,14 @@ def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs:
                              f"supported model ({SUPPORTED})") from None
 
 
-def _load(path: Path, arch, arch_kwargs, trust: PickleTrust, guess_inputs: bool) -> LoadedModel:
-    kind = sniff_format(path)
-    if kind == "onnx":
-        return read_onnx(path)
-    if kind == "tensorrt":
-        from app.runtimes.tensorrt import load_engine
-
-        return load_engine(path)
-    if kind == "openvino":
-        from app.runtimes.openvino import load_ir
-
-        return load_ir(path)
-    if kind == "torchscript":
-        return load_torchscript(path, guess_inputs)
-    if kind == "torch-export":
-        return load_exported(path, trust)
-    if kind == "safetensors":
-        return load_state_dict(path, read_safetensors(path), arch, arch_kwargs, guess_inputs)
-    return load_torch_save(path, arch, arch_kwargs, trust, guess_inputs)
+def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs: dict | None = None,
+               allow_pickle: bool = False, trusted_globals: tuple[str, ...] = (),
+               run_code_from_file: bool = False, guess_inputs: bool = True) -> LoadedModel:
+    """:func:`load` with the source's choices as keywords (artifacts, tests)."""
+    source = ModelSource(Path(path), arch=arch, arch_kwargs=tuple((arch_kwargs or {}).items()),
+                         allow_pickle=allow_pickle, trusted_globals=tuple(trusted_globals),
+                         run_code_from_file=run_code_from_file)
+    return load(path, source, guess_inputs=guess_inputs)
 
 
 # formats whose input names the user may rename with --input (a graph's names are fixed in the file)
@@ -136,9 +208,7 @@ def prepare_model(source: ModelSource, *, runnable: bool = True) -> LoadedModel:
     ``--dynamic``: the one way ``inspect``, ``convert``, ``evaluate``, ``bench`` and the window read a
     source model. ``runnable=False`` (inspect) shows what a file holds even when it cannot run yet (a
     state dict without ``--arch``, inputs of unknown shape)."""
-    model = load_model(source.path, arch=source.arch, arch_kwargs=source.arch_kwargs_dict,
-                       allow_pickle=source.allow_pickle, trusted_globals=source.trusted_globals,
-                       run_code_from_file=source.run_code_from_file, guess_inputs=not source.inputs)
+    model = load(source.path, source)
     if runnable and model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])
     if runnable or source.inputs or source.dynamic:

@@ -215,10 +215,11 @@ def check_disk(request, out_dir: Path, source: int | None = None) -> None:
                                 f"{request.precision} writes about {gb(need)} there: free space, or use {hint}")
 
 
-def preflight(request, out_dir: Path) -> list[str]:
+def preflight(request, out_dir: Path, source: int | None = None) -> list[str]:
     """The checks before a conversion starts: disk always, memory unless the request overrides it.
-    Returns warnings (a tight fit); raises :class:`NotEnoughMemory` / :class:`NotEnoughDisk`."""
-    source = source_bytes(Path(request.source.path))
+    Returns warnings (a tight fit); raises :class:`NotEnoughMemory` / :class:`NotEnoughDisk`.
+    ``source``: :func:`source_bytes` of the request's model, where the caller has it."""
+    source = source_bytes(Path(request.source.path)) if source is None else source
     check_disk(request, out_dir, source)
     if getattr(request, "ignore_memory_check", False):
         return []
@@ -313,13 +314,15 @@ def explain_failure(error: StudioError, peak: int | None, folder: Path | None) -
     return better
 
 
-def written_progress(progress, work: Path, request, every: float = 0.5):
+def written_progress(progress, work: Path, request, every: float = 0.5, source: int | None = None):
     """(progress, tick) for a conversion: ``tick`` (called often by :func:`app.jobs.run_job`) adds how
     much the child has written to its work folder to the current stage — "wrote 1.2 / ~2.8 GB" — at
-    most every ``every`` seconds and only when it grew (multi-GB exports are quiet for minutes)."""
+    most every ``every`` seconds and only when it grew (multi-GB exports are quiet for minutes).
+    ``source``: :func:`source_bytes` of the request's model, where the caller has it."""
     import time
 
-    expected = disk_need(source_bytes(Path(request.source.path)), request.precision)[0]
+    source = source_bytes(Path(request.source.path)) if source is None else source
+    expected = disk_need(source, request.precision)[0]
     state = {"stage": "", "shown": 0, "at": 0.0}
 
     def on_progress(stage: str, fraction: float | None = None) -> None:

@@ -37,6 +37,9 @@ class LoadedModel:
     inputs_guessed: bool = False
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # ONNX: (input name, rows) of each initializer table a Gather indexes with a graph input, read
+    # with the graph by its loader (the embedding sizes then need no second parse of the file)
+    gather_tables: tuple[tuple[str, int], ...] | None = field(default=None, repr=False, compare=False)
     # set by the loader: this model in its runtime, an app.runtimes Runner (not loaded yet)
     make_runner: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
     _loaded_runner: tuple | None = field(default=None, init=False, repr=False, compare=False)

@@ -72,13 +72,6 @@ PAGE_GUARD_JS = r"""
 })();
 """
 
-# What netron 9 draws as a graph, by our format names (app.loading.sniff_format).
-DRAWABLE = {"onnx": "ONNX", "torchscript": "TorchScript", "torch-export": "torch.export (.pt2)"}
-NOT_DRAWABLE = {
-    "tensorrt": "Netron reads only the header of a TensorRT engine, not its layers",
-    "torch-save": "a state dict or checkpoint holds weights but no graph",
-    "safetensors": "a safetensors file holds weights but no graph",
-}
 
 # The child process: one netron server, its port on stdout, alive until its stdin closes.
 _CHILD = r"""
@@ -139,15 +132,14 @@ def check_drawable(path: str | os.PathLike) -> Drawability:
 @lru_cache(maxsize=256)
 def _check_drawable(path: str, size: int, mtime_ns: int) -> Drawability:
     # cached per (path, size, mtime): sniffing a zip checks its CRCs, ~1 s per GB
-    from app.loading import sniff_format
+    from app.loading import FORMATS, sniff_format
 
     try:
         kind = sniff_format(Path(path))
     except ModelLoadError as e:
         return Drawability(False, "", str(e))
-    if kind in DRAWABLE:
-        return Drawability(True, kind)
-    return Drawability(False, kind, NOT_DRAWABLE.get(kind, f"Netron does not draw {kind} files"))
+    why_not = FORMATS[kind].no_graph if kind in FORMATS else f"Netron does not draw {kind} files"
+    return Drawability(not why_not, kind, why_not)
 
 
 def model_files(path: Path) -> list[Path]:

@@ -21,8 +21,6 @@ class TargetChoice:
     converter: type | None = field(default=None, compare=False, repr=False)
     advice: dict = field(default_factory=dict, compare=False)   # precision → "verdict: why" on this machine
     options: tuple = ()                       # the app.options.Option declarations of its converter
-    servable: bool = False                    # Triton serves its artifacts
-    drawable: bool = False                    # Netron draws its artifacts
 
     def options_in(self, values: dict) -> dict:
         """The entries of ``values`` (option name → value) that this target takes."""
@@ -62,5 +60,5 @@ def probe_targets(hardware=None) -> list[TargetChoice]:
             ok, why = False, f"{type(e).__name__}: {e}"
         advice = {p: advise(c.name, p, hw).text() for p in c.precisions}
         choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c, advice,
-                                    tuple(c.options), c.servable, c.drawable))
+                                    tuple(c.options)))
     return choices

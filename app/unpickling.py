@@ -25,7 +25,7 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from app.errors import ModelLoadError, UnsafeModelError
 from app.errors import first_line as _first_line
@@ -44,19 +44,26 @@ def starts_like_zip(path: Path) -> bool:
         return f.read(4) == ZIP_MAGIC
 
 
-def check_not_polyglot(path: Path) -> None:
+def check_not_polyglot(path: Path, *, head: bytes | None = None, stream: BinaryIO | None = None,
+                       archive: zipfile.ZipFile | None = None) -> None:
     """Refuse a file that two readers would see differently: a pickle with a zip appended (torch
-    reads the pickle, zip tools the archive) or a zip with something in front of its first member."""
-    if starts_like_zip(path):
-        try:
-            with zipfile.ZipFile(path) as z:
-                first = min((i.header_offset for i in z.infolist()), default=0)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:
-            raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
+    reads the pickle, zip tools the archive) or a zip with something in front of its first member.
+
+    The front door (:mod:`app.loading`) hands over what it already has open (the file's first bytes,
+    the file, the parsed archive), so the check reads nothing twice; given none, it opens the file."""
+    if starts_like_zip(path) if head is None else head[:4] == ZIP_MAGIC:
+        if archive is None:
+            try:
+                with zipfile.ZipFile(path if stream is None else stream) as z:
+                    first = min((i.header_offset for i in z.infolist()), default=0)
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:
+                raise ModelLoadError(f"{path} is a damaged zip archive ({e}); re-export the model") from None
+        else:
+            first = min((i.header_offset for i in archive.infolist()), default=0)
         if first != 0:
             raise UnsafeModelError(f"{path} is a zip archive with {first:,} bytes of something else before its "
                                    "first member (a polyglot file); refused")
-    elif zipfile.is_zipfile(path):
+    elif zipfile.is_zipfile(path if stream is None else stream):
         raise UnsafeModelError(f"{path} is a pickle with a zip archive hidden at its end (a polyglot file: torch "
                                "reads the pickle, other tools the archive); refused")
 
@@ -71,13 +78,14 @@ class Approval:
     trusted: list[str] = field(default_factory=list)      # approved by --trust-global
 
 
-def unsafe_globals(path: Path) -> list[str]:
-    """The globals the checkpoint's ``data.pkl`` names beyond torch's weights-only allow-list."""
+def unsafe_globals(path: Path, *, is_zip: bool | None = None) -> list[str]:
+    """The globals the checkpoint's ``data.pkl`` names beyond torch's weights-only allow-list
+    (``is_zip``: whether the file starts like a zip, when the caller has read its first bytes)."""
     import pickle
 
     import torch
 
-    if not starts_like_zip(path):
+    if not (starts_like_zip(path) if is_zip is None else is_zip):
         raise UnsafeModelError(f"{path} is a legacy (non-zip) torch.save file or a plain pickle: the globals it "
                                "would import cannot be listed before running it; refused. Re-save it with a "
                                "current torch.save, or save model.state_dict() and pass --arch")
@@ -186,16 +194,22 @@ def approve(names: list[str], *, allow_pickle: bool, arch: str | None = None,
 
 
 def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = None,
-                        trusted: tuple[str, ...] = (), run_code_from_file: bool = False) -> Any:
-    """Unpickle ``torch.save(model)`` with only the approved globals; raises UnsafeModelError."""
+                        trusted: tuple[str, ...] = (), run_code_from_file: bool = False,
+                        checked_zip: bool | None = None) -> Any:
+    """Unpickle ``torch.save(model)`` with only the approved globals; raises UnsafeModelError.
+
+    ``checked_zip``: the front door (:mod:`app.loading`) has already refused polyglots and read the
+    file's first bytes, and says whether it starts like a zip; None checks and looks here."""
     import pickle
 
     import torch
 
-    check_not_polyglot(path)
+    if checked_zip is None:
+        check_not_polyglot(path)
+        checked_zip = starts_like_zip(path)
     if run_code_from_file:
         return _load_running_code(path, arch)
-    names = unsafe_globals(path)
+    names = unsafe_globals(path, is_zip=checked_zip)
     approval = approve(names, allow_pickle=allow_pickle, arch=arch, trusted=tuple(trusted))
     needing = sorted(approval.refused)
     if not allow_pickle:
@@ -217,7 +231,7 @@ def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = No
     try:
         with torch.serialization.safe_globals(pairs):
             # memory-mapped like state dicts: the module's weights stay in the page cache
-            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=starts_like_zip(path))
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=checked_zip)
     except pickle.UnpicklingError as e:
         raise UnsafeModelError(f"{path}: refused by the weights-only unpickler ({weights_only_reason(e)})") from None
     except Exception as e:  # noqa: BLE001 - an approved class failing to rebuild itself

@@ -89,7 +89,6 @@ class Converter:
     options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (app.options.Option)
     pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
     servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
-    drawable: ClassVar[bool] = True           # Netron draws its artifacts (the Graph tab)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -82,7 +82,7 @@ def probe_outputs(fn, inputs: list[TensorSpec]) -> list:
 
 def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = None,
                  outputs: list[TensorSpec] | None = None, details: dict | None = None,
-                 guess: bool = True) -> LoadedModel:
+                 guess: bool = True, size: int | None = None) -> LoadedModel:
     module.eval()
     names = forward_input_names(module)
     guessed = False
@@ -94,7 +94,7 @@ def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = 
             warnings.append("input shapes are a guess from the first layer ("
                             + ", ".join(s.describe() for s in inputs) + "); pass --input NAME:SHAPE[:DTYPE] to set them")
     model = LoadedModel(path, fmt, inputs or [TensorSpec(n) for n in names], outputs or [],
-                        _module_params(module), path.stat().st_size, module=module,
+                        _module_params(module), path.stat().st_size if size is None else size, module=module,
                         inputs_guessed=guessed, details=dict(details or {}), warnings=warnings)
     model.details["input_names_from_forward"] = names
     if inputs and not outputs:

@@ -3,22 +3,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from app.errors import ModelLoadError
 from app.errors import first_line as _first_line
+from app.loaders.checked import CheckedFile
 from app.loaders.modules import SIGNATURE_FILE, recorded_signature
-from app.loaders.torch_save import PickleTrust
 from app.model import LoadedModel, flatten_outputs
+from app.request import ModelSource
 from app.runtimes.pytorch import runs_in_torch
 from app.specs import TensorSpec
 
-def load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedModel:
+
+def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    """The ExportedProgram in ``file``, after :func:`app.archives.check_pt2` has checked the entries of
+    the archive the front door holds open (its signature is read from the graph: ``guess`` is moot)."""
     import torch
 
     from app.archives import check_pt2
 
-    notes = check_pt2(path, allow_pickle=trust.allow_pickle, run_code_from_file=trust.run_code_from_file)
+    path = file.path
+    notes = check_pt2(path, allow_pickle=source.allow_pickle, run_code_from_file=source.run_code_from_file,
+                      archive=file.archive)
     extra = {SIGNATURE_FILE: ""}
     try:
         ep = torch.export.load(str(path), extra_files=extra)
@@ -28,7 +32,7 @@ def load_exported(path: Path, trust: PickleTrust = PickleTrust()) -> LoadedModel
     if inputs is None:
         inputs, outputs = _exported_signature(ep)
     params = sum(int(t.numel()) for t in ep.state_dict.values())
-    model = LoadedModel(path, "torch-export", inputs, outputs, params, path.stat().st_size, module=ep,
+    model = LoadedModel(path, "torch-export", inputs, outputs, params, file.size, module=ep,
                         details=dict(details), warnings=notes)
     model.make_runner = lambda: runs_in_torch(model)
     return model

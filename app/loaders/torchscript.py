@@ -4,23 +4,25 @@ TorchScript archives are programs: their code runs when they are loaded (``inspe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from app.errors import ModelLoadError
 from app.errors import first_line as _first_line
+from app.loaders.checked import CheckedFile
 from app.loaders.modules import SIGNATURE_FILE, from_module, recorded_signature
 from app.model import LoadedModel
+from app.request import ModelSource
 
-def load_torchscript(path: Path, guess: bool = True) -> LoadedModel:
+
+def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
     import torch
 
+    path = file.path
     extra = {SIGNATURE_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as e:
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = recorded_signature(extra[SIGNATURE_FILE])
-    model = from_module(path, module, "torchscript", inputs, outputs, details, guess=guess)
+    model = from_module(path, module, "torchscript", inputs, outputs, details, guess=guess, size=file.size)
     from app.archives import TORCHSCRIPT_NOTE
 
     model.warnings.insert(0, TORCHSCRIPT_NOTE)

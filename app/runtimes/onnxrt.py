@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -170,14 +170,17 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int | N
                 error = e
     raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {first_line(error)}") from None
 
-def read_onnx(path: Path) -> LoadedModel:
+def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
     """An ONNX file as a :class:`LoadedModel` (format ``onnx``): parsed without its weights, its external
-    data checked to lie beside it (:func:`onnx_external_files`), run by ONNX Runtime on CPU."""
+    data checked to lie beside it (:func:`onnx_external_files`), run by ONNX Runtime on CPU.
+    ``stream``: the file, already open (the front door's, :mod:`app.loading`); read from its start."""
     import onnx
     from google.protobuf.message import DecodeError
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        if stream is not None:
+            stream.seek(0)
+        proto = onnx.load(str(path) if stream is None else stream, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, OSError) as e:
         raise ModelLoadError(f"{path} is not a readable model: not ONNX, truncated or damaged "
                              f"({first_line(e)}); supported: {SUPPORTED}") from None
@@ -195,8 +198,10 @@ def read_onnx(path: Path) -> LoadedModel:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     details = {"opset": opset, "ir_version": proto.ir_version, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
                "operators": dict(ops.most_common()), "external_data": [p.name for p in data_files]}
+    from app.layers import gather_tables
+
     model = LoadedModel(path, "onnx", inputs, outputs, params, file_size_with_data(path, data_files),
-                        module=path, details=details)
+                        module=path, details=details, gather_tables=gather_tables(proto.graph))
     # verification's runs: external weights stay mapped (no pre-packed second copy of a big model)
     model.make_runner = lambda: OnnxRuntimeRunner(path, path.name, model=model, map_weights=bool(data_files))
     return model

@@ -1,0 +1,32 @@
+"""What the front door (:func:`app.loading.load`) learned about a model file before a loader reads it.
+
+The front door opens the file once, sniffs its format and runs the checks every file gets (damaged
+or polyglot zips, zip bombs, members' CRCs, forged safetensors headers); each loader is handed this
+record instead of the bare path, so it neither re-opens the file to learn what is already known nor
+repeats a check."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.unpickling import ZIP_MAGIC
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A model file, sniffed and checked; valid while the front door holds it open."""
+
+    path: Path
+    kind: str                                 # app.loading.sniff_format's name
+    size: int                                 # bytes
+    head: bytes                               # its first 16 bytes
+    stream: BinaryIO | None = None            # the open file (readers that take a stream read it from the start)
+    archive: zipfile.ZipFile | None = None    # zip formats: the archive, open, its members checked
+
+    @property
+    def is_zip(self) -> bool:
+        """Starts with a zip local header (how ``torch.load`` decides whether to memory-map it)."""
+        return self.head[:4] == ZIP_MAGIC

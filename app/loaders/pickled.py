@@ -1,0 +1,27 @@
+"""A full pickled module (``torch.save(model)``), unpickled by the weights-only unpickler with the
+globals the user approved (:mod:`app.unpickling`); the front door has already refused polyglots."""
+
+from __future__ import annotations
+
+from app.errors import ModelLoadError
+from app.loaders import state_dict
+from app.loaders.checked import CheckedFile
+from app.loaders.modules import from_module
+from app.model import LoadedModel
+from app.request import ModelSource
+
+
+def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    import torch
+
+    from app.unpickling import load_pickled_module
+
+    obj = load_pickled_module(file.path, allow_pickle=source.allow_pickle, arch=source.arch,
+                              trusted=source.trusted_globals, run_code_from_file=source.run_code_from_file,
+                              checked_zip=file.is_zip)
+    if not isinstance(obj, torch.nn.Module):
+        state = state_dict.find_state_dict(obj)
+        if state is not None:
+            return state_dict.build(file, state, source, guess)
+        raise ModelLoadError(f"{file.path} holds a {type(obj).__name__}, not an nn.Module")
+    return from_module(file.path, obj, "pickle", guess=guess, size=file.size)
