@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from app.console import STAGE, StderrProgress, failure_json
@@ -35,7 +36,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from converters.base import all_converters, target_names
+    from converters.base import converter_options, target_names
 
     parser = _Parser(prog="main.py", description="Model Deployment Studio: convert, verify and inspect models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -45,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
     c.add_argument("--precision", default=Precision.FP32.value, choices=list(PRECISIONS),
                    help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
-    for converter in all_converters():  # each target's options, as its converter declares them
-        group = c.add_argument_group(f"--to {converter.name}")
-        add_flags(group, tuple(o for o in converter.options if o.name not in _declared(c)))
+    group = c.add_argument_group("options of the targets (each converter declares its own)")
+    for o, takers in converter_options().items():
+        add_flags(group, (replace(o, help=f"{o.help or ''} [--to {', '.join(takers)}]".strip()),))
     add_data_args(c)
     add_flags(c, (ACCURACY_BUDGET, MAX_FLOAT_NODES))
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
@@ -105,10 +106,6 @@ def _quiet_libraries(debug: bool) -> None:
     for name in ("onnxruntime", "onnxscript", "torch", "torch.onnx", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
-
-
-def _declared(parser: argparse.ArgumentParser) -> set[str]:
-    return {a.dest for a in parser._actions}
 
 
 def _request(args):

@@ -203,15 +203,22 @@ def target_names() -> list[str]:
     return [c.name for c in all_converters()]
 
 
-def all_options() -> tuple[Option, ...]:
-    """Every option of every target, each once (the ``convert`` flags, the window's form), then the
-    options of every target (:data:`app.options.PIPELINE_OPTIONS`)."""
+def converter_options() -> dict[Option, list[str]]:
+    """Every option the converters declare, each once, with the targets that take it."""
     seen: dict[str, Option] = {}
+    takers: dict[Option, list[str]] = {}
     for c in all_converters():
         for o in c.options:
             if seen.setdefault(o.name, o) is not o:
                 raise TypeError(f"{c.__name__} declares another option named {o.name!r}")
-    return (*seen.values(), *PIPELINE_OPTIONS)
+            takers.setdefault(o, []).append(c.name)
+    return takers
+
+
+def all_options() -> tuple[Option, ...]:
+    """Every option: the converters' (:func:`converter_options`), then those of every target
+    (:data:`app.options.PIPELINE_OPTIONS`)."""
+    return (*converter_options(), *PIPELINE_OPTIONS)
 
 
 def options_of(target: str) -> tuple[Option, ...]:
