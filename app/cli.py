@@ -166,16 +166,11 @@ def cmd_convert(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from app.arch import parse_arch_kwargs
     from app.jobs import run_inspection
     from app.specs import TensorSpec
 
     # the model is parsed (and, for TorchScript, run) in the fenced child, never in this process
-    summary = run_inspection({"path": str(args.model), "arch": args.arch,
-                              "arch_kwargs": parse_arch_kwargs(args.arch_kwargs), "allow_pickle": args.allow_pickle,
-                              "trusted_globals": list(args.trust_global),
-                              "run_code_from_file": args.run_code_from_file,
-                              "inputs": list(args.input), "dynamic": list(args.dynamic)})
+    summary = run_inspection(source_of(args))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from app import errors
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
+from app.request import ModelSource
 
 _PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
 _context: Any = None
@@ -285,24 +286,12 @@ def run_conversion(request, **kwargs):
             out_dir.rmdir()  # a failed job leaves no empty output folder behind either
 
 
-def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
-    """Load a model file in the child and return its summary (what the window shows).
-
-    ``payload``: ``{"path", "arch", "arch_kwargs", "allow_pickle", "trusted_globals", "run_code_from_file",
-    "inputs": ["NAME:SHAPE[:DTYPE]", ...], "dynamic": ["NAME:AXIS[:LABEL]", ...]}``.
-    """
+def inspect_job(source: ModelSource, progress=None, should_cancel=None) -> dict:
+    """Load the source model in the child and return its summary (``inspect --json``, what the window shows)."""
     from app.loading import prepare_model
-    from app.request import ModelSource
-    from app.specs import parse_dynamic, parse_input
 
     if progress:
         progress("load model", None)
-    source = ModelSource(Path(payload["path"]), inputs=tuple(parse_input(s) for s in payload.get("inputs") or []),
-                         dynamic=tuple(parse_dynamic(s) for s in payload.get("dynamic") or []),
-                         arch=payload.get("arch"), arch_kwargs=tuple((payload.get("arch_kwargs") or {}).items()),
-                         allow_pickle=bool(payload.get("allow_pickle")),
-                         trusted_globals=tuple(payload.get("trusted_globals") or ()),
-                         run_code_from_file=bool(payload.get("run_code_from_file")))
     model = prepare_model(source, runnable=False)
     from app.sandbox import status
 
@@ -311,6 +300,6 @@ def inspect_job(payload: dict, progress=None, should_cancel=None) -> dict:
     return summary
 
 
-def run_inspection(payload: dict, **kwargs) -> dict:
+def run_inspection(source: ModelSource, **kwargs) -> dict:
     """Parse a user's model file in a fenced child (never in the window's or the CLI's process)."""
-    return run_job("app.jobs:inspect_job", payload, **kwargs)
+    return run_job("app.jobs:inspect_job", source, **kwargs)

@@ -156,7 +156,10 @@ class Session:
         self.last_sweep = result
         self.events.sweep_finished.emit(result)
 
-    def inspection_payload(self, *, arch: str | None, arch_kwargs: dict) -> dict:
-        """What the inspection child is given (:func:`app.jobs.inspect_job`)."""
-        return {"path": str(self.path), "arch": arch, "arch_kwargs": arch_kwargs,
-                "allow_pickle": self.allow_pickle, "trusted_globals": list(self.trusted_globals)}
+    def source(self, *, arch: str | None = None, arch_kwargs: dict | None = None):
+        """The opened file with what the user trusted in it and the network they named, as an
+        :class:`app.request.ModelSource` (what the inspection child is given: :func:`app.jobs.inspect_job`)."""
+        from app.request import ModelSource
+
+        return ModelSource(Path(self.path), arch=arch, arch_kwargs=tuple((arch_kwargs or {}).items()),
+                           allow_pickle=self.allow_pickle, trusted_globals=self.trusted_globals)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.errors import ConversionFailed, StudioError
 from app.jobs import JobTimeout, run_inspection, run_job
+from app.request import ModelSource
 
 OUTCOMES = ("ok", "error", "unhandled", "crash", "hang")
 
@@ -68,7 +69,7 @@ def mutate_member(data: bytes, rng: random.Random) -> bytes:
 def run_case(path: Path, timeout: float = 10.0) -> str:
     """One case in its own child: ``ok``, ``error`` (clean StudioError), ``crash`` or ``hang``."""
     try:
-        run_inspection({"path": str(path)}, timeout=timeout)
+        run_inspection(ModelSource(Path(path)), timeout=timeout)
         return "ok"
     except JobTimeout:
         return "hang"
@@ -88,7 +89,7 @@ def inspect_many(payload: dict, progress, should_cancel) -> int:
         progress(f"{i} start", None)
         signal.alarm(payload["alarm"])  # default action: the child ends; the parent records a hang
         try:
-            inspect_job({"path": path, "allow_pickle": payload.get("allow_pickle", False)})
+            inspect_job(ModelSource(Path(path), allow_pickle=payload.get("allow_pickle", False)))
             outcome = "ok"
         except StudioError:
             outcome = "error"

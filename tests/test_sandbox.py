@@ -88,9 +88,10 @@ def test_torchscript_forward_cannot_write_a_file_during_inspect_or_convert(cli, 
 @fenced
 def test_torchscript_forward_cannot_overwrite_an_existing_file(tmp_path):
     from app.jobs import run_inspection
+    from app.request import ModelSource
 
     path, victim = build_torchscript_writer(tmp_path, "from_file")
-    summary = run_inspection({"path": str(path)})
+    summary = run_inspection(ModelSource(path))
     assert victim.read_bytes() == bytes(16), "the fenced program wrote into a file outside its folder"
     # forward ran on the guessed input and failed at the refused open
     assert any("could not guess the input shapes" in w for w in summary["warnings"]), summary["warnings"]

@@ -13,6 +13,7 @@ import pytest
 
 from app.errors import Cancelled, ModelLoadError
 from app.jobs import run_conversion, run_inspection
+from app.request import ModelSource
 from app.loading import load_model
 from app.security import dependency_problems
 from tests.conftest import CNN_ARGS, sha256
@@ -88,12 +89,12 @@ def test_hostile_pickle_is_parsed_in_a_child_and_never_runs(tmp_path):
     from app.errors import UnsafeModelError
 
     with pytest.raises(UnsafeModelError):
-        run_inspection({"path": str(evil), "allow_pickle": True})
+        run_inspection(ModelSource(evil, allow_pickle=True))
     assert not marker.exists()
 
 
 def test_inspection_in_child_returns_the_summary(model_files):
-    summary = run_inspection({"path": str(model_files["cnn_onnx"])})
+    summary = run_inspection(ModelSource(model_files["cnn_onnx"]))
     assert summary["format"] == "onnx" and summary["inputs"][0]["name"] == "image"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.request import ModelSource
 from app.session import Session
 
 
@@ -24,5 +25,5 @@ def test_opening_another_model_forgets_the_last_one_and_tells_the_views():
     session.swept({"points": []})
     assert seen == [("model_forgotten",), ("model_loaded", {"format": "pickle"}), ("benchmark_finished", {"results": []}),
                     ("model_forgotten",), ("model_failed", "not a model"), ("sweep_finished", {"points": []})]
-    assert session.inspection_payload(arch=None, arch_kwargs={}) == {
-        "path": "b.onnx", "arch": None, "arch_kwargs": {}, "allow_pickle": False, "trusted_globals": []}
+    assert session.source(arch="m.py:Net", arch_kwargs={"width": 2}) == ModelSource(
+        Path("b.onnx"), arch="m.py:Net", arch_kwargs=(("width", 2),))

@@ -115,11 +115,11 @@ class ModelLoading:
         except BadInput as e:
             self._show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
             return
-        payload = self.session.inspection_payload(arch=self.model.arch(), arch_kwargs=kwargs)
+        source = self.session.source(arch=self.model.arch(), arch_kwargs=kwargs)
         self.model.show_loading(self.model_path)
         self.statusBar().showMessage(f"Reading {self.model_path.name}…")
         self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
-        job = inspection_job(payload, self)
+        job = inspection_job(source, self)
         job.succeeded.connect(self._on_model_inspected)
         job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
         self.inspection = job

@@ -163,13 +163,14 @@ class ConversionJob(BackgroundJob):
         return run_conversion(self.request, progress=progress, should_cancel=should_cancel)
 
 
-def inspection_job(payload: dict, parent: QObject | None = None) -> BackgroundJob:
-    """Read a model file's summary in a child (a pickle that runs code never runs in the window)."""
+def inspection_job(source, parent: QObject | None = None) -> BackgroundJob:
+    """Read the summary of a model file (an ``app.request.ModelSource``) in a child (a pickle that runs
+    code never runs in the window)."""
 
     def work(progress, should_cancel):
         from app.jobs import run_inspection
 
-        return run_inspection(payload, progress=progress, should_cancel=should_cancel)
+        return run_inspection(source, progress=progress, should_cancel=should_cancel)
 
     return BackgroundJob(work, parent=parent)
 
