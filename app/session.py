@@ -7,6 +7,7 @@ named by a :class:`JobKey`."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +32,29 @@ class JobKey:
 
 BENCHMARK = JobKey("benchmark")   # the window runs one benchmark at a time
 SWEEP = JobKey("sweep")           # and one deployment sweep
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+TERMINAL = (DONE, FAILED, CANCELLED)
+
+
+@dataclass
+class Job:
+    """Where a job of the window stands: queued, running (its stage and fraction; -1: no measurable
+    progress), or ended (done, failed, cancelled) with a message."""
+
+    key: JobKey
+    title: str
+    state: str = QUEUED
+    stage: str = ""
+    fraction: float = 0.0
+    message: str = ""
+    cancelling: bool = False
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in TERMINAL
 
 
 @dataclass
@@ -81,6 +105,10 @@ class SessionEvents:
     model_forgotten: Event = field(default_factory=Event)     # a different model is opened: drop its results
     model_loaded: Event = field(default_factory=Event)        # (summary: dict) the inspection's summary
     model_failed: Event = field(default_factory=Event)        # (message: str)
+    job_added: Event = field(default_factory=Event)           # (job: Job)
+    job_changed: Event = field(default_factory=Event)         # (job: Job) progress, cancelling, or its end
+    jobs_cleared: Event = field(default_factory=Event)        # a new run starts: the old rows go
+    all_jobs_ended: Event = field(default_factory=Event)      # the last running job ended
     outcome_added: Event = field(default_factory=Event)       # (outcome: Outcome, replaced: int | None) a row
     outcomes_cleared: Event = field(default_factory=Event)
     benchmark_finished: Event = field(default_factory=Event)  # (result: dict) the bench --json object
@@ -95,6 +123,7 @@ class Session:
     allow_pickle: bool = False
     trusted_globals: tuple[str, ...] = ()     # a pickle's globals the user approved in the dialog
     summary: dict | None = None               # the inspection summary (``inspect --json``)
+    jobs: dict[JobKey, Job] = field(default_factory=dict)   # the jobs of this run, in the order they started
     outcomes: list[Outcome] = field(default_factory=list)   # one per target × precision, latest run
     last_benchmark: dict | None = None        # what File ▸ Export Report… reports beside the artifacts
     last_sweep: dict | None = None            # its proposals go into "Export for serving"
@@ -113,8 +142,48 @@ class Session:
     def forget(self) -> None:
         self.summary, self.last_benchmark = None, None
         self.clear_outcomes()
+        self.clear_jobs()
         self.events.model_forgotten.emit()
 
+    # -- jobs
+    def add_job(self, key: JobKey, title: str) -> Job:
+        job = self.jobs[key] = Job(key, title)
+        self.events.job_added.emit(job)
+        return job
+
+    def job_progressed(self, key: JobKey, stage: str, fraction: float) -> None:
+        job = self.jobs[key]
+        if job.state == QUEUED:
+            job.state, job.started_at = RUNNING, time.monotonic()
+        job.stage, job.fraction = stage, fraction
+        self.events.job_changed.emit(job)
+
+    def job_cancelling(self, key: JobKey) -> None:
+        job = self.jobs[key]
+        if not job.ended:
+            job.cancelling = True
+            self.events.job_changed.emit(job)
+
+    def job_ended(self, key: JobKey, state: str, message: str = "") -> None:
+        job = self.jobs[key]
+        job.state, job.message, job.ended_at = state, message, time.monotonic()
+        self.events.job_changed.emit(job)
+        if not self.jobs_running:
+            self.events.all_jobs_ended.emit()
+
+    def clear_jobs(self) -> None:
+        self.jobs.clear()
+        self.events.jobs_cleared.emit()
+
+    @property
+    def jobs_running(self) -> bool:
+        return any(not j.ended for j in self.jobs.values())
+
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs of this run ended done, failed and cancelled."""
+        return {state: sum(j.state == state for j in self.jobs.values()) for state in TERMINAL}
+
+    # -- conversions
     def converted(self, request, result=None, message: str = "") -> Outcome:
         """Record a finished conversion (``result``) or a failed one (``message``); a re-run of the same
         target and precision replaces its outcome."""

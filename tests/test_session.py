@@ -27,3 +27,42 @@ def test_opening_another_model_forgets_the_last_one_and_tells_the_views():
                     ("model_forgotten",), ("model_failed", "not a model"), ("sweep_finished", {"points": []})]
     assert session.source(arch="m.py:Net", arch_kwargs={"width": 2}) == ModelSource(
         Path("b.onnx"), arch="m.py:Net", arch_kwargs=(("width", 2),))
+
+
+def test_jobs_are_followed_by_key_and_the_last_end_is_told_once():
+    from app.session import BENCHMARK, DONE, FAILED, RUNNING, JobKey
+
+    session, seen = Session(), []
+    session.events.job_changed.connect(lambda job: seen.append((str(job.key), job.state, job.message if job.ended else job.stage)))
+    session.events.all_jobs_ended.connect(lambda: seen.append("all ended"))
+    convert = JobKey.conversion("onnx", "int8")
+    session.add_job(convert, "ONNX · INT8")
+    session.add_job(BENCHMARK, "Benchmark")
+    session.job_progressed(convert, "export", 0.5)
+    assert session.jobs[convert].state == RUNNING and session.jobs_running
+    session.job_ended(convert, FAILED, "verification failed")
+    session.job_cancelling(convert)                          # an ended job is not cancelled again
+    session.job_ended(BENCHMARK, DONE, "6 measurements")
+    assert seen == [("convert onnx int8", RUNNING, "export"), ("convert onnx int8", FAILED, "verification failed"),
+                    ("benchmark", DONE, "6 measurements"), "all ended"]
+    assert session.job_counts() == {"done": 1, "failed": 1, "cancelled": 0} and not session.jobs_running
+
+
+def test_outcomes_replace_a_rerun_of_the_same_target_and_precision(tmp_path):
+    from types import SimpleNamespace
+
+    from app.request import ConversionRequest
+
+    session, seen = Session(), []
+    session.events.outcome_added.connect(lambda outcome, replaced: seen.append((outcome.message, replaced)))
+    request = ConversionRequest(ModelSource(Path("m.pt")), "onnx", "fp16")
+    session.converted(ConversionRequest(ModelSource(Path("m.pt")), "onnx", "fp32"), message="first")
+    session.converted(request, message="failed once")
+    artifact = tmp_path / "m.fp16.onnx"
+    artifact.write_bytes(b"onnx")
+    session.converted(request, SimpleNamespace(artifact=artifact, verification=None, status="ok"))
+    assert seen == [("first", None), ("failed once", None), ("", 1)]
+    assert [o.precision for o in session.outcomes] == ["fp32", "fp16"] and session.artifacts() == [artifact]
+    assert session.outcome_for("onnx", "fp16").result.status == "ok"
+    session.open(Path("other.pt"))                           # another model: its outcomes go
+    assert session.outcomes == []

@@ -9,8 +9,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from app.session import JobKey
-from ui.workers import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TERMINAL
+from app.session import DONE, FAILED, RUNNING, Job, JobKey, Session
 
 
 class JobRow(QFrame):
@@ -18,13 +17,10 @@ class JobRow(QFrame):
 
     cancel_clicked = Signal()
 
-    def __init__(self, key: JobKey, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, job: Job, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.key = key
-        self.state = QUEUED
-        self.message = ""
-        self.started_at: float | None = None
-        self.ended_at: float | None = None
+        self.job = job
+        title = job.title
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 3, 6, 3)
@@ -48,9 +44,29 @@ class JobRow(QFrame):
         layout.addWidget(self.cancel_button)
         self.cancel_button.clicked.connect(self.cancel_clicked)
 
+    @property
+    def key(self) -> JobKey:
+        return self.job.key
+
+    @property
+    def state(self) -> str:
+        return self.job.state
+
+    @property
+    def message(self) -> str:
+        return self.job.message
+
+    def update_from_job(self) -> None:
+        """Draw where the job stands (the session reported a change)."""
+        job = self.job
+        if job.ended:
+            self.show_outcome(job.state, job.message)
+        elif job.cancelling:
+            self.show_cancelling()
+        elif job.state == RUNNING:
+            self.show_progress(job.stage, job.fraction)
+
     def show_progress(self, stage: str, fraction: float) -> None:
-        if self.state == QUEUED:
-            self.state, self.started_at = RUNNING, time.monotonic()
         self.stage.setText(stage + (f" {fraction:.0%}" if fraction >= 0 else "…"))
         if fraction >= 0:
             self.progress.setRange(0, 100)
@@ -63,7 +79,6 @@ class JobRow(QFrame):
         self.stage.setText("cancelling…")
 
     def show_outcome(self, state: str, message: str) -> None:
-        self.state, self.message, self.ended_at = state, message, time.monotonic()
         self.progress.setRange(0, 100)
         self.progress.setValue(100 if state == DONE else 0)
         self.cancel_button.setEnabled(False)
@@ -82,13 +97,21 @@ def status_color(widget: QWidget, kind: str) -> str:
 
 
 class JobsView(QScrollArea):
-    """The job rows of the current run; emits ``all_finished`` when the last one ends."""
+    """The job rows of the current run, a view of the session's jobs (:class:`app.session.Job`), drawn
+    as the session reports them; emits ``all_finished`` when the last one ends and ``cancel_requested``
+    when a row's Cancel is clicked."""
 
     all_finished = Signal()
-    cancel_requested = Signal(object)  # the row's key
+    cancel_requested = Signal(object)  # the row's JobKey
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
+        events = session.events
+        events.job_added.connect(self._on_job_added)
+        events.job_changed.connect(lambda job: self.rows[job.key].update_from_job() if job.key in self.rows else None)
+        events.jobs_cleared.connect(self._on_jobs_cleared)
+        events.all_jobs_ended.connect(self.all_finished.emit)
         self.setWidgetResizable(True)
         self.setAccessibleName("Jobs")
         self._body = QWidget()
@@ -100,21 +123,20 @@ class JobsView(QScrollArea):
         self._layout.addWidget(self._empty)
         self._layout.addStretch(1)
         self.setWidget(self._body)
-        self.rows: dict[tuple[str, str], JobRow] = {}
+        self.rows: dict[JobKey, JobRow] = {}
 
-    def clear(self) -> None:
+    def _on_jobs_cleared(self) -> None:
         for row in self.rows.values():
             row.deleteLater()
         self.rows.clear()
         self._empty.show()
 
-    def add_job(self, key: JobKey, title: str) -> JobRow:
+    def _on_job_added(self, job: Job) -> None:
         self._empty.hide()
-        row = JobRow(key, title, self._body)
+        row = JobRow(job, self._body)
         self._layout.insertWidget(self._layout.count() - 1, row)
-        self.rows[key] = row
-        row.cancel_clicked.connect(lambda k=key: self._on_row_cancel_clicked(k))
-        return row
+        self.rows[job.key] = row
+        row.cancel_clicked.connect(lambda k=job.key: self._on_row_cancel_clicked(k))
 
     def row_for(self, target: str, precision: str) -> JobRow:
         """The row of the conversion to ``target`` at ``precision``."""
@@ -122,26 +144,11 @@ class JobsView(QScrollArea):
 
     @property
     def running(self) -> bool:
-        return any(r.state not in TERMINAL for r in self.rows.values())
+        return self.session.jobs_running
 
     def _on_row_cancel_clicked(self, key) -> None:
-        self.rows[key].show_cancelling()
+        self.session.job_cancelling(key)
         self.cancel_requested.emit(key)
-
-    def show_progress(self, key, stage: str, fraction: float) -> None:
-        self.rows[key].show_progress(stage, fraction)
-
-    def show_outcome(self, key, state: str, message: str) -> None:
-        self.rows[key].show_outcome(state, message)
-        if not self.running:
-            self.all_finished.emit()
-
-    def counts(self) -> dict[str, int]:
-        out = {DONE: 0, FAILED: 0, CANCELLED: 0}
-        for r in self.rows.values():
-            if r.state in out:
-                out[r.state] += 1
-        return out
 
 
 class LogPanel(QPlainTextEdit):

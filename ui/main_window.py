@@ -130,7 +130,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         column.addLayout(buttons)  # outside the scroll area: Convert and Benchmark are always in view
         left_column.setMinimumWidth(380)
 
-        self.jobs = JobsView()
+        self.jobs = JobsView(self.session)
         self.results = ResultsTable(self.session)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Benchmark charts")

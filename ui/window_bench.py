@@ -49,7 +49,7 @@ class Benchmarking:
             return
         self.settings.set_value("choices/bench", self.bench_options.state())
         self.bench = benchmark_job(request, self)
-        self.jobs.add_job(BENCHMARK, "Benchmark")
+        self.session.add_job(BENCHMARK, "Benchmark")
         self._wire_job(BENCHMARK, self.bench)
         self.log.add(f"benchmark: source + {len(request.artifacts)} artifact(s), "
                      f"batch {list(request.config.batches)}")
@@ -95,7 +95,7 @@ class Benchmarking:
 
     def _on_sweep_finished(self, data: dict) -> None:
         self.sweep_panel.set_result(data)
-        self.jobs.show_outcome(SWEEP, DONE, f"{len(data.get('points', []))} points")
+        self.session.job_ended(SWEEP, DONE, f"{len(data.get('points', []))} points")
         for p in data.get("proposals", []):
             self.log.add(f"sweep {p['name']}: {p['why']}")
         self.tabs.setCurrentWidget(self._sweep_holder)
@@ -104,7 +104,7 @@ class Benchmarking:
     def _on_sweep_failed(self, key, state: str, message: str) -> None:
         self.background_jobs.pop(key, None)
         self.log.add(f"sweep: {state}: {message}")
-        self.jobs.show_outcome(key, state, message)
+        self.session.job_ended(key, state, message)
 
     def _on_benchmark_succeeded(self, result: dict) -> None:
         self.bench = None
@@ -112,7 +112,7 @@ class Benchmarking:
 
     def _on_benchmark_finished(self, result: dict) -> None:
         rows = self.show_benchmark(result)
-        self.jobs.show_outcome(BENCHMARK, DONE, f"{len(rows)} measurements")
+        self.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
         self._update_actions()
         self.benchmark_finished.emit(result)
 

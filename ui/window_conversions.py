@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.session import BENCHMARK, JobKey
-from ui.workers import CANCELLED, DONE, FAILED, ConversionJob
+from ui.workers import DONE, FAILED, ConversionJob
 
 
 class Conversions:
@@ -25,7 +25,7 @@ class Conversions:
             return ["load a model first (drop it on the window or press Ctrl+O)"]
         if self.inspection is not None:
             return ["the model is still loading"]
-        if self.jobs.running:
+        if self.session.jobs_running:
             return ["conversions are running"]
         problems = list(self.model.signature().problems)
         if not self.targets.checked():
@@ -172,7 +172,7 @@ class Conversions:
         return True
 
     def _start_conversions(self, requests: list) -> None:
-        self.jobs.clear()
+        self.session.clear_jobs()
         self.conversions.clear()
         self._stage_logged.clear()
         self.settings.set_value("choices/targets", self.targets.checked_keys())
@@ -180,7 +180,7 @@ class Conversions:
         for request in requests:
             key = JobKey.conversion(request.target, request.precision)
             label = next((c.label for c in self.targets.choices if c.name == request.target), request.target)
-            self.jobs.add_job(key, f"{label} · {request.precision.upper()}")
+            self.session.add_job(key, f"{label} · {request.precision.upper()}")
             job = ConversionJob(request, parent=self)
             self.conversions[key] = job
             self._wire_job(key, job)
@@ -190,7 +190,7 @@ class Conversions:
         self._update_actions()
 
     def _on_job_progressed(self, key, stage: str, fraction: float) -> None:
-        self.jobs.show_progress(key, stage, fraction)
+        self.session.job_progressed(key, stage, fraction)
         if self._stage_logged.get(key) != stage:
             self._stage_logged[key] = stage
             self.log.add(f"{key.name}: {stage}")
@@ -205,7 +205,7 @@ class Conversions:
                      f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
         for w in result.warnings:
             self.log.add(f"{key.name}: warning: {w}")
-        self.jobs.show_outcome(key, DONE, "verified" if result.status == "ok" else result.status)
+        self.session.job_ended(key, DONE, "verified" if result.status == "ok" else result.status)
         self._refresh_graph()
 
     def _on_job_failed(self, key, state: str, message: str) -> None:
@@ -214,7 +214,7 @@ class Conversions:
         elif state == FAILED:
             self.session.converted(self.conversions[key].request, message=message)
         self.log.add(f"{key.name or key.kind}: {state}: {message}")
-        self.jobs.show_outcome(key, state, message)
+        self.session.job_ended(key, state, message)
         self._update_actions()
 
     def _on_job_cancel_requested(self, key) -> None:
@@ -224,13 +224,13 @@ class Conversions:
             job.cancel()
 
     def _on_cancel_all_triggered(self) -> None:
-        for key, row in self.jobs.rows.items():
-            if row.state not in (DONE, FAILED, CANCELLED):
-                row.show_cancelling()
+        for key, job in list(self.session.jobs.items()):
+            if not job.ended:
+                self.session.job_cancelling(key)
                 self._on_job_cancel_requested(key)
 
     def _on_all_jobs_finished(self) -> None:
-        counts = self.jobs.counts()
+        counts = self.session.job_counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         self.statusBar().showMessage(f"Finished: {text}", 10000)
         self.log.add(f"all jobs finished: {text}")

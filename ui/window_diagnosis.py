@@ -34,7 +34,7 @@ class Diagnosis:
 
     def _on_diagnosed(self, key, result: dict) -> None:
         job = self.background_jobs.pop(key, None)
-        self.jobs.show_outcome(key, DONE, f"{len(result['ranking'])} nodes compared")
+        self.session.job_ended(key, DONE, f"{len(result['ranking'])} nodes compared")
         self.diagnosis.show_ranking(job.payload, result)
         self.tabs.setCurrentWidget(self.diagnosis)
         self.log.add(f"diagnosis of {key.name}: {len(result['ranking'])} nodes ranked by the error they add")
@@ -42,7 +42,7 @@ class Diagnosis:
     def _on_background_failed(self, key, state: str, message: str) -> None:
         self.background_jobs.pop(key, None)
         self.log.add(f"{key}: {state}: {message}")
-        self.jobs.show_outcome(key, state, message)
+        self.session.job_ended(key, state, message)
         if state == FAILED:
             self._show_message(QMessageBox.Icon.Warning, f"Cannot {key}", message)
 

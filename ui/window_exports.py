@@ -41,7 +41,7 @@ class Exports:
     def _start_background(self, key: JobKey, label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
         """Show ``job`` in the jobs list under ``key`` and start it; ``on_done(key, result)`` or
         ``on_failed(key, state, message)`` follows."""
-        self.jobs.add_job(key, label)
+        self.session.add_job(key, label)
         job.succeeded.connect(lambda result: on_done(key, result))
         job.failed.connect(lambda state, message: on_failed(key, state, message))
         self.background_jobs[key] = job
@@ -51,7 +51,7 @@ class Exports:
     def _on_bundle_written(self, key, path) -> None:
         self.background_jobs.pop(key, None)
         self.log.add(f"wrote the Triton model folder {path}")
-        self.jobs.show_outcome(key, DONE, str(path))
+        self.session.job_ended(key, DONE, str(path))
         self.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
 
     def _on_bundle_failed(self, key, state: str, message: str) -> None:
@@ -59,7 +59,7 @@ class Exports:
 
         job = self.background_jobs.pop(key, None)
         self.log.add(f"Triton bundle for {key.name}: {state}: {message}")
-        self.jobs.show_outcome(key, state, message)
+        self.session.job_ended(key, state, message)
         if job is not None and isinstance(job.error, OutputExists):
             artifact, repo = job.payload
             self._ask("Replace the model folder?",
@@ -116,7 +116,7 @@ class Exports:
             return self._print_pdf(key, Path(written["report"]), pdf)
         self.log.add(f"wrote the report {written['report']} ({len(written['artifacts'])} artifact(s), "
                      f"{len(written['benchmarks'])} benchmark result(s))")
-        self.jobs.show_outcome(key, DONE, written["report"])
+        self.session.job_ended(key, DONE, written["report"])
         self.statusBar().showMessage(f"Report written: {written['report']}", 10000)
         self.report_finished.emit(written["report"])
 
@@ -129,7 +129,7 @@ class Exports:
                                                        "export HTML and print it from a browser")
         from ui.report_pdf import PdfPrinter
 
-        self.jobs.show_progress(key, "printing to PDF", -1.0)
+        self.session.job_progressed(key, "printing to PDF", -1.0)
         printer = PdfPrinter(self)
 
         def printed(path: str, done: bool) -> None:
@@ -140,7 +140,7 @@ class Exports:
             if not done:
                 return self._on_report_failed(key, FAILED, f"QtWebEngine could not print {pdf}")
             self.log.add(f"wrote the report {path} (PDF)")
-            self.jobs.show_outcome(key, DONE, path)
+            self.session.job_ended(key, DONE, path)
             self.statusBar().showMessage(f"Report written: {path}", 10000)
             self.report_finished.emit(path)
 
@@ -154,7 +154,7 @@ class Exports:
 
             shutil.rmtree(Path(job.payload).parent, ignore_errors=True)
         self.log.add(f"report: {state}: {message}")
-        self.jobs.show_outcome(key, state, message)
+        self.session.job_ended(key, state, message)
         if state == FAILED:
             self._show_message(QMessageBox.Icon.Warning, "Cannot write the report", message)
 

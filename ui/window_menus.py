@@ -120,7 +120,7 @@ class MenusAndActions:
         self.benchmark_action.setEnabled(not bench)
         self.benchmark_button.setToolTip(f"cannot benchmark: {bench[0]}" if bench else
                                          f"benchmark the source and {len(self.results.artifacts())} artifact(s) (Ctrl+B)")
-        self.cancel_action.setEnabled(self.jobs.running)
+        self.cancel_action.setEnabled(self.session.jobs_running)
         has_chart = bool(self.latency_chart is not None and self.latency_chart.rows)
         self.export_png_action.setEnabled(has_chart)
         self.export_csv_action.setEnabled(has_chart)

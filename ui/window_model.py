@@ -74,7 +74,7 @@ class ModelLoading:
         from app.model import MODEL_SUFFIXES
 
         path = Path(path)
-        if self.jobs.running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
+        if self.session.jobs_running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
             self._show_message(QMessageBox.Icon.Information, "Jobs are running",
                                "Wait for the running jobs to finish, or cancel them, before loading another model.")
             return False
@@ -95,8 +95,7 @@ class ModelLoading:
         return True
 
     def _on_model_forgotten(self) -> None:
-        self.model.clear()  # the session has dropped the results; the table has heard
-        self.jobs.clear()
+        self.model.clear()  # the session has dropped the results and jobs; the table and jobs list have heard
         if self.latency_chart is not None:
             self.latency_chart.set_rows([])
             self.batch_chart.set_rows([])

@@ -21,8 +21,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import FunctionWorker, create_worker
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-TERMINAL = (DONE, FAILED, CANCELLED)
+from app.session import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TERMINAL  # noqa: F401 - the states, re-exported
 
 _pools: dict[str, QThreadPool] = {}
 
