@@ -74,7 +74,7 @@ FORMATS: dict[str, Format] = {
     "safetensors": Format(safetensors.load, "safetensors", "a safetensors file holds weights but no graph"),
     "onnx": Format(_onnx, "ONNX"),
     "tensorrt": Format(_engine, "TensorRT engine", "Netron reads only the header of a TensorRT engine, not its layers"),
-    "openvino": Format(_openvino_ir, "OpenVINO IR", "the Graph tab serves one file; an IR is an .xml and its .bin"),
+    "openvino": Format(_openvino_ir, "OpenVINO IR"),   # the .xml; Netron reads the .bin beside it
 }
 LOADERS: dict[str, Loader] = {kind: f.load for kind, f in FORMATS.items()}
 

@@ -143,9 +143,16 @@ def _check_drawable(path: str, size: int, mtime_ns: int) -> Drawability:
 
 
 def model_files(path: Path) -> list[Path]:
-    """The model and, for ONNX, the external-data files it needs (each checked to lie in its folder)."""
+    """The model and the files it needs: an ONNX model's external data (each checked to lie in its
+    folder), an OpenVINO IR's weights (the .bin beside the .xml)."""
     files = [path]
-    if check_drawable(path).format == "onnx":
+    kind = check_drawable(path).format
+    if kind == "openvino":
+        weights = path.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelLoadError(f"{path}: its weights {weights.name} are missing beside it")
+        return files + [weights]
+    if kind == "onnx":
         import onnx
 
         from app.runtimes.onnxrt import onnx_external_files
@@ -187,8 +194,11 @@ def private_copy(path: Path) -> tuple[Path, Path]:
     try:
         model = folder / _safe_name(path.name)
         _link_or_copy(path, model)
-        for extra in files[1:]:  # external data keeps its relative location: the model names it
-            _link_or_copy(extra, folder / extra.relative_to(path.parent))
+        for extra in files[1:]:
+            if extra.suffix == ".bin" and path.suffix == ".xml":  # an IR's weights: the .xml's stem, .bin
+                _link_or_copy(extra, model.with_suffix(".bin"))
+            else:  # external data keeps its relative location: the model names it
+                _link_or_copy(extra, folder / extra.relative_to(path.parent))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -178,16 +178,15 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
         raise BadInput(f"--accuracy-budget {accuracy_budget}: needs --data (real samples to measure accuracy on)")
     if data:
         accuracy_budget = str(AccuracyBudget.parse(accuracy_budget or f"cosine={budget_cosine}"))
-    model_source = source
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
     config = config.with_threads()
-    out_dir = Path(out_dir) if out_dir else default_out_dir(model_source.path)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(source.path)
     progress("load model", 0.0)
     started = time.perf_counter()
-    source = prepare_model(model_source)
+    model = prepare_model(source)
     load_seconds = time.perf_counter() - started
-    cands, failed = candidates_for(source.format)
+    cands, failed = candidates_for(model.format)
     if openvino is False:
         cands = [c for c in cands if c.target != "openvino"]
     if only:
@@ -207,7 +206,7 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
             options[SEED.name] = config.seed   # the verification inputs follow the benchmark's --seed
         if looped:
             options.update({ACCURACY_BUDGET.name: accuracy_budget, MAX_FLOAT_NODES.name: max_float_nodes})
-        req = ConversionRequest(model_source, cand.target, cand.precision, options,
+        req = ConversionRequest(source, cand.target, cand.precision, options,
                                 data=data,  # with data, every candidate is evaluated on it too
                                 out_dir=out_dir / cand.slug, overwrite=True)
         try:
@@ -238,8 +237,8 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
             infos[runner.name] = {**cand.to_json(), "verification_cosine": cosine,
                                   "random_calibration": any("RANDOM DATA" in w for w in warnings), **extra}
             runners.append(runner)
-    baseline = source_runner(source, load_seconds, threads=config.threads)
-    bench = run_benchmark(baseline, runners, list(source.inputs), config, int_high=source.details.get("int_high", 2),
+    baseline = source_runner(model, load_seconds, threads=config.threads)
+    bench = run_benchmark(baseline, runners, list(model.inputs), config, int_high=model.details.get("int_high", 2),
                           progress=lambda stage, f=None: progress(f"benchmark: {stage}",
                                                                    CONVERT_SHARE + (1 - CONVERT_SHARE) * (f or 0.0)),
                           should_cancel=should_cancel,

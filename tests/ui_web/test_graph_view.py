@@ -16,6 +16,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app import netron_server
+from app.errors import ModelLoadError
 from tests.conftest import REPO
 from tests.onnx_graphs import make_onnx
 from ui import graph_view
@@ -224,6 +225,21 @@ def test_external_data_torchscript_and_pt2_open_as_they_are(qtbot, graph, model_
         pane.selector.setCurrentIndex(index)
         wait_graph(qtbot, pane)
     assert not graph.interceptor.blocked_urls
+
+
+def test_an_openvino_ir_is_drawn_with_its_weights_beside_it(qtbot, graph, model_files, tmp_path):
+    import openvino as ov
+
+    ir = tmp_path / "my model.openvino.xml"
+    ov.save_model(ov.convert_model(str(model_files["cnn_onnx"])), str(ir), compress_to_fp16=False)
+    graph.set_models([("OpenVINO IR FP32", ir)])
+    pane = graph.panes[0]
+    wait_graph(qtbot, pane)
+    assert {p.name for p in pane.server.folder.iterdir()} == {"my_model.openvino.xml", "my_model.openvino.bin"}
+    assert "Convolution" in drawn_ops(qtbot, pane) and not graph.interceptor.blocked_urls
+    ir.with_suffix(".bin").unlink()  # an IR without its weights: one line, nothing served
+    with pytest.raises(ModelLoadError, match="its weights my model.openvino.bin are missing beside it"):
+        netron_server.model_files(ir)
 
 
 def test_a_model_netron_cannot_draw_says_so_and_offers_the_onnx_view(qtbot, graph, model_files, downloads):
