@@ -22,7 +22,6 @@ import zipfile
 from pathlib import Path
 
 from app.errors import ModelLoadError, UnsafeModelError
-from app.errors import first_line as _first_line
 
 TORCHSCRIPT_NOTE = ("a TorchScript archive is a program: its code runs when it is loaded, inspected and "
                     "verified (in the fenced child process)")

@@ -21,8 +21,8 @@ def hardware_summary() -> str:
     return detect(import_torch=False).summary()
 
 
-def warm_engine() -> list[TargetChoice]:
-    """Import the engine's light modules in this process and probe the targets."""
+def warm_engine() -> list:
+    """Import the engine's light modules in this process and probe the targets (``app.targets.TargetChoice`` list)."""
     import app.pipeline  # noqa: F401 - unpickling a ConversionResult needs it
     import app.verify  # noqa: F401
 

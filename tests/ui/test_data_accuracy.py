@@ -123,6 +123,11 @@ def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbo
     e = window.results.rows[int8].result.evaluation          # int8 is judged on the data, not random inputs
     assert window.results.text(int8, "Verification") in ("passed", "on data: passed" if e.cosine_mean >= 0.99
                                                          else "on data: low")
+    if window.results.text(int8, "Verification").startswith("on data"):  # the random-input cosine says why it is grey
+        from ui.results_table import COLUMNS
+
+        tip = window.results.item(int8, COLUMNS.index("Cosine")).toolTip()
+        assert "judged on the data instead" in tip and f"{e.cosine_mean:.4f}" in tip
     action = _menu_action(window, int8, "Where does the error come from?")
     assert action.isEnabled()
     action.trigger()
