@@ -85,15 +85,18 @@ def cmd_evaluate(args) -> int:
     return code
 
 
-def fp32_reference(source, model, folder: Path) -> Path:
+def fp32_reference(source, model, folder: Path, options: dict | None = None) -> Path:
     """The source model (an :class:`~app.request.ModelSource`, loaded as ``model``) as fp32 ONNX: the
-    file itself, or an export into ``folder``."""
+    file itself, or an export into ``folder`` with the export ``options`` the artifact was made with
+    (its exporter and opset name the tensors the ranking matches)."""
     if model.format == "onnx":
         return Path(source.path)
     from app.pipeline import convert
     from app.request import ConversionRequest
+    from converters.base import get_converter
 
-    return convert(ConversionRequest(source, "onnx", "fp32", out_dir=folder)).artifact
+    fp32 = get_converter("onnx").options_in(dict(options or {}), "fp32")
+    return convert(ConversionRequest(source, "onnx", "fp32", fp32, out_dir=folder)).artifact
 
 
 def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
@@ -104,13 +107,13 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     from app.evaluation import evaluation_part
     from app.loading import prepare_model
 
-    source, data_source, artifact, samples = payload
+    source, data_source, artifact, samples, options = payload  # options: the artifact's (the window knows them)
     progress = progress or (lambda stage, fraction=None: None)
     model = prepare_model(source)
     data, note = evaluation_part(data_source, model, [artifact])
     with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
         progress("fp32 reference", None)
-        reference = fp32_reference(source, model, Path(tmp))
+        reference = fp32_reference(source, model, Path(tmp), options)
         progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
         ranking = rank_nodes(reference, artifact, data.samples[:samples])
     return {"ranking": ranking, "samples": min(samples, len(data)), "data": data.describe(), "split": note}
@@ -127,7 +130,7 @@ def cmd_diagnose(args) -> int:
     progress = StderrProgress()
     try:
         result = run_job("app.data_commands:diagnose_entry",
-                         (source_of(args), data_source_of(args), args.artifact, args.samples),
+                         (source_of(args), data_source_of(args), args.artifact, args.samples, {}),
                          progress=progress)
     finally:
         progress.done()

@@ -151,6 +151,8 @@ def model_files(path: Path) -> list[Path]:
         weights = path.with_suffix(".bin")
         if not weights.is_file():
             raise ModelLoadError(f"{path}: its weights {weights.name} are missing beside it")
+        if weights.is_symlink() or not weights.resolve().is_relative_to(path.parent.resolve()):
+            raise ModelLoadError(f"{path}: its weights {weights.name} are a link leading outside the model's folder")
         return files + [weights]
     if kind == "onnx":
         import onnx

@@ -125,24 +125,28 @@ def reproduce_command(manifest: dict) -> str:
 
     opts = manifest.get("options") or {}
     source = manifest.get("source") or {}
-    data = opts.get("data") or ({"path": opts["calibration"]} if opts.get("calibration") else None)  # before 0.4
+    # older manifests: a flat "calibration"/"tokenizer" where "data" now holds the DataSource
+    data = opts.get("data") or ({"path": opts["calibration"]} if opts.get("calibration") else None)
+    target, precision = manifest.get("target", "?"), manifest.get("precision", "fp32")
     model = ModelSource(Path(source.get("path", "MODEL")),
                         inputs=tuple(TensorSpec.from_json(s) for s in opts.get("inputs") or []),
                         dynamic=tuple((d[0], int(d[1]), d[2]) for d in opts.get("dynamic") or []),
                         arch=opts.get("arch"), arch_kwargs=tuple((opts.get("arch_kwargs") or {}).items()))
-    target = manifest.get("target", "?")
-    try:
-        get_converter(target)
-        options = {o.name: opts[o.name] for o in options_of(target) if not o.is_default(opts.get(o.name))}
-    except StudioError:  # a target this version does not know: its name, nothing else
-        options = {}
     if data:
         tokenizer = data.get("tokenizer") or opts.get("tokenizer")
         data = DataSource(Path(data["path"]), Path(tokenizer) if tokenizer else None,
                           data.get("normalize") or opts.get("normalize"), int(data.get("limit") or 2000))
-    request = ConversionRequest(
-        model, target, manifest.get("precision", "fp32"), options, data=data or None,
-        out_dir=Path(manifest["_file"]).resolve().parent if manifest.get("_file") else None)
+    try:
+        get_converter(target)
+        options = {o.name: opts[o.name] for o in options_of(target) if not o.is_default(opts.get(o.name))}
+        request = ConversionRequest(
+            model, target, precision, options, data=data or None,
+            out_dir=Path(manifest["_file"]).resolve().parent if manifest.get("_file") else None)
+    except StudioError:  # a target or precision this version does not know: what the manifest says, as it says it
+        import shlex
+
+        return "python main.py " + shlex.join(["convert", str(model.path), "--to", str(target), "--precision",
+                                               str(precision)])
     return convert_command(request)
 
 

@@ -22,10 +22,10 @@ class TargetChoice:
     advice: dict = field(default_factory=dict, compare=False)   # precision → "verdict: why" on this machine
     options: tuple = ()                       # the app.options.Option declarations of its converter
 
-    def options_in(self, values: dict) -> dict:
-        """The entries of ``values`` (option name → value) that this target takes."""
-        names = {o.name for o in self.options}
-        return {k: v for k, v in values.items() if k in names}
+    def options_in(self, values: dict, precision: str) -> dict:
+        """The entries of ``values`` (the window's form: option name → value) that shape this target at
+        ``precision`` (``Converter.options_in``)."""
+        return self.converter.options_in(values, precision) if self.converter is not None else {}
 
     def reason_for(self, precision: str, source_format: str | None) -> str:
         """Why ``precision`` cannot be built from ``source_format`` here; "" when it can."""

@@ -157,9 +157,13 @@ class Converter:
         return [{k: v for k, v in c.items() if v is not None} for c in combos]
 
     @classmethod
-    def options_in(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """The entries of ``settings`` that are options of this target."""
-        names = {o.name for o in cls.options}
+    def options_in(cls, settings: dict[str, Any], precision: str | None = None) -> dict[str, Any]:
+        """The entries of ``settings`` that are options of this target. With ``precision`` (a form
+        shared by every target: the window's), only those that shape that precision and that the
+        target does not pin there (TensorRT's int8 is static whatever the form says for ONNX)."""
+        pinned = cls.pinned.get(precision, {}) if precision else {}
+        names = {o.name for o in cls.options if o.name not in pinned
+                 and (precision is None or not o.precisions or precision in o.precisions)}
         return {k: v for k, v in settings.items() if k in names}
 
     def artifact_name(self, stem: str, precision: str) -> str:

@@ -66,3 +66,18 @@ def test_evaluate_bad_input(cli, digits, tmp_path):
     assert r.code == 2 and json.loads(r.out)["status"] == "failed" and "no such artifact" in r.err
     r = cli("evaluate", digits["state"], *DIGITS_ARGS, digits["state"])
     assert r.code == 2 and "--data" in r.err
+
+
+def test_the_diagnosis_reference_is_exported_as_the_artifact_was(model_files, tmp_path):
+    """diagnose matches tensors by name: its fp32 reference uses the artifact's exporter and opset."""
+    from app.data_commands import fp32_reference
+    from app.loading import prepare_model
+    from app.manifest import read_manifest
+    from tests.requests import CNN, source
+
+    src = source(model_files["cnn_state"], **CNN)
+    made_with = {"exporter": "torchscript", "opset": 17, "quantization": "static", "calibration_method": "entropy"}
+    reference = fp32_reference(src, prepare_model(src), tmp_path, made_with)
+    options = read_manifest(reference)["options"]
+    assert (options["exporter"], options["opset"]) == ("torchscript", 17) and reference.name == "cnn.fp32.onnx"
+    assert options["quantization"] is None  # an int8 choice does not follow an fp32 export

@@ -59,7 +59,22 @@ def test_each_converter_declares_its_options_and_search_space():
         ["minmax", "entropy", "percentile"]
     assert get_converter("openvino").search_space("int8") == [{"quantization": "static"}]
     assert get_converter("torchscript-trace").search_space("int8") == [{"quantization": "dynamic"}]
+    from app.bench.optimize import candidates_for
+
+    labels = [c.label for c in candidates_for("state-dict")[0]]  # each names its own folder
+    assert len(set(labels)) == len(labels) and "onnx int8 static/entropy" in labels
     assert get_converter("torchscript-trace").options_in({"quantization": "dynamic"}) == {}
+
+
+def test_a_form_shared_by_every_target_gives_each_only_what_shapes_it():
+    form = {"opset": 18, "quantization": "dynamic", "calibration_method": "entropy", "workspace_mb": 1024}
+    assert get_converter("onnx").options_in(form, "fp32") == {"opset": 18}
+    assert get_converter("onnx").options_in(form, "int8") == {"opset": 18, "quantization": "dynamic",
+                                                             "calibration_method": "entropy"}
+    # TensorRT and OpenVINO int8 are static whatever the form says for ONNX: no "dynamic" to refuse
+    assert get_converter("tensorrt").options_in(form, "int8") == {"opset": 18, "calibration_method": "entropy",
+                                                                 "workspace_mb": 1024}
+    assert get_converter("openvino").options_in(form, "int8") == {"opset": 18}
 
 
 def test_one_precision_enum():

@@ -111,6 +111,17 @@ def test_text_from_the_files_is_escaped(cli, run, tmp_path):
     assert "<script>alert(1)</script>" in page.texts["warning"]
 
 
+def test_a_manifest_from_another_version_still_gets_its_command(cli, run, tmp_path):
+    from app.report import reproduce_command
+
+    manifest = dict(run["manifest_data"][0], target="coreml", precision="int4")  # a target this version lacks
+    (tmp_path / "later.manifest.json").write_text(json.dumps(manifest))
+    assert cli("report", tmp_path / "later.manifest.json", "--out", tmp_path / "later.html").code == 0
+    assert reproduce_command(manifest).endswith("--to coreml --precision int4")
+    old = dict(run["manifest_data"][0], options={"calibration": "imgs", "tokenizer": None, "exporter": "torchscript"})
+    assert reproduce_command(old).endswith("--exporter torchscript --data imgs")  # the flat options of older manifests
+
+
 @pytest.mark.parametrize("case, message", [
     ("empty", "no manifests (*.manifest.json) or benchmark results found"),
     ("missing", "no such file or folder"),

@@ -55,7 +55,8 @@ class Conversions:
         from app.request import ConversionRequest
 
         choice = next(c for c in self.targets.choices if c.name == target)
-        return ConversionRequest(self.model_source(), target, precision, choice.options_in(self.options.values()),
+        options = choice.options_in(self.options.values(), precision)  # what shapes this target at this precision
+        return ConversionRequest(self.model_source(), target, precision, options,
                                  data=self.options.data_source(), out_dir=self.options.output_folder(),
                                  overwrite=self.options.overwrite.isChecked())
 
@@ -193,7 +194,7 @@ class Conversions:
         self.session.job_progressed(key, stage, fraction)
         if self._stage_logged.get(key) != stage:
             self._stage_logged[key] = stage
-            self.log.add(f"{key.name}: {stage}")
+            self.log.add(f"{key.name or key.kind}: {stage}")
 
     def _on_job_succeeded(self, key, result) -> None:
         if key == BENCHMARK:

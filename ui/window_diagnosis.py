@@ -29,7 +29,8 @@ class Diagnosis:
                                "folder (Data…, or drop one on the window), then ask again.")
             return None
         return self._start_background(JobKey("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}",
-                                      diagnosis_job(info.request.source, data, info.artifact, parent=self),
+                                      diagnosis_job(info.request.source, data, info.artifact, info.request.options,
+                                                    parent=self),
                                       self._on_diagnosed, self._on_background_failed)
 
     def _on_diagnosed(self, key, result: dict) -> None:

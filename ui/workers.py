@@ -205,15 +205,16 @@ def sweep_job(request, save: Path | None, parent: QObject | None = None) -> Back
     return BackgroundJob(work, parent=parent)
 
 
-def diagnosis_job(source, data, artifact: Path, samples: int = 8, parent: QObject | None = None) -> BackgroundJob:
+def diagnosis_job(source, data, artifact: Path, options=None, samples: int = 8,
+                  parent: QObject | None = None) -> BackgroundJob:
     """Rank ``artifact``'s nodes by the error they add over ``source`` (an ``app.request.ModelSource``)
     on ``data`` (a ``DataSource``; ``app.data_commands:diagnose_entry``) in a fenced child: it runs the
-    model's code."""
+    model's code. ``options``: those the artifact was made with (its exporter and opset)."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.data_commands:diagnose_entry", (source, data, Path(artifact), samples),
+        return run_job("app.data_commands:diagnose_entry", (source, data, Path(artifact), samples, dict(options or {})),
                        progress=progress, should_cancel=should_cancel)
 
     job = BackgroundJob(work, parent=parent)

@@ -49,10 +49,9 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        parts = [self.target, self.precision]
-        if self.quantization:
-            parts.append(self.quantization + (f"/{self.calibration_method}" if self.calibration_method else ""))
-        return " ".join(parts)
+        """``onnx int8 static/minmax``: the target, the precision, then every setting's value in the
+        order the converter declares its options (so two candidates never share a label or a folder)."""
+        return " ".join([self.target, self.precision, "/".join(str(v) for _, v in self.settings)]).rstrip()
 
     @property
     def slug(self) -> str:
@@ -60,7 +59,7 @@ class Candidate:
 
     def to_json(self) -> dict:
         return {"candidate": self.label, "target": self.target, "quantization": self.quantization,
-                "calibration_method": self.calibration_method}
+                "calibration_method": self.calibration_method, **dict(self.settings)}
 
 
 @dataclass(frozen=True)

@@ -237,8 +237,14 @@ def test_an_openvino_ir_is_drawn_with_its_weights_beside_it(qtbot, graph, model_
     wait_graph(qtbot, pane)
     assert {p.name for p in pane.server.folder.iterdir()} == {"my_model.openvino.xml", "my_model.openvino.bin"}
     assert "Convolution" in drawn_ops(qtbot, pane) and not graph.interceptor.blocked_urls
+    secret = tmp_path / "elsewhere" / "secret.bin"
+    secret.parent.mkdir()
+    secret.write_bytes(b"not yours")
     ir.with_suffix(".bin").unlink()  # an IR without its weights: one line, nothing served
     with pytest.raises(ModelLoadError, match="its weights my model.openvino.bin are missing beside it"):
+        netron_server.model_files(ir)
+    ir.with_suffix(".bin").symlink_to(secret)  # nor weights that lead out of the folder
+    with pytest.raises(ModelLoadError, match="a link leading outside the model's folder"):
         netron_server.model_files(ir)
 
 
