@@ -37,6 +37,10 @@ def add_data_commands(sub) -> None:
     add_model_args(d)
     d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
     add_data_args(d, required=True)
+    from app.options import add_flags
+    from converters.onnx_export import EXPORT_OPTIONS
+
+    add_flags(d, EXPORT_OPTIONS)  # the fp32 reference is exported as the artifact was: tensor names must match
     d.add_argument("--samples", type=int, default=8, metavar="N", help="samples to run (default 8)")
     d.add_argument("--top", type=int, default=15, metavar="N", help="nodes to list (default 15)")
     d.set_defaults(handler=cmd_diagnose)
@@ -122,6 +126,8 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
 def cmd_diagnose(args) -> int:
     from app.diagnose import format_ranking
     from app.jobs import run_job
+    from app.options import values_of
+    from converters.onnx_export import EXPORT_OPTIONS
 
     if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":
         raise BadInput(f"{args.artifact}: give an fp16/int8 .onnx artifact to diagnose")
@@ -130,7 +136,8 @@ def cmd_diagnose(args) -> int:
     progress = StderrProgress()
     try:
         result = run_job("app.data_commands:diagnose_entry",
-                         (source_of(args), data_source_of(args), args.artifact, args.samples, {}),
+                         (source_of(args), data_source_of(args), args.artifact, args.samples,
+                          values_of(args, EXPORT_OPTIONS)),
                          progress=progress)
     finally:
         progress.done()
