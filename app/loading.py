@@ -6,8 +6,9 @@ zips, zip bombs, the members' CRCs, forged safetensors headers. TorchScript and 
 archives and ``torch.save`` files are zip archives told apart by their members; safetensors by its
 JSON header; ONNX by parsing the protobuf. Then one loader per format (:data:`LOADERS`) reads it,
 handed what the front door learned (:class:`~app.loaders.checked.CheckedFile`: the open file, the
-open, checked archive) so that no check runs twice and our code reads the file once (torch's,
-safetensors' and ONNX Runtime's own readers still open it by path, memory-mapping the weights): :mod:`app.loaders` for the torch
+open, checked archive) so that no check runs twice and our code reads the file once (torch's and
+safetensors' readers still open it by name, to memory-map the weights, after
+:meth:`~app.loaders.checked.CheckedFile.reader_path` made sure the name still means the checked file): :mod:`app.loaders` for the torch
 formats, ONNX, IR and engines beside their runtimes in :mod:`app.runtimes`. Every ``torch.load`` is
 ``weights_only=True``; a full pickled module loads through the same unpickler with the globals the
 user approved (``app.unpickling``).

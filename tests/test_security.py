@@ -149,3 +149,23 @@ def test_the_suite_runs_with_private_settings_and_its_guard_sees_changes(tmp_pat
     before = snapshot_user_folders([tmp_path])
     (tmp_path / "Model Deployment Studio.ini").write_text("[General]\nout=/x\n")
     assert snapshot_user_folders([tmp_path]) != before
+
+
+@pytest.mark.parametrize("kind", ["cnn_state", "cnn_torchscript", "cnn_pt2", "mlp_safetensors"])
+def test_a_file_swapped_after_its_checks_is_not_loaded(model_files, tmp_path, kind):
+    """torch's and safetensors' readers open the file by name after the front door checked it: a file
+    put in its place in between (a swap, a rewrite) is refused, not loaded unchecked."""
+    import os
+
+    from app.errors import UnsafeModelError
+    from app.loading import FORMATS, checked_file
+
+    path = tmp_path / model_files[kind].name
+    shutil.copy(model_files[kind], path)
+    with checked_file(path) as checked:
+        replacement = tmp_path / "replacement"
+        shutil.copy(model_files[kind], replacement)  # same bytes, another file: the checks ran on the first
+        os.replace(replacement, path)
+        with pytest.raises(UnsafeModelError, match="changed on disk while it was being checked"):
+            FORMATS[checked.kind].load(checked, ModelSource(path, arch="tests.models:MLP"), True)
+    assert load_model(path, arch="tests.models:MLP" if kind == "mlp_safetensors" else "tests.models:SmallCNN")

@@ -3,6 +3,8 @@ globals the user approved (:mod:`app.unpickling`); the front door has already re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.errors import ModelLoadError
 from app.loaders import state_dict
 from app.loaders.checked import CheckedFile
@@ -16,7 +18,7 @@ def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedMo
 
     from app.unpickling import load_pickled_module
 
-    obj = load_pickled_module(file.path, allow_pickle=source.allow_pickle, arch=source.arch,
+    obj = load_pickled_module(Path(file.reader_path()), allow_pickle=source.allow_pickle, arch=source.arch,
                               trusted=source.trusted_globals, run_code_from_file=source.run_code_from_file,
                               checked_zip=file.is_zip)
     if not isinstance(obj, torch.nn.Module):

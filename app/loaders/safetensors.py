@@ -11,10 +11,11 @@ from app.request import ModelSource
 
 
 def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    reader = file.reader_path()
     try:
         from safetensors.torch import load_file  # maps the file: tensors stay in the page cache, not copied
 
-        state = load_file(str(file.path))
+        state = load_file(reader)
     except Exception as e:
         raise ModelLoadError(f"{file.path} is not a readable safetensors file ({e}); re-export it") from None
     return state_dict.build(file, state, source, guess)

@@ -24,8 +24,9 @@ def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedMo
     notes = check_pt2(path, allow_pickle=source.allow_pickle, run_code_from_file=source.run_code_from_file,
                       archive=file.archive)
     extra = {SIGNATURE_FILE: ""}
+    reader = file.reader_path()
     try:
-        ep = torch.export.load(str(path), extra_files=extra)
+        ep = torch.export.load(reader, extra_files=extra)
     except Exception as e:
         raise ModelLoadError(f"{path} is a damaged torch.export archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = recorded_signature(extra[SIGNATURE_FILE])

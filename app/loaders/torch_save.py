@@ -18,10 +18,10 @@ def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedMo
 
     import torch
 
-    path = file.path
+    path, reader = file.path, file.reader_path()
     try:
         # zip archives are memory-mapped: the weights stay in the page cache, not copied (issue 16)
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=file.is_zip)
+        obj = torch.load(reader, map_location="cpu", weights_only=True, mmap=file.is_zip)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
             raise ModelLoadError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); re-export it") from None

@@ -15,10 +15,10 @@ from app.request import ModelSource
 def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
     import torch
 
-    path = file.path
+    path, reader = file.path, file.reader_path()
     extra = {SIGNATURE_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        module = torch.jit.load(reader, map_location="cpu", _extra_files=extra)
     except Exception as e:
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = recorded_signature(extra[SIGNATURE_FILE])
