@@ -109,17 +109,15 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _request(args):
-    """The :class:`~app.request.ConversionRequest` of ``convert``'s flags; a flag of another target's
-    option is one line (exit 2) rather than silently ignored."""
+    """The :class:`~app.request.ConversionRequest` of ``convert``'s flags (a flag of another target's
+    option is kept, and refused in one line by :func:`app.jobs.run_conversion`)."""
     from app.request import ConversionRequest
-    from converters.base import all_options, check_options
+    from converters.base import all_options
 
-    request = ConversionRequest(
+    return ConversionRequest(
         source_of(args), args.target, args.precision, values_of(args, all_options()), data=data_source_of(args),
         out_dir=args.out, overwrite=args.overwrite, keep_failed=args.keep_failed,
         ignore_memory_check=args.ignore_memory_check)
-    check_options(request)
-    return request
 
 
 def cmd_convert(args) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 
 from app.errors import BadInput
 from app.model import Feeds
+from app.request import DataSource
 from app.specs import TensorSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -85,19 +86,11 @@ class DataSet:
         return self.subset(order[:k]), self.subset(order[k:])
 
 
-@dataclass(frozen=True)
-class DataOptions:
-    """How to read ``--data``: tokenizer folder, image normalisation, sample limit."""
-
-    tokenizer: Path | None = None
-    normalize: str | None = None        # imagenet | unit | signed | none | MEAN,..;STD,..
-    limit: int = MAX_SAMPLES
-
-
-def load_data(path: str | Path, inputs: list[TensorSpec], outputs: list[TensorSpec] = (),
-              options: DataOptions = DataOptions()) -> DataSet:
-    """Read the samples at ``path`` for a model with ``inputs``; raises :class:`BadInput` with one line."""
-    path = Path(path)
+def load_data(source: DataSource | str | Path, inputs: list[TensorSpec], outputs: list[TensorSpec] = ()) -> DataSet:
+    """Read the samples of ``source`` (``--data`` and how to read it; a bare path reads with the defaults)
+    for a model with ``inputs``; raises :class:`BadInput` with one line."""
+    options = source if isinstance(source, DataSource) else DataSource(Path(source))
+    path = Path(options.path)
     if not path.exists():
         raise BadInput(f"--data {path}: no such file or folder")
     if options.limit < 1:
@@ -292,7 +285,7 @@ def normalization(option: str | None, channels: int) -> tuple[str, np.ndarray, n
 
 
 def _images(folder: Path, images: list[Path], subdirs: list[Path], inputs: list[TensorSpec],
-            options: DataOptions) -> DataSet:
+            options: DataSource) -> DataSet:
     if len(inputs) != 1:
         raise BadInput(f"--data {folder}: images feed one input, but the model takes {len(inputs)} "
                        f"({', '.join(s.name for s in inputs)}); use .npz files keyed by input name")
@@ -402,7 +395,7 @@ def read_sentences(path: Path, limit: int) -> tuple[list[str], list[int] | None]
     return texts, (labels if have else None)  # type: ignore[return-value]
 
 
-def _text(path: Path, inputs: list[TensorSpec], options: DataOptions) -> DataSet:
+def _text(path: Path, inputs: list[TensorSpec], options: DataSource) -> DataSet:
     if options.tokenizer is None:
         raise BadInput(f"--data {path}: sentences need --tokenizer DIR (a Hugging Face tokenizer folder)")
     tokenizer = load_tokenizer(options.tokenizer)

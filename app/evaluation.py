@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.data import DataSet
+from app.data import DataSet, load_data
 from app.errors import VerificationFailed, first_line
 from app.model import LoadedModel
 
@@ -156,7 +156,7 @@ def evaluation_part(data_source, model, artifacts: list[Path]):
     manifest records), else all of them. Returns (data, note)."""
     from app.manifest import read_manifest
 
-    data = data_source.read(model.inputs, model.outputs)
+    data = load_data(data_source, model.inputs, model.outputs)
     for artifact in artifacts:
         recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
         if recorded.get("source") and Path(recorded["source"]).resolve() == Path(data_source.path).resolve():

@@ -249,11 +249,13 @@ def run_conversion(request, **kwargs):
     from app import files
     from app.errors import UnsupportedCombination
     from app.pipeline import output_folder, place
-    from converters.base import get_converter
+    from converters.base import check_options, get_converter
 
-    # what this machine cannot build (bf16 without BF16/AMX, a missing library) is refused here, before
-    # a child starts or a folder is made; the child checks the rest against the loaded model
+    # an option the target does not take, and what this machine cannot build (bf16 without BF16/AMX, a
+    # missing library), are refused here, before a child starts or a folder is made; the child checks
+    # the rest against the loaded model
     converter = get_converter(request.target)
+    check_options(request)
     refusal = converter.precision_refusal(request.precision) if request.precision in converter.precisions else ""
     if refusal:
         raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "

@@ -4,7 +4,7 @@ The front door opens the file once (:func:`checked_file`): it recognises the for
 by extension, and runs the checks every file gets before any reader sees it — damaged or polyglot
 zips, zip bombs, the members' CRCs, forged safetensors headers. TorchScript and ``torch.export``
 archives and ``torch.save`` files are zip archives told apart by their members; safetensors by its
-JSON header; ONNX by parsing the protobuf. Then one loader per format (:data:`LOADERS`) reads it,
+JSON header; ONNX by parsing the protobuf. Then one loader per format (:data:`FORMATS`) reads it,
 handed what the front door learned (:class:`~app.loaders.checked.CheckedFile`: the open file, the
 open, checked archive) so that no check runs twice and our code reads the file once (torch's and
 safetensors' readers still open it by name, to memory-map the weights, after
@@ -65,20 +65,18 @@ class Format:
     tab; ``no_graph`` says why not)."""
 
     load: Loader
-    label: str
     no_graph: str = ""
 
 
 FORMATS: dict[str, Format] = {
-    "torchscript": Format(torchscript.load, "TorchScript"),
-    "torch-export": Format(torch_export.load, "torch.export (.pt2)"),
-    "torch-save": Format(torch_save.load, "torch.save", "a state dict or checkpoint holds weights but no graph"),
-    "safetensors": Format(safetensors.load, "safetensors", "a safetensors file holds weights but no graph"),
-    "onnx": Format(_onnx, "ONNX"),
-    "tensorrt": Format(_engine, "TensorRT engine", "Netron reads only the header of a TensorRT engine, not its layers"),
-    "openvino": Format(_openvino_ir, "OpenVINO IR"),   # the .xml; Netron reads the .bin beside it
+    "torchscript": Format(torchscript.load),
+    "torch-export": Format(torch_export.load),
+    "torch-save": Format(torch_save.load, "a state dict or checkpoint holds weights but no graph"),
+    "safetensors": Format(safetensors.load, "a safetensors file holds weights but no graph"),
+    "onnx": Format(_onnx),
+    "tensorrt": Format(_engine, "Netron reads only the header of a TensorRT engine, not its layers"),
+    "openvino": Format(_openvino_ir),   # the .xml; Netron reads the .bin beside it
 }
-LOADERS: dict[str, Loader] = {kind: f.load for kind, f in FORMATS.items()}
 
 
 @contextmanager
@@ -180,7 +178,7 @@ def load(path: str | os.PathLike, source: ModelSource, *, guess_inputs: bool | N
     guess = not source.inputs if guess_inputs is None else guess_inputs
     try:
         with checked_file(path) as file:
-            return LOADERS[file.kind](file, source, guess)
+            return FORMATS[file.kind].load(file, source, guess)
     except StudioError:
         raise
     except MemoryError:
@@ -244,7 +242,7 @@ def with_inputs(model: LoadedModel, inputs: list[TensorSpec]) -> LoadedModel:
     model.inputs_guessed = False
     model.warnings = [w for w in model.warnings if "guess" not in w and "--input" not in w]
     if model.is_torch and model.module is not None:
-        fn = model.module.module() if model.format == "torch-export" else model.module
+        fn = model.torch_callable()
         try:
             names = [o.name for o in model.outputs] if model.outputs else None
             model.outputs = output_specs(probe_outputs(fn, inputs), names)

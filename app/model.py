@@ -48,6 +48,11 @@ class LoadedModel:
     def is_torch(self) -> bool:
         return self.format in ("torchscript", "torch-export", "state-dict", "pickle")
 
+    def torch_callable(self):
+        """The callable behind a torch-format model: the ``nn.Module``/``ScriptModule``, or an
+        ``ExportedProgram``'s ``module()``."""
+        return self.module.module() if self.format == "torch-export" else self.module
+
     def runner(self):
         """This model in its runtime (an :class:`app.runtimes.base.Runner`), loaded on first use and kept
         while the signature stays the same: verification, evaluation and the benchmark all run it."""

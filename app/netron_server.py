@@ -138,7 +138,7 @@ def _check_drawable(path: str, size: int, mtime_ns: int) -> Drawability:
         kind = sniff_format(Path(path))
     except ModelLoadError as e:
         return Drawability(False, "", str(e))
-    why_not = FORMATS[kind].no_graph if kind in FORMATS else f"Netron does not draw {kind} files"
+    why_not = FORMATS[kind].no_graph
     return Drawability(not why_not, kind, why_not)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from app import files
-from app.data import DataSet
+from app.data import DataSet, load_data
 from app.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
@@ -234,7 +234,7 @@ def split_data(data: DataSource | None, model: LoadedModel, seed: int,
         return None, None
     if progress:
         progress("read data", None)
-    return data.read(model.inputs, model.outputs).split(seed)
+    return load_data(data, model.inputs, model.outputs).split(seed)
 
 
 def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
@@ -330,7 +330,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
         "target": request.target, "precision": request.precision, "status": result.status,
         "source": {"path": str(Path(request.source.path).resolve()), "sha256": source_hash, "format": model.format},
         "inputs": [s.to_json() for s in model.inputs], "outputs": [s.to_json() for s in model.outputs],
-        "options": {**request.recorded_options(), **{o.name: o.of(request) for o in options_of(request.target)}},
+        "options": request.recorded_options(options_of(request.target)),
         "recorded": record,
         "tools": tool_versions(),
         "verification": result.verification.to_json() if result.verification else None,

@@ -95,19 +95,13 @@ class Options(Mapping):
 
 @dataclass(frozen=True)
 class DataSource:
-    """Real samples (``--data``) and how to read them: calibration for static int8 and the evaluation
-    of every artifact on its held-out part."""
+    """Real samples (``--data``) and how to read them (:func:`app.data.load_data`): calibration for
+    static int8 and the evaluation of every artifact on its held-out part."""
 
     path: Path
     tokenizer: Path | None = None            # --tokenizer: Hugging Face tokenizer folder for text data
     normalize: str | None = None             # --normalize: image normalisation (default per channel count)
     limit: int = 2000                        # --data-limit: samples read at most
-
-    def read(self, inputs, outputs=()):
-        """The samples (:class:`app.data.DataSet`) for a model with these inputs and outputs."""
-        from app.data import DataOptions, load_data
-
-        return load_data(self.path, inputs, outputs, DataOptions(self.tokenizer, self.normalize, self.limit))
 
     def to_json(self) -> dict:
         return {"path": str(self.path), "tokenizer": str(self.tokenizer) if self.tokenizer else None,
@@ -143,11 +137,12 @@ class ConversionRequest:
         """This request with some options changed (None: back to the default)."""
         return replace(self, options=self.options.replace(**changes))
 
-    def recorded_options(self) -> dict:
-        """Everything that shapes the artifact, for the manifest."""
+    def recorded_options(self, declared) -> dict:
+        """Everything that shapes the artifact, for the manifest: the source's signature and network, the
+        value of every option the target ``declared`` (``app.options.Option``; defaults included), the data."""
         s = self.source
         return {
             "inputs": [t.to_json() for t in s.inputs], "dynamic": [list(d) for d in s.dynamic],
             "arch": s.arch, "arch_kwargs": s.arch_kwargs_dict, "trusted_globals": list(s.trusted_globals),
-            **dict(self.options), "data": self.data.to_json() if self.data else None,
+            **{o.name: o.of(self) for o in declared}, "data": self.data.to_json() if self.data else None,
         }

@@ -22,6 +22,13 @@ class TargetChoice:
     advice: dict = field(default_factory=dict, compare=False)   # precision → "verdict: why" on this machine
     options: tuple = ()                       # the app.options.Option declarations of its converter
 
+    def wants_data(self, request) -> bool:
+        """Whether ``request`` is int8 that this target would calibrate (its int8 mode left to it, or pinned
+        static) with no ``--data``: then it calibrates on random data unless the user gives samples."""
+        takes_mode = any(o.name == "quantization" for o in self.options)
+        return (request.precision == "int8" and request.data is None and takes_mode
+                and "quantization" not in request.options)
+
     def options_in(self, values: dict, precision: str) -> dict:
         """The entries of ``values`` (the window's form: option name → value) that shape this target at
         ``precision`` (``Converter.options_in``)."""

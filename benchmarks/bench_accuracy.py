@@ -87,11 +87,12 @@ def minilm(out: Path, runs: int, seq: int) -> dict:
     model = SentenceEncoder()
     model.load_state_dict(load_file(str(weights_path())))
     model.eval()
-    from app.data import DataOptions, load_data
+    from app.data import load_data
+    from app.request import DataSource
     from app.specs import TensorSpec
 
     specs = [TensorSpec("input_ids", "int64", (1, seq)), TensorSpec("attention_mask", "int64", (1, seq))]
-    feeds = load_data(SENTENCES, specs, options=DataOptions(tokenizer=minilm_folder())).samples[0]
+    feeds = load_data(DataSource(SENTENCES, tokenizer=minilm_folder()), specs).samples[0]
     e = int8.evaluation
     eager = eager_ms(model, feeds, ["input_ids", "attention_mask"], runs)
     t_fp32, t_int8 = onnx_ms(fp32.artifact, feeds, runs), onnx_ms(int8.artifact, feeds, runs)

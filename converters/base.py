@@ -151,10 +151,14 @@ class Converter:
         for o in cls.options:
             if not o.searchable or (o.precisions and precision not in o.precisions) or o.name in pinned:
                 continue
-            combos = [{**c, o.name: v} for c in combos
-                      for v in (o.search_space() if not o.only_with or c.get(o.only_with[0]) == o.only_with[1]
-                                else (None,))]
-        return [{k: v for k, v in c.items() if v is not None} for c in combos]
+            grown: list[dict[str, Any]] = []
+            for c in combos:
+                if o.only_with and c.get(o.only_with[0]) != o.only_with[1]:
+                    grown.append(c)  # it does not matter in this combination
+                else:
+                    grown += [{**c, o.name: v} for v in o.search_space()]
+            combos = grown
+        return combos
 
     @classmethod
     def options_in(cls, settings: dict[str, Any], precision: str | None = None) -> dict[str, Any]:
@@ -193,7 +197,7 @@ def _import_all() -> None:
 
 def all_converters() -> list[type[Converter]]:
     _import_all()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY, key=lambda n: list(_REGISTRY).index(n))]
+    return list(_REGISTRY.values())  # in registration order
 
 
 def get_converter(name: str) -> type[Converter]:
@@ -242,6 +246,4 @@ def check_options(request: ConversionRequest) -> None:
 
 def torch_module_of(model: LoadedModel):
     """The callable nn.Module behind a torch-format model (an ExportedProgram's module() too)."""
-    if model.format == "torch-export":
-        return model.module.module()
-    return model.module
+    return model.torch_callable()

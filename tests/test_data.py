@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from app.data import DataOptions, load_data
+from app.data import load_data
+from app.request import DataSource
 from app.errors import BadInput
 from app.specs import TensorSpec
 from tests.real_data import SENTENCES, minilm_folder
@@ -20,7 +21,7 @@ TEXT = [TensorSpec("input_ids", "int64", (1, 24)), TensorSpec("attention_mask", 
 
 def _bad(path, specs=IMAGE, **options) -> str:
     with pytest.raises(BadInput) as e:
-        load_data(path, specs, options=DataOptions(**options))
+        load_data(DataSource(path, **options), specs)
     message = str(e.value)
     assert "\n" not in message and "Traceback" not in message
     return message
@@ -42,17 +43,17 @@ def test_image_folder_with_class_subfolders_gives_labels_and_says_how_it_normali
 
 
 def test_rgb_normalisation_defaults_to_imagenet_and_can_be_chosen(digits):
-    data = load_data(digits["images"], RGB, options=DataOptions(limit=4))
+    data = load_data(DataSource(digits["images"], limit=4), RGB)
     assert data.samples[0]["image"].shape == (1, 3, 16, 16) and "imagenet" in data.notes[0]
     assert data.samples[0]["image"].min() < 0           # (x - mean) / std
-    signed = load_data(digits["images"], RGB, options=DataOptions(normalize="signed", limit=4))
+    signed = load_data(DataSource(digits["images"], normalize="signed", limit=4), RGB)
     assert -1.0 <= signed.samples[0]["image"].min() and signed.samples[0]["image"].max() <= 1.0
-    custom = load_data(digits["images"], RGB, options=DataOptions(normalize="0.5,0.5,0.5;0.25,0.25,0.25", limit=4))
+    custom = load_data(DataSource(digits["images"], normalize="0.5,0.5,0.5;0.25,0.25,0.25", limit=4), RGB)
     assert np.allclose(custom.samples[0]["image"], (signed.samples[0]["image"] * 0.5) / 0.25, atol=1e-5)
 
 
 def test_npz_arrays_keyed_by_input_name_with_labels_and_limit(digits):
-    data = load_data(digits["arrays"], IMAGE, options=DataOptions(limit=50))
+    data = load_data(DataSource(digits["arrays"], limit=50), IMAGE)
     assert len(data) == 50 and data.samples[0]["x"].shape == (1, 1, 8, 8)
     assert data.labels is not None and data.labels[0].dtype == np.int64
 
@@ -66,7 +67,7 @@ def test_npz_expected_outputs_are_kept(tmp_path):
 
 
 def test_sentences_tokenized_offline_and_padded_to_the_sequence_axis():
-    data = load_data(SENTENCES, TEXT, options=DataOptions(tokenizer=minilm_folder(), limit=20))
+    data = load_data(DataSource(SENTENCES, tokenizer=minilm_folder(), limit=20), TEXT)
     assert len(data) == 20 and data.kind == "text"
     ids, mask = data.samples[0]["input_ids"], data.samples[0]["attention_mask"]
     assert ids.shape == mask.shape == (1, 24) and ids.dtype == np.int64
@@ -78,7 +79,7 @@ def test_sentences_tokenized_offline_and_padded_to_the_sequence_axis():
 def test_jsonl_sentences_with_labels(tmp_path):
     lines = [{"text": "The movie was wonderful.", "label": 1}, {"text": "I hated every minute.", "label": 0}]
     (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
-    data = load_data(tmp_path, TEXT, options=DataOptions(tokenizer=minilm_folder()))
+    data = load_data(DataSource(tmp_path, tokenizer=minilm_folder()), TEXT)
     assert [int(l[0]) for l in data.labels] == [1, 0]
 
 

@@ -43,8 +43,10 @@ def test_a_request_keeps_only_what_was_set_and_reads_defaults_from_the_declarati
 def test_an_option_of_another_target_is_refused_in_one_line():
     with pytest.raises(UnsupportedCombination, match=r"--workspace-mb does not apply to --to onnx; its options: --opset"):
         check_options(ConversionRequest(ModelSource(Path("m.pt")), "onnx", options={"workspace_mb": 1024}))
-    with pytest.raises(BadInput, match="--opset does not apply to --to torchscript-trace"):
-        _request(build_parser().parse_args(["convert", "m.pt", "--to", "torchscript-trace", "--opset", "17"]))
+    from app.jobs import run_conversion
+
+    with pytest.raises(BadInput, match="--opset does not apply to --to torchscript-trace"):  # before any child starts
+        run_conversion(_request(build_parser().parse_args(["convert", "m.pt", "--to", "torchscript-trace", "--opset", "17"])))
 
 
 def test_each_converter_declares_its_options_and_search_space():

@@ -90,12 +90,13 @@ class TargetPicker(QGroupBox):
     def reason(self, target: str, precision: str) -> str:
         return self.box(target, precision).toolTip().removeprefix("unavailable: ")
 
+    def choice(self, target: str):
+        """The :class:`app.targets.TargetChoice` of ``target``."""
+        return next(c for c in self.choices if c.name == target)
+
     def advice(self, target: str, precision: str) -> str:
         """The cell's speed expectation on this machine ("faster: …", "no speed-up: …")."""
-        for choice in self.choices:
-            if choice.name == target:
-                return choice.advice.get(precision, "")
-        return ""
+        return self.choice(target).advice.get(precision, "")
 
     def set_checked_keys(self, keys: list[str]) -> None:
         """Restore ``["onnx/fp16", ...]`` (from settings), skipping what is not buildable."""

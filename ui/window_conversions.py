@@ -54,8 +54,7 @@ class Conversions:
         """The :class:`ConversionRequest` for one ticked box, from everything the window shows."""
         from app.request import ConversionRequest
 
-        choice = next(c for c in self.targets.choices if c.name == target)
-        options = choice.options_in(self.options.values(), precision)  # what shapes this target at this precision
+        options = self.targets.choice(target).options_in(self.options.values(), precision)  # what shapes this target at this precision
         return ConversionRequest(self.model_source(), target, precision, options,
                                  data=self.options.data_source(), out_dir=self.options.output_folder(),
                                  overwrite=self.options.overwrite.isChecked())
@@ -77,15 +76,9 @@ class Conversions:
             return
         self._confirm_and_start(requests)
 
-    def _automatic_int8_without_data(self, request) -> bool:
-        """An int8 request whose target picks its int8 mode itself (``--quantization`` unset) with no data."""
-        choice = next(c for c in self.targets.choices if c.name == request.target)
-        return (request.precision == "int8" and request.data is None
-                and any(o.name == "quantization" for o in choice.options) and "quantization" not in request.options)
-
     def _needs_data(self, requests: list) -> bool:
         """Automatic INT8 without data: the user must choose a folder or random data, knowingly."""
-        return any(self._automatic_int8_without_data(r) for r in requests)
+        return any(self.targets.choice(r.target).wants_data(r) for r in requests)
 
     def _ask_for_data(self, requests: list) -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Question, "INT8 needs data",
@@ -103,7 +96,7 @@ class Conversions:
             self._on_dialog_finished(box)
             if box.clickedButton() is random:
                 self._confirm_and_start([r.with_options(quantization="static")
-                                         if self._automatic_int8_without_data(r) else r for r in requests])
+                                         if self.targets.choice(r.target).wants_data(r) else r for r in requests])
             elif box.clickedButton() is choose:
                 self._choose_data_folder()
 
@@ -180,7 +173,7 @@ class Conversions:
         self.settings.set_value("choices/options", self.options.state())
         for request in requests:
             key = JobKey.conversion(request.target, request.precision)
-            label = next((c.label for c in self.targets.choices if c.name == request.target), request.target)
+            label = self.targets.choice(request.target).label
             self.session.add_job(key, f"{label} · {request.precision.upper()}")
             job = ConversionJob(request, parent=self)
             self.conversions[key] = job

@@ -3,4 +3,4 @@
 :func:`app.loading.load`, which opens the file once, sniffs the format, runs the checks and hands
 each loader what it learned (:class:`app.loaders.checked.CheckedFile`). ONNX, OpenVINO IR and
 TensorRT engines are read beside their runtimes (:mod:`app.runtimes`), through the same registry
-(:data:`app.loading.LOADERS`)."""
+(:data:`app.loading.FORMATS`)."""

@@ -51,7 +51,7 @@ class TorchRunner(Runner):
         model = self.loader()
         if model.module is None:
             raise RuntimeError(f"{model.path.name}: this {model.format} file holds no runnable module")
-        fn = model.module.module() if model.format == "torch-export" else model.module
+        fn = model.torch_callable()
         if self.device != "cpu":
             fn = fn.to(self.device)
         self.model, self._fn, self.inputs = model, fn, list(model.inputs)
