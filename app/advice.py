@@ -38,8 +38,11 @@ def _int8(hw: Hardware, runtime: str) -> Advice:
         return Advice(FASTER, f"INT8 on CPU in {runtime}: VNNI does int8 dot products in one instruction "
                               "(typically 2–4× fp32)")
     if cpu.avx2:
+        accuracy = (" — ONNX Runtime's u8×s8 kernels saturate 16-bit sums without VNNI, so its int8 weights are "
+                    "stored as uint8 here (exact, somewhat slower)" if runtime == "ONNX Runtime" else
+                    " — int8 sums can saturate without VNNI, so NNCF keeps weights to 7 bits (overflow fix)")
         return Advice(FASTER, f"INT8 on CPU in {runtime}: faster than fp32 with AVX2, but this CPU has no VNNI, "
-                              "so less than on CPUs that have it")
+                              f"so less than on CPUs that have it{accuracy}")
     return Advice(NO_SPEEDUP, f"INT8 on CPU in {runtime}: without AVX2/VNNI int8 kernels gain little")
 
 

@@ -85,6 +85,41 @@ class CpuInfo:
 
 
 @dataclass(frozen=True)
+class Int8Kernels:
+    """How int8 weights should be stored for the CPU an artifact is verified on.
+
+    On x86 without VNNI, ONNX Runtime's u8×s8 kernels multiply with ``VPMADDUBSW``, which adds pairs of
+    u8·s8 products into a *saturating* 16-bit sum: two products of 255·127 already overflow it. The
+    error is silent and large on trained models (a pretrained EfficientNet-Lite0's top-1 agreement
+    with fp32 fell to 0.60 on an AVX2-only EPYC, 0.90 with VNNI; ONNX Runtime's quantization docs name
+    this). Unsigned weights take the u8×u8 kernels instead, which widen to 16 bits first
+    (``VPMADDWD``): exact, somewhat slower. VNNI/AMX (``VPDPBUSD``, tile products) accumulate in 32 bits:
+    signed weights, the fastest kernels, no saturation. ARM's ``SDOT``/``UDOT`` do not saturate either.
+    """
+
+    weight_type: str        # "int8" or "uint8": the type of the quantized weights
+    saturates: bool         # whether u8×s8 products saturate on this CPU
+    reason: str             # one sentence for the result, the manifest and `targets`
+
+    def to_json(self) -> dict:
+        return {"weight_type": self.weight_type, "u8s8_saturates": self.saturates, "reason": self.reason}
+
+
+def int8_kernels(cpu: CpuInfo) -> Int8Kernels:
+    """The int8 weight type for ONNX Runtime on ``cpu`` (see :class:`Int8Kernels`)."""
+    arm = "asimd" in cpu.flags or (platform.machine().lower() in ("aarch64", "arm64") and not cpu.avx2)
+    if arm:
+        return Int8Kernels("int8", False, "ARM: int8 dot products (SDOT) accumulate in 32 bits; signed weights")
+    if cpu.vnni:
+        units = "AMX/VNNI" if cpu.amx else "VNNI"
+        return Int8Kernels("int8", False, f"{units}: u8×s8 dot products accumulate in 32 bits; signed int8 weights "
+                                          "(the fastest kernels)")
+    return Int8Kernels("uint8", True, "no VNNI on this CPU: ONNX Runtime's u8×s8 kernels saturate 16-bit sums "
+                                      "(VPMADDUBSW) and lose accuracy, so weights are stored as uint8 (exact u8×u8 "
+                                      "kernels, somewhat slower)")
+
+
+@dataclass(frozen=True)
 class Hardware:
     """The CPU and (if any) the NVIDIA GPU of this machine."""
 

@@ -133,10 +133,13 @@ def _weight_node(node, weights: dict, excluded: set):
     return w.name, bool(attrs.get("transB", 0)) if node.op_type == "Gemm" else False
 
 
-def _quantize_matrix(src_file: Path, offset: int, dims: list[int], transposed: bool, sink, align: int):
+def _quantize_matrix(src_file: Path, offset: int, dims: list[int], transposed: bool, sink, align: int,
+                     unsigned: bool = False):
     """Per-output-channel symmetric int8 of a float32 matrix read a slice at a time, written as
     [K, N] (MatMulInteger's layout) to ``sink``; returns (offset, length, scales). Numerics as ONNX
-    Runtime's dynamic quantizer: scale = max|w| / 127 per channel (1 where all zero), round half to even."""
+    Runtime's dynamic quantizer: scale = max|w| / 127 per channel (1 where all zero), round half to even.
+    ``unsigned``: the same values shifted by 128 into uint8 (zero point 128), for CPUs whose u8×s8
+    kernels saturate (:func:`app.hardware.int8_kernels`)."""
     rows, cols = dims
     w = np.memmap(src_file, dtype=np.float32, mode="r", offset=offset, shape=(rows, cols))
     step = max(1, CHUNK // cols)
@@ -154,26 +157,29 @@ def _quantize_matrix(src_file: Path, offset: int, dims: list[int], transposed: b
     sink.seek(start + k * n - 1)
     sink.write(b"\0")
     sink.flush()
-    out = np.memmap(sink.name, dtype=np.int8, mode="r+", offset=start, shape=(k, n))
+    shift, dtype = (128, np.uint8) if unsigned else (0, np.int8)
+    out = np.memmap(sink.name, dtype=dtype, mode="r+", offset=start, shape=(k, n))
     for i in range(0, rows, step):
         part = np.asarray(w[i:i + step])
         if transposed:
-            q = np.clip(np.rint(part / scales[i:i + step, None]), -127, 127).astype(np.int8)
+            q = (np.clip(np.rint(part / scales[i:i + step, None]), -127, 127) + shift).astype(dtype)
             out[:, i:i + step] = q.T
         else:
-            out[i:i + step] = np.clip(np.rint(part / scales), -127, 127).astype(np.int8)
+            out[i:i + step] = (np.clip(np.rint(part / scales), -127, 127) + shift).astype(dtype)
     out.flush()
     del out, w
     sink.seek(start + k * n)
     return start, k * n, scales
 
 
-def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None) -> list[str] | None:
+def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None,
+                             unsigned: bool = False) -> list[str] | None:
     """Dynamic int8 of ``src``'s MatMul/Gemm weights, streamed from its external data to ``out.data``:
     DynamicQuantizeLinear on the activation, MatMulInteger on per-channel int8 weights, the scales
     multiplied back — ONNX Runtime's own dynamic pattern, which its optimiser fuses into
     MatMulIntegerToFloat. Other weights are copied as they are. Returns the quantized nodes' names;
-    None when ``src`` keeps no weights in external data (the caller uses ONNX Runtime's quantizer)."""
+    None when ``src`` keeps no weights in external data (the caller uses ONNX Runtime's quantizer).
+    ``unsigned``: uint8 weights with zero point 128 (see :func:`_quantize_matrix`)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -200,8 +206,8 @@ def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None)
             location, offset = _external_location(t)
             if t.name in targets:
                 start, length, scales = _quantize_matrix(src.parent / location, offset, list(t.dims), targets[t.name],
-                                                         sink, ALIGN)
-                q = TensorProto(name=t.name + "_quantized", data_type=TensorProto.INT8,
+                                                         sink, ALIGN, unsigned)
+                q = TensorProto(name=t.name + "_quantized", data_type=TensorProto.UINT8 if unsigned else TensorProto.INT8,
                                 dims=list(t.dims)[::-1] if targets[t.name] else list(t.dims))
                 quantized[t.name] = (q.name, scales)
             else:  # copied as it is, a slice at a time
@@ -234,7 +240,8 @@ def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None)
         base = (node.name or node.output[0]) + "_quant"
         x = node.input[0]
         new_inits += [numpy_helper.from_array(scales, base + "_w_scale"),
-                      numpy_helper.from_array(np.zeros(len(scales), np.int8), base + "_w_zero_point")]
+                      numpy_helper.from_array(np.full(len(scales), 128, np.uint8) if unsigned
+                                              else np.zeros(len(scales), np.int8), base + "_w_zero_point")]
         nodes += [
             helper.make_node("DynamicQuantizeLinear", [x], [base + "_x", base + "_x_scale", base + "_x_zero_point"],
                              name=base + "_dql"),

@@ -150,6 +150,8 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
                                           quantize_static)
 
     mode = quantization_mode(ctx, src, for_tensorrt=for_tensorrt)
+    weights = _weight_type(ctx, for_tensorrt=for_tensorrt)
+    weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
     kept = src.with_name("pre-" + src.name)
     if ctx.keep_reference and kept.exists():   # a rebuild in the accuracy-budget loop
         pre = kept
@@ -174,9 +176,9 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             # 0.99992, 2-4 % slower), but on the pretrained all-MiniLM-L6-v2 it is what keeps real
             # sentences above 0.99 (mean cosine 0.994 vs 0.966 per-tensor, 204 held-out sentences)
             ops = [op for op in IntegerOpsRegistry if op != "Conv"]
-            if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude):
+            if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude, weights):
                 return
-            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True,
+            quantize_dynamic(str(pre), str(out), weight_type=weight_type, per_channel=True,
                              op_types_to_quantize=ops, nodes_to_exclude=exclude, use_external_data_format=external)
             ctx.record.update(dynamic_quantized_ops=ops, per_channel=True)
             if _count_ops(pre, "Conv"):
@@ -202,7 +204,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             # `--json` output; keep it out
             with contextlib.redirect_stdout(io.StringIO()):
                 quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=act, weight_type=QuantType.QInt8,
+                                per_channel=True, activation_type=act, weight_type=weight_type,
                                 calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude,
                                 use_external_data_format=external)
             ctx.record.update(calibration_method=method, calibration_samples=len(samples),
@@ -223,13 +225,28 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             leftover.unlink()
 
 
-def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[str]) -> bool:
+def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
+    """int8 or uint8 weights: TensorRT takes signed symmetric Q/DQ only; for ONNX Runtime on a CPU, what
+    its kernels compute exactly there (:func:`app.hardware.int8_kernels`), recorded with the reason."""
+    if for_tensorrt:
+        ctx.record["int8_weights_type"] = "int8"
+        return "int8"
+    from app.hardware import detect_cpu, int8_kernels
+
+    cpu = detect_cpu()
+    kernels = int8_kernels(cpu)
+    ctx.record.update(int8_weights_type=kernels.weight_type, int8_kernels=kernels.reason,
+                      int8_for_cpu={"name": cpu.name, "features": cpu.features(), "source": cpu.source})
+    return kernels.weight_type
+
+
+def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[str], weights: str = "int8") -> bool:
     """Over 2 GB, ONNX Runtime's quantizer saves and reloads the whole model several times (16 GB for
     a 2.7 GB MLP): quantize the MatMul/Gemm weights streamed from external data instead (same numerics
     and graph pattern; other ops stay float). False when the model's external data cannot be streamed."""
     from converters.onnx_external import to_int8_dynamic_streamed
 
-    names = to_int8_dynamic_streamed(src, out, exclude=exclude, progress=ctx.stage)
+    names = to_int8_dynamic_streamed(src, out, exclude=exclude, progress=ctx.stage, unsigned=weights == "uint8")
     if names is None:
         return False
     ctx.record.update(dynamic_quantized_ops=["MatMul", "Gemm"], per_channel=True,

@@ -37,6 +37,10 @@ FORCE_HANDOFF_ENV = "DEPLOY_STUDIO_TENSORRT_HANDOFF"
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
+VERIFIED_AS = ("Q/DQ simulated in float by ONNX Runtime (graph optimisations off): the arithmetic of TensorRT's "
+               "int8 layers (int8 products, 32-bit sums), not this CPU's int8 kernels")
+
+
 def _handoff_reason() -> str:
     """Why this run writes a hand-off ONNX instead of an engine; "" when it builds the engine."""
     ok, why = TensorRTConverter.available()
@@ -144,6 +148,8 @@ class TensorRTConverter(Converter):
             f.chmod(0o755)
         profile = {s.name: dict(zip(("min", "opt", "max"), shapes)) for s in ctx.inputs
                    if (shapes := profile_shapes(s))}
+        if precision == "int8":
+            ctx.record["verified_as"] = VERIFIED_AS
         ctx.record.update(
             handoff=True, handoff_reason=reason, tensorrt_engine=engine_name, tensorrt_profile=profile,
             tensorrt_workspace_mb=WORKSPACE_MB.of(ctx.request),
@@ -158,8 +164,17 @@ class TensorRTConverter(Converter):
         if path.suffix.lower() in ENGINE_SUFFIXES:
             return load_engine(path)
         from app.loading import load_model
+        from app.runtimes.onnxrt import OnnxRuntimeRunner
 
-        return load_model(path)
+        model = load_model(path)
+        ops = model.details.get("operators", {})
+        if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
+            # the int8 hand-off is verified as TensorRT computes it (int8 products, 32-bit sums): Q/DQ
+            # simulated in float, not through this CPU's int8 kernels (which saturate without VNNI)
+            # (see VERIFIED_AS)
+            model.make_runner = lambda: OnnxRuntimeRunner(path, path.name, model=model, map_weights=True,
+                                                          simulate_quantization=True)
+        return model
 
 
 # -- shapes for builders --------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import os
+import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -42,6 +44,45 @@ def snapshot_user_folders(folders: list[Path] = REAL_USER_FOLDERS) -> dict[str, 
 
 
 _USER_STATE_AT_START = snapshot_user_folders()
+
+
+# ---------------------------------------------------------------------------- a native crash leaves a trace
+# pytest's capture points fd 2 at a temporary file during each test, so a segfault's faulthandler
+# dump went down with the process. The dump goes to a file of its own instead (every thread's Python
+# stack), named on the first line of the run; `.ci/run` prints it when the suite fails.
+CRASH_LOG = Path(os.environ.get("DEPLOY_STUDIO_CRASH_LOG") or REPO / ".crash" / f"pytest-{os.getpid()}.log")
+
+
+_crash_log = None
+
+
+def pytest_configure(config):
+    global _crash_log
+    CRASH_LOG.parent.mkdir(parents=True, exist_ok=True)
+    _crash_log = open(CRASH_LOG, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - open until the end
+    _crash_log.write(f"pytest {os.getpid()} started; the test running at a crash is the last 'test:' line\n")
+    faulthandler.enable(file=_crash_log, all_threads=True)
+
+
+def pytest_report_header(config):
+    from app.hardware import detect_cpu
+
+    cpu = detect_cpu()
+    return [f"cpu: {cpu.name or platform.machine()} ({', '.join(cpu.features()) or 'no AVX2'}; source {cpu.source})",
+            f"native crash log: {CRASH_LOG}"]
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if _crash_log is not None:
+        _crash_log.write(f"test: {nodeid}\n")
+
+
+def pytest_unconfigure(config):
+    """No crash: the log goes (a log left behind is a crash's)."""
+    if _crash_log is not None:
+        faulthandler.disable()
+        _crash_log.close()
+        CRASH_LOG.unlink(missing_ok=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -52,18 +52,23 @@ SELECT_NODE_JS = r"""
     if (!graph || !graph._table) {
         return '\u0000';  // laid out after its nodes appear: ask again
     }
-    let hit = null;
+    const nodes = [];
     for (const value of graph._table.keys()) {
-        if (!value || !Array.isArray(value.inputs) || !Array.isArray(value.outputs) || !value.type) {
-            continue;  // not a node (graph inputs/outputs, tensors)
+        if (value && Array.isArray(value.inputs) && Array.isArray(value.outputs) && value.type) {
+            nodes.push(value);  // (not graph inputs/outputs, tensors)
         }
-        if (name && value.name === name) {
-            hit = value;
+    }
+    const producer = (tensor) => nodes.find((n) => n.outputs.some((a) => (a.value || []).some((v) => v && v.name === tensor)));
+    let hit = (name && nodes.find((n) => n.name === name)) || (output && producer(output)) || null;
+    // a quantized graph hands the reference's output name to the DequantizeLinear after the node
+    // that computes it: walk up through Q/DQ to that node
+    for (let hops = 0; hit && hit.name !== name && hops < 4 && /^(Quantize|Dequantize)Linear$/.test(hit.type.name || ''); hops++) {
+        const first = hit.inputs[0] && (hit.inputs[0].value || [])[0];
+        const up = first && producer(first.name);
+        if (!up) {
             break;
         }
-        if (!hit && output && value.outputs.some((a) => (a.value || []).some((v) => v && v.name === output))) {
-            hit = value;
-        }
+        hit = up;
     }
     if (!hit) {
         return '';

@@ -138,16 +138,23 @@ def onnx_specs(graph) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 def ort_session(path: Path, providers: list[str] | None = None, threads: int | None = None, *,
-                map_weights: bool = False):
+                map_weights: bool = False, simulate_quantization: bool = False):
     """An ONNX Runtime session for ``path``; errors become one clear line.
 
     ``map_weights``: keep external-data weights in the file's memory mapping (the page cache) instead
     of copying them into pre-packed buffers — a verification run does not need pre-packing's speed,
-    and a multi-GB model then costs no second copy."""
+    and a multi-GB model then costs no second copy.
+
+    ``simulate_quantization``: no graph optimisation, so Q/DQ pairs are not fused into this CPU's
+    integer kernels: each DequantizeLinear hands float values to a float operator, which computes what
+    an int8 engine with 32-bit accumulation (TensorRT's) computes, independent of this CPU's int8
+    kernels (whose u8×s8 sums saturate on x86 without VNNI)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if simulate_quantization:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if map_weights:
         opts.add_session_config_entry("session.disable_prepacking", "1")
     if threads:
@@ -221,11 +228,12 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(self, path: Path, name: str, *, provider: str = "CPUExecutionProvider", threads: int | None = None,
                  precision: str = "fp32", size_bytes: int = 0, model: LoadedModel | None = None,
-                 map_weights: bool = False):
+                 map_weights: bool = False, simulate_quantization: bool = False):
         super().__init__(name, precision=precision, size_bytes=size_bytes)
         self.path = Path(path)
         self.model = model  # the file already read (its signature); else read at load
         self.map_weights = map_weights  # see ort_session
+        self.simulate_quantization = simulate_quantization  # see ort_session
         self.provider = provider
         self.threads = threads
         self.session: Any = None
@@ -246,7 +254,8 @@ class OnnxRuntimeRunner(Runner):
     def _load_impl(self) -> None:
         model = self.model or read_onnx(self.path)  # signature + the external-data safety checks
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
-        session = ort_session(self.path, providers, self.threads, map_weights=self.map_weights)
+        session = ort_session(self.path, providers, self.threads, map_weights=self.map_weights,
+                              simulate_quantization=self.simulate_quantization)
         if session.get_providers()[0] != self.provider:
             raise RunnerUnavailable(f"ONNX Runtime could not start {self.provider} for {self.path.name} "
                                     f"(it fell back to {session.get_providers()[0]})")

@@ -15,6 +15,22 @@ from tests.ui.user import open_window, private_settings
 
 
 @pytest.fixture(autouse=True)
+def windows_die_with_their_test(qapp):
+    """Delete what the test's widgets left for deletion, and collect the garbage, inside the test's
+    own teardown: pytest-qt's ``deleteLater`` otherwise runs inside some later test's event loop, so a
+    crash while a window is destroyed was blamed on whichever test came next (the crash log names the
+    test that is running)."""
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture(autouse=True)
 def fresh_settings(qapp, tmp_path) -> Path:
     """Every test gets its own, empty QSettings (never the user's)."""
     yield private_settings(tmp_path / "settings")
