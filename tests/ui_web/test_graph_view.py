@@ -381,6 +381,33 @@ def test_show_node_selects_it_by_name_or_by_the_tensor_it_computes(qtbot, graph,
     assert not pane.show_node(tmp_path / "other.onnx", "layer0_Conv")  # not offered: nothing happens
 
 
+def test_a_ranked_node_renamed_by_the_quantizer_is_found_past_its_quantize_dequantize_pair(qtbot, graph, tmp_path):
+    """A quantized artifact hands the reference's output tensor to the DequantizeLinear after the
+    node that computes it: that node, not the DequantizeLinear, is selected."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(make_onnx(tmp_path / "plain.onnx")))
+    matmul = model.graph.node[2]
+    matmul.name, matmul.output[0] = "node_linear_quant", "y_QuantizeLinear_Input"
+    model.graph.initializer.extend([numpy_helper.from_array(np.float32(0.05), "y_scale"),
+                                    numpy_helper.from_array(np.uint8(128), "y_zero_point")])
+    model.graph.node.extend([
+        helper.make_node("QuantizeLinear", ["y_QuantizeLinear_Input", "y_scale", "y_zero_point"], ["y_q"],
+                         name="y_QuantizeLinear"),
+        helper.make_node("DequantizeLinear", ["y_q", "y_scale", "y_zero_point"], ["y"], name="y_DequantizeLinear")])
+    assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    path = tmp_path / "quantized.onnx"
+    onnx.save(model, str(path))
+    graph.set_models([("quantized", path)])
+    pane = graph.panes[0]
+    with qtbot.waitSignal(pane.node_shown, timeout=DRAW_MS) as shown:
+        assert pane.show_node(path, "node_linear", "y")     # the reference's name is not in the artifact
+    assert shown.args == ["node_linear_quant"]
+    assert ["MatMul" in t for t in json.loads(run_js(qtbot, pane, SELECTED_JS))] == [True]
+
+
 def test_choosing_a_diagnosed_node_shows_it_in_the_graph_tab(qtbot, studio, digits, tmp_path):
     from tests.conftest import DIGITS_ARGS
     from tests.ui.user import convert, load_model, set_shape, tick
