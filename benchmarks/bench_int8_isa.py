@@ -90,8 +90,12 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = minilm(Path(tmp), args.runs) + digits(Path(tmp), args.runs)
-    machine = (f"{platform.processor() or platform.machine()}; kernels: {torch.backends.cpu.get_cpu_capability()} "
-               f"(CPUID); torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
+    from app.hardware import _read_cpuinfo
+
+    name, flags = _read_cpuinfo() or ("", set())
+    machine = (f"{name or platform.machine()} (/proc/cpuinfo: {'VNNI' if flags & {'avx512_vnni', 'avx_vnni'} else 'no VNNI'}); "
+               f"kernels picked from CPUID: {torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}, "
+               f"onnxruntime {onnxruntime.__version__}")
     print(f"machine: {machine}")
     print("| model | int8 weights | samples | mean cosine | p5 cosine | top-1 agreement | int8 ms |")
     print("|---|---|---|---|---|---|---|")

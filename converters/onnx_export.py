@@ -21,7 +21,7 @@ from converters import onnx_precision
 from app.options import Option
 from converters.base import ConversionContext, Converter, torch_module_of
 from converters.onnx_files import EXTERNAL_DATA_THRESHOLD, produced, save_onnx
-from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION
+from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION, TARGET_ISA
 
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -140,7 +140,7 @@ class OnnxConverter(Converter):
     name = "onnx"
     label = "ONNX"
     extension = ".onnx"
-    options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD)
+    options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD, TARGET_ISA)
 
     precision_sources = {"fp32": ("state-dict", "pickle", "torchscript", "torch-export")}
     unsupported_reasons = {"fp32:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt",

@@ -29,6 +29,45 @@ CALIBRATION_METHOD = Option(
     help="static int8: how activation ranges are read from the calibration samples",
     searchable=True, precisions=("int8",), only_with=("quantization", "static"), label="Calibration method")
 
+# --target-isa: /proc/cpuinfo flags that stand for each kind of CPU an int8 artifact may be built for
+TARGET_ISAS = {
+    "avx2": "avx2 fma",
+    "avx512": "avx2 fma avx512f avx512bw",
+    "vnni": "avx2 fma avx512f avx512bw avx512_vnni",
+    "amx": "avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8",
+    "arm64": "fp asimd asimddp",
+}
+TARGET_ISA = Option(
+    "target_isa", ("--target-isa",), str, None, tuple(TARGET_ISAS),
+    help="int8: the CPU the artifact will run on when it is not this one (avx2: x86 without VNNI; avx512: "
+         "AVX-512 without VNNI; vnni; amx; arm64); it picks the int8 weight type for that CPU's kernels "
+         "(default: this machine's)",
+    precisions=("int8",), label="INT8 for CPU", default_label="this machine")
+
+
+def int8_kernels_for(ctx: ConversionContext):
+    """(the CPU the int8 artifact is for, its :class:`app.hardware.Int8Kernels`): ``--target-isa``'s, else
+    this machine's. Where this machine computes the chosen weights differently from that CPU, a warning
+    says that verification here cannot stand for a run there."""
+    from app.hardware import cpu_from_flags, detect_cpu, int8_kernels
+
+    here = detect_cpu()
+    name = TARGET_ISA.of(ctx.request)
+    if name is None:
+        return here, int8_kernels(here)
+    if name not in TARGET_ISAS:
+        raise BadInput(f"--target-isa {name!r}: choose one of {', '.join(TARGET_ISAS)}")
+    cpu = cpu_from_flags(TARGET_ISAS[name], name=f"{name} (--target-isa)", source="--target-isa")
+    kernels = int8_kernels(cpu)
+    mine = int8_kernels(here)
+    if kernels.weight_type == "int8" and mine.saturates:
+        ctx.warnings.append(f"int8 built for {name}: signed weights, which this CPU ({here.name or 'unknown'}, no VNNI) "
+                            "computes with saturating 16-bit sums — the accuracy measured here is worse than on "
+                            f"{name}; check it there")
+    elif kernels.saturates and not mine.saturates:
+        ctx.warnings.append(f"int8 built for {name}: unsigned weights (exact on every CPU, somewhat slower than signed "
+                            "ones on this CPU); the accuracy measured here holds there, the speed does not")
+    return cpu, kernels
 
 
 def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
@@ -231,10 +270,7 @@ def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
     if for_tensorrt:
         ctx.record["int8_weights_type"] = "int8"
         return "int8"
-    from app.hardware import detect_cpu, int8_kernels
-
-    cpu = detect_cpu()
-    kernels = int8_kernels(cpu)
+    cpu, kernels = int8_kernels_for(ctx)
     ctx.record.update(int8_weights_type=kernels.weight_type, int8_kernels=kernels.reason,
                       int8_for_cpu={"name": cpu.name, "features": cpu.features(), "source": cpu.source})
     return kernels.weight_type

@@ -35,7 +35,7 @@ from app.runtimes import openvino as ov_runtime
 from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
 from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of
 from converters.onnx_export import EXPORT_OPTIONS
-from converters.onnx_precision import QUANTIZATION
+from converters.onnx_precision import QUANTIZATION, TARGET_ISA, int8_kernels_for
 
 def nncf_module():
     """``import nncf`` with telemetry kept out (see :func:`openvino_module`)."""
@@ -57,7 +57,7 @@ class OpenVINOConverter(Converter):
     tag = "openvino"
     precisions = ("fp32", "fp16", "bf16", "int8")
     sources = ALL_SOURCES
-    options = (*EXPORT_OPTIONS, QUANTIZATION)     # the ONNX route's export; int8 is NNCF's static quantization
+    options = (*EXPORT_OPTIONS, QUANTIZATION, TARGET_ISA)     # the ONNX route's export; int8 is NNCF's static quantization
     pinned = {"int8": {"quantization": "static"}}
 
     @classmethod
@@ -218,9 +218,8 @@ def quantize_int8(ctx: ConversionContext, model):
     transformer = _looks_like_transformer(model)
     ctx.stage(f"calibrate and quantize (NNCF, {len(samples)} samples)")
     kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
-    from app.hardware import detect_cpu, int8_kernels
-
-    kernels = int8_kernels(detect_cpu())
+    cpu, kernels = int8_kernels_for(ctx)
+    ctx.record["int8_for_cpu"] = {"name": cpu.name, "features": cpu.features(), "source": cpu.source}
     if kernels.saturates:
         # without VNNI, oneDNN's u8×s8 products saturate 16-bit sums as ONNX Runtime's do: NNCF's overflow
         # fix keeps every layer's weights to 7 bits (by default only the first layer's)

@@ -75,6 +75,9 @@ def pytest_report_header(config):
 def pytest_runtest_logstart(nodeid, location):
     if _crash_log is not None:
         _crash_log.write(f"test: {nodeid}\n")
+        # again before each test: a library loaded since (a runtime, Qt) may have put its own handler in
+        # faulthandler's place, and then a crash left nothing but this line
+        faulthandler.enable(file=_crash_log, all_threads=True)
 
 
 def pytest_unconfigure(config):

@@ -126,3 +126,30 @@ def test_targets_says_why_int8_weights_are_unsigned_on_a_cpu_without_vnni(cli, m
     monkeypatch.setenv(CPU_FLAGS_ENV, VNNI)
     r = cli("targets", "--json")
     assert "saturate" not in r.out
+
+
+@pytest.mark.parametrize("here, target, dtype, warned", [
+    (VNNI, "avx2", onnx.TensorProto.UINT8, "accuracy measured here holds there"),
+    (AVX2, "vnni", onnx.TensorProto.INT8, "worse than on vnni"),
+    (VNNI, "amx", onnx.TensorProto.INT8, None),
+    (AVX2, "arm64", onnx.TensorProto.INT8, "worse than on arm64"),
+])
+def test_target_isa_builds_for_another_cpu_and_says_what_verification_here_proves(
+        workdir, monkeypatch, here, target, dtype, warned):
+    """``--target-isa`` picks the weight type for that CPU; where this machine computes it differently
+    (``DEPLOY_STUDIO_CPU_FLAGS`` stands for this machine's CPU: only the choice and the words are
+    asserted, never this machine's numerics), the result says so."""
+    monkeypatch.setenv(CPU_FLAGS_ENV, here)
+    result = convert(request(workdir["encoder_state"], "onnx", "int8", out_dir=workdir["out"], target_isa=target, **ENC))
+    assert result.status == "ok" and _weight_types(result.artifact) == {dtype}
+    recorded = json.loads(result.manifest.read_text())["recorded"]
+    assert recorded["int8_for_cpu"]["source"] == "--target-isa" and recorded["int8_for_cpu"]["name"].startswith(target)
+    notes = [w for w in result.warnings if w.startswith(f"int8 built for {target}")]
+    assert [warned in n for n in notes] == ([True] if warned else [])
+
+
+def test_target_isa_is_refused_where_it_means_nothing(cli, workdir):
+    r = cli("convert", workdir["cnn_onnx"], "--to", "onnx", "--precision", "int8", "--target-isa", "sse4")
+    assert r.code == 2 and "avx2" in r.err and "arm64" in r.err
+    r = cli("convert", workdir["cnn_onnx"], "--to", "tensorrt", "--precision", "int8", "--target-isa", "avx2")
+    assert r.code == 2 and "--target-isa" in r.err

@@ -325,7 +325,10 @@ def test_event_loop_never_stalls_during_a_resnet18_conversion(qtbot, window, res
           f"({ticks[-1] - ticks[0]:.1f} s of conversion)")
     assert window.jobs.row_for("onnx", "fp32").state == "done"
     assert window.jobs.row_for("torchscript-trace", "fp32").state == "done"
-    assert worst < 0.100
+    # generous on purpose: a busy 2-core machine alone shows scheduling gaps of ~100 ms (0.1016 s seen
+    # with the suite beside an emulator); what this guards against — torch imported or a conversion run
+    # in the window's thread — stalls for seconds
+    assert worst < 0.250
 
 
 def test_choices_and_geometry_are_remembered(qtbot, fresh_settings, workdir):
