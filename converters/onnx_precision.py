@@ -60,13 +60,15 @@ def int8_kernels_for(ctx: ConversionContext):
     cpu = cpu_from_flags(TARGET_ISAS[name], name=f"{name} (--target-isa)", source="--target-isa")
     kernels = int8_kernels(cpu)
     mine = int8_kernels(here)
+    note = ""
     if kernels.weight_type == "int8" and mine.saturates:
-        ctx.warnings.append(f"int8 built for {name}: signed weights, which this CPU ({here.name or 'unknown'}, no VNNI) "
-                            "computes with saturating 16-bit sums — the accuracy measured here is worse than on "
-                            f"{name}; check it there")
+        note = (f"int8 built for {name}: signed weights, which this CPU ({here.name or 'unknown'}, no VNNI) computes "
+                f"with saturating 16-bit sums — the accuracy measured here is worse than on {name}; check it there")
     elif kernels.saturates and not mine.saturates:
-        ctx.warnings.append(f"int8 built for {name}: unsigned weights (exact on every CPU, somewhat slower than signed "
-                            "ones on this CPU); the accuracy measured here holds there, the speed does not")
+        note = (f"int8 built for {name}: unsigned weights (exact on every CPU, somewhat slower than signed ones on "
+                "this CPU); the accuracy measured here holds there, the speed does not")
+    if note and note not in ctx.warnings:   # once, though the budget loop rebuilds
+        ctx.warnings.append(note)
     return cpu, kernels
 
 
