@@ -2,7 +2,7 @@
 real models, on the CPU this runs on.
 
     python benchmarks/bench_int8_isa.py [--runs 100] [--json FILE]
-    sh tests/under_avx2.sh --python benchmarks/bench_int8_isa.py --runs 5    # AVX2-only numerics (qemu)
+    sh tests/under_avx2.sh --python benchmarks/bench_int8_isa.py --runs 5 --only digits   # AVX2-only numerics (qemu)
 
 For the pretrained all-MiniLM-L6-v2 (dynamic int8 on the held-out sentences) and a CNN trained on
 scikit-learn's digits (static QDQ on held-out digits), the app's int8 conversion is run twice: with
@@ -82,6 +82,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--json", type=Path)
+    p.add_argument("--only", choices=("minilm", "digits"), help="one of the two models (MiniLM is slow under qemu)")
     args = p.parse_args()
     import platform
 
@@ -89,7 +90,8 @@ def main() -> int:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows = minilm(Path(tmp), args.runs) + digits(Path(tmp), args.runs)
+        rows = ((minilm(Path(tmp), args.runs) if args.only != "digits" else [])
+                + (digits(Path(tmp), args.runs) if args.only != "minilm" else []))
     from app.hardware import _read_cpuinfo
 
     name, flags = _read_cpuinfo() or ("", set())
