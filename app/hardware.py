@@ -101,9 +101,6 @@ class Int8Kernels:
     saturates: bool         # whether u8×s8 products saturate on this CPU
     reason: str             # one sentence for the result, the manifest and `targets`
 
-    def to_json(self) -> dict:
-        return {"weight_type": self.weight_type, "u8s8_saturates": self.saturates, "reason": self.reason}
-
 
 def int8_kernels(cpu: CpuInfo) -> Int8Kernels:
     """The int8 weight type for ONNX Runtime on ``cpu`` (see :class:`Int8Kernels`)."""

@@ -31,10 +31,9 @@ CHOICES = {"int8 weights (VNNI choice)": "avx2 avx512f avx512bw avx512_vnni",
 
 
 def _run(label: str, model_path: Path, out: Path, feeds: dict, runs: int, **kw) -> dict:
-    from app.hardware import CPU_FLAGS_ENV, _detect_cpu
+    from app.hardware import CPU_FLAGS_ENV
 
-    os.environ[CPU_FLAGS_ENV] = CHOICES[label]
-    _detect_cpu.cache_clear()
+    os.environ[CPU_FLAGS_ENV] = CHOICES[label]   # the app's choice only; the kernels stay this CPU's
     result = convert(model_path, "int8", out, **kw)
     recorded = json.loads(Path(result.manifest).read_text())["recorded"]
     e = result.evaluation
@@ -92,10 +91,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = ((minilm(Path(tmp), args.runs) if args.only != "digits" else [])
                 + (digits(Path(tmp), args.runs) if args.only != "minilm" else []))
-    from app.hardware import _read_cpuinfo
+    from app.hardware import CPU_FLAGS_ENV, detect_cpu
 
-    name, flags = _read_cpuinfo() or ("", set())
-    machine = (f"{name or platform.machine()} (/proc/cpuinfo: {'VNNI' if flags & {'avx512_vnni', 'avx_vnni'} else 'no VNNI'}); "
+    os.environ.pop(CPU_FLAGS_ENV, None)
+    cpu = detect_cpu()
+    machine = (f"{cpu.name or platform.machine()} (/proc/cpuinfo: {', '.join(cpu.features())}); "
                f"kernels picked from CPUID: {torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}, "
                f"onnxruntime {onnxruntime.__version__}")
     print(f"machine: {machine}")

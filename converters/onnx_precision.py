@@ -46,15 +46,22 @@ TARGET_ISA = Option(
 
 
 def int8_kernels_for(ctx: ConversionContext):
-    """(the CPU the int8 artifact is for, its :class:`app.hardware.Int8Kernels`): ``--target-isa``'s, else
-    this machine's. Where this machine computes the chosen weights differently from that CPU, a warning
-    says that verification here cannot stand for a run there."""
-    from app.hardware import cpu_from_flags, detect_cpu, int8_kernels
+    """The :class:`app.hardware.Int8Kernels` of the CPU the int8 artifact is for (``--target-isa``'s, else
+    this machine's), recorded with that CPU. Where this machine computes the chosen weights differently
+    from that CPU, a warning says that verification here cannot stand for a run there."""
+    from app.hardware import detect_cpu, int8_kernels
 
     here = detect_cpu()
     name = TARGET_ISA.of(ctx.request)
-    if name is None:
-        return here, int8_kernels(here)
+    cpu, kernels = (here, int8_kernels(here)) if name is None else _for_target(ctx, name, here)
+    ctx.record.update(int8_kernels=kernels.reason,
+                      int8_for_cpu={"name": cpu.name, "features": cpu.features(), "source": cpu.source})
+    return kernels
+
+
+def _for_target(ctx: ConversionContext, name: str, here):
+    from app.hardware import cpu_from_flags, int8_kernels
+
     if name not in TARGET_ISAS:
         raise BadInput(f"--target-isa {name!r}: choose one of {', '.join(TARGET_ISAS)}")
     cpu = cpu_from_flags(TARGET_ISAS[name], name=f"{name} (--target-isa)", source="--target-isa")
@@ -272,10 +279,9 @@ def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
     if for_tensorrt:
         ctx.record["int8_weights_type"] = "int8"
         return "int8"
-    cpu, kernels = int8_kernels_for(ctx)
-    ctx.record.update(int8_weights_type=kernels.weight_type, int8_kernels=kernels.reason,
-                      int8_for_cpu={"name": cpu.name, "features": cpu.features(), "source": cpu.source})
-    return kernels.weight_type
+    weight_type = int8_kernels_for(ctx).weight_type
+    ctx.record["int8_weights_type"] = weight_type
+    return weight_type
 
 
 def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[str], weights: str = "int8") -> bool:

@@ -218,16 +218,14 @@ def quantize_int8(ctx: ConversionContext, model):
     transformer = _looks_like_transformer(model)
     ctx.stage(f"calibrate and quantize (NNCF, {len(samples)} samples)")
     kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
-    cpu, kernels = int8_kernels_for(ctx)
-    ctx.record["int8_for_cpu"] = {"name": cpu.name, "features": cpu.features(), "source": cpu.source}
+    kernels = int8_kernels_for(ctx)
     if kernels.saturates:
         # without VNNI, oneDNN's u8×s8 products saturate 16-bit sums as ONNX Runtime's do: NNCF's overflow
         # fix keeps every layer's weights to 7 bits (by default only the first layer's)
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
         kwargs["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
-    ctx.record["nncf_overflow_fix"] = ("enable: " + kernels.reason.split(":")[0] if kernels.saturates
-                                       else "NNCF's default (first layer only)")
+    ctx.record["nncf_overflow_fix"] = "enable (every layer)" if kernels.saturates else "NNCF's default (first layer)"
     try:
         # NNCF draws progress bars on the console: keep them off stdout (--json) and stderr (our progress)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

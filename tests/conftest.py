@@ -50,7 +50,7 @@ _USER_STATE_AT_START = snapshot_user_folders()
 # pytest's capture points fd 2 at a temporary file during each test, so a segfault's faulthandler
 # dump went down with the process. The dump goes to a file of its own instead (every thread's Python
 # stack), named on the first line of the run; `.ci/run` prints it when the suite fails.
-CRASH_LOG = Path(os.environ.get("DEPLOY_STUDIO_CRASH_LOG") or REPO / ".crash" / f"pytest-{os.getpid()}.log")
+CRASH_LOG = REPO / ".crash" / f"pytest-{os.getpid()}.log"
 
 
 _crash_log = None

@@ -63,7 +63,7 @@ def test_dynamic_int8_of_an_encoder_stores_the_weights_this_cpu_computes_exactly
     assert ("saturate" in recorded["int8_kernels"]) == (flags == AVX2)
 
 
-def test_static_int8_follows_the_cpu_and_tensorrt_keeps_signed_weights(workdir, monkeypatch, tmp_path):
+def test_static_qdq_int8_follows_the_cpu(workdir, monkeypatch, tmp_path):
     calib = tmp_path / "calib"
     calib.mkdir()
     rng = np.random.default_rng(0)

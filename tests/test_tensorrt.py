@@ -171,9 +171,12 @@ def test_handoff_onnx_source_fp32_is_used_as_is(tiny, tmp_path, handoff):
     assert "unavailable here" in result.message
 
 
-def test_handoff_int8_has_signed_qdq(cli, tiny, tmp_path, handoff):
+def test_handoff_int8_has_signed_qdq(cli, tiny, tmp_path, handoff, monkeypatch):
     import onnx
 
+    from app.hardware import CPU_FLAGS_ENV
+
+    monkeypatch.setenv(CPU_FLAGS_ENV, "avx2 fma")   # where ONNX Runtime's own int8 would take uint8 weights
     out = tmp_path / "out"
     r = cli("convert", tiny["state"], "--to", "tensorrt", "--precision", "int8", *CNN, "--out", out, "--json")
     assert r.code == 0, r.err
@@ -193,6 +196,19 @@ def test_handoff_int8_has_signed_qdq(cli, tiny, tmp_path, handoff):
     quantized = [inits[n.input[0]] for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
     assert quantized and {q.data_type for q in quantized} == {onnx.TensorProto.INT8}
     assert result["verification"]["cosine"] > 0.95
+    # verified as TensorRT computes it (Q/DQ simulated in float), not with this CPU's int8 kernels
+    from app.runtimes.onnxrt import OnnxRuntimeRunner
+    from converters.tensorrt import VERIFIED_AS, TensorRTConverter
+
+    manifest = json.loads(Path(result["manifest"]).read_text())
+    assert manifest["recorded"]["verified_as"] == VERIFIED_AS
+    import onnxruntime as ort
+
+    runner = TensorRTConverter().load_artifact(Path(result["artifact"])).make_runner()
+    assert isinstance(runner, OnnxRuntimeRunner)
+    runner.load()
+    level = runner.session.get_session_options().graph_optimization_level
+    assert level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # no Q/DQ fusion into integer kernels
     assert "--stronglyTyped" in (out / "cnn.tensorrt.int8.trtexec.sh").read_text()
     assert "RANDOM DATA" in r.err  # calibrated on random inputs: said loudly
 
