@@ -200,7 +200,7 @@ def private_copy(path: Path) -> tuple[Path, Path]:
             if extra.suffix == ".bin" and path.suffix == ".xml":  # an IR's weights: the .xml's stem, .bin
                 _link_or_copy(extra, model.with_suffix(".bin"))
             else:  # external data keeps its relative location: the model names it
-                _link_or_copy(extra, folder / extra.relative_to(path.parent))
+                _link_or_copy(extra, folder / extra.relative_to(path.parent.resolve()))  # resolved, as checked
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

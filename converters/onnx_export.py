@@ -100,11 +100,16 @@ def stage_onnx_source(ctx: ConversionContext, out: Path) -> Path:
     data = ctx.model.details.get("external_data") or []
     if data:
         # big models: copy the files as they are (streamed, no copy in memory); the graph names its
-        # data files relative to itself, so they keep their names beside the renamed graph
+        # data files relative to itself, so they keep their locations beside the renamed graph. Each
+        # is the location the loader checked (app.runtimes.onnxrt.onnx_external_files), relative to
+        # the resolved folder it checked it in: the file copied is the file checked
         ctx.stage(f"copy the ONNX source and its external data ({ctx.model.size_bytes / 1e9:.1f} GB)")
+        folder = ctx.model.path.parent.resolve()
         shutil.copyfile(ctx.model.path, out)
-        for name in data:
-            shutil.copyfile(ctx.model.path.parent / name, out.parent / name)
+        for location in data:
+            target = out.parent / location
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / location, target)
         return out
     proto = onnx.load(str(ctx.model.path))  # small: self-contained from here on
     save_onnx(proto, out)

@@ -224,3 +224,71 @@ def test_onnx_external_data_in_subgraphs_and_functions_is_checked(tmp_path, wher
     onnx.save_model(model, str(path))
     with pytest.raises(ModelLoadError, match="external data location '../secret.bin' points outside"):
         load_model(path)
+
+
+def _matmul_with_external_weights(folder, location: str):
+    """y = x @ w, the 2×2 weight ``w`` in external data at ``location`` (the file is not written)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    w = numpy_helper.from_array(np.zeros((2, 2), np.float32), "w")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "16")):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+    path = folder / "model.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_onnx_external_data_in_a_subfolder_is_the_file_staged(cli, tmp_path):
+    """The location checked (``sub/weights.bin``) is the file copied, not ``weights.bin`` beside the model."""
+    import numpy as np
+    import onnxruntime as ort
+
+    path = _matmul_with_external_weights(tmp_path / "model", "sub/weights.bin")
+    (path.parent / "sub").mkdir()
+    (path.parent / "sub" / "weights.bin").write_bytes(np.array([[1, 2], [3, 4]], np.float32).tobytes())
+    decoy = path.parent / "weights.bin"  # what the staging step used to copy: never checked
+    decoy.write_bytes(np.full((2, 2), 7, np.float32).tobytes())
+    out = tmp_path / "out"
+    r = cli("convert", path, "--to", "onnx", "--precision", "fp16", "--out", out)
+    assert r.code == 0, r.err
+    session = ort.InferenceSession(str(out / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": np.array([[1, 0]], np.float32)})[0]
+    np.testing.assert_allclose(y, [[1, 2]])  # the weights of sub/weights.bin, not the decoy's 7s
+
+
+@pytest.mark.parametrize("location", ["", ".", "./", "sub"])
+def test_onnx_external_data_naming_a_folder_is_refused_with_one_line(cli, tmp_path, location):
+    from app.errors import ModelLoadError
+
+    path = _matmul_with_external_weights(tmp_path / "model", location)
+    (path.parent / "sub").mkdir()
+    with pytest.raises(ModelLoadError, match=f"external data location {location!r} names "):
+        load_model(path)
+    out = tmp_path / "out"
+    r = cli("convert", path, "--to", "onnx", "--precision", "fp16", "--out", out)
+    errors = [line for line in r.err.splitlines() if not line.startswith("… ")]
+    assert r.code == 2 and len(errors) == 1, r.err
+    assert errors[0].startswith(f"error: {path}: external data location {location!r} names ") and "refused" in errors[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_onnx_external_data_under_a_linked_folder_is_refused(tmp_path):
+    import numpy as np
+
+    from app.errors import ModelLoadError
+
+    path = _matmul_with_external_weights(tmp_path / "model", "sub/weights.bin")
+    (path.parent / "real").mkdir()
+    (path.parent / "real" / "weights.bin").write_bytes(np.zeros((2, 2), np.float32).tobytes())
+    (path.parent / "sub").symlink_to(path.parent / "real", target_is_directory=True)
+    with pytest.raises(ModelLoadError, match="'sub/weights.bin' is a link or lies under one; refused"):
+        load_model(path)

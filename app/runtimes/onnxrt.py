@@ -90,7 +90,10 @@ def onnx_tensors(model):
 
 
 def onnx_external_files(model, folder: Path, source: Path) -> list[Path]:
-    """Files the model's tensors point to, each checked to lie inside ``folder`` (no climbing out)."""
+    """Files the model's tensors point to, each checked to lie inside ``folder`` (no climbing out, no
+    link on the way) and to be a file. Each is returned resolved — ``folder.resolve() / location`` —
+    so that the path checked is the path every caller then opens or copies; relative to
+    ``folder.resolve()`` it is the location the model names (where a copy of the model needs it)."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     files: list[Path] = []
@@ -98,17 +101,31 @@ def onnx_external_files(model, folder: Path, source: Path) -> list[Path]:
     for tensor in onnx_tensors(model):
         if not uses_external_data(tensor):
             continue
-        location = ExternalDataInfo(tensor).location
-        candidate = folder / location
-        if os.path.isabs(location) or ".." in Path(location).parts:
+        try:
+            location = ExternalDataInfo(tensor).location
+        except ValueError as e:  # an offset or length that is not a number
+            raise ModelLoadError(f"{source}: the external data of tensor {tensor.name!r} is malformed "
+                                 f"({first_line(e)}); refused — re-save the model") from None
+        relative = Path(location)
+        if os.path.isabs(location) or ".." in relative.parts:
             raise ModelLoadError(f"{source}: external data location {location!r} points outside the model's "
                                  "folder; refused (a crafted ONNX file can read any file this way)")
-        if candidate.is_symlink() or not candidate.resolve().is_relative_to(root):
+        if not relative.parts:  # "", ".", "./": the folder itself
+            raise ModelLoadError(f"{source}: external data location {location!r} names the model's folder, "
+                                 "not a file; refused — re-save the model with its weights in a file beside it")
+        candidate = root / relative
+        if not candidate.resolve().is_relative_to(root):
             raise ModelLoadError(f"{source}: external data file {location!r} is a link leading outside the "
                                  "model's folder; refused")
+        if candidate.is_symlink() or candidate.resolve() != candidate:  # a link inside: staged, it would dangle
+            raise ModelLoadError(f"{source}: external data file {location!r} is a link or lies under one; "
+                                 "refused — keep the data file itself beside the .onnx")
         if not candidate.exists():
             raise ModelLoadError(f"{source}: its weights live in {location!r}, which is missing; "
                                  "keep the data file beside the .onnx")
+        if not candidate.is_file():
+            raise ModelLoadError(f"{source}: external data location {location!r} names a directory, not a "
+                                 "file; refused — re-save the model with its weights in a file beside it")
         if candidate not in files:
             files.append(candidate)
     return files
@@ -204,7 +221,7 @@ def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
         params += n
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     details = {"opset": opset, "ir_version": proto.ir_version, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
-               "operators": dict(ops.most_common()), "external_data": [p.name for p in data_files]}
+               "operators": dict(ops.most_common()), "external_data": [p.relative_to(path.parent.resolve()).as_posix() for p in data_files]}
     from app.layers import gather_tables
 
     model = LoadedModel(path, "onnx", inputs, outputs, params, file_size_with_data(path, data_files),
