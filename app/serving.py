@@ -101,7 +101,7 @@ class TritonModelConfig:
     def to_pbtxt(self) -> str:
         """The protobuf text format Triton reads."""
         lines = ["# Triton model configuration written by Model Deployment Studio",
-                 *([f"# from {self.source}"] if self.source else []),
+                 *([f"# from {_comment(self.source)}"] if self.source else []),
                  f"name: {_quote(self.name)}",
                  f"backend: {_quote(self.platform)}" if self.platform in BACKENDS else f"platform: {_quote(self.platform)}",
                  f"max_batch_size: {self.max_batch_size}"]
@@ -447,12 +447,13 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
         if sig.format == "openvino":  # the IR's weights: model.bin beside model.xml
             shutil.copyfile(sig.data_files[0], version / "model.bin")
         for data in sig.data_files if sig.format == "onnx" else ():  # ONNX external data: same relative location
-            target = version / data.relative_to(artifact.parent)
+            target = version / data.relative_to(artifact.parent.resolve())  # resolved, as checked
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(data, target)
-        (staged / "config.pbtxt").write_text(config.to_pbtxt())
+        (staged / "config.pbtxt").write_text(config.to_pbtxt(), encoding="utf-8")  # names need not be ASCII
         bundle = ServingBundle(dest, out_repo, config, [], sig.warnings)
-        (staged / "README.md").write_text(bundle_readme(bundle, artifact, sig))
+        (staged / "README.md").write_text(bundle_readme(bundle, artifact, sig), encoding="utf-8",
+                                          errors="surrogateescape")  # a file name's undecodable bytes as they are
         written = sorted(p.relative_to(staged) for p in staged.rglob("*") if p.is_file())
         if dest.exists():  # overwrite: move the old folder aside first (a folder cannot be replaced by rename)
             os.replace(dest, work / (config.name + ".old"))
@@ -601,8 +602,19 @@ latency percentiles per level.
 """
 
 
+_PBTXT_ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as a protobuf text-format string (what Triton's parser reads): quotes, backslashes and
+    control characters escaped, every other character as it is (the file is UTF-8)."""
+    return '"' + "".join(_PBTXT_ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
+                         for c in text) + '"'
+
+
+def _comment(text: str) -> str:
+    """``text`` fit for a one-line ``#`` comment: line breaks and other unprintable characters as '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _shell(text: str) -> str:

@@ -261,3 +261,23 @@ def _spec(name, shape):
     from app.specs import TensorSpec
 
     return TensorSpec(name, "float32", shape, shape)
+
+
+def test_names_with_quotes_backslashes_and_line_breaks_round_trip(tmp_path, cli):
+    """Tensor names are the model's own: written escaped, Triton's parser reads back each one as it is."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    names = ['in"put\\0', "out'put\nnext line\tand\r\x01\x7f é ✓"]
+    graph = helper.make_graph([helper.make_node("Relu", [names[0]], [names[1]])], "g",
+                              [helper.make_tensor_value_info(names[0], TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info(names[1], TensorProto.FLOAT, ["batch", 4])])
+    artifact = tmp_path / 'a "quoted"\nfile.onnx'  # its name goes into a comment of the config
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(artifact))
+    r = cli("serve-bundle", artifact, "--out", tmp_path / "repo", "--name", "relu")
+    assert r.code == 0, r.err
+    text = (tmp_path / "repo" / "relu" / "config.pbtxt").read_text(encoding="utf-8")
+    c = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert c.name == "relu"
+    assert io(c.input) == [(names[0], "TYPE_FP32", [4])] and io(c.output) == [(names[1], "TYPE_FP32", [4])]
+    assert text.startswith("# Triton model configuration") and '# from a "quoted"?file.onnx (onnx)' in text
