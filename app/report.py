@@ -19,9 +19,10 @@ import datetime as _dt
 import html
 import io
 import json
+import math
 from pathlib import Path
 
-from app.bench.report import finish_axes
+from app.bench.report import finish_axes, plain_text
 from app.errors import BadInput, StudioError
 
 MAX_INPUT_BYTES = 50 * 2**20          # a manifest or a benchmark JSON larger than this is not ours
@@ -166,6 +167,25 @@ def _unique_rows(benches: list[dict]) -> list[dict]:
     return [r for b in benches for r in b.get("results", [])]
 
 
+def _chart_rows(rows: list) -> list[dict]:
+    """The benchmark rows a chart can draw, cleaned: the name as text, the batch a whole number, p50 a
+    number (p90 and p99 no less, p50 where missing), the other numbers a float or None; a row without a
+    batch or a p50 is left out of the charts (the table shows it, its gaps as '–')."""
+    clean = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        batch, p50 = _number(r.get("batch")), _number(r.get("p50_ms"))
+        if batch is None or p50 is None or batch < 1 or batch != int(batch):
+            continue
+        p90 = max(p50, _number(r.get("p90_ms")) or p50)
+        p99 = max(p90, _number(r.get("p99_ms")) or p90)
+        clean.append({"name": str(r.get("name", "?")), "batch": int(batch), "p50_ms": p50, "p90_ms": p90,
+                      "p99_ms": p99, "baseline": bool(r.get("baseline")),
+                      **{k: _number(r.get(k)) for k in ("throughput", "speedup_vs_baseline", "cosine")}})
+    return clean
+
+
 def latency_chart(rows: list[dict]) -> str | None:
     if not rows:
         return None
@@ -178,7 +198,8 @@ def batch_chart(rows: list[dict]) -> str | None:
     """Throughput against batch size, one line per runner; None unless some runner has two sizes."""
     by_name: dict[str, list[dict]] = {}
     for r in rows:
-        by_name.setdefault(r["name"], []).append(r)
+        if r["throughput"] is not None:
+            by_name.setdefault(r["name"], []).append(r)
     if not any(len({int(r["batch"]) for r in rs}) > 1 for rs in by_name.values()):
         return None
     from matplotlib.figure import Figure
@@ -187,8 +208,8 @@ def batch_chart(rows: list[dict]) -> str | None:
     ax = fig.add_subplot(1, 1, 1)
     for name, rs in by_name.items():
         rs = sorted(rs, key=lambda r: int(r["batch"]))
-        ax.plot([int(r["batch"]) for r in rs], [r["throughput"] for r in rs], marker="o", label=name)
-    batches = sorted({int(r["batch"]) for r in rows})
+        ax.plot([int(r["batch"]) for r in rs], [r["throughput"] for r in rs], marker="o", label=plain_text(name))
+    batches = sorted({int(r["batch"]) for rs in by_name.values() for r in rs})
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches)
     ax.set_xticklabels([str(b) for b in batches])
@@ -218,7 +239,7 @@ def accuracy_chart(rows: list[dict]) -> str | None:
     ax = fig.add_subplot(1, 1, 1)
     for (x, y), r in zip(points, shown):
         ax.scatter([x], [y], s=36)
-        ax.annotate(r["name"], (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+        ax.annotate(plain_text(r["name"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
     front = pareto_front(points)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], linestyle="--", color="black",
             linewidth=1, label="Pareto front")
@@ -245,13 +266,26 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _num(value, fmt: str) -> str:
-    if value is None:
-        return "–"
+def _number(value) -> float | None:
+    """A number read from a file, or None where it is missing or is not one (text, a list, NaN...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
     try:
-        return format(float(value), fmt)
-    except (TypeError, ValueError):
-        return _e(value)
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _num(value, fmt: str) -> str:
+    """``value`` formatted as a number; '–' where it is missing or not a number (files are not trusted)."""
+    number = _number(value)
+    return "–" if number is None else format(number, fmt)
+
+
+def _mb(size_bytes) -> float | None:
+    number = _number(size_bytes)
+    return None if number is None else number / 1e6
 
 
 def _table(head: list[str] | None, rows: list[list[str]], *, cls: str = "", numeric: set[int] = frozenset()) -> str:
@@ -309,8 +343,15 @@ def _source_section(manifests: list[dict]) -> str:
     return "".join(parts)
 
 
-def _size(manifest: dict) -> int:
-    return sum(int(f.get("size_bytes") or 0) for f in manifest.get("files") or [])
+def _files(manifest: dict) -> list[dict]:
+    files = manifest.get("files")
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _size(manifest: dict) -> float | None:
+    """Bytes of the artifact's files; None where a size is missing or not a number."""
+    sizes = [_number(f.get("size_bytes")) for f in _files(manifest)]
+    return None if not sizes or None in sizes else sum(sizes)
 
 
 def _artifact_section(manifests: list[dict]) -> str:
@@ -323,7 +364,7 @@ def _artifact_section(manifests: list[dict]) -> str:
         verdict = "passed" if v.get("passed") else ("failed" if v else "not verified")
         rows.append([f'<a href="#artifact-{i}">{_e(m.get("artifact"))}</a>', _e(m.get("target")),
                      _e(m.get("precision")), f'<span class="{"ok" if status == "ok" else "failed"}">{_e(status)}</span>',
-                     _num(_size(m) / 1e6, ".2f"), _num(v.get("cosine"), ".6f"), _num(v.get("rel_l2"), ".2e"),
+                     _num(_mb(_size(m)), ".2f"), _num(v.get("cosine"), ".6f"), _num(v.get("rel_l2"), ".2e"),
                      _num(v.get("max_abs_err"), ".2e"), _e(verdict), str(len(m.get("warnings") or []))])
         block = [f'<article class="artifact" id="artifact-{i}"><h3>{_e(m.get("artifact"))}</h3>']
         block.append(f'<p class="muted">manifest <code>{_e(m.get("_file"))}</code>; converted in '
@@ -341,8 +382,8 @@ def _artifact_section(manifests: list[dict]) -> str:
                 ["measure", "value"], [[_e(k), _e(val)] for k, val in evaluation.items() if not isinstance(val, (dict, list))]))
         for w in m.get("warnings") or []:
             block.append(f'<div class="warning">{_e(w)}</div>')
-        files = [[f'<code>{_e(f.get("name"))}</code>', _num((f.get("size_bytes") or 0) / 1e6, ".3f"),
-                  f'<code>{_e(f.get("sha256"))}</code>'] for f in m.get("files") or []]
+        files = [[f'<code>{_e(f.get("name"))}</code>', _num(_mb(f.get("size_bytes")), ".3f"),
+                  f'<code>{_e(f.get("sha256"))}</code>'] for f in _files(m)]
         block.append(_table(["file", "MB", "SHA-256"], files, cls="files", numeric={1}))
         shown = {k: v for k, v in m.items() if not k.startswith("_")}
         block.append(f"<details><summary>full manifest</summary><pre>{_e(json.dumps(shown, indent=2, default=str))}"
@@ -365,24 +406,53 @@ def _sweep_section(sweeps: list[dict]) -> str:
         parts.append(f'<p class="muted">from <code>{_e(data.get("_file"))}</code>: threads {_e(grid.get("threads"))}, '
                      f'batch {_e(grid.get("batch"))}, concurrency {_e(grid.get("concurrency"))}, '
                      f'{_e(data.get("seconds"))} s per point</p>')
-        rows = [[_e(p["name"]), _e(p["threads"]), _e(p["batch"]), _e(p["concurrency"]), _num(p["throughput"], ",.1f"),
-                 _num(p["p50_ms"], ".3f"), _num(p["p99_ms"], ".3f")] for p in data.get("points", [])]
+        points = [p for p in data.get("points") or [] if isinstance(p, dict)]
+        rows = [[_e(p.get("name")), _e(p.get("threads")), _e(p.get("batch")), _e(p.get("concurrency")),
+                 _num(p.get("throughput"), ",.1f"), _num(p.get("p50_ms"), ".3f"), _num(p.get("p99_ms"), ".3f")]
+                for p in points]
         parts.append(_table(["artifact", "threads", "batch", "concurrency", "items/s", "p50 ms", "p99 ms"], rows,
                             cls="sweep", numeric={1, 2, 3, 4, 5, 6}))
-        for p in data.get("proposals", []):
-            batching = (f"dynamic_batching preferred {p['preferred_batch_sizes']}, max queue delay "
-                        f"{p['max_queue_delay_us']} µs" if p.get("preferred_batch_sizes") else "no dynamic batching")
-            parts.append(f'<p class="proposal"><b>{_e(p["name"])}</b>: Triton instance_group count {_e(p["instances"])}, '
-                         f'{_e(p["threads_per_instance"])} thread(s) per instance, {_e(batching)} — {_e(p["why"])}. '
-                         f'Write it: <code>python main.py serve-bundle {_e(p["artifact"])} --out REPO '
+        proposals = [p for p in data.get("proposals") or [] if isinstance(p, dict)]
+        for p in proposals:
+            batching = (f"dynamic_batching preferred {p.get('preferred_batch_sizes')}, max queue delay "
+                        f"{p.get('max_queue_delay_us')} µs" if p.get("preferred_batch_sizes") else "no dynamic batching")
+            parts.append(f'<p class="proposal"><b>{_e(p.get("name"))}</b>: Triton instance_group count '
+                         f'{_e(p.get("instances"))}, {_e(p.get("threads_per_instance"))} thread(s) per instance, '
+                         f'{_e(batching)} — {_e(p.get("why"))}. '
+                         f'Write it: <code>python main.py serve-bundle {_e(p.get("artifact"))} --out REPO '
                          f'--from-sweep {_e(data.get("_file"))}</code></p>')
         for note in data.get("notes", []):
             parts.append(f'<div class="warning">note: {_e(note)}</div>')
-        if data.get("points"):
-            parts.append(f'<figure id="chart-sweep">{_svg(sweep_figure(data))}<figcaption>Throughput vs p99, '
+        chart = _sweep_chart_data(points, proposals)
+        if chart["points"]:
+            parts.append(f'<figure id="chart-sweep">{_svg(sweep_figure(chart))}<figcaption>Throughput vs p99, '
                          "knee starred</figcaption></figure>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _sweep_point(p) -> dict | None:
+    """A sweep point as :class:`app.bench.sweep.SweepPoint` takes it; None unless each number is one."""
+    if not isinstance(p, dict):
+        return None
+    numbers = {k: _number(p.get(k)) for k in ("threads", "batch", "concurrency", "calls", "throughput", "p50_ms",
+                                                "p99_ms")}
+    if None in numbers.values():
+        return None
+    for k in ("threads", "batch", "concurrency", "calls"):  # counts: whole numbers
+        if numbers[k] != int(numbers[k]):
+            return None
+        numbers[k] = int(numbers[k])
+    return {"artifact": str(p.get("artifact", "?")), "name": str(p.get("name", "?")),
+            "runtime": str(p.get("runtime", "?")), **numbers}
+
+
+def _sweep_chart_data(points: list[dict], proposals: list[dict]) -> dict:
+    """What the sweep's chart draws: the points (and knees) whose numbers are numbers."""
+    clean = [c for c in map(_sweep_point, points) if c is not None]
+    knees = [{"artifact": str(p.get("artifact", "?")), "knee": knee} for p in proposals
+             if (knee := _sweep_point(p.get("knee"))) is not None]
+    return {"points": clean, "proposals": knees}
 
 
 def _bench_section(benches: list[dict]) -> str:
@@ -394,11 +464,11 @@ def _bench_section(benches: list[dict]) -> str:
         cfg = b.get("config") or {}
         parts.append(f'<p class="muted">from <code>{_e(b.get("_file"))}</code>: {_e(cfg.get("runs"))} timed calls '
                      f'at least, {_e(cfg.get("threads"))} threads, seed {_e(cfg.get("seed"))}</p>')
-        rows = [[_e(r["name"]) + (" (baseline)" if r.get("baseline") else ""), _e(r.get("runtime")),
+        rows = [[_e(r.get("name")) + (" (baseline)" if r.get("baseline") else ""), _e(r.get("runtime")),
                  _e(r.get("provider")), _e(r.get("precision")), _e(r.get("batch")), _num(r.get("p50_ms"), ".3f"),
                  _num(r.get("p90_ms"), ".3f"), _num(r.get("p99_ms"), ".3f"), _num(r.get("throughput"), ",.1f"),
                  _num(r.get("speedup_vs_baseline"), ".2f"), _num(r.get("cosine"), ".6f"),
-                 _num((r.get("size_bytes") or 0) / 1e6, ".2f")] for r in b.get("results", [])]
+                 _num(_mb(r.get("size_bytes")), ".2f")] for r in b.get("results", []) if isinstance(r, dict)]
         parts.append(_table(["runner", "runtime", "provider", "precision", "batch", "p50 ms", "p90 ms", "p99 ms",
                              "items/s", "speed-up", "cosine", "MB"], rows, cls="bench",
                             numeric={4, 5, 6, 7, 8, 9, 10, 11}))
@@ -407,7 +477,7 @@ def _bench_section(benches: list[dict]) -> str:
                          f'{_e(s.get("reason"))}</div>')
         for note in b.get("notes", []):
             parts.append(f'<div class="warning">note: {_e(note)}</div>')
-    rows = _unique_rows(benches)
+    rows = _chart_rows(_unique_rows(benches))
     for chart_id, title, svg in (("chart-latency", "Latency (p50 bars, p90/p99 whiskers)", latency_chart(rows)),
                                  ("chart-batch", "Throughput by batch size", batch_chart(rows)),
                                  ("chart-accuracy", "Accuracy vs latency", accuracy_chart(rows))):

@@ -161,3 +161,59 @@ def test_pareto_front_keeps_only_undominated_points():
 
     points = [(10.0, 1.0), (5.0, 0.99), (6.0, 0.98), (2.0, 0.90), (3.0, 0.999)]
     assert pareto_front(points) == [3, 4, 0]
+
+
+def test_dollar_signs_and_non_numbers_in_the_files_are_shown_not_crashed_on(cli, run, tmp_path):
+    """Names are plain text in the charts (matplotlib read ``$\\foo{$`` as mathtext and raised); a number
+    that is missing or is not one shows as '–'."""
+    bench = json.loads(run["bench"].read_text())
+    for r in bench["results"]:
+        r["name"] = "$\\foo{" + r["name"] + "$"
+    bench["results"][0].update(size_bytes="big", p99_ms="n/a", throughput=None, cosine=[1])
+    bench["results"][1].update(p50_ms="fast", batch="two")  # in the table, left out of the charts
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    manifest = run["manifest_data"][0]
+    manifest = dict(manifest, artifact="cnn$x$.onnx", seconds="slow",
+                    files=[dict(f, size_bytes="big") for f in manifest["files"]] + ["not a file entry"],
+                    verification=dict(manifest["verification"], cosine="high", rel_l2=float("inf")))
+    (tmp_path / "dollar.manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "report.html"
+    r = cli("report", tmp_path / "dollar.manifest.json", tmp_path / "bench.json", "--out", out)
+    assert r.code == 0, r.err
+    text = out.read_text(encoding="utf-8")
+    page = Page(text)
+    assert page.rows["artifacts"] == 2 and page.rows["bench"] == 1 + len(bench["results"])
+    assert {a.get("id") for tag, a in page.tags if tag == "figure"} >= {"chart-latency", "chart-accuracy"}
+    assert "cnn$x$.onnx" in text and "$\\foo{" in text
+    artifact_row = text[text.index('<table class="artifacts">'):].split("</tr>")[1]
+    assert artifact_row.count('<td class="num">–</td>') == 3  # MB, cosine, rel L2
+    assert "big" not in artifact_row and "high" not in artifact_row
+
+
+def test_names_reach_matplotlib_as_plain_text():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cbook import is_math_text
+
+    from app.bench.report import latency_figure
+
+    names = ["$\\foo{$", "a$x$b", "$", "back\\$slash"]
+    rows = [{"name": n, "batch": 1, "p50_ms": 1.0 + i, "p90_ms": 2.0 + i, "p99_ms": 3.0 + i} for i, n in enumerate(names)]
+    fig = latency_figure({"results": rows}, title="$\\title$")
+    FigureCanvasAgg(fig).draw()  # mathtext raised here
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert not any(is_math_text(t) for t in labels + [fig.axes[0].get_title()])
+    assert [t.replace("\\$", "$") for t in labels] == names  # what matplotlib then draws: each name as it is
+
+
+def test_a_sweep_with_dollar_names_and_broken_points_is_reported(cli, tmp_path):
+    point = {"artifact": "a$x$.onnx", "name": "$\\foo{$", "runtime": "onnxruntime", "threads": 1, "batch": 1,
+             "concurrency": 1, "calls": 9, "throughput": 100.0, "p50_ms": 1.0, "p99_ms": 2.0}
+    sweep = {"kind": "sweep", "points": [point, dict(point, concurrency=2, throughput=150.0, p99_ms=3.0),
+                                         dict(point, p99_ms="slow"), {"name": "no numbers"}, "not a point"],
+             "proposals": [{"artifact": "a$x$.onnx", "name": "$\\foo{$", "knee": dict(point, threads="$\\t$")}]}
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    out = tmp_path / "sweep.html"
+    r = cli("report", tmp_path / "sweep.json", "--out", out)
+    assert r.code == 0, r.err
+    page = Page(out.read_text(encoding="utf-8"))
+    assert page.rows["sweep"] == 1 + 4 and any(tag == "figure" and a.get("id") == "chart-sweep" for tag, a in page.tags)

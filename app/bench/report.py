@@ -75,6 +75,12 @@ def speedup_text(row: dict) -> str:
     return text
 
 
+def plain_text(text) -> str:
+    """``text`` (a name from a file) as matplotlib draws it literally: every ``$`` escaped, so that no
+    part of it is read as mathtext (``$\\foo$`` would raise, ``$x$`` would come out in italics)."""
+    return str(text).replace("$", r"\$")
+
+
 def finish_axes(fig, ax, xlabel: str, ylabel: str, title: str) -> None:
     """Labels, title, grid and legend as every chart of ours has them; the layout tightened."""
     ax.set_xlabel(xlabel)
@@ -142,11 +148,11 @@ def latency_figure(data: dict, *, title: str = ""):
             ax.annotate(label, (i, r["p99_ms"]), xytext=(0, 3), textcoords="offset points", ha="center",
                         va="bottom", fontsize=7)
         ax.set_xticks(x)
-        ax.set_xticklabels([r["name"] for r in shown], rotation=15, ha="right", fontsize=7)
+        ax.set_xticklabels([plain_text(r["name"]) for r in shown], rotation=15, ha="right", fontsize=7)
         ax.set_ylabel("latency (ms)")
         top = max([r["p99_ms"] for r in shown] + [1e-9])
         ax.set_ylim(0, top * 1.3)
-        ax.set_title(f"{title + ' — ' if title else ''}batch {batch}: p50 bars, p90 (solid) / p99 (dashed) whiskers",
+        ax.set_title(f"{plain_text(title) + ' — ' if title else ''}batch {batch}: p50 bars, p90 (solid) / p99 (dashed) whiskers",
                      fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -322,6 +322,8 @@ def sweep_figure(data: dict):
     """Throughput against p99 per artifact, its Pareto front joined, the knee starred (matplotlib Figure)."""
     from matplotlib.figure import Figure
 
+    from app.bench.report import finish_axes, plain_text
+
     fig = Figure(figsize=(7.5, 4.0), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     by: dict[str, list[SweepPoint]] = {}
@@ -331,16 +333,14 @@ def sweep_figure(data: dict):
     for i, (artifact, points) in enumerate(by.items()):
         color = f"C{i % 10}"
         ax.scatter([p.p99_ms for p in points], [p.throughput for p in points], s=18, color=color, alpha=0.6,
-                   label=points[0].name)
+                   label=plain_text(points[0].name))
         front = pareto(points)
         ax.plot([p.p99_ms for p in front], [p.throughput for p in front], color=color, linewidth=1)
         if artifact in knees:
             k = knees[artifact]
             ax.scatter([k["p99_ms"]], [k["throughput"]], marker="*", s=180, color=color, edgecolor="black", zorder=5)
-            ax.annotate(f"knee: {k['concurrency']}×{k['threads']}t, b{k['batch']}", (k["p99_ms"], k["throughput"]),
+            ax.annotate(plain_text(f"knee: {k['concurrency']}×{k['threads']}t, b{k['batch']}"), (k["p99_ms"], k["throughput"]),
                         xytext=(6, -12), textcoords="offset points", fontsize=7)
-    from app.bench.report import finish_axes
-
     finish_axes(fig, ax, "p99 latency (ms)", "throughput (items/s)",
                 "deployment sweep: throughput vs p99 (front joined, knee starred)")
     return fig
