@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import BadInput
+from app.errors import BadInput, first_line
 from app.model import Feeds
 from app.request import DataSource
 from app.specs import TensorSpec
@@ -336,10 +336,21 @@ def _image(path: Path, c: int, h: int, w: int, mean: np.ndarray, std: np.ndarray
 
 
 # ----------------------------------------------------------------------------- text
+def _tokenizer_file(folder: Path) -> Path:
+    folder = Path(folder)
+    return folder / "tokenizer.json" if folder.is_dir() else folder
+
+
+def _is_panic(e: BaseException) -> bool:
+    """A Rust panic inside the ``tokenizers`` library (pyo3's ``PanicException``, a BaseException: an
+    ``except Exception`` lets it through), e.g. ``Onig: Regex search error: retry-limit-in-match over``."""
+    return type(e).__name__ == "PanicException"
+
+
 def load_tokenizer(folder: Path):
     """A ``tokenizers.Tokenizer`` from a Hugging Face tokenizer folder (offline, no code run)."""
     folder = Path(folder)
-    file = folder / "tokenizer.json" if folder.is_dir() else folder
+    file = _tokenizer_file(folder)
     if not file.is_file():
         raise BadInput(f"--tokenizer {folder}: not a Hugging Face tokenizer folder (no tokenizer.json in it)")
     try:
@@ -348,8 +359,23 @@ def load_tokenizer(folder: Path):
         raise BadInput("--tokenizer needs the 'tokenizers' package: pip install tokenizers") from None
     try:
         return Tokenizer.from_file(str(file))
-    except Exception as e:
-        raise BadInput(f"--tokenizer {file}: not a valid tokenizer.json ({str(e).splitlines()[0][:120]})") from None
+    except BaseException as e:
+        if not isinstance(e, Exception) and not _is_panic(e):
+            raise  # KeyboardInterrupt, SystemExit
+        raise BadInput(f"--tokenizer {file}: not a valid tokenizer.json ({first_line(e)[:120]})") from None
+
+
+def tokenize(tokenizer, texts: list[str], folder: Path, data: Path) -> list:
+    """``tokenizer.encode_batch(texts)``; a tokenizer that fails on them (a pre-tokenizer's regex that
+    backtracks without end makes the library panic) is one line naming its file."""
+    try:
+        return tokenizer.encode_batch(texts)
+    except BaseException as e:
+        if not isinstance(e, Exception) and not _is_panic(e):
+            raise
+        raise BadInput(f"--tokenizer {_tokenizer_file(folder)}: the tokenizer failed on the sentences of --data "
+                       f"{data} ({first_line(e)[:120]}); fix or replace that tokenizer.json (a regex in it that "
+                       "backtracks without end does this)") from None
 
 
 def read_sentences(path: Path, limit: int) -> tuple[list[str], list[int] | None]:
@@ -411,7 +437,7 @@ def _text(path: Path, inputs: list[TensorSpec], options: DataSource) -> DataSet:
     tokenizer.enable_truncation(max_length=length)
     pad_id = tokenizer.token_to_id("[PAD]") or 0
     tokenizer.enable_padding(length=length, pad_id=pad_id)
-    encodings = tokenizer.encode_batch(texts)
+    encodings = tokenize(tokenizer, texts, options.tokenizer, path)
     truncated = sum(1 for e in encodings if e.overflowing)
     batch = _batch_of(ids_spec)
     rows = []

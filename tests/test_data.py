@@ -128,3 +128,21 @@ def test_bad_data_gets_one_line_each(tmp_path, digits):
     assert "no such file" in _bad(tmp_path / "nowhere")
     assert "images feed one input" in _bad(digits["images"], TEXT)
     assert "NCHW" in _bad(digits["images"], TEXT[:1])
+
+
+def test_a_tokenizer_whose_regex_panics_is_one_line_naming_its_file(tmp_path):
+    """``(x+x+)+y`` backtracks without end on a long run of x: Oniguruma gives up and the tokenizers
+    library panics (PanicException, a BaseException) — one line naming the tokenizer.json instead."""
+    tokenizer = json.loads((minilm_folder() / "tokenizer.json").read_text(encoding="utf-8"))
+    split = {"type": "Split", "pattern": {"Regex": "(x+x+)+y"}, "behavior": "Isolated", "invert": False}
+    tokenizer["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [split, tokenizer["pre_tokenizer"]]}
+    folder = tmp_path / "hostile-tokenizer"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("a fine sentence\n" + "x" * 3000 + "\n", encoding="utf-8")
+    message = _bad(sentences, TEXT, tokenizer=folder)
+    assert message.startswith(f"--tokenizer {folder / 'tokenizer.json'}: the tokenizer failed on the sentences")
+    assert "retry-limit-in-match" in message and "fix or replace" in message
+    # the control: the same sentences with the real tokenizer
+    assert len(load_data(DataSource(sentences, tokenizer=minilm_folder()), TEXT)) == 2
