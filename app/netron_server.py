@@ -15,6 +15,10 @@ Three netron quirks shape this module:
   version" instead of the model, forever. :data:`PAGE_GUARD_JS` neutralises all three; the Qt view
   injects it as a user script, and the child also serves it to ordinary browsers ("Open in browser").
 
+The child answers only requests whose ``Host`` header is its own address (``127.0.0.1:PORT`` or
+``localhost:PORT``, what the Qt view and a browser given :attr:`GraphServer.url` send): a web page
+whose name DNS rebinds to 127.0.0.1 gets 403 and nothing of the model.
+
 Nothing here imports Qt.
 """
 
@@ -81,19 +85,34 @@ import netron
 from netron import server
 
 guard = sys.argv[2].encode("utf-8") if len(sys.argv) > 2 else b""
-handler = getattr(server, "_HTTPRequestHandler", None)  # netron's private class: skip if it moved
+handler = getattr(server, "_HTTPRequestHandler", None)  # netron's private class
+if not hasattr(handler, "do_GET"):  # no way to check the Host header below: serve nothing
+    sys.exit("netron's request handler has moved; the graph server cannot check Host headers")
+netron_get = handler.do_GET
+def do_GET(self):  # do_HEAD calls it too
+    # DNS rebinding: a web page whose own name resolves to 127.0.0.1 reaches this port with its
+    # name in the Host header; only this server's own address is answered
+    port = self.server.server_address[1]
+    if (self.headers.get("Host") or "").lower() not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        self.close_connection = True
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return
+    if guard and urllib.parse.urlparse(self.path).path == "/deploystudio-guard.js":
+        return netron_write(self, 200, "text/javascript", guard)
+    return netron_get(self)
+handler.do_GET = do_GET
 if guard and hasattr(handler, "_write"):  # serve the page guard to ordinary browsers, ahead of index.js
-    netron_get, netron_write = handler.do_GET, handler._write
-    def do_GET(self):
-        if urllib.parse.urlparse(self.path).path == "/deploystudio-guard.js":
-            return netron_write(self, 200, "text/javascript", guard)
-        return netron_get(self)
+    netron_write = handler._write
     def _write(self, status_code, content_type, content):
         if content_type == "text/html" and content:
             tag = b'<script type="text/javascript" src="index.js"></script>'
             content = content.replace(tag, b'<script src="/deploystudio-guard.js"></script>\n' + tag, 1)
         return netron_write(self, status_code, content_type, content)
-    handler.do_GET, handler._write = do_GET, _write
+    handler._write = _write
+else:
+    guard = b""
 
 for attempt in range(5):  # the free port netron picks can be taken before it binds it
     try:
