@@ -8,6 +8,7 @@ adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,10 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+# the commands that run a job in a fenced child (each gets --timeout)
+JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from converters.base import converter_options, target_names
 
@@ -57,8 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ignore-memory-check", action="store_true",
                    help="run even when the job's estimated peak memory exceeds the memory available")
     add_flags(c, (SEED,))
-    c.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="stop the conversion (always run in a fenced child process) after SECONDS")
 
     i = sub.add_parser("inspect", help="print a model's format, inputs, outputs, size and operators")
     add_model_args(i)
@@ -83,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
     r.set_defaults(handler=cmd_report)
+    for name in JOB_COMMANDS:  # every command that starts a job in a fenced child has a watchdog
+        sub.choices[name].add_argument(
+            "--timeout", type=float, metavar="SECONDS",
+            help="stop the job (run in a fenced child process) after SECONDS of wall-clock time "
+                 "(default: 10 minutes for inspect, 4 hours for convert, 2 hours for the others)")
     return parser
 
 
@@ -226,6 +234,27 @@ def cmd_targets(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _terminated_as_exit():
+    """SIGTERM (a CI runner's time-out, ``kill``) ends the command as SystemExit(143), so every job's
+    ``finally`` runs: its child's process group stopped, its temporary folders removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def main(argv: list[str] | None = None) -> int:
     return _main(list(sys.argv[1:] if argv is None else argv))
 
@@ -250,9 +279,12 @@ def _main(argv: list[str]) -> int:
             problems = dependency_problems()
             if problems:  # these versions have known holes in the code that reads untrusted files
                 return fail(problems[0], 2, "dependency")
-        if hasattr(args, "handler"):
-            return args.handler(args)
-        return {"convert": cmd_convert, "inspect": cmd_inspect, "targets": cmd_targets}[args.command](args)
+        handler = getattr(args, "handler", None) or {"convert": cmd_convert, "inspect": cmd_inspect,
+                                                      "targets": cmd_targets}[args.command]
+        from app.jobs import time_limit
+
+        with time_limit(getattr(args, "timeout", None)), _terminated_as_exit():
+            return handler(args)
     except SystemExit as e:
         return int(e.code or 0)
     except StudioError as e:

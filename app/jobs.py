@@ -9,17 +9,37 @@ Temporaries of a killed child are removed afterwards.
 
 The child is fenced (:mod:`app.sandbox`) before it runs the job: it may write only beneath the
 folders the caller names (a conversion: its private work folder; the parent renames the artifacts
-into the output folder) and a private temporary folder, has no network, and runs under memory and
-CPU-time limits.
+into the output folder) and a private temporary folder, has no network and no sockets, and runs
+under memory and CPU-time limits. What runs inside the fence is treated as hostile on the way out:
+
+- **Results are data.** The child sends JSON (:mod:`app.wire`), never a pickle; a message the
+  parent cannot parse, or one past the size limit, is "the job's process sent an invalid result".
+- **Nothing outside is within reach.** Before the fence the child moves into its own process
+  group, and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
+  tracker, libraries' files) except its result channel is pointed at ``/dev/null``; seccomp refuses
+  every ``socket()`` (pathname unix sockets such as the forkserver's are not covered by Landlock),
+  and Landlock keeps it from ``/proc/<pid>/fd`` and ``ptrace`` of processes outside the fence.
+- **Its output is the parent's to show.** The child's stdout and stderr go into a pipe; the parent
+  strips control characters and hands each line to ``log`` (the CLI: stderr, prefixed ``job:``;
+  the window: its log). ``--json`` output is written by the parent alone.
+- **A watchdog.** Every job kind has a wall-clock limit (:data:`WALL_LIMITS`, ``--timeout``), and a
+  job that neither reports progress, writes output nor uses CPU time for :data:`STALL_SECONDS` is
+  stopped; stopping kills the child's whole process group and removes its temporary folders.
+  Folders of a parent that was killed outright (``studio-job-<pid>-*``) go at the next job's start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
+import re
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +50,17 @@ from app.request import ModelSource
 
 _PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
 _context: Any = None
+JOB_PREFIX = "studio-job-"       # a job's private temporary folder: studio-job-<parent pid>-*
+MP_PREFIX = "studio-mp-"         # multiprocessing's own folder (the forkserver's socket): studio-mp-<pid>-*
+
+# wall-clock limits (seconds) per job kind; others get DEFAULT_WALL_LIMIT; --timeout overrides
+WALL_LIMITS = {"app.jobs:inspect_job": 600.0, "app.jobs:convert_job": 4 * 3600.0, "ui.warmup:child_ready": 300.0}
+DEFAULT_WALL_LIMIT = 2 * 3600.0
+STALL_SECONDS = 300.0            # no progress, no output and no CPU time for this long: a hang
+MAX_OUTPUT_LINES = 500           # lines of a job's output shown; the rest is counted
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+_local = threading.local()
 
 
 class JobTimeout(StudioError):
@@ -37,10 +68,71 @@ class JobTimeout(StudioError):
     can time out)."""
 
 
+class InvalidResult(StudioError):
+    """The child sent something that is not a message this app writes (exit code 1)."""
+
+
+def clean_text(text: str, limit: int = 2000) -> str:
+    """``text`` without control characters (terminal escapes, bidi overrides), cut at ``limit``."""
+    return _CONTROL.sub("", str(text))[:limit]
+
+
+@contextlib.contextmanager
+def _for_this_thread(name: str, value):
+    before = getattr(_local, name, None)
+    setattr(_local, name, value)
+    try:
+        yield
+    finally:
+        setattr(_local, name, before)
+
+
+def time_limit(seconds: float | None):
+    """Jobs started in this thread inside the block stop after ``seconds`` (``--timeout``)."""
+    return _for_this_thread("timeout", seconds)
+
+
+def output_to(sink: Callable[[str], None] | None):
+    """Lines that jobs started in this thread print go to ``sink`` (the window's log)."""
+    return _for_this_thread("sink", sink)
+
+
+def _stderr_sink(line: str) -> None:
+    print(f"job: {line}", file=sys.stderr, flush=True)
+
+
+def _private_temp_dir(prefix: str, base: str | None = None) -> Path:
+    """A fresh ``<prefix><this pid>-*`` folder in ``base`` (the temporary folder), after removing those
+    whose process is gone (a parent killed outright cannot clean up after itself)."""
+    import tempfile
+
+    from app.files import clean_stale_work_dirs
+
+    base = base or tempfile.gettempdir()
+    clean_stale_work_dirs(Path(base), prefix=prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)).resolve()
+
+
+def _socket_base() -> str | None:
+    """Where multiprocessing's folder goes: the temporary folder, unless a socket's path in it would
+    pass the 107 bytes a unix socket's address holds (then /tmp)."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    return base if len(base) + 48 < 107 or not os.path.isdir("/tmp") else "/tmp"
+
+
 def _mp_context():
     global _context
     if _context is None:
         if sys.platform.startswith("linux"):
+            import atexit
+            import shutil
+
+            # multiprocessing's folder (the forkserver's socket) is ours, so a killed parent's is found
+            folder = _private_temp_dir(MP_PREFIX, _socket_base())
+            mp.current_process()._config["tempdir"] = str(folder)
+            atexit.register(shutil.rmtree, folder, True)
             # forkserver: a clean server process (no Qt threads) that has torch & co. imported once,
             # so each job starts in milliseconds instead of re-importing torch
             _context = mp.get_context("forkserver")
@@ -71,17 +163,58 @@ def _let_the_forkserver_go() -> None:
         server._forkserver_alive_fd = None
 
 
-def _child_main(conn, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
+def _cut_ties(result_fd: int, output_fd: int) -> None:
+    """In the child, before the fence: stdin from /dev/null, stdout and stderr into the parent's
+    output pipe, and every other inherited descriptor but the result channel pointed at /dev/null
+    (not closed: a library that still holds the number must not write into whatever reuses it)."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    keep = {0, 1, 2, result_fd, null}
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass  # the listing's own descriptor, closed by now
+    os.close(null)
+    # multiprocessing's resource tracker belongs to the parent: one the job needs is its own (fenced)
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker
+    tracker._fd, tracker._pid = None, None
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.reconfigure(line_buffering=True)
+
+
+def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
+    from app import wire
     from app.sandbox import die_with_parent
 
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # its own process group: stopping the job stops what it started too
     # the app or CLI killed outright: its forkserver exits, and the job with it
     _let_the_forkserver_go()
     die_with_parent()
+    if sys.platform.startswith("linux"):
+        _cut_ties(conn.fileno(), output.fileno())
     # a hostile environment must not turn torch.load back to unsafe unpickling in the child
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     import warnings
 
     warnings.filterwarnings("ignore")
+
+    def send(message) -> None:
+        try:
+            data = wire.dumps(message)
+        except (wire.InvalidMessage, RecursionError) as e:
+            data = wire.dumps(("error", "ConversionFailed", f"the job's result could not be sent ({e})", None))
+        conn.send_bytes(data)
+
     if fence is not None:
         from app import sandbox
 
@@ -89,21 +222,24 @@ def _child_main(conn, target: str, payload: Any, fence=None, scratch: str | None
             sandbox.private_environment(Path(scratch))
             sandbox.apply(fence)
         except Exception as e:  # noqa: BLE001 - never run a model unfenced because the fence failed
-            conn.send(("error", "ConversionFailed", f"the job's sandbox could not be set up ({describe(e)})", None))
+            send(("error", "ConversionFailed", f"the job's sandbox could not be set up ({describe(e)})", None))
             conn.close()
             return
 
     def progress(stage: str, fraction: float | None = None) -> None:
-        conn.send(("progress", stage, fraction))
+        send(("progress", str(stage), None if fraction is None else float(fraction)))
 
     try:
         result = _resolve(target)(payload, progress, lambda: False)
-        conn.send(("result", result))
+        send(("result", result))
     except StudioError as e:
-        conn.send(("error", type(e).__name__, str(e), e.details))
+        send(("error", type(e).__name__, str(e), e.details))
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent as one line
-        conn.send(("error", "ConversionFailed", describe(e)))
+        send(("error", "ConversionFailed", describe(e), None))
     finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
         conn.close()
 
 
@@ -111,8 +247,8 @@ def _error(name: str, message: str, details: dict | None = None) -> StudioError:
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    error = cls(message)
-    error.details = details
+    error = cls(clean_text(message))
+    error.details = details if isinstance(details, dict) else None
     return error
 
 
@@ -128,85 +264,214 @@ def _process_name(target: str) -> str:
     return "converter process" if target == "app.jobs:convert_job" else "job's process"
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    """CPU time (clock ticks) a process and its waited-for children used, from /proc (None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _parse(data: bytes) -> tuple:
+    """A message from the child, checked: ("progress", stage, fraction) | ("result", value) |
+    ("error", class name, message, details)."""
+    from app import wire
+
+    msg = wire.loads(data)
+    if isinstance(msg, tuple) and msg:
+        kind = msg[0]
+        if (kind == "progress" and len(msg) == 3 and isinstance(msg[1], str)
+                and (msg[2] is None or isinstance(msg[2], (int, float)))):
+            return ("progress", clean_text(msg[1], 200), msg[2])
+        if kind == "result" and len(msg) == 2:
+            return msg
+        if kind == "error" and len(msg) == 4 and isinstance(msg[1], str) and isinstance(msg[2], str):
+            return msg
+    raise wire.InvalidMessage("not a progress report, a result or an error")
+
+
+class _Output:
+    """The child's stdout/stderr, read without blocking, cut into cleaned lines for ``sink``."""
+
+    def __init__(self, conn, sink: Callable[[str], None]):
+        self.fd = conn.fileno()
+        os.set_blocking(self.fd, False)
+        self.sink, self.partial, self.lines, self.dropped, self.eof = sink, b"", 0, 0, False
+
+    def drain(self, final: bool = False) -> bool:
+        """Read what is there; True if anything was."""
+        got = False
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                final = self.eof = True
+                break
+            got = True
+            self.partial += chunk
+            *lines, self.partial = self.partial.split(b"\n")
+            for line in lines:
+                self._emit(line)
+            if len(self.partial) > 8192:
+                self._emit(self.partial)
+                self.partial = b""
+        if final and self.partial:
+            self._emit(self.partial)
+            self.partial = b""
+        return got
+
+    def _emit(self, raw: bytes) -> None:
+        text = clean_text(raw.decode("utf-8", "replace").rstrip("\r"), 500)
+        if not text.strip():
+            return
+        if self.lines < MAX_OUTPUT_LINES:
+            self.lines += 1
+            with contextlib.suppress(Exception):
+                self.sink(text)
+        else:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self.dropped:
+            with contextlib.suppress(Exception):
+                self.sink(f"({self.dropped} more lines of the job's output not shown)")
+
+
 def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
             should_cancel: Callable[[], bool] | None = None, timeout: float | None = None,
             cleanup_dir: Path | None = None, poll: float = 0.05, writable: tuple[Path, ...] | list[Path] = (),
-            fenced: bool = True, tick: Callable[[], None] | None = None) -> Any:
+            fenced: bool = True, tick: Callable[[], None] | None = None,
+            log: Callable[[str], None] | None = None, stall: float | None = None) -> Any:
     """Run ``target`` (``"module:function"``, called as ``fn(payload, progress, should_cancel)``) in a
     child process and return its result; raises the child's :class:`StudioError`, :class:`Cancelled`,
-    :class:`JobTimeout`, or :class:`ConversionFailed` when the child crashed.
+    :class:`JobTimeout`, :class:`InvalidResult`, or :class:`ConversionFailed` when the child crashed.
 
     ``writable``: the only folders the fenced child may write beneath (besides a private temporary
     folder, removed afterwards). ``cleanup_dir``: a folder whose temporaries (``.studio-tmp-<pid>-*``)
     are removed if the child is killed or dies. ``tick``: called every ``poll`` seconds while it runs.
+    ``timeout``: wall-clock seconds (default: :func:`time_limit`'s, else the kind's in
+    :data:`WALL_LIMITS`); ``stall``: seconds without progress, output or CPU time (default
+    :data:`STALL_SECONDS`, ``DEPLOYSTUDIO_JOB_STALL_SECONDS``). ``log``: gets each line the child
+    prints (default: :func:`output_to`'s sink, else stderr).
     A child that runs out of memory (killed by the kernel, or an allocation refused) raises
     :class:`app.memory.OutOfMemory` with its peak; a full disk :class:`app.memory.DiskFull`.
     """
     import shutil
-    import tempfile
 
-    from app import memory
+    from app import memory, wire
     from app.sandbox import job_fence
 
-    scratch = Path(tempfile.mkdtemp(prefix="studio-job-")).resolve()
-    fence = job_fence([*writable, scratch]) if fenced else None
+    if timeout is None:
+        timeout = getattr(_local, "timeout", None) or WALL_LIMITS.get(target, DEFAULT_WALL_LIMIT)
+    if stall is None:
+        stall = float(os.environ.get("DEPLOYSTUDIO_JOB_STALL_SECONDS") or STALL_SECONDS)
+    sink = log or getattr(_local, "sink", None) or _stderr_sink
     ctx = _mp_context()
+    scratch = _private_temp_dir(JOB_PREFIX)
+    fence = job_fence([*writable, scratch]) if fenced else None
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(child, target, payload, fence, str(scratch)), daemon=True)
+    output_r, output_w = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(child, output_w, target, payload, fence, str(scratch)), daemon=True)
     try:
         proc.start()
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     child.close()
+    output_w.close()
+    output = _Output(output_r, sink)
     started = time.monotonic()
+    last_activity, last_cpu = started, None
     outcome: tuple | None = None
+    invalid: str | None = None
     oom_before, peak = memory.oom_kills(), None
+
+    def receive() -> tuple | None:
+        nonlocal invalid
+        try:
+            data = parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
+        except EOFError:
+            return None
+        except OSError as e:  # longer than the limit: the connection is unusable after this
+            invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
+            return ("invalid",)
+        try:
+            return _parse(data)
+        except (wire.InvalidMessage, ValueError, TypeError) as e:
+            invalid = str(e)[:200]
+            return ("invalid",)
+
     try:
         while True:
             peak = memory.peak_rss(proc.pid) or peak
             if tick:
                 tick()
-            if parent.poll(poll):
-                try:
-                    msg = parent.recv()
-                except EOFError:
-                    msg = None
+            # (a closed output pipe stays readable: waiting on it then would spin)
+            ready = mp_connection.wait([parent] if output.eof else [parent, output_r], timeout=poll)
+            if output_r in ready and output.drain():
+                last_activity = time.monotonic()
+            if parent in ready:
+                msg = receive()
                 if msg is None:
                     proc.join(5)
                     break
                 if msg[0] == "progress":
+                    last_activity = time.monotonic()
                     if progress:
                         progress(msg[1], msg[2])
                     continue
                 outcome = msg
-                proc.join(5)
+                if msg[0] == "invalid":
+                    _stop(proc)
+                else:
+                    proc.join(5)
                 break
             if not proc.is_alive():
                 # drain what it sent before dying
                 while parent.poll(0):
-                    try:
-                        msg = parent.recv()
-                    except EOFError:
+                    msg = receive()
+                    if msg is None:
                         break
                     if msg[0] != "progress":
                         outcome = msg
+                        break
                 break
             if should_cancel and should_cancel():
                 _stop(proc)
                 raise Cancelled("cancelled by the user")
-            if timeout is not None and time.monotonic() - started > timeout:
+            now = time.monotonic()
+            if timeout and now - started > timeout:
                 _stop(proc)
-                raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped")
+                raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped "
+                                 "(--timeout SECONDS gives it longer)")
+            cpu = _cpu_ticks(proc.pid)
+            if cpu is not None and cpu != last_cpu:
+                last_cpu, last_activity = cpu, now
+            if stall and now - last_activity > stall:
+                _stop(proc)
+                raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
+                                 f"for {stall:g} s (it looks hung)")
     finally:
         parent.close()
         if proc.is_alive():
             _stop(proc)
+        _kill_group(proc.pid)
+        output.drain(final=True)
+        output.close()
+        output_r.close()
         shutil.rmtree(scratch, ignore_errors=True)
         if cleanup_dir is not None:
             from app.files import clean_stale_work_dirs
 
             clean_stale_work_dirs(Path(cleanup_dir))
+    if outcome is not None and outcome[0] == "invalid":
+        raise InvalidResult(f"the {_process_name(target)} sent an invalid result ({invalid}); nothing was kept")
     if outcome is None:
         code = proc.exitcode
         if code == -signal.SIGKILL:  # nobody here killed it (cancel and time-out raised above)
@@ -226,10 +491,23 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     raise memory.explain_failure(_error(*outcome[1:]), peak, cleanup_dir)
 
 
+def _kill_group(pid: int | None) -> None:
+    """SIGKILL what is left of the job's process group (processes the child started)."""
+    if pid and hasattr(os, "killpg"):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError as e:
+            if e.errno not in (errno.ESRCH, errno.EPERM):
+                raise
+
+
 def _stop(proc) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGTERM)
     proc.terminate()
     proc.join(0.5)
     if proc.is_alive():
+        _kill_group(proc.pid)
         proc.kill()
         proc.join(1)
 
@@ -241,6 +519,20 @@ def convert_job(payload, progress=None, should_cancel=None):
 
     request, work = payload
     return convert(request, progress=progress, should_cancel=should_cancel, work=Path(work))
+
+
+def _check_conversion_result(result, work: Path) -> None:
+    """The child names the files the parent will move into the output folder: each must be a plain
+    file directly in the job's work folder (no path elsewhere, no link), else nothing is kept."""
+    from app.pipeline import ConversionResult
+
+    if not isinstance(result, ConversionResult) or result.manifest is None:
+        raise InvalidResult("the converter process sent an invalid result (not a conversion's); nothing was kept")
+    for f in [*result.files, result.manifest]:
+        path = Path(f) if isinstance(f, (str, os.PathLike)) else None
+        if path is None or path.parent != Path(work) or path.is_symlink() or not path.is_file():
+            raise InvalidResult(f"the converter process sent an invalid result (a file outside its work folder: "
+                                f"{clean_text(str(f), 200)}); nothing was kept")
 
 
 def run_conversion(request, **kwargs):
@@ -278,6 +570,7 @@ def run_conversion(request, **kwargs):
         kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request, source=source)
     try:
         result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
+        _check_conversion_result(result, work)
         result.warnings[:0] = cautions
         names = [f.name for f in result.files] + [result.manifest.name]
         files.check_targets([out_dir / n for n in names], source=Path(request.source.path), overwrite=request.overwrite)

@@ -9,9 +9,11 @@ child has one thread). What it covers:
   folder, a private temporary folder that ``TMPDIR``, ``tempfile`` and the library caches point to)
   and ``/dev/null``, plus GPU device files where present. Reads stay allowed: torch, ONNX Runtime and
   the CUDA libraries read system paths, and the job reads the model.
-- **Network**: TCP connect/bind denied by Landlock (ABI >= 4, kernel >= 6.7); every socket other than
-  ``AF_UNIX`` (UDP, raw, netlink) and io_uring refused by a seccomp filter; abstract unix sockets and
-  signals to processes outside the job scoped away (ABI >= 6).
+- **Network and sockets**: TCP connect/bind denied by Landlock (ABI >= 4, kernel >= 6.7); every
+  ``socket()`` and ``connect()`` — unix sockets included, since Landlock does not cover connecting to
+  a pathname socket such as multiprocessing's forkserver — and io_uring refused by a seccomp filter;
+  abstract unix sockets and signals to processes outside the job scoped away (ABI >= 6). Landlock
+  also keeps the job from ``ptrace`` and ``/proc/<pid>/fd`` of processes outside it (ABI >= 1).
 - **Resources**: ``RLIMIT_AS`` (memory; not on machines with an NVIDIA driver, whose address-space
   reservations it would break), ``RLIMIT_CPU`` (CPU seconds; SIGXCPU past it), no core dumps.
 
@@ -49,8 +51,8 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1   # ABI 4
 SCOPE_ABSTRACT_UNIX, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 
-# -- seccomp: (audit arch, socket, io_uring_setup) per machine
-_SECCOMP_ARCH = {"x86_64": (0xC000003E, 41, 425), "aarch64": (0xC00000B7, 198, 425)}
+# -- seccomp: (audit arch, socket, connect, io_uring_setup) per machine
+_SECCOMP_ARCH = {"x86_64": (0xC000003E, 41, 42, 425), "aarch64": (0xC00000B7, 198, 203, 425)}
 
 DEFAULT_CPU_SECONDS = 4 * 3600
 
@@ -108,7 +110,7 @@ def status() -> tuple[bool, str]:
         limits = "memory and CPU limits only" if resource is not None else "no resource limits"
         return False, (f"not sandboxed: {where} offers no Landlock, so model code runs in a child process "
                        f"with the user's file and network access ({limits})")
-    net = "TCP denied by Landlock, other sockets by seccomp" if abi >= 4 else "non-unix sockets denied by seccomp"
+    net = "TCP denied by Landlock, every socket by seccomp" if abi >= 4 else "every socket denied by seccomp"
     seccomp = platform.machine() in _SECCOMP_ARCH
     if not seccomp and abi < 4:
         net = "network not fenced on this CPU architecture"
@@ -219,22 +221,24 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _seccomp(libc, arch: int, nr_socket: int, nr_io_uring_setup: int) -> None:
-    """socket(): AF_UNIX only; io_uring_setup and foreign-ABI syscalls (i386, x32): EACCES."""
+def _seccomp(libc, arch: int, nr_socket: int, nr_connect: int, nr_io_uring_setup: int) -> None:
+    """socket() and connect(): EACCES, whatever the family — a pathname unix socket (multiprocessing's
+    forkserver, a display or session bus) is reachable by any process that may read its folder, and
+    Landlock does not cover connecting to one; io_uring_setup and foreign-ABI syscalls (i386, x32):
+    EACCES too. A job needs no socket: its result channel and output are pipes it inherited."""
     ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | errno.EACCES
-    # jt/jf count instructions after the next one; DENY is index 8, ALLOW index 9
+    # jt/jf count instructions after the current one; ALLOW is index 7, DENY index 8
     prog = [
         (ld, 0, 0, 4),                        # 0: A = arch
         (jeq, 0, 6, arch),                    # 1: foreign ABI (i386 on x86-64) -> DENY
         (ld, 0, 0, 0),                        # 2: A = syscall number
         (jge, 4, 0, 0x40000000),              # 3: x32 syscalls -> DENY
         (jeq, 3, 0, nr_io_uring_setup),       # 4: io_uring (could open sockets itself) -> DENY
-        (jeq, 0, 3, nr_socket),               # 5: any other syscall -> ALLOW
-        (ld, 0, 0, 16),                       # 6: A = socket's domain
-        (jeq, 1, 0, 1),                       # 7: AF_UNIX -> ALLOW
+        (jeq, 2, 0, nr_socket),               # 5: socket -> DENY
+        (jeq, 1, 0, nr_connect),              # 6: connect -> DENY
+        (ret, 0, 0, allow),                   # 7: ALLOW
         (ret, 0, 0, deny),                    # 8: DENY
-        (ret, 0, 0, allow),                   # 9: ALLOW
     ]
     filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
     fprog = _SockFprog(len(prog), filters)

@@ -247,6 +247,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
 
     def _wire_job(self, key: tuple[str, str], job: BackgroundJob) -> None:
         job.progressed.connect(lambda stage, fraction: self._on_job_progressed(key, stage, fraction))
+        job.logged.connect(lambda line: self.log.add(f"{key}: {line}"))
         job.succeeded.connect(lambda result: self._on_job_succeeded(key, result))
         job.failed.connect(lambda state, message: self._on_job_failed(key, state, message))
 

@@ -43,6 +43,7 @@ class Exports:
         ``on_failed(key, state, message)`` follows."""
         self.session.add_job(key, label)
         job.succeeded.connect(lambda result: on_done(key, result))
+        job.logged.connect(lambda line: self.log.add(f"{label}: {line}"))
         job.failed.connect(lambda state, message: on_failed(key, state, message))
         self.background_jobs[key] = job
         job.start()

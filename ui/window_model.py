@@ -120,6 +120,7 @@ class ModelLoading:
         self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
         job = inspection_job(source, self)
         job.succeeded.connect(self._on_model_inspected)
+        job.logged.connect(lambda line: self.log.add(f"loading {source.path.name}: {line}"))
         job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
         self.inspection = job
         job.start()

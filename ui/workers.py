@@ -61,12 +61,14 @@ class BackgroundJob(QObject):
     Signals
     -------
     progressed(stage, fraction)  fraction is -1 when unknown
+    logged(line)                 a line the job's process printed (control characters removed)
     succeeded(result)
     failed(state, message)       state is "failed" or "cancelled"
     finished()                   always last, exactly once
     """
 
     progressed = Signal(str, float)
+    logged = Signal(str)
     succeeded = Signal(object)
     failed = Signal(str, str)
     finished = Signal()
@@ -105,7 +107,10 @@ class BackgroundJob(QObject):
 
     # -- the worker thread
     def _run(self) -> Any:
-        return self._work(progress=self._report, should_cancel=lambda: self.worker.abort_requested)
+        from app.jobs import output_to
+
+        with output_to(self.logged.emit):  # what the child prints: cleaned lines for the window's log
+            return self._work(progress=self._report, should_cancel=lambda: self.worker.abort_requested)
 
     def _report(self, stage: str, fraction: float | None = None) -> None:
         self.progressed.emit(stage, -1.0 if fraction is None else float(fraction))

@@ -472,3 +472,18 @@ def test_status_bar_says_whether_model_code_is_sandboxed(window):
     sandboxed, line = status()
     assert window.sandbox_label.text() == ("Sandboxed" if sandboxed else "Not sandboxed")
     assert window.sandbox_label.toolTip().lower() == line.lower() and window.sandbox_label.isVisible()
+
+
+def test_what_a_job_prints_reaches_the_log_without_escapes(qtbot, window, tmp_path):
+    """Model code's print() lands in the log as a cleaned line of its job, never on a terminal."""
+    from tests.channel_attacks import hostile_model
+
+    args = hostile_model(tmp_path, r'print("hello from the model\x1b]0;window title\x07\x1b[2J")')
+    summary = load_model(qtbot, window, Path(args[0]))
+    assert summary["format"] == "state-dict"
+    qtbot.keyClicks(window.model.arch_edit, args[2])
+    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+        click(qtbot, window.model.load_button)
+    qtbot.waitUntil(lambda: "model.pth: hello from the model" in window.log.text(), timeout=10_000)
+    assert "\x1b" not in window.log.text() and "\x07" not in window.log.text()
+    assert "hello from the model]0;window title[2J" in window.log.text()  # the escapes, defused
