@@ -48,7 +48,7 @@ for fd in pipes():
 
 # family -> {variant: payload}; MARKER, VICTIM (a /dev/shm name), TMP are filled in per run
 FAMILIES: dict[str, dict[str, str]] = {
-    "result channel: forged pickle": {
+    "result channel: forged messages": {
         "before the result": FORGED,
         "instead of the result": FORGED + "os._exit(0)\n",
         "as a progress report": FORGED.replace('("result", P())', '("progress", P(), 0.5)'),
@@ -59,7 +59,7 @@ for fd in pipes():
 os._exit(0)
 ''',
         "JSON naming a foreign class": '''
-d = b'{"$tuple": ["result", {"$dc": "subprocess:Popen", "fields": {"args": ["touch", MARKER]}}]}'.replace(b"MARKER", MARKER.encode())
+d = b'{"$tuple": ["result", {"$dc": "subprocess:Popen", "fields": {"args": ["touch", "MARKER"]}}]}'.replace(b"MARKER", MARKER.encode())
 for fd in pipes():
     try: os.write(fd, struct.pack("!i", len(d)) + d)
     except OSError: pass
