@@ -224,8 +224,21 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front(range(len(points)), cost=lambda i: points[i][0], gain=lambda i: points[i][1])
 
 
+COSINE_FLAT = 1e-6  # every cosine within this of 1: the chart says so instead of drawing float noise
+
+
 def accuracy_chart(rows: list[dict]) -> str | None:
     """Cosine to the source against p50 latency at the smallest batch, the Pareto front drawn."""
+    fig = accuracy_figure(rows)
+    return None if fig is None else _svg(fig)
+
+
+def accuracy_figure(rows: list[dict]):
+    """The chart of :func:`accuracy_chart` as a matplotlib ``Figure`` with no canvas (None: nothing to draw).
+
+    The cosine axis is labelled only to the digits its ticks' spacing can tell (``0.99995``, not
+    ``0.99999999999997502``); where every cosine is within :data:`COSINE_FLAT` of 1 the points are drawn
+    on one line at 1 and the axis says "all equal to 1 within 1e-6" (their differences are float noise)."""
     if not rows:
         return None
     batch = min(int(r["batch"]) for r in rows)
@@ -235,17 +248,52 @@ def accuracy_chart(rows: list[dict]) -> str | None:
     from matplotlib.figure import Figure
 
     points = [(float(r["p50_ms"]), float(r["cosine"])) for r in shown]
+    flat = all(abs(y - 1.0) <= COSINE_FLAT for _, y in points)
+    drawn = [(x, 1.0) for x, _ in points] if flat else points
     fig = Figure(figsize=(7.5, 3.8), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    for (x, y), r in zip(points, shown):
+    for (x, y), r in zip(drawn, shown):
         ax.scatter([x], [y], s=36)
         ax.annotate(plain_text(r["name"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
-    front = pareto_front(points)
-    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], linestyle="--", color="black",
+    front = pareto_front(drawn)  # all within float noise of 1: the fastest alone is on the front
+    ax.plot([drawn[i][0] for i in front], [drawn[i][1] for i in front], linestyle="--", color="black",
             linewidth=1, label="Pareto front")
-    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-    finish_axes(fig, ax, f"p50 latency at batch {batch} (ms)", "cosine to the source", "accuracy vs latency")
-    return _svg(fig)
+    ylabel = "cosine to the source"
+    if flat:
+        ax.set_ylim(0.5, 1.5)
+        ax.set_yticks([1.0])
+        ax.set_yticklabels(["1"])
+        ylabel += "\n(all equal to 1 within 1e-6)"
+    else:
+        ax.yaxis.set_major_formatter(_SpacingFormatter())
+    finish_axes(fig, ax, f"p50 latency at batch {batch} (ms)", ylabel, "accuracy vs latency")
+    return fig
+
+
+def _spacing_decimals(locs) -> int:
+    """The decimals that tell ticks at ``locs`` apart: those of their spacing (0.00005 -> 5), at most 12."""
+    steps = [abs(b - a) for a, b in zip(locs, locs[1:]) if b != a]
+    if not steps:
+        return 6
+    return max(0, min(12, math.ceil(-math.log10(min(steps)) - 1e-9)))
+
+
+def _SpacingFormatter():
+    """A tick formatter that writes each label to :func:`_spacing_decimals` of the ticks shown, no offset."""
+    from matplotlib.ticker import Formatter
+
+    class SpacingFormatter(Formatter):
+        decimals = 6
+
+        def set_locs(self, locs):
+            super().set_locs(locs)
+            self.decimals = _spacing_decimals(list(locs))
+
+        def __call__(self, x, pos=None):
+            text = f"{x:.{self.decimals}f}"
+            return "0" if text.strip("-0.") == "" else text
+
+    return SpacingFormatter()
 
 
 # ---------------------------------------------------------------------------- HTML

@@ -217,3 +217,35 @@ def test_a_sweep_with_dollar_names_and_broken_points_is_reported(cli, tmp_path):
     assert r.code == 0, r.err
     page = Page(out.read_text(encoding="utf-8"))
     assert page.rows["sweep"] == 1 + 4 and any(tag == "figure" and a.get("id") == "chart-sweep" for tag, a in page.tags)
+
+
+def _cosine_axis(cosines: list[float]):
+    """The accuracy chart of runners with these cosines, drawn: (tick labels of its y axis, its y label)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from app.report import accuracy_chart, accuracy_figure
+
+    rows = [{"name": f"r{i}", "batch": 1, "p50_ms": 1.0 + i, "cosine": c} for i, c in enumerate(cosines)]
+    assert accuracy_chart(rows).startswith("<svg")
+    fig = accuracy_figure(rows)
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    return [t.get_text() for t in ax.get_yticklabels() if t.get_text()], ax.get_ylabel()
+
+
+def test_accuracy_chart_says_all_cosines_are_one_instead_of_drawing_float_noise():
+    """Cosines within float noise of 1 were labelled 0.99999999999997502, 1.0000000000000000."""
+    labels, ylabel = _cosine_axis([0.99999999999997502, 1.0000000000000002, 0.9999999999999999, 0.9999995])
+    assert labels == ["1"]
+    assert "all equal to 1 within 1e-6" in ylabel
+
+
+def test_accuracy_chart_labels_only_the_digits_the_cosines_tell_apart():
+    labels, ylabel = _cosine_axis([0.99991000000000002, 0.99999999999997502, 0.99996000000000001])
+    assert "within" not in ylabel and len(labels) >= 2
+    decimals = {len(t.split(".")[1]) if "." in t else 0 for t in labels}
+    assert len(decimals) == 1 and max(decimals) <= 6, labels     # ticks 0.00002 apart: 5 decimals, not 17
+    assert len(set(labels)) == len(labels), labels               # and each tick tells itself apart
+    assert all(abs(float(t) - 0.99995) < 1e-4 for t in labels), labels
+    coarse, _ = _cosine_axis([0.91, 0.97, 0.995])
+    assert all(len(t.split(".")[1]) <= 2 for t in coarse if "." in t), coarse
