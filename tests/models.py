@@ -132,3 +132,38 @@ class DigitsCNN(nn.Module):
         # adaptive pooling is the identity at the sizes trained on, and lets any input size run
         # (the window probes a state dict at a guessed 224×224 before the user sets 8×8)
         return self.head(nn.functional.adaptive_avg_pool2d(self.features(x), 4).flatten(1))
+
+
+class SamePadConv2d(nn.Conv2d):
+    """A "same"-padding convolution, as EfficientNet's and timm's stems have: a ``Conv2d`` subclass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.pad(x, [1, 1, 1, 1]))
+
+
+class PaddedStemNet(nn.Module):
+    """An EfficientNet-shaped classifier whose head is declared before its padded stem: module order
+    names the Linear first, while forward() feeds the input to the stem."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.head = nn.Linear(16, num_classes)
+        self.stem = SamePadConv2d(3, 16, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        return self.head(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class FlatInputNet(nn.Module):
+    """Takes images flattened to 768 values and unflattens them before its first layer: no layer tells
+    the input's shape, so the guess fails and the user must type 1x768."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x.unflatten(1, (3, 16, 16))))
+        return self.head(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))

@@ -30,6 +30,33 @@ def test_state_dict_with_arch_from_module_and_from_file(model_files, tmp_path):
     np.testing.assert_allclose(_runs(by_module)[0], _runs(by_file)[0], rtol=1e-6)
 
 
+@pytest.mark.parametrize("arch, expected", [
+    ("tests.models:PaddedStemNet", [(1, 3, 224, 224)]),   # a Conv2d subclass, declared after the head
+    ("tests.models:FlatInputNet", None),                  # nothing tells: the guess fails, said so
+])
+def test_the_input_guess_follows_the_layer_forward_calls_first(tmp_path, arch, expected):
+    import torch
+
+    from app.arch import resolve_factory
+
+    path = tmp_path / "model.pth"
+    torch.save(resolve_factory(arch)().state_dict(), path)
+    model = load_model(path, arch=arch)
+    if expected is None:
+        assert not model.inputs_guessed and not model.outputs
+        assert model.warnings[0].startswith("could not guess the input shapes") and "--input" in model.warnings[0]
+        from app.loading import prepare_model
+        from app.request import ModelSource
+        from app.specs import parse_input
+
+        given = prepare_model(ModelSource(path, inputs=(parse_input("x:1x768"),), arch=arch))
+        assert given.outputs[0].shape == (1, 4)
+    else:
+        assert model.inputs_guessed and [s.shape for s in model.inputs] == expected
+        assert model.outputs[0].shape == (1, 10) and "first layer the model calls" in model.warnings[0]
+        _runs(model)
+
+
 def test_checkpoint_dict_and_safetensors(model_files):
     ckpt = load_model(model_files["cnn_checkpoint"], arch="tests.models:SmallCNN")
     assert ckpt.param_count > 0

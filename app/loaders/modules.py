@@ -34,30 +34,81 @@ def forward_input_names(module) -> list[str]:
     return names or ["input"]
 
 
+_GUESSABLE = {"Conv1d", "Conv2d", "Conv3d", "Linear", "Embedding", "LSTM", "GRU", "RNN"}
+
+
+def _kinds(sub) -> list[str]:
+    """The layer kinds ``sub`` is: its own class and every base class (a padded ``Conv2d`` subclass,
+    as EfficientNet's and timm's "same"-padding stems are, is a ``Conv2d``)."""
+    return [getattr(sub, "original_name", None) or type(sub).__name__] + [c.__name__ for c in type(sub).__mro__]
+
+
+def _guess_for(sub) -> tuple[tuple[int, ...], str] | None:
+    """(example shape, dtype) of what ``sub`` takes as its input, if it is a layer that tells."""
+    from app import layers
+
+    kind = next((k for k in _kinds(sub) if k in _GUESSABLE), None)
+    if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
+        c = layers.in_channels(sub)
+        return {"Conv1d": (1, c, 128), "Conv2d": (1, c, 224, 224), "Conv3d": (1, c, 16, 112, 112)}[kind], "float32"
+    if kind == "Linear" and layers.in_features(sub):
+        return (1, layers.in_features(sub)), "float32"
+    if kind == "Embedding":
+        return (1, 16), "int64"
+    if kind in ("LSTM", "GRU", "RNN") and layers.rnn_input_size(sub):
+        size = layers.rnn_input_size(sub)
+        return ((1, 16, size) if getattr(sub, "batch_first", False) else (16, 1, size)), "float32"
+    return None
+
+
+def _specs(names: list[str], guess: tuple[tuple[int, ...], str] | None) -> list[TensorSpec] | None:
+    if guess is None:
+        return None
+    shape, dtype = guess
+    if len(names) == 1 or dtype == "int64":
+        return [TensorSpec(n, dtype, shape, shape) for n in names]
+    return None
+
+
 def guess_inputs(module, names: list[str]) -> list[TensorSpec] | None:
-    """Propose input shapes from the first layer (a guess, reported as such)."""
+    """Propose input shapes from the first layer in module order (a guess, reported as such)."""
     from app import layers
 
     for _, sub in layers.named_layers(module):
-        kind = layers.kind_of(sub)
-        shape: tuple[int, ...] | None = None
-        dtype = "float32"
-        if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
-            c = layers.in_channels(sub)
-            shape = {"Conv1d": (1, c, 128), "Conv2d": (1, c, 224, 224), "Conv3d": (1, c, 16, 112, 112)}[kind]
-        elif kind == "Linear" and layers.in_features(sub):
-            shape = (1, layers.in_features(sub))
-        elif kind == "Embedding":
-            shape, dtype = (1, 16), "int64"
-        elif kind in ("LSTM", "GRU", "RNN") and layers.rnn_input_size(sub):
-            size = layers.rnn_input_size(sub)
-            shape = (1, 16, size) if getattr(sub, "batch_first", False) else (16, 1, size)
-        if shape is None:
-            continue
-        if len(names) == 1 or dtype == "int64":
-            return [TensorSpec(n, dtype, shape, shape) for n in names]
-        return None
+        guess = _guess_for(sub)
+        if guess is not None:
+            return _specs(names, guess)
     return None
+
+
+def first_layer_called(module, inputs: list[TensorSpec]):
+    """The first layer that tells its input's shape which ``module``'s forward actually calls, when run
+    on ``inputs`` (a wrong guess fails at that layer, after its hook saw it); None when none was
+    reached or the module takes no hooks (TorchScript)."""
+    seen: list = []
+
+    class _Reached(Exception):
+        pass
+
+    def hook(sub, args):
+        seen.append(sub)
+        raise _Reached
+
+    handles = []
+    try:
+        for sub in module.modules():
+            if sub is not module and _guess_for(sub) is not None:
+                handles.append(sub.register_forward_pre_hook(hook))
+    except (AttributeError, RuntimeError):
+        return None
+    try:
+        probe_outputs(module, inputs)
+    except Exception:  # noqa: BLE001 - _Reached, or the wrong guess failing before any layer
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return seen[0] if seen else None
 
 
 def output_specs(outputs: list, names: list[str] | None = None) -> list[TensorSpec]:
@@ -101,6 +152,19 @@ def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = 
         try:
             model.outputs = output_specs(probe_outputs(module, inputs))
         except Exception as e:
+            # the guess came from the first layer in module order; the forward may start elsewhere
+            better = _specs(names, _guess_for(first_layer_called(module, inputs))) if guessed else None
+            if better and [s.example for s in better] != [s.example for s in inputs]:
+                try:
+                    model.outputs = output_specs(probe_outputs(module, better))
+                    model.inputs = better
+                    model.warnings = ["input shapes are a guess from the first layer the model calls ("
+                                      + ", ".join(s.describe() for s in better)
+                                      + "); pass --input NAME:SHAPE[:DTYPE] to set them"]
+                    model.make_runner = lambda: runs_in_torch(model)
+                    return model
+                except Exception as retried:  # noqa: BLE001 - the first error is the one to report
+                    e = retried
             if guessed:
                 model.inputs = [TensorSpec(n) for n in names]
                 model.inputs_guessed = False
