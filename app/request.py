@@ -138,11 +138,12 @@ class ConversionRequest:
         return replace(self, options=self.options.replace(**changes))
 
     def recorded_options(self, declared) -> dict:
-        """Everything that shapes the artifact, for the manifest: the source's signature and network, the
-        value of every option the target ``declared`` (``app.options.Option``; defaults included), the data."""
+        """Everything that shapes the artifact, for the manifest: the source's signature and network, what
+        the user trusted in it (``--allow-pickle``, each ``--trust-global``), the value of every option the target ``declared`` (``app.options.Option``; defaults included), the data."""
         s = self.source
         return {
             "inputs": [t.to_json() for t in s.inputs], "dynamic": [list(d) for d in s.dynamic],
-            "arch": s.arch, "arch_kwargs": s.arch_kwargs_dict, "trusted_globals": list(s.trusted_globals),
+            "arch": s.arch, "arch_kwargs": s.arch_kwargs_dict, "allow_pickle": s.allow_pickle,
+            "trusted_globals": list(s.trusted_globals), "run_code_from_file": s.run_code_from_file,
             **{o.name: o.of(self) for o in declared}, "data": self.data.to_json() if self.data else None,
         }

@@ -249,3 +249,43 @@ def test_accuracy_chart_labels_only_the_digits_the_cosines_tell_apart():
     assert all(abs(float(t) - 0.99995) < 1e-4 for t in labels), labels
     coarse, _ = _cosine_axis([0.91, 0.97, 0.995])
     assert all(len(t.split(".")[1]) <= 2 for t in coarse if "." in t), coarse
+
+
+@pytest.mark.parametrize("kind, args", [
+    ("cnn_state", ["--arch", "tests.models:SmallCNN", "--input", "x:1x3x32x32", "--to", "onnx"]),
+    ("mlp_pickle", ["--allow-pickle", "--trust-global", "tests.models.MLP", "--input", "x:1x32", "--to", "onnx"]),
+    ("cnn_torchscript", ["--input", "x:1x3x32x32", "--to", "onnx"]),
+    ("cnn_onnx", ["--to", "onnx", "--precision", "fp16"]),
+])
+def test_make_it_again_makes_it_again(cli, workdir, tmp_path, kind, args):
+    """The report's command, run as it is written (into a fresh --out), converts again: a pickled source's
+    line carries --allow-pickle and each --trust-global the first conversion needed."""
+    from main import main
+
+    first = tmp_path / "first"
+    r = cli("convert", workdir[kind], *args, "--out", first)
+    assert r.code == 0, r.err
+    assert cli("report", first, "--out", tmp_path / "report.html").code == 0
+    [command] = Page((tmp_path / "report.html").read_text(encoding="utf-8")).texts["command"]
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "main.py"]
+    if kind == "mlp_pickle":
+        assert "--allow-pickle" in argv and argv[argv.index("--trust-global") + 1] == "tests.models.MLP"
+    again = tmp_path / "again"
+    argv = argv[2:]
+    argv[argv.index("--out") + 1] = str(again)
+    assert main(argv) == 0, command
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in first.iterdir())
+
+
+def test_make_it_again_for_a_pickle_from_a_manifest_that_did_not_record_allow_pickle(run):
+    from app.report import reproduce_command
+
+    manifest = run["manifest_data"][0]
+    old = dict(manifest, source=dict(manifest["source"], format="pickle"),
+               options={k: v for k, v in manifest["options"].items() if k not in ("allow_pickle", "run_code_from_file")}
+               | {"trusted_globals": ["tests.models.MLP"]})
+    argv = shlex.split(reproduce_command(old))
+    assert "--allow-pickle" in argv and argv[argv.index("--trust-global") + 1] == "tests.models.MLP"
+    assert "--unsafe-run-code-from-file" not in argv
+    assert "--allow-pickle" not in shlex.split(reproduce_command(manifest))
