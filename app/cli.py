@@ -265,9 +265,9 @@ def _main(argv: list[str]) -> int:
     _quiet_libraries(debug)
     STAGE["name"] = "parse arguments"
 
-    def fail(message: str, code: int, error: str = "") -> int:
+    def fail(message: str, code: int, error: str = "", details: dict | None = None) -> int:
         if as_json:  # --json prints one object on every exit, failures included
-            print(json.dumps(failure_json(message, code, error), indent=2))
+            print(json.dumps(failure_json(message, code, error, details), indent=2, default=str))
         return _fail(message, code)
 
     try:
@@ -290,7 +290,7 @@ def _main(argv: list[str]) -> int:
     except StudioError as e:
         if debug:
             traceback.print_exc()
-        return fail(str(e), e.exit_code, type(e).__name__)
+        return fail(str(e), e.exit_code, type(e).__name__, e.details)
     except KeyboardInterrupt:
         return fail("interrupted", 130, "KeyboardInterrupt")
     except BrokenPipeError:  # `main.py ... | head` stopped reading: nothing went wrong here

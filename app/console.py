@@ -9,9 +9,13 @@ import sys
 STAGE = {"name": "start"}
 
 
-def failure_json(message: str, code: int, error: str = "") -> dict:
-    """The one ``--json`` object printed when a command fails before it has a result of its own."""
-    return {"status": "failed", "stage": STAGE["name"], "error": error, "message": message, "exit_code": code}
+def failure_json(message: str, code: int, error: str = "", details: dict | None = None) -> dict:
+    """The one ``--json`` object printed when a command fails before it has a result of its own;
+    ``details``: the error's machine-readable extras (e.g. ``globals``, every name a pickle still needs)."""
+    data = {"status": "failed", "stage": STAGE["name"], "error": error, "message": message, "exit_code": code}
+    if isinstance(details, dict) and details:
+        data["details"] = details
+    return data
 
 
 class StderrProgress:

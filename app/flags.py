@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "nn.Module classes from torch.nn and --arch")
     p.add_argument("--trust-global", action="append", default=[], metavar="NAME", dest="trust_global",
                    help="also approve this global of a pickled module, e.g. torch._C._nn.gelu (repeatable)")
+    p.add_argument("--trust-globals-from", type=Path, metavar="FILE", dest="trust_globals_from",
+                   help="approve the globals named in FILE, one per line (blank lines and # comments ignored); "
+                        "a name the pickle does not use is ignored with a note")
     p.add_argument("--unsafe-run-code-from-file", action="store_true", dest="run_code_from_file",
                    help="unpickle with no checks at all: RUNS CODE FROM THE FILE (only files you made yourself)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -61,5 +65,42 @@ def source_of(args):
     return ModelSource(path=args.model, inputs=tuple(parse_input(s) for s in args.input),
                        dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
                        arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()),
-                       allow_pickle=args.allow_pickle, trusted_globals=tuple(args.trust_global),
+                       allow_pickle=args.allow_pickle, trusted_globals=trusted_globals_of(args),
                        run_code_from_file=args.run_code_from_file)
+
+
+MAX_TRUST_FILE_BYTES = 1 << 20
+_GLOBAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def read_trust_file(path: Path) -> list[str]:
+    """The global names in a ``--trust-globals-from`` file: one a line; blank lines and ``#`` comments
+    (whole lines or the end of one) ignored. Raises BadInput naming the file (and the line)."""
+    from app.errors import BadInput
+
+    try:
+        if path.stat().st_size > MAX_TRUST_FILE_BYTES:
+            raise BadInput(f"--trust-globals-from {path}: {path.stat().st_size:,} bytes is too large for a list "
+                           "of names (one per line)")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"--trust-globals-from {path}: cannot read it ({type(e).__name__}: "
+                       f"{getattr(e, 'strerror', None) or e})") from None
+    names: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        name = line.split("#", 1)[0].strip()
+        if not name:
+            continue
+        if not _GLOBAL_NAME.fullmatch(name):
+            raise BadInput(f"--trust-globals-from {path}, line {number}: {name[:80]!r} is not a global's name "
+                           "(module.name, e.g. torch._C._nn.gelu); write one name per line")
+        names.append(name)
+    return names
+
+
+def trusted_globals_of(args) -> tuple[str, ...]:
+    """Each ``--trust-global`` then the names of ``--trust-globals-from``, each once, in that order."""
+    names = list(args.trust_global)
+    if getattr(args, "trust_globals_from", None) is not None:
+        names += read_trust_file(args.trust_globals_from)
+    return tuple(dict.fromkeys(names))

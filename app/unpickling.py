@@ -195,8 +195,11 @@ def approve(names: list[str], *, allow_pickle: bool, arch: str | None = None,
 
 def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = None,
                         trusted: tuple[str, ...] = (), run_code_from_file: bool = False,
-                        checked_zip: bool | None = None) -> Any:
-    """Unpickle ``torch.save(model)`` with only the approved globals; raises UnsafeModelError.
+                        checked_zip: bool | None = None, notes: list[str] | None = None) -> Any:
+    """Unpickle ``torch.save(model)`` with only the approved globals; raises UnsafeModelError, whose
+    message lists every global still needed, one a line (its ``details["globals"]``: the same names).
+
+    ``notes`` (a list) gains a line for each trusted name the file does not use (ignored).
 
     ``checked_zip``: the front door (:mod:`app.loading`) has already refused polyglots and read the
     file's first bytes, and says whether it starts like a zip; None checks and looks here."""
@@ -221,12 +224,13 @@ def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = No
         err.details = {"globals": names}
         raise err
     if needing:
-        listed = ", ".join(f"{n} ({approval.refused[n]})" for n in needing[:6])
-        err = UnsafeModelError(f"{path}: unpickling it would use {listed}"
-                               f"{f' and {len(needing) - 6} more' if len(needing) > 6 else ''}; refused. If "
-                               "you trust them, add --trust-global NAME for each")
-        err.details = {"globals": needing, "approved": sorted(approval.approved)}
+        err = UnsafeModelError(still_needed_message(path, needing, approval.refused))
+        err.details = {"globals": needing, "approved": sorted(approval.approved),
+                       "reasons": {n: approval.refused[n] for n in needing}}
         raise err
+    if notes is not None:
+        notes += [f"trusted global {name}: {path.name} does not use it; ignored" for name in trusted
+                  if name not in names]
     pairs = [(obj, name) for name, obj in approval.approved.items()]
     try:
         with torch.serialization.safe_globals(pairs):
@@ -236,6 +240,23 @@ def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = No
         raise UnsafeModelError(f"{path}: refused by the weights-only unpickler ({weights_only_reason(e)})") from None
     except Exception as e:  # noqa: BLE001 - an approved class failing to rebuild itself
         raise ModelLoadError(f"{path} could not be unpickled ({_first_line(e)})") from None
+
+
+TRUST_FILE_HINT = ("save these names one per line in a file and pass --trust-globals-from FILE, or add "
+                   "--trust-global NAME for each")
+
+
+def still_needed_message(path: Path, needing: list[str], reasons: dict[str, str]) -> str:
+    """The refusal of a pickle that names globals nobody approved: what and which file on the first line,
+    then every name still needed, one a line (with its reason where it is not just "not trusted"),
+    then what to do."""
+    plain = "needs --trust-global"
+    lines = [f"{path}: refused: unpickling it needs {len(needing)} global{'s' if len(needing) != 1 else ''} that "
+             "--allow-pickle does not approve (it approves torch.nn layers and --arch classes only):"]
+    lines += [f"  {n}" if reasons.get(n, plain) == plain else f"  {n}  ({reasons[n]})" for n in needing]
+    lines.append(f"If you trust where the file came from: {TRUST_FILE_HINT}. Safer: save model.state_dict() "
+                 "and pass --arch")
+    return "\n".join(lines)
 
 
 def _load_running_code(path: Path, arch: str | None) -> Any:

@@ -101,7 +101,7 @@ def test_full_pickle_refused_without_permission_and_loaded_with_it(model_files):
     with pytest.raises(UnsafeModelError, match="--allow-pickle"):
         load_model(model_files["mlp_pickle"])
     # tests.models.MLP is neither in torch.nn nor in an --arch package: it must be named
-    with pytest.raises(UnsafeModelError, match=r"tests\.models\.MLP \(needs --trust-global\)"):
+    with pytest.raises(UnsafeModelError, match=r"\n  tests\.models\.MLP\n.*--trust-global NAME"):
         load_model(model_files["mlp_pickle"], allow_pickle=True)
     model = load_model(model_files["mlp_pickle"], allow_pickle=True, arch="tests.models:MLP")
     assert model.format == "pickle" and model.inputs[0].shape == (1, 32)

@@ -18,12 +18,17 @@ def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedMo
 
     from app.unpickling import load_pickled_module
 
+    notes: list[str] = []  # trusted names the file does not use
     obj = load_pickled_module(Path(file.reader_path()), allow_pickle=source.allow_pickle, arch=source.arch,
                               trusted=source.trusted_globals, run_code_from_file=source.run_code_from_file,
-                              checked_zip=file.is_zip)
+                              checked_zip=file.is_zip, notes=notes)
     if not isinstance(obj, torch.nn.Module):
         state = state_dict.find_state_dict(obj)
         if state is not None:
-            return state_dict.build(file, state, source, guess)
+            model = state_dict.build(file, state, source, guess)
+            model.warnings[:0] = notes
+            return model
         raise ModelLoadError(f"{file.path} holds a {type(obj).__name__}, not an nn.Module")
-    return from_module(file.path, obj, "pickle", guess=guess, size=file.size)
+    model = from_module(file.path, obj, "pickle", guess=guess, size=file.size)
+    model.warnings[:0] = notes
+    return model
