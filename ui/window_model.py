@@ -168,7 +168,8 @@ class ModelLoading:
         self.session.failed(message)
 
     def _ask_to_trust_pickle(self, needed: list[str]) -> QMessageBox:
-        """The pickle dialog: list every class and function the file would use; Yes approves them."""
+        """The pickle dialog: list every class and function the file would use (each name from outside
+        torch.nn on a line of its own); its one "Trust these" button approves them all."""
         from app.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
 
         torch_nn = [n for n in needed if n.startswith(TORCH_NN_PREFIX) and not n.startswith(TORCH_NN_EXCLUDED)]
@@ -182,6 +183,9 @@ class ModelLoading:
             lines.append("Code from elsewhere, trusted by name:")
             lines += [f"    {n}" for n in others]
         lines += ["", "Trust them only if you trust where the file came from. (Safer: save model.state_dict() "
-                  "and give the architecture.)", "", "Trust and load it?"]
-        return self._ask("Trust this file?", "\n".join(lines),
-                         lambda: self.open_model(self.model_path, allow_pickle=True, trusted_globals=tuple(others)))
+                  "and give the architecture.)", "", f"Trust these {len(needed)} and load it?"]
+        box = self._ask("Trust this file?", "\n".join(lines),
+                        lambda: self.open_model(self.model_path, allow_pickle=True, trusted_globals=tuple(others)))
+        box.button(QMessageBox.StandardButton.Yes).setText("Trust these")  # one button trusts every name listed
+        box.button(QMessageBox.StandardButton.No).setText("Don't load")
+        return box
