@@ -206,6 +206,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self.benchmark_button.clicked.connect(self._on_benchmark_triggered)
         self.model.reload_requested.connect(self._on_reload_requested)
         self.model.changed.connect(self._update_actions)
+        self.model.changed.connect(self._probe_typed_shapes_soon)
         self.targets.selection_changed.connect(self._update_actions)
         self.options.changed.connect(self._update_actions)
         self.jobs.cancel_requested.connect(self._on_job_cancel_requested)

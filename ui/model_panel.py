@@ -138,6 +138,20 @@ class InputsEditor(QTableWidget):
                               {a: lbl for a, lbl in toggles.dynamic_axes() if a < len(dims)})
         self.changed.emit()
 
+    def restore(self, typed: dict[str, tuple[str, str, list[tuple[int, str]]]]) -> None:
+        """Put back shapes, element types and dynamic axes the user typed (by input name)."""
+        for row in range(self.rowCount()):
+            name = self.toggles(row).name
+            if name in typed:
+                text, dtype, axes = typed[name]
+                self.dtype_box(row).setCurrentText(dtype)
+                self.shape_edit(row).setText(text)
+                toggles = self.toggles(row)
+                for axis, _label in axes:
+                    if axis < len(toggles.buttons):
+                        toggles.buttons[axis].setChecked(True)
+        self.changed.emit()
+
     # -- access (also what tests drive)
     def row_of(self, name: str) -> int:
         for row in range(self.rowCount()):
@@ -199,6 +213,8 @@ class ModelPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
         self.summary: dict | None = None
+        # the typed shapes the model failed on, and its one-line error (shown under the table)
+        self.shape_error: tuple[list[str], str] | None = None
         self.setAccessibleName("Model")
         layout = QVBoxLayout(self)
         self.hint = QLabel("Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O).\n"
@@ -272,7 +288,9 @@ class ModelPanel(QGroupBox):
         self.format_label.setText("reading…")
 
     def show_model(self, summary: dict) -> None:
+        typed = self._typed_rows() if self.summary else {}
         self.summary = summary
+        self.shape_error = None
         fmt = summary["format"]
         self.file_label.setText(Path(summary["path"]).name)
         self.file_label.setToolTip(summary["path"])
@@ -283,6 +301,9 @@ class ModelPanel(QGroupBox):
         editable = fmt in ("state-dict", "pickle", "torchscript") or summary.get("inputs_guessed") \
             or any(not s.get("shape") for s in summary.get("inputs", []))
         self.inputs.set_inputs(summary.get("inputs", []), editable=bool(editable))
+        if editable and typed and list(typed) == [s["name"] for s in summary.get("inputs", [])] \
+                and not summary.get("inputs_given"):
+            self.inputs.restore(typed)  # Load again: what the user typed for the same inputs stays
         outs = [f"{o['name']}: {o.get('dtype', '?')}[{'x'.join(str(d) for d in o.get('shape') or []) or '?'}]"
                 for o in summary.get("outputs", [])]
         self.outputs_label.setText("Outputs: " + (", ".join(outs) or "— (known after loading the architecture)"))
@@ -290,10 +311,51 @@ class ModelPanel(QGroupBox):
         self._set_details_visible(True)
         self.changed.emit()
 
+    def _typed_rows(self) -> dict[str, tuple[str, str, list[tuple[int, str]]]]:
+        """What the table holds now, by input name, when the user typed it (else nothing)."""
+        if not (self.inputs.signature().edited or (self.summary or {}).get("inputs_given")):
+            return {}
+        return {self.inputs.toggles(r).name: (self.inputs.shape_edit(r).text(), self.inputs.dtype_box(r).currentText(),
+                                              self.inputs.toggles(r).dynamic_axes())
+                for r in range(self.inputs.rowCount())}
+
+    def shapes_to_probe(self) -> Signature | None:
+        """The typed signature to run the model on, when the model runs in PyTorch, its outputs are
+        unknown (its input shapes could not be guessed) and every input now has a valid shape that
+        was not tried yet; else None."""
+        summary = self.summary or {}
+        if (summary.get("format") not in ("state-dict", "pickle", "torchscript") or summary.get("outputs")
+                or self.needs_architecture):
+            return None
+        sig = self.inputs.signature()
+        if sig.problems or not sig.inputs:
+            return None
+        key = [s.describe() for s in sig.inputs]
+        if key == summary.get("probed_with") or (self.shape_error and self.shape_error[0] == key):
+            return None
+        return sig
+
+    def set_shape_error(self, shapes: list[str], message: str) -> None:
+        """The model did not run on the typed ``shapes``: its error goes under the table and blocks Convert."""
+        self.shape_error = (list(shapes), message)
+        self._show_notes()
+        self.changed.emit()
+
+    def _current_shape_error(self) -> str | None:
+        if not self.shape_error:
+            return None
+        sig = self.inputs.signature()
+        return self.shape_error[1] if [s.describe() for s in sig.inputs] == self.shape_error[0] else None
+
     def _show_notes(self) -> None:
         """The model's warnings; the guessed-shapes one goes once the user has set the shapes."""
         summary = self.summary or {}
         notes = list(summary.get("warnings", []))
+        error = self._current_shape_error()
+        if error:
+            notes.insert(0, error)
+        elif self.inputs.signature().edited and not summary.get("outputs"):
+            notes = [w for w in notes if not w.startswith("could not guess the input shapes")]
         if summary.get("inputs_guessed"):
             if self.inputs.signature().edited:
                 notes = [w for w in notes if "are a guess" not in w]
@@ -318,7 +380,8 @@ class ModelPanel(QGroupBox):
 
     @property
     def needs_architecture(self) -> bool:
-        return bool(self.summary) and self.summary["format"] == "state-dict" and not self.summary.get("outputs")
+        """A state dict whose network is not built yet (once it is, its inputs are known by name)."""
+        return bool(self.summary) and self.summary["format"] == "state-dict" and not self.summary.get("inputs")
 
     def arch(self) -> str | None:
         return self.arch_edit.text().strip() or None
@@ -333,13 +396,16 @@ class ModelPanel(QGroupBox):
         """Whether a job must carry the inputs as flags: the user edited them, or the model does not
         know them (guessed from its first layer, or shapes missing)."""
         summary = self.summary or {}
-        return (self.signature().edited or bool(summary.get("inputs_guessed"))
+        return (self.signature().edited or bool(summary.get("inputs_guessed")) or bool(summary.get("inputs_given"))
                 or any(not s.get("shape") for s in summary.get("inputs", [])))
 
     def signature(self) -> Signature:
         sig = self.inputs.signature() if self.summary else Signature(problems=["load a model first"])
         if self.needs_architecture:
             sig.problems.insert(0, "a state dict needs its architecture: fill in Architecture and press Load")
+        error = self._current_shape_error() if self.summary else None
+        if error:
+            sig.problems.insert(0, f"{error}; change the shapes")
         return sig
 
     def set_arch(self, arch: str | None, kwargs_json: str = "") -> None:

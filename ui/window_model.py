@@ -105,7 +105,11 @@ class ModelLoading:
         if remembered:
             self.model.set_arch(remembered.get("arch"), remembered.get("kwargs", ""))
 
-    def _inspect(self) -> None:
+    def _inspect(self, typed=None) -> None:
+        """Read the model in a child; ``typed``: the signature the user typed, to run it on (its outputs
+        are then known, and an error is that of these shapes)."""
+        from dataclasses import replace
+
         from app.errors import BadInput
         from ui.workers import inspection_job
 
@@ -115,11 +119,22 @@ class ModelLoading:
             self._show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
             return
         source = self.session.source(arch=self.model.arch(), arch_kwargs=kwargs)
-        self.model.show_loading(self.model_path)
-        self.statusBar().showMessage(f"Reading {self.model_path.name}…")
+        probe = None
+        if typed is not None:
+            source = replace(source, inputs=tuple(typed.inputs), dynamic=tuple(typed.dynamic))
+            probe = [s.describe() for s in typed.inputs]
+            self.statusBar().showMessage(f"Running {self.model_path.name} on {', '.join(probe)}…")
+        else:
+            self.model.show_loading(self.model_path)
+            self.statusBar().showMessage(f"Reading {self.model_path.name}…")
         self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
         job = inspection_job(source, self)
-        job.succeeded.connect(self._on_model_inspected)
+        job.probe = probe
+        if probe is None:
+            job.succeeded.connect(self._on_model_inspected)
+        else:
+            job.succeeded.connect(lambda summary: self._on_model_inspected(dict(summary, probed_with=probe,
+                                                                                inputs_given=True)))
         job.logged.connect(lambda line: self.log.add(f"loading {source.path.name}: {line}"))
         job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
         self.inspection = job
@@ -129,6 +144,28 @@ class ModelLoading:
     def _on_reload_requested(self) -> None:
         if self.model_path is not None:
             self._inspect()
+
+    def _probe_typed_shapes_soon(self) -> None:
+        """After an edit of the inputs: once every shape is typed for a model whose shapes could not be
+        guessed, run it on them (in a child, 400 ms after the last keystroke) to learn its outputs."""
+        from PySide6.QtCore import QTimer
+
+        if getattr(self, "_probe_timer", None) is None:
+            self._probe_timer = QTimer(self)
+            self._probe_timer.setSingleShot(True)
+            self._probe_timer.setInterval(400)
+            self._probe_timer.timeout.connect(self._probe_typed_shapes)
+        if self.model.shapes_to_probe() is not None:
+            self._probe_timer.start()
+
+    def _probe_typed_shapes(self) -> None:
+        typed = self.model.shapes_to_probe()
+        if typed is None or self.model_path is None:
+            return
+        if self.inspection is not None:  # one at a time: try again when this one is done
+            self._probe_timer.start()
+            return
+        self._inspect(typed=typed)
 
     def _on_model_inspected(self, summary: dict) -> None:
         self.inspection = None
@@ -155,6 +192,13 @@ class ModelLoading:
         from app.errors import UnsafeModelError
 
         self.inspection = None
+        if getattr(job, "probe", None) is not None:  # the typed shapes do not fit: say so under the table
+            if state != CANCELLED:
+                self.model.set_shape_error(job.probe, message)
+                self.log.add(f"{self.model_path.name} on {', '.join(job.probe)}: {message}")
+                self.statusBar().clearMessage()
+            self._update_actions()
+            return
         self.model.format_label.setText("not loaded")
         self._update_actions()
         if state == CANCELLED:
