@@ -124,3 +124,47 @@ def test_a_saved_sweep_goes_into_the_report(cli, swept, tmp_path):
     table = table[:table.index("</table>")]
     assert table.count("<tr>") == 1 + len(data["points"])  # header + one row per point
     assert f"instance_group count {data['proposals'][0]['instances']}" in text and "--from-sweep" in text
+
+
+# ---------------------------------------------------------------------------- the artifact's own axes
+FIXED_SOURCE = ["--arch", "tests.models:SmallCNN", "--input", "x:1x3x32x32"]  # no --dynamic: batch 1 fixed
+FAST = ["--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds", "0", "--rounds", "1"]
+
+
+def test_sweep_takes_the_artifacts_own_dynamic_batch_axis(cli, swept):
+    root, state, onnx_file = swept  # converted with --dynamic x:0:batch; the source given at a fixed batch 1
+    r = cli("bench", state, onnx_file, *FIXED_SOURCE, "--sweep", "threads=1", "batch=1,2", "concurrency=1",
+            "--sweep-seconds", "0.1", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert sorted(p["batch"] for p in data["points"]) == [1, 2]
+    assert data["grid"]["batch"] == [1, 2] and data["proposals"][0]["max_batch"] == 2
+    assert not any("no dynamic batch axis" in n for n in data["notes"])
+    assert any("cnn.fp32.onnx: its own batch axis is dynamic" in n and "fixed batch size 1" in n for n in data["notes"])
+
+
+def test_bench_takes_the_artifacts_own_dynamic_batch_axis(cli, swept):
+    root, state, onnx_file = swept
+    r = cli("bench", state, onnx_file, *FIXED_SOURCE, *FAST, "--batch", "1,2", "--no-openvino", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    rows = {(row["name"], row["batch"]): row for row in data["results"]}
+    assert set(rows) == {("PyTorch eager", 1), ("cnn.fp32.onnx", 1), ("cnn.fp32.onnx", 2)}
+    assert rows[("cnn.fp32.onnx", 1)]["cosine"] > 0.999  # against the source at batch 1
+    assert rows[("cnn.fp32.onnx", 2)]["speedup_vs_baseline"] is None  # no source at batch 2 to compare with
+    source_note = [n for n in data["notes"] if n.startswith("the source model has no dynamic batch axis")]
+    assert len(source_note) == 1 and "batch size 1 only, not at 2" in source_note[0]
+    assert "cnn.fp32.onnx measured there" in source_note[0] and "--dynamic NAME:0:batch" in source_note[0]
+
+
+def test_an_artifacts_fixed_batch_axis_is_measured_at_its_own_size(cli, swept, tmp_path):
+    root, state, _ = swept
+    assert cli("convert", state, "--to", "onnx", *FIXED_SOURCE, "--out", tmp_path).code == 0
+    fixed = tmp_path / "cnn.fp32.onnx"  # batch fixed at 1 in the file; the source given dynamic
+    r = cli("bench", state, fixed, *CNN_ARGS, *FAST, "--batch", "1,2", "--no-openvino", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert sorted((row["name"], row["batch"]) for row in data["results"]) == [
+        ("PyTorch eager", 1), ("PyTorch eager", 2), ("cnn.fp32.onnx", 1)]
+    assert not data["skipped"]  # not fed batch 2 and failed: measured at the size the file takes
+    assert any(n.startswith("cnn.fp32.onnx: its batch axis is fixed in the file, so only batch 1") for n in data["notes"])

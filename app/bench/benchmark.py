@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
-from app.bench.runners import artifact_precision, runners_for_artifact
+from app.bench.runners import artifact_inputs, artifact_precision, follow_artifact, runners_for_artifact
 from app.errors import BadInput
 from app.model import LoadedModel
 from app.request import DataSource, ModelSource
@@ -92,8 +92,12 @@ def benchmark(source: ModelSource, artifacts: list[Path], config: BenchConfig, *
     chosen = pick_providers(providers)
     runners: list[Runner] = []
     for path in artifacts:
-        runners += runners_for_artifact(Path(path), providers=chosen, threads=config.threads, device=device,
-                                        openvino=openvino)
+        made = runners_for_artifact(Path(path), providers=chosen, threads=config.threads, device=device,
+                                    openvino=openvino)
+        own = follow_artifact(list(source.inputs), artifact_inputs(Path(path)))
+        for runner in made:  # the artifact's own batch axis (dynamic where the source's is fixed, or not)
+            runner.feed_specs = own if own != list(source.inputs) else None
+        runners += made
     notes = list(dict.fromkeys(source.warnings))
     if side:
         notes.append(f"not artifacts, ignored: {', '.join(p.name for p in side)}")

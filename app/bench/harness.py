@@ -311,8 +311,7 @@ def plan_batches(specs: list[TensorSpec], requested: tuple[int, ...]) -> tuple[l
     """
     if any(b < 1 for b in requested):
         raise BadInput(f"--batch {','.join(map(str, requested))}: batch sizes must be positive integers")
-    example = [s.example_shape()[0] for s in specs if s.shape]
-    own = example[0] if example else 1
+    own = own_batch(specs)
     if not requested:
         return [own], []
     if batch_labels(specs):
@@ -323,6 +322,50 @@ def plan_batches(specs: list[TensorSpec], requested: tuple[int, ...]) -> tuple[l
         notes.append(f"the model has no dynamic batch axis, so only its own batch size {own} was measured "
                      f"(not {', '.join(map(str, other))}); mark the axis with --dynamic NAME:0:batch to sweep")
     return [own], notes
+
+
+def own_batch(specs: list[TensorSpec]) -> int:
+    """The batch size the inputs are given at (axis 0 of the first input's example)."""
+    example = [s.example_shape()[0] for s in specs if s.shape]
+    return example[0] if example else 1
+
+
+def plan_runner_batches(source: list[TensorSpec], runners: list[tuple[str, list[TensorSpec]]],
+                        requested: tuple[int, ...], *, source_name: str = "the source model",
+                        source_can_be_marked: bool = True) -> tuple[list[int], list[list[int]], list[str]]:
+    """Batch sizes per runner from its own inputs: the source's ``source`` and each ``(name, specs)``
+    (an artifact's own axes: its batch axis may be dynamic where the source's is fixed, or the other
+    way round). Returns every batch size measured (in the requested order), the source's batch sizes
+    followed by each runner's, and notes on who could not follow which sizes."""
+    if not runners:
+        batches, notes = plan_batches(source, requested)
+        return batches, [batches], notes
+    plans = [plan_batches(source, requested)] + [plan_batches(specs, requested) for _, specs in runners]
+    if not requested or not any(batch_labels(s) for s in [source] + [specs for _, specs in runners]):
+        return plans[0][0], [p[0] for p in plans], plans[0][1]
+    wanted = list(dict.fromkeys(requested))
+    everything = [b for b in wanted if any(b in p[0] for p in plans)]
+    everything += [b for p in plans for b in p[0] if b not in everything]
+    notes = []
+    missing = [b for b in wanted if b not in plans[0][0]]
+    if missing:
+        followers = [name for (name, _), p in zip(runners, plans[1:]) if set(missing) & set(p[0])]
+        how = ("; mark the axis with --dynamic NAME:0:batch to measure it too" if source_can_be_marked
+               else "")
+        notes.append(f"{source_name} has no dynamic batch axis (its inputs are {', '.join(s.describe() for s in source)}), "
+                     f"so it was measured at its own batch size {own_batch(source)} only, not at "
+                     f"{', '.join(map(str, missing))}: there the artifacts have no speedup or accuracy against it"
+                     + (f" ({', '.join(followers)} measured there on {'its' if len(followers) == 1 else 'their'} own "
+                        "dynamic batch axis)" if followers else "") + how)
+    fixed: dict[int, list[str]] = {}
+    for (name, specs), p in zip(runners, plans[1:]):
+        if not batch_labels(specs) and any(b not in p[0] for b in wanted):
+            fixed.setdefault(own_batch(specs), []).append(name)
+    for own, names in fixed.items():
+        notes.append(f"{', '.join(dict.fromkeys(names))}: {'its' if len(set(names)) == 1 else 'their'} batch axis is "
+                     f"fixed in the file, so only batch {own} was measured; re-convert with --dynamic NAME:0:batch "
+                     "to measure the others")
+    return everything, [p[0] for p in plans], notes
 
 
 def feeds_for_batch(specs: list[TensorSpec], batch: int, *, seed: int, int_high: int) -> Feeds:
@@ -453,12 +496,29 @@ def run_benchmark(baseline: Runner, runners: list[Runner], specs: list[TensorSpe
     """
     config = config.with_threads()
     threads = config.threads
-    batches, batch_notes = plan_batches(specs, config.batches)
-    all_notes = list(notes or []) + batch_notes
     everyone = [baseline, *runners]
+    own_specs = [r.feed_specs or specs for r in runners]  # each artifact's own batch axis
+    batches, per_runner, batch_notes = plan_runner_batches(
+        specs, [(r.name, s) for r, s in zip(runners, own_specs) if s is not specs], config.batches,
+        source_can_be_marked=baseline.runtime != "onnxruntime")
+    followed = iter(per_runner[1:])
+    runner_batches = [per_runner[0]] + [next(followed) if s is not specs else per_runner[0] for s in own_specs]
+    all_notes = list(notes or []) + batch_notes
     clock = _Clock(progress or (lambda stage, fraction=None: None), should_cancel or (lambda: False),
                    units=len(everyone) * len(batches) * 2)
-    feeds = {b: feeds_for_batch(specs, b, seed=config.seed, int_high=int_high) for b in batches}
+    made: dict = {}
+
+    def feeds_of(runner_specs: list[TensorSpec], wanted: list[int]) -> dict[int, Feeds]:
+        """Feeds per batch size (the same data for the same shapes: one seed)."""
+        out = {}
+        for b in wanted:
+            key = (b, tuple((s.name, s.dtype, s.shape, s.example_shape()) for s in runner_specs))
+            if key not in made:
+                made[key] = feeds_for_batch(runner_specs, b, seed=config.seed, int_high=int_high)
+            out[b] = made[key]
+        return out
+
+    runner_feeds = [feeds_of(s, b) for s, b in zip([specs, *own_specs], runner_batches)]
     probes: list[_Probe] = []
     skipped: list[Skipped] = []
     torch_threads = _set_torch_threads(threads)
@@ -466,11 +526,12 @@ def run_benchmark(baseline: Runner, runners: list[Runner], specs: list[TensorSpe
         all_notes.append("peak memory is the process's lifetime peak (no per-runner reset on this OS)")
     try:
         for index, runner in enumerate(everyone):  # 1. each runner alone: load, cold call, outputs, memory
-            probe = _guarded(runner, runner is baseline, skipped, lambda r=runner: _probe(r, feeds, clock, skipped, r is baseline))
+            probe = _guarded(runner, runner is baseline, skipped,
+                             lambda r=runner, f=runner_feeds[index]: _probe(r, f, clock, skipped, r is baseline))
             if probe is not None:
                 probes.append(probe)
             clock.done = (index + 1) * len(batches)  # also when a runner failed part-way
-        samples = _interleaved(probes, feeds, config, clock, skipped)  # 2. timing in interleaved rounds
+        samples = _interleaved(probes, batches, config, clock, skipped)  # 2. timing in interleaved rounds
     finally:
         _restore_torch_threads(torch_threads)
     rows = _measurements(probes, samples, config, all_notes)
@@ -488,6 +549,7 @@ class _Probe:
     cold_s: dict[int, float]
     outputs: dict[int, list[np.ndarray]]
     peak: int | None
+    feeds: dict[int, Feeds] = field(default_factory=dict)  # per batch size, the inputs it is timed on
 
 
 def _guarded(runner: Runner, is_base: bool, skipped: list[Skipped], work: Callable):
@@ -518,7 +580,7 @@ def _probe(runner: Runner, feeds: dict[int, Feeds], clock: _Clock, skipped: list
     clock.check()
     clock.report(f"load {runner.name}", 0.0, force=True)
     reset_peak_memory()
-    probe = _Probe(runner, is_base, runner.load(), {}, {}, None)
+    probe = _Probe(runner, is_base, runner.load(), {}, {}, None, feeds)
     for batch, batch_feeds in feeds.items():
         clock.report(f"{runner.name}, batch {batch}: first call", 0.0, force=True)
         try:
@@ -536,7 +598,7 @@ def _probe(runner: Runner, feeds: dict[int, Feeds], clock: _Clock, skipped: list
     return probe
 
 
-def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchConfig, clock: _Clock,
+def _interleaved(probes: list[_Probe], batches: list[int], config: BenchConfig, clock: _Clock,
                  skipped: list[Skipped]) -> dict[tuple[int, int], tuple[list[list[float]], bool]]:
     """Per (probe index, batch): the timed samples, one list per round, and whether a cap stopped them."""
     loaded = []
@@ -555,11 +617,11 @@ def _interleaved(probes: list[_Probe], feeds: dict[int, Feeds], config: BenchCon
         per_round_runs = -(-config.runs // config.rounds)  # ceil
         per_round_s = config.min_seconds / config.rounds
         per_round_cap = config.max_seconds / config.rounds if config.max_seconds is not None else None
-        for batch, batch_feeds in feeds.items():
+        for batch in batches:
             taking = [i for i in loaded if batch in probes[i].cold_s]
             prepared = {}
             for i in taking:
-                prepared[i] = probes[i].runner.prepare(batch_feeds)
+                prepared[i] = probes[i].runner.prepare(probes[i].feeds[batch])
                 clock.report(f"{probes[i].runner.name}, batch {batch}: warm-up", 0.0, force=True)
                 warm_up(probes[i].runner, prepared[i], config, clock.should_cancel)
             for k in range(config.rounds):

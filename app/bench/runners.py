@@ -68,3 +68,62 @@ def runners_for_artifact(path: Path, *, providers: list[str], threads: int | Non
         return [TensorRTRunner(path, path.name, precision=precision)]
     runtime = TORCH_RUNTIMES.get(kind, "pytorch")
     return [TorchRunner(path.name, lambda: load_model(path), runtime=runtime, device=device, precision=precision)]
+
+
+# ---------------------------------------------------------------------------- an artifact's own axes
+def artifact_inputs(path: Path) -> list | None:
+    """The inputs ``path`` declares itself: an ONNX graph's or an OpenVINO IR's (a symbolic dim is
+    dynamic), else those its manifest records; None when neither can be read (the source's are used)."""
+    from app.loading import sniff_format
+    from app.specs import TensorSpec
+
+    path = Path(path)
+    try:
+        kind = sniff_format(path)
+        if kind == "onnx":
+            import onnx
+
+            from app.runtimes.onnxrt import onnx_specs
+
+            return onnx_specs(onnx.load(str(path), load_external_data=False).graph)[0]
+        if kind == "openvino":
+            from app.runtimes.openvino import read_ir, tensor_spec
+
+            return [tensor_spec(p, i, "input") for i, p in enumerate(read_ir(path).inputs)]
+        from app.manifest import read_manifest
+
+        recorded = (read_manifest(path) or {}).get("inputs")
+        return [TensorSpec.from_json(d) for d in recorded] if isinstance(recorded, list) and recorded else None
+    except Exception:  # noqa: BLE001 - an unreadable artifact fails at load, with its own message
+        return None
+
+
+def follow_artifact(specs: list, own: list | None) -> list:
+    """The source's inputs ``specs`` with each batch axis (axis 0) as the artifact ``own`` has it: dynamic
+    where the artifact's is symbolic, fixed at the artifact's size where it is fixed (other axes keep
+    the source's sizes, so every runner gets the same data at a batch size)."""
+    from dataclasses import replace
+
+    if not own:
+        return list(specs)
+    by_name = {a.name: a for a in own}
+    if all(s.name in by_name for s in specs):
+        pairs = [(s, by_name[s.name]) for s in specs]
+    elif len(own) == len(specs):
+        pairs = list(zip(specs, own))
+    else:
+        return list(specs)
+    out = []
+    for s, a in pairs:
+        if not s.shape or not a.shape or len(s.shape) != len(a.shape):
+            out.append(s)
+            continue
+        mine, theirs, example = s.shape[0], a.shape[0], s.example_shape()
+        if isinstance(theirs, str) and not isinstance(mine, str):
+            label = theirs if theirs not in s.shape[1:] else "batch"
+            out.append(replace(s, shape=(label, *s.shape[1:]), example=example))
+        elif isinstance(theirs, int) and theirs > 0 and isinstance(mine, str):
+            out.append(replace(s, shape=(theirs, *s.shape[1:]), example=(theirs, *example[1:])))
+        else:
+            out.append(s)
+    return out

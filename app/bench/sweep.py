@@ -178,7 +178,9 @@ def measure_point(sessions: list, prepared: list, batch: int, seconds: float,
 def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, seconds: float = 1.0,
               p99_budget_ms: float | None = None, progress=None, should_cancel=None) -> SweepResult:
     """Sweep every artifact over ``grid`` on the inputs of ``model`` (a loaded source: its signature)."""
-    from app.bench.harness import _restore_torch_threads, _set_torch_threads, feeds_for_batch, machine_info, plan_batches
+    from app.bench.harness import (_restore_torch_threads, _set_torch_threads, batch_labels, feeds_for_batch,
+                                   machine_info, own_batch, plan_batches)
+    from app.bench.runners import artifact_inputs, follow_artifact
 
     if seconds <= 0:
         raise BadInput(f"--sweep-seconds {seconds}: give a positive number of seconds")
@@ -187,20 +189,45 @@ def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, secon
     progress = progress or (lambda stage, fraction=None: None)
     cancel = should_cancel or (lambda: False)
     specs = list(model.inputs)
-    batches, notes = plan_batches(specs, tuple(grid["batch"]))
+    requested = tuple(grid["batch"])
+    # each artifact at the batch sizes its own inputs take (its batch axis may be dynamic where the
+    # source's signature is fixed, or the other way round)
+    own = {str(Path(a).resolve()): follow_artifact(specs, artifact_inputs(Path(a))) for a in artifacts}
+    names = {str(Path(a).resolve()): Path(a).name for a in artifacts}
+    batches, notes = plan_batches(specs, requested)
+    plans = {key: plan_batches(s, requested) for key, s in own.items()}
+    if any(s != specs for s in own.values()):
+        source_notes, notes = notes, []
+        for key, s in own.items():
+            if s == specs:
+                notes += [n for n in source_notes if n not in notes]
+            elif batch_labels(s) and not batch_labels(specs) and len(plans[key][0]) > 1:
+                notes.append(f"{names[key]}: its own batch axis is dynamic, so it was swept at batch "
+                             f"{', '.join(map(str, plans[key][0]))}, though the source model's inputs "
+                             f"({', '.join(x.describe() for x in specs)}) have a fixed batch size "
+                             f"{own_batch(specs)}")
+            elif plans[key][1]:
+                notes.append(f"{names[key]}: its batch axis is fixed in the file, so only batch {own_batch(s)} was "
+                             "swept; re-convert with --dynamic NAME:0:batch to sweep the others")
+        batches = [b for b in dict.fromkeys(requested) if any(b in p[0] for p in plans.values())]
+        batches += [b for p in plans.values() for b in p[0] if b not in batches]
+    else:
+        plans = {key: (batches, []) for key in own}
     grid = {**grid, "batch": batches}
     result = SweepResult(grid=grid, seconds=seconds, notes=notes)
-    total = len(artifacts) * len(grid["threads"]) * len(batches) * len(grid["concurrency"])
+    total = sum(len(plans[key][0]) for key in own) * len(grid["threads"]) * len(grid["concurrency"])
     done = 0
-    feeds = {b: feeds_for_batch(specs, b, seed=0, int_high=model.details.get("int_high", 2)) for b in batches}
+    int_high = model.details.get("int_high", 2)
     for path in artifacts:
         path = Path(path).resolve()  # serve-bundle --from-sweep finds the proposal by this path
+        path_batches = plans[str(path)][0]
+        feeds = {b: feeds_for_batch(own[str(path)], b, seed=0, int_high=int_high) for b in path_batches}
         for threads in grid["threads"]:
             previous = _set_torch_threads(threads)
             sessions = []
             try:
                 sessions = _load_sessions(path, threads, max(grid["concurrency"]))
-                for batch in batches:
+                for batch in path_batches:
                     prepared = [s.prepare(feeds[batch]) for s in sessions]
                     for c in grid["concurrency"]:
                         progress(f"{path.name}: {threads} thread(s), batch {batch}, {c} at once", done / total)
@@ -219,7 +246,7 @@ def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, secon
     for path in dict.fromkeys(str(Path(a).resolve()) for a in artifacts):
         points = [p for p in result.points if p.artifact == path]
         if points:
-            result.proposals.append(propose(points, grid["batch"], p99_budget_ms))
+            result.proposals.append(propose(points, plans[path][0], p99_budget_ms))
     if p99_budget_ms is not None:
         for p in result.proposals:
             if p.knee.p99_ms > p99_budget_ms:

@@ -59,6 +59,9 @@ class Runner:
         self.inputs: list[TensorSpec] = []
         self.loaded = False
         self.preload_seconds = 0.0  # time already spent loading elsewhere (the source model), added to load()
+        # the benchmark's inputs for this runner when its batch axis differs from the source's (the
+        # artifact's own dynamic axes: app.bench.runners.follow_artifact); None: the source's
+        self.feed_specs: list[TensorSpec] | None = None
 
     # -- availability
     def available(self) -> tuple[bool, str]:
