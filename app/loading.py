@@ -211,6 +211,8 @@ def prepare_model(source: ModelSource, *, runnable: bool = True) -> LoadedModel:
     model = load(source.path, source)
     if runnable and model.format == "state-dict" and model.module is None:
         raise BadInput(model.warnings[0])
+    if model.format == "torch-export" and source.dynamic:
+        torch_export.refuse_fixed_axes(model, source.dynamic)
     if runnable or source.inputs or source.dynamic:
         # a guessed signature is only a proposal: the user's --input replaces it whole
         known = ([TensorSpec(s.name) for s in model.inputs] if model.inputs_guessed and source.inputs

@@ -90,6 +90,28 @@ def test_torchscript_pt2_and_onnx_know_their_signature(model_files):
     np.testing.assert_allclose(onnx_model.run({"image": make_feeds(pt2.inputs, seed=3)["x"]})[0], ref, atol=1e-4)
 
 
+def test_dynamic_on_an_axis_a_pt2_fixed_is_refused_before_any_work(cli, model_files, tmp_path):
+    import torch
+
+    from app.loading import prepare_model
+    from tests import models
+    from tests.requests import source
+
+    fixed = tmp_path / "fixed.pt2"  # exported at batch 1 with no dynamic_shapes: its guards pin the batch
+    torch.export.save(torch.export.export(models.make("cnn").eval(), (torch.randn(1, 3, 32, 32),)), str(fixed))
+    out = tmp_path / "out"
+    r = cli("convert", fixed, "--to", "onnx", "--dynamic", "x:0:batch", "--out", out)
+    assert r.code == 2, r.err
+    error = [line for line in r.err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Guard failed" not in r.err and "AssertionError" not in r.err
+    assert "fixed.pt2 was exported with input 'x' axis 0 fixed at 1" in error[0]
+    assert 'dynamic_shapes={"x": {0: torch.export.Dim("batch")}}' in error[0] and "--arch" in error[0]
+    assert "export onnx" not in r.err and not out.exists()  # nothing exported, nothing written
+    # the suite's .pt2 was exported with its batch axis dynamic: --dynamic on it is taken
+    model = prepare_model(source(model_files["cnn_pt2"], dynamic=("x:0:batch",)))
+    assert model.inputs[0].shape[0] == "batch"
+
+
 def test_onnx_with_external_data(model_files):
     model = load_model(model_files["cnn_onnx_external"])
     assert model.details["external_data"] == ["cnn_ext.onnx.data"]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from app.errors import ModelLoadError
+from app.errors import BadInput, ModelLoadError
 from app.errors import first_line as _first_line
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import SIGNATURE_FILE, recorded_signature
@@ -74,3 +74,30 @@ def _exported_signature(ep) -> tuple[list[TensorSpec], list[TensorSpec]]:
         outputs.append(TensorSpec("output" if len(outs) == 1 else f"output_{i}",
                                   str(v.dtype).removeprefix("torch."), shape))
     return inputs, outputs
+
+
+def refuse_fixed_axes(model: LoadedModel, dynamic) -> None:
+    """``--dynamic NAME:AXIS`` on an axis the ExportedProgram was exported with at a fixed size: its
+    guards would reject every other size only after the export (``Guard failed: x.size()[0] == 1``);
+    say so before any work, with how to export it with that axis dynamic."""
+    import torch
+
+    ep = model.module
+    if ep is None or not dynamic:
+        return
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    for name, axis, label in dynamic:
+        node = nodes.get(name)
+        val = node.meta.get("val") if node is not None else None
+        shape = getattr(val, "shape", None)
+        if shape is None or not -len(shape) <= axis < len(shape):
+            continue  # an unknown input or axis: apply_dynamic says so
+        size = shape[axis]
+        if isinstance(size, torch.SymInt):
+            continue
+        axis %= len(shape)
+        raise BadInput(f"{model.path.name} was exported with input {name!r} axis {axis} fixed at {int(size)} "
+                       f"(shape {'x'.join(str(d) for d in shape)}), so --dynamic {name}:{axis} cannot make it "
+                       f"dynamic; export it with dynamic_shapes, e.g. torch.export.export(model, args, "
+                       f'dynamic_shapes={{"{name}": {{{axis}: torch.export.Dim("{label}")}}}}), or convert the '
+                       "Python model (its state dict with --arch) instead")
