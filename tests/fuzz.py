@@ -10,6 +10,7 @@ any marker that exists after a run is counted.
 from __future__ import annotations
 
 import random
+import re
 import signal
 from pathlib import Path
 
@@ -17,7 +18,23 @@ from app.errors import ConversionFailed, StudioError
 from app.jobs import JobTimeout, run_inspection, run_job
 from app.request import ModelSource
 
-OUTCOMES = ("ok", "error", "unhandled", "crash", "hang")
+OUTCOMES = ("ok", "error", "raw", "unhandled", "crash", "hang")
+
+# a user-facing message that starts with an exception's class name ("AssertionError: ...",
+# "torch._C.JITException: ...") is raw exception text, not a sentence: what, which file, what to do
+RAW_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?(?:[A-Z][A-Za-z0-9]*)?(?:Error|Exception|Warning|Exit|Interrupt)"
+                           r"(?::|$)|^[A-Za-z_.]+Error:")
+
+
+def raw_exception_text(message: str) -> bool:
+    """Whether ``message`` (an ``error:`` line's text or a StudioError's) starts with a class name."""
+    return bool(RAW_EXCEPTION.match(message.strip().removeprefix("error:").strip()))
+
+
+def assert_sentences(stderr: str) -> None:
+    """Every ``error:`` line of a command's stderr is a sentence, not raw exception text."""
+    raw = [line for line in stderr.splitlines() if line.startswith("error:") and raw_exception_text(line)]
+    assert not raw, f"raw exception text reaches the user: {raw}"
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -91,8 +108,9 @@ def inspect_many(payload: dict, progress, should_cancel) -> int:
         try:
             inspect_job(ModelSource(Path(path), allow_pickle=payload.get("allow_pickle", False)))
             outcome = "ok"
-        except StudioError:
-            outcome = "error"
+        except StudioError as e:
+            text = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            outcome = f"raw {text}" if raw_exception_text(text) else "error"
         except Exception:  # noqa: BLE001 - a loader failing without a clean message: counted, not fatal
             outcome = "unhandled"
         finally:
@@ -101,16 +119,20 @@ def inspect_many(payload: dict, progress, should_cancel) -> int:
     return len(payload["paths"])
 
 
-def run_batch(paths: list[Path], *, alarm: int = 10, allow_pickle: bool = False) -> list[str]:
-    """Outcomes of ``paths`` (one of :data:`OUTCOMES` each), in as few fenced children as possible."""
+def run_batch(paths: list[Path], *, alarm: int = 10, allow_pickle: bool = False,
+              messages: dict[str, str] | None = None) -> list[str]:
+    """Outcomes of ``paths`` (one of :data:`OUTCOMES` each), in as few fenced children as possible;
+    ``messages`` gets, per path, the message of each ``raw`` outcome (raw exception text)."""
     results: list[str] = []
     todo = [str(p) for p in paths]
     while todo:
         seen: dict[int, str] = {}
 
-        def progress(stage, fraction, seen=seen):
-            index, what = stage.split()
+        def progress(stage, fraction, seen=seen, todo=todo):
+            index, what, *text = stage.split(" ", 2)
             seen[int(index)] = what
+            if what == "raw" and messages is not None:
+                messages[todo[int(index)]] = text[0] if text else ""
 
         try:
             run_job("tests.fuzz:inspect_many", {"paths": todo, "alarm": alarm, "allow_pickle": allow_pickle},

@@ -22,6 +22,7 @@ import pytest
 
 from app.sandbox import status
 from tests.channel_attacks import hostile_model
+from tests.fuzz import assert_sentences
 from tests.conftest import REPO
 from tests.test_jobs import _alive
 
@@ -77,6 +78,7 @@ for fd, what in fds():
     out = json.loads(run.stdout)
     assert "sent an invalid result" in out["message"] and "nothing was kept" in out["message"]
     assert [line for line in run.stderr.splitlines() if line.startswith("error:")] == [f"error: {out['message']}"]
+    assert_sentences(run.stderr)  # a sentence, not an exception's text
     assert leftovers(tmp_path) == []
 
 
@@ -188,6 +190,7 @@ os.read(r, 1)  # blocks forever at 0 % CPU: the CPU-time limit never fires
     run = run_cli(tmp_path, "inspect", *args, "--json", DEPLOYSTUDIO_JOB_STALL_SECONDS=3)
     assert run.returncode == 1, run.stderr
     assert "looks hung" in json.loads(run.stdout)["message"]
+    assert_sentences(run.stderr)  # a sentence, not an exception's text
     assert time.monotonic() - started < 120
     assert leftovers(tmp_path) == []
 
@@ -200,6 +203,7 @@ while True:
     run = run_cli(tmp_path, "inspect", *args, "--timeout", "3")
     assert run.returncode == 1
     assert "error: the job timed out after 3 s and was stopped (--timeout SECONDS gives it longer)" in run.stderr
+    assert_sentences(run.stderr)  # a sentence, not an exception's text
     assert leftovers(tmp_path) == []
 
 

@@ -16,6 +16,7 @@ import torch
 
 from app.errors import UnsafeModelError
 from app.loading import load_model
+from tests.fuzz import assert_sentences, raw_exception_text
 from tests.hostile import CASES, PT2_CASES, build, build_pt2
 
 REASON = {  # what the refusal names: the global, the instruction or the file's shape
@@ -38,6 +39,7 @@ def test_hostile_pickle_is_refused_and_its_payload_never_runs(tmp_path, case):
             load_model(path, **kwargs)
         assert not marker.exists(), f"{case}: the payload ran with {kwargs}"
     assert REASON[case] in str(refused.value), str(refused.value)
+    assert not raw_exception_text(str(refused.value)), str(refused.value)  # a sentence, not an exception's text
     # the control: plain unpickling of the same file runs the payload
     try:
         torch.load(path, weights_only=False)
@@ -54,6 +56,7 @@ def test_cli_refuses_hostile_pickles_with_one_error_and_writes_nothing(cli, tmp_
     assert r.code == 2 and not marker.exists()
     errors = [line for line in r.err.splitlines() if not line.startswith("… ")]  # progress lines aside
     assert errors[0].startswith("error: ") and REASON[case] in "\n".join(errors), r.err
+    assert_sentences(r.err)
     # one error: a refusal that lists the globals still needed goes on with a name a line, then what to do
     assert all(line.startswith("  ") or line.startswith("If you trust") for line in errors[1:]), r.err
     assert len(errors) == 1 or errors[-1].startswith("If you trust"), r.err
@@ -124,6 +127,7 @@ def test_pt2_with_pickled_entries_is_refused_before_torch_export_load(tmp_path, 
             load_model(path, **kwargs)
         assert not marker.exists()
     assert "io.open" in str(refused.value) or "opaque" in str(refused.value)
+    assert not raw_exception_text(str(refused.value)), str(refused.value)
     logging.disable(logging.CRITICAL)  # torch logs its fallback to full unpickling with a broken format string
     try:
         torch.export.load(str(path))  # the control: torch's own loader runs the payload
@@ -281,6 +285,7 @@ def test_onnx_external_data_naming_a_folder_is_refused_with_one_line(cli, tmp_pa
     r = cli("convert", path, "--to", "onnx", "--precision", "fp16", "--out", out)
     errors = [line for line in r.err.splitlines() if not line.startswith("… ")]
     assert r.code == 2 and len(errors) == 1, r.err
+    assert_sentences(r.err)
     assert errors[0].startswith(f"error: {path}: external data location {location!r} names ") and "refused" in errors[0]
     assert not out.exists() or not any(out.iterdir())
 
