@@ -22,8 +22,8 @@ import pytest
 
 from app.sandbox import status
 from tests.channel_attacks import hostile_model
-from tests.fuzz import assert_sentences
 from tests.conftest import REPO
+from tests.fuzz import assert_sentences
 from tests.test_jobs import _alive
 
 SANDBOXED = status()[0]
