@@ -235,7 +235,8 @@ def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: st
     except StudioError as e:
         send(("error", type(e).__name__, str(e), e.details))
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent as one line
-        send(("error", "ConversionFailed", describe(e), None))
+        # a failure nobody turned into a sentence: said as one, with the library's own words after it
+        send(("error", "ConversionFailed", f"the job failed unexpectedly ({describe(e)})", None))
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
@@ -247,7 +248,7 @@ def _error(name: str, message: str, details: dict | None = None) -> StudioError:
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    error = cls(clean_text(message))
+    error = cls(clean_text(message, 20000))  # a pickle's list of globals can be long
     error.details = details if isinstance(details, dict) else None
     return error
 

@@ -205,6 +205,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self.convert_button.clicked.connect(self._on_convert_triggered)
         self.benchmark_button.clicked.connect(self._on_benchmark_triggered)
         self.model.reload_requested.connect(self._on_reload_requested)
+        self.model.example_requested.connect(self._on_open_example_triggered)
         self.model.changed.connect(self._update_actions)
         self.model.changed.connect(self._probe_typed_shapes_soon)
         self.targets.selection_changed.connect(self._update_actions)

@@ -208,6 +208,7 @@ class ModelPanel(QGroupBox):
     """Summary of the loaded model, its editable signature and (for state dicts) the architecture."""
 
     reload_requested = Signal()
+    example_requested = Signal()
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -223,6 +224,12 @@ class ModelPanel(QGroupBox):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setMinimumHeight(60)
         layout.addWidget(self.hint)
+        self.example_button = QPushButton("New here? Open an example (a small CNN and real data, nothing to download)")
+        self.example_button.setAccessibleName("Open an example")
+        self.example_button.setToolTip("write a CNN trained on handwritten digits, its architecture file and a folder "
+                                       "of held-out digits into a folder you choose, and load it")
+        self.example_button.clicked.connect(self.example_requested)
+        layout.addWidget(self.example_button, 0, Qt.AlignmentFlag.AlignHCenter)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -279,6 +286,7 @@ class ModelPanel(QGroupBox):
     # -- showing
     def _set_details_visible(self, on: bool) -> None:
         self.hint.setVisible(not on)
+        self.example_button.setVisible(not on)
         self.inputs.setVisible(on)
         self.outputs_label.setVisible(on)
 

@@ -57,6 +57,9 @@ class MenusAndActions:
         self.about_action = self._action("&About Model Deployment Studio", self._on_about_triggered,
                                          tip="versions of the tools")
         self.about_qt_action = self._action("About &Qt", QApplication.aboutQt)
+        self.example_action = self._action("Open an &Example…", self._on_open_example_triggered,
+                                           tip="write a small real example (a CNN trained on handwritten digits and "
+                                               "a folder of held-out digits) into a folder and load it")
         self.toggle_log_action = self.log_dock.toggleViewAction()
         self.toggle_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.focus_charts_action = self._action("Charts and Graph Fill the &Right Side", self._on_focus_charts_toggled,
@@ -104,6 +107,8 @@ class MenusAndActions:
         for a in (self.convert_action, self.benchmark_action, self.cancel_action):
             run.addAction(a)
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.example_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
         help_menu.addAction(self.about_qt_action)
         self._fill_recent_menu()

@@ -141,6 +141,49 @@ class ModelLoading:
         job.start()
         self._update_actions()
 
+    def _on_open_example_triggered(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "A folder for the example (new or empty)",
+                                                  str(Path.home()))
+        if folder:
+            self.open_example(Path(folder))
+
+    def open_example(self, folder: Path):
+        """Write the digits example into ``folder`` (in a child) and load it as a user would have it: the
+        state dict with its architecture file, the 8x8 input shape (batch dynamic), the held-out digits
+        as the data folder and ``folder/out`` as the output folder."""
+        from app.session import JobKey
+        from ui.workers import example_job
+
+        self.log.add(f"writing the example into {folder}…")
+        return self._start_background(JobKey("example", folder.name), f"Example · {folder.name}",
+                                      example_job(folder, self), self._on_example_written, self._on_example_failed)
+
+    def _on_example_written(self, key, paths: dict) -> None:
+        self.background_jobs.pop(key, None)
+        self.session.job_ended(key, DONE, paths["folder"])  # (a running job would keep the model from opening)
+        self.model.set_arch(paths["arch"])
+        self.options.calibration.setText(paths["data"])
+        self.options.out_dir.setText(str(Path(paths["folder"]) / "out"))
+        self.log.add(f"example in {paths['folder']}: {Path(paths['readme']).name} says what is there"
+                     + (f" (its CNN's top-1 on the held-out digits: {paths['accuracy']})" if paths.get("accuracy") else ""))
+
+        def set_shape(summary: dict) -> None:
+            self.model_loaded.disconnect(set_shape)
+            if [s["name"] for s in summary.get("inputs", [])] == ["x"]:
+                self.model.inputs.restore({"x": ("1x1x8x8", "float32", [(0, "batch")])})
+
+        self.model_loaded.connect(set_shape)
+        self.open_model(paths["model"])
+
+    def _on_example_failed(self, key, state: str, message: str) -> None:
+        self.background_jobs.pop(key, None)
+        self.session.job_ended(key, state, message)
+        self.log.add(f"the example: {state}: {message}")
+        if state != CANCELLED:
+            self._show_message(QMessageBox.Icon.Warning, "Cannot write the example", message)
+
     def _on_reload_requested(self) -> None:
         if self.model_path is not None:
             self._inspect()

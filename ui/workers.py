@@ -267,6 +267,25 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
     return job
 
 
+def example_job(folder: Path, parent: QObject | None = None) -> BackgroundJob:
+    """Write the digits example (``app.example``: a CNN trained in seconds, its architecture file, the
+    held-out digits) into ``folder`` in a fenced child that may write only there; an example already
+    there is used as it is."""
+
+    def work(progress, should_cancel):
+        from app.example import example_paths, write_example  # noqa: F401 - the child runs write_example
+        from app.jobs import run_job
+
+        paths = example_paths(folder)
+        if all(Path(paths[k]).exists() for k in ("model", "data", "readme")):
+            return paths
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return run_job("app.example:example_job", {"folder": str(folder)}, progress=progress,
+                       should_cancel=should_cancel, writable=[Path(folder)])
+
+    return BackgroundJob(work, parent=parent)
+
+
 def report_job(paths: list[Path], out: Path, benches: list[dict], parent: QObject | None = None) -> BackgroundJob:
     """Write the HTML report (``app.report``) in a worker thread: it reads only our own manifests and
     benchmark results (no model code runs), so it needs no child process, only a free UI thread."""

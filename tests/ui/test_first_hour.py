@@ -77,3 +77,40 @@ def test_a_typed_shape_the_model_cannot_take_is_its_error_under_the_table(qtbot,
         set_shape(qtbot, window, "x", "1x768")
     qtbot.waitUntil(lambda: window.convert_button.isEnabled(), timeout=10_000)
     assert "does not run" not in window.model.warnings_label.text()
+
+
+def test_the_example_shows_the_whole_flow_in_a_minute(qtbot, window, tmp_path, monkeypatch):
+    """The empty window offers an example; from it, with the mouse: INT8 with accuracy on real data, a
+    benchmark and a report — nothing downloaded."""
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = tmp_path / "example"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    assert window.model.example_button.isVisible()
+    assert window.example_action in window.menuBar().actions()[-1].menu().actions()  # Help ▸ Open an Example…
+    with qtbot.waitSignal(window.model_loaded, timeout=120_000):
+        click(qtbot, window.model.example_button)
+    qtbot.waitUntil(lambda: window.model.inputs.shape_edit(0).text() == "1x1x8x8", timeout=10_000)
+    assert not window.model.example_button.isVisible()
+    assert (folder / "digits_cnn.pth").is_file() and (folder / "README.txt").is_file()
+    assert window.options.calibration.text() == str(folder / "digits")
+
+    tick(qtbot, window, ("onnx", "fp32"), ("onnx", "int8"))
+    convert(qtbot, window)
+    int8 = window.results.row_for("onnx", "int8")
+    assert int8.artifact.is_file() and int8.artifact.parent == folder / "out"
+    evaluation = window.results.row_for("onnx", "int8").result.evaluation
+    assert evaluation.samples > 100 and evaluation.top1_agreement > 0.9   # real digits, a real accuracy figure
+
+    window.bench_options.batches.setText("1")
+    window.bench_options.runs.setValue(5)
+    with qtbot.waitSignal(window.benchmark_finished, timeout=180_000) as finished:
+        click(qtbot, window.benchmark_button)
+    names = {r["name"] for r in finished.args[0]["results"]}
+    assert {"digits_cnn.fp32.onnx", "digits_cnn.int8.onnx"} <= names and any("eager" in n for n in names), names
+
+    report = folder / "out" / "report.html"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(report), "")))
+    with qtbot.waitSignal(window.jobs.all_finished, timeout=60_000):
+        window.export_report_action.trigger()
+    assert "digits_cnn.int8.onnx" in report.read_text(encoding="utf-8")
