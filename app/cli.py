@@ -37,7 +37,7 @@ def _fail(message: str, code: int) -> int:
 
 
 # the commands that run a job in a fenced child (each gets --timeout)
-JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example")
+JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--debug", action="store_true", help="show tracebacks")
     from app.example import cmd_example
     e.set_defaults(handler=cmd_example)
+    from app.pack import add_pack_command
+    add_pack_command(sub)
     r = sub.add_parser("report", help="write one self-contained HTML report from manifests and benchmark results",
                        description="Collect the manifests (*.manifest.json) and benchmark results (saved "
                                    "`bench --json` / `optimize --json` output) in RUN_DIRs or named files and write "

@@ -60,6 +60,13 @@ def cmd_evaluate(args) -> int:
     missing = [a for a in args.artifacts if not a.is_file()]
     if missing:
         raise BadInput(f"{missing[0]}: no such artifact file")
+    from app.hardware import isa_warning
+    from app.manifest import read_manifest
+
+    for a in args.artifacts:  # figures measured on another CPU than the one it was built on may differ there
+        warning = isa_warning(read_manifest(a), a.name)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     progress = StderrProgress()
     try:
         result = run_job("app.data_commands:evaluate_entry",

@@ -212,3 +212,30 @@ def detect(import_torch: bool = True) -> Hardware:
     """CPU and GPU of this machine."""
     gpu, note = detect_gpu(import_torch)
     return Hardware(detect_cpu(), gpu, note)
+
+
+def isa_record(cpu: CpuInfo | None = None) -> dict:
+    """The CPU an artifact is built on, for its manifest (``build_isa``): name, machine type, the
+    instruction sets that matter (:data:`ISA_FEATURES`) and the raw flags that stand for them."""
+    cpu = cpu or detect_cpu()
+    wanted = {f for _, flags in ISA_FEATURES for f in flags} | {"asimd", "asimddp", "amx_tile"}
+    return {"cpu": cpu.name, "machine": platform.machine(), "features": cpu.features(),
+            "flags": sorted(cpu.flags & wanted), "source": cpu.source}
+
+
+def isa_warning(manifest: dict | None, name: str, cpu: CpuInfo | None = None) -> str | None:
+    """One sentence when the manifest of artifact ``name`` names another CPU's instruction sets than
+    this machine's (``build_isa``: the CPU it was built and verified on; ``recorded.int8_for_cpu``: the
+    CPU its int8 weights were chosen for); None when they agree or the manifest names none."""
+    cpu = cpu or detect_cpu()
+    here = cpu.features()
+    recorded = (manifest or {}).get("recorded") or {}
+    for what, isa in (("built and verified on", (manifest or {}).get("build_isa")),
+                      ("quantized for", recorded.get("int8_for_cpu"))):
+        features = (isa or {}).get("features") if isinstance(isa, dict) else None
+        if isinstance(features, list) and sorted(map(str, features)) != sorted(here):
+            there = " · ".join(map(str, features)) or "no AVX2"
+            return (f"{name} was {what} a CPU with {there} ({isa.get('name') or isa.get('cpu') or 'unnamed'}); "
+                    f"this one has {' · '.join(here) or 'no AVX2'} ({cpu.name or platform.machine()}): its int8/bf16 "
+                    "kernels may compute differently here, so these figures may not hold there")
+    return None

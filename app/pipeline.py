@@ -16,6 +16,7 @@ from app import files
 from app.data import DataSet, load_data
 from app.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
+from app.hardware import isa_record
 from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
 from app.loading import prepare_model
 from app.manifest import manifest_path_of
@@ -333,6 +334,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
         "options": request.recorded_options(options_of(request.target)),
         "recorded": record,
         "tools": tool_versions(),
+        "build_isa": isa_record(),     # the CPU it was built and verified on (evaluate warns on another)
         "verification": result.verification.to_json() if result.verification else None,
         "evaluation": result.evaluation.to_json() if result.evaluation else None,
         "accuracy_budget": result.accuracy_budget,
