@@ -8,6 +8,7 @@ advice, not a measurement — ``bench`` measures.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.hardware import Hardware
 
@@ -106,3 +107,79 @@ def advise(target: str, precision: str, hw: Hardware) -> Advice:
 def advice_table(converters, hw: Hardware) -> dict[str, dict[str, dict]]:
     """``{target: {precision: {"expected", "why"}}}`` for every converter's precisions."""
     return {c.name: {p: advise(c.name, p, hw).to_json() for p in c.precisions} for c in converters}
+
+
+# ---------------------------------------------------------------------------- advice from measurement
+RUNTIME_TARGET = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
+ACCURATE_COSINE = 0.99  # a row below this on the benchmark's inputs does not win
+
+
+def _bench_files(paths) -> list[Path]:
+    found = []
+    for p in map(Path, paths):
+        found += sorted(p.glob("*.json")) if p.is_dir() else [p]
+    return found
+
+
+def _same_machine(machine: dict, hw: Hardware) -> bool:
+    import platform
+
+    if machine.get("cpu") != hw.cpu.name or machine.get("arch", platform.machine()) != platform.machine():
+        return False
+    isa = machine.get("isa")
+    return not isinstance(isa, list) or sorted(isa) == sorted(hw.cpu.features())
+
+
+def measured_here(paths, hw: Hardware) -> dict:
+    """What won on this machine in the newest benchmark result among ``paths`` (saved ``bench --json``
+    / ``optimize --json`` files, or folders holding them): the fastest artifact at the smallest batch
+    whose cosine to the source is at least 0.99, and each runtime × precision's best row. Results taken
+    on another CPU (its name, machine type or instruction sets differ) are left out and counted."""
+    import json
+
+    mine, others = [], 0
+    for f in _bench_files(paths):
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if not (isinstance(data, dict) and isinstance(data.get("results"), list) and isinstance(data.get("machine"), dict)):
+            continue
+        if _same_machine(data["machine"], hw):
+            mine.append((f.stat().st_mtime, f, data))
+        else:
+            others += 1
+    out: dict = {"basis": "measured", "file": None, "other_machines": others, "winner": None, "best": {}}
+    if not mine:
+        return out
+    _, f, data = max(mine, key=lambda m: m[0])
+    rows = [r for r in data["results"] if isinstance(r, dict) and isinstance(r.get("p50_ms"), (int, float))]
+    batch = min((r.get("batch") or 1 for r in rows), default=1)
+    rows = [r for r in rows if (r.get("batch") or 1) == batch]
+    out.update(file=str(f), batch=batch, cpu=data["machine"].get("cpu"))
+    for r in rows:
+        if r.get("baseline"):
+            continue
+        key = f"{RUNTIME_TARGET.get(r.get('runtime'), r.get('runtime'))}/{r.get('precision')}"
+        if key not in out["best"] or r["p50_ms"] < out["best"][key]["p50_ms"]:
+            out["best"][key] = {k: r.get(k) for k in ("name", "runtime", "precision", "p50_ms", "speedup_vs_baseline",
+                                                       "cosine", "artifact")}
+    accurate = [r for r in out["best"].values()
+                if r.get("cosine") is None or r["cosine"] >= ACCURATE_COSINE]
+    if accurate:
+        out["winner"] = min(accurate, key=lambda r: r["p50_ms"])
+    return out
+
+
+def describe_measured(m: dict) -> str:
+    """One line for ``targets``: what won here, or why nothing measured applies."""
+    if not m.get("file"):
+        extra = f" ({m['other_machines']} result(s) from other machines left out)" if m.get("other_machines") else ""
+        return f"measured here: no benchmark result of this machine{extra}"
+    w = m.get("winner")
+    if not w:
+        return f"measured here ({m['file']}, batch {m['batch']}): no artifact kept cosine >= {ACCURATE_COSINE}"
+    speed = w.get("speedup_vs_baseline")
+    return (f"measured here ({m['file']}, batch {m['batch']}): fastest accurate: {w['name']} "
+            f"({w['runtime']}, {w['precision']}) {w['p50_ms']:.3g} ms"
+            + (f", {speed:.2f}× the baseline" if isinstance(speed, (int, float)) else ""))

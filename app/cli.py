@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(i)
 
     t = sub.add_parser("targets", help="list deployment targets, their precisions and availability")
+    t.add_argument("--measured", nargs="+", type=Path, default=[], metavar="BENCH.json|RUN_DIR",
+                   help="saved `bench --json`/`optimize --json` results (or folders of them): say what won on "
+                        "this machine in the newest one, beside the expectations")
     t.add_argument("--json", action="store_true")
     t.add_argument("--debug", action="store_true")
     from app.serving_commands import add_serving_commands
@@ -218,7 +221,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_targets(args) -> int:
-    from app.advice import advise
+    from app.advice import advise, describe_measured, measured_here
     from app.hardware import detect
     from app.sandbox import status
     from app.targets import probe_targets
@@ -230,11 +233,17 @@ def cmd_targets(args) -> int:
         refusals = {p: t.converter.precision_refusal(p) for p in t.precisions}
         rows.append({"target": t.name, "label": t.label, "precisions": list(t.precisions), "available": t.available,
                      "reason": t.reason, "refused": {p: r for p, r in refusals.items() if r},
-                     "advice": {p: advise(t.name, p, hw).to_json() for p in t.precisions},
+                     "advice": {p: dict(advise(t.name, p, hw).to_json(), basis="expectation") for p in t.precisions},
                      "sandboxed": sandboxed, "sandbox": sandbox})
+    measured = measured_here(args.measured, hw) if args.measured else None
+    for r in rows:  # a measurement of this machine beside each expectation it covers
+        for p, a in r["advice"].items():
+            row = (measured or {}).get("best", {}).get(f"{r['target']}/{p}")
+            if row:
+                a["measured"] = {k: row[k] for k in ("name", "p50_ms", "speedup_vs_baseline", "cosine")}
     if args.json:
         print(json.dumps({"hardware": hw.to_json(), "sandbox": {"sandboxed": sandboxed, "description": sandbox},
-                          "targets": rows}, indent=2))
+                          "targets": rows, "measured": measured}, indent=2))
     else:
         print(hw.summary())
         for r in rows:
@@ -242,7 +251,13 @@ def cmd_targets(args) -> int:
             print(f"{r['target']:20} {'/'.join(r['precisions']):20} {state}")
             if r["available"]:
                 for p, a in r["advice"].items():
-                    print(f"  {p:5} {a['expected']}: {a['why']}")
+                    seen = a.get("measured")
+                    here = (f" [measured here: {seen['name']} {seen['p50_ms']:.3g} ms"
+                            + (f", {seen['speedup_vs_baseline']:.2f}×" if seen.get("speedup_vs_baseline") else "")
+                            + "]") if seen else ""
+                    print(f"  {p:5} expected {a['expected']}: {a['why']}{here}")
+        if measured is not None:
+            print(describe_measured(measured))
         print(f"sandbox: {sandbox}")
     return 0
 

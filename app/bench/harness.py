@@ -414,6 +414,9 @@ def machine_info(threads: int) -> dict:
         if mod in sys.modules:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")
     info["onnxruntime_providers"] = onnxruntime_providers()
+    from app.hardware import detect_cpu
+
+    info["isa"] = detect_cpu().features()  # which CPU's numbers these are (advice matches them to this machine)
     torch = sys.modules.get("torch")
     info["gpu"] = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else None
     return info

@@ -1,0 +1,43 @@
+"""Advice from measurement: `targets --measured` says what won on this machine in a saved benchmark,
+beside the expectations (which are labelled as such)."""
+
+import json
+
+import pytest
+
+from tests.runs import make_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, model_files):
+    return make_run(tmp_path_factory.mktemp("measured"), model_files["cnn_state"])
+
+
+def test_targets_says_what_won_here_beside_each_expectation(cli, run):
+    out = cli("targets", "--measured", run["run"], "--json")
+    assert out.code == 0, out.err
+    data = json.loads(out.out)
+    measured = data["measured"]
+    assert measured["file"] == str(run["bench"]) and measured["batch"] == 1
+    bench = json.loads(run["bench"].read_text())
+    rows = [r for r in bench["results"] if r["batch"] == 1 and not r.get("baseline") and (r.get("cosine") or 1) >= 0.99]
+    assert measured["winner"]["name"] == min(rows, key=lambda r: r["p50_ms"])["name"]  # the fastest accurate row
+    onnx = next(t for t in data["targets"] if t["target"] == "onnx")
+    assert all(a["basis"] == "expectation" for t in data["targets"] for a in t["advice"].values())
+    assert onnx["advice"]["fp32"]["measured"]["name"] == "cnn.fp32.onnx"
+    human = cli("targets", "--measured", run["bench"])
+    assert "expected faster" in human.out and f"measured here ({run['bench']}, batch 1): fastest accurate:" in human.out
+
+
+def test_an_inaccurate_row_does_not_win_and_other_machines_do_not_count(cli, run, tmp_path):
+    bench = json.loads(run["bench"].read_text())
+    fastest = min((r for r in bench["results"] if r["batch"] == 1 and not r.get("baseline")), key=lambda r: r["p50_ms"])
+    fastest["cosine"] = 0.5
+    (tmp_path / "here.json").write_text(json.dumps(bench))
+    measured = json.loads(cli("targets", "--measured", tmp_path / "here.json", "--json").out)["measured"]
+    assert measured["winner"] is not None and measured["winner"]["name"] != fastest["name"]
+
+    bench["machine"]["cpu"] = "Another CPU"
+    (tmp_path / "here.json").write_text(json.dumps(bench))
+    out = cli("targets", "--measured", tmp_path)
+    assert out.code == 0 and "measured here: no benchmark result of this machine (1 result(s) from other machines left out)" in out.out
