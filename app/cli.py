@@ -149,7 +149,7 @@ def cmd_convert(args) -> int:
 
     progress = StderrProgress()
     try:
-        result = run_conversion(_request(args), progress=progress, timeout=args.timeout)
+        result = run_conversion(_request(args), progress=progress)  # --timeout: time_limit() in _main
     finally:
         progress.done()
     if args.json:
@@ -262,10 +262,15 @@ def cmd_targets(args) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a CI runner's time-out, ``kill``): not an ``Exception``, so nothing on the way
+    out mistakes it for a failure to handle."""
+
+
 @contextlib.contextmanager
 def _terminated_as_exit():
-    """SIGTERM (a CI runner's time-out, ``kill``) ends the command as SystemExit(143), so every job's
-    ``finally`` runs: its child's process group stopped, its temporary folders removed."""
+    """SIGTERM ends the command as :class:`Terminated` (exit 143, its ``--json`` object printed), so
+    every job's ``finally`` runs: its child's process group stopped, its temporary folders removed."""
     import signal
     import threading
 
@@ -274,7 +279,7 @@ def _terminated_as_exit():
         return
 
     def terminated(signum, frame):
-        raise SystemExit(128 + signum)
+        raise Terminated
 
     before = signal.signal(signal.SIGTERM, terminated)
     try:
@@ -321,6 +326,9 @@ def _main(argv: list[str]) -> int:
         return fail(str(e), e.exit_code, type(e).__name__, e.details)
     except KeyboardInterrupt:
         return fail("interrupted", 130, "KeyboardInterrupt")
+    except Terminated:
+        return fail("terminated (SIGTERM): the running job was stopped and its temporary files removed", 143,
+                    "Terminated")
     except BrokenPipeError:  # `main.py ... | head` stopped reading: nothing went wrong here
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0

@@ -113,7 +113,7 @@ def _private_temp_dir(prefix: str, base: str | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)).resolve()
 
 
-def _socket_base() -> str | None:
+def _socket_base() -> str:
     """Where multiprocessing's folder goes: the temporary folder, unless a socket's path in it would
     pass the 107 bytes a unix socket's address holds (then /tmp)."""
     import tempfile
@@ -492,20 +492,20 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     raise memory.explain_failure(_error(*outcome[1:]), peak, cleanup_dir)
 
 
-def _kill_group(pid: int | None) -> None:
-    """SIGKILL what is left of the job's process group (processes the child started)."""
+def _kill_group(pid: int | None, sig: int = signal.SIGKILL) -> None:
+    """Signal the job's process group (the child and what it started); nothing where there are no
+    process groups (Windows) or the group is gone."""
     if pid and hasattr(os, "killpg"):
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, sig)
         except OSError as e:
             if e.errno not in (errno.ESRCH, errno.EPERM):
                 raise
 
 
 def _stop(proc) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    proc.terminate()
+    _kill_group(proc.pid, signal.SIGTERM)
+    proc.terminate()  # the child itself, also where it has no group of its own
     proc.join(0.5)
     if proc.is_alive():
         _kill_group(proc.pid)

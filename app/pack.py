@@ -77,30 +77,6 @@ def check_packable(artifact: Path) -> tuple[dict, str]:
     return manifest, RUNTIMES[target]
 
 
-def source_of_manifest(manifest: dict):
-    """The :class:`~app.request.ModelSource` the manifest's artifact was converted from, and its
-    :class:`~app.request.DataSource` (None without ``--data``)."""
-    from app.report import trust_of
-    from app.request import DataSource, ModelSource
-    from app.specs import TensorSpec
-
-    opts = manifest.get("options") or {}
-    source = manifest.get("source") or {}
-    if not source.get("path"):
-        raise BadInput("the manifest does not record the source model's path")
-    model = ModelSource(Path(source["path"]),
-                        inputs=tuple(TensorSpec.from_json(s) for s in opts.get("inputs") or []),
-                        dynamic=tuple((d[0], int(d[1]), d[2]) for d in opts.get("dynamic") or []),
-                        arch=opts.get("arch"), arch_kwargs=tuple((opts.get("arch_kwargs") or {}).items()),
-                        **trust_of(opts, source))
-    data = opts.get("data") or ({"path": opts["calibration"]} if opts.get("calibration") else None)
-    if data:
-        tokenizer = data.get("tokenizer") or opts.get("tokenizer")
-        data = DataSource(Path(data["path"]), Path(tokenizer) if tokenizer else None,
-                          data.get("normalize") or opts.get("normalize"), int(data.get("limit") or 2000))
-    return model, data
-
-
 def budget_of(manifest: dict) -> dict:
     """The accuracy budget ``check.py`` holds the artifact to: ``--accuracy-budget`` when the
     manifest has one, else verification's limit for its precision (int8: mean cosine ≥
@@ -134,6 +110,7 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     from app.hardware import isa_record
     from app.inputs import make_feeds
     from app.loading import load_model, prepare_model
+    from app.manifest import source_of_manifest
     from app.verify import compare
     from app.versions import tool_versions
 
@@ -194,13 +171,13 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
         "budget": budget_of(manifest),
         "build_machine": {"isa": isa_record(), "manifest_isa": manifest.get("build_isa"),
                           "int8_for_cpu": (manifest.get("recorded") or {}).get("int8_for_cpu"),
-                          "versions": {k: versions.get(k) for k in ("python", "platform", "numpy", runtime)}},
+                          "versions": dict({k: versions.get(k) for k in ("python", "platform", runtime)},
+                                           numpy=np.__version__)},
         "build_metrics": metrics,
         "openvino_config": _openvino_config(manifest) if runtime == "openvino" else None,
         "source": {"path": (manifest.get("source") or {}).get("path"),
                    "sha256": (manifest.get("source") or {}).get("sha256")},
     }
-    pack["build_machine"]["versions"]["numpy"] = np.__version__
     (out / "pack.json").write_text(json.dumps(pack, indent=2, default=str) + "\n")
     return {"pack": str(out), "samples": len(data), "metrics": metrics, "budget": pack["budget"],
             "sample_origin": origin["kind"]}

@@ -120,24 +120,13 @@ def current_machine() -> dict:
 def reproduce_command(manifest: dict) -> str:
     """The ``python main.py convert ...`` line that makes this artifact again (from its manifest)."""
     from app.command_echo import convert_command, source_args
-    from app.request import ConversionRequest, DataSource, ModelSource
-    from app.specs import TensorSpec
+    from app.manifest import source_of_manifest
+    from app.request import ConversionRequest
     from converters.base import get_converter, options_of
 
     opts = manifest.get("options") or {}
-    source = manifest.get("source") or {}
-    # older manifests: a flat "calibration"/"tokenizer" where "data" now holds the DataSource
-    data = opts.get("data") or ({"path": opts["calibration"]} if opts.get("calibration") else None)
     target, precision = manifest.get("target", "?"), manifest.get("precision", "fp32")
-    model = ModelSource(Path(source.get("path", "MODEL")),
-                        inputs=tuple(TensorSpec.from_json(s) for s in opts.get("inputs") or []),
-                        dynamic=tuple((d[0], int(d[1]), d[2]) for d in opts.get("dynamic") or []),
-                        arch=opts.get("arch"), arch_kwargs=tuple((opts.get("arch_kwargs") or {}).items()),
-                        **trust_of(opts, source))
-    if data:
-        tokenizer = data.get("tokenizer") or opts.get("tokenizer")
-        data = DataSource(Path(data["path"]), Path(tokenizer) if tokenizer else None,
-                          data.get("normalize") or opts.get("normalize"), int(data.get("limit") or 2000))
+    model, data = source_of_manifest(manifest, placeholder="MODEL")
     try:
         get_converter(target)
         options = {o.name: opts[o.name] for o in options_of(target) if not o.is_default(opts.get(o.name))}
@@ -150,19 +139,6 @@ def reproduce_command(manifest: dict) -> str:
         return "python main.py " + shlex.join(["convert", *source_args(model), "--to", str(target), "--precision",
                                                str(precision)])
     return convert_command(request)
-
-
-def trust_of(opts: dict, source: dict) -> dict:
-    """What the user trusted in the source, as :class:`~app.request.ModelSource` fields, from a manifest's
-    options: ``--allow-pickle``, each ``--trust-global NAME`` (a pickled module needs them to load again).
-    Manifests written before ``allow_pickle`` was recorded: a pickled source (its format) needed it."""
-    names = opts.get("trusted_globals")
-    names = [str(n) for n in names] if isinstance(names, list) else []
-    allow = opts.get("allow_pickle")
-    if not isinstance(allow, bool):
-        allow = source.get("format") == "pickle" or bool(names)
-    return {"allow_pickle": allow, "trusted_globals": tuple(names),
-            "run_code_from_file": opts.get("run_code_from_file") is True}
 
 
 # ---------------------------------------------------------------------------- charts (inline SVG)

@@ -10,7 +10,7 @@ has no types beyond numbers, strings, lists and dicts, so the few the results ne
 - ``{"$array": {"dtype": "float32", "shape": [...], "data": "base64"}}`` a numpy array of numbers or
   booleans (no object arrays: never unpickled);
 - ``{"$dc": "module:Class", "fields": {...}}`` a dataclass — only the classes named in
-  :data:`WIRE_TYPES`, built with their own ``__init__`` from decoded fields; ``{"$enum": ...}`` alike.
+  :data:`WIRE_TYPES`, built with their own ``__init__`` from decoded fields.
 
 Anything else — an unknown tag, a class not in the list, a field the class does not have, a message
 over :data:`MAX_MESSAGE_BYTES`, nesting past :data:`MAX_DEPTH` — is :class:`InvalidMessage`.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import enum
 import importlib
 import json
 import math
@@ -30,17 +29,16 @@ from typing import Any
 MAX_MESSAGE_BYTES = 512 << 20
 MAX_DEPTH = 64
 
-# the dataclasses and enums a job may return ("module:Class"); a test checks each resolves
+# the dataclasses a job returns ("module:Class"), no more: each one is a class the child can make the
+# parent build (logged over a whole test run: every job kind's result, nested); a test checks each resolves
 WIRE_TYPES = frozenset({
     "app.pipeline:ConversionResult", "app.verify:Verification", "app.verify:OutputMetrics",
     "app.evaluation:Evaluation", "app.diagnose:NodeError",
     "app.bench.harness:BenchResult", "app.bench.harness:Measurement", "app.bench.harness:Skipped",
     "app.bench.harness:BenchConfig", "app.bench.stats:LatencyStats",
     "app.bench.sweep:SweepResult", "app.bench.sweep:SweepPoint", "app.bench.sweep:Proposal",
-    "app.bench.optimize:OptimizeResult", "app.bench.optimize:Candidate",
+    "app.bench.optimize:OptimizeResult",
     "app.serving:ServingBundle", "app.serving:TritonModelConfig", "app.serving:TritonTensor",
-    "app.native_check:NativeCheck", "app.specs:TensorSpec", "app.hardware:Hardware", "app.hardware:CpuInfo",
-    "app.hardware:Int8Kernels", "app.advice:Advice", "app.memory:Estimate",
 })
 
 
@@ -57,8 +55,6 @@ def _encode(obj: Any, depth: int = 0) -> Any:
         raise InvalidMessage("nested too deep")
     if obj is None or isinstance(obj, (bool, str)):
         return obj
-    if isinstance(obj, enum.Enum):
-        return {"$enum": _name(type(obj)), "value": _encode(obj.value, depth + 1)}
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
@@ -140,14 +136,6 @@ def _decode(obj: Any, depth: int = 0) -> Any:
         return out
     if tag == "$array" and isinstance(body, dict) and len(obj) == 1:
         return _array(body)
-    if tag == "$enum" and set(obj) == {"$enum", "value"}:
-        cls = _resolve(body, "enum")
-        if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
-            raise InvalidMessage(f"{body} is not an enum")
-        try:
-            return cls(_decode(obj["value"], depth + 1))
-        except ValueError as e:
-            raise InvalidMessage(str(e)) from None
     if tag == "$dc" and set(obj) == {"$dc", "fields"} and isinstance(obj["fields"], dict):
         cls = _resolve(body, "class")
         if not dataclasses.is_dataclass(cls):

@@ -234,14 +234,15 @@ print("ready", os.getpid(), "", flush=True)
 r, w = os.pipe()
 os.read(r, 1)
 ''')
-    cli = subprocess.Popen([sys.executable, str(REPO / "main.py"), "inspect", *args], cwd=tmp_path,
-                           env=private_env(tmp_path), stderr=subprocess.PIPE)
+    cli = subprocess.Popen([sys.executable, str(REPO / "main.py"), "inspect", *args, "--json"], cwd=tmp_path,
+                           env=private_env(tmp_path), stderr=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         child = _wait_for_ready(cli, deadline=time.monotonic() + 120)
         assert child and _alive(child)
         assert any(n.startswith("studio-job-") for n in leftovers(tmp_path))
         cli.send_signal(getattr(signal, how))
         code = cli.wait(60)
+        out = cli.stdout.read().decode()
     finally:
         cli.kill()
         cli.wait()
@@ -250,7 +251,7 @@ os.read(r, 1)
         time.sleep(0.05)
     assert not _alive(child), "the job outlived the CLI"
     if how == "SIGTERM":
-        assert code == 143
+        assert code == 143 and json.loads(out)["exit_code"] == 143  # --json: one object on every exit
         assert leftovers(tmp_path) == []
     else:
         assert any(n.startswith("studio-job-") for n in leftovers(tmp_path))  # a killed process cleans nothing

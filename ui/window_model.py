@@ -169,9 +169,9 @@ class ModelLoading:
         self.log.add(f"example in {paths['folder']}: {Path(paths['readme']).name} says what is there"
                      + (f" (its CNN's top-1 on the held-out digits: {paths['accuracy']})" if paths.get("accuracy") else ""))
 
-        def set_shape(summary: dict) -> None:
+        def set_shape(summary: dict) -> None:  # once, for the example's model only
             self.model_loaded.disconnect(set_shape)
-            if [s["name"] for s in summary.get("inputs", [])] == ["x"]:
+            if Path(summary["path"]) == Path(paths["model"]) and [s["name"] for s in summary.get("inputs", [])] == ["x"]:
                 self.model.inputs.restore({"x": ("1x1x8x8", "float32", [(0, "batch")])})
 
         self.model_loaded.connect(set_shape)

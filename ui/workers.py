@@ -273,7 +273,7 @@ def example_job(folder: Path, parent: QObject | None = None) -> BackgroundJob:
     there is used as it is."""
 
     def work(progress, should_cancel):
-        from app.example import example_paths, write_example  # noqa: F401 - the child runs write_example
+        from app.example import example_paths
         from app.jobs import run_job
 
         paths = example_paths(folder)

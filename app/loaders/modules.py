@@ -37,17 +37,13 @@ def forward_input_names(module) -> list[str]:
 _GUESSABLE = {"Conv1d", "Conv2d", "Conv3d", "Linear", "Embedding", "LSTM", "GRU", "RNN"}
 
 
-def _kinds(sub) -> list[str]:
-    """The layer kinds ``sub`` is: its own class and every base class (a padded ``Conv2d`` subclass,
-    as EfficientNet's and timm's "same"-padding stems are, is a ``Conv2d``)."""
-    return [getattr(sub, "original_name", None) or type(sub).__name__] + [c.__name__ for c in type(sub).__mro__]
-
-
 def _guess_for(sub) -> tuple[tuple[int, ...], str] | None:
-    """(example shape, dtype) of what ``sub`` takes as its input, if it is a layer that tells."""
+    """(example shape, dtype) of what ``sub`` takes as its input, if it is a layer that tells. Base
+    classes count: a padded ``Conv2d`` subclass, as EfficientNet's and timm's stems are, is a Conv2d."""
     from app import layers
 
-    kind = next((k for k in _kinds(sub) if k in _GUESSABLE), None)
+    kinds = [layers.kind_of(sub)] + [c.__name__ for c in type(sub).__mro__]
+    kind = next((k for k in kinds if k in _GUESSABLE), None)
     if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
         c = layers.in_channels(sub)
         return {"Conv1d": (1, c, 128), "Conv2d": (1, c, 224, 224), "Conv3d": (1, c, 16, 112, 112)}[kind], "float32"
@@ -131,6 +127,11 @@ def probe_outputs(fn, inputs: list[TensorSpec]) -> list:
         return flatten_outputs(fn(*args))
 
 
+def _guess_warning(where: str, inputs: list[TensorSpec]) -> str:
+    return (f"input shapes are a guess from {where} (" + ", ".join(s.describe() for s in inputs)
+            + "); pass --input NAME:SHAPE[:DTYPE] to set them")
+
+
 def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = None,
                  outputs: list[TensorSpec] | None = None, details: dict | None = None,
                  guess: bool = True, size: int | None = None) -> LoadedModel:
@@ -142,8 +143,7 @@ def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = 
         inputs = guess_inputs(module, names)
         guessed = inputs is not None
         if guessed:
-            warnings.append("input shapes are a guess from the first layer ("
-                            + ", ".join(s.describe() for s in inputs) + "); pass --input NAME:SHAPE[:DTYPE] to set them")
+            warnings.append(_guess_warning("the first layer", inputs))
     model = LoadedModel(path, fmt, inputs or [TensorSpec(n) for n in names], outputs or [],
                         _module_params(module), path.stat().st_size if size is None else size, module=module,
                         inputs_guessed=guessed, details=dict(details or {}), warnings=warnings)
@@ -151,27 +151,24 @@ def from_module(path: Path, module, fmt: str, inputs: list[TensorSpec] | None = 
     if inputs and not outputs:
         try:
             model.outputs = output_specs(probe_outputs(module, inputs))
-        except Exception as e:
+        except Exception as first:
+            error: Exception | None = first
             # the guess came from the first layer in module order; the forward may start elsewhere
             better = _specs(names, _guess_for(first_layer_called(module, inputs))) if guessed else None
             if better and [s.example for s in better] != [s.example for s in inputs]:
                 try:
                     model.outputs = output_specs(probe_outputs(module, better))
-                    model.inputs = better
-                    model.warnings = ["input shapes are a guess from the first layer the model calls ("
-                                      + ", ".join(s.describe() for s in better)
-                                      + "); pass --input NAME:SHAPE[:DTYPE] to set them"]
-                    model.make_runner = lambda: runs_in_torch(model)
-                    return model
-                except Exception as retried:  # noqa: BLE001 - the first error is the one to report
-                    e = retried
-            if guessed:
+                    model.inputs, error = better, None
+                    model.warnings = [_guess_warning("the first layer the model calls", better)]
+                except Exception as retried:  # noqa: BLE001 - the error of the better guess is the one to report
+                    error = retried
+            if error is not None and guessed:
                 model.inputs = [TensorSpec(n) for n in names]
                 model.inputs_guessed = False
-                model.warnings = [f"could not guess the input shapes ({_first_line(e)}); "
+                model.warnings = [f"could not guess the input shapes ({_first_line(error)}); "
                                   "pass --input NAME:SHAPE[:DTYPE] for " + ", ".join(names)]
-            else:
-                model.warnings.append(f"running the model on its recorded inputs failed: {_first_line(e)}")
+            elif error is not None:
+                model.warnings.append(f"running the model on its recorded inputs failed: {_first_line(error)}")
     model.make_runner = lambda: runs_in_torch(model)
     return model
 
