@@ -167,6 +167,8 @@ def cmd_convert(args) -> int:
             print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
         if result.evaluation:
             print(f"  evaluation:   {result.evaluation.summary()}")
+        if result.delegation:
+            print(f"  delegation:   {result.delegation['summary']}")
         b = result.accuracy_budget
         if b:
             speed = f", {b['speedup_vs_fp32_onnx']:.2f}x the fp32 ONNX" if b.get("speedup_vs_fp32_onnx") else ""

@@ -33,6 +33,7 @@ from app.loaders.checked import CheckedFile
 from app.loaders.modules import output_specs, probe_outputs
 from app.model import SUPPORTED, LoadedModel
 from app.request import ModelSource
+from app.runtimes.executorch import is_pte
 from app.runtimes.onnxrt import read_onnx
 from app.security import check_zip_sizes
 from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
@@ -46,6 +47,12 @@ def _engine(file: CheckedFile, source: ModelSource, guess: bool = True) -> Loade
     from app.runtimes.tensorrt import load_engine
 
     return load_engine(file.path)
+
+
+def _executorch(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
+    from app.runtimes.executorch import load_pte
+
+    return load_pte(file.path)
 
 
 def _openvino_ir(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
@@ -76,6 +83,7 @@ FORMATS: dict[str, Format] = {
     "onnx": Format(_onnx),
     "tensorrt": Format(_engine, "Netron reads only the header of a TensorRT engine, not its layers"),
     "openvino": Format(_openvino_ir),   # the .xml; Netron reads the .bin beside it
+    "executorch": Format(_executorch),  # a .pte; Netron draws its execution plan and delegate calls
 }
 
 
@@ -149,6 +157,8 @@ def _sniff(path: Path, stream: BinaryIO, head: bytes, size: int, archive: zipfil
     if head[:1] == b"\x80" and path.suffix.lower() not in (".onnx",):
         check_not_polyglot(path, head=head, stream=stream)
         return "torch-save"  # legacy (non-zip) torch.save or a plain pickle
+    if is_pte(head):
+        return "executorch"  # an ExecuTorch program (flatbuffer identifier ET12)
     if path.suffix.lower() in (".engine", ".plan", ".trt"):
         return "tensorrt"
     if head.lstrip().startswith(b"<") and path.suffix.lower() == ".xml":
@@ -157,7 +167,7 @@ def _sniff(path: Path, stream: BinaryIO, head: bytes, size: int, archive: zipfil
 
 
 def sniff_format(path: Path) -> str:
-    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino, after
+    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino | executorch, after
     the checks every file gets (:func:`checked_file`)."""
     with checked_file(Path(path)) as file:
         return file.kind

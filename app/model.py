@@ -13,9 +13,9 @@ from app.specs import TensorSpec
 Feeds = dict[str, np.ndarray]
 
 # file names the loaders read (longest first where one ends another, e.g. .pt2 before .pt)
-MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan", ".xml")
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan", ".xml", ".pte")
 SUPPORTED = (".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module), .pt2 (torch.export), "
-             ".safetensors, .onnx, .engine/.plan (TensorRT), .xml + .bin (OpenVINO IR)")
+             ".safetensors, .onnx, .engine/.plan (TensorRT), .xml + .bin (OpenVINO IR), .pte (ExecuTorch)")
 
 
 @dataclass

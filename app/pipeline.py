@@ -46,6 +46,7 @@ class ConversionResult:
     message: str = ""
     evaluation: Evaluation | None = None     # on the evaluation part of --data
     accuracy_budget: dict | None = None      # --accuracy-budget: rounds, float nodes, latency
+    delegation: dict | None = None           # on-device targets: which operators run in the accelerated backend
 
     def to_json(self) -> dict:
         v = self.verification
@@ -62,6 +63,7 @@ class ConversionResult:
             "message": self.message,
             "evaluation": self.evaluation.to_json() if self.evaluation else None,
             "accuracy_budget": self.accuracy_budget,
+            "delegation": self.delegation,
         }
 
 
@@ -212,7 +214,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
         result = ConversionResult(request.target, request.precision, status, None, produced,
                                   sum(p.stat().st_size for p in produced), time.perf_counter() - started,
                                   verification, ctx.warnings, None, evaluation=scores,
-                                  accuracy_budget=budget_report)
+                                  accuracy_budget=budget_report, delegation=ctx.record.get("delegation"))
         if status == "failed" and not request.keep_failed:
             raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
                                      "--keep-failed keeps the artifact for inspection)")

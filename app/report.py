@@ -414,6 +414,13 @@ def _artifact_section(manifests: list[dict]) -> str:
                          f'{_num(v.get("max_abs_err"), ".2e")}, top-1 agreement {_num(v.get("top1_agreement"), ".3f")}'
                          + (f' — <span class="failed">{_e(v.get("failure"))}</span>' if v.get("failure") else "")
                          + "</p>")
+        delegation = m["recorded"].get("delegation") if isinstance(m.get("recorded"), dict) else None
+        if isinstance(delegation, dict) and delegation.get("summary"):
+            block.append(f'<p>Delegation: {_e(delegation["summary"])}</p>' + _table(
+                ["operator", "runs in", "count"],
+                [[_e(op), "XNNPACK", _e(n)] for op, n in (delegation.get("delegated") or {}).items()]
+                + [[_e(op), '<span class="failed">portable kernels</span>', _e(n)]
+                   for op, n in (delegation.get("portable") or {}).items()], numeric={2}))
         evaluation = m.get("evaluation")
         if isinstance(evaluation, dict) and evaluation:
             block.append("<p>Evaluation on data:</p>" + _table(

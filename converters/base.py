@@ -24,7 +24,7 @@ ALL_SOURCES = ("state-dict", "pickle", "torchscript", "torch-export", "onnx")
 
 _REGISTRY: dict[str, type["Converter"]] = {}
 _MODULES = ("converters.torchscript", "converters.torch_export", "converters.onnx_export", "converters.openvino",
-            "converters.tensorrt")
+            "converters.tensorrt", "converters.executorch")
 
 
 @dataclass

@@ -167,3 +167,27 @@ class FlatInputNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.stem(x.unflatten(1, (3, 16, 16))))
         return self.head(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class RunningSumNet(nn.Module):
+    """A classifier with a running sum over the width (``torch.cumsum``): an operator XNNPACK does not
+    take, which ExecuTorch runs in its portable kernels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cumsum(torch.relu(self.conv(x)), dim=3).flatten(1))
+
+
+class ErfinvNet(nn.Module):
+    """``torch.erfinv``: outside the core ATen operator set, so no ExecuTorch kernel (XNNPACK or portable) has it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.erfinv(torch.tanh(x) * 0.5))

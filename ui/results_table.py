@@ -89,8 +89,10 @@ class ResultsTable(QTableWidget):
                 item.setToolTip(full_text_tooltip([e.summary(), e.data, *e.notes]))
             else:
                 full = str(info.artifact) if col == 2 and info.artifact else text
+                delegation = r.delegation if col == 2 and r is not None else None
                 if full:
-                    item.setToolTip(full_text_tooltip([full]))
+                    item.setToolTip(full_text_tooltip([full, *([f"Delegation: {delegation['summary']}"]
+                                                               if delegation else [])]))
             self.setItem(row, col, item)
         verdict_item = self.item(row, 7)
         good = info.verification_passed or verdict == "on data: passed"

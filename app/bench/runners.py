@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.request import PRECISIONS
 from app.runtimes.base import Runner
+from app.runtimes.executorch import ExecuTorchRunner
 from app.runtimes.onnxrt import OnnxRuntimeRunner, short_provider
 from app.runtimes.openvino import OpenVINORunner
 from app.runtimes.pytorch import TORCH_RUNTIMES, TorchRunner
@@ -66,6 +67,8 @@ def runners_for_artifact(path: Path, *, providers: list[str], threads: int | Non
         return runners
     if kind == "tensorrt":
         return [TensorRTRunner(path, path.name, precision=precision)]
+    if kind == "executorch":
+        return [ExecuTorchRunner(path, path.name, threads=threads, precision=precision)]
     runtime = TORCH_RUNTIMES.get(kind, "pytorch")
     return [TorchRunner(path.name, lambda: load_model(path), runtime=runtime, device=device, precision=precision)]
 

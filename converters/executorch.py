@@ -1,0 +1,316 @@
+"""``executorch``: an ExecuTorch program (``.pte``) for phones and boards, lowered to XNNPACK.
+
+PyTorch's on-device runtime. The module is captured with ``torch.export`` (the same input and
+dynamic-shape handling as the ``torch-export`` target), turned into the edge dialect, and every
+subgraph XNNPACK takes is lowered to it (``to_edge_transform_and_lower`` with the
+``XnnpackPartitioner``); what it does not take runs in ExecuTorch's portable kernels. The XNNPACK
+kernels that run the program here are the ones Android, iOS and Linux-ARM builds link, so the
+verification on this machine speaks for the device (within the float tolerance: x86 and ARM round
+differently).
+
+- **fp32**; **fp16**: the module in half precision, run by XNNPACK's f16 kernels (on x86 they need
+  F16C; without it the cell is refused); **int8**: PT2E post-training quantization with the XNNPACK
+  quantizer — symmetric int8 weights (per channel by default, ``--weight-granularity``), static
+  int8 activations calibrated on ``--data`` (random calibration only with a loud warning, as for
+  ONNX), or ``--quantization dynamic`` (activations quantized per call: linear layers only).
+- The artifact comes with what the app developer needs on the device (:func:`write_handoff`): a
+  README with the signature and the ExecuTorch version, and sample inputs with the outputs this
+  program gave here (``.npz``).
+- Where a graph ran (XNNPACK or the portable kernels) is counted per operator: the delegation
+  report, in the result, the manifest and the report (:func:`delegation_report`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata
+import importlib.util
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import BadInput, ConversionFailed, first_line
+from app.model import LoadedModel
+from app.options import Option
+from app.runtimes import executorch as et_runtime
+from app.specs import TensorSpec
+from converters.base import ConversionContext, Converter, torch_module_of
+from converters.onnx_precision import QUANTIZATION, _calibration
+from converters.torch_export import export_program
+
+WEIGHT_GRANULARITY = Option(
+    "weight_granularity", ("--weight-granularity",), str, "per-channel", ("per-channel", "per-tensor"),
+    help="ExecuTorch int8: one weight scale per output channel (default; what keeps trained models accurate) "
+         "or one per tensor", searchable=True, precisions=("int8",), label="INT8 weight scales")
+
+HANDOFF_SAMPLES = 4
+SAMPLES_SUFFIX = ".samples.npz"
+README_SUFFIX = ".README.md"
+
+
+def quiet_import():
+    """Import ExecuTorch's exporter without the noise its dependencies print (torchao's optional CUDA
+    kernels, pytree deprecations): ``(to_edge_transform_and_lower, XnnpackPartitioner)``."""
+    for name in ("torchao", "torch.utils._pytree", "executorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    return to_edge_transform_and_lower, XnnpackPartitioner
+
+
+class ExecuTorchConverter(Converter):
+    """An ExecuTorch program with its XNNPACK delegate; verified by ExecuTorch's own runtime."""
+
+    name = "executorch"
+    label = "ExecuTorch (XNNPACK)"
+    extension = ".pte"
+    tag = "xnnpack"
+    servable = False  # Triton has no ExecuTorch backend
+    precisions = ("fp32", "fp16", "int8")
+    sources = ("state-dict", "pickle", "torch-export")
+    precision_sources = {"fp16": ("state-dict", "pickle")}
+    options = (QUANTIZATION, WEIGHT_GRANULARITY)
+    unsupported_reasons = {
+        "fp16:torch-export": "an exported program's lifted constants stay fp32; export fp16 from the Python "
+                             "model (--arch)",
+        "source:torchscript": "ExecuTorch starts from torch.export, which cannot read TorchScript; export from "
+                              "the Python model (--arch)",
+        "source:onnx": "ONNX cannot be turned back into a PyTorch program; ExecuTorch needs the PyTorch model",
+    }
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return et_runtime.available()
+
+    @classmethod
+    def precision_refusal(cls, precision: str) -> str:
+        ok, why = et_runtime.available()
+        if not ok:  # refused before a job starts: one line saying how to install it (exit 2)
+            return why
+        if precision == "fp16":
+            from app.hardware import detect_cpu
+
+            import platform
+
+            cpu = detect_cpu()
+            if platform.machine() in ("x86_64", "AMD64") and cpu.flags and not cpu.has("f16c"):
+                return "XNNPACK's fp16 kernels need F16C on x86, which this CPU lacks"
+        return super().precision_refusal(precision)
+
+    def convert(self, ctx: ConversionContext) -> list[Path]:
+        import torch
+
+        precision = ctx.request.precision
+        lower, partitioner = quiet_import()
+        ctx.stage("prepare model")
+        half = precision == "fp16"
+        if ctx.model.format == "torch-export" and precision == "fp32":
+            module = None
+            args = ctx.example_args()
+        else:
+            module = copy.deepcopy(torch_module_of(ctx.model)).eval()
+            if half:
+                module = module.to(torch.float16)
+            args = ctx.example_args("float16" if half else None)
+        if precision == "int8":
+            module = self._quantize(ctx, module, args)
+        ctx.stage("export")
+        program = ctx.model.module if module is None else export_program(ctx, module, args)
+        ctx.stage("lower to XNNPACK")
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                edge = lower(program, partitioner=[partitioner()])
+                report = delegation_report(edge.exported_program().graph_module)
+                ctx.stage("serialize")
+                buffer = edge.to_executorch().buffer
+        except Exception as e:  # noqa: BLE001 - the edge verifier, the partitioner and memory planning raise many types
+            raise ConversionFailed(lowering_failure(e)) from e
+        ctx.record.update(executorch=importlib.metadata.version("executorch"), backend="XNNPACK",
+                          delegation=report)
+        if report["portable"]:
+            ctx.warnings.append(f"ExecuTorch: {report['summary']}")
+        ctx.artifact_path.write_bytes(buffer)
+        # the names and dynamic axes the program does not hold, for verification (then the manifest's)
+        self.signature = (list(ctx.inputs), list(ctx.model.outputs))
+        ctx.stage("hand-off files")
+        return [ctx.artifact_path, *write_handoff(ctx, self.load_artifact(ctx.artifact_path))]
+
+    def load_artifact(self, path: Path) -> LoadedModel:
+        inputs, outputs = getattr(self, "signature", (None, None))
+        return et_runtime.load_pte(Path(path), inputs=inputs, outputs=outputs)
+
+    # -- int8: PT2E with the XNNPACK quantizer
+    def _quantize(self, ctx: ConversionContext, module, args):
+        import torch
+
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer, get_symmetric_quantization_config)
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        dynamic = QUANTIZATION.of(ctx.request) == "dynamic"
+        per_channel = WEIGHT_GRANULARITY.of(ctx.request) != "per-tensor"
+        ctx.stage("capture for quantization")
+        graph = export_program(ctx, module, args).module()
+        quantizer = XNNPACKQuantizer().set_global(
+            get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+        excluded = set(ctx.exclude_nodes)
+        if excluded:
+            quantizer.set_filter_function(lambda node: node.name not in excluded)
+        try:
+            prepared = prepare_pt2e(graph, quantizer)
+            if not dynamic:
+                samples = _calibration(ctx)
+                missing = [s.name for s in ctx.inputs if s.name not in samples[0]]
+                if missing:
+                    raise BadInput(f"the calibration samples have no input(s) {', '.join(missing)}; they need one "
+                                   f"array per input: {[s.name for s in ctx.inputs]}")
+                ctx.stage(f"calibrate ({len(samples)} samples)")
+                with torch.no_grad():
+                    for i, sample in enumerate(samples):
+                        ctx.check_cancel()
+                        prepared(*[torch.from_numpy(np.asarray(sample[s.name])) for s in ctx.inputs])
+                ctx.record["calibration_samples"] = len(samples)
+            converted = convert_pt2e(prepared)
+        except (BadInput, ConversionFailed):
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise ConversionFailed(f"XNNPACK int8 quantization failed: {first_line(e)}") from e
+        ctx.record.update(quantization=f"PT2E XNNPACK quantizer ({'dynamic' if dynamic else 'static'})",
+                          weights=f"int8 symmetric {'per channel' if per_channel else 'per tensor'}",
+                          activations="int8 per call (dynamic)" if dynamic else "int8 (calibrated ranges)",
+                          torchao=importlib.metadata.version("torchao"))
+        return converted
+
+
+def lowering_failure(e: Exception) -> str:
+    """One line for a program ExecuTorch cannot lower: an operator outside the core ATen set (neither
+    XNNPACK nor the portable kernels have it) is named; any other reason is ExecuTorch's own."""
+    text = str(e)
+    for line in text.splitlines():
+        if "is not in Core ATen opset" in line:
+            op = line.split("Operator", 1)[-1].split("is not", 1)[0].strip()
+            return (f"ExecuTorch has no kernel for {op} (neither XNNPACK nor the portable kernels): nothing was "
+                    "written; replace the operation in the model, or use --to onnx / --to torch-export")
+    return f"ExecuTorch could not lower the program: {first_line(e)}"
+
+
+def delegation_report(graph_module) -> dict:
+    """Which operators of the edge program run in XNNPACK and which fall back to the portable kernels,
+    by name and count (ExecuTorch's ``get_delegation_info``), with a one-line summary."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(graph_module)
+    delegated: dict[str, int] = {}
+    portable: dict[str, int] = {}
+    for name, row in sorted(info.delegation_by_operator.items()):
+        if name in ("getitem", "sym_size_int", "sym_size"):  # tuple and shape plumbing, not operators
+            continue
+        op = edge_op_name(name)
+        if row.delegated:
+            delegated[op] = delegated.get(op, 0) + row.delegated
+        if row.non_delegated:
+            portable[op] = portable.get(op, 0) + row.non_delegated
+    n_del, n_port = sum(delegated.values()), sum(portable.values())
+    summary = f"{n_del} of {n_del + n_port} operators run in XNNPACK"
+    if portable:
+        summary += "; in the portable kernels (not accelerated): " + ", ".join(f"{op} ×{n}" for op, n in portable.items())
+    return {"delegated": delegated, "portable": portable, "delegated_count": n_del, "portable_count": n_port,
+            "delegate_calls": info.num_delegated_subgraphs, "summary": summary}
+
+
+# overload names ExecuTorch's report appends to an operator (``aten_add_tensor``), longest first
+OVERLOADS = ("_tensor_scalar", "_tensor_tensor", "_scalar_tensor", "_dim_intlist", "_dim_int_list", "_start_step",
+             "_default", "_tensor", "_scalar", "_int", "_dim", "_self", "_out")
+NAMESPACES = ("aten", "quantized_decomposed", "dim_order_ops")
+
+
+def edge_op_name(name: str) -> str:
+    """``aten_convolution_default`` → ``aten.convolution``; ``dim_order_ops__to_dim_order_copy_default``
+    → ``dim_order_ops._to_dim_order_copy``."""
+    space = next((s for s in NAMESPACES if name.startswith(s + "_")), None)
+    if space is None:
+        return name  # scalar_tensor and other prims: as ExecuTorch names them
+    op = name[len(space) + 1:]
+    suffix = next((s for s in OVERLOADS if op.lower().endswith(s)), "")
+    return f"{space}.{op[: len(op) - len(suffix)]}"
+
+
+# ---------------------------------------------------------------------------- hand-off for the device
+def write_handoff(ctx: ConversionContext, artifact: LoadedModel) -> list[Path]:
+    """Beside the ``.pte``: sample inputs with the outputs this program gave here and the source's
+    (``.samples.npz``), and a README with the signature, the ExecuTorch version, and how to check
+    the model on the device."""
+    from app.inputs import make_feeds
+
+    pte = ctx.artifact_path
+    feeds = (ctx.calibration.samples[:HANDOFF_SAMPLES] if ctx.calibration is not None else
+             [make_feeds(ctx.inputs, seed=i, int_high=ctx.model.details.get("int_high", 2)) for i in range(2)])
+    arrays: dict[str, np.ndarray] = {}
+    for i, feed in enumerate(feeds):
+        for spec in ctx.inputs:
+            arrays[f"sample{i}/input/{spec.name}"] = np.asarray(feed[spec.name])
+        for spec, out in zip(artifact.outputs, artifact.run(feed)):
+            arrays[f"sample{i}/expected/{spec.name}"] = out
+        for spec, out in zip(ctx.model.outputs, ctx.model.run(feed)):
+            arrays[f"sample{i}/source/{spec.name}"] = out
+    artifact.release()
+    samples = pte.with_name(pte.name + SAMPLES_SUFFIX)
+    with open(samples, "wb") as f:
+        np.savez(f, **arrays)
+    readme = pte.with_name(pte.name + README_SUFFIX)
+    readme.write_text(handoff_readme(pte.name, ctx, len(feeds)), encoding="utf-8")
+    return [samples, readme]
+
+
+def handoff_readme(name: str, ctx: ConversionContext, samples: int) -> str:
+    version = importlib.metadata.version("executorch")
+    report = ctx.record.get("delegation", {})
+
+    def row(s: TensorSpec) -> str:
+        shape = "×".join(str(d) for d in s.shape) if s.shape else "?"
+        dtype = "float16" if ctx.request.precision == "fp16" and s.is_float else s.dtype
+        return f"| {s.name} | {dtype} | {shape} |"
+
+    dims = sorted({d for s in ctx.inputs for d in (s.shape or ()) if isinstance(d, str)})
+    lines = [
+        f"# {name}", "",
+        f"An ExecuTorch program ({ctx.request.precision}, XNNPACK delegate) made by Deployment Studio from "
+        f"`{ctx.model.path.name}`. It needs the ExecuTorch runtime **{version}** (or a later one that reads "
+        "this program's version) built with the XNNPACK backend.", "",
+        "## Signature (method `forward`; tensors in this order)", "",
+        "| input | dtype | shape |", "|---|---|---|", *[row(s) for s in ctx.inputs], "",
+        "| output | dtype | shape |", "|---|---|---|", *[row(s) for s in ctx.model.outputs], "",
+        *([f"Named dimensions ({', '.join(dims)}) may change from call to call, within the range the "
+           "program was exported with.", ""] if dims else []),
+        f"Delegation: {report.get('summary', 'see the manifest')}.", "",
+        "## Check it on the device", "",
+        f"`{name}{SAMPLES_SUFFIX}` holds {samples} sample(s): `sampleN/input/NAME` (the inputs), "
+        "`sampleN/expected/NAME` (what this program returned on the build machine) and `sampleN/source/NAME` "
+        "(the PyTorch model's outputs). Load the program, run `forward` on each sample's inputs and compare "
+        "with `expected`: a maximum absolute difference within about 1e-4 of the outputs' scale (fp32), or the "
+        "verification tolerance in the manifest, means the device computes what was verified here.", "",
+        "With ExecuTorch's Python runtime (any machine with `pip install executorch`):", "",
+        "```python",
+        "import numpy as np, torch",
+        "from executorch.runtime import Runtime",
+        f"method = Runtime.get().load_program('{name}').load_method('forward')",
+        f"data = np.load('{name}{SAMPLES_SUFFIX}')",
+        f"inputs = [torch.from_numpy(data['sample0/input/' + n]) for n in {json.dumps([s.name for s in ctx.inputs])}]",
+        "outputs = method.execute(inputs)",
+        f"for out, n in zip(outputs, {json.dumps([s.name for s in ctx.model.outputs])}):",
+        "    print(n, float(np.abs(out.float().numpy() - data['sample0/expected/' + n]).max()))",
+        "```", "",
+        "On Android/iOS: the `Module` API (`org.pytorch.executorch.Module.load(path).forward(...)`, "
+        "`ExecuTorchModule`) with the same inputs.", "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""The ExecuTorch target (``--to executorch``): XNNPACK-lowered ``.pte`` programs at fp32/fp16/int8,
+verified and evaluated by ExecuTorch's own runtime, their delegation report, the hand-off files, and
+``.pte`` files as sources for inspect, bench and evaluate. Real models: a CNN trained on scikit-learn's
+digits and the pretrained all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import DIGITS_ARGS, REPO
+
+pytest.importorskip("executorch", reason="the ExecuTorch extra is not installed (pip install -e '.[executorch]')")
+
+
+def _convert(cli, digits, out, precision, *extra):
+    r = cli("convert", digits["state"], *DIGITS_ARGS, "--dynamic", "x:0:batch", "--to", "executorch",
+            "--precision", precision, "--data", digits["images"], "--out", out, "--json", *extra)
+    return r, json.loads(r.out)
+
+
+@pytest.fixture(scope="module")
+def digits_pte(tmp_path_factory, digits):
+    """The digits CNN at fp32 and int8 (calibrated on the digit images), converted once."""
+    from main import main
+
+    out = tmp_path_factory.mktemp("pte")
+    for precision in ("fp32", "int8"):
+        assert main(["convert", str(digits["state"]), *DIGITS_ARGS, "--dynamic", "x:0:batch", "--to", "executorch",
+                     "--precision", precision, "--data", str(digits["images"]), "--out", str(out)]) == 0
+    return {p: out / f"digits.xnnpack.{p}.pte" for p in ("fp32", "int8")}
+
+
+def _manifest(pte):
+    return json.loads(pte.with_name(pte.name + ".manifest.json").read_text())
+
+
+def test_fp32_program_verifies_at_float_tolerance_and_says_where_its_operators_run(digits_pte):
+    m = _manifest(digits_pte["fp32"])
+    assert m["status"] == "ok" and m["verification"]["passed"] and m["verification"]["enforced"]
+    assert m["verification"]["cosine"] > 0.99999 and m["verification"]["max_abs_err"] < 1e-3
+    assert "second size" in "; ".join(m["verification"]["checks"])     # the batch axis stayed dynamic
+    assert m["evaluation"]["top1_agreement"] == 1.0
+    d = m["recorded"]["delegation"]
+    assert d["delegated"]["aten.convolution"] == 3 and d["delegated"]["aten.linear"] == 1
+    assert d["delegated_count"] > d["portable_count"] and "run in XNNPACK" in d["summary"]
+    assert m["recorded"]["executorch"].startswith("1.") and m["recorded"]["backend"] == "XNNPACK"
+
+
+def test_int8_program_is_calibrated_on_the_data_and_keeps_the_digits(digits_pte):
+    m = _manifest(digits_pte["int8"])
+    rec = m["recorded"]
+    assert rec["weights"] == "int8 symmetric per channel" and rec["calibration_samples"] > 0
+    assert "random" not in rec["calibration"]
+    e = m["evaluation"]
+    assert e["top1_agreement"] >= 0.95 and e["cosine_mean"] > 0.99        # behaviour, not one CPU's figures
+    assert rec["delegation"]["delegated"].get("quantized_decomposed.quantize_per_tensor", 0) > 0
+    assert digits_pte["int8"].stat().st_size < 0.6 * digits_pte["fp32"].stat().st_size
+
+
+def test_handoff_samples_reproduce_on_the_runtime_and_the_readme_names_the_signature(digits_pte):
+    from app.runtimes.executorch import load_pte
+
+    pte = digits_pte["fp32"]
+    readme = pte.with_name(pte.name + ".README.md").read_text()
+    import importlib.metadata
+
+    assert importlib.metadata.version("executorch") in readme and "| x | float32 | batch×1×8×8 |" in readme
+    samples = np.load(pte.with_name(pte.name + ".samples.npz"))
+    model = load_pte(pte)                      # names and axes from the manifest beside it
+    assert [s.name for s in model.inputs] == ["x"] and model.inputs[0].shape[0] == "batch"
+    out = model.run({"x": samples["sample0/input/x"]})[0]
+    np.testing.assert_allclose(out, samples["sample0/expected/output"], rtol=0, atol=1e-5)
+    assert np.abs(samples["sample0/source/output"] - out).max() < 1e-3
+    names = {f["name"] for f in _manifest(pte)["files"]}
+    assert names == {pte.name, pte.name + ".samples.npz", pte.name + ".README.md"}
+
+
+def test_pte_is_a_source_for_inspect_bench_and_evaluate(cli, digits, digits_pte, tmp_path):
+    r = cli("inspect", digits_pte["int8"], "--json")
+    assert r.code == 0, r.err
+    info = json.loads(r.out)
+    assert info["format"] == "executorch" and info["methods"] == ["forward"]
+    assert info["inputs"][0]["name"] == "x" and "XnnpackBackend" in info["delegation"]["delegate_calls"]
+    r = cli("bench", digits["state"], *digits_pte.values(), *DIGITS_ARGS, "--dynamic", "x:0:batch", "--threads", "1",
+            "--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds", "0", "--rounds", "1", "--json")
+    assert r.code == 0, r.err
+    rows = [row for row in json.loads(r.out)["results"] if row["runtime"] == "executorch"]
+    assert {row["precision"] for row in rows} == {"fp32", "int8"} and all(row["p50_ms"] > 0 for row in rows)
+    r = cli("evaluate", digits["state"], digits_pte["fp32"], *DIGITS_ARGS, "--data", digits["images"], "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["artifacts"][0]["evaluation"]["top1_agreement"] == 1.0
+
+
+def _weights(tmp_path, name):
+    import torch
+
+    from tests import models
+
+    path = tmp_path / f"{name}.pt"
+    torch.manual_seed(0)
+    torch.save(getattr(models, name)().state_dict(), path)
+    return path
+
+
+def test_delegation_report_names_an_operator_xnnpack_does_not_take(cli, tmp_path):
+    r = cli("convert", _weights(tmp_path, "RunningSumNet"), "--arch", "tests.models:RunningSumNet", "--input",
+            "x:1x1x8x8", "--to", "executorch", "--out", tmp_path / "out", "--json")
+    data = json.loads(r.out)
+    assert r.code == 0, r.err
+    assert data["delegation"]["portable"] == {"aten.cumsum": 1}
+    assert "aten.cumsum ×1" in data["delegation"]["summary"] and any("aten.cumsum" in w for w in data["warnings"])
+
+
+def test_an_operator_no_executorch_kernel_has_is_named_and_nothing_is_written(cli, tmp_path):
+    r = cli("convert", _weights(tmp_path, "ErfinvNet"), "--arch", "tests.models:ErfinvNet", "--input", "x:2x16",
+            "--to", "executorch", "--out", tmp_path / "out")
+    assert r.code == 1
+    line = r.err.strip().splitlines()[-1]
+    assert "aten.erfinv" in line and "nothing was written" in line and "Traceback" not in r.err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_pretrained_minilm_fp32_through_executorch(cli, tmp_path):
+    from tests.minilm import weights_path
+    from tests.real_data import SENTENCES, minilm_folder
+
+    r = cli("convert", weights_path(), "--arch", "tests.minilm:SentenceEncoder", "--input", "input_ids:1x32:int64",
+            "--input", "attention_mask:1x32:int64", "--to", "executorch", "--data", SENTENCES, "--tokenizer",
+            minilm_folder(), "--out", tmp_path, "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data["verification"]["passed"] and data["evaluation"]["cosine_min"] > 0.9999
+    assert data["delegation"]["delegated"]["aten.linear"] >= 36     # 6 layers × (q, k, v, out, 2 FFN)
+
+
+def test_without_executorch_the_target_says_how_to_install_it(tmp_path, digits):
+    argv = ["convert", str(digits["state"]), *DIGITS_ARGS, "--to", "executorch", "--out", str(tmp_path / "out")]
+    code = f"import sys; sys.modules['executorch'] = None; from main import main; sys.exit(main({argv!r}))"
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: --to executorch")
+    assert "pip install" in run.stderr and "executorch" in run.stderr and not (tmp_path / "out").exists()
+
+
+def test_targets_row_and_advice(cli):
+    r = cli("targets", "--json")
+    data = json.loads(r.out)
+    row = next(t for t in data["targets"] if t["target"] == "executorch")
+    assert row["available"] and set(row["precisions"]) >= {"fp32", "int8"}
+    assert "XNNPACK" in row["advice"]["int8"]["why"]
