@@ -12,7 +12,8 @@ differently).
   F16C; without it the cell is refused); **int8**: PT2E post-training quantization with the XNNPACK
   quantizer — symmetric int8 weights (per channel by default, ``--weight-granularity``), static
   int8 activations calibrated on ``--data`` (random calibration only with a loud warning, as for
-  ONNX), or ``--quantization dynamic`` (activations quantized per call: linear layers only).
+  ONNX), or dynamic (activations quantized per call: linear layers only). Automatic, as for ONNX:
+  static for convolutional models, dynamic for the rest (transformers).
 - The artifact comes with what the app developer needs on the device (:func:`write_handoff`): a
   README with the signature and the ExecuTorch version, and sample inputs with the outputs this
   program gave here (``.npz``).
@@ -157,10 +158,16 @@ class ExecuTorchConverter(Converter):
                 XNNPACKQuantizer, get_symmetric_quantization_config)
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-        dynamic = QUANTIZATION.of(ctx.request) == "dynamic"
         per_channel = WEIGHT_GRANULARITY.of(ctx.request) != "per-tensor"
         ctx.stage("capture for quantization")
         graph = export_program(ctx, module, args).module()
+        mode = QUANTIZATION.of(ctx.request)
+        if mode is None:  # automatic, as for ONNX: static for convolutional models, else dynamic (linear layers)
+            convolutional = any("convolution" in str(n.target) or "conv2d" in str(n.target) for n in graph.graph.nodes)
+            mode = "static" if convolutional else "dynamic"
+            ctx.record["quantization_choice"] = (f"automatic: {mode} "
+                                                 f"({'convolutions' if convolutional else 'no convolutions'})")
+        dynamic = mode == "dynamic"
         quantizer = XNNPACKQuantizer().set_global(
             get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
         excluded = set(ctx.exclude_nodes)

@@ -448,3 +448,23 @@ def _node_computing(artifact: Path, node: str, output: str) -> tuple[str, str]:
     while hit.op_type in ("QuantizeLinear", "DequantizeLinear") and hit.input[0] in producer:
         hit = producer[hit.input[0]]
     return hit.name, hit.op_type
+
+
+def test_an_executorch_program_is_drawn_with_its_delegate_calls(qtbot, graph, tmp_path):
+    pytest.importorskip("executorch")
+    import torch
+
+    from converters.executorch import quiet_import
+    from tests.models import RunningSumNet
+
+    lower, partitioner = quiet_import()
+    program = torch.export.export(RunningSumNet().eval(), (torch.randn(1, 1, 8, 8),))
+    pte = tmp_path / "running_sum.xnnpack.fp32.pte"
+    pte.write_bytes(lower(program, partitioner=[partitioner()]).to_executorch().buffer)
+    graph.set_models([("ExecuTorch FP32", pte)])
+    pane = graph.panes[0]
+    wait_graph(qtbot, pane)
+    ops = drawn_ops(qtbot, pane)
+    # the XNNPACK subgraphs appear as delegate calls, the operator XNNPACK does not take as itself
+    assert any("cumsum" in op for op in ops) and any("delegate" in op.lower() or "Xnnpack" in op for op in ops), ops
+    assert not graph.interceptor.blocked_urls
