@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
-from benchmarks.bench_accuracy import eager_ms, median_ms, onnx_ms  # noqa: E402
+from benchmarks.bench_accuracy import eager_ms, median_ms, onnx_ms, text_table  # noqa: E402
 
 
 def convert(model_path: Path, target: str, precision: str, out: Path, **kw):
@@ -119,9 +119,7 @@ def table(rows: list[dict]) -> str:
     head = ("model", "runtime", "median ms", "vs eager", "MB", "accuracy on held-out data (vs fp32 source)")
     body = [(r["model"], r["artifact"], f"{r['ms']:.3f}", f"{r['speedup_vs_eager']:.2f}x", f"{r['size_mb']:.2f}",
              accuracy(r)) for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
+    return text_table(head, body)
 
 
 def main() -> int:
