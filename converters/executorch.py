@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,28 @@ WEIGHT_GRANULARITY = Option(
     "weight_granularity", ("--weight-granularity",), str, "per-channel", ("per-channel", "per-tensor"),
     help="ExecuTorch int8: one weight scale per output channel (default; what keeps trained models accurate) "
          "or one per tensor", searchable=True, precisions=("int8",), label="INT8 weight scales")
+
+@dataclass(frozen=True)
+class XnnpackSettings:
+    """The whole-model choices of the XNNPACK quantizer that the accuracy-budget loop searches
+    (:func:`app.budget.meet_budget`) before it keeps any operator in float, as
+    :class:`converters.onnx_precision.QuantizerConfig` is ONNX Runtime's."""
+
+    mode: str = "static"        # static: calibrated activation ranges; dynamic: per call, linear layers only
+    per_channel: bool = True    # one weight scale per output channel
+
+    def with_(self, **change) -> "XnnpackSettings":
+        return replace(self, **change)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def choices(self, fixed_weights: bool = False) -> list[tuple[str, tuple]]:
+        """The settings worth trying from here, one field at a time (XNNPACK's int8 kernels are the same on
+        every CPU: nothing depends on ``fixed_weights``)."""
+        return [("per_channel", (not self.per_channel,)),
+                ("mode", tuple(m for m in ("static", "dynamic") if m != self.mode))]
+
 
 HANDOFF_SAMPLES = 4
 SAMPLES_SUFFIX = ".samples.npz"
@@ -158,18 +181,27 @@ class ExecuTorchConverter(Converter):
                 XNNPACKQuantizer, get_symmetric_quantization_config)
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-        per_channel = WEIGHT_GRANULARITY.of(ctx.request) != "per-tensor"
         ctx.stage("capture for quantization")
         graph = export_program(ctx, module, args).module()
-        mode = QUANTIZATION.of(ctx.request)
-        if mode is None:  # automatic, as for ONNX: static for convolutional models, else dynamic (linear layers)
-            convolutional = any("convolution" in str(n.target) or "conv2d" in str(n.target) for n in graph.graph.nodes)
-            mode = "static" if convolutional else "dynamic"
-            ctx.record["quantization_choice"] = (f"automatic: {mode} "
-                                                 f"({'convolutions' if convolutional else 'no convolutions'})")
-        dynamic = mode == "dynamic"
-        quantizer = XNNPACKQuantizer().set_global(
-            get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+        settings = getattr(ctx, "quantizer", None)
+        if not isinstance(settings, XnnpackSettings):
+            settings = self._settings(ctx, graph)
+        ctx.quantizer = settings            # what this build used (the budget loop's rounds record it)
+        per_channel, dynamic = settings.per_channel, settings.mode == "dynamic"
+        config = get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic)
+        if dynamic:
+            # dynamic int8 is for the linear layers: annotated globally it also takes the attention's
+            # matmuls (all-MiniLM-L6-v2: cosine 0.26 to fp32; linear layers only: 0.99), and its
+            # scalars-to-tensors pass turns the mask's index arithmetic into float tensors that the
+            # second export refuses ("tensors used as indices must be long …"), which linears never need
+            class LinearsOnly(XNNPACKQuantizer):
+                def transform_for_annotation(self, model):
+                    return model
+
+            quantizer = LinearsOnly().set_module_type(torch.nn.Linear, config)
+        else:
+            quantizer = XNNPACKQuantizer().set_global(config)
+        graph_copy = copy.deepcopy(graph)
         excluded = set(ctx.exclude_nodes)
         if excluded:
             quantizer.set_filter_function(lambda node: node.name not in excluded)
@@ -188,6 +220,7 @@ class ExecuTorchConverter(Converter):
                         prepared(*[torch.from_numpy(np.asarray(sample[s.name])) for s in ctx.inputs])
                 ctx.record["calibration_samples"] = len(samples)
             converted = convert_pt2e(prepared)
+            self.graphs = (graph_copy, converted)   # for rank_nodes: the captured and the quantized graph
         except (BadInput, ConversionFailed):
             raise
         except Exception as e:  # noqa: BLE001
@@ -197,6 +230,102 @@ class ExecuTorchConverter(Converter):
                           activations="int8 per call (dynamic)" if dynamic else "int8 (calibrated ranges)",
                           torchao=importlib.metadata.version("torchao"))
         return converted
+
+
+    @staticmethod
+    def _settings(ctx: ConversionContext, graph) -> XnnpackSettings:
+        """The request's settings; automatic int8, as for ONNX: static for convolutional models, else
+        dynamic (linear layers)."""
+        mode = QUANTIZATION.of(ctx.request)
+        if mode is None:
+            convolutional = any("convolution" in str(n.target) or "conv2d" in str(n.target) for n in graph.graph.nodes)
+            mode = "static" if convolutional else "dynamic"
+            ctx.record["quantization_choice"] = (f"automatic: {mode} "
+                                                 f"({'convolutions' if convolutional else 'no convolutions'})")
+        return XnnpackSettings(mode, WEIGHT_GRANULARITY.of(ctx.request) != "per-tensor")
+
+    # -- the accuracy budget: which nodes add the most error
+    def rank_nodes(self, ctx: ConversionContext, samples: list) -> list:
+        """The quantized operators of the last int8 build ranked by the error they add (their output's
+        relative L2 error minus the largest among their inputs', as :mod:`app.diagnose` does for ONNX),
+        from the float and the quantized PT2E graphs run side by side on ``samples``; the names are
+        the exported graph's node names, which ``--accuracy-budget`` keeps out of the quantizer."""
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        from app.diagnose import NodeError
+
+        captured, quantized = self.graphs
+        # the float reference goes through the same preparation with nothing annotated: batch norms folded
+        # into their convolutions as in the quantized graph, so each node computes the same tensor in both
+        float_graph = convert_pt2e(prepare_pt2e(copy.deepcopy(captured), XNNPACKQuantizer()))
+        names = [s.name for s in ctx.inputs]
+        reference = _node_outputs(float_graph, samples, names)
+        actual = _node_outputs(quantized, samples, names)
+        error = {n: _rel_l2(reference[n], actual[n]) for n in reference if n in actual
+                 and all(a.shape == b.shape for a, b in zip(reference[n], actual[n]))}
+        ranked = []
+        for node in float_graph.graph.nodes:
+            if node.name not in error or not _quantizable(node):
+                continue
+            inherited = max((error.get(p.name, 0.0) for p in node.all_input_nodes), default=0.0)
+            ranked.append(NodeError(node.name, str(node.target).split(".")[1] if "." in str(node.target) else
+                                    str(node.target), node.name, error[node.name], error[node.name] - inherited))
+        return sorted(ranked, key=lambda n: -n.added)
+
+    def latency_ms(self, path: Path, feeds: dict, runs: int = 30) -> float:
+        """Median milliseconds of one call of the ``.pte`` on ``feeds`` (the budget's rounds)."""
+        import statistics
+        import time
+
+        runner = self.load_artifact(path).runner()
+        prepared = runner.prepare(feeds)
+        for _ in range(3):
+            runner.call(prepared)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            runner.call(prepared)
+            times.append((time.perf_counter() - started) * 1e3)
+        runner.close()
+        return statistics.median(times)
+
+
+QUANTIZED_OPS = ("conv", "linear", "addmm", "mm", "bmm", "matmul", "add", "mul", "cat", "adaptive_avg_pool", "relu",
+                 "hardtanh", "max_pool", "mean")
+
+
+def _quantizable(node) -> bool:
+    """An operator node of the kinds the XNNPACK quantizer annotates (not plumbing, not q/dq)."""
+    if node.op != "call_function":
+        return False
+    name = str(node.target).split("::")[-1].split(".")[-2 if "." in str(node.target) else -1]
+    return any(name.startswith(op) for op in QUANTIZED_OPS)
+
+
+def _node_outputs(graph_module, samples: list, names: list[str]) -> dict[str, list]:
+    """Every tensor-valued node's output, by node name, for each sample (an fx Interpreter run)."""
+    import torch
+    from torch.fx import Interpreter
+
+    class Recorder(Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            if isinstance(out, torch.Tensor) and out.is_floating_point():
+                seen.setdefault(n.name, []).append(out.detach().float().numpy().copy())
+            return out
+
+    seen: dict[str, list] = {}
+    with torch.no_grad():
+        for sample in samples:
+            Recorder(graph_module).run(*[torch.from_numpy(np.asarray(sample[n])) for n in names])
+    return seen
+
+
+def _rel_l2(reference: list, actual: list) -> float:
+    num = sum(float(np.sum((a - r) ** 2)) for r, a in zip(reference, actual))
+    den = sum(float(np.sum(r ** 2)) for r in reference)
+    return float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(num))
 
 
 def lowering_failure(e: Exception) -> str:
