@@ -173,6 +173,10 @@ def cmd_convert(args) -> int:
             print(f"  budget {b['budget']}: {'met' if b['met'] else 'NOT met'} with {len(b['float_nodes'])} nodes in "
                   f"float ({', '.join(b['float_nodes'][:6]) or 'none'}{'…' if len(b['float_nodes']) > 6 else ''}); "
                   f"{b['latency_ms']:.2f} ms a sample{speed}")
+            from app.budget import budget_rounds_text
+
+            for line in budget_rounds_text(b):
+                print("    " + line)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.message:

@@ -180,7 +180,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
 
                 produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
                                                               budget, MAX_FLOAT_NODES.of(request))
-                if budget_report["float_nodes"]:
+                if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
                     ctx.stage("verify", None)
                     verification = _verify(ctx, produced)
         status = "handoff" if ctx.record.get("handoff") else "ok"

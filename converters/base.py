@@ -44,6 +44,7 @@ class ConversionContext:
     only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
     calibration: Any = None             # app.data.DataSet: the calibration part of --data
     exclude_nodes: tuple[str, ...] = ()  # fp16/int8: nodes kept in float (the accuracy-budget loop)
+    quantizer: Any = None               # int8: a converters.onnx_precision.QuantizerConfig (the budget loop)
     keep_reference: bool = False        # keep the fp32 (pre-processed) ONNX for diagnosis and rebuilds
     reference_onnx: Path | None = None  # that fp32 ONNX, node names as the quantizer saw them
 
