@@ -244,8 +244,10 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
         return None
     from app.budget import AccuracyBudget
 
+    from converters.base import get_converter
+
     budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
-    if request.target != "onnx" or request.precision not in ("fp16", "int8"):
+    if not get_converter(request.target).accuracy_budget or request.precision not in ACCURACY_BUDGET.precisions:
         raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 (not {request.target} "
                        f"{request.precision})")
     budget.check_data(evaluation)

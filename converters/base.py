@@ -88,6 +88,7 @@ class Converter:
     precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
     unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
     options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (app.options.Option)
+    accuracy_budget: ClassVar[bool] = False     # --accuracy-budget runs its loop (app.budget) on this target
     pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
     servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
 

@@ -138,6 +138,14 @@ def test_unmet_budget_shows_every_round(cli, digits, tmp_path):
     assert lines[0].startswith("round  0 first build") and any("quantizer: per_channel=False" in x for x in lines)
     assert all("cosine 0." in x or "same model as round" in x for x in lines)
     assert sum("← kept" in x for x in lines) == 1 and [x.split()[1] for x in lines] == [str(i) for i in range(len(lines))]
+    # the report has the same rounds: one table row each, under a header row
+    from tests.test_report import Page
+
+    report = cli("report", tmp_path / "digits.int8.onnx.manifest.json", "--out", tmp_path / "report.html")
+    assert report.code == 0, report.err
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert Page(text).rows["rounds"] == 1 + len(lines)
+    assert "quantizer: per_channel=False" in text and "not met" in text and ">kept<" in text
 
 
 def test_fp16_budget_uses_the_node_block_list(cli, digits, tmp_path):
