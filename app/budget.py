@@ -87,21 +87,26 @@ class AccuracyBudget:
                f"{100 * (e.artifact_top1 or 0):.1f}%)"
 
 
-def latency_ms(path: Path, feeds: dict, runs: int = 30) -> float:
-    """Median ONNX Runtime latency of one sample (a quick figure for the report, not a benchmark)."""
+def latency_ms(run, feeds: dict, runs: int = 30) -> float:
+    """Median latency of ``run(feeds)`` on one sample (a quick figure for the report, not a benchmark)."""
+    for _ in range(3):
+        run(feeds)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        run(feeds)
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def onnx_latency_ms(path: Path, feeds: dict) -> float:
+    """:func:`latency_ms` of an ONNX file in an ONNX Runtime session."""
     from app.runtimes.onnxrt import ort_session
 
     sess = ort_session(Path(path))
     names = {i.name for i in sess.get_inputs()}
     feed = {k: v for k, v in feeds.items() if k in names}
-    for _ in range(3):
-        sess.run(None, feed)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    return latency_ms(lambda _: sess.run(None, feed), feeds)
 
 
 @dataclass
@@ -130,12 +135,8 @@ class _Loop:
 
     def add(self, produced: list[Path], scores: Evaluation | None, nodes: list[str], extra: dict) -> bool:
         """Record a round for ``produced`` (evaluated here when ``scores`` is None); True if it is the new best."""
-        from converters.onnx_precision import QuantizerConfig
-
         digest = files_digest(produced)
-        config = self.ctx.quantizer
-        if config is None and isinstance(self.ctx.record.get("quantizer"), dict):
-            config = QuantizerConfig(**self.ctx.record["quantizer"])
+        config = self.ctx.quantizer          # what the build used (None: fp16)
         entry = {"round": len(self.rounds), **extra, "float_nodes": len(nodes),
                  "quantizer": config.to_json() if config else None}
         if digest in self.digests:   # the quantizer ignored this choice here: same model, nothing to measure
@@ -145,13 +146,13 @@ class _Loop:
                 p.unlink(missing_ok=True)
             return False
         self.digests[digest] = len(self.rounds)
+        artifact = self.converter.load_artifact(produced[0])
         if scores is None:
-            scores = compare_outputs(self.reference, run_all(self.converter.load_artifact(produced[0]), self.data,
-                                                             "the artifact"), self.data)
+            scores = compare_outputs(self.reference, run_all(artifact, self.data, "the artifact"), self.data)
         e, b = scores, self.budget
         self.rounds.append(entry | {b.metric: b.figure(e), "cosine_mean": e.cosine_mean, "top1_drop": e.top1_drop,
                                     "artifact_top1": e.artifact_top1,
-                                    "latency_ms": round(latency_ms(produced[0], self.data.samples[0]), 3),
+                                    "latency_ms": round(latency_ms(artifact.run, self.data.samples[0]), 3),
                                     "met": b.met(e)})
         margin = QUANTIZER_MARGIN if extra.get("stage") == "quantizer" else 0.0
         if self.best is not None and not b.better(e, self.best.scores, margin):
@@ -172,9 +173,15 @@ class _Loop:
         return self.add(self.converter.convert(self.ctx), None, nodes, extra)
 
     def search_quantizer(self) -> None:
-        """One choice at a time, each tried from the best so far: weight type, per-channel, reduce_range,
-        calibration method, symmetric activations; the best on the evaluation data carries on."""
-        for name, values in quantizer_choices(self.ctx, self.best.config):
+        """One choice at a time, each tried from the best so far (ONNX Runtime: weight type, per-channel,
+        reduce_range, calibration method, symmetric activations; NNCF: preset, overflow fix, bias
+        correction, range estimator); the best on the evaluation data carries on."""
+        from converters.onnx_precision import TARGET_ISA
+
+        if self.best.config is None:
+            return
+        # for another CPU (--target-isa), this one's figures cannot choose its weights
+        for name, values in self.best.config.choices(fixed_weights=TARGET_ISA.of(self.ctx.request) is not None):
             for value in values:
                 if self.budget.met(self.best.scores):
                     return
@@ -206,6 +213,25 @@ class _Loop:
             if misses >= PATIENCE:
                 return f"accuracy stopped improving ({PATIENCE} rounds without gain)"
 
+    def nncf_accuracy_control(self) -> str:
+        """OpenVINO: NNCF's ``quantize_with_accuracy_control`` from the best settings, as the node stage
+        (it returns the layers it ranks worst to float); kept only if it beats the search."""
+        if self.budget.met(self.best.scores):
+            return "met"
+        b, data, reference = self.budget, self.data, self.reference
+
+        def metric(run, indices: list[int]) -> float:
+            part = data.subset(indices)
+            e = compare_outputs([reference[i] for i in indices], [run(feeds) for feeds in part.samples], part)
+            return e.cosine_mean if b.metric == "cosine" else (e.artifact_top1 or 0.0)
+
+        self.ctx.accuracy_control = (data.samples, metric, 1 - b.value if b.metric == "cosine" else b.value)
+        try:
+            self.build([], self.best.config, {"stage": "nncf-accuracy-control"})
+        finally:
+            self.ctx.accuracy_control = None
+        return "met" if b.met(self.best.scores) else "NNCF's accuracy control did not reach it"
+
     def quantizer_rounds(self) -> list[dict]:
         return [r for r in self.rounds if r.get("stage") == "quantizer"]
 
@@ -216,6 +242,8 @@ def round_label(r: dict) -> str:
         return f"quantizer: {r.get('change')}"
     if r.get("stage") == "nodes":
         return f"nodes: +{len(r.get('added') or [])} in float ({r['float_nodes']})"
+    if r.get("stage") == "nncf-accuracy-control":
+        return "NNCF quantize_with_accuracy_control"
     return "first build"
 
 
@@ -245,24 +273,6 @@ def files_digest(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def quantizer_choices(ctx, start) -> list[tuple[str, tuple]]:
-    """The quantizer settings worth trying from ``start``, one field at a time; fields that are not a
-    choice here (dynamic int8 has no calibration; ``--target-isa`` fixes the weight type) are left out."""
-    from converters.onnx_precision import CALIBRATION_METHODS, TARGET_ISA
-
-    if start is None:
-        return []
-    choices = []
-    if TARGET_ISA.of(ctx.request) is None:   # for another CPU, this one's figures cannot pick its weights
-        choices.append(("weight_type", tuple(w for w in ("uint8", "int8") if w != start.weight_type)))
-    choices += [("per_channel", (not start.per_channel,)), ("reduce_range", (not start.reduce_range,))]
-    if start.calibration_method is not None:
-        choices.append(("calibration_method", tuple(m for m in CALIBRATION_METHODS if m != start.calibration_method)))
-    if start.activation_symmetric is not None:
-        choices.append(("activation_symmetric", (not start.activation_symmetric,)))
-    return choices
-
-
 def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: DataSet, reference: Outputs,
                 budget: AccuracyBudget, max_nodes: int) -> tuple[list[Path], Evaluation, dict]:
     """Search the quantizer's settings, then keep nodes in float, until ``budget`` holds; returns the
@@ -270,9 +280,11 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     latency) for the manifest."""
     loop = _Loop(converter, ctx, data, reference, budget)
     loop.add(produced, scores, [], {"stage": "first"})
-    if ctx.request.precision == "int8":
-        loop.search_quantizer()
-    stopped = loop.exclude_worst_nodes(max_nodes)
+    loop.search_quantizer()
+    if converter.name == "openvino":
+        stopped = loop.nncf_accuracy_control()
+    else:
+        stopped = loop.exclude_worst_nodes(max_nodes)
     best = loop.best
     loop.rounds[best.round]["kept"] = True
     files = [p.rename(ctx.work_dir / p.name) for p in best.files]
@@ -281,10 +293,12 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     ctx.record.update(best.record)
     ctx.exclude_nodes, ctx.quantizer = tuple(best.nodes), best.config
     reference_onnx = ctx.reference_onnx
-    fp32_ms = latency_ms(reference_onnx, data.samples[0]) if reference_onnx else None
+    fp32_ms = onnx_latency_ms(reference_onnx, data.samples[0]) if reference_onnx else None
     best_ms = loop.rounds[best.round]["latency_ms"]
     searched = loop.quantizer_rounds()
-    report = {"budget": str(budget), "met": budget.met(best.scores), "float_nodes": best.nodes,
+    engine = {"nncf-accuracy-control": "NNCF quantize_with_accuracy_control"}.get(
+        loop.rounds[best.round]["stage"], "the app's loop" + (" (NNCF quantize)" if converter.name == "openvino" else ""))
+    report = {"budget": str(budget), "met": budget.met(best.scores), "float_nodes": best.nodes, "engine": engine,
               "quantizer": best.config.to_json() if best.config else None,
               "quantizer_searched": bool(searched), "best_round": best.round, "stopped": stopped,
               "rounds": loop.rounds, "max_float_nodes": max_nodes, "latency_ms": best_ms,

@@ -247,9 +247,9 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
     from converters.base import get_converter
 
     budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
-    if not get_converter(request.target).accuracy_budget or request.precision not in ACCURACY_BUDGET.precisions:
-        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 (not {request.target} "
-                       f"{request.precision})")
+    if request.precision not in get_converter(request.target).accuracy_budget:
+        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 and --to openvino --precision "
+                       f"int8 (not {request.target} {request.precision})")
     budget.check_data(evaluation)
     if MAX_FLOAT_NODES.of(request) < 1:
         raise BadInput(f"--max-float-nodes {MAX_FLOAT_NODES.of(request)}: give at least 1")

@@ -459,7 +459,8 @@ def _budget_block(b) -> str:
             f'<span class="{"ok" if b.get("met") else "failed"}">{"met" if b.get("met") else "not met"}</span> '
             f'(stopped: {_e(b.get("stopped"))}); kept: round {_e(b.get("best_round"))}, quantizer '
             f'{_e(", ".join(f"{k}={v}" for k, v in quantizer.items()) or "—")}, '
-            f'{_e(len(b.get("float_nodes") or []))} nodes in float</p>')
+            f'{_e(len(b.get("float_nodes") or []))} nodes in float' + (f', by {_e(b["engine"])}' if b.get("engine") else "")
+            + '</p>')
     return head + _table(["round", "tried", "cosine", "top-1 drop (points)", "latency ms", "meets", ""], rows,
                          cls="rounds", numeric={0, 2, 3, 4})
 

@@ -36,8 +36,8 @@ class TargetChoice:
         ``precision`` (``Converter.options_in``; the accuracy budget where the target runs its loop)."""
         if self.converter is None:
             return {}
-        budget = {k: v for k, v in values.items() if k == ACCURACY_BUDGET.name and self.converter.accuracy_budget
-                  and precision in ACCURACY_BUDGET.precisions}
+        budget = {k: v for k, v in values.items() if k == ACCURACY_BUDGET.name
+                  and precision in self.converter.accuracy_budget}
         return self.converter.options_in(values, precision) | budget
 
     def reason_for(self, precision: str, source_format: str | None) -> str:

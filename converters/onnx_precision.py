@@ -74,6 +74,17 @@ class QuantizerConfig:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def choices(self, fixed_weights: bool = False) -> list[tuple[str, tuple]]:
+        """The settings worth trying from here, one field at a time; those that are not a choice are left
+        out (dynamic int8 has no calibration; ``fixed_weights``: the weight type is another CPU's)."""
+        choices = [] if fixed_weights else [("weight_type", ("uint8",) if self.weight_type == "int8" else ("int8",))]
+        choices += [("per_channel", (not self.per_channel,)), ("reduce_range", (not self.reduce_range,))]
+        if self.calibration_method is not None:
+            choices.append(("calibration_method", tuple(m for m in CALIBRATION_METHODS if m != self.calibration_method)))
+        if self.activation_symmetric is not None:
+            choices.append(("activation_symmetric", (not self.activation_symmetric,)))
+        return choices
+
 
 def int8_kernels_for(ctx: ConversionContext):
     """The :class:`app.hardware.Int8Kernels` of the CPU the int8 artifact is for (``--target-isa``'s, else
@@ -263,6 +274,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
                              reduce_range=config.reduce_range, op_types_to_quantize=ops, nodes_to_exclude=exclude,
                              use_external_data_format=external)
             ctx.record.update(dynamic_quantized_ops=ops, per_channel=config.per_channel, quantizer=config.to_json())
+            ctx.quantizer = config
             if _count_ops(pre, "Conv"):
                 ctx.warnings.append("dynamic int8 leaves Conv layers in float (ONNX Runtime's dynamic ConvInteger is "
                                     "slower than fp32 on CPU); --data DIR (real samples) makes automatic int8 static QDQ, which quantizes them")
@@ -293,6 +305,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
                                 use_external_data_format=external)
             ctx.record.update(calibration_method=method, calibration_samples=len(samples),
                               activation_type=str(act), per_channel=config.per_channel, quantizer=config.to_json())
+            ctx.quantizer = config
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:

@@ -257,3 +257,35 @@ def test_bench_with_data_puts_the_evaluation_beside_the_speed(cli, digits, plain
     art = next(line for line in lines if line["artifact"] == row["artifact"])
     assert float(art["eval_cosine_mean"]) == pytest.approx(row["eval_cosine_mean"])
     assert float(art["eval_artifact_top1"]) == pytest.approx(recorded["artifact_top1"])
+
+
+def test_openvino_int8_budget_searches_nncf_then_runs_its_accuracy_control_and_says_which_won(cli, digits, tmp_path):
+    """The same loop drives OpenVINO int8: NNCF's settings one at a time (preset, overflow fix, bias
+    correction, range estimator), then — while the budget still misses — NNCF's own
+    ``quantize_with_accuracy_control`` as the peer; the better of the two is kept, and named."""
+    pytest.importorskip("nncf")
+    from converters.openvino import NncfSettings
+
+    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "openvino", "--precision", "int8", "--data",
+            digits["images"], "--out", tmp_path, "--json", "--accuracy-budget", "cosine=0.99999")
+    data = json.loads(r.out)
+    b = data["accuracy_budget"]
+    rounds = b["rounds"]
+    fields = set(NncfSettings.__dataclass_fields__)
+    assert rounds[0]["stage"] == "first" and all(set(rnd["quantizer"]) == fields for rnd in rounds)
+    searched = [rnd for rnd in rounds if rnd["stage"] == "quantizer"]
+    assert searched and {rnd["change"].split("=")[0] for rnd in searched} <= fields
+    assert not any(rnd["stage"] == "nodes" for rnd in rounds)          # NNCF's loop is OpenVINO's node stage
+    peer = [rnd for rnd in rounds if rnd["stage"] == "nncf-accuracy-control"]
+    if any(rnd["met"] for rnd in rounds[:1] + searched):
+        assert not peer
+    else:
+        assert len(peer) == 1 and peer[0] is rounds[-1]
+    kept = rounds[b["best_round"]]
+    assert kept["kept"] and (b["engine"] == "NNCF quantize_with_accuracy_control") == (kept["stage"] == peer[0]["stage"]
+                                                                                     if peer else False)
+    assert (r.code == 0) == b["met"] and data["status"] == ("ok" if b["met"] else "unmet")
+    recorded = json.loads(open(data["manifest"]).read())["recorded"]
+    assert recorded["quantizer"] == kept["quantizer"] == b["quantizer"]
+    assert ("quantization_engine" in recorded) == (kept["stage"] == "nncf-accuracy-control")
+    assert data["artifact"].endswith(".xml") and data["evaluation"]["cosine_mean"] == pytest.approx(kept["cosine_mean"])
