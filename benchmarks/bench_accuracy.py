@@ -151,6 +151,11 @@ def table(rows: list[dict]) -> str:
         body.append((r["model"], str(r["samples"]), acc, f"{r['eager_ms']:.2f}", f"{r['onnx_fp32_ms']:.2f}",
                      f"{r['int8_ms']:.2f}", f"{r['speedup_vs_eager']:.2f}x", f"{r['speedup_vs_onnx_fp32']:.2f}x",
                      f"{r['size_fp32_mb']:.1f}→{r['size_int8_mb']:.1f}", "yes" if r["met"] else "no"))
+    return text_table(head, body)
+
+
+def text_table(head, body) -> str:
+    """Rows of strings as an aligned text table under ``head``."""
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
