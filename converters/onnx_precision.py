@@ -61,16 +61,6 @@ class QuantizerConfig:
     def with_(self, **change) -> "QuantizerConfig":
         return replace(self, **change)
 
-    def label(self) -> str:
-        parts = [f"weights {self.weight_type}", "per-channel" if self.per_channel else "per-tensor"]
-        if self.reduce_range:
-            parts.append("reduce_range")
-        if self.calibration_method:
-            parts.append(self.calibration_method)
-        if self.activation_symmetric is not None:
-            parts.append("symmetric activations" if self.activation_symmetric else "asymmetric activations")
-        return ", ".join(parts)
-
     def to_json(self) -> dict:
         return asdict(self)
 

@@ -289,3 +289,20 @@ def test_openvino_int8_budget_searches_nncf_then_runs_its_accuracy_control_and_s
     assert recorded["quantizer"] == kept["quantizer"] == b["quantizer"]
     assert ("quantization_engine" in recorded) == (kept["stage"] == "nncf-accuracy-control")
     assert data["artifact"].endswith(".xml") and data["evaluation"]["cosine_mean"] == pytest.approx(kept["cosine_mean"])
+
+
+def test_quantizer_choices_follow_the_mode_and_the_cpu_the_artifact_is_for():
+    """Each setting is tried once, as the other value(s) of the start; dynamic int8 has no calibration or
+    activation ranges to try, and --target-isa (another CPU) takes the weight type out of the search."""
+    from converters.onnx_precision import QuantizerConfig
+    from converters.openvino import NncfSettings
+
+    static = QuantizerConfig("uint8", calibration_method="entropy", activation_symmetric=False)
+    assert static.choices() == [("weight_type", ("int8",)), ("per_channel", (False,)), ("reduce_range", (True,)),
+                                ("calibration_method", ("minmax", "percentile")), ("activation_symmetric", (True,))]
+    assert [name for name, _ in QuantizerConfig("int8").choices()] == ["weight_type", "per_channel", "reduce_range"]
+    assert "weight_type" not in dict(static.choices(fixed_weights=True))
+    nncf = NncfSettings(overflow_fix="enable")
+    assert dict(nncf.choices()) == {"preset": ("mixed",), "overflow_fix": ("disable",),
+                                    "fast_bias_correction": (False,), "range_estimator": ("mean_minmax", "histogram")}
+    assert dict(nncf.choices(fixed_weights=True))["overflow_fix"] == ()
