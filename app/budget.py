@@ -292,6 +292,7 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     ctx.record.clear()
     ctx.record.update(best.record)
     ctx.exclude_nodes, ctx.quantizer = tuple(best.nodes), best.config
+    ctx.warnings[:] = dict.fromkeys(ctx.warnings)    # a rebuild repeats its build's warnings: once each
     reference_onnx = ctx.reference_onnx
     fp32_ms = onnx_latency_ms(reference_onnx, data.samples[0]) if reference_onnx else None
     best_ms = loop.rounds[best.round]["latency_ms"]

@@ -114,30 +114,26 @@ def test_budget_loop_searches_the_quantizer_before_the_nodes_and_reaches_the_bud
     assert types <= {want} and (not types or per_channel == b["quantizer"]["per_channel"])
 
 
-def test_unmet_budget_exits_1_with_the_best_artifact_and_its_figures(cli, digits, tmp_path):
-    r, data = _convert(cli, digits, tmp_path, "--precision", "int8", "--accuracy-budget", "cosine=1",
-                       "--max-float-nodes", "1", "--target-isa", "vnni")
-    assert r.code == 1 and data["status"] == "unmet"
-    assert "accuracy budget cosine=1 not met" in r.err
-    b = data["accuracy_budget"]
-    assert len(b["float_nodes"]) <= 1 and data["evaluation"]["cosine_mean"] > 0.99
-    assert (tmp_path / "digits.int8.onnx").is_file() and (tmp_path / "digits.int8.onnx.manifest.json").is_file()
+def test_unmet_budget_exits_1_with_the_best_artifact_marked_and_every_round_shown(cli, digits, tmp_path):
+    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "onnx", "--data", digits["images"], "--out", tmp_path,
+            "--precision", "int8", "--accuracy-budget", "cosine=1", "--max-float-nodes", "1", "--target-isa", "vnni")
+    assert r.code == 1 and "error: accuracy budget cosine=1 not met" in r.err
+    manifest = json.loads((tmp_path / "digits.int8.onnx.manifest.json").read_text())
+    assert (tmp_path / "digits.int8.onnx").is_file() and manifest["status"] == "unmet"
+    b = manifest["accuracy_budget"]
+    assert not b["met"] and b["stopped"] and len(b["float_nodes"]) <= 1
+    assert manifest["evaluation"]["cosine_mean"] > 0.99
+    assert [rnd["round"] for rnd in b["rounds"] if rnd.get("kept")] == [b["best_round"]]   # the best, marked
+    assert all("identical_to" in rnd or rnd["cosine_mean"] < 1 for rnd in b["rounds"])
     # --target-isa fixes the weight type: this CPU's figures cannot choose it for another
     assert not any(rnd.get("change", "").startswith("weight_type") for rnd in b["rounds"])
     assert {rnd["quantizer"]["weight_type"] for rnd in b["rounds"]} == {"int8"}
-    assert not b["met"] and b["stopped"] and [rnd["round"] for rnd in b["rounds"] if rnd.get("kept")] == [b["best_round"]]
-    assert all("identical_to" in rnd or rnd["cosine_mean"] < 1 for rnd in b["rounds"])
-    assert json.loads((tmp_path / "digits.int8.onnx.manifest.json").read_text())["accuracy_budget"]["met"] is False
-
-
-def test_unmet_budget_shows_every_round(cli, digits, tmp_path):
-    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "onnx", "--data", digits["images"], "--out", tmp_path,
-            "--precision", "int8", "--accuracy-budget", "cosine=1", "--max-float-nodes", "1")
-    assert r.code == 1 and "error: accuracy budget cosine=1 not met" in r.err
+    # every round's figures on the console: one line each, in order, the kept one marked
     lines = [line.strip() for line in r.out.splitlines() if line.strip().startswith("round ")]
+    assert [x.split()[1] for x in lines] == [str(rnd["round"]) for rnd in b["rounds"]]
     assert lines[0].startswith("round  0 first build") and any("quantizer: per_channel=False" in x for x in lines)
     assert all("cosine 0." in x or "same model as round" in x for x in lines)
-    assert sum("← kept" in x for x in lines) == 1 and [x.split()[1] for x in lines] == [str(i) for i in range(len(lines))]
+    assert sum("← kept" in x for x in lines) == 1 and "← kept" in lines[b["best_round"]]
     # the report has the same rounds: one table row each, under a header row
     from tests.test_report import Page
 
