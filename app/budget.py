@@ -168,8 +168,8 @@ class _Loop:
 
     def build(self, nodes: list[str], config, extra: dict) -> bool:
         self.ctx.exclude_nodes, self.ctx.quantizer = tuple(nodes), config
-        self.ctx.stage(f"accuracy budget {self.budget}: round {len(self.rounds)}, {round_label(extra | {'float_nodes': len(nodes)})}",
-                       None)
+        what = round_label(extra | {"float_nodes": len(nodes)})
+        self.ctx.stage(f"accuracy budget {self.budget}: round {len(self.rounds)}, {what}", None)
         return self.add(self.converter.convert(self.ctx), None, nodes, extra)
 
     def search_quantizer(self) -> None:
@@ -297,8 +297,8 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     fp32_ms = onnx_latency_ms(reference_onnx, data.samples[0]) if reference_onnx else None
     best_ms = loop.rounds[best.round]["latency_ms"]
     searched = loop.quantizer_rounds()
-    engine = {"nncf-accuracy-control": "NNCF quantize_with_accuracy_control"}.get(
-        loop.rounds[best.round]["stage"], "the app's loop" + (" (NNCF quantize)" if converter.name == "openvino" else ""))
+    ours = "the app's loop" + (" (NNCF quantize)" if converter.name == "openvino" else "")
+    engine = {"nncf-accuracy-control": "NNCF quantize_with_accuracy_control"}.get(loop.rounds[best.round]["stage"], ours)
     report = {"budget": str(budget), "met": budget.met(best.scores), "float_nodes": best.nodes, "engine": engine,
               "quantizer": best.config.to_json() if best.config else None,
               "quantizer_searched": bool(searched), "best_round": best.round, "stopped": stopped,
