@@ -212,10 +212,10 @@ class NncfSettings:
     searches (:func:`app.budget.meet_budget`), as :class:`converters.onnx_precision.QuantizerConfig` is
     ONNX Runtime's. ``None``: NNCF's default (the overflow fix follows the CPU, see :func:`quantize_int8`)."""
 
-    preset: str = "performance"          # performance: symmetric activations; mixed: asymmetric
+    preset: str | None = None            # performance: symmetric activations; mixed: asymmetric (transformers')
     overflow_fix: str | None = None      # enable | first_layer_only | disable (7-bit weights: no u8×s8 saturation)
     fast_bias_correction: bool = True    # False: NNCF's full bias correction (slower, more exact)
-    range_estimator: str = "minmax"      # activation ranges: minmax | mean_minmax | histogram
+    range_estimator: str | None = None   # activation ranges: NNCF's default, mean_minmax or histogram
 
     def with_(self, **change) -> "NncfSettings":
         return replace(self, **change)
@@ -237,8 +237,10 @@ def _nncf_kwargs(nncf, settings: NncfSettings) -> dict:
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    advanced = {"activations_range_estimator_params": getattr(RangeEstimatorParametersSet,
-                                                              settings.range_estimator.upper())}
+    advanced = {}
+    if settings.range_estimator:
+        advanced["activations_range_estimator_params"] = getattr(RangeEstimatorParametersSet,
+                                                                 settings.range_estimator.upper())
     if settings.overflow_fix:
         advanced["overflow_fix"] = OverflowFix(settings.overflow_fix)
     return {"preset": nncf.QuantizationPreset(settings.preset), "fast_bias_correction": settings.fast_bias_correction,
@@ -262,6 +264,8 @@ def quantize_int8(ctx: ConversionContext, model):
     kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
     kernels = int8_kernels_for(ctx)
     settings = ctx.quantizer or NncfSettings()
+    if settings.preset is None:   # NNCF's default: mixed for transformers, performance otherwise
+        settings = settings.with_(preset="mixed" if transformer else "performance")
     if settings.overflow_fix is None:
         # without VNNI, oneDNN's u8×s8 products saturate 16-bit sums as ONNX Runtime's do: NNCF's overflow
         # fix keeps every layer's weights to 7 bits (by default only the first layer's)
