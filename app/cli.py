@@ -174,7 +174,11 @@ def cmd_convert(args) -> int:
             speed = f", {b['speedup_vs_fp32_onnx']:.2f}x the fp32 ONNX" if b.get("speedup_vs_fp32_onnx") else ""
             print(f"  budget {b['budget']}: {'met' if b['met'] else 'NOT met'} with {len(b['float_nodes'])} nodes in "
                   f"float ({', '.join(b['float_nodes'][:6]) or 'none'}{'…' if len(b['float_nodes']) > 6 else ''}); "
-                  f"{b['latency_ms']:.2f} ms a sample{speed}")
+                  f"{b['latency_ms']:.2f} ms a sample{speed}; kept: round {b['best_round']}, by {b['engine']}")
+            from app.budget import budget_rounds_text
+
+            for line in budget_rounds_text(b):
+                print("    " + line)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.message:

@@ -68,8 +68,10 @@ class Option:
 # -- the options of every target (read by the pipeline, not by a converter)
 ACCURACY_BUDGET = Option(
     "accuracy_budget", ("--accuracy-budget",), str, metavar="BUDGET",
-    help="fp16/int8 on --data: keep the nodes that add the most error in float until the budget holds, "
-         "e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot)")
+    help="ONNX fp16/int8 on --data: int8 first searches the quantizer's settings, then keeps the nodes that add "
+         "the most error in float, until the budget holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the "
+         "best artifact if it cannot)",
+    precisions=("fp16", "int8"), label="Accuracy budget", default_label="none (e.g. cosine=0.99, top1-drop=1%)")
 MAX_FLOAT_NODES = Option("max_float_nodes", ("--max-float-nodes",), int, 32, metavar="N",
                          help="at most N nodes kept in float by --accuracy-budget (default 32)")
 SEED = Option("seed", ("--seed",), int, 0, help="seed of the random verification inputs")

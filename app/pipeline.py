@@ -182,7 +182,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
 
                 produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
                                                               budget, MAX_FLOAT_NODES.of(request))
-                if budget_report["float_nodes"]:
+                if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
                     ctx.stage("verify", None)
                     verification = _verify(ctx, produced)
         status = "handoff" if ctx.record.get("handoff") else "ok"
@@ -246,10 +246,12 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
         return None
     from app.budget import AccuracyBudget
 
+    from converters.base import get_converter
+
     budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
-    if request.target != "onnx" or request.precision not in ("fp16", "int8"):
-        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 (not {request.target} "
-                       f"{request.precision})")
+    if request.precision not in get_converter(request.target).accuracy_budget:
+        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 and --to openvino --precision "
+                       f"int8 (not {request.target} {request.precision})")
     budget.check_data(evaluation)
     if MAX_FLOAT_NODES.of(request) < 1:
         raise BadInput(f"--max-float-nodes {MAX_FLOAT_NODES.of(request)}: give at least 1")

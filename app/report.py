@@ -425,6 +425,7 @@ def _artifact_section(manifests: list[dict]) -> str:
         if isinstance(evaluation, dict) and evaluation:
             block.append("<p>Evaluation on data:</p>" + _table(
                 ["measure", "value"], [[_e(k), _e(val)] for k, val in evaluation.items() if not isinstance(val, (dict, list))]))
+        block.append(_budget_block(m.get("accuracy_budget")))
         for w in m.get("warnings") or []:
             block.append(f'<div class="warning">{_e(w)}</div>')
         files = [[f'<code>{_e(f.get("name"))}</code>', _num(_mb(f.get("size_bytes")), ".3f"),
@@ -438,6 +439,42 @@ def _artifact_section(manifests: list[dict]) -> str:
             "warnings"]
     return ('<section id="artifacts"><h2>Artifacts</h2>' + _table(head, rows, cls="artifacts", numeric={4, 5, 6, 7, 9})
             + "".join(details) + "</section>")
+
+
+def _budget_block(b) -> str:
+    """The accuracy budget's rounds: what each tried (quantizer setting or float nodes), its figures or the
+    round whose model it repeats, the kept one marked."""
+    if not isinstance(b, dict) or not isinstance(b.get("rounds"), list):
+        return ""
+    from app.budget import round_label
+
+    rows = []
+    for r in b["rounds"]:
+        if not isinstance(r, dict):
+            continue
+        try:
+            what = round_label(r)
+        except (KeyError, TypeError):
+            what = str(r.get("stage"))
+        same = "identical_to" in r
+        rows.append([_e(r.get("round")), _e(what), f"same model as round {_e(r.get('identical_to'))}" if same else
+                     _num(r.get("cosine_mean"), ".6f"), "" if same else _num(_pct(r.get("top1_drop")), ".2f"),
+                     "" if same else _num(r.get("latency_ms"), ".3f"), "yes" if r.get("met") else "no",
+                     "kept" if r.get("kept") else ""])
+    quantizer = b.get("quantizer") if isinstance(b.get("quantizer"), dict) else {}
+    head = (f'<p>Accuracy budget <code>{_e(b.get("budget"))}</code>: '
+            f'<span class="{"ok" if b.get("met") else "failed"}">{"met" if b.get("met") else "not met"}</span> '
+            f'(stopped: {_e(b.get("stopped"))}); kept: round {_e(b.get("best_round"))}, quantizer '
+            f'{_e(", ".join(f"{k}={v}" for k, v in quantizer.items()) or "—")}, '
+            f'{_e(len(b.get("float_nodes") or []))} nodes in float' + (f', by {_e(b["engine"])}' if b.get("engine") else "")
+            + '</p>')
+    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", "latency ms", "meets", ""], rows,
+                         cls="rounds", numeric={0, 2, 3, 4})
+
+
+def _pct(value):
+    number = _number(value)
+    return None if number is None else 100 * number
 
 
 def _sweep_section(sweeps: list[dict]) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.options import ACCURACY_BUDGET
+
 
 @dataclass(frozen=True)
 class TargetChoice:
@@ -31,8 +33,12 @@ class TargetChoice:
 
     def options_in(self, values: dict, precision: str) -> dict:
         """The entries of ``values`` (the window's form: option name → value) that shape this target at
-        ``precision`` (``Converter.options_in``)."""
-        return self.converter.options_in(values, precision) if self.converter is not None else {}
+        ``precision`` (``Converter.options_in``; the accuracy budget where the target runs its loop)."""
+        if self.converter is None:
+            return {}
+        budget = {k: v for k, v in values.items() if k == ACCURACY_BUDGET.name
+                  and precision in self.converter.accuracy_budget}
+        return self.converter.options_in(values, precision) | budget
 
     def reason_for(self, precision: str, source_format: str | None) -> str:
         """Why ``precision`` cannot be built from ``source_format`` here; "" when it can."""
@@ -67,5 +73,5 @@ def probe_targets(hardware=None) -> list[TargetChoice]:
             ok, why = False, f"{type(e).__name__}: {e}"
         advice = {p: advise(c.name, p, hw).text() for p in c.precisions}
         choices.append(TargetChoice(c.name, c.label, tuple(c.precisions), bool(ok), why, c, advice,
-                                    tuple(c.options)))
+                                    tuple(c.options) + ((ACCURACY_BUDGET,) if c.accuracy_budget else ())))
     return choices

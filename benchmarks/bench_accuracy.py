@@ -155,7 +155,7 @@ def table(rows: list[dict]) -> str:
 
 
 def text_table(head, body) -> str:
-    """Rows of strings as a Markdown-style table (the README quotes them as printed)."""
+    """Rows of strings as an aligned text table under ``head``."""
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     line = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])

@@ -44,6 +44,9 @@ class ConversionContext:
     only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
     calibration: Any = None             # app.data.DataSet: the calibration part of --data
     exclude_nodes: tuple[str, ...] = ()  # fp16/int8: nodes kept in float (the accuracy-budget loop)
+    quantizer: Any = None               # int8: the quantizer's settings (onnx_precision.QuantizerConfig, openvino.
+                                        # NncfSettings); the budget loop sets them, a build records what it used
+    accuracy_control: Any = None        # OpenVINO int8: (samples, metric, max drop) for NNCF's accuracy control
     keep_reference: bool = False        # keep the fp32 (pre-processed) ONNX for diagnosis and rebuilds
     reference_onnx: Path | None = None  # that fp32 ONNX, node names as the quantizer saw them
 
@@ -87,6 +90,7 @@ class Converter:
     precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
     unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
     options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (app.options.Option)
+    accuracy_budget: ClassVar[tuple[str, ...]] = ()  # precisions where --accuracy-budget runs its loop (app.budget)
     pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
     servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
 

@@ -11,6 +11,7 @@ import io
 import os
 import threading
 import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed
@@ -43,6 +44,36 @@ TARGET_ISA = Option(
          "AVX-512 without VNNI; vnni; amx; arm64); it picks the int8 weight type for that CPU's kernels "
          "(default: this machine's)",
     precisions=("int8",), label="INT8 for CPU", default_label="this machine")
+
+
+@dataclass(frozen=True)
+class QuantizerConfig:
+    """The whole-model choices of ONNX Runtime's quantizer, which the accuracy-budget loop searches
+    (:func:`app.budget.meet_budget`) before it keeps any node in float. ``None``: not a choice in this
+    mode (dynamic int8 has no calibration and no activation ranges)."""
+
+    weight_type: str                            # int8 | uint8
+    per_channel: bool = True
+    reduce_range: bool = False                  # 7-bit weights: no u8×s8 saturation on CPUs without VNNI
+    calibration_method: str | None = None       # static: minmax | entropy | percentile
+    activation_symmetric: bool | None = None    # static: ranges symmetric about zero
+
+    def with_(self, **change) -> "QuantizerConfig":
+        return replace(self, **change)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def choices(self, fixed_weights: bool = False) -> list[tuple[str, tuple]]:
+        """The settings worth trying from here, one field at a time; those that are not a choice are left
+        out (dynamic int8 has no calibration; ``fixed_weights``: the weight type is another CPU's)."""
+        choices = [] if fixed_weights else [("weight_type", ("uint8",) if self.weight_type == "int8" else ("int8",))]
+        choices += [("per_channel", (not self.per_channel,)), ("reduce_range", (not self.reduce_range,))]
+        if self.calibration_method is not None:
+            choices.append(("calibration_method", tuple(m for m in CALIBRATION_METHODS if m != self.calibration_method)))
+        if self.activation_symmetric is not None:
+            choices.append(("activation_symmetric", (not self.activation_symmetric,)))
+        return choices
 
 
 def int8_kernels_for(ctx: ConversionContext):
@@ -199,6 +230,9 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
 
     mode = quantization_mode(ctx, src, for_tensorrt=for_tensorrt)
     weights = _weight_type(ctx, for_tensorrt=for_tensorrt)
+    config = ctx.quantizer or QuantizerConfig(weights)     # the budget loop's candidate, else the defaults
+    if ctx.quantizer is not None:
+        weights = ctx.record["int8_weights_type"] = config.weight_type
     weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
     kept = src.with_name("pre-" + src.name)
     if ctx.keep_reference and kept.exists():   # a rebuild in the accuracy-budget loop
@@ -226,15 +260,17 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             ops = [op for op in IntegerOpsRegistry if op != "Conv"]
             if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude, weights):
                 return
-            quantize_dynamic(str(pre), str(out), weight_type=weight_type, per_channel=True,
-                             op_types_to_quantize=ops, nodes_to_exclude=exclude, use_external_data_format=external)
-            ctx.record.update(dynamic_quantized_ops=ops, per_channel=True)
+            quantize_dynamic(str(pre), str(out), weight_type=weight_type, per_channel=config.per_channel,
+                             reduce_range=config.reduce_range, op_types_to_quantize=ops, nodes_to_exclude=exclude,
+                             use_external_data_format=external)
+            ctx.record.update(dynamic_quantized_ops=ops, per_channel=config.per_channel, quantizer=config.to_json())
+            ctx.quantizer = config
             if _count_ops(pre, "Conv"):
                 ctx.warnings.append("dynamic int8 leaves Conv layers in float (ONNX Runtime's dynamic ConvInteger is "
                                     "slower than fp32 on CPU); --data DIR (real samples) makes automatic int8 static QDQ, which quantizes them")
         else:
             samples = _calibration(ctx)
-            method = CALIBRATION_METHOD.of(ctx.request).lower()
+            method = (config.calibration_method or CALIBRATION_METHOD.of(ctx.request)).lower()
             if method not in CALIBRATION_METHODS:
                 raise BadInput(f"--calibration-method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
             ctx.stage(f"calibrate and quantize (static QDQ, {method}, {len(samples)} samples)")
@@ -247,16 +283,19 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             act = QuantType.QInt8 if for_tensorrt else QuantType.QUInt8
             # TensorRT wants int8 weights and activations but float biases (it fuses them itself)
             extra = ({"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
-                     if for_tensorrt else {})
+                     if for_tensorrt else {"ActivationSymmetric": bool(config.activation_symmetric)})
+            config = config.with_(calibration_method=method, activation_symmetric=extra["ActivationSymmetric"])
             # the entropy/percentile calibrators print their progress on stdout, which would break
             # `--json` output; keep it out
             with contextlib.redirect_stdout(io.StringIO()):
                 quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=act, weight_type=weight_type,
+                                per_channel=config.per_channel, reduce_range=config.reduce_range,
+                                activation_type=act, weight_type=weight_type,
                                 calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude,
                                 use_external_data_format=external)
             ctx.record.update(calibration_method=method, calibration_samples=len(samples),
-                              activation_type=str(act), per_channel=True)
+                              activation_type=str(act), per_channel=config.per_channel, quantizer=config.to_json())
+            ctx.quantizer = config
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:

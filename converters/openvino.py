@@ -27,6 +27,7 @@ import importlib.metadata
 import importlib.util
 import io
 import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed, first_line
@@ -58,6 +59,7 @@ class OpenVINOConverter(Converter):
     precisions = ("fp32", "fp16", "bf16", "int8")
     sources = ALL_SOURCES
     options = (*EXPORT_OPTIONS, QUANTIZATION, TARGET_ISA)     # the ONNX route's export; int8 is NNCF's static quantization
+    accuracy_budget = ("int8",)   # the quantizer search, then NNCF's accuracy control as the node stage
     pinned = {"int8": {"quantization": "static"}}
 
     @classmethod
@@ -204,8 +206,50 @@ def _looks_like_transformer(model) -> bool:
     return "ScaledDotProductAttention" in ops or ("Softmax" in ops and "MatMul" in ops)
 
 
+@dataclass(frozen=True)
+class NncfSettings:
+    """The whole-model choices of NNCF's post-training quantization that the accuracy-budget loop
+    searches (:func:`app.budget.meet_budget`), as :class:`converters.onnx_precision.QuantizerConfig` is
+    ONNX Runtime's. ``None``: NNCF's default (the overflow fix follows the CPU, see :func:`quantize_int8`)."""
+
+    preset: str | None = None            # performance: symmetric activations; mixed: asymmetric (transformers')
+    overflow_fix: str | None = None      # enable | first_layer_only | disable (7-bit weights: no u8×s8 saturation)
+    fast_bias_correction: bool = True    # False: NNCF's full bias correction (slower, more exact)
+    range_estimator: str | None = None   # activation ranges: NNCF's default, mean_minmax or histogram
+
+    def with_(self, **change) -> "NncfSettings":
+        return replace(self, **change)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def choices(self, fixed_weights: bool = False) -> list[tuple[str, tuple]]:
+        """The settings worth trying from here, one field at a time (``fixed_weights``: the CPU is
+        another's, whose overflow fix this machine's figures cannot choose)."""
+        fix = () if fixed_weights else tuple(f for f in ("enable", "disable") if f != self.overflow_fix)
+        return [("preset", tuple(p for p in ("performance", "mixed") if p != self.preset)), ("overflow_fix", fix),
+                ("fast_bias_correction", (not self.fast_bias_correction,)),
+                ("range_estimator", tuple(r for r in ("mean_minmax", "histogram")
+                                          if r != self.range_estimator))]
+
+
+def _nncf_kwargs(nncf, settings: NncfSettings) -> dict:
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    advanced = {}
+    if settings.range_estimator:
+        advanced["activations_range_estimator_params"] = getattr(RangeEstimatorParametersSet,
+                                                                 settings.range_estimator.upper())
+    if settings.overflow_fix:
+        advanced["overflow_fix"] = OverflowFix(settings.overflow_fix)
+    return {"preset": nncf.QuantizationPreset(settings.preset), "fast_bias_correction": settings.fast_bias_correction,
+            "advanced": AdvancedQuantizationParameters(**advanced)}
+
+
 def quantize_int8(ctx: ConversionContext, model):
-    """NNCF post-training quantization with the ONNX static INT8 calibration data."""
+    """NNCF post-training quantization with the ONNX static INT8 calibration data; with
+    ``ctx.accuracy_control`` (the budget loop's peer), NNCF's ``quantize_with_accuracy_control``."""
     from converters.onnx_precision import _calibration
 
     nncf = nncf_module()
@@ -219,18 +263,29 @@ def quantize_int8(ctx: ConversionContext, model):
     ctx.stage(f"calibrate and quantize (NNCF, {len(samples)} samples)")
     kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
     kernels = int8_kernels_for(ctx)
-    if kernels.saturates:
+    settings = ctx.quantizer or NncfSettings()
+    if settings.preset is None:   # NNCF's default: mixed for transformers, performance otherwise
+        settings = settings.with_(preset="mixed" if transformer else "performance")
+    if settings.overflow_fix is None:
         # without VNNI, oneDNN's u8×s8 products saturate 16-bit sums as ONNX Runtime's do: NNCF's overflow
         # fix keeps every layer's weights to 7 bits (by default only the first layer's)
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-
-        kwargs["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
-    ctx.record["nncf_overflow_fix"] = "enable (every layer)" if kernels.saturates else "NNCF's default (first layer)"
+        settings = settings.with_(overflow_fix="enable" if kernels.saturates else "first_layer_only")
+    ctx.quantizer = settings
+    ctx.record["nncf_overflow_fix"] = {"enable": "enable (every layer)", "first_layer_only": "NNCF's default (first layer)",
+                                       "disable": "disable"}[settings.overflow_fix]
+    ctx.record["quantizer"] = settings.to_json()
+    options = _nncf_kwargs(nncf, settings)
+    kwargs.update(preset=options["preset"], fast_bias_correction=options["fast_bias_correction"])
+    calibration = nncf.Dataset(samples, lambda s: {n: s[n] for n in names})
     try:
         # NNCF draws progress bars on the console: keep them off stdout (--json) and stderr (our progress)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            quantized = nncf.quantize(model, nncf.Dataset(samples, lambda s: {n: s[n] for n in names}),
-                                      subset_size=len(samples), **kwargs)
+            if ctx.accuracy_control is not None:
+                quantized = _with_accuracy_control(nncf, ctx, model, calibration, names, len(samples), kwargs,
+                                                   options["advanced"])
+            else:
+                quantized = nncf.quantize(model, calibration, subset_size=len(samples),
+                                          advanced_parameters=options["advanced"], **kwargs)
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:  # noqa: BLE001
@@ -238,4 +293,26 @@ def quantize_int8(ctx: ConversionContext, model):
     ctx.record.update(quantization="NNCF post-training (static)", calibration_samples=len(samples),
                       nncf=importlib.metadata.version("nncf"),
                       nncf_model_type="transformer" if transformer else "default")
+    return quantized
+
+
+def _with_accuracy_control(nncf, ctx: ConversionContext, model, calibration, names: list[str], subset: int,
+                           kwargs: dict, advanced):
+    """NNCF's own accuracy-aware loop: quantize, then return the layers it ranks worst to float until the
+    metric holds. ``ctx.accuracy_control``: (evaluation samples, ``metric(run, indices)`` of a function
+    that runs one sample, the largest drop of that metric NNCF may accept)."""
+    import numpy as np
+
+    samples, metric, max_drop = ctx.accuracy_control
+    ctx.stage(f"NNCF accuracy control (max drop {max_drop:.6g}, {len(samples)} samples)")
+
+    def validate(compiled, indices) -> tuple[float, None]:
+        outputs = compiled.outputs
+        return float(metric(lambda feeds: [np.asarray(compiled(feeds)[o]) for o in outputs], list(indices))), None
+
+    validation = nncf.Dataset(list(range(len(samples))), lambda i: {n: samples[i][n] for n in names})
+    quantized = nncf.quantize_with_accuracy_control(
+        model, calibration, validation, validate, max_drop=max_drop, subset_size=subset,
+        advanced_quantization_parameters=advanced, **kwargs)
+    ctx.record["quantization_engine"] = f"NNCF quantize_with_accuracy_control (max drop {max_drop:.6g})"
     return quantized

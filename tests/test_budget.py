@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from app.hardware import detect_cpu, int8_kernels
 from tests.conftest import DIGITS_ARGS, ENCODER_ARGS
 
 
@@ -35,7 +36,7 @@ def test_budget_loop_keeps_the_worst_nodes_in_float_until_it_holds(cli, digits, 
     b = data["accuracy_budget"]
     assert b["rounds"][0]["float_nodes"] == 0 and not b["rounds"][0]["met"]
     assert abs(b["rounds"][0]["cosine_mean"] - first) < 1e-9   # same split, same calibration: same artifact
-    assert len(b["rounds"]) >= 2 and all("added" in rnd for rnd in b["rounds"][1:])
+    assert len(b["rounds"]) >= 2 and all("added" in rnd for rnd in b["rounds"] if rnd["stage"] == "nodes")
     if b["met"]:
         assert r.code == 0 and data["status"] == "ok" and b["float_nodes"]
         assert data["evaluation"]["cosine_mean"] >= goal
@@ -52,13 +53,95 @@ def test_budget_loop_keeps_the_worst_nodes_in_float_until_it_holds(cli, digits, 
         assert kept and all(not any(i.endswith("_DequantizeLinear_Output") for i in n.input) for n in kept)
 
 
-def test_unmet_budget_exits_1_with_the_best_artifact_and_its_figures(cli, digits, tmp_path):
-    r, data = _convert(cli, digits, tmp_path, "--precision", "int8", "--accuracy-budget", "cosine=1",
-                       "--max-float-nodes", "1")
-    assert r.code == 1 and data["status"] == "unmet"
-    assert "accuracy budget cosine=1 not met" in r.err
-    assert len(data["accuracy_budget"]["float_nodes"]) <= 1 and data["evaluation"]["cosine_mean"] > 0.99
-    assert (tmp_path / "digits.int8.onnx").is_file() and (tmp_path / "digits.int8.onnx.manifest.json").is_file()
+def _int8_weights(path) -> tuple[set[int], bool]:
+    """The element types of an int8 graph's quantized Conv/Gemm weights, and whether their scales are per-channel."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {t.name: t for t in graph.initializer}
+    types, per_channel = set(), False
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits and inits[node.input[0]].dims and \
+                len(inits[node.input[0]].dims) > 1:        # a weight, not a bias or an activation's range
+            types.add(inits[node.input[0]].data_type)
+            per_channel |= numpy_helper.to_array(inits[node.input[1]]).size > 1
+    return types, per_channel
+
+
+def test_budget_loop_searches_the_quantizer_before_the_nodes_and_reaches_the_budget(cli, digits, tmp_path,
+                                                                                   plain_int8):
+    """Round 0 is the plain int8 build; then each quantizer setting is tried once from the best so far (a
+    byte-identical model is named, not measured); only then are nodes kept in float, and the budget — a
+    cosine the plain artifact misses and the fp32 graph meets — is reached. Round 0's weights are this
+    CPU's choice (uint8 without VNNI, int8 with it); the weight-type round tries the other one."""
+    import onnx
+
+    first = plain_int8[1]["cosine_mean"]
+    goal = first + (1 - first) * 0.6
+    r, data = _convert(cli, digits, tmp_path, "--precision", "int8", "--accuracy-budget", f"cosine={goal:.9f}")
+    b = data["accuracy_budget"]
+    rounds = b["rounds"]
+    assert [rnd["round"] for rnd in rounds] == list(range(len(rounds)))
+    start = rounds[0]["quantizer"]["weight_type"]
+    assert rounds[0]["stage"] == "first" and start == int8_kernels(detect_cpu()).weight_type
+    stages = [rnd["stage"] for rnd in rounds]
+    assert "quantizer" in stages and stages == sorted(stages, key=["first", "quantizer", "nodes"].index)
+    tried = [rnd["change"] for rnd in rounds if rnd["stage"] == "quantizer"]
+    if not any(rnd["met"] for rnd in rounds if rnd["stage"] == "quantizer"):   # the search ran to its end
+        assert tried == [f"weight_type={'uint8' if start == 'int8' else 'int8'}", "per_channel=False", "reduce_range=True", "calibration_method=entropy",
+                         "calibration_method=percentile", "activation_symmetric=True"]
+    for rnd in rounds[1:]:
+        name, value = rnd["change"].split("=") if rnd["stage"] == "quantizer" else (None, None)
+        if name:
+            assert str(rnd["quantizer"][name]) == value
+        if "identical_to" in rnd:   # reported as such, no figures of its own
+            assert rnd["identical_to"] < rnd["round"] and "cosine_mean" not in rnd
+            assert rnd["quantizer"] != rounds[rnd["identical_to"]]["quantizer"]
+        else:
+            assert 0 < rnd["cosine_mean"] <= 1 and rnd["latency_ms"] > 0 and rnd["met"] == (rnd["cosine_mean"] >= goal)
+    assert r.code == 0 and data["status"] == "ok" and b["met"] and b["stopped"] == "met"
+    assert data["evaluation"]["cosine_mean"] >= goal
+    kept = [rnd for rnd in rounds if rnd.get("kept")]
+    assert len(kept) == 1 and kept[0]["round"] == b["best_round"] == len(rounds) - 1
+    assert kept[0]["quantizer"] == b["quantizer"] and kept[0]["float_nodes"] == len(b["float_nodes"])
+    manifest = json.loads(open(data["manifest"]).read())
+    assert manifest["accuracy_budget"] == b
+    assert manifest["recorded"]["quantizer"] == b["quantizer"]   # the record is the kept build's, not the last
+    assert manifest["recorded"]["int8_weights_type"] == b["quantizer"]["weight_type"]
+    types, per_channel = _int8_weights(data["artifact"])   # the written graph is the chosen quantizer's
+    want = onnx.TensorProto.UINT8 if b["quantizer"]["weight_type"] == "uint8" else onnx.TensorProto.INT8
+    assert types <= {want} and (not types or per_channel == b["quantizer"]["per_channel"])
+
+
+def test_unmet_budget_exits_1_with_the_best_artifact_marked_and_every_round_shown(cli, digits, tmp_path):
+    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "onnx", "--data", digits["images"], "--out", tmp_path,
+            "--precision", "int8", "--accuracy-budget", "cosine=1", "--max-float-nodes", "1", "--target-isa", "vnni")
+    assert r.code == 1 and "error: accuracy budget cosine=1 not met" in r.err
+    manifest = json.loads((tmp_path / "digits.int8.onnx.manifest.json").read_text())
+    assert (tmp_path / "digits.int8.onnx").is_file() and manifest["status"] == "unmet"
+    b = manifest["accuracy_budget"]
+    assert not b["met"] and b["stopped"] and len(b["float_nodes"]) <= 1
+    assert manifest["evaluation"]["cosine_mean"] > 0.99
+    assert [rnd["round"] for rnd in b["rounds"] if rnd.get("kept")] == [b["best_round"]]   # the best, marked
+    assert all("identical_to" in rnd or rnd["cosine_mean"] < 1 for rnd in b["rounds"])
+    # --target-isa fixes the weight type: this CPU's figures cannot choose it for another
+    assert not any(rnd.get("change", "").startswith("weight_type") for rnd in b["rounds"])
+    assert {rnd["quantizer"]["weight_type"] for rnd in b["rounds"]} == {"int8"}
+    # every round's figures on the console: one line each, in order, the kept one marked
+    lines = [line.strip() for line in r.out.splitlines() if line.strip().startswith("round ")]
+    assert [x.split()[1] for x in lines] == [str(rnd["round"]) for rnd in b["rounds"]]
+    assert lines[0].startswith("round  0 first build") and any("quantizer: per_channel=False" in x for x in lines)
+    assert all("cosine 0." in x or "same model as round" in x for x in lines)
+    assert sum("← kept" in x for x in lines) == 1 and "← kept" in lines[b["best_round"]]
+    # the report has the same rounds: one table row each, under a header row
+    from tests.test_report import Page
+
+    report = cli("report", tmp_path / "digits.int8.onnx.manifest.json", "--out", tmp_path / "report.html")
+    assert report.code == 0, report.err
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert Page(text).rows["rounds"] == 1 + len(lines)
+    assert "quantizer: per_channel=False" in text and "not met" in text and ">kept<" in text
 
 
 def test_fp16_budget_uses_the_node_block_list(cli, digits, tmp_path):
@@ -170,3 +253,55 @@ def test_bench_with_data_puts_the_evaluation_beside_the_speed(cli, digits, plain
     art = next(line for line in lines if line["artifact"] == row["artifact"])
     assert float(art["eval_cosine_mean"]) == pytest.approx(row["eval_cosine_mean"])
     assert float(art["eval_artifact_top1"]) == pytest.approx(recorded["artifact_top1"])
+
+
+def test_openvino_int8_budget_searches_nncf_then_runs_its_accuracy_control_and_says_which_won(cli, digits, tmp_path):
+    """The same loop drives OpenVINO int8: NNCF's settings one at a time (preset, overflow fix, bias
+    correction, range estimator), then — while the budget still misses — NNCF's own
+    ``quantize_with_accuracy_control`` as the peer; the better of the two is kept, and named."""
+    import importlib.util
+
+    if importlib.util.find_spec("nncf") is None:   # found, not imported: importing it starts OpenVINO's telemetry
+        pytest.skip("OpenVINO int8 needs NNCF (pip install nncf)")
+    from converters.openvino import NncfSettings
+
+    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "openvino", "--precision", "int8", "--data",
+            digits["images"], "--out", tmp_path, "--json", "--accuracy-budget", "cosine=0.99999")
+    data = json.loads(r.out)
+    b = data["accuracy_budget"]
+    rounds = b["rounds"]
+    fields = set(NncfSettings.__dataclass_fields__)
+    assert rounds[0]["stage"] == "first" and all(set(rnd["quantizer"]) == fields for rnd in rounds)
+    searched = [rnd for rnd in rounds if rnd["stage"] == "quantizer"]
+    assert searched and {rnd["change"].split("=")[0] for rnd in searched} <= fields
+    assert not any(rnd["stage"] == "nodes" for rnd in rounds)          # NNCF's loop is OpenVINO's node stage
+    peer = [rnd for rnd in rounds if rnd["stage"] == "nncf-accuracy-control"]
+    if any(rnd["met"] for rnd in rounds[:1] + searched):
+        assert not peer
+    else:
+        assert len(peer) == 1 and peer[0] is rounds[-1]
+    kept = rounds[b["best_round"]]
+    assert kept["kept"] and (b["engine"] == "NNCF quantize_with_accuracy_control") == (kept["stage"] == peer[0]["stage"]
+                                                                                     if peer else False)
+    assert (r.code == 0) == b["met"] and data["status"] == ("ok" if b["met"] else "unmet")
+    recorded = json.loads(open(data["manifest"]).read())["recorded"]
+    assert recorded["quantizer"] == kept["quantizer"] == b["quantizer"]
+    assert ("quantization_engine" in recorded) == (kept["stage"] == "nncf-accuracy-control")
+    assert data["artifact"].endswith(".xml") and data["evaluation"]["cosine_mean"] == pytest.approx(kept["cosine_mean"])
+
+
+def test_quantizer_choices_follow_the_mode_and_the_cpu_the_artifact_is_for():
+    """Each setting is tried once, as the other value(s) of the start; dynamic int8 has no calibration or
+    activation ranges to try, and --target-isa (another CPU) takes the weight type out of the search."""
+    from converters.onnx_precision import QuantizerConfig
+    from converters.openvino import NncfSettings
+
+    static = QuantizerConfig("uint8", calibration_method="entropy", activation_symmetric=False)
+    assert static.choices() == [("weight_type", ("int8",)), ("per_channel", (False,)), ("reduce_range", (True,)),
+                                ("calibration_method", ("minmax", "percentile")), ("activation_symmetric", (True,))]
+    assert [name for name, _ in QuantizerConfig("int8").choices()] == ["weight_type", "per_channel", "reduce_range"]
+    assert "weight_type" not in dict(static.choices(fixed_weights=True))
+    nncf = NncfSettings(preset="performance", overflow_fix="enable")
+    assert dict(nncf.choices()) == {"preset": ("mixed",), "overflow_fix": ("disable",),
+                                    "fast_bias_correction": (False,), "range_estimator": ("mean_minmax", "histogram")}
+    assert dict(nncf.choices(fixed_weights=True))["overflow_fix"] == ()

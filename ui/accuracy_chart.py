@@ -3,6 +3,10 @@
 Latency is the benchmark's p50 at its first batch size; accuracy is the artifact's evaluation on the
 user's data (top-1 when the data has labels, else mean cosine to the source), or, without data, the
 benchmark's cosine on random inputs — the axis label says which.
+
+An ``--accuracy-budget`` conversion adds its rounds (quantizer settings, then nodes kept in float) as
+orange points joined in the order they were tried, the kept one larger; their latency is the loop's
+quick one-sample median, not the benchmark's, so they stay off the Pareto front.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QWidget
 
 from ui.latency_chart import _FollowsPalette, _png, show_hover
@@ -50,6 +54,21 @@ def accuracy_points(rows: list[dict], evaluations: dict[str, object]) -> tuple[l
     return points, f"{label} · p50 latency at batch {batch}"
 
 
+def budget_points(name: str, report: dict, labelled: bool) -> list[dict]:
+    """Chart points of an accuracy-budget report's measured rounds (a round that repeats an earlier
+    round's model has no figures of its own and no point)."""
+    from app.budget import round_label
+
+    points = []
+    for r in report.get("rounds") or []:
+        value = r.get("artifact_top1") if labelled else r.get("cosine_mean")
+        if "identical_to" in r or value is None or r.get("latency_ms") is None:
+            continue
+        points.append({"name": f"{name} round {r['round']}: {round_label(r)}", "latency_ms": float(r["latency_ms"]),
+                       "accuracy": float(value), "kept": bool(r.get("kept")), "met": bool(r.get("met"))})
+    return points
+
+
 class AccuracyChart(_FollowsPalette, pg.PlotWidget):
     """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line."""
 
@@ -67,6 +86,11 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         plot.hideButtons()
         self.scatter = pg.ScatterPlotItem(size=11)
         self.line = pg.PlotCurveItem()
+        self.rounds: list[dict] = []
+        self.rounds_scatter = pg.ScatterPlotItem(size=8)
+        self.rounds_line = pg.PlotCurveItem()
+        plot.addItem(self.rounds_line)
+        plot.addItem(self.rounds_scatter)
         plot.addItem(self.line)
         plot.addItem(self.scatter)
         self._empty = pg.TextItem("Convert with data and benchmark to compare accuracy and speed", anchor=(0.5, 0.5))
@@ -81,7 +105,7 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
     def set_points(self, points: list[dict], label: str = "") -> None:
         self.points = list(points)
         self.front = pareto_front(self.points)
-        self._empty.setVisible(not self.points)
+        self._empty.setVisible(not self.points and not self.rounds)
         on_front = {id(p) for p in self.front}
         self.scatter.setData([{"pos": (p["latency_ms"], p["accuracy"]), "data": i,
                                "brush": pg.mkBrush("#2e7d32" if id(p) in on_front else "#9e9e9e")}
@@ -96,9 +120,33 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         if self.points:
             plot.getViewBox().autoRange(padding=0.15)
 
+    def set_rounds(self, rounds: list[dict], label: str = "") -> None:
+        """The accuracy-budget rounds (:func:`budget_points`), joined in the order they were tried."""
+        self.rounds = list(rounds)
+        self._empty.setVisible(not self.points and not self.rounds)
+        self.rounds_scatter.setData([{"pos": (p["latency_ms"], p["accuracy"]), "data": i, "size": 13 if p["kept"] else 8,
+                                      "brush": pg.mkBrush("#e65100" if p["kept"] else "#ffb74d")}
+                                     for i, p in enumerate(self.rounds)])
+        self.rounds_line.setData([p["latency_ms"] for p in self.rounds], [p["accuracy"] for p in self.rounds],
+                                 pen=pg.mkPen("#ffb74d", width=1, style=Qt.PenStyle.DashLine))
+        if label and not self.points:
+            self.getPlotItem().setLabel("left", label)
+            self.getPlotItem().setTitle(f"{label} · orange: accuracy-budget rounds (quick one-sample latency), "
+                                        "the kept one larger", size="9pt")
+        if self.rounds:
+            self.getPlotItem().getViewBox().autoRange(padding=0.15)
+
     def point_at(self, scene_pos: QPointF) -> dict | None:
-        hits = self.scatter.pointsAt(self.getPlotItem().getViewBox().mapSceneToView(scene_pos))
-        return self.points[hits[0].data()] if len(hits) else None
+        view = self.getPlotItem().getViewBox().mapSceneToView(scene_pos)
+        hits = self.scatter.pointsAt(view)
+        if len(hits):
+            return self.points[hits[0].data()]
+        hits = self.rounds_scatter.pointsAt(view)
+        return self.rounds[hits[0].data()] if len(hits) else None
+
+    def round_scene_pos(self, index: int) -> QPointF:
+        p = self.rounds[index]
+        return self.getPlotItem().getViewBox().mapViewToScene(QPointF(p["latency_ms"], p["accuracy"]))
 
     def point_scene_pos(self, index: int) -> QPointF:
         p = self.points[index]
@@ -106,8 +154,12 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         p = self.point_at(scene_pos)
-        self.hover_text = (f"{p['name']}\np50 {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
-                           + ("\non the Pareto front" if p in self.front else "")) if p else ""
+        if p is not None and "kept" in p:
+            self.hover_text = (f"{p['name']}\nquick latency {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
+                               + ("\nmeets the budget" if p["met"] else "") + ("\nkept" if p["kept"] else ""))
+        else:
+            self.hover_text = (f"{p['name']}\np50 {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
+                               + ("\non the Pareto front" if p in self.front else "")) if p else ""
         show_hover(self, self.hover_text)
 
     def export_png(self, path: str | Path, width: int = 1600) -> Path:

@@ -199,8 +199,24 @@ class Conversions:
                      f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
         for w in result.warnings:
             self.log.add(f"{key.name}: warning: {w}")
+        if result.accuracy_budget:
+            self._show_budget_rounds(key, result)
         self.session.job_ended(key, DONE, "verified" if result.status == "ok" else result.status)
         self._refresh_graph()
+
+    def _show_budget_rounds(self, key, result) -> None:
+        """Log each accuracy-budget round and draw the rounds on the accuracy chart."""
+        from app.budget import budget_rounds_text
+        from ui.accuracy_chart import budget_points
+
+        b = result.accuracy_budget
+        self.log.add(f"{key.name}: accuracy budget {b['budget']} {'met' if b['met'] else 'NOT met'} "
+                     f"(stopped: {b['stopped']})")
+        for line in budget_rounds_text(b):
+            self.log.add(f"{key.name}: {line}")
+        labelled = result.evaluation is not None and result.evaluation.artifact_top1 is not None
+        self.accuracy_chart.set_rounds(budget_points(key.name, b, labelled),
+                                       "top-1 on the data" if labelled else "mean cosine on the data")
 
     def _on_job_failed(self, key, state: str, message: str) -> None:
         if key == BENCHMARK:

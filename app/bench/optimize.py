@@ -6,8 +6,9 @@ wins differs by model, and a wrong one can collapse accuracy; dynamic INT8 is tr
 Accuracy of a candidate, without data, is the worse of its conversion's verification cosine (random,
 twin and second-size inputs) and its cosine against the source on the benchmark's inputs. With
 ``--data``, every candidate is calibrated and evaluated on the user's samples and the budget is read on
-that evaluation (``cosine=`` or ``top1-drop=``); ONNX fp16/int8 candidates also run the budget loop
-(:func:`app.budget.meet_budget`: the nodes that add the most error stay in float until it holds).
+that evaluation (``cosine=`` or ``top1-drop=``); ONNX fp16/int8 and OpenVINO int8 candidates also run
+the budget loop (:func:`app.budget.meet_budget`: the quantizer's settings, then the nodes that add the
+most error in float — or NNCF's accuracy control for OpenVINO — until it holds).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
         step = lambda stage, fraction=None, i=i, c=cand: progress(  # noqa: E731
             f"convert {c.label}: {stage}", CONVERT_SHARE * (i + (fraction or 0.0)) / len(cands))
         step("start")
-        looped = bool(data) and cand.target == "onnx" and cand.precision in ("fp16", "int8")
+        looped = bool(data) and cand.precision in get_converter(cand.target).accuracy_budget
         options = get_converter(cand.target).options_in(dict(cand.settings))
         if config.seed:
             options[SEED.name] = config.seed   # the verification inputs follow the benchmark's --seed

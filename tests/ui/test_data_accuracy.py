@@ -162,3 +162,29 @@ def test_the_guessed_shapes_warning_goes_once_the_user_sets_them(qtbot, window, 
     assert "input shapes are a guess" in window.model.warnings_label.text()   # 1x1x224x224 from the first Conv
     set_shape(qtbot, window, "x", "1x1x8x8")
     assert "are a guess" not in window.model.warnings_label.text()
+
+
+def test_accuracy_budget_from_the_form_draws_every_round_on_the_accuracy_chart(qtbot, window, digits, tmp_path):
+    """The ONNX target offers the budget at fp16/int8 only: typed into the form, it reaches the int8 job
+    (not the fp32 one), and the int8 job's rounds — quantizer settings first — are logged and drawn."""
+    _load_digits(qtbot, window, digits, tmp_path)
+    window.set_data(digits["images"])
+    qtbot.keyClicks(window.options.accuracy_budget, "cosine=1")
+    tick(qtbot, window, ("onnx", "fp32"), ("onnx", "int8"))
+    assert "accuracy_budget" not in window.build_request("onnx", "fp32").options
+    assert window.build_request("onnx", "int8").options["accuracy_budget"] == "cosine=1"
+    qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
+    convert(qtbot, window)
+    assert window.results.row_for("onnx", "fp32").result.accuracy_budget is None
+    result = window.results.row_for("onnx", "int8").result
+    b = result.accuracy_budget
+    assert result.status == ("ok" if b["met"] else "unmet")
+    assert [r["stage"] for r in b["rounds"][:2]] == ["first", "quantizer"]
+    chart = window.accuracy_chart
+    measured = [r for r in b["rounds"] if "identical_to" not in r]
+    assert len(chart.rounds) == len(measured) and [p["kept"] for p in chart.rounds].count(True) == 1
+    assert [p["accuracy"] for p in chart.rounds] == [r["artifact_top1"] for r in measured]   # labelled data: top-1
+    assert "round  1 quantizer: weight_type=" in window.log.text()
+    chart.resize(800, 400)
+    kept = next(i for i, p in enumerate(chart.rounds) if p["kept"])
+    assert chart.point_at(chart.round_scene_pos(kept))["name"].endswith(chart.rounds[kept]["name"].split(": ", 1)[1])
