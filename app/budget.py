@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.data import DataSet
-from app.errors import BadInput
+from app.errors import BadInput, ConversionFailed
 from app.evaluation import Evaluation, Outputs, compare_outputs, run_all
 
 MAX_ROUNDS = 6
@@ -170,7 +170,15 @@ class _Loop:
         self.ctx.exclude_nodes, self.ctx.quantizer = tuple(nodes), config
         what = round_label(extra | {"float_nodes": len(nodes)})
         self.ctx.stage(f"accuracy budget {self.budget}: round {len(self.rounds)}, {what}", None)
-        return self.add(self.converter.convert(self.ctx), None, nodes, extra)
+        try:
+            produced = self.converter.convert(self.ctx)
+        except ConversionFailed as e:  # a setting this model cannot be built with: the round says why, the loop goes on
+            for p in self.ctx.work_dir.glob(f"{self.ctx.artifact_name}*"):  # what the build had written
+                p.unlink()
+            self.rounds.append({"round": len(self.rounds), **extra, "float_nodes": len(nodes),
+                                "quantizer": config.to_json() if config else None, "failed": str(e), "met": False})
+            return False
+        return self.add(produced, None, nodes, extra)
 
     def search_quantizer(self) -> None:
         """One choice at a time, each tried from the best so far (ONNX Runtime: weight type, per-channel,
@@ -201,7 +209,11 @@ class _Loop:
             if len(self.best.nodes) >= max_nodes:
                 return f"float-node limit (--max-float-nodes {max_nodes})"
             self.ctx.stage(f"accuracy budget {self.budget}: find the nodes that add the most error", None)
-            ranking = rank_nodes(self.ctx.reference_onnx, self.best.files[0], self.data.samples[:DIAGNOSIS_SAMPLES])
+            samples = self.data.samples[:DIAGNOSIS_SAMPLES]
+            # a target that ranks its own graph (ExecuTorch: the PT2E graphs), else the ONNX diagnosis
+            ranking = (self.converter.rank_nodes(self.ctx, samples, self.best.config, self.best.nodes)
+                       if hasattr(self.converter, "rank_nodes") else
+                       rank_nodes(self.ctx.reference_onnx, self.best.files[0], samples))
             excluded = self.best.nodes
             new = [n.node for n in ranking if n.node not in excluded and n.op_type not in DATA_MOVEMENT
                    and n.added > 0][:min(step, max_nodes - len(excluded))]
@@ -254,6 +266,9 @@ def budget_rounds_text(report: dict) -> list[str]:
         head = f"round {r['round']:>2} {round_label(r):<44}"
         if "identical_to" in r:
             lines.append(f"{head} same model as round {r['identical_to']} (not measured)")
+            continue
+        if "failed" in r:
+            lines.append(f"{head} could not be built: {r['failed']}")
             continue
         drop = f" · top-1 drop {100 * r['top1_drop']:.2f} pts" if r.get("top1_drop") is not None else ""
         lines.append(f"{head} cosine {r['cosine_mean']:.6f}{drop} · {r['latency_ms']:.3f} ms"

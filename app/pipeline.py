@@ -184,7 +184,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
                                                               budget, MAX_FLOAT_NODES.of(request))
                 if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
                     ctx.stage("verify", None)
-                    verification = _verify(ctx, produced)
+                    verification = _verify(ctx, produced, converter)
         status = "handoff" if ctx.record.get("handoff") else "ok"
         if not verification.passed:
             # trace advice only where the precision is exact enough to blame the trace (not int8's loss)
@@ -246,12 +246,12 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
         return None
     from app.budget import AccuracyBudget
 
-    from converters.base import get_converter
+    from converters.base import all_converters, get_converter
 
     budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
     if request.precision not in get_converter(request.target).accuracy_budget:
-        raise BadInput(f"--accuracy-budget applies to --to onnx --precision fp16/int8 and --to openvino --precision "
-                       f"int8 (not {request.target} {request.precision})")
+        takers = [f"--to {c.name} --precision {'/'.join(c.accuracy_budget)}" for c in all_converters() if c.accuracy_budget]
+        raise BadInput(f"--accuracy-budget applies to {', '.join(takers)} (not {request.target} {request.precision})")
     budget.check_data(evaluation)
     if MAX_FLOAT_NODES.of(request) < 1:
         raise BadInput(f"--max-float-nodes {MAX_FLOAT_NODES.of(request)}: give at least 1")

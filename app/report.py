@@ -456,8 +456,9 @@ def _budget_block(b) -> str:
             what = round_label(r)
         except (KeyError, TypeError):
             what = str(r.get("stage"))
-        same = "identical_to" in r
-        rows.append([_e(r.get("round")), _e(what), f"same model as round {_e(r.get('identical_to'))}" if same else
+        same = "identical_to" in r or "failed" in r
+        rows.append([_e(r.get("round")), _e(what), (f"could not be built: {_e(r.get('failed'))}" if "failed" in r else
+                     f"same model as round {_e(r.get('identical_to'))}") if same else
                      _num(r.get("cosine_mean"), ".6f"), "" if same else _num(_pct(r.get("top1_drop")), ".2f"),
                      "" if same else _num(r.get("latency_ms"), ".3f"), "yes" if r.get("met") else "no",
                      "kept" if r.get("kept") else ""])

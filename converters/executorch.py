@@ -101,6 +101,7 @@ class ExecuTorchConverter(Converter):
     sources = ("state-dict", "pickle", "torch-export")
     precision_sources = {"fp16": ("state-dict", "pickle")}
     options = (QUANTIZATION, WEIGHT_GRANULARITY)
+    accuracy_budget = ("int8",)   # the quantizer's settings, then the operators that add the most error kept in float
     unsupported_reasons = {
         "fp16:torch-export": "an exported program's lifted constants stay fp32; export fp16 from the Python "
                              "model (--arch)",
@@ -127,6 +128,9 @@ class ExecuTorchConverter(Converter):
             if platform.machine() in ("x86_64", "AMD64") and cpu.flags and not cpu.has("f16c"):
                 return "XNNPACK's fp16 kernels need F16C on x86, which this CPU lacks"
         return super().precision_refusal(precision)
+
+    def __init__(self):
+        self.graphs: dict[tuple, tuple] = {}   # (settings, float operators) → (captured graph, quantized graph)
 
     def convert(self, ctx: ConversionContext) -> list[Path]:
         import torch
@@ -159,6 +163,7 @@ class ExecuTorchConverter(Converter):
             raise ConversionFailed(lowering_failure(e)) from e
         ctx.record.update(executorch=importlib.metadata.version("executorch"), backend="XNNPACK",
                           delegation=report)
+        ctx.warnings[:] = [w for w in ctx.warnings if not w.startswith("ExecuTorch: ")]  # a rebuild's replaces it
         if report["portable"]:
             ctx.warnings.append(f"ExecuTorch: {report['summary']}")
         ctx.artifact_path.write_bytes(buffer)
@@ -183,9 +188,7 @@ class ExecuTorchConverter(Converter):
 
         ctx.stage("capture for quantization")
         graph = export_program(ctx, module, args).module()
-        settings = getattr(ctx, "quantizer", None)
-        if not isinstance(settings, XnnpackSettings):
-            settings = self._settings(ctx, graph)
+        settings = ctx.quantizer if isinstance(ctx.quantizer, XnnpackSettings) else self._settings(ctx, graph)
         ctx.quantizer = settings            # what this build used (the budget loop's rounds record it)
         per_channel, dynamic = settings.per_channel, settings.mode == "dynamic"
         config = get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic)
@@ -220,7 +223,8 @@ class ExecuTorchConverter(Converter):
                         prepared(*[torch.from_numpy(np.asarray(sample[s.name])) for s in ctx.inputs])
                 ctx.record["calibration_samples"] = len(samples)
             converted = convert_pt2e(prepared)
-            self.graphs = (graph_copy, converted)   # for rank_nodes: the captured and the quantized graph
+            # for rank_nodes: the captured and the quantized graph of each build (the budget ranks its best)
+            self.graphs[(settings, tuple(ctx.exclude_nodes))] = (graph_copy, converted)
         except (BadInput, ConversionFailed):
             raise
         except Exception as e:  # noqa: BLE001
@@ -245,8 +249,9 @@ class ExecuTorchConverter(Converter):
         return XnnpackSettings(mode, WEIGHT_GRANULARITY.of(ctx.request) != "per-tensor")
 
     # -- the accuracy budget: which nodes add the most error
-    def rank_nodes(self, ctx: ConversionContext, samples: list) -> list:
-        """The quantized operators of the last int8 build ranked by the error they add (their output's
+    def rank_nodes(self, ctx: ConversionContext, samples: list, settings: XnnpackSettings, excluded: list[str]) -> list:
+        """The quantized operators of the int8 build with ``settings`` and ``excluded`` operators in float
+        ranked by the error they add (their output's
         relative L2 error minus the largest among their inputs', as :mod:`app.diagnose` does for ONNX),
         from the float and the quantized PT2E graphs run side by side on ``samples``; the names are
         the exported graph's node names, which ``--accuracy-budget`` keeps out of the quantizer."""
@@ -255,7 +260,7 @@ class ExecuTorchConverter(Converter):
 
         from app.diagnose import NodeError
 
-        captured, quantized = self.graphs
+        captured, quantized = self.graphs[(settings, tuple(excluded))]
         # the float reference goes through the same preparation with nothing annotated: batch norms folded
         # into their convolutions as in the quantized graph, so each node computes the same tensor in both
         float_graph = convert_pt2e(prepare_pt2e(copy.deepcopy(captured), XNNPACKQuantizer()))

@@ -155,3 +155,21 @@ def test_targets_row_and_advice(cli):
     row = next(t for t in data["targets"] if t["target"] == "executorch")
     assert row["available"] and set(row["precisions"]) >= {"fp32", "int8"}
     assert "XNNPACK" in row["advice"]["int8"]["why"]
+
+
+def test_budget_loop_searches_the_quantizer_then_keeps_operators_in_float(cli, digits, digits_pte, tmp_path):
+    first = _manifest(digits_pte["int8"])["evaluation"]["cosine_mean"]
+    goal = first + (1 - first) / 2                      # halve the gap: the plain program misses it
+    r, data = _convert(cli, digits, tmp_path, "int8", "--accuracy-budget", f"cosine={goal:.9f}")
+    b = data["accuracy_budget"]
+    assert b["rounds"][0]["float_nodes"] == 0 and not b["rounds"][0]["met"]
+    assert b["rounds"][0]["quantizer"] == {"mode": "static", "per_channel": True}
+    stages = [rnd.get("stage") for rnd in b["rounds"][1:]]
+    assert stages[0] == "quantizer" and {"per_channel=False", "mode=dynamic"} <= {
+        rnd.get("change") for rnd in b["rounds"] if rnd.get("stage") == "quantizer"}
+    assert b["met"] and r.code == 0 and data["status"] == "ok", (r.err, b)
+    assert data["evaluation"]["cosine_mean"] >= goal
+    manifest = json.loads(open(data["manifest"]).read())
+    assert manifest["accuracy_budget"] == b and manifest["recorded"]["float_nodes"] == b["float_nodes"]
+    if b["float_nodes"]:   # operators named by the PT2E graph's node names, kept out of the quantizer
+        assert "node" not in b["float_nodes"][0] and "stage" in b["rounds"][-1]

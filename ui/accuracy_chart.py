@@ -62,7 +62,7 @@ def budget_points(name: str, report: dict, labelled: bool) -> list[dict]:
     points = []
     for r in report.get("rounds") or []:
         value = r.get("artifact_top1") if labelled else r.get("cosine_mean")
-        if "identical_to" in r or value is None or r.get("latency_ms") is None:
+        if "identical_to" in r or "failed" in r or value is None or r.get("latency_ms") is None:
             continue
         points.append({"name": f"{name} round {r['round']}: {round_label(r)}", "latency_ms": float(r["latency_ms"]),
                        "accuracy": float(value), "kept": bool(r.get("kept")), "met": bool(r.get("met"))})
