@@ -222,6 +222,12 @@ class ExecuTorchConverter(Converter):
                         ctx.check_cancel()
                         prepared(*[torch.from_numpy(np.asarray(sample[s.name])) for s in ctx.inputs])
                 ctx.record["calibration_samples"] = len(samples)
+            else:
+                # no activation ranges to read, but the weights' observers only see their tensors when the
+                # graph runs: without one call every weight gets the placeholder scale (one value) and
+                # lowering refuses it ("Invalid size of per channel quantization scales")
+                with torch.no_grad():
+                    prepared(*args)
             converted = convert_pt2e(prepared)
             # for rank_nodes: the captured and the quantized graph of each build (the budget ranks its best)
             self.graphs[(settings, tuple(ctx.exclude_nodes))] = (graph_copy, converted)
