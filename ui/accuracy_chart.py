@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QWidget
 
+from app.session import Session
 from ui.latency_chart import _FollowsPalette, _png, show_hover
 
 
@@ -51,10 +52,14 @@ def accuracy_points(rows: list[dict], evaluations: dict[str, object]) -> tuple[l
 
 
 class AccuracyChart(_FollowsPalette, pg.PlotWidget):
-    """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line."""
+    """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line; drawn from the
+    session's benchmarks and its conversions' evaluations (when given a session)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
+        if session is not None:
+            session.events.benchmark_finished.connect(self._on_benchmark_finished)
         self.setAccessibleName("Accuracy vs latency chart")
         self.setMinimumHeight(220)
         self.points: list[dict] = []
@@ -95,6 +100,11 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
                           size="9pt")
         if self.points:
             plot.getViewBox().autoRange(padding=0.15)
+
+    def _on_benchmark_finished(self, result: dict) -> None:
+        evaluations = {str(o.artifact): o.result.evaluation for o in self.session.outcomes
+                       if o.result is not None and o.result.evaluation is not None and o.artifact}
+        self.set_points(*accuracy_points(list(result.get("results", [])), evaluations))
 
     def point_at(self, scene_pos: QPointF) -> dict | None:
         hits = self.scatter.pointsAt(self.getPlotItem().getViewBox().mapSceneToView(scene_pos))

@@ -1,22 +1,26 @@
-"""Benchmarking and sweeping the source and its artifacts in child processes, and showing the rows.
+"""Measuring in child processes: benchmarking the source and its artifacts, sweeping the artifacts,
+and diagnosing where an fp16/int8 artifact's error comes from. The charts, the Sweep tab and the
+Diagnosis tab draw the results themselves (they observe the session); this starts the jobs.
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them).
 """
 
 from __future__ import annotations
 
-from app.session import BENCHMARK, SWEEP
-from ui.workers import DONE
+from PySide6.QtWidgets import QMessageBox
+
+from app.session import BENCHMARK, SWEEP, JobKey
+from ui.workers import DONE, FAILED, BackgroundJob
 
 
 class Benchmarking:
-    """Benchmarking and sweeping the source and its artifacts in child processes, and showing the rows."""
+    """Benchmarking, sweeping and diagnosing in child processes."""
 
     def benchmark_blockers(self) -> list[str]:
         from app.errors import BadInput
 
         blockers = [b for b in self.convert_blockers() if not b.startswith("tick at least")]
-        if self.bench is not None:
+        if BENCHMARK in self.running:
             blockers.append("a benchmark is running")
         try:
             self.bench_options.batch_sizes()
@@ -48,12 +52,11 @@ class Benchmarking:
             self.statusBar().showMessage(f"Cannot benchmark: {blockers[0]}", 8000)
             return
         self.settings.set_value("choices/bench", self.bench_options.state())
-        self.bench = benchmark_job(request, self)
-        self.session.add_job(BENCHMARK, "Benchmark")
-        self._wire_job(BENCHMARK, self.bench)
         self.log.add(f"benchmark: source + {len(request.artifacts)} artifact(s), "
                      f"batch {list(request.config.batches)}")
-        self.bench.start()
+        self._start_job(BENCHMARK, "Benchmark", benchmark_job(request, self),
+                        lambda _job, result: self.session.benchmarked(result), self._on_job_failed,
+                        progress=True, log_as=str(BENCHMARK))
         self._update_actions()
 
     def sweep_request(self):
@@ -75,7 +78,7 @@ class Benchmarking:
         blockers = [b for b in self.benchmark_blockers() if not b.startswith("batch sizes")]
         if not self.results.artifacts():
             blockers.append("convert first: the sweep measures artifacts")
-        if any(key == SWEEP for key in self.background_jobs):
+        if SWEEP in self.running:
             blockers.append("a sweep is running")
         request = None
         try:
@@ -86,53 +89,61 @@ class Benchmarking:
             self.statusBar().showMessage(f"Cannot sweep: {blockers[0]}", 8000)
             return
         self.log.add(f"sweep: {len(request.artifacts)} artifact(s), {' '.join(request.sweep)}")
-        self._start_background(SWEEP, "Deployment sweep", sweep_job(request, self.sweep_file(), self),
-                               self._on_sweep_done, self._on_sweep_failed)
-
-    def _on_sweep_done(self, key, data: dict) -> None:
-        self.background_jobs.pop(key, None)
-        self.session.swept(data)
+        self._start_job(SWEEP, "Deployment sweep", sweep_job(request, self.sweep_file(), self),
+                        lambda _job, data: self.session.swept(data), self._on_sweep_failed)
 
     def _on_sweep_finished(self, data: dict) -> None:
-        self.sweep_panel.set_result(data)
         self.session.job_ended(SWEEP, DONE, f"{len(data.get('points', []))} points")
         for p in data.get("proposals", []):
             self.log.add(f"sweep {p['name']}: {p['why']}")
         self.tabs.setCurrentWidget(self._sweep_holder)
-        self.sweep_finished.emit(data)
 
-    def _on_sweep_failed(self, key, state: str, message: str) -> None:
-        self.background_jobs.pop(key, None)
+    def _on_sweep_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         self.log.add(f"sweep: {state}: {message}")
-        self.session.job_ended(key, state, message)
-
-    def _on_benchmark_succeeded(self, result: dict) -> None:
-        self.bench = None
-        self.session.benchmarked(result)
+        self.session.job_ended(job.key, state, message)
 
     def _on_benchmark_finished(self, result: dict) -> None:
-        rows = self.show_benchmark(result)
-        self.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
-        self._update_actions()
-        self.benchmark_finished.emit(result)
-
-    def show_benchmark(self, result: dict) -> list[dict]:
-        """Chart a benchmark result ``{"machine": {...}, "results": [rows]}`` and log its headline."""
+        """Log the benchmark's headline (the charts draw it themselves) and show the Latency tab."""
         rows = list(result.get("results", []))
-        self.latency_chart.set_rows(rows)
-        self.batch_chart.set_rows(rows)
-        from ui.accuracy_chart import accuracy_points
-
-        evaluations = {str(r.artifact): r.result.evaluation for r in self.results.rows
-                       if r.result is not None and r.result.evaluation is not None and r.artifact}
-        self.accuracy_chart.set_points(*accuracy_points(rows, evaluations))
         machine = result.get("machine") or {}
         if machine:
             self.log.add("benchmark machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+        first_batch = min((int(r["batch"]) for r in rows), default=None)  # the batch the Latency chart shows
         for r in rows:
-            if int(r.get("batch", 0)) == self.latency_chart.batch:
+            if int(r.get("batch", 0)) == first_batch:
                 self.log.add(f"benchmark {r['name']}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms"
                              + (f", ×{r['speedup_vs_baseline']:.2f}" if r.get("speedup_vs_baseline") else ""))
         self.tabs.setCurrentIndex(0)
+        self.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
         self._update_actions()
-        return rows
+
+    def diagnose(self, row: int) -> BackgroundJob | None:
+        """Rank the nodes of the row's fp16/int8 ONNX artifact by the error they add on the data."""
+        from ui.workers import diagnosis_job
+
+        info = self.results.rows[row]
+        data = info.request.data or self.options.data_source()
+        if data is None:
+            self._show_message(QMessageBox.Icon.Information, "Diagnosis needs data",
+                               "Ranking nodes by the error they add runs the model on real samples: choose a data "
+                               "folder (Data…, or drop one on the window), then ask again.")
+            return None
+        job = diagnosis_job(info.request.source, data, info.artifact, info.request.options, parent=self)
+        return self._start_job(JobKey("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}", job,
+                               self._on_diagnosed, self._on_background_failed)
+
+    def _on_diagnosed(self, job: BackgroundJob, result: dict) -> None:
+        self.session.job_ended(job.key, DONE, f"{len(result['ranking'])} nodes compared")
+        self.session.diagnosed(job.payload, result)
+
+    def _on_diagnosis_finished(self, artifact, result: dict) -> None:
+        """After the Diagnosis tab has drawn it (it observes the session): show the tab."""
+        self.tabs.setCurrentWidget(self.diagnosis)
+        self.log.add(f"diagnosis of {artifact.name}: {len(result['ranking'])} nodes ranked by the error they add")
+
+    def _on_background_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        key = job.key
+        self.log.add(f"{key}: {state}: {message}")
+        self.session.job_ended(key, state, message)
+        if state == FAILED:
+            self._show_message(QMessageBox.Icon.Warning, f"Cannot {key}", message)

@@ -1,7 +1,7 @@
 """Converting: the requests the window builds, asking for data where int8 wants it, and the
-jobs' progress, results and failures.
+jobs' results and failures (the jobs list and the results table draw them from the session).
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them).
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.session import BENCHMARK, JobKey
+from app.session import JobKey
+from ui.window_model import INSPECTION
 from ui.workers import DONE, FAILED, ConversionJob
 
 
 class Conversions:
-    """Converting: the requests the window builds, asking for data where int8 wants it, and the"""
+    """Converting: the requests the window builds, asking for data where int8 wants it, and the
+    jobs' results and failures."""
 
     def convert_blockers(self) -> list[str]:
         """Why Convert cannot start now (empty: it can)."""
@@ -23,7 +25,7 @@ class Conversions:
             return ["the window is still starting"]
         if self.model_path is None:
             return ["load a model first (drop it on the window or press Ctrl+O)"]
-        if self.inspection is not None:
+        if INSPECTION in self.running:
             return ["the model is still loading"]
         if self.session.jobs_running:
             return ["conversions are running"]
@@ -167,65 +169,33 @@ class Conversions:
 
     def _start_conversions(self, requests: list) -> None:
         self.session.clear_jobs()
-        self.conversions.clear()
         self._stage_logged.clear()
         self.settings.set_value("choices/targets", self.targets.checked_keys())
         self.settings.set_value("choices/options", self.options.state())
         for request in requests:
             key = JobKey.conversion(request.target, request.precision)
             label = self.targets.choice(request.target).label
-            self.session.add_job(key, f"{label} · {request.precision.upper()}")
-            job = ConversionJob(request, parent=self)
-            self.conversions[key] = job
-            self._wire_job(key, job)
             self.log.add(f"queued {request.target} {request.precision}")
-            job.start()
+            self._start_job(key, f"{label} · {request.precision.upper()}", ConversionJob(request, parent=self),
+                            self._on_converted, self._on_job_failed, progress=True, log_as=str(key))
         self.statusBar().showMessage(f"Converting to {len(requests)} target(s)…")
         self._update_actions()
 
-    def _on_job_progressed(self, key, stage: str, fraction: float) -> None:
-        self.session.job_progressed(key, stage, fraction)
-        if self._stage_logged.get(key) != stage:
-            self._stage_logged[key] = stage
-            self.log.add(f"{key.name or key.kind}: {stage}")
-
-    def _on_job_succeeded(self, key, result) -> None:
-        if key == BENCHMARK:
-            self._on_benchmark_succeeded(result)
-            return
-        self.session.converted(self.conversions[key].request, result)
+    def _on_converted(self, job: ConversionJob, result) -> None:
+        key = job.key
+        self.session.converted(job.request, result)
         v = result.verification
         self.log.add(f"{key.name}: wrote {result.artifact} ({result.size_bytes / 1e6:.2f} MB, "
                      f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
         for w in result.warnings:
             self.log.add(f"{key.name}: warning: {w}")
         self.session.job_ended(key, DONE, "verified" if result.status == "ok" else result.status)
-        self._refresh_graph()
 
-    def _on_job_failed(self, key, state: str, message: str) -> None:
-        if key == BENCHMARK:
-            self.bench = None
-        elif state == FAILED:
-            self.session.converted(self.conversions[key].request, message=message)
+    def _on_job_failed(self, job, state: str, message: str) -> None:
+        """A conversion or the benchmark failed or was cancelled (a failed conversion gets a red row)."""
+        key = job.key
+        if state == FAILED and isinstance(job, ConversionJob):
+            self.session.converted(job.request, message=message)
         self.log.add(f"{key.name or key.kind}: {state}: {message}")
         self.session.job_ended(key, state, message)
-        self._update_actions()
-
-    def _on_job_cancel_requested(self, key) -> None:
-        job = self.bench if key == BENCHMARK else self.conversions.get(key) or self.background_jobs.get(key)
-        if job is not None:
-            self.log.add(f"{key}: cancelling")
-            job.cancel()
-
-    def _on_cancel_all_triggered(self) -> None:
-        for key, job in list(self.session.jobs.items()):
-            if not job.ended:
-                self.session.job_cancelling(key)
-                self._on_job_cancel_requested(key)
-
-    def _on_all_jobs_finished(self) -> None:
-        counts = self.session.job_counts()
-        text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-        self.statusBar().showMessage(f"Finished: {text}", 10000)
-        self.log.add(f"all jobs finished: {text}")
         self._update_actions()

@@ -1,6 +1,6 @@
 """What leaves the window: Triton folders, the HTML/PDF report, chart PNG/CSV, paths and command lines.
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them).
 """
 
 from __future__ import annotations
@@ -34,34 +34,21 @@ class Exports:
         from_sweep = sweep.get("saved") if sweep else None
         if from_sweep:
             self.log.add(f"Triton settings for {artifact.name} from the sweep ({from_sweep})")
-        return self._start_background(JobKey("serving", artifact.name), f"Triton bundle · {artifact.name}",
-                                      serving_job(artifact, repo, overwrite, self, from_sweep=from_sweep),
-                                      self._on_bundle_written, self._on_bundle_failed)
+        return self._start_job(JobKey("serving", artifact.name), f"Triton bundle · {artifact.name}",
+                               serving_job(artifact, repo, overwrite, self, from_sweep=from_sweep),
+                               self._on_bundle_written, self._on_bundle_failed)
 
-    def _start_background(self, key: JobKey, label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
-        """Show ``job`` in the jobs list under ``key`` and start it; ``on_done(key, result)`` or
-        ``on_failed(key, state, message)`` follows."""
-        self.session.add_job(key, label)
-        job.succeeded.connect(lambda result: on_done(key, result))
-        job.logged.connect(lambda line: self.log.add(f"{label}: {line}"))
-        job.failed.connect(lambda state, message: on_failed(key, state, message))
-        self.background_jobs[key] = job
-        job.start()
-        return job
-
-    def _on_bundle_written(self, key, path) -> None:
-        self.background_jobs.pop(key, None)
+    def _on_bundle_written(self, job: BackgroundJob, path) -> None:
         self.log.add(f"wrote the Triton model folder {path}")
-        self.session.job_ended(key, DONE, str(path))
+        self.session.job_ended(job.key, DONE, str(path))
         self.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
 
-    def _on_bundle_failed(self, key, state: str, message: str) -> None:
+    def _on_bundle_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         from app.errors import OutputExists
 
-        job = self.background_jobs.pop(key, None)
-        self.log.add(f"Triton bundle for {key.name}: {state}: {message}")
-        self.session.job_ended(key, state, message)
-        if job is not None and isinstance(job.error, OutputExists):
+        self.log.add(f"Triton bundle for {job.key.name}: {state}: {message}")
+        self.session.job_ended(job.key, state, message)
+        if isinstance(job.error, OutputExists):
             artifact, repo = job.payload
             self._ask("Replace the model folder?",
                       f"{repo} already holds a model folder for {artifact.name}.\n\nReplace it?",
@@ -107,26 +94,26 @@ class Exports:
             html = Path(tempfile.mkdtemp(prefix="studio-report-")) / (out.stem + ".html")
         job = report_job(manifests, html, benches, self)
         job.pdf = out if html != out else None
-        return self._start_background(JobKey("report", out.name), f"Report · {out.name}", job,
-                                      self._on_report_written, self._on_report_failed)
+        return self._start_job(JobKey("report", out.name), f"Report · {out.name}", job,
+                               self._on_report_written, self._on_report_failed)
 
-    def _on_report_written(self, key, written: dict) -> None:
-        job = self.background_jobs.pop(key, None)
-        pdf = getattr(job, "pdf", None)
-        if pdf is not None:
-            return self._print_pdf(key, Path(written["report"]), pdf)
+    def _on_report_written(self, job: BackgroundJob, written: dict) -> None:
+        key = job.key
+        if job.pdf is not None:
+            return self._print_pdf(job, Path(written["report"]), job.pdf)
         self.log.add(f"wrote the report {written['report']} ({len(written['artifacts'])} artifact(s), "
                      f"{len(written['benchmarks'])} benchmark result(s))")
         self.session.job_ended(key, DONE, written["report"])
         self.statusBar().showMessage(f"Report written: {written['report']}", 10000)
         self.report_finished.emit(written["report"])
 
-    def _print_pdf(self, key, html: Path, pdf: Path) -> None:
+    def _print_pdf(self, job: BackgroundJob, html: Path, pdf: Path) -> None:
         from ui.web_engine import web_engine_available
 
+        key = job.key
         ok, why = web_engine_available()
         if not ok:
-            return self._on_report_failed(key, FAILED, f"a PDF is printed by QtWebEngine, which is missing here ({why}); "
+            return self._on_report_failed(job, FAILED, f"a PDF is printed by QtWebEngine, which is missing here ({why}); "
                                                        "export HTML and print it from a browser")
         from ui.report_pdf import PdfPrinter
 
@@ -139,7 +126,7 @@ class Exports:
             shutil.rmtree(html.parent, ignore_errors=True)
             printer.deleteLater()
             if not done:
-                return self._on_report_failed(key, FAILED, f"QtWebEngine could not print {pdf}")
+                return self._on_report_failed(job, FAILED, f"QtWebEngine could not print {pdf}")
             self.log.add(f"wrote the report {path} (PDF)")
             self.session.job_ended(key, DONE, path)
             self.statusBar().showMessage(f"Report written: {path}", 10000)
@@ -148,14 +135,13 @@ class Exports:
         printer.finished.connect(printed)
         printer.print(html, pdf)
 
-    def _on_report_failed(self, key, state: str, message: str) -> None:
-        job = self.background_jobs.pop(key, None)
-        if getattr(job, "pdf", None) is not None:  # the HTML staged for a PDF goes too
+    def _on_report_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        if job.pdf is not None:  # the HTML staged for a PDF goes too
             import shutil
 
             shutil.rmtree(Path(job.payload).parent, ignore_errors=True)
         self.log.add(f"report: {state}: {message}")
-        self.session.job_ended(key, state, message)
+        self.session.job_ended(job.key, state, message)
         if state == FAILED:
             self._show_message(QMessageBox.Icon.Warning, "Cannot write the report", message)
 

@@ -1,6 +1,6 @@
 """The Graph tab (netron on the selected model) and the details of the selected result.
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them).
 """
 
 from __future__ import annotations
@@ -55,3 +55,10 @@ class GraphAndDetails:
     def _show_selected_details(self) -> None:
         row = self._selected_row()
         self.details.show_row(self.results.rows[row] if row is not None else None)
+
+    def show_node(self, artifact: str, node: str, output: str = "") -> None:
+        """Show ``artifact``'s graph in the Graph tab with ``node`` selected."""
+        self.show_graph_tab()
+        self._ensure_graph()
+        if not self.graph.panes[0].show_node(Path(artifact), node, output):
+            self.statusBar().showMessage(f"{Path(artifact).name} is not among the models in the Graph tab", 5000)

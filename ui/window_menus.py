@@ -1,7 +1,7 @@
 """The window's actions and menus (File, Edit, View, Help), what enables them, recent files,
 and the message boxes.
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ OPEN_FILTERS = ";;".join([
 
 
 class MenusAndActions:
-    """The window's actions and menus (File, Edit, View, Help), what enables them, recent files,"""
+    """The window's actions and menus (File, Edit, View, Help), what enables them, recent files,
+    and the message boxes."""
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -126,7 +127,7 @@ class MenusAndActions:
         self.benchmark_button.setToolTip(f"cannot benchmark: {bench[0]}" if bench else
                                          f"benchmark the source and {len(self.results.artifacts())} artifact(s) (Ctrl+B)")
         self.cancel_action.setEnabled(self.session.jobs_running)
-        has_chart = bool(self.latency_chart is not None and self.latency_chart.rows)
+        has_chart = bool((self.last_benchmark or {}).get("results"))  # what the charts show
         self.export_png_action.setEnabled(has_chart)
         self.export_csv_action.setEnabled(has_chart)
         self.export_report_action.setEnabled(bool(self.results.artifacts() or self.last_benchmark))
@@ -214,7 +215,6 @@ class MenusAndActions:
     def _on_clear_results_triggered(self) -> None:
         self.session.clear_outcomes()
         self._update_actions()
-        self._refresh_graph()
 
     def _on_focus_charts_toggled(self, on: bool) -> None:
         self.charts_focus.set(on)

@@ -1,7 +1,8 @@
 """Opening a model (dropped, chosen or recent), inspecting it in a child process, and
 asking before a pickle is trusted.
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them); the model
+panel and the target picker show the loaded model themselves (they observe the session).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ui.workers import CANCELLED, DONE, FAILED, BackgroundJob
+from app.session import JobKey
+from ui.workers import CANCELLED, DONE, BackgroundJob
 
+INSPECTION = JobKey("inspect")  # reading the model: a worker of the window, not a row of the jobs list
 DATA_SUFFIXES = (".txt", ".jsonl", ".npz", ".npy")
 
 
@@ -21,7 +24,8 @@ def is_data(path: Path) -> bool:
 
 
 class ModelLoading:
-    """Opening a model (dropped, chosen or recent), inspecting it in a child process, and"""
+    """Opening a model (dropped, chosen or recent), inspecting it in a child process, and asking
+    before a pickle is trusted."""
 
     def _refuse_drops(self) -> None:
         """Make a drop anywhere on the window open the model, even over a line edit (which would take
@@ -74,7 +78,7 @@ class ModelLoading:
         from app.model import MODEL_SUFFIXES
 
         path = Path(path)
-        if self.session.jobs_running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
+        if self.session.jobs_running:
             self._show_message(QMessageBox.Icon.Information, "Jobs are running",
                                "Wait for the running jobs to finish, or cancel them, before loading another model.")
             return False
@@ -93,12 +97,6 @@ class ModelLoading:
         self._inspect()
         self._fill_recent_menu(self.settings.add_recent_file(path))
         return True
-
-    def _on_model_forgotten(self) -> None:
-        self.model.clear()  # the session has dropped the results and jobs; the table and jobs list have heard
-        if self.latency_chart is not None:
-            self.latency_chart.set_rows([])
-            self.batch_chart.set_rows([])
 
     def _restore_arch(self, path: Path) -> None:
         remembered = self.settings.value("arch/by_file", {}).get(str(path.resolve()))
@@ -130,15 +128,8 @@ class ModelLoading:
         self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
         job = inspection_job(source, self)
         job.probe = probe
-        if probe is None:
-            job.succeeded.connect(self._on_model_inspected)
-        else:
-            job.succeeded.connect(lambda summary: self._on_model_inspected(dict(summary, probed_with=probe,
-                                                                                inputs_given=True)))
         job.logged.connect(lambda line: self.log.add(f"loading {source.path.name}: {line}"))
-        job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
-        self.inspection = job
-        job.start()
+        self.running.start(INSPECTION, job, self._on_model_inspected, self._on_model_inspection_failed)
         self._update_actions()
 
     def _on_open_example_triggered(self) -> None:
@@ -153,16 +144,14 @@ class ModelLoading:
         """Write the digits example into ``folder`` (in a child) and load it as a user would have it: the
         state dict with its architecture file, the 8x8 input shape (batch dynamic), the held-out digits
         as the data folder and ``folder/out`` as the output folder."""
-        from app.session import JobKey
         from ui.workers import example_job
 
         self.log.add(f"writing the example into {folder}…")
-        return self._start_background(JobKey("example", folder.name), f"Example · {folder.name}",
-                                      example_job(folder, self), self._on_example_written, self._on_example_failed)
+        return self._start_job(JobKey("example", folder.name), f"Example · {folder.name}",
+                               example_job(folder, self), self._on_example_written, self._on_example_failed)
 
-    def _on_example_written(self, key, paths: dict) -> None:
-        self.background_jobs.pop(key, None)
-        self.session.job_ended(key, DONE, paths["folder"])  # (a running job would keep the model from opening)
+    def _on_example_written(self, job: BackgroundJob, paths: dict) -> None:
+        self.session.job_ended(job.key, DONE, paths["folder"])  # (a running job would keep the model from opening)
         self.model.set_arch(paths["arch"])
         self.options.calibration.setText(paths["data"])
         self.options.out_dir.setText(str(Path(paths["folder"]) / "out"))
@@ -170,16 +159,15 @@ class ModelLoading:
                      + (f" (its CNN's top-1 on the held-out digits: {paths['accuracy']})" if paths.get("accuracy") else ""))
 
         def set_shape(summary: dict) -> None:  # once, for the example's model only
-            self.model_loaded.disconnect(set_shape)
+            self.session.events.model_loaded.disconnect(set_shape)
             if Path(summary["path"]) == Path(paths["model"]) and [s["name"] for s in summary.get("inputs", [])] == ["x"]:
                 self.model.inputs.restore({"x": ("1x1x8x8", "float32", [(0, "batch")])})
 
-        self.model_loaded.connect(set_shape)
+        self.session.events.model_loaded.connect(set_shape)
         self.open_model(paths["model"])
 
-    def _on_example_failed(self, key, state: str, message: str) -> None:
-        self.background_jobs.pop(key, None)
-        self.session.job_ended(key, state, message)
+    def _on_example_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        self.session.job_ended(job.key, state, message)
         self.log.add(f"the example: {state}: {message}")
         if state != CANCELLED:
             self._show_message(QMessageBox.Icon.Warning, "Cannot write the example", message)
@@ -205,19 +193,19 @@ class ModelLoading:
         typed = self.model.shapes_to_probe()
         if typed is None or self.model_path is None:
             return
-        if self.inspection is not None:  # one at a time: try again when this one is done
+        if INSPECTION in self.running:  # one at a time: try again when this one is done
             self._probe_timer.start()
             return
         self._inspect(typed=typed)
 
-    def _on_model_inspected(self, summary: dict) -> None:
-        self.inspection = None
+    def _on_model_inspected(self, job: BackgroundJob, summary: dict) -> None:
+        if job.probe is not None:  # run on the typed shapes: its outputs are known, for these inputs
+            summary = dict(summary, probed_with=job.probe, inputs_given=True)
         self.session.loaded(summary)
 
     def _on_model_loaded(self, summary: dict) -> None:
-        self.model.show_model(summary)
+        """After the model panel and the target picker have shown it (they observe the session)."""
         self._refuse_drops()  # the inputs table has new line edits
-        self.targets.set_source_format(summary["format"])
         if self.model.arch():
             by_file = self.settings.value("arch/by_file", {})
             by_file[str(Path(summary["path"]).resolve())] = {"arch": self.model.arch(),
@@ -229,22 +217,20 @@ class ModelLoading:
         self.statusBar().showMessage(f"Loaded {Path(summary['path']).name} ({summary['format']})", 5000)
         self._update_actions()
         self._refresh_graph()
-        self.model_loaded.emit(summary)
 
     def _on_model_inspection_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         from app.errors import UnsafeModelError
 
-        self.inspection = None
-        if getattr(job, "probe", None) is not None:  # the typed shapes do not fit: say so under the table
+        if job.probe is not None:  # the typed shapes do not fit: say so under the table
             if state != CANCELLED:
                 self.model.set_shape_error(job.probe, message)
                 self.log.add(f"{self.model_path.name} on {', '.join(job.probe)}: {message}")
                 self.statusBar().clearMessage()
             self._update_actions()
             return
-        self.model.format_label.setText("not loaded")
         self._update_actions()
         if state == CANCELLED:
+            self.model.format_label.setText("not loaded")
             return
         self.log.add(f"could not load {self.model_path}: {message}")
         needed = list((job.error.details or {}).get("globals", [])) if isinstance(job.error, UnsafeModelError) else []

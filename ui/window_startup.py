@@ -1,7 +1,7 @@
 """Start-up after the first paint: the charts, the targets this machine can build, the engine's
 warm-up, and what the status bar says (sandbox, CPU, GPU).
 
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+A part of :class:`ui.main_window.MainWindow` (which builds the widgets and wires them).
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QScrollArea
 
+from app.session import JobKey
+
 
 class StartUp:
-    """Start-up after the first paint: the charts, the targets this machine can build, the engine's"""
+    """Start-up after the first paint: the charts, the targets this machine can build, the engine's
+    warm-up, and the status bar's sandbox, CPU and GPU lines."""
 
     def _show_sandbox_status(self) -> None:
         from app.sandbox import status as sandbox_status
@@ -27,15 +30,9 @@ class StartUp:
         self.engine_label.setText("loading PyTorch and ONNX in the background…")
         from ui.workers import engine_job, targets_job
 
-        probe = targets_job(self)
-        probe.succeeded.connect(self._on_targets_probed)
-        probe.failed.connect(lambda _s, message: self.log.add(f"probing the targets failed: {message}"))
-        probe.start()
-        engine = engine_job(self)
-        engine.succeeded.connect(self._on_engine_warmed)
-        engine.failed.connect(self._on_engine_failed)
-        engine.start()
-        self._startup_jobs = [probe, engine]
+        self.running.start(JobKey("probe targets"), targets_job(self), self._on_targets_probed,
+                           lambda _job, _s, message: self.log.add(f"probing the targets failed: {message}"))
+        self.running.start(JobKey("warm engine"), engine_job(self), self._on_engine_warmed, self._on_engine_failed)
         QTimer.singleShot(0, self._build_charts)
 
     def _build_charts(self) -> None:
@@ -43,9 +40,9 @@ class StartUp:
 
         from ui.sweep_panel import SweepPanel
 
-        self.latency_chart = LatencyChart()
-        self.batch_chart = BatchChart()
-        self.sweep_panel = SweepPanel()
+        self.latency_chart = LatencyChart(self.session)
+        self.batch_chart = BatchChart(self.session)
+        self.sweep_panel = SweepPanel(self.session)
         self.sweep_panel.run_requested.connect(self._on_sweep_triggered)
         self._latency_holder.put(self.latency_chart)
         self._batch_holder.put(self.batch_chart)
@@ -56,19 +53,18 @@ class StartUp:
         self._sweep_holder.put(sweep_scroll)
         from ui.accuracy_chart import AccuracyChart
 
-        self.accuracy_chart = AccuracyChart()
+        self.accuracy_chart = AccuracyChart(self.session)
         self._accuracy_holder.put(self.accuracy_chart)
         self._charts_built = True
         self._check_ready()
 
-    def _on_targets_probed(self, choices: list) -> None:
+    def _on_targets_probed(self, _job, choices: list) -> None:
         from ui.warmup import hardware_summary
 
         self._hardware = hardware_summary()  # /proc/cpuinfo, already read (and cached) by the probe
         self._show_hardware()
         self.targets.set_choices(choices)
         self.options.set_catalogue(choices)
-        self.targets.set_source_format(self.model.source_format)
         self.targets.set_checked_keys(self.settings.value("choices/targets", []))
         self._targets_known = True
         self._check_ready()
@@ -88,12 +84,12 @@ class StartUp:
             self.statusBar().showMessage("Ready: drop a model on the window", 5000)
             self.ready.emit()
 
-    def _on_engine_warmed(self, info: dict) -> None:
+    def _on_engine_warmed(self, _job, info: dict) -> None:
         self.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
         self._gpu_name = info.get("gpu") or "none"  # the child process imported torch and asked CUDA
         self._show_hardware()
         self.engine_ready.emit()
 
-    def _on_engine_failed(self, _state: str, message: str) -> None:
+    def _on_engine_failed(self, _job, _state: str, message: str) -> None:
         self.engine_label.setText("engine failed to start")
         self.log.add(f"the engine failed to start: {message}")

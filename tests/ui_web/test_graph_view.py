@@ -19,7 +19,7 @@ from app import netron_server
 from app.errors import ModelLoadError
 from tests.conftest import REPO
 from tests.onnx_graphs import make_onnx
-from ui import graph_view
+from ui import graph_pane
 from ui.graph_view import GraphView
 
 DRAW_MS = 60_000
@@ -263,9 +263,9 @@ def test_a_model_netron_cannot_draw_says_so_and_offers_the_onnx_view(qtbot, grap
 
 
 def test_without_webengine_the_tab_offers_the_browser(qtbot, downloads, monkeypatch):
-    monkeypatch.setattr(graph_view, "web_engine_available", lambda: (False, "QtWebEngine is not installed"))
+    monkeypatch.setattr(graph_pane, "web_engine_available", lambda: (False, "QtWebEngine is not installed"))
     opened = []
-    monkeypatch.setattr(graph_view.QDesktopServices, "openUrl", lambda url: opened.append(url.toString()))
+    monkeypatch.setattr(graph_pane.QDesktopServices, "openUrl", lambda url: opened.append(url.toString()))
     view = GraphView()
     qtbot.addWidget(view)
     view.show()
