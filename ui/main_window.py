@@ -1,13 +1,14 @@
 """The main window: drop a model, pick targets, convert in the background, compare.
 
-The window's parts observe the session (:class:`app.session.Session`), as napari's ``QtDims(dims)``
+The window's widgets observe the session (:class:`app.session.Session`), as napari's ``QtDims(dims)``
 observes its model: each takes it in its constructor and redraws on its events — the model panel and
 the target picker on a loaded model, the jobs list on the jobs, the results table on the outcomes,
-the charts on a benchmark, the Sweep and Diagnosis tabs on theirs. What is left to the window starts
-jobs and opens dialogs, one module each: start-up (``window_startup``), opening a model
-(``window_model``), converting (``window_conversions``), benchmarking, sweeping and diagnosing
-(``window_bench``), the graph and details (``window_graph``), exports (``window_exports``), menus and
-message boxes (``window_menus``). Each running job's worker is in :attr:`MainWindow.running`
+the charts on a benchmark, the Sweep and Diagnosis tabs on theirs. The window builds them; what
+starts jobs and opens dialogs is in small parts, each an object given the window that connects what
+it handles: start-up (``window_startup``), opening a model (``window_model``), converting
+(``window_conversions``), benchmarking, sweeping and diagnosing (``window_bench``), the graph and
+details (``window_graph``), exports (``window_exports``), the menus and what enables them
+(``window_menus``). Each running job's worker is in :attr:`MainWindow.running`
 (:class:`ui.workers.RunningJobs`) under its key; where it stands is in ``session.jobs``.
 
 Start-up stays light: this module imports Qt and the small ui modules only. Charts (pyqtgraph) are
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -32,12 +33,12 @@ from ui.panels import DetachableTab, FocusToggle
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
-from ui.window_bench import Benchmarking
-from ui.window_conversions import Conversions
-from ui.window_exports import Exports
-from ui.window_graph import GraphAndDetails
-from ui.window_menus import MenusAndActions
-from ui.window_model import ModelLoading
+from ui.window_bench import Measuring
+from ui.window_conversions import Converting
+from ui.window_exports import Exporting
+from ui.window_graph import GraphTab
+from ui.window_menus import Menus
+from ui.window_model import ModelOpening
 from ui.window_startup import StartUp
 from ui.workers import BackgroundJob, RunningJobs, all_pools
 
@@ -53,9 +54,9 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetails, Exports, MenusAndActions,
-                 QMainWindow):
-    """Model Deployment Studio's window."""
+class MainWindow(QMainWindow):
+    """Model Deployment Studio's window: its widgets, and the parts that act on them (``startup``,
+    ``opening``, ``converting``, ``measuring``, ``graph_tab``, ``exporting``, ``menus``)."""
 
     first_painted = Signal()
     ready = Signal()                 # charts built and targets probed: everything is usable
@@ -68,30 +69,32 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         self.session = Session()  # the source model, what the user trusted, the jobs and results (Qt-free)
         self.running = RunningJobs()  # the worker of each running job, by its key
         self.dialog: QMessageBox | None = None       # the message box on screen, if any
-        self.is_ready = False
+        self.is_ready = False                         # charts built and targets probed (``ready``)
         self.latency_chart = None
         self.batch_chart = None
         self.accuracy_chart = None
         self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
         self.graph = None        # built when the Graph tab is first shown (QtWebEngine)
         self._painted = False
-        self._targets_known = False
-        self._charts_built = False
-        self._stage_logged: dict = {}
-        self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
-        self._gpu_name = ""                 # the GPU, once the engine's child process has looked
+        self._stage_logged: dict[JobKey, str] = {}
 
         self.setWindowTitle("Model Deployment Studio")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.setAccessibleName("Model Deployment Studio")
         self._build_widgets()
-        self._build_actions()
-        self._build_menus()
+        # the parts, each connecting what it handles (after the widgets: they observe the session first)
+        self.startup = StartUp(self)
+        self.opening = ModelOpening(self)
+        self.converting = Converting(self)
+        self.measuring = Measuring(self)
+        self.graph_tab = GraphTab(self)
+        self.exporting = Exporting(self)
+        self.menus = Menus(self)
         self._connect()
         self._restore_settings()
-        self._update_actions()
-        self._refuse_drops()
+        self.menus.update_actions()
+        self.opening.refuse_drops()
 
     # ------------------------------------------------------------------ construction
     def _build_widgets(self) -> None:
@@ -146,17 +149,17 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         """The charts, Sweep, Diagnosis and Graph tabs; the pyqtgraph ones hold a note until built."""
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Benchmark charts")
-        self._latency_holder = _Holder("Latency chart: loading…")
-        self._batch_holder = _Holder("Batch size chart: loading…")
-        self._accuracy_holder = _Holder("Accuracy vs latency chart: loading…")
-        self._sweep_holder = _Holder("Sweep: loading…")
+        self.latency_page = _Holder("Latency chart: loading…")
+        self.batch_page = _Holder("Batch size chart: loading…")
+        self.accuracy_page = _Holder("Accuracy vs latency chart: loading…")
+        self.sweep_page = _Holder("Sweep: loading…")
         self.diagnosis = DiagnosisPanel(self.session)  # nodes ranked by the error they add; a choice shows it in the graph
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
-        self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
-        for page, title in ((self._latency_holder, "Latency"), (self._batch_holder, "Batch sizes"),
-                            (self._accuracy_holder, "Accuracy vs latency"), (self._sweep_holder, "Sweep"),
-                            (self.diagnosis, "Diagnosis"), (self._graph_holder, "Graph")):
+        self.graph_page = _Holder("Graph: select this tab to see the model's graph")
+        for page, title in ((self.latency_page, "Latency"), (self.batch_page, "Batch sizes"),
+                            (self.accuracy_page, "Accuracy vs latency"), (self.sweep_page, "Sweep"),
+                            (self.diagnosis, "Diagnosis"), (self.graph_page, "Graph")):
             self.tabs.addTab(page, title)
         return self.tabs
 
@@ -175,8 +178,8 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         self.right_split.addWidget(self.results_split)
         self.right_split.addWidget(self._build_tabs())
         self.charts_focus = FocusToggle(self.right_split)
-        self.graph_window = DetachableTab(self.tabs, self._graph_holder, "Graph — Model Deployment Studio",
-                                          self._on_graph_window_changed)
+        self.graph_window = DetachableTab(self.tabs, self.graph_page, "Graph — Model Deployment Studio",
+                                          lambda detached: self.menus.on_graph_window_changed(detached))
         for i, stretch in enumerate((1, 1, 3)):
             self.right_split.setStretchFactor(i, stretch)
         self.right_split.setSizes([190, 190, 420])
@@ -206,31 +209,15 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
             self.statusBar().addPermanentWidget(label)
 
     def _connect(self) -> None:
-        """Every long-lived connection of the window (a job's are made where it starts)."""
-        self.convert_button.clicked.connect(self._on_convert_triggered)
-        self.benchmark_button.clicked.connect(self._on_benchmark_triggered)
-        self.model.reload_requested.connect(self._on_reload_requested)
-        self.model.example_requested.connect(self._on_open_example_triggered)
-        self.model.changed.connect(self._update_actions)
-        self.model.changed.connect(self._probe_typed_shapes_soon)
-        self.targets.selection_changed.connect(self._update_actions)
-        self.options.changed.connect(self._update_actions)
+        """The window's own connections (each part connects what it handles)."""
+        update = self.menus.update_actions
+        for changed in (self.model.changed, self.targets.selection_changed, self.options.changed,
+                        self.results.itemSelectionChanged):
+            changed.connect(update)
         self.jobs.cancel_requested.connect(self._on_job_cancel_requested)
         self.jobs.all_finished.connect(self._on_all_jobs_finished)
-        self.results.itemSelectionChanged.connect(self._update_actions)
-        self.results.itemSelectionChanged.connect(self._show_selected_details)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
-        self.results.export_requested.connect(self._on_export_for_serving_requested)
-        self.results.diagnose_requested.connect(self.diagnose)
-        self.diagnosis.node_chosen.connect(self.show_node)
-        self.tabs.currentChanged.connect(self._on_tab_changed)
-        events = self.session.events  # the window observes the session too, after its parts
-        events.model_loaded.connect(self._on_model_loaded)
-        events.outcome_added.connect(lambda _outcome, _replaced: self._refresh_graph())
-        events.outcomes_cleared.connect(self._refresh_graph)
-        events.benchmark_finished.connect(self._on_benchmark_finished)
-        events.sweep_finished.connect(self._on_sweep_finished)
-        events.diagnosis_finished.connect(self._on_diagnosis_finished)
+        self.session.events.jobs_cleared.connect(self._stage_logged.clear)
 
     # what the session holds, by the names the window's parts use
     @property
@@ -254,7 +241,7 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         return self.session.last_sweep
 
     # ------------------------------------------------------------------ jobs
-    def _start_job(self, key: JobKey, title: str, job: BackgroundJob, on_done, on_failed, *,
+    def start_job(self, key: JobKey, title: str, job: BackgroundJob, on_done, on_failed, *,
                    progress: bool = False, log_as: str | None = None) -> BackgroundJob:
         """Add ``job`` to the session's jobs under ``key`` (a row titled ``title``) and start it: its
         lines go to the log (prefixed ``log_as``, default the title), with ``progress`` its stages to
@@ -288,21 +275,55 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, GraphAndDetai
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         self.statusBar().showMessage(f"Finished: {text}", 10000)
         self.log.add(f"all jobs finished: {text}")
-        self._update_actions()
+        self.menus.update_actions()
+
+    def _on_open_folder_requested(self, folder: str) -> None:
+        self.statusBar().showMessage(f"Opening {folder}", 3000)
+
+    # ------------------------------------------------------------------ message boxes
+    def show_message(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
+        """A window-modal message that does not block the event loop (jobs keep reporting)."""
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAccessibleName(title)
+        self.dialog = box
+        box.finished.connect(lambda _r: self.on_dialog_finished(box))
+        box.open()
+        return box
+
+    def ask(self, title: str, text: str, on_yes) -> QMessageBox:
+        """A window-modal Yes/No question; ``on_yes()`` follows a Yes."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAccessibleName(title)
+        self.dialog = box
+
+        def answered(result: int) -> None:
+            self.on_dialog_finished(box)
+            if result == QMessageBox.StandardButton.Yes:
+                on_yes()
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def on_dialog_finished(self, box) -> None:
+        if self.dialog is box:
+            self.dialog = None
+        box.deleteLater()
 
     # ------------------------------------------------------------------ Qt overrides
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)
         if not self._painted:
             self._painted = True
-            self.first_painted.emit()
-            QTimer.singleShot(0, self._on_first_painted)
+            self.first_painted.emit()  # the start-up part goes on from there
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        self._on_drag_entered(event)
+        self.opening.on_drag_entered(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
-        self._on_dropped(event)
+        self.opening.on_dropped(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_settings()

@@ -30,4 +30,4 @@ def test_the_dialog_lists_every_global_and_trust_these_loads_it(qtbot, window, t
     with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as loaded:
         answer(qtbot, box, QMessageBox.StandardButton.Yes)
     assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
-    assert window.build_request("onnx", "fp32").source.trusted_globals == tuple(outside)
+    assert window.converting.build_request("onnx", "fp32").source.trusted_globals == tuple(outside)

@@ -188,7 +188,7 @@ def test_copied_command_line_rebuilds_the_same_request(qtbot, window, workdir):
     window.model.kwargs_edit.setText('{"num_classes": 10}')
     window.options.opset.setValue(18)
     window.options.out_dir.setText(str(workdir["out"]))
-    request = window.build_request("onnx", "int8")
+    request = window.converting.build_request("onnx", "int8")
     args = cli.build_parser().parse_args(shlex.split(convert_command(request))[2:])
     assert cli._request(args) == request
 
@@ -212,7 +212,7 @@ def test_full_pickle_asks_before_it_is_trusted(qtbot, window, workdir):
     with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as loaded:
         answer(qtbot, box, QMessageBox.StandardButton.Yes)
     assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
-    request = window.build_request("onnx", "fp32")
+    request = window.converting.build_request("onnx", "fp32")
     assert request.source.allow_pickle and request.source.trusted_globals == ("tests.models.MLP",)
 
 
@@ -226,9 +226,9 @@ def test_declining_a_pickle_loads_nothing(qtbot, window, workdir):
 def test_a_mistyped_batch_size_blocks_benchmark_with_the_reason(qtbot, window, workdir):
     load_model(qtbot, window, workdir["cnn_onnx"])
     window.bench_options.batches.setText("1, 8")
-    assert window.benchmark_blockers() == [] and window.bench_options.batch_sizes() == [1, 8]
+    assert window.measuring.benchmark_blockers() == [] and window.bench_options.batch_sizes() == [1, 8]
     window.bench_options.batches.setText("1, 8x")
-    [reason] = window.benchmark_blockers()
+    [reason] = window.measuring.benchmark_blockers()
     assert "'8x' is not a positive integer" in reason
     window.benchmark_button.click()
     assert not window.session.jobs and "Cannot benchmark: batch sizes" in window.statusBar().currentMessage()
@@ -361,7 +361,7 @@ def test_menus_shortcuts_and_about(window):
     assert window.open_action.shortcut().toString() == "Ctrl+O"
     assert window.quit_action.shortcut().toString() == "Ctrl+Q"
     assert window.convert_action.shortcut().toString() == "F5"
-    text = window.about_text()
+    text = window.menus.about_text()
     for tool in ("PyTorch: 2.", "ONNX: 1.", "ONNX Runtime: 1.", "TensorRT:", "Qt: 6."):
         assert tool in text
     assert window.statusBar().isVisible()
@@ -416,7 +416,7 @@ model, out = Path(sys.argv[1]), sys.argv[2]
 a = ui_app.application([])
 w = ui_app.create_window([])
 def loaded(_summary):
-    w.show_graph_tab()  # starts a graph server (a child process) for the model
+    w.graph_tab.show_graph_tab()  # starts a graph server (a child process) for the model
     # without QtWebEngine the pane says "open in browser" once its server runs: then convert
     w.graph.panes[0].graph_failed.connect(convert)
 def convert(_message):
@@ -429,7 +429,7 @@ def progressed(job):
         print("busy", flush=True)
         sys.stdin.readline()  # the test has listed this process's children
         w.quit_action.trigger()  # Ctrl+Q in the middle of a conversion
-w.ready.connect(lambda: w.open_model(model))
+w.ready.connect(lambda: w.opening.open_model(model))
 w.session.events.model_loaded.connect(loaded)
 w.session.events.model_failed.connect(lambda message: (print("failed:", message, flush=True), a.exit(3)))
 from PySide6.QtCore import QTimer
