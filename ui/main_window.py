@@ -84,13 +84,13 @@ class MainWindow(QMainWindow):
         self.setAccessibleName("Model Deployment Studio")
         self._build_widgets()
         # the parts, each connecting what it handles (after the widgets: they observe the session first)
+        self.menus = Menus(self)  # the actions first: each part connects those it handles
         self.startup = StartUp(self)
         self.opening = ModelOpening(self)
         self.converting = Converting(self)
         self.measuring = Measuring(self)
         self.graph_tab = GraphTab(self)
         self.exporting = Exporting(self)
-        self.menus = Menus(self)
         self._connect()
         self._restore_settings()
         self.menus.update_actions()
@@ -153,7 +153,8 @@ class MainWindow(QMainWindow):
         self.batch_page = _Holder("Batch size chart: loading…")
         self.accuracy_page = _Holder("Accuracy vs latency chart: loading…")
         self.sweep_page = _Holder("Sweep: loading…")
-        self.diagnosis = DiagnosisPanel(self.session)  # nodes ranked by the error they add; a choice shows it in the graph
+        # nodes ranked by the error they add; a choice shows it in the graph
+        self.diagnosis = DiagnosisPanel(self.session)
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
         self.graph_page = _Holder("Graph: select this tab to see the model's graph")
@@ -215,6 +216,7 @@ class MainWindow(QMainWindow):
                         self.results.itemSelectionChanged):
             changed.connect(update)
         self.jobs.cancel_requested.connect(self._on_job_cancel_requested)
+        self.cancel_action.triggered.connect(self._on_cancel_all_triggered)
         self.jobs.all_finished.connect(self._on_all_jobs_finished)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
         self.session.events.jobs_cleared.connect(self._stage_logged.clear)

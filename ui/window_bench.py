@@ -17,6 +17,7 @@ class Measuring:
     def __init__(self, window) -> None:
         self.window = window
         window.benchmark_button.clicked.connect(self._on_benchmark_triggered)
+        window.benchmark_action.triggered.connect(self._on_benchmark_triggered)
         window.results.diagnose_requested.connect(self.diagnose)
         events = window.session.events  # the charts and the Sweep and Diagnosis tabs draw these themselves
         events.benchmark_finished.connect(self._on_benchmark_finished)
@@ -74,7 +75,8 @@ class Measuring:
         from app.bench.sweep import SweepRequest
 
         w = self.window
-        return SweepRequest(w.converting.model_source(), tuple(w.results.artifacts()), tuple(w.sweep_panel.sweep_items()),
+        return SweepRequest(w.converting.model_source(), tuple(w.results.artifacts()),
+                            tuple(w.sweep_panel.sweep_items()),
                             w.sweep_panel.seconds.value(), w.sweep_panel.p99_budget_ms())
 
     def sweep_file(self):
@@ -82,7 +84,8 @@ class Measuring:
         artifacts = self.window.results.artifacts()
         return artifacts[0].parent / f"{self.window.model_path.stem}.sweep.json" if artifacts else None
 
-    def _on_sweep_triggered(self) -> None:
+    def sweep(self) -> None:
+        """Sweep every artifact over the Sweep tab's grid (its Run button), unless something blocks it."""
         from app.errors import BadInput
         from ui.workers import sweep_job
 

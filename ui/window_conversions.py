@@ -20,6 +20,7 @@ class Converting:
     def __init__(self, window) -> None:
         self.window = window
         window.convert_button.clicked.connect(self._on_convert_triggered)
+        window.convert_action.triggered.connect(self._on_convert_triggered)
 
     def convert_blockers(self) -> list[str]:
         """Why Convert cannot start now (empty: it can)."""

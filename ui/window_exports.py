@@ -16,6 +16,11 @@ class Exporting:
     def __init__(self, window) -> None:
         self.window = window
         window.results.export_requested.connect(self._on_export_for_serving_requested)
+        window.export_png_action.triggered.connect(self._on_export_png_triggered)
+        window.export_csv_action.triggered.connect(self._on_export_csv_triggered)
+        window.export_report_action.triggered.connect(self._on_export_report_triggered)
+        window.copy_path_action.triggered.connect(self._on_copy_path_triggered)
+        window.copy_command_action.triggered.connect(self._on_copy_command_triggered)
 
     def _last_dir(self, name: str) -> str:
         base = self.window.model_path.parent if self.window.model_path else Path.home()

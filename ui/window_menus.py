@@ -17,51 +17,52 @@ OPEN_FILTERS = ";;".join([
 
 class Menus:
     """The window's actions and menus (File, Edit, View, Help), what enables them, and recent files.
-    The actions are kept on the window (``window.open_action`` …), where its other parts find them."""
+    The actions are kept on the window (``window.open_action`` …); the part that handles one connects
+    it (``window.convert_action.triggered`` → the converting part)."""
 
     def __init__(self, window) -> None:
         self.window = window
         self._build_actions()
         self._build_menus()
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+    def _action(self, text: str, slot=None, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self.window)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         if tip:
             action.setStatusTip(tip)
             action.setToolTip(tip)
-        action.triggered.connect(slot)
+        if slot is not None:
+            action.triggered.connect(slot)
         return action
 
     def _build_actions(self) -> None:
         w = self.window
         K = QKeySequence.StandardKey
-        exporting = w.exporting
         w.open_action = self._action("&Open Model…", self._on_open_triggered, K.Open, "open a model file")
         w.quit_action = self._action("&Quit", w.close, "Ctrl+Q", "quit the application")  # StandardKey.Quit is empty on Windows
-        w.export_png_action = self._action("Export Charts as &PNG…", exporting._on_export_png_triggered,
+        w.export_png_action = self._action("Export Charts as &PNG…", None,
                                            tip="save both benchmark charts as PNG images")
-        w.export_csv_action = self._action("Export Benchmark as &CSV…", exporting._on_export_csv_triggered,
+        w.export_csv_action = self._action("Export Benchmark as &CSV…", None,
                                            tip="save the benchmark numbers as CSV")
-        w.export_report_action = self._action("Export &Report…", exporting._on_export_report_triggered, "Ctrl+Shift+R",
+        w.export_report_action = self._action("Export &Report…", None, "Ctrl+Shift+R",
                                               "save one self-contained HTML report: machine, artifacts, "
                                               "verification, warnings, commands, benchmark charts")
-        w.copy_path_action = self._action("Copy Artifact &Path", exporting._on_copy_path_triggered, "Ctrl+Shift+C",
+        w.copy_path_action = self._action("Copy Artifact &Path", None, "Ctrl+Shift+C",
                                           "copy the selected artifact's path")
-        w.copy_command_action = self._action("Copy CLI &Command", exporting._on_copy_command_triggered, "Ctrl+Shift+L",
+        w.copy_command_action = self._action("Copy CLI &Command", None, "Ctrl+Shift+L",
                                              "copy the command line that builds the selected artifact")
         w.clear_results_action = self._action("Clear &Results", self._on_clear_results_triggered)
         w.clear_log_action = self._action("Clear &Log", w.log.clear)
-        w.convert_action = self._action("&Convert", w.converting._on_convert_triggered, "F5",
+        w.convert_action = self._action("&Convert", None, "F5",
                                         "convert to every ticked target and precision")
-        w.benchmark_action = self._action("&Benchmark", w.measuring._on_benchmark_triggered, "Ctrl+B",
+        w.benchmark_action = self._action("&Benchmark", None, "Ctrl+B",
                                           "benchmark the source model and every artifact")
-        w.cancel_action = self._action("Cancel &All", w._on_cancel_all_triggered, "Shift+F5", "stop every running job")
+        w.cancel_action = self._action("Cancel &All", None, "Shift+F5", "stop every running job")
         w.about_action = self._action("&About Model Deployment Studio", self._on_about_triggered,
                                       tip="versions of the tools")
         w.about_qt_action = self._action("About &Qt", QApplication.aboutQt)
-        w.example_action = self._action("Open an &Example…", w.opening._on_open_example_triggered,
+        w.example_action = self._action("Open an &Example…", None,
                                         tip="write a small real example (a CNN trained on handwritten digits and "
                                             "a folder of held-out digits) into a folder and load it")
         w.toggle_log_action = w.log_dock.toggleViewAction()
@@ -76,11 +77,11 @@ class Menus:
         w.graph_window_action.setCheckable(True)
         w.tab_actions = [self._action("Go to &Results", lambda: w.results.setFocus(), "Ctrl+1")]
         for i, (name, show) in enumerate((
-                                          ("Latency Chart", lambda: w.tabs.setCurrentWidget(w.latency_page)),
-                                          ("Batch Size Chart", lambda: w.tabs.setCurrentWidget(w.batch_page)),
-                                          ("Accuracy vs Latency Chart", lambda: w.tabs.setCurrentWidget(w.accuracy_page)),
-                                          ("Sweep", lambda: w.tabs.setCurrentWidget(w.sweep_page)),
-                                          ("Graph", w.graph_tab.show_graph_tab))):
+                ("Latency Chart", lambda: w.tabs.setCurrentWidget(w.latency_page)),
+                ("Batch Size Chart", lambda: w.tabs.setCurrentWidget(w.batch_page)),
+                ("Accuracy vs Latency Chart", lambda: w.tabs.setCurrentWidget(w.accuracy_page)),
+                ("Sweep", lambda: w.tabs.setCurrentWidget(w.sweep_page)),
+                ("Graph", lambda: w.graph_tab.show_graph_tab()))):
             w.tab_actions.append(self._action(f"Show {name}", lambda _=False, show=show: show(), f"Ctrl+{i + 2}"))
 
     def _build_menus(self) -> None:

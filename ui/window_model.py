@@ -30,6 +30,7 @@ class ModelOpening:
         self._probe_timer = None  # runs the model on typed shapes, 400 ms after the last keystroke
         window.model.reload_requested.connect(self._on_reload_requested)
         window.model.example_requested.connect(self._on_open_example_triggered)
+        window.example_action.triggered.connect(self._on_open_example_triggered)
         window.model.changed.connect(self._probe_typed_shapes_soon)
         window.session.events.model_loaded.connect(self._on_model_loaded)  # after the model panel and picker
 

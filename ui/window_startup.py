@@ -53,7 +53,7 @@ class StartUp:
         w.latency_chart = LatencyChart(w.session)
         w.batch_chart = BatchChart(w.session)
         w.sweep_panel = SweepPanel(w.session)
-        w.sweep_panel.run_requested.connect(w.measuring._on_sweep_triggered)
+        w.sweep_panel.run_requested.connect(w.measuring.sweep)
         w.latency_page.put(w.latency_chart)
         w.batch_page.put(w.batch_chart)
         sweep_scroll = QScrollArea()  # its form must not raise the window's minimum size
