@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ jobs
     def start_job(self, key: JobKey, title: str, job: BackgroundJob, on_done, on_failed, *,
-                   progress: bool = False, log_as: str | None = None) -> BackgroundJob:
+                  progress: bool = False, log_as: str | None = None) -> BackgroundJob:
         """Add ``job`` to the session's jobs under ``key`` (a row titled ``title``) and start it: its
         lines go to the log (prefixed ``log_as``, default the title), with ``progress`` its stages to
         the session, and then ``on_done(job, result)`` or ``on_failed(job, state, message)``."""

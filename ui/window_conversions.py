@@ -147,7 +147,7 @@ class Converting:
                 self.window.ask("Replace existing artifacts?",
                                 f"These files exist already in {folder}:\n{names}\n\nReplace them?",
                                 lambda: self._start_conversions([replace(r, overwrite=True) if r in existing else r
-                                                           for r in requests]))
+                                                                 for r in requests]))
                 return
         self._start_conversions(requests)
 
@@ -174,7 +174,7 @@ class Converting:
         text = "\n\n".join(m.replace("; --ignore-memory-check runs it anyway", "") for _, m in refused)
         w.ask("Not enough memory", f"{text}\n\nRun anyway? (The job may be stopped when memory runs out.)",
               lambda: self._confirm_and_start([replace(r, ignore_memory_check=True) if any(r is q for q, _ in refused)
-                                                   else r for r in requests]))
+                                               else r for r in requests]))
         return True
 
     def _start_conversions(self, requests: list) -> None:
