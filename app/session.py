@@ -113,6 +113,7 @@ class SessionEvents:
     outcomes_cleared: Event = field(default_factory=Event)
     benchmark_finished: Event = field(default_factory=Event)  # (result: dict) the bench --json object
     sweep_finished: Event = field(default_factory=Event)      # (result: dict) the bench --sweep --json object
+    diagnosis_finished: Event = field(default_factory=Event)  # (artifact: Path, result: dict) nodes ranked by error
 
 
 @dataclass
@@ -224,6 +225,9 @@ class Session:
     def swept(self, result: dict) -> None:
         self.last_sweep = result
         self.events.sweep_finished.emit(result)
+
+    def diagnosed(self, artifact: Path, result: dict) -> None:
+        self.events.diagnosis_finished.emit(Path(artifact), result)
 
     def source(self, *, arch: str | None = None, arch_kwargs: dict | None = None):
         """The opened file with what the user trusted in it and the network they named, as an

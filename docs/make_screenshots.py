@@ -48,7 +48,7 @@ def open_studio(work: Path, model_path: Path, arch: str):
     window.resize(1560, 980)
     window.show()
     wait_for(app, lambda: window.is_ready)
-    window.open_model(model_path)
+    window.opening.open_model(model_path)
     wait_for(app, lambda: window.model.summary is not None)
     window.model.arch_edit.setText(arch)
     window.model.load_button.click()
@@ -78,12 +78,12 @@ def main(out_dir: Path) -> int:
 
     window.bench_options.batches.setText(", ".join(map(str, BATCHES)))
     window.benchmark_button.click()
-    wait_for(app, lambda: window.bench is None and window.latency_chart.rows, timeout=900)
+    wait_for(app, lambda: not window.session.jobs_running and window.latency_chart.rows, timeout=900)
     window.tabs.setCurrentIndex(0)
     window.results.resizeColumnsToContents()
     shoot(app, window, out_dir / "screenshot-main.png")
 
-    window.show_graph_tab()
+    window.graph_tab.show_graph_tab()
     pane = window.graph.panes[0]
     int8 = window.results.row_for("onnx", "int8").artifact
     pane.selector.setCurrentIndex([pane.selector.itemData(i) for i in range(pane.selector.count())].index(str(int8)))

@@ -10,7 +10,8 @@ from app.session import Session
 
 def test_opening_another_model_forgets_the_last_one_and_tells_the_views():
     session, seen = Session(), []
-    for name in ("model_forgotten", "model_loaded", "model_failed", "benchmark_finished", "sweep_finished"):
+    for name in ("model_forgotten", "model_loaded", "model_failed", "benchmark_finished", "sweep_finished",
+                 "diagnosis_finished"):
         getattr(session.events, name).connect(lambda *args, name=name: seen.append((name, *args)))
     assert session.open(Path("a.pt"), allow_pickle=True, trusted_globals=["pkg.Config"])
     assert (session.path, session.allow_pickle, session.trusted_globals) == (Path("a.pt"), True, ("pkg.Config",))
@@ -23,8 +24,10 @@ def test_opening_another_model_forgets_the_last_one_and_tells_the_views():
     assert session.last_benchmark is None
     session.failed("not a model")
     session.swept({"points": []})
+    session.diagnosed("b.int8.onnx", {"ranking": []})
     assert seen == [("model_forgotten",), ("model_loaded", {"format": "pickle"}), ("benchmark_finished", {"results": []}),
-                    ("model_forgotten",), ("model_failed", "not a model"), ("sweep_finished", {"points": []})]
+                    ("model_forgotten",), ("model_failed", "not a model"), ("sweep_finished", {"points": []}),
+                    ("diagnosis_finished", Path("b.int8.onnx"), {"ranking": []})]
     assert session.source(arch="m.py:Net", arch_kwargs={"width": 2}) == ModelSource(
         Path("b.onnx"), arch="m.py:Net", arch_kwargs=(("width", 2),))
 

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QWidget
 
+from app.session import Session
 from ui.latency_chart import _FollowsPalette, _png, show_hover
 
 
@@ -70,10 +71,14 @@ def budget_points(name: str, report: dict, labelled: bool) -> list[dict]:
 
 
 class AccuracyChart(_FollowsPalette, pg.PlotWidget):
-    """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line."""
+    """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line; drawn from the
+    session's benchmarks and its conversions' evaluations (when given a session)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
+        if session is not None:
+            session.events.benchmark_finished.connect(self._on_benchmark_finished)
         self.setAccessibleName("Accuracy vs latency chart")
         self.setMinimumHeight(220)
         self.points: list[dict] = []
@@ -135,6 +140,11 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
                                         "the kept one larger", size="9pt")
         if self.rounds:
             self.getPlotItem().getViewBox().autoRange(padding=0.15)
+
+    def _on_benchmark_finished(self, result: dict) -> None:
+        evaluations = {str(o.artifact): o.result.evaluation for o in self.session.outcomes
+                       if o.result is not None and o.result.evaluation is not None and o.artifact}
+        self.set_points(*accuracy_points(list(result.get("results", [])), evaluations))
 
     def point_at(self, scene_pos: QPointF) -> dict | None:
         view = self.getPlotItem().getViewBox().mapSceneToView(scene_pos)

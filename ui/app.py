@@ -46,7 +46,7 @@ def create_window(argv: list[str] | None = None):
     paths = [a for a in (argv or []) if not a.startswith("-")]
     if paths:
         model = Path(paths[0]).expanduser()
-        window.ready.connect(lambda: window.open_model(model))
+        window.ready.connect(lambda: window.opening.open_model(model))
     return window
 
 

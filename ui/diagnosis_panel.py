@@ -12,6 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from app.session import Session
+
 COLUMNS = ("#", "Node", "Op", "Added error", "Error at output")
 SHOWN = 30  # rows at most: the worst nodes are the ones that matter
 
@@ -30,12 +32,16 @@ class DiagnosisPanel(QWidget):
     Signals
     -------
     node_chosen(str, str, str)   the user chose a row: artifact path, node name, its output tensor
+
+    It shows the session's finished diagnosis (``diagnosis_finished``).
     """
 
     node_chosen = Signal(str, str, str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        if session is not None:
+            session.events.diagnosis_finished.connect(self.show_ranking)
         self.artifact: Path | None = None
         self.nodes: list = []
         self.summary = QLabel(EMPTY, wordWrap=True)

@@ -15,6 +15,8 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QColor, QCursor, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
+from app.session import Session
+
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     """The rows as CSV, exactly as ``python main.py bench --csv`` writes them."""
     from app.bench.report import write_csv as write
@@ -85,6 +87,13 @@ def show_hover(widget: QWidget, text: str) -> None:
         QToolTip.hideText()
 
 
+def observe_benchmarks(chart, session: Session | None) -> None:
+    """Let ``chart`` draw the session's finished benchmarks, and go blank when its model is forgotten."""
+    if session is not None:
+        session.events.benchmark_finished.connect(lambda result: chart.set_rows(result.get("results", [])))
+        session.events.model_forgotten.connect(lambda: chart.set_rows([]))
+
+
 class _FollowsPalette:
     """Re-colours the chart when the system switches between light and dark."""
 
@@ -103,10 +112,12 @@ class _FollowsPalette:
 
 
 class LatencyChart(_FollowsPalette, pg.PlotWidget):
-    """p50 latency per runner at one batch size: bars, p90/p99 whiskers, speedup labels, hover."""
+    """p50 latency per runner at one batch size: bars, p90/p99 whiskers, speedup labels, hover; draws
+    the session's benchmarks (when given one)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        observe_benchmarks(self, session)
         self.setAccessibleName("Latency chart")
         self.setMinimumHeight(220)
         self.rows: list[dict] = []          # every row, all batches
@@ -235,10 +246,12 @@ class LatencyChart(_FollowsPalette, pg.PlotWidget):
 
 
 class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
-    """Latency (p50) and throughput of every runner across batch sizes, side by side."""
+    """Latency (p50) and throughput of every runner across batch sizes, side by side; draws the
+    session's benchmarks (when given one)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        observe_benchmarks(self, session)
         self.setAccessibleName("Batch size chart")
         self.setMinimumHeight(200)
         self.rows: list[dict] = []

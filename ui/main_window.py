@@ -1,12 +1,15 @@
 """The main window: drop a model, pick targets, convert in the background, compare.
 
-This is the one place that wires signals: panels expose signals and methods, workers report by
-signals, and :meth:`MainWindow._connect` / :meth:`MainWindow._wire_job` connect them to the
-``_on_<event>`` slots. The slots live with what the user does, one module each: start-up
-(``window_startup``), opening a model (``window_model``), converting (``window_conversions``),
-benchmarking (``window_bench``), diagnosis (``window_diagnosis``), the graph and details (``window_graph``), exports
-(``window_exports``), menus and actions (``window_menus``). No conversion logic lives here: the
-window builds :class:`app.request.ConversionRequest` objects and hands them to :mod:`ui.workers`.
+The window's widgets observe the session (:class:`app.session.Session`), as napari's ``QtDims(dims)``
+observes its model: each takes it in its constructor and redraws on its events — the model panel and
+the target picker on a loaded model, the jobs list on the jobs, the results table on the outcomes,
+the charts on a benchmark, the Sweep and Diagnosis tabs on theirs. The window builds them; what
+starts jobs and opens dialogs is in small parts, each an object given the window that connects what
+it handles: start-up (``window_startup``), opening a model (``window_model``), converting
+(``window_conversions``), benchmarking, sweeping and diagnosing (``window_bench``), the graph and
+details (``window_graph``), exports (``window_exports``), the menus and what enables them
+(``window_menus``). Each running job's worker is in :attr:`MainWindow.running`
+(:class:`ui.workers.RunningJobs`) under its key; where it stands is in ``session.jobs``.
 
 Start-up stays light: this module imports Qt and the small ui modules only. Charts (pyqtgraph) are
 built right after the first paint, and the engine (torch, onnx) warms up in the background.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -30,15 +33,14 @@ from ui.panels import DetachableTab, FocusToggle
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
-from ui.window_bench import Benchmarking
-from ui.window_conversions import Conversions
-from ui.window_diagnosis import Diagnosis
-from ui.window_exports import Exports
-from ui.window_graph import GraphAndDetails
-from ui.window_menus import MenusAndActions
-from ui.window_model import ModelLoading
+from ui.window_bench import Measuring
+from ui.window_conversions import Converting
+from ui.window_exports import Exporting
+from ui.window_graph import GraphTab
+from ui.window_menus import Menus
+from ui.window_model import ModelOpening
 from ui.window_startup import StartUp
-from ui.workers import BackgroundJob, ConversionJob, all_pools
+from ui.workers import BackgroundJob, RunningJobs, all_pools
 
 LOG_LINES = 4  # the log's height when the window opens
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -52,54 +54,67 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, GraphAndDetails, Exports,
-                 MenusAndActions, QMainWindow):
-    """Model Deployment Studio's window."""
+class MainWindow(QMainWindow):
+    """Model Deployment Studio's window: its widgets, and the parts that act on them (``startup``,
+    ``opening``, ``converting``, ``measuring``, ``graph_tab``, ``exporting``, ``menus``)."""
 
     first_painted = Signal()
     ready = Signal()                 # charts built and targets probed: everything is usable
     engine_ready = Signal()          # the child processes' fork server has torch & co. imported
-    model_loaded = Signal(dict)      # the inspection summary
-    model_failed = Signal(str)
-    benchmark_finished = Signal(dict)
-    sweep_finished = Signal(dict)
-    report_finished = Signal(str)  # the file written (HTML or PDF)
+    report_finished = Signal(str)    # the file written (HTML or PDF)
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or Settings()
-        self.session = Session()  # the source model, what the user trusted, the last results (Qt-free)
-        self.conversions: dict[JobKey, ConversionJob] = {}
-        self.background_jobs: dict[JobKey, BackgroundJob] = {}  # sweeps, diagnoses, Triton folders, reports
-        self.inspection: BackgroundJob | None = None
-        self.bench: BackgroundJob | None = None
+        self.session = Session()  # the source model, what the user trusted, the jobs and results (Qt-free)
+        self.running = RunningJobs()  # the worker of each running job, by its key
         self.dialog: QMessageBox | None = None       # the message box on screen, if any
-        self.is_ready = False
+        self.is_ready = False                         # charts built and targets probed (``ready``)
         self.latency_chart = None
         self.batch_chart = None
+        self.accuracy_chart = None
+        self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
+        self.graph = None        # built when the Graph tab is first shown (QtWebEngine)
         self._painted = False
-        self._targets_known = False
-        self._charts_built = False
         self._stage_logged: dict[JobKey, str] = {}
-        self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
-        self._gpu_name = ""                 # the GPU, once the engine's child process has looked
 
         self.setWindowTitle("Model Deployment Studio")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.setAccessibleName("Model Deployment Studio")
         self._build_widgets()
-        self._build_actions()
-        self._build_menus()
+        # the parts, each connecting what it handles (after the widgets: they observe the session first)
+        self.menus = Menus(self)  # the actions first: each part connects those it handles
+        self.startup = StartUp(self)
+        self.opening = ModelOpening(self)
+        self.converting = Converting(self)
+        self.measuring = Measuring(self)
+        self.graph_tab = GraphTab(self)
+        self.exporting = Exporting(self)
         self._connect()
         self._restore_settings()
-        self._update_actions()
-        self._refuse_drops()
+        self.menus.update_actions()
+        self.opening.refuse_drops()
 
     # ------------------------------------------------------------------ construction
     def _build_widgets(self) -> None:
-        self.model = ModelPanel()
-        self.targets = TargetPicker()
+        left_column, natural_width = self._build_left_column()
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(left_column)
+        self.main_split.addWidget(self._build_right_side())
+        self.main_split.setStretchFactor(0, 2)
+        self.main_split.setStretchFactor(1, 3)
+        self.setCentralWidget(self.main_split)
+        self._build_log_dock()
+        self._build_status_bar()
+        self.resize(1280, 860)
+        # the left column at its natural width, so every precision column is in view at the default size
+        self.main_split.setSizes([natural_width, max(self.width() - natural_width, 640)])
+
+    def _build_left_column(self) -> tuple[QWidget, int]:
+        """The model, the targets and options (scrolling), with Convert and Benchmark under them."""
+        self.model = ModelPanel(self.session)
+        self.targets = TargetPicker(self.session)
         self.options = ConversionOptions()
         self.bench_options = BenchmarkOptions()
         self.convert_button = QPushButton("Convert")
@@ -113,10 +128,8 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
 
         left_body = QWidget()
         left = QVBoxLayout(left_body)
-        left.addWidget(self.model)
-        left.addWidget(self.targets)
-        left.addWidget(self.options)
-        left.addWidget(self.bench_options)
+        for part in (self.model, self.targets, self.options, self.bench_options):
+            left.addWidget(part)
         left.addStretch(1)
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
@@ -129,28 +142,32 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         column.addWidget(left_scroll, 1)
         column.addLayout(buttons)  # outside the scroll area: Convert and Benchmark are always in view
         left_column.setMinimumWidth(380)
+        natural = left_body.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width() + 6
+        return left_column, natural
 
-        self.jobs = JobsView(self.session)
-        self.results = ResultsTable(self.session)
+    def _build_tabs(self) -> QTabWidget:
+        """The charts, Sweep, Diagnosis and Graph tabs; the pyqtgraph ones hold a note until built."""
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Benchmark charts")
-        self._latency_holder = _Holder("Latency chart: loading…")
-        self._batch_holder = _Holder("Batch size chart: loading…")
-        self.tabs.addTab(self._latency_holder, "Latency")
-        self.tabs.addTab(self._batch_holder, "Batch sizes")
-        self._accuracy_holder = _Holder("Accuracy vs latency chart: loading…")
-        self.tabs.addTab(self._accuracy_holder, "Accuracy vs latency")
-        self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
-        self._sweep_holder = _Holder("Sweep: loading…")
-        self.tabs.addTab(self._sweep_holder, "Sweep")
-        self.diagnosis = DiagnosisPanel()  # nodes ranked by the error they add; a choice shows it in the graph
-        self.tabs.addTab(self.diagnosis, "Diagnosis")
+        self.latency_page = _Holder("Latency chart: loading…")
+        self.batch_page = _Holder("Batch size chart: loading…")
+        self.accuracy_page = _Holder("Accuracy vs latency chart: loading…")
+        self.sweep_page = _Holder("Sweep: loading…")
+        # nodes ranked by the error they add; a choice shows it in the graph
+        self.diagnosis = DiagnosisPanel(self.session)
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
-        self.graph = None
-        self._graph_holder = _Holder("Graph: select this tab to see the model's graph")
-        self.tabs.addTab(self._graph_holder, "Graph")
+        self.graph_page = _Holder("Graph: select this tab to see the model's graph")
+        for page, title in ((self.latency_page, "Latency"), (self.batch_page, "Batch sizes"),
+                            (self.accuracy_page, "Accuracy vs latency"), (self.sweep_page, "Sweep"),
+                            (self.diagnosis, "Diagnosis"), (self.graph_page, "Graph")):
+            self.tabs.addTab(page, title)
+        return self.tabs
 
+    def _build_right_side(self) -> QSplitter:
+        """The jobs, the results with the selected one's details, and the tabs, one over the other."""
+        self.jobs = JobsView(self.session)
+        self.results = ResultsTable(self.session)
         self.details = ResultDetails()
         self.results_split = QSplitter(Qt.Orientation.Horizontal)  # the table, and the selected row in full
         self.results_split.addWidget(self.results)
@@ -160,20 +177,16 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.addWidget(self.jobs)
         self.right_split.addWidget(self.results_split)
-        self.right_split.addWidget(self.tabs)
+        self.right_split.addWidget(self._build_tabs())
         self.charts_focus = FocusToggle(self.right_split)
-        self.graph_window = DetachableTab(self.tabs, self._graph_holder, "Graph — Model Deployment Studio",
-                                          self._on_graph_window_changed)
+        self.graph_window = DetachableTab(self.tabs, self.graph_page, "Graph — Model Deployment Studio",
+                                          lambda detached: self.menus.on_graph_window_changed(detached))
         for i, stretch in enumerate((1, 1, 3)):
             self.right_split.setStretchFactor(i, stretch)
         self.right_split.setSizes([190, 190, 420])
-        self.main_split = QSplitter(Qt.Orientation.Horizontal)
-        self.main_split.addWidget(left_column)
-        self.main_split.addWidget(self.right_split)
-        self.main_split.setStretchFactor(0, 2)
-        self.main_split.setStretchFactor(1, 3)
-        self.setCentralWidget(self.main_split)
+        return self.right_split
 
+    def _build_log_dock(self) -> None:
         self.log = LogPanel()
         self.log_dock = QDockWidget("Log", self)
         self.log_dock.setObjectName("log_dock")
@@ -184,47 +197,29 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         self.resizeDocks([self.log_dock], [self.log.fontMetrics().lineSpacing() * LOG_LINES + 16],
                          Qt.Orientation.Vertical)
 
+    def _build_status_bar(self) -> None:
         self.engine_label = QLabel("starting…")
         self.engine_label.setAccessibleName("Engine status")
         self.hardware_label = QLabel("")
         self.hardware_label.setAccessibleName("Hardware")
         self.hardware_label.setToolTip("the CPU instruction sets and the GPU that decide which targets and precisions "
                                        "are fast here (hover a target cell for its expectation)")
-        self.statusBar().addPermanentWidget(self.hardware_label)
-        self.statusBar().addPermanentWidget(self.engine_label)
         self.sandbox_label = QLabel("")  # filled in after the first paint (_show_sandbox_status)
         self.sandbox_label.setAccessibleName("Sandbox status")
-        self.statusBar().addPermanentWidget(self.sandbox_label)
-        self.resize(1280, 860)
-        # the left column at its natural width, so every precision column is in view at the default size
-        natural = left_body.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width() + 6
-        self.main_split.setSizes([natural, max(self.width() - natural, 640)])
+        for label in (self.hardware_label, self.engine_label, self.sandbox_label):
+            self.statusBar().addPermanentWidget(label)
 
     def _connect(self) -> None:
-        """Every long-lived connection of the window (jobs are wired in :meth:`_wire_job`)."""
-        self.convert_button.clicked.connect(self._on_convert_triggered)
-        self.benchmark_button.clicked.connect(self._on_benchmark_triggered)
-        self.model.reload_requested.connect(self._on_reload_requested)
-        self.model.example_requested.connect(self._on_open_example_triggered)
-        self.model.changed.connect(self._update_actions)
-        self.model.changed.connect(self._probe_typed_shapes_soon)
-        self.targets.selection_changed.connect(self._update_actions)
-        self.options.changed.connect(self._update_actions)
+        """The window's own connections (each part connects what it handles)."""
+        update = self.menus.update_actions
+        for changed in (self.model.changed, self.targets.selection_changed, self.options.changed,
+                        self.results.itemSelectionChanged):
+            changed.connect(update)
         self.jobs.cancel_requested.connect(self._on_job_cancel_requested)
+        self.cancel_action.triggered.connect(self._on_cancel_all_triggered)
         self.jobs.all_finished.connect(self._on_all_jobs_finished)
-        self.results.itemSelectionChanged.connect(self._update_actions)
-        self.results.itemSelectionChanged.connect(self._show_selected_details)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
-        self.results.export_requested.connect(self._on_export_for_serving_requested)
-        self.results.diagnose_requested.connect(self.diagnose)
-        self.diagnosis.node_chosen.connect(self.show_node)
-        self.tabs.currentChanged.connect(self._on_tab_changed)
-        events = self.session.events  # the session (app/session.py) is observed, as any model
-        events.model_forgotten.connect(self._on_model_forgotten)
-        events.model_loaded.connect(self._on_model_loaded)
-        events.model_failed.connect(self.model_failed.emit)
-        events.benchmark_finished.connect(self._on_benchmark_finished)
-        events.sweep_finished.connect(self._on_sweep_finished)
+        self.session.events.jobs_cleared.connect(self._stage_logged.clear)
 
     # what the session holds, by the names the window's parts use
     @property
@@ -247,50 +242,102 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
     def last_sweep(self) -> dict | None:
         return self.session.last_sweep
 
-    def _wire_job(self, key: tuple[str, str], job: BackgroundJob) -> None:
-        job.progressed.connect(lambda stage, fraction: self._on_job_progressed(key, stage, fraction))
-        job.logged.connect(lambda line: self.log.add(f"{key}: {line}"))
-        job.succeeded.connect(lambda result: self._on_job_succeeded(key, result))
-        job.failed.connect(lambda state, message: self._on_job_failed(key, state, message))
+    # ------------------------------------------------------------------ jobs
+    def start_job(self, key: JobKey, title: str, job: BackgroundJob, on_done, on_failed, *,
+                  progress: bool = False, log_as: str | None = None) -> BackgroundJob:
+        """Add ``job`` to the session's jobs under ``key`` (a row titled ``title``) and start it: its
+        lines go to the log (prefixed ``log_as``, default the title), with ``progress`` its stages to
+        the session, and then ``on_done(job, result)`` or ``on_failed(job, state, message)``."""
+        self.session.add_job(key, title)
+        if progress:
+            job.progressed.connect(lambda stage, fraction: self._on_job_progressed(key, stage, fraction))
+        prefix = log_as or title
+        job.logged.connect(lambda line: self.log.add(f"{prefix}: {line}"))
+        return self.running.start(key, job, on_done, on_failed)
 
-    # ------------------------------------------------------------------ start-up
+    def _on_job_progressed(self, key: JobKey, stage: str, fraction: float) -> None:
+        self.session.job_progressed(key, stage, fraction)
+        if self._stage_logged.get(key) != stage:
+            self._stage_logged[key] = stage
+            self.log.add(f"{key.name or key.kind}: {stage}")
+
+    def _on_job_cancel_requested(self, key: JobKey) -> None:
+        if key in self.running:
+            self.log.add(f"{key}: cancelling")
+            self.running.cancel(key)
+
+    def _on_cancel_all_triggered(self) -> None:
+        for key, job in list(self.session.jobs.items()):
+            if not job.ended:
+                self.session.job_cancelling(key)
+                self._on_job_cancel_requested(key)
+
+    def _on_all_jobs_finished(self) -> None:
+        counts = self.session.job_counts()
+        text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        self.statusBar().showMessage(f"Finished: {text}", 10000)
+        self.log.add(f"all jobs finished: {text}")
+        self.menus.update_actions()
+
+    def _on_open_folder_requested(self, folder: str) -> None:
+        self.statusBar().showMessage(f"Opening {folder}", 3000)
+
+    # ------------------------------------------------------------------ message boxes
+    def show_message(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
+        """A window-modal message that does not block the event loop (jobs keep reporting)."""
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAccessibleName(title)
+        self.dialog = box
+        box.finished.connect(lambda _r: self.on_dialog_finished(box))
+        box.open()
+        return box
+
+    def ask(self, title: str, text: str, on_yes) -> QMessageBox:
+        """A window-modal Yes/No question; ``on_yes()`` follows a Yes."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAccessibleName(title)
+        self.dialog = box
+
+        def answered(result: int) -> None:
+            self.on_dialog_finished(box)
+            if result == QMessageBox.StandardButton.Yes:
+                on_yes()
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def on_dialog_finished(self, box) -> None:
+        if self.dialog is box:
+            self.dialog = None
+        box.deleteLater()
+
+    # ------------------------------------------------------------------ Qt overrides
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().paintEvent(event)
         if not self._painted:
             self._painted = True
-            self.first_painted.emit()
-            QTimer.singleShot(0, self._on_first_painted)
-
-
-    # ------------------------------------------------------------------ drag and drop
+            self.first_painted.emit()  # the start-up part goes on from there
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        self._on_drag_entered(event)
+        self.opening.on_drag_entered(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
-        self._on_dropped(event)
+        self.opening.on_dropped(event)
 
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_settings()
+        self.running.cancel_all()
+        for pool in all_pools():  # every child is terminated within a second of its cancel
+            pool.waitForDone(5000)
+        self.graph_window.set(False)  # the Graph page goes home before the window closes
+        if self.graph is not None:
+            self.graph.close_all()  # stops the graph servers and removes their private copies
+        super().closeEvent(event)
 
-    # ------------------------------------------------------------------ loading a model
-
-
-    # ------------------------------------------------------------------ converting
-
-
-    # ------------------------------------------------------------------ benchmarking
-
-
-    # ------------------------------------------------------------------ deployment sweep
-
-
-
-
-    # ------------------------------------------------------------------ files, dialogs, about
-
-
-    # ------------------------------------------------------------------ state of the actions
-
-    # ------------------------------------------------------------------ settings, palette, closing
+    # ------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
         s = self.settings
         geometry = s.bytes_value("window/geometry")
@@ -317,20 +364,6 @@ class MainWindow(StartUp, ModelLoading, Conversions, Benchmarking, Diagnosis, Gr
         s.set_value("choices/options", self.options.state())
         s.set_value("choices/bench", self.bench_options.state())
         s.sync()
-
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        self.save_settings()
-        jobs = [*self.conversions.values(), self.bench, self.inspection, *getattr(self, "_startup_jobs", []),
-                *self.background_jobs.values()]
-        for job in jobs:
-            if job is not None:
-                job.cancel()
-        for pool in all_pools():  # every child is terminated within a second of its cancel
-            pool.waitForDone(5000)
-        self.graph_window.set(False)  # the Graph page goes home before the window closes
-        if self.graph is not None:
-            self.graph.close_all()  # stops the graph servers and removes their private copies
-        super().closeEvent(event)
 
 
 class _Holder(QWidget):

@@ -112,6 +112,10 @@ class ResultsTable(QTableWidget):
                 self.item(row, col).setToolTip(full_text_tooltip([self.item(row, col).text(), why]))
 
     # -- reading
+    def selected_row(self) -> int | None:
+        rows = self.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
     def row_for(self, target: str, precision: str) -> Outcome:
         return self.session.outcome_for(target, precision)
 

@@ -9,17 +9,21 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
+from app.session import Session
+
 EMPTY = ("Sweep threads × batch × concurrency for every artifact: throughput against p99, the knee, "
          "and Triton settings (instances, threads, dynamic batching) for Export for serving")
 
 
 class SweepPanel(QWidget):
-    """The grid to sweep, a Run button, the chart and the proposals."""
+    """The grid to sweep, a Run button, the chart and the proposals; draws the session's finished sweep."""
 
     run_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        if session is not None:
+            session.events.sweep_finished.connect(self.set_result)
         self.setAccessibleName("Deployment sweep")
         self.data: dict | None = None
         self.threads = QLineEdit("1, 2")

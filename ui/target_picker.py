@@ -12,15 +12,19 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
 
 from app.request import PRECISIONS
+from app.session import Session
 
 
 class TargetPicker(QGroupBox):
-    """A grid: one row per target, one check box per precision."""
+    """A grid: one row per target, one check box per precision; a loaded model (the session's event)
+    enables what can be built from its format."""
 
     selection_changed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Targets", parent)
+        self.session = session
+        session.events.model_loaded.connect(self._on_model_loaded)
         self.setAccessibleName("Targets")
         self.choices: list = []
         self.boxes: dict[tuple[str, str], QCheckBox] = {}
@@ -55,7 +59,10 @@ class TargetPicker(QGroupBox):
                 self.boxes[(choice.name, p)] = box
                 self._grid.addWidget(box, row, col, alignment=Qt.AlignmentFlag.AlignCenter)
         self._grid.setColumnStretch(0, 1)
-        self.set_source_format(self.source_format)
+        self.set_source_format((self.session.summary or {}).get("format", self.source_format))
+
+    def _on_model_loaded(self, summary: dict) -> None:
+        self.set_source_format(summary["format"])
 
     def set_source_format(self, fmt: str | None) -> None:
         """Enable what can be built from a model of this format (everything available when None)."""

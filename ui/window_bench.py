@@ -1,25 +1,38 @@
-"""Benchmarking and sweeping the source and its artifacts in child processes, and showing the rows.
-
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+"""Measuring in child processes: benchmarking the source and its artifacts, sweeping the artifacts,
+and diagnosing where an fp16/int8 artifact's error comes from. The charts, the Sweep tab and the
+Diagnosis tab draw the results themselves (they observe the session); this starts the jobs.
 """
 
 from __future__ import annotations
 
-from app.session import BENCHMARK, SWEEP
-from ui.workers import DONE
+from PySide6.QtWidgets import QMessageBox
+
+from app.session import BENCHMARK, SWEEP, JobKey
+from ui.workers import DONE, FAILED, BackgroundJob
 
 
-class Benchmarking:
-    """Benchmarking and sweeping the source and its artifacts in child processes, and showing the rows."""
+class Measuring:
+    """Benchmarking, sweeping and diagnosing in child processes."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+        window.benchmark_button.clicked.connect(self._on_benchmark_triggered)
+        window.benchmark_action.triggered.connect(self._on_benchmark_triggered)
+        window.results.diagnose_requested.connect(self.diagnose)
+        events = window.session.events  # the charts and the Sweep and Diagnosis tabs draw these themselves
+        events.benchmark_finished.connect(self._on_benchmark_finished)
+        events.sweep_finished.connect(self._on_sweep_finished)
+        events.diagnosis_finished.connect(self._on_diagnosis_finished)
 
     def benchmark_blockers(self) -> list[str]:
         from app.errors import BadInput
 
-        blockers = [b for b in self.convert_blockers() if not b.startswith("tick at least")]
-        if self.bench is not None:
+        w = self.window
+        blockers = [b for b in w.converting.convert_blockers() if not b.startswith("tick at least")]
+        if BENCHMARK in w.running:
             blockers.append("a benchmark is running")
         try:
-            self.bench_options.batch_sizes()
+            w.bench_options.batch_sizes()
         except BadInput as e:
             blockers.append(f"batch sizes: {e}")
         return blockers
@@ -30,14 +43,16 @@ class Benchmarking:
         from app.bench.harness import BenchConfig
         from app.bench.request import BenchRequest
 
-        config = BenchConfig(batches=tuple(self.bench_options.batch_sizes()), warmup=self.bench_options.warmup.value(),
-                             runs=self.bench_options.runs.value(), min_seconds=0.5, threads=None)
-        return BenchRequest(self.model_source(), tuple(self.results.artifacts()), config)
+        w = self.window
+        config = BenchConfig(batches=tuple(w.bench_options.batch_sizes()), warmup=w.bench_options.warmup.value(),
+                             runs=w.bench_options.runs.value(), min_seconds=0.5, threads=None)
+        return BenchRequest(w.converting.model_source(), tuple(w.results.artifacts()), config)
 
     def _on_benchmark_triggered(self) -> None:
         from app.errors import BadInput
         from ui.workers import benchmark_job
 
+        w = self.window
         blockers = self.benchmark_blockers()
         request = None
         try:
@@ -45,37 +60,40 @@ class Benchmarking:
         except BadInput as e:
             blockers.append(str(e))
         if blockers:
-            self.statusBar().showMessage(f"Cannot benchmark: {blockers[0]}", 8000)
+            w.statusBar().showMessage(f"Cannot benchmark: {blockers[0]}", 8000)
             return
-        self.settings.set_value("choices/bench", self.bench_options.state())
-        self.bench = benchmark_job(request, self)
-        self.session.add_job(BENCHMARK, "Benchmark")
-        self._wire_job(BENCHMARK, self.bench)
-        self.log.add(f"benchmark: source + {len(request.artifacts)} artifact(s), "
-                     f"batch {list(request.config.batches)}")
-        self.bench.start()
-        self._update_actions()
+        w.settings.set_value("choices/bench", w.bench_options.state())
+        w.log.add(f"benchmark: source + {len(request.artifacts)} artifact(s), "
+                  f"batch {list(request.config.batches)}")
+        w.start_job(BENCHMARK, "Benchmark", benchmark_job(request, w),
+                    lambda _job, result: w.session.benchmarked(result), w.converting.on_job_failed,
+                    progress=True, log_as=str(BENCHMARK))
+        w.menus.update_actions()
 
     def sweep_request(self):
         """The :class:`app.bench.sweep.SweepRequest` of the Sweep tab (raises ``BadInput``)."""
         from app.bench.sweep import SweepRequest
 
-        return SweepRequest(self.model_source(), tuple(self.results.artifacts()), tuple(self.sweep_panel.sweep_items()),
-                            self.sweep_panel.seconds.value(), self.sweep_panel.p99_budget_ms())
+        w = self.window
+        return SweepRequest(w.converting.model_source(), tuple(w.results.artifacts()),
+                            tuple(w.sweep_panel.sweep_items()),
+                            w.sweep_panel.seconds.value(), w.sweep_panel.p99_budget_ms())
 
     def sweep_file(self):
         """Where the sweep's result is saved: beside the artifacts (``serve-bundle --from-sweep``, the report)."""
-        artifacts = self.results.artifacts()
-        return artifacts[0].parent / f"{self.model_path.stem}.sweep.json" if artifacts else None
+        artifacts = self.window.results.artifacts()
+        return artifacts[0].parent / f"{self.window.model_path.stem}.sweep.json" if artifacts else None
 
-    def _on_sweep_triggered(self) -> None:
+    def sweep(self) -> None:
+        """Sweep every artifact over the Sweep tab's grid (its Run button), unless something blocks it."""
         from app.errors import BadInput
         from ui.workers import sweep_job
 
+        w = self.window
         blockers = [b for b in self.benchmark_blockers() if not b.startswith("batch sizes")]
-        if not self.results.artifacts():
+        if not w.results.artifacts():
             blockers.append("convert first: the sweep measures artifacts")
-        if any(key == SWEEP for key in self.background_jobs):
+        if SWEEP in w.running:
             blockers.append("a sweep is running")
         request = None
         try:
@@ -83,56 +101,69 @@ class Benchmarking:
         except BadInput as e:
             blockers.append(str(e))
         if blockers:
-            self.statusBar().showMessage(f"Cannot sweep: {blockers[0]}", 8000)
+            w.statusBar().showMessage(f"Cannot sweep: {blockers[0]}", 8000)
             return
-        self.log.add(f"sweep: {len(request.artifacts)} artifact(s), {' '.join(request.sweep)}")
-        self._start_background(SWEEP, "Deployment sweep", sweep_job(request, self.sweep_file(), self),
-                               self._on_sweep_done, self._on_sweep_failed)
-
-    def _on_sweep_done(self, key, data: dict) -> None:
-        self.background_jobs.pop(key, None)
-        self.session.swept(data)
+        w.log.add(f"sweep: {len(request.artifacts)} artifact(s), {' '.join(request.sweep)}")
+        w.start_job(SWEEP, "Deployment sweep", sweep_job(request, self.sweep_file(), w),
+                    lambda _job, data: w.session.swept(data), self._on_sweep_failed)
 
     def _on_sweep_finished(self, data: dict) -> None:
-        self.sweep_panel.set_result(data)
-        self.session.job_ended(SWEEP, DONE, f"{len(data.get('points', []))} points")
+        w = self.window
+        w.session.job_ended(SWEEP, DONE, f"{len(data.get('points', []))} points")
         for p in data.get("proposals", []):
-            self.log.add(f"sweep {p['name']}: {p['why']}")
-        self.tabs.setCurrentWidget(self._sweep_holder)
-        self.sweep_finished.emit(data)
+            w.log.add(f"sweep {p['name']}: {p['why']}")
+        w.tabs.setCurrentWidget(w.sweep_page)
 
-    def _on_sweep_failed(self, key, state: str, message: str) -> None:
-        self.background_jobs.pop(key, None)
-        self.log.add(f"sweep: {state}: {message}")
-        self.session.job_ended(key, state, message)
-
-    def _on_benchmark_succeeded(self, result: dict) -> None:
-        self.bench = None
-        self.session.benchmarked(result)
+    def _on_sweep_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        self.window.log.add(f"sweep: {state}: {message}")
+        self.window.session.job_ended(job.key, state, message)
 
     def _on_benchmark_finished(self, result: dict) -> None:
-        rows = self.show_benchmark(result)
-        self.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
-        self._update_actions()
-        self.benchmark_finished.emit(result)
-
-    def show_benchmark(self, result: dict) -> list[dict]:
-        """Chart a benchmark result ``{"machine": {...}, "results": [rows]}`` and log its headline."""
+        """Log the benchmark's headline (the charts draw it themselves) and show the Latency tab."""
+        w = self.window
         rows = list(result.get("results", []))
-        self.latency_chart.set_rows(rows)
-        self.batch_chart.set_rows(rows)
-        from ui.accuracy_chart import accuracy_points
-
-        evaluations = {str(r.artifact): r.result.evaluation for r in self.results.rows
-                       if r.result is not None and r.result.evaluation is not None and r.artifact}
-        self.accuracy_chart.set_points(*accuracy_points(rows, evaluations))
         machine = result.get("machine") or {}
         if machine:
-            self.log.add("benchmark machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+            w.log.add("benchmark machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+        first_batch = min((int(r["batch"]) for r in rows), default=None)  # the batch the Latency chart shows
         for r in rows:
-            if int(r.get("batch", 0)) == self.latency_chart.batch:
-                self.log.add(f"benchmark {r['name']}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms"
-                             + (f", ×{r['speedup_vs_baseline']:.2f}" if r.get("speedup_vs_baseline") else ""))
-        self.tabs.setCurrentIndex(0)
-        self._update_actions()
-        return rows
+            if int(r.get("batch", 0)) == first_batch:
+                w.log.add(f"benchmark {r['name']}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms"
+                          + (f", ×{r['speedup_vs_baseline']:.2f}" if r.get("speedup_vs_baseline") else ""))
+        w.tabs.setCurrentIndex(0)
+        w.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
+        w.menus.update_actions()
+
+    def diagnose(self, row: int) -> BackgroundJob | None:
+        """Rank the nodes of the row's fp16/int8 ONNX artifact by the error they add on the data."""
+        from ui.workers import diagnosis_job
+
+        w = self.window
+        info = w.results.rows[row]
+        data = info.request.data or w.options.data_source()
+        if data is None:
+            w.show_message(QMessageBox.Icon.Information, "Diagnosis needs data",
+                           "Ranking nodes by the error they add runs the model on real samples: choose a data "
+                           "folder (Data…, or drop one on the window), then ask again.")
+            return None
+        job = diagnosis_job(info.request.source, data, info.artifact, info.request.options, parent=w)
+        return w.start_job(JobKey("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}", job,
+                           self._on_diagnosed, self._on_background_failed)
+
+    def _on_diagnosed(self, job: BackgroundJob, result: dict) -> None:
+        self.window.session.job_ended(job.key, DONE, f"{len(result['ranking'])} nodes compared")
+        self.window.session.diagnosed(job.payload, result)
+
+    def _on_diagnosis_finished(self, artifact, result: dict) -> None:
+        """After the Diagnosis tab has drawn it (it observes the session): show the tab."""
+        w = self.window
+        w.tabs.setCurrentWidget(w.diagnosis)
+        w.log.add(f"diagnosis of {artifact.name}: {len(result['ranking'])} nodes ranked by the error they add")
+
+    def _on_background_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        w = self.window
+        key = job.key
+        w.log.add(f"{key}: {state}: {message}")
+        w.session.job_ended(key, state, message)
+        if state == FAILED:
+            w.show_message(QMessageBox.Icon.Warning, f"Cannot {key}", message)

@@ -1,7 +1,4 @@
-"""What leaves the window: Triton folders, the HTML/PDF report, chart PNG/CSV, paths and command lines.
-
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
-"""
+"""What leaves the window: Triton folders, the HTML/PDF report, chart PNG/CSV, paths and command lines."""
 
 from __future__ import annotations
 
@@ -13,15 +10,29 @@ from app.session import JobKey
 from ui.workers import DONE, FAILED, BackgroundJob
 
 
-class Exports:
+class Exporting:
     """What leaves the window: Triton folders, the HTML/PDF report, chart PNG/CSV, paths and command lines."""
 
+    def __init__(self, window) -> None:
+        self.window = window
+        window.results.export_requested.connect(self._on_export_for_serving_requested)
+        window.export_png_action.triggered.connect(self._on_export_png_triggered)
+        window.export_csv_action.triggered.connect(self._on_export_csv_triggered)
+        window.export_report_action.triggered.connect(self._on_export_report_triggered)
+        window.copy_path_action.triggered.connect(self._on_copy_path_triggered)
+        window.copy_command_action.triggered.connect(self._on_copy_command_triggered)
+
+    def _last_dir(self, name: str) -> str:
+        base = self.window.model_path.parent if self.window.model_path else Path.home()
+        return str(base / name)
+
     def _on_export_for_serving_requested(self, row: int) -> None:
-        info = self.results.rows[row]
+        w = self.window
+        info = w.results.rows[row]
         if info.artifact is None:
             return
-        start = self.settings.value("dirs/serving", "") or str(info.artifact.parent)
-        folder = QFileDialog.getExistingDirectory(self, "Triton model repository", start)
+        start = w.settings.value("dirs/serving", "") or str(info.artifact.parent)
+        folder = QFileDialog.getExistingDirectory(w, "Triton model repository", start)
         if folder:
             self.export_for_serving(info.artifact, Path(folder))
 
@@ -29,64 +40,56 @@ class Exports:
         """Write a Triton model folder for ``artifact`` into ``repo`` in the background."""
         from ui.workers import serving_job
 
-        self.settings.set_value("dirs/serving", str(repo))
-        sweep = self.last_sweep if self.sweep_panel is not None and self.sweep_panel.proposal_for(artifact) else None
+        w = self.window
+        w.settings.set_value("dirs/serving", str(repo))
+        sweep = w.last_sweep if w.sweep_panel is not None and w.sweep_panel.proposal_for(artifact) else None
         from_sweep = sweep.get("saved") if sweep else None
         if from_sweep:
-            self.log.add(f"Triton settings for {artifact.name} from the sweep ({from_sweep})")
-        return self._start_background(JobKey("serving", artifact.name), f"Triton bundle · {artifact.name}",
-                                      serving_job(artifact, repo, overwrite, self, from_sweep=from_sweep),
-                                      self._on_bundle_written, self._on_bundle_failed)
+            w.log.add(f"Triton settings for {artifact.name} from the sweep ({from_sweep})")
+        return w.start_job(JobKey("serving", artifact.name), f"Triton bundle · {artifact.name}",
+                           serving_job(artifact, repo, overwrite, w, from_sweep=from_sweep),
+                           self._on_bundle_written, self._on_bundle_failed)
 
-    def _start_background(self, key: JobKey, label: str, job: BackgroundJob, on_done, on_failed) -> BackgroundJob:
-        """Show ``job`` in the jobs list under ``key`` and start it; ``on_done(key, result)`` or
-        ``on_failed(key, state, message)`` follows."""
-        self.session.add_job(key, label)
-        job.succeeded.connect(lambda result: on_done(key, result))
-        job.logged.connect(lambda line: self.log.add(f"{label}: {line}"))
-        job.failed.connect(lambda state, message: on_failed(key, state, message))
-        self.background_jobs[key] = job
-        job.start()
-        return job
+    def _on_bundle_written(self, job: BackgroundJob, path) -> None:
+        w = self.window
+        w.log.add(f"wrote the Triton model folder {path}")
+        w.session.job_ended(job.key, DONE, str(path))
+        w.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
 
-    def _on_bundle_written(self, key, path) -> None:
-        self.background_jobs.pop(key, None)
-        self.log.add(f"wrote the Triton model folder {path}")
-        self.session.job_ended(key, DONE, str(path))
-        self.statusBar().showMessage(f"Triton model folder written: {path}", 10000)
-
-    def _on_bundle_failed(self, key, state: str, message: str) -> None:
+    def _on_bundle_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         from app.errors import OutputExists
 
-        job = self.background_jobs.pop(key, None)
-        self.log.add(f"Triton bundle for {key.name}: {state}: {message}")
-        self.session.job_ended(key, state, message)
-        if job is not None and isinstance(job.error, OutputExists):
+        w = self.window
+        w.log.add(f"Triton bundle for {job.key.name}: {state}: {message}")
+        w.session.job_ended(job.key, state, message)
+        if isinstance(job.error, OutputExists):
             artifact, repo = job.payload
-            self._ask("Replace the model folder?",
-                      f"{repo} already holds a model folder for {artifact.name}.\n\nReplace it?",
-                      lambda: self.export_for_serving(artifact, repo, overwrite=True))
+            w.ask("Replace the model folder?",
+                  f"{repo} already holds a model folder for {artifact.name}.\n\nReplace it?",
+                  lambda: self.export_for_serving(artifact, repo, overwrite=True))
         elif state == FAILED:
-            self._show_message(QMessageBox.Icon.Warning, "Cannot export for serving", message)
+            w.show_message(QMessageBox.Icon.Warning, "Cannot export for serving", message)
 
     def _on_export_png_triggered(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export charts as PNG", self._last_dir("latency.png"),
+        w = self.window
+        path, _ = QFileDialog.getSaveFileName(w, "Export charts as PNG", self._last_dir("latency.png"),
                                               "PNG images (*.png)")
         if path:
             path = Path(path).with_suffix(".png")
-            self.latency_chart.export_png(path)
-            self.batch_chart.export_png(path.with_name(path.stem + "-batch.png"))
-            self.statusBar().showMessage(f"Saved {path} and {path.stem}-batch.png", 5000)
+            w.latency_chart.export_png(path)
+            w.batch_chart.export_png(path.with_name(path.stem + "-batch.png"))
+            w.statusBar().showMessage(f"Saved {path} and {path.stem}-batch.png", 5000)
 
     def _on_export_csv_triggered(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export benchmark as CSV", self._last_dir("benchmark.csv"),
+        w = self.window
+        path, _ = QFileDialog.getSaveFileName(w, "Export benchmark as CSV", self._last_dir("benchmark.csv"),
                                               "CSV files (*.csv)")
         if path:
-            self.latency_chart.export_csv(Path(path).with_suffix(".csv"))
-            self.statusBar().showMessage(f"Saved {path}", 5000)
+            w.latency_chart.export_csv(Path(path).with_suffix(".csv"))
+            w.statusBar().showMessage(f"Saved {path}", 5000)
 
     def _on_export_report_triggered(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self, "Export report", self._last_dir("report.html"),
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Export report", self._last_dir("report.html"),
                                                    "HTML files (*.html);;PDF files (*.pdf)")  # it asks before replacing
         if path:
             pdf = path.lower().endswith(".pdf") or chosen.startswith("PDF")
@@ -100,38 +103,41 @@ class Exports:
         from app.manifest import manifest_path_of
         from ui.workers import report_job
 
-        manifests = [manifest_path_of(a) for a in self.results.artifacts() if manifest_path_of(a).is_file()]
-        benches = [b for b in (self.last_benchmark, self.last_sweep) if b]
+        w = self.window
+        manifests = [manifest_path_of(a) for a in w.results.artifacts() if manifest_path_of(a).is_file()]
+        benches = [b for b in (w.last_benchmark, w.last_sweep) if b]
         html = out
         if out.suffix.lower() == ".pdf":
             html = Path(tempfile.mkdtemp(prefix="studio-report-")) / (out.stem + ".html")
-        job = report_job(manifests, html, benches, self)
+        job = report_job(manifests, html, benches, w)
         job.pdf = out if html != out else None
-        return self._start_background(JobKey("report", out.name), f"Report · {out.name}", job,
-                                      self._on_report_written, self._on_report_failed)
+        return w.start_job(JobKey("report", out.name), f"Report · {out.name}", job,
+                           self._on_report_written, self._on_report_failed)
 
-    def _on_report_written(self, key, written: dict) -> None:
-        job = self.background_jobs.pop(key, None)
-        pdf = getattr(job, "pdf", None)
-        if pdf is not None:
-            return self._print_pdf(key, Path(written["report"]), pdf)
-        self.log.add(f"wrote the report {written['report']} ({len(written['artifacts'])} artifact(s), "
-                     f"{len(written['benchmarks'])} benchmark result(s))")
-        self.session.job_ended(key, DONE, written["report"])
-        self.statusBar().showMessage(f"Report written: {written['report']}", 10000)
-        self.report_finished.emit(written["report"])
+    def _on_report_written(self, job: BackgroundJob, written: dict) -> None:
+        w = self.window
+        key = job.key
+        if job.pdf is not None:
+            return self._print_pdf(job, Path(written["report"]), job.pdf)
+        w.log.add(f"wrote the report {written['report']} ({len(written['artifacts'])} artifact(s), "
+                  f"{len(written['benchmarks'])} benchmark result(s))")
+        w.session.job_ended(key, DONE, written["report"])
+        w.statusBar().showMessage(f"Report written: {written['report']}", 10000)
+        w.report_finished.emit(written["report"])
 
-    def _print_pdf(self, key, html: Path, pdf: Path) -> None:
+    def _print_pdf(self, job: BackgroundJob, html: Path, pdf: Path) -> None:
         from ui.web_engine import web_engine_available
 
+        w = self.window
+        key = job.key
         ok, why = web_engine_available()
         if not ok:
-            return self._on_report_failed(key, FAILED, f"a PDF is printed by QtWebEngine, which is missing here ({why}); "
-                                                       "export HTML and print it from a browser")
+            return self._on_report_failed(job, FAILED, f"a PDF is printed by QtWebEngine, which is missing here ({why}); "
+                                          "export HTML and print it from a browser")
         from ui.report_pdf import PdfPrinter
 
-        self.session.job_progressed(key, "printing to PDF", -1.0)
-        printer = PdfPrinter(self)
+        w.session.job_progressed(key, "printing to PDF", -1.0)
+        printer = PdfPrinter(w)
 
         def printed(path: str, done: bool) -> None:
             import shutil
@@ -139,34 +145,36 @@ class Exports:
             shutil.rmtree(html.parent, ignore_errors=True)
             printer.deleteLater()
             if not done:
-                return self._on_report_failed(key, FAILED, f"QtWebEngine could not print {pdf}")
-            self.log.add(f"wrote the report {path} (PDF)")
-            self.session.job_ended(key, DONE, path)
-            self.statusBar().showMessage(f"Report written: {path}", 10000)
-            self.report_finished.emit(path)
+                return self._on_report_failed(job, FAILED, f"QtWebEngine could not print {pdf}")
+            w.log.add(f"wrote the report {path} (PDF)")
+            w.session.job_ended(key, DONE, path)
+            w.statusBar().showMessage(f"Report written: {path}", 10000)
+            w.report_finished.emit(path)
 
         printer.finished.connect(printed)
         printer.print(html, pdf)
 
-    def _on_report_failed(self, key, state: str, message: str) -> None:
-        job = self.background_jobs.pop(key, None)
-        if getattr(job, "pdf", None) is not None:  # the HTML staged for a PDF goes too
+    def _on_report_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        w = self.window
+        if job.pdf is not None:  # the HTML staged for a PDF goes too
             import shutil
 
             shutil.rmtree(Path(job.payload).parent, ignore_errors=True)
-        self.log.add(f"report: {state}: {message}")
-        self.session.job_ended(key, state, message)
+        w.log.add(f"report: {state}: {message}")
+        w.session.job_ended(job.key, state, message)
         if state == FAILED:
-            self._show_message(QMessageBox.Icon.Warning, "Cannot write the report", message)
+            w.show_message(QMessageBox.Icon.Warning, "Cannot write the report", message)
 
     def _on_copy_path_triggered(self) -> None:
-        row = self._selected_row()
+        w = self.window
+        row = w.results.selected_row()
         if row is not None:
-            self.results.copy_path(row)
-            self.statusBar().showMessage("Artifact path copied", 3000)
+            w.results.copy_path(row)
+            w.statusBar().showMessage("Artifact path copied", 3000)
 
     def _on_copy_command_triggered(self) -> None:
-        row = self._selected_row()
+        w = self.window
+        row = w.results.selected_row()
         if row is not None:
-            self.results.copy_command(row)
-            self.statusBar().showMessage("Command line copied", 3000)
+            w.results.copy_command(row)
+            w.statusBar().showMessage("Command line copied", 3000)

@@ -1,57 +1,71 @@
-"""The Graph tab (netron on the selected model) and the details of the selected result.
-
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
-"""
+"""The Graph tab (netron on the selected model) and the details of the selected result."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class GraphAndDetails:
+class GraphTab:
     """The Graph tab (netron on the selected model) and the details of the selected result."""
 
-    def _selected_row(self) -> int | None:
-        rows = self.results.selectionModel().selectedRows()
-        return rows[0].row() if rows else None
+    def __init__(self, window) -> None:
+        self.window = window
+        window.results.itemSelectionChanged.connect(self._show_selected_details)
+        window.diagnosis.node_chosen.connect(self.show_node)
+        window.tabs.currentChanged.connect(self._on_tab_changed)
+        events = window.session.events  # after the results table: the models offered include its rows
+        events.model_loaded.connect(lambda _summary: self.refresh())
+        events.outcome_added.connect(lambda _outcome, _replaced: self.refresh())
+        events.outcomes_cleared.connect(self.refresh)
 
     def graph_models(self) -> list[tuple[str, Path]]:
         """What the Graph tab offers: the source model, then every artifact on disk."""
+        w = self.window
         models = []
-        if self.model_path is not None and self.model.summary:
-            models.append((f"Source: {self.model_path.name}", self.model_path))
-        for info in self.results.rows:
+        if w.model_path is not None and w.model.summary:
+            models.append((f"Source: {w.model_path.name}", w.model_path))
+        for info in w.results.rows:
             if info.artifact is not None and info.artifact.exists():
                 models.append((f"{info.target} · {info.precision.upper()}: {info.artifact.name}", info.artifact))
         return models
 
     def show_graph_tab(self) -> None:
-        if self.graph_window.detached:
-            self.graph_window.window.raise_()
-            self.graph_window.window.activateWindow()
+        w = self.window
+        if w.graph_window.detached:
+            w.graph_window.window.raise_()
+            w.graph_window.window.activateWindow()
         else:
-            self.tabs.setCurrentWidget(self._graph_holder)
+            w.tabs.setCurrentWidget(w.graph_page)
 
     def _on_tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self._graph_holder:
-            self._ensure_graph()
+        if self.window.tabs.widget(index) is self.window.graph_page:
+            self.ensure_graph()
 
-    def _ensure_graph(self) -> None:
+    def ensure_graph(self) -> None:
         """Build the Graph view on first sight (its servers start only then) and show the current models."""
-        if self.graph is None:
+        w = self.window
+        if w.graph is None:
             from ui.graph_view import GraphView
 
-            self.graph = GraphView()
-            self._graph_holder.put(self.graph)
-            for pane in self.graph.panes:  # a pane's web view exists once it has drawn
-                pane.graph_drawn.connect(self._refuse_drops)
-        self._refresh_graph()
+            w.graph = GraphView()
+            w.graph_page.put(w.graph)
+            for pane in w.graph.panes:  # a pane's web view exists once it has drawn
+                pane.graph_drawn.connect(w.opening.refuse_drops)
+        self.refresh()
 
-    def _refresh_graph(self) -> None:
+    def refresh(self) -> None:
         """Offer the current models in the Graph tab (only once the tab exists: it starts servers)."""
-        if self.graph is not None:
-            self.graph.set_models(self.graph_models())
+        if self.window.graph is not None:
+            self.window.graph.set_models(self.graph_models())
 
     def _show_selected_details(self) -> None:
-        row = self._selected_row()
-        self.details.show_row(self.results.rows[row] if row is not None else None)
+        w = self.window
+        row = w.results.selected_row()
+        w.details.show_row(w.results.rows[row] if row is not None else None)
+
+    def show_node(self, artifact: str, node: str, output: str = "") -> None:
+        """Show ``artifact``'s graph in the Graph tab with ``node`` selected."""
+        self.show_graph_tab()
+        self.ensure_graph()
+        if not self.window.graph.panes[0].show_node(Path(artifact), node, output):
+            self.window.statusBar().showMessage(f"{Path(artifact).name} is not among the models in the Graph tab", 5000)

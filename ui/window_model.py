@@ -1,7 +1,6 @@
 """Opening a model (dropped, chosen or recent), inspecting it in a child process, and
-asking before a pickle is trusted.
-
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
+asking before a pickle is trusted; the model panel and the target picker show the loaded model
+themselves (they observe the session).
 """
 
 from __future__ import annotations
@@ -10,8 +9,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ui.workers import CANCELLED, DONE, FAILED, BackgroundJob
+from app.session import JobKey
+from ui.workers import CANCELLED, DONE, BackgroundJob
 
+INSPECTION = JobKey("inspect")  # reading the model: a worker of the window, not a row of the jobs list
 DATA_SUFFIXES = (".txt", ".jsonl", ".npz", ".npy")
 
 
@@ -20,10 +21,20 @@ def is_data(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in DATA_SUFFIXES
 
 
-class ModelLoading:
-    """Opening a model (dropped, chosen or recent), inspecting it in a child process, and"""
+class ModelOpening:
+    """Opening a model (dropped, chosen or recent), inspecting it in a child process, and asking
+    before a pickle is trusted; what a drop on the window means (a model, or a data set)."""
 
-    def _refuse_drops(self) -> None:
+    def __init__(self, window) -> None:
+        self.window = window
+        self._probe_timer = None  # runs the model on typed shapes, 400 ms after the last keystroke
+        window.model.reload_requested.connect(self._on_reload_requested)
+        window.model.example_requested.connect(self._on_open_example_triggered)
+        window.example_action.triggered.connect(self._on_open_example_triggered)
+        window.model.changed.connect(self._probe_typed_shapes_soon)
+        window.session.events.model_loaded.connect(self._on_model_loaded)  # after the model panel and picker
+
+    def refuse_drops(self) -> None:
         """Make a drop anywhere on the window open the model, even over a line edit (which would take
         the file's URL as text) or the graph view (which would navigate to it): no child accepts
         drops, so Qt hands every drop to the window. Called again when widgets are added.
@@ -32,7 +43,7 @@ class ModelLoading:
         events of Qt's internal objects while they are destroyed, and crashed QtWebEngine and
         closing windows.)
         """
-        for child in self.findChildren(QWidget):
+        for child in self.window.findChildren(QWidget):
             if child.acceptDrops():
                 child.setAcceptDrops(False)
 
@@ -46,64 +57,60 @@ class ModelLoading:
                 return Path(url.toLocalFile())
         return None
 
-    def _on_drag_entered(self, event) -> None:
+    def on_drag_entered(self, event) -> None:
         if self._dropped_file(event) is not None:
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def _on_dropped(self, event) -> None:
+    def on_dropped(self, event) -> None:
         path = self._dropped_file(event)
         if path is None:
             event.ignore()
             return
         event.acceptProposedAction()
-        if path.is_dir() or (is_data(path) and self.model_path is not None):
+        if path.is_dir() or (is_data(path) and self.window.model_path is not None):
             self.set_data(path)
         else:
             self.open_model(path)
 
     def set_data(self, path: str | Path) -> None:
         """Use ``path`` as the data set (calibration + evaluation) of the next conversions."""
-        self.options.calibration.setText(str(path))
-        self.statusBar().showMessage(f"Data: {path} (calibrates INT8 and evaluates every artifact)", 8000)
-        self.log.add(f"data set: {path}")
+        w = self.window
+        w.options.calibration.setText(str(path))
+        w.statusBar().showMessage(f"Data: {path} (calibrates INT8 and evaluates every artifact)", 8000)
+        w.log.add(f"data set: {path}")
 
     def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
         """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
         from app.model import MODEL_SUFFIXES
 
+        w = self.window
         path = Path(path)
-        if self.session.jobs_running or (self.bench is not None and self.bench.state not in (DONE, FAILED, CANCELLED)):
-            self._show_message(QMessageBox.Icon.Information, "Jobs are running",
-                               "Wait for the running jobs to finish, or cancel them, before loading another model.")
+        if w.session.jobs_running:
+            w.show_message(QMessageBox.Icon.Information, "Jobs are running",
+                           "Wait for the running jobs to finish, or cancel them, before loading another model.")
             return False
         if path.suffix.lower() not in MODEL_SUFFIXES:
-            self._show_message(QMessageBox.Icon.Warning, "Not a model file",
-                               f"{path.name} is not a model file Model Deployment Studio reads.\n\nSupported: "
-                               "PyTorch .pt/.pth/.bin/.ckpt (TorchScript, state dict or pickled module), "
-                               "safetensors, torch.export .pt2, ONNX .onnx and TensorRT .engine/.plan.")
-            self.log.add(f"refused {path}: not a supported model file")
+            w.show_message(QMessageBox.Icon.Warning, "Not a model file",
+                           f"{path.name} is not a model file Model Deployment Studio reads.\n\nSupported: "
+                           "PyTorch .pt/.pth/.bin/.ckpt (TorchScript, state dict or pickled module), "
+                           "safetensors, torch.export .pt2, ONNX .onnx and TensorRT .engine/.plan.")
+            w.log.add(f"refused {path}: not a supported model file")
             return False
         if not path.is_file():
-            self._show_message(QMessageBox.Icon.Warning, "File not found", f"{path} does not exist.")
+            w.show_message(QMessageBox.Icon.Warning, "File not found", f"{path} does not exist.")
             return False
-        if self.session.open(path, allow_pickle=allow_pickle, trusted_globals=trusted_globals):
+        if w.session.open(path, allow_pickle=allow_pickle, trusted_globals=trusted_globals):
             self._restore_arch(path)
         self._inspect()
-        self._fill_recent_menu(self.settings.add_recent_file(path))
+        w.menus.fill_recent_menu(w.settings.add_recent_file(path))
         return True
 
-    def _on_model_forgotten(self) -> None:
-        self.model.clear()  # the session has dropped the results and jobs; the table and jobs list have heard
-        if self.latency_chart is not None:
-            self.latency_chart.set_rows([])
-            self.batch_chart.set_rows([])
-
     def _restore_arch(self, path: Path) -> None:
-        remembered = self.settings.value("arch/by_file", {}).get(str(path.resolve()))
+        remembered = self.window.settings.value("arch/by_file", {}).get(str(path.resolve()))
         if remembered:
-            self.model.set_arch(remembered.get("arch"), remembered.get("kwargs", ""))
+            self.window.model.set_arch(remembered.get("arch"), remembered.get("kwargs", ""))
 
     def _inspect(self, typed=None) -> None:
         """Read the model in a child; ``typed``: the signature the user typed, to run it on (its outputs
@@ -113,38 +120,32 @@ class ModelLoading:
         from app.errors import BadInput
         from ui.workers import inspection_job
 
+        w = self.window
         try:
-            kwargs = self.model.arch_kwargs()
+            kwargs = w.model.arch_kwargs()
         except BadInput as e:
-            self._show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
+            w.show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
             return
-        source = self.session.source(arch=self.model.arch(), arch_kwargs=kwargs)
+        source = w.session.source(arch=w.model.arch(), arch_kwargs=kwargs)
         probe = None
         if typed is not None:
             source = replace(source, inputs=tuple(typed.inputs), dynamic=tuple(typed.dynamic))
             probe = [s.describe() for s in typed.inputs]
-            self.statusBar().showMessage(f"Running {self.model_path.name} on {', '.join(probe)}…")
+            w.statusBar().showMessage(f"Running {w.model_path.name} on {', '.join(probe)}…")
         else:
-            self.model.show_loading(self.model_path)
-            self.statusBar().showMessage(f"Reading {self.model_path.name}…")
-        self.setWindowTitle(f"{self.model_path.name} — Model Deployment Studio")
-        job = inspection_job(source, self)
+            w.model.show_loading(w.model_path)
+            w.statusBar().showMessage(f"Reading {w.model_path.name}…")
+        w.setWindowTitle(f"{w.model_path.name} — Model Deployment Studio")
+        job = inspection_job(source, w)
         job.probe = probe
-        if probe is None:
-            job.succeeded.connect(self._on_model_inspected)
-        else:
-            job.succeeded.connect(lambda summary: self._on_model_inspected(dict(summary, probed_with=probe,
-                                                                                inputs_given=True)))
-        job.logged.connect(lambda line: self.log.add(f"loading {source.path.name}: {line}"))
-        job.failed.connect(lambda state, message: self._on_model_inspection_failed(job, state, message))
-        self.inspection = job
-        job.start()
-        self._update_actions()
+        job.logged.connect(lambda line: w.log.add(f"loading {source.path.name}: {line}"))
+        w.running.start(INSPECTION, job, self._on_model_inspected, self._on_model_inspection_failed)
+        w.menus.update_actions()
 
     def _on_open_example_triggered(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        folder = QFileDialog.getExistingDirectory(self, "A folder for the example (new or empty)",
+        folder = QFileDialog.getExistingDirectory(self.window, "A folder for the example (new or empty)",
                                                   str(Path.home()))
         if folder:
             self.open_example(Path(folder))
@@ -153,39 +154,39 @@ class ModelLoading:
         """Write the digits example into ``folder`` (in a child) and load it as a user would have it: the
         state dict with its architecture file, the 8x8 input shape (batch dynamic), the held-out digits
         as the data folder and ``folder/out`` as the output folder."""
-        from app.session import JobKey
         from ui.workers import example_job
 
-        self.log.add(f"writing the example into {folder}…")
-        return self._start_background(JobKey("example", folder.name), f"Example · {folder.name}",
-                                      example_job(folder, self), self._on_example_written, self._on_example_failed)
+        w = self.window
+        w.log.add(f"writing the example into {folder}…")
+        return w.start_job(JobKey("example", folder.name), f"Example · {folder.name}",
+                           example_job(folder, w), self._on_example_written, self._on_example_failed)
 
-    def _on_example_written(self, key, paths: dict) -> None:
-        self.background_jobs.pop(key, None)
-        self.session.job_ended(key, DONE, paths["folder"])  # (a running job would keep the model from opening)
-        self.model.set_arch(paths["arch"])
-        self.options.calibration.setText(paths["data"])
-        self.options.out_dir.setText(str(Path(paths["folder"]) / "out"))
-        self.log.add(f"example in {paths['folder']}: {Path(paths['readme']).name} says what is there"
-                     + (f" (its CNN's top-1 on the held-out digits: {paths['accuracy']})" if paths.get("accuracy") else ""))
+    def _on_example_written(self, job: BackgroundJob, paths: dict) -> None:
+        w = self.window
+        w.session.job_ended(job.key, DONE, paths["folder"])  # (a running job would keep the model from opening)
+        w.model.set_arch(paths["arch"])
+        w.options.calibration.setText(paths["data"])
+        w.options.out_dir.setText(str(Path(paths["folder"]) / "out"))
+        w.log.add(f"example in {paths['folder']}: {Path(paths['readme']).name} says what is there"
+                  + (f" (its CNN's top-1 on the held-out digits: {paths['accuracy']})" if paths.get("accuracy") else ""))
 
         def set_shape(summary: dict) -> None:  # once, for the example's model only
-            self.model_loaded.disconnect(set_shape)
+            w.session.events.model_loaded.disconnect(set_shape)
             if Path(summary["path"]) == Path(paths["model"]) and [s["name"] for s in summary.get("inputs", [])] == ["x"]:
-                self.model.inputs.restore({"x": ("1x1x8x8", "float32", [(0, "batch")])})
+                w.model.inputs.restore({"x": ("1x1x8x8", "float32", [(0, "batch")])})
 
-        self.model_loaded.connect(set_shape)
+        w.session.events.model_loaded.connect(set_shape)
         self.open_model(paths["model"])
 
-    def _on_example_failed(self, key, state: str, message: str) -> None:
-        self.background_jobs.pop(key, None)
-        self.session.job_ended(key, state, message)
-        self.log.add(f"the example: {state}: {message}")
+    def _on_example_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        w = self.window
+        w.session.job_ended(job.key, state, message)
+        w.log.add(f"the example: {state}: {message}")
         if state != CANCELLED:
-            self._show_message(QMessageBox.Icon.Warning, "Cannot write the example", message)
+            w.show_message(QMessageBox.Icon.Warning, "Cannot write the example", message)
 
     def _on_reload_requested(self) -> None:
-        if self.model_path is not None:
+        if self.window.model_path is not None:
             self._inspect()
 
     def _probe_typed_shapes_soon(self) -> None:
@@ -193,75 +194,76 @@ class ModelLoading:
         guessed, run it on them (in a child, 400 ms after the last keystroke) to learn its outputs."""
         from PySide6.QtCore import QTimer
 
-        if getattr(self, "_probe_timer", None) is None:
-            self._probe_timer = QTimer(self)
+        if self._probe_timer is None:
+            self._probe_timer = QTimer(self.window)
             self._probe_timer.setSingleShot(True)
             self._probe_timer.setInterval(400)
             self._probe_timer.timeout.connect(self._probe_typed_shapes)
-        if self.model.shapes_to_probe() is not None:
+        if self.window.model.shapes_to_probe() is not None:
             self._probe_timer.start()
 
     def _probe_typed_shapes(self) -> None:
-        typed = self.model.shapes_to_probe()
-        if typed is None or self.model_path is None:
+        w = self.window
+        typed = w.model.shapes_to_probe()
+        if typed is None or w.model_path is None:
             return
-        if self.inspection is not None:  # one at a time: try again when this one is done
+        if INSPECTION in w.running:  # one at a time: try again when this one is done
             self._probe_timer.start()
             return
         self._inspect(typed=typed)
 
-    def _on_model_inspected(self, summary: dict) -> None:
-        self.inspection = None
-        self.session.loaded(summary)
+    def _on_model_inspected(self, job: BackgroundJob, summary: dict) -> None:
+        if job.probe is not None:  # run on the typed shapes: its outputs are known, for these inputs
+            summary = dict(summary, probed_with=job.probe, inputs_given=True)
+        self.window.session.loaded(summary)
 
     def _on_model_loaded(self, summary: dict) -> None:
-        self.model.show_model(summary)
-        self._refuse_drops()  # the inputs table has new line edits
-        self.targets.set_source_format(summary["format"])
-        if self.model.arch():
-            by_file = self.settings.value("arch/by_file", {})
-            by_file[str(Path(summary["path"]).resolve())] = {"arch": self.model.arch(),
-                                                             "kwargs": self.model.kwargs_edit.text()}
-            self.settings.set_value("arch/by_file", dict(list(by_file.items())[-50:]))
-        self.log.add(f"loaded {summary['path']}: {summary['format']}, {summary.get('parameters') or 0:,} parameters")
-        for w in summary.get("warnings", []):
-            self.log.add(f"warning: {w}")
-        self.statusBar().showMessage(f"Loaded {Path(summary['path']).name} ({summary['format']})", 5000)
-        self._update_actions()
-        self._refresh_graph()
-        self.model_loaded.emit(summary)
+        """After the model panel and the target picker have shown it (they observe the session)."""
+        w = self.window
+        self.refuse_drops()  # the inputs table has new line edits
+        if w.model.arch():
+            by_file = w.settings.value("arch/by_file", {})
+            by_file[str(Path(summary["path"]).resolve())] = {"arch": w.model.arch(),
+                                                             "kwargs": w.model.kwargs_edit.text()}
+            w.settings.set_value("arch/by_file", dict(list(by_file.items())[-50:]))
+        w.log.add(f"loaded {summary['path']}: {summary['format']}, {summary.get('parameters') or 0:,} parameters")
+        for warning in summary.get("warnings", []):
+            w.log.add(f"warning: {warning}")
+        w.statusBar().showMessage(f"Loaded {Path(summary['path']).name} ({summary['format']})", 5000)
+        w.menus.update_actions()
 
     def _on_model_inspection_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         from app.errors import UnsafeModelError
 
-        self.inspection = None
-        if getattr(job, "probe", None) is not None:  # the typed shapes do not fit: say so under the table
+        w = self.window
+        if job.probe is not None:  # the typed shapes do not fit: say so under the table
             if state != CANCELLED:
-                self.model.set_shape_error(job.probe, message)
-                self.log.add(f"{self.model_path.name} on {', '.join(job.probe)}: {message}")
-                self.statusBar().clearMessage()
-            self._update_actions()
+                w.model.set_shape_error(job.probe, message)
+                w.log.add(f"{w.model_path.name} on {', '.join(job.probe)}: {message}")
+                w.statusBar().clearMessage()
+            w.menus.update_actions()
             return
-        self.model.format_label.setText("not loaded")
-        self._update_actions()
+        w.menus.update_actions()
         if state == CANCELLED:
+            w.model.format_label.setText("not loaded")
             return
-        self.log.add(f"could not load {self.model_path}: {message}")
+        w.log.add(f"could not load {w.model_path}: {message}")
         needed = list((job.error.details or {}).get("globals", [])) if isinstance(job.error, UnsafeModelError) else []
-        if needed and not self.allow_pickle:
+        if needed and not w.allow_pickle:
             self._ask_to_trust_pickle(needed)
         else:
-            self._show_message(QMessageBox.Icon.Warning, "Cannot load the model", message)
-        self.session.failed(message)
+            w.show_message(QMessageBox.Icon.Warning, "Cannot load the model", message)
+        w.session.failed(message)
 
     def _ask_to_trust_pickle(self, needed: list[str]) -> QMessageBox:
         """The pickle dialog: list every class and function the file would use (each name from outside
         torch.nn on a line of its own); its one "Trust these" button approves them all."""
         from app.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
 
+        w = self.window
         torch_nn = [n for n in needed if n.startswith(TORCH_NN_PREFIX) and not n.startswith(TORCH_NN_EXCLUDED)]
         others = [n for n in needed if n not in torch_nn]
-        lines = [f"{self.model_path.name} is a whole pickled Python object. Loading it creates and calls "
+        lines = [f"{w.model_path.name} is a whole pickled Python object. Loading it creates and calls "
                  "these classes and functions (checked by PyTorch's weights-only unpickler; nothing else is "
                  "imported):", ""]
         if torch_nn:
@@ -271,8 +273,8 @@ class ModelLoading:
             lines += [f"    {n}" for n in others]
         lines += ["", "Trust them only if you trust where the file came from. (Safer: save model.state_dict() "
                   "and give the architecture.)", "", f"Trust these {len(needed)} and load it?"]
-        box = self._ask("Trust this file?", "\n".join(lines),
-                        lambda: self.open_model(self.model_path, allow_pickle=True, trusted_globals=tuple(others)))
+        box = w.ask("Trust this file?", "\n".join(lines),
+                    lambda: self.open_model(w.model_path, allow_pickle=True, trusted_globals=tuple(others)))
         box.button(QMessageBox.StandardButton.Yes).setText("Trust these")  # one button trusts every name listed
         box.button(QMessageBox.StandardButton.No).setText("Don't load")
         return box

@@ -1,7 +1,5 @@
 """Start-up after the first paint: the charts, the targets this machine can build, the engine's
 warm-up, and what the status bar says (sandbox, CPU, GPU).
-
-A part of :class:`ui.main_window.MainWindow` (which keeps the widgets, the signals and the wiring).
 """
 
 from __future__ import annotations
@@ -9,33 +7,41 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QScrollArea
 
+from app.session import JobKey
+
 
 class StartUp:
-    """Start-up after the first paint: the charts, the targets this machine can build, the engine's"""
+    """Start-up after the first paint: the charts, the targets this machine can build, the engine's
+    warm-up, and the status bar's sandbox, CPU and GPU lines; the window is ready (``window.ready``)
+    once the charts are built and the targets known."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+        self._targets_known = False
+        self._charts_built = False
+        self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
+        self._gpu_name = ""                 # the GPU, once the engine's child process has looked
+        window.first_painted.connect(lambda: QTimer.singleShot(0, self._on_first_painted))
 
     def _show_sandbox_status(self) -> None:
         from app.sandbox import status as sandbox_status
 
+        w = self.window
         sandboxed, line = sandbox_status()  # one syscall: whether model code can be fenced here
-        self.sandbox_label.setText("Sandboxed" if sandboxed else "Not sandboxed")
-        self.sandbox_label.setToolTip(line[0].upper() + line[1:])
+        w.sandbox_label.setText("Sandboxed" if sandboxed else "Not sandboxed")
+        w.sandbox_label.setToolTip(line[0].upper() + line[1:])
         if not sandboxed:
-            self.sandbox_label.setStyleSheet("color: #b35900; font-weight: bold")
+            w.sandbox_label.setStyleSheet("color: #b35900; font-weight: bold")
 
     def _on_first_painted(self) -> None:
+        w = self.window
         self._show_sandbox_status()
-        self.engine_label.setText("loading PyTorch and ONNX in the background…")
+        w.engine_label.setText("loading PyTorch and ONNX in the background…")
         from ui.workers import engine_job, targets_job
 
-        probe = targets_job(self)
-        probe.succeeded.connect(self._on_targets_probed)
-        probe.failed.connect(lambda _s, message: self.log.add(f"probing the targets failed: {message}"))
-        probe.start()
-        engine = engine_job(self)
-        engine.succeeded.connect(self._on_engine_warmed)
-        engine.failed.connect(self._on_engine_failed)
-        engine.start()
-        self._startup_jobs = [probe, engine]
+        w.running.start(JobKey("probe targets"), targets_job(w), self._on_targets_probed,
+                        lambda _job, _s, message: w.log.add(f"probing the targets failed: {message}"))
+        w.running.start(JobKey("warm engine"), engine_job(w), self._on_engine_warmed, self._on_engine_failed)
         QTimer.singleShot(0, self._build_charts)
 
     def _build_charts(self) -> None:
@@ -43,33 +49,34 @@ class StartUp:
 
         from ui.sweep_panel import SweepPanel
 
-        self.latency_chart = LatencyChart()
-        self.batch_chart = BatchChart()
-        self.sweep_panel = SweepPanel()
-        self.sweep_panel.run_requested.connect(self._on_sweep_triggered)
-        self._latency_holder.put(self.latency_chart)
-        self._batch_holder.put(self.batch_chart)
+        w = self.window
+        w.latency_chart = LatencyChart(w.session)
+        w.batch_chart = BatchChart(w.session)
+        w.sweep_panel = SweepPanel(w.session)
+        w.sweep_panel.run_requested.connect(w.measuring.sweep)
+        w.latency_page.put(w.latency_chart)
+        w.batch_page.put(w.batch_chart)
         sweep_scroll = QScrollArea()  # its form must not raise the window's minimum size
         sweep_scroll.setWidgetResizable(True)
         sweep_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        sweep_scroll.setWidget(self.sweep_panel)
-        self._sweep_holder.put(sweep_scroll)
+        sweep_scroll.setWidget(w.sweep_panel)
+        w.sweep_page.put(sweep_scroll)
         from ui.accuracy_chart import AccuracyChart
 
-        self.accuracy_chart = AccuracyChart()
-        self._accuracy_holder.put(self.accuracy_chart)
+        w.accuracy_chart = AccuracyChart(w.session)
+        w.accuracy_page.put(w.accuracy_chart)
         self._charts_built = True
         self._check_ready()
 
-    def _on_targets_probed(self, choices: list) -> None:
+    def _on_targets_probed(self, _job, choices: list) -> None:
         from ui.warmup import hardware_summary
 
+        w = self.window
         self._hardware = hardware_summary()  # /proc/cpuinfo, already read (and cached) by the probe
         self._show_hardware()
-        self.targets.set_choices(choices)
-        self.options.set_catalogue(choices)
-        self.targets.set_source_format(self.model.source_format)
-        self.targets.set_checked_keys(self.settings.value("choices/targets", []))
+        w.targets.set_choices(choices)
+        w.options.set_catalogue(choices)
+        w.targets.set_checked_keys(w.settings.value("choices/targets", []))
         self._targets_known = True
         self._check_ready()
 
@@ -78,22 +85,23 @@ class StartUp:
         if not self._hardware:
             return
         cpu = self._hardware.rsplit(" · GPU: ", 1)[0]
-        self.hardware_label.setText(cpu + (f" · GPU: {self._gpu_name}" if self._gpu_name else
-                                           " · GPU: " + self._hardware.rsplit(" · GPU: ", 1)[-1]))
+        self.window.hardware_label.setText(cpu + (f" · GPU: {self._gpu_name}" if self._gpu_name else
+                                                  " · GPU: " + self._hardware.rsplit(" · GPU: ", 1)[-1]))
 
     def _check_ready(self) -> None:
-        if self._targets_known and self._charts_built and not self.is_ready:
-            self.is_ready = True
-            self._update_actions()
-            self.statusBar().showMessage("Ready: drop a model on the window", 5000)
-            self.ready.emit()
+        w = self.window
+        if self._targets_known and self._charts_built and not w.is_ready:
+            w.is_ready = True
+            w.menus.update_actions()
+            w.statusBar().showMessage("Ready: drop a model on the window", 5000)
+            w.ready.emit()
 
-    def _on_engine_warmed(self, info: dict) -> None:
-        self.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
+    def _on_engine_warmed(self, _job, info: dict) -> None:
+        self.window.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
         self._gpu_name = info.get("gpu") or "none"  # the child process imported torch and asked CUDA
         self._show_hardware()
-        self.engine_ready.emit()
+        self.window.engine_ready.emit()
 
-    def _on_engine_failed(self, _state: str, message: str) -> None:
-        self.engine_label.setText("engine failed to start")
-        self.log.add(f"the engine failed to start: {message}")
+    def _on_engine_failed(self, _job, _state: str, message: str) -> None:
+        self.window.engine_label.setText("engine failed to start")
+        self.window.log.add(f"the engine failed to start: {message}")

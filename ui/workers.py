@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import FunctionWorker, create_worker
 
 from app.session import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TERMINAL  # noqa: F401 - the states, re-exported
+from app.session import JobKey
 
 _pools: dict[str, QThreadPool] = {}
 
@@ -149,6 +150,44 @@ class BackgroundJob(QObject):
         self.finished.emit()
 
 
+class RunningJobs:
+    """The worker of each running job, by its :class:`JobKey` — the one map of them: where a job stands
+    is :attr:`app.session.Session.jobs`; this holds only what runs, to be cancelled. A worker leaves
+    the map before its ``on_done(job, result)`` or ``on_failed(job, state, message)`` is called."""
+
+    def __init__(self) -> None:
+        self._workers: dict[JobKey, BackgroundJob] = {}
+
+    def start(self, key: JobKey, job: BackgroundJob, on_done: Callable[..., Any],
+              on_failed: Callable[..., Any]) -> BackgroundJob:
+        job.key = key
+        self._workers[key] = job
+        job.succeeded.connect(lambda result: (self._drop(job), on_done(job, result)))
+        job.failed.connect(lambda state, message: (self._drop(job), on_failed(job, state, message)))
+        job.start()
+        return job
+
+    def _drop(self, job: BackgroundJob) -> None:
+        if self._workers.get(job.key) is job:
+            del self._workers[job.key]
+
+    def __contains__(self, key: JobKey) -> bool:
+        return key in self._workers
+
+    def get(self, key: JobKey) -> BackgroundJob | None:
+        return self._workers.get(key)
+
+    def cancel(self, key: JobKey) -> bool:
+        job = self._workers.get(key)
+        if job is not None:
+            job.cancel()
+        return job is not None
+
+    def cancel_all(self) -> None:
+        for job in list(self._workers.values()):
+            job.cancel()
+
+
 class ConversionJob(BackgroundJob):
     """One target × precision: :func:`app.jobs.run_conversion` in a child process."""
 
@@ -156,10 +195,6 @@ class ConversionJob(BackgroundJob):
         self.request = request
         kind = "gpu" if request.target == "tensorrt" else "cpu"
         super().__init__(self._convert, pool=conversion_pool(kind), parent=parent)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.request.target, self.request.precision
 
     def _convert(self, progress, should_cancel):
         from app.jobs import run_conversion

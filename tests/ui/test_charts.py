@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 
 from app.session import BENCHMARK
 from tests.ui.timing import ort_rows
-from tests.ui.user import click, convert, load_model, tick
+from tests.ui.user import click, convert, load_model, tick, wait_event
 
 @pytest.fixture(scope="module")
 def measured_rows(model_files):
@@ -90,7 +90,7 @@ def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, wo
     convert(qtbot, window)
     window.bench_options.batches.setText("1, 2")
     window.bench_options.runs.setValue(10)
-    with qtbot.waitSignal(window.benchmark_finished, timeout=180_000) as finished:
+    with wait_event(qtbot, window.session.events.benchmark_finished, timeout=180_000) as finished:
         click(qtbot, window.benchmark_button)
     rows = finished.args[0]["results"]
     runners = {r["name"] for r in rows}

@@ -113,7 +113,7 @@ def _menu_action(window, row: int, text: str):
 
 def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbot, window, digits, tmp_path):
     _load_digits(qtbot, window, digits, tmp_path)
-    window.set_data(digits["images"])
+    window.opening.set_data(digits["images"])
     tick(qtbot, window, ("onnx", "fp32"), ("onnx", "int8"))
     qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
     convert(qtbot, window)
@@ -140,7 +140,7 @@ def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbo
     assert {panel.table.item(r, 2).text() for r in range(panel.table.rowCount())} & {"Conv", "Gemm", "MatMul"}
     assert panel.artifact == window.results.rows[int8].artifact and "samples" in panel.summary.text()
     with qtbot.waitSignal(panel.node_chosen, timeout=5_000) as chosen:  # choosing a row names the node to show
-        panel.node_chosen.disconnect(window.show_node)                  # (the Graph tab is tested under Xvfb)
+        panel.node_chosen.disconnect(window.graph_tab.show_node)                  # (the Graph tab is tested under Xvfb)
         panel.choose(1)
     assert chosen.args == [str(panel.artifact), panel.table.item(1, 1).text(), panel.nodes[1].output]
 

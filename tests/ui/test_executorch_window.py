@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.user import click, convert, load_model, set_shape, tick
+from tests.ui.user import click, convert, load_model, set_shape, tick, wait_event
 
 pytest.importorskip("executorch", reason="the ExecuTorch extra is not installed")
 
@@ -26,7 +26,7 @@ def test_window_converts_to_executorch_and_benchmarks_it(qtbot, window, digits, 
 
     window.bench_options.batches.setText("1")
     window.bench_options.runs.setValue(10)
-    with qtbot.waitSignal(window.benchmark_finished, timeout=180_000) as finished:
+    with wait_event(qtbot, window.session.events.benchmark_finished, timeout=180_000) as finished:
         click(qtbot, window.benchmark_button)
     rows = finished.args[0]["results"]
     assert {r["runtime"] for r in rows} == {"pytorch", "executorch"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.user import click, convert, load_model, set_shape, tick
+from tests.ui.user import click, convert, load_model, set_shape, tick, wait_event
 
 @pytest.fixture
 def flat_model(tmp_path) -> Path:
@@ -42,7 +42,7 @@ def test_a_model_whose_shapes_cannot_be_guessed_converts_once_they_are_typed(qtb
 
     set_shape(qtbot, window, "x", "1xx")
     assert "must be sizes joined by x" in _why_not(window)
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as probed:  # the window runs it on the typed shape
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as probed:  # the window runs it on the typed shape
         set_shape(qtbot, window, "x", "1x768")
     assert probed.args[0]["outputs"][0]["shape"] == [1, 4]
     assert "Outputs: output: float32[1x4]" in window.model.outputs_label.text()
@@ -58,7 +58,7 @@ def test_a_model_whose_shapes_cannot_be_guessed_converts_once_they_are_typed(qtb
     assert row.request.source.inputs[0].shape == (1, 768)
 
     # Load again: the typed shape stays, and the model is run on it again
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000):
         click(qtbot, window.model.load_button)
     editor = window.model.inputs
     assert editor.shape_edit(editor.row_of("x")).text() == "1x768"
@@ -73,7 +73,7 @@ def test_a_typed_shape_the_model_cannot_take_is_its_error_under_the_table(qtbot,
     tick(qtbot, window, ("onnx", "fp32"))
     assert _why_not(window).startswith("cannot convert: flat.pth does not run on the given inputs (x: float32[1x700])")
     assert window.dialog is None or not window.dialog.isVisible()  # no modal box for a typing mistake
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000):
         set_shape(qtbot, window, "x", "1x768")
     qtbot.waitUntil(lambda: window.convert_button.isEnabled(), timeout=10_000)
     assert "does not run" not in window.model.warnings_label.text()
@@ -88,7 +88,7 @@ def test_the_example_shows_the_whole_flow_in_a_minute(qtbot, window, tmp_path, m
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
     assert window.model.example_button.isVisible()
     assert window.example_action in window.menuBar().actions()[-1].menu().actions()  # Help ▸ Open an Example…
-    with qtbot.waitSignal(window.model_loaded, timeout=120_000):
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=120_000):
         click(qtbot, window.model.example_button)
     qtbot.waitUntil(lambda: window.model.inputs.shape_edit(0).text() == "1x1x8x8", timeout=10_000)
     assert not window.model.example_button.isVisible()
@@ -104,7 +104,7 @@ def test_the_example_shows_the_whole_flow_in_a_minute(qtbot, window, tmp_path, m
 
     window.bench_options.batches.setText("1")
     window.bench_options.runs.setValue(5)
-    with qtbot.waitSignal(window.benchmark_finished, timeout=180_000) as finished:
+    with wait_event(qtbot, window.session.events.benchmark_finished, timeout=180_000) as finished:
         click(qtbot, window.benchmark_button)
     names = {r["name"] for r in finished.args[0]["results"]}
     assert {"digits_cnn.fp32.onnx", "digits_cnn.int8.onnx"} <= names and any("eager" in n for n in names), names

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.ui.user import click, convert, load_model, set_shape, tick
+from tests.ui.user import click, convert, load_model, set_shape, tick, wait_event
 
 
 def test_sweep_tab_proposes_settings_that_export_for_serving_writes(qtbot, window, workdir, monkeypatch):
@@ -23,7 +23,7 @@ def test_sweep_tab_proposes_settings_that_export_for_serving_writes(qtbot, windo
     panel.batches.setText("1, 2")
     panel.concurrency.setText("1, 2")
     panel.seconds.setValue(0.1)
-    with qtbot.waitSignal(window.sweep_finished, timeout=120_000) as finished:
+    with wait_event(qtbot, window.session.events.sweep_finished, timeout=120_000) as finished:
         click(qtbot, panel.run_button)
     data = finished.args[0]
     assert len(data["points"]) == 4 and len(data["proposals"]) == 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PySide6.QtWidgets import QMessageBox
 
-from tests.ui.user import answer, drop_file, message_box
+from tests.ui.user import answer, drop_file, message_box, wait_event
 
 
 def test_the_dialog_lists_every_global_and_trust_these_loads_it(qtbot, window, tmp_path):
@@ -27,7 +27,7 @@ def test_the_dialog_lists_every_global_and_trust_these_loads_it(qtbot, window, t
     assert listed == outside  # all of them, one a line: none hidden behind "and 4 more"
     trust = box.button(QMessageBox.StandardButton.Yes)
     assert trust.text() == "Trust these"
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as loaded:
         answer(qtbot, box, QMessageBox.StandardButton.Yes)
     assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
-    assert window.build_request("onnx", "fp32").source.trusted_globals == tuple(outside)
+    assert window.converting.build_request("onnx", "fp32").source.trusted_globals == tuple(outside)

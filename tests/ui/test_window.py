@@ -13,7 +13,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from tests.ui.user import (answer, click, convert, drop_file, load_model, message_box, open_window, set_shape,
-                           tick)
+                           tick, wait_event)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def test_drop_state_dict_give_architecture_and_convert(qtbot, window, workdir):
     assert "architecture" in window.convert_button.toolTip()
 
     qtbot.keyClicks(window.model.arch_edit, "tests.models:SmallCNN")
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000):
         click(qtbot, window.model.load_button)
     assert window.model.params_label.text().startswith("1,610")
     set_shape(qtbot, window, "x", "1x3x32x32", dynamic_axes=(0,))
@@ -188,7 +188,7 @@ def test_copied_command_line_rebuilds_the_same_request(qtbot, window, workdir):
     window.model.kwargs_edit.setText('{"num_classes": 10}')
     window.options.opset.setValue(18)
     window.options.out_dir.setText(str(workdir["out"]))
-    request = window.build_request("onnx", "int8")
+    request = window.converting.build_request("onnx", "int8")
     args = cli.build_parser().parse_args(shlex.split(convert_command(request))[2:])
     assert cli._request(args) == request
 
@@ -209,10 +209,10 @@ def test_full_pickle_asks_before_it_is_trusted(qtbot, window, workdir):
     # the dialog lists what the file would create: torch.nn layers, and the class from elsewhere by name
     assert "PyTorch layers (torch.nn): GELU, Sequential, Linear" in box.text()
     assert "    tests.models.MLP" in box.text()
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as loaded:
         answer(qtbot, box, QMessageBox.StandardButton.Yes)
     assert loaded.args[0]["format"] == "pickle" and window.allow_pickle
-    request = window.build_request("onnx", "fp32")
+    request = window.converting.build_request("onnx", "fp32")
     assert request.source.allow_pickle and request.source.trusted_globals == ("tests.models.MLP",)
 
 
@@ -226,12 +226,12 @@ def test_declining_a_pickle_loads_nothing(qtbot, window, workdir):
 def test_a_mistyped_batch_size_blocks_benchmark_with_the_reason(qtbot, window, workdir):
     load_model(qtbot, window, workdir["cnn_onnx"])
     window.bench_options.batches.setText("1, 8")
-    assert window.benchmark_blockers() == [] and window.bench_options.batch_sizes() == [1, 8]
+    assert window.measuring.benchmark_blockers() == [] and window.bench_options.batch_sizes() == [1, 8]
     window.bench_options.batches.setText("1, 8x")
-    [reason] = window.benchmark_blockers()
+    [reason] = window.measuring.benchmark_blockers()
     assert "'8x' is not a positive integer" in reason
     window.benchmark_button.click()
-    assert window.bench is None and "Cannot benchmark: batch sizes" in window.statusBar().currentMessage()
+    assert not window.session.jobs and "Cannot benchmark: batch sizes" in window.statusBar().currentMessage()
 
 
 def test_unavailable_choices_are_disabled_with_their_reason(qtbot, window, workdir):
@@ -351,7 +351,7 @@ def test_recent_files_reopen_a_model(qtbot, window, workdir):
     load_model(qtbot, window, workdir["cnn_onnx"])
     actions = [a for a in window.recent_menu.actions() if a.text().startswith("&1")]
     assert actions and actions[0].toolTip() == str(workdir["cnn_onnx"].resolve())
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000):
         actions[0].trigger()
 
 
@@ -361,7 +361,7 @@ def test_menus_shortcuts_and_about(window):
     assert window.open_action.shortcut().toString() == "Ctrl+O"
     assert window.quit_action.shortcut().toString() == "Ctrl+Q"
     assert window.convert_action.shortcut().toString() == "F5"
-    text = window.about_text()
+    text = window.menus.about_text()
     for tool in ("PyTorch: 2.", "ONNX: 1.", "ONNX Runtime: 1.", "TensorRT:", "Qt: 6."):
         assert tool in text
     assert window.statusBar().isVisible()
@@ -391,7 +391,7 @@ def test_charts_follow_the_palette(qtbot, window):
 
 
 def test_a_drop_on_any_part_of_the_window_opens_the_model(qtbot, window, workdir):
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as loaded:
         assert drop_file(window, workdir["cnn_pt2"], onto=window.model.arch_edit)  # a line edit, not the frame
     assert loaded.args[0]["format"] == "torch-export"
 
@@ -401,7 +401,7 @@ def test_a_model_named_on_the_command_line_opens_when_the_window_is_ready(qtbot,
 
     window = create_window([str(workdir["cnn_onnx"])])  # what `python main.py MODEL` does
     qtbot.addWidget(window)
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000) as loaded:
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000) as loaded:
         pass
     assert loaded.args[0]["format"] == "onnx"
     window.close()
@@ -416,25 +416,25 @@ model, out = Path(sys.argv[1]), sys.argv[2]
 a = ui_app.application([])
 w = ui_app.create_window([])
 def loaded(_summary):
-    w.show_graph_tab()  # starts a graph server (a child process) for the model
+    w.graph_tab.show_graph_tab()  # starts a graph server (a child process) for the model
     # without QtWebEngine the pane says "open in browser" once its server runs: then convert
     w.graph.panes[0].graph_failed.connect(convert)
 def convert(_message):
     w.targets.check("onnx", "fp16")
     w.options.out_dir.setText(out)
     w.convert_button.click()
-def progressed(key, stage, fraction):
-    if key == JobKey.conversion("onnx", "fp16") and w.graph.panes[0].server is not None:
+def progressed(job):
+    if (job.key == JobKey.conversion("onnx", "fp16") and job.state == "running" and not job.cancelling
+            and w.graph.panes[0].server is not None):
         print("busy", flush=True)
         sys.stdin.readline()  # the test has listed this process's children
         w.quit_action.trigger()  # Ctrl+Q in the middle of a conversion
-w.ready.connect(lambda: w.open_model(model))
-w.model_loaded.connect(loaded)
-w.model_failed.connect(lambda message: (print("failed:", message, flush=True), a.exit(3)))
+w.ready.connect(lambda: w.opening.open_model(model))
+w.session.events.model_loaded.connect(loaded)
+w.session.events.model_failed.connect(lambda message: (print("failed:", message, flush=True), a.exit(3)))
 from PySide6.QtCore import QTimer
 QTimer.singleShot(90_000, lambda: (print("did not get busy in 90 s", flush=True), a.exit(4)))
-orig = w._on_job_progressed
-w._on_job_progressed = lambda key, stage, fraction: (orig(key, stage, fraction), progressed(key, stage, fraction))
+w.session.events.job_changed.connect(progressed)
 sys.exit(a.exec())
 """
 
@@ -482,7 +482,7 @@ def test_what_a_job_prints_reaches_the_log_without_escapes(qtbot, window, tmp_pa
     summary = load_model(qtbot, window, Path(args[0]))
     assert summary["format"] == "state-dict"
     qtbot.keyClicks(window.model.arch_edit, args[2])
-    with qtbot.waitSignal(window.model_loaded, timeout=60_000):
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=60_000):
         click(qtbot, window.model.load_button)
     qtbot.waitUntil(lambda: "model.pth: hello from the model" in window.log.text(), timeout=10_000)
     assert "\x1b" not in window.log.text() and "\x07" not in window.log.text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -36,6 +37,31 @@ def open_window(qtbot):
     return window
 
 
+class Heard:
+    """What a session event was emitted with (``args``), as pytest-qt's blocker has a signal's."""
+
+    args: tuple = ()
+
+
+@contextmanager
+def wait_event(qtbot, event, timeout: int = LOAD_TIMEOUT):
+    """``qtbot.waitSignal`` for a session event (``window.session.events.model_loaded``): the block's
+    action must make ``event`` fire within ``timeout`` ms; connected last, it hears it after the
+    window's parts have drawn it."""
+    heard, calls = Heard(), []
+
+    def on_event(*args) -> None:
+        calls.append(args)
+
+    event.connect(on_event)
+    try:
+        yield heard
+        qtbot.waitUntil(lambda: bool(calls), timeout=timeout)
+        heard.args = calls[0]
+    finally:
+        event.disconnect(on_event)
+
+
 def drop_file(window, path: Path, onto: QWidget | None = None) -> bool:
     """Drag ``path`` from a file manager and drop it over ``onto`` (default: the window's middle).
 
@@ -60,11 +86,11 @@ def drop_file(window, path: Path, onto: QWidget | None = None) -> bool:
 
 def load_model(qtbot, window, path: Path, arch: str | None = None) -> dict:
     """Drop a model; for a state dict, type its architecture and press Load."""
-    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT) as loaded:
+    with wait_event(qtbot, window.session.events.model_loaded, timeout=LOAD_TIMEOUT) as loaded:
         assert drop_file(window, path)
     if arch:
         qtbot.keyClicks(window.model.arch_edit, arch)
-        with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT) as loaded:
+        with wait_event(qtbot, window.session.events.model_loaded, timeout=LOAD_TIMEOUT) as loaded:
             qtbot.mouseClick(window.model.load_button, Qt.MouseButton.LeftButton)
     return loaded.args[0]
 

@@ -19,7 +19,7 @@ from app import netron_server
 from app.errors import ModelLoadError
 from tests.conftest import REPO
 from tests.onnx_graphs import make_onnx
-from ui import graph_view
+from ui import graph_pane
 from ui.graph_view import GraphView
 
 DRAW_MS = 60_000
@@ -263,9 +263,9 @@ def test_a_model_netron_cannot_draw_says_so_and_offers_the_onnx_view(qtbot, grap
 
 
 def test_without_webengine_the_tab_offers_the_browser(qtbot, downloads, monkeypatch):
-    monkeypatch.setattr(graph_view, "web_engine_available", lambda: (False, "QtWebEngine is not installed"))
+    monkeypatch.setattr(graph_pane, "web_engine_available", lambda: (False, "QtWebEngine is not installed"))
     opened = []
-    monkeypatch.setattr(graph_view.QDesktopServices, "openUrl", lambda url: opened.append(url.toString()))
+    monkeypatch.setattr(graph_pane.QDesktopServices, "openUrl", lambda url: opened.append(url.toString()))
     view = GraphView()
     qtbot.addWidget(view)
     view.show()
@@ -309,7 +309,7 @@ def test_main_window_graph_tab_shows_the_source_then_each_new_artifact(qtbot, st
     model = Path(__import__("shutil").copy2(model_files["cnn_onnx"], tmp_path / "cnn.onnx"))
     load_model(qtbot, studio, model)
     assert studio.graph is None  # nothing web-related starts before the tab is opened
-    studio.show_graph_tab()
+    studio.graph_tab.show_graph_tab()
     pane = studio.graph.panes[0]
     wait_graph(qtbot, pane)
     assert pane.current_path() == model
@@ -415,21 +415,21 @@ def test_choosing_a_diagnosed_node_shows_it_in_the_graph_tab(qtbot, studio, digi
     load_model(qtbot, studio, digits["state"], arch=DIGITS_ARGS[1])
     set_shape(qtbot, studio, "x", "1x1x8x8")
     studio.options.out_dir.setText(str(tmp_path))
-    studio.set_data(digits["images"])
+    studio.opening.set_data(digits["images"])
     tick(qtbot, studio, ("onnx", "int8"))
     qtbot.waitUntil(studio.convert_button.isEnabled, timeout=30_000)
     convert(qtbot, studio)
-    studio.diagnose(0)
+    studio.measuring.diagnose(0)
     panel = studio.diagnosis
     qtbot.waitUntil(lambda: panel.table.rowCount() > 0, timeout=120_000)
-    studio.show_graph_tab()
+    studio.graph_tab.show_graph_tab()
     pane = studio.graph.panes[0]
     with qtbot.waitSignal(pane.node_shown, timeout=DRAW_MS) as shown:
         panel.choose(0)
     # whichever node ranks first on this CPU, the artifact's node that computes it is the one shown
     name, op_type = _node_computing(panel.artifact, panel.nodes[0].node, panel.nodes[0].output)
     assert shown.args == [name]
-    assert pane.current_path() == panel.artifact and studio.tabs.currentWidget() is studio._graph_holder
+    assert pane.current_path() == panel.artifact and studio.tabs.currentWidget() is studio.graph_page
     selected = json.loads(run_js(qtbot, pane, SELECTED_JS))
     assert len(selected) == 1 and op_type in selected[0]
 

@@ -94,7 +94,7 @@ def test_the_window_prints_the_report_to_pdf(qtbot, tmp_path, model_files):
 
         staged = set(Path(tempfile.gettempdir()).glob("studio-report-*"))
         with qtbot.waitSignal(window.report_finished, timeout=60_000) as done:
-            window.export_report(out)
+            window.exporting.export_report(out)
         assert done.args == [str(out)]
         data = out.read_bytes()
         assert data.startswith(b"%PDF") and data.count(b"/Type /Page") + data.count(b"/Type/Page") >= 1
