@@ -7,12 +7,12 @@ user's model through :func:`run_job`: the child reports progress over a pipe; ca
 for jobs other than conversions), a time-out is reported as such, and the caller's process lives on.
 Temporaries of a killed child are removed afterwards.
 
-The child is fenced (:mod:`app.sandbox`) before it runs the job: it may write only beneath the
+The child is fenced (:mod:`app.safety.sandbox`) before it runs the job: it may write only beneath the
 folders the caller names (a conversion: its private work folder; the parent renames the artifacts
 into the output folder) and a private temporary folder, has no network and no sockets, and runs
 under memory and CPU-time limits. What runs inside the fence is treated as hostile on the way out:
 
-- **Results are data.** The child sends JSON (:mod:`app.wire`), never a pickle; a message the
+- **Results are data.** The child sends JSON (:mod:`app.safety.wire`), never a pickle; a message the
   parent cannot parse, or one past the size limit, is "the job's process sent an invalid result".
 - **Nothing outside is within reach.** Before the fence the child moves into its own process
   group, and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
@@ -48,7 +48,7 @@ from app import errors
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
 from app.request import ModelSource
 
-_PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
+_PRELOAD = ["app.pipeline", "app.loaders.front_door", "torch", "onnx", "onnxruntime"]
 _context: Any = None
 JOB_PREFIX = "studio-job-"       # a job's private temporary folder: studio-job-<parent pid>-*
 MP_PREFIX = "studio-mp-"         # multiprocessing's own folder (the forkserver's socket): studio-mp-<pid>-*
@@ -106,7 +106,7 @@ def _private_temp_dir(prefix: str, base: str | None = None) -> Path:
     whose process is gone (a parent killed outright cannot clean up after itself)."""
     import tempfile
 
-    from app.files import clean_stale_work_dirs
+    from app.artifacts.atomic_output import clean_stale_work_dirs
 
     base = base or tempfile.gettempdir()
     clean_stale_work_dirs(Path(base), prefix=prefix)
@@ -191,8 +191,8 @@ def _cut_ties(result_fd: int, output_fd: int) -> None:
 
 
 def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
-    from app import wire
-    from app.sandbox import die_with_parent
+    from app.safety import wire
+    from app.safety.sandbox import die_with_parent
 
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: stopping the job stops what it started too
@@ -216,7 +216,7 @@ def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: st
         conn.send_bytes(data)
 
     if fence is not None:
-        from app import sandbox
+        from app.safety import sandbox
 
         try:
             sandbox.private_environment(Path(scratch))
@@ -278,7 +278,7 @@ def _cpu_ticks(pid: int) -> int | None:
 def _parse(data: bytes) -> tuple:
     """A message from the child, checked: ("progress", stage, fraction) | ("result", value) |
     ("error", class name, message, details)."""
-    from app import wire
+    from app.safety import wire
 
     msg = wire.loads(data)
     if isinstance(msg, tuple) and msg:
@@ -361,12 +361,13 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     :data:`STALL_SECONDS`, ``DEPLOYSTUDIO_JOB_STALL_SECONDS``). ``log``: gets each line the child
     prints (default: :func:`output_to`'s sink, else stderr).
     A child that runs out of memory (killed by the kernel, or an allocation refused) raises
-    :class:`app.memory.OutOfMemory` with its peak; a full disk :class:`app.memory.DiskFull`.
+    :class:`app.machine.memory.OutOfMemory` with its peak; a full disk :class:`app.machine.memory.DiskFull`.
     """
     import shutil
 
-    from app import memory, wire
-    from app.sandbox import job_fence
+    from app.machine import memory
+    from app.safety import wire
+    from app.safety.sandbox import job_fence
 
     if timeout is None:
         timeout = getattr(_local, "timeout", None) or WALL_LIMITS.get(target, DEFAULT_WALL_LIMIT)
@@ -468,7 +469,7 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         output_r.close()
         shutil.rmtree(scratch, ignore_errors=True)
         if cleanup_dir is not None:
-            from app.files import clean_stale_work_dirs
+            from app.artifacts.atomic_output import clean_stale_work_dirs
 
             clean_stale_work_dirs(Path(cleanup_dir))
     if outcome is not None and outcome[0] == "invalid":
@@ -539,7 +540,7 @@ def _check_conversion_result(result, work: Path) -> None:
 def run_conversion(request, **kwargs):
     """Convert in a fenced child that writes only a private work folder inside the output folder;
     this process then renames the files into place (and removes whatever a killed child left)."""
-    from app import files
+    from app.artifacts import atomic_output as files
     from app.errors import UnsupportedCombination
     from app.pipeline import output_folder, place
     from converters.base import check_options, get_converter
@@ -554,7 +555,7 @@ def run_conversion(request, **kwargs):
         raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
                                      f"machine: {refusal}")
     out_dir = output_folder(request)
-    from app import memory
+    from app.machine import memory
 
     if kwargs.get("progress"):
         kwargs["progress"]("check memory and disk", None)
@@ -584,12 +585,12 @@ def run_conversion(request, **kwargs):
 
 def inspect_job(source: ModelSource, progress=None, should_cancel=None) -> dict:
     """Load the source model in the child and return its summary (``inspect --json``, what the window shows)."""
-    from app.loading import prepare_model
+    from app.loaders.front_door import prepare_model
 
     if progress:
         progress("load model", None)
     model = prepare_model(source, runnable=False)
-    from app.sandbox import status
+    from app.safety.sandbox import status
 
     summary = model.summary()
     summary["sandboxed"], summary["sandbox"] = status()

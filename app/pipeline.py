@@ -12,19 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app import files
-from app.data import DataSet, load_data
-from app.evaluation import Evaluation, evaluate, run_all
+from app.artifacts import atomic_output as files
+from app.accuracy.data import DataSet, load_data
+from app.accuracy.evaluation import Evaluation, evaluate, run_all
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
-from app.hardware import isa_record
-from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
-from app.loading import prepare_model
-from app.manifest import manifest_path_of
-from app.model import LoadedModel
-from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.machine.hardware import isa_record
+from app.model.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
+from app.loaders.front_door import prepare_model
+from app.artifacts.manifest import manifest_path_of
+from app.model.loaded import LoadedModel
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
 from app.request import ConversionRequest, DataSource
-from app.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
-from app.versions import tool_versions
+from app.accuracy.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
+from app.artifacts.versions import tool_versions
 
 Progress = Callable[[str, float | None], None]
 
@@ -176,7 +176,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
                                   "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
                                   "split_seed": SEED.of(request), "notes": evaluation.notes}
             if budget is not None:
-                from app.budget import meet_budget
+                from app.accuracy.budget import meet_budget
 
                 produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
                                                               budget, MAX_FLOAT_NODES.of(request))
@@ -242,7 +242,7 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
     """The request's ``--accuracy-budget`` parsed and checked against the target and the data."""
     if not ACCURACY_BUDGET.of(request):
         return None
-    from app.budget import AccuracyBudget
+    from app.accuracy.budget import AccuracyBudget
 
     budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
     if request.target != "onnx" or request.precision not in ("fp16", "int8"):
@@ -345,7 +345,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
 
 def model_stem(path: Path) -> str:
     name = path.name
-    from app.model import MODEL_SUFFIXES
+    from app.model.loaded import MODEL_SUFFIXES
 
     for suffix in MODEL_SUFFIXES:
         if name.lower().endswith(suffix):

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from app.errors import Cancelled, UnsupportedCombination
-from app.model import LoadedModel
-from app.options import PIPELINE_OPTIONS, SEED, Option
+from app.model.loaded import LoadedModel
+from converters.options import PIPELINE_OPTIONS, SEED, Option
 from app.request import ConversionRequest
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 TORCH_MODULE_FORMATS = ("state-dict", "pickle")
 ALL_SOURCES = ("state-dict", "pickle", "torchscript", "torch-export", "onnx")
@@ -42,7 +42,7 @@ class ConversionContext:
     warnings: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)   # what shaped the artifact → manifest
     only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
-    calibration: Any = None             # app.data.DataSet: the calibration part of --data
+    calibration: Any = None             # app.accuracy.data.DataSet: the calibration part of --data
     exclude_nodes: tuple[str, ...] = ()  # fp16/int8: nodes kept in float (the accuracy-budget loop)
     keep_reference: bool = False        # keep the fp32 (pre-processed) ONNX for diagnosis and rebuilds
     reference_onnx: Path | None = None  # that fp32 ONNX, node names as the quantizer saw them
@@ -63,7 +63,7 @@ class ConversionContext:
         """Torch tensors for tracing/exporting, at export-safe sizes."""
         import torch
 
-        from app.inputs import make_feeds
+        from app.model.inputs import make_feeds
 
         feeds = make_feeds(self.export_inputs, seed=SEED.of(self.request), int_high=self.model.details.get("int_high", 2))
         args = []
@@ -86,7 +86,7 @@ class Converter:
     sources: ClassVar[tuple[str, ...]] = ALL_SOURCES
     precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
     unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
-    options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (app.options.Option)
+    options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (converters.options.Option)
     pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
     servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
 
@@ -105,10 +105,10 @@ class Converter:
     def precision_refusal(cls, precision: str) -> str:
         """Why this machine cannot build ``precision`` (hardware, a missing library); "" when it can.
 
-        bf16 needs AVX-512 BF16 or AMX (:mod:`app.hardware`): elsewhere it is emulated and slower than fp32.
+        bf16 needs AVX-512 BF16 or AMX (:mod:`app.machine.hardware`): elsewhere it is emulated and slower than fp32.
         """
         if precision == "bf16":
-            from app.hardware import detect_cpu
+            from app.machine.hardware import detect_cpu
 
             return detect_cpu().bf16_refusal()
         return ""
@@ -181,7 +181,7 @@ class Converter:
 
     def load_artifact(self, path: Path) -> LoadedModel:
         """Re-load the artifact in its own runtime, for verification."""
-        from app.loading import load_model
+        from app.loaders.front_door import load_model
 
         return load_model(path)
 
@@ -225,7 +225,7 @@ def converter_options() -> dict[Option, list[str]]:
 
 def all_options() -> tuple[Option, ...]:
     """Every option: the converters' (:func:`converter_options`), then those of every target
-    (:data:`app.options.PIPELINE_OPTIONS`)."""
+    (:data:`converters.options.PIPELINE_OPTIONS`)."""
     return (*converter_options(), *PIPELINE_OPTIONS)
 
 

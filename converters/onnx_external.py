@@ -139,7 +139,7 @@ def _quantize_matrix(src_file: Path, offset: int, dims: list[int], transposed: b
     [K, N] (MatMulInteger's layout) to ``sink``; returns (offset, length, scales). Numerics as ONNX
     Runtime's dynamic quantizer: scale = max|w| / 127 per channel (1 where all zero), round half to even.
     ``unsigned``: the same values shifted by 128 into uint8 (zero point 128), for CPUs whose u8×s8
-    kernels saturate (:func:`app.hardware.int8_kernels`)."""
+    kernels saturate (:func:`app.machine.hardware.int8_kernels`)."""
     rows, cols = dims
     w = np.memmap(src_file, dtype=np.float32, mode="r", offset=offset, shape=(rows, cols))
     step = max(1, CHUNK // cols)

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed
-from app.options import Option
+from converters.options import Option
 from converters.base import ConversionContext
 
 QUANTIZATION_MODES = ("dynamic", "static")
@@ -46,10 +46,10 @@ TARGET_ISA = Option(
 
 
 def int8_kernels_for(ctx: ConversionContext):
-    """The :class:`app.hardware.Int8Kernels` of the CPU the int8 artifact is for (``--target-isa``'s, else
+    """The :class:`app.machine.hardware.Int8Kernels` of the CPU the int8 artifact is for (``--target-isa``'s, else
     this machine's), recorded with that CPU. Where this machine computes the chosen weights differently
     from that CPU, a warning says that verification here cannot stand for a run there."""
-    from app.hardware import detect_cpu, int8_kernels
+    from app.machine.hardware import detect_cpu, int8_kernels
 
     here = detect_cpu()
     name = TARGET_ISA.of(ctx.request)
@@ -60,7 +60,7 @@ def int8_kernels_for(ctx: ConversionContext):
 
 
 def _for_target(ctx: ConversionContext, name: str, here):
-    from app.hardware import cpu_from_flags, int8_kernels
+    from app.machine.hardware import cpu_from_flags, int8_kernels
 
     if name not in TARGET_ISAS:
         raise BadInput(f"--target-isa {name!r}: choose one of {', '.join(TARGET_ISAS)}")
@@ -165,7 +165,7 @@ PRE_PROCESS_LIMIT = 2 * 10**9
 
 def onnx_bytes(path: Path) -> int:
     """Bytes of an ONNX file plus its external-data files (named ``<file>*`` beside it, as we write them)."""
-    from app.memory import source_bytes
+    from app.machine.memory import source_bytes
 
     return source_bytes(path)
 
@@ -275,7 +275,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
 
 def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
     """int8 or uint8 weights: TensorRT takes signed symmetric Q/DQ only; for ONNX Runtime on a CPU, what
-    its kernels compute exactly there (:func:`app.hardware.int8_kernels`), recorded with the reason."""
+    its kernels compute exactly there (:func:`app.machine.hardware.int8_kernels`), recorded with the reason."""
     if for_tensorrt:
         ctx.record["int8_weights_type"] = "int8"
         return "int8"

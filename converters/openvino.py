@@ -6,7 +6,7 @@
   target's fp32 export is converted instead (recorded as ``openvino_route``). **From ONNX**: the file.
 - **fp32**; **fp16**: weights compressed to fp16 in the ``.bin`` (half the size; computed in fp32 on
   CPU); **bf16**: fp32 weights, inference precision bf16 — only where the CPU has AVX-512 BF16 or
-  AMX (:mod:`app.hardware`); **int8**: NNCF post-training quantization calibrated on the same data
+  AMX (:mod:`app.machine.hardware`); **int8**: NNCF post-training quantization calibrated on the same data
   as ONNX static INT8 (``--calibration DIR``, random data with a loud warning otherwise).
 - The inference precision is recorded in the IR's ``rt_info`` (``deploy_studio/precision`` and
   ``runtime_options/INFERENCE_PRECISION_HINT``) and in the manifest, and every place this app
@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed, first_line
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.runtimes import openvino as ov_runtime
 from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
 from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of

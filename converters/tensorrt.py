@@ -20,12 +20,12 @@ import shlex
 from pathlib import Path
 
 from app.errors import Cancelled, ConversionFailed
-from app.model import LoadedModel
-from app.specs import TensorSpec
+from app.model.loaded import LoadedModel
+from app.model.specs import TensorSpec
 from app.runtimes import tensorrt as trt_runtime
 from app.runtimes.tensorrt import load_engine
 from app.runtimes import tensorrt_build
-from app.options import Option
+from converters.options import Option
 from converters.base import ALL_SOURCES, ConversionContext, Converter
 from converters.onnx_export import EXPORT_OPTIONS
 from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION
@@ -163,7 +163,7 @@ class TensorRTConverter(Converter):
         path = Path(path)
         if path.suffix.lower() in ENGINE_SUFFIXES:
             return load_engine(path)
-        from app.loading import load_model
+        from app.loaders.front_door import load_model
         from app.runtimes.onnxrt import OnnxRuntimeRunner
 
         model = load_model(path)

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
-from app.hardware import CPU_FLAGS_ENV, cpu_from_flags, int8_kernels
+from app.machine.hardware import CPU_FLAGS_ENV, cpu_from_flags, int8_kernels
 from app.pipeline import convert
 from tests.requests import ENC, request
 

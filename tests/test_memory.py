@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from app import memory
+from app.machine import memory
 from app.errors import StudioError
-from app.inputs import make_feeds
+from app.model.inputs import make_feeds
 from app.jobs import run_conversion, run_job
-from app.loading import load_model
+from app.loaders.front_door import load_model
 from app.request import ConversionRequest
 from tests.requests import request as make_request
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 X = (TensorSpec("x", "float32", (1, 32)),)
 

@@ -14,8 +14,8 @@ import pytest
 from app.errors import Cancelled, ModelLoadError
 from app.jobs import run_conversion, run_inspection
 from app.request import ModelSource
-from app.loading import load_model
-from app.security import dependency_problems
+from app.loaders.front_door import load_model
+from app.safety.security import dependency_problems
 from tests.conftest import CNN_ARGS, sha256
 
 
@@ -159,7 +159,7 @@ def test_a_file_swapped_after_its_checks_is_not_loaded(model_files, tmp_path, ki
     import os
 
     from app.errors import UnsafeModelError
-    from app.loading import FORMATS, checked_file
+    from app.loaders.front_door import FORMATS, checked_file
 
     path = tmp_path / model_files[kind].name
     shutil.copy(model_files[kind], path)

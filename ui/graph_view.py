@@ -1,10 +1,10 @@
 """GraphView: the Graph tab — netron's own viewer for the source model and every artifact.
 
-Each pane serves its model with :class:`app.netron_server.GraphServer` (a private copy, on
+Each pane serves its model with :class:`app.graph.netron_server.GraphServer` (a private copy, on
 127.0.0.1) and shows it in a ``QWebEngineView`` that behaves like part of the app: an off-the-record
 profile, a request filter that blocks (and logs) everything but the pane's local server, and netron's
 consent dialog, telemetry and 180-day "update" wall neutralised by a user script
-(:data:`app.netron_server.PAGE_GUARD_JS`). Two panes side by side compare models (an ONNX FP32 model
+(:data:`app.graph.netron_server.PAGE_GUARD_JS`). Two panes side by side compare models (an ONNX FP32 model
 next to its INT8 version shows the inserted Q/DQ nodes).
 
 QtWebEngine is imported lazily: without it (or with ``DEPLOYSTUDIO_NO_WEBENGINE=1`` for remote
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QHBoxLayout, 
 from superqt.utils import create_worker
 
 from app.errors import StudioError
-from app.netron_server import GraphServer, check_drawable
+from app.graph.netron_server import GraphServer, check_drawable
 from ui.web_engine import (DRAW_TIMEOUT_MS, PROBE_JS, PROBE_MS, SELECT_NODE_JS, prepare_web_engine,
                            web_engine_available, web_modules)
 

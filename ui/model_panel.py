@@ -170,7 +170,7 @@ class InputsEditor(QTableWidget):
 
     def signature(self) -> Signature:
         from app.errors import BadInput
-        from app.specs import parse_input
+        from app.model.specs import parse_input
 
         sig = Signature()
         for row, declared in enumerate(self._declared):
@@ -396,7 +396,7 @@ class ModelPanel(QGroupBox):
 
     def arch_kwargs(self) -> dict:
         """The kwargs JSON as a dict (raises ``BadInput`` with a readable message)."""
-        from app.arch import parse_arch_kwargs
+        from app.safety.arch import parse_arch_kwargs
 
         return parse_arch_kwargs(self.kwargs_edit.text().strip() or None)
 

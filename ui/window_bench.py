@@ -25,10 +25,10 @@ class Benchmarking:
         return blockers
 
     def bench_request(self):
-        """The :class:`app.bench.request.BenchRequest` of the Benchmark button: the source, every
+        """The :class:`app.bench.run.BenchRequest` of the Benchmark button: the source, every
         artifact in the results table, the batch sizes and counts (raises ``BadInput``)."""
         from app.bench.harness import BenchConfig
-        from app.bench.request import BenchRequest
+        from app.bench.run import BenchRequest
 
         config = BenchConfig(batches=tuple(self.bench_options.batch_sizes()), warmup=self.bench_options.warmup.value(),
                              runs=self.bench_options.runs.value(), min_seconds=0.5, threads=None)

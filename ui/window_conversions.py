@@ -145,7 +145,7 @@ class Conversions:
         request then skips the job's own check); jobs that fit tightly are logged as warnings."""
         from dataclasses import replace
 
-        from app.memory import NotEnoughMemory, check_memory
+        from app.machine.memory import NotEnoughMemory, check_memory
 
         source = (self.model.summary or {}).get("size_bytes")
         refused = []

@@ -97,7 +97,7 @@ class Exports:
         HTML, or for ``*.pdf`` the same page printed by QtWebEngine."""
         import tempfile
 
-        from app.manifest import manifest_path_of
+        from app.artifacts.manifest import manifest_path_of
         from ui.workers import report_job
 
         manifests = [manifest_path_of(a) for a in self.results.artifacts() if manifest_path_of(a).is_file()]

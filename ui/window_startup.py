@@ -14,7 +14,7 @@ class StartUp:
     """Start-up after the first paint: the charts, the targets this machine can build, the engine's"""
 
     def _show_sandbox_status(self) -> None:
-        from app.sandbox import status as sandbox_status
+        from app.safety.sandbox import status as sandbox_status
 
         sandboxed, line = sandbox_status()  # one syscall: whether model code can be fenced here
         self.sandbox_label.setText("Sandboxed" if sandboxed else "Not sandboxed")

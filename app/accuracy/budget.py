@@ -1,7 +1,7 @@
 """Accuracy-aware fp16/int8: ``--accuracy-budget cosine=0.99`` or ``top1-drop=1%``.
 
 Quantize, evaluate on the held-out part of ``--data``, rank the nodes by the error they add
-(:mod:`app.diagnose`), keep the worst ones in float (ONNX Runtime's ``nodes_to_exclude``; the fp16
+(:mod:`app.accuracy.diagnose`), keep the worst ones in float (ONNX Runtime's ``nodes_to_exclude``; the fp16
 converter's ``node_block_list``), and repeat — 1, 2, 4, ... more nodes a round — until the budget holds
 or the limit on float nodes is reached. Every round is recorded with its figures and latency; the
 best artifact is kept, and an unmet budget is reported with it.
@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.data import DataSet
+from app.accuracy.data import DataSet
 from app.errors import BadInput
-from app.evaluation import Evaluation, Outputs, compare_outputs, run_all
+from app.accuracy.evaluation import Evaluation, Outputs, compare_outputs, run_all
 
 MAX_ROUNDS = 6
 DIAGNOSIS_SAMPLES = 8
@@ -98,7 +98,7 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
                 budget: AccuracyBudget, max_nodes: int) -> tuple[list[Path], Evaluation, dict]:
     """Rebuild with more nodes in float until ``budget`` holds; returns the best files, their
     evaluation, and the report (rounds, float nodes, latency) for the manifest."""
-    from app.diagnose import rank_nodes
+    from app.accuracy.diagnose import rank_nodes
 
     def measured(files: list[Path], e: Evaluation, nodes: list[str]) -> dict:
         return {"float_nodes": len(nodes), budget.metric: budget.figure(e), "cosine_mean": e.cosine_mean,

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import BadInput, first_line
-from app.model import Feeds
+from app.model.loaded import Feeds
 from app.request import DataSource
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 ARRAY_SUFFIXES = {".npy", ".npz"}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import BadInput, first_line
-from app.model import Feeds
+from app.model.loaded import Feeds
 
 FLOAT_TYPES = (1, 10, 11, 16)   # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 

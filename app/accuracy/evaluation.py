@@ -1,7 +1,7 @@
 """Evaluation on real data: how close an artifact stays to its source, sample by sample, and, with
 labels, the task accuracy of both.
 
-Verification (:mod:`app.verify`) runs random inputs and judges the worst case; evaluation runs the
+Verification (:mod:`app.accuracy.verify`) runs random inputs and judges the worst case; evaluation runs the
 user's own samples (the part of ``--data`` not used for calibration) and reports the distribution:
 cosine mean / min / 5th percentile over samples, relative L2, top-1 agreement, and top-1 / top-5
 accuracy of source and artifact when the data carries labels.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.data import DataSet, load_data
+from app.accuracy.data import DataSet, load_data
 from app.errors import VerificationFailed, first_line
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 
 Outputs = list[list[np.ndarray]]   # per sample, the model's outputs
 
@@ -154,7 +154,7 @@ def evaluation_part(data_source, model, artifacts: list[Path]):
     """The samples of ``data_source`` (an :class:`app.request.DataSource`) to evaluate on: the
     evaluation split when an artifact was calibrated on this data (same path, same seed as its
     manifest records), else all of them. Returns (data, note)."""
-    from app.manifest import read_manifest
+    from app.artifacts.manifest import read_manifest
 
     data = load_data(data_source, model.inputs, model.outputs)
     for artifact in artifacts:
@@ -170,7 +170,7 @@ def evaluate_artifacts(model_source, data_source, artifacts: list[Path], progres
     """Run the source model (an :class:`app.request.ModelSource`) and every artifact on the samples of
     ``data_source`` (``--data``; the ``evaluate --json`` object); an artifact that fails is reported,
     the others still evaluated."""
-    from app.loading import prepare_model
+    from app.loaders.front_door import prepare_model
 
     return evaluate_on_data(prepare_model(model_source), data_source, artifacts, progress)
 
@@ -178,7 +178,7 @@ def evaluate_artifacts(model_source, data_source, artifacts: list[Path], progres
 def evaluate_on_data(source: LoadedModel, data_source, artifacts: list[Path], progress=None) -> dict:
     """:func:`evaluate_artifacts` for a source model already loaded."""
     from app.errors import StudioError
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     progress = progress or (lambda stage, fraction=None: None)
     data, note = evaluation_part(data_source, source, artifacts)

@@ -41,7 +41,7 @@ def source_of_manifest(manifest: dict, *, placeholder: str | None = None):
     ``placeholder`` stands for it, or without one, :class:`~app.errors.BadInput`."""
     from app.errors import BadInput
     from app.request import DataSource, ModelSource
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
 
     opts = manifest.get("options") or {}
     source = manifest.get("source") or {}

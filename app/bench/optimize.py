@@ -7,7 +7,7 @@ Accuracy of a candidate, without data, is the worse of its conversion's verifica
 twin and second-size inputs) and its cosine against the source on the benchmark's inputs. With
 ``--data``, every candidate is calibrated and evaluated on the user's samples and the budget is read on
 that evaluation (``cosine=`` or ``top1-drop=``); ONNX fp16/int8 candidates also run the budget loop
-(:func:`app.budget.meet_budget`: the nodes that add the most error stay in float until it holds).
+(:func:`app.accuracy.budget.meet_budget`: the nodes that add the most error stay in float until it holds).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any, Callable
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import runners_for_artifact
-from app.budget import AccuracyBudget
+from app.accuracy.budget import AccuracyBudget
 from app.errors import BadInput, Cancelled, StudioError, describe
-from app.evaluation import EVALUATION_COLUMNS, evaluation_columns
-from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.accuracy.evaluation import EVALUATION_COLUMNS, evaluation_columns
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
 from app.request import ConversionRequest, DataSource, ModelSource
 from app.runtimes.base import Runner
 
@@ -167,7 +167,7 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
     """
     import time
 
-    from app.loading import prepare_model
+    from app.loaders.front_door import prepare_model
     from app.pipeline import convert
     from converters.base import get_converter
 

@@ -16,7 +16,7 @@ from app.runtimes.tensorrt import TensorRTRunner
 
 def artifact_precision(path: Path) -> str:
     """The precision of an artifact: from its manifest, its name (``cnn.int8.onnx``), or its graph."""
-    from app.manifest import read_manifest
+    from app.artifacts.manifest import read_manifest
 
     precision = (read_manifest(path) or {}).get("precision")
     if precision in PRECISIONS:
@@ -50,7 +50,7 @@ def runners_for_artifact(path: Path, *, providers: list[str], threads: int | Non
                          device: str = "cpu", openvino: bool | None = None) -> list[Runner]:
     """The runners that can time ``path``: for ``.onnx`` one per ONNX Runtime provider plus OpenVINO
     (``openvino``: default where it is installed); for an OpenVINO IR OpenVINO; else one."""
-    from app.loading import load_model, sniff_format
+    from app.loaders.front_door import load_model, sniff_format
 
     path = Path(path)
     kind = sniff_format(path)
@@ -74,8 +74,8 @@ def runners_for_artifact(path: Path, *, providers: list[str], threads: int | Non
 def artifact_inputs(path: Path) -> list | None:
     """The inputs ``path`` declares itself: an ONNX graph's or an OpenVINO IR's (a symbolic dim is
     dynamic), else those its manifest records; None when neither can be read (the source's are used)."""
-    from app.loading import sniff_format
-    from app.specs import TensorSpec
+    from app.loaders.front_door import sniff_format
+    from app.model.specs import TensorSpec
 
     path = Path(path)
     try:
@@ -90,7 +90,7 @@ def artifact_inputs(path: Path) -> list | None:
             from app.runtimes.openvino import read_ir, tensor_spec
 
             return [tensor_spec(p, i, "input") for i, p in enumerate(read_ir(path).inputs)]
-        from app.manifest import read_manifest
+        from app.artifacts.manifest import read_manifest
 
         recorded = (read_manifest(path) or {}).get("inputs")
         return [TensorSpec.from_json(d) for d in recorded] if isinstance(recorded, list) and recorded else None

@@ -349,7 +349,7 @@ def sweep_figure(data: dict):
     """Throughput against p99 per artifact, its Pareto front joined, the knee starred (matplotlib Figure)."""
     from matplotlib.figure import Figure
 
-    from app.bench.report import finish_axes, plain_text
+    from app.bench.output import finish_axes, plain_text
 
     fig = Figure(figsize=(7.5, 4.0), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
@@ -387,10 +387,10 @@ class SweepRequest:
 
 
 def sweep_job(request: SweepRequest, progress=None, should_cancel=None) -> SweepResult:
-    """Run ``request`` in a child (``app.bench_commands:sweep_entry`` and the window's
+    """Run ``request`` in a child (``app.cli.bench_commands:sweep_entry`` and the window's
     ``app.bench.sweep:sweep_job``): the parent saves the result (the fenced child writes nothing
     outside its work folder)."""
-    from app.loading import prepare_model
+    from app.loaders.front_door import prepare_model
 
     progress = progress or (lambda stage, fraction=None: None)
     grid = parse_sweep(list(request.sweep))

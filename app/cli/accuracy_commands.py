@@ -1,6 +1,6 @@
 """CLI commands that run models on real data: ``evaluate`` (and ``diagnose``).
 
-Registered by :func:`app.cli.build_parser` through :func:`add_data_commands`. Exit codes: 0 every
+Registered by :func:`app.cli.parser.build_parser` through :func:`add_data_commands`. Exit codes: 0 every
 artifact evaluated, 1 one failed to run (the others are still reported), 2 bad input.
 """
 
@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from app.console import StderrProgress
+from app.cli.console import StderrProgress
 from app.errors import BadInput
-from app.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
 
 
 def add_data_commands(sub) -> None:
@@ -37,7 +37,7 @@ def add_data_commands(sub) -> None:
     add_model_args(d)
     d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
     add_data_args(d, required=True)
-    from app.options import add_flags
+    from converters.options import add_flags
     from converters.onnx_export import EXPORT_OPTIONS
 
     add_flags(d, EXPORT_OPTIONS)  # the fp32 reference is exported as the artifact was: tensor names must match
@@ -48,7 +48,7 @@ def add_data_commands(sub) -> None:
 
 def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
-    from app.evaluation import evaluate_artifacts
+    from app.accuracy.evaluation import evaluate_artifacts
 
     source, data, artifacts = payload
     return evaluate_artifacts(source, data, artifacts, progress)
@@ -60,8 +60,8 @@ def cmd_evaluate(args) -> int:
     missing = [a for a in args.artifacts if not a.is_file()]
     if missing:
         raise BadInput(f"{missing[0]}: no such artifact file")
-    from app.hardware import isa_warning
-    from app.manifest import read_manifest
+    from app.machine.hardware import isa_warning
+    from app.artifacts.manifest import read_manifest
 
     for a in args.artifacts:  # figures measured on another CPU than the one it was built on may differ there
         warning = isa_warning(read_manifest(a), a.name)
@@ -69,7 +69,7 @@ def cmd_evaluate(args) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     progress = StderrProgress()
     try:
-        result = run_job("app.data_commands:evaluate_entry",
+        result = run_job("app.cli.accuracy_commands:evaluate_entry",
                          (source_of(args), data_source_of(args), list(args.artifacts)),
                          progress=progress)
     finally:
@@ -114,9 +114,9 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     """``diagnose`` in the fenced child: the fp32 reference is built in its private temporary folder."""
     import tempfile
 
-    from app.diagnose import rank_nodes
-    from app.evaluation import evaluation_part
-    from app.loading import prepare_model
+    from app.accuracy.diagnose import rank_nodes
+    from app.accuracy.evaluation import evaluation_part
+    from app.loaders.front_door import prepare_model
 
     source, data_source, artifact, samples, options = payload  # options: the artifact's (the window knows them)
     progress = progress or (lambda stage, fraction=None: None)
@@ -131,9 +131,9 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
 
 
 def cmd_diagnose(args) -> int:
-    from app.diagnose import format_ranking
+    from app.accuracy.diagnose import format_ranking
     from app.jobs import run_job
-    from app.options import values_of
+    from converters.options import values_of
     from converters.onnx_export import EXPORT_OPTIONS
 
     if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":
@@ -142,7 +142,7 @@ def cmd_diagnose(args) -> int:
         raise BadInput("--samples and --top take positive numbers")
     progress = StderrProgress()
     try:
-        result = run_job("app.data_commands:diagnose_entry",
+        result = run_job("app.cli.accuracy_commands:diagnose_entry",
                          (source_of(args), data_source_of(args), args.artifact, args.samples,
                           values_of(args, EXPORT_OPTIONS)),
                          progress=progress)

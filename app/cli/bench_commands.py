@@ -1,7 +1,7 @@
 """CLI commands ``bench`` and ``optimize``.
 
-Registered by :func:`app.cli.build_parser` through :func:`add_bench_commands`; each subcommand sets
-``handler`` so ``app.cli.main`` dispatches to it. Exit codes as everywhere: 0 success, 1 a runner
+Registered by :func:`app.cli.parser.build_parser` through :func:`add_bench_commands`; each subcommand sets
+``handler`` so ``app.cli.parser.main`` dispatches to it. Exit codes as everywhere: 0 success, 1 a runner
 or candidate failed (the others are still reported), 2 bad input.
 """
 
@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from app.bench.harness import parse_batches
-from app.console import StderrProgress
+from app.cli.console import StderrProgress
 from app.errors import BadInput
-from app.flags import add_budget_args, add_data_args, add_model_args, data_source_of, source_of
+from app.cli.flags import add_budget_args, add_data_args, add_model_args, data_source_of, source_of
 
 
 def add_bench_commands(sub) -> None:
@@ -117,7 +117,7 @@ def _list_providers() -> int:
 
 
 def _write_extras(args: argparse.Namespace, data: dict, title: str) -> None:
-    from app.bench import report
+    from app.bench import output as report
 
     if args.csv:
         report.write_csv(data["results"], args.csv)
@@ -130,7 +130,7 @@ def _write_extras(args: argparse.Namespace, data: dict, title: str) -> None:
 def _run(args: argparse.Namespace, work):
     """Run ``work(progress)`` with progress on stderr, print its result (JSON or the table); returns
     the result and its JSON data."""
-    from app.bench import report
+    from app.bench import output as report
 
     progress = StderrProgress()
     try:
@@ -143,21 +143,21 @@ def _run(args: argparse.Namespace, work):
 
 
 def bench_entry(payload: tuple, progress=None, should_cancel=None):
-    """``bench`` in the fenced child (``app.bench_commands:bench_entry``)."""
-    from app.bench.request import run_bench
+    """``bench`` in the fenced child (``app.cli.bench_commands:bench_entry``)."""
+    from app.bench.run import run_bench
 
     return run_bench(payload, progress, should_cancel)
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
-    """``bench --sweep`` in the fenced child (``app.bench_commands:sweep_entry``)."""
+    """``bench --sweep`` in the fenced child (``app.cli.bench_commands:sweep_entry``)."""
     from app.bench.sweep import sweep_job
 
     return sweep_job(payload, progress, should_cancel)
 
 
 def optimize_entry(payload: tuple, progress=None, should_cancel=None):
-    """``optimize`` in the fenced child (``app.bench_commands:optimize_entry``)."""
+    """``optimize`` in the fenced child (``app.cli.bench_commands:optimize_entry``)."""
     from app.bench.optimize import optimize
 
     source, config, kwargs = payload
@@ -167,7 +167,7 @@ def optimize_entry(payload: tuple, progress=None, should_cancel=None):
 def _in_child(entry: str, payload: tuple, progress, writable=()):
     from app.jobs import run_job
 
-    return run_job(f"app.bench_commands:{entry}", payload, progress=progress, writable=writable)
+    return run_job(f"app.cli.bench_commands:{entry}", payload, progress=progress, writable=writable)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -177,7 +177,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
-    from app.bench.request import BenchRequest
+    from app.bench.run import BenchRequest
 
     providers = _providers(args)
     payload = BenchRequest(source_of(args), tuple(args.artifacts), config, tuple(providers) if providers else None,

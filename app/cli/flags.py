@@ -9,7 +9,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from app.options import ACCURACY_BUDGET, DATA_OPTIONS, MAX_FLOAT_NODES, add_flags
+from converters.options import ACCURACY_BUDGET, DATA_OPTIONS, MAX_FLOAT_NODES, add_flags
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -58,9 +58,9 @@ def data_source_of(args):
 def source_of(args):
     """The :class:`~app.request.ModelSource` that :func:`add_model_args`' flags give: the source model,
     its signature, its network and what the user trusted in it (every command that loads a model)."""
-    from app.arch import parse_arch_kwargs
+    from app.safety.arch import parse_arch_kwargs
     from app.request import ModelSource
-    from app.specs import parse_dynamic, parse_input
+    from app.model.specs import parse_dynamic, parse_input
 
     return ModelSource(path=args.model, inputs=tuple(parse_input(s) for s in args.input),
                        dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,

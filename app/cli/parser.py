@@ -18,10 +18,10 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from app.console import STAGE, StderrProgress, failure_json
+from app.cli.console import STAGE, StderrProgress, failure_json
 from app.errors import BadInput, StudioError, describe
-from app.flags import add_data_args, add_model_args, data_source_of, source_of
-from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED, add_flags, values_of
+from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED, add_flags, values_of
 from app.request import PRECISIONS, Precision
 
 
@@ -72,11 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "this machine in the newest one, beside the expectations")
     t.add_argument("--json", action="store_true")
     t.add_argument("--debug", action="store_true")
-    from app.serving_commands import add_serving_commands
+    from app.cli.serving_commands import add_serving_commands
     add_serving_commands(sub)
-    from app.bench_commands import add_bench_commands
+    from app.cli.bench_commands import add_bench_commands
     add_bench_commands(sub)
-    from app.data_commands import add_data_commands
+    from app.cli.accuracy_commands import add_data_commands
     add_data_commands(sub)
     e = sub.add_parser("example", help="write a small real example to start from: a CNN trained on handwritten "
                                        "digits, its architecture file and a folder of held-out digits",
@@ -87,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace an example already in FOLDER")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
-    from app.example import cmd_example
+    from app.examples.digits import cmd_example
     e.set_defaults(handler=cmd_example)
-    from app.pack import add_pack_command
+    from app.cli.serving_commands import add_pack_command
     add_pack_command(sub)
     r = sub.add_parser("report", help="write one self-contained HTML report from manifests and benchmark results",
                        description="Collect the manifests (*.manifest.json) and benchmark results (saved "
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_report(args) -> int:
-    from app.report import write_report
+    from app.reports.html import write_report
 
     STAGE["name"] = "report"
     written = write_report(args.inputs, args.out, overwrite=args.overwrite)  # a failure: main prints its JSON
@@ -189,7 +189,7 @@ def cmd_convert(args) -> int:
 
 def cmd_inspect(args) -> int:
     from app.jobs import run_inspection
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
 
     # the model is parsed (and, for TorchScript, run) in the fenced child, never in this process
     summary = run_inspection(source_of(args))
@@ -221,10 +221,10 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_targets(args) -> int:
-    from app.advice import advise, describe_measured, measured_here
-    from app.hardware import detect
-    from app.sandbox import status
-    from app.targets import probe_targets
+    from app.targets.advice import advise, describe_measured, measured_here
+    from app.machine.hardware import detect
+    from app.safety.sandbox import status
+    from app.targets.probe import probe_targets
 
     hw = detect()
     sandboxed, sandbox = status()
@@ -307,7 +307,7 @@ def _main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         STAGE["name"] = "load model"
         if args.command not in ("targets",):
-            from app.security import dependency_problems
+            from app.safety.security import dependency_problems
 
             problems = dependency_problems()
             if problems:  # these versions have known holes in the code that reads untrusted files

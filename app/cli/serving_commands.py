@@ -1,16 +1,20 @@
-"""CLI commands for serving: ``serve-bundle`` (a Triton model folder) and ``native-check``
-(run an artifact from C++, no Python, and compare).
+"""CLI commands for serving: ``serve-bundle`` (a Triton model folder), ``native-check``
+(run an artifact from C++, no Python, and compare) and ``pack`` (a check that travels with the artifact).
 
-Registered by :func:`app.cli.build_parser` through :func:`add_serving_commands`; each subcommand
-sets ``handler`` so ``app.cli.main`` dispatches to it.
+Registered by :func:`app.cli.parser.build_parser` through :func:`add_serving_commands`; each subcommand
+sets ``handler`` so ``app.cli.parser.main`` dispatches to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
+
+from app.errors import BadInput
+from app.serving.pack import CHECKER, DEFAULT_SAMPLES, PACK_FILES, artifact_files, check_packable
 
 
 def add_serving_commands(sub) -> None:
@@ -51,7 +55,7 @@ def add_serving_commands(sub) -> None:
 
 def _inputs(args) -> list | None:
     from app.errors import BadInput
-    from app.specs import apply_dynamic, parse_dynamic, parse_input
+    from app.model.specs import apply_dynamic, parse_dynamic, parse_input
 
     if not args.input:
         if args.dynamic:
@@ -62,7 +66,7 @@ def _inputs(args) -> list | None:
 
 def serve_bundle_entry(kwargs: dict, progress=None, should_cancel=None):
     """``serve-bundle`` in the fenced child (it loads the artifact, which may be a TorchScript program)."""
-    from app.serving import export_for_serving
+    from app.serving.triton import export_for_serving
 
     return export_for_serving(**kwargs)
 
@@ -79,7 +83,7 @@ def cmd_serve_bundle(args: argparse.Namespace) -> int:
                   instances=args.instances, kind=args.kind, ort_tensorrt=args.ort_tensorrt,
                   overwrite=args.overwrite, inputs=_inputs(args), from_sweep=args.from_sweep)
     try:
-        bundle = run_job("app.serving_commands:serve_bundle_entry", kwargs, writable=[repo])
+        bundle = run_job("app.cli.serving_commands:serve_bundle_entry", kwargs, writable=[repo])
     except BaseException:
         if created and repo.is_dir() and not any(repo.iterdir()):
             repo.rmdir()  # refused: leave nothing behind, not even the empty folder made for the child
@@ -100,7 +104,7 @@ def cmd_serve_bundle(args: argparse.Namespace) -> int:
 
 def cmd_native_check(args: argparse.Namespace) -> int:
     """Exit 0 when the check passed or could not run here (the reason is printed), 1 when it failed."""
-    from app.native_check import check_native
+    from app.serving.native_check import check_native
 
     def progress(stage: str, fraction: float | None = None) -> None:
         if not args.json:
@@ -118,4 +122,71 @@ def cmd_native_check(args: argparse.Namespace) -> int:
     if result.passed is False:
         print(f"error: native check failed: {result.reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def add_pack_command(sub) -> None:
+    p = sub.add_parser("pack", help="write an artifact with samples, its accuracy budget and a one-file checker "
+                                    "to run on the deployment machine",
+                       description="Write into DIR the artifact (and its side files), samples of evaluation inputs "
+                                   "with the source model's outputs (samples.npz), pack.json (accuracy budget, "
+                                   "the build machine's CPU instruction sets and runtime versions) and check.py, "
+                                   "which needs only numpy and the artifact's runtime: `python check.py` prints "
+                                   "the metrics on that machine and exits 0 when the budget holds, 1 when not.")
+    p.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an .onnx or OpenVINO .xml with its manifest")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write (new or empty)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help=f"evaluation samples to pack (default {DEFAULT_SAMPLES})")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier pack in DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(handler=cmd_pack)
+
+
+# ---------------------------------------------------------------------------- the command
+def cmd_pack(args) -> int:
+    from app.cli.console import StderrProgress
+    from app.jobs import run_job
+    from app.artifacts.manifest import manifest_path_of
+
+    artifact = args.artifact.expanduser().resolve()
+    manifest, runtime = check_packable(artifact)
+    if args.samples < 1:
+        raise BadInput("--samples takes a positive number")
+    files = artifact_files(artifact, manifest)
+    out = args.out.expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise BadInput(f"--out {out}: not empty; choose a new folder or pass --overwrite")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f.name for f in [*files, manifest_path_of(artifact)]] + [out / n for n in PACK_FILES]
+    progress = StderrProgress()
+    try:
+        for f in [*files, manifest_path_of(artifact)]:
+            shutil.copy2(f, out / f.name)
+        shutil.copyfile(CHECKER, out / "check.py")
+        result = run_job("app.serving.pack:pack_job",
+                         {"artifact": str(out / artifact.name), "out": str(out), "samples": args.samples,
+                          "manifest": manifest, "runtime": runtime, "files": [f.name for f in files]},
+                         progress=progress, writable=[out])
+    except BaseException:  # nothing half-written is left: a failed pack writes nothing
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for f in written:
+                f.unlink(missing_ok=True)
+        raise
+    finally:
+        progress.done()
+    if args.json:
+        print(json.dumps(dict(result, status="ok"), indent=2))
+    else:
+        m, b = result["metrics"], result["budget"]
+        top1 = f", top-1 agreement {m['top1_agreement']:.1%}" if m.get("top1_agreement") is not None else ""
+        print(f"wrote {out}: {artifact.name} with {result['samples']} samples ({result['sample_origin']}), "
+              f"budget {b['metric']} {b['op']} {b['value']:g}; here: cosine mean {m['cosine_mean']:.6f} / "
+              f"min {m['cosine_min']:.6f}, max|Δ| {m['max_abs_err']:.3g}{top1}")
+        print(f"on the deployment machine: cd {out} && python check.py", file=sys.stderr)
     return 0

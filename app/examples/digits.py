@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.errors import BadInput
 
-DIGITS = Path(__file__).resolve().parents[1] / "resources" / "digits.npz"
+DIGITS = Path(__file__).resolve().parents[2] / "resources" / "digits.npz"
 MODEL, ARCH_FILE, DATA = "digits_cnn.pth", "digits_cnn.py", "digits"
 INPUT = "x:1x1x8x8"
 
@@ -125,7 +125,7 @@ def cmd_example(args) -> int:
 
     folder = args.folder.expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    result = run_job("app.example:example_job", {"folder": str(folder), "overwrite": args.overwrite},
+    result = run_job("app.examples.digits:example_job", {"folder": str(folder), "overwrite": args.overwrite},
                      writable=[folder])
     if args.json:
         print(json.dumps(result, indent=2))

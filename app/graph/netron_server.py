@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from app.files import clean_stale_work_dirs
+from app.artifacts.atomic_output import clean_stale_work_dirs
 from app.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Drawability:
     """Whether netron can draw a model file as a graph, and why not when it cannot."""
 
     drawable: bool
-    format: str  # app.loading.sniff_format's name, or "" when the file cannot be read
+    format: str  # app.loaders.front_door.sniff_format's name, or "" when the file cannot be read
     reason: str = ""
 
 
@@ -151,7 +151,7 @@ def check_drawable(path: str | os.PathLike) -> Drawability:
 @lru_cache(maxsize=256)
 def _check_drawable(path: str, size: int, mtime_ns: int) -> Drawability:
     # cached per (path, size, mtime): sniffing a zip checks its CRCs, ~1 s per GB
-    from app.loading import FORMATS, sniff_format
+    from app.loaders.front_door import FORMATS, sniff_format
 
     try:
         kind = sniff_format(Path(path))

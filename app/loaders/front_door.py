@@ -11,7 +11,7 @@ safetensors' readers still open it by name, to memory-map the weights, after
 :meth:`~app.loaders.checked.CheckedFile.reader_path` made sure the name still means the checked file): :mod:`app.loaders` for the torch
 formats, ONNX, IR and engines beside their runtimes in :mod:`app.runtimes`. Every ``torch.load`` is
 ``weights_only=True``; a full pickled module loads through the same unpickler with the globals the
-user approved (``app.unpickling``).
+user approved (``app.safety.unpickling``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from typing import BinaryIO
 
 from app.errors import BadInput, ModelLoadError, StudioError, describe
 from app.errors import first_line as _first_line
-from app.layers import embedding_sizes
+from app.model.layer_facts import embedding_sizes
 from app.loaders import safetensors, torch_export, torch_save, torchscript
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import output_specs, probe_outputs
-from app.model import SUPPORTED, LoadedModel
+from app.model.loaded import SUPPORTED, LoadedModel
 from app.request import ModelSource
 from app.runtimes.onnxrt import read_onnx
-from app.security import check_zip_sizes
-from app.specs import TensorSpec, apply_dynamic, merge_user_inputs
-from app.unpickling import ZIP_MAGIC, check_not_polyglot
+from app.safety.security import check_zip_sizes
+from app.model.specs import TensorSpec, apply_dynamic, merge_user_inputs
+from app.safety.unpickling import ZIP_MAGIC, check_not_polyglot
 
 def _onnx(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
     return read_onnx(file.path, file.stream)

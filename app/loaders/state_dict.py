@@ -8,7 +8,7 @@ from typing import Any
 from app.errors import BadInput, StudioError
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import from_module
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
 
 
@@ -62,7 +62,7 @@ def _module_with_weights(arch: str, arch_kwargs: dict | None, state: dict):
     differ from the module's fall back to a normal build and copy."""
     import torch
 
-    from app.arch import build_module
+    from app.safety.arch import build_module
 
     try:
         with torch.device("meta"):

@@ -9,7 +9,7 @@ from app.errors import first_line as _first_line
 from app.loaders import pickled, state_dict
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import from_module
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
 
 

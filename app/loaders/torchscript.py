@@ -8,7 +8,7 @@ from app.errors import ModelLoadError
 from app.errors import first_line as _first_line
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import SIGNATURE_FILE, from_module, recorded_signature
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
 
 
@@ -23,7 +23,7 @@ def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedMo
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = recorded_signature(extra[SIGNATURE_FILE])
     model = from_module(path, module, "torchscript", inputs, outputs, details, guess=guess, size=file.size)
-    from app.archives import TORCHSCRIPT_NOTE
+    from app.safety.archives import TORCHSCRIPT_NOTE
 
     model.warnings.insert(0, TORCHSCRIPT_NOTE)
     return model

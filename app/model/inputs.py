@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.model import Feeds
-from app.specs import TensorSpec
+from app.model.loaded import Feeds
+from app.model.specs import TensorSpec
 
 
 def make_feeds(specs: list[TensorSpec], *, seed: int = 0, sizes: dict[str, int] | None = None,
@@ -15,7 +15,7 @@ def make_feeds(specs: list[TensorSpec], *, seed: int = 0, sizes: dict[str, int] 
     Floats are standard normal; integers are uniform in ``[0, int_high)`` (``int_high`` is the
     smallest embedding table of the model, so token ids stay valid).
     """
-    from app.security import check_elements
+    from app.safety.security import check_elements
 
     rng = np.random.default_rng(seed)
     feeds: Feeds = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 
 
 def kind_of(module: Any) -> str:

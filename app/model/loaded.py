@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 Feeds = dict[str, np.ndarray]
 

@@ -92,7 +92,7 @@ def parse_input(text: str) -> TensorSpec:
     if any(d <= 0 for d in dims):
         raise BadInput(f"--input {text!r}: every size must be at least 1")
     dtype = normalize_dtype(m["dtype"], where=f" in --input {text!r}") if m["dtype"] else "float32"
-    from app.security import check_elements
+    from app.safety.security import check_elements
 
     check_elements(m["name"], dims)
     return TensorSpec(m["name"], dtype, dims, dims)

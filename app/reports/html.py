@@ -22,7 +22,7 @@ import json
 import math
 from pathlib import Path
 
-from app.bench.report import finish_axes, plain_text
+from app.bench.output import finish_axes, plain_text
 from app.errors import BadInput, StudioError
 
 MAX_INPUT_BYTES = 50 * 2**20          # a manifest or a benchmark JSON larger than this is not ours
@@ -64,7 +64,7 @@ def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict]
         Each dict gains ``_file``, the path it was read from. Raises :class:`BadInput` when a path is
         missing, a named file is neither, or nothing at all was found (unless ``allow_empty``).
     """
-    from app.manifest import MANIFEST_SUFFIX
+    from app.artifacts.manifest import MANIFEST_SUFFIX
 
     manifests: list[dict] = []
     benches: list[dict] = []
@@ -119,8 +119,8 @@ def current_machine() -> dict:
 
 def reproduce_command(manifest: dict) -> str:
     """The ``python main.py convert ...`` line that makes this artifact again (from its manifest)."""
-    from app.command_echo import convert_command, source_args
-    from app.manifest import source_of_manifest
+    from app.reports.command_echo import convert_command, source_args
+    from app.artifacts.manifest import source_of_manifest
     from app.request import ConversionRequest
     from converters.base import get_converter, options_of
 
@@ -179,7 +179,7 @@ def _chart_rows(rows: list) -> list[dict]:
 def latency_chart(rows: list[dict]) -> str | None:
     if not rows:
         return None
-    from app.bench.report import latency_figure
+    from app.bench.output import latency_figure
 
     return _svg(latency_figure({"results": rows}))
 
@@ -344,7 +344,7 @@ def _table(head: list[str] | None, rows: list[list[str]], *, cls: str = "", nume
 def _machine_section(benches: list[dict]) -> str:
     m = dict(benches[0].get("machine") or {}) if benches else current_machine()
     where = "the machine the benchmark ran on" if benches else "the machine this report was written on"
-    from app.hardware import detect_cpu
+    from app.machine.hardware import detect_cpu
 
     features = detect_cpu().features()
     rows = [["CPU", _e(m.get("cpu"))], ["architecture", _e(m.get("arch"))],
@@ -565,7 +565,7 @@ def write_report(paths: list[Path], out: Path, *, overwrite: bool = False, bench
     manifests, found = collect(paths, allow_empty=bool(given)) if paths else ([], [])
     benches = found + given
     text = render(manifests, benches)
-    from app.files import atomic_write_text
+    from app.artifacts.atomic_output import atomic_write_text
 
     atomic_write_text(out, text)
     return {"status": "ok", "report": str(out), "bytes": len(text.encode("utf-8")),

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from app.errors import ModelLoadError, first_line
-from app.model import Feeds, LoadedModel
+from app.model.loaded import Feeds, LoadedModel
 from app.runtimes.base import Runner
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 # OpenVINO's name for each artifact precision's inference precision on CPU
 INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
@@ -150,7 +150,7 @@ def _op_counts(model) -> dict[str, int]:
 
 
 def _manifest_precision(path: Path) -> str | None:
-    from app.manifest import read_manifest
+    from app.artifacts.manifest import read_manifest
 
     return (read_manifest(path) or {}).get("precision")
 

@@ -1,7 +1,7 @@
 """Code inside model archives: what a ``.pt2`` or TorchScript file would run, checked before loading.
 
 TorchScript and ``torch.export`` archives are programs. TorchScript's code runs when it is loaded and
-called (it is run in the fenced child, see :mod:`app.sandbox`, and the user is told). A ``.pt2`` is
+called (it is run in the fenced child, see :mod:`app.safety.sandbox`, and the user is told). A ``.pt2`` is
 data plus a graph of ATen operators, except for entries ``torch.export.load`` hands to full
 unpickling or native loaders (torch 2.13, ``torch/export/pt2_archive/_package.py``):
 
@@ -34,7 +34,7 @@ def _weights_only_problem(data: bytes) -> str | None:
     try:
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every failure means torch would fall back or unpickle fully
-        from app.unpickling import weights_only_reason
+        from app.safety.unpickling import weights_only_reason
 
         return weights_only_reason(e)
     return None
@@ -47,7 +47,7 @@ def check_pt2(path: Path, *, allow_pickle: bool = False, run_code_from_file: boo
     ``allow_pickle`` approves pickled weights/constants and legacy payloads that pass the
     weights-only unpickler (torch then unpickles the same bytes in full); custom/opaque objects and
     AOTInductor libraries need ``run_code_from_file``. ``archive``: the file's archive, already open
-    (the front door's, :mod:`app.loading`); else it is opened here. Returns notes for the user.
+    (the front door's, :mod:`app.loaders.front_door`); else it is opened here. Returns notes for the user.
     """
     notes: list[str] = []
     try:

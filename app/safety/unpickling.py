@@ -49,7 +49,7 @@ def check_not_polyglot(path: Path, *, head: bytes | None = None, stream: BinaryI
     """Refuse a file that two readers would see differently: a pickle with a zip appended (torch
     reads the pickle, zip tools the archive) or a zip with something in front of its first member.
 
-    The front door (:mod:`app.loading`) hands over what it already has open (the file's first bytes,
+    The front door (:mod:`app.loaders.front_door`) hands over what it already has open (the file's first bytes,
     the file, the parsed archive), so the check reads nothing twice; given none, it opens the file."""
     if starts_like_zip(path) if head is None else head[:4] == ZIP_MAGIC:
         if archive is None:
@@ -124,7 +124,7 @@ def user_packages(arch: str | None) -> dict[str, Any]:
     """
     if not arch:
         return {}
-    from app.arch import resolve_factory
+    from app.safety.arch import resolve_factory
 
     factory = resolve_factory(arch)  # imports the user's code, which they named
     where = arch.rpartition(":")[0]
@@ -201,7 +201,7 @@ def load_pickled_module(path: Path, *, allow_pickle: bool, arch: str | None = No
 
     ``notes`` (a list) gains a line for each trusted name the file does not use (ignored).
 
-    ``checked_zip``: the front door (:mod:`app.loading`) has already refused polyglots and read the
+    ``checked_zip``: the front door (:mod:`app.loaders.front_door`) has already refused polyglots and read the
     file's first bytes, and says whether it starts like a zip; None checks and looks here."""
     import pickle
 

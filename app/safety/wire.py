@@ -32,13 +32,13 @@ MAX_DEPTH = 64
 # the dataclasses a job returns ("module:Class"), no more: each one is a class the child can make the
 # parent build (logged over a whole test run: every job kind's result, nested); a test checks each resolves
 WIRE_TYPES = frozenset({
-    "app.pipeline:ConversionResult", "app.verify:Verification", "app.verify:OutputMetrics",
-    "app.evaluation:Evaluation", "app.diagnose:NodeError",
+    "app.pipeline:ConversionResult", "app.accuracy.verify:Verification", "app.accuracy.verify:OutputMetrics",
+    "app.accuracy.evaluation:Evaluation", "app.accuracy.diagnose:NodeError",
     "app.bench.harness:BenchResult", "app.bench.harness:Measurement", "app.bench.harness:Skipped",
     "app.bench.harness:BenchConfig", "app.bench.stats:LatencyStats",
     "app.bench.sweep:SweepResult", "app.bench.sweep:SweepPoint", "app.bench.sweep:Proposal",
     "app.bench.optimize:OptimizeResult",
-    "app.serving:ServingBundle", "app.serving:TritonModelConfig", "app.serving:TritonTensor",
+    "app.serving.triton:ServingBundle", "app.serving.triton:TritonModelConfig", "app.serving.triton:TritonTensor",
 })
 
 

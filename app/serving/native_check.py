@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from app.errors import BadInput
-from app.verify import OutputMetrics, Verification, compare, judge
+from app.accuracy.verify import OutputMetrics, Verification, compare, judge
 
 Progress = Callable[[str, float | None], None]
 
@@ -353,7 +353,7 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
     TorchScript files are run by the LibTorch program; ONNX files report whether ONNX Runtime's C
     API is usable here. Raises :class:`BadInput` only for files that are no model at all.
     """
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     path = Path(artifact)
     model = load_model(path)
@@ -379,11 +379,11 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
 
 def _recorded_inputs(path: Path, model):
     """The artifact's signature, or the one our pipeline wrote to the manifest beside it."""
-    from app.manifest import read_manifest
+    from app.artifacts.manifest import read_manifest
 
     manifest = read_manifest(path) if model.inputs_guessed else None
     if manifest:
-        from app.specs import TensorSpec
+        from app.model.specs import TensorSpec
 
         try:
             return [TensorSpec.from_json(d) for d in manifest["inputs"]]
@@ -394,9 +394,9 @@ def _recorded_inputs(path: Path, model):
 
 def _run_libtorch(path: Path, model, inputs, program: Path, build_s: float, seed: int,
                   progress: Progress | None) -> NativeCheck:
-    from app.inputs import make_feeds, second_sizes
-    from app.loading import with_inputs
-    from app.loading import int_range_of
+    from app.model.inputs import make_feeds, second_sizes
+    from app.loaders.front_door import with_inputs
+    from app.loaders.front_door import int_range_of
 
     if inputs != model.inputs:
         model = with_inputs(model, inputs)

@@ -1,4 +1,5 @@
-"""A check that travels with the artifact: ``python main.py pack ARTIFACT --out DIR``.
+"""A check that travels with the artifact: ``python main.py pack ARTIFACT --out DIR``
+(the command: :mod:`app.cli.serving_commands`).
 
 DIR receives the artifact and its side files (an ONNX model's external data, OpenVINO's ``.bin``), its
 manifest, ``samples.npz`` (evaluation inputs and the source model's outputs for them; with labels
@@ -16,8 +17,6 @@ was calibrated on it), else from the random inputs verification uses (``pack.jso
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from pathlib import Path
 
 from app.errors import BadInput
@@ -25,25 +24,7 @@ from app.errors import BadInput
 DEFAULT_SAMPLES = 32
 RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
 PACK_FILES = ("samples.npz", "pack.json", "check.py")
-CHECKER = Path(__file__).resolve().parents[1] / "resources" / "pack_check.py"   # becomes DIR/check.py
-
-
-def add_pack_command(sub) -> None:
-    p = sub.add_parser("pack", help="write an artifact with samples, its accuracy budget and a one-file checker "
-                                    "to run on the deployment machine",
-                       description="Write into DIR the artifact (and its side files), samples of evaluation inputs "
-                                   "with the source model's outputs (samples.npz), pack.json (accuracy budget, "
-                                   "the build machine's CPU instruction sets and runtime versions) and check.py, "
-                                   "which needs only numpy and the artifact's runtime: `python check.py` prints "
-                                   "the metrics on that machine and exits 0 when the budget holds, 1 when not.")
-    p.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an .onnx or OpenVINO .xml with its manifest")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write (new or empty)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"evaluation samples to pack (default {DEFAULT_SAMPLES})")
-    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier pack in DIR")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.set_defaults(handler=cmd_pack)
+CHECKER = Path(__file__).resolve().parents[2] / "resources" / "pack_check.py"   # becomes DIR/check.py
 
 
 # ---------------------------------------------------------------------------- manifest → what to run
@@ -61,7 +42,7 @@ def artifact_files(artifact: Path, manifest: dict) -> list[Path]:
 
 def check_packable(artifact: Path) -> tuple[dict, str]:
     """The manifest of ``artifact`` and its runtime; one line (BadInput) when it cannot be packed."""
-    from app.manifest import manifest_path_of, read_manifest
+    from app.artifacts.manifest import manifest_path_of, read_manifest
 
     if not artifact.is_file():
         raise BadInput(f"{artifact}: no such artifact file")
@@ -81,12 +62,12 @@ def budget_of(manifest: dict) -> dict:
     """The accuracy budget ``check.py`` holds the artifact to: ``--accuracy-budget`` when the
     manifest has one, else verification's limit for its precision (int8: mean cosine ≥
     ``INT8_MIN_COSINE``; fp32/fp16/bf16: worst relative L2 ≤ ``REL_L2_LIMIT``)."""
-    from app.verify import INT8_MIN_COSINE, REL_L2_LIMIT
+    from app.accuracy.verify import INT8_MIN_COSINE, REL_L2_LIMIT
 
     precision = str(manifest.get("precision"))
     recorded = (manifest.get("accuracy_budget") or {}).get("budget")
     if recorded:
-        from app.budget import AccuracyBudget
+        from app.accuracy.budget import AccuracyBudget
 
         b = AccuracyBudget.parse(recorded)
         if b.metric == "cosine":
@@ -105,14 +86,14 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     """Load the source, take the samples, run source and artifact on them, and write DIR."""
     import numpy as np
 
-    from app.data import load_data
-    from app.evaluation import compare_outputs, run_all
-    from app.hardware import isa_record
-    from app.inputs import make_feeds
-    from app.loading import load_model, prepare_model
-    from app.manifest import source_of_manifest
-    from app.verify import compare
-    from app.versions import tool_versions
+    from app.accuracy.data import load_data
+    from app.accuracy.evaluation import compare_outputs, run_all
+    from app.machine.hardware import isa_record
+    from app.model.inputs import make_feeds
+    from app.loaders.front_door import load_model, prepare_model
+    from app.artifacts.manifest import source_of_manifest
+    from app.accuracy.verify import compare
+    from app.artifacts.versions import tool_versions
 
     say = progress or (lambda stage, fraction=None: None)
     artifact, out, count = Path(payload["artifact"]), Path(payload["out"]), int(payload["samples"])
@@ -130,12 +111,12 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
         data = data.subset(list(range(min(count, len(data)))))
         origin = {"kind": "data", "source": str(data_source.path), "part": part, "describe": data.describe()}
     else:
-        from app.data import DataSet
+        from app.accuracy.data import DataSet
 
         feeds = [make_feeds(model.inputs, seed=i) for i in range(count)]
         data = DataSet(Path("random"), "random", feeds)
         origin = {"kind": "random", "note": "the manifest records no --data: random inputs like verification's "
-                                            "(app.inputs.make_feeds, seeds 0..N-1); they say whether the artifact "
+                                            "(app.model.inputs.make_feeds, seeds 0..N-1); they say whether the artifact "
                                             "computes the same function, not what a user loses on real data"}
     say(f"run the source on {len(data)} samples", None)
     reference = run_all(model, data, "the source")
@@ -187,52 +168,3 @@ def _openvino_config(manifest: dict) -> dict:
     from app.runtimes.openvino import compile_config
 
     return compile_config(str(manifest.get("precision")))
-
-
-# ---------------------------------------------------------------------------- the command
-def cmd_pack(args) -> int:
-    from app.console import StderrProgress
-    from app.jobs import run_job
-    from app.manifest import manifest_path_of
-
-    artifact = args.artifact.expanduser().resolve()
-    manifest, runtime = check_packable(artifact)
-    if args.samples < 1:
-        raise BadInput("--samples takes a positive number")
-    files = artifact_files(artifact, manifest)
-    out = args.out.expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out}: a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise BadInput(f"--out {out}: not empty; choose a new folder or pass --overwrite")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / f.name for f in [*files, manifest_path_of(artifact)]] + [out / n for n in PACK_FILES]
-    progress = StderrProgress()
-    try:
-        for f in [*files, manifest_path_of(artifact)]:
-            shutil.copy2(f, out / f.name)
-        shutil.copyfile(CHECKER, out / "check.py")
-        result = run_job("app.pack:pack_job",
-                         {"artifact": str(out / artifact.name), "out": str(out), "samples": args.samples,
-                          "manifest": manifest, "runtime": runtime, "files": [f.name for f in files]},
-                         progress=progress, writable=[out])
-    except BaseException:  # nothing half-written is left: a failed pack writes nothing
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        else:
-            for f in written:
-                f.unlink(missing_ok=True)
-        raise
-    finally:
-        progress.done()
-    if args.json:
-        print(json.dumps(dict(result, status="ok"), indent=2))
-    else:
-        m, b = result["metrics"], result["budget"]
-        top1 = f", top-1 agreement {m['top1_agreement']:.1%}" if m.get("top1_agreement") is not None else ""
-        print(f"wrote {out}: {artifact.name} with {result['samples']} samples ({result['sample_origin']}), "
-              f"budget {b['metric']} {b['op']} {b['value']:g}; here: cosine mean {m['cosine_mean']:.6f} / "
-              f"min {m['cosine_min']:.6f}, max|Δ| {m['max_abs_err']:.3g}{top1}")
-        print(f"on the deployment machine: cd {out} && python check.py", file=sys.stderr)
-    return 0

@@ -35,9 +35,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import files
+from app.artifacts import atomic_output as files
 from app.errors import BadInput, OutputExists
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 # The Triton release the README's commands name. A TensorRT plan only loads in a container whose
 # TensorRT version built it: pick the release from the support matrix for yours.
@@ -172,7 +172,7 @@ class _Signature:
 
 def _manifest(path: Path) -> dict | None:
     """The conversion's manifest, else the engine builder's ``.tensorrt.json`` (both list the inputs)."""
-    from app.manifest import read_manifest
+    from app.artifacts.manifest import read_manifest
 
     data = read_manifest(path)
     if data is None:
@@ -192,7 +192,7 @@ def _specs(data: dict, key: str) -> list[TensorSpec]:
 
 def read_signature(artifact: Path, inputs: list[TensorSpec] | None = None) -> _Signature:
     """Format, inputs and outputs of ``artifact``, from the file, its manifest or a user's ``inputs``."""
-    from app.loading import sniff_format
+    from app.loaders.front_door import sniff_format
 
     kind = sniff_format(artifact)
     manifest = _manifest(artifact)
@@ -204,7 +204,7 @@ def read_signature(artifact: Path, inputs: list[TensorSpec] | None = None) -> _S
         raise BadInput(f"{artifact.name} is a {kind} file; {hint}Triton serves ONNX (.onnx), TorchScript (.pt), "
                        "OpenVINO IR (.xml) and TensorRT (.engine/.plan) artifacts — convert it first (--to onnx, "
                        "openvino or torchscript-*)")
-    from app.loading import load_model, with_inputs
+    from app.loaders.front_door import load_model, with_inputs
     from app.runtimes.onnxrt import onnx_external_files
 
     model = load_model(artifact, guess_inputs=inputs is None)
@@ -258,11 +258,11 @@ def _probe_output_dims(model, warnings: list[str]) -> list[tuple[int, ...]] | No
     Output specs of torch models are probed at one size only, so a batch or sequence axis looks fixed
     there; running twice tells which output axes follow the inputs' dynamic axes.
     """
-    from app.inputs import make_feeds, second_sizes
+    from app.model.inputs import make_feeds, second_sizes
 
     if not any(s.dynamic_axes for s in model.inputs):
         return None
-    from app.loading import int_range_of
+    from app.loaders.front_door import int_range_of
 
     int_high = int_range_of(model)
     try:

@@ -1,7 +1,7 @@
 """Is a target × precision expected to be faster *on this machine*, and why.
 
 Rules of thumb from what the runtimes do with each precision on the hardware found by
-:mod:`app.hardware`, and from this repository's benchmark runs (README, "Results" and "OpenVINO"):
+:mod:`app.machine.hardware`, and from this repository's benchmark runs (README, "Results" and "OpenVINO"):
 advice, not a measurement — ``bench`` measures.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.hardware import Hardware
+from app.machine.hardware import Hardware
 
 FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
 

@@ -20,7 +20,7 @@ class TargetChoice:
     reason: str = ""
     converter: type | None = field(default=None, compare=False, repr=False)
     advice: dict = field(default_factory=dict, compare=False)   # precision → "verdict: why" on this machine
-    options: tuple = ()                       # the app.options.Option declarations of its converter
+    options: tuple = ()                       # the converters.options.Option declarations of its converter
 
     def wants_data(self, request) -> bool:
         """Whether ``request`` is int8 that this target would calibrate (its int8 mode left to it, or pinned
@@ -54,8 +54,8 @@ class TargetChoice:
 def probe_targets(hardware=None) -> list[TargetChoice]:
     """Every target the engine registers (TensorRT included), with its availability and, per
     precision, whether it is expected to be faster on this machine's hardware."""
-    from app.advice import advise
-    from app.hardware import detect
+    from app.targets.advice import advise
+    from app.machine.hardware import detect
     from converters.base import all_converters
 
     hw = hardware or detect(import_torch=False)  # never import torch into the window's process
