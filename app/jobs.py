@@ -45,8 +45,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app import errors
+from app.artifacts import atomic_output as files
+from app.artifacts.manifest import manifest_path_of
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
+from app.machine import memory
+from app.pipeline import ConversionResult, artifact_path, convert, output_folder
 from app.request import ModelSource
+from converters.base import check_request
 
 _PRELOAD = ["app.pipeline", "app.loaders.front_door", "torch", "onnx", "onnxruntime"]
 _context: Any = None
@@ -517,8 +522,6 @@ def _stop(proc) -> None:
 def convert_job(payload, progress=None, should_cancel=None):
     """The conversion pipeline as a child-process entry point (``app.jobs:convert_job``):
     ``payload`` is ``(request, work folder)``; the files stay in the work folder."""
-    from app.pipeline import convert
-
     request, work = payload
     return convert(request, progress=progress, should_cancel=should_cancel, work=Path(work))
 
@@ -526,8 +529,6 @@ def convert_job(payload, progress=None, should_cancel=None):
 def _check_conversion_result(result, work: Path) -> None:
     """The child names the files the parent will move into the output folder: each must be a plain
     file directly in the job's work folder (no path elsewhere, no link), else nothing is kept."""
-    from app.pipeline import ConversionResult
-
     if not isinstance(result, ConversionResult) or result.manifest is None:
         raise InvalidResult("the converter process sent an invalid result (not a conversion's); nothing was kept")
     for f in [*result.files, result.manifest]:
@@ -540,23 +541,8 @@ def _check_conversion_result(result, work: Path) -> None:
 def run_conversion(request, **kwargs):
     """Convert in a fenced child that writes only a private work folder inside the output folder;
     this process then renames the files into place (and removes whatever a killed child left)."""
-    from app.artifacts import atomic_output as files
-    from app.errors import UnsupportedCombination
-    from app.pipeline import output_folder, place
-    from converters.base import check_options, get_converter
-
-    # an option the target does not take, and what this machine cannot build (bf16 without BF16/AMX, a
-    # missing library), are refused here, before a child starts or a folder is made; the child checks
-    # the rest against the loaded model
-    converter = get_converter(request.target)
-    check_options(request)
-    refusal = converter.precision_refusal(request.precision) if request.precision in converter.precisions else ""
-    if refusal:
-        raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
-                                     f"machine: {refusal}")
+    check_request(request)  # before a child starts or a folder is made; the child checks the loaded model
     out_dir = output_folder(request)
-    from app.machine import memory
-
     if kwargs.get("progress"):
         kwargs["progress"]("check memory and disk", None)
     # the model's size (an ONNX model's graph parsed for its external data) is reckoned once, here
@@ -565,22 +551,54 @@ def run_conversion(request, **kwargs):
     if cautions and kwargs.get("progress"):
         kwargs["progress"](cautions[0], None)
     existed = out_dir.exists()
-    out_dir = files.prepare_out_dir(out_dir)
-    files.clean_stale_work_dirs(out_dir)
-    work = files.work_dir(out_dir)
-    if kwargs.get("progress"):
-        kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request, source=source)
     try:
-        result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
-        _check_conversion_result(result, work)
-        result.warnings[:0] = cautions
-        names = [f.name for f in result.files] + [result.manifest.name]
-        files.check_targets([out_dir / n for n in names], source=Path(request.source.path), overwrite=request.overwrite)
-        return place(result, out_dir)
+        with output_for(request) as (out_dir, work):
+            if kwargs.get("progress"):
+                kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request,
+                                                                             source=source)
+            result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work],
+                             **kwargs)
+            _check_conversion_result(result, work)
+            result.warnings[:0] = cautions
+            return place(result, out_dir, request)
     finally:
-        files.remove_work_dir(work)
         if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a failed job leaves no empty output folder behind either
+
+
+def convert_in_process(request, progress=None, should_cancel=None):
+    """Convert in this process (a job's child already: ``optimize``, ``diagnose``'s fp32 reference; tests
+    and benchmarks), with the same output folder, work folder and placement as :func:`run_conversion`."""
+    check_request(request)
+    with output_for(request) as (out_dir, work):
+        return place(convert(request, progress, should_cancel, work=work), out_dir, request)
+
+
+@contextlib.contextmanager
+def output_for(request):
+    """The one owner of a conversion's output folder: make it (or check it is writable), refuse files
+    that exist already (without ``--overwrite``) before anything is built, remove the work folders of
+    dead jobs, and give the job a private work folder inside it, removed afterwards."""
+    out_dir = files.prepare_out_dir(output_folder(request))
+    primary = artifact_path(request)
+    files.check_targets([primary, manifest_path_of(primary)], source=Path(request.source.path),
+                        overwrite=request.overwrite)
+    files.clean_stale_work_dirs(out_dir)
+    work = files.work_dir(out_dir)
+    try:
+        yield out_dir, work
+    finally:
+        files.remove_work_dir(work)
+
+
+def place(result: ConversionResult, out_dir: Path, request) -> ConversionResult:
+    """Rename the result's files (in its work folder) into ``out_dir``; the primary goes last but one."""
+    names = [f.name for f in result.files] + [result.manifest.name]
+    files.check_targets([out_dir / n for n in names], source=Path(request.source.path), overwrite=request.overwrite)
+    placed = files.commit(result.files + [result.manifest], out_dir)
+    result.files, result.manifest = placed[:-1], placed[-1]
+    result.artifact = placed[0]
+    return result
 
 
 def inspect_job(source: ModelSource, progress=None, should_cancel=None) -> dict:

@@ -66,7 +66,7 @@ def onnx_ms(path: Path, feeds: dict, runs: int) -> float:
 
 
 def convert(model_path: Path, precision: str, out: Path, **kw):
-    from app.pipeline import convert as run
+    from app.jobs import convert_in_process as run
     from tests.requests import request
 
     kw["data"] = kw.pop("calibration", None)

@@ -61,7 +61,7 @@ def bare_trace(state: Path, x, out: Path) -> None:
 
 
 def studio(state: Path, target: str, out_dir: Path) -> dict:
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from app.request import ConversionRequest, ModelSource
     from app.model.specs import parse_input
 

@@ -102,7 +102,7 @@ def run_model(key: str, work: Path, args) -> dict:
     from app.bench.harness import BenchConfig
     from app.machine.hardware import detect_cpu
     from app.loaders.front_door import prepare_model
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
 
     spec = MODELS[key]
     cpu = detect_cpu()

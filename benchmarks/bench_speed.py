@@ -57,7 +57,7 @@ def run_model(key: str, work: Path, args) -> dict:
     from app.bench.benchmark import benchmark
     from app.bench.harness import BenchConfig
     from app.bench.output import format_table
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from benchmarks import bench_models
 
     spec = MODELS[key]

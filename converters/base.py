@@ -244,6 +244,14 @@ def check_options(request: ConversionRequest) -> None:
                                      f"{request.target}; its options: {', '.join(o.flags[0] for o in takes)}")
 
 
-def torch_module_of(model: LoadedModel):
-    """The callable nn.Module behind a torch-format model (an ExportedProgram's module() too)."""
-    return model.torch_callable()
+def check_request(request: ConversionRequest) -> None:
+    """What can be refused before a model is loaded, checked once where a job starts: an option the
+    target does not take, and a precision this machine cannot build (bf16 without BF16/AMX, a missing
+    library). The precision's name is checked where the request is made (:class:`~app.request.Precision`);
+    what the source's format allows, once it is loaded (:meth:`Converter.check`)."""
+    converter = get_converter(request.target)
+    check_options(request)
+    refusal = converter.precision_refusal(request.precision) if request.precision in converter.precisions else ""
+    if refusal:
+        raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
+                                     f"machine: {refusal}")

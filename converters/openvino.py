@@ -33,7 +33,7 @@ from app.errors import BadInput, ConversionFailed, first_line
 from app.model.loaded import LoadedModel
 from app.runtimes import openvino as ov_runtime
 from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
-from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of
+from converters.base import ALL_SOURCES, ConversionContext, Converter
 from converters.onnx_export import EXPORT_OPTIONS
 from converters.onnx_precision import QUANTIZATION, TARGET_ISA, int8_kernels_for
 
@@ -74,8 +74,6 @@ class OpenVINOConverter(Converter):
     def convert(self, ctx: ConversionContext) -> list[Path]:
         ov = openvino_module()
         precision = ctx.request.precision
-        if precision not in INFERENCE_PRECISION:
-            raise BadInput(f"--precision {precision}: OpenVINO takes {', '.join(self.precisions)}")
         if precision == "int8" and QUANTIZATION.of(ctx.request) == "dynamic":
             raise BadInput("OpenVINO int8 is NNCF's static post-training quantization; drop --quantization dynamic "
                            "(give --calibration DIR with real samples)")
@@ -142,7 +140,7 @@ class OpenVINOConverter(Converter):
         if fmt == "torch-export":
             ctx.record["openvino_route"] = "torch.export program"
             return _convert(ov, ctx.model.module, what="the torch.export program", example_input=args, input=shapes)
-        module = torch_module_of(ctx.model).eval()
+        module = ctx.model.torch_callable().eval()
         if fmt == "torchscript":
             ctx.record["openvino_route"] = "TorchScript archive"
             return _convert(ov, module, what="the TorchScript archive", example_input=args, input=shapes)

@@ -20,7 +20,7 @@ FAST = ["--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds"
 @pytest.fixture(scope="module")
 def cnn_artifacts(tmp_path_factory, model_files) -> dict[str, Path]:
     """The CNN's state dict with an ONNX fp32 and a TorchScript artifact converted from it."""
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN
     from tests.requests import request as make_request
 

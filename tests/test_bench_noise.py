@@ -11,7 +11,7 @@ from tests.conftest import CNN_ARGS
 
 @pytest.fixture(scope="module")
 def onnx_cnn(tmp_path_factory, model_files):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN
     from tests.requests import request as make_request
 

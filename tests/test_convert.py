@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from app.errors import Cancelled, ConversionFailed, UnsupportedCombination
-from app.pipeline import convert
+from app.jobs import convert_in_process as convert
 from tests.conftest import sha256
 from tests.requests import CNN, ENC, request
 

@@ -234,7 +234,7 @@ def test_an_ir_without_its_weights_is_refused(cli, ir_artifacts, tmp_path):
 
 def test_openvino_telemetry_is_kept_out(workdir, monkeypatch, tmp_path, network_attempts):
     """OpenVINO's converter would send usage data and write ~/intel/openvino_telemetry: neither happens."""
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN, request
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

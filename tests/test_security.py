@@ -72,7 +72,7 @@ def test_path_with_spaces_and_non_ascii(cli, model_files, tmp_path):
 
 def test_conversion_contacts_no_host(workdir, network_attempts):
     """Nothing in a conversion opens a network connection (in-process, so a socket patch sees it)."""
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN, request
 
     result = convert(request(workdir["cnn_state"], "onnx", "int8", out_dir=workdir["out"], **CNN))

@@ -49,7 +49,7 @@ def handoff(monkeypatch):
 
 
 def _convert(model: Path, out: Path, precision: str, *, inputs=(), dynamic=(), arch=None):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import request as make_request
 
     request = make_request(model, "tensorrt", precision, inputs=inputs, dynamic=dynamic, arch=arch, out_dir=out)

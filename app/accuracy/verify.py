@@ -1,10 +1,17 @@
-"""Verification: does the artifact compute what the source computes? Metrics every target shares."""
+"""Verification: does the artifact compute what the source computes? Metrics every target shares, and
+:func:`verify_artifact`, which runs both models on the same input sets (as Polygraphy's
+``Comparator.run`` does) and compares their outputs with them."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
+
+from app.errors import VerificationFailed, first_line
+from app.model.inputs import make_feeds, second_sizes, twin_feeds
+from app.model.loaded import LoadedModel
 
 # Pass thresholds on relative L2 error, by precision; int8 is judged by cosine only and never fails
 # the conversion (quantization error is expected), it warns below INT8_MIN_COSINE.
@@ -121,3 +128,42 @@ def judge(precision: str, metrics: list[OutputMetrics], checks: list[str]) -> Ve
         if not v.passed:
             v.failure = f"cosine similarity {v.cosine:.4f} is below {INT8_MIN_COSINE} (int8 accuracy loss)"
     return v
+
+
+def verify_artifact(source: LoadedModel, artifact: LoadedModel | Callable[[], LoadedModel], precision: str, *,
+                    seed: int = 0) -> Verification:
+    """Run source and artifact on fresh inputs, a differently-valued twin, and (for dynamic axes) a
+    second size; worst case over all of them.
+
+    One after the other, not side by side: the source runs on every input set first and releases
+    what its runs hold (an ONNX Runtime session), and only then is the artifact loaded (``artifact``
+    may be a function that loads it) — so a multi-GB source and artifact are not in memory at once."""
+    int_high = source.details.get("int_high", 2)
+    specs = source.inputs
+    base = make_feeds(specs, seed=seed + 1, int_high=int_high)
+    sets = [("random inputs", base), ("negated/shifted inputs", twin_feeds(base, specs, int_high=int_high))]
+    sizes = second_sizes(specs)
+    if sizes:
+        label = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        sets.append((f"second size ({label})", make_feeds(specs, seed=seed + 2, sizes=sizes, int_high=int_high)))
+    metrics = []
+    names = [o.name for o in source.outputs]
+    refs = [source.run(feeds) for _, feeds in sets]
+    source.release()
+    artifact = artifact() if callable(artifact) else artifact
+    for (what, feeds), ref in zip(sets, refs):
+        try:
+            got = artifact.run(feeds)
+        except Exception as e:
+            raise VerificationFailed(f"the artifact fails to run on {what}: {first_line(e)}") from e
+        if len(got) != len(ref):
+            raise VerificationFailed(f"the artifact returns {len(got)} outputs, the source {len(ref)}")
+        for i, (r, g) in enumerate(zip(ref, got)):
+            try:
+                metrics.append(compare(names[i] if i < len(names) else f"output_{i}", r, g))
+            except ValueError as e:
+                raise VerificationFailed(f"on {what}: {e}") from None
+    verification = judge(precision, metrics, [w for w, _ in sets])
+    out_names = [names[i] if i < len(names) else f"output_{i}" for i in range(len(refs[0]) if refs else 0)]
+    verification.blind = uninformative_outputs(out_names, refs)
+    return verification

@@ -168,7 +168,7 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
     import time
 
     from app.loaders.front_door import prepare_model
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from converters.base import get_converter
 
     if not 0.0 < budget_cosine <= 1.0:

@@ -102,7 +102,7 @@ def fp32_reference(source, model, folder: Path, options: dict | None = None) -> 
     (its exporter and opset name the tensors the ranking matches)."""
     if model.format == "onnx":
         return Path(source.path)
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from app.request import ConversionRequest
     from converters.base import get_converter
 

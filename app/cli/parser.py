@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a model to a deployment target and verify it")
     add_model_args(c)
     c.add_argument("--to", required=True, choices=target_names(), dest="target", help="deployment target")
-    c.add_argument("--precision", default=Precision.FP32.value, choices=list(PRECISIONS),
+    c.add_argument("--precision", default=Precision.FP32.value, metavar="{" + ",".join(PRECISIONS) + "}",
                    help="bf16: openvino and the PyTorch targets, on CPUs with AVX-512 BF16 or AMX")
     group = c.add_argument_group("options of the targets (each converter declares its own)")
     for o, takers in converter_options().items():
