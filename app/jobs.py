@@ -37,6 +37,7 @@ import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -46,11 +47,15 @@ from typing import Any, Callable
 
 from app import errors
 from app.artifacts import atomic_output as files
+from app.artifacts.atomic_output import clean_stale_work_dirs
 from app.artifacts.manifest import manifest_path_of
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
+from app.loaders.front_door import prepare_model
 from app.machine import memory
 from app.pipeline import ConversionResult, artifact_path, convert, output_folder
 from app.request import ModelSource
+from app.safety import sandbox, wire
+from app.safety.sandbox import die_with_parent, job_fence, status
 from converters.base import check_request
 
 _PRELOAD = ["app.pipeline", "app.loaders.front_door", "torch", "onnx", "onnxruntime"]
@@ -110,8 +115,6 @@ def _private_temp_dir(prefix: str, base: str | None = None) -> Path:
     """A fresh ``<prefix><this pid>-*`` folder in ``base`` (the temporary folder), after removing those
     whose process is gone (a parent killed outright cannot clean up after itself)."""
     import tempfile
-
-    from app.artifacts.atomic_output import clean_stale_work_dirs
 
     base = base or tempfile.gettempdir()
     clean_stale_work_dirs(Path(base), prefix=prefix)
@@ -196,9 +199,6 @@ def _cut_ties(result_fd: int, output_fd: int) -> None:
 
 
 def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
-    from app.safety import wire
-    from app.safety.sandbox import die_with_parent
-
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: stopping the job stops what it started too
     # the app or CLI killed outright: its forkserver exits, and the job with it
@@ -221,8 +221,6 @@ def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: st
         conn.send_bytes(data)
 
     if fence is not None:
-        from app.safety import sandbox
-
         try:
             sandbox.private_environment(Path(scratch))
             sandbox.apply(fence)
@@ -283,8 +281,6 @@ def _cpu_ticks(pid: int) -> int | None:
 def _parse(data: bytes) -> tuple:
     """A message from the child, checked: ("progress", stage, fraction) | ("result", value) |
     ("error", class name, message, details)."""
-    from app.safety import wire
-
     msg = wire.loads(data)
     if isinstance(msg, tuple) and msg:
         kind = msg[0]
@@ -368,12 +364,6 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     A child that runs out of memory (killed by the kernel, or an allocation refused) raises
     :class:`app.machine.memory.OutOfMemory` with its peak; a full disk :class:`app.machine.memory.DiskFull`.
     """
-    import shutil
-
-    from app.machine import memory
-    from app.safety import wire
-    from app.safety.sandbox import job_fence
-
     if timeout is None:
         timeout = getattr(_local, "timeout", None) or WALL_LIMITS.get(target, DEFAULT_WALL_LIMIT)
     if stall is None:
@@ -392,31 +382,61 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         raise
     child.close()
     output_w.close()
-    output = _Output(output_r, sink)
-    started = time.monotonic()
-    last_activity, last_cpu = started, None
-    outcome: tuple | None = None
-    invalid: str | None = None
-    oom_before, peak = memory.oom_kills(), None
+    watch = _Watch(proc, parent, _Output(output_r, sink), output_r)
+    oom_before = memory.oom_kills()
+    try:
+        outcome = watch.run(poll=poll, tick=tick, progress=progress, should_cancel=should_cancel, timeout=timeout,
+                            stall=stall)
+    finally:
+        parent.close()
+        if proc.is_alive():
+            _stop(proc)
+        _kill_group(proc.pid)
+        watch.output.drain(final=True)
+        watch.output.close()
+        output_r.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if cleanup_dir is not None:
+            clean_stale_work_dirs(Path(cleanup_dir))
+    if outcome is not None and outcome[0] == "invalid":
+        raise InvalidResult(f"the {_process_name(target)} sent an invalid result ({watch.invalid}); nothing was kept")
+    if outcome is None:
+        raise _death_of(target, proc.exitcode, watch.peak, oom_before)
+    if outcome[0] == "result":
+        return outcome[1]
+    raise memory.explain_failure(_error(*outcome[1:]), watch.peak, cleanup_dir)
 
-    def receive() -> tuple | None:
-        nonlocal invalid
+
+class _Watch:
+    """The parent's watch over a running job: its messages, its output, its memory, and the limits
+    (cancel, wall clock, stall) that stop it."""
+
+    def __init__(self, proc, parent, output: _Output, output_r):
+        self.proc, self.parent, self.output, self.output_r = proc, parent, output, output_r
+        self.invalid: str | None = None
+        self.peak: int | None = None
+
+    def receive(self) -> tuple | None:
         try:
-            data = parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
+            data = self.parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
         except EOFError:
             return None
         except OSError as e:  # longer than the limit: the connection is unusable after this
-            invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
+            self.invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
             return ("invalid",)
         try:
             return _parse(data)
         except (wire.InvalidMessage, ValueError, TypeError) as e:
-            invalid = str(e)[:200]
+            self.invalid = str(e)[:200]
             return ("invalid",)
 
-    try:
+    def run(self, *, poll: float, tick, progress, should_cancel, timeout: float | None, stall: float | None) -> tuple | None:
+        """Wait for the child's outcome (``None`` when it died without one), passing on its progress."""
+        proc, parent, output, output_r = self.proc, self.parent, self.output, self.output_r
+        started = time.monotonic()
+        last_activity, last_cpu = started, None
         while True:
-            peak = memory.peak_rss(proc.pid) or peak
+            self.peak = memory.peak_rss(proc.pid) or self.peak
             if tick:
                 tick()
             # (a closed output pipe stays readable: waiting on it then would spin)
@@ -424,31 +444,22 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
             if output_r in ready and output.drain():
                 last_activity = time.monotonic()
             if parent in ready:
-                msg = receive()
+                msg = self.receive()
                 if msg is None:
                     proc.join(5)
-                    break
+                    return None
                 if msg[0] == "progress":
                     last_activity = time.monotonic()
                     if progress:
                         progress(msg[1], msg[2])
                     continue
-                outcome = msg
                 if msg[0] == "invalid":
                     _stop(proc)
                 else:
                     proc.join(5)
-                break
+                return msg
             if not proc.is_alive():
-                # drain what it sent before dying
-                while parent.poll(0):
-                    msg = receive()
-                    if msg is None:
-                        break
-                    if msg[0] != "progress":
-                        outcome = msg
-                        break
-                break
+                return self._last_words()
             if should_cancel and should_cancel():
                 _stop(proc)
                 raise Cancelled("cancelled by the user")
@@ -464,38 +475,33 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
                 _stop(proc)
                 raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
                                  f"for {stall:g} s (it looks hung)")
-    finally:
-        parent.close()
-        if proc.is_alive():
-            _stop(proc)
-        _kill_group(proc.pid)
-        output.drain(final=True)
-        output.close()
-        output_r.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-        if cleanup_dir is not None:
-            from app.artifacts.atomic_output import clean_stale_work_dirs
 
-            clean_stale_work_dirs(Path(cleanup_dir))
-    if outcome is not None and outcome[0] == "invalid":
-        raise InvalidResult(f"the {_process_name(target)} sent an invalid result ({invalid}); nothing was kept")
-    if outcome is None:
-        code = proc.exitcode
-        if code == -signal.SIGKILL:  # nobody here killed it (cancel and time-out raised above)
-            oom_after = memory.oom_kills()
-            how = ("the kernel's out-of-memory killer ended it" if oom_before is not None and oom_after is not None
-                   and oom_after > oom_before else "it was killed (SIGKILL, what the kernel's out-of-memory "
-                   "killer sends)")
-            raise memory.OutOfMemory(memory.out_of_memory_message(peak, how))
-        if code == -signal.SIGXCPU:
-            raise ConversionFailed("the job used up its CPU-time limit and was stopped "
-                                   "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
-        if code is not None and code < 0:
-            raise ConversionFailed(f"the {_process_name(target)} crashed (signal {-code}, {_signal_name(-code)})")
-        raise ConversionFailed(f"the {_process_name(target)} exited unexpectedly (exit code {code})")
-    if outcome[0] == "result":
-        return outcome[1]
-    raise memory.explain_failure(_error(*outcome[1:]), peak, cleanup_dir)
+    def _last_words(self) -> tuple | None:
+        """What a child that is gone sent before dying (its outcome, if any)."""
+        while self.parent.poll(0):
+            msg = self.receive()
+            if msg is None:
+                return None
+            if msg[0] != "progress":
+                return msg
+        return None
+
+
+def _death_of(target: str, code: int | None, peak: int | None, oom_before: int | None) -> StudioError:
+    """The error for a child that ended without an outcome: killed (out of memory), out of CPU time,
+    crashed on a signal, or exited."""
+    if code == -signal.SIGKILL:  # nobody here killed it (cancel and time-out raised above)
+        oom_after = memory.oom_kills()
+        how = ("the kernel's out-of-memory killer ended it" if oom_before is not None and oom_after is not None
+               and oom_after > oom_before else "it was killed (SIGKILL, what the kernel's out-of-memory "
+               "killer sends)")
+        return memory.OutOfMemory(memory.out_of_memory_message(peak, how))
+    if code == -signal.SIGXCPU:
+        return ConversionFailed("the job used up its CPU-time limit and was stopped "
+                                "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
+    if code is not None and code < 0:
+        return ConversionFailed(f"the {_process_name(target)} crashed (signal {-code}, {_signal_name(-code)})")
+    return ConversionFailed(f"the {_process_name(target)} exited unexpectedly (exit code {code})")
 
 
 def _kill_group(pid: int | None, sig: int = signal.SIGKILL) -> None:
@@ -603,12 +609,9 @@ def place(result: ConversionResult, out_dir: Path, request) -> ConversionResult:
 
 def inspect_job(source: ModelSource, progress=None, should_cancel=None) -> dict:
     """Load the source model in the child and return its summary (``inspect --json``, what the window shows)."""
-    from app.loaders.front_door import prepare_model
-
     if progress:
         progress("load model", None)
     model = prepare_model(source, runnable=False)
-    from app.safety.sandbox import status
 
     summary = model.summary()
     summary["sandboxed"], summary["sandbox"] = status()

@@ -14,20 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.artifacts import atomic_output as files
 from app.accuracy.budget import AccuracyBudget, meet_budget
 from app.accuracy.data import DataSet, load_data
 from app.accuracy.evaluation import Evaluation, evaluate, run_all
+from app.accuracy.verify import INT8_MIN_COSINE, Verification, verify_artifact
+from app.artifacts import atomic_output as files
+from app.artifacts.manifest import manifest_path_of
+from app.artifacts.versions import tool_versions
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
+from app.loaders.front_door import prepare_model
 from app.machine.hardware import isa_record
 from app.model.inputs import export_sizes
-from app.loaders.front_door import prepare_model
-from app.artifacts.manifest import manifest_path_of
-from app.model.loaded import LoadedModel
-from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.model.loaded import LoadedModel, MODEL_SUFFIXES
 from app.request import ConversionRequest, DataSource
-from app.accuracy.verify import INT8_MIN_COSINE, Verification, verify_artifact
-from app.artifacts.versions import tool_versions
+from converters.base import ConversionContext, get_converter, options_of
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
 
 Progress = Callable[[str, float | None], None]
 
@@ -70,8 +71,6 @@ class ConversionResult:
 
 def artifact_path(request: ConversionRequest) -> Path:
     """Where :func:`convert` places the request's primary artifact (to ask before replacing it)."""
-    from converters.base import get_converter
-
     source = Path(request.source.path)
     out_dir = Path(request.out_dir) if request.out_dir else source.parent
     return out_dir / get_converter(request.target)().artifact_name(model_stem(source), request.precision)
@@ -90,8 +89,6 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
 
     The steps: load, :func:`build` (with the exporter fallback, verifying each build), evaluate on
     ``--data`` (and meet the accuracy budget), :func:`judge`, :func:`record` the manifest."""
-    from converters.base import ConversionContext, get_converter
-
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
     started = time.perf_counter()
@@ -239,8 +236,6 @@ def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
 
 
 def _verify(ctx, produced: list[Path], converter=None) -> Verification:
-    from converters.base import get_converter
-
     converter = converter or get_converter(ctx.request.target)()
     precision = ctx.request.precision
     try:
@@ -293,8 +288,6 @@ def _try_other_exporter(converter, ctx, produced: list[Path], verification: Veri
 
 def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,
                    result: ConversionResult, record: dict) -> dict:
-    from converters.base import options_of
-
     return {
         "format_version": 1,
         "artifact": result.files[0].name,
@@ -316,7 +309,6 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
 
 def model_stem(path: Path) -> str:
     name = path.name
-    from app.model.loaded import MODEL_SUFFIXES
 
     for suffix in MODEL_SUFFIXES:
         if name.lower().endswith(suffix):

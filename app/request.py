@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from app.errors import BadInput
 from app.model.specs import TensorSpec
 
 
@@ -127,8 +128,6 @@ class ConversionRequest:
         try:
             object.__setattr__(self, "precision", Precision(self.precision))
         except ValueError:
-            from app.errors import BadInput
-
             raise BadInput(f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)}") from None
         if not isinstance(self.options, Options):
             object.__setattr__(self, "options", Options(self.options))

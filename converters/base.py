@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from app.errors import Cancelled, UnsupportedCombination
+from app.loaders.front_door import load_model
+from app.machine.hardware import detect_cpu
+from app.model.inputs import make_feeds
 from app.model.loaded import LoadedModel
-from converters.options import PIPELINE_OPTIONS, SEED, Option
-from app.request import ConversionRequest
 from app.model.specs import TensorSpec
+from app.request import ConversionRequest
+from converters.options import Option, PIPELINE_OPTIONS, SEED
 
 TORCH_MODULE_FORMATS = ("state-dict", "pickle")
 ALL_SOURCES = ("state-dict", "pickle", "torchscript", "torch-export", "onnx")
@@ -63,8 +66,6 @@ class ConversionContext:
         """Torch tensors for tracing/exporting, at export-safe sizes."""
         import torch
 
-        from app.model.inputs import make_feeds
-
         feeds = make_feeds(self.export_inputs, seed=SEED.of(self.request), int_high=self.model.details.get("int_high", 2))
         args = []
         for spec in self.export_inputs:
@@ -108,8 +109,6 @@ class Converter:
         bf16 needs AVX-512 BF16 or AMX (:mod:`app.machine.hardware`): elsewhere it is emulated and slower than fp32.
         """
         if precision == "bf16":
-            from app.machine.hardware import detect_cpu
-
             return detect_cpu().bf16_refusal()
         return ""
 
@@ -181,8 +180,6 @@ class Converter:
 
     def load_artifact(self, path: Path) -> LoadedModel:
         """Re-load the artifact in its own runtime, for verification."""
-        from app.loaders.front_door import load_model
-
         return load_model(path)
 
 

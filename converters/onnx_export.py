@@ -18,10 +18,10 @@ from pathlib import Path
 
 from app.errors import ConversionFailed, first_line
 from converters import onnx_precision
-from converters.options import Option
 from converters.base import ConversionContext, Converter
 from converters.onnx_files import EXTERNAL_DATA_THRESHOLD, produced, save_onnx
 from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION, TARGET_ISA
+from converters.options import Option
 
 EXPORTERS = ("dynamo", "torchscript")
 

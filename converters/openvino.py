@@ -32,10 +32,18 @@ from pathlib import Path
 from app.errors import BadInput, ConversionFailed, first_line
 from app.model.loaded import LoadedModel
 from app.runtimes import openvino as ov_runtime
-from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
 from converters.base import ALL_SOURCES, ConversionContext, Converter
-from converters.onnx_export import EXPORT_OPTIONS
-from converters.onnx_precision import QUANTIZATION, TARGET_ISA, int8_kernels_for
+from converters.onnx_export import EXPORT_OPTIONS, build_onnx
+from converters.onnx_precision import QUANTIZATION, TARGET_ISA, _calibration, int8_kernels_for
+from app.runtimes.openvino import (
+    INFERENCE_PRECISION,
+    IR_SUFFIX,
+    OV_DTYPES,
+    RT_HINT,
+    RT_PRECISION,
+    load_ir,
+    openvino_module,
+)
 
 def nncf_module():
     """``import nncf`` with telemetry kept out (see :func:`openvino_module`)."""
@@ -112,7 +120,6 @@ class OpenVINOConverter(Converter):
             first_error = str(e)
         # OpenVINO's PyTorch frontend failed: go through the ONNX exporters (dynamo, then TorchScript)
         ctx.stage("export ONNX for OpenVINO")
-        from converters.onnx_export import build_onnx
 
         try:
             files = build_onnx(ctx, "fp32", ctx.work_dir / "openvino-source.onnx")
@@ -204,8 +211,6 @@ def _looks_like_transformer(model) -> bool:
 
 def quantize_int8(ctx: ConversionContext, model):
     """NNCF post-training quantization with the ONNX static INT8 calibration data."""
-    from converters.onnx_precision import _calibration
-
     nncf = nncf_module()
     samples = _calibration(ctx)
     names = [p.get_any_name() for p in model.inputs]

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.accuracy.data import DataSet
-from app.errors import BadInput
+from app.accuracy.diagnose import rank_nodes
 from app.accuracy.evaluation import Evaluation, Outputs, compare_outputs, run_all
+from app.errors import BadInput
+from app.runtimes.onnxrt import ort_session
 
 MAX_ROUNDS = 6
 DIAGNOSIS_SAMPLES = 8
@@ -79,8 +81,6 @@ class AccuracyBudget:
 
 def latency_ms(path: Path, feeds: dict, runs: int = 30) -> float:
     """Median ONNX Runtime latency of one sample (a quick figure for the report, not a benchmark)."""
-    from app.runtimes.onnxrt import ort_session
-
     sess = ort_session(Path(path))
     names = {i.name for i in sess.get_inputs()}
     feed = {k: v for k, v in feeds.items() if k in names}
@@ -98,8 +98,6 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
                 budget: AccuracyBudget, max_nodes: int) -> tuple[list[Path], Evaluation, dict]:
     """Rebuild with more nodes in float until ``budget`` holds; returns the best files, their
     evaluation, and the report (rounds, float nodes, latency) for the manifest."""
-    from app.accuracy.diagnose import rank_nodes
-
     def measured(files: list[Path], e: Evaluation, nodes: list[str]) -> dict:
         return {"float_nodes": len(nodes), budget.metric: budget.figure(e), "cosine_mean": e.cosine_mean,
                 "top1_drop": e.top1_drop, "latency_ms": round(latency_ms(files[0], data.samples[0]), 3),

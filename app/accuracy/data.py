@@ -28,8 +28,8 @@ import numpy as np
 
 from app.errors import BadInput, first_line
 from app.model.loaded import Feeds
-from app.request import DataSource
 from app.model.specs import TensorSpec
+from app.request import DataSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 ARRAY_SUFFIXES = {".npy", ".npz"}

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from app.accuracy.data import DataSet, load_data
-from app.errors import VerificationFailed, first_line
+from app.artifacts.manifest import read_manifest
+from app.errors import StudioError, VerificationFailed, first_line
+from app.loaders.front_door import load_model, prepare_model
 from app.model.loaded import LoadedModel
 
 Outputs = list[list[np.ndarray]]   # per sample, the model's outputs
@@ -154,8 +156,6 @@ def evaluation_part(data_source, model, artifacts: list[Path]):
     """The samples of ``data_source`` (an :class:`app.request.DataSource`) to evaluate on: the
     evaluation split when an artifact was calibrated on this data (same path, same seed as its
     manifest records), else all of them. Returns (data, note)."""
-    from app.artifacts.manifest import read_manifest
-
     data = load_data(data_source, model.inputs, model.outputs)
     for artifact in artifacts:
         recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
@@ -170,16 +170,11 @@ def evaluate_artifacts(model_source, data_source, artifacts: list[Path], progres
     """Run the source model (an :class:`app.request.ModelSource`) and every artifact on the samples of
     ``data_source`` (``--data``; the ``evaluate --json`` object); an artifact that fails is reported,
     the others still evaluated."""
-    from app.loaders.front_door import prepare_model
-
     return evaluate_on_data(prepare_model(model_source), data_source, artifacts, progress)
 
 
 def evaluate_on_data(source: LoadedModel, data_source, artifacts: list[Path], progress=None) -> dict:
     """:func:`evaluate_artifacts` for a source model already loaded."""
-    from app.errors import StudioError
-    from app.loaders.front_door import load_model
-
     progress = progress or (lambda stage, fraction=None: None)
     data, note = evaluation_part(data_source, source, artifacts)
     progress(f"run the source on {len(data)} samples", None)

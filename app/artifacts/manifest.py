@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from app.errors import BadInput
+from app.model.specs import TensorSpec
+from app.request import DataSource, ModelSource
 
 MANIFEST_SUFFIX = ".manifest.json"
 
@@ -39,10 +42,6 @@ def source_of_manifest(manifest: dict, *, placeholder: str | None = None):
     """The :class:`~app.request.ModelSource` a manifest's artifact was converted from and its
     :class:`~app.request.DataSource` (None without ``--data``). A manifest without the source's path:
     ``placeholder`` stands for it, or without one, :class:`~app.errors.BadInput`."""
-    from app.errors import BadInput
-    from app.request import DataSource, ModelSource
-    from app.model.specs import TensorSpec
-
     opts = manifest.get("options") or {}
     source = manifest.get("source") or {}
     if not source.get("path") and placeholder is None:

@@ -36,14 +36,16 @@ from typing import Callable
 
 import numpy as np
 
-from app.runtimes.base import Runner, RunnerUnavailable
-from app.runtimes.onnxrt import onnxruntime_providers
-from app.bench.stats import NOISY_HALF_WIDTH, LatencyStats, median_ci, speedup_ci, verdict
+from app.accuracy.evaluation import evaluation_columns
+from app.accuracy.verify import compare
+from app.bench.stats import LatencyStats, NOISY_HALF_WIDTH, median_ci, speedup_ci, verdict
 from app.errors import BadInput, Cancelled, describe
+from app.machine.hardware import detect_cpu
 from app.model.inputs import make_feeds
 from app.model.loaded import Feeds
 from app.model.specs import TensorSpec
-from app.accuracy.verify import compare
+from app.runtimes.base import Runner, RunnerUnavailable
+from app.runtimes.onnxrt import onnxruntime_providers
 
 Progress = Callable[[str, "float | None"], None]
 PROGRESS_INTERVAL_S = 0.25
@@ -185,8 +187,6 @@ class BenchResult:
     data: str | None = None                          # bench --data: what was evaluated on
 
     def to_json(self) -> dict:
-        from app.accuracy.evaluation import evaluation_columns
-
         scores = dict(self.evaluations)
         out = {"machine": self.machine, "config": self.config.to_json(),
                "results": [{**r.to_json(), **evaluation_columns(scores.get(str(r.artifact)))} for r in self.rows],
@@ -414,7 +414,6 @@ def machine_info(threads: int) -> dict:
         if mod in sys.modules:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")
     info["onnxruntime_providers"] = onnxruntime_providers()
-    from app.machine.hardware import detect_cpu
 
     info["isa"] = detect_cpu().features()  # which CPU's numbers these are (advice matches them to this machine)
     torch = sys.modules.get("torch")

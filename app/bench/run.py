@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from app.bench.benchmark import benchmark
 from app.bench.harness import BenchConfig, Progress
 from app.request import DataSource, ModelSource
 
@@ -33,8 +34,6 @@ class BenchRequest:
 def run_bench(request: BenchRequest, progress: Progress | None = None,
               should_cancel: Callable[[], bool] | None = None):
     """Benchmark ``request``: the :class:`~app.bench.harness.BenchResult` (``bench`` and the window)."""
-    from app.bench.benchmark import benchmark
-
     return benchmark(request.source, list(request.artifacts), request.config,
                      providers=list(request.providers) if request.providers else None, device=request.device,
                      openvino=request.openvino, data=request.data, progress=progress, should_cancel=should_cancel)

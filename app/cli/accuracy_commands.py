@@ -11,9 +11,13 @@ import json
 import sys
 from pathlib import Path
 
+from app.artifacts.manifest import read_manifest
 from app.cli.console import StderrProgress
-from app.errors import BadInput
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.errors import BadInput
+from app.machine.hardware import isa_warning
+from app.request import ConversionRequest
+from converters.options import add_flags, values_of
 
 
 def add_data_commands(sub) -> None:
@@ -37,7 +41,6 @@ def add_data_commands(sub) -> None:
     add_model_args(d)
     d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
     add_data_args(d, required=True)
-    from converters.options import add_flags
     from converters.onnx_export import EXPORT_OPTIONS
 
     add_flags(d, EXPORT_OPTIONS)  # the fp32 reference is exported as the artifact was: tensor names must match
@@ -60,8 +63,6 @@ def cmd_evaluate(args) -> int:
     missing = [a for a in args.artifacts if not a.is_file()]
     if missing:
         raise BadInput(f"{missing[0]}: no such artifact file")
-    from app.machine.hardware import isa_warning
-    from app.artifacts.manifest import read_manifest
 
     for a in args.artifacts:  # figures measured on another CPU than the one it was built on may differ there
         warning = isa_warning(read_manifest(a), a.name)
@@ -103,7 +104,6 @@ def fp32_reference(source, model, folder: Path, options: dict | None = None) -> 
     if model.format == "onnx":
         return Path(source.path)
     from app.jobs import convert_in_process as convert
-    from app.request import ConversionRequest
     from converters.base import get_converter
 
     fp32 = get_converter("onnx").options_in(dict(options or {}), "fp32")
@@ -133,7 +133,6 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
 def cmd_diagnose(args) -> int:
     from app.accuracy.diagnose import format_ranking
     from app.jobs import run_job
-    from converters.options import values_of
     from converters.onnx_export import EXPORT_OPTIONS
 
     if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":

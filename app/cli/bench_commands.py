@@ -12,10 +12,16 @@ import json
 import sys
 from pathlib import Path
 
-from app.bench.harness import parse_batches
+from app.bench import output as report, sweep
+from app.bench.harness import BenchConfig, parse_batches
+from app.bench.optimize import optimize
+from app.bench.run import BenchRequest, run_bench
+from app.bench.sweep import sweep_job
 from app.cli.console import StderrProgress
-from app.errors import BadInput
 from app.cli.flags import add_budget_args, add_data_args, add_model_args, data_source_of, source_of
+from app.errors import BadInput
+from app.jobs import run_job
+from app.runtimes.onnxrt import onnxruntime_providers, short_provider
 
 
 def add_bench_commands(sub) -> None:
@@ -87,8 +93,6 @@ def _add_timing_args(p: argparse.ArgumentParser, *, runs: int, min_seconds: floa
 
 def config_from_args(args: argparse.Namespace, batches: tuple[int, ...] = ()):
     """A :class:`~app.bench.harness.BenchConfig` from the timing flags (checked)."""
-    from app.bench.harness import BenchConfig
-
     for flag, value in (("--warmup", args.warmup), ("--runs", args.runs)):
         if value < (0 if flag == "--warmup" else 1):
             raise BadInput(f"{flag} {value}: give a {'non-negative' if flag == '--warmup' else 'positive'} count")
@@ -109,16 +113,12 @@ def _providers(args: argparse.Namespace) -> list[str] | None:
 
 
 def _list_providers() -> int:
-    from app.runtimes.onnxrt import onnxruntime_providers, short_provider
-
     for p in onnxruntime_providers():
         print(f"{short_provider(p):12} {p}")
     return 0
 
 
 def _write_extras(args: argparse.Namespace, data: dict, title: str) -> None:
-    from app.bench import output as report
-
     if args.csv:
         report.write_csv(data["results"], args.csv)
         print(f"wrote {args.csv}", file=sys.stderr)
@@ -130,8 +130,6 @@ def _write_extras(args: argparse.Namespace, data: dict, title: str) -> None:
 def _run(args: argparse.Namespace, work):
     """Run ``work(progress)`` with progress on stderr, print its result (JSON or the table); returns
     the result and its JSON data."""
-    from app.bench import output as report
-
     progress = StderrProgress()
     try:
         result = work(progress)
@@ -144,29 +142,21 @@ def _run(args: argparse.Namespace, work):
 
 def bench_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench`` in the fenced child (``app.cli.bench_commands:bench_entry``)."""
-    from app.bench.run import run_bench
-
     return run_bench(payload, progress, should_cancel)
 
 
 def sweep_entry(payload: tuple, progress=None, should_cancel=None):
     """``bench --sweep`` in the fenced child (``app.cli.bench_commands:sweep_entry``)."""
-    from app.bench.sweep import sweep_job
-
     return sweep_job(payload, progress, should_cancel)
 
 
 def optimize_entry(payload: tuple, progress=None, should_cancel=None):
     """``optimize`` in the fenced child (``app.cli.bench_commands:optimize_entry``)."""
-    from app.bench.optimize import optimize
-
     source, config, kwargs = payload
     return optimize(source, config, progress=progress, should_cancel=should_cancel, **kwargs)
 
 
 def _in_child(entry: str, payload: tuple, progress, writable=()):
-    from app.jobs import run_job
-
     return run_job(f"app.cli.bench_commands:{entry}", payload, progress=progress, writable=writable)
 
 
@@ -177,7 +167,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         return cmd_sweep(args)
     config = config_from_args(args, parse_batches(args.batch))
-    from app.bench.run import BenchRequest
 
     providers = _providers(args)
     payload = BenchRequest(source_of(args), tuple(args.artifacts), config, tuple(providers) if providers else None,
@@ -189,8 +178,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``bench MODEL ARTIFACT... --sweep threads=... batch=... concurrency=...``."""
-    from app.bench import sweep
-
     sweep.parse_sweep(args.sweep)  # a bad grid is one line before the child starts
     if args.batch:
         raise BadInput("--batch and --sweep: give the batch sizes in the sweep (--sweep batch=1,4,16)")

@@ -9,6 +9,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from app.errors import BadInput
+from app.model.specs import parse_dynamic, parse_input
+from app.request import DataSource, ModelSource
+from app.safety.arch import parse_arch_kwargs
 from converters.options import ACCURACY_BUDGET, DATA_OPTIONS, MAX_FLOAT_NODES, add_flags
 
 
@@ -48,8 +52,6 @@ def add_budget_args(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def data_source_of(args):
     """The :class:`~app.request.DataSource` that :func:`add_data_args`' flags give (None without ``--data``)."""
-    from app.request import DataSource
-
     if getattr(args, "path", None) is None:
         return None
     return DataSource(**{o.name: getattr(args, o.name) for o in DATA_OPTIONS})
@@ -58,10 +60,6 @@ def data_source_of(args):
 def source_of(args):
     """The :class:`~app.request.ModelSource` that :func:`add_model_args`' flags give: the source model,
     its signature, its network and what the user trusted in it (every command that loads a model)."""
-    from app.safety.arch import parse_arch_kwargs
-    from app.request import ModelSource
-    from app.model.specs import parse_dynamic, parse_input
-
     return ModelSource(path=args.model, inputs=tuple(parse_input(s) for s in args.input),
                        dynamic=tuple(parse_dynamic(s) for s in args.dynamic), arch=args.arch,
                        arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()),
@@ -76,8 +74,6 @@ _GLOBAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 def read_trust_file(path: Path) -> list[str]:
     """The global names in a ``--trust-globals-from`` file: one a line; blank lines and ``#`` comments
     (whole lines or the end of one) ignored. Raises BadInput naming the file (and the line)."""
-    from app.errors import BadInput
-
     try:
         if path.stat().st_size > MAX_TRUST_FILE_BYTES:
             raise BadInput(f"--trust-globals-from {path}: {path.stat().st_size:,} bytes is too large for a list "

@@ -18,11 +18,20 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from app.cli.accuracy_commands import add_data_commands
 from app.cli.console import STAGE, StderrProgress, failure_json
-from app.errors import BadInput, StudioError, describe
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.cli.serving_commands import add_pack_command, add_serving_commands
+from app.errors import BadInput, StudioError, describe
+from app.examples.digits import cmd_example
+from app.machine.hardware import detect
+from app.model.specs import TensorSpec
+from app.request import ConversionRequest, PRECISIONS, Precision
+from app.safety.sandbox import status
+from app.safety.security import dependency_problems
+from app.targets.advice import advise, describe_measured, measured_here
+from app.targets.probe import probe_targets
 from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED, add_flags, values_of
-from app.request import PRECISIONS, Precision
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ignore-memory-check", action="store_true",
                    help="run even when the job's estimated peak memory exceeds the memory available")
     add_flags(c, (SEED,))
+    c.set_defaults(handler=cmd_convert)
 
     i = sub.add_parser("inspect", help="print a model's format, inputs, outputs, size and operators")
     add_model_args(i)
+    i.set_defaults(handler=cmd_inspect)
 
     t = sub.add_parser("targets", help="list deployment targets, their precisions and availability")
     t.add_argument("--measured", nargs="+", type=Path, default=[], metavar="BENCH.json|RUN_DIR",
@@ -72,11 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "this machine in the newest one, beside the expectations")
     t.add_argument("--json", action="store_true")
     t.add_argument("--debug", action="store_true")
-    from app.cli.serving_commands import add_serving_commands
+    t.set_defaults(handler=cmd_targets)
     add_serving_commands(sub)
     from app.cli.bench_commands import add_bench_commands
     add_bench_commands(sub)
-    from app.cli.accuracy_commands import add_data_commands
     add_data_commands(sub)
     e = sub.add_parser("example", help="write a small real example to start from: a CNN trained on handwritten "
                                        "digits, its architecture file and a folder of held-out digits",
@@ -87,9 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace an example already in FOLDER")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
-    from app.examples.digits import cmd_example
     e.set_defaults(handler=cmd_example)
-    from app.cli.serving_commands import add_pack_command
     add_pack_command(sub)
     r = sub.add_parser("report", help="write one self-contained HTML report from manifests and benchmark results",
                        description="Collect the manifests (*.manifest.json) and benchmark results (saved "
@@ -135,7 +143,6 @@ def _quiet_libraries(debug: bool) -> None:
 def _request(args):
     """The :class:`~app.request.ConversionRequest` of ``convert``'s flags (a flag of another target's
     option is kept, and refused in one line by :func:`app.jobs.run_conversion`)."""
-    from app.request import ConversionRequest
     from converters.base import all_options
 
     return ConversionRequest(
@@ -189,7 +196,6 @@ def cmd_convert(args) -> int:
 
 def cmd_inspect(args) -> int:
     from app.jobs import run_inspection
-    from app.model.specs import TensorSpec
 
     # the model is parsed (and, for TorchScript, run) in the fenced child, never in this process
     summary = run_inspection(source_of(args))
@@ -221,11 +227,6 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_targets(args) -> int:
-    from app.targets.advice import advise, describe_measured, measured_here
-    from app.machine.hardware import detect
-    from app.safety.sandbox import status
-    from app.targets.probe import probe_targets
-
     hw = detect()
     sandboxed, sandbox = status()
     rows = []
@@ -307,13 +308,10 @@ def _main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         STAGE["name"] = "load model"
         if args.command not in ("targets",):
-            from app.safety.security import dependency_problems
-
             problems = dependency_problems()
             if problems:  # these versions have known holes in the code that reads untrusted files
                 return fail(problems[0], 2, "dependency")
-        handler = getattr(args, "handler", None) or {"convert": cmd_convert, "inspect": cmd_inspect,
-                                                      "targets": cmd_targets}[args.command]
+        handler = args.handler  # every subcommand sets its own (set_defaults)
         from app.jobs import time_limit
 
         with time_limit(getattr(args, "timeout", None)), _terminated_as_exit():

@@ -13,8 +13,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from app.artifacts.manifest import manifest_path_of
+from app.cli.console import StderrProgress
 from app.errors import BadInput
+from app.model.specs import apply_dynamic, parse_dynamic, parse_input
 from app.serving.pack import CHECKER, DEFAULT_SAMPLES, PACK_FILES, artifact_files, check_packable
+from app.serving.triton import export_for_serving
 
 
 def add_serving_commands(sub) -> None:
@@ -54,9 +58,6 @@ def add_serving_commands(sub) -> None:
 
 
 def _inputs(args) -> list | None:
-    from app.errors import BadInput
-    from app.model.specs import apply_dynamic, parse_dynamic, parse_input
-
     if not args.input:
         if args.dynamic:
             raise BadInput("--dynamic needs --input for every input (the shapes it makes dynamic)")
@@ -66,14 +67,10 @@ def _inputs(args) -> list | None:
 
 def serve_bundle_entry(kwargs: dict, progress=None, should_cancel=None):
     """``serve-bundle`` in the fenced child (it loads the artifact, which may be a TorchScript program)."""
-    from app.serving.triton import export_for_serving
-
     return export_for_serving(**kwargs)
 
 
 def cmd_serve_bundle(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from app.jobs import run_job
 
     repo = Path(args.out)
@@ -145,9 +142,7 @@ def add_pack_command(sub) -> None:
 
 # ---------------------------------------------------------------------------- the command
 def cmd_pack(args) -> int:
-    from app.cli.console import StderrProgress
     from app.jobs import run_job
-    from app.artifacts.manifest import manifest_path_of
 
     artifact = args.artifact.expanduser().resolve()
     manifest, runtime = check_packable(artifact)

@@ -25,17 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from app.errors import BadInput, ModelLoadError, StudioError, describe
-from app.errors import first_line as _first_line
-from app.model.layer_facts import embedding_sizes
+from app.errors import BadInput, ModelLoadError, StudioError, describe, first_line as _first_line
 from app.loaders import safetensors, torch_export, torch_save, torchscript
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import output_specs, probe_outputs
-from app.model.loaded import SUPPORTED, LoadedModel
+from app.model.layer_facts import embedding_sizes
+from app.model.loaded import LoadedModel, SUPPORTED
+from app.model.specs import TensorSpec, apply_dynamic, merge_user_inputs
 from app.request import ModelSource
 from app.runtimes.onnxrt import read_onnx
+from app.runtimes.openvino import load_ir
+from app.runtimes.tensorrt import load_engine
 from app.safety.security import check_zip_sizes
-from app.model.specs import TensorSpec, apply_dynamic, merge_user_inputs
 from app.safety.unpickling import ZIP_MAGIC, check_not_polyglot
 
 def _onnx(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
@@ -43,14 +44,10 @@ def _onnx(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedM
 
 
 def _engine(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    from app.runtimes.tensorrt import load_engine
-
     return load_engine(file.path)
 
 
 def _openvino_ir(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    from app.runtimes.openvino import load_ir
-
     return load_ir(file.path)
 
 

@@ -11,12 +11,11 @@ from app.loaders.checked import CheckedFile
 from app.loaders.modules import from_module
 from app.model.loaded import LoadedModel
 from app.request import ModelSource
+from app.safety.unpickling import load_pickled_module
 
 
 def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
     import torch
-
-    from app.safety.unpickling import load_pickled_module
 
     notes: list[str] = []  # trusted names the file does not use
     obj = load_pickled_module(Path(file.reader_path()), allow_pickle=source.allow_pickle, arch=source.arch,

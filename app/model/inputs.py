@@ -6,6 +6,7 @@ import numpy as np
 
 from app.model.loaded import Feeds
 from app.model.specs import TensorSpec
+from app.safety.security import check_elements
 
 
 def make_feeds(specs: list[TensorSpec], *, seed: int = 0, sizes: dict[str, int] | None = None,
@@ -15,8 +16,6 @@ def make_feeds(specs: list[TensorSpec], *, seed: int = 0, sizes: dict[str, int] 
     Floats are standard normal; integers are uniform in ``[0, int_high)`` (``int_high`` is the
     smallest embedding table of the model, so token ids stay valid).
     """
-    from app.safety.security import check_elements
-
     rng = np.random.default_rng(seed)
     feeds: Feeds = {}
     for spec in specs:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from app.errors import BadInput
+from app.safety.security import check_elements
 
 DTYPE_ALIASES = {
     "float": "float32", "float32": "float32", "fp32": "float32", "f32": "float32",
@@ -92,7 +93,6 @@ def parse_input(text: str) -> TensorSpec:
     if any(d <= 0 for d in dims):
         raise BadInput(f"--input {text!r}: every size must be at least 1")
     dtype = normalize_dtype(m["dtype"], where=f" in --input {text!r}") if m["dtype"] else "float32"
-    from app.safety.security import check_elements
 
     check_elements(m["name"], dims)
     return TensorSpec(m["name"], dtype, dims, dims)

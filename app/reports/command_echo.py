@@ -12,9 +12,9 @@ import json
 import shlex
 import sys
 
-from converters.options import DATA_OPTIONS, flags_of
-from app.request import ConversionRequest, DataSource, ModelSource
 from app.model.specs import TensorSpec
+from app.request import ConversionRequest, DataSource, ModelSource
+from converters.options import DATA_OPTIONS, flags_of
 
 def input_flag(spec: TensorSpec) -> str:
     """``NAME:SHAPE:DTYPE`` with the example sizes of the spec (the ``--input`` syntax)."""

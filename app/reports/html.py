@@ -22,8 +22,17 @@ import json
 import math
 from pathlib import Path
 
-from app.bench.output import finish_axes, plain_text
+from app.artifacts.atomic_output import atomic_write_text
+from app.artifacts.manifest import MANIFEST_SUFFIX, source_of_manifest
+from app.bench.harness import machine_info
+from app.bench.output import finish_axes, latency_figure, plain_text
+from app.bench.stats import pareto_front as front
+from app.bench.sweep import sweep_figure
 from app.errors import BadInput, StudioError
+from app.machine.hardware import detect_cpu
+from app.reports.command_echo import convert_command, source_args
+from app.request import ConversionRequest
+from converters.base import get_converter, options_of
 
 MAX_INPUT_BYTES = 50 * 2**20          # a manifest or a benchmark JSON larger than this is not ours
 MAX_FILES = 500
@@ -64,8 +73,6 @@ def collect(paths: list[Path], *, allow_empty: bool = False) -> tuple[list[dict]
         Each dict gains ``_file``, the path it was read from. Raises :class:`BadInput` when a path is
         missing, a named file is neither, or nothing at all was found (unless ``allow_empty``).
     """
-    from app.artifacts.manifest import MANIFEST_SUFFIX
-
     manifests: list[dict] = []
     benches: list[dict] = []
     seen: set[Path] = set()
@@ -112,18 +119,11 @@ def _try_json(file: Path) -> dict | None:
 # ---------------------------------------------------------------------------- what the report says
 def current_machine() -> dict:
     """This machine, for a report without benchmark results (the benchmark records its own)."""
-    from app.bench.harness import machine_info
-
     return machine_info(threads=0)
 
 
 def reproduce_command(manifest: dict) -> str:
     """The ``python main.py convert ...`` line that makes this artifact again (from its manifest)."""
-    from app.reports.command_echo import convert_command, source_args
-    from app.artifacts.manifest import source_of_manifest
-    from app.request import ConversionRequest
-    from converters.base import get_converter, options_of
-
     opts = manifest.get("options") or {}
     target, precision = manifest.get("target", "?"), manifest.get("precision", "fp32")
     model, data = source_of_manifest(manifest, placeholder="MODEL")
@@ -179,7 +179,6 @@ def _chart_rows(rows: list) -> list[dict]:
 def latency_chart(rows: list[dict]) -> str | None:
     if not rows:
         return None
-    from app.bench.output import latency_figure
 
     return _svg(latency_figure({"results": rows}))
 
@@ -209,8 +208,6 @@ def batch_chart(rows: list[dict]) -> str | None:
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the (latency, accuracy) points on the Pareto front, in order of latency."""
-    from app.bench.stats import pareto_front as front
-
     return front(range(len(points)), cost=lambda i: points[i][0], gain=lambda i: points[i][1])
 
 
@@ -344,7 +341,6 @@ def _table(head: list[str] | None, rows: list[list[str]], *, cls: str = "", nume
 def _machine_section(benches: list[dict]) -> str:
     m = dict(benches[0].get("machine") or {}) if benches else current_machine()
     where = "the machine the benchmark ran on" if benches else "the machine this report was written on"
-    from app.machine.hardware import detect_cpu
 
     features = detect_cpu().features()
     rows = [["CPU", _e(m.get("cpu"))], ["architecture", _e(m.get("arch"))],
@@ -436,7 +432,6 @@ def _artifact_section(manifests: list[dict]) -> str:
 def _sweep_section(sweeps: list[dict]) -> str:
     if not sweeps:
         return ""
-    from app.bench.sweep import sweep_figure
 
     parts = ['<section id="sweep"><h2>Deployment sweep</h2>']
     for data in sweeps:
@@ -565,7 +560,6 @@ def write_report(paths: list[Path], out: Path, *, overwrite: bool = False, bench
     manifests, found = collect(paths, allow_empty=bool(given)) if paths else ([], [])
     benches = found + given
     text = render(manifests, benches)
-    from app.artifacts.atomic_output import atomic_write_text
 
     atomic_write_text(out, text)
     return {"status": "ok", "report": str(out), "bytes": len(text.encode("utf-8")),

@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from app.errors import ModelLoadError, UnsafeModelError
+from app.safety.unpickling import weights_only_reason
 
 TORCHSCRIPT_NOTE = ("a TorchScript archive is a program: its code runs when it is loaded, inspected and "
                     "verified (in the fenced child process)")
@@ -34,8 +35,6 @@ def _weights_only_problem(data: bytes) -> str | None:
     try:
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every failure means torch would fall back or unpickle fully
-        from app.safety.unpickling import weights_only_reason
-
         return weights_only_reason(e)
     return None
 

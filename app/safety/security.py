@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from app.errors import BadInput
+from app.errors import BadInput, ModelLoadError
 
 # package → (minimum version, why)
 DEPENDENCY_FLOORS = {
@@ -64,8 +64,6 @@ def check_elements(name: str, shape) -> None:
 
 def check_zip_sizes(path, infos) -> None:
     """Refuse zip bombs dressed as model files before anything inflates them."""
-    from app.errors import ModelLoadError
-
     total = sum(i.file_size for i in infos)
     packed = sum(i.compress_size for i in infos)
     if total > MAX_ARCHIVE_BYTES or (total > (64 << 20) and total > MAX_ARCHIVE_EXPANSION * max(packed, 1)):

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from app.errors import ModelLoadError, UnsafeModelError
-from app.errors import first_line as _first_line
+from app.errors import ModelLoadError, UnsafeModelError, first_line as _first_line
+from app.safety.arch import resolve_factory
 
 ZIP_MAGIC = b"PK\x03\x04"
 # nn.Module subclasses under torch.nn that --allow-pickle approves; torch.nn.parallel's wrappers
@@ -124,7 +124,6 @@ def user_packages(arch: str | None) -> dict[str, Any]:
     """
     if not arch:
         return {}
-    from app.safety.arch import resolve_factory
 
     factory = resolve_factory(arch)  # imports the user's code, which they named
     where = arch.rpartition(":")[0]

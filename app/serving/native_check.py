@@ -29,8 +29,12 @@ from typing import Callable
 
 import numpy as np
 
-from app.errors import BadInput
 from app.accuracy.verify import OutputMetrics, Verification, compare, judge
+from app.artifacts.manifest import read_manifest
+from app.errors import BadInput
+from app.loaders.front_door import int_range_of, load_model, with_inputs
+from app.model.inputs import make_feeds, second_sizes
+from app.model.specs import TensorSpec
 
 Progress = Callable[[str, float | None], None]
 
@@ -353,8 +357,6 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
     TorchScript files are run by the LibTorch program; ONNX files report whether ONNX Runtime's C
     API is usable here. Raises :class:`BadInput` only for files that are no model at all.
     """
-    from app.loaders.front_door import load_model
-
     path = Path(artifact)
     model = load_model(path)
     if model.format == "onnx":
@@ -379,12 +381,8 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
 
 def _recorded_inputs(path: Path, model):
     """The artifact's signature, or the one our pipeline wrote to the manifest beside it."""
-    from app.artifacts.manifest import read_manifest
-
     manifest = read_manifest(path) if model.inputs_guessed else None
     if manifest:
-        from app.model.specs import TensorSpec
-
         try:
             return [TensorSpec.from_json(d) for d in manifest["inputs"]]
         except (KeyError, TypeError):
@@ -394,10 +392,6 @@ def _recorded_inputs(path: Path, model):
 
 def _run_libtorch(path: Path, model, inputs, program: Path, build_s: float, seed: int,
                   progress: Progress | None) -> NativeCheck:
-    from app.model.inputs import make_feeds, second_sizes
-    from app.loaders.front_door import with_inputs
-    from app.loaders.front_door import int_range_of
-
     if inputs != model.inputs:
         model = with_inputs(model, inputs)
     int_high = int_range_of(model)

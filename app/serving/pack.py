@@ -19,7 +19,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app.artifacts.manifest import manifest_path_of, read_manifest, source_of_manifest
+from app.artifacts.versions import tool_versions
 from app.errors import BadInput
+from app.machine.hardware import isa_record
 
 DEFAULT_SAMPLES = 32
 RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
@@ -42,8 +45,6 @@ def artifact_files(artifact: Path, manifest: dict) -> list[Path]:
 
 def check_packable(artifact: Path) -> tuple[dict, str]:
     """The manifest of ``artifact`` and its runtime; one line (BadInput) when it cannot be packed."""
-    from app.artifacts.manifest import manifest_path_of, read_manifest
-
     if not artifact.is_file():
         raise BadInput(f"{artifact}: no such artifact file")
     manifest = read_manifest(artifact)
@@ -88,12 +89,9 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
 
     from app.accuracy.data import load_data
     from app.accuracy.evaluation import compare_outputs, run_all
-    from app.machine.hardware import isa_record
     from app.model.inputs import make_feeds
     from app.loaders.front_door import load_model, prepare_model
-    from app.artifacts.manifest import source_of_manifest
     from app.accuracy.verify import compare
-    from app.artifacts.versions import tool_versions
 
     say = progress or (lambda stage, fraction=None: None)
     artifact, out, count = Path(payload["artifact"]), Path(payload["out"]), int(payload["samples"])

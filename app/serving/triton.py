@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.artifacts import atomic_output as files
+from app.artifacts.manifest import read_manifest
 from app.errors import BadInput, OutputExists
 from app.model.specs import TensorSpec
 
@@ -172,8 +173,6 @@ class _Signature:
 
 def _manifest(path: Path) -> dict | None:
     """The conversion's manifest, else the engine builder's ``.tensorrt.json`` (both list the inputs)."""
-    from app.artifacts.manifest import read_manifest
-
     data = read_manifest(path)
     if data is None:
         try:
@@ -320,35 +319,9 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
         raise BadInput(f"--max-batch {max_batch}: give 0 (no batching) or more")
     sig = read_signature(artifact, inputs)
     platform, _ = PLATFORMS[sig.format]
-    kind = (kind or ("gpu" if sig.format == "tensorrt" else "cpu")).lower()
-    if kind not in ("cpu", "gpu"):
-        raise BadInput(f"--kind {kind!r}: choose cpu or gpu")
-    if sig.format == "tensorrt" and kind == "cpu":
-        raise BadInput("a TensorRT plan runs on the GPU only; use --kind gpu")
-    if sig.format == "openvino" and kind == "gpu":
-        raise BadInput("Triton's OpenVINO backend runs on the CPU only; use --kind cpu (or serve the ONNX on the GPU)")
-    if ort_tensorrt and sig.format != "onnx":
-        raise BadInput("--ort-tensorrt is ONNX Runtime's TensorRT accelerator: it applies to .onnx artifacts only")
-    if ort_tensorrt and kind != "gpu":
-        raise BadInput("--ort-tensorrt runs on the GPU; add --kind gpu")
+    kind = _instance_kind(sig.format, kind, ort_tensorrt)
     warnings = list(sig.warnings)
-
-    out_dims = sig.output_dims or [tuple(d if isinstance(d, int) else -1 for d in o.shape) for o in sig.outputs]
-    batch_labels = {s.shape[0] for s in sig.inputs if s.shape and isinstance(s.shape[0], str)}
-    batchable = (bool(sig.inputs) and all(s.shape and isinstance(s.shape[0], str) for s in sig.inputs)
-                 and len(batch_labels) == 1 and all(len(d) >= 1 for d in out_dims))
-    if batchable and sig.output_dims is None:
-        # no run to tell: outputs follow the batch when their first axis is dynamic or, for torch
-        # signatures probed at one size, equal to the inputs' example batch
-        example_batch = {s.example_shape()[0] for s in sig.inputs}
-        follows = all(d[0] == -1 or (len(example_batch) == 1 and d[0] in example_batch) for d in out_dims)
-        if not follows:
-            batchable = False
-        elif any(d[0] != -1 for d in out_dims):
-            warnings.append("assumed every output's first axis is the batch axis (it could not be checked by running "
-                            "the model here)")
-    elif batchable:
-        batchable = all(d[0] == -1 for d in out_dims)
+    out_dims, batchable = _batch_axis(sig, warnings)
     if max_batch and not batchable:
         raise BadInput(f"--max-batch {max_batch}: {artifact.name} has no dynamic batch axis (axis 0 of every input, "
                        "followed by every output); re-convert it with --dynamic NAME:0:batch, or use --max-batch 0")
@@ -391,6 +364,45 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
                                preferred, delay, parameters)
     sig.warnings = warnings
     return config, sig
+
+
+def _instance_kind(fmt: str, kind: str | None, ort_tensorrt: bool) -> str:
+    """Where the instances run (``cpu`` or ``gpu``; TensorRT's default the GPU), refused where the
+    backend cannot run there."""
+    kind = (kind or ("gpu" if fmt == "tensorrt" else "cpu")).lower()
+    if kind not in ("cpu", "gpu"):
+        raise BadInput(f"--kind {kind!r}: choose cpu or gpu")
+    if fmt == "tensorrt" and kind == "cpu":
+        raise BadInput("a TensorRT plan runs on the GPU only; use --kind gpu")
+    if fmt == "openvino" and kind == "gpu":
+        raise BadInput("Triton's OpenVINO backend runs on the CPU only; use --kind cpu (or serve the ONNX on the GPU)")
+    if ort_tensorrt and fmt != "onnx":
+        raise BadInput("--ort-tensorrt is ONNX Runtime's TensorRT accelerator: it applies to .onnx artifacts only")
+    if ort_tensorrt and kind != "gpu":
+        raise BadInput("--ort-tensorrt runs on the GPU; add --kind gpu")
+    return kind
+
+
+def _batch_axis(sig: _Signature, warnings: list[str]) -> tuple[list[tuple[int, ...]], bool]:
+    """The outputs' dims (-1 dynamic) and whether Triton may batch: axis 0 of every input is the one
+    dynamic batch label, and every output follows it."""
+    out_dims = sig.output_dims or [tuple(d if isinstance(d, int) else -1 for d in o.shape) for o in sig.outputs]
+    batch_labels = {s.shape[0] for s in sig.inputs if s.shape and isinstance(s.shape[0], str)}
+    batchable = (bool(sig.inputs) and all(s.shape and isinstance(s.shape[0], str) for s in sig.inputs)
+                 and len(batch_labels) == 1 and all(len(d) >= 1 for d in out_dims))
+    if batchable and sig.output_dims is None:
+        # no run to tell: outputs follow the batch when their first axis is dynamic or, for torch
+        # signatures probed at one size, equal to the inputs' example batch
+        example_batch = {s.example_shape()[0] for s in sig.inputs}
+        follows = all(d[0] == -1 or (len(example_batch) == 1 and d[0] in example_batch) for d in out_dims)
+        if not follows:
+            batchable = False
+        elif any(d[0] != -1 for d in out_dims):
+            warnings.append("assumed every output's first axis is the batch axis (it could not be checked by running "
+                            "the model here)")
+    elif batchable:
+        batchable = all(d[0] == -1 for d in out_dims)
+    return out_dims, batchable
 
 
 def _input_names(sig: _Signature) -> list[str]:
@@ -512,34 +524,26 @@ def perf_analyzer_command(bundle: ServingBundle) -> str:
     return " ".join(parts)
 
 
-def bundle_readme(bundle: ServingBundle, artifact: Path, sig: _Signature) -> str:
-    c = bundle.config
-    _, filename = PLATFORMS[sig.format]
+def _torchscript_naming(c: TritonModelConfig) -> str:
+    """The README's section on how Triton's LibTorch backend names a TorchScript model's tensors."""
+    return (
+        "\n## Tensor names (TorchScript)\n\n"
+        "A TorchScript file carries no tensor names, so Triton's PyTorch (LibTorch) backend matches the names "
+        "in `config.pbtxt` to `forward()` by convention. Current backends accept, for inputs, the names of "
+        "`forward()`'s arguments, or `<name>__<index>` (`INPUT__0`, `INPUT__1`, ...) for the argument at that "
+        "position; outputs have no names and use `<name>__<index>` (`OUTPUT__0` is the first tensor "
+        "`forward()` returns, tuples/lists/dicts flattened in order). If the names follow neither convention "
+        "Triton falls back to the order of the entries in the config.\n\n"
+        + ("This config uses the forward argument names for the inputs"
+           if not c.inputs or not c.inputs[0].name.startswith("INPUT__")
+           else "This config uses `INPUT__<i>` for the inputs (the artifact records no usable forward "
+                "argument names)")
+        + " and `OUTPUT__<i>` for the outputs; clients send and request these names.\n")
 
-    def rows(tensors, specs):
-        return "\n".join(f"| `{t.name}` | `{s.name}` | {t.data_type} | [{', '.join(str(d) for d in t.dims)}] |"
-                         for t, s in zip(tensors, specs))
 
-    naming = ""
-    if sig.format == "torchscript":
-        naming = (
-            "\n## Tensor names (TorchScript)\n\n"
-            "A TorchScript file carries no tensor names, so Triton's PyTorch (LibTorch) backend matches the names "
-            "in `config.pbtxt` to `forward()` by convention. Current backends accept, for inputs, the names of "
-            "`forward()`'s arguments, or `<name>__<index>` (`INPUT__0`, `INPUT__1`, ...) for the argument at that "
-            "position; outputs have no names and use `<name>__<index>` (`OUTPUT__0` is the first tensor "
-            "`forward()` returns, tuples/lists/dicts flattened in order). If the names follow neither convention "
-            "Triton falls back to the order of the entries in the config.\n\n"
-            + ("This config uses the forward argument names for the inputs"
-               if not c.inputs or not c.inputs[0].name.startswith("INPUT__")
-               else "This config uses `INPUT__<i>` for the inputs (the artifact records no usable forward "
-                    "argument names)")
-            + " and `OUTPUT__<i>` for the outputs; clients send and request these names.\n")
-    batching = (f"`max_batch_size: {c.max_batch_size}` with dynamic batching: axis 0 of every input is the batch "
-                "axis, left out of `dims`; Triton batches concurrent requests up to that size."
-                if c.max_batch_size else
-                "`max_batch_size: 0`: the model has no dynamic batch axis (or batching was turned off), so `dims` "
-                "are the full shapes and Triton does not batch requests.")
+def _runtime_notes(c: TritonModelConfig, sig: _Signature) -> tuple[str, str]:
+    """The README's notes on the runtime: ONNX Runtime's TensorRT accelerator, and OpenVINO's or a
+    TensorRT plan's conditions."""
     accel = ""
     if c.ort_tensorrt_precision:
         accel = (f"\nONNX Runtime runs the model through its TensorRT execution provider "
@@ -557,6 +561,24 @@ def bundle_readme(bundle: ServingBundle, artifact: Path, sig: _Signature) -> str
         plan_note = ("\nA TensorRT plan is tied to the TensorRT version and GPU that built it: use the Triton "
                      "release whose TensorRT version matches the builder's (Triton's release notes list it), on "
                      "the same GPU model, or rebuild the engine there.\n")
+    return accel, plan_note
+
+
+def bundle_readme(bundle: ServingBundle, artifact: Path, sig: _Signature) -> str:
+    c = bundle.config
+    _, filename = PLATFORMS[sig.format]
+
+    def rows(tensors, specs):
+        return "\n".join(f"| `{t.name}` | `{s.name}` | {t.data_type} | [{', '.join(str(d) for d in t.dims)}] |"
+                         for t, s in zip(tensors, specs))
+
+    naming = _torchscript_naming(c) if sig.format == "torchscript" else ""
+    batching = (f"`max_batch_size: {c.max_batch_size}` with dynamic batching: axis 0 of every input is the batch "
+                "axis, left out of `dims`; Triton batches concurrent requests up to that size."
+                if c.max_batch_size else
+                "`max_batch_size: 0`: the model has no dynamic batch axis (or batching was turned off), so `dims` "
+                "are the full shapes and Triton does not batch requests.")
+    accel, plan_note = _runtime_notes(c, sig)
     warn = "".join(f"\n> warning: {w}\n" for w in bundle.warnings)
     return f"""# {c.name} — Triton model
 

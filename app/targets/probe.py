@@ -7,6 +7,9 @@ One probe for the window's target grid and for ``python main.py targets``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from app.errors import UnsupportedCombination
+from app.machine.hardware import detect
+from app.targets.advice import advise
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,6 @@ class TargetChoice:
             return f"{self.label} has no {precision.upper()} path"
         if source_format is None or self.converter is None:
             return ""
-        from app.errors import UnsupportedCombination
 
         try:
             self.converter.check(source_format, precision)
@@ -54,8 +56,6 @@ class TargetChoice:
 def probe_targets(hardware=None) -> list[TargetChoice]:
     """Every target the engine registers (TensorRT included), with its availability and, per
     precision, whether it is expected to be faster on this machine's hardware."""
-    from app.targets.advice import advise
-    from app.machine.hardware import detect
     from converters.base import all_converters
 
     hw = hardware or detect(import_torch=False)  # never import torch into the window's process
