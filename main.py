@@ -22,7 +22,7 @@ def print_version() -> int:
     """The app's version and each runtime's, read from package metadata (nothing heavy is imported)."""
     from importlib import metadata
 
-    from app.versions import PACKAGES, tool_versions
+    from app.artifacts.versions import PACKAGES, tool_versions
 
     try:
         app_version = metadata.version("model-deployment-studio")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in VERSION_FLAGS:
         return print_version()
     if argv and (argv[0] in CLI_COMMANDS or argv[0] in HELP_FLAGS):
-        from app.cli import main as cli_main
+        from app.cli.parser import main as cli_main
 
         return cli_main(argv)
     words = [a for a in argv if not a.startswith("-")]

@@ -7,12 +7,12 @@ user's model through :func:`run_job`: the child reports progress over a pipe; ca
 for jobs other than conversions), a time-out is reported as such, and the caller's process lives on.
 Temporaries of a killed child are removed afterwards.
 
-The child is fenced (:mod:`app.sandbox`) before it runs the job: it may write only beneath the
+The child is fenced (:mod:`app.safety.sandbox`) before it runs the job: it may write only beneath the
 folders the caller names (a conversion: its private work folder; the parent renames the artifacts
 into the output folder) and a private temporary folder, has no network and no sockets, and runs
 under memory and CPU-time limits. What runs inside the fence is treated as hostile on the way out:
 
-- **Results are data.** The child sends JSON (:mod:`app.wire`), never a pickle; a message the
+- **Results are data.** The child sends JSON (:mod:`app.safety.wire`), never a pickle; a message the
   parent cannot parse, or one past the size limit, is "the job's process sent an invalid result".
 - **Nothing outside is within reach.** Before the fence the child moves into its own process
   group, and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
@@ -37,6 +37,7 @@ import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -45,10 +46,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app import errors
+from app.artifacts import atomic_output as files
+from app.artifacts.atomic_output import clean_stale_work_dirs
+from app.artifacts.manifest import manifest_path_of
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
+from app.loaders.front_door import prepare_model
+from app.machine import memory
+from app.pipeline import ConversionResult, artifact_path, convert, output_folder
 from app.request import ModelSource
+from app.safety import sandbox, wire
+from app.safety.sandbox import die_with_parent, job_fence, status
+from converters.base import check_request
 
-_PRELOAD = ["app.pipeline", "app.loading", "torch", "onnx", "onnxruntime"]
+_PRELOAD = ["app.pipeline", "app.loaders.front_door", "torch", "onnx", "onnxruntime"]
 _context: Any = None
 JOB_PREFIX = "studio-job-"       # a job's private temporary folder: studio-job-<parent pid>-*
 MP_PREFIX = "studio-mp-"         # multiprocessing's own folder (the forkserver's socket): studio-mp-<pid>-*
@@ -105,8 +115,6 @@ def _private_temp_dir(prefix: str, base: str | None = None) -> Path:
     """A fresh ``<prefix><this pid>-*`` folder in ``base`` (the temporary folder), after removing those
     whose process is gone (a parent killed outright cannot clean up after itself)."""
     import tempfile
-
-    from app.files import clean_stale_work_dirs
 
     base = base or tempfile.gettempdir()
     clean_stale_work_dirs(Path(base), prefix=prefix)
@@ -191,9 +199,6 @@ def _cut_ties(result_fd: int, output_fd: int) -> None:
 
 
 def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
-    from app import wire
-    from app.sandbox import die_with_parent
-
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: stopping the job stops what it started too
     # the app or CLI killed outright: its forkserver exits, and the job with it
@@ -216,8 +221,6 @@ def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: st
         conn.send_bytes(data)
 
     if fence is not None:
-        from app import sandbox
-
         try:
             sandbox.private_environment(Path(scratch))
             sandbox.apply(fence)
@@ -278,8 +281,6 @@ def _cpu_ticks(pid: int) -> int | None:
 def _parse(data: bytes) -> tuple:
     """A message from the child, checked: ("progress", stage, fraction) | ("result", value) |
     ("error", class name, message, details)."""
-    from app import wire
-
     msg = wire.loads(data)
     if isinstance(msg, tuple) and msg:
         kind = msg[0]
@@ -361,13 +362,8 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     :data:`STALL_SECONDS`, ``DEPLOYSTUDIO_JOB_STALL_SECONDS``). ``log``: gets each line the child
     prints (default: :func:`output_to`'s sink, else stderr).
     A child that runs out of memory (killed by the kernel, or an allocation refused) raises
-    :class:`app.memory.OutOfMemory` with its peak; a full disk :class:`app.memory.DiskFull`.
+    :class:`app.machine.memory.OutOfMemory` with its peak; a full disk :class:`app.machine.memory.DiskFull`.
     """
-    import shutil
-
-    from app import memory, wire
-    from app.sandbox import job_fence
-
     if timeout is None:
         timeout = getattr(_local, "timeout", None) or WALL_LIMITS.get(target, DEFAULT_WALL_LIMIT)
     if stall is None:
@@ -386,31 +382,61 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         raise
     child.close()
     output_w.close()
-    output = _Output(output_r, sink)
-    started = time.monotonic()
-    last_activity, last_cpu = started, None
-    outcome: tuple | None = None
-    invalid: str | None = None
-    oom_before, peak = memory.oom_kills(), None
+    watch = _Watch(proc, parent, _Output(output_r, sink), output_r)
+    oom_before = memory.oom_kills()
+    try:
+        outcome = watch.run(poll=poll, tick=tick, progress=progress, should_cancel=should_cancel, timeout=timeout,
+                            stall=stall)
+    finally:
+        parent.close()
+        if proc.is_alive():
+            _stop(proc)
+        _kill_group(proc.pid)
+        watch.output.drain(final=True)
+        watch.output.close()
+        output_r.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if cleanup_dir is not None:
+            clean_stale_work_dirs(Path(cleanup_dir))
+    if outcome is not None and outcome[0] == "invalid":
+        raise InvalidResult(f"the {_process_name(target)} sent an invalid result ({watch.invalid}); nothing was kept")
+    if outcome is None:
+        raise _death_of(target, proc.exitcode, watch.peak, oom_before)
+    if outcome[0] == "result":
+        return outcome[1]
+    raise memory.explain_failure(_error(*outcome[1:]), watch.peak, cleanup_dir)
 
-    def receive() -> tuple | None:
-        nonlocal invalid
+
+class _Watch:
+    """The parent's watch over a running job: its messages, its output, its memory, and the limits
+    (cancel, wall clock, stall) that stop it."""
+
+    def __init__(self, proc, parent, output: _Output, output_r):
+        self.proc, self.parent, self.output, self.output_r = proc, parent, output, output_r
+        self.invalid: str | None = None
+        self.peak: int | None = None
+
+    def receive(self) -> tuple | None:
         try:
-            data = parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
+            data = self.parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
         except EOFError:
             return None
         except OSError as e:  # longer than the limit: the connection is unusable after this
-            invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
+            self.invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
             return ("invalid",)
         try:
             return _parse(data)
         except (wire.InvalidMessage, ValueError, TypeError) as e:
-            invalid = str(e)[:200]
+            self.invalid = str(e)[:200]
             return ("invalid",)
 
-    try:
+    def run(self, *, poll: float, tick, progress, should_cancel, timeout: float | None, stall: float | None) -> tuple | None:
+        """Wait for the child's outcome (``None`` when it died without one), passing on its progress."""
+        proc, parent, output, output_r = self.proc, self.parent, self.output, self.output_r
+        started = time.monotonic()
+        last_activity, last_cpu = started, None
         while True:
-            peak = memory.peak_rss(proc.pid) or peak
+            self.peak = memory.peak_rss(proc.pid) or self.peak
             if tick:
                 tick()
             # (a closed output pipe stays readable: waiting on it then would spin)
@@ -418,31 +444,22 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
             if output_r in ready and output.drain():
                 last_activity = time.monotonic()
             if parent in ready:
-                msg = receive()
+                msg = self.receive()
                 if msg is None:
                     proc.join(5)
-                    break
+                    return None
                 if msg[0] == "progress":
                     last_activity = time.monotonic()
                     if progress:
                         progress(msg[1], msg[2])
                     continue
-                outcome = msg
                 if msg[0] == "invalid":
                     _stop(proc)
                 else:
                     proc.join(5)
-                break
+                return msg
             if not proc.is_alive():
-                # drain what it sent before dying
-                while parent.poll(0):
-                    msg = receive()
-                    if msg is None:
-                        break
-                    if msg[0] != "progress":
-                        outcome = msg
-                        break
-                break
+                return self._last_words()
             if should_cancel and should_cancel():
                 _stop(proc)
                 raise Cancelled("cancelled by the user")
@@ -458,38 +475,33 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
                 _stop(proc)
                 raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
                                  f"for {stall:g} s (it looks hung)")
-    finally:
-        parent.close()
-        if proc.is_alive():
-            _stop(proc)
-        _kill_group(proc.pid)
-        output.drain(final=True)
-        output.close()
-        output_r.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-        if cleanup_dir is not None:
-            from app.files import clean_stale_work_dirs
 
-            clean_stale_work_dirs(Path(cleanup_dir))
-    if outcome is not None and outcome[0] == "invalid":
-        raise InvalidResult(f"the {_process_name(target)} sent an invalid result ({invalid}); nothing was kept")
-    if outcome is None:
-        code = proc.exitcode
-        if code == -signal.SIGKILL:  # nobody here killed it (cancel and time-out raised above)
-            oom_after = memory.oom_kills()
-            how = ("the kernel's out-of-memory killer ended it" if oom_before is not None and oom_after is not None
-                   and oom_after > oom_before else "it was killed (SIGKILL, what the kernel's out-of-memory "
-                   "killer sends)")
-            raise memory.OutOfMemory(memory.out_of_memory_message(peak, how))
-        if code == -signal.SIGXCPU:
-            raise ConversionFailed("the job used up its CPU-time limit and was stopped "
-                                   "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
-        if code is not None and code < 0:
-            raise ConversionFailed(f"the {_process_name(target)} crashed (signal {-code}, {_signal_name(-code)})")
-        raise ConversionFailed(f"the {_process_name(target)} exited unexpectedly (exit code {code})")
-    if outcome[0] == "result":
-        return outcome[1]
-    raise memory.explain_failure(_error(*outcome[1:]), peak, cleanup_dir)
+    def _last_words(self) -> tuple | None:
+        """What a child that is gone sent before dying (its outcome, if any)."""
+        while self.parent.poll(0):
+            msg = self.receive()
+            if msg is None:
+                return None
+            if msg[0] != "progress":
+                return msg
+        return None
+
+
+def _death_of(target: str, code: int | None, peak: int | None, oom_before: int | None) -> StudioError:
+    """The error for a child that ended without an outcome: killed (out of memory), out of CPU time,
+    crashed on a signal, or exited."""
+    if code == -signal.SIGKILL:  # nobody here killed it (cancel and time-out raised above)
+        oom_after = memory.oom_kills()
+        how = ("the kernel's out-of-memory killer ended it" if oom_before is not None and oom_after is not None
+               and oom_after > oom_before else "it was killed (SIGKILL, what the kernel's out-of-memory "
+               "killer sends)")
+        return memory.OutOfMemory(memory.out_of_memory_message(peak, how))
+    if code == -signal.SIGXCPU:
+        return ConversionFailed("the job used up its CPU-time limit and was stopped "
+                                "(DEPLOYSTUDIO_JOB_CPU_SECONDS raises it)")
+    if code is not None and code < 0:
+        return ConversionFailed(f"the {_process_name(target)} crashed (signal {-code}, {_signal_name(-code)})")
+    return ConversionFailed(f"the {_process_name(target)} exited unexpectedly (exit code {code})")
 
 
 def _kill_group(pid: int | None, sig: int = signal.SIGKILL) -> None:
@@ -516,8 +528,6 @@ def _stop(proc) -> None:
 def convert_job(payload, progress=None, should_cancel=None):
     """The conversion pipeline as a child-process entry point (``app.jobs:convert_job``):
     ``payload`` is ``(request, work folder)``; the files stay in the work folder."""
-    from app.pipeline import convert
-
     request, work = payload
     return convert(request, progress=progress, should_cancel=should_cancel, work=Path(work))
 
@@ -525,8 +535,6 @@ def convert_job(payload, progress=None, should_cancel=None):
 def _check_conversion_result(result, work: Path) -> None:
     """The child names the files the parent will move into the output folder: each must be a plain
     file directly in the job's work folder (no path elsewhere, no link), else nothing is kept."""
-    from app.pipeline import ConversionResult
-
     if not isinstance(result, ConversionResult) or result.manifest is None:
         raise InvalidResult("the converter process sent an invalid result (not a conversion's); nothing was kept")
     for f in [*result.files, result.manifest]:
@@ -539,23 +547,8 @@ def _check_conversion_result(result, work: Path) -> None:
 def run_conversion(request, **kwargs):
     """Convert in a fenced child that writes only a private work folder inside the output folder;
     this process then renames the files into place (and removes whatever a killed child left)."""
-    from app import files
-    from app.errors import UnsupportedCombination
-    from app.pipeline import output_folder, place
-    from converters.base import check_options, get_converter
-
-    # an option the target does not take, and what this machine cannot build (bf16 without BF16/AMX, a
-    # missing library), are refused here, before a child starts or a folder is made; the child checks
-    # the rest against the loaded model
-    converter = get_converter(request.target)
-    check_options(request)
-    refusal = converter.precision_refusal(request.precision) if request.precision in converter.precisions else ""
-    if refusal:
-        raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
-                                     f"machine: {refusal}")
+    check_request(request)  # before a child starts or a folder is made; the child checks the loaded model
     out_dir = output_folder(request)
-    from app import memory
-
     if kwargs.get("progress"):
         kwargs["progress"]("check memory and disk", None)
     # the model's size (an ONNX model's graph parsed for its external data) is reckoned once, here
@@ -564,32 +557,61 @@ def run_conversion(request, **kwargs):
     if cautions and kwargs.get("progress"):
         kwargs["progress"](cautions[0], None)
     existed = out_dir.exists()
-    out_dir = files.prepare_out_dir(out_dir)
-    files.clean_stale_work_dirs(out_dir)
-    work = files.work_dir(out_dir)
-    if kwargs.get("progress"):
-        kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request, source=source)
     try:
-        result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work], **kwargs)
-        _check_conversion_result(result, work)
-        result.warnings[:0] = cautions
-        names = [f.name for f in result.files] + [result.manifest.name]
-        files.check_targets([out_dir / n for n in names], source=Path(request.source.path), overwrite=request.overwrite)
-        return place(result, out_dir)
+        with output_for(request) as (out_dir, work):
+            if kwargs.get("progress"):
+                kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request,
+                                                                             source=source)
+            result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work],
+                             **kwargs)
+            _check_conversion_result(result, work)
+            result.warnings[:0] = cautions
+            return place(result, out_dir, request)
     finally:
-        files.remove_work_dir(work)
         if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a failed job leaves no empty output folder behind either
 
 
+def convert_in_process(request, progress=None, should_cancel=None):
+    """Convert in this process (a job's child already: ``optimize``, ``diagnose``'s fp32 reference; tests
+    and benchmarks), with the same output folder, work folder and placement as :func:`run_conversion`."""
+    check_request(request)
+    with output_for(request) as (out_dir, work):
+        return place(convert(request, progress, should_cancel, work=work), out_dir, request)
+
+
+@contextlib.contextmanager
+def output_for(request):
+    """The one owner of a conversion's output folder: make it (or check it is writable), refuse files
+    that exist already (without ``--overwrite``) before anything is built, remove the work folders of
+    dead jobs, and give the job a private work folder inside it, removed afterwards."""
+    out_dir = files.prepare_out_dir(output_folder(request))
+    primary = artifact_path(request)
+    files.check_targets([primary, manifest_path_of(primary)], source=Path(request.source.path),
+                        overwrite=request.overwrite)
+    files.clean_stale_work_dirs(out_dir)
+    work = files.work_dir(out_dir)
+    try:
+        yield out_dir, work
+    finally:
+        files.remove_work_dir(work)
+
+
+def place(result: ConversionResult, out_dir: Path, request) -> ConversionResult:
+    """Rename the result's files (in its work folder) into ``out_dir``; the primary goes last but one."""
+    names = [f.name for f in result.files] + [result.manifest.name]
+    files.check_targets([out_dir / n for n in names], source=Path(request.source.path), overwrite=request.overwrite)
+    placed = files.commit(result.files + [result.manifest], out_dir)
+    result.files, result.manifest = placed[:-1], placed[-1]
+    result.artifact = placed[0]
+    return result
+
+
 def inspect_job(source: ModelSource, progress=None, should_cancel=None) -> dict:
     """Load the source model in the child and return its summary (``inspect --json``, what the window shows)."""
-    from app.loading import prepare_model
-
     if progress:
         progress("load model", None)
     model = prepare_model(source, runnable=False)
-    from app.sandbox import status
 
     summary = model.summary()
     summary["sandboxed"], summary["sandbox"] = status()

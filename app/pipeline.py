@@ -1,7 +1,9 @@
-"""convert(request): load → signature → convert → verify → manifest → atomic placement.
+"""convert(request, work=…): load → build (with the exporter fallback) → verify → evaluate on data → judge
+→ record the manifest, all inside a work folder the caller made (:mod:`app.jobs` prepares the output
+folder and places the files: one owner of the output).
 
-The same function runs behind ``python main.py convert`` and behind every job in the window; it
-reports progress through a callback and checks ``should_cancel`` between stages.
+The same function runs behind ``python main.py convert`` and behind every job in the window (in the
+job's fenced child); it reports progress through a callback and checks ``should_cancel`` between stages.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app import files
-from app.data import DataSet, load_data
-from app.evaluation import Evaluation, evaluate, run_all
+from app.accuracy.budget import AccuracyBudget, meet_budget
+from app.accuracy.data import DataSet, load_data
+from app.accuracy.evaluation import Evaluation, evaluate, run_all
+from app.accuracy.verify import INT8_MIN_COSINE, Verification, verify_artifact
+from app.artifacts import atomic_output as files
+from app.artifacts.manifest import manifest_path_of
+from app.artifacts.versions import tool_versions
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
-from app.hardware import isa_record
-from app.inputs import make_feeds, second_sizes, twin_feeds, export_sizes
-from app.loading import prepare_model
-from app.manifest import manifest_path_of
-from app.model import LoadedModel
-from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.loaders.front_door import prepare_model
+from app.machine.hardware import isa_record
+from app.model.inputs import export_sizes
+from app.model.loaded import LoadedModel, MODEL_SUFFIXES
 from app.request import ConversionRequest, DataSource
-from app.verify import INT8_MIN_COSINE, Verification, compare, judge, uninformative_outputs
-from app.versions import tool_versions
+from converters.base import ConversionContext, all_converters, get_converter, options_of
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
 
 Progress = Callable[[str, float | None], None]
 
@@ -67,49 +71,8 @@ class ConversionResult:
         }
 
 
-def verify_artifact(source: LoadedModel, artifact: LoadedModel | Callable[[], LoadedModel], precision: str, *,
-                    seed: int = 0) -> Verification:
-    """Run source and artifact on fresh inputs, a differently-valued twin, and (for dynamic axes) a
-    second size; worst case over all of them.
-
-    One after the other, not side by side: the source runs on every input set first and releases
-    what its runs hold (an ONNX Runtime session), and only then is the artifact loaded (``artifact``
-    may be a function that loads it) — so a multi-GB source and artifact are not in memory at once."""
-    int_high = source.details.get("int_high", 2)
-    specs = source.inputs
-    base = make_feeds(specs, seed=seed + 1, int_high=int_high)
-    sets = [("random inputs", base), ("negated/shifted inputs", twin_feeds(base, specs, int_high=int_high))]
-    sizes = second_sizes(specs)
-    if sizes:
-        label = ", ".join(f"{k}={v}" for k, v in sizes.items())
-        sets.append((f"second size ({label})", make_feeds(specs, seed=seed + 2, sizes=sizes, int_high=int_high)))
-    metrics = []
-    names = [o.name for o in source.outputs]
-    refs = [source.run(feeds) for _, feeds in sets]
-    source.release()
-    artifact = artifact() if callable(artifact) else artifact
-    for (what, feeds), ref in zip(sets, refs):
-        try:
-            got = artifact.run(feeds)
-        except Exception as e:
-            raise VerificationFailed(f"the artifact fails to run on {what}: {first_line(e)}") from e
-        if len(got) != len(ref):
-            raise VerificationFailed(f"the artifact returns {len(got)} outputs, the source {len(ref)}")
-        for i, (r, g) in enumerate(zip(ref, got)):
-            try:
-                metrics.append(compare(names[i] if i < len(names) else f"output_{i}", r, g))
-            except ValueError as e:
-                raise VerificationFailed(f"on {what}: {e}") from None
-    verification = judge(precision, metrics, [w for w, _ in sets])
-    out_names = [names[i] if i < len(names) else f"output_{i}" for i in range(len(refs[0]) if refs else 0)]
-    verification.blind = uninformative_outputs(out_names, refs)
-    return verification
-
-
 def artifact_path(request: ConversionRequest) -> Path:
     """Where :func:`convert` places the request's primary artifact (to ask before replacing it)."""
-    from converters.base import get_converter
-
     source = Path(request.source.path)
     out_dir = Path(request.out_dir) if request.out_dir else source.parent
     return out_dir / get_converter(request.target)().artifact_name(model_stem(source), request.precision)
@@ -120,114 +83,122 @@ def output_folder(request: ConversionRequest) -> Path:
     return Path(request.out_dir) if request.out_dir else Path(request.source.path).parent
 
 
-def place(result: ConversionResult, out_dir: Path) -> ConversionResult:
-    """Rename the result's files (in its work folder) into ``out_dir``; the primary goes last."""
-    placed = files.commit(result.files + [result.manifest], out_dir)
-    result.files, result.manifest = placed[:-1], placed[-1]
-    result.artifact = placed[0]
-    return result
-
-
 def convert(request: ConversionRequest, progress: Progress | None = None,
-            should_cancel: Callable[[], bool] | None = None, *, work: Path | None = None) -> ConversionResult:
-    """Run one conversion job end to end. Raises :class:`StudioError` subclasses on failure.
+            should_cancel: Callable[[], bool] | None = None, *, work: Path) -> ConversionResult:
+    """Run one conversion into ``work``, a work folder the caller made inside the output folder, and
+    return what it wrote there; the caller places the files (:func:`app.jobs.run_conversion`, or
+    :func:`app.jobs.convert_in_process`). Raises :class:`StudioError` subclasses on failure.
 
-    ``work``: a work folder the caller made inside the output folder; the files are left there for
-    the caller to :func:`place` (a fenced child can write nowhere else). Without it, ``convert`` makes
-    its own work folder and places the files itself.
-    """
-    from converters.base import ConversionContext, check_options, get_converter
-
+    The steps: load, :func:`build` (with the exporter fallback, verifying each build), evaluate on
+    ``--data`` (and meet the accuracy budget), :func:`judge`, :func:`record` the manifest."""
     progress = progress or (lambda stage, fraction=None: None)
     should_cancel = should_cancel or (lambda: False)
     started = time.perf_counter()
     converter_cls = get_converter(request.target)
-    check_options(request)
     source_path = Path(request.source.path)
     progress("load model", None)
     source_hash = files.sha256(source_path) if source_path.is_file() else None
     model = prepare_model(request.source)
     converter_cls.check(model.format, request.precision)
     converter = converter_cls()
-    own_work = work is None
-    out_dir = files.prepare_out_dir(output_folder(request)) if own_work else Path(work).parent
-    if own_work:
-        files.clean_stale_work_dirs(out_dir)
-    name = converter.artifact_name(model_stem(source_path), request.precision)
-    files.check_targets([out_dir / name, manifest_path_of(out_dir / name)], source=source_path,
-                        overwrite=request.overwrite)
     calibration, evaluation = split_data(request.data, model, SEED.of(request), progress)
     budget = _budget_of(request, evaluation)
-    work = files.work_dir(out_dir) if own_work else Path(work)
-    try:
-        ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
-                                export_inputs=export_sizes(model.inputs), work_dir=work, artifact_name=name,
-                                progress=progress, should_cancel=should_cancel, warnings=list(model.warnings),
-                                calibration=calibration, keep_reference=budget is not None)
-        produced, verification = _build_and_verify(converter, ctx)
-        if not verification.passed and _other_exporter(ctx):
-            produced, verification = _try_other_exporter(converter, ctx, produced, verification)
-        if verification.blind:
-            ctx.warnings.append(verification.blind)
-        scores = budget_report = None
-        if evaluation is not None and (verification.passed or not verification.enforced):
-            ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
-            reference = run_all(model, evaluation, "the source")
-            scores = evaluate(model, converter.load_artifact(produced[0]), evaluation, reference)
-            ctx.record["data"] = {"source": str(request.data.path), "kind": evaluation.kind,
-                                  "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
-                                  "split_seed": SEED.of(request), "notes": evaluation.notes}
-            if budget is not None:
-                from app.budget import meet_budget
+    ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
+                            export_inputs=export_sizes(model.inputs), work_dir=Path(work),
+                            artifact_name=converter.artifact_name(model_stem(source_path), request.precision),
+                            progress=progress, should_cancel=should_cancel, warnings=list(model.warnings),
+                            calibration=calibration, keep_reference=budget is not None)
+    produced, verification = build(converter, ctx)
+    if verification.blind:
+        ctx.warnings.append(verification.blind)
+    scores = budget_report = None
+    if evaluation is not None and (verification.passed or not verification.enforced):
+        produced, verification, scores, budget_report = _evaluate_on_data(converter, ctx, produced, verification,
+                                                                          calibration, evaluation, budget)
+    status = judge(ctx, verification, scores, budget, budget_report)
+    result = ConversionResult(request.target, request.precision, status, produced[0], produced,
+                              sum(p.stat().st_size for p in produced), time.perf_counter() - started,
+                              verification, ctx.warnings, None, evaluation=scores,
+                              accuracy_budget=budget_report, message=ctx.record.get("handoff_message", ""),
+                              delegation=ctx.record.get("delegation"))
+    if status == "failed" and not request.keep_failed:
+        raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
+                                 "--keep-failed keeps the artifact for inspection)")
+    ctx.stage("write", None)
+    result.manifest = record(request, model, source_hash, result, ctx.record)
+    result.seconds = time.perf_counter() - started
+    return result
 
-                produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
-                                                              budget, MAX_FLOAT_NODES.of(request))
-                if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
-                    ctx.stage("verify", None)
-                    verification = _verify(ctx, produced, converter)
-        status = "handoff" if ctx.record.get("handoff") else "ok"
-        if not verification.passed:
-            # trace advice only where the precision is exact enough to blame the trace (not int8's loss)
-            if verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
-                                          or ctx.record.get("exporter") == "torchscript"):
-                verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
-                                        f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "
-                                        "may have data-dependent control flow that tracing froze; use --to "
-                                        "torchscript-script (or torch.cond and torch-export)")
-            if verification.enforced:
-                status = "failed"
-            elif scores is None:
-                ctx.warnings.append(f"accuracy: {verification.failure}")
-        if scores is not None and not verification.enforced:
-            # int8 ranges come from the real data: random inputs fall outside them, so the data decides
-            verification.failure = (None if verification.passed else
-                                    f"{verification.failure} on random inputs (outside the calibrated ranges; "
-                                    "the evaluation on data is what counts)")
-            if scores.cosine_mean < INT8_MIN_COSINE:
-                ctx.warnings.append(f"accuracy: mean cosine {scores.cosine_mean:.4f} on {scores.samples} data samples "
-                                    f"is below {INT8_MIN_COSINE}")
-        if budget_report is not None and not budget_report["met"]:
-            status = "unmet" if status != "failed" else status
-            ctx.warnings.append(f"accuracy budget {budget} not met: the best artifact ({len(budget_report['float_nodes'])} "
-                                f"nodes in float) keeps {budget.describe(scores)}")
-        manifest_path = manifest_path_of(produced[0])
-        result = ConversionResult(request.target, request.precision, status, None, produced,
-                                  sum(p.stat().st_size for p in produced), time.perf_counter() - started,
-                                  verification, ctx.warnings, None, evaluation=scores,
-                                  accuracy_budget=budget_report, delegation=ctx.record.get("delegation"))
-        if status == "failed" and not request.keep_failed:
-            raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
-                                     "--keep-failed keeps the artifact for inspection)")
-        ctx.stage("write", None)
-        manifest = build_manifest(request, model, source_hash, result, ctx.record)
-        manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
-        result.files, result.manifest, result.artifact = produced, manifest_path, produced[0]
-        result.seconds = time.perf_counter() - started
-        result.message = ctx.record.get("handoff_message", "")
-        return place(result, out_dir) if own_work else result
-    finally:
-        if own_work:
-            files.remove_work_dir(work)
+
+def build(converter, ctx) -> tuple[list[Path], Verification]:
+    """Build the artifact into ``ctx.work_dir`` and verify it; where its exporter's ONNX fails and the
+    other exporter could build it, build with that one too and keep the better."""
+    produced, verification = _build_and_verify(converter, ctx)
+    if not verification.passed and _other_exporter(ctx):
+        produced, verification = _try_other_exporter(converter, ctx, produced, verification)
+    return produced, verification
+
+
+def _evaluate_on_data(converter, ctx, produced: list[Path], verification: Verification, calibration: DataSet,
+                      evaluation: DataSet, budget) -> tuple[list[Path], Verification, Evaluation, dict | None]:
+    """Evaluate the artifact on the evaluation part of ``--data`` (recorded in the manifest); with an
+    accuracy budget, keep the worst nodes in float until it is met (and verify the artifact again)."""
+    request = ctx.request
+    ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
+    reference = run_all(ctx.model, evaluation, "the source")
+    scores = evaluate(ctx.model, converter.load_artifact(produced[0]), evaluation, reference)
+    ctx.record["data"] = {"source": str(request.data.path), "kind": evaluation.kind,
+                          "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
+                          "split_seed": SEED.of(request), "notes": evaluation.notes}
+    budget_report = None
+    if budget is not None:
+        produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
+                                                      budget, MAX_FLOAT_NODES.of(request))
+        if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
+            ctx.stage("verify", None)
+            verification = _verify(ctx, produced, converter)
+    return produced, verification, scores, budget_report
+
+
+def judge(ctx, verification: Verification, scores: Evaluation | None, budget, budget_report: dict | None) -> str:
+    """The job's status from what verification and the data said: ``ok``, ``handoff`` (the artifact is
+    built elsewhere), ``failed`` (an enforced verification failed) or ``unmet`` (the accuracy budget);
+    the warnings go into ``ctx``, the failure's advice into ``verification``."""
+    request = ctx.request
+    status = "handoff" if ctx.record.get("handoff") else "ok"
+    if not verification.passed:
+        # trace advice only where the precision is exact enough to blame the trace (not int8's loss)
+        if verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
+                                      or ctx.record.get("exporter") == "torchscript"):
+            verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
+                                    f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "
+                                    "may have data-dependent control flow that tracing froze; use --to "
+                                    "torchscript-script (or torch.cond and torch-export)")
+        if verification.enforced:
+            status = "failed"
+        elif scores is None:
+            ctx.warnings.append(f"accuracy: {verification.failure}")
+    if scores is not None and not verification.enforced:
+        # int8 ranges come from the real data: random inputs fall outside them, so the data decides
+        verification.failure = (None if verification.passed else
+                                f"{verification.failure} on random inputs (outside the calibrated ranges; "
+                                "the evaluation on data is what counts)")
+        if scores.cosine_mean < INT8_MIN_COSINE:
+            ctx.warnings.append(f"accuracy: mean cosine {scores.cosine_mean:.4f} on {scores.samples} data samples "
+                                f"is below {INT8_MIN_COSINE}")
+    if budget_report is not None and not budget_report["met"]:
+        status = "unmet" if status != "failed" else status
+        ctx.warnings.append(f"accuracy budget {budget} not met: the best artifact ({len(budget_report['float_nodes'])} "
+                            f"nodes in float) keeps {budget.describe(scores)}")
+    return status
+
+
+def record(request: ConversionRequest, model: LoadedModel, source_hash: str | None, result: ConversionResult,
+           recorded: dict) -> Path:
+    """Write the manifest beside the artifact, in the work folder; its path."""
+    path = manifest_path_of(result.files[0])
+    path.write_text(json.dumps(build_manifest(request, model, source_hash, result, recorded), indent=2, default=str))
+    return path
 
 
 def split_data(data: DataSource | None, model: LoadedModel, seed: int,
@@ -244,10 +215,6 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
     """The request's ``--accuracy-budget`` parsed and checked against the target and the data."""
     if not ACCURACY_BUDGET.of(request):
         return None
-    from app.budget import AccuracyBudget
-
-    from converters.base import all_converters, get_converter
-
     budget = AccuracyBudget.parse(ACCURACY_BUDGET.of(request))
     if request.precision not in get_converter(request.target).accuracy_budget:
         takers = [f"--to {c.name} --precision {'/'.join(c.accuracy_budget)}" for c in all_converters() if c.accuracy_budget]
@@ -272,8 +239,6 @@ def _build_and_verify(converter, ctx) -> tuple[list[Path], Verification]:
 
 
 def _verify(ctx, produced: list[Path], converter=None) -> Verification:
-    from converters.base import get_converter
-
     converter = converter or get_converter(ctx.request.target)()
     precision = ctx.request.precision
     try:
@@ -326,8 +291,6 @@ def _try_other_exporter(converter, ctx, produced: list[Path], verification: Veri
 
 def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: str | None,
                    result: ConversionResult, record: dict) -> dict:
-    from converters.base import options_of
-
     return {
         "format_version": 1,
         "artifact": result.files[0].name,
@@ -349,7 +312,6 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
 
 def model_stem(path: Path) -> str:
     name = path.name
-    from app.model import MODEL_SUFFIXES
 
     for suffix in MODEL_SUFFIXES:
         if name.lower().endswith(suffix):

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.specs import TensorSpec
+from app.errors import BadInput
+from app.model.specs import TensorSpec
 
 
 class Precision(str, enum.Enum):
@@ -50,7 +51,7 @@ class ModelSource:
 
 class Options(Mapping):
     """The options a request sets (name → value), frozen, hashable and picklable; an option left out
-    has the default its declaration gives (:meth:`app.options.Option.of`)."""
+    has the default its declaration gives (:meth:`converters.options.Option.of`)."""
 
     __slots__ = ("_items",)
 
@@ -95,7 +96,7 @@ class Options(Mapping):
 
 @dataclass(frozen=True)
 class DataSource:
-    """Real samples (``--data``) and how to read them (:func:`app.data.load_data`): calibration for
+    """Real samples (``--data``) and how to read them (:func:`app.accuracy.data.load_data`): calibration for
     static int8 and the evaluation of every artifact on its held-out part."""
 
     path: Path
@@ -127,8 +128,6 @@ class ConversionRequest:
         try:
             object.__setattr__(self, "precision", Precision(self.precision))
         except ValueError:
-            from app.errors import BadInput
-
             raise BadInput(f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)}") from None
         if not isinstance(self.options, Options):
             object.__setattr__(self, "options", Options(self.options))
@@ -139,7 +138,7 @@ class ConversionRequest:
 
     def recorded_options(self, declared) -> dict:
         """Everything that shapes the artifact, for the manifest: the source's signature and network, what
-        the user trusted in it (``--allow-pickle``, each ``--trust-global``), the value of every option the target ``declared`` (``app.options.Option``; defaults included), the data."""
+        the user trusted in it (``--allow-pickle``, each ``--trust-global``), the value of every option the target ``declared`` (``converters.options.Option``; defaults included), the data."""
         s = self.source
         return {
             "inputs": [t.to_json() for t in s.inputs], "dynamic": [list(d) for d in s.dynamic],

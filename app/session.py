@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from app.request import ModelSource
 
 
 
@@ -232,7 +233,5 @@ class Session:
     def source(self, *, arch: str | None = None, arch_kwargs: dict | None = None):
         """The opened file with what the user trusted in it and the network they named, as an
         :class:`app.request.ModelSource` (what the inspection child is given: :func:`app.jobs.inspect_job`)."""
-        from app.request import ModelSource
-
         return ModelSource(Path(self.path), arch=arch, arch_kwargs=tuple((arch_kwargs or {}).items()),
                            allow_pickle=self.allow_pickle, trusted_globals=self.trusted_globals)

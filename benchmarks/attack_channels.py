@@ -217,8 +217,8 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--only", help="run the families whose name contains this")
     args = p.parse_args()
-    from app.hardware import detect_cpu
-    from app.sandbox import status
+    from app.machine.hardware import detect_cpu
+    from app.safety.sandbox import status
 
     rows = []
     print(f"{'family':34} {'payload':40} {'exit':>4} {'s':>5}  outcome")

@@ -66,7 +66,7 @@ def onnx_ms(path: Path, feeds: dict, runs: int) -> float:
 
 
 def convert(model_path: Path, precision: str, out: Path, **kw):
-    from app.pipeline import convert as run
+    from app.jobs import convert_in_process as run
     from tests.requests import request
 
     kw["data"] = kw.pop("calibration", None)
@@ -87,9 +87,9 @@ def minilm(out: Path, runs: int, seq: int) -> dict:
     model = SentenceEncoder()
     model.load_state_dict(load_file(str(weights_path())))
     model.eval()
-    from app.data import load_data
+    from app.accuracy.data import load_data
     from app.request import DataSource
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
 
     specs = [TensorSpec("input_ids", "int64", (1, seq)), TensorSpec("attention_mask", "int64", (1, seq))]
     feeds = load_data(DataSource(SENTENCES, tokenizer=minilm_folder()), specs).samples[0]
@@ -125,8 +125,8 @@ def digits_cnn(out: Path, runs: int) -> dict:
     fp32 = convert(state, "fp32", out, **dict(common, calibration=None))
     int8 = convert(state, "int8", out, **common)
     e = int8.evaluation
-    from app.data import load_data
-    from app.specs import TensorSpec
+    from app.accuracy.data import load_data
+    from app.model.specs import TensorSpec
 
     feeds = load_data(images, [TensorSpec("x", "float32", (1, 1, size, size))]).samples[0]
     eager = eager_ms(model, feeds, ["x"], runs)

@@ -18,7 +18,7 @@ the same calibration part:
 Top-1 agreement: the share of held-out samples whose arg-max matches the fp32 ONNX's. Speed: median
 latency of one sample over ``--runs`` calls after 20 warm-up calls; ONNX files in ONNX Runtime, IRs in
 OpenVINO (CPU plugin, its defaults), each against the fp32 ONNX in ONNX Runtime. The machine line
-names the CPU and its instruction sets (``app.hardware``).
+names the CPU and its instruction sets (``app.machine.hardware``).
 
 The model: a CNN trained here on scikit-learn's digits (32x32, real handwritten digits). The issue asks
 for a pretrained CNN on real photos (scikit-image's bundled photos); neither scikit-image nor a
@@ -41,7 +41,7 @@ from benchmarks.bench_accuracy import median_ms, text_table  # noqa: E402
 
 
 def _app(state: Path, target: str, out: Path, common: dict, budget: str | None = None):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import request
 
     options = {"accuracy_budget": budget} if budget else {}
@@ -50,7 +50,7 @@ def _app(state: Path, target: str, out: Path, common: dict, budget: str | None =
 
 
 def _fp32(state: Path, out: Path, common: dict):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import request
 
     return convert(request(state, "onnx", "fp32", out_dir=out / "fp32", overwrite=True,
@@ -109,10 +109,10 @@ def compare(state: Path, arch: str, arch_kwargs: tuple, input_spec: str, data: P
     import openvino as ov
     from onnxruntime.quantization import quantize_static
 
-    from app.budget import AccuracyBudget
-    from app.data import load_data
+    from app.accuracy.budget import AccuracyBudget
+    from app.accuracy.data import load_data
     from app.request import DataSource
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
     from converters.calibration import feeds_reader
     from converters.openvino import nncf_module
 
@@ -195,7 +195,7 @@ def main() -> int:
     import onnxruntime
     import openvino
 
-    from app.hardware import isa_record
+    from app.machine.hardware import isa_record
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -61,9 +61,9 @@ def bare_trace(state: Path, x, out: Path) -> None:
 
 
 def studio(state: Path, target: str, out_dir: Path) -> dict:
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from app.request import ConversionRequest, ModelSource
-    from app.specs import parse_input
+    from app.model.specs import parse_input
 
     source = ModelSource(state, inputs=(parse_input("x:1x3x224x224"),), arch="tests.models:ResNet18")
     result = convert(ConversionRequest(source, target, out_dir=out_dir, overwrite=True))

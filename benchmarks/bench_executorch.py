@@ -33,7 +33,7 @@ from benchmarks.bench_accuracy import eager_ms, median_ms, onnx_ms, text_table  
 
 
 def convert(model_path: Path, target: str, precision: str, out: Path, **kw):
-    from app.pipeline import convert as run
+    from app.jobs import convert_in_process as run
     from tests.requests import request
 
     kw["data"] = kw.pop("calibration", None)
@@ -71,8 +71,8 @@ def measure(name: str, model, names: list[str], feeds: dict, state: Path, out: P
 def digits_cnn(out: Path, runs: int) -> list[dict]:
     import torch
 
-    from app.data import load_data
-    from app.specs import TensorSpec
+    from app.accuracy.data import load_data
+    from app.model.specs import TensorSpec
     from tests.real_data import train_digits_cnn, write_digit_images
 
     size = 32
@@ -89,9 +89,9 @@ def digits_cnn(out: Path, runs: int) -> list[dict]:
 def minilm(out: Path, runs: int, seq: int) -> list[dict]:
     from safetensors.torch import load_file
 
-    from app.data import load_data
+    from app.accuracy.data import load_data
     from app.request import DataSource
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
     from tests.minilm import SentenceEncoder, weights_path
     from tests.real_data import SENTENCES, minilm_folder
 
@@ -133,7 +133,7 @@ def main() -> int:
 
     import torch
 
-    from app.hardware import detect_cpu
+    from app.machine.hardware import detect_cpu
 
     cpu = detect_cpu()
     with tempfile.TemporaryDirectory() as tmp:

@@ -85,7 +85,7 @@ def measure(path: Path, shape: tuple[int, ...], args) -> dict:
 def measure_interleaved(path: Path, shape: tuple[int, ...], args) -> dict:
     from app.bench.harness import BenchConfig, default_threads, run_benchmark
     from app.runtimes.onnxrt import OnnxRuntimeRunner
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
 
     threads = args.threads or default_threads()
     specs = [TensorSpec("x", "float32", shape)]

@@ -31,7 +31,7 @@ CHOICES = {"int8 weights (VNNI choice)": "avx2 avx512f avx512bw avx512_vnni",
 
 
 def _run(label: str, model_path: Path, out: Path, feeds: dict, runs: int, **kw) -> dict:
-    from app.hardware import CPU_FLAGS_ENV
+    from app.machine.hardware import CPU_FLAGS_ENV
 
     os.environ[CPU_FLAGS_ENV] = CHOICES[label]   # the app's choice only; the kernels stay this CPU's
     result = convert(model_path, "int8", out, **kw)
@@ -43,9 +43,9 @@ def _run(label: str, model_path: Path, out: Path, feeds: dict, runs: int, **kw) 
 
 
 def minilm(out: Path, runs: int) -> list[dict]:
-    from app.data import load_data
+    from app.accuracy.data import load_data
     from app.request import DataSource
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
     from tests.minilm import weights_path
     from tests.real_data import SENTENCES, minilm_folder
 
@@ -61,8 +61,8 @@ def minilm(out: Path, runs: int) -> list[dict]:
 def digits(out: Path, runs: int) -> list[dict]:
     import torch
 
-    from app.data import load_data
-    from app.specs import TensorSpec
+    from app.accuracy.data import load_data
+    from app.model.specs import TensorSpec
     from tests.real_data import train_digits_cnn, write_digit_images
 
     size = 32
@@ -91,7 +91,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = ((minilm(Path(tmp), args.runs) if args.only != "digits" else [])
                 + (digits(Path(tmp), args.runs) if args.only != "minilm" else []))
-    from app.hardware import CPU_FLAGS_ENV, detect_cpu
+    from app.machine.hardware import CPU_FLAGS_ENV, detect_cpu
 
     os.environ.pop(CPU_FLAGS_ENV, None)
     cpu = detect_cpu()

@@ -32,7 +32,7 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     import app
-    from app.hardware import detect_cpu
+    from app.machine.hardware import detect_cpu
     from app.jobs import run_job
 
     target = "benchmarks.bench_job_start:nothing"

@@ -75,7 +75,7 @@ def _save_source(key: str, work: Path) -> tuple[Path, Path | None]:
 def _real_text_cosines(data: dict, source_feeds_model, rows: list[dict]) -> None:
     """MiniLM: cosine of every row's runner against the source on held-out sentences (real text)."""
     from app.bench.runners import runners_for_artifact
-    from app.verify import compare
+    from app.accuracy.verify import compare
     from benchmarks.bench_models import minilm_feeds
 
     feeds = minilm_feeds(MINILM_SENTENCES[16:])
@@ -100,9 +100,9 @@ def _real_text_cosines(data: dict, source_feeds_model, rows: list[dict]) -> None
 def run_model(key: str, work: Path, args) -> dict:
     from app.bench.benchmark import benchmark
     from app.bench.harness import BenchConfig
-    from app.hardware import detect_cpu
-    from app.loading import prepare_model
-    from app.pipeline import convert
+    from app.machine.hardware import detect_cpu
+    from app.loaders.front_door import prepare_model
+    from app.jobs import convert_in_process as convert
 
     spec = MODELS[key]
     cpu = detect_cpu()
@@ -182,7 +182,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, metavar="FILE")
     p.add_argument("--work", type=Path, metavar="DIR", help="keep the models and artifacts here (default: a temp dir)")
     args = p.parse_args()
-    from app.hardware import detect
+    from app.machine.hardware import detect
 
     hw = detect()
     print(f"machine: {hw.summary()}", flush=True)

@@ -39,7 +39,7 @@ BUDGET = 0.99
 def _request(state: Path, flags: list[str], target: str = "bench", precision: str = "fp32",
              quantization: str | None = None, out: Path | None = None):
     from app.request import ConversionRequest, ModelSource
-    from app.specs import parse_dynamic, parse_input
+    from app.model.specs import parse_dynamic, parse_input
 
     it = iter(flags)
     opts: dict[str, list[str]] = {"--arch": [], "--input": [], "--dynamic": []}
@@ -56,8 +56,8 @@ def run_model(key: str, work: Path, args) -> dict:
 
     from app.bench.benchmark import benchmark
     from app.bench.harness import BenchConfig
-    from app.bench.report import format_table
-    from app.pipeline import convert
+    from app.bench.output import format_table
+    from app.jobs import convert_in_process as convert
     from benchmarks import bench_models
 
     spec = MODELS[key]

@@ -75,7 +75,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=100, help="cases per fenced child")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    from app.sandbox import status
+    from app.safety.sandbox import status
     from tests.fuzz import OUTCOMES, mutate, mutate_member, run_batch
 
     rng = random.Random(args.seed)

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from app.errors import Cancelled, UnsupportedCombination
-from app.model import LoadedModel
-from app.options import PIPELINE_OPTIONS, SEED, Option
+from app.loaders.front_door import load_model
+from app.machine.hardware import detect_cpu
+from app.model.inputs import make_feeds
+from app.model.loaded import LoadedModel
+from app.model.specs import TensorSpec
 from app.request import ConversionRequest
-from app.specs import TensorSpec
+from converters.options import Option, PIPELINE_OPTIONS, SEED
 
 TORCH_MODULE_FORMATS = ("state-dict", "pickle")
 ALL_SOURCES = ("state-dict", "pickle", "torchscript", "torch-export", "onnx")
@@ -42,7 +45,7 @@ class ConversionContext:
     warnings: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)   # what shaped the artifact → manifest
     only_exporter: str | None = None    # ONNX: this exporter only (the retry after a failed verification)
-    calibration: Any = None             # app.data.DataSet: the calibration part of --data
+    calibration: Any = None             # app.accuracy.data.DataSet: the calibration part of --data
     exclude_nodes: tuple[str, ...] = ()  # fp16/int8: nodes kept in float (the accuracy-budget loop)
     quantizer: Any = None               # int8: the quantizer's settings (onnx_precision.QuantizerConfig, openvino.
                                         # NncfSettings); the budget loop sets them, a build records what it used
@@ -66,8 +69,6 @@ class ConversionContext:
         """Torch tensors for tracing/exporting, at export-safe sizes."""
         import torch
 
-        from app.inputs import make_feeds
-
         feeds = make_feeds(self.export_inputs, seed=SEED.of(self.request), int_high=self.model.details.get("int_high", 2))
         args = []
         for spec in self.export_inputs:
@@ -89,8 +90,8 @@ class Converter:
     sources: ClassVar[tuple[str, ...]] = ALL_SOURCES
     precision_sources: ClassVar[dict[str, tuple[str, ...]]] = {}  # precision → sources, where narrower
     unsupported_reasons: ClassVar[dict[str, str]] = {}   # "source:FMT", "PRECISION" or "PRECISION:FMT" → why not
-    options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (app.options.Option)
-    accuracy_budget: ClassVar[tuple[str, ...]] = ()  # precisions where --accuracy-budget runs its loop (app.budget)
+    options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (converters.options.Option)
+    accuracy_budget: ClassVar[tuple[str, ...]] = ()  # precisions where --accuracy-budget runs its loop (app.accuracy.budget)
     pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
     servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
 
@@ -109,11 +110,9 @@ class Converter:
     def precision_refusal(cls, precision: str) -> str:
         """Why this machine cannot build ``precision`` (hardware, a missing library); "" when it can.
 
-        bf16 needs AVX-512 BF16 or AMX (:mod:`app.hardware`): elsewhere it is emulated and slower than fp32.
+        bf16 needs AVX-512 BF16 or AMX (:mod:`app.machine.hardware`): elsewhere it is emulated and slower than fp32.
         """
         if precision == "bf16":
-            from app.hardware import detect_cpu
-
             return detect_cpu().bf16_refusal()
         return ""
 
@@ -185,8 +184,6 @@ class Converter:
 
     def load_artifact(self, path: Path) -> LoadedModel:
         """Re-load the artifact in its own runtime, for verification."""
-        from app.loading import load_model
-
         return load_model(path)
 
 
@@ -201,7 +198,9 @@ def _import_all() -> None:
 
 def all_converters() -> list[type[Converter]]:
     _import_all()
-    return list(_REGISTRY.values())  # in registration order
+    # in the order of _MODULES (the window's grid, `targets`), whatever order imports registered them in
+    rank = {name: i for i, name in enumerate(_MODULES)}
+    return sorted(_REGISTRY.values(), key=lambda c: rank.get(c.__module__, len(rank)))
 
 
 def get_converter(name: str) -> type[Converter]:
@@ -229,7 +228,7 @@ def converter_options() -> dict[Option, list[str]]:
 
 def all_options() -> tuple[Option, ...]:
     """Every option: the converters' (:func:`converter_options`), then those of every target
-    (:data:`app.options.PIPELINE_OPTIONS`)."""
+    (:data:`converters.options.PIPELINE_OPTIONS`)."""
     return (*converter_options(), *PIPELINE_OPTIONS)
 
 
@@ -248,6 +247,14 @@ def check_options(request: ConversionRequest) -> None:
                                      f"{request.target}; its options: {', '.join(o.flags[0] for o in takes)}")
 
 
-def torch_module_of(model: LoadedModel):
-    """The callable nn.Module behind a torch-format model (an ExportedProgram's module() too)."""
-    return model.torch_callable()
+def check_request(request: ConversionRequest) -> None:
+    """What can be refused before a model is loaded, checked once where a job starts: an option the
+    target does not take, and a precision this machine cannot build (bf16 without BF16/AMX, a missing
+    library). The precision's name is checked where the request is made (:class:`~app.request.Precision`);
+    what the source's format allows, once it is loaded (:meth:`Converter.check`)."""
+    converter = get_converter(request.target)
+    check_options(request)
+    refusal = converter.precision_refusal(request.precision) if request.precision in converter.precisions else ""
+    if refusal:
+        raise UnsupportedCombination(f"--to {request.target} --precision {request.precision} is not possible on this "
+                                     f"machine: {refusal}")

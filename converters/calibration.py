@@ -1,5 +1,5 @@
 """Calibration feeds for ONNX Runtime's static INT8: random samples when no ``--data`` is given, and
-the reader that hands samples to ``quantize_static``. Real samples come from :mod:`app.data`."""
+the reader that hands samples to ``quantize_static``. Real samples come from :mod:`app.accuracy.data`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Iterator
 
 import numpy as np
 
-from app.inputs import make_feeds
-from app.specs import TensorSpec
+from app.model.inputs import make_feeds
+from app.model.specs import TensorSpec
 
 
 def random_samples(specs: list[TensorSpec], count: int = 16, int_high: int = 2) -> list[dict[str, np.ndarray]]:

@@ -33,16 +33,17 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from app.errors import BadInput, ConversionFailed, first_line
-from app.model import LoadedModel
-from app.options import Option
+from app.model.loaded import LoadedModel
+from app.model.specs import TensorSpec
 from app.runtimes import executorch as et_runtime
-from app.specs import TensorSpec
-from converters.base import ConversionContext, Converter, torch_module_of
+from converters.base import ConversionContext, Converter
 from converters.onnx_precision import QUANTIZATION, _calibration
+from converters.options import Option
 from converters.torch_export import export_program
 
 WEIGHT_GRANULARITY = Option(
@@ -53,7 +54,7 @@ WEIGHT_GRANULARITY = Option(
 @dataclass(frozen=True)
 class XnnpackSettings:
     """The whole-model choices of the XNNPACK quantizer that the accuracy-budget loop searches
-    (:func:`app.budget.meet_budget`) before it keeps any operator in float, as
+    (:func:`app.accuracy.budget.meet_budget`) before it keeps any operator in float, as
     :class:`converters.onnx_precision.QuantizerConfig` is ONNX Runtime's."""
 
     mode: str = "static"        # static: calibrated activation ranges; dynamic: per call, linear layers only
@@ -120,7 +121,7 @@ class ExecuTorchConverter(Converter):
         if not ok:  # refused before a job starts: one line saying how to install it (exit 2)
             return why
         if precision == "fp16":
-            from app.hardware import detect_cpu
+            from app.machine.hardware import detect_cpu
 
             import platform
 
@@ -143,7 +144,7 @@ class ExecuTorchConverter(Converter):
             module = None
             args = ctx.example_args()
         else:
-            module = copy.deepcopy(torch_module_of(ctx.model)).eval()
+            module = copy.deepcopy(ctx.model.torch_callable()).eval()
             if half:
                 module = module.to(torch.float16)
             args = ctx.example_args("float16" if half else None)
@@ -258,13 +259,11 @@ class ExecuTorchConverter(Converter):
     def rank_nodes(self, ctx: ConversionContext, samples: list, settings: XnnpackSettings, excluded: list[str]) -> list:
         """The quantized operators of the int8 build with ``settings`` and ``excluded`` operators in float
         ranked by the error they add (their output's
-        relative L2 error minus the largest among their inputs', as :mod:`app.diagnose` does for ONNX),
+        relative L2 error minus the largest among their inputs', as :mod:`app.accuracy.diagnose` does for ONNX),
         from the float and the quantized PT2E graphs run side by side on ``samples``; the names are
         the exported graph's node names, which ``--accuracy-budget`` keeps out of the quantizer."""
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-        from app.diagnose import NodeError
 
         captured, quantized = self.graphs[(settings, tuple(excluded))]
         # the float reference goes through the same preparation with nothing annotated: batch norms folded
@@ -280,7 +279,7 @@ class ExecuTorchConverter(Converter):
             if node.name not in error or not _quantizable(node):
                 continue
             inherited = max((error.get(p.name, 0.0) for p in node.all_input_nodes), default=0.0)
-            ranked.append(NodeError(node.name, str(node.target).split(".")[1] if "." in str(node.target) else
+            ranked.append(RankedNode(node.name, str(node.target).split(".")[1] if "." in str(node.target) else
                                     str(node.target), node.name, error[node.name], error[node.name] - inherited))
         return sorted(ranked, key=lambda n: -n.added)
 
@@ -300,6 +299,17 @@ class ExecuTorchConverter(Converter):
             times.append((time.perf_counter() - started) * 1e3)
         runner.close()
         return statistics.median(times)
+
+
+class RankedNode(NamedTuple):
+    """One operator of the PT2E graph and the error at its output (the fields the budget loop reads, as
+    :class:`app.accuracy.diagnose.NodeError` has them for ONNX)."""
+
+    node: str
+    op_type: str
+    output: str
+    error: float
+    added: float
 
 
 QUANTIZED_OPS = ("conv", "linear", "addmm", "mm", "bmm", "matmul", "add", "mul", "cat", "adaptive_avg_pool", "relu",
@@ -397,7 +407,7 @@ def write_handoff(ctx: ConversionContext, artifact: LoadedModel) -> list[Path]:
     """Beside the ``.pte``: sample inputs with the outputs this program gave here and the source's
     (``.samples.npz``), and a README with the signature, the ExecuTorch version, and how to check
     the model on the device."""
-    from app.inputs import make_feeds
+    from app.model.inputs import make_feeds
 
     pte = ctx.artifact_path
     feeds = (ctx.calibration.samples[:HANDOFF_SAMPLES] if ctx.calibration is not None else

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from app.errors import ConversionFailed, first_line
 from converters import onnx_precision
-from app.options import Option
-from converters.base import ConversionContext, Converter, torch_module_of
+from converters.base import ConversionContext, Converter
 from converters.onnx_files import EXTERNAL_DATA_THRESHOLD, produced, save_onnx
 from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION, TARGET_ISA
+from converters.options import Option
 
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -42,12 +42,12 @@ def export_onnx_fp32(ctx: ConversionContext, out: Path) -> Path:
     # torch's own handler; the user sees our warnings instead (TORCH_LOGS=onnx shows them again)
     if not os.environ.get("TORCH_LOGS"):
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    source = torch_module_of(ctx.model) if ctx.model.format != "torch-export" else ctx.model.module
+    source = ctx.model.torch_callable() if ctx.model.format != "torch-export" else ctx.model.module
     args = ctx.example_args()
     input_names = [s.name for s in ctx.inputs]
     output_names = [s.name for s in ctx.model.outputs] or None
     dynamic_axes = {s.name: dict(s.dynamic_axes) for s in ctx.inputs if s.dynamic_axes} or None
-    param_bytes = sum(p.numel() * p.element_size() for p in torch_module_of(ctx.model).parameters())
+    param_bytes = sum(p.numel() * p.element_size() for p in ctx.model.torch_callable().parameters())
     external = param_bytes > EXTERNAL_DATA_THRESHOLD
     opset = OPSET.of(ctx.request)
     exporters = ["dynamo", "torchscript"] if EXPORTER.of(ctx.request) == "dynamo" else ["torchscript"]
@@ -119,12 +119,10 @@ def stage_onnx_source(ctx: ConversionContext, out: Path) -> Path:
 def build_onnx(ctx: ConversionContext, precision: str, out: Path, *, for_tensorrt: bool = False) -> list[Path]:
     """fp32 export (or staged ONNX source), then fp16/int8 in the graph. Returns files, model first."""
     fp32 = out if precision == "fp32" else ctx.work_dir / ("fp32-" + out.name)
-    reuse = ctx.keep_reference and precision != "fp32" and fp32.exists()  # a rebuild in the budget loop
-    if reuse:
-        pass
-    elif ctx.model.format == "onnx":
+    rebuild = ctx.keep_reference and precision != "fp32" and fp32.exists()  # the budget loop keeps its fp32
+    if not rebuild and ctx.model.format == "onnx":
         stage_onnx_source(ctx, fp32)
-    else:
+    elif not rebuild:
         export_onnx_fp32(ctx, fp32)
     if precision == "fp16":
         ctx.stage("convert to fp16")

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from app.runtimes.onnxrt import onnx_tensors
 
 CHUNK = 16 << 20  # float32 elements read, converted and written at a time (64 MB)
 ALIGN = 4096      # data offsets aligned to pages, so ONNX Runtime can map each tensor
@@ -25,8 +26,6 @@ def external_initializers(proto) -> list:
     """The main graph's initializers kept in external data (None when other tensors are external too:
     subgraphs, Constant attributes, sparse tensors — the caller then uses the in-memory converter)."""
     import onnx
-
-    from app.runtimes.onnxrt import onnx_tensors
 
     external = [t for t in onnx_tensors(proto) if t.data_location == onnx.TensorProto.EXTERNAL]
     ids = {id(t) for t in proto.graph.initializer}
@@ -139,7 +138,7 @@ def _quantize_matrix(src_file: Path, offset: int, dims: list[int], transposed: b
     [K, N] (MatMulInteger's layout) to ``sink``; returns (offset, length, scales). Numerics as ONNX
     Runtime's dynamic quantizer: scale = max|w| / 127 per channel (1 where all zero), round half to even.
     ``unsigned``: the same values shifted by 128 into uint8 (zero point 128), for CPUs whose u8×s8
-    kernels saturate (:func:`app.hardware.int8_kernels`)."""
+    kernels saturate (:func:`app.machine.hardware.int8_kernels`)."""
     rows, cols = dims
     w = np.memmap(src_file, dtype=np.float32, mode="r", offset=offset, shape=(rows, cols))
     step = max(1, CHUNK // cols)
@@ -172,6 +171,44 @@ def _quantize_matrix(src_file: Path, offset: int, dims: list[int], transposed: b
     return start, k * n, scales
 
 
+def _copy_slices(path: Path, offset: int, length: int, sink) -> int:
+    """Copy ``length`` bytes of ``path`` from ``offset`` to ``sink`` at its next aligned offset, a slice
+    at a time; that offset."""
+    start = (sink.tell() + ALIGN - 1) // ALIGN * ALIGN
+    sink.seek(start)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for i in range(0, length, CHUNK * 4):
+            sink.write(f.read(min(CHUNK * 4, length - i)))
+    return start
+
+
+def _integer_matmul(node, w_q: str, scales: np.ndarray, unsigned: bool) -> tuple[list, list]:
+    """ONNX Runtime's dynamic int8 pattern in place of a MatMul/Gemm ``node`` whose weight is ``w_q``:
+    DynamicQuantizeLinear on the activation, MatMulInteger, the scales multiplied back (and a Gemm's
+    bias added); the nodes and the new initializers (weight scales and zero points)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    base = (node.name or node.output[0]) + "_quant"
+    inits = [numpy_helper.from_array(scales, base + "_w_scale"),
+             numpy_helper.from_array(np.full(len(scales), 128, np.uint8) if unsigned
+                                     else np.zeros(len(scales), np.int8), base + "_w_zero_point")]
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", [node.input[0]], [base + "_x", base + "_x_scale", base + "_x_zero_point"],
+                         name=base + "_dql"),
+        helper.make_node("MatMulInteger", [base + "_x", w_q, base + "_x_zero_point", base + "_w_zero_point"],
+                         [base + "_int32"], name=base + "_matmul"),
+        helper.make_node("Cast", [base + "_int32"], [base + "_float"], to=TensorProto.FLOAT, name=base + "_cast"),
+        helper.make_node("Mul", [base + "_x_scale", base + "_w_scale"], [base + "_scale"], name=base + "_scale_mul"),
+    ]
+    bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] else None
+    scaled = base + "_scaled" if bias else node.output[0]
+    nodes.append(helper.make_node("Mul", [base + "_float", base + "_scale"], [scaled], name=base + "_output_mul"))
+    if bias:
+        nodes.append(helper.make_node("Add", [scaled, bias], [node.output[0]], name=base + "_bias_add"))
+    return nodes, inits
+
+
 def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None,
                              unsigned: bool = False) -> list[str] | None:
     """Dynamic int8 of ``src``'s MatMul/Gemm weights, streamed from its external data to ``out.data``:
@@ -181,7 +218,7 @@ def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None,
     None when ``src`` keeps no weights in external data (the caller uses ONNX Runtime's quantizer).
     ``unsigned``: uint8 weights with zero point 128 (see :func:`_quantize_matrix`)."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto
 
     proto = onnx.load(str(src), load_external_data=False)
     initializers = external_initializers(proto)
@@ -212,12 +249,7 @@ def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None,
                 quantized[t.name] = (q.name, scales)
             else:  # copied as it is, a slice at a time
                 length = int({e.key: e.value for e in t.external_data}["length"])
-                start = (sink.tell() + ALIGN - 1) // ALIGN * ALIGN
-                sink.seek(start)
-                with open(src.parent / location, "rb") as f:
-                    f.seek(offset)
-                    for i in range(0, length, CHUNK * 4):
-                        sink.write(f.read(min(CHUNK * 4, length - i)))
+                start = _copy_slices(src.parent / location, offset, length, sink)
                 q = TensorProto()
                 q.CopyFrom(t)
                 del q.external_data[:]
@@ -237,24 +269,9 @@ def to_int8_dynamic_streamed(src: Path, out: Path, *, exclude=(), progress=None,
             nodes.append(node)
             continue
         w_q, scales = quantized[found[0]]
-        base = (node.name or node.output[0]) + "_quant"
-        x = node.input[0]
-        new_inits += [numpy_helper.from_array(scales, base + "_w_scale"),
-                      numpy_helper.from_array(np.full(len(scales), 128, np.uint8) if unsigned
-                                              else np.zeros(len(scales), np.int8), base + "_w_zero_point")]
-        nodes += [
-            helper.make_node("DynamicQuantizeLinear", [x], [base + "_x", base + "_x_scale", base + "_x_zero_point"],
-                             name=base + "_dql"),
-            helper.make_node("MatMulInteger", [base + "_x", w_q, base + "_x_zero_point", base + "_w_zero_point"],
-                             [base + "_int32"], name=base + "_matmul"),
-            helper.make_node("Cast", [base + "_int32"], [base + "_float"], to=TensorProto.FLOAT, name=base + "_cast"),
-            helper.make_node("Mul", [base + "_x_scale", base + "_w_scale"], [base + "_scale"], name=base + "_scale_mul"),
-        ]
-        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] else None
-        scaled = base + "_scaled" if bias else node.output[0]
-        nodes.append(helper.make_node("Mul", [base + "_float", base + "_scale"], [scaled], name=base + "_output_mul"))
-        if bias:
-            nodes.append(helper.make_node("Add", [scaled, bias], [node.output[0]], name=base + "_bias_add"))
+        replacement, inits = _integer_matmul(node, w_q, scales, unsigned)
+        nodes += replacement
+        new_inits += inits
         names.append(node.name)
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)

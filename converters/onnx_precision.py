@@ -15,8 +15,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed
-from app.options import Option
+from app.machine.hardware import cpu_from_flags, detect_cpu, int8_kernels
+from app.machine.memory import source_bytes
+from app.runtimes.onnxrt import onnx_tensors
 from converters.base import ConversionContext
+from converters.calibration import feeds_reader, random_samples
+from converters.onnx_external import to_fp16_streamed, to_int8_dynamic_streamed
+from converters.onnx_files import save_onnx
+from converters.options import Option
 
 QUANTIZATION_MODES = ("dynamic", "static")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -49,7 +55,7 @@ TARGET_ISA = Option(
 @dataclass(frozen=True)
 class QuantizerConfig:
     """The whole-model choices of ONNX Runtime's quantizer, which the accuracy-budget loop searches
-    (:func:`app.budget.meet_budget`) before it keeps any node in float. ``None``: not a choice in this
+    (:func:`app.accuracy.budget.meet_budget`) before it keeps any node in float. ``None``: not a choice in this
     mode (dynamic int8 has no calibration and no activation ranges)."""
 
     weight_type: str                            # int8 | uint8
@@ -77,11 +83,9 @@ class QuantizerConfig:
 
 
 def int8_kernels_for(ctx: ConversionContext):
-    """The :class:`app.hardware.Int8Kernels` of the CPU the int8 artifact is for (``--target-isa``'s, else
+    """The :class:`app.machine.hardware.Int8Kernels` of the CPU the int8 artifact is for (``--target-isa``'s, else
     this machine's), recorded with that CPU. Where this machine computes the chosen weights differently
     from that CPU, a warning says that verification here cannot stand for a run there."""
-    from app.hardware import detect_cpu, int8_kernels
-
     here = detect_cpu()
     name = TARGET_ISA.of(ctx.request)
     cpu, kernels = (here, int8_kernels(here)) if name is None else _for_target(ctx, name, here)
@@ -91,8 +95,6 @@ def int8_kernels_for(ctx: ConversionContext):
 
 
 def _for_target(ctx: ConversionContext, name: str, here):
-    from app.hardware import cpu_from_flags, int8_kernels
-
     if name not in TARGET_ISAS:
         raise BadInput(f"--target-isa {name!r}: choose one of {', '.join(TARGET_ISAS)}")
     cpu = cpu_from_flags(TARGET_ISAS[name], name=f"{name} (--target-isa)", source="--target-isa")
@@ -123,7 +125,6 @@ def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
         ctx.record["float_nodes"] = list(ctx.exclude_nodes)
     external = _has_external_data(src)
     if external:  # weights stay on disk: streamed to float16 tensor by tensor
-        from converters.onnx_external import to_fp16_streamed
 
         if to_fp16_streamed(src, out, node_block_list=list(ctx.exclude_nodes) or None, progress=ctx.stage):
             ctx.record["fp16_weights"] = "streamed from external data"
@@ -133,7 +134,6 @@ def to_fp16(src: Path, out: Path, ctx: ConversionContext) -> None:
         warnings.simplefilter("ignore")
         converted = convert_float_to_float16(proto, keep_io_types=True,
                                              node_block_list=list(ctx.exclude_nodes) or None)
-    from converters.onnx_files import save_onnx
 
     save_onnx(converted, out, external=external)
 
@@ -196,8 +196,6 @@ PRE_PROCESS_LIMIT = 2 * 10**9
 
 def onnx_bytes(path: Path) -> int:
     """Bytes of an ONNX file plus its external-data files (named ``<file>*`` beside it, as we write them)."""
-    from app.memory import source_bytes
-
     return source_bytes(path)
 
 
@@ -274,8 +272,6 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             if method not in CALIBRATION_METHODS:
                 raise BadInput(f"--calibration-method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
             ctx.stage(f"calibrate and quantize (static QDQ, {method}, {len(samples)} samples)")
-            from converters.calibration import feeds_reader
-
             calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                      "percentile": CalibrationMethod.Percentile}[method]
             # TensorRT only takes symmetric signed int8 Q/DQ; ONNX Runtime's CPU kernels are
@@ -314,7 +310,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
 
 def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
     """int8 or uint8 weights: TensorRT takes signed symmetric Q/DQ only; for ONNX Runtime on a CPU, what
-    its kernels compute exactly there (:func:`app.hardware.int8_kernels`), recorded with the reason."""
+    its kernels compute exactly there (:func:`app.machine.hardware.int8_kernels`), recorded with the reason."""
     if for_tensorrt:
         ctx.record["int8_weights_type"] = "int8"
         return "int8"
@@ -327,8 +323,6 @@ def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[s
     """Over 2 GB, ONNX Runtime's quantizer saves and reloads the whole model several times (16 GB for
     a 2.7 GB MLP): quantize the MatMul/Gemm weights streamed from external data instead (same numerics
     and graph pattern; other ops stay float). False when the model's external data cannot be streamed."""
-    from converters.onnx_external import to_int8_dynamic_streamed
-
     names = to_int8_dynamic_streamed(src, out, exclude=exclude, progress=ctx.stage, unsigned=weights == "uint8")
     if names is None:
         return False
@@ -339,8 +333,6 @@ def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[s
 
 def _has_external_data(path: Path) -> bool:
     import onnx
-
-    from app.runtimes.onnxrt import onnx_tensors
 
     proto = onnx.load(str(path), load_external_data=False)
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx_tensors(proto))
@@ -354,8 +346,6 @@ def _count_ops(path: Path, op_type: str) -> int:
 
 
 def _calibration(ctx: ConversionContext):
-    from converters.calibration import random_samples
-
     specs = ctx.inputs
     if ctx.calibration is not None:
         ctx.record["calibration"] = f"{len(ctx.calibration)} of the --data samples (the rest evaluate)"

@@ -6,7 +6,7 @@
   target's fp32 export is converted instead (recorded as ``openvino_route``). **From ONNX**: the file.
 - **fp32**; **fp16**: weights compressed to fp16 in the ``.bin`` (half the size; computed in fp32 on
   CPU); **bf16**: fp32 weights, inference precision bf16 — only where the CPU has AVX-512 BF16 or
-  AMX (:mod:`app.hardware`); **int8**: NNCF post-training quantization calibrated on the same data
+  AMX (:mod:`app.machine.hardware`); **int8**: NNCF post-training quantization calibrated on the same data
   as ONNX static INT8 (``--calibration DIR``, random data with a loud warning otherwise).
 - The inference precision is recorded in the IR's ``rt_info`` (``deploy_studio/precision`` and
   ``runtime_options/INFERENCE_PRECISION_HINT``) and in the manifest, and every place this app
@@ -31,12 +31,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from app.errors import BadInput, ConversionFailed, first_line
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.runtimes import openvino as ov_runtime
-from app.runtimes.openvino import INFERENCE_PRECISION, IR_SUFFIX, OV_DTYPES, RT_HINT, RT_PRECISION, load_ir, openvino_module
-from converters.base import ALL_SOURCES, ConversionContext, Converter, torch_module_of
-from converters.onnx_export import EXPORT_OPTIONS
-from converters.onnx_precision import QUANTIZATION, TARGET_ISA, int8_kernels_for
+from converters.base import ALL_SOURCES, ConversionContext, Converter
+from converters.onnx_export import EXPORT_OPTIONS, build_onnx
+from converters.onnx_precision import QUANTIZATION, TARGET_ISA, _calibration, int8_kernels_for
+from app.runtimes.openvino import (
+    INFERENCE_PRECISION,
+    IR_SUFFIX,
+    OV_DTYPES,
+    RT_HINT,
+    RT_PRECISION,
+    load_ir,
+    openvino_module,
+)
 
 def nncf_module():
     """``import nncf`` with telemetry kept out (see :func:`openvino_module`)."""
@@ -76,8 +84,6 @@ class OpenVINOConverter(Converter):
     def convert(self, ctx: ConversionContext) -> list[Path]:
         ov = openvino_module()
         precision = ctx.request.precision
-        if precision not in INFERENCE_PRECISION:
-            raise BadInput(f"--precision {precision}: OpenVINO takes {', '.join(self.precisions)}")
         if precision == "int8" and QUANTIZATION.of(ctx.request) == "dynamic":
             raise BadInput("OpenVINO int8 is NNCF's static post-training quantization; drop --quantization dynamic "
                            "(give --calibration DIR with real samples)")
@@ -116,7 +122,6 @@ class OpenVINOConverter(Converter):
             first_error = str(e)
         # OpenVINO's PyTorch frontend failed: go through the ONNX exporters (dynamo, then TorchScript)
         ctx.stage("export ONNX for OpenVINO")
-        from converters.onnx_export import build_onnx
 
         try:
             files = build_onnx(ctx, "fp32", ctx.work_dir / "openvino-source.onnx")
@@ -144,7 +149,7 @@ class OpenVINOConverter(Converter):
         if fmt == "torch-export":
             ctx.record["openvino_route"] = "torch.export program"
             return _convert(ov, ctx.model.module, what="the torch.export program", example_input=args, input=shapes)
-        module = torch_module_of(ctx.model).eval()
+        module = ctx.model.torch_callable().eval()
         if fmt == "torchscript":
             ctx.record["openvino_route"] = "TorchScript archive"
             return _convert(ov, module, what="the TorchScript archive", example_input=args, input=shapes)
@@ -209,7 +214,7 @@ def _looks_like_transformer(model) -> bool:
 @dataclass(frozen=True)
 class NncfSettings:
     """The whole-model choices of NNCF's post-training quantization that the accuracy-budget loop
-    searches (:func:`app.budget.meet_budget`), as :class:`converters.onnx_precision.QuantizerConfig` is
+    searches (:func:`app.accuracy.budget.meet_budget`), as :class:`converters.onnx_precision.QuantizerConfig` is
     ONNX Runtime's. ``None``: NNCF's default (the overflow fix follows the CPU, see :func:`quantize_int8`)."""
 
     preset: str | None = None            # performance: symmetric activations; mixed: asymmetric (transformers')

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 
 def signature_json(inputs: list[TensorSpec], outputs: list[TensorSpec], *, float_dtype: str | None = None,

@@ -20,15 +20,16 @@ import shlex
 from pathlib import Path
 
 from app.errors import Cancelled, ConversionFailed
-from app.model import LoadedModel
-from app.specs import TensorSpec
-from app.runtimes import tensorrt as trt_runtime
+from app.loaders.front_door import load_model
+from app.model.loaded import LoadedModel
+from app.model.specs import TensorSpec
+from app.runtimes import tensorrt as trt_runtime, tensorrt_build
+from app.runtimes.onnxrt import OnnxRuntimeRunner
 from app.runtimes.tensorrt import load_engine
-from app.runtimes import tensorrt_build
-from app.options import Option
 from converters.base import ALL_SOURCES, ConversionContext, Converter
-from converters.onnx_export import EXPORT_OPTIONS
+from converters.onnx_export import EXPORT_OPTIONS, build_onnx
 from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION
+from converters.options import Option
 
 WORKSPACE_MB = Option("workspace_mb", ("--workspace-mb",), int, 4096, help="TensorRT builder workspace limit (MiB)",
                       metavar="MB")
@@ -88,8 +89,6 @@ class TensorRTConverter(Converter):
 
     # -- the work
     def convert(self, ctx: ConversionContext) -> list[Path]:
-        from converters.onnx_export import build_onnx
-
         precision = ctx.request.precision
         stem = self._stem(ctx)
         reason = _handoff_reason()
@@ -163,8 +162,6 @@ class TensorRTConverter(Converter):
         path = Path(path)
         if path.suffix.lower() in ENGINE_SUFFIXES:
             return load_engine(path)
-        from app.loading import load_model
-        from app.runtimes.onnxrt import OnnxRuntimeRunner
 
         model = load_model(path)
         ops = model.details.get("operators", {})

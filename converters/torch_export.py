@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.errors import ConversionFailed, first_line
 from app.loaders.modules import SIGNATURE_FILE
-from converters.base import ConversionContext, Converter, torch_module_of
+from converters.base import ConversionContext, Converter
 from converters.signature import signature_json
 from converters.torchscript import HALF_DTYPES
 
@@ -74,7 +74,7 @@ class TorchExport(Converter):
         import torch
 
         ctx.stage("prepare model")
-        module = copy.deepcopy(torch_module_of(ctx.model)).eval()
+        module = copy.deepcopy(ctx.model.torch_callable()).eval()
         half = HALF_DTYPES.get(ctx.request.precision)
         if half:
             module = module.to(getattr(torch, half))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.errors import ConversionFailed
 from app.loaders.modules import SIGNATURE_FILE
-from converters.base import ConversionContext, Converter, torch_module_of
+from converters.base import ConversionContext, Converter
 from converters.signature import signature_json
 
 DYNAMIC_QUANT_TYPES = ("Linear", "LSTM", "GRU", "LSTMCell", "GRUCell", "RNNCell")
@@ -31,7 +31,7 @@ def prepare_module(ctx: ConversionContext):
     import torch
 
     precision = ctx.request.precision
-    module = torch_module_of(ctx.model).eval()
+    module = ctx.model.torch_callable().eval()
     if precision != "fp32":  # .half() and quantization work in place: never touch the source model
         module = copy.deepcopy(module)
     if precision in HALF_DTYPES:
@@ -81,25 +81,54 @@ def save_torchscript(ctx: ConversionContext, scripted) -> Path:
     return ctx.artifact_path
 
 
-class TorchScriptTrace(Converter):
+_COMPILED = "a compiled archive"
+
+
+class _TorchScript(Converter):
+    """What both TorchScript targets share: precisions, sources, the refusals, and the steps around
+    turning the module into TorchScript (:meth:`to_torchscript`): prepare it at the precision, then
+    freeze and save."""
+
+    extension = ".pt"
+    sources = ("state-dict", "pickle", "torchscript")
+    precisions = ("fp32", "fp16", "bf16", "int8")
+    pinned = {"int8": {"quantization": "dynamic"}}   # torch.ao dynamic quantization of Linear/LSTM/GRU
+    precision_sources = {"fp16": ("state-dict", "pickle"), "bf16": ("state-dict", "pickle"),
+                         "int8": ("state-dict", "pickle")}
+    unsupported_reasons = {
+        "source:onnx": "ONNX cannot be turned back into TorchScript",
+        "fp16": "fp16 needs the Python nn.Module (a frozen archive keeps its weights as fp32 constants); "
+                "load the state dict with --arch, or use --to onnx --precision fp16",
+        "bf16": "bf16 needs the Python nn.Module (a frozen archive keeps its weights as fp32 constants); "
+                "load the state dict with --arch, or use --to openvino --precision bf16",
+        "int8": "dynamic int8 quantization needs the Python nn.Module (a state dict with --arch, or a "
+                "pickled module), not " + _COMPILED,
+    }
+
+    def convert(self, ctx: ConversionContext) -> list[Path]:
+        ctx.stage("prepare model")
+        module = prepare_module(ctx)
+        return [save_torchscript(ctx, self.to_torchscript(ctx, module))]
+
+    def to_torchscript(self, ctx: ConversionContext, module):
+        raise NotImplementedError
+
+
+class TorchScriptTrace(_TorchScript):
     """``torch.jit.trace``: records the operations run on an example input."""
 
     name = "torchscript-trace"
     label = "TorchScript (trace)"
-    extension = ".pt"
     tag = "trace"
-    sources = ("state-dict", "pickle", "torchscript")
     unsupported_reasons = {
-        "source:onnx": "ONNX cannot be turned back into TorchScript",
+        **_TorchScript.unsupported_reasons,
         "source:torch-export": "tracing a torch.export program's module records its input guards and fixed "
                                "shapes; trace the Python model (--arch) instead",
     }
 
-    def convert(self, ctx: ConversionContext) -> list[Path]:
+    def to_torchscript(self, ctx: ConversionContext, module):
         import torch
 
-        ctx.stage("prepare model")
-        module = prepare_module(ctx)
         args = ctx.example_args(HALF_DTYPES.get(ctx.request.precision))
         ctx.stage("trace")
         with warnings.catch_warnings(record=True) as caught:
@@ -114,53 +143,31 @@ class TorchScriptTrace(Converter):
             ctx.record["tracer_warnings"] = tracer[:10]
             ctx.warnings.append("the tracer warned that results may not generalise (data-dependent Python "
                                 f"control flow or values): {tracer[0][:160]}")
-        return [save_torchscript(ctx, traced)]
+        return traced
 
 
-class TorchScriptScript(Converter):
+class TorchScriptScript(_TorchScript):
     """``torch.jit.script``: compiles forward() and keeps its control flow."""
 
     name = "torchscript-script"
     label = "TorchScript (script)"
-    extension = ".pt"
     tag = "script"
-    sources = ("state-dict", "pickle", "torchscript")
     unsupported_reasons = {
-        "source:onnx": "ONNX cannot be turned back into TorchScript",
+        **_TorchScript.unsupported_reasons,
         "source:torch-export": "a torch.export program's graph module cannot be scripted; use torchscript-trace",
     }
 
-    def convert(self, ctx: ConversionContext) -> list[Path]:
+    def to_torchscript(self, ctx: ConversionContext, module):
         import torch
 
-        ctx.stage("prepare model")
-        module = prepare_module(ctx)
         ctx.stage("script")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+                return module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
         except Exception as e:
             first = str(e).strip().splitlines()
             raise ConversionFailed("torch.jit.script cannot compile this model ("
                                    + (first[0][:300] if first else type(e).__name__)
                                    + "); " + _advice(ctx, "TorchScript supports a subset of Python — try --to "
                                                         "torchscript-trace or torch-export")) from e
-        return [save_torchscript(ctx, scripted)]
-
-
-_COMPILED = "a compiled archive"
-for _cls in (TorchScriptTrace, TorchScriptScript):
-    _cls.precisions = ("fp32", "fp16", "bf16", "int8")
-    _cls.pinned = {"int8": {"quantization": "dynamic"}}   # torch.ao dynamic quantization of Linear/LSTM/GRU
-    _cls.precision_sources = {"fp16": ("state-dict", "pickle"), "bf16": ("state-dict", "pickle"),
-                              "int8": ("state-dict", "pickle")}
-    _cls.unsupported_reasons = {
-        **_cls.unsupported_reasons,
-        "fp16": "fp16 needs the Python nn.Module (a frozen archive keeps its weights as fp32 constants); "
-                "load the state dict with --arch, or use --to onnx --precision fp16",
-        "bf16": "bf16 needs the Python nn.Module (a frozen archive keeps its weights as fp32 constants); "
-                "load the state dict with --arch, or use --to openvino --precision bf16",
-        "int8": "dynamic int8 quantization needs the Python nn.Module (a state dict with --arch, or a "
-                "pickled module), not " + _COMPILED,
-    }

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# the instruction sets that matter for inference, as the app names them (app.hardware.ISA_FEATURES)
+# the instruction sets that matter for inference, as the app names them (app.machine.hardware.ISA_FEATURES)
 ISA = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
        ("AVX-512 BF16", ("avx512_bf16",)), ("AMX", ("amx_bf16", "amx_int8")))
 
@@ -85,7 +85,7 @@ def _rows(outputs):
 
 
 def metrics(samples, got):
-    """The app's figures (app.evaluation.compare_outputs, app.verify.compare): per batch row, every float
+    """The app's figures (app.accuracy.evaluation.compare_outputs, app.accuracy.verify.compare): per batch row, every float
     output joined; cosine and relative L2 per row; max abs error over everything; top-1 on the first
     output shaped like class scores ([batch, classes], float)."""
     reference = [s[1] for s in samples]

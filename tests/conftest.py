@@ -65,7 +65,7 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    from app.hardware import detect_cpu
+    from app.machine.hardware import detect_cpu
 
     cpu = detect_cpu()
     return [f"cpu: {cpu.name or platform.machine()} ({', '.join(cpu.features()) or 'no AVX2'}; source {cpu.source})",

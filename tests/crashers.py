@@ -12,7 +12,7 @@ def abort(payload, progress, should_cancel):
 def hang(payload, progress, should_cancel):
     progress("hanging", None)
     if payload:  # a folder: leave a temporary behind, as a converter would mid-write
-        from app.files import work_dir
+        from app.artifacts.atomic_output import work_dir
 
         tmp = work_dir(payload)
         (tmp / "partial.onnx").write_bytes(b"half")

@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 
 from app.request import ConversionRequest, DataSource, ModelSource
-from app.specs import parse_dynamic, parse_input
+from app.model.specs import parse_dynamic, parse_input
 
 CNN = dict(arch="tests.models:SmallCNN", inputs=("x:1x3x32x32",), dynamic=("x:0:batch",))
 ENC = dict(arch="tests.models:TinyEncoder", inputs=("input_ids:2x16:int64", "attention_mask:2x16:int64"),

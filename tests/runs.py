@@ -26,7 +26,7 @@ def make_run(root: Path, cnn_state: Path) -> dict:
     from app.bench.benchmark import benchmark
     from app.bench.harness import BenchConfig
     from app.request import ModelSource
-    from app.specs import parse_dynamic, parse_input
+    from app.model.specs import parse_dynamic, parse_input
 
     source = ModelSource(cnn_state, inputs=(parse_input("x:1x3x32x32"),), dynamic=(parse_dynamic("x:0:batch"),),
                          arch="tests.models:SmallCNN")

@@ -20,7 +20,7 @@ FAST = ["--warmup", "1", "--warmup-seconds", "0", "--runs", "5", "--min-seconds"
 @pytest.fixture(scope="module")
 def cnn_artifacts(tmp_path_factory, model_files) -> dict[str, Path]:
     """The CNN's state dict with an ONNX fp32 and a TorchScript artifact converted from it."""
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN
     from tests.requests import request as make_request
 
@@ -75,7 +75,7 @@ def _counting_runner(path: Path):
 
 def test_time_calls_meets_both_the_count_and_the_duration(cnn_artifacts):
     from app.bench.harness import BenchConfig, time_calls
-    from app.inputs import make_feeds
+    from app.model.inputs import make_feeds
 
     with _counting_runner(cnn_artifacts["onnx"]) as runner:
         runner.load()
@@ -94,7 +94,7 @@ def test_time_calls_meets_both_the_count_and_the_duration(cnn_artifacts):
 def test_cancel_stops_the_timing_loop(cnn_artifacts):
     from app.bench.harness import BenchConfig, time_calls
     from app.errors import Cancelled
-    from app.inputs import make_feeds
+    from app.model.inputs import make_feeds
 
     with _counting_runner(cnn_artifacts["onnx"]) as runner:
         runner.load()
@@ -208,7 +208,7 @@ def test_bench_missing_artifact_is_bad_input(cli, cnn_artifacts, tmp_path):
 # ---------------------------------------------------------------------------- the window's job, optimize
 def test_bench_job_of_a_typed_request_from_the_window(cnn_artifacts):
     from app.bench.harness import BenchConfig
-    from app.bench.request import BenchRequest, bench_job
+    from app.bench.run import BenchRequest, bench_job
     from tests.requests import CNN, source
 
     stages = []

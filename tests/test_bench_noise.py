@@ -11,7 +11,7 @@ from tests.conftest import CNN_ARGS
 
 @pytest.fixture(scope="module")
 def onnx_cnn(tmp_path_factory, model_files):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN
     from tests.requests import request as make_request
 
@@ -51,7 +51,7 @@ def test_speedup_verdicts_on_samples_with_known_answers():
 def test_runners_are_timed_in_interleaved_rotating_rounds(onnx_cnn):
     from app.bench.harness import BenchConfig, run_benchmark
     from app.runtimes.onnxrt import OnnxRuntimeRunner
-    from app.specs import parse_dynamic, parse_input, apply_dynamic
+    from app.model.specs import parse_dynamic, parse_input, apply_dynamic
 
     _, artifact = onnx_cnn
     order: list[str] = []

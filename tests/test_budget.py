@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from app.hardware import detect_cpu, int8_kernels
+from app.machine.hardware import detect_cpu, int8_kernels
 from tests.conftest import DIGITS_ARGS, ENCODER_ARGS
 
 

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from app.errors import Cancelled, ConversionFailed, UnsupportedCombination
-from app.pipeline import convert
+from app.jobs import convert_in_process as convert
 from tests.conftest import sha256
 from tests.requests import CNN, ENC, request
 
@@ -50,7 +50,7 @@ def test_convert_verifies_and_writes_artifact_with_manifest(workdir, source, fla
     assert sha256(src) == before, "the source model must never be modified"
     assert not list(workdir["out"].glob(".studio-tmp-*")), "temporaries must be gone"
     # the artifact reloads by itself (signature recorded inside it) in its own runtime
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     reloaded = load_model(art)
     assert [s.name for s in reloaded.inputs] == [s["name"] for s in manifest["inputs"]]

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from app.data import load_data
+from app.accuracy.data import load_data
 from app.request import DataSource
 from app.errors import BadInput
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 from tests.real_data import SENTENCES, minilm_folder
 
 IMAGE = [TensorSpec("x", "float32", (1, 1, 8, 8))]

@@ -173,7 +173,7 @@ def test_the_readme_keeps_the_set_up_commands_ci_runs():
 
 
 def test_the_command_table_lists_every_command():
-    from app.cli import build_parser
+    from app.cli.parser import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     readme = README.read_text(encoding="utf-8")

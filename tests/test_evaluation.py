@@ -70,9 +70,9 @@ def test_evaluate_bad_input(cli, digits, tmp_path):
 
 def test_the_diagnosis_reference_is_exported_as_the_artifact_was(model_files, tmp_path):
     """diagnose matches tensors by name: its fp32 reference uses the artifact's exporter and opset."""
-    from app.data_commands import fp32_reference
-    from app.loading import prepare_model
-    from app.manifest import read_manifest
+    from app.cli.accuracy_commands import fp32_reference
+    from app.loaders.front_door import prepare_model
+    from app.artifacts.manifest import read_manifest
     from tests.requests import CNN, source
 
     src = source(model_files["cnn_state"], **CNN)
@@ -84,7 +84,7 @@ def test_the_diagnosis_reference_is_exported_as_the_artifact_was(model_files, tm
 
 
 def test_an_int8_miss_on_random_inputs_is_not_shouted_as_a_failure():
-    from app.verify import Verification
+    from app.accuracy.verify import Verification
 
     miss = Verification(precision="int8", cosine=0.7, passed=False, enforced=False)
     assert "FAILED" not in miss.summary() and "not enforced: the data decides" in miss.summary()

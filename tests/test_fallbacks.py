@@ -52,9 +52,9 @@ def test_traced_and_exported_embedding_models_convert_with_input_flags(cli, tmp_
 
 
 def test_layer_sizes_read_from_weights_on_every_format(tmp_path):
-    from app import layers
-    from app.loading import load_model
-    from app.loading import int_range_of
+    from app.model import layer_facts as layers
+    from app.loaders.front_door import load_model
+    from app.loaders.front_door import int_range_of
 
     model = models.EmbeddingBag(vocab=37).eval()
     ids, mask = torch.randint(0, 37, (1, 12)), torch.ones(1, 12, dtype=torch.long)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from app.sandbox import status
+from app.safety.sandbox import status
 from tests.channel_attacks import hostile_model
 from tests.conftest import REPO
 from tests.fuzz import assert_sentences

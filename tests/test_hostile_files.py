@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from app.errors import UnsafeModelError
-from app.loading import load_model
+from app.loaders.front_door import load_model
 from tests.fuzz import assert_sentences, raw_exception_text
 from tests.hostile import CASES, PT2_CASES, build, build_pt2
 

@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 import pytest
 
-from app.hardware import CPU_FLAGS_ENV, cpu_from_flags, int8_kernels
-from app.pipeline import convert
+from app.machine.hardware import CPU_FLAGS_ENV, cpu_from_flags, int8_kernels
+from app.jobs import convert_in_process as convert
 from tests.requests import ENC, request
 
 AVX2 = "sse4_2 avx fma avx2"

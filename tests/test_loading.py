@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app.errors import ModelLoadError, UnsafeModelError
-from app.inputs import make_feeds
-from app.loading import load_model, sniff_format
+from app.model.inputs import make_feeds
+from app.loaders.front_door import load_model, sniff_format
 from tests.hostile import SystemCall
 
 
@@ -37,7 +37,7 @@ def test_state_dict_with_arch_from_module_and_from_file(model_files, tmp_path):
 def test_the_input_guess_follows_the_layer_forward_calls_first(tmp_path, arch, expected):
     import torch
 
-    from app.arch import resolve_factory
+    from app.safety.arch import resolve_factory
 
     path = tmp_path / "model.pth"
     torch.save(resolve_factory(arch)().state_dict(), path)
@@ -45,9 +45,9 @@ def test_the_input_guess_follows_the_layer_forward_calls_first(tmp_path, arch, e
     if expected is None:
         assert not model.inputs_guessed and not model.outputs
         assert model.warnings[0].startswith("could not guess the input shapes") and "--input" in model.warnings[0]
-        from app.loading import prepare_model
+        from app.loaders.front_door import prepare_model
         from app.request import ModelSource
-        from app.specs import parse_input
+        from app.model.specs import parse_input
 
         given = prepare_model(ModelSource(path, inputs=(parse_input("x:1x768"),), arch=arch))
         assert given.outputs[0].shape == (1, 4)
@@ -93,7 +93,7 @@ def test_torchscript_pt2_and_onnx_know_their_signature(model_files):
 def test_dynamic_on_an_axis_a_pt2_fixed_is_refused_before_any_work(cli, model_files, tmp_path):
     import torch
 
-    from app.loading import prepare_model
+    from app.loaders.front_door import prepare_model
     from tests import models
     from tests.requests import source
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from app.loading import prepare_model
+from app.loaders.front_door import prepare_model
 from app.request import ModelSource
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 _watch: dict = {}
 

@@ -19,7 +19,7 @@ def run_main(*args: str, tmp_path) -> subprocess.CompletedProcess:
 
 def test_cli_commands_match_the_parser():
     import main
-    from app.cli import build_parser
+    from app.cli.parser import build_parser
 
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")

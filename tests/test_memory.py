@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from app import memory
+from app.machine import memory
 from app.errors import StudioError
-from app.inputs import make_feeds
+from app.model.inputs import make_feeds
 from app.jobs import run_conversion, run_job
-from app.loading import load_model
+from app.loaders.front_door import load_model
 from app.request import ConversionRequest
 from tests.requests import request as make_request
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 X = (TensorSpec("x", "float32", (1, 32)),)
 
@@ -87,7 +87,7 @@ def test_an_architecture_that_cannot_be_built_on_meta_still_loads(tmp_path):
 def test_verification_runs_the_source_and_releases_it_before_loading_the_artifact(model_files):
     """Source and artifact are never in memory together: every source run, then its session freed,
     then the artifact loaded."""
-    from app.pipeline import verify_artifact
+    from app.accuracy.verify import verify_artifact
 
     source = load_model(model_files["cnn_onnx"])
     events = []
@@ -223,7 +223,7 @@ def test_quantization_and_fp16_keep_external_weights_external(model_files, tmp_p
 
 
 def test_over_2_gb_the_pre_quantization_pass_is_skipped_with_the_reason(model_files, tmp_path, monkeypatch):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from converters import onnx_precision
 
     monkeypatch.setattr(onnx_precision, "PRE_PROCESS_LIMIT", 1000)  # the small model stands in for a big one
@@ -313,7 +313,7 @@ def test_streamed_int8_computes_what_onnx_runtimes_quantizer_does(mlp_external, 
 
 
 def test_over_2_gb_int8_streams_the_weights_and_verifies(mlp_external, tmp_path, monkeypatch):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from converters import onnx_precision
 
     monkeypatch.setattr(onnx_precision, "PRE_PROCESS_LIMIT", 1000)  # the small model stands in for a big one

@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import native_check
-from app.native_check import build_libtorch_program, check_native, run_libtorch_program, toolchain_problem
-from app.specs import TensorSpec
+from app.serving import native_check
+from app.serving.native_check import (
+    build_libtorch_program,
+    check_native,
+    run_libtorch_program,
+    toolchain_problem,
+)
+from app.model.specs import TensorSpec
 from tests.conftest import CNN_ARGS, ENCODER_ARGS
 
 needs_toolchain = pytest.mark.skipif(toolchain_problem() is not None,

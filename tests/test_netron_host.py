@@ -6,7 +6,7 @@ import http.client
 
 import pytest
 
-from app.netron_server import HOST, GraphServer
+from app.graph.netron_server import HOST, GraphServer
 from tests.onnx_graphs import make_onnx
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.advice import FASTER, NO_SPEEDUP, UNAVAILABLE, advise
-from app.hardware import CPU_FLAGS_ENV, Hardware, _read_cpuinfo, cpu_from_flags, detect_cpu
+from app.targets.advice import FASTER, NO_SPEEDUP, UNAVAILABLE, advise
+from app.machine.hardware import CPU_FLAGS_ENV, Hardware, _read_cpuinfo, cpu_from_flags, detect_cpu
 from tests.conftest import CNN_ARGS, ENCODER_ARGS, sha256
 
 HERE_BF16 = detect_cpu().bf16
@@ -146,7 +146,7 @@ def test_cli_converts_to_openvino_at_each_precision(ir_artifacts, precision):
 
 def test_fp32_artifacts_never_run_in_the_plugins_bf16_default(ir_artifacts):
     """The CPU plugin picks bf16 for fp32 models on BF16 CPUs unless told; the studio always tells it."""
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
     from app.runtimes.openvino import compile_model, compile_config
 
     assert compile_config("fp32", 2) == {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
@@ -165,7 +165,7 @@ def test_encoder_with_int64_ids_keeps_dynamic_batch_and_sequence(cli, model_file
     assert r.code == 0, r.err
     result = json.loads(r.out)
     assert result["verification"]["passed"] and any("seq=" in c for c in result["verification"]["checks"])
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     model = load_model(Path(result["artifact"]))
     assert [(s.name, s.dtype) for s in model.inputs] == [("input_ids", "int64"), ("attention_mask", "int64")]
@@ -234,7 +234,7 @@ def test_an_ir_without_its_weights_is_refused(cli, ir_artifacts, tmp_path):
 
 def test_openvino_telemetry_is_kept_out(workdir, monkeypatch, tmp_path, network_attempts):
     """OpenVINO's converter would send usage data and write ~/intel/openvino_telemetry: neither happens."""
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN, request
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

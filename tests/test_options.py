@@ -1,4 +1,4 @@
-"""The option catalogue: each converter declares its options (app.options.Option); the convert flags,
+"""The option catalogue: each converter declares its options (converters.options.Option); the convert flags,
 the command-line echo, the window's form and optimize's search space come from those declarations."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import _request, build_parser
-from app.command_echo import convert_args
+from app.cli.parser import _request, build_parser
+from app.reports.command_echo import convert_args
 from app.errors import BadInput, UnsupportedCombination
 from app.request import PRECISIONS, ConversionRequest, DataSource, ModelSource, Options, Precision
 from converters.base import all_options, check_options, get_converter, options_of
@@ -87,6 +87,6 @@ def test_one_precision_enum():
 
 
 def test_servable_targets_come_from_the_converters():
-    from app.serving import servable_targets
+    from app.serving.triton import servable_targets
 
     assert set(servable_targets()) == {"onnx", "torchscript-trace", "torchscript-script", "tensorrt", "openvino"}

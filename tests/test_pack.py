@@ -144,8 +144,8 @@ def test_pack_without_a_manifest_or_of_another_format_is_one_line_and_writes_not
 
 
 def test_evaluate_warns_when_the_manifest_names_another_cpu(cli, digits, packed, monkeypatch):
-    from app.hardware import cpu_from_flags, isa_warning
-    from app.manifest import read_manifest
+    from app.machine.hardware import cpu_from_flags, isa_warning
+    from app.artifacts.manifest import read_manifest
 
     manifest = read_manifest(packed[0])
     here = cpu_from_flags(" ".join(manifest["build_isa"]["flags"]), manifest["build_isa"]["cpu"])
@@ -161,7 +161,7 @@ def test_evaluate_warns_when_the_manifest_names_another_cpu(cli, digits, packed,
 def test_the_checker_names_instruction_sets_as_the_app_does():
     import runpy
 
-    from app.hardware import ISA_FEATURES
-    from app.pack import CHECKER
+    from app.machine.hardware import ISA_FEATURES
+    from app.serving.pack import CHECKER
 
     assert runpy.run_path(str(CHECKER), run_name="not_main")["ISA"] == ISA_FEATURES

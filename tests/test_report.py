@@ -81,7 +81,7 @@ def test_report_of_a_run_folder_has_every_artifact_chart_warning_and_command(cli
     warnings = [w for m in run["manifest_data"] for w in m["warnings"]]
     assert warnings and all(w in page.texts["warning"] for w in warnings)
     # the command that remakes each artifact parses as the same conversion
-    from app.cli import build_parser
+    from app.cli.parser import build_parser
 
     commands = page.texts["command"]
     assert len(commands) == 2
@@ -112,7 +112,7 @@ def test_text_from_the_files_is_escaped(cli, run, tmp_path):
 
 
 def test_a_manifest_from_another_version_still_gets_its_command(cli, run, tmp_path):
-    from app.report import reproduce_command
+    from app.reports.html import reproduce_command
 
     manifest = dict(run["manifest_data"][0], target="coreml", precision="int4")  # a target this version lacks
     (tmp_path / "later.manifest.json").write_text(json.dumps(manifest))
@@ -157,7 +157,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(cli, tmp_path, case, m
 
 
 def test_pareto_front_keeps_only_undominated_points():
-    from app.report import pareto_front
+    from app.reports.html import pareto_front
 
     points = [(10.0, 1.0), (5.0, 0.99), (6.0, 0.98), (2.0, 0.90), (3.0, 0.999)]
     assert pareto_front(points) == [3, 4, 0]
@@ -194,7 +194,7 @@ def test_names_reach_matplotlib_as_plain_text():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cbook import is_math_text
 
-    from app.bench.report import latency_figure
+    from app.bench.output import latency_figure
 
     names = ["$\\foo{$", "a$x$b", "$", "back\\$slash"]
     rows = [{"name": n, "batch": 1, "p50_ms": 1.0 + i, "p90_ms": 2.0 + i, "p99_ms": 3.0 + i} for i, n in enumerate(names)]
@@ -223,7 +223,7 @@ def _cosine_axis(cosines: list[float]):
     """The accuracy chart of runners with these cosines, drawn: (tick labels of its y axis, its y label)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from app.report import accuracy_chart, accuracy_figure
+    from app.reports.html import accuracy_chart, accuracy_figure
 
     rows = [{"name": f"r{i}", "batch": 1, "p50_ms": 1.0 + i, "cosine": c} for i, c in enumerate(cosines)]
     assert accuracy_chart(rows).startswith("<svg")
@@ -279,7 +279,7 @@ def test_make_it_again_makes_it_again(cli, workdir, tmp_path, kind, args):
 
 
 def test_make_it_again_for_a_pickle_from_a_manifest_that_did_not_record_allow_pickle(run):
-    from app.report import reproduce_command
+    from app.reports.html import reproduce_command
 
     manifest = run["manifest_data"][0]
     old = dict(manifest, source=dict(manifest["source"], format="pickle"),

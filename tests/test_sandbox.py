@@ -11,7 +11,7 @@ import torch
 
 from app.errors import BadInput, ConversionFailed, StudioError
 from app.jobs import run_job
-from app.sandbox import landlock_abi, status
+from app.safety.sandbox import landlock_abi, status
 from tests.hostile import build_torchscript_writer
 
 fenced = pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock: jobs run unfenced "
@@ -116,7 +116,7 @@ def test_bad_input_from_the_fenced_child_is_one_line(cli, tmp_path):
 
 def test_without_landlock_targets_say_not_sandboxed(cli, monkeypatch):
     """A kernel without Landlock (probed as ABI 0): the app says so instead of pretending."""
-    import app.sandbox as sandbox
+    import app.safety.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
     rows = json.loads(cli("targets", "--json").out)["targets"]

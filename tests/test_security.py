@@ -14,8 +14,8 @@ import pytest
 from app.errors import Cancelled, ModelLoadError
 from app.jobs import run_conversion, run_inspection
 from app.request import ModelSource
-from app.loading import load_model
-from app.security import dependency_problems
+from app.loaders.front_door import load_model
+from app.safety.security import dependency_problems
 from tests.conftest import CNN_ARGS, sha256
 
 
@@ -72,7 +72,7 @@ def test_path_with_spaces_and_non_ascii(cli, model_files, tmp_path):
 
 def test_conversion_contacts_no_host(workdir, network_attempts):
     """Nothing in a conversion opens a network connection (in-process, so a socket patch sees it)."""
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import CNN, request
 
     result = convert(request(workdir["cnn_state"], "onnx", "int8", out_dir=workdir["out"], **CNN))
@@ -159,7 +159,7 @@ def test_a_file_swapped_after_its_checks_is_not_loaded(model_files, tmp_path, ki
     import os
 
     from app.errors import UnsafeModelError
-    from app.loading import FORMATS, checked_file
+    from app.loaders.front_door import FORMATS, checked_file
 
     path = tmp_path / model_files[kind].name
     shutil.copy(model_files[kind], path)

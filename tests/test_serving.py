@@ -12,8 +12,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2  # the dev extra: tritonclient[grpc]
 
 from app.errors import BadInput, OutputExists
-from app.files import TMP_PREFIX
-from app.serving import build_bundle, export_for_serving
+from app.artifacts.atomic_output import TMP_PREFIX
+from app.serving.triton import build_bundle, export_for_serving
 from tests.conftest import CNN_ARGS, ENCODER_ARGS
 
 
@@ -88,7 +88,7 @@ def test_torchscript_int64_inputs_with_dynamic_sequence(artifacts, tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_openvino_ir_bundle_for_the_openvino_backend(model_files, tmp_path, precision):
-    from app.hardware import CPU_FLAGS_ENV, detect_cpu
+    from app.machine.hardware import CPU_FLAGS_ENV, detect_cpu
     from main import main
 
     out = tmp_path / "ir"
@@ -192,7 +192,7 @@ def test_onnx_external_data_travels_with_the_model(model_files, tmp_path):
     folder = build_bundle(model_files["cnn_onnx_external"], tmp_path / "repo", name="ext")
     assert (folder / "1" / "model.onnx").exists()
     assert (folder / "1" / "cnn_ext.onnx.data").exists()
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     import numpy as np
 
@@ -258,7 +258,7 @@ def test_every_written_config_parses(model_files, artifacts, tmp_path):
 
 
 def _spec(name, shape):
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
 
     return TensorSpec(name, "float32", shape, shape)
 

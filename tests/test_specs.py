@@ -1,7 +1,7 @@
 import pytest
 
 from app.errors import BadInput
-from app.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
+from app.model.specs import TensorSpec, apply_dynamic, merge_user_inputs, parse_dynamic, parse_input
 
 
 def test_parse_input_shape_and_dtype():

@@ -49,7 +49,7 @@ def handoff(monkeypatch):
 
 
 def _convert(model: Path, out: Path, precision: str, *, inputs=(), dynamic=(), arch=None):
-    from app.pipeline import convert
+    from app.jobs import convert_in_process as convert
     from tests.requests import request as make_request
 
     request = make_request(model, "tensorrt", precision, inputs=inputs, dynamic=dynamic, arch=arch, out_dir=out)
@@ -127,7 +127,7 @@ def test_handoff_from_state_dict_cli(cli, tiny, tmp_path, handoff):
     assert manifest["recorded"]["tensorrt_profile"]["x"]["max"] == [16, 3, 32, 32]
 
     # the hand-off ONNX loads and runs with the dynamic batch
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     model = load_model(out / "cnn.tensorrt.fp32.onnx")
     assert model.inputs[0].shape[0] == "batch"
@@ -174,7 +174,7 @@ def test_handoff_onnx_source_fp32_is_used_as_is(tiny, tmp_path, handoff):
 def test_handoff_int8_has_signed_qdq(cli, tiny, tmp_path, handoff, monkeypatch):
     import onnx
 
-    from app.hardware import CPU_FLAGS_ENV
+    from app.machine.hardware import CPU_FLAGS_ENV
 
     monkeypatch.setenv(CPU_FLAGS_ENV, "avx2 fma")   # where ONNX Runtime's own int8 would take uint8 weights
     out = tmp_path / "out"
@@ -225,7 +225,7 @@ def test_handoff_fp16_graph_keeps_float32_io(tiny, tmp_path, handoff):
 
 
 def test_trtexec_script_for_static_inputs_has_no_shapes():
-    from app.specs import TensorSpec
+    from app.model.specs import TensorSpec
 
     text = trtexec_script("m.tensorrt.fp32.onnx", "m.fp32.engine", [TensorSpec("x", "float32", (1, 3, 8, 8))], 512,
                           "python b.py", "m.tensorrt.fp32.trtexec.sh")
@@ -236,7 +236,7 @@ def test_trtexec_script_for_static_inputs_has_no_shapes():
 
 @without_tensorrt
 def test_loading_an_engine_here_is_one_clear_error(cli, tmp_path):
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\x00" * 64 + b"not really an engine")
@@ -268,7 +268,7 @@ def test_build_engine_from_onnx(tiny, tmp_path, precision, monkeypatch):
     assert info["tensorrt"] and info["compute_capability"] and info["strongly_typed"] is True
     assert info["profile"]["image"] == {"min": [1, 3, 16, 16], "opt": [1, 3, 16, 16], "max": [16, 3, 16, 16]}
 
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     model = load_model(engine)
     assert model.format == "tensorrt"
@@ -302,7 +302,7 @@ def test_handoff_script_builds_a_loadable_engine(tiny, tmp_path, handoff):
                           "--workspace-mb", "1024"], cwd=out, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert (out / "tiny.fp16.engine.timing.cache").is_file()
-    from app.loading import load_model
+    from app.loaders.front_door import load_model
 
     onnx_model = load_model(out / "tiny.tensorrt.fp16.onnx")
     engine_model = load_model(out / "tiny.fp16.engine")

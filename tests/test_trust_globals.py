@@ -21,7 +21,7 @@ def bert(tmp_path_factory):
                                      intermediate_size=37)
     path = tmp_path_factory.mktemp("bert") / "bert.pt"
     torch.save(transformers.BertModel(config).eval(), path)
-    from app.unpickling import approve, unsafe_globals
+    from app.safety.unpickling import approve, unsafe_globals
 
     needed = sorted(approve(unsafe_globals(path), allow_pickle=True).refused)
     assert len(needed) > 6 and "transformers.models.bert.configuration_bert.BertConfig" in needed

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import wire
+from app.safety import wire
 from app.errors import BadInput
 from app.jobs import InvalidResult, _check_conversion_result, run_job
 
@@ -21,7 +21,7 @@ def test_every_wire_type_names_a_dataclass(name):
 
 def test_results_round_trip():
     from app.pipeline import ConversionResult
-    from app.verify import Verification
+    from app.accuracy.verify import Verification
 
     v = Verification(precision="fp32", max_abs_err=1e-7, rel_l2=float("nan"), cosine=1.0, passed=True)
     result = ConversionResult("onnx", "fp32", "ok", Path("/w/m.onnx"), [Path("/w/m.onnx")], 10, 0.5, v,

@@ -31,7 +31,7 @@ exec $(command -v qemu-x86_64) -0 "$wrap/bin/python" "$real" "\$@"
 EOF
 chmod +x "$wrap/bin/python"
 cat > "$wrap/site/sitecustomize.py" <<'EOF'
-# qemu-user cannot install seccomp filters: app.sandbox skips seccomp on a machine name it does not know
+# qemu-user cannot install seccomp filters: app.safety.sandbox skips seccomp on a machine name it does not know
 import platform
 
 _machine = platform.machine

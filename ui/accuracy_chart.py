@@ -58,7 +58,7 @@ def accuracy_points(rows: list[dict], evaluations: dict[str, object]) -> tuple[l
 def budget_points(name: str, report: dict, labelled: bool) -> list[dict]:
     """Chart points of an accuracy-budget report's measured rounds (a round that repeats an earlier
     round's model has no figures of its own and no point)."""
-    from app.budget import round_label
+    from app.accuracy.budget import round_label
 
     points = []
     for r in report.get("rounds") or []:

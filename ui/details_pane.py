@@ -12,7 +12,7 @@ EMPTY = "Select a result to see it in full: path, verification, every warning, t
 
 def details_html(info) -> str:
     """``info`` (an :class:`app.session.Outcome`) as HTML."""
-    from app.command_echo import convert_command
+    from app.reports.command_echo import convert_command
 
     e = html.escape
     r = info.result

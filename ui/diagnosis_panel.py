@@ -2,7 +2,7 @@
 (``python main.py diagnose``); choosing a row shows that node in the Graph tab.
 
 A node's *added* error is its output's relative L2 error minus the largest among its inputs
-(:mod:`app.diagnose`): the nodes at the top are the ones ``--accuracy-budget`` keeps in float first.
+(:mod:`app.accuracy.diagnose`): the nodes at the top are the ones ``--accuracy-budget`` keeps in float first.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ EMPTY = ("Where does an fp16/int8 artifact lose accuracy? Right-click its row in
 
 
 def _field(node, name: str):
-    """A ranking entry's field: :class:`app.diagnose.NodeError` or its JSON dict."""
+    """A ranking entry's field: :class:`app.accuracy.diagnose.NodeError` or its JSON dict."""
     return node[name] if isinstance(node, dict) else getattr(node, name)
 
 
@@ -61,7 +61,7 @@ class DiagnosisPanel(QWidget):
         layout.addWidget(self.table, 1)
 
     def show_ranking(self, artifact: Path, result: dict) -> None:
-        """Show ``result`` of ``app.data_commands:diagnose_entry`` for ``artifact``."""
+        """Show ``result`` of ``app.cli.accuracy_commands:diagnose_entry`` for ``artifact``."""
         self.artifact = Path(artifact)
         ranking = list(result["ranking"])
         self.nodes = ranking[:SHOWN]

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QStac
 from superqt.utils import create_worker
 
 from app.errors import StudioError
-from app.netron_server import GraphServer, check_drawable
+from app.graph.netron_server import GraphServer, check_drawable
 from ui.web_engine import DRAW_TIMEOUT_MS, PROBE_JS, PROBE_MS, SELECT_NODE_JS, web_engine_available, web_modules
 
 log = logging.getLogger("ui.graph_view")  # the Graph tab's logger, whichever of its modules logs

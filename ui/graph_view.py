@@ -1,11 +1,11 @@
 """GraphView: the Graph tab — netron's own viewer for the source model and every artifact.
 
 Each pane (:class:`ui.graph_pane.GraphPane`) serves its model with
-:class:`app.netron_server.GraphServer` (a private copy, on 127.0.0.1) and shows it in a
+:class:`app.graph.netron_server.GraphServer` (a private copy, on 127.0.0.1) and shows it in a
 ``QWebEngineView`` that behaves like part of the app: an off-the-record profile, a request filter
 that blocks (and logs) everything but the pane's local server, and netron's consent dialog,
 telemetry and 180-day "update" wall neutralised by a user script
-(:data:`app.netron_server.PAGE_GUARD_JS`). Two panes side by side compare models (an ONNX FP32 model
+(:data:`app.graph.netron_server.PAGE_GUARD_JS`). Two panes side by side compare models (an ONNX FP32 model
 next to its INT8 version shows the inserted Q/DQ nodes).
 
 QtWebEngine is imported lazily: without it (or with ``DEPLOYSTUDIO_NO_WEBENGINE=1`` for remote

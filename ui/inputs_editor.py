@@ -156,7 +156,7 @@ class InputsEditor(QTableWidget):
 
     def signature(self) -> Signature:
         from app.errors import BadInput
-        from app.specs import parse_input
+        from app.model.specs import parse_input
 
         sig = Signature()
         for row, declared in enumerate(self._declared):

@@ -19,7 +19,7 @@ from app.session import Session
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     """The rows as CSV, exactly as ``python main.py bench --csv`` writes them."""
-    from app.bench.report import write_csv as write
+    from app.bench.output import write_csv as write
 
     return write(rows, path)
 

@@ -224,7 +224,7 @@ class ModelPanel(QGroupBox):
 
     def arch_kwargs(self) -> dict:
         """The kwargs JSON as a dict (raises ``BadInput`` with a readable message)."""
-        from app.arch import parse_arch_kwargs
+        from app.safety.arch import parse_arch_kwargs
 
         return parse_arch_kwargs(self.kwargs_edit.text().strip() or None)
 

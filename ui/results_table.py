@@ -125,7 +125,7 @@ class ResultsTable(QTableWidget):
     def can_export(self, row: int) -> bool:
         """Whether the row's artifact can become a Triton model folder (ONNX, TorchScript, a TensorRT plan)."""
         info = self.rows[row]
-        from app.serving import servable_targets
+        from app.serving.triton import servable_targets
 
         return (info.target in servable_targets() and info.artifact is not None and info.artifact.exists()
                 and info.verification_passed)
@@ -146,7 +146,7 @@ class ResultsTable(QTableWidget):
             QGuiApplication.clipboard().setText(str(info.artifact))
 
     def copy_command(self, row: int) -> None:
-        from app.command_echo import convert_command
+        from app.reports.command_echo import convert_command
 
         QGuiApplication.clipboard().setText(convert_command(self.rows[row].request))
 
@@ -187,7 +187,7 @@ def _data_decides(result) -> bool:
 
 
 def _min_cosine() -> float:
-    from app.verify import INT8_MIN_COSINE
+    from app.accuracy.verify import INT8_MIN_COSINE
 
     return INT8_MIN_COSINE
 

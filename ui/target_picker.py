@@ -39,7 +39,7 @@ class TargetPicker(QGroupBox):
         return bool(self.choices)
 
     def set_choices(self, choices: list) -> None:
-        """Build the grid from :class:`app.targets.TargetChoice` objects (once, after probing)."""
+        """Build the grid from :class:`app.targets.probe.TargetChoice` objects (once, after probing)."""
         self.choices = list(choices)
         self._placeholder.hide()
         for col, p in enumerate(PRECISIONS, start=1):
@@ -98,7 +98,7 @@ class TargetPicker(QGroupBox):
         return self.box(target, precision).toolTip().removeprefix("unavailable: ")
 
     def choice(self, target: str):
-        """The :class:`app.targets.TargetChoice` of ``target``."""
+        """The :class:`app.targets.probe.TargetChoice` of ``target``."""
         return next(c for c in self.choices if c.name == target)
 
     def advice(self, target: str, precision: str) -> str:
@@ -161,7 +161,7 @@ class ConversionOptions(QGroupBox):
         super().__init__("Options", parent)
         self.setAccessibleName("Conversion options")
         self.fields: dict[str, QWidget] = {}
-        self._declared: dict = {}                 # option name → app.options.Option
+        self._declared: dict = {}                 # option name → converters.options.Option
         self._pending: dict = {}                  # saved values for the options not built yet
         self._form = form = QFormLayout(self)
         # the data set: calibration for static INT8 and evaluation of every artifact (--data)
@@ -190,7 +190,7 @@ class ConversionOptions(QGroupBox):
         raise AttributeError(name)
 
     def set_catalogue(self, choices: list) -> None:
-        """One row per option the targets (:class:`app.targets.TargetChoice`) declare with a window label,
+        """One row per option the targets (:class:`app.targets.probe.TargetChoice`) declare with a window label,
         above the data rows, its tooltip naming the targets it shapes; saved values are restored."""
         shapes: dict[str, list[str]] = {}
         for choice in choices:

@@ -16,17 +16,17 @@ import os
 
 def hardware_summary() -> str:
     """The status bar's line about this machine (CPU instruction sets; the GPU once probed)."""
-    from app.hardware import detect
+    from app.machine.hardware import detect
 
     return detect(import_torch=False).summary()
 
 
 def warm_engine() -> list:
-    """Import the engine's light modules in this process and probe the targets (``app.targets.TargetChoice`` list)."""
+    """Import the engine's light modules in this process and probe the targets (``app.targets.probe.TargetChoice`` list)."""
     import app.pipeline  # noqa: F401 - unpickling a ConversionResult needs it
-    import app.verify  # noqa: F401
+    import app.accuracy.verify  # noqa: F401
 
-    from app.targets import probe_targets
+    from app.targets.probe import probe_targets
 
     return probe_targets()
 
@@ -35,6 +35,6 @@ def child_ready(payload=None, progress=None, should_cancel=None) -> dict:
     """A no-op job: running it starts the fork server, which imports torch & co. once."""
     import torch
 
-    from app.hardware import detect_gpu
+    from app.machine.hardware import detect_gpu
 
     return {"pid": os.getpid(), "torch": torch.__version__, "gpu": detect_gpu()[0]}

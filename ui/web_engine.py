@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QUrl, Signal
 
-from app.netron_server import HOST, PAGE_GUARD_JS
+from app.graph.netron_server import HOST, PAGE_GUARD_JS
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ class Measuring:
         return blockers
 
     def bench_request(self):
-        """The :class:`app.bench.request.BenchRequest` of the Benchmark button: the source, every
+        """The :class:`app.bench.run.BenchRequest` of the Benchmark button: the source, every
         artifact in the results table, the batch sizes and counts (raises ``BadInput``)."""
         from app.bench.harness import BenchConfig
-        from app.bench.request import BenchRequest
+        from app.bench.run import BenchRequest
 
         w = self.window
         config = BenchConfig(batches=tuple(w.bench_options.batch_sizes()), warmup=w.bench_options.warmup.value(),

@@ -156,7 +156,7 @@ class Converting:
         request then skips the job's own check); jobs that fit tightly are logged as warnings."""
         from dataclasses import replace
 
-        from app.memory import NotEnoughMemory, check_memory
+        from app.machine.memory import NotEnoughMemory, check_memory
 
         w = self.window
         source = (w.model.summary or {}).get("size_bytes")
@@ -206,7 +206,7 @@ class Converting:
 
     def _show_budget_rounds(self, key, result) -> None:
         """Log each accuracy-budget round and draw the rounds on the accuracy chart."""
-        from app.budget import budget_rounds_text
+        from app.accuracy.budget import budget_rounds_text
         from ui.accuracy_chart import budget_points
 
         w = self.window

@@ -100,7 +100,7 @@ class Exporting:
         HTML, or for ``*.pdf`` the same page printed by QtWebEngine."""
         import tempfile
 
-        from app.manifest import manifest_path_of
+        from app.artifacts.manifest import manifest_path_of
         from ui.workers import report_job
 
         w = self.window

@@ -170,7 +170,7 @@ class Menus:
         import PySide6
         from PySide6.QtCore import qVersion
 
-        from app.versions import tool_versions
+        from app.artifacts.versions import tool_versions
 
         v = tool_versions()
         names = (("PyTorch", "torch"), ("ONNX", "onnx"), ("ONNX Runtime", "onnxruntime"),

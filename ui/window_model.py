@@ -83,7 +83,7 @@ class ModelOpening:
 
     def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
         """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
-        from app.model import MODEL_SUFFIXES
+        from app.model.loaded import MODEL_SUFFIXES
 
         w = self.window
         path = Path(path)
@@ -258,7 +258,7 @@ class ModelOpening:
     def _ask_to_trust_pickle(self, needed: list[str]) -> QMessageBox:
         """The pickle dialog: list every class and function the file would use (each name from outside
         torch.nn on a line of its own); its one "Trust these" button approves them all."""
-        from app.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
+        from app.safety.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
 
         w = self.window
         torch_nn = [n for n in needed if n.startswith(TORCH_NN_PREFIX) and not n.startswith(TORCH_NN_EXCLUDED)]

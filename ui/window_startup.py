@@ -24,7 +24,7 @@ class StartUp:
         window.first_painted.connect(lambda: QTimer.singleShot(0, self._on_first_painted))
 
     def _show_sandbox_status(self) -> None:
-        from app.sandbox import status as sandbox_status
+        from app.safety.sandbox import status as sandbox_status
 
         w = self.window
         sandboxed, line = sandbox_status()  # one syscall: whether model code can be fenced here

@@ -215,12 +215,12 @@ def inspection_job(source, parent: QObject | None = None) -> BackgroundJob:
 
 
 def benchmark_job(request, parent: QObject | None = None) -> BackgroundJob:
-    """Benchmark a :class:`app.bench.request.BenchRequest` in a child (``app.bench.request:bench_job``)."""
+    """Benchmark a :class:`app.bench.run.BenchRequest` in a child (``app.bench.run:bench_job``)."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.bench.request:bench_job", request, progress=progress, should_cancel=should_cancel)
+        return run_job("app.bench.run:bench_job", request, progress=progress, should_cancel=should_cancel)
 
     return BackgroundJob(work, parent=parent)
 
@@ -233,7 +233,7 @@ def sweep_job(request, save: Path | None, parent: QObject | None = None) -> Back
     def work(progress, should_cancel):
         import json
 
-        from app.files import atomic_write_text
+        from app.artifacts.atomic_output import atomic_write_text
         from app.jobs import run_job
 
         data = run_job("app.bench.sweep:sweep_job", request, progress=progress, should_cancel=should_cancel).to_json()
@@ -248,13 +248,13 @@ def sweep_job(request, save: Path | None, parent: QObject | None = None) -> Back
 def diagnosis_job(source, data, artifact: Path, options=None, samples: int = 8,
                   parent: QObject | None = None) -> BackgroundJob:
     """Rank ``artifact``'s nodes by the error they add over ``source`` (an ``app.request.ModelSource``)
-    on ``data`` (a ``DataSource``; ``app.data_commands:diagnose_entry``) in a fenced child: it runs the
+    on ``data`` (a ``DataSource``; ``app.cli.accuracy_commands:diagnose_entry``) in a fenced child: it runs the
     model's code. ``options``: those the artifact was made with (its exporter and opset)."""
 
     def work(progress, should_cancel):
         from app.jobs import run_job
 
-        return run_job("app.data_commands:diagnose_entry", (source, data, Path(artifact), samples, dict(options or {})),
+        return run_job("app.cli.accuracy_commands:diagnose_entry", (source, data, Path(artifact), samples, dict(options or {})),
                        progress=progress, should_cancel=should_cancel)
 
     job = BackgroundJob(work, parent=parent)
@@ -293,7 +293,7 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
         from app.jobs import run_job
 
         Path(repo).mkdir(parents=True, exist_ok=True)  # the fenced child may write beneath it only
-        return run_job("app.serving:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite,
+        return run_job("app.serving.triton:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite,
                                                   "from_sweep": from_sweep},
                        progress=progress, should_cancel=should_cancel, writable=[Path(repo)])
 
@@ -303,30 +303,30 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
 
 
 def example_job(folder: Path, parent: QObject | None = None) -> BackgroundJob:
-    """Write the digits example (``app.example``: a CNN trained in seconds, its architecture file, the
+    """Write the digits example (``app.examples.digits``: a CNN trained in seconds, its architecture file, the
     held-out digits) into ``folder`` in a fenced child that may write only there; an example already
     there is used as it is."""
 
     def work(progress, should_cancel):
-        from app.example import example_paths
+        from app.examples.digits import example_paths
         from app.jobs import run_job
 
         paths = example_paths(folder)
         if all(Path(paths[k]).exists() for k in ("model", "data", "readme")):
             return paths
         Path(folder).mkdir(parents=True, exist_ok=True)
-        return run_job("app.example:example_job", {"folder": str(folder)}, progress=progress,
+        return run_job("app.examples.digits:example_job", {"folder": str(folder)}, progress=progress,
                        should_cancel=should_cancel, writable=[Path(folder)])
 
     return BackgroundJob(work, parent=parent)
 
 
 def report_job(paths: list[Path], out: Path, benches: list[dict], parent: QObject | None = None) -> BackgroundJob:
-    """Write the HTML report (``app.report``) in a worker thread: it reads only our own manifests and
+    """Write the HTML report (``app.reports.html``) in a worker thread: it reads only our own manifests and
     benchmark results (no model code runs), so it needs no child process, only a free UI thread."""
 
     def work(progress, should_cancel):
-        from app.report import write_report
+        from app.reports.html import write_report
 
         progress("write report", None)
         return write_report(paths, out, overwrite=True, benches=benches)

@@ -1,12 +1,12 @@
 """Benchmarking: one runner per runtime, a timing harness, reports, and the optimizer search.
 
-Qt-free like the rest of :mod:`app`; the window runs :func:`app.bench.request.bench_job` in a child
-process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.bench_commands`.
+Qt-free like the rest of :mod:`app`; the window runs :func:`app.bench.run.bench_job` in a child
+process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.cli.bench_commands`.
 
 - :mod:`app.bench.stats`    LatencyStats: percentiles of a list of timings
 - :mod:`app.bench.runners`  Runner and one subclass per runtime (PyTorch, TorchScript, torch.export,
   ONNX Runtime per execution provider, OpenVINO, TensorRT)
 - :mod:`app.bench.harness`  the timing loop, the batch sweep, accuracy beside speed, peak memory
-- :mod:`app.bench.report`   table, JSON, CSV and PNG
+- :mod:`app.bench.output`   table, JSON, CSV and PNG
 - :mod:`app.bench.optimize` every target × precision (× calibration method), the fastest within budget
 """

@@ -1,6 +1,6 @@
 """benchmark(source, artifacts, ...): the source model as the baseline, every artifact beside it.
 
-What ``python main.py bench``, the window's Benchmark button (:mod:`app.bench.request`) and
+What ``python main.py bench``, the window's Benchmark button (:mod:`app.bench.run`) and
 ``optimize`` share: load the source with the same flags as ``convert`` (its signature gives the
 inputs), make one runner per artifact × runtime (× ONNX Runtime execution provider), and hand them
 to :func:`app.bench.harness.run_benchmark`.
@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from app.accuracy.evaluation import evaluate_on_data
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import artifact_inputs, artifact_precision, follow_artifact, runners_for_artifact
 from app.errors import BadInput
-from app.model import LoadedModel
+from app.loaders.front_door import prepare_model
+from app.model.loaded import LoadedModel
 from app.request import DataSource, ModelSource
 from app.runtimes.base import Runner
 from app.runtimes.onnxrt import OnnxRuntimeRunner, onnxruntime_providers, resolve_provider
@@ -71,8 +73,6 @@ def benchmark(source: ModelSource, artifacts: list[Path], config: BenchConfig, *
     progress, should_cancel
         Progress callback and cancellation check, as in :func:`app.pipeline.convert`.
     """
-    from app.loading import prepare_model
-
     progress = progress or (lambda stage, fraction=None: None)
     config = config.with_threads()
     if device not in ("cpu", "cuda"):
@@ -110,8 +110,6 @@ def with_evaluations(result: BenchResult, source: LoadedModel, data: DataSource,
                      progress: Progress) -> BenchResult:
     """``result`` with every artifact's agreement (and task accuracy) on the user's samples."""
     from dataclasses import replace
-
-    from app.evaluation import evaluate_on_data
 
     scores = evaluate_on_data(source, data, [Path(a) for a in artifacts], progress)
     return replace(result, evaluations=tuple((r["artifact"], r["evaluation"]) for r in scores["artifacts"]

@@ -19,7 +19,7 @@ Method (the README's "How the benchmark measures" repeats it):
 5. Every CPU runner uses the same thread count: ``torch.set_num_threads`` and ONNX Runtime's
    ``intra_op_num_threads``.
 6. Accuracy: each runner's outputs on the same inputs are compared with the baseline's
-   (:func:`app.verify.compare`: cosine, relative L2, max abs error) and reported in the same row.
+   (:func:`app.accuracy.verify.compare`: cosine, relative L2, max abs error) and reported in the same row.
 7. Peak memory: the process's peak resident set while the runner was loaded alone (step 2; Linux
    resets the high-water mark before each runner; elsewhere it is the process's lifetime peak).
 """
@@ -36,14 +36,16 @@ from typing import Callable
 
 import numpy as np
 
+from app.accuracy.evaluation import evaluation_columns
+from app.accuracy.verify import compare
+from app.bench.stats import LatencyStats, NOISY_HALF_WIDTH, median_ci, speedup_ci, verdict
+from app.errors import BadInput, Cancelled, describe
+from app.machine.hardware import detect_cpu
+from app.model.inputs import make_feeds
+from app.model.loaded import Feeds
+from app.model.specs import TensorSpec
 from app.runtimes.base import Runner, RunnerUnavailable
 from app.runtimes.onnxrt import onnxruntime_providers
-from app.bench.stats import NOISY_HALF_WIDTH, LatencyStats, median_ci, speedup_ci, verdict
-from app.errors import BadInput, Cancelled, describe
-from app.inputs import make_feeds
-from app.model import Feeds
-from app.specs import TensorSpec
-from app.verify import compare
 
 Progress = Callable[[str, "float | None"], None]
 PROGRESS_INTERVAL_S = 0.25
@@ -185,8 +187,6 @@ class BenchResult:
     data: str | None = None                          # bench --data: what was evaluated on
 
     def to_json(self) -> dict:
-        from app.evaluation import evaluation_columns
-
         scores = dict(self.evaluations)
         out = {"machine": self.machine, "config": self.config.to_json(),
                "results": [{**r.to_json(), **evaluation_columns(scores.get(str(r.artifact)))} for r in self.rows],
@@ -414,7 +414,6 @@ def machine_info(threads: int) -> dict:
         if mod in sys.modules:
             info[mod] = getattr(sys.modules[mod], "__version__", "?")
     info["onnxruntime_providers"] = onnxruntime_providers()
-    from app.hardware import detect_cpu
 
     info["isa"] = detect_cpu().features()  # which CPU's numbers these are (advice matches them to this machine)
     torch = sys.modules.get("torch")

@@ -7,7 +7,7 @@ Accuracy of a candidate, without data, is the worse of its conversion's verifica
 twin and second-size inputs) and its cosine against the source on the benchmark's inputs. With
 ``--data``, every candidate is calibrated and evaluated on the user's samples and the budget is read on
 that evaluation (``cosine=`` or ``top1-drop=``); ONNX fp16/int8 and OpenVINO int8 candidates also run
-the budget loop (:func:`app.budget.meet_budget`: the quantizer's settings, then the nodes that add the
+the budget loop (:func:`app.accuracy.budget.meet_budget`: the quantizer's settings, then the nodes that add the
 most error in float — or NNCF's accuracy control for OpenVINO — until it holds).
 """
 
@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from app.accuracy.budget import AccuracyBudget
+from app.accuracy.evaluation import EVALUATION_COLUMNS, evaluation_columns
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import runners_for_artifact
-from app.budget import AccuracyBudget
 from app.errors import BadInput, Cancelled, StudioError, describe
-from app.evaluation import EVALUATION_COLUMNS, evaluation_columns
-from app.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from app.jobs import convert_in_process as convert
+from app.loaders.front_door import prepare_model
+from app.pipeline import model_stem
 from app.request import ConversionRequest, DataSource, ModelSource
 from app.runtimes.base import Runner
+from converters.base import all_converters, get_converter
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
 
 CONVERT_SHARE = 0.6  # of the progress bar: conversions first, then the benchmark
 
@@ -109,8 +114,6 @@ def _worst_cosine(*values: float | None) -> float | None:
 
 def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
     """Every available target × precision for a source format, and the unavailable targets with why."""
-    from converters.base import all_converters
-
     out: list[Candidate] = []
     unavailable: list[dict] = []
     for conv in all_converters():
@@ -127,8 +130,6 @@ def candidates_for(source_format: str) -> tuple[list[Candidate], list[dict]]:
 
 def default_out_dir(model_path: Path) -> Path:
     """``<folder of the model>/<stem>.optimize/``."""
-    from app.pipeline import model_stem
-
     return Path(model_path).parent / f"{model_stem(Path(model_path))}.optimize"
 
 
@@ -166,12 +167,6 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
     progress, should_cancel
         As in :func:`app.pipeline.convert`; cancelling stops at the next conversion stage or timed call.
     """
-    import time
-
-    from app.loading import prepare_model
-    from app.pipeline import convert
-    from converters.base import get_converter
-
     if not 0.0 < budget_cosine <= 1.0:
         raise BadInput(f"--budget-cosine {budget_cosine}: give a number in (0, 1], e.g. 0.99")
     if accuracy_budget and not data:
@@ -193,7 +188,27 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
         cands = [c for c in cands if any(o in c.label for o in only)]
     if not cands:
         raise BadInput("no target can be built from this model here" + (f" matching {only}" if only else ""))
-    built: list[tuple[Candidate, Path, float | None, list[str]]] = []
+    built = _build(cands, source, config, data, accuracy_budget, max_float_nodes, out_dir, failed,
+                   progress, should_cancel)
+    runners, infos = _runners(built, pick_providers(providers), config.threads, openvino)
+    baseline = source_runner(model, load_seconds, threads=config.threads)
+    bench = run_benchmark(baseline, runners, list(model.inputs), config, int_high=model.details.get("int_high", 2),
+                          progress=lambda stage, f=None: progress(f"benchmark: {stage}",
+                                                                   CONVERT_SHARE + (1 - CONVERT_SHARE) * (f or 0.0)),
+                          should_cancel=should_cancel,
+                          notes=([] if data or not any(c.quantization == "static" for c in cands) else
+                                 ["static INT8 was calibrated on random data (no --data DIR): its accuracy "
+                                  "on real inputs may differ"]))
+    result = OptimizeResult(bench, budget_cosine, infos, tuple(failed), None, out_dir, accuracy_budget)
+    return replace(result, recommended=recommend(result.rows(), budget_cosine))
+
+
+def _build(cands: list[Candidate], source: ModelSource, config: BenchConfig, data: DataSource | None,
+           accuracy_budget: str | None, max_float_nodes: int, out_dir: Path, failed: list,
+           progress: Progress, should_cancel: Callable[[], bool]) -> list[tuple]:
+    """Convert every candidate into its own folder under ``out_dir``: ``(candidate, artifact, verification
+    cosine, warnings, extra)`` for each one built; each failure goes into ``failed``, and the search goes on."""
+    built: list[tuple[Candidate, Path, float | None, list[str], dict]] = []
     for i, cand in enumerate(cands):
         if should_cancel():
             raise Cancelled("optimize cancelled by the user")
@@ -227,26 +242,21 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
         extra = {"evaluation": result.evaluation,  # an Evaluation: the budget is read on it
                  "float_nodes": len((result.accuracy_budget or {}).get("float_nodes") or []) if looped else None}
         built.append((cand, result.artifact, v.cosine if v else None, result.warnings, extra))
-    chosen = pick_providers(providers)
+    return built
+
+
+def _runners(built: list[tuple], providers, threads: int | None, openvino: bool | None) -> tuple[list[Runner], dict]:
+    """A runner per built artifact and runtime (named after its candidate), and what each row reports."""
     runners: list[Runner] = []
     infos: dict[str, dict] = {}
     for cand, artifact, cosine, warnings, extra in built:
-        for runner in runners_for_artifact(artifact, providers=chosen, threads=config.threads, openvino=openvino):
+        for runner in runners_for_artifact(artifact, providers=providers, threads=threads, openvino=openvino):
             suffix = runner.name[len(artifact.name):]  # " [CUDA]" for non-CPU providers
             runner.name = cand.label + suffix
             infos[runner.name] = {**cand.to_json(), "verification_cosine": cosine,
                                   "random_calibration": any("RANDOM DATA" in w for w in warnings), **extra}
             runners.append(runner)
-    baseline = source_runner(model, load_seconds, threads=config.threads)
-    bench = run_benchmark(baseline, runners, list(model.inputs), config, int_high=model.details.get("int_high", 2),
-                          progress=lambda stage, f=None: progress(f"benchmark: {stage}",
-                                                                   CONVERT_SHARE + (1 - CONVERT_SHARE) * (f or 0.0)),
-                          should_cancel=should_cancel,
-                          notes=([] if data or not any(c.quantization == "static" for c in cands) else
-                                 ["static INT8 was calibrated on random data (no --data DIR): its accuracy "
-                                  "on real inputs may differ"]))
-    result = OptimizeResult(bench, budget_cosine, infos, tuple(failed), None, out_dir, accuracy_budget)
-    return replace(result, recommended=recommend(result.rows(), budget_cosine))
+    return runners, infos
 
 
 def recommend(rows: list[dict], budget_cosine: float) -> dict | None:

@@ -30,7 +30,20 @@ from typing import Callable
 
 import numpy as np
 
+from app.bench.harness import (
+    _restore_torch_threads,
+    _set_torch_threads,
+    batch_labels,
+    feeds_for_batch,
+    machine_info,
+    own_batch,
+    plan_batches,
+)
+from app.bench.output import finish_axes, plain_text
+from app.bench.runners import artifact_inputs, follow_artifact, runners_for_artifact
+from app.bench.stats import pareto_front
 from app.errors import BadInput, Cancelled, describe
+from app.loaders.front_door import prepare_model
 from app.request import ModelSource
 
 SWEEP_KEYS = ("threads", "batch", "concurrency")
@@ -124,8 +137,6 @@ def parse_sweep(items: list[str]) -> dict[str, list[int]]:
 
 # ---------------------------------------------------------------------------- measuring
 def _load_sessions(path: Path, threads: int, count: int) -> list:
-    from app.bench.runners import runners_for_artifact
-
     sessions = []
     for _ in range(count):
         runner = runners_for_artifact(path, providers=["CPUExecutionProvider"], threads=threads)[0]
@@ -178,10 +189,6 @@ def measure_point(sessions: list, prepared: list, batch: int, seconds: float,
 def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, seconds: float = 1.0,
               p99_budget_ms: float | None = None, progress=None, should_cancel=None) -> SweepResult:
     """Sweep every artifact over ``grid`` on the inputs of ``model`` (a loaded source: its signature)."""
-    from app.bench.harness import (_restore_torch_threads, _set_torch_threads, batch_labels, feeds_for_batch,
-                                   machine_info, own_batch, plan_batches)
-    from app.bench.runners import artifact_inputs, follow_artifact
-
     if seconds <= 0:
         raise BadInput(f"--sweep-seconds {seconds}: give a positive number of seconds")
     if not artifacts:
@@ -260,8 +267,6 @@ def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, secon
 # ---------------------------------------------------------------------------- the knee and the proposal
 def pareto(points: list[SweepPoint]) -> list[SweepPoint]:
     """Points no other beats on both throughput (higher) and p99 (lower), by increasing p99."""
-    from app.bench.stats import pareto_front
-
     return pareto_front(points, cost=lambda p: p.p99_ms, gain=lambda p: p.throughput)
 
 
@@ -349,8 +354,6 @@ def sweep_figure(data: dict):
     """Throughput against p99 per artifact, its Pareto front joined, the knee starred (matplotlib Figure)."""
     from matplotlib.figure import Figure
 
-    from app.bench.report import finish_axes, plain_text
-
     fig = Figure(figsize=(7.5, 4.0), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     by: dict[str, list[SweepPoint]] = {}
@@ -387,11 +390,9 @@ class SweepRequest:
 
 
 def sweep_job(request: SweepRequest, progress=None, should_cancel=None) -> SweepResult:
-    """Run ``request`` in a child (``app.bench_commands:sweep_entry`` and the window's
+    """Run ``request`` in a child (``app.cli.bench_commands:sweep_entry`` and the window's
     ``app.bench.sweep:sweep_job``): the parent saves the result (the fenced child writes nothing
     outside its work folder)."""
-    from app.loading import prepare_model
-
     progress = progress or (lambda stage, fraction=None: None)
     grid = parse_sweep(list(request.sweep))
     progress("load model", None)

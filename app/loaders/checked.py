@@ -1,4 +1,4 @@
-"""What the front door (:func:`app.loading.load`) learned about a model file before a loader reads it.
+"""What the front door (:func:`app.loaders.front_door.load`) learned about a model file before a loader reads it.
 
 The front door opens the file once, sniffs its format and runs the checks every file gets (damaged
 or polyglot zips, zip bombs, members' CRCs, forged safetensors headers); each loader is handed this
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import UnsafeModelError
-from app.unpickling import ZIP_MAGIC
+from app.safety.unpickling import ZIP_MAGIC
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class CheckedFile:
     """A model file, sniffed and checked; valid while the front door holds it open."""
 
     path: Path
-    kind: str                                 # app.loading.sniff_format's name
+    kind: str                                 # app.loaders.front_door.sniff_format's name
     size: int                                 # bytes
     head: bytes                               # its first 16 bytes
     stream: BinaryIO | None = None            # the open file (readers that take a stream read it from the start)

@@ -1,4 +1,4 @@
-"""A torch ``nn.Module`` (or scripted module) as a :class:`~app.model.LoadedModel`: input names from
+"""A torch ``nn.Module`` (or scripted module) as a :class:`~app.model.loaded.LoadedModel`: input names from
 ``forward()``, a guessed signature from the first layer, outputs from one probe run; and the
 signature this app records inside the TorchScript and ``.pt2`` archives it writes."""
 
@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 
 from app.errors import first_line as _first_line
-from app.model import LoadedModel, flatten_outputs
+from app.model import layer_facts as layers
+from app.model.inputs import make_feeds
+from app.model.loaded import LoadedModel, flatten_outputs
+from app.model.specs import TensorSpec
 from app.runtimes.pytorch import runs_in_torch
-from app.specs import TensorSpec
 
 SIGNATURE_FILE = "deploystudio_signature.json"  # recorded inside TorchScript/.pt2 archives we write
 
@@ -40,8 +42,6 @@ _GUESSABLE = {"Conv1d", "Conv2d", "Conv3d", "Linear", "Embedding", "LSTM", "GRU"
 def _guess_for(sub) -> tuple[tuple[int, ...], str] | None:
     """(example shape, dtype) of what ``sub`` takes as its input, if it is a layer that tells. Base
     classes count: a padded ``Conv2d`` subclass, as EfficientNet's and timm's stems are, is a Conv2d."""
-    from app import layers
-
     kinds = [layers.kind_of(sub)] + [c.__name__ for c in type(sub).__mro__]
     kind = next((k for k in kinds if k in _GUESSABLE), None)
     if kind in ("Conv1d", "Conv2d", "Conv3d") and layers.in_channels(sub):
@@ -68,8 +68,6 @@ def _specs(names: list[str], guess: tuple[tuple[int, ...], str] | None) -> list[
 
 def guess_inputs(module, names: list[str]) -> list[TensorSpec] | None:
     """Propose input shapes from the first layer in module order (a guess, reported as such)."""
-    from app import layers
-
     for _, sub in layers.named_layers(module):
         guess = _guess_for(sub)
         if guess is not None:
@@ -118,8 +116,6 @@ def output_specs(outputs: list, names: list[str] | None = None) -> list[TensorSp
 def probe_outputs(fn, inputs: list[TensorSpec]) -> list:
     """Run ``fn`` once on zeros-like example inputs; returns the flat output tensors."""
     import torch
-
-    from app.inputs import make_feeds
 
     feeds = make_feeds(inputs, seed=0)
     args = [torch.from_numpy(feeds[s.name]) for s in inputs]

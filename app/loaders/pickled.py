@@ -1,5 +1,5 @@
 """A full pickled module (``torch.save(model)``), unpickled by the weights-only unpickler with the
-globals the user approved (:mod:`app.unpickling`); the front door has already refused polyglots."""
+globals the user approved (:mod:`app.safety.unpickling`); the front door has already refused polyglots."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from app.errors import ModelLoadError
 from app.loaders import state_dict
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import from_module
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
+from app.safety.unpickling import load_pickled_module
 
 
 def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
     import torch
-
-    from app.unpickling import load_pickled_module
 
     notes: list[str] = []  # trusted names the file does not use
     obj = load_pickled_module(Path(file.reader_path()), allow_pickle=source.allow_pickle, arch=source.arch,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.errors import ModelLoadError
 from app.loaders import state_dict
 from app.loaders.checked import CheckedFile
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from app.errors import BadInput, StudioError
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import from_module
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
+from app.safety.arch import build_module
 
 
 def find_state_dict(obj: Any) -> dict | None:
@@ -61,8 +62,6 @@ def _module_with_weights(arch: str, arch_kwargs: dict | None, state: dict):
     once. Architectures that cannot be built on meta, buffers the state dict lacks, or dtypes that
     differ from the module's fall back to a normal build and copy."""
     import torch
-
-    from app.arch import build_module
 
     try:
         with torch.device("meta"):

@@ -1,24 +1,22 @@
 """``torch.export`` archives (``.pt2``), checked before ``torch.export.load`` sees them
-(:func:`app.archives.check_pt2`); the signature recorded in them, else read from the graph."""
+(:func:`app.safety.archives.check_pt2`); the signature recorded in them, else read from the graph."""
 
 from __future__ import annotations
 
-from app.errors import BadInput, ModelLoadError
-from app.errors import first_line as _first_line
+from app.errors import BadInput, ModelLoadError, first_line as _first_line
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import SIGNATURE_FILE, recorded_signature
-from app.model import LoadedModel, flatten_outputs
+from app.model.loaded import LoadedModel, flatten_outputs
+from app.model.specs import TensorSpec
 from app.request import ModelSource
 from app.runtimes.pytorch import runs_in_torch
-from app.specs import TensorSpec
+from app.safety.archives import check_pt2
 
 
 def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    """The ExportedProgram in ``file``, after :func:`app.archives.check_pt2` has checked the entries of
+    """The ExportedProgram in ``file``, after :func:`app.safety.archives.check_pt2` has checked the entries of
     the archive the front door holds open (its signature is read from the graph: ``guess`` is moot)."""
     import torch
-
-    from app.archives import check_pt2
 
     path = file.path
     notes = check_pt2(path, allow_pickle=source.allow_pickle, run_code_from_file=source.run_code_from_file,

@@ -4,12 +4,11 @@ allow-list unpickler (:mod:`app.loaders.pickled`)."""
 
 from __future__ import annotations
 
-from app.errors import ModelLoadError
-from app.errors import first_line as _first_line
+from app.errors import ModelLoadError, first_line as _first_line
 from app.loaders import pickled, state_dict
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import from_module
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
 
 

@@ -4,12 +4,12 @@ TorchScript archives are programs: their code runs when they are loaded (``inspe
 
 from __future__ import annotations
 
-from app.errors import ModelLoadError
-from app.errors import first_line as _first_line
+from app.errors import ModelLoadError, first_line as _first_line
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import SIGNATURE_FILE, from_module, recorded_signature
-from app.model import LoadedModel
+from app.model.loaded import LoadedModel
 from app.request import ModelSource
+from app.safety.archives import TORCHSCRIPT_NOTE
 
 
 def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
@@ -23,7 +23,6 @@ def load(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedMo
         raise ModelLoadError(f"{path} is a damaged TorchScript archive ({_first_line(e)}); re-export it") from None
     inputs, outputs, details = recorded_signature(extra[SIGNATURE_FILE])
     model = from_module(path, module, "torchscript", inputs, outputs, details, guess=guess, size=file.size)
-    from app.archives import TORCHSCRIPT_NOTE
 
     model.warnings.insert(0, TORCHSCRIPT_NOTE)
     return model

@@ -13,7 +13,7 @@ so a missing runtime fails only the runner that needs it, reported by :meth:`Run
 - :mod:`app.runtimes.tensorrt`  serialized TensorRT engines (GPU + TensorRT only)
 
 Verification, evaluation and the benchmark all run models through these runners: a
-:class:`~app.model.LoadedModel` hands out its own (:meth:`~app.model.LoadedModel.runner`).
+:class:`~app.model.loaded.LoadedModel` hands out its own (:meth:`~app.model.loaded.LoadedModel.runner`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.model import Feeds
-from app.specs import TensorSpec
+from app.model.loaded import Feeds
+from app.model.specs import TensorSpec
 
 
 class RunnerUnavailable(Exception):

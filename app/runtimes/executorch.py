@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from app.errors import ModelLoadError, first_line
-from app.model import Feeds, LoadedModel
+from app.model.loaded import Feeds, LoadedModel
 from app.runtimes.base import Runner
-from app.specs import TensorSpec
+from app.model.specs import TensorSpec
 
 PTE_MAGIC = b"ET12"  # the flatbuffer file identifier, bytes 4..8 of a .pte
 INSTALL = "pip install 'model-deployment-studio[executorch]' (ExecuTorch 1.5, beside torch 2.13)"
@@ -143,7 +143,7 @@ def load_pte(path: Path, *, inputs: list[TensorSpec] | None = None,
     """A ``.pte`` as a :class:`LoadedModel` (format ``executorch``), run by :class:`ExecuTorchRunner`.
     ``inputs``/``outputs``: the signature the conversion knows (names, dynamic axes), else the
     manifest's beside the file, else the program's own (``input_0``…)."""
-    from app.manifest import read_manifest
+    from app.artifacts.manifest import read_manifest
 
     path = Path(path)
     program = load_program(path)

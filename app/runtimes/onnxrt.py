@@ -11,9 +11,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from app.errors import ModelLoadError, first_line
-from app.model import SUPPORTED, Feeds, LoadedModel
+from app.model.layer_facts import gather_tables
+from app.model.loaded import Feeds, LoadedModel, SUPPORTED
+from app.model.specs import TensorSpec
 from app.runtimes.base import Runner, RunnerUnavailable
-from app.specs import TensorSpec
 
 # Execution providers that do not run the model on this machine (AzureExecutionProvider calls a
 # remote endpoint): never offered as a benchmark target.
@@ -197,7 +198,7 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int | N
 def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
     """An ONNX file as a :class:`LoadedModel` (format ``onnx``): parsed without its weights, its external
     data checked to lie beside it (:func:`onnx_external_files`), run by ONNX Runtime on CPU.
-    ``stream``: the file, already open (the front door's, :mod:`app.loading`); read from its start."""
+    ``stream``: the file, already open (the front door's, :mod:`app.loaders.front_door`); read from its start."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -222,7 +223,6 @@ def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     details = {"opset": opset, "ir_version": proto.ir_version, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
                "operators": dict(ops.most_common()), "external_data": [p.relative_to(path.parent.resolve()).as_posix() for p in data_files]}
-    from app.layers import gather_tables
 
     model = LoadedModel(path, "onnx", inputs, outputs, params, file_size_with_data(path, data_files),
                         module=path, details=details, gather_tables=gather_tables(proto.graph))

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from app.artifacts.manifest import read_manifest
 from app.errors import ModelLoadError, first_line
-from app.model import Feeds, LoadedModel
+from app.model.loaded import Feeds, LoadedModel
+from app.model.specs import TensorSpec
 from app.runtimes.base import Runner
-from app.specs import TensorSpec
+from app.runtimes.onnxrt import read_onnx
 
 # OpenVINO's name for each artifact precision's inference precision on CPU
 INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
@@ -150,8 +152,6 @@ def _op_counts(model) -> dict[str, int]:
 
 
 def _manifest_precision(path: Path) -> str | None:
-    from app.manifest import read_manifest
-
     return (read_manifest(path) or {}).get("precision")
 
 
@@ -182,8 +182,6 @@ class OpenVINORunner(Runner):
         return (True, "") if ok else (False, detail)
 
     def _load_impl(self) -> None:
-        from app.runtimes.onnxrt import read_onnx
-
         model = self.model or (load_ir(self.path) if self.path.suffix.lower() == IR_SUFFIX
                                else read_onnx(self.path))  # signature (+ the ONNX external-data checks)
         source = model.module if model.format == "openvino" else Path(self.path)

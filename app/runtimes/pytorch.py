@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from app.errors import first_line
-from app.model import Feeds, LoadedModel, flatten_outputs
+from app.model.loaded import Feeds, LoadedModel, flatten_outputs
 from app.runtimes.base import Runner
 
 # the runtime a torch file runs in, by its format (anything else: eager PyTorch)
@@ -21,7 +21,7 @@ class TorchRunner(Runner):
     Parameters
     ----------
     loader
-        Returns the :class:`~app.model.LoadedModel` (called, and timed, by :meth:`load`).
+        Returns the :class:`~app.model.loaded.LoadedModel` (called, and timed, by :meth:`load`).
     runtime
         ``pytorch`` (eager), ``torchscript`` or ``torch.export``.
     device

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from app.errors import ModelLoadError
-from app.model import Feeds, LoadedModel
+from app.model.loaded import Feeds, LoadedModel
+from app.model.specs import TensorSpec
 from app.runtimes import tensorrt_build
 from app.runtimes.base import Runner
-from app.specs import TensorSpec
 
 
 @functools.lru_cache(maxsize=1)

@@ -187,7 +187,7 @@ def _atomic_write(path: Path, data) -> str:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    # the twin of app.files.sha256: this file is copied alone to GPU machines, so it imports nothing of ours
+    # the twin of app.artifacts.atomic_output.sha256: this file is copied alone to GPU machines, so it imports nothing of ours
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

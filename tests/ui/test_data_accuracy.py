@@ -95,7 +95,7 @@ def test_accuracy_chart_draws_the_pareto_front_and_hover_names_the_artifact(qtbo
 
 
 def test_accuracy_points_use_the_evaluation_of_each_artifact():
-    from app.evaluation import Evaluation
+    from app.accuracy.evaluation import Evaluation
     from ui.accuracy_chart import accuracy_points
 
     e = Evaluation(10, "d", 0.999, 0.99, 0.995, 0.01, 0.02, 1.0, 0.9, 0.88, 1.0, 1.0)

@@ -29,7 +29,7 @@ def test_a_job_that_will_not_fit_asks_before_it_runs(qtbot, window, workdir, mon
 
 
 def test_a_tight_fit_is_logged_and_runs(qtbot, window, workdir, monkeypatch):
-    from app.memory import estimate
+    from app.machine.memory import estimate
 
     load_model(qtbot, window, workdir["cnn_onnx"])
     need = estimate(workdir["cnn_onnx"].stat().st_size, "onnx", "fp16", from_onnx=True).peak

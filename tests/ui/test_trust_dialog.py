@@ -17,7 +17,7 @@ def test_the_dialog_lists_every_global_and_trust_these_loads_it(qtbot, window, t
                                      intermediate_size=37)
     path = tmp_path / "bert.pt"
     torch.save(transformers.BertModel(config).eval(), path)
-    from app.unpickling import unsafe_globals
+    from app.safety.unpickling import unsafe_globals
 
     outside = [n for n in unsafe_globals(path) if not n.startswith("torch.nn.")]
     assert len(outside) > 6

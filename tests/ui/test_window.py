@@ -180,8 +180,8 @@ def test_an_existing_artifact_is_replaced_only_when_the_user_says_so(qtbot, wind
 def test_copied_command_line_rebuilds_the_same_request(qtbot, window, workdir):
     import shlex
 
-    from app import cli
-    from app.command_echo import convert_command
+    from app.cli import parser as cli
+    from app.reports.command_echo import convert_command
 
     load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
     set_shape(qtbot, window, "x", "2x3x32x32", dynamic_axes=(0,))
@@ -250,7 +250,7 @@ def test_unavailable_choices_are_disabled_with_their_reason(qtbot, window, workd
 
 
 def test_cells_say_what_to_expect_on_this_hardware(qtbot, window, workdir):
-    from app.hardware import detect_cpu
+    from app.machine.hardware import detect_cpu
 
     cpu = detect_cpu()
     load_model(qtbot, window, workdir["cnn_onnx"])
@@ -467,7 +467,7 @@ def test_quitting_mid_conversion_leaves_no_process_behind(workdir, tmp_path):
 
 
 def test_status_bar_says_whether_model_code_is_sandboxed(window):
-    from app.sandbox import status
+    from app.safety.sandbox import status
 
     sandboxed, line = status()
     assert window.sandbox_label.text() == ("Sandboxed" if sandboxed else "Not sandboxed")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app import netron_server
+from app.graph import netron_server
 from app.errors import ModelLoadError
 from tests.conftest import REPO
 from tests.onnx_graphs import make_onnx
@@ -285,7 +285,7 @@ def test_without_webengine_the_tab_offers_the_browser(qtbot, downloads, monkeypa
 
 
 def test_the_app_starts_without_importing_qtwebengine():
-    code = ("import sys; import ui.graph_view, app.netron_server; "
+    code = ("import sys; import ui.graph_view, app.graph.netron_server; "
             "print(sorted(m for m in sys.modules if 'WebEngine' in m))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

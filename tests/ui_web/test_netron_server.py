@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import ModelLoadError
-from app.netron_server import GraphServer, check_drawable
+from app.graph.netron_server import GraphServer, check_drawable
 from tests.conftest import REPO
 from tests.onnx_graphs import make_onnx
 
@@ -71,7 +71,7 @@ def test_which_formats_netron_draws(tmp_path, model_files):
 
 def test_servers_still_running_stop_when_the_process_exits(tmp_path):
     model = make_onnx(tmp_path / "m.onnx")
-    code = ("import json, sys; from app.netron_server import GraphServer; "
+    code = ("import json, sys; from app.graph.netron_server import GraphServer; "
             f"s = GraphServer({str(model)!r}); print(json.dumps([s.port, str(s.folder)]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                          timeout=60)
@@ -81,7 +81,7 @@ def test_servers_still_running_stop_when_the_process_exits(tmp_path):
 
 def test_copies_left_by_a_killed_process_are_removed_next_time(tmp_path):
     model = make_onnx(tmp_path / "m.onnx")
-    code = ("import json, os; from app.netron_server import GraphServer; "
+    code = ("import json, os; from app.graph.netron_server import GraphServer; "
             f"s = GraphServer({str(model)!r}); print(str(s.folder), flush=True); os._exit(1)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     left = Path(out.stdout.strip())

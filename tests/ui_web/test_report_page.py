@@ -14,7 +14,7 @@ from tests.runs import make_run
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, model_files):
-    from app.report import write_report
+    from app.reports.html import write_report
 
     root = tmp_path_factory.mktemp("report_page")
     state = root / "cnn.pt"

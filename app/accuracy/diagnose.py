@@ -1,0 +1,135 @@
+"""Where does the error come from? Run the fp32 ONNX reference and an fp16/int8 artifact with every
+intermediate tensor exposed, match tensors by name, and rank nodes by the error they add.
+
+A node's *added* error is the relative L2 error of its output minus the largest error among its
+inputs: the part this node introduced (its weights' and its input activations' quantization, or its
+fp16 arithmetic), not what it inherited. ONNX Runtime's quantizer keeps the fp32 graph's tensor
+names (QDQ only appends ``_QuantizeLinear_Output``/``_DequantizeLinear_Output`` tensors), and the
+fp16 converter keeps them too, so names match without any mapping.
+
+Own code rather than ``onnxruntime.quantization.qdq_loss_debug``: that module matches QDQ models only,
+this works for dynamic int8 and fp16 as well, and ranks by added error rather than listing tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import BadInput, first_line
+from app.model.loaded import Feeds
+
+FLOAT_TYPES = (1, 10, 11, 16)   # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+@dataclass(frozen=True)
+class NodeError:
+    """One node of the reference graph and the error at its output in the artifact."""
+
+    node: str
+    op_type: str
+    output: str
+    error: float        # relative L2 of the output tensor, over the samples
+    added: float        # error minus the largest error among the node's inputs
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _exposed_session(path: Path):
+    """An ONNX Runtime session on ``path`` whose outputs include every float intermediate tensor."""
+    import onnx
+    import onnxruntime as ort
+
+    proto = onnx.load(str(path))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        inferred = proto
+    known = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    present = {o.name for o in proto.graph.output}
+    for node in proto.graph.node:
+        for name in node.output:
+            info = known.get(name)
+            if name and name not in present and info is not None and info.type.tensor_type.elem_type in FLOAT_TYPES:
+                proto.graph.output.append(info)
+                present.add(name)
+    options = ort.SessionOptions()
+    # fused kernels would hide the tensors we ask for
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"]), proto
+    except Exception as e:
+        raise BadInput(f"{path.name}: ONNX Runtime cannot run it with its intermediate tensors exposed "
+                       f"({first_line(e)})") from None
+
+
+def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tuple[dict[str, float], object]:
+    """Relative L2 error of every tensor both graphs compute (by name), over ``samples``; and the
+    reference graph (to walk its nodes)."""
+    ref_sess, ref_proto = _exposed_session(Path(reference))
+    art_sess, art_proto = _exposed_session(Path(artifact))
+    # static QDQ removes a Relu after Conv/MatMul (the uint8 output range clips it) and gives its
+    # output name to the Conv: that float tensor is the Conv's, before the clip, so clip it too
+    ref_op = {o: n.op_type for n in ref_proto.graph.node for o in n.output}
+    art_op = {o: n.op_type for n in art_proto.graph.node for o in n.output}
+    folded_relu = {o for o, op in ref_op.items() if op == "Relu" and art_op.get(o, "Relu") != "Relu"}
+    ref_names = [o.name for o in ref_sess.get_outputs()]
+    art_names = {o.name for o in art_sess.get_outputs()}
+    common = [n for n in ref_names if n in art_names]
+    if not common:
+        raise BadInput(f"{Path(artifact).name} shares no tensor names with {Path(reference).name}: was it built from it?")
+    ref_inputs = {i.name for i in ref_sess.get_inputs()}
+    art_inputs = {i.name for i in art_sess.get_inputs()}
+    num = dict.fromkeys(common, 0.0)
+    den = dict.fromkeys(common, 0.0)
+    for feeds in samples:
+        ref = dict(zip(ref_names, ref_sess.run(ref_names, {k: v for k, v in feeds.items() if k in ref_inputs})))
+        got = dict(zip(common, art_sess.run(common, {k: v for k, v in feeds.items() if k in art_inputs})))
+        for name in common:
+            r, g = np.asarray(ref[name], np.float64), np.asarray(got[name], np.float64)
+            if name in folded_relu:
+                g = np.maximum(g, 0.0)
+            if r.shape != g.shape:
+                num.pop(name, None)
+                continue
+            if name in num:
+                # attention masks add the dtype's lowest value (-3.4e38): squares overflow, and those
+                # positions vanish in the softmax anyway, so they are left out
+                keep = np.abs(r) < 1e30
+                d = np.where(keep, np.nan_to_num(g - r, nan=1e15, posinf=1e15, neginf=1e15), 0.0)
+                num[name] += float(np.sum(d * d))
+                den[name] += float(np.sum(np.where(keep, r, 0.0) ** 2))
+    return {n: (np.sqrt(num[n]) / np.sqrt(den[n]) if den[n] > 0 else np.sqrt(num[n])) for n in num}, ref_proto
+
+
+def rank_nodes(reference: Path, artifact: Path, samples: list[Feeds], top: int | None = None) -> list[NodeError]:
+    """Nodes of ``reference`` ordered by the error they add in ``artifact`` (worst first)."""
+    errors, proto = tensor_errors(reference, artifact, samples)
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    ranked = []
+    for node in proto.graph.node:
+        outs = [o for o in node.output if o in errors]
+        if not outs:
+            continue
+        out = max(outs, key=lambda o: errors[o])
+        owner = node
+        if node.op_type == "Relu" and node.input and node.input[0] not in errors and node.input[0] in producer:
+            owner = producer[node.input[0]]  # the Relu was folded into this node: the error is its
+        inherited = max((errors[i] for i in owner.input if i in errors), default=0.0)
+        ranked.append(NodeError(owner.name or out, owner.op_type, out, float(errors[out]),
+                                float(errors[out] - inherited)))
+    ranked.sort(key=lambda n: n.added, reverse=True)
+    return ranked[:top] if top else ranked
+
+
+def format_ranking(nodes: list[NodeError]) -> str:
+    """The ranking as an aligned text table."""
+    head = ("#", "node", "op", "added error", "error at output")
+    rows = [(str(i + 1), n.node, n.op_type, f"{n.added:.4g}", f"{n.error:.4g}") for i, n in enumerate(nodes)]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    line = lambda r: "  ".join(c.ljust(w) if i in (1, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])

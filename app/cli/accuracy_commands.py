@@ -1,0 +1,173 @@
+"""CLI commands that run models on real data: ``evaluate`` (and ``diagnose``).
+
+Registered by :func:`app.cli.parser.build_parser` through :func:`add_data_commands`. Exit codes: 0 every
+artifact evaluated, 1 one failed to run (the others are still reported), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from app.artifacts.manifest import read_manifest
+from app.cli.console import StderrProgress
+from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.errors import BadInput
+from app.machine.hardware import isa_warning
+from app.request import ConversionRequest
+from converters.options import add_flags, values_of
+
+
+def add_data_commands(sub) -> None:
+    """Add ``evaluate`` to the ``main.py`` subparsers ``sub``."""
+
+    e = sub.add_parser("evaluate", help="compare artifacts with their source on real data (and labels)",
+                       description="Run the source and every artifact on the samples of --data: cosine mean/min/p5, "
+                                   "relative L2, top-1 agreement, and top-1/top-5 accuracy of both when the data "
+                                   "has labels. Samples an artifact was calibrated on (its manifest says) are left out.")
+    add_model_args(e)
+    e.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT", help="artifacts: .onnx, TorchScript .pt, .pt2")
+    add_data_args(e, required=True)
+    e.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per artifact as CSV")
+    e.set_defaults(handler=cmd_evaluate)
+
+    d = sub.add_parser("diagnose", help="rank the nodes of an fp16/int8 ONNX artifact by the error they add",
+                       description="Run the fp32 source (exported to ONNX when it is a PyTorch model) and the artifact "
+                                   "on a few --data samples with every intermediate tensor exposed, match tensors by "
+                                   "name, and rank nodes by the error they add (their output's relative L2 error "
+                                   "minus their inputs'). The worst ones are what --accuracy-budget keeps in float.")
+    add_model_args(d)
+    d.add_argument("artifact", type=Path, metavar="ARTIFACT", help="an fp16/int8 .onnx built from MODEL")
+    add_data_args(d, required=True)
+    from converters.onnx_export import EXPORT_OPTIONS
+
+    add_flags(d, EXPORT_OPTIONS)  # the fp32 reference is exported as the artifact was: tensor names must match
+    d.add_argument("--samples", type=int, default=8, metavar="N", help="samples to run (default 8)")
+    d.add_argument("--top", type=int, default=15, metavar="N", help="nodes to list (default 15)")
+    d.set_defaults(handler=cmd_diagnose)
+
+
+def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
+    """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
+    from app.accuracy.evaluation import evaluate_artifacts
+
+    source, data, artifacts = payload
+    return evaluate_artifacts(source, data, artifacts, progress)
+
+
+def cmd_evaluate(args) -> int:
+    from app.jobs import run_job
+
+    missing = [a for a in args.artifacts if not a.is_file()]
+    if missing:
+        raise BadInput(f"{missing[0]}: no such artifact file")
+
+    for a in args.artifacts:  # figures measured on another CPU than the one it was built on may differ there
+        warning = isa_warning(read_manifest(a), a.name)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    progress = StderrProgress()
+    try:
+        result = run_job("app.cli.accuracy_commands:evaluate_entry",
+                         (source_of(args), data_source_of(args), list(args.artifacts)),
+                         progress=progress)
+    finally:
+        progress.done()
+    rows = result["artifacts"]
+    code = 0
+    for row in rows:
+        summary = row.pop("summary", None)
+        if row["status"] == "failed":
+            code = 1
+            print(f"error: {Path(row['artifact']).name}: {row['message']}", file=sys.stderr)
+        elif not args.json:
+            print(f"{Path(row['artifact']).name}: {summary}")
+    if args.csv:
+        write_rows_csv(rows, args.csv)
+    if args.json:
+        print(json.dumps({"status": "ok" if code == 0 else "failed", "source": str(args.model),
+                          "data": result["data"], "split": result["split"], "notes": result["notes"],
+                          "artifacts": rows}, indent=2))
+    else:
+        print(f"data: {result['data']} ({result['split']})")
+        for n in result["notes"]:
+            print(f"note: {n}")
+    return code
+
+
+def fp32_reference(source, model, folder: Path, options: dict | None = None) -> Path:
+    """The source model (an :class:`~app.request.ModelSource`, loaded as ``model``) as fp32 ONNX: the
+    file itself, or an export into ``folder`` with the export ``options`` the artifact was made with
+    (its exporter and opset name the tensors the ranking matches)."""
+    if model.format == "onnx":
+        return Path(source.path)
+    from app.jobs import convert_in_process as convert
+    from converters.base import get_converter
+
+    fp32 = get_converter("onnx").options_in(dict(options or {}), "fp32")
+    return convert(ConversionRequest(source, "onnx", "fp32", fp32, out_dir=folder)).artifact
+
+
+def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
+    """``diagnose`` in the fenced child: the fp32 reference is built in its private temporary folder."""
+    import tempfile
+
+    from app.accuracy.diagnose import rank_nodes
+    from app.accuracy.evaluation import evaluation_part
+    from app.loaders.front_door import prepare_model
+
+    source, data_source, artifact, samples, options = payload  # options: the artifact's (the window knows them)
+    progress = progress or (lambda stage, fraction=None: None)
+    model = prepare_model(source)
+    data, note = evaluation_part(data_source, model, [artifact])
+    with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
+        progress("fp32 reference", None)
+        reference = fp32_reference(source, model, Path(tmp), options)
+        progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
+        ranking = rank_nodes(reference, artifact, data.samples[:samples])
+    return {"ranking": ranking, "samples": min(samples, len(data)), "data": data.describe(), "split": note}
+
+
+def cmd_diagnose(args) -> int:
+    from app.accuracy.diagnose import format_ranking
+    from app.jobs import run_job
+    from converters.onnx_export import EXPORT_OPTIONS
+
+    if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":
+        raise BadInput(f"{args.artifact}: give an fp16/int8 .onnx artifact to diagnose")
+    if args.samples < 1 or args.top < 1:
+        raise BadInput("--samples and --top take positive numbers")
+    progress = StderrProgress()
+    try:
+        result = run_job("app.cli.accuracy_commands:diagnose_entry",
+                         (source_of(args), data_source_of(args), args.artifact, args.samples,
+                          values_of(args, EXPORT_OPTIONS)),
+                         progress=progress)
+    finally:
+        progress.done()
+    ranking = result["ranking"]
+    top = ranking[:args.top]
+    if args.json:
+        print(json.dumps({"status": "ok", "artifact": str(args.artifact), "samples": result["samples"],
+                          "data": result["data"], "split": result["split"], "nodes_compared": len(ranking),
+                          "nodes": [n.to_json() for n in top]}, indent=2))
+    else:
+        print(f"{args.artifact.name}: {len(ranking)} nodes compared on {result['samples']} samples; "
+              f"the {len(top)} that add the most error:")
+        print(format_ranking(top))
+    return 0
+
+
+def write_rows_csv(rows: list[dict], path: Path) -> Path:
+    """One line per artifact: its path, status and every evaluation figure."""
+    fields = ["artifact", "status"] + list(dict.fromkeys(k for r in rows for k in (r.get("evaluation") or {})
+                                                         if k != "notes"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({"artifact": r["artifact"], "status": r["status"], **(r.get("evaluation") or {})})
+    return path

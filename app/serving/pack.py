@@ -1,0 +1,168 @@
+"""A check that travels with the artifact: ``python main.py pack ARTIFACT --out DIR``
+(the command: :mod:`app.cli.serving_commands`).
+
+DIR receives the artifact and its side files (an ONNX model's external data, OpenVINO's ``.bin``), its
+manifest, ``samples.npz`` (evaluation inputs and the source model's outputs for them; with labels
+when the data has them), ``pack.json`` (the accuracy budget, the build machine's CPU and instruction
+sets, runtime versions, and the metrics the app measured here) and ``check.py``: one file that needs
+only numpy and the artifact's runtime (onnxruntime for ``.onnx``, openvino for ``.xml``). Run as
+``python check.py`` on the machine the artifact is deployed on, it prints the same metrics the app
+computes (cosine mean/min, max abs error, relative L2, top-1 agreement for class scores) and that
+machine's instruction sets, and exits 0 when the budget holds there, 1 when it does not.
+
+Samples come from the data the manifest records (``--data``: the evaluation part when the artifact
+was calibrated on it), else from the random inputs verification uses (``pack.json`` says which).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.artifacts.manifest import manifest_path_of, read_manifest, source_of_manifest
+from app.artifacts.versions import tool_versions
+from app.errors import BadInput
+from app.machine.hardware import isa_record
+
+DEFAULT_SAMPLES = 32
+RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
+PACK_FILES = ("samples.npz", "pack.json", "check.py")
+CHECKER = Path(__file__).resolve().parents[2] / "resources" / "pack_check.py"   # becomes DIR/check.py
+
+
+# ---------------------------------------------------------------------------- manifest → what to run
+def artifact_files(artifact: Path, manifest: dict) -> list[Path]:
+    """The artifact and its side files, as the manifest lists them (beside the artifact)."""
+    names = [f.get("name") for f in manifest.get("files") or [] if isinstance(f, dict) and f.get("name")]
+    files = [artifact.parent / Path(n).name for n in names] or [artifact]
+    if artifact not in files:
+        files.insert(0, artifact)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise BadInput(f"{artifact}: its manifest lists {missing[0].name}, which is not beside it")
+    return files
+
+
+def check_packable(artifact: Path) -> tuple[dict, str]:
+    """The manifest of ``artifact`` and its runtime; one line (BadInput) when it cannot be packed."""
+    if not artifact.is_file():
+        raise BadInput(f"{artifact}: no such artifact file")
+    manifest = read_manifest(artifact)
+    if manifest is None:
+        raise BadInput(f"{artifact}: no manifest ({manifest_path_of(artifact).name}) beside it; pack needs the one "
+                       "convert writes (source model, options, data)")
+    target = str(manifest.get("target"))
+    suffix = artifact.suffix.lower()
+    if target not in RUNTIMES or suffix not in (".onnx", ".xml"):
+        raise BadInput(f"{artifact}: pack supports ONNX (.onnx) and OpenVINO (.xml) artifacts, not "
+                       f"{target!r} ({suffix or 'no extension'})")
+    return manifest, RUNTIMES[target]
+
+
+def budget_of(manifest: dict) -> dict:
+    """The accuracy budget ``check.py`` holds the artifact to: ``--accuracy-budget`` when the
+    manifest has one, else verification's limit for its precision (int8: mean cosine ≥
+    ``INT8_MIN_COSINE``; fp32/fp16/bf16: worst relative L2 ≤ ``REL_L2_LIMIT``)."""
+    from app.accuracy.verify import INT8_MIN_COSINE, REL_L2_LIMIT
+
+    precision = str(manifest.get("precision"))
+    recorded = (manifest.get("accuracy_budget") or {}).get("budget")
+    if recorded:
+        from app.accuracy.budget import AccuracyBudget
+
+        b = AccuracyBudget.parse(recorded)
+        if b.metric == "cosine":
+            return {"metric": "cosine_mean", "op": ">=", "value": b.value, "from": f"--accuracy-budget {b}"}
+        return {"metric": "top1_drop", "op": "<=", "value": b.value, "from": f"--accuracy-budget {b}"}
+    if precision in REL_L2_LIMIT:
+        return {"metric": "rel_l2_max", "op": "<=", "value": REL_L2_LIMIT[precision],
+                "from": f"verification's {precision} limit"}
+    where = "its evaluation on data" if manifest.get("evaluation") else "verification"
+    return {"metric": "cosine_mean", "op": ">=", "value": INT8_MIN_COSINE,
+            "from": f"the {precision} accuracy warning of {where} (cosine {INT8_MIN_COSINE})"}
+
+
+# ---------------------------------------------------------------------------- the fenced child
+def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
+    """Load the source, take the samples, run source and artifact on them, and write DIR."""
+    import numpy as np
+
+    from app.accuracy.data import load_data
+    from app.accuracy.evaluation import compare_outputs, run_all
+    from app.model.inputs import make_feeds
+    from app.loaders.front_door import load_model, prepare_model
+    from app.accuracy.verify import compare
+
+    say = progress or (lambda stage, fraction=None: None)
+    artifact, out, count = Path(payload["artifact"]), Path(payload["out"]), int(payload["samples"])
+    manifest = payload["manifest"]
+    source, data_source = source_of_manifest(manifest)
+    say("load the source model", None)
+    model = prepare_model(source)
+    if data_source is not None:
+        data = load_data(data_source, model.inputs, model.outputs)
+        recorded = (manifest.get("recorded") or {}).get("data") or {}
+        part = "all samples"
+        if recorded.get("source"):
+            seed = int(recorded.get("split_seed", 0))
+            data, part = data.split(seed)[1], f"the evaluation part (split seed {seed}; not calibrated on)"
+        data = data.subset(list(range(min(count, len(data)))))
+        origin = {"kind": "data", "source": str(data_source.path), "part": part, "describe": data.describe()}
+    else:
+        from app.accuracy.data import DataSet
+
+        feeds = [make_feeds(model.inputs, seed=i) for i in range(count)]
+        data = DataSet(Path("random"), "random", feeds)
+        origin = {"kind": "random", "note": "the manifest records no --data: random inputs like verification's "
+                                            "(app.model.inputs.make_feeds, seeds 0..N-1); they say whether the artifact "
+                                            "computes the same function, not what a user loses on real data"}
+    say(f"run the source on {len(data)} samples", None)
+    reference = run_all(model, data, "the source")
+    say(f"run {artifact.name} on them", None)
+    got = run_all(load_model(artifact), data, "the artifact")
+    evaluation = compare_outputs(reference, got, data)
+    per_output = [compare(str(j), np.stack([r[j] for r in reference]), np.stack([g[j] for g in got]))
+                  for j in range(len(reference[0]))]
+    metrics = {"samples": evaluation.samples, "cosine_mean": evaluation.cosine_mean,
+               "cosine_min": evaluation.cosine_min, "max_abs_err": max(m.max_abs_err for m in per_output),
+               "rel_l2_mean": evaluation.rel_l2_mean, "rel_l2_max": evaluation.rel_l2_max,
+               "top1_agreement": evaluation.top1_agreement, "top1_drop": evaluation.top1_drop}
+
+    say("write the pack", None)
+    arrays: dict[str, np.ndarray] = {}
+    for i, (feeds, outs) in enumerate(zip(data.samples, reference)):
+        for k, spec in enumerate(model.inputs):
+            arrays[f"s{i}_in{k}"] = np.ascontiguousarray(feeds[spec.name])
+        for j, o in enumerate(outs):
+            arrays[f"s{i}_out{j}"] = np.ascontiguousarray(o)
+        if data.labels is not None:
+            arrays[f"s{i}_label"] = np.asarray(data.labels[i], dtype=np.int64)
+    with open(out / "samples.npz", "wb") as f:
+        np.savez(f, **arrays)
+    versions = tool_versions()
+    runtime = payload["runtime"]
+    pack = {
+        "format_version": 1,
+        "artifact": artifact.name, "runtime": runtime, "target": manifest.get("target"),
+        "precision": manifest.get("precision"), "files": payload["files"],
+        "inputs": [s.name for s in model.inputs], "outputs": [s.name for s in model.outputs],
+        "samples": dict(origin, count=len(data), labels=data.labels is not None),
+        "budget": budget_of(manifest),
+        "build_machine": {"isa": isa_record(), "manifest_isa": manifest.get("build_isa"),
+                          "int8_for_cpu": (manifest.get("recorded") or {}).get("int8_for_cpu"),
+                          "versions": dict({k: versions.get(k) for k in ("python", "platform", runtime)},
+                                           numpy=np.__version__)},
+        "build_metrics": metrics,
+        "openvino_config": _openvino_config(manifest) if runtime == "openvino" else None,
+        "source": {"path": (manifest.get("source") or {}).get("path"),
+                   "sha256": (manifest.get("source") or {}).get("sha256")},
+    }
+    (out / "pack.json").write_text(json.dumps(pack, indent=2, default=str) + "\n")
+    return {"pack": str(out), "samples": len(data), "metrics": metrics, "budget": pack["budget"],
+            "sample_origin": origin["kind"]}
+
+
+def _openvino_config(manifest: dict) -> dict:
+    from app.runtimes.openvino import compile_config
+
+    return compile_config(str(manifest.get("precision")))
