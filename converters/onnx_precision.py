@@ -223,15 +223,11 @@ def quantization_mode(ctx: ConversionContext, src: Path, *, for_tensorrt: bool) 
 
 def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool = False) -> None:
     """Dynamic (weights int8, activations at run time) or static QDQ (calibrated activations)."""
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
-                                          quantize_static)
-
     mode = quantization_mode(ctx, src, for_tensorrt=for_tensorrt)
     weights = _weight_type(ctx, for_tensorrt=for_tensorrt)
     config = ctx.quantizer or QuantizerConfig(weights)     # the budget loop's candidate, else the defaults
     if ctx.quantizer is not None:
         weights = ctx.record["int8_weights_type"] = config.weight_type
-    weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
     kept = src.with_name("pre-" + src.name)
     if ctx.keep_reference and kept.exists():   # a rebuild in the accuracy-budget loop
         pre = kept
@@ -246,52 +242,9 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
     external = _has_external_data(pre)
     try:
         if mode == "dynamic":
-            ctx.stage("quantize (dynamic int8)")
-            from onnxruntime.quantization.registry import IntegerOpsRegistry
-
-            # Conv is left in float: ONNX Runtime's ConvInteger has no fast CPU kernel, and dynamic
-            # int8 made a ResNet-18 3.4x slower than fp32 (66.5 vs 19.5 ms at batch 1 on 2 cores;
-            # without Conv: 17.3 ms). Static QDQ quantizes convolutions properly (6.3 ms there).
-            # per_channel is on: on a random-weight encoder it looked useless (cosine 0.99994 vs
-            # 0.99992, 2-4 % slower), but on the pretrained all-MiniLM-L6-v2 it is what keeps real
-            # sentences above 0.99 (mean cosine 0.994 vs 0.966 per-tensor, 204 held-out sentences)
-            ops = [op for op in IntegerOpsRegistry if op != "Conv"]
-            if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude, weights):
-                return
-            quantize_dynamic(str(pre), str(out), weight_type=weight_type, per_channel=config.per_channel,
-                             reduce_range=config.reduce_range, op_types_to_quantize=ops, nodes_to_exclude=exclude,
-                             use_external_data_format=external)
-            ctx.record.update(dynamic_quantized_ops=ops, per_channel=config.per_channel, quantizer=config.to_json())
-            ctx.quantizer = config
-            if _count_ops(pre, "Conv"):
-                ctx.warnings.append("dynamic int8 leaves Conv layers in float (ONNX Runtime's dynamic ConvInteger is "
-                                    "slower than fp32 on CPU); --data DIR (real samples) makes automatic int8 static QDQ, which quantizes them")
+            _quantize_dynamic(pre, out, ctx, config, weights, exclude, external)
         else:
-            samples = _calibration(ctx)
-            method = (config.calibration_method or CALIBRATION_METHOD.of(ctx.request)).lower()
-            if method not in CALIBRATION_METHODS:
-                raise BadInput(f"--calibration-method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
-            ctx.stage(f"calibrate and quantize (static QDQ, {method}, {len(samples)} samples)")
-            calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                     "percentile": CalibrationMethod.Percentile}[method]
-            # TensorRT only takes symmetric signed int8 Q/DQ; ONNX Runtime's CPU kernels are
-            # fastest with unsigned activations (U8S8).
-            act = QuantType.QInt8 if for_tensorrt else QuantType.QUInt8
-            # TensorRT wants int8 weights and activations but float biases (it fuses them itself)
-            extra = ({"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
-                     if for_tensorrt else {"ActivationSymmetric": bool(config.activation_symmetric)})
-            config = config.with_(calibration_method=method, activation_symmetric=extra["ActivationSymmetric"])
-            # the entropy/percentile calibrators print their progress on stdout, which would break
-            # `--json` output; keep it out
-            with contextlib.redirect_stdout(io.StringIO()):
-                quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
-                                per_channel=config.per_channel, reduce_range=config.reduce_range,
-                                activation_type=act, weight_type=weight_type,
-                                calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude,
-                                use_external_data_format=external)
-            ctx.record.update(calibration_method=method, calibration_samples=len(samples),
-                              activation_type=str(act), per_channel=config.per_channel, quantizer=config.to_json())
-            ctx.quantizer = config
+            _quantize_static(pre, out, ctx, config, weights, exclude, external, for_tensorrt)
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:
@@ -306,6 +259,67 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             ctx.reference_onnx = src
         for leftover in out.parent.glob("augmented_model*.onnx"):
             leftover.unlink()
+
+
+def _quantize_dynamic(pre: Path, out: Path, ctx: ConversionContext, config: "QuantizerConfig", weights: str,
+                      exclude: list[str], external: bool) -> None:
+    """Dynamic int8: weights quantized, activations at run time (Conv left in float)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
+    ctx.stage("quantize (dynamic int8)")
+
+    # Conv is left in float: ONNX Runtime's ConvInteger has no fast CPU kernel, and dynamic
+    # int8 made a ResNet-18 3.4x slower than fp32 (66.5 vs 19.5 ms at batch 1 on 2 cores;
+    # without Conv: 17.3 ms). Static QDQ quantizes convolutions properly (6.3 ms there).
+    # per_channel is on: on a random-weight encoder it looked useless (cosine 0.99994 vs
+    # 0.99992, 2-4 % slower), but on the pretrained all-MiniLM-L6-v2 it is what keeps real
+    # sentences above 0.99 (mean cosine 0.994 vs 0.966 per-tensor, 204 held-out sentences)
+    ops = [op for op in IntegerOpsRegistry if op != "Conv"]
+    if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude, weights):
+        return
+    quantize_dynamic(str(pre), str(out), weight_type=weight_type, per_channel=config.per_channel,
+                     reduce_range=config.reduce_range, op_types_to_quantize=ops, nodes_to_exclude=exclude,
+                     use_external_data_format=external)
+    ctx.record.update(dynamic_quantized_ops=ops, per_channel=config.per_channel, quantizer=config.to_json())
+    ctx.quantizer = config
+    if _count_ops(pre, "Conv"):
+        ctx.warnings.append("dynamic int8 leaves Conv layers in float (ONNX Runtime's dynamic ConvInteger is "
+                            "slower than fp32 on CPU); --data DIR (real samples) makes automatic int8 static QDQ, which quantizes them")
+
+
+def _quantize_static(pre: Path, out: Path, ctx: ConversionContext, config: "QuantizerConfig", weights: str,
+                     exclude: list[str], external: bool, for_tensorrt: bool) -> None:
+    """Static QDQ int8: activation ranges calibrated on the samples."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
+    samples = _calibration(ctx)
+    method = (config.calibration_method or CALIBRATION_METHOD.of(ctx.request)).lower()
+    if method not in CALIBRATION_METHODS:
+        raise BadInput(f"--calibration-method {method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
+    ctx.stage(f"calibrate and quantize (static QDQ, {method}, {len(samples)} samples)")
+    calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+             "percentile": CalibrationMethod.Percentile}[method]
+    # TensorRT only takes symmetric signed int8 Q/DQ; ONNX Runtime's CPU kernels are
+    # fastest with unsigned activations (U8S8).
+    act = QuantType.QInt8 if for_tensorrt else QuantType.QUInt8
+    # TensorRT wants int8 weights and activations but float biases (it fuses them itself)
+    extra = ({"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+             if for_tensorrt else {"ActivationSymmetric": bool(config.activation_symmetric)})
+    config = config.with_(calibration_method=method, activation_symmetric=extra["ActivationSymmetric"])
+    # the entropy/percentile calibrators print their progress on stdout, which would break
+    # `--json` output; keep it out
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
+                        per_channel=config.per_channel, reduce_range=config.reduce_range,
+                        activation_type=act, weight_type=weight_type,
+                        calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude,
+                        use_external_data_format=external)
+    ctx.record.update(calibration_method=method, calibration_samples=len(samples),
+                      activation_type=str(act), per_channel=config.per_channel, quantizer=config.to_json())
+    ctx.quantizer = config
 
 
 def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
