@@ -44,7 +44,7 @@ class ModelPanel(QGroupBox):
         self.setAccessibleName("Model")
         layout = QVBoxLayout(self)
         self.hint = QLabel("Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O).\n"
-                           "PyTorch .pt/.pth/.bin/.ckpt, .safetensors, torch.export .pt2, ONNX .onnx")
+                           "PyTorch .pt/.pth/.bin/.ckpt, .safetensors, torch.export .pt2, ONNX .onnx, ExecuTorch .pte")
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setMinimumHeight(60)

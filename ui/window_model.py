@@ -95,7 +95,8 @@ class ModelOpening:
             w.show_message(QMessageBox.Icon.Warning, "Not a model file",
                            f"{path.name} is not a model file Model Deployment Studio reads.\n\nSupported: "
                            "PyTorch .pt/.pth/.bin/.ckpt (TorchScript, state dict or pickled module), "
-                           "safetensors, torch.export .pt2, ONNX .onnx and TensorRT .engine/.plan.")
+                           "safetensors, torch.export .pt2, ONNX .onnx, OpenVINO .xml, ExecuTorch .pte and TensorRT "
+                           ".engine/.plan.")
             w.log.add(f"refused {path}: not a supported model file")
             return False
         if not path.is_file():
