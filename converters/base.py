@@ -186,6 +186,13 @@ class Converter:
         """Re-load the artifact in its own runtime, for verification."""
         return load_model(path)
 
+    def rank_nodes(self, ctx: ConversionContext, samples: list, settings: Any, excluded: list[str]) -> list | None:
+        """For ``--accuracy-budget``: the nodes of the build with ``settings`` and ``excluded`` nodes in float,
+        ranked by the error they add (objects with ``node``, ``op_type`` and ``added``), for a target
+        whose artifact is not an ONNX graph; None: :func:`app.accuracy.diagnose.rank_nodes` on the ONNX
+        files (the fp32 reference and the artifact)."""
+        return None
+
 
 def _import_all() -> None:
     for name in _MODULES:

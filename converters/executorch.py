@@ -68,9 +68,10 @@ class XnnpackSettings:
 
     def choices(self, fixed_weights: bool = False) -> list[tuple[str, tuple]]:
         """The settings worth trying from here, one field at a time (XNNPACK's int8 kernels are the same on
-        every CPU: nothing depends on ``fixed_weights``)."""
-        return [("per_channel", (not self.per_channel,)),
-                ("mode", tuple(m for m in ("static", "dynamic") if m != self.mode))]
+        every CPU: nothing depends on ``fixed_weights``). The mode is not searched, as ONNX Runtime's is
+        not: dynamic int8 leaves a CNN's convolutions in float — the node stage's job, done by name there
+        (the digits CNN met cosine=0.99999 "by quantizer" that way, all three convolutions fp32)."""
+        return [("per_channel", (not self.per_channel,))]
 
 
 HANDOFF_SAMPLES = 4
@@ -132,6 +133,7 @@ class ExecuTorchConverter(Converter):
 
     def __init__(self):
         self.graphs: dict[tuple, tuple] = {}   # (settings, float operators) → (captured graph, quantized graph)
+        self.signature: tuple[list[TensorSpec], list[TensorSpec]] | None = None  # what the .pte does not hold
 
     def convert(self, ctx: ConversionContext) -> list[Path]:
         import torch
@@ -174,8 +176,7 @@ class ExecuTorchConverter(Converter):
         return [ctx.artifact_path, *write_handoff(ctx, self.load_artifact(ctx.artifact_path))]
 
     def load_artifact(self, path: Path) -> LoadedModel:
-        inputs, outputs = getattr(self, "signature", (None, None))
-        return et_runtime.load_pte(Path(path), inputs=inputs, outputs=outputs)
+        return et_runtime.load_pte(Path(path), signature=self.signature)
 
     # -- int8: PT2E with the XNNPACK quantizer
     def _quantize(self, ctx: ConversionContext, module, args):
@@ -282,23 +283,6 @@ class ExecuTorchConverter(Converter):
             ranked.append(RankedNode(node.name, str(node.target).split(".")[1] if "." in str(node.target) else
                                     str(node.target), node.name, error[node.name], error[node.name] - inherited))
         return sorted(ranked, key=lambda n: -n.added)
-
-    def latency_ms(self, path: Path, feeds: dict, runs: int = 30) -> float:
-        """Median milliseconds of one call of the ``.pte`` on ``feeds`` (the budget's rounds)."""
-        import statistics
-        import time
-
-        runner = self.load_artifact(path).runner()
-        prepared = runner.prepare(feeds)
-        for _ in range(3):
-            runner.call(prepared)
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            runner.call(prepared)
-            times.append((time.perf_counter() - started) * 1e3)
-        runner.close()
-        return statistics.median(times)
 
 
 class RankedNode(NamedTuple):

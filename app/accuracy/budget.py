@@ -211,9 +211,9 @@ class _Loop:
             self.ctx.stage(f"accuracy budget {self.budget}: find the nodes that add the most error", None)
             samples = self.data.samples[:DIAGNOSIS_SAMPLES]
             # a target that ranks its own graph (ExecuTorch: the PT2E graphs), else the ONNX diagnosis
-            ranking = (self.converter.rank_nodes(self.ctx, samples, self.best.config, self.best.nodes)
-                       if hasattr(self.converter, "rank_nodes") else
-                       rank_nodes(self.ctx.reference_onnx, self.best.files[0], samples))
+            ranking = self.converter.rank_nodes(self.ctx, samples, self.best.config, self.best.nodes)
+            if ranking is None:
+                ranking = rank_nodes(self.ctx.reference_onnx, self.best.files[0], samples)
             excluded = self.best.nodes
             new = [n.node for n in ranking if n.node not in excluded and n.op_type not in DATA_MOVEMENT
                    and n.added > 0][:min(step, max_nodes - len(excluded))]

@@ -138,34 +138,33 @@ def program_delegation(path: Path) -> dict:
     return {"delegate_calls": dict(delegates), "portable": portable, "summary": summary}
 
 
-def load_pte(path: Path, *, inputs: list[TensorSpec] | None = None,
-             outputs: list[TensorSpec] | None = None) -> LoadedModel:
+def load_pte(path: Path, *, signature: tuple[list[TensorSpec], list[TensorSpec]] | None = None) -> LoadedModel:
     """A ``.pte`` as a :class:`LoadedModel` (format ``executorch``), run by :class:`ExecuTorchRunner`.
-    ``inputs``/``outputs``: the signature the conversion knows (names, dynamic axes), else the
-    manifest's beside the file, else the program's own (``input_0``…)."""
+    ``signature``: the inputs and outputs the conversion knows (names, dynamic axes; its verification
+    then skips reading the execution plan), else the manifest's beside the file, else the program's own
+    (``input_0``…)."""
     from app.artifacts.manifest import read_manifest
 
     path = Path(path)
     program = load_program(path)
     own_in, own_out = read_signature(program)
-    if inputs is None:
-        recorded = (read_manifest(path) or {}).get("inputs")
-        if isinstance(recorded, list) and len(recorded) == len(own_in):
-            inputs = [TensorSpec.from_json(d) for d in recorded]
-    if outputs is None:
-        recorded = (read_manifest(path) or {}).get("outputs")
-        if isinstance(recorded, list) and len(recorded) == len(own_out):
-            outputs = [TensorSpec.from_json(d) for d in recorded]
-    inputs = _with_dtypes(inputs, own_in) if inputs else own_in
-    outputs = _with_dtypes(outputs, own_out) if outputs else own_out
-    try:
-        delegation = program_delegation(path)
-    except Exception as e:  # noqa: BLE001 - the runtime loaded it: a reader mismatch only loses the report
-        delegation = {"summary": f"unknown ({first_line(e)})"}
-    details = {"executorch": available()[1], "methods": sorted(program.method_names), "delegation": delegation}
+    details = {"executorch": available()[1], "methods": sorted(program.method_names)}
+    if signature is None:
+        manifest = read_manifest(path) or {}
+        signature = tuple(_recorded(manifest.get(key), own) for key, own in (("inputs", own_in), ("outputs", own_out)))
+        try:
+            details["delegation"] = program_delegation(path)
+        except Exception as e:  # noqa: BLE001 - the runtime loaded it: a reader mismatch only loses the report
+            details["delegation"] = {"summary": f"unknown ({first_line(e)})"}
+    inputs, outputs = (_with_dtypes(known, own) if known else own for known, own in zip(signature, (own_in, own_out)))
     model = LoadedModel(path, "executorch", inputs, outputs, 0, path.stat().st_size, module=path, details=details)
     model.make_runner = lambda: ExecuTorchRunner(path, path.name, model=model)
     return model
+
+
+def _recorded(specs, own: list[TensorSpec]) -> list[TensorSpec] | None:
+    """A manifest's recorded signature when it has one spec per tensor of the program."""
+    return [TensorSpec.from_json(d) for d in specs] if isinstance(specs, list) and len(specs) == len(own) else None
 
 
 def _with_dtypes(specs: list[TensorSpec], own: list[TensorSpec]) -> list[TensorSpec]:
