@@ -17,6 +17,7 @@ built right after the first paint, and the engine (torch, onnx) warms up in the 
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.sweep_panel = None  # built with the charts, after the first paint (pyqtgraph)
         self.graph = None        # built when the Graph tab is first shown (QtWebEngine)
         self._painted = False
+        self.closed = False      # closeEvent ran: nothing new starts (start-up timers may still fire)
         self._stage_logged: dict[JobKey, str] = {}
 
         self.setWindowTitle("Model Deployment Studio")
@@ -328,14 +330,24 @@ class MainWindow(QMainWindow):
         self.opening.on_dropped(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        self.save_settings()
-        self.running.cancel_all()
+        self.closed = True
+        # an exception raised out of a Qt override crashes PySide6 6.12 (issue 31): each step of the
+        # clean-up is reported and the next one still runs
+        for step in (self.save_settings, self.running.cancel_all, self._wait_for_jobs, self._close_graph):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - the window closes whatever one step did
+                traceback.print_exc()
+        super().closeEvent(event)
+
+    def _wait_for_jobs(self) -> None:
         for pool in all_pools():  # every child is terminated within a second of its cancel
             pool.waitForDone(5000)
+
+    def _close_graph(self) -> None:
         self.graph_window.set(False)  # the Graph page goes home before the window closes
         if self.graph is not None:
             self.graph.close_all()  # stops the graph servers and removes their private copies
-        super().closeEvent(event)
 
     # ------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:

@@ -21,7 +21,8 @@ class StartUp:
         self._charts_built = False
         self._hardware = ""                 # the CPU line of the status bar, once the targets are probed
         self._gpu_name = ""                 # the GPU, once the engine's child process has looked
-        window.first_painted.connect(lambda: QTimer.singleShot(0, self._on_first_painted))
+        # with the window as the timer's context: never called once the window is gone
+        window.first_painted.connect(lambda: QTimer.singleShot(0, window, self._on_first_painted))
 
     def _show_sandbox_status(self) -> None:
         from app.safety.sandbox import status as sandbox_status
@@ -35,6 +36,8 @@ class StartUp:
 
     def _on_first_painted(self) -> None:
         w = self.window
+        if w.closed:  # closed before the event loop came back: start nothing that would outlive it
+            return
         self._show_sandbox_status()
         w.engine_label.setText("loading PyTorch and ONNX in the background…")
         from ui.workers import engine_job, targets_job
@@ -42,14 +45,15 @@ class StartUp:
         w.running.start(JobKey("probe targets"), targets_job(w), self._on_targets_probed,
                         lambda _job, _s, message: w.log.add(f"probing the targets failed: {message}"))
         w.running.start(JobKey("warm engine"), engine_job(w), self._on_engine_warmed, self._on_engine_failed)
-        QTimer.singleShot(0, self._build_charts)
+        QTimer.singleShot(0, w, self._build_charts)
 
     def _build_charts(self) -> None:
+        w = self.window
+        if w.closed:
+            return
         from ui.latency_chart import BatchChart, LatencyChart
-
         from ui.sweep_panel import SweepPanel
 
-        w = self.window
         w.latency_chart = LatencyChart(w.session)
         w.batch_chart = BatchChart(w.session)
         w.sweep_panel = SweepPanel(w.session)

@@ -15,6 +15,7 @@ thread per job. The cooperative ``quit()`` still works: ``should_cancel`` reads 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,6 +84,14 @@ class BackgroundJob(QObject):
         self.message = ""
         self.result: Any = None
         self.error: BaseException | None = None
+        # The pool deletes the worker (a QRunnable) as soon as it has run, possibly before its queued
+        # `started` reaches this thread: the GUI thread touches the worker only while `_entered` (set by
+        # the worker thread, under `_lock`, first thing in `_run`) says it has not run yet, and Cancel is
+        # this object's own flag, never a call on the worker (issue 31: a C++ object already deleted,
+        # raised inside closeEvent, crashed PySide6).
+        self._lock = threading.Lock()
+        self._entered = False
+        self._cancel = threading.Event()
         # superqt re-raises `errored` in the GUI thread unless it is connected at creation: connect all here
         self.worker: FunctionWorker = create_worker(
             self._run, _start_thread=False,
@@ -94,24 +103,34 @@ class BackgroundJob(QObject):
         self._pool.start(self.worker)
 
     def cancel(self) -> None:
-        """Stop the job: a queued one never starts, a running one's child is terminated."""
+        """Stop the job: a queued one never starts, a running one's child is terminated. Never raises,
+        whatever the worker's thread is doing (closeEvent calls it)."""
         if self.state in TERMINAL:
             return
-        if self.state == QUEUED and self._pool.tryTake(self.worker):
+        self._cancel.set()  # a running job's should_cancel sees it within 50 ms; a queued one never starts
+        with self._lock:  # while the worker thread has not entered _run, the pool has not deleted the worker
+            taken = not self._entered and self._pool.tryTake(self.worker)
+        if taken:
             self._finish(CANCELLED, "cancelled before it started")
-            return
-        self.worker.quit()
 
     @property
     def cancel_requested(self) -> bool:
-        return self.worker.abort_requested
+        return self._cancel.is_set()
 
     # -- the worker thread
     def _run(self) -> Any:
+        from app.errors import Cancelled
         from app.jobs import output_to
 
+        with self._lock:
+            self._entered = True
+        if self._cancel.is_set():  # cancelled while the pool was handing it to this thread
+            raise Cancelled("cancelled before it started")
         with output_to(self.logged.emit):  # what the child prints: cleaned lines for the window's log
-            return self._work(progress=self._report, should_cancel=lambda: self.worker.abort_requested)
+            result = self._work(progress=self._report, should_cancel=self._cancel.is_set)
+        if self._cancel.is_set():  # Cancel came too late to stop the work: its result is dropped
+            raise Cancelled("cancelled")
+        return result
 
     def _report(self, stage: str, fraction: float | None = None) -> None:
         self.progressed.emit(stage, -1.0 if fraction is None else float(fraction))

@@ -1,0 +1,94 @@
+"""Open the window, tick a target, close it and open the next one, N times in one process (issue 31: a
+window closed while its start-up jobs were finishing crashed PySide6 within 1-46 rounds).
+
+    PYTHONPATH=. python tests/ui/close_loop.py 200      # prints "200 rounds, no crash" and exits 0
+
+Run as a script it uses a private settings, cache and temporary folder (removed at the end); the
+window's tests import :func:`open_tick_close` to run the same round under pytest-qt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def wait_for(signal, timeout_ms: int = 30_000) -> bool:
+    """Run the event loop until ``signal`` fires (True) or ``timeout_ms`` passes (False)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop, heard = QEventLoop(), []
+    timer = QTimer(singleShot=True)
+    timer.timeout.connect(loop.quit)
+
+    def on_signal(*_args) -> None:
+        heard.append(True)
+        loop.quit()
+
+    signal.connect(on_signal)
+    timer.start(timeout_ms)
+    loop.exec()
+    signal.disconnect(on_signal)
+    timer.stop()
+    return bool(heard)
+
+
+def open_tick_close(round_no: int, wait_ready: bool = True) -> None:
+    """One round: a window opened and shown, (once ready) a target ticked, the window closed and
+    deleted. Odd rounds with ``wait_ready`` close right after ``show()``: while the start-up probes
+    are queued or running, as a user who closes the window at once does."""
+    from PySide6.QtCore import QCoreApplication, QEvent, Qt
+    from PySide6.QtTest import QTest
+
+    from ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if wait_ready and round_no % 2 == 0:
+        assert wait_for(window.ready), "the window did not become ready within 30 s"
+        box = window.targets.box("onnx", "fp32")
+        if box.isEnabled():
+            QTest.mouseClick(box, Qt.MouseButton.LeftButton)
+    else:
+        QCoreApplication.processEvents()  # the first paint: the start-up jobs are started
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+
+
+def main(argv: list[str]) -> int:
+    rounds = int(argv[0]) if argv else 200
+    private = Path(tempfile.mkdtemp(prefix="close-loop-"))
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "TMPDIR"):
+        (private / var).mkdir()
+        os.environ[var] = str(private / var)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tempfile.tempdir = None
+    from PySide6.QtWidgets import QApplication
+
+    from tests.ui.user import private_settings
+
+    app = QApplication.instance() or QApplication([])
+    private_settings(private / "settings")
+    started = time.perf_counter()
+    for n in range(rounds):
+        open_tick_close(n)
+    print(f"{rounds} rounds, no crash ({time.perf_counter() - started:.1f} s)", flush=True)
+    from ui.workers import all_pools
+
+    for pool in all_pools():
+        pool.waitForDone(10_000)
+    del app
+    import shutil
+
+    shutil.rmtree(private, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    raise SystemExit(main(sys.argv[1:]))
