@@ -36,24 +36,30 @@ def wait_for(signal, timeout_ms: int = 30_000) -> bool:
     return bool(heard)
 
 
-def open_tick_close(round_no: int, wait_ready: bool = True) -> None:
-    """One round: a window opened and shown, (once ready) a target ticked, the window closed and
-    deleted. Odd rounds with ``wait_ready`` close right after ``show()``: while the start-up probes
-    are queued or running, as a user who closes the window at once does."""
-    from PySide6.QtCore import QCoreApplication, QEvent, Qt
+def open_tick_close(round_no: int) -> None:
+    """One round: a window opened and shown, then closed and deleted, by ``round_no % 3``: 0, once ready
+    (targets probed; the engine's warm-up may still be queued or running) with a target ticked; 1, at
+    once, before the start-up jobs are started; 2, right after they are started (both queued or
+    running), as a user who closes the window at once does."""
+    from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QEvent, Qt
     from PySide6.QtTest import QTest
 
+    from app.session import JobKey
     from ui.main_window import MainWindow
 
     window = MainWindow()
     window.show()
-    if wait_ready and round_no % 2 == 0:
+    mode = round_no % 3
+    if mode == 0:
         assert wait_for(window.ready), "the window did not become ready within 30 s"
         box = window.targets.box("onnx", "fp32")
         if box.isEnabled():
             QTest.mouseClick(box, Qt.MouseButton.LeftButton)
-    else:
-        QCoreApplication.processEvents()  # the first paint: the start-up jobs are started
+    elif mode == 2:
+        deadline = QDeadlineTimer(30_000)
+        while JobKey("probe targets") not in window.running and not window.is_ready:
+            assert not deadline.hasExpired(), "the start-up jobs did not start within 30 s"
+            QCoreApplication.processEvents()
     window.close()
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
