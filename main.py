@@ -49,6 +49,13 @@ def unknown_word(word: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.cli.console import cleaned_output
+
+    with cleaned_output():  # what the command line prints passes one filter (app.safety.text)
+        return _dispatch(argv)
+
+
+def _dispatch(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in VERSION_FLAGS:
         return print_version()

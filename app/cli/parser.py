@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.cli.accuracy_commands import add_data_commands
-from app.cli.console import STAGE, StderrProgress, failure_json
+from app.cli.console import STAGE, StderrProgress, cleaned_output, failure_json
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
 from app.cli.serving_commands import add_pack_command, add_serving_commands
 from app.errors import BadInput, StudioError, describe
@@ -296,7 +296,8 @@ def _terminated_as_exit():
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _main(list(sys.argv[1:] if argv is None else argv))
+    with cleaned_output():  # every line printed: control characters and bidi controls shown escaped
+        return _main(list(sys.argv[1:] if argv is None else argv))
 
 
 def _main(argv: list[str]) -> int:
