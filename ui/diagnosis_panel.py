@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from app.session import Session
+from ui.plain_text import PlainLabel, tooltip, visible_text
 
 COLUMNS = ("#", "Node", "Op", "Added error", "Error at output")
 SHOWN = 30  # rows at most: the worst nodes are the ones that matter
@@ -44,7 +45,7 @@ class DiagnosisPanel(QWidget):
             session.events.diagnosis_finished.connect(self.show_ranking)
         self.artifact: Path | None = None
         self.nodes: list = []
-        self.summary = QLabel(EMPTY, wordWrap=True)
+        self.summary = PlainLabel(EMPTY, wordWrap=True)
         self.summary.setTextFormat(Qt.TextFormat.PlainText)  # it quotes file names
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -75,11 +76,11 @@ class DiagnosisPanel(QWidget):
             cells = (str(i + 1), _field(node, "node"), _field(node, "op_type"), f"{_field(node, 'added'):.4g}",
                      f"{_field(node, 'error'):.4g}")
             for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(visible_text(text))  # names from the file, as stored
                 if col in (0, 3, 4):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                item.setToolTip(f"{_field(node, 'node')} ({_field(node, 'op_type')}) computes "
-                                f"{_field(node, 'output')}")
+                item.setToolTip(tooltip(f"{_field(node, 'node')} ({_field(node, 'op_type')}) computes "
+                                        f"{_field(node, 'output')}"))
                 self.table.setItem(i, col, item)
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()

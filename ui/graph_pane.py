@@ -12,12 +12,13 @@ from typing import Sequence
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 from superqt.utils import create_worker
 
 from app.errors import StudioError
 from app.graph.netron_server import GraphServer, check_drawable
 from ui.web_engine import DRAW_TIMEOUT_MS, PROBE_JS, PROBE_MS, SELECT_NODE_JS, web_engine_available, web_modules
+from ui.plain_text import PlainLabel
 
 log = logging.getLogger("ui.graph_view")  # the Graph tab's logger, whichever of its modules logs
 
@@ -55,7 +56,7 @@ class GraphPane(QWidget):
         self.selector = QComboBox()
         self.selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.selector.currentIndexChanged.connect(self._on_model_selected)
-        self.message = QLabel(wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.message = PlainLabel(wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
         self.message.setTextFormat(Qt.TextFormat.PlainText)  # it quotes file names and netron's errors
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.onnx_button = QPushButton("Show the ONNX graph")
@@ -79,7 +80,7 @@ class GraphPane(QWidget):
         self._stack.addWidget(note)
 
         header = QHBoxLayout()
-        header.addWidget(QLabel("Model:"))
+        header.addWidget(PlainLabel("Model:"))
         header.addWidget(self.selector, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

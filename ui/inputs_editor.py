@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QSizePolicy,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QSizePolicy,
                                QTableWidget, QToolButton, QWidget)
+from ui.plain_text import PlainLabel, tooltip
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int8", "uint8", "bool")
 _SHAPE_RE = re.compile(r"^\s*\d+(\s*[xX×*,]\s*\d+)*\s*$")
@@ -43,7 +44,7 @@ class DimToggles(QWidget):
             b.setCheckable(True)
             b.setChecked(axis in labels)
             label = self.label(axis)
-            b.setToolTip(f"axis {axis} of {name}: dynamic when pressed (named {label!r})")
+            b.setToolTip(tooltip(f"axis {axis} of {name}: dynamic when pressed (named {label!r})"))
             b.setAccessibleName(f"{name} axis {axis} dynamic")
             b.toggled.connect(self.toggled)
             layout.addWidget(b)
@@ -83,7 +84,7 @@ class InputsEditor(QTableWidget):
         for row, spec in enumerate(specs):
             self.insertRow(row)
             name = spec["name"]
-            self.setCellWidget(row, 0, QLabel(f" {name} "))
+            self.setCellWidget(row, 0, PlainLabel(f" {name} "))
             dtype = QComboBox()
             dtype.addItems(DTYPES)
             dtype.setCurrentText(spec.get("dtype", "float32"))

@@ -6,10 +6,11 @@ import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
 from app.session import DONE, FAILED, RUNNING, Job, JobKey, Session
+from ui.plain_text import PlainLabel, tooltip, visible_text
 
 
 class JobRow(QFrame):
@@ -24,20 +25,20 @@ class JobRow(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 3, 6, 3)
-        self.title = QLabel(title)
+        self.title = PlainLabel(title)
         self.title.setMinimumWidth(170)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setFixedWidth(140)
         self.progress.setAccessibleName(f"{title} progress")
-        self.stage = QLabel("queued")
+        self.stage = PlainLabel("queued")
         self.stage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.stage.setAccessibleName(f"{title} status")
         self.stage.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAccessibleName(f"Cancel {title}")
-        self.cancel_button.setToolTip(f"stop {title}")
+        self.cancel_button.setToolTip(tooltip(f"stop {title}"))
         layout.addWidget(self.title)
         layout.addWidget(self.progress)
         layout.addWidget(self.stage, 1)
@@ -84,7 +85,7 @@ class JobRow(QFrame):
         self.cancel_button.setEnabled(False)
         self.cancel_button.setVisible(False)
         self.stage.setText(f"{state}: {message}" if message and message != state else state)
-        self.stage.setToolTip(message)
+        self.stage.setToolTip(tooltip(message))
         color = {DONE: "pass", FAILED: "fail"}.get(state)
         self.stage.setStyleSheet(f"color: {status_color(self, color)};" if color else "")
 
@@ -118,7 +119,7 @@ class JobsView(QScrollArea):
         self._layout = QVBoxLayout(self._body)
         self._layout.setContentsMargins(2, 2, 2, 2)
         self._layout.setSpacing(3)
-        self._empty = QLabel("No jobs yet: tick targets and press Convert (F5).")
+        self._empty = PlainLabel("No jobs yet: tick targets and press Convert (F5).")
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._layout.addWidget(self._empty)
         self._layout.addStretch(1)
@@ -162,7 +163,7 @@ class LogPanel(QPlainTextEdit):
         self.setPlaceholderText("Messages from loading, conversions and benchmarks appear here.")
 
     def add(self, text: str) -> None:
-        self.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
+        self.appendPlainText(f"{time.strftime('%H:%M:%S')}  {visible_text(text)}")
 
     def text(self) -> str:
         return self.toPlainText()

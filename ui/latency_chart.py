@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QCursor, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from app.session import Session
+from ui.plain_text import rich, tooltip
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     """The rows as CSV, exactly as ``python main.py bench --csv`` writes them."""
@@ -82,7 +83,7 @@ def _png(item, path: str | Path, width: int) -> Path:
 def show_hover(widget: QWidget, text: str) -> None:
     """The hover tooltip of a chart: ``text`` at the cursor, or none."""
     if text:
-        QToolTip.showText(QCursor.pos(), text, widget)
+        QToolTip.showText(QCursor.pos(), tooltip(text), widget)  # names from files, shown as written
     else:
         QToolTip.hideText()
 
@@ -324,7 +325,7 @@ class BatchChart(_FollowsPalette, pg.GraphicsLayoutWidget):
             kw = dict(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6, symbolBrush=color, symbolPen=None)
             self.curves.append(self.latency.plot(batch, [r["p50_ms"] for r in series], **kw))
             self.curves.append(self.throughput.plot(batch, [r.get("throughput") or 0.0 for r in series],
-                                                    name=legend_names[i], **kw))
+                                                    name=rich(legend_names[i]), **kw))  # legends are HTML
         batches = sorted({int(r["batch"]) for r in self.rows})
         ticks = [[(float(np.log10(b)), str(b)) for b in batches]]
         for plot in (self.latency, self.throughput):

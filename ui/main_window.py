@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QMainWindow, QMessageBox, QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from app.session import JobKey, Session
@@ -31,6 +31,7 @@ from ui.diagnosis_panel import DiagnosisPanel
 from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
 from ui.panels import DetachableTab, FocusToggle
+from ui.plain_text import PlainLabel, plain_box
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
@@ -200,13 +201,13 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
-        self.engine_label = QLabel("starting…")
+        self.engine_label = PlainLabel("starting…")
         self.engine_label.setAccessibleName("Engine status")
-        self.hardware_label = QLabel("")
+        self.hardware_label = PlainLabel("")
         self.hardware_label.setAccessibleName("Hardware")
         self.hardware_label.setToolTip("the CPU instruction sets and the GPU that decide which targets and precisions "
                                        "are fast here (hover a target cell for its expectation)")
-        self.sandbox_label = QLabel("")  # filled in after the first paint (_show_sandbox_status)
+        self.sandbox_label = PlainLabel("")  # filled in after the first paint (_show_sandbox_status)
         self.sandbox_label.setAccessibleName("Sandbox status")
         for label in (self.hardware_label, self.engine_label, self.sandbox_label):
             self.statusBar().addPermanentWidget(label)
@@ -287,7 +288,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ message boxes
     def show_message(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
         """A window-modal message that does not block the event loop (jobs keep reporting)."""
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box = plain_box(icon, title, text, QMessageBox.StandardButton.Ok, self)  # text from files: never HTML
         box.setAccessibleName(title)
         self.dialog = box
         box.finished.connect(lambda _r: self.on_dialog_finished(box))
@@ -296,8 +297,8 @@ class MainWindow(QMainWindow):
 
     def ask(self, title: str, text: str, on_yes) -> QMessageBox:
         """A window-modal Yes/No question; ``on_yes()`` follows a Yes."""
-        box = QMessageBox(QMessageBox.Icon.Question, title, text,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box = plain_box(QMessageBox.Icon.Question, title, text,
+                        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setAccessibleName(title)
         self.dialog = box
@@ -385,7 +386,7 @@ class _Holder(QWidget):
         super().__init__(parent)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
-        self._note = QLabel(note)
+        self._note = PlainLabel(note)
         self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._layout.addWidget(self._note)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from app.session import Session
 from ui.inputs_editor import InputsEditor, Signature
+from ui.plain_text import PlainLabel, tooltip
 
 
 def human_size(n: int) -> str:
@@ -43,7 +44,7 @@ class ModelPanel(QGroupBox):
         self.shape_error: tuple[list[str], str] | None = None
         self.setAccessibleName("Model")
         layout = QVBoxLayout(self)
-        self.hint = QLabel("Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O).\n"
+        self.hint = PlainLabel("Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O).\n"
                            "PyTorch .pt/.pth/.bin/.ckpt, .safetensors, torch.export .pt2, ONNX .onnx, ExecuTorch .pte")
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -58,10 +59,10 @@ class ModelPanel(QGroupBox):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.file_label = QLabel("—")
+        self.file_label = PlainLabel("—")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.format_label = QLabel("—")
-        self.params_label = QLabel("—")
+        self.format_label = PlainLabel("—")
+        self.params_label = PlainLabel("—")
         for w, name in ((self.file_label, "Model file"), (self.format_label, "Model format"),
                         (self.params_label, "Parameters and size")):
             w.setAccessibleName(name)
@@ -87,15 +88,15 @@ class ModelPanel(QGroupBox):
         form.addRow("Architecture:", arch_row)
         layout.addLayout(form)
 
-        layout.addWidget(QLabel("Inputs (shapes editable where the model does not fix them; "
+        layout.addWidget(PlainLabel("Inputs (shapes editable where the model does not fix them; "
                                 "press an axis to make it dynamic):"))
         self.inputs = InputsEditor()
         layout.addWidget(self.inputs)
-        self.outputs_label = QLabel("Outputs: —")
+        self.outputs_label = PlainLabel("Outputs: —")
         self.outputs_label.setWordWrap(True)
         self.outputs_label.setAccessibleName("Model outputs")
         layout.addWidget(self.outputs_label)
-        self.warnings_label = QLabel("")
+        self.warnings_label = PlainLabel("")
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setAccessibleName("Model warnings")
         self.warnings_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -117,7 +118,7 @@ class ModelPanel(QGroupBox):
 
     def show_loading(self, path: Path) -> None:
         self.file_label.setText(Path(path).name)
-        self.file_label.setToolTip(str(path))
+        self.file_label.setToolTip(tooltip(str(path)))
         self.format_label.setText("reading…")
 
     def show_model(self, summary: dict) -> None:
@@ -126,7 +127,7 @@ class ModelPanel(QGroupBox):
         self.shape_error = None
         fmt = summary["format"]
         self.file_label.setText(Path(summary["path"]).name)
-        self.file_label.setToolTip(summary["path"])
+        self.file_label.setToolTip(tooltip(summary["path"]))
         extra = [f"opset {summary['opset']}"] if summary.get("opset") else []
         self.format_label.setText(fmt + (f" ({', '.join(extra)})" if extra else ""))
         params = summary.get("parameters") or 0

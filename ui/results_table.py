@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidge
 from app.session import Outcome, Session
 from ui.jobs_view import status_color
 from ui.model_panel import human_size
+from ui.plain_text import tooltip, visible_text
 
 COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification",
            "Accuracy on data", "Top-1 (source → artifact)", "Warnings")
@@ -78,7 +79,7 @@ class ResultsTable(QTableWidget):
         warnings_col = COLUMNS.index("Warnings")
         notes = (r.warnings + ([r.message] if r.message else [])) if r is not None else [info.message]
         for col, text in enumerate(cells):
-            item = QTableWidgetItem(text)
+            item = QTableWidgetItem(visible_text(text))  # names from files, as stored
             if col in (3, 4, 5, 6, 8, 9):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             # every cell's full text on hover, as rich text so Qt wraps a long line instead of cutting it
@@ -202,10 +203,8 @@ def accuracy_cells(evaluation) -> list[str]:
 
 
 def full_text_tooltip(lines: list[str]) -> str:
-    """Rich text, so Qt wraps long lines instead of cutting them: one paragraph per line."""
-    import html
-
-    return "".join(f"<p style='white-space:pre-wrap'>{html.escape(line)}</p>" for line in lines if line)
+    """Rich text, so Qt wraps long lines instead of cutting them: one paragraph per line, escaped."""
+    return tooltip([line for line in lines if line])
 
 
 def _num(value, digits: int = 3) -> str:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
 from app.session import Session
+from ui.plain_text import PlainLabel, rich
 
 EMPTY = ("Sweep threads × batch × concurrency for every artifact: throughput against p99, the knee, "
          "and Triton settings (instances, threads, dynamic batching) for Export for serving")
@@ -49,7 +50,7 @@ class SweepPanel(QWidget):
         form = QFormLayout()
         grid = QHBoxLayout()
         for label, edit in (("threads", self.threads), ("batch", self.batches), ("concurrency", self.concurrency)):
-            grid.addWidget(QLabel(label))
+            grid.addWidget(PlainLabel(label))
             grid.addWidget(edit)
         form.addRow("Grid:", grid)
         knobs = QHBoxLayout()
@@ -67,7 +68,7 @@ class SweepPanel(QWidget):
         plot.setLabel("left", "throughput (items/s)")
         self.legend = plot.addLegend(offset=(5, 5), labelTextSize="8pt")
         self.knees: list[pg.ScatterPlotItem] = []
-        self.proposals = QLabel(EMPTY)
+        self.proposals = PlainLabel(EMPTY)
         self.proposals.setWordWrap(True)
         self.proposals.setAccessibleName("Sweep proposals")
         layout = QVBoxLayout(self)
@@ -110,7 +111,7 @@ class SweepPanel(QWidget):
         for i, (artifact, points) in enumerate(by.items()):
             color = pg.intColor(i, hues=max(len(by), 3), values=1, maxValue=200)
             plot.addItem(pg.ScatterPlotItem([p.p99_ms for p in points], [p.throughput for p in points], size=7,
-                                            brush=pg.mkBrush(color), pen=None, name=points[0].name))
+                                            brush=pg.mkBrush(color), pen=None, name=rich(points[0].name)))  # legends are HTML
             front = pareto(points)
             plot.plot([p.p99_ms for p in front], [p.throughput for p in front], pen=pg.mkPen(color, width=1.5))
             if artifact in knees:
@@ -124,13 +125,13 @@ class SweepPanel(QWidget):
         for p in data.get("proposals", []):
             batching = (f"dynamic batching {p['preferred_batch_sizes']}, queue delay {p['max_queue_delay_us']} µs"
                         if p.get("preferred_batch_sizes") else "no dynamic batching")
-            lines.append(f"<b>{p['name']}</b>: {p['instances']} instance(s) × {p['threads_per_instance']} "
+            lines.append(f"{p['name']}: {p['instances']} instance(s) × {p['threads_per_instance']} "
                          f"thread(s), {batching} — {p['why']}")
         lines += [f"skipped {s['artifact']}: {s['reason']}" for s in data.get("skipped", [])]
         lines += [f"note: {n}" for n in data.get("notes", [])]
         if data.get("saved"):
             lines.append(f"saved {data['saved']} (serve-bundle --from-sweep, report)")
-        self.proposals.setText("<br>".join(lines) or "no points were measured")
+        self.proposals.setText("\n".join(lines) or "no points were measured")  # plain text: names from files
 
     def proposal_for(self, artifact) -> dict | None:
         from pathlib import Path

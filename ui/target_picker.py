@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
+                               QHBoxLayout, QLineEdit, QSpinBox, QToolButton, QWidget)
 
 from app.request import PRECISIONS
 from app.session import Session
+from ui.plain_text import PlainLabel, tooltip
 
 
 class TargetPicker(QGroupBox):
@@ -31,7 +32,7 @@ class TargetPicker(QGroupBox):
         self.source_format: str | None = None
         self._grid = QGridLayout(self)
         self._grid.setHorizontalSpacing(14)
-        self._placeholder = QLabel("Probing the targets this machine can build…")
+        self._placeholder = PlainLabel("Probing the targets this machine can build…")
         self._grid.addWidget(self._placeholder, 0, 0, 1, 4)
 
     @property
@@ -43,13 +44,13 @@ class TargetPicker(QGroupBox):
         self.choices = list(choices)
         self._placeholder.hide()
         for col, p in enumerate(PRECISIONS, start=1):
-            head = QLabel(p.upper())
+            head = PlainLabel(p.upper())
             head.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self._grid.addWidget(head, 0, col)
         for row, choice in enumerate(self.choices, start=1):
-            name = QLabel(choice.label)
+            name = PlainLabel(choice.label)
             if not choice.available:
-                name.setToolTip(choice.reason)
+                name.setToolTip(tooltip(choice.reason))
                 name.setEnabled(False)
             self._grid.addWidget(name, row, 0)
             for col, p in enumerate(PRECISIONS, start=1):
@@ -75,11 +76,11 @@ class TargetPicker(QGroupBox):
                 advice = choice.advice.get(p, "")
                 if why:
                     box.setChecked(False)
-                    box.setToolTip(f"unavailable: {why}")
+                    box.setToolTip(tooltip(f"unavailable: {why}"))
                     box.setAccessibleDescription(f"unavailable: {why}")
                 else:
                     # what to expect on this machine's CPU/GPU, e.g. "no speed-up: FP16 on CPU in ONNX Runtime…"
-                    box.setToolTip(f"build {choice.label} at {p.upper()}" + (f"\nhere: {advice}" if advice else ""))
+                    box.setToolTip(tooltip(f"build {choice.label} at {p.upper()}" + (f"\nhere: {advice}" if advice else "")))
                     box.setAccessibleDescription(advice)
         self.selection_changed.emit()
 
@@ -313,9 +314,9 @@ class BenchmarkOptions(QGroupBox):
         self.warmup.setValue(5)
         self.warmup.setAccessibleName("Warm-up runs")
         row = QHBoxLayout()
-        row.addWidget(QLabel("runs"))
+        row.addWidget(PlainLabel("runs"))
         row.addWidget(self.runs)
-        row.addWidget(QLabel("warm-up"))
+        row.addWidget(PlainLabel("warm-up"))
         row.addWidget(self.warmup)
         form.addRow("Batch sizes:", self.batches)
         form.addRow("", row)

@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.session import JobKey
+from ui.plain_text import plain_box
 from ui.window_model import INSPECTION
 from ui.workers import DONE, FAILED, ConversionJob
 
@@ -91,11 +92,11 @@ class Converting:
 
     def _ask_for_data(self, requests: list) -> QMessageBox:
         w = self.window
-        box = QMessageBox(QMessageBox.Icon.Question, "INT8 needs data",
-                          "INT8 is calibrated and judged on real samples. Choose a data folder (images in class "
-                          "folders, .npy/.npz files, or sentences with a tokenizer), or calibrate on random data — "
-                          "then the artifact's accuracy on real inputs is unknown.", QMessageBox.StandardButton.Cancel,
-                          w)
+        box = plain_box(QMessageBox.Icon.Question, "INT8 needs data",
+                        "INT8 is calibrated and judged on real samples. Choose a data folder (images in class "
+                        "folders, .npy/.npz files, or sentences with a tokenizer), or calibrate on random data — "
+                        "then the artifact's accuracy on real inputs is unknown.", QMessageBox.StandardButton.Cancel,
+                        w)
         choose = box.addButton("Choose data folder…", QMessageBox.ButtonRole.AcceptRole)
         random = box.addButton("Random data (accuracy unknown)", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(choose)

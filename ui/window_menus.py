@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
+from ui.plain_text import tooltip, visible_text
+
 
 OPEN_FILTERS = ";;".join([
     "Models (*.pt *.pth *.bin *.ckpt *.pt2 *.safetensors *.onnx *.engine *.plan)",
@@ -125,13 +127,13 @@ class Menus:
         w.convert_button.setEnabled(not blockers)
         w.convert_action.setEnabled(not blockers)
         n = len(w.targets.checked())
-        w.convert_button.setToolTip(f"cannot convert: {blockers[0]}" if blockers
-                                    else f"convert to the {n} ticked target(s) (F5)")
+        w.convert_button.setToolTip(tooltip(f"cannot convert: {blockers[0]}" if blockers  # may quote a file's names
+                                            else f"convert to the {n} ticked target(s) (F5)"))
         bench = w.measuring.benchmark_blockers() if w.is_ready else ["the window is still starting"]
         w.benchmark_button.setEnabled(not bench)
         w.benchmark_action.setEnabled(not bench)
-        w.benchmark_button.setToolTip(f"cannot benchmark: {bench[0]}" if bench else
-                                      f"benchmark the source and {len(w.results.artifacts())} artifact(s) (Ctrl+B)")
+        w.benchmark_button.setToolTip(tooltip(f"cannot benchmark: {bench[0]}" if bench else
+                                              f"benchmark the source and {len(w.results.artifacts())} artifact(s) (Ctrl+B)"))
         w.cancel_action.setEnabled(w.session.jobs_running)
         has_chart = bool((w.last_benchmark or {}).get("results"))  # what the charts show
         w.export_png_action.setEnabled(has_chart)
@@ -154,9 +156,10 @@ class Menus:
         w.recent_menu.clear()
         files = w.settings.recent_files() if files is None else files
         for i, f in enumerate(files):
-            action = w.recent_menu.addAction(f"&{i + 1} {Path(f).name}", lambda f=f: w.opening.open_model(f))
-            action.setToolTip(f)
-            action.setStatusTip(f)
+            name = visible_text(Path(f).name).replace("&", "&&")  # a file's "&" is not a shortcut
+            action = w.recent_menu.addAction(f"&{i + 1} {name}", lambda f=f: w.opening.open_model(f))
+            action.setToolTip(tooltip(f))
+            action.setStatusTip(visible_text(f))
         w.recent_menu.setEnabled(bool(files))
         if files:
             w.recent_menu.addSeparator()

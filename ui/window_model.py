@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.session import JobKey
+from ui.plain_text import one_line
 from ui.workers import CANCELLED, DONE, BackgroundJob
 
 INSPECTION = JobKey("inspect")  # reading the model: a worker of the window, not a row of the jobs list
@@ -264,14 +265,16 @@ class ModelOpening:
         w = self.window
         torch_nn = [n for n in needed if n.startswith(TORCH_NN_PREFIX) and not n.startswith(TORCH_NN_EXCLUDED)]
         others = [n for n in needed if n not in torch_nn]
-        lines = [f"{w.model_path.name} is a whole pickled Python object. Loading it creates and calls "
+        # one name a line, each as stored: a name cannot add lines or reorder what is read (one_line),
+        # and the box is plain text, so no tag or comment in a name hides the next one (plain_box)
+        lines = [f"{one_line(w.model_path.name)} is a whole pickled Python object. Loading it creates and calls "
                  "these classes and functions (checked by PyTorch's weights-only unpickler; nothing else is "
                  "imported):", ""]
         if torch_nn:
-            lines.append(f"PyTorch layers (torch.nn): {', '.join(n.rpartition('.')[2] for n in torch_nn)}")
+            lines.append(f"PyTorch layers (torch.nn): {', '.join(one_line(n.rpartition('.')[2]) for n in torch_nn)}")
         if others:
             lines.append("Code from elsewhere, trusted by name:")
-            lines += [f"    {n}" for n in others]
+            lines += [f"    {one_line(n)}" for n in others]
         lines += ["", "Trust them only if you trust where the file came from. (Safer: save model.state_dict() "
                   "and give the architecture.)", "", f"Trust these {len(needed)} and load it?"]
         box = w.ask("Trust this file?", "\n".join(lines),
