@@ -111,3 +111,102 @@ def test_a_job_that_prints_thousands_of_lines_does_not_abort_the_window(tmp_path
                                "TMPDIR": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["survived", "True"]
+
+
+# ---------------------------------------------------------------- text from files is plain text
+
+
+def shown(widget) -> str:
+    """What a QLabel or QMessageBox displays: its text, or the text of the HTML Qt renders it as."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QTextDocument
+    from PySide6.QtGui import Qt as GuiQt
+
+    text, fmt = widget.text(), widget.textFormat()
+    if fmt == Qt.TextFormat.PlainText or (fmt == Qt.TextFormat.AutoText and not GuiQt.mightBeRichText(text)):
+        return text
+    doc = QTextDocument()
+    doc.setHtml(text)
+    return doc.toPlainText()
+
+
+def assert_all_plain(root) -> None:
+    """Every label beneath ``root`` (and ``root`` itself, a message box) shows its text as written."""
+    from PySide6.QtWidgets import QLabel, QMessageBox
+
+    widgets = [w for w in [root, *root.findChildren(QLabel)] if isinstance(w, (QLabel, QMessageBox))]
+    rendered = [(type(w).__name__, w.text()) for w in widgets if w.text() and shown(w) != w.text()]
+    assert not rendered, f"rendered as HTML: {rendered}"
+
+
+def hostile_pickle(folder: Path) -> Path:
+    """A torch.save zip whose pickle names three globals, sorted so that the two with ``<!--`` and
+    ``-->`` enclose ``builtins.exec``, in a file whose name holds a tag."""
+    from tests.hostile import replace_data_pkl
+
+    data = b"\x80\x02" + b"ca\n<!--x\n" + b"cbuiltins\nexec\n" + b"cc\n-->y\n" + b"\x87."
+    return replace_data_pkl(folder / "<b>model<i>.pt", data)
+
+
+def test_the_trust_dialog_shows_every_global_it_asks_about(qtbot, window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from app.safety.unpickling import unsafe_globals
+    from tests.ui.user import drop_file, message_box
+
+    path = hostile_pickle(tmp_path)
+    assert unsafe_globals(path) == ["a.<!--x", "builtins.exec", "c.-->y"]
+    drop_file(window, path)
+    box = message_box(qtbot, window)
+    visible = shown(box)
+    listed = [line.strip() for line in visible.splitlines() if line.startswith("    ")]
+    assert listed == ["a.<!--x", "builtins.exec", "c.-->y"]  # every name the user approves, visibly
+    assert "<b>model<i>.pt is a whole pickled Python object" in visible
+    assert box.textFormat() == Qt.TextFormat.PlainText
+    assert_all_plain(box)
+    box.reject()
+
+
+def hostile_onnx(path: Path) -> Path:
+    """An ONNX model whose names are HTML: an input, an output, its producer, the graph."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x, y = "<b>in</b><!--", "--><img src='x'>out"
+    graph = helper.make_graph([helper.make_node("Relu", [x], [y], name="<i>relu</i>")], "<h1>graph</h1>",
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="<u>me</u>\x1b[2J")
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_model_whose_names_are_html_is_shown_as_written(qtbot, window, tmp_path):
+    """After the load, every label of the window shows its text as written (model panel, inputs editor,
+    outputs, warnings, jobs, status bar); the input's name is on screen with its tags."""
+    from PySide6.QtWidgets import QLabel
+
+    from tests.ui.user import load_model
+
+    path = hostile_onnx(tmp_path / "<s>net<u>.onnx")
+    summary = load_model(qtbot, window, path)
+    assert summary["inputs"][0]["name"] == "<b>in</b><!--"
+    assert_all_plain(window)
+    texts = [shown(label) for label in window.findChildren(QLabel)]
+    assert any("<b>in</b><!--" in t for t in texts), texts
+    assert any("--><img src='x'>out" in t for t in texts), texts
+    assert any("<s>net<u>.onnx" in t for t in texts), texts
+    assert not any("\x1b" in t for t in texts)
+
+
+def test_tool_tips_and_legends_show_file_names_as_written():
+    from PySide6.QtGui import QTextDocument
+
+    from ui.plain_text import rich, tooltip
+
+    for text in ("<b>x</b> & y", "a.<!--x\nbuiltins.exec\nc.-->y", "plain, no markup"):
+        doc = QTextDocument()
+        doc.setHtml(tooltip(text)) if "<" in text or "&" in text else doc.setPlainText(tooltip(text))
+        assert doc.toPlainText() == text
+        doc.setHtml(rich(text))
+        assert doc.toPlainText().replace("\u2028", "\n") == text
