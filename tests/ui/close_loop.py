@@ -2,6 +2,7 @@
 window closed while its start-up jobs were finishing crashed PySide6 within 1-46 rounds).
 
     PYTHONPATH=. python tests/ui/close_loop.py 200      # prints "200 rounds, no crash" and exits 0
+    PYTHONPATH=. python tests/ui/close_loop.py 200 -v   # and "round N" before each round
 
 Run as a script it uses a private settings, cache and temporary folder (removed at the end); the
 window's tests import :func:`open_tick_close` to run the same round under pytest-qt.
@@ -67,7 +68,9 @@ def open_tick_close(round_no: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    rounds = int(argv[0]) if argv else 200
+    verbose = "-v" in argv
+    numbers = [a for a in argv if a != "-v"]
+    rounds = int(numbers[0]) if numbers else 200
     private = Path(tempfile.mkdtemp(prefix="close-loop-"))
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "TMPDIR"):
         (private / var).mkdir()
@@ -82,6 +85,8 @@ def main(argv: list[str]) -> int:
     private_settings(private / "settings")
     started = time.perf_counter()
     for n in range(rounds):
+        if verbose:
+            print(f"round {n}", flush=True)
         open_tick_close(n)
     print(f"{rounds} rounds, no crash ({time.perf_counter() - started:.1f} s)", flush=True)
     from ui.workers import all_pools
