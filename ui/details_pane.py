@@ -3,9 +3,9 @@ artifact's path, the command that remakes it), selectable and copyable."""
 
 from __future__ import annotations
 
-import html
-
 from PySide6.QtWidgets import QTextBrowser, QWidget
+
+from ui.plain_text import rich
 
 EMPTY = "Select a result to see it in full: path, verification, every warning, the command line."
 
@@ -14,7 +14,7 @@ def details_html(info) -> str:
     """``info`` (an :class:`app.session.Outcome`) as HTML."""
     from app.reports.command_echo import convert_command
 
-    e = html.escape
+    e = rich  # escaped, control and bidi characters shown: warnings and paths come from files
     r = info.result
     parts = [f"<b>{e(info.target)} {e(info.precision)}</b>"]
     if r is None:
