@@ -69,6 +69,24 @@ def test_inspect_shows_escaped_what_an_onnx_model_names(tmp_path):
     assert f"in{shown}: float32[1x4]" in run.stdout and f"com.evil::Op{shown}" in run.stdout
 
 
+def test_a_name_cannot_start_a_line_of_its_own(tmp_path):
+    """A name with a newline is shown on its line, the newline escaped: no fake ``error:`` line."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = "x\nerror: this line came from the model file"
+    graph = helper.make_graph([helper.make_node("Relu", [x], ["y"])], "g",
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                producer_name="p\r\nwarning: fake"), str(tmp_path / "lines.onnx"))
+    run = run_cli(tmp_path, "inspect", tmp_path / "lines.onnx")
+    assert run.returncode == 0, run.stderr
+    lines = (run.stdout + run.stderr).splitlines()
+    assert not [line for line in lines if line.startswith(("error:", "warning: fake"))], lines
+    assert "    x\\x0aerror: this line came from the model file: float32[1x4]" in lines
+
+
 def test_inspect_json_is_valid_ascii_json_with_the_exact_names(tmp_path):
     """``--json`` to a terminal: ``json.dumps`` writes every control and non-ASCII character as
     ``\\uXXXX`` (ensure_ascii), so nothing raw reaches the terminal and a program reads the exact names."""
@@ -123,7 +141,7 @@ import converters.base as _base
 _init = _base.ConversionContext.__init__
 def _forged(self, *args, **kwargs):  # job code adds a warning to the result the CLI prints
     _init(self, *args, **kwargs)
-    self.warnings.append("forged warning " + {E!r})
+    self.warnings.append("forged warning " + {E!r} + "\\nerror: a line the job wrote")
 _base.ConversionContext.__init__ = _forged
 '''
 
@@ -136,6 +154,7 @@ def test_convert_warnings_from_a_job_are_shown_escaped(tmp_path):
     assert run.returncode == 0, run.stderr
     assert_no_control(run)
     assert "warning: forged warning \\x1b[2J" in run.stderr
+    assert not [line for line in run.stderr.splitlines() if line.startswith("error:")]  # one line per warning
 
 
 def test_usage_errors_and_arguments_are_shown_escaped(cli):

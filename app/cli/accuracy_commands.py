@@ -17,6 +17,7 @@ from app.cli.flags import add_data_args, add_model_args, data_source_of, source_
 from app.errors import BadInput
 from app.machine.hardware import isa_warning
 from app.request import ConversionRequest
+from app.safety.text import one_line
 from converters.options import add_flags, values_of
 
 
@@ -81,9 +82,9 @@ def cmd_evaluate(args) -> int:
         summary = row.pop("summary", None)
         if row["status"] == "failed":
             code = 1
-            print(f"error: {Path(row['artifact']).name}: {row['message']}", file=sys.stderr)
+            print(f"error: {one_line(Path(row['artifact']).name)}: {one_line(row['message'])}", file=sys.stderr)
         elif not args.json:
-            print(f"{Path(row['artifact']).name}: {summary}")
+            print(f"{one_line(Path(row['artifact']).name)}: {summary}")
     if args.csv:
         write_rows_csv(rows, args.csv)
     if args.json:

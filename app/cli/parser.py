@@ -29,6 +29,7 @@ from app.model.specs import TensorSpec
 from app.request import ConversionRequest, PRECISIONS, Precision
 from app.safety.sandbox import status
 from app.safety.security import dependency_problems
+from app.safety.text import one_line
 from app.targets.advice import advise, describe_measured, measured_here
 from app.targets.probe import probe_targets
 from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED, add_flags, values_of
@@ -186,8 +187,8 @@ def cmd_convert(args) -> int:
 
             for line in budget_rounds_text(b):
                 print("    " + line)
-    for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    for w in result.warnings:  # one line each, whatever the job put in it
+        print(f"warning: {one_line(w)}", file=sys.stderr)
     if result.message:
         print(result.message, file=sys.stderr)
     if result.status == "failed":
@@ -208,27 +209,28 @@ def cmd_inspect(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
-    print(summary["path"])
-    print(f"  format:     {summary['format']}")
+    # each name on its own line, as one line: a name from the file cannot start a line of its own
+    print(one_line(summary["path"]))
+    print(f"  format:     {one_line(summary['format'])}")
     print(f"  size:       {summary['size_bytes'] / 1e6:.2f} MB")
     print(f"  parameters: {summary['parameters']:,}")
     for key in ("opset", "ir_version", "producer"):
         if summary.get(key) not in (None, ""):
-            print(f"  {key + ':':11} {summary[key]}")
+            print(f"  {key + ':':11} {one_line(summary[key])}")
     print("  inputs:" + (" (guessed)" if summary["inputs_guessed"] else ""))
     for s in summary["inputs"]:
-        print(f"    {TensorSpec.from_json(s).describe()}")
+        print(f"    {one_line(TensorSpec.from_json(s).describe())}")
     print("  outputs:")
     for s in summary["outputs"]:
-        print(f"    {TensorSpec.from_json(s).describe()}")
+        print(f"    {one_line(TensorSpec.from_json(s).describe())}")
     ops = summary.get("operators")
     if ops:
         print("  operators:")
         for op, n in ops.items():
-            print(f"    {n:6d}  {op}")
+            print(f"    {n:6d}  {one_line(op)}")
     print(f"  sandbox:    {summary['sandbox']}")
     for w in summary["warnings"]:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {one_line(w)}", file=sys.stderr)
     return 0
 
 
