@@ -8,8 +8,9 @@ window down.
 
 Why a ``FunctionWorker`` plus a progress signal rather than a generator: ``run_job`` reports progress
 through a callback from inside a blocking call; turning that into ``yield`` would need a second
-thread per job. The cooperative ``quit()`` still works: ``should_cancel`` reads the worker's
-``abort_requested``, which ``run_job`` polls every 50 ms.
+thread per job. Cancel is the job's own flag (``should_cancel``, which ``run_job`` polls every 50 ms),
+never a call on the worker: the thread pool deletes a worker as soon as it has run, maybe before the
+GUI thread has heard that it started (:meth:`BackgroundJob.cancel`).
 """
 
 from __future__ import annotations
