@@ -1,0 +1,59 @@
+"""Issue 31, what the app writes and the trust it takes from files: a job's result places only the
+names its converter declares; ``pack`` takes trust from the command line only and writes only what it
+owns, never through links; ``optimize``'s job writes only beneath its output folder; ``example``
+replaces nothing without ``--overwrite``; a damaged ``.pte`` in ``native-check`` is one line, no abort.
+
+Each attack is a real hostile file run through the real CLI in a process of its own, with private
+HOME and TMPDIR (the helpers of tests/test_fence_channel.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.channel_attacks import hostile_model
+from tests.test_fence_channel import leftovers, needs_fence, run_cli, tmp_path  # noqa: F401 - the fixture
+
+# the job's code: a file in its work folder, then a forged "result" frame naming it, sent on its result
+# pipe (the channel's own framing: a 4-byte length, then the JSON the parent parses)
+FORGE = '''
+from pathlib import Path
+from app.safety import wire
+from app.pipeline import ConversionResult
+work = Path(glob.glob({out!r} + "/.studio-tmp-*")[0])
+(work / {name!r}).write_text("FORGED = True\\n")
+(work / {name!r} ".manifest.json").write_text("{{}}")
+files = [work / {name!r}]
+message = wire.dumps(("result", ConversionResult("onnx", "fp32", "ok", files[0], files,
+                                                 manifest=work / ({name!r} ".manifest.json"))))
+for fd, what in fds():
+    if fd > 2 and what.startswith("pipe:"):
+        try:
+            os.write(fd, struct.pack("!i", len(message)) + message)
+        except OSError:
+            pass
+sys.stdout.flush()
+os._exit(0)
+'''
+
+
+@needs_fence
+@pytest.mark.parametrize("name, overwrite", [("conftest.py", False), ("train.py", True)])
+def test_a_forged_result_places_no_file_the_conversion_does_not_write(tmp_path, name, overwrite):
+    """The job writes ``conftest.py`` (which pytest would import unfenced) or ``train.py`` (the user's,
+    beside the model) into its work folder and names it as its artifact: refused, nothing kept."""
+    args = hostile_model(tmp_path, FORGE.format(out=str(tmp_path), name=name))
+    mine = tmp_path / "train.py"
+    mine.write_text("# the user's training script\n")
+    run = run_cli(tmp_path, "convert", *args, "--to", "onnx", "--json", *(["--overwrite"] if overwrite else []))
+    assert run.returncode == 1, run.stderr
+    out = json.loads(run.stdout)
+    assert "sent an invalid result" in out["message"] and "does not write" in out["message"], out["message"]
+    assert name in out["message"] and "nothing was kept" in out["message"]
+    assert not (tmp_path / "conftest.py").exists()
+    assert mine.read_text() == "# the user's training script\n"
+    assert not list(tmp_path.glob(".studio-tmp-*")) and not list(tmp_path.glob("*.manifest.json"))
+    assert leftovers(tmp_path) == []
