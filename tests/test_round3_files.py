@@ -57,3 +57,31 @@ def test_a_forged_result_places_no_file_the_conversion_does_not_write(tmp_path, 
     assert mine.read_text() == "# the user's training script\n"
     assert not list(tmp_path.glob(".studio-tmp-*")) and not list(tmp_path.glob("*.manifest.json"))
     assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------- optimize
+FAST = ["--warmup", "1", "--warmup-seconds", "0", "--runs", "3", "--min-seconds", "0"]
+
+
+@needs_fence
+def test_optimize_lets_its_job_write_only_beneath_its_output_folder(tmp_path):
+    """Model code that runs during ``optimize`` (no flags but its ``--arch``) tries to replace a file
+    beside the model and to add one there: both refused; the artifacts still go to ``<stem>.optimize/``."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's notes\n")
+    args = hostile_model(tmp_path, f'''
+for target in ({str(notes)!r}, {str(tmp_path / "dropped.txt")!r}):
+    try:
+        with open(target, "w") as f:
+            f.write("written by the model")
+        print("WROTE", target)
+    except OSError as e:
+        print("refused:", e.errno)
+''')
+    run = run_cli(tmp_path, "optimize", *args, *FAST, "--only", "onnx fp32", "--json", timeout=300)
+    assert "WROTE" not in run.stderr and "job: refused: 13" in run.stderr, run.stderr
+    assert notes.read_text() == "the user's notes\n" and not (tmp_path / "dropped.txt").exists()
+    assert run.returncode in (0, 1), run.stderr
+    data = json.loads(run.stdout)
+    assert Path(data["out_dir"]).resolve() == (tmp_path / "model.optimize").resolve()
+    assert list((tmp_path / "model.optimize").rglob("*.onnx"))
