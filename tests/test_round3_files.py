@@ -85,3 +85,36 @@ for target in ({str(notes)!r}, {str(tmp_path / "dropped.txt")!r}):
     data = json.loads(run.stdout)
     assert Path(data["out_dir"]).resolve() == (tmp_path / "model.optimize").resolve()
     assert list((tmp_path / "model.optimize").rglob("*.onnx"))
+
+
+# ---------------------------------------------------------------------------- example
+def test_example_replaces_no_file_of_the_users_without_overwrite(tmp_path):
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    (folder / "README.txt").write_text("my project's README\n")
+    run = run_cli(tmp_path, "example", folder)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: {folder / 'README.txt'} exists already; choose an empty folder or pass --overwrite to replace it"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.txt"]
+    assert (folder / "README.txt").read_text() == "my project's README\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_example_never_writes_through_a_link(tmp_path):
+    """With ``--overwrite`` a README.txt that is a link is replaced by the example's file; what it
+    pointed at is untouched."""
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    elsewhere = tmp_path / "precious.txt"
+    elsewhere.write_text("not the example's\n")
+    (folder / "README.txt").symlink_to(elsewhere)
+    (folder / "digits_cnn.py").symlink_to(elsewhere)
+    run = run_cli(tmp_path, "example", folder, "--overwrite", "--json")
+    assert run.returncode == 0, run.stderr
+    paths = json.loads(run.stdout)
+    assert elsewhere.read_text() == "not the example's\n"
+    for name in ("README.txt", "digits_cnn.py", "digits_cnn.pth"):
+        assert not (folder / name).is_symlink() and (folder / name).is_file()
+    assert str(folder) in (folder / "README.txt").read_text() and paths["folder"] == str(folder)
+    assert not list(folder.glob(".studio-tmp-*"))
