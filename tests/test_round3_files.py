@@ -118,3 +118,102 @@ def test_example_never_writes_through_a_link(tmp_path):
         assert not (folder / name).is_symlink() and (folder / name).is_file()
     assert str(folder) in (folder / "README.txt").read_text() and paths["folder"] == str(folder)
     assert not list(folder.glob(".studio-tmp-*"))
+
+
+# ---------------------------------------------------------------------------- pack
+def _evil_arch(folder: Path, attack: str) -> str:
+    """An architecture file (the network of tests/channel_attacks.py) whose ``build()`` runs ``attack``."""
+    from tests.channel_attacks import ARCH_HEAD
+
+    body = "\n".join("    " + line for line in attack.strip().splitlines())
+    (folder / "evil.py").write_text(ARCH_HEAD + "\ndef build():\n" + body + "\n    return Net()\n")
+    return f"{folder / 'evil.py'}:build"
+
+
+def _onnx_with_manifest(folder: Path) -> tuple[Path, list[str]]:
+    """A small ONNX artifact converted by the app (manifest beside it), and the --arch it needs."""
+    args = hostile_model(folder, "pass")
+    run = run_cli(folder, "convert", *args, "--to", "onnx", "--out", folder / "art")
+    assert run.returncode == 0, run.stderr
+    return folder / "art" / "model.fp32.onnx", args[1:3]
+
+
+def _checker_bytes() -> bytes:
+    from app.serving.pack import CHECKER
+
+    return CHECKER.read_bytes()
+
+
+WRITE_EVERYWHERE = '''
+targets = glob.glob({out!r} + "/check.py") + glob.glob({out!r} + "/.studio-tmp-*/check.py") + [{out!r} + "/marker"]
+for target in targets:
+    try:
+        with open(target, "w") as f:
+            f.write("open('/tmp/ran-on-the-device', 'w')")
+        print("WROTE", target)
+    except OSError as e:
+        print("refused:", e.errno)
+'''
+
+
+@needs_fence
+def test_pack_takes_no_trust_from_the_manifest(tmp_path):
+    """A manifest that names another --arch (code that would replace check.py) and turns on
+    --allow-pickle runs nothing: one line naming the flags; with the user's own --arch, the user's runs."""
+    artifact, arch = _onnx_with_manifest(tmp_path)
+    out = tmp_path / "pack"
+    manifest_path = artifact.with_name(artifact.name + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["options"].update(arch=_evil_arch(tmp_path, WRITE_EVERYWHERE.format(out=str(out))), allow_pickle=True)
+    manifest_path.write_text(json.dumps(manifest))
+    run = run_cli(tmp_path, "pack", artifact, "--out", out)
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "--arch, --allow-pickle" in run.stderr, run.stderr
+    assert "evil.py" in run.stderr and not out.exists()
+    run = run_cli(tmp_path, "pack", artifact, "--out", out, *arch, "--allow-pickle", "--json")
+    assert run.returncode == 0, run.stderr
+    assert "WROTE" not in run.stderr and "refused" not in run.stderr   # the manifest's --arch never ran
+    assert (out / "check.py").read_bytes() == _checker_bytes() and not (out / "marker").exists()
+
+
+@needs_fence
+def test_the_pack_job_writes_only_its_own_files_never_check_py(tmp_path):
+    """Code the user trusted (its --arch) that runs in the pack's job cannot replace check.py, the file
+    the user runs unfenced on the deployment machine, nor add files to the pack."""
+    artifact, _ = _onnx_with_manifest(tmp_path)
+    out = tmp_path / "pack"
+    arch = _evil_arch(tmp_path, WRITE_EVERYWHERE.format(out=str(out)))
+    run = run_cli(tmp_path, "pack", artifact, "--out", out, "--arch", arch)
+    assert run.returncode == 0, run.stderr
+    assert "WROTE" not in run.stderr and "job: refused: 13" in run.stderr, run.stderr
+    assert (out / "check.py").read_bytes() == _checker_bytes()
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.fp32.onnx", "model.fp32.onnx.manifest.json", "samples.npz", "pack.json", "check.py"])
+
+
+def test_pack_never_writes_through_a_link_nor_copies_one(tmp_path):
+    artifact, arch = _onnx_with_manifest(tmp_path)
+    out = tmp_path / "pack"
+    out.mkdir()
+    victim = tmp_path / "victim.py"
+    victim.write_text("# the user's file\n")
+    (out / "check.py").symlink_to(victim)
+    run = run_cli(tmp_path, "pack", artifact, "--out", out, *arch, "--overwrite")
+    assert run.returncode == 0, run.stderr
+    assert victim.read_text() == "# the user's file\n"
+    assert not (out / "check.py").is_symlink() and (out / "check.py").read_bytes() == _checker_bytes()
+
+    # a side file the manifest lists that is a link to a secret: refused, one line, nothing written
+    secret = tmp_path / "secret.txt"
+    secret.write_text("api key")
+    (artifact.parent / "model.fp32.onnx.data").symlink_to(secret)
+    manifest_path = artifact.with_name(artifact.name + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"].append({"name": "model.fp32.onnx.data"})
+    manifest_path.write_text(json.dumps(manifest))
+    fresh = tmp_path / "pack2"
+    run = run_cli(tmp_path, "pack", artifact, "--out", fresh, *arch)
+    assert run.returncode == 2 and not fresh.exists(), run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: {artifact}: its side file model.fp32.onnx.data is a link; pack copies only the files themselves "
+        "(put the file there, not a link)"]
