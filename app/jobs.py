@@ -46,13 +46,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app import errors
-from app.artifacts import atomic_output as files, placement
+from app.artifacts import atomic_output as files
 from app.artifacts.atomic_output import clean_stale_work_dirs
 from app.artifacts.manifest import manifest_path_of
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
 from app.loaders.front_door import prepare_model
 from app.machine import memory
-from app.pipeline import ConversionResult, artifact_path, convert, output_folder
+from app.pipeline import ConversionResult, artifact_path, check_result, convert, output_folder
 from app.request import ModelSource
 from app.safety import sandbox, wire
 from app.safety.sandbox import die_with_parent, job_fence, status
@@ -535,8 +535,8 @@ def convert_job(payload, progress=None, should_cancel=None):
 def _check_conversion_result(result, work: Path, request) -> None:
     """The child names the files the parent will move into the output folder: each must be a plain
     file directly in the job's work folder, named as the converter declares for this request
-    (:func:`app.artifacts.placement.check_result`), else nothing is kept."""
-    problem = placement.check_result(result, work, request)
+    (:func:`app.pipeline.check_result`), else nothing is kept."""
+    problem = check_result(result, work, request)
     if problem:
         raise InvalidResult(f"the converter process sent an invalid result ({problem}); nothing was kept")
 

@@ -180,7 +180,7 @@ class Converter:
     def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
         """Every name a conversion of ``stem`` at ``precision`` may hand back, primary first: its artifact
         and the side files it writes beside it (external data, hand-off files). The job's result may
-        name these only (:func:`app.artifacts.placement.check_result`); the manifest is the pipeline's."""
+        name these only (:func:`app.pipeline.check_result`); the manifest is the pipeline's."""
         return (self.artifact_name(stem, precision),)
 
     # -- the work

@@ -31,38 +31,7 @@ def shown(name: object, limit: int = 120) -> str:
     return str(name).translate(_CLEAN)[:limit]
 
 
-def check_result(result, work: Path, request) -> str | None:
-    """Why a conversion job's ``result`` cannot be placed (None when it can): every file must be a plain
-    file directly in ``work`` named as the converter declares for this request (the primary artifact
-    first), and the manifest the primary's."""
-    from app.artifacts.manifest import manifest_path_of
-    from app.pipeline import ConversionResult, artifact_path, model_stem
-    from converters.base import get_converter
-
-    if not isinstance(result, ConversionResult) or result.manifest is None or not isinstance(result.files, list):
-        return "not a conversion's"
-    paths = [*result.files, result.manifest]
-    if not result.files or not all(isinstance(f, (str, os.PathLike)) for f in paths):
-        return "not a conversion's"
-    paths = [Path(f) for f in paths]
-    primary = artifact_path(request).name
-    declared = set(get_converter(request.target)().declared_files(model_stem(Path(request.source.path)),
-                                                                  request.precision))
-    allowed = declared | {manifest_path_of(Path(primary)).name}
-    for path in paths:
-        if path.parent != Path(work) or not _plain_file(path):
-            return f"a file outside its work folder: {shown(path, 200)}"
-        if path.name not in allowed:
-            return f"a file this conversion does not write: {shown(path.name)}"
-    names = [p.name for p in paths]
-    if len(set(names)) != len(names):
-        return "a file named twice"
-    if names[0] != primary or names[-1] != manifest_path_of(Path(primary)).name:
-        return f"not this conversion's artifact first: {shown(names[0])}"
-    return None
-
-
-def _plain_file(path: Path) -> bool:
+def plain_file(path: Path) -> bool:
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
@@ -134,6 +103,6 @@ def take_plain(work: Path, name: str) -> Path:
     """``work/name`` if the job left it there as a regular file (not a link, FIFO or folder); else the
     one-line reason as :class:`ValueError`."""
     path = Path(work) / name
-    if not _plain_file(path):
+    if not plain_file(path):
         raise ValueError(f"{shown(name)} is missing or not a regular file")
     return path
