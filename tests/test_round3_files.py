@@ -217,3 +217,33 @@ def test_pack_never_writes_through_a_link_nor_copies_one(tmp_path):
     assert run.stderr.strip().splitlines() == [
         f"error: {artifact}: its side file model.fp32.onnx.data is a link; pack copies only the files themselves "
         "(put the file there, not a link)"]
+
+
+# ---------------------------------------------------------------------------- native-check
+def _pte(folder: Path) -> Path:
+    args = hostile_model(folder, "pass")
+    run = run_cli(folder, "convert", *args, "--to", "executorch", "--out", folder / "art", timeout=400)
+    assert run.returncode == 0, run.stderr
+    return folder / "art" / "model.xnnpack.fp32.pte"
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("executorch") is None, reason="ExecuTorch not installed")
+def test_native_check_of_a_damaged_pte_is_one_line_not_an_abort(tmp_path):
+    """One byte of the program's flatbuffer zeroed: ExecuTorch's reader aborts (SIGABRT) — inside the
+    fenced job, not the CLI: one line naming the file, exit 1, ``--json`` one object."""
+    pte = _pte(tmp_path)
+    data = bytearray(pte.read_bytes())
+    assert data[4:8] == b"ET12"      # still an ExecuTorch program to the sniffer; a table offset broken
+    data[418] = 0
+    bad = tmp_path / "bad.pte"
+    bad.write_bytes(bytes(data))
+    run = run_cli(tmp_path, "native-check", bad)
+    assert run.returncode == 1, (run.returncode, run.stderr)
+    errors = [line for line in run.stderr.splitlines() if not line.startswith("job: ")]
+    assert errors == [f"error: the job's process crashed (signal 6, SIGABRT) while checking bad.pte: the file is "
+                      "damaged or made to crash its reader (nothing outside the fence was affected); re-export it"]
+    run = run_cli(tmp_path, "native-check", bad, "--json")
+    assert run.returncode == 1 and json.loads(run.stdout)["exit_code"] == 1
+    # the undamaged program: a clean "not run" (no C++ loader for .pte), read in the job too
+    run = run_cli(tmp_path, "native-check", pte)
+    assert run.returncode == 0 and "not run" in run.stdout, run.stderr

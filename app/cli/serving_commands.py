@@ -100,13 +100,13 @@ def cmd_serve_bundle(args: argparse.Namespace) -> int:
 
 def cmd_native_check(args: argparse.Namespace) -> int:
     """Exit 0 when the check passed or could not run here (the reason is printed), 1 when it failed."""
-    from app.serving.native_check import check_native
+    from app.serving.native_check import check_native_fenced
 
     def progress(stage: str, fraction: float | None = None) -> None:
         if not args.json:
             print(f"… {stage}", file=sys.stderr)
 
-    result = check_native(args.artifact, seed=args.seed, progress=progress)
+    result = check_native_fenced(args.artifact, seed=args.seed, progress=progress)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
