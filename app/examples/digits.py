@@ -97,6 +97,8 @@ def run_example(folder: Path, *, overwrite: bool = False, progress=None, should_
         check_free(folder, overwrite)
         try:
             made = [placement.take_plain(work, n) if n != DATA else _data_folder(work) for n in PLACED]
+            if (work / ARCH_FILE).read_text() != ARCH_SOURCE:   # the code file a user runs is the app's own text
+                raise ValueError(f"{ARCH_FILE} is not the example's")
         except ValueError as e:
             raise InvalidResult(f"the job's process sent an invalid result ({e}); nothing was kept") from None
         for path in made:  # the model last: an example that is there is whole

@@ -599,6 +599,6 @@ def _from_job(path: Path, out) -> NativeCheck:
     if not ok:
         raise InvalidResult("the job's process sent an invalid result (not a native check's); nothing was kept")
     return NativeCheck(path, out["runtime"], out["passed"], _text(out["reason"]), out["verification"],
-                       program=Path(out["program"]) if out["program"] else None,
+                       program=Path(_text(out["program"], 1000)) if out["program"] else None,
                        timings_ms={_text(k, 40): v for k, v in out["timings_ms"].items()},
                        checks=[_text(c, 200) for c in out["checks"]])
