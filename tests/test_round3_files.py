@@ -240,8 +240,8 @@ def test_native_check_of_a_damaged_pte_is_one_line_not_an_abort(tmp_path):
     run = run_cli(tmp_path, "native-check", bad)
     assert run.returncode == 1, (run.returncode, run.stderr)
     errors = [line for line in run.stderr.splitlines() if not line.startswith("job: ")]
-    assert errors == [f"error: the job's process crashed (signal 6, SIGABRT) while checking bad.pte: the file is "
-                      "damaged or made to crash its reader (nothing outside the fence was affected); re-export it"]
+    assert len(errors) == 1 and errors[0].startswith("error: the job's process crashed (signal 6"), run.stderr
+    assert "bad.pte" in errors[0] and "re-export it" in errors[0]
     run = run_cli(tmp_path, "native-check", bad, "--json")
     assert run.returncode == 1 and json.loads(run.stdout)["exit_code"] == 1
     # the undamaged program: a clean "not run" (no C++ loader for .pte), read in the job too
