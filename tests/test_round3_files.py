@@ -247,3 +247,12 @@ def test_native_check_of_a_damaged_pte_is_one_line_not_an_abort(tmp_path):
     # the undamaged program: a clean "not run" (no C++ loader for .pte), read in the job too
     run = run_cli(tmp_path, "native-check", pte)
     assert run.returncode == 0 and "not run" in run.stdout, run.stderr
+
+
+def test_optimize_refuses_an_output_folder_that_holds_the_model(tmp_path):
+    args = hostile_model(tmp_path, "pass")
+    run = run_cli(tmp_path, "optimize", *args, "--out", tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: --out {tmp_path}: the model is in it, and optimize's job may write anything beneath its output "
+        "folder; choose a folder of its own (default: model.optimize/ beside the model)"]

@@ -209,7 +209,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     # optimize converts many candidates: its child may write beneath its output folder only (--out, else
     # <stem>.optimize/ beside the model), never the model's own folder
-    out_dir = prepare_out_dir(Path(args.out) if args.out else default_out_dir(Path(args.model)))
+    out_dir = Path(args.out) if args.out else default_out_dir(Path(args.model))
+    if Path(args.model).resolve().is_relative_to(out_dir.resolve()):
+        raise BadInput(f"--out {out_dir}: the model is in it, and optimize's job may write anything beneath its "
+                       f"output folder; choose a folder of its own (default: {default_out_dir(Path(args.model)).name}/ "
+                       "beside the model)")
+    out_dir = prepare_out_dir(out_dir)
     kwargs = dict(data=data_source_of(args), budget_cosine=args.budget_cosine, out_dir=out_dir,
                   accuracy_budget=args.accuracy_budget, max_float_nodes=args.max_float_nodes,
                   providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
