@@ -52,7 +52,7 @@ from app.artifacts.manifest import manifest_path_of
 from app.errors import Cancelled, ConversionFailed, StudioError, describe
 from app.loaders.front_door import prepare_model
 from app.machine import memory
-from app.pipeline import ConversionResult, artifact_path, convert, output_folder
+from app.pipeline import ConversionResult, artifact_path, check_result, convert, output_folder
 from app.request import ModelSource
 from app.safety import sandbox, wire
 from app.safety.sandbox import die_with_parent, job_fence, status
@@ -532,16 +532,13 @@ def convert_job(payload, progress=None, should_cancel=None):
     return convert(request, progress=progress, should_cancel=should_cancel, work=Path(work))
 
 
-def _check_conversion_result(result, work: Path) -> None:
+def _check_conversion_result(result, work: Path, request) -> None:
     """The child names the files the parent will move into the output folder: each must be a plain
-    file directly in the job's work folder (no path elsewhere, no link), else nothing is kept."""
-    if not isinstance(result, ConversionResult) or result.manifest is None:
-        raise InvalidResult("the converter process sent an invalid result (not a conversion's); nothing was kept")
-    for f in [*result.files, result.manifest]:
-        path = Path(f) if isinstance(f, (str, os.PathLike)) else None
-        if path is None or path.parent != Path(work) or path.is_symlink() or not path.is_file():
-            raise InvalidResult(f"the converter process sent an invalid result (a file outside its work folder: "
-                                f"{clean_text(str(f), 200)}); nothing was kept")
+    file directly in the job's work folder, named as the converter declares for this request
+    (:func:`app.pipeline.check_result`), else nothing is kept."""
+    problem = check_result(result, work, request)
+    if problem:
+        raise InvalidResult(f"the converter process sent an invalid result ({problem}); nothing was kept")
 
 
 def run_conversion(request, **kwargs):
@@ -564,7 +561,7 @@ def run_conversion(request, **kwargs):
                                                                              source=source)
             result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work],
                              **kwargs)
-            _check_conversion_result(result, work)
+            _check_conversion_result(result, work, request)
             result.warnings[:0] = cautions
             return place(result, out_dir, request)
     finally:

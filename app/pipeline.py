@@ -9,6 +9,7 @@ job's fenced child); it reports progress through a callback and checks ``should_
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from app.accuracy.budget import AccuracyBudget, meet_budget
 from app.accuracy.data import DataSet, load_data
 from app.accuracy.evaluation import Evaluation, evaluate, run_all
 from app.accuracy.verify import INT8_MIN_COSINE, Verification, verify_artifact
-from app.artifacts import atomic_output as files
+from app.artifacts import atomic_output as files, placement
 from app.artifacts.manifest import manifest_path_of
 from app.artifacts.versions import tool_versions
 from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
@@ -76,6 +77,33 @@ def artifact_path(request: ConversionRequest) -> Path:
     source = Path(request.source.path)
     out_dir = Path(request.out_dir) if request.out_dir else source.parent
     return out_dir / get_converter(request.target)().artifact_name(model_stem(source), request.precision)
+
+
+def check_result(result, work: Path, request) -> str | None:
+    """Why a conversion job's ``result`` cannot be placed (None when it can): every file must be a plain
+    file directly in ``work`` named as the converter declares for this request (the primary artifact
+    first), and the manifest the primary's."""
+    if not isinstance(result, ConversionResult) or result.manifest is None or not isinstance(result.files, list):
+        return "not a conversion's"
+    paths = [*result.files, result.manifest]
+    if not result.files or not all(isinstance(f, (str, os.PathLike)) for f in paths):
+        return "not a conversion's"
+    paths = [Path(f) for f in paths]
+    primary = artifact_path(request).name
+    declared = set(get_converter(request.target)().declared_files(model_stem(Path(request.source.path)),
+                                                                  request.precision))
+    allowed = declared | {manifest_path_of(Path(primary)).name}
+    for path in paths:
+        if path.parent != Path(work) or not placement.plain_file(path):
+            return f"a file outside its work folder: {placement.shown(path, 200)}"
+        if path.name not in allowed:
+            return f"a file this conversion does not write: {placement.shown(path.name)}"
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        return "a file named twice"
+    if names[0] != primary or names[-1] != manifest_path_of(Path(primary)).name:
+        return f"not this conversion's artifact first: {placement.shown(names[0])}"
+    return None
 
 
 def output_folder(request: ConversionRequest) -> Path:

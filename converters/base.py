@@ -177,6 +177,12 @@ class Converter:
         parts = [stem] + ([self.tag] if self.tag else []) + [precision]
         return ".".join(parts) + self.extension
 
+    def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        """Every name a conversion of ``stem`` at ``precision`` may hand back, primary first: its artifact
+        and the side files it writes beside it (external data, hand-off files). The job's result may
+        name these only (:func:`app.pipeline.check_result`); the manifest is the pipeline's."""
+        return (self.artifact_name(stem, precision),)
+
     # -- the work
     def convert(self, ctx: ConversionContext) -> list[Path]:
         """Write the artifact (and any side files) into ``ctx.work_dir``; return them, primary first."""

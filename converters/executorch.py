@@ -135,6 +135,10 @@ class ExecuTorchConverter(Converter):
         self.graphs: dict[tuple, tuple] = {}   # (settings, float operators) → (captured graph, quantized graph)
         self.signature: tuple[list[TensorSpec], list[TensorSpec]] | None = None  # what the .pte does not hold
 
+    def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        pte = self.artifact_name(stem, precision)
+        return (pte, pte + SAMPLES_SUFFIX, pte + README_SUFFIX)   # write_handoff's files
+
     def convert(self, ctx: ConversionContext) -> list[Path]:
         import torch
 

@@ -151,6 +151,10 @@ class OnnxConverter(Converter):
                            "bf16": "ONNX Runtime has no fast bf16 CPU path; use --to openvino --precision bf16 "
                                    "(OpenVINO runs the same graph in bf16)"}
 
+    def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        name = self.artifact_name(stem, precision)
+        return (name, name + ".data")   # the weights beside a graph over protobuf's limit (onnx_files.save_onnx)
+
     def convert(self, ctx: ConversionContext) -> list[Path]:
         return build_onnx(ctx, ctx.request.precision, ctx.artifact_path)
 

@@ -81,6 +81,10 @@ class OpenVINOConverter(Converter):
             return "OpenVINO int8 needs NNCF (pip install nncf)"
         return super().precision_refusal(precision)
 
+    def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        xml = Path(self.artifact_name(stem, precision))
+        return (xml.name, xml.with_suffix(".bin").name)
+
     def convert(self, ctx: ConversionContext) -> list[Path]:
         ov = openvino_module()
         precision = ctx.request.precision

@@ -79,6 +79,14 @@ class TensorRTConverter(Converter):
     def handoff_onnx_name(stem: str, precision: str) -> str:
         return f"{stem}.tensorrt.{precision}.onnx"
 
+    def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        engine, onnx_name = self.engine_name(stem, precision), self.handoff_onnx_name(stem, precision)
+        base = f"{stem}.tensorrt.{precision}"
+        names = (engine, engine + tensorrt_build.TIMING_CACHE_SUFFIX, engine + tensorrt_build.MANIFEST_SUFFIX,
+                 onnx_name, onnx_name + ".data", f"{base}.trtexec.sh", f"{base}.build_engine.py", f"{base}.inputs.json")
+        primary = self.artifact_name(stem, precision)
+        return (primary, *(n for n in names if n != primary))
+
     @classmethod
     def _stem(cls, ctx: ConversionContext) -> str:
         precision = ctx.request.precision

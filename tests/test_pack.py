@@ -58,7 +58,7 @@ def packed(tmp_path_factory, digits):
                  "--data", str(digits["images"]), "--out", str(out)]) == 0
     artifact = out / "digits.int8.onnx"
     pack = tmp_path_factory.mktemp("pack") / "p"
-    assert main(["pack", str(artifact), "--out", str(pack), "--samples", "24"]) == 0
+    assert main(["pack", str(artifact), "--out", str(pack), "--samples", "24", "--arch", DIGITS_ARGS[1]]) == 0
     return artifact, pack
 
 

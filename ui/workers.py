@@ -328,15 +328,12 @@ def example_job(folder: Path, parent: QObject | None = None) -> BackgroundJob:
     there is used as it is."""
 
     def work(progress, should_cancel):
-        from app.examples.digits import example_paths
-        from app.jobs import run_job
+        from app.examples.digits import example_paths, run_example
 
         paths = example_paths(folder)
         if all(Path(paths[k]).exists() for k in ("model", "data", "readme")):
             return paths
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        return run_job("app.examples.digits:example_job", {"folder": str(folder)}, progress=progress,
-                       should_cancel=should_cancel, writable=[Path(folder)])
+        return run_example(folder, progress=progress, should_cancel=should_cancel)
 
     return BackgroundJob(work, parent=parent)
 

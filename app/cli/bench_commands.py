@@ -14,7 +14,8 @@ from pathlib import Path
 
 from app.bench import output as report, sweep
 from app.bench.harness import BenchConfig, parse_batches
-from app.bench.optimize import optimize
+from app.artifacts.atomic_output import prepare_out_dir
+from app.bench.optimize import default_out_dir, optimize
 from app.bench.run import BenchRequest, run_bench
 from app.bench.sweep import sweep_job
 from app.cli.console import StderrProgress
@@ -206,10 +207,15 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if (args.providers or "").strip().lower() == "list":
         return _list_providers()
     config = config_from_args(args)
-    out_dir = Path(args.out) if args.out else Path(args.model).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # optimize converts many candidates: its child may write beneath the output folder
-    kwargs = dict(data=data_source_of(args), budget_cosine=args.budget_cosine, out_dir=args.out,
+    # optimize converts many candidates: its child may write beneath its output folder only (--out, else
+    # <stem>.optimize/ beside the model), never the model's own folder
+    out_dir = Path(args.out) if args.out else default_out_dir(Path(args.model))
+    if Path(args.model).resolve().is_relative_to(out_dir.resolve()):
+        raise BadInput(f"--out {out_dir}: the model is in it, and optimize's job may write anything beneath its "
+                       f"output folder; choose a folder of its own (default: {default_out_dir(Path(args.model)).name}/ "
+                       "beside the model)")
+    out_dir = prepare_out_dir(out_dir)
+    kwargs = dict(data=data_source_of(args), budget_cosine=args.budget_cosine, out_dir=out_dir,
                   accuracy_budget=args.accuracy_budget, max_float_nodes=args.max_float_nodes,
                   providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
     result, data = _run(args, lambda progress: _in_child("optimize_entry", (source_of(args), config, kwargs), progress,

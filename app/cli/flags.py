@@ -100,3 +100,28 @@ def trusted_globals_of(args) -> tuple[str, ...]:
     if getattr(args, "trust_globals_from", None) is not None:
         names += read_trust_file(args.trust_globals_from)
     return tuple(dict.fromkeys(names))
+
+
+def add_trust_args(p: argparse.ArgumentParser, why: str) -> None:
+    """The flags that say what may run code (``--arch``, ``--arch-kwargs``, ``--allow-pickle``,
+    ``--trust-global``, ``--trust-globals-from``, ``--unsafe-run-code-from-file``) for a command whose model
+    comes from elsewhere (``pack``: the manifest names it); ``why`` heads their group's help."""
+    g = p.add_argument_group("trust", why)
+    g.add_argument("--arch", metavar="FILE.py:Factory|pkg.module:Factory",
+                   help="class or function that builds the source's network (a state dict)")
+    g.add_argument("--arch-kwargs", metavar="JSON", help="keyword arguments for --arch")
+    g.add_argument("--allow-pickle", action="store_true",
+                   help="load a fully pickled nn.Module through the weights-only unpickler")
+    g.add_argument("--trust-global", action="append", default=[], metavar="NAME", dest="trust_global",
+                   help="also approve this global of a pickled module (repeatable)")
+    g.add_argument("--trust-globals-from", type=Path, metavar="FILE", dest="trust_globals_from",
+                   help="approve the globals named in FILE, one per line")
+    g.add_argument("--unsafe-run-code-from-file", action="store_true", dest="run_code_from_file",
+                   help="unpickle with no checks at all: RUNS CODE FROM THE FILE (only files you made yourself)")
+
+
+def trust_of_args(args) -> ModelSource:
+    """What :func:`add_trust_args`' flags trust, as a :class:`~app.request.ModelSource` (its path unused)."""
+    return ModelSource(path=Path("."), arch=args.arch, arch_kwargs=tuple(parse_arch_kwargs(args.arch_kwargs).items()),
+                       allow_pickle=args.allow_pickle, trusted_globals=trusted_globals_of(args),
+                       run_code_from_file=args.run_code_from_file)

@@ -47,7 +47,8 @@ def _fail(message: str, code: int) -> int:
 
 
 # the commands that run a job in a fenced child (each gets --timeout)
-JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack")
+JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack",
+                "native-check")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from app.artifacts.manifest import manifest_path_of
 from app.cli.console import StderrProgress
 from app.errors import BadInput
 from app.model.specs import apply_dynamic, parse_dynamic, parse_input
-from app.serving.pack import CHECKER, DEFAULT_SAMPLES, PACK_FILES, artifact_files, check_packable
+from app.cli.flags import add_trust_args, trust_of_args
+from app.serving.pack import DEFAULT_SAMPLES, check_packable, make_pack
 from app.serving.triton import export_for_serving
 
 
@@ -101,13 +100,13 @@ def cmd_serve_bundle(args: argparse.Namespace) -> int:
 
 def cmd_native_check(args: argparse.Namespace) -> int:
     """Exit 0 when the check passed or could not run here (the reason is printed), 1 when it failed."""
-    from app.serving.native_check import check_native
+    from app.serving.native_check import check_native_fenced
 
     def progress(stage: str, fraction: float | None = None) -> None:
         if not args.json:
             print(f"… {stage}", file=sys.stderr)
 
-    result = check_native(args.artifact, seed=args.seed, progress=progress)
+    result = check_native_fenced(args.artifact, seed=args.seed, progress=progress)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -135,6 +134,8 @@ def add_pack_command(sub) -> None:
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                    help=f"evaluation samples to pack (default {DEFAULT_SAMPLES})")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier pack in DIR")
+    add_trust_args(p, "pack runs the source model the manifest names; what runs code comes from these flags "
+                      "only, never from the manifest")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(handler=cmd_pack)
@@ -142,37 +143,19 @@ def add_pack_command(sub) -> None:
 
 # ---------------------------------------------------------------------------- the command
 def cmd_pack(args) -> int:
-    from app.jobs import run_job
-
     artifact = args.artifact.expanduser().resolve()
-    manifest, runtime = check_packable(artifact)
+    check_packable(artifact)
     if args.samples < 1:
         raise BadInput("--samples takes a positive number")
-    files = artifact_files(artifact, manifest)
-    out = args.out.expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out}: a file, not a folder")
+    out = args.out.expanduser().absolute()
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadInput(f"--out {out}: {'a link' if out.is_symlink() else 'a file'}, not a folder")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise BadInput(f"--out {out}: not empty; choose a new folder or pass --overwrite")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / f.name for f in [*files, manifest_path_of(artifact)]] + [out / n for n in PACK_FILES]
     progress = StderrProgress()
-    try:
-        for f in [*files, manifest_path_of(artifact)]:
-            shutil.copy2(f, out / f.name)
-        shutil.copyfile(CHECKER, out / "check.py")
-        result = run_job("app.serving.pack:pack_job",
-                         {"artifact": str(out / artifact.name), "out": str(out), "samples": args.samples,
-                          "manifest": manifest, "runtime": runtime, "files": [f.name for f in files]},
-                         progress=progress, writable=[out])
-    except BaseException:  # nothing half-written is left: a failed pack writes nothing
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        else:
-            for f in written:
-                f.unlink(missing_ok=True)
-        raise
+    try:  # a failed pack writes nothing: the files are placed only once all of them are made
+        result = make_pack(artifact, out, samples=args.samples, overwrite=args.overwrite, trust=trust_of_args(args),
+                           progress=progress)
     finally:
         progress.done()
     if args.json:

@@ -8,9 +8,11 @@ image folder with class subfolders. Nothing is downloaded; converting to INT8 wi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from app.errors import BadInput
+from app.artifacts import atomic_output as files, placement
+from app.errors import BadInput, OutputExists
 
 DIGITS = Path(__file__).resolve().parents[2] / "resources" / "digits.npz"
 MODEL, ARCH_FILE, DATA = "digits_cnn.pth", "digits_cnn.py", "digits"
@@ -45,7 +47,7 @@ def build() -> DigitsCNN:
 def example_paths(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     return {"folder": str(folder), "model": str(folder / MODEL), "arch": f"{folder / ARCH_FILE}:build",
-            "input": INPUT, "data": str(folder / DATA), "readme": str(folder / "README.txt")}
+            "input": INPUT, "data": str(folder / DATA), "readme": str(folder / README)}
 
 
 def _commands(paths: dict[str, str]) -> list[str]:
@@ -59,18 +61,73 @@ def _commands(paths: dict[str, str]) -> list[str]:
             f"python main.py report {out} --out {out}/report.html"]
 
 
-def write_example(folder: Path, *, overwrite: bool = False, progress=None, epochs: int = 6) -> dict[str, str]:
+README = "README.txt"
+WRITES = (MODEL, ARCH_FILE, DATA, README)   # everything the example writes: nothing else, nothing replaced unasked
+PLACED = (DATA, ARCH_FILE, README, MODEL)   # the order they are moved into place
+
+
+def check_free(folder: Path, overwrite: bool) -> None:
+    """Refuse (one line naming the file) to replace what ``folder`` holds under a name the example
+    writes, without ``overwrite``; a link there counts as a file (it is replaced, never followed)."""
+    existing = [n for n in WRITES if os.path.lexists(Path(folder) / n)]
+    if existing and not overwrite:
+        if existing[0] == README:
+            raise OutputExists(f"{Path(folder) / README} exists already; choose an empty folder or pass --overwrite "
+                               "to replace it")
+        raise BadInput(f"{folder} already holds an example ({existing[0]}); choose an empty folder or pass --overwrite")
+    for name in existing:
+        placement.check_free(Path(folder) / name, overwrite=True, folder=name == DATA)
+
+
+def run_example(folder: Path, *, overwrite: bool = False, progress=None, should_cancel=None) -> dict[str, str]:
+    """Write the example into ``folder`` (the CLI's ``example DIR``, the window's Help ▸ Open an example):
+    a fenced job writes it into a private work folder inside ``folder``; this process then renames the
+    example's own names into place (links replaced, never followed), each only if it is not there yet
+    or ``overwrite``. Returns :func:`write_example`'s paths."""
+    from app.jobs import InvalidResult, run_job
+
+    folder = Path(folder).expanduser().resolve()
+    check_free(folder, overwrite)
+    folder = files.prepare_out_dir(folder)
+    files.clean_stale_work_dirs(folder)
+    work = files.work_dir(folder)
+    try:
+        result = run_job("app.examples.digits:example_job", {"folder": str(work), "shown_as": str(folder)},
+                         progress=progress, should_cancel=should_cancel, writable=[work])
+        check_free(folder, overwrite)
+        try:
+            made = [placement.take_plain(work, n) if n != DATA else _data_folder(work) for n in PLACED]
+            if (work / ARCH_FILE).read_text() != ARCH_SOURCE:   # the code file a user runs is the app's own text
+                raise ValueError(f"{ARCH_FILE} is not the example's")
+        except ValueError as e:
+            raise InvalidResult(f"the job's process sent an invalid result ({e}); nothing was kept") from None
+        for path in made:  # the model last: an example that is there is whole
+            placement.place(path, folder / path.name, overwrite=overwrite)
+    finally:
+        files.remove_work_dir(work)
+    accuracy = result.get("accuracy") if isinstance(result, dict) else None
+    return dict(example_paths(folder), accuracy=str(accuracy)[:16])
+
+
+def _data_folder(work: Path) -> Path:
+    path = work / DATA
+    if path.is_symlink() or not path.is_dir():
+        raise ValueError(f"{DATA} is not a folder")
+    return path
+
+
+def write_example(folder: Path, *, overwrite: bool = False, progress=None, epochs: int = 6,
+                  shown_as: Path | None = None) -> dict[str, str]:
     """Train the digits CNN and write it, its architecture file, the held-out digits and a README into
-    ``folder``; returns :func:`example_paths`. Refuses (one line) to replace an example without ``overwrite``."""
+    ``folder``; returns :func:`example_paths` (of ``shown_as``, the folder the files will be moved to, when
+    ``folder`` is a work folder). Refuses (one line) to replace an example without ``overwrite``."""
     import numpy as np
     import torch
     from PIL import Image
 
     folder = Path(folder)
-    paths = example_paths(folder)
-    existing = [p for p in (folder / MODEL, folder / ARCH_FILE, folder / DATA) if p.exists()]
-    if existing and not overwrite:
-        raise BadInput(f"{folder} already holds an example ({existing[0].name}); choose an empty folder or pass --overwrite")
+    paths = example_paths(Path(shown_as) if shown_as else folder)
+    check_free(folder, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda stage, fraction=None: None)
     with np.load(DIGITS, allow_pickle=False) as z:
@@ -109,24 +166,20 @@ def write_example(folder: Path, *, overwrite: bool = False, progress=None, epoch
              f"Its top-1 accuracy on all {len(held_y)} held-out digits: {accuracy:.3f}.", "",
              "Try, from the app's folder:", *[f"  {c}" for c in _commands(paths)], "",
              "or in the window: the model is loaded; tick ONNX FP32 and INT8, press Convert, then Benchmark."]
-    (folder / "README.txt").write_text("\n".join(lines) + "\n")
+    (folder / README).write_text("\n".join(lines) + "\n")
     return dict(paths, accuracy=f"{accuracy:.3f}")
 
 
 def example_job(payload: dict, progress=None, should_cancel=None) -> dict:
     """:func:`write_example` as a fenced child's entry point (it may write only the example's folder)."""
-    return write_example(Path(payload["folder"]), overwrite=bool(payload.get("overwrite")), progress=progress)
+    return write_example(Path(payload["folder"]), overwrite=bool(payload.get("overwrite")), progress=progress,
+                         shown_as=payload.get("shown_as"))
 
 
 def cmd_example(args) -> int:
     import json
 
-    from app.jobs import run_job
-
-    folder = args.folder.expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    result = run_job("app.examples.digits:example_job", {"folder": str(folder), "overwrite": args.overwrite},
-                     writable=[folder])
+    result = run_example(args.folder, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

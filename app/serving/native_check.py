@@ -31,7 +31,7 @@ import numpy as np
 
 from app.accuracy.verify import OutputMetrics, Verification, compare, judge
 from app.artifacts.manifest import read_manifest
-from app.errors import BadInput
+from app.errors import BadInput, ConversionFailed
 from app.loaders.front_door import int_range_of, load_model, with_inputs
 from app.model.inputs import make_feeds, second_sizes
 from app.model.specs import TensorSpec
@@ -350,12 +350,22 @@ def _run_build(cmd: list[str], env: dict, log: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- the check
+class _NeedsBuild(Exception):
+    """The check needs the C++ program, which is not built yet (a fenced check does not build it)."""
+
+
+_ASK = object()
+
+
 def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path | None = None,
-                 progress: Progress | None = None) -> NativeCheck:
-    """Run ``artifact`` without Python and compare with the Python result.
+                 progress: Progress | None = None, toolchain=_ASK, build: bool = True) -> NativeCheck:
+    """Run ``artifact`` without Python and compare with the Python result, in this process (the CLI and
+    the window: :func:`check_native_fenced`; this runs inside its job, and in tests).
 
     TorchScript files are run by the LibTorch program; ONNX files report whether ONNX Runtime's C
-    API is usable here. Raises :class:`BadInput` only for files that are no model at all.
+    API is usable here. Raises :class:`BadInput` only for files that are no model at all. ``toolchain``:
+    :func:`toolchain_problem` as the caller found it; ``build=False``: raise :class:`_NeedsBuild`
+    rather than build the program.
     """
     path = Path(artifact)
     model = load_model(path)
@@ -369,9 +379,12 @@ def check_native(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path 
     if not inputs or any(not s.shape and not s.example for s in inputs):
         raise BadInput(f"{path.name}: the shapes of its inputs are unknown; convert it with this app "
                        "(which records them) or check a TorchScript file saved with its signature")
-    problem = toolchain_problem()
+    problem = toolchain_problem() if toolchain is _ASK else toolchain
     if problem:
         return NativeCheck(path, "libtorch", None, problem)
+    folder = _program_dir(cache_dir)
+    if not build and not ((folder / "built.ok").is_file() and (folder / "build" / "native_check").is_file()):
+        raise _NeedsBuild()
     try:
         program, build_s = build_libtorch_program(cache_dir, progress)
     except RuntimeError as e:
@@ -496,3 +509,96 @@ def _onnx_c_check(path: Path) -> NativeCheck:
     return NativeCheck(path, "onnxruntime-c", None,
                        f"ONNX Runtime C headers found in {headers}, but the C API check is not implemented yet; "
                        "the LibTorch check covers TorchScript artifacts")
+
+
+# ---------------------------------------------------------------------------- fenced: the CLI's and the window's
+def check_native_fenced(artifact: str | os.PathLike, *, seed: int = 0, cache_dir: Path | None = None,
+                        progress: Progress | None = None) -> NativeCheck:
+    """:func:`check_native` with everything that reads the artifact in a fenced job (:func:`app.jobs.run_job`):
+    loading it (a TorchScript's code, ExecuTorch's and ONNX's native parsers), the Python run, and the
+    C++ program that loads and runs it (started from inside the job, so it is fenced too: it writes only
+    the job's temporary folder). A native crash is "the job's process crashed (signal N)", not the CLI's.
+
+    The program is built (once per torch version) by a second fenced job that may write only the
+    program cache; it compiles this module's own source, nothing from the artifact."""
+    from app.jobs import run_job
+
+    path = Path(artifact)
+    root = Path(cache_dir) if cache_dir else cache_root()
+    payload = {"artifact": str(path), "seed": int(seed), "cache": str(root), "toolchain": toolchain_problem()}
+    built = None
+    out = _checked(path, run_job, payload, progress)
+    if isinstance(out, dict) and out.get("need_build"):
+        root.mkdir(parents=True, exist_ok=True)   # the build job may write beneath it only
+        env = {k: os.environ[k] for k in ("PATH", "CXX") if k in os.environ}
+        # the compiler runs in a grandchild: the job itself neither reports nor uses CPU time meanwhile
+        built = run_job("app.serving.native_check:build_job", dict(payload, env=env), progress=progress,
+                        writable=[root], stall=BUILD_TIMEOUT_S + 60)
+        if not isinstance(built, dict) or not isinstance(built.get("seconds"), (int, float)):
+            why = built.get("error") if isinstance(built, dict) else None
+            return NativeCheck(path, "libtorch", False, f"the LibTorch program did not build: {_text(why)}")
+        out = _checked(path, run_job, payload, progress)
+    result = _from_job(path, out)
+    if built:
+        result.built, result.build_seconds = True, float(built["seconds"])
+    return result
+
+
+def _checked(path: Path, run_job, payload: dict, progress):
+    """The check job's answer; a crash in native code that reads the file (ExecuTorch's, LibTorch's) is
+    one line naming the file (exit code 1, as ``inspect`` says it)."""
+    try:
+        return run_job("app.serving.native_check:native_check_job", payload, progress=progress,
+                       stall=RUN_TIMEOUT_S + 60)  # the C++ program runs in a grandchild (it has its own limit)
+    except ConversionFailed as e:
+        if "crashed (signal" not in str(e):
+            raise
+        raise ConversionFailed(f"{e} while checking {_text(path.name, 200)}: the file is damaged or made to crash "
+                               "its reader (nothing outside the fence was affected); re-export it") from None
+
+
+def native_check_job(payload: dict, progress=None, should_cancel=None) -> dict:
+    """:func:`check_native` in the fenced child (``app.serving.native_check:native_check_job``); never builds."""
+    try:
+        result = check_native(payload["artifact"], seed=payload["seed"], cache_dir=Path(payload["cache"]),
+                              progress=progress, toolchain=payload["toolchain"], build=False)
+    except _NeedsBuild:
+        return {"need_build": True}
+    return {"runtime": result.runtime, "passed": result.passed, "reason": result.reason,
+            "verification": result.verification, "program": str(result.program) if result.program else None,
+            "timings_ms": result.timings_ms, "checks": result.checks}
+
+
+def build_job(payload: dict, progress=None, should_cancel=None) -> dict:
+    """Build the C++ program in a fenced child that may write only the program cache (``build_job``)."""
+    os.environ.update(payload.get("env") or {})
+    try:
+        _, seconds = build_libtorch_program(Path(payload["cache"]), progress)
+    except RuntimeError as e:
+        return {"error": str(e)}
+    return {"seconds": seconds}
+
+
+def _text(value, limit: int = 600) -> str:
+    from app.artifacts.placement import shown
+
+    return shown("" if value is None else value, limit)
+
+
+def _from_job(path: Path, out) -> NativeCheck:
+    """The job's answer as a :class:`NativeCheck`, each field checked (it came out of the fence)."""
+    from app.jobs import InvalidResult
+
+    number = (int, float)
+    ok = (isinstance(out, dict) and out.get("runtime") in ("libtorch", "onnxruntime-c")
+          and out.get("passed") in (True, False, None) and isinstance(out.get("reason"), str)
+          and isinstance(out.get("timings_ms"), dict) and all(isinstance(v, number) for v in out["timings_ms"].values())
+          and isinstance(out.get("checks"), list) and all(isinstance(c, str) for c in out["checks"])
+          and (out.get("verification") is None or isinstance(out["verification"], Verification))
+          and (out.get("program") is None or isinstance(out["program"], str)))
+    if not ok:
+        raise InvalidResult("the job's process sent an invalid result (not a native check's); nothing was kept")
+    return NativeCheck(path, out["runtime"], out["passed"], _text(out["reason"]), out["verification"],
+                       program=Path(_text(out["program"], 1000)) if out["program"] else None,
+                       timings_ms={_text(k, 40): v for k, v in out["timings_ms"].items()},
+                       checks=[_text(c, 200) for c in out["checks"]])

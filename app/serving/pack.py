@@ -17,9 +17,13 @@ was calibrated on it), else from the random inputs verification uses (``pack.jso
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from app.artifacts.manifest import manifest_path_of, read_manifest, source_of_manifest
+from app.artifacts.placement import shown
+from app.request import ModelSource
 from app.artifacts.versions import tool_versions
 from app.errors import BadInput
 from app.machine.hardware import isa_record
@@ -32,15 +36,51 @@ CHECKER = Path(__file__).resolve().parents[2] / "resources" / "pack_check.py"   
 
 # ---------------------------------------------------------------------------- manifest → what to run
 def artifact_files(artifact: Path, manifest: dict) -> list[Path]:
-    """The artifact and its side files, as the manifest lists them (beside the artifact)."""
-    names = [f.get("name") for f in manifest.get("files") or [] if isinstance(f, dict) and f.get("name")]
-    files = [artifact.parent / Path(n).name for n in names] or [artifact]
+    """The artifact and its side files, as the manifest lists them (beside the artifact): plain names
+    (no folder), none of the names the pack writes itself, each a regular file (not a link, FIFO or
+    device; :func:`app.artifacts.placement.copy_plain` checks again on the open file)."""
+    entries = manifest.get("files") if isinstance(manifest.get("files"), list) else []
+    names = [f.get("name") for f in entries if isinstance(f, dict) and f.get("name")]
+    own = {*PACK_FILES, manifest_path_of(artifact).name}
+    for n in names:
+        if not isinstance(n, str) or n != Path(n).name or n in (".", "..") or n in own:
+            raise BadInput(f"{artifact}: its manifest lists {shown(n)!r} as a side file, which is not a file name "
+                           "pack copies (a plain name beside the artifact, not one of the pack's own files)")
+    files = [artifact.parent / n for n in names] or [artifact]
     if artifact not in files:
         files.insert(0, artifact)
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise BadInput(f"{artifact}: its manifest lists {missing[0].name}, which is not beside it")
+    for f in [*files, manifest_path_of(artifact)]:
+        if f.is_symlink() or not f.is_file():
+            what = "is a link" if f.is_symlink() else "is not a regular file" if f.exists() else "is not beside it"
+            raise BadInput(f"{artifact}: its side file {shown(f.name)} {what}; pack copies only the files "
+                           "themselves (put the file there, not a link)")
     return files
+
+
+TRUST_FLAGS = (("arch", "--arch"), ("allow_pickle", "--allow-pickle"), ("trusted_globals", "--trust-global"),
+               ("run_code_from_file", "--unsafe-run-code-from-file"))
+
+
+def source_for_pack(manifest: dict, trust: ModelSource):
+    """The source model and data ``pack`` runs: the path, signature and data from the manifest, and
+    what runs code — ``--arch`` (and its arguments), ``--allow-pickle``, ``--trust-global``,
+    ``--unsafe-run-code-from-file`` — from the command line only (``trust``), never from a file. A
+    manifest that records trust the command line does not give is one line naming the flags."""
+    try:
+        source, data = source_of_manifest(manifest)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise BadInput(f"the manifest's source or data entry is malformed ({type(e).__name__}); convert the "
+                       "artifact again") from None
+    recorded = {"arch": source.arch, "allow_pickle": source.allow_pickle,
+                "trusted_globals": source.trusted_globals, "run_code_from_file": source.run_code_from_file}
+    missing = [flag for field, flag in TRUST_FLAGS if recorded[field] and not getattr(trust, field)]
+    if missing:
+        said = f" (it names --arch {shown(source.arch, 200)!r})" if source.arch and not trust.arch else ""
+        raise BadInput(f"the source model {shown(source.path, 200)} was converted with {', '.join(missing)}{said}; "
+                       "pack runs no code and trusts nothing a file names: give the flags on pack's command "
+                       "line if you trust that code")
+    return replace(source, arch=trust.arch, arch_kwargs=trust.arch_kwargs, allow_pickle=trust.allow_pickle,
+                   trusted_globals=trust.trusted_globals, run_code_from_file=trust.run_code_from_file), data
 
 
 def check_packable(artifact: Path) -> tuple[dict, str]:
@@ -95,8 +135,7 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
 
     say = progress or (lambda stage, fraction=None: None)
     artifact, out, count = Path(payload["artifact"]), Path(payload["out"]), int(payload["samples"])
-    manifest = payload["manifest"]
-    source, data_source = source_of_manifest(manifest)
+    manifest, source, data_source = payload["manifest"], payload["source"], payload["data"]
     say("load the source model", None)
     model = prepare_model(source)
     if data_source is not None:
@@ -166,3 +205,68 @@ def _openvino_config(manifest: dict) -> dict:
     from app.runtimes.openvino import compile_config
 
     return compile_config(str(manifest.get("precision")))
+
+
+# ---------------------------------------------------------------------------- the parent: what goes into DIR
+def make_pack(artifact: Path, out: Path, *, samples: int, overwrite: bool, trust: ModelSource,
+              progress=None) -> dict:
+    """Write the pack into ``out``. This process copies the artifact, its side files and manifest (regular
+    files only, never links) and ``check.py`` into a private work folder inside ``out``; the fenced job,
+    which may write only its own folder in there, writes ``samples.npz`` and ``pack.json``; this process
+    takes those two names (plain files) and renames everything into ``out`` — a link there is replaced,
+    never written through. Without ``overwrite`` nothing that exists is replaced."""
+    import shutil
+
+    from app.artifacts import atomic_output as files, placement
+    from app.jobs import InvalidResult, run_job
+
+    manifest, runtime = check_packable(artifact)
+    source, data = source_for_pack(manifest, trust)
+    parts = artifact_files(artifact, manifest)
+    names = [f.name for f in parts] + [manifest_path_of(artifact).name, *PACK_FILES]
+    created = not out.exists()
+    out = files.prepare_out_dir(out)
+    work = files.work_dir(out)
+    try:
+        for f in [*parts, manifest_path_of(artifact)]:
+            placement.copy_plain(f, work / f.name, "the artifact's file")
+        placement.copy_plain(CHECKER, work / "check.py", "the checker")
+        (work / "job").mkdir()
+        result = run_job("app.serving.pack:pack_job",
+                         {"artifact": str(work / artifact.name), "out": str(work / "job"), "samples": samples,
+                          "manifest": manifest, "source": source, "data": data, "runtime": runtime,
+                          "files": [f.name for f in parts]},
+                         progress=progress, writable=[work / "job"])
+        try:
+            made = [placement.take_plain(work / "job", n) for n in ("samples.npz", "pack.json")]
+            result = _pack_result(result, out)
+        except ValueError as e:
+            raise InvalidResult(f"the job's process sent an invalid result ({e}); nothing was kept") from None
+        for path in made:
+            os.replace(path, work / path.name)
+        for name in names:
+            placement.check_free(out / name, overwrite=overwrite)
+        for name in names[len(parts):] + [f.name for f in parts[1:]] + [parts[0].name]:  # the artifact last
+            placement.place(work / name, out / name, overwrite=overwrite)
+    except BaseException:  # a failed pack leaves no folder it made
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        files.remove_work_dir(work)
+    return result
+
+
+def _pack_result(result, out: Path) -> dict:
+    """The job's summary, checked to be what :func:`pack_job` returns (it is printed)."""
+    number = (int, float)
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict) \
+            or not isinstance(result.get("budget"), dict) or not isinstance(result.get("samples"), int):
+        raise ValueError("not a pack's summary")
+    m, b = result["metrics"], result["budget"]
+    if not all(isinstance(m.get(k), number) for k in ("cosine_mean", "cosine_min", "max_abs_err")) \
+            or not isinstance(b.get("value"), number) \
+            or not isinstance(m.get("top1_agreement"), (*number, type(None))):
+        raise ValueError("not a pack's summary")
+    budget = dict(b, metric=shown(b.get("metric"), 40), op=shown(b.get("op"), 4))
+    return dict(result, pack=str(out), budget=budget, sample_origin=shown(result.get("sample_origin"), 20))
