@@ -243,6 +243,9 @@ def cmd_targets(args) -> int:
                      "advice": {p: dict(advise(t.name, p, hw).to_json(), basis="expectation") for p in t.precisions},
                      "sandboxed": sandboxed, "sandbox": sandbox})
     measured = measured_here(args.measured, hw) if args.measured else None
+    if measured is not None and not args.json:  # --json: they are in its "ignored" list
+        for left_out in measured["ignored"]:
+            print(f"warning: {left_out['why']}", file=sys.stderr)
     for r in rows:  # a measurement of this machine beside each expectation it covers
         for p, a in r["advice"].items():
             row = (measured or {}).get("best", {}).get(f"{r['target']}/{p}")
