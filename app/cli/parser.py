@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import traceback
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 from app.cli.accuracy_commands import add_data_commands
 from app.cli.console import STAGE, StderrProgress, failure_json
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.cli.pipes import print_out, quiet_when_stdout_closes, stdout_gone
 from app.cli.serving_commands import add_pack_command, add_serving_commands
 from app.errors import BadInput, StudioError, describe
 from app.examples.digits import cmd_example
@@ -299,7 +299,7 @@ def _terminated_as_exit():
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _main(list(sys.argv[1:] if argv is None else argv))
+    return quiet_when_stdout_closes(_main, list(sys.argv[1:] if argv is None else argv))
 
 
 def _main(argv: list[str]) -> int:
@@ -309,8 +309,8 @@ def _main(argv: list[str]) -> int:
     STAGE["name"] = "parse arguments"
 
     def fail(message: str, code: int, error: str = "", details: dict | None = None) -> int:
-        if as_json:  # --json prints one object on every exit, failures included
-            print(json.dumps(failure_json(message, code, error, details), indent=2, default=str))
+        if as_json:  # --json prints one object on every exit, failures included (a closed stdout: on stderr only)
+            print_out(json.dumps(failure_json(message, code, error, details), indent=2, default=str))
         return _fail(message, code)
 
     try:
@@ -337,7 +337,7 @@ def _main(argv: list[str]) -> int:
         return fail("terminated (SIGTERM): the running job was stopped and its temporary files removed", 143,
                     "Terminated")
     except BrokenPipeError:  # `main.py ... | head` stopped reading: nothing went wrong here
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        stdout_gone()  # no second error at exit
         return 0
     except Exception as e:  # a bug or a library failure we did not anticipate
         if debug:
