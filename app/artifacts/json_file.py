@@ -17,19 +17,14 @@ import os
 import stat
 from pathlib import Path
 
-from app.errors import BadInput
+from app.errors import SideFileError, SideFileMissing
+
+__all__ = ["SideFileError", "SideFileMissing", "read_json_file", "read_json_object", "read_bytes_bounded",
+           "check_fields", "check_list_of"]
 
 MAX_SIDE_FILE_BYTES = 32 * 2**20     # a manifest is a few kB, a saved benchmark or sweep well under 1 MB
 MAX_CONTAINERS = 200_000             # objects and arrays ({ and [, strings included: an upper bound)
 MAX_DEPTH = 32                       # a manifest nests ~6 deep
-
-
-class SideFileError(BadInput):
-    """A JSON side file that cannot be used: not a regular file, too large, not JSON, nested too deep."""
-
-
-class SideFileMissing(SideFileError):
-    """The side file does not exist."""
 
 
 def _kind_of(mode: int) -> str:
