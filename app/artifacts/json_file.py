@@ -48,8 +48,8 @@ def read_bytes_bounded(path: Path, what: str, max_bytes: int = MAX_SIDE_FILE_BYT
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise SideFileError(f"{path}: {_kind_of(st.st_mode)} where a {what} should be; refused (a {what} is "
-                                "a plain file; nothing was read from it)")
+            raise SideFileError(f"{path}: {_kind_of(st.st_mode)} where a {what} should be (a {what} is a plain "
+                                "file); nothing was read from it")
         if st.st_size > max_bytes:
             raise SideFileError(f"{path}: {st.st_size / 2**20:.1f} MB is too large for a {what} "
                                 f"(at most {max_bytes / 2**20:.0f} MB); refused")

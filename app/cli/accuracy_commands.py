@@ -68,7 +68,7 @@ def cmd_evaluate(args) -> int:
         try:
             warning = isa_warning(load_manifest(a), a.name)
         except BadInput as e:  # a manifest that cannot be used (a FIFO, damaged) is left out, said once
-            warning = f"{e}; its manifest is ignored"
+            warning = f"{e}; evaluating {a.name} without its manifest"
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
     progress = StderrProgress()
