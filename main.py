@@ -36,27 +36,40 @@ def print_version() -> int:
     return 0
 
 
-def unknown_word(word: str) -> int:
-    """``main.py WORD`` where WORD is neither a command nor a file: a usage error, never a window."""
+def unknown_word(word: str, as_json: bool = False) -> int:
+    """``main.py WORD`` where WORD is neither a command nor a file: a usage error, never a window
+    (``--json``: its one JSON object on stdout, as every command prints on every exit)."""
     import difflib
 
     nearest = difflib.get_close_matches(word, CLI_COMMANDS, n=1, cutoff=0.6)
     hint = f"; did you mean {nearest[0]}?" if nearest else f"; commands: {', '.join(CLI_COMMANDS)}"
+    message = f"main.py: '{word}' is neither a command nor an existing model file{hint}"
+    if as_json:
+        import json
+
+        from app.cli.console import STAGE, failure_json
+        from app.cli.pipes import print_out
+
+        STAGE["name"] = "parse arguments"
+        print_out(json.dumps(failure_json(message, 2, "BadInput"), indent=2))
     print("usage: main.py [MODEL] | main.py {" + ",".join(CLI_COMMANDS) + "} ... | main.py --version",
           file=sys.stderr)
-    print(f"error: main.py: '{word}' is neither a command nor an existing model file{hint}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
     return 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The exit code of what ``argv`` asks for. What the command line prints passes one filter
+    (:mod:`app.safety.text`); a reader of stdout that stops early (``| head``) ends it quietly
+    (:mod:`app.cli.pipes`), never with a traceback."""
     from app.cli.console import cleaned_output
+    from app.cli.pipes import quiet_when_stdout_closes
 
-    with cleaned_output():  # what the command line prints passes one filter (app.safety.text)
-        return _dispatch(argv)
+    with cleaned_output():
+        return quiet_when_stdout_closes(_main, list(sys.argv[1:] if argv is None else argv))
 
 
-def _dispatch(argv: list[str] | None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in VERSION_FLAGS:
         return print_version()
     if argv and (argv[0] in CLI_COMMANDS or argv[0] in HELP_FLAGS):
@@ -65,7 +78,7 @@ def _dispatch(argv: list[str] | None) -> int:
         return cli_main(argv)
     words = [a for a in argv if not a.startswith("-")]
     if words and not Path(words[0]).expanduser().exists():
-        return unknown_word(words[0])
+        return unknown_word(words[0], "--json" in argv)
     from ui.app import run_gui
 
     return run_gui(argv)

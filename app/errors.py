@@ -58,3 +58,12 @@ class VerificationFailed(StudioError):
 
 class Cancelled(StudioError):
     """The user cancelled the job."""
+
+
+class SideFileError(BadInput):
+    """A JSON side file (manifest, saved benchmark result) that cannot be used: not a regular file, too
+    large, not JSON, nested too deep, a field of the wrong type (:mod:`app.artifacts.json_file`)."""
+
+
+class SideFileMissing(SideFileError):
+    """The side file does not exist."""

@@ -93,6 +93,8 @@ def load_data(source: DataSource | str | Path, inputs: list[TensorSpec], outputs
     path = Path(options.path)
     if not path.exists():
         raise BadInput(f"--data {path}: no such file or folder")
+    if not path.is_file() and not path.is_dir():  # a FIFO or a device: reading it would block or never end
+        raise BadInput(f"--data {path}: not a regular file or a folder (a FIFO, socket or device); refused")
     if options.limit < 1:
         raise BadInput(f"--data-limit {options.limit}: give at least 1")
     if options.tokenizer is not None or (path.is_file() and path.suffix.lower() in TEXT_SUFFIXES):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from app.artifacts.json_file import SideFileError, SideFileMissing, check_fields, check_list_of, read_json_object
 from app.errors import BadInput
 from app.model.specs import TensorSpec
 from app.request import DataSource, ModelSource
@@ -17,12 +18,74 @@ def manifest_path_of(artifact: Path) -> Path:
 
 
 def read_manifest(artifact: Path) -> dict | None:
-    """The manifest beside ``artifact`` as a dict; None when it is missing or unreadable."""
+    """The manifest beside ``artifact`` as a dict; None when it is missing or unusable (not a regular
+    file, too large, not JSON, a field of the wrong type: :func:`load_manifest` says which)."""
     try:
-        data = json.loads(manifest_path_of(Path(artifact)).read_text())
-    except (OSError, ValueError):
+        return load_manifest(artifact)
+    except SideFileError:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def load_manifest(artifact: Path) -> dict | None:
+    """The manifest beside ``artifact``, its fields checked (:func:`check_manifest`); None when there is
+    none. One line (:class:`~app.artifacts.json_file.SideFileError`, a BadInput naming the file and,
+    where it is one field, the field) when it is there but cannot be used; reading never blocks."""
+    path = manifest_path_of(Path(artifact))
+    try:
+        data = read_json_object(path, "manifest")
+    except SideFileMissing:
+        return None
+    check_manifest(data, path)
+    return data
+
+
+_SPEC = {"name": str, "dtype": str, "shape": list, "example": list}
+_TOP = {"artifact": str, "files": list, "target": str, "precision": str, "status": str, "source": dict, "inputs": list,
+        "outputs": list, "options": dict, "recorded": dict, "tools": dict, "build_isa": dict, "verification": dict,
+        "evaluation": dict, "accuracy_budget": dict, "warnings": list}
+_OPTIONS = {"inputs": list, "dynamic": list, "arch": str, "arch_kwargs": dict, "allow_pickle": bool,
+            "trusted_globals": list, "run_code_from_file": bool, "data": dict, "calibration": str, "tokenizer": str,
+            "normalize": str}
+
+
+def check_manifest(data: dict, path) -> None:
+    """Refuse (one line naming the file and the field) a manifest whose structure is not what ``convert``
+    writes: each object an object, each list a list, names and paths strings, so that ``pack``,
+    ``evaluate``, ``report`` and the loaders can walk it. Figures (sizes, seconds, cosines) are not
+    checked here: every reader shows a figure that is not a number as missing."""
+    what = "manifest"
+    check_fields(data, _TOP, path, what)
+    for name in ("inputs", "outputs"):
+        check_list_of(data, name, dict, path, what, _SPEC)
+    check_list_of(data, "warnings", str, path, what)
+    check_fields(data.get("source") or {}, {"path": str, "sha256": str, "format": str}, path, what, "source.")
+    opts = data.get("options") or {}
+    check_fields(opts, _OPTIONS, path, what, "options.")
+    check_list_of(opts, "inputs", dict, path, what, _SPEC)
+    _require_names(opts.get("inputs"), path, "options.inputs")
+    check_list_of(opts, "trusted_globals", str, path, what)
+    for i, d in enumerate(opts.get("dynamic") or []):
+        if not (isinstance(d, list) and len(d) == 3 and isinstance(d[0], str) and type(d[1]) is int
+                and isinstance(d[2], (str, type(None)))):
+            raise SideFileError(f"{path}: field options.dynamic[{i}] is not [input name, axis, label]; this "
+                                "manifest is damaged or was not written by this app")
+    check_fields(opts.get("data") or {}, {"path": str, "tokenizer": str, "normalize": str, "limit": int}, path,
+                 what, "options.data.")
+    if opts.get("data") and not opts["data"].get("path"):
+        raise SideFileError(f"{path}: field options.data has no path; this manifest is damaged")
+    check_list_of(data.get("verification") or {}, "checks", str, path, what)
+    recorded = data.get("recorded") or {}
+    check_fields(recorded, {"data": dict, "delegation": dict}, path, what, "recorded.")
+    check_fields(recorded.get("data") or {}, {"source": str, "split_seed": int}, path, what, "recorded.data.")
+    check_fields(data.get("accuracy_budget") or {}, {"budget": str, "rounds": list, "float_nodes": list}, path,
+                 what, "accuracy_budget.")
+
+
+def _require_names(specs, path, field: str) -> None:
+    for i, s in enumerate(specs or []):
+        if not s.get("name"):
+            raise SideFileError(f"{path}: field {field}[{i}] has no name; this manifest is damaged or was not "
+                                "written by this app")
 
 
 def trust_of(opts: dict, source: dict) -> dict:

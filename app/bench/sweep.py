@@ -298,20 +298,21 @@ def propose(points: list[SweepPoint], batches: list[int], p99_budget_ms: float |
 
 def read_proposal(sweep_file: Path, artifact: Path) -> Proposal:
     """The proposal for ``artifact`` in a saved ``bench --sweep --json`` result."""
-    import json
+    from app.artifacts.json_file import SideFileError, check_fields, read_json_file
 
-    try:
-        data = json.loads(Path(sweep_file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"--from-sweep {sweep_file}: not a readable sweep result ({e.__class__.__name__}); save what "
-                       "`bench ... --sweep ... --json` prints") from None
+    try:  # never blocks (a FIFO is refused), bounded
+        data = read_json_file(sweep_file, "sweep result")
+        if isinstance(data, dict):
+            check_fields(data, {"proposals": list}, sweep_file, "sweep result")
+    except SideFileError as e:
+        raise BadInput(f"--from-sweep {e}; save what `bench ... --sweep ... --json` prints") from None
     if not isinstance(data, dict) or data.get("kind") != "sweep":
         raise BadInput(f"--from-sweep {sweep_file}: not a sweep result (save what `bench ... --sweep ... --json` prints)")
     wanted = Path(artifact).resolve()
-    proposals = [p for p in data.get("proposals", []) if isinstance(p, dict)]
+    proposals = [p for p in data.get("proposals") or [] if isinstance(p, dict)]
     names = [p.get("name") for p in proposals]
     # the same file, or (a sweep copied from another machine) the only proposal for a file of that name
-    chosen = [p for p in proposals if Path(p.get("artifact", "")) == wanted]
+    chosen = [p for p in proposals if Path(str(p.get("artifact", ""))) == wanted]
     if not chosen and names.count(wanted.name) == 1:
         chosen = [p for p in proposals if p.get("name") == wanted.name]
     for p in chosen:
@@ -325,7 +326,7 @@ def read_proposal(sweep_file: Path, artifact: Path) -> Proposal:
         except (KeyError, TypeError, ValueError) as e:
             raise BadInput(f"--from-sweep {sweep_file}: the proposal for {wanted.name} is damaged ({describe(e)})") from None
     raise BadInput(f"--from-sweep {sweep_file}: no proposal for {Path(artifact).name} (it has "
-                   f"{', '.join(n for n in names if n) or 'none'})")
+                   f"{', '.join(str(n) for n in names if n) or 'none'})")
 
 
 # ---------------------------------------------------------------------------- output

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.artifacts.manifest import read_manifest
+from app.artifacts.manifest import load_manifest
 from app.cli.console import StderrProgress
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
 from app.errors import BadInput
@@ -66,7 +66,10 @@ def cmd_evaluate(args) -> int:
         raise BadInput(f"{missing[0]}: no such artifact file")
 
     for a in args.artifacts:  # figures measured on another CPU than the one it was built on may differ there
-        warning = isa_warning(read_manifest(a), a.name)
+        try:
+            warning = isa_warning(load_manifest(a), a.name)
+        except BadInput as e:  # a manifest that cannot be used (a FIFO, damaged) is left out, said once
+            warning = f"{e}; evaluating {a.name} without its manifest"
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
     progress = StderrProgress()

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import traceback
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 from app.cli.accuracy_commands import add_data_commands
 from app.cli.console import STAGE, StderrProgress, cleaned_output, failure_json
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
+from app.cli.pipes import print_out, quiet_when_stdout_closes, stdout_gone
 from app.cli.serving_commands import add_pack_command, add_serving_commands
 from app.errors import BadInput, StudioError, describe
 from app.examples.digits import cmd_example
@@ -246,6 +246,9 @@ def cmd_targets(args) -> int:
                      "advice": {p: dict(advise(t.name, p, hw).to_json(), basis="expectation") for p in t.precisions},
                      "sandboxed": sandboxed, "sandbox": sandbox})
     measured = measured_here(args.measured, hw) if args.measured else None
+    if measured is not None and not args.json:  # --json: they are in its "ignored" list
+        for left_out in measured["ignored"]:
+            print(f"warning: {left_out['why']}", file=sys.stderr)
     for r in rows:  # a measurement of this machine beside each expectation it covers
         for p, a in r["advice"].items():
             row = (measured or {}).get("best", {}).get(f"{r['target']}/{p}")
@@ -300,7 +303,7 @@ def _terminated_as_exit():
 
 def main(argv: list[str] | None = None) -> int:
     with cleaned_output():  # every line printed: control characters and bidi controls shown escaped
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        return quiet_when_stdout_closes(_main, list(sys.argv[1:] if argv is None else argv))
 
 
 def _main(argv: list[str]) -> int:
@@ -310,8 +313,8 @@ def _main(argv: list[str]) -> int:
     STAGE["name"] = "parse arguments"
 
     def fail(message: str, code: int, error: str = "", details: dict | None = None) -> int:
-        if as_json:  # --json prints one object on every exit, failures included
-            print(json.dumps(failure_json(message, code, error, details), indent=2, default=str))
+        if as_json:  # --json prints one object on every exit, failures included (a closed stdout: on stderr only)
+            print_out(json.dumps(failure_json(message, code, error, details), indent=2, default=str))
         return _fail(message, code)
 
     try:
@@ -338,7 +341,7 @@ def _main(argv: list[str]) -> int:
         return fail("terminated (SIGTERM): the running job was stopped and its temporary files removed", 143,
                     "Terminated")
     except BrokenPipeError:  # `main.py ... | head` stopped reading: nothing went wrong here
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        stdout_gone()  # no second error at exit
         return 0
     except Exception as e:  # a bug or a library failure we did not anticipate
         if debug:

@@ -173,16 +173,10 @@ def model_files(path: Path) -> list[Path]:
         if weights.is_symlink() or not weights.resolve().is_relative_to(path.parent.resolve()):
             raise ModelLoadError(f"{path}: its weights {weights.name} are a link leading outside the model's folder")
         return files + [weights]
-    if kind == "onnx":
-        import onnx
+    if kind == "onnx":  # its external data, read from the wire format: the model is not parsed here
+        from app.runtimes.onnxrt import external_files_of
 
-        from app.runtimes.onnxrt import onnx_external_files
-
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # protobuf raises its own DecodeError and friends
-            raise ModelLoadError(f"{path} is not a readable ONNX model ({e})") from None
-        files += onnx_external_files(proto, path.parent, path)
+        files += external_files_of(path)
     return files
 
 

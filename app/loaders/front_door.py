@@ -92,14 +92,11 @@ def checked_file(path: Path) -> Iterator[CheckedFile]:
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder; give the model file itself ({SUPPORTED})")
-    size = path.stat().st_size
-    if size == 0:
-        raise ModelLoadError(f"{path} is empty (0 bytes); re-export or re-download the model")
-    try:
-        stream = open(path, "rb")
-    except OSError as e:
-        raise ModelLoadError(f"{path}: cannot read ({e.strerror})") from None
+    stream = open_regular(path)
     with stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size == 0:
+            raise ModelLoadError(f"{path} is empty (0 bytes); re-export or re-download the model")
         try:
             head = stream.read(16)
         except OSError as e:
@@ -110,6 +107,28 @@ def checked_file(path: Path) -> Iterator[CheckedFile]:
         finally:
             if archive is not None:
                 archive.close()
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` open for reading, refused (one line) unless it is a regular file: a FIFO, a socket or a
+    device where a model should be is opened without blocking (``O_NONBLOCK``; ``O_NOCTTY``: a terminal
+    never becomes ours) and refused by what ``fstat`` says, before anything reads from it."""
+    import stat
+
+    extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:  # open() keeps the name (readers use stream.name); the opener adds the flags
+        stream = open(path, "rb", opener=lambda name, flags: os.open(name, flags | extra))
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot read ({e.strerror})") from None
+    mode = os.fstat(stream.fileno()).st_mode
+    if not stat.S_ISREG(mode):
+        stream.close()
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ModelLoadError(f"{path} is {kind}, not a model file; refused (nothing was read from it)")
+    if extra and hasattr(os, "set_blocking"):
+        os.set_blocking(stream.fileno(), True)
+    return stream
 
 
 def _checked_archive(path: Path, stream: BinaryIO, head: bytes) -> zipfile.ZipFile:

@@ -131,13 +131,10 @@ def source_bytes(path: Path) -> int:
     path = Path(path)
     total = path.stat().st_size if path.is_file() else 0
     if path.suffix.lower() == ".onnx" and path.is_file():
-        try:
-            import onnx
+        try:  # read from the wire format, never parsed here (bounded: app.runtimes.onnx_scan)
+            from app.runtimes.onnx_scan import scan_onnx
 
-            from app.runtimes.onnxrt import onnx_tensors
-
-            proto = onnx.load(str(path), load_external_data=False)
-            names = {e.value for t in onnx_tensors(proto) for e in t.external_data if e.key == "location"}
+            names = {e.value for t in scan_onnx(path).external for e in t.external_data if e.key == "location"}
             total += sum((path.parent / n).stat().st_size for n in names if (path.parent / n).is_file())
         except Exception:  # noqa: BLE001 - an unreadable model fails later with its own clear message
             pass

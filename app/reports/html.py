@@ -23,9 +23,11 @@ import math
 from pathlib import Path
 
 from app.artifacts.atomic_output import atomic_write_text
-from app.artifacts.manifest import MANIFEST_SUFFIX, source_of_manifest
+from app.artifacts.json_file import SideFileError, read_json_object
+from app.artifacts.manifest import MANIFEST_SUFFIX, check_manifest, source_of_manifest
 from app.bench.harness import machine_info
 from app.bench.output import finish_axes, latency_figure, plain_text
+from app.bench.saved import check_saved_result
 from app.bench.stats import pareto_front as front
 from app.bench.sweep import sweep_figure
 from app.errors import BadInput, StudioError
@@ -40,16 +42,17 @@ MAX_FILES = 500
 
 # ---------------------------------------------------------------------------- reading the inputs
 def _read_json(path: Path) -> dict:
+    """A manifest or a saved benchmark result, read without blocking and bounded (a FIFO, a device, a
+    huge or deeply nested file is refused in one line) and its structure checked."""
     try:
-        if path.stat().st_size > MAX_INPUT_BYTES:
-            raise BadInput(f"{path}: {path.stat().st_size / 2**20:.0f} MB is too large for a manifest or "
-                           "benchmark result; pass the run folder or the files convert/bench wrote")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"{path}: not a readable JSON file ({e.__class__.__name__}); pass manifests "
-                       "(*.manifest.json) or what `bench --json` printed") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{path}: a JSON {type(data).__name__}, not a manifest or a benchmark result")
+        data = read_json_object(path, "manifest or benchmark result", max_bytes=MAX_INPUT_BYTES)
+    except SideFileError as e:
+        raise BadInput(f"{e}; pass manifests (*.manifest.json) or what `bench --json` printed") from None
+    kind = _kind(data)
+    if kind == "manifest" or path.name.endswith(MANIFEST_SUFFIX):
+        check_manifest(data, path)
+    elif kind is not None:
+        check_saved_result(data, path)
     return data
 
 

@@ -90,16 +90,26 @@ def onnx_tensors(model):
         yield from _nodes_tensors(function.node)
 
 
-def onnx_external_files(model, folder: Path, source: Path) -> list[Path]:
+def external_files_of(path: Path) -> list[Path]:
+    """:func:`onnx_external_files` of the ONNX file ``path``, read from its wire format without parsing it
+    (:func:`app.runtimes.onnx_scan.scan_onnx`: a graph past the message limit is refused in one line):
+    what the unfenced process needs of a model it does not load (the window's graph, the memory check)."""
+    from app.runtimes.onnx_scan import scan_onnx
+
+    return onnx_external_files(None, path.parent, path, tensors=scan_onnx(path).external)
+
+
+def onnx_external_files(model, folder: Path, source: Path, *, tensors=None) -> list[Path]:
     """Files the model's tensors point to, each checked to lie inside ``folder`` (no climbing out, no
     link on the way) and to be a file. Each is returned resolved — ``folder.resolve() / location`` —
     so that the path checked is the path every caller then opens or copies; relative to
-    ``folder.resolve()`` it is the location the model names (where a copy of the model needs it)."""
+    ``folder.resolve()`` it is the location the model names (where a copy of the model needs it).
+    ``tensors``: the external-data tensors already found (a scan of the file) instead of ``model``'s."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
     files: list[Path] = []
     root = folder.resolve()
-    for tensor in onnx_tensors(model):
+    for tensor in onnx_tensors(model) if tensors is None else tensors:
         if not uses_external_data(tensor):
             continue
         try:
@@ -202,6 +212,14 @@ def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
     import onnx
     from google.protobuf.message import DecodeError
 
+    from app.runtimes.onnx_scan import OnnxDamaged, OnnxTooLarge, scan_onnx
+
+    try:  # a graph of more messages than the limit is refused before the parse (~200 bytes a message)
+        scan_onnx(path, fileno=None if stream is None else stream.fileno())
+    except OnnxDamaged:
+        pass  # the parse below says what is wrong in its own words
+    except OnnxTooLarge as e:  # as the error type a job's parent knows (app.errors)
+        raise ModelLoadError(str(e)) from None
     try:
         if stream is not None:
             stream.seek(0)

@@ -5,13 +5,13 @@ tensors — for verification and the benchmark alike."""
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.artifacts.json_file import SideFileError, SideFileMissing, read_json_file
 from app.errors import ModelLoadError
 from app.model.loaded import Feeds, LoadedModel
 from app.model.specs import TensorSpec
@@ -52,12 +52,12 @@ def _current_compute_capability() -> str | None:
 def _check_manifest(path: Path, trt) -> dict | None:
     """Refuse an engine that does not match its ``.tensorrt.json`` or this machine (before deserialising)."""
     manifest_path = path.with_name(path.name + tensorrt_build.MANIFEST_SUFFIX)
-    if not manifest_path.is_file():
+    try:  # never blocks (a FIFO is refused), bounded
+        manifest = read_json_file(manifest_path, "TensorRT engine manifest")
+    except SideFileMissing:
         return None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{manifest_path.name} beside the engine is unreadable ({e}); rebuild the engine") from None
+    except SideFileError as e:
+        raise ModelLoadError(f"{e}; rebuild the engine") from None
     if not isinstance(manifest, dict):
         raise ModelLoadError(f"{manifest_path.name} beside the engine is malformed; rebuild the engine")
     want = manifest.get("sha256")

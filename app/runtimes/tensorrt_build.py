@@ -386,7 +386,7 @@ def build_engine(onnx_path, engine_path, *, inputs: list[dict] | None = None, wo
     cache_note = "new"
     cache_bytes = b""
     if cache_path.is_file():
-        cache_bytes = cache_path.read_bytes()
+        cache_bytes = read_regular(cache_path)
         cache_note = "reused"
     cache = config.create_timing_cache(cache_bytes)
     if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
@@ -459,11 +459,27 @@ def _errors(logger) -> str:
 
 # -- command line -------------------------------------------------------------------------------
 
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, refused (OSError) unless it is a regular file (a FIFO is not waited on) or
+    when it is larger than ``limit``. (The twin of app.artifacts.json_file's reader: this file imports
+    nothing of ours.)"""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if limit is not None and st.st_size > limit:
+            raise OSError(f"{path} is larger than {limit >> 20} MB")
+        return f.read() if limit is None else f.read(limit + 1)
+
+
 def read_inputs_json(path: Path) -> list[dict]:
     """A list of ``{"name", "shape", "example"}`` (or ``{"inputs": [...]}``)."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        data = json.loads(read_regular(Path(path), 16 << 20))
+    except (OSError, ValueError, RecursionError) as e:
         raise EngineBuildError(f"--inputs-json {path}: cannot read it ({e})") from None
     if isinstance(data, dict):
         data = data.get("inputs")

@@ -21,7 +21,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from app.artifacts.manifest import manifest_path_of, read_manifest, source_of_manifest
+from app.artifacts.manifest import load_manifest, manifest_path_of, source_of_manifest
 from app.artifacts.placement import shown
 from app.request import ModelSource
 from app.artifacts.versions import tool_versions
@@ -87,7 +87,7 @@ def check_packable(artifact: Path) -> tuple[dict, str]:
     """The manifest of ``artifact`` and its runtime; one line (BadInput) when it cannot be packed."""
     if not artifact.is_file():
         raise BadInput(f"{artifact}: no such artifact file")
-    manifest = read_manifest(artifact)
+    manifest = load_manifest(artifact)  # one line when it is there but cannot be used (a FIFO, damaged)
     if manifest is None:
         raise BadInput(f"{artifact}: no manifest ({manifest_path_of(artifact).name}) beside it; pack needs the one "
                        "convert writes (source model, options, data)")

@@ -28,7 +28,6 @@ outputs (outputs have no names in TorchScript).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.artifacts import atomic_output as files
+from app.artifacts.json_file import SideFileError, read_json_file
 from app.artifacts.manifest import read_manifest
 from app.errors import BadInput, OutputExists
 from app.model.specs import TensorSpec
@@ -176,8 +176,8 @@ def _manifest(path: Path) -> dict | None:
     data = read_manifest(path)
     if data is None:
         try:
-            data = json.loads(path.with_name(path.name + ".tensorrt.json").read_text())
-        except (OSError, ValueError):
+            data = read_json_file(path.with_name(path.name + ".tensorrt.json"), "TensorRT engine manifest")
+        except SideFileError:
             return None
     return data if isinstance(data, dict) and isinstance(data.get("inputs"), list) else None
 

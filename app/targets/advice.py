@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.artifacts.json_file import SideFileError, read_json_object
+from app.bench.saved import check_saved_result, number
 from app.machine.hardware import Hardware
 
 FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
@@ -154,41 +156,64 @@ def measured_here(paths, hw: Hardware) -> dict:
     """What won on this machine in the newest benchmark result among ``paths`` (saved ``bench --json``
     / ``optimize --json`` files, or folders holding them): the fastest artifact at the smallest batch
     whose cosine to the source is at least 0.99, and each runtime × precision's best row. Results taken
-    on another CPU (its name, machine type or instruction sets differ) are left out and counted."""
-    import json
-
-    mine, others = [], 0
+    on another CPU (its name, machine type or instruction sets differ) are left out and counted; files
+    that cannot be used (not a regular file, not JSON, damaged) and rows whose figures are not numbers
+    are left out and listed in ``ignored`` (file and reason), never waited on or crashed on."""
+    mine, others, ignored = [], 0, []
     for f in _bench_files(paths):
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
+            data = read_json_object(f, "benchmark result")
+            check_saved_result(data, f)
+        except SideFileError as e:
+            ignored.append({"file": str(f), "why": str(e)})
             continue
-        if not (isinstance(data, dict) and isinstance(data.get("results"), list) and isinstance(data.get("machine"), dict)):
+        if not (isinstance(data.get("results"), list) and isinstance(data.get("machine"), dict)):
             continue
         if _same_machine(data["machine"], hw):
             mine.append((f.stat().st_mtime, f, data))
         else:
             others += 1
-    out: dict = {"basis": "measured", "file": None, "other_machines": others, "winner": None, "best": {}}
+    out: dict = {"basis": "measured", "file": None, "other_machines": others, "winner": None, "best": {},
+                 "ignored": ignored}
     if not mine:
         return out
     _, f, data = max(mine, key=lambda m: m[0])
-    rows = [r for r in data["results"] if isinstance(r, dict) and isinstance(r.get("p50_ms"), (int, float))]
-    batch = min((r.get("batch") or 1 for r in rows), default=1)
-    rows = [r for r in rows if (r.get("batch") or 1) == batch]
+    rows = _clean_rows(data["results"], f, ignored)
+    batch = min((r["batch"] for r in rows), default=1)
+    rows = [r for r in rows if r["batch"] == batch]
     out.update(file=str(f), batch=batch, cpu=data["machine"].get("cpu"))
     for r in rows:
-        if r.get("baseline"):
+        if r["baseline"]:
             continue
-        key = f"{RUNTIME_TARGET.get(r.get('runtime'), r.get('runtime'))}/{r.get('precision')}"
+        key = f"{RUNTIME_TARGET.get(r['runtime'], r['runtime'])}/{r['precision']}"
         if key not in out["best"] or r["p50_ms"] < out["best"][key]["p50_ms"]:
-            out["best"][key] = {k: r.get(k) for k in ("name", "runtime", "precision", "p50_ms", "speedup_vs_baseline",
-                                                       "cosine", "artifact")}
+            out["best"][key] = {k: r[k] for k in ("name", "runtime", "precision", "p50_ms", "speedup_vs_baseline",
+                                                  "cosine", "artifact")}
     accurate = [r for r in out["best"].values()
                 if r.get("cosine") is None or r["cosine"] >= ACCURATE_COSINE]
     if accurate:
         out["winner"] = min(accurate, key=lambda r: r["p50_ms"])
     return out
+
+
+def _clean_rows(results: list, f: Path, ignored: list) -> list[dict]:
+    """The rows of a saved result with each field of the type it is used as (texts as text, figures as
+    numbers); a row whose p50, batch or cosine is there but not a number is left out, said in ``ignored``."""
+    rows = []
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            continue
+        p50, batch, cosine = number(r.get("p50_ms")), number(r.get("batch") or 1), number(r.get("cosine"))
+        bad = [k for k, v in (("p50_ms", p50), ("batch", batch), ("cosine", cosine)) if v is None and r.get(k) is not None]
+        if bad or p50 is None or batch != int(batch) or batch < 1:
+            if bad:
+                ignored.append({"file": str(f), "why": f"{f}: results[{i}].{bad[0]} is not a number; that row is "
+                                                       "left out"})
+            continue
+        text = {k: None if r.get(k) is None else str(r.get(k)) for k in ("name", "runtime", "precision", "artifact")}
+        rows.append({**text, "p50_ms": p50, "batch": int(batch), "cosine": cosine, "baseline": r.get("baseline") is True,
+                     "speedup_vs_baseline": number(r.get("speedup_vs_baseline"))})
+    return rows
 
 
 def describe_measured(m: dict) -> str:
