@@ -82,9 +82,13 @@ class InvalidResult(StudioError):
     """The child sent something that is not a message this app writes (exit code 1)."""
 
 
-def clean_text(text: str, limit: int = 2000) -> str:
-    """``text`` without control characters (terminal escapes, bidi overrides), cut at ``limit``."""
-    return _CONTROL.sub("", str(text))[:limit]
+def clean_text(text: str, limit: int = 2000, lines: bool = False) -> str:
+    """``text`` without control characters (terminal escapes, bidi overrides), cut at ``limit``; one
+    line (line breaks become spaces) unless ``lines``, where each line but the first is indented, so
+    no line of it can pass for one the app wrote."""
+    text = _CONTROL.sub("", str(text))
+    text = text.replace("\n", "\n  ") if lines else text.replace("\n", " ")
+    return text[:limit]
 
 
 @contextlib.contextmanager
@@ -198,14 +202,25 @@ def _cut_ties(result_fd: int, output_fd: int) -> None:
             stream.reconfigure(line_buffering=True)
 
 
+def _own_session() -> None:
+    """A session of its own, with no controlling terminal (nothing it opens as ``/dev/tty`` is the user's),
+    and a process group of its own (it leads both): stopping the job stops what it started too."""
+    try:
+        os.setsid()
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpgid(0, 0)
+
+
 def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)  # its own process group: stopping the job stops what it started too
+    _own_session()
     # the app or CLI killed outright: its forkserver exits, and the job with it
     _let_the_forkserver_go()
     die_with_parent()
     if sys.platform.startswith("linux"):
         _cut_ties(conn.fileno(), output.fileno())
+        if fence is not None:
+            sandbox.start_sweeper()  # what the job starts goes when the job does, the CLI killed or not
     # a hostile environment must not turn torch.load back to unsafe unpickling in the child
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
@@ -251,7 +266,7 @@ def _error(name: str, message: str, details: dict | None = None) -> StudioError:
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    error = cls(clean_text(message, 20000))  # a pickle's list of globals can be long
+    error = cls(clean_text(message, 20000, lines=True))  # a pickle's list of globals can be long
     error.details = details if isinstance(details, dict) else None
     return error
 
@@ -407,83 +422,165 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     raise memory.explain_failure(_error(*outcome[1:]), watch.peak, cleanup_dir)
 
 
+class _Frames:
+    """The child's result pipe, read without blocking: the bytes that arrived are cut into messages
+    (multiprocessing's framing: a 4-byte big-endian length, or -1 and an 8-byte one, then the bytes).
+    A length past :func:`app.safety.wire.message_limit` is refused from its header, before its bytes
+    are read or room is made for them; the pipe closing inside a message is a truncated message."""
+
+    CHUNK = 1 << 20
+    PER_CALL = 64 << 20  # read at most this much per call: the watchdog's checks come between calls
+
+    def __init__(self, conn):
+        self.fd = conn.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf, self.eof, self.got, self.limit = bytearray(), False, 0, wire.MAX_MESSAGE_BYTES
+
+    def read(self, limit: int) -> list[bytes]:
+        """The whole messages that have arrived (raises :class:`app.safety.wire.InvalidMessage`)."""
+        got, self.limit = 0, limit
+        while got < self.PER_CALL and not self.eof:
+            try:
+                chunk = os.read(self.fd, self.CHUNK)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                break
+            got += len(chunk)
+            self.buf += chunk
+            self._check_header()
+        self.got = got
+        messages = []
+        while (frame := self._next()) is not None:
+            messages.append(frame)
+        if self.eof and self.buf:
+            raise wire.InvalidMessage(f"a truncated message: the pipe closed after {len(self.buf)} of its bytes")
+        return messages
+
+    def _header(self) -> tuple[int, int] | None:
+        """(header bytes, message bytes) of the message at the buffer's start, once its header is in."""
+        if len(self.buf) < 4:
+            return None
+        size = int.from_bytes(self.buf[:4], "big", signed=True)
+        if size == -1:
+            return None if len(self.buf) < 12 else (12, int.from_bytes(self.buf[4:12], "big"))
+        if size < 0:
+            raise wire.InvalidMessage(f"a message with a negative length ({size})")
+        return 4, size
+
+    def _check_header(self) -> None:
+        head = self._header()
+        if head and head[1] > self.limit:
+            raise wire.InvalidMessage(f"a message of {_size(head[1])}, over the limit of {_size(self.limit)}")
+
+    def _next(self) -> bytes | None:
+        head = self._header()
+        if head is None or len(self.buf) < head[0] + head[1]:
+            return None
+        data = bytes(self.buf[head[0]:head[0] + head[1]])
+        del self.buf[:head[0] + head[1]]
+        self._check_header()
+        return data
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
 class _Watch:
     """The parent's watch over a running job: its messages, its output, its memory, and the limits
-    (cancel, wall clock, stall) that stop it."""
+    (cancel, wall clock, stall) that stop it. It owns the clock: nothing the child sends (half a
+    message, a flood of progress) keeps the checks from running at every turn."""
 
     def __init__(self, proc, parent, output: _Output, output_r):
         self.proc, self.parent, self.output, self.output_r = proc, parent, output, output_r
+        self.frames = _Frames(parent)
         self.invalid: str | None = None
         self.peak: int | None = None
 
-    def receive(self) -> tuple | None:
+    def receive(self) -> list[tuple] | None:
+        """The messages that arrived (progress, then at most one outcome, ``("invalid",)`` included);
+        None when the child closed its pipe without an outcome."""
         try:
-            data = self.parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
-        except EOFError:
-            return None
-        except OSError as e:  # longer than the limit: the connection is unusable after this
-            self.invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
-            return ("invalid",)
-        try:
-            return _parse(data)
-        except (wire.InvalidMessage, ValueError, TypeError) as e:
+            frames = self.frames.read(wire.message_limit())
+        except wire.InvalidMessage as e:
             self.invalid = str(e)[:200]
-            return ("invalid",)
+            return [("invalid",)]
+        messages = []
+        for data in frames:
+            try:
+                messages.append(_parse(data))
+            except Exception as e:  # noqa: BLE001 - whatever the child sent that does not decode is invalid
+                self.invalid = str(e)[:200] or type(e).__name__
+                messages.append(("invalid",))
+            if messages[-1][0] != "progress":
+                break
+        if self.frames.eof and (not messages or messages[-1][0] == "progress"):
+            return messages + [None]
+        return messages
 
     def run(self, *, poll: float, tick, progress, should_cancel, timeout: float | None, stall: float | None) -> tuple | None:
         """Wait for the child's outcome (``None`` when it died without one), passing on its progress."""
-        proc, parent, output, output_r = self.proc, self.parent, self.output, self.output_r
+        proc, output, output_r = self.proc, self.output, self.output_r
         started = time.monotonic()
         last_activity, last_cpu = started, None
         while True:
             self.peak = memory.peak_rss(proc.pid) or self.peak
             if tick:
                 tick()
-            # (a closed output pipe stays readable: waiting on it then would spin)
-            ready = mp_connection.wait([parent] if output.eof else [parent, output_r], timeout=poll)
+            # (a closed pipe stays readable: waiting on it then would spin)
+            waiting = [c for c, done in ((self.parent, self.frames.eof), (output_r, output.eof)) if not done]
+            ready = mp_connection.wait(waiting, timeout=poll) if waiting else time.sleep(poll) or []
             if output_r in ready and output.drain():
                 last_activity = time.monotonic()
-            if parent in ready:
-                msg = self.receive()
-                if msg is None:
-                    proc.join(5)
-                    return None
-                if msg[0] == "progress":
-                    last_activity = time.monotonic()
-                    if progress:
-                        progress(msg[1], msg[2])
-                    continue
-                if msg[0] == "invalid":
-                    _stop(proc)
-                else:
-                    proc.join(5)
-                return msg
+            if self.parent in ready:
+                for msg in self.receive() or []:
+                    if msg is not None and msg[0] == "progress":
+                        last_activity = time.monotonic()
+                        if progress:
+                            progress(msg[1], msg[2])
+                        continue
+                    return self._outcome(msg)
             if not proc.is_alive():
                 return self._last_words()
-            if should_cancel and should_cancel():
-                _stop(proc)
-                raise Cancelled("cancelled by the user")
             now = time.monotonic()
-            if timeout and now - started > timeout:
-                _stop(proc)
-                raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped "
-                                 "(--timeout SECONDS gives it longer)")
             cpu = _cpu_ticks(proc.pid)
             if cpu is not None and cpu != last_cpu:
                 last_cpu, last_activity = cpu, now
-            if stall and now - last_activity > stall:
-                _stop(proc)
-                raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
-                                 f"for {stall:g} s (it looks hung)")
+            self._check(should_cancel, now - started, timeout, now - last_activity, stall)
+
+    def _outcome(self, msg: tuple | None) -> tuple | None:
+        if msg is not None and msg[0] == "invalid":
+            _stop(self.proc)
+        else:
+            self.proc.join(5)
+        return msg
+
+    def _check(self, should_cancel, elapsed: float, timeout: float | None, idle: float, stall: float | None) -> None:
+        """Cancel, wall clock, stall: checked at every turn of the watch."""
+        if should_cancel and should_cancel():
+            _stop(self.proc)
+            raise Cancelled("cancelled by the user")
+        if timeout and elapsed > timeout:
+            _stop(self.proc)
+            raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped "
+                             "(--timeout SECONDS gives it longer)")
+        if stall and idle > stall:
+            _stop(self.proc)
+            raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
+                             f"for {stall:g} s (it looks hung)")
 
     def _last_words(self) -> tuple | None:
         """What a child that is gone sent before dying (its outcome, if any)."""
-        while self.parent.poll(0):
-            msg = self.receive()
-            if msg is None:
-                return None
-            if msg[0] != "progress":
-                return msg
+        while not self.frames.eof:
+            for msg in self.receive() or []:
+                if msg is None or msg[0] != "progress":
+                    return msg
+            if not self.frames.got:
+                break
         return None
 
 
