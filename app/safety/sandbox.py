@@ -108,32 +108,32 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-_SWEEP_WAKE = ("SIGUSR1", "SIGTERM", "SIGHUP", "SIGINT")
-
-
 def start_sweeper() -> int | None:
     """Fork the job's sweeper (Linux): a process in the job's process group that runs no model code,
-    holds no descriptor, and kills the whole group (SIGKILL) when the job's process ends — whether it
-    returned, crashed, or was killed by its own parent-death signal because the app or CLI was killed
-    outright (kill -9 of the CLI: its forkserver exits, the job dies with it, and the sweeper then
-    takes whatever the job started). Call it in the job's child after it has its own session and
-    before the fence: the sweeper is outside the job's Landlock domain, so (ABI >= 6) the job cannot
-    signal it, and (any ABI) cannot ptrace it. Returns its pid (None where there is no such thing)."""
-    if not sys.platform.startswith("linux"):
+    holds no descriptor but a pidfd of the job's process, and kills the whole group (SIGKILL) when that
+    process ends — whether it returned, crashed, or was killed by its own parent-death signal because
+    the app or CLI was killed outright (kill -9 of the CLI: its forkserver exits, the job dies with it,
+    and the sweeper then takes whatever the job started: seccomp keeps all of it in the group). Call it
+    in the job's child once it leads its own session, before the fence: the sweeper is outside the job's
+    Landlock domain, so (ABI >= 6) the job cannot signal it, and cannot ptrace it. It waits on a pidfd,
+    not on a parent-death signal: Landlock's signal scope blocks that signal too, the fenced job being
+    the one that would send it. Returns its pid (None where there is no such thing)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "killpg"):
         return None
+    import select
     import signal
 
     job = os.getpid()
-    wake = {getattr(signal, name) for name in _SWEEP_WAKE}
     pid = os.fork()
     if pid:
         return pid
     try:  # the sweeper: never returns into the caller's code
-        signal.pthread_sigmask(signal.SIG_BLOCK, wake)
         os.closerange(0, 1 << 16)  # the result and output pipes must see EOF when the job is gone
-        _libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
-        if os.getppid() == job:  # else the job went before the request was in place
-            signal.sigwait(wake)
+        try:
+            select.select([os.pidfd_open(job)], [], [])
+        except (OSError, AttributeError):  # kernels before 5.3: watch for the job's end
+            while os.getppid() == job:
+                select.select([], [], [], 0.25)
         os.killpg(0, signal.SIGKILL)
     finally:
         os._exit(0)
