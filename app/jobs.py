@@ -84,11 +84,10 @@ class InvalidResult(StudioError):
 
 def clean_text(text: str, limit: int = 2000, lines: bool = False) -> str:
     """``text`` without control characters (terminal escapes, bidi overrides), cut at ``limit``; one
-    line (line breaks become spaces) unless ``lines``, where each line but the first is indented, so
-    no line of it can pass for one the app wrote."""
+    line (line breaks become spaces: a stage name, a line of the job's output) unless ``lines`` (an
+    error message, which may list names one a line)."""
     text = _CONTROL.sub("", str(text))
-    text = text.replace("\n", "\n  ") if lines else text.replace("\n", " ")
-    return text[:limit]
+    return (text if lines else text.replace("\n", " "))[:limit]
 
 
 @contextlib.contextmanager

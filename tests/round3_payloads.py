@@ -124,15 +124,6 @@ while time.monotonic() < end:
 '''
 
 
-def forged_error() -> str:
-    """An error whose message has a line break, then exit: a line of the CLI's that the job wrote."""
-    return RESULT_PIPE_WRITE + '''
-msg = b'{"$tuple":["error","BadInput","refused\\\\nINJECTED line\\\\rINJECTED too",null]}'
-to_result_pipe(struct.pack("!i", len(msg)) + msg)
-os._exit(0)
-'''
-
-
 # malformed messages on the result pipe (Python expressions, evaluated in the job): each is sent and
 # the job then exits at once
 FORGED = {
