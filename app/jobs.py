@@ -14,8 +14,9 @@ under memory and CPU-time limits. What runs inside the fence is treated as hosti
 
 - **Results are data.** The child sends JSON (:mod:`app.safety.wire`), never a pickle; a message the
   parent cannot parse, or one past the size limit, is "the job's process sent an invalid result".
-- **Nothing outside is within reach.** Before the fence the child moves into its own process
-  group, and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
+- **Nothing outside is within reach.** Before the fence the child moves into a session of its own
+  (no controlling terminal: nothing it opens as ``/dev/tty`` is the user's, and seccomp refuses the
+  ioctls that type into a terminal), and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
   tracker, libraries' files) except its result channel is pointed at ``/dev/null``; seccomp refuses
   every ``socket()`` (pathname unix sockets such as the forkserver's are not covered by Landlock),
   and Landlock keeps it from ``/proc/<pid>/fd`` and ``ptrace`` of processes outside the fence.
@@ -26,6 +27,13 @@ under memory and CPU-time limits. What runs inside the fence is treated as hosti
   job that neither reports progress, writes output nor uses CPU time for :data:`STALL_SECONDS` is
   stopped; stopping kills the child's whole process group and removes its temporary folders.
   Folders of a parent that was killed outright (``studio-job-<pid>-*``) go at the next job's start.
+  The watchdog owns the clock: the result pipe is read without blocking (a message's length is
+  checked from its header, before room is made for it; half a message never blocks), and the
+  limits are checked at every turn, however fast progress comes.
+- **Nothing outlives the job.** Seccomp keeps every process the job starts in its process group
+  (``setsid``/``setpgid`` refused), and a sweeper (:func:`app.safety.sandbox.start_sweeper`), a
+  process of that group outside the fence, kills the group when the job's process ends — also when
+  the app or CLI was killed outright and the job died of its parent-death signal.
 """
 
 from __future__ import annotations

@@ -108,35 +108,41 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+# the sweeper's program (``python -I -S -c``, argv[1]: the job's pid): no descriptor of the job's kept,
+# wait for the job's process to end (a pidfd; before Linux 5.3, the sweeper's reparenting), then SIGKILL
+# the process group it shares with everything the job started
+_SWEEPER = """import os, select, signal, sys
+os.closerange(0, 1 << 16)
+job = int(sys.argv[1])
+try:
+    fd = os.pidfd_open(job)
+    if os.getppid() == job:
+        select.select([fd], [], [])
+except (OSError, AttributeError):
+    while os.getppid() == job:
+        select.select([], [], [], 0.25)
+os.killpg(0, signal.SIGKILL)
+"""
+
+
 def start_sweeper() -> int | None:
-    """Fork the job's sweeper (Linux): a process in the job's process group that runs no model code,
-    holds no descriptor but a pidfd of the job's process, and kills the whole group (SIGKILL) when that
-    process ends — whether it returned, crashed, or was killed by its own parent-death signal because
-    the app or CLI was killed outright (kill -9 of the CLI: its forkserver exits, the job dies with it,
-    and the sweeper then takes whatever the job started: seccomp keeps all of it in the group). Call it
-    in the job's child once it leads its own session, before the fence: the sweeper is outside the job's
-    Landlock domain, so (ABI >= 6) the job cannot signal it, and cannot ptrace it. It waits on a pidfd,
-    not on a parent-death signal: Landlock's signal scope blocks that signal too, the fenced job being
-    the one that would send it. Returns its pid (None where there is no such thing)."""
+    """Start the job's sweeper (Linux): a process in the job's process group that runs no model code,
+    holds no descriptor of the job's, and kills the whole group (SIGKILL) when the job's process ends —
+    whether it returned, crashed, or was killed by its own parent-death signal because the app or CLI
+    was killed outright (kill -9 of the CLI: its forkserver exits, the job dies with it, and the sweeper
+    then takes whatever the job started: seccomp keeps all of it in the group). Call it in the job's
+    child once it leads its own session, before the fence: the sweeper is outside the job's Landlock
+    domain, so (ABI >= 6) the job cannot signal it, and cannot ptrace it. It waits on a pidfd, not on
+    a parent-death signal: Landlock's signal scope blocks that signal too, the fenced job being the
+    one that would send it. A small interpreter started with posix_spawn (no copy of the job's page
+    tables, unlike a fork of a process that has torch imported). Returns its pid (None: none)."""
     if not sys.platform.startswith("linux") or not hasattr(os, "killpg"):
         return None
-    import select
-    import signal
-
-    job = os.getpid()
-    pid = os.fork()
-    if pid:
-        return pid
-    try:  # the sweeper: never returns into the caller's code
-        os.closerange(0, 1 << 16)  # the result and output pipes must see EOF when the job is gone
-        try:
-            select.select([os.pidfd_open(job)], [], [])
-        except (OSError, AttributeError):  # kernels before 5.3: watch for the job's end
-            while os.getppid() == job:
-                select.select([], [], [], 0.25)
-        os.killpg(0, signal.SIGKILL)
-    finally:
-        os._exit(0)
+    argv = [sys.executable, "-I", "-S", "-c", _SWEEPER, str(os.getpid())]
+    try:
+        return os.posix_spawn(sys.executable, argv, {})
+    except (OSError, ValueError):  # no interpreter to start (an embedded one): the parent's group kill only
+        return None
 
 
 def landlock_abi() -> int:
