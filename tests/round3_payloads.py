@@ -143,3 +143,21 @@ def forged_frame(name: str) -> str:
     else:
         frame = f"struct.pack('!i', len({FORGED[name]})) + {FORGED[name]}"
     return RESULT_PIPE_WRITE + f"to_result_pipe({frame})\nos._exit(0)\n"
+
+
+def limits(big_file: str) -> str:
+    """Print the job's rlimits and its address space, then write 2 MiB to ``big_file`` (its TMPDIR)."""
+    return f'''
+import resource
+def soft(name):
+    value = resource.getrlimit(getattr(resource, name))[0]
+    return "unlimited" if value == resource.RLIM_INFINITY else str(value)
+vm = [l for l in open("/proc/self/status") if l.startswith("VmSize:")][0].split()[1]
+print("limits", soft("RLIMIT_AS"), soft("RLIMIT_FSIZE"), soft("RLIMIT_NPROC"), int(vm) * 1024, flush=True)
+try:
+    with open(os.path.join(os.environ["TMPDIR"], {big_file!r}), "wb") as f:
+        f.write(b"x" * (2 << 20))
+    print("WROTE 2 MiB", flush=True)
+except OSError as e:
+    print("write refused", e.errno, flush=True)
+'''

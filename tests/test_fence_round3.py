@@ -211,3 +211,30 @@ def test_a_malformed_message_is_one_line_and_nothing_kept(tmp_path, name):
     assert_sentences(run.stderr)
     assert took < 120, took
     assert leftovers(tmp_path) == []
+
+
+# -------------------------------------------------------------------------- resource limits
+@needs_fence
+def test_the_job_runs_under_file_size_and_address_space_limits(tmp_path):
+    """RLIMIT_FSIZE caps one file (DEPLOYSTUDIO_JOB_FILE_MB; else the free space of the job's roomiest
+    folder); RLIMIT_AS is the job's address space when fenced plus the memory available now, not the
+    machine's RAM; RLIMIT_NPROC binds users other than root (the kernel exempts root)."""
+    args = hostile_model(tmp_path, payloads.limits("big.bin"))
+    run = run_cli(tmp_path, "inspect", *args, DEPLOYSTUDIO_JOB_FILE_MB=1)
+    assert run.returncode == 0, run.stderr
+    line = next(line for line in run.stderr.splitlines() if line.startswith("job: limits "))
+    address_space, file_size, processes, vm = line.split()[2:6]
+    assert file_size == str(1 << 20)
+    assert "job: write refused 27" in run.stderr and "WROTE" not in run.stderr  # EFBIG
+    if os.getuid() != 0:  # (root: the kernel ignores RLIMIT_NPROC, so none is set)
+        assert processes != "unlimited"
+    if not Path("/dev/nvidiactl").exists():
+        available = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo")
+                         if line.startswith("MemAvailable:"))
+        assert address_space != "unlimited"
+        # what the job may add: about the memory available (read here just after), not the RAM
+        added = int(address_space) - int(vm)
+        assert added < max(available, 1 << 30) * 1.3, (added, available)
+    run = run_cli(tmp_path, "inspect", *hostile_model(tmp_path, payloads.limits("big.bin")))
+    line = next(line for line in run.stderr.splitlines() if line.startswith("job: limits "))
+    assert line.split()[3] != "unlimited" and "job: WROTE 2 MiB" in run.stderr  # a cap, from the free space
