@@ -437,35 +437,48 @@ class _Frames:
 
     CHUNK = 1 << 20
     PER_CALL = 64 << 20  # read at most this much per call: the watchdog's checks come between calls
+    MESSAGES_PER_CALL = 64  # and hand on at most this many (a flood of progress waits in the pipe)
 
     def __init__(self, conn):
         self.fd = conn.fileno()
         os.set_blocking(self.fd, False)
         self.buf, self.eof, self.got, self.limit = bytearray(), False, 0, wire.MAX_MESSAGE_BYTES
 
+    def pending(self) -> bool:
+        """Whether a whole message is waiting in the buffer (then the watch does not wait on the pipe)."""
+        head = self._header()
+        return head is not None and len(self.buf) >= head[0] + head[1]
+
     def read(self, limit: int) -> list[bytes]:
-        """The whole messages that have arrived (raises :class:`app.safety.wire.InvalidMessage`)."""
-        got, self.limit = 0, limit
-        while got < self.PER_CALL and not self.eof:
-            try:
-                chunk = os.read(self.fd, self.CHUNK)
-            except BlockingIOError:
+        """Whole messages, reading the pipe only as far as they need (raises
+        :class:`app.safety.wire.InvalidMessage`)."""
+        self.got, self.limit = 0, limit
+        messages: list[bytes] = []
+        while len(messages) < self.MESSAGES_PER_CALL:
+            frame = self._next()
+            if frame is not None:
+                messages.append(frame)
+            elif self.eof or self.got >= self.PER_CALL or not self._fill():
                 break
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-                break
-            got += len(chunk)
-            self.buf += chunk
-            self._check_header()
-        self.got = got
-        messages = []
-        while (frame := self._next()) is not None:
-            messages.append(frame)
-        if self.eof and self.buf:
+        if self.eof and self.buf and not self.pending():
             raise wire.InvalidMessage(f"a truncated message: the pipe closed after {len(self.buf)} of its bytes")
         return messages
+
+    def _fill(self) -> bool:
+        """Read one chunk that has arrived; False when there was none (or the pipe closed)."""
+        try:
+            chunk = os.read(self.fd, self.CHUNK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.got += len(chunk)
+        self.buf += chunk
+        self._check_header()
+        return True
 
     def _header(self) -> tuple[int, int] | None:
         """(header bytes, message bytes) of the message at the buffer's start, once its header is in."""
@@ -525,7 +538,7 @@ class _Watch:
                 messages.append(("invalid",))
             if messages[-1][0] != "progress":
                 break
-        if self.frames.eof and (not messages or messages[-1][0] == "progress"):
+        if self.frames.eof and not self.frames.pending() and (not messages or messages[-1][0] == "progress"):
             return messages + [None]
         return messages
 
@@ -540,7 +553,10 @@ class _Watch:
                 tick()
             # (a closed pipe stays readable: waiting on it then would spin)
             waiting = [c for c, done in ((self.parent, self.frames.eof), (output_r, output.eof)) if not done]
-            ready = mp_connection.wait(waiting, timeout=poll) if waiting else time.sleep(poll) or []
+            wait = 0 if self.frames.pending() else poll
+            ready = mp_connection.wait(waiting, timeout=wait) if waiting else time.sleep(wait) or []
+            if self.frames.pending() and self.parent not in ready:
+                ready = [*ready, self.parent]
             if output_r in ready and output.drain():
                 last_activity = time.monotonic()
             if self.parent in ready:
@@ -580,13 +596,16 @@ class _Watch:
             raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
                              f"for {stall:g} s (it looks hung)")
 
-    def _last_words(self) -> tuple | None:
-        """What a child that is gone sent before dying (its outcome, if any)."""
-        while not self.frames.eof:
-            for msg in self.receive() or []:
+    def _last_words(self, seconds: float = 2.0) -> tuple | None:
+        """What a child that is gone sent before dying (its outcome, if any), read for at most
+        ``seconds`` (what it started may still hold the pipe, and write to it)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            messages = self.receive() or []
+            for msg in messages:
                 if msg is None or msg[0] != "progress":
                     return msg
-            if not self.frames.got:
+            if not messages and not self.frames.got:
                 break
         return None
 

@@ -112,15 +112,16 @@ os.read(r, 1)
 '''
 
 
-def progress_flood(seconds: float) -> str:
-    """Forged progress at 200 Hz for ``seconds`` (its stage with a line break in it), then return."""
+def progress_flood(seconds: float, pause: float = 0.005) -> str:
+    """Forged progress every ``pause`` seconds (0: as fast as the pipe takes it) for ``seconds`` (its
+    stage with a line break in it), then return."""
     return RESULT_PIPE_WRITE + f'''
 stage = b'{{"$tuple":["progress","flood\\\\nINJECTED line",null]}}'
 frame = struct.pack("!i", len(stage)) + stage
 end = time.monotonic() + {seconds}
 while time.monotonic() < end:
-    to_result_pipe(frame)
-    time.sleep(0.005)
+    to_result_pipe(frame * (1 if {pause} else 1000))
+    time.sleep({pause})
 '''
 
 

@@ -184,8 +184,9 @@ def test_half_a_message_does_not_block_the_watchdog(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_a_flood_of_progress_does_not_starve_the_watchdog_nor_print_a_line_of_its_own(tmp_path):
-    args = hostile_model(tmp_path, payloads.progress_flood(seconds=90))
+@pytest.mark.parametrize("pause", [0.005, 0], ids=["200-Hz", "flat-out"])
+def test_a_flood_of_progress_does_not_starve_the_watchdog_nor_print_a_line_of_its_own(tmp_path, pause):
+    args = hostile_model(tmp_path, payloads.progress_flood(seconds=90, pause=pause))
     started = time.monotonic()
     run = run_cli(tmp_path, "convert", *args, "--to", "onnx", "--out", tmp_path / "out", "--timeout", "5",
                   timeout=200)  # (convert shows its progress)
@@ -238,3 +239,22 @@ def test_the_job_runs_under_file_size_and_address_space_limits(tmp_path):
     run = run_cli(tmp_path, "inspect", *hostile_model(tmp_path, payloads.limits("big.bin")))
     line = next(line for line in run.stderr.splitlines() if line.startswith("job: limits "))
     assert line.split()[3] != "unlimited" and "job: WROTE 2 MiB" in run.stderr  # a cap, from the free space
+
+
+# -------------------------------------------------------------------------- the decoder, in this process
+def test_the_decoder_turns_every_failure_into_an_invalid_message(monkeypatch):
+    from app.safety import wire
+
+    bad = [b'{"$tuple":["result",{"$array":{"dtype":"float32","shape":[1e999],"data":""}}]}',
+           b'{"$array":{"dtype":"uint8","shape":[0,' + b"9" * 40 + b'],"data":""}}',
+           b"[" * 100000 + b"]" * 100000, b'{"$dc":"app.bench.stats:LatencyStats","fields":{"n":1e999}}']
+    for data in bad:
+        with pytest.raises(wire.InvalidMessage):
+            wire.loads(data)
+    monkeypatch.setenv("DEPLOYSTUDIO_RESULT_MEMORY_MB", "16")
+    bomb = b"[" + b",".join([b"{}"] * 200_000) + b"]"  # 600 KB that would take ~30 MB decoded
+    started = time.monotonic()
+    with pytest.raises(wire.InvalidMessage, match="MiB of memory"):
+        wire.loads(bomb)
+    assert time.monotonic() - started < 5
+    assert wire.message_limit() == 4 << 20  # a message longer than its decoding budget allows: refused unread
