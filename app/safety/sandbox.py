@@ -74,15 +74,16 @@ DEFAULT_CPU_SECONDS = 4 * 3600
 class Fence:
     """What one child may do: write beneath ``writable`` only; resource limits (None: none).
 
-    ``memory_bytes``: address space the job may add to what it has when fenced (the forkserver's
-    imports); ``file_bytes``: the largest file it may write; ``processes``: tasks (processes and
-    threads) it may add to the user's."""
+    ``memory_bytes``: its address space (``DEPLOYSTUDIO_JOB_MEMORY_MB``); else ``memory_free``: what it
+    may add to the address space it has when fenced (the forkserver's imports); ``file_bytes``: the
+    largest file it may write; ``processes``: tasks (processes, threads) it may add to the user's."""
 
     writable: tuple[str, ...] = ()
     memory_bytes: int | None = None
     cpu_seconds: int | None = DEFAULT_CPU_SECONDS
     file_bytes: int | None = None
     processes: int | None = None
+    memory_free: int | None = None
 
 
 def _libc():
@@ -192,12 +193,16 @@ def available_memory() -> int | None:
 
 
 def default_memory_limit() -> int | None:
-    """Bytes of address space a job may add: ``DEPLOYSTUDIO_JOB_MEMORY_MB``, else the memory available
-    now (``MemAvailable``, at least 1 GiB), not the machine's RAM; None where an NVIDIA driver is present
-    (CUDA reserves far more address space than it uses)."""
-    if os.environ.get("DEPLOYSTUDIO_JOB_MEMORY_MB"):
-        return _env_mb("DEPLOYSTUDIO_JOB_MEMORY_MB")
-    if Path("/dev/nvidiactl").exists():
+    """A job's address space, bytes: ``DEPLOYSTUDIO_JOB_MEMORY_MB`` (None without it: then
+    :func:`default_memory_headroom` bounds it)."""
+    return _env_mb("DEPLOYSTUDIO_JOB_MEMORY_MB")
+
+
+def default_memory_headroom() -> int | None:
+    """Address space a job may add to what it has when fenced: the memory available now
+    (``MemAvailable``, at least 1 GiB), not the machine's RAM; None where an NVIDIA driver is present
+    (CUDA reserves far more address space than it uses) or ``DEPLOYSTUDIO_JOB_MEMORY_MB`` is set."""
+    if os.environ.get("DEPLOYSTUDIO_JOB_MEMORY_MB") or Path("/dev/nvidiactl").exists():
         return None
     available = available_memory()
     return None if available is None else max(available, 1 << 30)
@@ -232,7 +237,8 @@ def job_fence(writable: list[Path] | tuple[Path, ...]) -> Fence:
     """The fence for a job that may write beneath ``writable`` (limits from the environment)."""
     cpu = int(os.environ.get("DEPLOYSTUDIO_JOB_CPU_SECONDS", DEFAULT_CPU_SECONDS))
     folders = tuple(str(Path(p)) for p in writable)
-    return Fence(folders, default_memory_limit(), cpu or None, default_file_limit(folders), default_process_limit())
+    return Fence(folders, default_memory_limit(), cpu or None, default_file_limit(folders), default_process_limit(),
+                 default_memory_headroom())
 
 
 # ---------------------------------------------------------------------------- applying it
@@ -301,7 +307,9 @@ def _limits(fence: Fence) -> None:
     if fence.cpu_seconds:
         resource.setrlimit(resource.RLIMIT_CPU, (fence.cpu_seconds, fence.cpu_seconds + 5))
     if fence.memory_bytes:
-        _set_limit(resource.RLIMIT_AS, _address_space() + fence.memory_bytes)
+        _set_limit(resource.RLIMIT_AS, fence.memory_bytes)
+    elif fence.memory_free:
+        _set_limit(resource.RLIMIT_AS, _address_space() + fence.memory_free)
     if fence.file_bytes:
         _set_limit(resource.RLIMIT_FSIZE, fence.file_bytes)
     if fence.processes and hasattr(resource, "RLIMIT_NPROC") and os.getuid() != 0:
