@@ -325,9 +325,10 @@ class _Output:
         self.sink, self.partial, self.lines, self.dropped, self.eof = sink, b"", 0, 0, False
 
     def drain(self, final: bool = False) -> bool:
-        """Read what is there; True if anything was."""
-        got = False
-        while True:
+        """Read what is there (at most 1 MiB a call: a job printing flat out cannot hold the watch in
+        here); True if anything was."""
+        got, budget = False, 1 << 20
+        while budget > 0:
             try:
                 chunk = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -337,7 +338,7 @@ class _Output:
             if not chunk:
                 final = self.eof = True
                 break
-            got = True
+            got, budget = True, budget - len(chunk)
             self.partial += chunk
             *lines, self.partial = self.partial.split(b"\n")
             for line in lines:
@@ -522,8 +523,8 @@ class _Watch:
         self.peak: int | None = None
 
     def receive(self) -> list[tuple] | None:
-        """The messages that arrived (progress, then at most one outcome, ``("invalid",)`` included);
-        None when the child closed its pipe without an outcome."""
+        """The messages that arrived (progress, then at most one outcome, ``("invalid",)`` included),
+        ending in None when the child closed its pipe without an outcome."""
         try:
             frames = self.frames.read(wire.message_limit())
         except wire.InvalidMessage as e:
