@@ -34,11 +34,25 @@ for path in ("/dev/tty", {tty_path!r}):
 '''
 
 
-def escaping_grandchild(block: bool) -> str:
+KILL_THE_SWEEPER = '''
+for name in os.listdir("/proc"):
+    if name.isdigit() and int(name) != os.getpid():
+        try:
+            if "killpg" in open(f"/proc/{name}/cmdline").read():
+                os.kill(int(name), signal.SIGKILL)
+                print("KILLED the sweeper", name, flush=True)
+        except OSError as e:
+            print("kill refused", e.errno, flush=True)
+'''
+
+
+def escaping_grandchild(block: bool, kill_sweeper: bool = False) -> str:
     """Fork a child that calls setsid (and drops its parent-death signal), double-fork a grandchild
-    that sleeps, and print the grandchild's pid; then return (``block``: block forever first)."""
+    that sleeps, and print the grandchild's pid; then return (``block``: block forever first;
+    ``kill_sweeper``: try to kill the job's sweeper first)."""
     tail = "r, w = os.pipe()\nos.read(r, 1)\n" if block else ""
-    return f'''
+    head = "import signal\n" + KILL_THE_SWEEPER if kill_sweeper else ""
+    return head + f'''
 import ctypes
 r, w = os.pipe()
 pid = os.fork()

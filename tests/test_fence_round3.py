@@ -24,6 +24,7 @@ from tests.fuzz import assert_sentences
 from tests.test_fence_channel import leftovers, needs_fence, private_env, run_cli
 from tests.test_fence_channel import tmp_path  # noqa: F401 - the short-folder fixture
 from tests.test_jobs import _alive
+from app.safety.sandbox import landlock_abi
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux: sessions, ttys, seccomp")
 
@@ -117,8 +118,11 @@ def test_a_grandchild_that_calls_setsid_ends_with_the_job(tmp_path):
 
 
 @needs_fence
-def test_a_grandchild_that_calls_setsid_ends_when_the_cli_is_killed(tmp_path):
-    args = hostile_model(tmp_path, payloads.escaping_grandchild(block=True))
+@pytest.mark.parametrize("kill_sweeper", [False, True], ids=["plain", "sweeper-attacked"])
+def test_a_grandchild_that_calls_setsid_ends_when_the_cli_is_killed(tmp_path, kill_sweeper):
+    if kill_sweeper and landlock_abi() < 6:
+        pytest.skip("Landlock ABI < 6: no signal scope, so the job can kill its sweeper")
+    args = hostile_model(tmp_path, payloads.escaping_grandchild(block=True, kill_sweeper=kill_sweeper))
     cli = subprocess.Popen([sys.executable, str(REPO / "main.py"), "inspect", *args], cwd=tmp_path,
                            env=private_env(tmp_path), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     grandchild, seen = None, b""
@@ -136,6 +140,8 @@ def test_a_grandchild_that_calls_setsid_ends_when_the_cli_is_killed(tmp_path):
         cli.send_signal(signal.SIGKILL)
         cli.wait(60)
         assert _gone_within(grandchild, 20), "a process the job started outlived the CLI killed with -9"
+        if kill_sweeper:  # Landlock's signal scope: the sweeper is outside the job's domain
+            assert "job: kill refused 1" in seen.decode(errors="replace") and "KILLED" not in seen.decode()
     finally:
         cli.kill()
         cli.wait()
