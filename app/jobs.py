@@ -14,8 +14,9 @@ under memory and CPU-time limits. What runs inside the fence is treated as hosti
 
 - **Results are data.** The child sends JSON (:mod:`app.safety.wire`), never a pickle; a message the
   parent cannot parse, or one past the size limit, is "the job's process sent an invalid result".
-- **Nothing outside is within reach.** Before the fence the child moves into its own process
-  group, and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
+- **Nothing outside is within reach.** Before the fence the child moves into a session of its own
+  (no controlling terminal: nothing it opens as ``/dev/tty`` is the user's, and seccomp refuses the
+  ioctls that type into a terminal), and every descriptor it inherited (the forkserver's pipes, multiprocessing's resource
   tracker, libraries' files) except its result channel is pointed at ``/dev/null``; seccomp refuses
   every ``socket()`` (pathname unix sockets such as the forkserver's are not covered by Landlock),
   and Landlock keeps it from ``/proc/<pid>/fd`` and ``ptrace`` of processes outside the fence.
@@ -26,6 +27,13 @@ under memory and CPU-time limits. What runs inside the fence is treated as hosti
   job that neither reports progress, writes output nor uses CPU time for :data:`STALL_SECONDS` is
   stopped; stopping kills the child's whole process group and removes its temporary folders.
   Folders of a parent that was killed outright (``studio-job-<pid>-*``) go at the next job's start.
+  The watchdog owns the clock: the result pipe is read without blocking (a message's length is
+  checked from its header, before room is made for it; half a message never blocks), and the
+  limits are checked at every turn, however fast progress comes.
+- **Nothing outlives the job.** Seccomp keeps every process the job starts in its process group
+  (``setsid``/``setpgid`` refused), and a sweeper (:func:`app.safety.sandbox.start_sweeper`), a
+  process of that group outside the fence, kills the group when the job's process ends — also when
+  the app or CLI was killed outright and the job died of its parent-death signal.
 """
 
 from __future__ import annotations
@@ -82,9 +90,12 @@ class InvalidResult(StudioError):
     """The child sent something that is not a message this app writes (exit code 1)."""
 
 
-def clean_text(text: str, limit: int = 2000) -> str:
-    """``text`` without control characters (terminal escapes, bidi overrides), cut at ``limit``."""
-    return _CONTROL.sub("", str(text))[:limit]
+def clean_text(text: str, limit: int = 2000, lines: bool = False) -> str:
+    """``text`` without control characters (terminal escapes, bidi overrides), cut at ``limit``; one
+    line (line breaks become spaces: a stage name, a line of the job's output) unless ``lines`` (an
+    error message, which may list names one a line)."""
+    text = _CONTROL.sub("", str(text))
+    return (text if lines else text.replace("\n", " "))[:limit]
 
 
 @contextlib.contextmanager
@@ -198,14 +209,25 @@ def _cut_ties(result_fd: int, output_fd: int) -> None:
             stream.reconfigure(line_buffering=True)
 
 
+def _own_session() -> None:
+    """A session of its own, with no controlling terminal (nothing it opens as ``/dev/tty`` is the user's),
+    and a process group of its own (it leads both): stopping the job stops what it started too."""
+    try:
+        os.setsid()
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpgid(0, 0)
+
+
 def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)  # its own process group: stopping the job stops what it started too
+    _own_session()
     # the app or CLI killed outright: its forkserver exits, and the job with it
     _let_the_forkserver_go()
     die_with_parent()
     if sys.platform.startswith("linux"):
         _cut_ties(conn.fileno(), output.fileno())
+        if fence is not None:
+            sandbox.start_sweeper()  # what the job starts goes when the job does, the CLI killed or not
     # a hostile environment must not turn torch.load back to unsafe unpickling in the child
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     os.environ["ORT_DISABLE_TELEMETRY"] = "1"
@@ -251,7 +273,7 @@ def _error(name: str, message: str, details: dict | None = None) -> StudioError:
     cls = getattr(errors, name, None)
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    error = cls(clean_text(message, 20000))  # a pickle's list of globals can be long
+    error = cls(clean_text(message, 20000, lines=True))  # a pickle's list of globals can be long
     error.details = details if isinstance(details, dict) else None
     return error
 
@@ -303,9 +325,10 @@ class _Output:
         self.sink, self.partial, self.lines, self.dropped, self.eof = sink, b"", 0, 0, False
 
     def drain(self, final: bool = False) -> bool:
-        """Read what is there; True if anything was."""
-        got = False
-        while True:
+        """Read what is there (at most 1 MiB a call: a job printing flat out cannot hold the watch in
+        here); True if anything was."""
+        got, budget = False, 1 << 20
+        while budget > 0:
             try:
                 chunk = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -315,7 +338,7 @@ class _Output:
             if not chunk:
                 final = self.eof = True
                 break
-            got = True
+            got, budget = True, budget - len(chunk)
             self.partial += chunk
             *lines, self.partial = self.partial.split(b"\n")
             for line in lines:
@@ -407,83 +430,184 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     raise memory.explain_failure(_error(*outcome[1:]), watch.peak, cleanup_dir)
 
 
+class _Frames:
+    """The child's result pipe, read without blocking: the bytes that arrived are cut into messages
+    (multiprocessing's framing: a 4-byte big-endian length, or -1 and an 8-byte one, then the bytes).
+    A length past :func:`app.safety.wire.message_limit` is refused from its header, before its bytes
+    are read or room is made for them; the pipe closing inside a message is a truncated message."""
+
+    CHUNK = 1 << 20
+    PER_CALL = 64 << 20  # read at most this much per call: the watchdog's checks come between calls
+    MESSAGES_PER_CALL = 64  # and hand on at most this many (a flood of progress waits in the pipe)
+
+    def __init__(self, conn):
+        self.fd = conn.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf, self.eof, self.got, self.limit = bytearray(), False, 0, wire.MAX_MESSAGE_BYTES
+
+    def pending(self) -> bool:
+        """Whether a whole message is waiting in the buffer (then the watch does not wait on the pipe)."""
+        head = self._header()
+        return head is not None and len(self.buf) >= head[0] + head[1]
+
+    def read(self, limit: int) -> list[bytes]:
+        """Whole messages, reading the pipe only as far as they need (raises
+        :class:`app.safety.wire.InvalidMessage`)."""
+        self.got, self.limit = 0, limit
+        messages: list[bytes] = []
+        while len(messages) < self.MESSAGES_PER_CALL:
+            frame = self._next()
+            if frame is not None:
+                messages.append(frame)
+            elif self.eof or self.got >= self.PER_CALL or not self._fill():
+                break
+        if self.eof and self.buf and not self.pending():
+            raise wire.InvalidMessage(f"a truncated message: the pipe closed after {len(self.buf)} of its bytes")
+        return messages
+
+    def _fill(self) -> bool:
+        """Read one chunk that has arrived; False when there was none (or the pipe closed)."""
+        try:
+            chunk = os.read(self.fd, self.CHUNK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.got += len(chunk)
+        self.buf += chunk
+        self._check_header()
+        return True
+
+    def _header(self) -> tuple[int, int] | None:
+        """(header bytes, message bytes) of the message at the buffer's start, once its header is in."""
+        if len(self.buf) < 4:
+            return None
+        size = int.from_bytes(self.buf[:4], "big", signed=True)
+        if size == -1:
+            return None if len(self.buf) < 12 else (12, int.from_bytes(self.buf[4:12], "big"))
+        if size < 0:
+            raise wire.InvalidMessage(f"a message with a negative length ({size})")
+        return 4, size
+
+    def _check_header(self) -> None:
+        head = self._header()
+        if head and head[1] > self.limit:
+            raise wire.InvalidMessage(f"a message of {_size(head[1])}, over the limit of {_size(self.limit)}")
+
+    def _next(self) -> bytes | None:
+        head = self._header()
+        if head is None or len(self.buf) < head[0] + head[1]:
+            return None
+        data = bytes(self.buf[head[0]:head[0] + head[1]])
+        del self.buf[:head[0] + head[1]]
+        self._check_header()
+        return data
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
 class _Watch:
     """The parent's watch over a running job: its messages, its output, its memory, and the limits
-    (cancel, wall clock, stall) that stop it."""
+    (cancel, wall clock, stall) that stop it. It owns the clock: nothing the child sends (half a
+    message, a flood of progress) keeps the checks from running at every turn."""
 
     def __init__(self, proc, parent, output: _Output, output_r):
         self.proc, self.parent, self.output, self.output_r = proc, parent, output, output_r
+        self.frames = _Frames(parent)
         self.invalid: str | None = None
         self.peak: int | None = None
 
-    def receive(self) -> tuple | None:
+    def receive(self) -> list[tuple] | None:
+        """The messages that arrived (progress, then at most one outcome, ``("invalid",)`` included),
+        ending in None when the child closed its pipe without an outcome."""
         try:
-            data = self.parent.recv_bytes(maxlength=wire.MAX_MESSAGE_BYTES)
-        except EOFError:
-            return None
-        except OSError as e:  # longer than the limit: the connection is unusable after this
-            self.invalid = f"a message over {wire.MAX_MESSAGE_BYTES >> 20} MiB ({e.strerror or e})"
-            return ("invalid",)
-        try:
-            return _parse(data)
-        except (wire.InvalidMessage, ValueError, TypeError) as e:
+            frames = self.frames.read(wire.message_limit())
+        except wire.InvalidMessage as e:
             self.invalid = str(e)[:200]
-            return ("invalid",)
+            return [("invalid",)]
+        messages = []
+        for data in frames:
+            try:
+                messages.append(_parse(data))
+            except Exception as e:  # noqa: BLE001 - whatever the child sent that does not decode is invalid
+                self.invalid = str(e)[:200] or type(e).__name__
+                messages.append(("invalid",))
+            if messages[-1][0] != "progress":
+                break
+        if self.frames.eof and not self.frames.pending() and (not messages or messages[-1][0] == "progress"):
+            return messages + [None]
+        return messages
 
     def run(self, *, poll: float, tick, progress, should_cancel, timeout: float | None, stall: float | None) -> tuple | None:
         """Wait for the child's outcome (``None`` when it died without one), passing on its progress."""
-        proc, parent, output, output_r = self.proc, self.parent, self.output, self.output_r
+        proc, output, output_r = self.proc, self.output, self.output_r
         started = time.monotonic()
         last_activity, last_cpu = started, None
         while True:
             self.peak = memory.peak_rss(proc.pid) or self.peak
             if tick:
                 tick()
-            # (a closed output pipe stays readable: waiting on it then would spin)
-            ready = mp_connection.wait([parent] if output.eof else [parent, output_r], timeout=poll)
+            # (a closed pipe stays readable: waiting on it then would spin)
+            waiting = [c for c, done in ((self.parent, self.frames.eof), (output_r, output.eof)) if not done]
+            wait = 0 if self.frames.pending() else poll
+            ready = mp_connection.wait(waiting, timeout=wait) if waiting else time.sleep(wait) or []
+            if self.frames.pending() and self.parent not in ready:
+                ready = [*ready, self.parent]
             if output_r in ready and output.drain():
                 last_activity = time.monotonic()
-            if parent in ready:
-                msg = self.receive()
-                if msg is None:
-                    proc.join(5)
-                    return None
-                if msg[0] == "progress":
-                    last_activity = time.monotonic()
-                    if progress:
-                        progress(msg[1], msg[2])
-                    continue
-                if msg[0] == "invalid":
-                    _stop(proc)
-                else:
-                    proc.join(5)
-                return msg
+            if self.parent in ready:
+                for msg in self.receive() or []:
+                    if msg is not None and msg[0] == "progress":
+                        last_activity = time.monotonic()
+                        if progress:
+                            progress(msg[1], msg[2])
+                        continue
+                    return self._outcome(msg)
             if not proc.is_alive():
                 return self._last_words()
-            if should_cancel and should_cancel():
-                _stop(proc)
-                raise Cancelled("cancelled by the user")
             now = time.monotonic()
-            if timeout and now - started > timeout:
-                _stop(proc)
-                raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped "
-                                 "(--timeout SECONDS gives it longer)")
             cpu = _cpu_ticks(proc.pid)
             if cpu is not None and cpu != last_cpu:
                 last_cpu, last_activity = cpu, now
-            if stall and now - last_activity > stall:
-                _stop(proc)
-                raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
-                                 f"for {stall:g} s (it looks hung)")
+            self._check(should_cancel, now - started, timeout, now - last_activity, stall)
 
-    def _last_words(self) -> tuple | None:
-        """What a child that is gone sent before dying (its outcome, if any)."""
-        while self.parent.poll(0):
-            msg = self.receive()
-            if msg is None:
-                return None
-            if msg[0] != "progress":
-                return msg
+    def _outcome(self, msg: tuple | None) -> tuple | None:
+        if msg is not None and msg[0] == "invalid":
+            _stop(self.proc)
+        else:
+            self.proc.join(5)
+        return msg
+
+    def _check(self, should_cancel, elapsed: float, timeout: float | None, idle: float, stall: float | None) -> None:
+        """Cancel, wall clock, stall: checked at every turn of the watch."""
+        if should_cancel and should_cancel():
+            _stop(self.proc)
+            raise Cancelled("cancelled by the user")
+        if timeout and elapsed > timeout:
+            _stop(self.proc)
+            raise JobTimeout(f"the job timed out after {timeout:g} s and was stopped "
+                             "(--timeout SECONDS gives it longer)")
+        if stall and idle > stall:
+            _stop(self.proc)
+            raise JobTimeout(f"the job was stopped: it made no progress, printed nothing and used no CPU "
+                             f"for {stall:g} s (it looks hung)")
+
+    def _last_words(self, seconds: float = 2.0) -> tuple | None:
+        """What a child that is gone sent before dying (its outcome, if any), read for at most
+        ``seconds`` (what it started may still hold the pipe, and write to it)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            messages = self.receive() or []
+            for msg in messages:
+                if msg is None or msg[0] != "progress":
+                    return msg
+            if not messages and not self.frames.got:
+                break
         return None
 
 

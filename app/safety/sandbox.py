@@ -14,8 +14,14 @@ child has one thread). What it covers:
   a pathname socket such as multiprocessing's forkserver — and io_uring refused by a seccomp filter;
   abstract unix sockets and signals to processes outside the job scoped away (ABI >= 6). Landlock
   also keeps the job from ``ptrace`` and ``/proc/<pid>/fd`` of processes outside it (ABI >= 1).
-- **Resources**: ``RLIMIT_AS`` (memory; not on machines with an NVIDIA driver, whose address-space
-  reservations it would break), ``RLIMIT_CPU`` (CPU seconds; SIGXCPU past it), no core dumps.
+- **Resources**: ``RLIMIT_AS`` (the address space the child has when fenced plus the memory available
+  now; not on machines with an NVIDIA driver, whose address-space reservations it would break),
+  ``RLIMIT_CPU`` (CPU seconds; SIGXCPU past it), ``RLIMIT_FSIZE`` (one file at most the free space of
+  the job's roomiest folder), ``RLIMIT_NPROC`` (tasks the job may add to the user's; root is exempt),
+  no core dumps.
+- **Its session and group**: the child runs in a session of its own with no controlling terminal, and
+  seccomp keeps everything it starts there (``setsid``/``setpgid`` refused), keeps the parent-death
+  signal in place and refuses the terminal ioctls that type into or take over a terminal (TIOCSTI, ...).
 
 Where the kernel has no Landlock (other OSes, old kernels, some containers) the job still runs in a
 child with the resource limits, and :func:`status` says "not sandboxed" so the CLI and the window can
@@ -51,19 +57,33 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1   # ABI 4
 SCOPE_ABSTRACT_UNIX, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 
-# -- seccomp: (audit arch, socket, connect, io_uring_setup) per machine
-_SECCOMP_ARCH = {"x86_64": (0xC000003E, 41, 42, 425), "aarch64": (0xC00000B7, 198, 203, 425)}
+# -- seccomp: the audit arch and the syscall numbers the filter names, per machine
+_SECCOMP_ARCH = {
+    "x86_64": {"audit": 0xC000003E, "socket": 41, "connect": 42, "io_uring_setup": 425, "socketpair": 53,
+               "sendto": 44, "sendmsg": 46, "sendmmsg": 307, "setsid": 112, "setpgid": 109, "ioctl": 16,
+               "prctl": 157},
+    "aarch64": {"audit": 0xC00000B7, "socket": 198, "connect": 203, "io_uring_setup": 425, "socketpair": 199,
+                "sendto": 206, "sendmsg": 211, "sendmmsg": 269, "setsid": 157, "setpgid": 154, "ioctl": 29,
+                "prctl": 167},
+}
 
 DEFAULT_CPU_SECONDS = 4 * 3600
 
 
 @dataclass(frozen=True)
 class Fence:
-    """What one child may do: write beneath ``writable`` only; memory and CPU limits (None: none)."""
+    """What one child may do: write beneath ``writable`` only; resource limits (None: none).
+
+    ``memory_bytes``: its address space (``DEPLOYSTUDIO_JOB_MEMORY_MB``); else ``memory_free``: what it
+    may add to the address space it has when fenced (the forkserver's imports); ``file_bytes``: the
+    largest file it may write; ``processes``: tasks (processes, threads) it may add to the user's."""
 
     writable: tuple[str, ...] = ()
     memory_bytes: int | None = None
     cpu_seconds: int | None = DEFAULT_CPU_SECONDS
+    file_bytes: int | None = None
+    processes: int | None = None
+    memory_free: int | None = None
 
 
 def _libc():
@@ -87,6 +107,43 @@ def die_with_parent() -> None:
     _libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:  # the parent went before the request was in place
         os._exit(1)
+
+
+# the sweeper's program (``python -I -S -c``, argv[1]: the job's pid): no descriptor of the job's kept,
+# wait for the job's process to end (a pidfd; before Linux 5.3, the sweeper's reparenting), then SIGKILL
+# the process group it shares with everything the job started
+_SWEEPER = """import os, select, signal, sys
+os.closerange(0, 1 << 16)
+job = int(sys.argv[1])
+try:
+    fd = os.pidfd_open(job)
+    if os.getppid() == job:
+        select.select([fd], [], [])
+except (OSError, AttributeError):
+    while os.getppid() == job:
+        select.select([], [], [], 0.25)
+os.killpg(0, signal.SIGKILL)
+"""
+
+
+def start_sweeper() -> int | None:
+    """Start the job's sweeper (Linux): a process in the job's process group that runs no model code,
+    holds no descriptor of the job's, and kills the whole group (SIGKILL) when the job's process ends —
+    whether it returned, crashed, or was killed by its own parent-death signal because the app or CLI
+    was killed outright (kill -9 of the CLI: its forkserver exits, the job dies with it, and the sweeper
+    then takes whatever the job started: seccomp keeps all of it in the group). Call it in the job's
+    child once it leads its own session, before the fence: the sweeper is outside the job's Landlock
+    domain, so (ABI >= 6) the job cannot signal it, and cannot ptrace it. It waits on a pidfd, not on
+    a parent-death signal: Landlock's signal scope blocks that signal too, the fenced job being the
+    one that would send it. A small interpreter started with posix_spawn (no copy of the job's page
+    tables, unlike a fork of a process that has torch imported). Returns its pid (None: none)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "killpg"):
+        return None
+    argv = [sys.executable, "-I", "-S", "-c", _SWEEPER, str(os.getpid())]
+    try:
+        return os.posix_spawn(sys.executable, argv, {})
+    except (OSError, ValueError):  # no interpreter to start (an embedded one): the parent's group kill only
+        return None
 
 
 def landlock_abi() -> int:
@@ -118,23 +175,70 @@ def status() -> tuple[bool, str]:
                   f"no network ({net}), memory and CPU-time limits")
 
 
-def default_memory_limit() -> int | None:
-    """Bytes of address space a job may use: ``DEPLOYSTUDIO_JOB_MEMORY_MB``, else the machine's RAM;
-    None where an NVIDIA driver is present (CUDA reserves far more address space than it uses)."""
-    if os.environ.get("DEPLOYSTUDIO_JOB_MEMORY_MB"):
-        return int(os.environ["DEPLOYSTUDIO_JOB_MEMORY_MB"]) << 20
-    if Path("/dev/nvidiactl").exists():
-        return None
+def _env_mb(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) << 20 if value else None
+
+
+def available_memory() -> int | None:
+    """The kernel's ``MemAvailable`` (free + reclaimable), bytes; None where there is no /proc/meminfo."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_memory_limit() -> int | None:
+    """A job's address space, bytes: ``DEPLOYSTUDIO_JOB_MEMORY_MB`` (None without it: then
+    :func:`default_memory_headroom` bounds it)."""
+    return _env_mb("DEPLOYSTUDIO_JOB_MEMORY_MB")
+
+
+def default_memory_headroom() -> int | None:
+    """Address space a job may add to what it has when fenced: the memory available now
+    (``MemAvailable``, at least 1 GiB), not the machine's RAM; None where an NVIDIA driver is present
+    (CUDA reserves far more address space than it uses) or ``DEPLOYSTUDIO_JOB_MEMORY_MB`` is set."""
+    if os.environ.get("DEPLOYSTUDIO_JOB_MEMORY_MB") or Path("/dev/nvidiactl").exists():
         return None
+    available = available_memory()
+    return None if available is None else max(available, 1 << 30)
+
+
+def default_file_limit(writable) -> int | None:
+    """The largest file a job may write: ``DEPLOYSTUDIO_JOB_FILE_MB``, else the free space of the
+    roomiest folder it may write (at least 64 MiB): one file cannot outgrow the disk it is on."""
+    if os.environ.get("DEPLOYSTUDIO_JOB_FILE_MB"):
+        return _env_mb("DEPLOYSTUDIO_JOB_FILE_MB")
+    free = []
+    for folder in writable:
+        try:
+            st = os.statvfs(folder)
+            free.append(st.f_bavail * st.f_frsize)
+        except (OSError, AttributeError):
+            continue
+    return max(max(free), 64 << 20) if free else None
+
+
+DEFAULT_PROCESSES = 1024
+
+
+def default_process_limit() -> int:
+    """Tasks (processes and threads) a job may add to the user's: ``DEPLOYSTUDIO_JOB_PROCESSES``, else
+    1024 plus 8 per CPU (thread pools are sized by the CPU count)."""
+    value = os.environ.get("DEPLOYSTUDIO_JOB_PROCESSES")
+    return int(value) if value else DEFAULT_PROCESSES + 8 * (os.cpu_count() or 1)
 
 
 def job_fence(writable: list[Path] | tuple[Path, ...]) -> Fence:
     """The fence for a job that may write beneath ``writable`` (limits from the environment)."""
     cpu = int(os.environ.get("DEPLOYSTUDIO_JOB_CPU_SECONDS", DEFAULT_CPU_SECONDS))
-    return Fence(tuple(str(Path(p)) for p in writable), default_memory_limit(), cpu or None)
+    folders = tuple(str(Path(p)) for p in writable)
+    return Fence(folders, default_memory_limit(), cpu or None, default_file_limit(folders), default_process_limit(),
+                 default_memory_headroom())
 
 
 # ---------------------------------------------------------------------------- applying it
@@ -153,21 +257,63 @@ def apply(fence: Fence) -> list[str]:
         _landlock(libc, abi, fence.writable)
         applied.append(f"landlock-abi{abi}")
     if platform.machine() in _SECCOMP_ARCH:
-        _seccomp(libc, *_SECCOMP_ARCH[platform.machine()])
+        _seccomp(libc, _SECCOMP_ARCH[platform.machine()])
         applied.append("seccomp")
     return applied
 
 
+def _set_limit(which: int, value: int) -> None:
+    """Lower ``which`` to ``value`` (never above its hard limit, never raised)."""
+    soft, hard = resource.getrlimit(which)
+    limit = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    resource.setrlimit(which, (limit, limit))
+
+
+def _address_space() -> int:
+    """This process's address space now (``VmSize``), bytes (0 where unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _user_tasks() -> int:
+    """Tasks (processes and threads) of this process's real user now: what ``RLIMIT_NPROC`` counts."""
+    uid, count = os.getuid(), 0
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return 0
+    for name in names:
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{name}/task"))
+            except OSError:
+                continue
+    return count
+
+
 def _limits(fence: Fence) -> None:
+    """rlimits. ``RLIMIT_NPROC`` counts every task of the real user and does not bind root (nor anyone with
+    CAP_SYS_RESOURCE): for them a fork bomb is bounded by memory and the CPU-time limit only."""
     if resource is None:
         return
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if fence.cpu_seconds:
         resource.setrlimit(resource.RLIMIT_CPU, (fence.cpu_seconds, fence.cpu_seconds + 5))
     if fence.memory_bytes:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = fence.memory_bytes if hard == resource.RLIM_INFINITY else min(fence.memory_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        _set_limit(resource.RLIMIT_AS, fence.memory_bytes)
+    elif fence.memory_free:
+        _set_limit(resource.RLIMIT_AS, _address_space() + fence.memory_free)
+    if fence.file_bytes:
+        _set_limit(resource.RLIMIT_FSIZE, fence.file_bytes)
+    if fence.processes and hasattr(resource, "RLIMIT_NPROC") and os.getuid() != 0:
+        _set_limit(resource.RLIMIT_NPROC, _user_tasks() + fence.processes)
 
 
 def _writable_paths(writable: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -221,25 +367,67 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _seccomp(libc, arch: int, nr_socket: int, nr_connect: int, nr_io_uring_setup: int) -> None:
-    """socket() and connect(): EACCES, whatever the family — a pathname unix socket (multiprocessing's
-    forkserver, a display or session bus) is reachable by any process that may read its folder, and
-    Landlock does not cover connecting to one; io_uring_setup and foreign-ABI syscalls (i386, x32):
-    EACCES too. A job needs no socket: its result channel and output are pipes it inherited."""
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    allow, deny = 0x7FFF0000, 0x00050000 | errno.EACCES
-    # jt/jf count instructions after the current one; ALLOW is index 7, DENY index 8
-    prog = [
-        (ld, 0, 0, 4),                        # 0: A = arch
-        (jeq, 0, 6, arch),                    # 1: foreign ABI (i386 on x86-64) -> DENY
-        (ld, 0, 0, 0),                        # 2: A = syscall number
-        (jge, 4, 0, 0x40000000),              # 3: x32 syscalls -> DENY
-        (jeq, 3, 0, nr_io_uring_setup),       # 4: io_uring (could open sockets itself) -> DENY
-        (jeq, 2, 0, nr_socket),               # 5: socket -> DENY
-        (jeq, 1, 0, nr_connect),              # 6: connect -> DENY
-        (ret, 0, 0, allow),                   # 7: ALLOW
-        (ret, 0, 0, deny),                    # 8: DENY
-    ]
+# terminal ioctls a job never needs and an attacker does: TIOCSTI (type into a terminal), TIOCLINUX
+# (the console's paste buffer, TIOCL_PASTESEL), TIOCSCTTY (take a terminal as controlling tty), TIOCCONS
+# (redirect the console) — refused on any descriptor (low 32 bits: the kernel's cmd is an unsigned int)
+TTY_IOCTLS = (0x5412, 0x541C, 0x540E, 0x541D)
+_PR_SET_PDEATHSIG_OPTION = 1
+_BPF_LD, _BPF_JEQ, _BPF_JGE, _BPF_RET = 0x20, 0x15, 0x35, 0x06
+_ALLOW, _EACCES, _EPERM = 0x7FFF0000, 0x00050000 | errno.EACCES, 0x00050000 | errno.EPERM
+
+
+def _assemble(prog: list[tuple]) -> list[tuple[int, int, int, int]]:
+    """Instructions whose jump targets are labels (strings naming a ``("label", name)`` entry) as BPF."""
+    where, at = {}, 0
+    for ins in prog:
+        if ins[0] == "label":
+            where[ins[1]] = at
+        else:
+            at += 1
+    out = []
+    for ins in prog:
+        if ins[0] == "label":
+            continue
+        code, jt, jf, k = ins
+        here = len(out)
+        jt = where[jt] - here - 1 if isinstance(jt, str) else jt
+        jf = where[jf] - here - 1 if isinstance(jf, str) else jf
+        out.append((code, jt, jf, k))
+    return out
+
+
+def seccomp_program(arch: dict) -> list[tuple[int, int, int, int]]:
+    """The job's seccomp filter for one machine's syscall numbers (:data:`_SECCOMP_ARCH`).
+
+    EACCES: every way to a socket — ``socket``, ``socketpair``, ``connect``, ``sendto``/``sendmsg``/
+    ``sendmmsg`` (a datagram to a pathname socket such as ``/dev/log`` needs no connect), io_uring (it
+    could do those itself), and foreign-ABI syscalls (i386, x32). EPERM: leaving the job's session or
+    process group (``setsid``, ``setpgid``: everything the job starts stays in the group the watchdog and
+    the sweeper kill), dropping the parent-death signal (``prctl(PR_SET_PDEATHSIG)``), and the terminal
+    ioctls in :data:`TTY_IOCTLS`."""
+    prog: list[tuple] = [(_BPF_LD, 0, 0, 4), (_BPF_JEQ, 0, "eacces", arch["audit"]), (_BPF_LD, 0, 0, 0),
+                         (_BPF_JGE, "eacces", 0, 0x40000000)]
+    for name in ("io_uring_setup", "socket", "socketpair", "connect", "sendto", "sendmsg", "sendmmsg"):
+        prog.append((_BPF_JEQ, "eacces", 0, arch[name]))
+    for name in ("setsid", "setpgid"):
+        prog.append((_BPF_JEQ, "eperm", 0, arch[name]))
+    prog += [(_BPF_JEQ, "ioctl", 0, arch["ioctl"]), (_BPF_JEQ, "prctl", 0, arch["prctl"]),
+             (_BPF_RET, 0, 0, _ALLOW),
+             ("label", "ioctl"), (_BPF_LD, 0, 0, 24)]  # args[1], its low 32 bits (little-endian)
+    prog += [(_BPF_JEQ, "eperm", 0, cmd) for cmd in TTY_IOCTLS]
+    prog += [(_BPF_RET, 0, 0, _ALLOW),
+             ("label", "prctl"), (_BPF_LD, 0, 0, 16),  # args[0]: the option
+             (_BPF_JEQ, "eperm", 0, _PR_SET_PDEATHSIG_OPTION), (_BPF_RET, 0, 0, _ALLOW),
+             ("label", "eperm"), (_BPF_RET, 0, 0, _EPERM),
+             ("label", "eacces"), (_BPF_RET, 0, 0, _EACCES)]
+    return _assemble(prog)
+
+
+def _seccomp(libc, arch: dict) -> None:
+    """Install :func:`seccomp_program` (after ``PR_SET_NO_NEW_PRIVS``). A job needs none of what it
+    refuses: its result channel and output are pipes it inherited, and it was put in its own session
+    and process group before the fence."""
+    prog = seccomp_program(arch)
     filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
     fprog = _SockFprog(len(prog), filters)
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:

@@ -23,11 +23,16 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 from pathlib import Path, PurePath
 from typing import Any
 
 MAX_MESSAGE_BYTES = 512 << 20
 MAX_DEPTH = 64
+# what decoding costs beyond the message's bytes: each JSON value (a ``,``, ``[``, ``{`` or ``:`` starts
+# or separates one) becomes a Python object, counted twice (parsed, then decoded), at most this many bytes
+DECODE_BYTES_PER_VALUE = 160
+DECODE_BYTES_PER_BYTE = 4  # the message, a base64 string in it, its decoded bytes, an array's copy
 
 # the dataclasses a job returns ("module:Class"), no more: each one is a class the child can make the
 # parent build (logged over a whole test run: every job kind's result, nested); a test checks each resolves
@@ -146,7 +151,7 @@ def _decode(obj: Any, depth: int = 0) -> Any:
             raise InvalidMessage(f"{body} has no field {sorted(set(values) - set(known))[0]!r}")
         try:
             made = cls(**{k: v for k, v in values.items() if known[k].init})
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise InvalidMessage(f"{body}: {e}") from None
         for k, v in values.items():
             if not known[k].init:
@@ -162,7 +167,7 @@ def _array(body: dict):
         dtype = np.dtype(str(body["dtype"]))
         shape = [int(n) for n in body["shape"]]
         data = base64.b64decode(body["data"], validate=True)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise InvalidMessage(f"a malformed array ({e})") from None
     if dtype.kind not in "biufc" or dtype.hasobject or any(n < 0 for n in shape):
         raise InvalidMessage(f"an array of {dtype} is not data")
@@ -171,15 +176,49 @@ def _array(body: dict):
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
+def memory_budget() -> int:
+    """Bytes the parent may spend decoding one message: ``DEPLOYSTUDIO_RESULT_MEMORY_MB``, else half the
+    memory available now (at least 256 MiB; 4 GiB where that cannot be read)."""
+    if os.environ.get("DEPLOYSTUDIO_RESULT_MEMORY_MB"):
+        return int(os.environ["DEPLOYSTUDIO_RESULT_MEMORY_MB"]) << 20
+    from app.safety.sandbox import available_memory
+
+    available = available_memory()
+    return 4 << 30 if available is None else max(available // 2, 256 << 20)
+
+
+def message_limit() -> int:
+    """The longest message the parent reads: :data:`MAX_MESSAGE_BYTES`, less where the memory budget
+    could not decode even a message of base64 data that long."""
+    return min(MAX_MESSAGE_BYTES, memory_budget() // DECODE_BYTES_PER_BYTE)
+
+
+def decode_cost(data: bytes) -> int:
+    """An upper bound of the memory (bytes) decoding ``data`` takes, from a scan of its bytes."""
+    values = 1 + sum(data.count(c) for c in (b",", b"[", b"{", b":"))
+    return DECODE_BYTES_PER_BYTE * len(data) + DECODE_BYTES_PER_VALUE * values
+
+
 def loads(data: bytes) -> Any:
-    """The object :func:`dumps` wrote; :class:`InvalidMessage` for anything else."""
+    """The object :func:`dumps` wrote; :class:`InvalidMessage` for anything else — a message over the
+    limits, one whose decoding would take more memory than :func:`memory_budget`, one that is not JSON,
+    one nested past :data:`MAX_DEPTH`, numbers a field cannot hold, or any failure of the classes'
+    own checks."""
     if len(data) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage("the message is too large")
+        raise InvalidMessage(f"the message is too large (over {MAX_MESSAGE_BYTES >> 20} MiB)")
+    cost, budget = decode_cost(data), memory_budget()
+    if cost > budget:
+        raise InvalidMessage(f"decoding it would take about {cost >> 20} MiB of memory, over the "
+                             f"{budget >> 20} MiB this process may spend on it")
     try:
         parsed = json.loads(data)
     except (ValueError, RecursionError) as e:
         raise InvalidMessage(f"not JSON ({str(e)[:80]})") from None
     try:
         return _decode(parsed)
+    except InvalidMessage:
+        raise
     except RecursionError:
         raise InvalidMessage("nested too deep") from None
+    except Exception as e:  # noqa: BLE001 - OverflowError, MemoryError, a class's own checks: all invalid
+        raise InvalidMessage(f"it does not decode ({type(e).__name__}: {str(e)[:80]})") from None
