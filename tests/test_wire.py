@@ -81,20 +81,25 @@ def test_errors_keep_their_type_and_lose_their_escapes():
 
 
 def test_a_conversion_naming_files_outside_its_work_folder_is_refused(tmp_path):
-    from app.pipeline import ConversionResult
+    from app.artifacts.manifest import manifest_path_of
+    from app.pipeline import ConversionResult, artifact_path
+    from tests.requests import request
 
     work = tmp_path / "work"
     work.mkdir()
-    (work / "m.onnx").write_bytes(b"x")
-    (work / "m.manifest.json").write_text("{}")
+    req = request(tmp_path / "m.onnx", "onnx", "fp32")
+    artifact = work / artifact_path(req).name
+    manifest = manifest_path_of(artifact)
+    artifact.write_bytes(b"x")
+    manifest.write_text("{}")
     victim = tmp_path / "precious.txt"
     victim.write_text("the user's")
-    ok = ConversionResult("onnx", "fp32", "ok", work / "m.onnx", [work / "m.onnx"], manifest=work / "m.manifest.json")
-    _check_conversion_result(ok, work)
-    for files in ([victim], [work / "m.onnx", Path("/etc/passwd")], [work / ".." / "precious.txt"]):
+    ok = ConversionResult("onnx", "fp32", "ok", artifact, [artifact], manifest=manifest)
+    _check_conversion_result(ok, work, req)
+    for files in ([victim], [artifact, Path("/etc/passwd")], [work / ".." / "precious.txt"]):
         bad = dataclasses.replace(ok, files=files)
         with pytest.raises(InvalidResult, match="a file outside its work folder"):
-            _check_conversion_result(bad, work)
+            _check_conversion_result(bad, work, req)
     (work / "link.onnx").symlink_to(victim)
     with pytest.raises(InvalidResult):
-        _check_conversion_result(dataclasses.replace(ok, files=[work / "link.onnx"]), work)
+        _check_conversion_result(dataclasses.replace(ok, files=[work / "link.onnx"]), work, req)
