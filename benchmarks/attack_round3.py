@@ -159,12 +159,34 @@ def build():
     return Net()
 '''
 
+# a full pickled module whose class (approved by --allow-pickle with --arch evilmods.py) runs code on load
+EVILMODS = '''
+import torch
+
+
+class Evil(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.lin(x)
+
+    def __setstate__(self, state):
+        print("PWNED-TOKEN", flush=True)
+        super().__setstate__(state)
+
+
+def build():
+    return Evil()
+'''
+
 # made once per run by --python: the state dict, data, hostile pickles and ONNX files
 SETUP_CODE = r'''
 import json, os, sys
 import numpy as np, torch, onnx
 from onnx import helper, TensorProto
-base = sys.argv[1]; hostile = json.loads(sys.argv[2]); token = sys.argv[3]
+base = sys.argv[1]; hostile = json.loads(sys.argv[2]); token = sys.argv[3]; EVILMODS = sys.argv[4]
 sys.path.insert(0, base)
 import net
 torch.manual_seed(0)
@@ -175,6 +197,9 @@ class Code:  # unpickled with no checks: runs os.system
     def __reduce__(self):
         return (os.system, ("echo PWNED-" + token,))
 torch.save(Code(), os.path.join(base, "code.pt"))
+open(os.path.join(base, "evilmods.py"), "w").write(EVILMODS.replace("TOKEN", token))
+import evilmods
+torch.save(evilmods.Evil(), os.path.join(base, "evil_module.pt"))
 
 def onnx_model(op_type, domain, name):
     x = helper.make_tensor_value_info("x" + hostile, TensorProto.FLOAT, [1, 4])
@@ -403,7 +428,7 @@ class Ctx:
     # -- fixtures
     def setup(self) -> None:
         (self.base / "net.py").write_text(NET_PY)
-        r = subprocess.run([self.python, "-c", SETUP_CODE, str(self.base), json.dumps(HOSTILE), self.token],
+        r = subprocess.run([self.python, "-c", SETUP_CODE, str(self.base), json.dumps(HOSTILE), self.token, EVILMODS],
                            env=self.env(self.root, "setup") | {"PYTHONPATH": str(self.repo)}, cwd=self.base,
                            capture_output=True, timeout=300, text=True)
         if r.returncode != 0:
@@ -642,13 +667,13 @@ def _pack_unsafe(ctx: Ctx) -> Outcome:
     return Outcome("", "", _code_ran(ctx, run) + judge(run) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
 
-@attempt("pack", "manifest turns on allow_pickle + trusts posix.system")
+@attempt("pack", "manifest turns on allow_pickle (a module class that runs code)")
 def _pack_allow(ctx: Ctx) -> Outcome:
     d, tag = ctx.attempt_dir()
 
     def edit(m):
-        m["source"].update(path=str(ctx.base / "code.pt"), format="pickle")
-        m["options"].update(allow_pickle=True, trusted_globals=["posix.system", "os.system"])
+        m["source"].update(path=str(ctx.base / "evil_module.pt"), format="pickle")
+        m["options"].update(allow_pickle=True, arch=f"{ctx.base / 'evilmods.py'}:build")
     run = _pack(ctx, d, tag, ctx.onnx_artifact(d, edit))
     return Outcome("", "", _code_ran(ctx, run) + judge(run) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
