@@ -17,7 +17,8 @@ CLI starts in its own session, every process it starts carries an environment ta
 child subreaper (orphans come back to it), and at the end every tagged process is killed and the
 sweep is verified (``processes left: 0``).
 
-Outcome classes (an attempt is counted once, in the first class it hits, in this order):
+Outcome classes (an attempt is counted once, in the first class it hits in the order side effect,
+hang, crash, leak, unclear error; totals are printed in the issue's order):
 
 - **side effect**: something reached the user outside the fence or without their approval: a marker
   file made or a user's file changed or replaced (including through a link), a secret copied where
@@ -27,7 +28,7 @@ Outcome classes (an attempt is counted once, in the first class it hits, in this
   on stderr that the job forged (not prefixed ``job:``).
 - **leak**: the job got out of its bounds in time or size: a process of the attempt alive 3 s after
   the CLI ended (also after ``kill -9`` of the CLI), ``studio-*`` temporary folders left in TMPDIR
-  after a normal exit, or a limit missing inside the fence (processes, file size, address space
+  after a normal exit (not after a hang this script killed), or a limit missing inside the fence (processes, file size, address space
   beyond what is free) or in the unfenced parent (its peak memory, extrapolated to the largest
   message or model it accepts, over 4 GiB).
 - **hang**: the CLI still running at the attempt's bound (it is killed), or, with ``--timeout T``,
@@ -67,7 +68,8 @@ from typing import Callable
 
 HERE_REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PYTHON = "/work/main/.venv/bin/python"
-CLASSES = ("side effect", "leak", "hang", "crash", "unclear error")
+CLASSES = ("side effect", "leak", "hang", "crash", "unclear error")      # the issue's order, for totals
+PRIORITY = ("side effect", "hang", "crash", "leak", "unclear error")     # an attempt is counted in the first it hits
 PLURAL = {"side effect": "side effects", "leak": "leaks", "hang": "hangs", "crash": "crashes",
           "unclear error": "unclear errors"}
 ESCAPES = ("\x1b", "\x07", "\x9b", "\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069")
@@ -103,7 +105,7 @@ class Outcome:
     @property
     def cls(self) -> str:
         hit = {c for c, _ in self.findings}
-        return next((c for c in CLASSES if c in hit), "clean")
+        return next((c for c in PRIORITY if c in hit), "clean")
 
 
 # ---------------------------------------------------------------------------- code that runs in the job
@@ -191,7 +193,8 @@ sys.path.insert(0, base)
 import net
 torch.manual_seed(0)
 torch.save(net.Net().state_dict(), os.path.join(base, "model.pth"))
-np.savez(os.path.join(base, "data.npz"), x=np.random.default_rng(0).standard_normal((8, 4)).astype("float32"))
+os.makedirs(os.path.join(base, "data"))
+np.savez(os.path.join(base, "data", "data.npz"), x=np.random.default_rng(0).standard_normal((8, 4)).astype("float32"))
 
 class Code:  # unpickled with no checks: runs os.system
     def __reduce__(self):
@@ -323,6 +326,7 @@ class Ctx:
         self.baseline_kb: int | None = None
         self._pte: Path | None = None
         self._pte_tried = False
+        self.last_killed = False     # the last CLI was killed by this script (hang): its folders may stay
 
     # -- folders and environment
     def attempt_dir(self) -> tuple[Path, str]:
@@ -393,12 +397,14 @@ class Ctx:
         for t in threads:
             t.join(5)
         self.active.discard(proc.pid)
+        self.last_killed = hang or killed.is_set()
         if VERBOSE:
             print("    | " + b"".join(err_buf).decode(errors="replace")[-1500:].replace("\n", "\n    | "))
         return Run(argv, proc.returncode, b"".join(out_buf).decode(errors="replace"),
                    b"".join(err_buf).decode(errors="replace"), seconds, hang, bound, peak, killed.is_set())
 
     def leaks(self, d: Path, tag: str, *, tmp: bool = True, grace: float = 3.0) -> list:
+        tmp = tmp and not self.last_killed
         """Processes of the attempt alive ``grace`` s after the CLI ended; temporary folders left."""
         found = []
         deadline = time.monotonic() + grace
@@ -606,6 +612,7 @@ def run_in_pty(ctx: Ctx, d: Path, tag: str, args: list, bound: float = 120) -> t
     t.join(3)
     os.close(master)
     ctx.active.discard(proc.pid)
+    ctx.last_killed = hang
     rc_file = d / "rc.txt"
     rc = int(rc_file.read_text().strip()) if rc_file.exists() and rc_file.read_text().strip().isdigit() else None
     if rc is not None and rc > 128:
@@ -1030,7 +1037,7 @@ def _esc_evaluate(ctx: Ctx) -> Outcome:
     d, tag = ctx.attempt_dir()
     bad = d / f"{HOSTILE}.onnx"
     bad.write_bytes(b"\x08\x07not an onnx model")
-    run = ctx.cli(d, tag, ["evaluate", *ctx.model_args(), "--data", ctx.base / "data.npz", bad], bound=150)
+    run = ctx.cli(d, tag, ["evaluate", *ctx.model_args(), "--data", ctx.base / "data", bad], bound=150)
     return Outcome("", "", judge(run, escapes=True) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
 
@@ -1065,7 +1072,8 @@ def _esc_newlines(ctx: Ctx) -> Outcome:
 from app.safety import wire
 frame(wire.dumps(("progress", "loading\\nFORGED-LINE from a progress report", None)))
 print("ok\\x0bFORGED-LINE after a vertical tab\\x0cFORGED-LINE after a form feed", flush=True)
-raise RuntimeError("boom\\nFORGED-LINE: the model was verified by the fence\\n")
+frame(wire.dumps(("error", "BadInput", "boom\\nFORGED-LINE: the model was verified by the fence\\n", None)))
+os._exit(0)
 '''
     run = ctx.cli(d, tag, ["inspect", *ctx.model_args(arch_file(d, payload, {}))], bound=120)
     forged = [ln for ln in run.err.splitlines() if ln.startswith("FORGED-LINE")]
@@ -1117,13 +1125,13 @@ def empty_node_onnx(path: Path, size: int) -> None:
     path.write_bytes(model)
 
 
-@attempt("parent memory and blocking reads", "an ONNX of empty nodes through inspect (peak RSS)")
+@attempt("parent memory and blocking reads", "an ONNX of empty nodes through convert (peak RSS)")
 def _empty_nodes(ctx: Ctx) -> Outcome:
     d, tag = ctx.attempt_dir()
     model = d / "empty.onnx"
     size = ctx.onnx_mb << 20
     empty_node_onnx(model, size)
-    run = ctx.cli(d, tag, ["inspect", model, "--timeout", "120"], bound=200)
+    run = ctx.cli(d, tag, ["convert", model, "--to", "onnx", "--out", d / "out", "--timeout", "120"], bound=200)
     found, note = [], message(run)
     if run.peak_kb and ctx.baseline_kb:
         growth = max(0, run.peak_kb - ctx.baseline_kb) * 1024
@@ -1147,7 +1155,7 @@ def _fifo_evaluate(ctx: Ctx) -> Outcome:
         manifest = artifact.parent / "model.fp32.onnx.manifest.json"
         manifest.unlink()
         os.mkfifo(manifest)
-        return ["evaluate", *ctx.model_args(), "--data", ctx.base / "data.npz", artifact]
+        return ["evaluate", *ctx.model_args(), "--data", ctx.base / "data", artifact]
     return _fifo_attempt(ctx, args)
 
 
@@ -1170,6 +1178,23 @@ def _fifo_targets(ctx: Ctx) -> Outcome:
     return _fifo_attempt(ctx, args)
 
 
+@attempt("parent memory and blocking reads", "report: a FIFO as a manifest in the run folder")
+def _fifo_report(ctx: Ctx) -> Outcome:
+    def args(d: Path) -> list:
+        (d / "runs").mkdir()
+        os.mkfifo(d / "runs" / "model.onnx.manifest.json")
+        return ["report", d / "runs", "--out", d / "r.html"]
+    return _fifo_attempt(ctx, args)
+
+
+@attempt("parent memory and blocking reads", "inspect --trust-globals-from a FIFO")
+def _fifo_trust(ctx: Ctx) -> Outcome:
+    def args(d: Path) -> list:
+        os.mkfifo(d / "globals.txt")
+        return ["inspect", *ctx.model_args(), "--trust-globals-from", d / "globals.txt"]
+    return _fifo_attempt(ctx, args)
+
+
 # ---- example over the user's README
 @attempt("example", "example DIR over an existing README.txt (no --overwrite)")
 def _example_readme(ctx: Ctx) -> Outcome:
@@ -1180,6 +1205,21 @@ def _example_readme(ctx: Ctx) -> Outcome:
     readme.write_text("the user's notes\n")
     run = ctx.cli(d, tag, ["example", folder, "--timeout", "150"], bound=200)
     found = [("side effect", "the user's README.txt was overwritten")] if readme.read_text() != "the user's notes\n" else []
+    return Outcome("", "", found + judge(run, timeout=150) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
+
+
+@attempt("example", "example DIR --overwrite with a file that is a link to the user's file")
+def _example_link(ctx: Ctx) -> Outcome:
+    d, tag = ctx.attempt_dir()
+    folder = d / "mine"
+    folder.mkdir()
+    victim = d / "victim.txt"
+    victim.write_text("the user's file\n")
+    for name in ("README.txt", "digits_cnn.py", "digits_cnn.pth"):
+        (folder / name).symlink_to(victim)
+    run = ctx.cli(d, tag, ["example", folder, "--overwrite", "--timeout", "150"], bound=200)
+    found = [("side effect", "a file outside the folder was written through a link")] \
+        if victim.read_text() != "the user's file\n" else []
     return Outcome("", "", found + judge(run, timeout=150) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
 
@@ -1273,6 +1313,25 @@ def _targets_string(ctx: Ctx) -> Outcome:
     (d / "bench.json").write_text(json.dumps(_bench_json(ctx, rows)))
     run = ctx.cli(d, tag, ["targets", "--measured", d / "bench.json"], bound=120)
     return Outcome("", "", judge(run, expect=(0, 2)) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
+
+
+@attempt("unclear errors", "targets --measured: a bench.json nested 100,000 deep")
+def _targets_deep(ctx: Ctx) -> Outcome:
+    d, tag = ctx.attempt_dir()
+    (d / "bench.json").write_text('{"machine": {}, "results": ' + "[" * 100000 + "]" * 100000 + "}")
+    run = ctx.cli(d, tag, ["targets", "--measured", d / "bench.json"], bound=120)
+    return Outcome("", "", judge(run, expect=(0, 2)) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
+
+
+@attempt("unclear errors", "evaluate: a manifest of wrong types beside the artifact")
+def _evaluate_types(ctx: Ctx) -> Outcome:
+    d, tag = ctx.attempt_dir()
+
+    def edit(m):
+        m.update(recorded=[1, 2], build_isa="avx", options={"data": 5}, source="x", evaluation=[], precision=[])
+    artifact = ctx.onnx_artifact(d, edit)
+    run = ctx.cli(d, tag, ["evaluate", *ctx.model_args(), "--data", ctx.base / "data", artifact], bound=150)
+    return Outcome("", "", judge(run) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
 
 @attempt("unclear errors", "main.py nosuch --json")
