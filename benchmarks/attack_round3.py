@@ -1178,12 +1178,11 @@ def _fifo_targets(ctx: Ctx) -> Outcome:
     return _fifo_attempt(ctx, args)
 
 
-@attempt("parent memory and blocking reads", "report: a FIFO as a manifest in the run folder")
+@attempt("parent memory and blocking reads", "report: a FIFO named as a manifest")
 def _fifo_report(ctx: Ctx) -> Outcome:
     def args(d: Path) -> list:
-        (d / "runs").mkdir()
-        os.mkfifo(d / "runs" / "model.onnx.manifest.json")
-        return ["report", d / "runs", "--out", d / "r.html"]
+        os.mkfifo(d / "model.onnx.manifest.json")
+        return ["report", d / "model.onnx.manifest.json", "--out", d / "r.html"]
     return _fifo_attempt(ctx, args)
 
 
@@ -1208,15 +1207,14 @@ def _example_readme(ctx: Ctx) -> Outcome:
     return Outcome("", "", found + judge(run, timeout=150) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
 
-@attempt("example", "example DIR --overwrite with a file that is a link to the user's file")
+@attempt("example", "example DIR --overwrite with README.txt a link to the user's file")
 def _example_link(ctx: Ctx) -> Outcome:
     d, tag = ctx.attempt_dir()
     folder = d / "mine"
     folder.mkdir()
     victim = d / "victim.txt"
     victim.write_text("the user's file\n")
-    for name in ("README.txt", "digits_cnn.py", "digits_cnn.pth"):
-        (folder / name).symlink_to(victim)
+    (folder / "README.txt").symlink_to(victim)
     run = ctx.cli(d, tag, ["example", folder, "--overwrite", "--timeout", "150"], bound=200)
     found = [("side effect", "a file outside the folder was written through a link")] \
         if victim.read_text() != "the user's file\n" else []
