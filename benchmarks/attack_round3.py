@@ -132,7 +132,7 @@ def fds():
 
 
 def pipes():
-    return [fd for fd, what in fds() if fd > 2 and what.startswith("pipe:")]
+    return [fd for fd, what in fds() if fd > 2 and what.startswith(("pipe:", "socket:"))]
 
 
 def frame(data):
@@ -996,7 +996,7 @@ for fd in pipes():
     os.write(fd, struct.pack("!i", 4096) + b'{"$tuple": ["res')
 time.sleep(120)
 '''
-    run = ctx.cli(d, tag, ["inspect", *ctx.model_args(arch_file(d, payload, {})), "--timeout", "10"], bound=45,
+    run = ctx.cli(d, tag, ["inspect", *ctx.model_args(arch_file(d, payload, {})), "--timeout", "10"], bound=35,
                   env_extra={"DEPLOYSTUDIO_JOB_STALL_SECONDS": "5"})
     return Outcome("", "", judge(run, timeout=10) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
@@ -1012,7 +1012,7 @@ while time.monotonic() < end:
     frame(data)
     time.sleep(0.01)
 '''
-    run = ctx.cli(d, tag, ["inspect", *ctx.model_args(arch_file(d, payload, {})), "--timeout", "10"], bound=45,
+    run = ctx.cli(d, tag, ["inspect", *ctx.model_args(arch_file(d, payload, {})), "--timeout", "10"], bound=35,
                   env_extra={"DEPLOYSTUDIO_JOB_STALL_SECONDS": "5"})
     return Outcome("", "", judge(run, timeout=10) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
@@ -1144,7 +1144,7 @@ def _empty_nodes(ctx: Ctx) -> Outcome:
 
 def _fifo_attempt(ctx: Ctx, make_args: Callable[[Path], list]) -> Outcome:
     d, tag = ctx.attempt_dir()
-    run = ctx.cli(d, tag, make_args(d), bound=25)
+    run = ctx.cli(d, tag, make_args(d), bound=15)
     return Outcome("", "", judge(run) + ctx.leaks(d, tag), run.seconds, message(run), run.rc)
 
 
