@@ -40,6 +40,14 @@ hang, crash, leak, unclear error; totals are printed in the issue's order):
   ``error:`` line, or ``--json`` whose stdout is not exactly one JSON object.
 - **clean**: none of these.
 
+Families (``--list`` shows every attempt): keystrokes, pack, optimize, forged results, outliving the
+app (with the fence's limits), socket, watchdog, terminal escapes, parent memory and blocking reads,
+example, native crash, unclear errors; then round 2. Not here: the window rendering model text as
+HTML (left to the UI tests). Figures that depend on the machine: the fork bomb spawns 2048
+``sleep`` processes (killed at once), the sparse file is 1 TiB (no disk used), the result of empty
+objects is ``--message-mb`` (24) MiB and the ONNX of empty nodes ``--onnx-mb`` (16) MiB: each costs
+today's CLI about 50x / 105x its size (``--onnx-mb 40``, the issue's, needs ~4.2 GiB free).
+
 Totals are printed in the issue's words: "N side effects, N leaks, N hangs, N crashes, N unclear errors".
 The exit status is 1 when anything hit, else 0.
 """
