@@ -116,10 +116,11 @@ def open_regular(path: Path) -> BinaryIO:
     import stat
 
     extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    try:  # open() keeps the name (readers use stream.name); the opener adds the flags
-        stream = open(path, "rb", opener=lambda name, flags: os.open(name, flags | extra))
+    try:  # one open of the file (os.open with the flags), wrapped as a stream that keeps the name
+        stream = open(os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | extra), "rb")
     except OSError as e:
         raise ModelLoadError(f"{path}: cannot read ({e.strerror})") from None
+    stream.raw.name = str(path)  # readers use stream.name
     mode = os.fstat(stream.fileno()).st_mode
     if not stat.S_ISREG(mode):
         stream.close()
