@@ -50,6 +50,8 @@ import signal
 import sys
 import threading
 import time
+import types
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -270,12 +272,20 @@ def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: st
 
 
 def _error(name: str, message: str, details: dict | None = None) -> StudioError:
-    cls = getattr(errors, name, None)
+    cls = getattr(errors, name, None) if isinstance(name, str) else None
     if not (isinstance(cls, type) and issubclass(cls, StudioError)):
         cls = ConversionFailed
-    error = cls(clean_text(message, 20000, lines=True))  # a pickle's list of globals can be long
+    error = cls(_continued(clean_text(message, 20000, lines=True)))  # a pickle's list of globals can be long
     error.details = details if isinstance(details, dict) else None
     return error
+
+
+def _continued(message: str) -> str:
+    """A job's multi-line message with every line after the first indented: the CLI prints it after
+    ``error:``, and no line the job wrote may start where the app's own lines start (a forged
+    ``error:`` or success line)."""
+    first, *rest = message.split("\n")
+    return "\n".join([first, *(line if line[:1] in (" ", "") else "  " + line for line in rest)])
 
 
 def _signal_name(code: int) -> str:
@@ -415,6 +425,7 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
         if proc.is_alive():
             _stop(proc)
         _kill_group(proc.pid)
+        sandbox.remove_job_cgroups(proc.pid)  # (root: the job's pids cgroup, once its processes are gone)
         watch.output.drain(final=True)
         watch.output.close()
         output_r.close()
@@ -426,8 +437,32 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     if outcome is None:
         raise _death_of(target, proc.exitcode, watch.peak, oom_before)
     if outcome[0] == "result":
-        return outcome[1]
+        return _checked_type(target, outcome[1])
     raise memory.explain_failure(_error(*outcome[1:]), watch.peak, cleanup_dir)
+
+
+def _declared_type(target: str):
+    """The classes ``target``'s return annotation names (None: any): what its job may send back."""
+    try:
+        hint = typing.get_type_hints(_resolve(target)).get("return")
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve here checks nothing
+        return None
+    if hint is None or hint is typing.Any:
+        return None
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    classes = tuple(typing.get_origin(o) or o for o in options)
+    classes = tuple(type(None) if c is None else c for c in classes)
+    return classes if all(isinstance(c, type) for c in classes) else None
+
+
+def _checked_type(target: str, result):
+    """``result`` if it is of the type the job's entry point declares; a forged result of another type
+    (a list where ``inspect`` returns a dict) is an invalid result, not an internal error later."""
+    declared = _declared_type(target)
+    if declared is not None and not isinstance(result, declared):
+        raise InvalidResult(f"the {_process_name(target)} sent an invalid result (a {type(result).__name__} where "
+                            f"{' or '.join(c.__name__ for c in declared)} belongs); nothing was kept")
+    return result
 
 
 class _Frames:

@@ -264,3 +264,60 @@ def test_the_decoder_turns_every_failure_into_an_invalid_message(monkeypatch):
         wire.loads(bomb)
     assert time.monotonic() - started < 5
     assert wire.message_limit() == 4 << 20  # a message longer than its decoding budget allows: refused unread
+
+
+# -------------------------------------------------------------------------- forged messages the parent shows
+def test_a_forged_error_cannot_print_a_line_of_its_own(tmp_path):
+    """A job's error message with line breaks: every line after the first is indented beneath the
+    app's ``error:`` line, so no line the job wrote starts where the app's own lines start."""
+    payload = payloads.RESULT_PIPE_WRITE + '''
+msg = b'{"$tuple":["error","BadInput","boom\\\\nFORGED: the model was verified by the fence\\\\n",null]}'
+to_result_pipe(struct.pack("!i", len(msg)) + msg)
+os._exit(0)
+'''
+    run = run_cli(tmp_path, "inspect", *hostile_model(tmp_path, payload), timeout=150)
+    assert run.returncode == 2, run.stderr
+    assert "error: boom" in run.stderr and "  FORGED: the model was verified" in run.stderr
+    assert not any(line.startswith("FORGED") for line in run.stderr.splitlines()), run.stderr
+
+
+def test_a_result_of_the_wrong_type_is_an_invalid_result(tmp_path):
+    """``inspect``'s job returns a dict: a forged list used to end in "internal error: TypeError"."""
+    payload = payloads.RESULT_PIPE_WRITE + '''
+msg = b'{"$tuple":["result",[{},{}]]}'
+to_result_pipe(struct.pack("!i", len(msg)) + msg)
+os._exit(0)
+'''
+    run = run_cli(tmp_path, "inspect", *hostile_model(tmp_path, payload), "--json", timeout=150)
+    assert run.returncode == 1, run.stderr
+    message = json.loads(run.stdout)["message"]
+    assert message == "the job's process sent an invalid result (a list where dict belongs); nothing was kept"
+    assert "internal error" not in run.stderr and "Traceback" not in run.stderr
+
+
+@needs_fence
+def test_a_job_cannot_start_more_processes_than_its_cap(tmp_path):
+    """A fork bomb: 300 processes asked for under a cap of 64 tasks. ``RLIMIT_NPROC`` binds a normal
+    user; root, whom the kernel exempts from it, gets a pids cgroup of the job's own where the cgroup
+    file system lets it (else this test cannot tell and is skipped). Nothing it started outlives it."""
+    from app.safety.sandbox import _pids_cgroup_dir
+
+    if os.getuid() == 0 and not (_pids_cgroup_dir() and os.access(_pids_cgroup_dir(), os.W_OK)):
+        pytest.skip("root without a writable pids cgroup: the kernel does not cap root's processes")
+    payload = '''
+pids = []
+for i in range(300):
+    try:
+        pids.append(os.posix_spawn("/bin/sleep", ["sleep", "60"], os.environ))
+    except OSError as e:
+        print("REFUSED", e, flush=True)
+        break
+print("SPAWNED", len(pids), " ".join(map(str, pids[:5])), flush=True)
+'''
+    run = run_cli(tmp_path, "inspect", *hostile_model(tmp_path, payload), DEPLOYSTUDIO_JOB_PROCESSES=64, timeout=150)
+    assert "job: REFUSED" in run.stderr, run.stderr
+    line = next(line for line in run.stderr.splitlines() if line.startswith("job: SPAWNED"))
+    assert int(line.split()[2]) < 64, line
+    assert all(_gone_within(int(pid), 10) for pid in line.split()[3:])
+    if os.getuid() == 0:
+        assert not [f for f in _pids_cgroup_dir().iterdir() if f.name.startswith("deploystudio-job-")]

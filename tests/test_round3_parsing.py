@@ -122,6 +122,14 @@ def test_a_fifo_as_benchmark_result_or_data_is_refused(tmp_path, artifact):
     assert_one_clean_line(data, 2, "--data", "bench.json", "not a regular file")
 
 
+def test_a_fifo_as_the_trusted_globals_file_is_refused(tmp_path):
+    """`--trust-globals-from FIFO` blocked `inspect` before any job started (found by the attack round)."""
+    model = tiny_onnx(tmp_path / "model.onnx")
+    os.mkfifo(tmp_path / "names.txt")
+    proc = run_cli(tmp_path, "inspect", model, "--trust-globals-from", tmp_path / "names.txt")
+    assert_one_clean_line(proc, 2, "--trust-globals-from", "names.txt", "FIFO")
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_a_fifo_or_device_as_model_is_refused_by_name(tmp_path, kind):
     model = tmp_path / "model.onnx"

@@ -29,8 +29,10 @@ def bert(tmp_path_factory):
 
 
 def _listed(err: str) -> list[str]:
-    """The names a refusal lists, one a line (indented) after its first line."""
-    return [line.strip() for line in err.splitlines() if line.startswith("  ")]
+    """The names a refusal lists, one a line (indented) after its first line, before what to do (every
+    line of a job's message after the first is indented)."""
+    return [line.strip() for line in err.splitlines()
+            if line.startswith("  ") and not line.strip().startswith("If you trust")]
 
 
 def test_the_refusal_lists_every_global_still_needed_and_json_carries_them(cli, bert, tmp_path):

@@ -9,6 +9,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from app.artifacts.json_file import read_bytes_bounded
 from app.errors import BadInput
 from app.model.specs import parse_dynamic, parse_input
 from app.request import DataSource, ModelSource
@@ -74,14 +75,12 @@ _GLOBAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 def read_trust_file(path: Path) -> list[str]:
     """The global names in a ``--trust-globals-from`` file: one a line; blank lines and ``#`` comments
     (whole lines or the end of one) ignored. Raises BadInput naming the file (and the line)."""
-    try:
-        if path.stat().st_size > MAX_TRUST_FILE_BYTES:
-            raise BadInput(f"--trust-globals-from {path}: {path.stat().st_size:,} bytes is too large for a list "
-                           "of names (one per line)")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"--trust-globals-from {path}: cannot read it ({type(e).__name__}: "
-                       f"{getattr(e, 'strerror', None) or e})") from None
+    try:  # a regular file only (a FIFO would block the CLI forever), at most 1 MiB
+        text = read_bytes_bounded(path, "list of global names", MAX_TRUST_FILE_BYTES).decode("utf-8")
+    except BadInput as e:
+        raise BadInput(f"--trust-globals-from {e}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"--trust-globals-from {path}: not UTF-8 text; write one global name per line") from None
     names: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         name = line.split("#", 1)[0].strip()

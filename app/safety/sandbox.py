@@ -31,6 +31,7 @@ rules, so the three Landlock syscalls and the seccomp program are called through
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -38,6 +39,7 @@ import os
 import platform
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,6 +316,78 @@ def _limits(fence: Fence) -> None:
         _set_limit(resource.RLIMIT_FSIZE, fence.file_bytes)
     if fence.processes and hasattr(resource, "RLIMIT_NPROC") and os.getuid() != 0:
         _set_limit(resource.RLIMIT_NPROC, _user_tasks() + fence.processes)
+    elif fence.processes and os.getuid() == 0:
+        _pids_cgroup(fence.processes)
+
+
+JOB_CGROUP_PREFIX = "deploystudio-job-"
+
+
+def _pids_cgroup_dir() -> Path | None:
+    """The pids controller's folder of this process's cgroup (v1 ``/sys/fs/cgroup/pids/…``, or v2
+    where the unified hierarchy offers ``pids``); None where there is none."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            return Path("/sys/fs/cgroup/pids") / path.lstrip("/")
+    for line in lines:
+        if line.startswith("0::"):
+            root = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+            try:
+                if "pids" in (root / "cgroup.controllers").read_text().split():
+                    return root
+            except OSError:
+                return None
+    return None
+
+
+def _pids_cgroup(limit: int) -> bool:
+    """Root is not bound by ``RLIMIT_NPROC``: move this process into a cgroup of its own whose
+    ``pids.max`` is ``limit`` (everything it starts stays in it). Best effort (False: not capped): the
+    cgroup file system may be read-only or not delegated. Empty job cgroups are removed by
+    :func:`remove_job_cgroups` in the parent."""
+    base = _pids_cgroup_dir()
+    if base is None:
+        return False
+    folder = base / f"{JOB_CGROUP_PREFIX}{os.getpid()}"
+    try:
+        if (base / "cgroup.subtree_control").exists():  # v2: the controller must be enabled below
+            (base / "cgroup.subtree_control").write_text("+pids")
+        folder.mkdir(exist_ok=True)
+        (folder / "pids.max").write_text(str(int(limit)))
+        (folder / "cgroup.procs").write_text("0")
+        return True
+    except OSError:
+        return False
+
+
+def remove_job_cgroups(job_pid: int | None = None, wait: float = 2.0) -> None:
+    """Remove the job cgroups (``deploystudio-job-<pid>``) beside this process's own that are empty
+    (``rmdir`` of a cgroup that still holds a process fails, so a running job's is kept); the one of
+    ``job_pid``, whose processes were just killed, is waited for up to ``wait`` seconds."""
+    if not sys.platform.startswith("linux") or os.getuid() != 0:
+        return
+    base = _pids_cgroup_dir()
+    if base is None:
+        return
+    own = base / f"{JOB_CGROUP_PREFIX}{job_pid}"
+    deadline = time.monotonic() + wait
+    while job_pid and own.is_dir() and time.monotonic() < deadline:
+        try:
+            own.rmdir()
+        except OSError:
+            time.sleep(0.02)  # killed processes take a moment to leave it
+    try:
+        folders = [f for f in base.iterdir() if f.name.startswith(JOB_CGROUP_PREFIX)]
+    except OSError:
+        return
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _writable_paths(writable: tuple[str, ...]) -> list[tuple[str, int]]:

@@ -178,13 +178,15 @@ def _array(body: dict):
 
 def memory_budget() -> int:
     """Bytes the parent may spend decoding one message: ``DEPLOYSTUDIO_RESULT_MEMORY_MB``, else half the
-    memory available now (at least 256 MiB; 4 GiB where that cannot be read)."""
+    memory available now and at most 2 GiB (at least 256 MiB; 2 GiB where that cannot be read): the
+    window's process must not give a job's result more (a real result — figures, arrays as raw bytes —
+    needs a small part of it)."""
     if os.environ.get("DEPLOYSTUDIO_RESULT_MEMORY_MB"):
         return int(os.environ["DEPLOYSTUDIO_RESULT_MEMORY_MB"]) << 20
     from app.safety.sandbox import available_memory
 
     available = available_memory()
-    return 4 << 30 if available is None else max(available // 2, 256 << 20)
+    return 2 << 30 if available is None else max(min(available // 2, 2 << 30), 256 << 20)
 
 
 def message_limit() -> int:
