@@ -63,7 +63,6 @@ import pty
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile

@@ -77,8 +77,9 @@ def read_trust_file(path: Path) -> list[str]:
     (whole lines or the end of one) ignored. Raises BadInput naming the file (and the line)."""
     try:  # a regular file only (a FIFO would block the CLI forever), at most 1 MiB
         text = read_bytes_bounded(path, "list of global names", MAX_TRUST_FILE_BYTES).decode("utf-8")
-    except BadInput as e:
-        raise BadInput(f"--trust-globals-from {e}") from None
+    except BadInput as e:  # (its message starts with the path)
+        reason = str(e).removeprefix(f"{path}: ")
+        raise BadInput(f"--trust-globals-from {path}: cannot read it ({reason})") from None
     except UnicodeDecodeError:
         raise BadInput(f"--trust-globals-from {path}: not UTF-8 text; write one global name per line") from None
     names: list[str] = []
