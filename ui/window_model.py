@@ -137,7 +137,7 @@ class ModelOpening:
         else:
             w.model.show_loading(w.model_path)
             w.statusBar().showMessage(f"Reading {w.model_path.name}…")
-        w.setWindowTitle(f"{w.model_path.name} — Model Deployment Studio")
+        w.setWindowTitle(f"{one_line(w.model_path.name)} — Model Deployment Studio")
         job = inspection_job(source, w)
         job.probe = probe
         job.logged.connect(lambda line: w.log.add(f"loading {source.path.name}: {line}"))

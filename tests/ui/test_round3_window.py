@@ -199,6 +199,18 @@ def test_a_model_whose_names_are_html_is_shown_as_written(qtbot, window, tmp_pat
     assert not any("\x1b" in t for t in texts)
 
 
+def test_the_window_title_shows_a_model_file_name_without_its_controls(qtbot, window, tmp_path):
+    """A file name holding a bidi override and an escape is shown escaped in the title bar (window
+    managers draw titles as text: a right-to-left override there reverses what the user reads)."""
+    from tests.ui.user import load_model
+
+    path = hostile_onnx(tmp_path / "net\u202egnp.\x1b[2J.onnx")
+    load_model(qtbot, window, path)
+    title = window.windowTitle()
+    assert "\u202e" not in title and "\x1b" not in title, repr(title)
+    assert "net" in title and "gnp." in title and "Model Deployment Studio" in title
+
+
 def test_tool_tips_and_legends_show_file_names_as_written():
     from PySide6.QtGui import QTextDocument
 
