@@ -71,14 +71,10 @@ def gb(n: float) -> str:
 
 # ---------------------------------------------------------------------------- the machine
 def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    # one reader of /proc/meminfo: the fence's (app.safety lies below app.machine in the layers)
+    from app.safety.sandbox import available_memory
+
+    return available_memory()
 
 
 def _cgroup_room() -> int | None:
