@@ -227,8 +227,8 @@ def compare_outputs(reference: Outputs, got: Outputs, data: DataSet) -> Evaluati
                                      f"{[list(o.shape) for o in out]}, the source {[list(r.shape) for r in ref]}")
         r, g = _rows(ref), _rows(out)
         nr, ng = np.linalg.norm(r, axis=1), np.linalg.norm(g, axis=1)
-        diff = np.linalg.norm(g - r, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):   # -inf logits: -inf - -inf (its cosine is 0 below)
+            diff = np.linalg.norm(g - r, axis=1)
             cos = np.where((nr > 0) & (ng > 0), np.sum(r * g, axis=1) / (nr * ng), np.where(nr == ng, 1.0, 0.0))
             rel = np.where(nr > 0, diff / nr, diff)
         finite = np.all(np.isfinite(g), axis=1)
