@@ -227,6 +227,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         if rec:
             on_data = (f", on data: mean cosine {rec['eval_cosine_mean']:.5f}" if rec.get("eval_cosine_mean") is not None
                        else "")
+            if rec.get("eval_confident_samples"):
+                on_data += (f", confident agreement {rec['eval_confident_agreement']:.1%} on "
+                            f"{rec['eval_confident_samples']} of {rec['eval_samples']} samples")
+            if rec.get("eval_kl_mean") is not None:
+                on_data += f", KL mean {rec['eval_kl_mean']:.3g}"
             if rec.get("eval_top1_drop") is not None:
                 on_data += f", top-1 drop {100 * rec['eval_top1_drop']:.2f} points"
             if rec.get("float_nodes"):
