@@ -196,7 +196,3 @@ def test_int8_with_a_confident_agreement_budget_shows_the_new_figures(cli, digit
     assert b["rounds"][0]["confident-agreement"] == e["confident_agreement"]
     manifest = json.loads(open(data["manifest"]).read())
     assert manifest["evaluation"] == e
-    human = cli("evaluate", digits["state"], *DIGITS_ARGS, data["artifact"], "--data", digits["images"])
-    assert human.code == 0, human.err
-    assert "confident agreement" in human.out and "of 210 samples (margin ≥ 0.1)" in human.out
-    assert "KL mean" in human.out and "95% interval" in human.out
