@@ -18,7 +18,7 @@ from typing import Callable
 from app.accuracy.budget import AccuracyBudget, meet_budget
 from app.accuracy.data import DataSet, load_data
 from app.accuracy.evaluation import Evaluation, evaluate, run_all
-from app.accuracy.verify import INT8_MIN_COSINE, Verification, verify_artifact
+from app.accuracy.verify import INT8_MIN_COSINE, Verification, vanishing_text, verify_artifact
 from app.artifacts import atomic_output as files, placement
 from app.artifacts.manifest import manifest_path_of
 from app.artifacts.versions import tool_versions
@@ -180,6 +180,7 @@ def _evaluate_on_data(converter, ctx, produced: list[Path], verification: Verifi
                           "split_seed": SEED.of(request), "notes": evaluation.notes}
     budget_report = None
     if budget is not None:
+        budget.check_scores(scores)     # a figure these outputs and data cannot give (no classifier, no confident call)
         produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
                                                       budget, MAX_FLOAT_NODES.of(request))
         if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
@@ -195,8 +196,11 @@ def judge(ctx, verification: Verification, scores: Evaluation | None, budget, bu
     request = ctx.request
     status = "handoff" if ctx.record.get("handoff") else "ok"
     if not verification.passed:
-        # trace advice only where the precision is exact enough to blame the trace (not int8's loss)
-        if verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
+        # trace advice only where the precision is exact enough to blame the trace (not int8's loss), and the
+        # source's outputs do not vanish (float32 denormals: then nothing can be blamed on what they show)
+        if verification.vanished is not None:
+            verification.failure = f"{verification.failure}: {vanishing_text(verification.vanished)}"
+        elif verification.enforced and (ctx.record.get("tracer_warnings") or request.target == "torchscript-trace"
                                       or ctx.record.get("exporter") == "torchscript"):
             verification.failure = (f"{verification.failure}: the traced graph differs from the model on "
                                     f"{'/'.join(verification.checks[1:2]) or 'a second input'} — forward() "

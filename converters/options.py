@@ -69,9 +69,12 @@ class Option:
 ACCURACY_BUDGET = Option(
     "accuracy_budget", ("--accuracy-budget",), str, metavar="BUDGET",
     help="ONNX fp16/int8 on --data: int8 first searches the quantizer's settings, then keeps the nodes that add "
-         "the most error in float, until the budget holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the "
-         "best artifact if it cannot)",
-    precisions=("fp16", "int8"), label="Accuracy budget", default_label="none (e.g. cosine=0.99, top1-drop=1%)")
+         "the most error in float, until the budget holds: cosine=0.99 (lowest mean cosine), top1-drop=1%% (most "
+         "top-1 points lost, labelled data), confident-agreement=0.99 (lowest top-1 agreement on the samples the "
+         "source calls by a softmax margin of 0.1 or more) or kl=0.01 (highest mean softmax KL divergence) "
+         "(exit 1 with the best artifact if it cannot)",
+    precisions=("fp16", "int8"), label="Accuracy budget",
+    default_label="none (e.g. cosine=0.99, top1-drop=1%, confident-agreement=0.99, kl=0.01)")
 MAX_FLOAT_NODES = Option("max_float_nodes", ("--max-float-nodes",), int, 32, metavar="N",
                          help="at most N nodes kept in float by --accuracy-budget (default 32)")
 SEED = Option("seed", ("--seed",), int, 0, help="seed of the random verification inputs")

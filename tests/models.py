@@ -113,6 +113,19 @@ class Silent(nn.Module):
         return self.linear(x) * 0.0
 
 
+class Vanishing(nn.Module):
+    """Logits ~1e-41 (float32 denormals), as a vision transformer with random weights gives: every artifact
+    rounds or flushes them, and no comparison with them says anything about the artifact."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.hidden(x))) * 1e-40
+
+
 class DigitsCNN(nn.Module):
     """A small convolutional classifier for scikit-learn's 8×8 digits (1 channel, 10 classes);
     ``size`` is the input side after resizing (the benchmark uses 32 to give int8 real work)."""

@@ -305,3 +305,53 @@ def test_quantizer_choices_follow_the_mode_and_the_cpu_the_artifact_is_for():
     assert dict(nncf.choices()) == {"preset": ("mixed",), "overflow_fix": ("disable",),
                                     "fast_bias_correction": (False,), "range_estimator": ("mean_minmax", "histogram")}
     assert dict(nncf.choices(fixed_weights=True))["overflow_fix"] == ()
+
+
+def _scores(**kw):
+    from app.accuracy.evaluation import Evaluation
+
+    base = dict(samples=100, data="hand-made", cosine_mean=0.99, cosine_min=0.9, cosine_p5=0.95, rel_l2_mean=0.1,
+                rel_l2_max=0.2, top1_agreement=0.9, confident_agreement=0.98, confident_samples=75,
+                confident_margin=0.1, kl_mean=0.02, kl_max=0.3, kl_samples=100)
+    return Evaluation(**(base | kw))
+
+
+def test_confident_agreement_and_kl_budgets_parse_judge_and_compare():
+    from app.accuracy.budget import AccuracyBudget
+    from app.errors import BadInput
+
+    ca = AccuracyBudget.parse("confident-agreement=0.99")
+    assert (ca.metric, ca.value, str(ca)) == ("confident-agreement", 0.99, "confident-agreement=0.99")
+    assert AccuracyBudget.parse("confident-agreement = 99%") == ca and AccuracyBudget.parse(str(ca)) == ca
+    kl = AccuracyBudget.parse("kl=1e-2")
+    assert (kl.metric, kl.value, str(kl)) == ("kl", 0.01, "kl=0.01")
+    assert not ca.met(_scores()) and ca.met(_scores(confident_agreement=0.99)) and ca.met(_scores(confident_agreement=1.0))
+    assert not kl.met(_scores()) and kl.met(_scores(kl_mean=0.01)) and kl.met(_scores(kl_mean=0.0))
+    assert "98.0% on 75 of 100 samples (margin ≥ 0.1)" in ca.describe(_scores())
+    assert "mean KL 0.02" in kl.describe(_scores()) and "100 samples" in kl.describe(_scores())
+    # better: closer to 1 (agreement) or to 0 (KL); with a margin, by that share of the gap; an agreement
+    # tie is broken by the mean cosine
+    assert ca.better(_scores(confident_agreement=0.99), _scores())
+    assert not ca.better(_scores(confident_agreement=0.981), _scores(), margin=0.1)
+    assert ca.better(_scores(cosine_mean=0.995), _scores()) and not ca.better(_scores(), _scores())
+    assert kl.better(_scores(kl_mean=0.01), _scores()) and not kl.better(_scores(kl_mean=0.0199), _scores(), margin=0.1)
+    assert kl.better(_scores(kl_mean=5.0), _scores(kl_mean=float("inf")))
+    # NNCF's accuracy control maximises a figure: the agreement, or the negated KL; the drop it may lose
+    assert ca.control_metric(_scores()) == 0.98 and ca.control_max_drop() == pytest.approx(0.01)
+    assert kl.control_metric(_scores()) == -0.02 and kl.control_max_drop() == 0.01
+    # a figure that cannot be measured never meets the budget, and is refused in one line
+    none = _scores(confident_agreement=None, confident_samples=0)
+    assert not ca.met(none)
+    with pytest.raises(BadInput) as e:
+        ca.check_scores(none)
+    assert "none of the 100 evaluation samples is a confident call" in str(e.value) and "\n" not in str(e.value)
+    for budget in (ca, kl):
+        with pytest.raises(BadInput, match="needs a classifier output"):
+            budget.check_scores(_scores(confident_agreement=None, confident_samples=None, kl_mean=None, kl_samples=None))
+    ca.check_scores(_scores())
+    kl.check_scores(_scores())
+    for text, words in (("confident-agreement=1.5", "(0, 1]"), ("kl=0", "positive"), ("kl=1%", "positive"),
+                        ("kl=", "kl=0.01"), ("cosine=0.9.9", "confident-agreement=0.99")):
+        with pytest.raises(BadInput) as e:
+            AccuracyBudget.parse(text)
+        assert words in str(e.value) and "\n" not in str(e.value), text

@@ -7,6 +7,9 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
+import pytest
+
 from tests.conftest import DIGITS_ARGS
 
 
@@ -89,3 +92,107 @@ def test_an_int8_miss_on_random_inputs_is_not_shouted_as_a_failure():
     miss = Verification(precision="int8", cosine=0.7, passed=False, enforced=False)
     assert "FAILED" not in miss.summary() and "not enforced: the data decides" in miss.summary()
     assert Verification(precision="fp16", cosine=0.7, passed=False).summary().endswith("→ FAILED")
+
+
+# -- the figures beside raw agreement: confident agreement, softmax KL, the top-1 drop's interval
+
+
+def _data(n: int, labels=None):
+    from pathlib import Path
+
+    from app.accuracy.data import DataSet
+
+    return DataSet(Path("hand-made"), "arrays", [{} for _ in range(n)],
+                   labels=None if labels is None else [np.asarray([y]) for y in labels])
+
+
+def _outputs(rows) -> list:
+    return [[np.asarray([r], dtype=np.float32)] for r in rows]
+
+
+def test_confident_agreement_leaves_out_the_close_calls_and_counts_the_clear_ones():
+    from app.accuracy.evaluation import CONFIDENT_MARGIN, compare_outputs
+
+    # two classes: p1 - p2 = tanh(x / 2), so the margin 0.1 lies at x = 0.2007
+    reference = _outputs([[5, 0], [0.25, 0], [0.15, 0], [0, 0.19], [0, 4], [3, -np.inf], [-1e30, 1e30]])
+    artifact = _outputs([[4, 0], [0, 0.25], [0, 0.15], [0.19, 0], [4, 0], [3, -50], [-1e30, 1e30]])
+    e = compare_outputs(reference, artifact, _data(7))
+    # clear calls: 5 vs 0 (kept), 0.25 vs 0 (flipped), 0 vs 4 (flipped), 3 vs -inf (kept), ±1e30 (kept)
+    assert e.confident_margin == CONFIDENT_MARGIN == 0.1
+    assert e.confident_samples == 5 and e.samples == 7
+    assert e.confident_agreement == pytest.approx(3 / 5)
+    assert e.top1_agreement == pytest.approx(3 / 7)          # the two close calls flipped too
+    assert "confident agreement 60.0% on 5 of 7 samples (margin ≥ 0.1)" in e.summary()
+    j = e.to_json()
+    assert j["confident_samples"] == 5 and j["confident_agreement"] == e.confident_agreement
+    from app.accuracy.evaluation import evaluation_columns
+
+    cols = evaluation_columns(j)
+    assert cols["eval_confident_agreement"] == e.confident_agreement and cols["eval_confident_samples"] == 5
+    assert cols["eval_kl_mean"] == e.kl_mean and "eval_top1_drop_low" in cols
+
+
+def test_no_confident_sample_is_said_not_averaged():
+    from app.accuracy.evaluation import compare_outputs
+
+    e = compare_outputs(_outputs([[0.1, 0], [0, 0.05]]), _outputs([[0, 0.1], [0, 0.05]]), _data(2))
+    assert e.confident_samples == 0 and e.confident_agreement is None
+    assert "no confident sample of 2" in e.summary()
+
+
+def test_kl_is_zero_for_identical_outputs_positive_otherwise_and_careful_with_infinities():
+    from app.accuracy.evaluation import compare_outputs, kl_divergence
+
+    rows = [[2.0, -1.0, 0.5], [1e30, 0, -1e30], [-np.inf, 1, 2], [700, 0, -700]]
+    same = compare_outputs(_outputs(rows), _outputs(rows), _data(4))
+    assert same.kl_mean == 0.0 and same.kl_max == 0.0 and same.kl_samples == 4
+    moved = compare_outputs(_outputs(rows), _outputs([[2.0, -1.0, 0.7], *rows[1:]]), _data(4))
+    assert moved.kl_mean > 0 and moved.kl_max == pytest.approx(4 * moved.kl_mean)
+    # the closed form: p = (½, ½), q = (¾, ¼): KL = ½ ln(4/3)
+    kl, counted = kl_divergence(np.array([[0.0, 0.0]]), np.log(np.array([[3.0, 1.0]])))
+    assert counted.all() and kl[0] == pytest.approx(0.5 * np.log(4 / 3), rel=1e-12)
+    # an artifact that gives NaN, or probability 0 to a class the source does not, is infinitely far;
+    # a source row with no softmax (NaN, every logit -inf) is not counted
+    kl, counted = kl_divergence(np.array([[1.0, 0.0], [1.0, 0.0], [np.nan, 0.0], [-np.inf, -np.inf]]),
+                                np.array([[np.nan, 0.0], [1.0, -np.inf], [1.0, 0.0], [1.0, 0.0]]))
+    assert kl[0] == kl[1] == np.inf and counted.tolist() == [True, True, False, False]
+
+
+def test_the_top1_drop_interval_holds_the_estimate_and_covers_the_truth():
+    from app.accuracy.evaluation import compare_outputs, paired_drop_interval
+
+    labels = [0, 0, 1, 1, 0, 1]
+    reference = _outputs([[3, 0], [3, 0], [0, 3], [0, 3], [0, 3], [3, 0]])   # 4 of 6 right
+    artifact = _outputs([[3, 0], [0, 3], [0, 3], [0, 3], [3, 0], [3, 0]])    # one lost, one gained
+    e = compare_outputs(reference, artifact, _data(6, labels))
+    assert e.top1_drop == 0.0 and e.top1_drop_low < 0 < e.top1_drop_high   # one each way: not proven either
+    assert "95% interval" in e.summary()
+    # an artifact that never disagrees is not proven lossless to ±0: the interval has a width
+    low, high = paired_drop_interval(np.ones(50, bool), np.ones(50, bool))
+    assert low < 0 < high and high - low > 0.02
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(1000):   # true drop 0.03: 5 % lost, 2 % gained, 200 samples
+        u = rng.random(200)
+        source, artifact_right = u >= 0.02, (u >= 0.07) | (u < 0.02)
+        low, high = paired_drop_interval(source, artifact_right)
+        point = np.mean(source) - np.mean(artifact_right)
+        assert low <= point <= high and -1 <= low and high <= 1
+        covered += low <= 0.03 <= high
+    assert 0.92 <= covered / 1000 <= 0.99
+
+
+def test_int8_with_a_confident_agreement_budget_shows_the_new_figures(cli, digits, tmp_path):
+    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "onnx", "--precision", "int8",
+            "--data", digits["images"], "--accuracy-budget", "confident-agreement=0.9", "--out", tmp_path, "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    e = data["evaluation"]
+    assert 0 < e["confident_samples"] <= e["samples"] == 210 and e["confident_margin"] == 0.1
+    assert e["confident_agreement"] >= 0.9 and e["kl_mean"] >= 0 and e["kl_max"] >= e["kl_mean"]
+    assert e["top1_drop_low"] <= e["top1_drop"] <= e["top1_drop_high"]
+    b = data["accuracy_budget"]
+    assert b["budget"] == "confident-agreement=0.9" and b["met"]
+    assert b["rounds"][0]["confident-agreement"] == e["confident_agreement"]
+    manifest = json.loads(open(data["manifest"]).read())
+    assert manifest["evaluation"] == e

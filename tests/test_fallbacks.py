@@ -93,3 +93,23 @@ def test_constant_source_outputs_are_reported(cli, tmp_path):
     data = json.loads(r.out)
     assert any("verification cannot tell artifacts apart" in w and "near zero" in w for w in data["warnings"])
     assert "cannot tell" in data["verification"]["blind"]
+
+
+def test_vanishing_source_outputs_are_named_not_blamed_on_the_trace(cli, tmp_path):
+    """A source whose logits are ~1e-41 (float32 denormals): fp16 turns them into 0 and verification fails,
+    but the trace is not to blame — the failure says the outputs vanish and what to do, not "forward()
+    may have data-dependent control flow"; an fp32 artifact that passes carries the same warning."""
+    state = tmp_path / "vanishing.pt"
+    torch.manual_seed(0)
+    torch.save(models.Vanishing().state_dict(), state)
+    flags = ["--arch", "tests.models:Vanishing", "--input", "x:1x16", "--out", tmp_path / "out", "--json"]
+    r = cli("convert", state, *flags, "--to", "torchscript-trace", "--precision", "fp16")
+    assert r.code != 0
+    data = json.loads(r.out)
+    assert "float32 denormals" in data["message"] and "use trained weights or real data" in data["message"]
+    assert "data-dependent control flow" not in data["message"]
+    r = cli("convert", state, *flags, "--to", "onnx")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data["verification"]["passed"] and "float32 denormals" in data["verification"]["blind"]
+    assert any("~4e-41" in w or "e-41" in w for w in data["warnings"])

@@ -289,3 +289,31 @@ def test_make_it_again_for_a_pickle_from_a_manifest_that_did_not_record_allow_pi
     assert "--allow-pickle" in argv and argv[argv.index("--trust-global") + 1] == "tests.models.MLP"
     assert "--unsafe-run-code-from-file" not in argv
     assert "--allow-pickle" not in shlex.split(reproduce_command(manifest))
+
+
+def test_the_evaluation_says_on_how_many_samples_of_what_its_figures_stand(cli, run, tmp_path):
+    """A manifest's evaluation on data (real figures from hand-made logits): the report says on how many
+    samples of which data, the confident calls out of all with the margin, the KL and the drop's interval;
+    figures that are not numbers show as '–'."""
+    import numpy as np
+
+    from app.accuracy.data import DataSet
+    from app.accuracy.evaluation import compare_outputs
+
+    reference = [[np.array([r], dtype=np.float32)] for r in ([4, 0], [0.05, 0], [0, 3], [2, 0])]
+    artifact = [[np.array([r], dtype=np.float32)] for r in ([4, 0], [0, 0.05], [3, 0], [2, 0.1])]
+    data = DataSet(Path("crops <b>"), "images", [{}] * 4, labels=[np.array([y]) for y in (0, 1, 1, 0)])
+    e = compare_outputs(reference, artifact, data).to_json()
+    manifests = []
+    for name, evaluation in (("good", e), ("odd", dict(e, confident_agreement="high", kl_mean=[1]))):
+        m = dict(run["manifest_data"][0], evaluation=evaluation)
+        (tmp_path / f"{name}.manifest.json").write_text(json.dumps(m))
+        manifests.append(tmp_path / f"{name}.manifest.json")
+    out = tmp_path / "report.html"
+    r = cli("report", *manifests, "--out", out)
+    assert r.code == 0, r.err
+    text = out.read_text(encoding="utf-8")
+    assert "Evaluation on 4 samples of 4 samples (images) from crops &lt;b&gt;" in text and "crops <b>" not in text
+    assert "<b>confident agreement 66.7%</b> on 3 of 4 samples" in text and "margin ≥ 0.1" in text
+    assert "softmax KL divergence (source ‖ artifact) mean" in text and "95% interval" in text
+    assert "<b>confident agreement –%</b> on 3 of 4 samples" in text      # not a number: shown as such

@@ -194,12 +194,20 @@ def _min_cosine() -> float:
 
 
 def accuracy_cells(evaluation) -> list[str]:
-    """The two accuracy columns of a result: mean cosine on the data, and top-1 with labels."""
+    """The two accuracy columns of a result: mean cosine on the data, and top-1 — source → artifact with
+    labels, and for a classifier the agreement on the source's confident calls, with how many they are
+    (``92.0% → 91.5% · confident 100.0% of 180/210``)."""
     if evaluation is None:
         return ["—", "—"]
-    top1 = (f"{evaluation.source_top1:.1%} → {evaluation.artifact_top1:.1%}"
-            if evaluation.artifact_top1 is not None else "—")
-    return [f"{evaluation.cosine_mean:.5f}", top1]
+    parts = []
+    if evaluation.artifact_top1 is not None:
+        parts.append(f"{evaluation.source_top1:.1%} → {evaluation.artifact_top1:.1%}")
+    confident = getattr(evaluation, "confident_samples", None)
+    if confident:
+        parts.append(f"confident {evaluation.confident_agreement:.1%} of {confident}/{evaluation.samples}")
+    elif confident == 0:
+        parts.append(f"no confident call of {evaluation.samples}")
+    return [f"{evaluation.cosine_mean:.5f}", " · ".join(parts) or "—"]
 
 
 def full_text_tooltip(lines: list[str]) -> str:

@@ -199,6 +199,8 @@ class Converting:
         v = result.verification
         w.log.add(f"{key.name}: wrote {result.artifact} ({result.size_bytes / 1e6:.2f} MB, "
                   f"{result.seconds:.1f} s)" + (f"; verification {v.summary()}" if v else ""))
+        if result.evaluation is not None:
+            w.log.add(f"{key.name}: on data: {result.evaluation.summary()}")
         for warning in result.warnings:
             w.log.add(f"{key.name}: warning: {warning}")
         if result.accuracy_budget:

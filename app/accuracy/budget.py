@@ -1,4 +1,5 @@
-"""Accuracy-aware fp16/int8: ``--accuracy-budget cosine=0.99`` or ``top1-drop=1%``.
+"""Accuracy-aware fp16/int8: ``--accuracy-budget cosine=0.99``, ``top1-drop=1%``,
+``confident-agreement=0.99`` or ``kl=0.01``.
 
 Quantize and evaluate on the held-out part of ``--data``. For int8, first search the quantizer's
 whole-model settings (:class:`converters.onnx_precision.QuantizerConfig`: weight type, per-channel,
@@ -37,26 +38,40 @@ DATA_MOVEMENT = {"Reshape", "Transpose", "Shape", "Gather", "Unsqueeze", "Squeez
 
 @dataclass(frozen=True)
 class AccuracyBudget:
-    """The least accuracy an fp16/int8 artifact must keep, on the evaluation data."""
+    """The least accuracy an fp16/int8 artifact must keep, on the evaluation data: ``cosine=0.99``
+    (lowest mean cosine), ``top1-drop=1%`` (most top-1 points lost, labelled data),
+    ``confident-agreement=0.99`` (lowest top-1 agreement on the samples the source calls clearly, see
+    :data:`app.accuracy.evaluation.CONFIDENT_MARGIN`; a classifier output) or ``kl=0.01`` (highest mean
+    KL divergence of the softmax, source ‖ artifact, in nats; a classifier output)."""
 
-    metric: str       # cosine | top1-drop
-    value: float      # cosine: lowest mean cosine; top1-drop: most points lost, as a fraction
+    metric: str       # cosine | top1-drop | confident-agreement | kl
+    value: float      # cosine, confident-agreement: lowest; top1-drop: most points lost, as a fraction; kl: highest
+
+    METRICS = ("cosine", "top1-drop", "confident-agreement", "kl")
+    HIGHER_IS_BETTER = ("cosine", "confident-agreement")
 
     @staticmethod
     def parse(text: str) -> "AccuracyBudget":
-        m = re.fullmatch(r"\s*(cosine|top1-drop)\s*=\s*([0-9.]+)\s*(%?)\s*", text or "")
+        m = re.fullmatch(r"\s*(cosine|top1-drop|confident-agreement|kl)\s*=\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
+                         r"\s*(%?)\s*", text or "")
         if not m:
-            raise BadInput(f"--accuracy-budget {text!r}: write cosine=0.99 (lowest mean cosine to the source) or "
-                           "top1-drop=1% (most top-1 accuracy points lost, needs labelled --data)")
-        value = float(m.group(2)) / (100 if m.group(3) else 1)
-        if m.group(1) == "cosine" and not 0 < value <= 1:
-            raise BadInput(f"--accuracy-budget {text!r}: a cosine lies in (0, 1]")
-        if m.group(1) == "top1-drop" and not m.group(3) and value >= 1:
+            raise BadInput(f"--accuracy-budget {text!r}: write cosine=0.99 (lowest mean cosine to the source), "
+                           "top1-drop=1% (most top-1 points lost, needs labelled --data), confident-agreement=0.99 "
+                           "(lowest top-1 agreement on the source's confident calls) or kl=0.01 (highest mean "
+                           "softmax KL divergence)")
+        metric, percent = m.group(1), bool(m.group(3))
+        value = float(m.group(2)) / (100 if percent else 1)
+        if metric in AccuracyBudget.HIGHER_IS_BETTER and not 0 < value <= 1:
+            raise BadInput(f"--accuracy-budget {text!r}: a {'cosine' if metric == 'cosine' else 'share'} lies in (0, 1]"
+                           f"{' (or 0–100%)' if metric != 'cosine' else ''}")
+        if metric == "kl" and (percent or value <= 0):
+            raise BadInput(f"--accuracy-budget {text!r}: a KL divergence is a positive number of nats, e.g. kl=0.01")
+        if metric == "top1-drop" and not percent and value >= 1:
             value /= 100  # "top1-drop=1" means one point
-        return AccuracyBudget(m.group(1), value)
+        return AccuracyBudget(metric, value)
 
     def __str__(self) -> str:
-        return f"cosine={self.value:g}" if self.metric == "cosine" else f"top1-drop={self.value * 100:g}%"
+        return f"top1-drop={self.value * 100:g}%" if self.metric == "top1-drop" else f"{self.metric}={self.value:g}"
 
     def check_data(self, data: DataSet | None) -> None:
         if data is None:
@@ -65,26 +80,77 @@ class AccuracyBudget:
             raise BadInput(f"--accuracy-budget {self}: needs labelled data (class subfolders, a 'label' array, or "
                            "\"label\" in JSONL); use cosine=... for unlabelled data")
 
+    def check_scores(self, e: Evaluation) -> None:
+        """Refuse a budget its figure cannot be measured for on these outputs and data (once the first
+        artifact is evaluated): confident agreement or KL without a classifier output, or with no
+        sample the source calls clearly — rather than a loop that chases a figure that does not exist."""
+        if self.metric in ("confident-agreement", "kl") and e.confident_samples is None:
+            raise BadInput(f"--accuracy-budget {self}: needs a classifier output ([batch, classes] float logits) "
+                           "and this model has none; use cosine=... instead")
+        if self.metric == "confident-agreement" and not e.confident_samples:
+            raise BadInput(f"--accuracy-budget {self}: none of the {e.samples} evaluation samples is a confident call "
+                           f"(the source's top-1 probability beating its top-2 by ≥ {e.confident_margin:g}), so "
+                           "confident agreement cannot be measured; give more or real --data, or use cosine=... or kl=...")
+        if self.metric == "kl" and not e.kl_samples:
+            raise BadInput(f"--accuracy-budget {self}: the source's logits give no softmax on any evaluation sample "
+                           "(NaN or infinite); use cosine=... instead")
+
     def figure(self, e: Evaluation) -> float:
+        """The budget's figure on ``e``; where it cannot be measured, one that never meets the budget."""
         if self.metric == "cosine":
             return e.cosine_mean
+        if self.metric == "confident-agreement":
+            return e.confident_agreement if e.confident_agreement is not None else 0.0
+        if self.metric == "kl":
+            return e.kl_mean if e.kl_mean is not None else float("inf")
         return e.top1_drop if e.top1_drop is not None else 1.0
 
     def met(self, e: Evaluation) -> bool:
-        return self.figure(e) >= self.value if self.metric == "cosine" else self.figure(e) <= self.value + 1e-12
+        if self.metric in self.HIGHER_IS_BETTER:
+            return self.figure(e) >= self.value - 1e-12
+        return self.figure(e) <= self.value + 1e-12
 
     def better(self, a: Evaluation, b: Evaluation, margin: float = 0.0) -> bool:
-        """Whether ``a`` is closer to the budget than ``b``; with ``margin``, a cosine must also close that
-        fraction of ``b``'s gap to 1 (differences below it are the data's noise, not the quantizer's)."""
+        """Whether ``a`` is closer to the budget than ``b``; with ``margin``, ``a`` must also close that
+        fraction of ``b``'s gap to the ideal (cosine and confident agreement: 1; KL: 0) — differences below
+        it are the data's noise, not the quantizer's. Confident agreement moves in steps of one sample: on a
+        tie, the higher mean cosine decides (same margin). The top-1 drop compares plainly."""
+        fa, fb = self.figure(a), self.figure(b)
         if self.metric == "cosine":
-            return self.figure(a) - self.figure(b) > margin * (1 - self.figure(b))
-        return self.figure(a) < self.figure(b)
+            return fa - fb > margin * (1 - fb)
+        if self.metric == "confident-agreement":
+            if fa != fb:
+                return fa - fb > margin * (1 - fb)
+            return a.cosine_mean - b.cosine_mean > margin * (1 - b.cosine_mean)
+        if self.metric == "kl":
+            return fb - fa > margin * fb if fb != float("inf") else fa < fb
+        return fa < fb
 
     def describe(self, e: Evaluation) -> str:
         if self.metric == "cosine":
             return f"mean cosine {e.cosine_mean:.5f}"
+        if self.metric == "confident-agreement":
+            return e.confident_text() or "no confident agreement (no classifier output)"
+        if self.metric == "kl":
+            if e.kl_mean is None:
+                return "no KL divergence (no classifier output)"
+            return f"mean KL {e.kl_mean:.3g} (max {e.kl_max:.3g}) on {e.kl_samples} samples"
         return f"top-1 drop {100 * (e.top1_drop or 0):.2f} points ({100 * (e.source_top1 or 0):.1f}% → " \
                f"{100 * (e.artifact_top1 or 0):.1f}%)"
+
+    def control_metric(self, e: Evaluation) -> float:
+        """The figure NNCF's accuracy control maximises (higher is better) on a part of the data."""
+        if self.metric == "cosine":
+            return e.cosine_mean
+        if self.metric == "confident-agreement":   # a part may hold no confident sample: plain agreement then
+            return e.confident_agreement if e.confident_agreement is not None else (e.top1_agreement or 0.0)
+        if self.metric == "kl":
+            return -min(e.kl_mean if e.kl_mean is not None else 1e6, 1e6)
+        return e.artifact_top1 or 0.0
+
+    def control_max_drop(self) -> float:
+        """The most :meth:`control_metric` may drop from the source's (its own figure: 1, 1, 0, top-1)."""
+        return self.value if self.metric in ("top1-drop", "kl") else 1 - self.value
 
 
 def latency_ms(run, feeds: dict, runs: int = 30) -> float:
@@ -235,9 +301,9 @@ class _Loop:
         def metric(run, indices: list[int]) -> float:
             part = data.subset(indices)
             e = compare_outputs([reference[i] for i in indices], [run(feeds) for feeds in part.samples], part)
-            return e.cosine_mean if b.metric == "cosine" else (e.artifact_top1 or 0.0)
+            return b.control_metric(e)
 
-        self.ctx.accuracy_control = (data.samples, metric, 1 - b.value if b.metric == "cosine" else b.value)
+        self.ctx.accuracy_control = (data.samples, metric, b.control_max_drop())
         try:
             self.build([], self.best.config, {"stage": "nncf-accuracy-control"})
         finally:

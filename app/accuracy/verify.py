@@ -46,6 +46,7 @@ class Verification:
     outputs: list[OutputMetrics] = field(default_factory=list)
     failure: str | None = None
     blind: str | None = None        # why these inputs cannot tell a good artifact from a bad one
+    vanished: float | None = None   # the largest |output| of the source when every output vanishes (near zero)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -84,11 +85,42 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputMetrics:
 
 
 NEAR_ZERO = 1e-6
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)    # 1.2e-38: below it float32 is denormal
+
+
+def vanishing_peak(refs_per_set: list[list[np.ndarray]]) -> float | None:
+    """The largest |value| of every float output of the source over the test inputs when all of them are
+    near zero (≤ :data:`NEAR_ZERO`), else None: outputs that vanish, as a random-weight vision
+    transformer's logits (~1e-41, float32 denormals) do."""
+    values = [np.asarray(r, dtype=np.float64).ravel() for refs in refs_per_set for r in refs
+              if np.asarray(r).dtype.kind == "f" and np.asarray(r).size]
+    if not values:
+        return None
+    flat = np.concatenate(values)
+    if not np.all(np.isfinite(flat)):
+        return None
+    peak = float(np.max(np.abs(flat)))
+    return peak if peak <= NEAR_ZERO else None
+
+
+def vanishing_text(peak: float) -> str:
+    """Why outputs of magnitude ``peak`` cannot judge an artifact, and what to do."""
+    if 0 < peak < FLOAT32_TINY:
+        what = (f"~{peak:.0e} — float32 denormals, below its smallest normal {FLOAT32_TINY:.2g}, which fp16, int8 "
+                "and flush-to-zero kernels turn into 0")
+    else:
+        what = "all zero" if peak == 0 else f"~{peak:.0e}, near zero"
+    return (f"the source's outputs are {what}; verification cannot tell artifacts apart — use trained weights or "
+            "real data (--data): a network with random weights can give logits this small")
 
 
 def uninformative_outputs(names: list[str], refs_per_set: list[list[np.ndarray]]) -> str | None:
     """Name the outputs that are near zero or identical on every test input (then any artifact that
-    returns the same constant passes, and verification cannot tell artifacts apart)."""
+    returns the same constant passes, and verification cannot tell artifacts apart); when every output
+    vanishes, say how small they are (float32 denormals) and what to do (:func:`vanishing_text`)."""
+    peak = vanishing_peak(refs_per_set)
+    if peak is not None and peak > 0:
+        return f"{vanishing_text(peak)} (near zero: {', '.join(names)})"
     blind = []
     for i, name in enumerate(names):
         values = [np.asarray(refs[i], dtype=np.float64).ravel() for refs in refs_per_set if i < len(refs)]
@@ -166,4 +198,5 @@ def verify_artifact(source: LoadedModel, artifact: LoadedModel | Callable[[], Lo
     verification = judge(precision, metrics, [w for w, _ in sets])
     out_names = [names[i] if i < len(names) else f"output_{i}" for i in range(len(refs[0]) if refs else 0)]
     verification.blind = uninformative_outputs(out_names, refs)
+    verification.vanished = vanishing_peak(refs)
     return verification

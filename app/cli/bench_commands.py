@@ -57,7 +57,8 @@ def add_bench_commands(sub) -> None:
     o.add_argument("--budget-cosine", type=float, default=0.99, metavar="C",
                    help="lowest acceptable cosine similarity to the source (default 0.99)")
     add_data_args(o)
-    add_budget_args(o, "with --data: the budget read on the data, e.g. cosine=0.99 or top1-drop=1%% (default: "
+    add_budget_args(o, "with --data: the budget read on the data, e.g. cosine=0.99, top1-drop=1%%, "
+                       "confident-agreement=0.99 or kl=0.01 (default: "
                        "cosine=--budget-cosine); ONNX fp16/int8 keep their worst nodes in float until it holds")
     o.add_argument("--out", type=Path, metavar="DIR", help="where the artifacts go (default: MODEL's folder/<stem>.optimize/)")
     o.add_argument("--only", action="append", default=[], metavar="TEXT",
@@ -226,6 +227,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         if rec:
             on_data = (f", on data: mean cosine {rec['eval_cosine_mean']:.5f}" if rec.get("eval_cosine_mean") is not None
                        else "")
+            if rec.get("eval_confident_samples"):
+                on_data += (f", confident agreement {rec['eval_confident_agreement']:.1%} on "
+                            f"{rec['eval_confident_samples']} of {rec['eval_samples']} samples")
+            if rec.get("eval_kl_mean") is not None:
+                on_data += f", KL mean {rec['eval_kl_mean']:.3g}"
             if rec.get("eval_top1_drop") is not None:
                 on_data += f", top-1 drop {100 * rec['eval_top1_drop']:.2f} points"
             if rec.get("float_nodes"):

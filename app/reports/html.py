@@ -422,7 +422,7 @@ def _artifact_section(manifests: list[dict]) -> str:
                    for op, n in (delegation.get("portable") or {}).items()], numeric={2}))
         evaluation = m.get("evaluation")
         if isinstance(evaluation, dict) and evaluation:
-            block.append("<p>Evaluation on data:</p>" + _table(
+            block.append(_evaluation_text(evaluation) + _table(
                 ["measure", "value"], [[_e(k), _e(val)] for k, val in evaluation.items() if not isinstance(val, (dict, list))]))
         block.append(_budget_block(m.get("accuracy_budget")))
         for w in m.get("warnings") or []:
@@ -438,6 +438,36 @@ def _artifact_section(manifests: list[dict]) -> str:
             "warnings"]
     return ('<section id="artifacts"><h2>Artifacts</h2>' + _table(head, rows, cls="artifacts", numeric={4, 5, 6, 7, 9})
             + "".join(details) + "</section>")
+
+
+def _evaluation_text(e: dict) -> str:
+    """What the evaluation on data stands on, in words: how many samples of which data, and each figure
+    with the samples it counts (confident agreement: the source's confident calls out of all)."""
+    def kl(value) -> str:
+        return "inf" if value in (float("inf"), "Infinity") else _num(value, ".3g")
+
+    parts = [f"mean cosine {_num(e.get('cosine_mean'), '.5f')} (min {_num(e.get('cosine_min'), '.5f')})"]
+    if e.get("top1_agreement") is not None:
+        parts.append(f"top-1 agreement {_num(_pct(e.get('top1_agreement')), '.1f')}%")
+    if e.get("confident_samples") is not None:
+        margin = _num(e.get("confident_margin"), "g")
+        if _number(e.get("confident_samples")):
+            parts.append(f"<b>confident agreement {_num(_pct(e.get('confident_agreement')), '.1f')}%</b> on "
+                         f"{_num(e.get('confident_samples'), '.0f')} of {_num(e.get('samples'), '.0f')} samples (those "
+                         f"the source calls by a softmax margin ≥ {margin}: top-1 probability minus top-2)")
+        else:
+            parts.append(f"no confident call among the samples (softmax margin ≥ {margin}): confident agreement "
+                         "cannot be measured")
+    if e.get("kl_mean") is not None:
+        parts.append(f"softmax KL divergence (source ‖ artifact) mean {kl(e.get('kl_mean'))}, max {kl(e.get('kl_max'))}")
+    if e.get("artifact_top1") is not None:
+        interval = (f", 95% interval {_num(_pct(e.get('top1_drop_low')), '.2f')} … "
+                    f"{_num(_pct(e.get('top1_drop_high')), '.2f')}" if e.get("top1_drop_low") is not None else "")
+        parts.append(f"top-1 accuracy {_num(_pct(e.get('source_top1')), '.1f')}% → "
+                     f"{_num(_pct(e.get('artifact_top1')), '.1f')}% (drop {_num(_pct(e.get('top1_drop')), '.2f')} "
+                     f"points{interval}, against the labels)")
+    return (f"<p>Evaluation on {_num(e.get('samples'), '.0f')} samples of {_e(e.get('data'))}: "
+            + "; ".join(parts) + ".</p>")
 
 
 def _budget_block(b) -> str:

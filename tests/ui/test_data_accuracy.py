@@ -31,10 +31,16 @@ def test_dropped_data_folder_calibrates_and_evaluates_and_the_table_shows_accura
     e = row.result.evaluation
     assert e is not None and e.samples == 210
     assert window.results.text(0, "Accuracy on data") == f"{e.cosine_mean:.5f}"
-    assert "→" in window.results.text(0, "Top-1 (source → artifact)")
+    top1 = window.results.text(0, "Top-1 (source → artifact)")
+    assert "→" in top1 and f"confident {e.confident_agreement:.1%} of {e.confident_samples}/210" in top1
+    assert 0 < e.confident_samples <= 210
     from ui.results_table import COLUMNS
     tip = window.results.item(0, COLUMNS.index("Accuracy on data")).toolTip()
     assert "top-1" in tip and "210 samples" in tip and "normalised" in tip
+    # what the figures stand on: the confident calls out of all samples, the margin, the KL, the interval
+    assert f"on {e.confident_samples} of 210 samples (margin ≥ 0.1)" in tip and "KL mean" in tip
+    assert "95% interval" in tip
+    assert "on data: cosine mean" in window.log.text()
 
 
 def test_int8_without_data_asks_and_random_data_is_an_explicit_choice(qtbot, window, digits, tmp_path):
