@@ -74,9 +74,14 @@ ACCURACY_BUDGET = Option(
     precisions=("fp16", "int8"), label="Accuracy budget", default_label="none (e.g. cosine=0.99, top1-drop=1%)")
 MAX_FLOAT_NODES = Option("max_float_nodes", ("--max-float-nodes",), int, 32, metavar="N",
                          help="at most N nodes kept in float by --accuracy-budget (default 32)")
+MIN_SPEEDUP = Option("min_speedup", ("--min-speedup",), float, 1.2, metavar="X",
+                     help="the speed floor of --accuracy-budget: a round is kept only at X times the speed of the "
+                          "same runtime's fp32 or faster (default 1.2; never below 1: an int8 artifact slower "
+                          "than fp32 is never returned)",
+                     precisions=("fp16", "int8"))
 SEED = Option("seed", ("--seed",), int, 0, help="seed of the random verification inputs")
 
-PIPELINE_OPTIONS: tuple[Option, ...] = (ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED)
+PIPELINE_OPTIONS: tuple[Option, ...] = (ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP, SEED)
 
 # -- --data: the fields of app.request.DataSource
 DATA_OPTIONS: tuple[Option, ...] = (
