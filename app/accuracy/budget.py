@@ -260,8 +260,7 @@ class _Built:
 class _Loop:
     """The rounds of :func:`meet_budget`: each builds one artifact, evaluates it (unless its bytes repeat
     an earlier round's), times it, records its figures, and keeps its files aside while it is on the
-    Pareto set of the rounds or the base the search goes on from (``best``: the most accurate round that
-    reaches the speed floor, else the most accurate)."""
+    Pareto set of the rounds or the base the search goes on from (``best``: the most accurate so far)."""
 
     def __init__(self, converter, ctx, data: DataSet, reference: Outputs, budget: AccuracyBudget,
                  min_speedup: float = MIN_SPEEDUP_DEFAULT):
@@ -286,14 +285,10 @@ class _Loop:
         return r.get("speedup") is None or r["speedup"] >= _floor(self.min_speedup) - 1e-12
 
     def _new_base(self, n: int, margin: float) -> bool:
-        """Whether round ``n`` replaces the base: a round at or above the floor beats one below it; else
-        the more accurate (by ``margin``)."""
-        if self.best is None:
-            return True
-        mine, base = self.fast(self.rounds[n]), self.fast(self.rounds[self.best.round])
-        if mine != base:
-            return mine
-        return self.budget.better(self.scores[n], self.best.scores, margin)
+        """Whether round ``n`` replaces the base the search goes on from: the more accurate (by ``margin``).
+        Speed does not choose the base (a setting slow on this CPU is not built unless the floor allows it,
+        :meth:`slow_kernels`); it chooses what is returned (:func:`select_rounds`)."""
+        return self.best is None or self.budget.better(self.scores[n], self.best.scores, margin)
 
     def _prune(self) -> None:
         """Delete the files of rounds off the Pareto set (other than the base): none of them can be returned."""
