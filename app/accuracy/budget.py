@@ -220,7 +220,7 @@ def select_rounds(rounds: list[dict], scores: dict, budget: "AccuracyBudget", mi
                    f" (round {', '.join(str(r['round']) for r in measured if r.get('met'))} meets it below the floor)"))
     else:
         chosen = top
-        kept_because = "no round reaches the floor: the most accurate round (--keep-failed)"
+        kept_because = "no round reaches the floor: the most accurate round, written only with --keep-failed"
         best = fastest.get("speedup") if fastest else None
         reason = (f"no round reaches the speed floor of {floor:g}× the same runtime's fp32 (the fastest, round "
                   f"{fastest['round']}, runs at {best:.2f}×)" if fastest is not None and best is not None else
