@@ -26,7 +26,7 @@ def _check_speed(b: dict) -> dict:
     measured = [rnd for rnd in b["rounds"] if "latency_ms" in rnd]
     floor = b["speed_floor"]
     assert floor == max(1.0, b["min_speedup"]) and b["fp32_latency_ms"] > 0 and b["fp32_runtime"]
-    assert all(rnd["speedup"] == pytest.approx(b["fp32_latency_ms"] / rnd["latency_ms"], rel=2e-3) for rnd in measured)
+    assert all(rnd["speedup"] == pytest.approx(b["fp32_latency_ms"] / rnd["latency_ms"], rel=1e-3) for rnd in measured)
     kept = b["rounds"][b["best_round"]]
     assert kept.get("kept") and kept["round"] in b["pareto"] and "kept_because" in kept
     both = [rnd for rnd in measured if rnd["met"] and rnd["speedup"] >= floor]

@@ -316,9 +316,9 @@ class _Loop:
         e, b = scores, self.budget
         self.ctx.stage(f"accuracy budget {b}: round {n}, time it", None)
         timing = measure_latency(artifact.run, self.data.samples[0])
-        speedup = round(self.fp32["p50_ms"] / timing["p50_ms"], 3) if self.fp32 else None
+        speedup = round(self.fp32["p50_ms"] / timing["p50_ms"], 4) if self.fp32 else None
         self.rounds.append(entry | {b.metric: b.figure(e), "cosine_mean": e.cosine_mean, "top1_drop": e.top1_drop,
-                                    "artifact_top1": e.artifact_top1, "latency_ms": round(timing["p50_ms"], 4),
+                                    "artifact_top1": e.artifact_top1, "latency_ms": round(timing["p50_ms"], 6),
                                     "latency_runs": timing["runs"], "speedup": speedup, "met": b.met(e)})
         self.scores[n] = e
         folder = self.best_dir / f"round-{n}"
@@ -546,7 +546,7 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
               "most_accurate_round": choice["most_accurate"],
               "most_accurate_fast_round": choice["most_accurate_fast"],
               "latency_ms": kept["latency_ms"], "speedup": kept.get("speedup"),
-              "fp32_latency_ms": round(fp32["p50_ms"], 4) if fp32 else None,
+              "fp32_latency_ms": round(fp32["p50_ms"], 6) if fp32 else None,
               "fp32_latency_runs": fp32["runs"] if fp32 else None, "fp32_runtime": loop.fp32_runtime}
     ctx.record["float_nodes"] = best.nodes
     return files, best.scores, report
