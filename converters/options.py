@@ -69,8 +69,9 @@ class Option:
 ACCURACY_BUDGET = Option(
     "accuracy_budget", ("--accuracy-budget",), str, metavar="BUDGET",
     help="ONNX fp16/int8 on --data: int8 first searches the quantizer's settings, then keeps the nodes that add "
-         "the most error in float, until the budget holds, e.g. cosine=0.99 or top1-drop=1%% (exit 1 with the "
-         "best artifact if it cannot)",
+         "the most error in float, until the budget holds at --min-speedup over the same runtime's fp32, e.g. "
+         "cosine=0.99 or top1-drop=1%% (exit 1 with the best artifact if it cannot; with none, if no round reaches "
+         "the speed floor)",
     precisions=("fp16", "int8"), label="Accuracy budget", default_label="none (e.g. cosine=0.99, top1-drop=1%)")
 MAX_FLOAT_NODES = Option("max_float_nodes", ("--max-float-nodes",), int, 32, metavar="N",
                          help="at most N nodes kept in float by --accuracy-budget (default 32)")
