@@ -56,6 +56,11 @@ class VerificationFailed(StudioError):
     """The artifact was written but does not compute what the source computes."""
 
 
+class BudgetUnmet(StudioError):
+    """``--accuracy-budget``: no round reached the speed floor, so no artifact was written (exit 1);
+    ``details["accuracy_budget"]``: the loop's report, every round's figures."""
+
+
 class Cancelled(StudioError):
     """The user cancelled the job."""
 

@@ -22,14 +22,14 @@ from app.accuracy.verify import INT8_MIN_COSINE, Verification, vanishing_text, v
 from app.artifacts import atomic_output as files, placement
 from app.artifacts.manifest import manifest_path_of
 from app.artifacts.versions import tool_versions
-from app.errors import BadInput, ConversionFailed, StudioError, VerificationFailed, describe, first_line
+from app.errors import BadInput, BudgetUnmet, ConversionFailed, StudioError, VerificationFailed, describe, first_line
 from app.loaders.front_door import prepare_model
 from app.machine.hardware import isa_record
 from app.model.inputs import export_sizes
 from app.model.loaded import LoadedModel, MODEL_SUFFIXES
 from app.request import ConversionRequest, DataSource
 from converters.base import ConversionContext, all_converters, get_converter, options_of
-from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP, SEED
 
 Progress = Callable[[str, float | None], None]
 
@@ -152,6 +152,13 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     if status == "failed" and not request.keep_failed:
         raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
                                  "--keep-failed keeps the artifact for inspection)")
+    if status == "unmet" and budget_report.get("too_slow") and not request.keep_failed:
+        # never an int8 artifact slower than fp32 (or below --min-speedup) as the loop's answer
+        error = BudgetUnmet(f"accuracy budget {budget} not met: {budget_report['unmet_reason']}, the fp32 "
+                            f"({budget_report['fp32_runtime']}) takes {budget_report['fp32_latency_ms']:.3f} ms "
+                            "(nothing written; --keep-failed keeps the most accurate round for inspection)")
+        error.details = {"accuracy_budget": budget_report}
+        raise error
     ctx.stage("write", None)
     result.manifest = record(request, model, source_hash, result, ctx.record)
     result.seconds = time.perf_counter() - started
@@ -182,7 +189,7 @@ def _evaluate_on_data(converter, ctx, produced: list[Path], verification: Verifi
     if budget is not None:
         budget.check_scores(scores)     # a figure these outputs and data cannot give (no classifier, no confident call)
         produced, scores, budget_report = meet_budget(converter, ctx, produced, scores, evaluation, reference,
-                                                      budget, MAX_FLOAT_NODES.of(request))
+                                                      budget, MAX_FLOAT_NODES.of(request), MIN_SPEEDUP.of(request))
         if budget_report["best_round"]:   # another quantizer or float nodes: verify what is kept
             ctx.stage("verify", None)
             verification = _verify(ctx, produced, converter)
@@ -220,8 +227,10 @@ def judge(ctx, verification: Verification, scores: Evaluation | None, budget, bu
                                 f"is below {INT8_MIN_COSINE}")
     if budget_report is not None and not budget_report["met"]:
         status = "unmet" if status != "failed" else status
-        ctx.warnings.append(f"accuracy budget {budget} not met: the best artifact ({len(budget_report['float_nodes'])} "
-                            f"nodes in float) keeps {budget.describe(scores)}")
+        why = f" ({budget_report['unmet_reason']})" if budget_report.get("unmet_reason") else ""
+        speed = f" at {budget_report['speedup']:.2f}× fp32" if budget_report.get("speedup") is not None else ""
+        ctx.warnings.append(f"accuracy budget {budget} not met{why}: the best artifact ({len(budget_report['float_nodes'])} "
+                            f"nodes in float) keeps {budget.describe(scores)}{speed}")
     return status
 
 
@@ -254,6 +263,10 @@ def _budget_of(request: ConversionRequest, evaluation: DataSet | None):
     budget.check_data(evaluation)
     if MAX_FLOAT_NODES.of(request) < 1:
         raise BadInput(f"--max-float-nodes {MAX_FLOAT_NODES.of(request)}: give at least 1")
+    floor = MIN_SPEEDUP.of(request)
+    if not isinstance(floor, (int, float)) or not 0 <= floor < float("inf"):
+        raise BadInput(f"--min-speedup {floor}: give a speed-up over the same runtime's fp32, e.g. 1.2 (a floor "
+                       "below 1 still keeps no round slower than fp32)")
     return budget
 
 

@@ -69,17 +69,23 @@ class Option:
 ACCURACY_BUDGET = Option(
     "accuracy_budget", ("--accuracy-budget",), str, metavar="BUDGET",
     help="ONNX fp16/int8 on --data: int8 first searches the quantizer's settings, then keeps the nodes that add "
-         "the most error in float, until the budget holds: cosine=0.99 (lowest mean cosine), top1-drop=1%% (most "
-         "top-1 points lost, labelled data), confident-agreement=0.99 (lowest top-1 agreement on the samples the "
-         "source calls by a softmax margin of 0.1 or more) or kl=0.01 (highest mean softmax KL divergence) "
-         "(exit 1 with the best artifact if it cannot)",
+         "the most error in float, until the budget holds at --min-speedup over the same runtime's fp32: "
+         "cosine=0.99 (lowest mean cosine), top1-drop=1%% (most top-1 points lost, labelled data), "
+         "confident-agreement=0.99 (lowest top-1 agreement on the samples the source calls by a softmax margin of "
+         "0.1 or more) or kl=0.01 (highest mean softmax KL divergence) (exit 1 with the best artifact if it cannot; "
+         "with none, if no round reaches the speed floor)",
     precisions=("fp16", "int8"), label="Accuracy budget",
     default_label="none (e.g. cosine=0.99, top1-drop=1%, confident-agreement=0.99, kl=0.01)")
 MAX_FLOAT_NODES = Option("max_float_nodes", ("--max-float-nodes",), int, 32, metavar="N",
                          help="at most N nodes kept in float by --accuracy-budget (default 32)")
+MIN_SPEEDUP = Option("min_speedup", ("--min-speedup",), float, 1.2, metavar="X",
+                     help="the speed floor of --accuracy-budget: a round is kept only at X times the speed of the "
+                          "same runtime's fp32 or faster (default 1.2; never below 1: an int8 artifact slower "
+                          "than fp32 is never returned)",
+                     precisions=("fp16", "int8"))
 SEED = Option("seed", ("--seed",), int, 0, help="seed of the random verification inputs")
 
-PIPELINE_OPTIONS: tuple[Option, ...] = (ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED)
+PIPELINE_OPTIONS: tuple[Option, ...] = (ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP, SEED)
 
 # -- --data: the fields of app.request.DataSource
 DATA_OPTIONS: tuple[Option, ...] = (

@@ -160,14 +160,20 @@ def test_targets_row_and_advice(cli):
 def test_budget_loop_searches_the_quantizer_then_keeps_operators_in_float(cli, digits, digits_pte, tmp_path):
     first = _manifest(digits_pte["int8"])["evaluation"]["cosine_mean"]
     goal = first + (1 - first) / 2                      # halve the gap: the plain program misses it
-    r, data = _convert(cli, digits, tmp_path, "int8", "--accuracy-budget", f"cosine={goal:.9f}")
+    r, data = _convert(cli, digits, tmp_path, "int8", "--accuracy-budget", f"cosine={goal:.9f}", "--keep-failed")
     b = data["accuracy_budget"]
     assert b["rounds"][0]["float_nodes"] == 0 and not b["rounds"][0]["met"]
     assert b["rounds"][0]["quantizer"] == {"mode": "static", "per_channel": True}
     stages = [rnd.get("stage") for rnd in b["rounds"][1:]]
     assert stages[0] == "quantizer" and b["rounds"][1]["change"] == "per_channel=False"
-    assert b["met"] and r.code == 0 and data["status"] == "ok", (r.err, b)
-    assert data["evaluation"]["cosine_mean"] >= goal
+    # the speed-up is over an fp32 XNNPACK program of the same model; whether the digits CNN's int8 beats it
+    # is the CPU's call (tests/test_budget.py's _check_speed checks the kept round both ways)
+    from tests.test_budget import _check_speed
+
+    kept = _check_speed(b)
+    assert "ExecuTorch" in b["fp32_runtime"] and any(rnd["met"] for rnd in b["rounds"]), (r.err, b)
+    assert (r.code == 0) == b["met"] and data["status"] == ("ok" if b["met"] else "unmet")
+    assert (data["evaluation"]["cosine_mean"] >= goal) == kept["met"]
     manifest = json.loads(open(data["manifest"]).read())
     assert manifest["accuracy_budget"] == b and manifest["recorded"]["float_nodes"] == b["float_nodes"]
     # the operators kept in float are the exported graph's compute nodes, by name
@@ -178,4 +184,5 @@ def test_budget_loop_searches_the_quantizer_then_keeps_operators_in_float(cli, d
     graph = torch.export.export(DigitsCNN().eval(), (torch.randn(1, 1, 8, 8),)).module().graph
     compute = {n.name for n in graph.nodes if n.op == "call_function" and ("conv" in n.name or "linear" in n.name
                                                                             or "relu" in n.name or "pool" in n.name)}
-    assert b["float_nodes"] and set(b["float_nodes"]) <= compute, b["float_nodes"]
+    added = {n for rnd in b["rounds"] if rnd.get("stage") == "nodes" for n in rnd["added"]}
+    assert added and added <= compute and set(b["float_nodes"]) <= compute, (added, b["float_nodes"])

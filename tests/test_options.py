@@ -17,7 +17,7 @@ from converters.base import all_options, check_options, get_converter, options_o
 
 def test_every_option_round_trips_through_the_command_line():
     changed = {"opset": 17, "exporter": "torchscript", "quantization": "static", "accuracy_budget": "cosine=0.99",
-               "max_float_nodes": 4, "calibration_method": "entropy", "workspace_mb": 1024, "seed": 3,
+               "max_float_nodes": 4, "min_speedup": 1.5, "calibration_method": "entropy", "workspace_mb": 1024, "seed": 3,
                "target_isa": "avx2", "weight_granularity": "per-tensor"}
     assert set(changed) == {o.name for o in all_options()}
     for target in ("tensorrt", "onnx", "executorch"):   # each with the options it takes
@@ -53,7 +53,7 @@ def test_an_option_of_another_target_is_refused_in_one_line():
 
 
 def test_each_converter_declares_its_options_and_search_space():
-    assert [o.name for o in options_of("torchscript-trace")] == ["accuracy_budget", "max_float_nodes", "seed"]
+    assert [o.name for o in options_of("torchscript-trace")] == ["accuracy_budget", "max_float_nodes", "min_speedup", "seed"]
     assert {o.name for o in get_converter("tensorrt").options} >= {"workspace_mb", "quantization"}
     assert get_converter("onnx").search_space("int8") == [
         {"quantization": "dynamic"}, {"quantization": "static", "calibration_method": "minmax"},

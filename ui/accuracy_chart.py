@@ -5,8 +5,10 @@ user's data (top-1 when the data has labels, else mean cosine to the source), or
 benchmark's cosine on random inputs — the axis label says which.
 
 An ``--accuracy-budget`` conversion adds its rounds (quantizer settings, then nodes kept in float) as
-orange points joined in the order they were tried, the kept one larger; their latency is the loop's
-quick one-sample median, not the benchmark's, so they stay off the Pareto front.
+orange points, the kept one larger, rounds below the speed floor hollow; the loop's own Pareto set of its
+rounds is joined by an orange line, and the floor (``--min-speedup`` over the same runtime's fp32) is a
+dashed vertical line: a kept round lies left of it. Their latency is the loop's median on one sample,
+timed beside its fp32 (not the benchmark's), so they stay off the benchmark's Pareto front.
 """
 
 from __future__ import annotations
@@ -57,17 +59,29 @@ def accuracy_points(rows: list[dict], evaluations: dict[str, object]) -> tuple[l
 
 def budget_points(name: str, report: dict, labelled: bool) -> list[dict]:
     """Chart points of an accuracy-budget report's measured rounds (a round that repeats an earlier
-    round's model has no figures of its own and no point)."""
+    round's model, or was not built, has no figures of its own and no point)."""
     from app.accuracy.budget import round_label
 
     points = []
+    floor = report.get("speed_floor")
     for r in report.get("rounds") or []:
         value = r.get("artifact_top1") if labelled else r.get("cosine_mean")
-        if "identical_to" in r or "failed" in r or value is None or r.get("latency_ms") is None:
+        if "identical_to" in r or "failed" in r or "skipped" in r or value is None or r.get("latency_ms") is None:
             continue
+        speedup = r.get("speedup")
         points.append({"name": f"{name} round {r['round']}: {round_label(r)}", "latency_ms": float(r["latency_ms"]),
-                       "accuracy": float(value), "kept": bool(r.get("kept")), "met": bool(r.get("met"))})
+                       "accuracy": float(value), "kept": bool(r.get("kept")), "met": bool(r.get("met")),
+                       "pareto": bool(r.get("pareto")), "speedup": speedup,
+                       "below_floor": speedup is not None and floor is not None and speedup < floor - 1e-12,
+                       "why": r.get("kept_because") or r.get("why_not") or ""})
     return points
+
+
+def floor_latency_ms(report: dict) -> float | None:
+    """The latency a round must beat to reach the floor: the same runtime's fp32 over the floor (None
+    where the fp32 was not timed)."""
+    fp32, floor = report.get("fp32_latency_ms"), report.get("speed_floor")
+    return float(fp32) / float(floor) if fp32 and floor else None
 
 
 class AccuracyChart(_FollowsPalette, pg.PlotWidget):
@@ -94,7 +108,15 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         self.rounds: list[dict] = []
         self.rounds_scatter = pg.ScatterPlotItem(size=8)
         self.rounds_line = pg.PlotCurveItem()
+        self.rounds_front = pg.PlotCurveItem()       # the loop's Pareto set of its rounds
+        self.floor_line = pg.InfiniteLine(angle=90, movable=False,
+                                          pen=pg.mkPen("#e65100", width=1, style=Qt.PenStyle.DashLine),
+                                          label="speed floor", labelOpts={"position": 0.9, "color": "#e65100"})
+        self.floor_line.setVisible(False)
+        self.floor_ms: float | None = None
         plot.addItem(self.rounds_line)
+        plot.addItem(self.rounds_front)
+        plot.addItem(self.floor_line)
         plot.addItem(self.rounds_scatter)
         plot.addItem(self.line)
         plot.addItem(self.scatter)
@@ -125,19 +147,30 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         if self.points:
             plot.getViewBox().autoRange(padding=0.15)
 
-    def set_rounds(self, rounds: list[dict], label: str = "") -> None:
-        """The accuracy-budget rounds (:func:`budget_points`), joined in the order they were tried."""
+    def set_rounds(self, rounds: list[dict], label: str = "", floor_ms: float | None = None) -> None:
+        """The accuracy-budget rounds (:func:`budget_points`), joined in the order they were tried (dotted),
+        their Pareto set joined (solid), and the speed floor at ``floor_ms`` (:func:`floor_latency_ms`)."""
         self.rounds = list(rounds)
+        self.floor_ms = floor_ms
         self._empty.setVisible(not self.points and not self.rounds)
         self.rounds_scatter.setData([{"pos": (p["latency_ms"], p["accuracy"]), "data": i, "size": 13 if p["kept"] else 8,
-                                      "brush": pg.mkBrush("#e65100" if p["kept"] else "#ffb74d")}
+                                      "brush": pg.mkBrush(None if p.get("below_floor") else
+                                                          "#e65100" if p["kept"] else "#ffb74d"),
+                                      "pen": pg.mkPen("#e65100" if p["kept"] else "#ffb74d", width=1.5)}
                                      for i, p in enumerate(self.rounds)])
         self.rounds_line.setData([p["latency_ms"] for p in self.rounds], [p["accuracy"] for p in self.rounds],
-                                 pen=pg.mkPen("#ffb74d", width=1, style=Qt.PenStyle.DashLine))
+                                 pen=pg.mkPen("#ffb74d", width=1, style=Qt.PenStyle.DotLine))
+        front = sorted((p for p in self.rounds if p.get("pareto")), key=lambda p: p["latency_ms"])
+        self.rounds_front.setData([p["latency_ms"] for p in front], [p["accuracy"] for p in front],
+                                  pen=pg.mkPen("#e65100", width=2))
+        self.floor_line.setVisible(floor_ms is not None)
+        if floor_ms is not None:
+            self.floor_line.setValue(floor_ms)
         if label and not self.points:
             self.getPlotItem().setLabel("left", label)
-            self.getPlotItem().setTitle(f"{label} · orange: accuracy-budget rounds (quick one-sample latency), "
-                                        "the kept one larger", size="9pt")
+            self.getPlotItem().setTitle(f"{label} · orange: accuracy-budget rounds (median latency), their Pareto set "
+                                        "joined, the kept one larger, hollow: below the speed floor (dashed)",
+                                        size="9pt")
         if self.rounds:
             self.getPlotItem().getViewBox().autoRange(padding=0.15)
 
@@ -165,8 +198,12 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         p = self.point_at(scene_pos)
         if p is not None and "kept" in p:
-            self.hover_text = (f"{p['name']}\nquick latency {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
-                               + ("\nmeets the budget" if p["met"] else "") + ("\nkept" if p["kept"] else ""))
+            speed = f" · {p['speedup']:.2f}× fp32" if p.get("speedup") is not None else ""
+            self.hover_text = (f"{p['name']}\nmedian latency {p['latency_ms']:.3f} ms{speed} · accuracy {p['accuracy']:.5f}"
+                               + ("\non the rounds' Pareto set" if p.get("pareto") else "")
+                               + ("\nbelow the speed floor" if p.get("below_floor") else "")
+                               + ("\nmeets the budget" if p["met"] else "") + ("\nkept" if p["kept"] else "")
+                               + (f"\n{p['why']}" if p.get("why") else ""))
         else:
             self.hover_text = (f"{p['name']}\np50 {p['latency_ms']:.3f} ms · accuracy {p['accuracy']:.5f}"
                                + ("\non the Pareto front" if p in self.front else "")) if p else ""

@@ -204,23 +204,23 @@ class Converting:
         for warning in result.warnings:
             w.log.add(f"{key.name}: warning: {warning}")
         if result.accuracy_budget:
-            self._show_budget_rounds(key, result)
+            labelled = result.evaluation is not None and result.evaluation.artifact_top1 is not None
+            self._show_budget_rounds(key, result.accuracy_budget, labelled)
         w.session.job_ended(key, DONE, "verified" if result.status == "ok" else result.status)
 
-    def _show_budget_rounds(self, key, result) -> None:
-        """Log each accuracy-budget round and draw the rounds on the accuracy chart."""
+    def _show_budget_rounds(self, key, b: dict, labelled: bool) -> None:
+        """Log each accuracy-budget round and draw the rounds on the accuracy chart (also for a job that
+        wrote nothing because no round reached the speed floor: its error carries the rounds)."""
         from app.accuracy.budget import budget_rounds_text
-        from ui.accuracy_chart import budget_points
+        from ui.accuracy_chart import budget_points, floor_latency_ms
 
         w = self.window
-        b = result.accuracy_budget
         w.log.add(f"{key.name}: accuracy budget {b['budget']} {'met' if b['met'] else 'NOT met'} "
                   f"(stopped: {b['stopped']})")
         for line in budget_rounds_text(b):
             w.log.add(f"{key.name}: {line}")
-        labelled = result.evaluation is not None and result.evaluation.artifact_top1 is not None
         w.accuracy_chart.set_rounds(budget_points(key.name, b, labelled),
-                                    "top-1 on the data" if labelled else "mean cosine on the data")
+                                    "top-1 on the data" if labelled else "mean cosine on the data", floor_latency_ms(b))
 
     def on_job_failed(self, job, state: str, message: str) -> None:
         """A conversion or the benchmark failed or was cancelled (a failed conversion gets a red row)."""
@@ -229,5 +229,10 @@ class Converting:
         if state == FAILED and isinstance(job, ConversionJob):
             w.session.converted(job.request, message=message)
         w.log.add(f"{key.name or key.kind}: {state}: {message}")
+        details = getattr(getattr(job, "error", None), "details", None)    # app.errors.BudgetUnmet's rounds
+        if state == FAILED and isinstance(details, dict) and isinstance(details.get("accuracy_budget"), dict):
+            b = details["accuracy_budget"]
+            rounds = [r for r in b.get("rounds") or [] if isinstance(r, dict) and "latency_ms" in r]
+            self._show_budget_rounds(key, b, bool(rounds) and all(r.get("artifact_top1") is not None for r in rounds))
         w.session.job_ended(key, state, message)
         w.menus.update_actions()

@@ -8,20 +8,29 @@ a setting whose model is byte-identical to an earlier round's is reported as suc
 rank the nodes by the error they add (:mod:`app.accuracy.diagnose`), keep the worst ones in float (ONNX Runtime's
 ``nodes_to_exclude``; the fp16 converter's ``node_block_list``), 1, 2, 4, ... more a round, until the
 budget holds, accuracy stops improving, or a limit is reached. Every round is recorded with its
-figures and latency; the best artifact is kept, and an unmet budget is reported with it.
+figures and its latency, measured as ``bench`` measures (warm-up, repeated calls, the median), beside the
+same runtime's fp32 measured once per loop. Speed is part of the budget: a round slower than that fp32,
+or below ``--min-speedup`` (default 1.2×), is never kept; of the accuracy-vs-latency Pareto set of the
+rounds, the fastest that meets the budget and the floor is returned. If none does, the report says so
+with the best of each; if no round reaches the floor, no int8 artifact slower than fp32 is returned at
+all (:func:`app.pipeline.convert` writes nothing unless ``--keep-failed``). Weight types whose kernels
+are slow on this CPU (ONNX Runtime's uint8 weights on a VNNI/AMX CPU) are tried only when the floor
+allows them, and a round that is not tried says why.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.accuracy.data import DataSet
 from app.errors import BadInput, ConversionFailed
 from app.accuracy.evaluation import Evaluation, Outputs, compare_outputs, run_all
+from converters.options import MIN_SPEEDUP
 
 MAX_ROUNDS = 6
 # a quantizer setting replaces the best one only when it closes this much of the cosine gap to 1: on the
@@ -153,26 +162,153 @@ class AccuracyBudget:
         return self.value if self.metric in ("top1-drop", "kl") else 1 - self.value
 
 
-def latency_ms(run, feeds: dict, runs: int = 30) -> float:
-    """Median latency of ``run(feeds)`` on one sample (a quick figure for the report, not a benchmark)."""
-    for _ in range(3):
+# a round's timing, as `bench` measures (app.bench.harness, a layer above this one): untimed warm-up calls
+# (at least WARMUP_CALLS and WARMUP_SECONDS), then timed calls until both TIMED_CALLS and TIMED_SECONDS are
+# reached, or TIMED_CAP_SECONDS (once at least MIN_TIMED_CALLS were timed); the figure is their median
+WARMUP_CALLS, WARMUP_SECONDS = 5, 0.1
+TIMED_CALLS, TIMED_SECONDS, TIMED_CAP_SECONDS, MIN_TIMED_CALLS = 40, 0.5, 1.5, 7
+MIN_SPEEDUP_DEFAULT = MIN_SPEEDUP.default   # --min-speedup
+# ONNX Runtime has no VNNI/AMX kernel for u8×u8 (uint8 weights): on such a CPU they ran ~10× slower than
+# int8 weights (EfficientNet-Lite0: 3.5 ms → 34 ms, issue 32), so a uint8 round is predicted at a tenth of
+# the speed-up of the int8 one it would replace, and tried only when that clears the floor
+U8U8_ON_VNNI = 0.1
+
+
+def measure_latency(run, feeds: dict) -> dict:
+    """``run(feeds)`` timed as ``bench`` times a runner: warm-up, repeated timed calls, the median.
+    Returns ``{"p50_ms", "runs", "capped"}`` (capped: the timing stopped at its time cap)."""
+    perf = time.perf_counter
+    started, n = perf(), 0
+    while (n < WARMUP_CALLS or perf() - started < WARMUP_SECONDS) and perf() - started < TIMED_CAP_SECONDS:
         run(feeds)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
+        n += 1
+    times: list[float] = []
+    started, capped = perf(), False
+    while True:
+        elapsed = perf() - started
+        if len(times) >= TIMED_CALLS and elapsed >= TIMED_SECONDS:
+            break
+        if elapsed >= TIMED_CAP_SECONDS and len(times) >= MIN_TIMED_CALLS:
+            capped = True
+            break
+        t = perf()
         run(feeds)
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        times.append(perf() - t)
+    return {"p50_ms": statistics.median(times) * 1e3, "runs": len(times), "capped": capped}
 
 
-def onnx_latency_ms(path: Path, feeds: dict) -> float:
-    """:func:`latency_ms` of an ONNX file in an ONNX Runtime session."""
-    from app.runtimes.onnxrt import ort_session
+def latency_ms(run, feeds: dict) -> float:
+    """The median latency of ``run(feeds)`` (:func:`measure_latency`), in milliseconds."""
+    return measure_latency(run, feeds)["p50_ms"]
 
-    sess = ort_session(Path(path))
-    names = {i.name for i in sess.get_inputs()}
-    feed = {k: v for k, v in feeds.items() if k in names}
-    return latency_ms(lambda _: sess.run(None, feed), feeds)
+
+FP32_RUNTIMES = {"onnx": "ONNX Runtime, the fp32 ONNX", "openvino": "OpenVINO CPU, the fp32 IR (INFERENCE_PRECISION_HINT f32)",
+                 "executorch": "ExecuTorch XNNPACK, the fp32 program"}
+
+
+def fp32_latency(converter, ctx, feeds: dict) -> tuple[dict | None, str]:
+    """The same runtime's fp32 of the model, timed as every round is (:func:`measure_latency`): ONNX
+    Runtime's the fp32 (pre-processed) ONNX the quantizer started from; OpenVINO's and ExecuTorch's an
+    fp32 build of the same converter (OpenVINO compiles it with ``INFERENCE_PRECISION_HINT`` f32) in a
+    folder of its own, removed afterwards. Returns (timing or None, what was timed or why it could not be)."""
+    runtime = FP32_RUNTIMES.get(converter.name, f"{converter.name} fp32")
+    if converter.name == "onnx":
+        if ctx.reference_onnx is None:
+            return None, "the fp32 ONNX was not kept"
+        return measure_latency(converter.load_artifact(ctx.reference_onnx).run, feeds), runtime
+    folder = ctx.work_dir / "budget-fp32"
+    folder.mkdir(exist_ok=True)
+    request = replace(ctx.request, precision="fp32")
+    sub = replace(ctx, request=request, work_dir=folder, artifact_name=converter.artifact_name("reference", "fp32"),
+                  warnings=[], record={}, exclude_nodes=(), quantizer=None, accuracy_control=None,
+                  keep_reference=False, reference_onnx=None)
+    ctx.stage(f"accuracy budget: build and time the fp32 {runtime.split(',')[0]} (the speed-up's reference)", None)
+    try:
+        produced = converter.convert(sub)
+        return measure_latency(converter.load_artifact(produced[0]).run, feeds), runtime
+    except (ConversionFailed, BadInput) as e:
+        return None, f"its fp32 build failed ({str(e).splitlines()[0][:200]})"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _floor(min_speedup: float) -> float:
+    """The speed-up a kept round needs: ``--min-speedup``, and never below 1 (slower than fp32)."""
+    return max(1.0, float(min_speedup))
+
+
+def select_rounds(rounds: list[dict], scores: dict, budget: "AccuracyBudget", min_speedup: float) -> dict:
+    """Which round the loop returns, from its measured rounds (those with ``latency_ms``; ``scores``: their
+    :class:`Evaluation` by round number) and the floor.
+
+    The Pareto set: the rounds no other round beats on both latency and the budget's figure. Returned:
+    the fastest round that meets the budget at a speed-up of at least the floor (``max(1, min_speedup)``;
+    a round of unknown speed-up, where fp32 could not be timed, passes it). If none does, the most
+    accurate round at or above the floor (``met`` False); if no round reaches the floor, the most accurate
+    of all, with ``too_slow`` True (not to be returned as is). Returns ``{"chosen", "met", "too_slow",
+    "pareto", "fastest", "most_accurate", "most_accurate_fast", "why": {round: text}, "reason"}``."""
+    floor = _floor(min_speedup)
+    measured = [r for r in rounds if r.get("latency_ms") is not None and r["round"] in scores]
+
+    def better(a: dict, b: dict) -> bool:
+        return budget.better(scores[a["round"]], scores[b["round"]])
+
+    def fast(r: dict) -> bool:
+        return r.get("speedup") is None or r["speedup"] >= floor - 1e-12
+
+    def dominates(a: dict, b: dict) -> bool:
+        return a["latency_ms"] <= b["latency_ms"] and not better(b, a) and (a["latency_ms"] < b["latency_ms"] or better(a, b))
+
+    pareto = sorted((r for r in measured if not any(dominates(o, r) for o in measured if o is not r)),
+                    key=lambda r: r["latency_ms"])
+
+    def most_accurate(items: list[dict]) -> dict | None:
+        best = None
+        for r in sorted(items, key=lambda r: r["latency_ms"]):
+            if best is None or better(r, best):
+                best = r
+        return best
+
+    meeting = [r for r in measured if r.get("met") and fast(r)]
+    fastest = min(measured, key=lambda r: r["latency_ms"], default=None)
+    top, top_fast = most_accurate(measured), most_accurate([r for r in measured if fast(r)])
+    too_slow = bool(measured) and top_fast is None
+    if meeting:
+        chosen = min(meeting, key=lambda r: (r["latency_ms"], r["round"]))
+        kept_because = "the fastest round that meets the budget" + (f" at ≥ {floor:g}× fp32" if chosen.get("speedup")
+                                                                    is not None else "")
+        reason = ""
+    elif top_fast is not None:
+        chosen = top_fast
+        kept_because = f"no round meets the budget at ≥ {floor:g}× fp32: the most accurate round that reaches the floor"
+        reason = (f"no round meets the budget at ≥ {floor:g}× fp32" +
+                  ("" if not any(r.get("met") for r in measured) else
+                   f" (round {', '.join(str(r['round']) for r in measured if r.get('met'))} meets it below the floor)"))
+    else:
+        chosen = top
+        kept_because = "no round reaches the floor: the most accurate round, written only with --keep-failed"
+        best = fastest.get("speedup") if fastest else None
+        reason = (f"no round reaches the speed floor of {floor:g}× the same runtime's fp32 (the fastest, round "
+                  f"{fastest['round']}, runs at {best:.2f}×)" if fastest is not None and best is not None else
+                  "no round was measured")
+    why: dict[int, str] = {}
+    for r in measured:
+        s = r.get("speedup")
+        if chosen is not None and r is chosen:
+            why[r["round"]] = kept_because
+        elif s is not None and s < 1:
+            why[r["round"]] = f"slower than fp32 ({s:.2f}×)"
+        elif not fast(r):
+            why[r["round"]] = f"below the floor {floor:g}× ({s:.2f}×)"
+        elif not r.get("met"):
+            why[r["round"]] = "misses the budget"
+        else:
+            why[r["round"]] = f"meets both, but round {chosen['round']} is faster"
+    return {"chosen": None if chosen is None else chosen["round"], "met": bool(meeting), "too_slow": too_slow,
+            "pareto": [r["round"] for r in pareto], "fastest": fastest["round"] if fastest else None,
+            "most_accurate": top["round"] if top else None,
+            "most_accurate_fast": top_fast["round"] if top_fast else None, "why": why, "reason": reason,
+            "floor": floor}
 
 
 @dataclass
@@ -189,15 +325,43 @@ class _Built:
 
 class _Loop:
     """The rounds of :func:`meet_budget`: each builds one artifact, evaluates it (unless its bytes repeat
-    an earlier round's), records its figures, and keeps it aside when it is the best so far."""
+    an earlier round's), times it, records its figures, and keeps its files aside while it is on the
+    Pareto set of the rounds or the base the search goes on from (``best``: the most accurate so far)."""
 
-    def __init__(self, converter, ctx, data: DataSet, reference: Outputs, budget: AccuracyBudget):
+    def __init__(self, converter, ctx, data: DataSet, reference: Outputs, budget: AccuracyBudget,
+                 min_speedup: float = MIN_SPEEDUP_DEFAULT):
         self.converter, self.ctx, self.data, self.reference, self.budget = converter, ctx, data, reference, budget
+        self.min_speedup = min_speedup
         self.rounds: list[dict] = []
         self.digests: dict[str, int] = {}
         self.best: _Built | None = None
         self.best_dir = ctx.work_dir / "budget-best"
         self.best_dir.mkdir()
+        self.fp32: dict | None = None          # the same runtime's fp32, timed once (measure_fp32)
+        self.fp32_runtime = ""                 # what was timed, or why it could not be
+        self.scores: dict[int, Evaluation] = {}  # every measured round's evaluation, by round
+        self.aside: dict[int, _Built] = {}     # the rounds whose files are kept: the Pareto set and the base
+
+    def measure_fp32(self) -> None:
+        """Time the same runtime's fp32 once (:func:`fp32_latency`): every round's speed-up is over it."""
+        self.fp32, self.fp32_runtime = fp32_latency(self.converter, self.ctx, self.data.samples[0])
+
+    def fast(self, r: dict) -> bool:
+        """Whether round ``r`` reaches the floor (unknown where fp32 could not be timed: not held against it)."""
+        return r.get("speedup") is None or r["speedup"] >= _floor(self.min_speedup) - 1e-12
+
+    def _new_base(self, n: int, margin: float) -> bool:
+        """Whether round ``n`` replaces the base the search goes on from: the more accurate (by ``margin``).
+        Speed does not choose the base (a setting slow on this CPU is not built unless the floor allows it,
+        :meth:`slow_kernels`); it chooses what is returned (:func:`select_rounds`)."""
+        return self.best is None or self.budget.better(self.scores[n], self.best.scores, margin)
+
+    def _prune(self) -> None:
+        """Delete the files of rounds off the Pareto set (other than the base): none of them can be returned."""
+        keep = set(select_rounds(self.rounds, self.scores, self.budget, self.min_speedup)["pareto"])
+        keep.add(self.best.round)
+        for n in [n for n in self.aside if n not in keep]:
+            shutil.rmtree(self.aside.pop(n).files[0].parent, ignore_errors=True)
 
     def add(self, produced: list[Path], scores: Evaluation | None, nodes: list[str], extra: dict) -> bool:
         """Record a round for ``produced`` (evaluated here when ``scores`` is None); True if it is the new best."""
@@ -211,26 +375,52 @@ class _Loop:
             for p in produced:
                 p.unlink(missing_ok=True)
             return False
-        self.digests[digest] = len(self.rounds)
+        n = self.digests[digest] = len(self.rounds)
         artifact = self.converter.load_artifact(produced[0])
         if scores is None:
             scores = compare_outputs(self.reference, run_all(artifact, self.data, "the artifact"), self.data)
         e, b = scores, self.budget
+        self.ctx.stage(f"accuracy budget {b}: round {n}, time it", None)
+        timing = measure_latency(artifact.run, self.data.samples[0])
+        speedup = round(self.fp32["p50_ms"] / timing["p50_ms"], 4) if self.fp32 else None
         self.rounds.append(entry | {b.metric: b.figure(e), "cosine_mean": e.cosine_mean, "top1_drop": e.top1_drop,
-                                    "artifact_top1": e.artifact_top1,
-                                    "latency_ms": round(latency_ms(artifact.run, self.data.samples[0]), 3),
-                                    "met": b.met(e)})
+                                    "artifact_top1": e.artifact_top1, "latency_ms": round(timing["p50_ms"], 6),
+                                    "latency_runs": timing["runs"], "speedup": speedup, "met": b.met(e)})
+        self.scores[n] = e
+        folder = self.best_dir / f"round-{n}"
+        folder.mkdir()
+        built = _Built([p.rename(folder / p.name) for p in produced], e, list(nodes), config, dict(self.ctx.record), n)
+        self.aside[n] = built
         margin = QUANTIZER_MARGIN if extra.get("stage") == "quantizer" else 0.0
-        if self.best is not None and not b.better(e, self.best.scores, margin):
-            for p in produced:
-                p.unlink(missing_ok=True)
-            return False
-        if self.best is not None:
-            for p in self.best.files:
-                p.unlink(missing_ok=True)
-        kept = [p.rename(self.best_dir / p.name) for p in produced]
-        self.best = _Built(kept, e, list(nodes), config, dict(self.ctx.record), len(self.rounds) - 1)
-        return True
+        new_base = self._new_base(n, margin)
+        if new_base:
+            self.best = built
+        self._prune()
+        return new_base
+
+    def satisfied(self) -> bool:
+        """The base meets the budget at or above the speed floor: nothing left to search for."""
+        return self.budget.met(self.best.scores) and self.fast(self.rounds[self.best.round])
+
+    def slow_kernels(self, name: str, value) -> str:
+        """Why a quantizer setting is not tried: its kernels are slow on this CPU and the floor does not
+        allow them ("" : try it). ONNX Runtime's uint8 weights (u8×u8) have no VNNI/AMX kernel."""
+        from app.machine.hardware import detect_cpu
+
+        if self.converter.name != "onnx" or name != "weight_type" or value != "uint8":
+            return ""
+        cpu = detect_cpu()
+        if not cpu.vnni:
+            return ""
+        floor, base = _floor(self.min_speedup), self.rounds[self.best.round].get("speedup")
+        predicted = None if base is None else base * U8U8_ON_VNNI
+        if predicted is not None and predicted >= floor:
+            return ""
+        units = "AMX/VNNI" if cpu.amx else "VNNI"
+        return (f"not tried: uint8 weights take ONNX Runtime's u8×u8 kernels, which have no {units} version "
+                f"(~{1 / U8U8_ON_VNNI:.0f}× slower than int8 weights on this CPU): "
+                + (f"about {predicted:.2f}× fp32, below the floor of {floor:g}×" if predicted is not None else
+                   "the fp32 could not be timed to show they reach the floor"))
 
     def build(self, nodes: list[str], config, extra: dict) -> bool:
         self.ctx.exclude_nodes, self.ctx.quantizer = tuple(nodes), config
@@ -257,10 +447,15 @@ class _Loop:
         # for another CPU (--target-isa), this one's figures cannot choose its weights
         for name, values in self.best.config.choices(fixed_weights=TARGET_ISA.of(self.ctx.request) is not None):
             for value in values:
-                if self.budget.met(self.best.scores):
+                if self.satisfied():
                     return
-                self.build([], self.best.config.with_(**{name: value}), {"stage": "quantizer",
-                                                                          "change": f"{name}={value}"})
+                config, extra = self.best.config.with_(**{name: value}), {"stage": "quantizer", "change": f"{name}={value}"}
+                slow = self.slow_kernels(name, value)
+                if slow:    # reported, not built
+                    self.rounds.append({"round": len(self.rounds), **extra, "float_nodes": 0,
+                                        "quantizer": config.to_json(), "skipped": slow, "met": False})
+                    continue
+                self.build([], config, extra)
 
     def exclude_worst_nodes(self, max_nodes: int) -> str:
         """Keep the nodes that add the most error in float, 1, 2, 4 … more a round; the reason it stopped."""
@@ -326,8 +521,17 @@ def round_label(r: dict) -> str:
 
 
 def budget_rounds_text(report: dict) -> list[str]:
-    """One line a round: what it tried and its figures (or the earlier round it repeats), the kept one marked."""
+    """The fp32 reference and the floor, then one line a round: what it tried and its figures (or the
+    earlier round it repeats, or why it was not tried), its speed-up over the same runtime's fp32, the
+    Pareto rounds and those below the floor marked, the kept one marked."""
     lines = []
+    floor = report.get("speed_floor")
+    if report.get("fp32_latency_ms") is not None:
+        pareto = ", ".join(str(n) for n in report.get("pareto") or []) or "none"
+        lines.append(f"fp32 ({report.get('fp32_runtime')}): {report['fp32_latency_ms']:.3f} ms · speed floor "
+                     f"{floor:g}× (--min-speedup {report.get('min_speedup'):g}) · Pareto set: round(s) {pareto}")
+    elif report.get("fp32_runtime"):
+        lines.append(f"fp32 not timed ({report['fp32_runtime']}): no speed floor applied")
     for r in report.get("rounds") or []:
         head = f"round {r['round']:>2} {round_label(r):<44}"
         if "identical_to" in r:
@@ -336,9 +540,16 @@ def budget_rounds_text(report: dict) -> list[str]:
         if "failed" in r:
             lines.append(f"{head} could not be built: {r['failed']}")
             continue
+        if "skipped" in r:
+            lines.append(f"{head} {r['skipped']}")
+            continue
         drop = f" · top-1 drop {100 * r['top1_drop']:.2f} pts" if r.get("top1_drop") is not None else ""
-        lines.append(f"{head} cosine {r['cosine_mean']:.6f}{drop} · {r['latency_ms']:.3f} ms"
-                     f"{' · meets the budget' if r['met'] else ''}{'  ← kept' if r.get('kept') else ''}")
+        s = r.get("speedup")
+        speed = "" if s is None else f" · {s:.2f}× fp32" + (
+            " (slower than fp32)" if s < 1 else f" (below the floor {floor:g}×)" if floor and s < floor - 1e-12 else "")
+        lines.append(f"{head} cosine {r['cosine_mean']:.6f}{drop} · {r['latency_ms']:.3f} ms{speed}"
+                     f"{' · Pareto' if r.get('pareto') else ''}{' · meets the budget' if r['met'] else ''}"
+                     f"{'  ← kept' if r.get('kept') else ''}")
     return lines
 
 
@@ -355,36 +566,53 @@ def files_digest(files: list[Path]) -> str:
 
 
 def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: DataSet, reference: Outputs,
-                budget: AccuracyBudget, max_nodes: int) -> tuple[list[Path], Evaluation, dict]:
-    """Search the quantizer's settings, then keep nodes in float, until ``budget`` holds; returns the
-    best files, their evaluation, and the report (every round, the chosen quantizer and float nodes,
-    latency) for the manifest."""
-    loop = _Loop(converter, ctx, data, reference, budget)
+                budget: AccuracyBudget, max_nodes: int,
+                min_speedup: float = MIN_SPEEDUP_DEFAULT) -> tuple[list[Path], Evaluation, dict]:
+    """Search the quantizer's settings, then keep nodes in float, until ``budget`` holds at a speed-up of
+    at least ``min_speedup`` (and never below 1) over the same runtime's fp32; returns the files of the
+    round :func:`select_rounds` picks, their evaluation, and the report (every round with its latency and
+    speed-up, the Pareto set, the chosen quantizer and float nodes) for the manifest. The report's ``met``:
+    a round meets both; ``too_slow``: no round reaches the floor (the pipeline returns no artifact then)."""
+    loop = _Loop(converter, ctx, data, reference, budget, min_speedup)
+    loop.measure_fp32()
     loop.add(produced, scores, [], {"stage": "first"})
     loop.search_quantizer()
     if converter.name == "openvino":
         stopped = loop.nncf_accuracy_control()
     else:
         stopped = loop.exclude_worst_nodes(max_nodes)
-    best = loop.best
+    choice = select_rounds(loop.rounds, loop.scores, budget, min_speedup)
+    pareto = set(choice["pareto"])
+    for r in loop.rounds:
+        if r["round"] in choice["why"]:
+            r["pareto"] = r["round"] in pareto
+            r["kept_because" if r["round"] == choice["chosen"] else "why_not"] = choice["why"][r["round"]]
+    best = loop.aside[choice["chosen"]]
     loop.rounds[best.round]["kept"] = True
     files = [p.rename(ctx.work_dir / p.name) for p in best.files]
-    loop.best_dir.rmdir()
+    shutil.rmtree(loop.best_dir, ignore_errors=True)
     ctx.record.clear()
     ctx.record.update(best.record)
     ctx.exclude_nodes, ctx.quantizer = tuple(best.nodes), best.config
     ctx.warnings[:] = dict.fromkeys(ctx.warnings)    # a rebuild repeats its build's warnings: once each
-    reference_onnx = ctx.reference_onnx
-    fp32_ms = onnx_latency_ms(reference_onnx, data.samples[0]) if reference_onnx else None
-    best_ms = loop.rounds[best.round]["latency_ms"]
+    if loop.fp32 is None:
+        ctx.warnings.append(f"accuracy budget: the same runtime's fp32 could not be timed ({loop.fp32_runtime}): "
+                            "no speed floor was applied")
+    kept = loop.rounds[best.round]
     searched = loop.quantizer_rounds()
     ours = "the app's loop" + (" (NNCF quantize)" if converter.name == "openvino" else "")
-    engine = {"nncf-accuracy-control": "NNCF quantize_with_accuracy_control"}.get(loop.rounds[best.round]["stage"], ours)
-    report = {"budget": str(budget), "met": budget.met(best.scores), "float_nodes": best.nodes, "engine": engine,
-              "quantizer": best.config.to_json() if best.config else None,
+    engine = {"nncf-accuracy-control": "NNCF quantize_with_accuracy_control"}.get(kept["stage"], ours)
+    fp32 = loop.fp32
+    report = {"budget": str(budget), "met": choice["met"], "accuracy_met": budget.met(best.scores),
+              "too_slow": choice["too_slow"], "unmet_reason": choice["reason"], "float_nodes": best.nodes,
+              "engine": engine, "quantizer": best.config.to_json() if best.config else None,
               "quantizer_searched": bool(searched), "best_round": best.round, "stopped": stopped,
-              "rounds": loop.rounds, "max_float_nodes": max_nodes, "latency_ms": best_ms,
-              "fp32_onnx_latency_ms": round(fp32_ms, 3) if fp32_ms else None,
-              "speedup_vs_fp32_onnx": round(fp32_ms / best_ms, 3) if fp32_ms else None}
+              "rounds": loop.rounds, "max_float_nodes": max_nodes, "min_speedup": min_speedup,
+              "speed_floor": choice["floor"], "pareto": choice["pareto"], "fastest_round": choice["fastest"],
+              "most_accurate_round": choice["most_accurate"],
+              "most_accurate_fast_round": choice["most_accurate_fast"],
+              "latency_ms": kept["latency_ms"], "speedup": kept.get("speedup"),
+              "fp32_latency_ms": round(fp32["p50_ms"], 6) if fp32 else None,
+              "fp32_latency_runs": fp32["runs"] if fp32 else None, "fp32_runtime": loop.fp32_runtime}
     ctx.record["float_nodes"] = best.nodes
     return files, best.scores, report

@@ -223,7 +223,8 @@ def _build(cands: list[Candidate], source: ModelSource, config: BenchConfig, dat
             options.update({ACCURACY_BUDGET.name: accuracy_budget, MAX_FLOAT_NODES.name: max_float_nodes})
         req = ConversionRequest(source, cand.target, cand.precision, options,
                                 data=data,  # with data, every candidate is evaluated on it too
-                                out_dir=out_dir / cand.slug, overwrite=True)
+                                out_dir=out_dir / cand.slug, overwrite=True,
+                                keep_failed=looped)  # an int8 below the budget's speed floor is still timed here
         try:
             result = convert(req, progress=step, should_cancel=should_cancel)
         except Cancelled:

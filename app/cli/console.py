@@ -17,6 +17,9 @@ def failure_json(message: str, code: int, error: str = "", details: dict | None 
     """The one ``--json`` object printed when a command fails before it has a result of its own;
     ``details``: the error's machine-readable extras (e.g. ``globals``, every name a pickle still needs)."""
     data = {"status": "failed", "stage": STAGE["name"], "error": error, "message": message, "exit_code": code}
+    if error == "BudgetUnmet" and isinstance(details, dict):   # the budget loop's report, where a result has it
+        data.update(status="unmet", accuracy_budget=details.get("accuracy_budget"))
+        details = {k: v for k, v in details.items() if k != "accuracy_budget"}
     if isinstance(details, dict) and details:
         data["details"] = details
     return data

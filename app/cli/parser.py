@@ -32,7 +32,7 @@ from app.safety.security import dependency_problems
 from app.safety.text import one_line
 from app.targets.advice import advise, describe_measured, measured_here
 from app.targets.probe import probe_targets
-from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, SEED, add_flags, values_of
+from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP, SEED, add_flags, values_of
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     for o, takers in converter_options().items():
         add_flags(group, (replace(o, help=f"{o.help or ''} [--to {', '.join(takers)}]".strip()),))
     add_data_args(c)
-    add_flags(c, (ACCURACY_BUDGET, MAX_FLOAT_NODES))
+    add_flags(c, (ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP))
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     c.add_argument("--keep-failed", action="store_true", help="keep an artifact that failed verification")
@@ -180,8 +180,10 @@ def cmd_convert(args) -> int:
             print(f"  delegation:   {result.delegation['summary']}")
         b = result.accuracy_budget
         if b:
-            speed = f", {b['speedup_vs_fp32_onnx']:.2f}x the fp32 ONNX" if b.get("speedup_vs_fp32_onnx") else ""
-            print(f"  budget {b['budget']}: {'met' if b['met'] else 'NOT met'} with {len(b['float_nodes'])} nodes in "
+            speed = (f", {b['speedup']:.2f}x the fp32 ({b.get('fp32_runtime')}, {b['fp32_latency_ms']:.2f} ms)"
+                     if b.get("speedup") is not None else "")
+            print(f"  budget {b['budget']} at ≥ {b.get('speed_floor', 1):g}x fp32: {'met' if b['met'] else 'NOT met'} "
+                  f"with {len(b['float_nodes'])} nodes in "
                   f"float ({', '.join(b['float_nodes'][:6]) or 'none'}{'…' if len(b['float_nodes']) > 6 else ''}); "
                   f"{b['latency_ms']:.2f} ms a sample{speed}; kept: round {b['best_round']}, by {b['engine']}")
             from app.accuracy.budget import budget_rounds_text
@@ -196,8 +198,10 @@ def cmd_convert(args) -> int:
         print(f"error: verification failed: {result.verification.failure} (artifact kept: --keep-failed)", file=sys.stderr)
         return 1
     if result.status == "unmet":
-        print(f"error: accuracy budget {result.accuracy_budget['budget']} not met; the best artifact was written "
-              f"with {len(result.accuracy_budget['float_nodes'])} nodes in float", file=sys.stderr)
+        b = result.accuracy_budget
+        why = f" ({b['unmet_reason']})" if b.get("unmet_reason") else ""
+        print(f"error: accuracy budget {b['budget']} not met{why}; the best artifact was written "
+              f"with {len(b['float_nodes'])} nodes in float", file=sys.stderr)
         return 1
     return 0
 

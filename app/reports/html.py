@@ -472,11 +472,13 @@ def _evaluation_text(e: dict) -> str:
 
 def _budget_block(b) -> str:
     """The accuracy budget's rounds: what each tried (quantizer setting or float nodes), its figures or the
-    round whose model it repeats, the kept one marked."""
+    round whose model it repeats (or why it was not tried), its speed-up over the same runtime's fp32, the
+    Pareto set and the floor, the kept one marked with why."""
     if not isinstance(b, dict) or not isinstance(b.get("rounds"), list):
         return ""
     from app.accuracy.budget import round_label
 
+    floor = _number(b.get("speed_floor"))
     rows = []
     for r in b["rounds"]:
         if not isinstance(r, dict):
@@ -485,21 +487,34 @@ def _budget_block(b) -> str:
             what = round_label(r)
         except (KeyError, TypeError):
             what = str(r.get("stage"))
-        same = "identical_to" in r or "failed" in r
+        same = "identical_to" in r or "failed" in r or "skipped" in r
+        speedup = _number(r.get("speedup"))
+        speed = "" if same or speedup is None else _num(speedup, ".2f") + (
+            " (slower than fp32)" if speedup < 1 else " (below the floor)" if floor and speedup < floor - 1e-12 else "")
         rows.append([_e(r.get("round")), _e(what), (f"could not be built: {_e(r.get('failed'))}" if "failed" in r else
+                     _e(r.get("skipped")) if "skipped" in r else
                      f"same model as round {_e(r.get('identical_to'))}") if same else
                      _num(r.get("cosine_mean"), ".6f"), "" if same else _num(_pct(r.get("top1_drop")), ".2f"),
-                     "" if same else _num(r.get("latency_ms"), ".3f"), "yes" if r.get("met") else "no",
-                     "kept" if r.get("kept") else ""])
+                     "" if same else _num(r.get("latency_ms"), ".3f"), speed, "yes" if r.get("pareto") else "",
+                     "yes" if r.get("met") else "no", "kept" if r.get("kept") else "",
+                     _e(r.get("kept_because") or r.get("why_not") or "")])
     quantizer = b.get("quantizer") if isinstance(b.get("quantizer"), dict) else {}
+    pareto = b.get("pareto") if isinstance(b.get("pareto"), list) else []
+    fp32 = _number(b.get("fp32_latency_ms"))
+    speed_line = (f'<p>Speed: the same runtime&#8217;s fp32 ({_e(b.get("fp32_runtime"))}) takes {_num(fp32, ".3f")} ms; '
+                  f'floor {_num(floor, "g")}× (<code>--min-speedup {_e(b.get("min_speedup"))}</code>; never below 1×); '
+                  f'Pareto set (accuracy vs latency): round(s) {_e(", ".join(str(n) for n in pareto) or "none")}'
+                  + (f'; <span class="failed">{_e(b.get("unmet_reason"))}</span>' if b.get("unmet_reason") else "")
+                  + '</p>') if fp32 is not None else (
+        f'<p>Speed: the fp32 was not timed ({_e(b.get("fp32_runtime"))}); no floor applied</p>' if b.get("fp32_runtime") else "")
     head = (f'<p>Accuracy budget <code>{_e(b.get("budget"))}</code>: '
             f'<span class="{"ok" if b.get("met") else "failed"}">{"met" if b.get("met") else "not met"}</span> '
             f'(stopped: {_e(b.get("stopped"))}); kept: round {_e(b.get("best_round"))}, quantizer '
             f'{_e(", ".join(f"{k}={v}" for k, v in quantizer.items()) or "—")}, '
             f'{_e(len(b.get("float_nodes") or []))} nodes in float' + (f', by {_e(b["engine"])}' if b.get("engine") else "")
-            + '</p>')
-    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", "latency ms", "meets", ""], rows,
-                         cls="rounds", numeric={0, 2, 3, 4})
+            + '</p>' + speed_line)
+    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", "latency ms (median)", "× fp32", "Pareto",
+                          "meets", "", "why (not) kept"], rows, cls="rounds", numeric={0, 2, 3, 4, 5})
 
 
 def _pct(value):
