@@ -71,6 +71,7 @@ from converters.base import check_request
 _PRELOAD = ["app.pipeline", "app.loaders.front_door", "torch", "onnx", "onnxruntime"]
 _context: Any = None
 JOB_PREFIX = "studio-job-"       # a job's private temporary folder: studio-job-<parent pid>-*
+SETTING_PREFIXES = ("DEPLOY_STUDIO_", "DEPLOYSTUDIO_")   # the app's settings in the environment
 MP_PREFIX = "studio-mp-"         # multiprocessing's own folder (the forkserver's socket): studio-mp-<pid>-*
 
 # wall-clock limits (seconds) per job kind; others get DEFAULT_WALL_LIMIT; --timeout overrides
@@ -221,7 +222,25 @@ def _own_session() -> None:
             os.setpgid(0, 0)
 
 
-def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None) -> None:
+def _parent_settings() -> dict[str, str]:
+    """The app's own settings in this process's environment now (``DEPLOY_STUDIO_*``, ``DEPLOYSTUDIO_*``:
+    faked CPU flags, memory, limits): a job gets them from its parent, not from the forkserver, whose
+    environment is a snapshot of the parent's when it started."""
+    return {k: v for k, v in os.environ.items() if k.startswith(SETTING_PREFIXES)}
+
+
+def _take_settings(settings: dict[str, str] | None) -> None:
+    if settings is None:
+        return
+    for name in [k for k in os.environ if k.startswith(SETTING_PREFIXES)]:
+        if name not in settings:
+            del os.environ[name]
+    os.environ.update(settings)
+
+
+def _child_main(conn, output, target: str, payload: Any, fence=None, scratch: str | None = None,
+                settings: dict[str, str] | None = None) -> None:
+    _take_settings(settings)
     _own_session()
     # the app or CLI killed outright: its forkserver exits, and the job with it
     _let_the_forkserver_go()
@@ -407,7 +426,8 @@ def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None]
     fence = job_fence([*writable, scratch]) if fenced else None
     parent, child = ctx.Pipe(duplex=False)
     output_r, output_w = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(child, output_w, target, payload, fence, str(scratch)), daemon=True)
+    proc = ctx.Process(target=_child_main, args=(child, output_w, target, payload, fence, str(scratch),
+                                                 _parent_settings()), daemon=True)
     try:
         proc.start()
     except BaseException:

@@ -35,6 +35,11 @@ def echo(payload, progress, should_cancel):
     return {"got": payload, "pid": os.getpid()}
 
 
+def setting(payload, progress, should_cancel):
+    """The job's value of the environment variable ``payload`` (None when unset)."""
+    return os.environ.get(payload)
+
+
 def bad_input(payload, progress, should_cancel):
     from app.errors import BadInput
 

@@ -16,6 +16,18 @@ def test_result_and_progress_come_back():
     assert [f for _, f in events] == pytest.approx([1 / 3, 2 / 3, 1.0])
 
 
+def test_a_job_sees_the_settings_its_parent_has_now_not_the_forkserver_s(monkeypatch):
+    """The forkserver's environment is the parent's when it started; a setting made later (a test
+    faking a VNNI CPU, a user rehearsing less memory) reaches the jobs started after it, and one
+    removed is gone from them."""
+    monkeypatch.setenv("DEPLOY_STUDIO_CPU_FLAGS", "avx2 fma")
+    assert run_job("tests.crashers:setting", "DEPLOY_STUDIO_CPU_FLAGS") == "avx2 fma"  # the forkserver runs now
+    monkeypatch.setenv("DEPLOY_STUDIO_CPU_FLAGS", "avx2 fma avx512f avx512_vnni")
+    assert run_job("tests.crashers:setting", "DEPLOY_STUDIO_CPU_FLAGS") == "avx2 fma avx512f avx512_vnni"
+    monkeypatch.delenv("DEPLOY_STUDIO_CPU_FLAGS")
+    assert run_job("tests.crashers:setting", "DEPLOY_STUDIO_CPU_FLAGS") is None
+
+
 def test_error_type_survives_the_process_boundary():
     with pytest.raises(BadInput, match="unreadable"):
         run_job("tests.crashers:bad_input", None)
