@@ -242,6 +242,9 @@ def split_data(data: DataSource | None, model: LoadedModel, seed: int,
         return None, None
     if progress:
         progress("read data", None)
+    if data.eval_path is not None and Path(data.eval_path).resolve() == Path(data.path).resolve():
+        raise BadInput(f"--eval-data {data.eval_path}: the same as --data; give samples of other photos or "
+                       "recordings (or leave --eval-data out: --data is then split, with a warning)")
     samples = load_data(data, model.inputs, model.outputs)
     if data.eval_path is None:
         return samples.split(seed)
