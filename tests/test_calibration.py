@@ -156,3 +156,14 @@ def test_the_cli_text_says_the_split_and_warns(cli, few, digits, tmp_path):
     assert r.code == 0, r.err
     assert "data:         one folder: 20 samples calibrate, the other 20 evaluate" in r.out and "--eval-data" in r.out
     assert "warning: CALIBRATION AND EVALUATION FROM THE SAME FOLDER" in r.err
+
+
+def test_the_settings_search_tries_each_runtimes_other_range_choices():
+    """The budget loop's quantizer stage tries the ranges the defaults did not use: NNCF's other estimators,
+    PT2E's histogram observer (static only: dynamic int8 reads no ranges)."""
+    from converters.executorch import XnnpackSettings
+    from converters.openvino import NncfSettings
+
+    assert dict(NncfSettings(range_estimator="minmax").choices())["range_estimator"] == ("mean_minmax", "histogram")
+    assert dict(XnnpackSettings().choices()) == {"per_channel": (False,), "activation_observer": ("histogram",)}
+    assert dict(XnnpackSettings("dynamic").choices()) == {"per_channel": (False,)}
