@@ -59,20 +59,23 @@ def nncf_module():
 
 
 # NNCF's activation range estimators (``AdvancedQuantizationParameters(activations_range_estimator_params=…)``):
-# minmax: the smallest and largest value over all calibration samples (as ONNX Runtime's MinMax); mean_minmax:
-# the mean over the samples of each one's min and max (NNCF's own default for per-tensor activations: narrower,
-# so values the calibration saw once are clipped); histogram: the range minimising the quantization error on
-# the calibration's histogram. The defaults are the ones that held on photos the calibration never saw
+# nncf: NNCF's own choice, none given (per-tensor activations: the mean over the samples of each one's min and
+# max; per-channel: min-max); minmax: the smallest and largest value over all calibration samples (as ONNX
+# Runtime's MinMax), for every activation; mean_minmax: the per-sample mean for every activation (given
+# explicitly it also replaces the min-max of per-channel activations: it lost most of a pretrained
+# EfficientNet's confident predictions); histogram: the range minimising the quantization error on the
+# calibration's histogram. The defaults are the ones that held on photos the calibration never saw
 # (docs/accuracy.md, "Calibration that generalizes").
-RANGE_ESTIMATORS = ("minmax", "mean_minmax", "histogram")
-DEFAULT_RANGE_ESTIMATOR = "minmax"               # convolutional models (transformers: NNCF's mean_minmax)
+RANGE_ESTIMATORS = ("nncf", "minmax", "mean_minmax", "histogram")
+DEFAULT_RANGE_ESTIMATOR = "minmax"               # convolutional models (transformers: NNCF's own)
 DEFAULT_FAST_BIAS_CORRECTION = True
 
 
 RANGE_ESTIMATOR = Option(
     "range_estimator", ("--range-estimator",), str, None, RANGE_ESTIMATORS,
-    help="OpenVINO int8: how NNCF reads activation ranges from the calibration samples (default: minmax for "
-         "convolutional models, what held on inputs the calibration never saw; NNCF's mean_minmax for transformers)",
+    help="OpenVINO int8: how NNCF reads activation ranges from the calibration samples: nncf (NNCF's own choice), "
+         "minmax, mean_minmax, histogram (default: minmax for convolutional models, what held on inputs the "
+         "calibration never saw; nncf for transformers)",
     precisions=("int8",), default_label="automatic")
 
 
@@ -266,7 +269,7 @@ def _nncf_kwargs(nncf, settings: NncfSettings) -> dict:
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     advanced = {}
-    if settings.range_estimator:
+    if settings.range_estimator and settings.range_estimator != "nncf":
         if settings.range_estimator not in RANGE_ESTIMATORS:
             raise BadInput(f"NNCF range estimator {settings.range_estimator!r}: choose {', '.join(RANGE_ESTIMATORS)}")
         advanced["activations_range_estimator_params"] = getattr(RangeEstimatorParametersSet,
@@ -302,7 +305,7 @@ def quantize_int8(ctx: ConversionContext, model):
         settings = settings.with_(overflow_fix="enable" if kernels.saturates else "first_layer_only")
     if settings.range_estimator is None:
         # what held on photos the calibration never saw (docs/accuracy.md); transformers keep NNCF's own
-        settings = settings.with_(range_estimator="mean_minmax" if transformer else DEFAULT_RANGE_ESTIMATOR)
+        settings = settings.with_(range_estimator="nncf" if transformer else DEFAULT_RANGE_ESTIMATOR)
     ctx.quantizer = settings
     ctx.record["nncf_overflow_fix"] = {"enable": "enable (every layer)", "first_layer_only": "NNCF's default (first layer)",
                                        "disable": "disable"}[settings.overflow_fix]

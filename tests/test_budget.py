@@ -303,5 +303,6 @@ def test_quantizer_choices_follow_the_mode_and_the_cpu_the_artifact_is_for():
     assert "weight_type" not in dict(static.choices(fixed_weights=True))
     nncf = NncfSettings(preset="performance", overflow_fix="enable", range_estimator="minmax")
     assert dict(nncf.choices()) == {"preset": ("mixed",), "overflow_fix": ("disable",),
-                                    "fast_bias_correction": (False,), "range_estimator": ("mean_minmax", "histogram")}
+                                    "fast_bias_correction": (False,),
+                                    "range_estimator": ("nncf", "mean_minmax", "histogram")}
     assert dict(nncf.choices(fixed_weights=True))["overflow_fix"] == ()

@@ -164,6 +164,7 @@ def test_the_settings_search_tries_each_runtimes_other_range_choices():
     from converters.executorch import XnnpackSettings
     from converters.openvino import NncfSettings
 
-    assert dict(NncfSettings(range_estimator="minmax").choices())["range_estimator"] == ("mean_minmax", "histogram")
+    assert dict(NncfSettings(range_estimator="minmax").choices())["range_estimator"] == ("nncf", "mean_minmax",
+                                                                                        "histogram")
     assert dict(XnnpackSettings().choices()) == {"per_channel": (False,), "activation_observer": ("histogram",)}
     assert dict(XnnpackSettings("dynamic").choices()) == {"per_channel": (False,)}
