@@ -94,7 +94,7 @@ def test_openvino_int8_with_eval_data_calibrates_on_all_of_data_with_every_sampl
     recorded = manifest["recorded"]
     # NNCF was given, and read, every calibration sample (not its own subset of 300, not the 30 % of a split)
     assert recorded["calibration_samples"] == recorded["nncf_subset_size"] == recorded["nncf_samples_read"] == 40
-    assert recorded["nncf_range_estimator"] == recorded["quantizer"]["range_estimator"] == "minmax"
+    assert recorded["nncf_range_estimator"] == recorded["quantizer"]["range_estimator"] == "nncf"   # its own
     # evaluate agrees: --eval-data is not what it was calibrated on; --data is, and it says so
     r = cli("evaluate", digits["state"], *DIGITS_ARGS, result["artifact"], "--data", digits["arrays"], "--json")
     assert r.code == 0 and "its --eval-data" in json.loads(r.out)["split"]
