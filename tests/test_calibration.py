@@ -116,32 +116,32 @@ def test_bad_eval_data_is_one_line_and_exit_2(cli, few, digits, tmp_path):
 
 @pytest.fixture(scope="module")
 def observers(tmp_path_factory, few, digits):
-    """ExecuTorch int8 of the digits CNN: the default (with --eval-data) and PT2E's histogram observer (one
-    folder, split), converted once."""
+    """ExecuTorch int8 of the digits CNN: the default (PT2E's histogram observer, with --eval-data) and the
+    minmax observer (one folder, split), converted once."""
     from main import main
 
     out = tmp_path_factory.mktemp("observers")
     common = [str(digits["state"]), *DIGITS_ARGS, "--to", "executorch", "--precision", "int8", "--data", str(few)]
     assert main(["convert", *common, "--eval-data", str(digits["arrays"]), "--data-limit", "100",
                  "--out", str(out / "default")]) == 0
-    assert main(["convert", *common, "--activation-observer", "histogram", "--out", str(out / "histogram")]) == 0
-    return {k: out / k / "digits.xnnpack.int8.pte" for k in ("default", "histogram")}
+    assert main(["convert", *common, "--activation-observer", "minmax", "--out", str(out / "minmax")]) == 0
+    return {k: out / k / "digits.xnnpack.int8.pte" for k in ("default", "minmax")}
 
 
 def test_pt2e_activation_observer_is_recorded_and_changes_the_program(observers):
     pytest.importorskip("executorch")
     manifests = {k: json.loads(p.with_name(p.name + ".manifest.json").read_text()) for k, p in observers.items()}
-    default, histogram = manifests["default"]["recorded"], manifests["histogram"]["recorded"]
-    assert default["activation_observer"] == default["quantizer"]["activation_observer"] == "minmax"
-    assert histogram["activation_observer"] == histogram["quantizer"]["activation_observer"] == "histogram"
-    assert manifests["histogram"]["options"]["activation_observer"] == "histogram"
+    default, minmax = manifests["default"]["recorded"], manifests["minmax"]["recorded"]
+    assert default["activation_observer"] == default["quantizer"]["activation_observer"] == "histogram"
+    assert minmax["activation_observer"] == minmax["quantizer"]["activation_observer"] == "minmax"
+    assert manifests["minmax"]["options"]["activation_observer"] == "minmax"
     assert default["quantizer"]["per_channel"] is True and default["weights"] == "int8 symmetric per channel"
-    assert observers["default"].read_bytes() != observers["histogram"].read_bytes()
-    assert default["calibration_samples"] == 40 and histogram["calibration_samples"] == 20   # all; half of one folder
+    assert observers["default"].read_bytes() != observers["minmax"].read_bytes()
+    assert default["calibration_samples"] == 40 and minmax["calibration_samples"] == 20   # all; half of one folder
 
 
 def test_one_folder_says_loudly_that_calibration_and_evaluation_share_it(observers):
-    manifest = json.loads(observers["histogram"].with_name("digits.xnnpack.int8.pte.manifest.json").read_text())
+    manifest = json.loads(observers["minmax"].with_name("digits.xnnpack.int8.pte.manifest.json").read_text())
     d = manifest["recorded"]["data"]
     assert d["same_folder"] is True and (d["calibration_samples"], d["evaluation_samples"]) == (20, 20)
     assert d["warning"].startswith("CALIBRATION AND EVALUATION FROM THE SAME FOLDER") and "--eval-data" in d["warning"]
@@ -166,5 +166,5 @@ def test_the_settings_search_tries_each_runtimes_other_range_choices():
 
     assert dict(NncfSettings(range_estimator="minmax").choices())["range_estimator"] == ("nncf", "mean_minmax",
                                                                                         "histogram")
-    assert dict(XnnpackSettings().choices()) == {"per_channel": (False,), "activation_observer": ("histogram",)}
+    assert dict(XnnpackSettings().choices()) == {"per_channel": (False,), "activation_observer": ("minmax",)}
     assert dict(XnnpackSettings("dynamic").choices()) == {"per_channel": (False,)}
