@@ -49,7 +49,7 @@ SMALL_CALIBRATION = 90           # ... up to this many (30 % of SMALL_DATA: the 
 MAX_CALIBRATION = 256
 SAME_FOLDER_WARNING = ("CALIBRATION AND EVALUATION FROM THE SAME FOLDER ({data}: {calibration} samples "
                        "calibrate, the other {evaluation} evaluate): crops or frames of one photo or recording in "
-                       "both parts flatter the evaluation; pass --eval-data PATH with samples from other "
+                       "both parts can flatter the evaluation; pass --eval-data PATH with samples from other "
                        "photos/recordings to judge the artifact on inputs its calibration never saw")
 NORMALIZATIONS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),   # torchvision's pretrained models
@@ -131,7 +131,7 @@ def held_out(data: DataSet, recorded: dict, path: Path) -> tuple[DataSet, str] |
     part = data.split(seed, calibration=count if isinstance(count, int) and total == len(data) else None)[1]
     return part, (f"calibrated on part of this data: evaluated on the other part (split seed {seed}, "
                   f"{len(part)} samples); both parts come from one folder — crops or frames of one photo or "
-                  "recording in both flatter the figures")
+                  "recording in both can flatter the figures")
 
 
 def calibration_count(n: int) -> int:
