@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.accuracy.budget import AccuracyBudget, meet_budget
-from app.accuracy.data import DataSet, load_data
+from app.accuracy.data import SAME_FOLDER_WARNING, DataSet, load_data, load_eval_data
 from app.accuracy.evaluation import Evaluation, evaluate, run_all
 from app.accuracy.verify import INT8_MIN_COSINE, Verification, vanishing_text, verify_artifact
 from app.artifacts import atomic_output as files, placement
@@ -52,6 +52,7 @@ class ConversionResult:
     evaluation: Evaluation | None = None     # on the evaluation part of --data
     accuracy_budget: dict | None = None      # --accuracy-budget: rounds, float nodes, latency
     delegation: dict | None = None           # on-device targets: which operators run in the accelerated backend
+    data: dict | None = None                 # the manifest's data record: what calibrated, what evaluated
 
     def to_json(self) -> dict:
         v = self.verification
@@ -69,6 +70,7 @@ class ConversionResult:
             "evaluation": self.evaluation.to_json() if self.evaluation else None,
             "accuracy_budget": self.accuracy_budget,
             "delegation": self.delegation,
+            "data": self.data,
         }
 
 
@@ -131,11 +133,15 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
     converter = converter_cls()
     calibration, evaluation = split_data(request.data, model, SEED.of(request), progress)
     budget = _budget_of(request, evaluation)
+
     ctx = ConversionContext(request=request, model=model, inputs=list(model.inputs),
                             export_inputs=export_sizes(model.inputs), work_dir=Path(work),
                             artifact_name=converter.artifact_name(model_stem(source_path), request.precision),
                             progress=progress, should_cancel=should_cancel, warnings=list(model.warnings),
                             calibration=calibration, keep_reference=budget is not None)
+    same_folder = data_record(request, calibration, evaluation).get("warning")
+    if same_folder:   # loud: in the warnings (CLI, --json, manifest, window) and the manifest's data record
+        ctx.warnings.append(same_folder)
     produced, verification = build(converter, ctx)
     if verification.blind:
         ctx.warnings.append(verification.blind)
@@ -148,7 +154,7 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
                               sum(p.stat().st_size for p in produced), time.perf_counter() - started,
                               verification, ctx.warnings, None, evaluation=scores,
                               accuracy_budget=budget_report, message=ctx.record.get("handoff_message", ""),
-                              delegation=ctx.record.get("delegation"))
+                              delegation=ctx.record.get("delegation"), data=ctx.record.get("data"))
     if status == "failed" and not request.keep_failed:
         raise VerificationFailed(f"verification failed: {verification.failure} (nothing written; "
                                  "--keep-failed keeps the artifact for inspection)")
@@ -182,9 +188,7 @@ def _evaluate_on_data(converter, ctx, produced: list[Path], verification: Verifi
     ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
     reference = run_all(ctx.model, evaluation, "the source")
     scores = evaluate(ctx.model, converter.load_artifact(produced[0]), evaluation, reference)
-    ctx.record["data"] = {"source": str(request.data.path), "kind": evaluation.kind,
-                          "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
-                          "split_seed": SEED.of(request), "notes": evaluation.notes}
+    ctx.record["data"] = data_record(request, calibration, evaluation)
     budget_report = None
     if budget is not None:
         budget.check_scores(scores)     # a figure these outputs and data cannot give (no classifier, no confident call)
@@ -244,12 +248,44 @@ def record(request: ConversionRequest, model: LoadedModel, source_hash: str | No
 
 def split_data(data: DataSource | None, model: LoadedModel, seed: int,
                progress: Progress | None = None) -> tuple[DataSet | None, DataSet | None]:
-    """``--data`` read for ``model`` and split into (calibration, evaluation) parts by ``seed``."""
+    """(calibration, evaluation) for ``model``: with ``--eval-data``, all of ``--data`` (at most
+    :data:`app.accuracy.data.MAX_CALIBRATION`) and all of ``--eval-data``; else ``--data`` split by ``seed``
+    (:meth:`app.accuracy.data.DataSet.split`)."""
     if data is None:
         return None, None
     if progress:
         progress("read data", None)
-    return load_data(data, model.inputs, model.outputs).split(seed)
+    if data.eval_path is not None and Path(data.eval_path).resolve() == Path(data.path).resolve():
+        raise BadInput(f"--eval-data {data.eval_path}: the same as --data; give samples of other photos or "
+                       "recordings (or leave --eval-data out: --data is then split, with a warning)")
+    samples = load_data(data, model.inputs, model.outputs)
+    if data.eval_path is None:
+        return samples.split(seed)
+    if progress:
+        progress("read evaluation data", None)
+    return samples.calibration_part(seed), load_eval_data(data, model.inputs, model.outputs)
+
+
+def data_record(request: ConversionRequest, calibration: DataSet | None, evaluation: DataSet | None) -> dict:
+    """The manifest's ``data`` record (also the result's): where calibration and evaluation came from, how
+    many samples each, the split's seed, and — when both come from one folder — the warning that says so
+    (``evaluate``, ``bench`` and ``pack`` find the evaluation part again from it)."""
+    if request.data is None or evaluation is None:
+        return {}
+    record = {"source": str(request.data.path), "kind": evaluation.kind,
+              "calibration_samples": len(calibration), "evaluation_samples": len(evaluation),
+              "split_seed": SEED.of(request), "notes": evaluation.notes}
+    if request.data.eval_path is not None:
+        record.update(evaluation_source=str(request.data.eval_path), same_folder=False,
+                      split=(f"calibration: all {len(calibration)} samples of --data; evaluation: all "
+                             f"{len(evaluation)} of --eval-data"))
+    else:
+        record.update(evaluation_source=str(request.data.path), same_folder=True,
+                      split=(f"one folder: {len(calibration)} samples calibrate, the other {len(evaluation)} "
+                             f"evaluate (seed {SEED.of(request)})"),
+                      warning=SAME_FOLDER_WARNING.format(data=request.data.path, calibration=len(calibration),
+                                                         evaluation=len(evaluation)))
+    return record
 
 
 def _budget_of(request: ConversionRequest, evaluation: DataSet | None):

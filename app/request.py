@@ -97,16 +97,19 @@ class Options(Mapping):
 @dataclass(frozen=True)
 class DataSource:
     """Real samples (``--data``) and how to read them (:func:`app.accuracy.data.load_data`): calibration for
-    static int8 and the evaluation of every artifact on its held-out part."""
+    static int8 and the evaluation of every artifact on its held-out part, or on ``--eval-data`` (then all
+    of ``--data`` calibrates)."""
 
     path: Path
     tokenizer: Path | None = None            # --tokenizer: Hugging Face tokenizer folder for text data
     normalize: str | None = None             # --normalize: image normalisation (default per channel count)
     limit: int = 2000                        # --data-limit: samples read at most
+    eval_path: Path | None = None            # --eval-data: evaluate on these (read the same way); all of path calibrates
 
     def to_json(self) -> dict:
         return {"path": str(self.path), "tokenizer": str(self.tokenizer) if self.tokenizer else None,
-                "normalize": self.normalize, "limit": self.limit}
+                "normalize": self.normalize, "limit": self.limit,
+                "eval_path": str(self.eval_path) if self.eval_path else None}
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class ConversionRequest:
     target: str
     precision: Precision = Precision.FP32
     options: Options = field(default_factory=Options)
-    data: DataSource | None = None           # --data: calibration + evaluation samples
+    data: DataSource | None = None           # --data: calibration + evaluation samples (--eval-data: evaluation)
     out_dir: Path | None = None
     overwrite: bool = False
     keep_failed: bool = False

@@ -98,7 +98,12 @@ DATA_OPTIONS: tuple[Option, ...] = (
            help="image normalisation: imagenet (3-channel default), unit [0,1] (1-channel default), "
                 "signed [-1,1], none (0-255), or 'MEAN,..;STD,..'"),
     Option("limit", ("--data-limit",), int, 2000, metavar="N", help="read at most N samples (default 2000)"),
+    Option("eval_path", ("--eval-data",), Path, metavar="PATH",
+           help="evaluate on these samples (read as --data is: same --tokenizer/--normalize), and calibrate on "
+                "all of --data; give samples of other photos/recordings than --data's, so the figures say what "
+                "holds on inputs the calibration never saw"),
 )
+EVAL_DATA = DATA_OPTIONS[-1]
 
 
 def add_flags(parser: argparse.ArgumentParser, options: tuple[Option, ...], *, required: bool = False) -> None:

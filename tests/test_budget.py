@@ -334,9 +334,10 @@ def test_quantizer_choices_follow_the_mode_and_the_cpu_the_artifact_is_for():
                                 ("calibration_method", ("minmax", "percentile")), ("activation_symmetric", (True,))]
     assert [name for name, _ in QuantizerConfig("int8").choices()] == ["weight_type", "per_channel", "reduce_range"]
     assert "weight_type" not in dict(static.choices(fixed_weights=True))
-    nncf = NncfSettings(preset="performance", overflow_fix="enable")
+    nncf = NncfSettings(preset="performance", overflow_fix="enable", range_estimator="minmax")
     assert dict(nncf.choices()) == {"preset": ("mixed",), "overflow_fix": ("disable",),
-                                    "fast_bias_correction": (False,), "range_estimator": ("mean_minmax", "histogram")}
+                                    "fast_bias_correction": (False,),
+                                    "range_estimator": ("nncf", "mean_minmax", "histogram")}
     assert dict(nncf.choices(fixed_weights=True))["overflow_fix"] == ()
 
 

@@ -170,6 +170,11 @@ class ConversionOptions(QGroupBox):
         self.calibration.edit.setToolTip(
             "real samples, split into calibration and evaluation: a folder of .npy/.npz files, an image folder "
             "(class subfolders give labels), or a .txt/.jsonl file of sentences with a tokenizer folder")
+        self.eval_data = PathEdit("none: the data folder is split (and says so)", "Evaluation data folder")
+        self.eval_data.edit.setToolTip(
+            "samples of other photos or recordings than the data folder's (--eval-data): every artifact is "
+            "evaluated on them and the whole data folder calibrates; without it, the data folder is split into "
+            "calibration and evaluation, which flatters the figures")
         self.tokenizer = PathEdit("only for sentences", "Tokenizer folder")
         self.tokenizer.edit.setToolTip("a Hugging Face tokenizer folder (tokenizer.json), read offline")
         self.out_dir = PathEdit("beside the model", "Output folder")
@@ -177,10 +182,11 @@ class ConversionOptions(QGroupBox):
         self.overwrite.setChecked(False)  # unticked: Convert asks before it replaces a file
         self.overwrite.setAccessibleName("Replace existing artifacts")
         form.addRow("Data…:", self.calibration)
+        form.addRow("Evaluation data…:", self.eval_data)
         form.addRow("Tokenizer:", self.tokenizer)
         form.addRow("Output folder:", self.out_dir)
         form.addRow("", self.overwrite)
-        for signal in (self.calibration.edit.textChanged, self.tokenizer.edit.textChanged,
+        for signal in (self.calibration.edit.textChanged, self.eval_data.edit.textChanged, self.tokenizer.edit.textChanged,
                        self.out_dir.edit.textChanged, self.overwrite.toggled):
             signal.connect(self.changed)
 
@@ -247,7 +253,8 @@ class ConversionOptions(QGroupBox):
         return {n: v for n in self.fields if not self._declared[n].is_default(v := self._value_of(n))}
 
     def data_source(self):
-        """The data folder and tokenizer as an ``app.request.DataSource`` (None when no folder is chosen)."""
+        """The data folder, evaluation data folder and tokenizer as an ``app.request.DataSource`` (None when no
+        data folder is chosen)."""
         from pathlib import Path
 
         from app.request import DataSource
@@ -255,7 +262,8 @@ class ConversionOptions(QGroupBox):
         if not self.calibration.text():
             return None
         tokenizer = Path(self.tokenizer.text()).expanduser() if self.tokenizer.text() else None
-        return DataSource(Path(self.calibration.text()).expanduser(), tokenizer=tokenizer)
+        evaluation = Path(self.eval_data.text()).expanduser() if self.eval_data.text() else None
+        return DataSource(Path(self.calibration.text()).expanduser(), tokenizer=tokenizer, eval_path=evaluation)
 
     def output_folder(self):
         from pathlib import Path
@@ -268,7 +276,8 @@ class ConversionOptions(QGroupBox):
         for name, widget in self.fields.items():
             state[name] = widget.currentText() if isinstance(widget, QComboBox) else (
                 widget.value() if isinstance(widget, QSpinBox) else widget.text())
-        return {**state, "calibration": self.calibration.text(), "tokenizer": self.tokenizer.text(),
+        return {**state, "calibration": self.calibration.text(), "eval_data": self.eval_data.text(),
+                "tokenizer": self.tokenizer.text(),
                 "out_dir": self.out_dir.text(), "overwrite": self.overwrite.isChecked()}
 
     def restore(self, state: dict) -> None:
@@ -287,7 +296,8 @@ class ConversionOptions(QGroupBox):
                     pass
             else:
                 widget.setText(str(value))
-        for key, edit in (("calibration", self.calibration), ("tokenizer", self.tokenizer), ("out_dir", self.out_dir)):
+        for key, edit in (("calibration", self.calibration), ("eval_data", self.eval_data), ("tokenizer", self.tokenizer),
+                          ("out_dir", self.out_dir)):
             if key in state:
                 edit.setText(str(state.pop(key)))
         if "overwrite" in state:

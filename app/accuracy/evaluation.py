@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.accuracy.data import DataSet, load_data
+from app.accuracy.data import DataSet, held_out, load_data
 from app.artifacts.manifest import read_manifest
 from app.errors import StudioError, VerificationFailed, first_line
 from app.loaders.front_door import load_model, prepare_model
@@ -274,12 +274,11 @@ def evaluation_part(data_source, model, artifacts: list[Path]):
     evaluation split when an artifact was calibrated on this data (same path, same seed as its
     manifest records), else all of them. Returns (data, note)."""
     data = load_data(data_source, model.inputs, model.outputs)
-    for artifact in artifacts:
+    for artifact in artifacts:   # the split policy and its notes: app.accuracy.data.held_out
         recorded = ((read_manifest(artifact) or {}).get("recorded") or {}).get("data") or {}
-        if recorded.get("source") and Path(recorded["source"]).resolve() == Path(data_source.path).resolve():
-            seed = int(recorded.get("split_seed", 0))
-            return data.split(seed)[1], (f"{artifact.name} was calibrated on part of this data: evaluated on the "
-                                         f"other part (split seed {seed})")
+        part = held_out(data, recorded, data_source.path)
+        if part is not None:
+            return part[0], f"{artifact.name}: {part[1]}"
     return data, "all samples"
 
 

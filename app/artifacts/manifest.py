@@ -69,14 +69,16 @@ def check_manifest(data: dict, path) -> None:
                 and isinstance(d[2], (str, type(None)))):
             raise SideFileError(f"{path}: field options.dynamic[{i}] is not [input name, axis, label]; this "
                                 "manifest is damaged or was not written by this app")
-    check_fields(opts.get("data") or {}, {"path": str, "tokenizer": str, "normalize": str, "limit": int}, path,
-                 what, "options.data.")
+    check_fields(opts.get("data") or {}, {"path": str, "tokenizer": str, "normalize": str, "limit": int,
+                                           "eval_path": str}, path, what, "options.data.")
     if opts.get("data") and not opts["data"].get("path"):
         raise SideFileError(f"{path}: field options.data has no path; this manifest is damaged")
     check_list_of(data.get("verification") or {}, "checks", str, path, what)
     recorded = data.get("recorded") or {}
     check_fields(recorded, {"data": dict, "delegation": dict}, path, what, "recorded.")
-    check_fields(recorded.get("data") or {}, {"source": str, "split_seed": int}, path, what, "recorded.data.")
+    check_fields(recorded.get("data") or {}, {"source": str, "split_seed": int, "evaluation_source": str,
+                                              "same_folder": bool, "calibration_samples": int,
+                                              "evaluation_samples": int}, path, what, "recorded.data.")
     check_fields(data.get("accuracy_budget") or {}, {"budget": str, "rounds": list, "float_nodes": list}, path,
                  what, "accuracy_budget.")
 
@@ -119,5 +121,6 @@ def source_of_manifest(manifest: dict, *, placeholder: str | None = None):
     if data:
         tokenizer = data.get("tokenizer") or opts.get("tokenizer")
         data = DataSource(Path(data["path"]), Path(tokenizer) if tokenizer else None,
-                          data.get("normalize") or opts.get("normalize"), int(data.get("limit") or 2000))
+                          data.get("normalize") or opts.get("normalize"), int(data.get("limit") or 2000),
+                          Path(data["eval_path"]) if data.get("eval_path") else None)
     return model, data

@@ -56,7 +56,7 @@ def add_bench_commands(sub) -> None:
     add_model_args(o)
     o.add_argument("--budget-cosine", type=float, default=0.99, metavar="C",
                    help="lowest acceptable cosine similarity to the source (default 0.99)")
-    add_data_args(o)
+    add_data_args(o, eval_data=True)
     add_budget_args(o, "with --data: the budget read on the data, e.g. cosine=0.99, top1-drop=1%%, "
                        "confident-agreement=0.99 or kl=0.01 (default: "
                        "cosine=--budget-cosine); ONNX fp16/int8 keep their worst nodes in float until it holds")

@@ -14,7 +14,7 @@ from app.errors import BadInput
 from app.model.specs import parse_dynamic, parse_input
 from app.request import DataSource, ModelSource
 from app.safety.arch import parse_arch_kwargs
-from converters.options import ACCURACY_BUDGET, DATA_OPTIONS, MAX_FLOAT_NODES, add_flags
+from converters.options import ACCURACY_BUDGET, DATA_OPTIONS, EVAL_DATA, MAX_FLOAT_NODES, add_flags
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -40,10 +40,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
 
 
-def add_data_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``."""
+def add_data_args(p: argparse.ArgumentParser, *, required: bool = False, eval_data: bool = False) -> None:
+    """``--data`` (alias ``--calibration``), ``--tokenizer``, ``--normalize``, ``--data-limit``; ``eval_data``:
+    also ``--eval-data`` (commands that calibrate: ``convert``, ``optimize``)."""
     add_flags(p, DATA_OPTIONS[:1], required=required)
-    add_flags(p, DATA_OPTIONS[1:])
+    add_flags(p, tuple(o for o in DATA_OPTIONS[1:] if eval_data or o is not EVAL_DATA))
 
 
 def add_budget_args(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -54,8 +55,11 @@ def add_budget_args(p: argparse.ArgumentParser, help_text: str) -> None:
 def data_source_of(args):
     """The :class:`~app.request.DataSource` that :func:`add_data_args`' flags give (None without ``--data``)."""
     if getattr(args, "path", None) is None:
+        if getattr(args, EVAL_DATA.name, None) is not None:
+            raise BadInput(f"--eval-data {getattr(args, EVAL_DATA.name)}: needs --data PATH (the samples to "
+                           "calibrate on); give both")
         return None
-    return DataSource(**{o.name: getattr(args, o.name) for o in DATA_OPTIONS})
+    return DataSource(**{o.name: getattr(args, o.name, o.default) for o in DATA_OPTIONS})
 
 
 def source_of(args):

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = c.add_argument_group("options of the targets (each converter declares its own)")
     for o, takers in converter_options().items():
         add_flags(group, (replace(o, help=f"{o.help or ''} [--to {', '.join(takers)}]".strip()),))
-    add_data_args(c)
+    add_data_args(c, eval_data=True)
     add_flags(c, (ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP))
     c.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: beside the model)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
@@ -176,6 +176,9 @@ def cmd_convert(args) -> int:
             print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
         if result.evaluation:
             print(f"  evaluation:   {result.evaluation.summary()}")
+        if result.data:
+            print(f"  data:         {one_line(result.data['split'])}"
+                  + (" — the same folder: figures flattered (pass --eval-data)" if result.data.get("same_folder") else ""))
         if result.delegation:
             print(f"  delegation:   {result.delegation['summary']}")
         b = result.accuracy_budget

@@ -131,7 +131,7 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     """Load the source, take the samples, run source and artifact on them, and write DIR."""
     import numpy as np
 
-    from app.accuracy.data import load_data
+    from app.accuracy.data import held_out, load_data
     from app.accuracy.evaluation import compare_outputs, run_all
     from app.model.inputs import make_feeds
     from app.loaders.front_door import load_model, prepare_model
@@ -143,10 +143,15 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     say("load the source model", None)
     model = prepare_model(source)
     if data_source is not None:
-        data = load_data(data_source, model.inputs, model.outputs)
         recorded = (manifest.get("recorded") or {}).get("data") or {}
         part = "all samples"
-        if recorded.get("source"):
+        if getattr(data_source, "eval_path", None) is not None:   # converted with --eval-data: judged on it
+            data_source = replace(data_source, path=data_source.eval_path, eval_path=None)
+        data = load_data(data_source, model.inputs, model.outputs)
+        held = held_out(data, recorded, data_source.path) if recorded.get("source") else None
+        if held is not None:
+            data, part = held
+        elif recorded.get("source") and recorded.get("same_folder") is not False:   # moved since: its split
             seed = int(recorded.get("split_seed", 0))
             data, part = data.split(seed)[1], f"the evaluation part (split seed {seed}; not calibrated on)"
         data = data.subset(list(range(min(count, len(data)))))
