@@ -133,3 +133,88 @@ def format_ranking(nodes: list[NodeError]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     line = lambda r: "  ".join(c.ljust(w) if i in (1, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])
+
+
+# -- names as the user sees them, and the node stage's groups -----------------------------------------
+COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+ELEMENTWISE = {"Add", "Mul", "Sub", "Div"}
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """A node of the graph the budget loop keeps nodes of in float: its name there, its op, the module
+    path it comes from (``_blocks.6._project_conv``; None where the exporter left none) and its block."""
+
+    name: str
+    op_type: str
+    module: str | None
+    block: str | None
+    layer: bool = True      # the module's own operation (a Conv of an nn.Conv2d), not one in its forward
+
+    @property
+    def label(self) -> str:
+        """The name a user recognises: the module path (``_blocks.6._project_conv``), an op inside a
+        module's forward as ``_blocks.6/add_2``, else the graph's node name."""
+        if self.module is None:
+            return self.name
+        return self.module if self.layer else f"{self.module}/{self.name.removeprefix('node_')}"
+
+
+def _scopes(node) -> list[str]:
+    import ast
+
+    for p in node.metadata_props:
+        if p.key == "pkg.torch.onnx.name_scopes":
+            try:
+                return [s for s in ast.literal_eval(p.value) if isinstance(s, str)]
+            except (ValueError, SyntaxError):
+                return []
+    return []
+
+
+def graph_nodes(path: Path) -> list[GraphNode]:
+    """The nodes of an ONNX graph in order with their module paths: a Conv/Gemm/MatMul's from its weight's
+    name (``_blocks.6._project_conv.weight``: the exporter names initializers after the parameters, and a
+    batch norm folded into it keeps its own scope), else the dynamo exporter's ``name_scopes`` metadata.
+    A layer's block is its parent module; an op written in a module's forward (a residual Add) belongs
+    to that module."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    out = []
+    for n in graph.node:
+        module = block = None
+        leaf = True
+        weight = n.input[1] if n.op_type in COMPUTE_OPS and len(n.input) > 1 else ""
+        if weight in weights and ".weight" in weight:
+            module = weight.split(".weight")[0]
+            block = module.rpartition(".")[0] or module
+        else:
+            scopes = _scopes(n)
+            paths = [s for s in scopes[:-1] if s]   # the last one is the aten op's own name
+            if paths:
+                module = paths[-1]
+                leaf = n.op_type in COMPUTE_OPS or n.op_type not in ELEMENTWISE and len(paths) > 1
+                block = (module.rpartition(".")[0] or module) if leaf else module
+        out.append(GraphNode(n.name or (n.output[0] if n.output else ""), n.op_type, module, block, leaf))
+    return out
+
+
+def node_groups(nodes: list[GraphNode], ranking: list) -> list[tuple[str, list[str]]]:
+    """The node stage's groups, most promising first: the first and last layers (the stem's convolution
+    and the classifier), then each block's convolutions and element-wise ops (its residual Add), blocks
+    ordered by the error their nodes add in ``ranking``."""
+    compute = [n for n in nodes if n.op_type in COMPUTE_OPS]
+    groups = []
+    if len(compute) >= 2:
+        groups.append(("first and last layers", [compute[0].name, compute[-1].name]))
+    blocks: dict[str, list[str]] = {}
+    for n in nodes:
+        if n.block and (n.op_type in COMPUTE_OPS or n.op_type in ELEMENTWISE):
+            blocks.setdefault(n.block, []).append(n.name)
+    added = {r.node: max(float(r.added), 0.0) for r in ranking}
+    scored = sorted(((sum(added.get(m, 0.0) for m in members), b, members) for b, members in blocks.items()
+                     if len(members) > 1 and len(members) < len(compute)), key=lambda t: -t[0])
+    groups += [(b, members) for score, b, members in scored if score > 0]
+    return groups
