@@ -234,25 +234,22 @@ class _Loop:
         groups = self._groups()
         if not groups:
             return None
-        done = 0
         for name, members in groups:
-            stop = self._node_limits(max_nodes)
+            stop = self._node_limits(max_nodes, group=True)
             if stop:
                 return stop
-            if done >= GROUP_ROUNDS:
-                return f"group limit ({GROUP_ROUNDS} group rounds)"
             new = [m for m in members if m not in self.best.nodes]
             if not new or set(new) <= self.tried or len(self.best.nodes) + len(new) > max_nodes:
                 continue
-            done += 1
             self._node_round(self.best.nodes + new, new, {"stage": "nodes", "group": name})
         return "met" if self.budget.met(self.best.scores) else "every group tried"
 
-    def _node_limits(self, max_nodes: int) -> str | None:
+    def _node_limits(self, max_nodes: int, group: bool = False) -> str | None:
         if self.budget.met(self.best.scores):
             return "met"
-        if len(self.rounds) > MAX_ROUNDS + GROUP_ROUNDS + len(self.quantizer_rounds()):
-            return f"round limit ({MAX_ROUNDS + GROUP_ROUNDS} node rounds)"
+        rounds = [r for r in self.rounds if r.get("stage") == "nodes" and bool(r.get("group")) == group]
+        if len(rounds) >= (GROUP_ROUNDS if group else MAX_ROUNDS):
+            return f"round limit ({GROUP_ROUNDS} group rounds)" if group else f"round limit ({MAX_ROUNDS} node rounds)"
         if len(self.best.nodes) >= max_nodes:
             return f"float-node limit (--max-float-nodes {max_nodes})"
         return None
