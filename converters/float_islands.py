@@ -17,9 +17,42 @@ matched by node name, else by the tensor a node computes (stable through pre-pro
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import NamedTuple
 
 INT8_COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
 QDQ = {"QuantizeLinear", "DequantizeLinear"}
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """A node of the graph the budget loop keeps nodes of in float: its name there, its op, the module
+    path it comes from (``_blocks.6._project_conv``; None where the exporter left none) and its block."""
+
+    name: str
+    op_type: str
+    module: str | None
+    block: str | None
+    layer: bool = True      # the module's own operation (a Conv of an nn.Conv2d), not one in its forward
+
+    @property
+    def label(self) -> str:
+        """The name a user recognises: the module path (``_blocks.6._project_conv``), an op inside a
+        module's forward as ``_blocks.6/add_2``, else the graph's node name."""
+        if self.module is None:
+            return self.name
+        return self.module if self.layer else f"{self.module}/{self.name.removeprefix('node_')}"
+
+
+class RankedNode(NamedTuple):
+    """One operation of a target's own graph and the error at its output (the fields the budget loop reads,
+    as :class:`app.accuracy.diagnose.NodeError` has them for ONNX)."""
+
+    node: str
+    op_type: str
+    output: str
+    error: float
+    added: float
 
 
 def resolve(graph, names) -> tuple[list[str], dict[str, str]]:

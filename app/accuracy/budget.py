@@ -315,8 +315,8 @@ class _Loop:
         return node_groups(self._graph(), self._ranking())
 
     def nncf_accuracy_control(self) -> str:
-        """OpenVINO: NNCF's ``quantize_with_accuracy_control`` from the best settings, as the node stage
-        (it returns the layers it ranks worst to float); kept only if it beats the search."""
+        """OpenVINO: NNCF's ``quantize_with_accuracy_control`` from the best settings, as the peer of the node
+        stage (it returns the layers it ranks worst to float); kept only if it beats the loop's best."""
         if self.budget.met(self.best.scores):
             return "met"
         b, data, reference = self.budget, self.data, self.reference
@@ -397,10 +397,9 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     loop = _Loop(converter, ctx, data, reference, budget)
     loop.add(produced, scores, [], {"stage": "first"})
     loop.search_quantizer()
-    if converter.name == "openvino":
-        stopped = loop.nncf_accuracy_control()
-    else:
-        stopped = loop.exclude_worst_nodes(max_nodes)
+    stopped = loop.exclude_worst_nodes(max_nodes)
+    if converter.name == "openvino" and stopped != "met":   # NNCF's own loop as the node stage's peer
+        stopped = f"{stopped}; NNCF's accuracy control: {loop.nncf_accuracy_control()}"
     best = loop.best
     loop.rounds[best.round]["kept"] = True
     files = [p.rename(ctx.work_dir / p.name) for p in best.files]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import BadInput, first_line
+from converters.float_islands import GraphNode  # noqa: F401 - the node stage's names, shared with the converters
 from app.model.loaded import Feeds
 
 FLOAT_TYPES = (1, 10, 11, 16)   # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
@@ -138,26 +139,6 @@ def format_ranking(nodes: list[NodeError]) -> str:
 # -- names as the user sees them, and the node stage's groups -----------------------------------------
 COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 ELEMENTWISE = {"Add", "Mul", "Sub", "Div"}
-
-
-@dataclass(frozen=True)
-class GraphNode:
-    """A node of the graph the budget loop keeps nodes of in float: its name there, its op, the module
-    path it comes from (``_blocks.6._project_conv``; None where the exporter left none) and its block."""
-
-    name: str
-    op_type: str
-    module: str | None
-    block: str | None
-    layer: bool = True      # the module's own operation (a Conv of an nn.Conv2d), not one in its forward
-
-    @property
-    def label(self) -> str:
-        """The name a user recognises: the module path (``_blocks.6._project_conv``), an op inside a
-        module's forward as ``_blocks.6/add_2``, else the graph's node name."""
-        if self.module is None:
-            return self.name
-        return self.module if self.layer else f"{self.module}/{self.name.removeprefix('node_')}"
 
 
 def _scopes(node) -> list[str]:
