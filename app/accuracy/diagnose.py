@@ -68,6 +68,31 @@ def _exposed_session(path: Path):
                        f"({first_line(e)})") from None
 
 
+FOLDED = ("Relu", "Clip")   # activations static QDQ folds into the quantized output of the node before
+
+
+def _clip_bounds(proto, node) -> tuple[float, float]:
+    """A Relu's or Clip's output range (Clip's min/max from its attributes, initializers or Constant nodes)."""
+    if node.op_type == "Relu":
+        return 0.0, np.inf
+    from onnx import numpy_helper
+
+    low, high = -np.inf, np.inf
+    for a in node.attribute:
+        if a.name == "min":
+            low = a.f
+        elif a.name == "max":
+            high = a.f
+    values = {t.name: t for t in proto.graph.initializer}
+    values.update({n.output[0]: a.t for n in proto.graph.node if n.op_type == "Constant"
+                   for a in n.attribute if a.name == "value"})
+    bounds = [low, high]
+    for k, name in enumerate(node.input[1:3]):
+        if name in values:
+            bounds[k] = float(numpy_helper.to_array(values[name]).reshape(-1)[0])
+    return bounds[0], bounds[1]
+
+
 def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tuple[dict[str, float], object]:
     """Relative L2 error of every tensor both graphs compute (by name), over ``samples``; and the
     reference graph (to walk its nodes)."""
@@ -75,9 +100,11 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
     art_sess, art_proto = _exposed_session(Path(artifact))
     # static QDQ removes a Relu after Conv/MatMul (the uint8 output range clips it) and gives its
     # output name to the Conv: that float tensor is the Conv's, before the clip, so clip it too
+    # (a Clip — ReLU6 — is removed the same way: EfficientNet-Lite's convolutions all end in one)
     ref_op = {o: n.op_type for n in ref_proto.graph.node for o in n.output}
     art_op = {o: n.op_type for n in art_proto.graph.node for o in n.output}
-    folded_relu = {o for o, op in ref_op.items() if op == "Relu" and art_op.get(o, "Relu") != "Relu"}
+    folded_relu = {o: _clip_bounds(ref_proto, n) for n in ref_proto.graph.node for o in n.output[:1]
+                   if n.op_type in FOLDED and art_op.get(o, n.op_type) != n.op_type}
     ref_names = [o.name for o in ref_sess.get_outputs()]
     art_names = {o.name for o in art_sess.get_outputs()}
     common = [n for n in ref_names if n in art_names]
@@ -93,7 +120,7 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
         for name in common:
             r, g = np.asarray(ref[name], np.float64), np.asarray(got[name], np.float64)
             if name in folded_relu:
-                g = np.maximum(g, 0.0)
+                g = np.clip(g, *folded_relu[name])
             if r.shape != g.shape:
                 num.pop(name, None)
                 continue
@@ -118,7 +145,7 @@ def rank_nodes(reference: Path, artifact: Path, samples: list[Feeds], top: int |
             continue
         out = max(outs, key=lambda o: errors[o])
         owner = node
-        if node.op_type == "Relu" and node.input and node.input[0] not in errors and node.input[0] in producer:
+        if node.op_type in FOLDED and node.input and node.input[0] not in errors and node.input[0] in producer:
             owner = producer[node.input[0]]  # the Relu was folded into this node: the error is its
         inherited = max((errors[i] for i in owner.input if i in errors), default=0.0)
         ranked.append(NodeError(owner.name or out, owner.op_type, out, float(errors[out]),
