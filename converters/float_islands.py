@@ -80,9 +80,61 @@ def _index(graph):
     return producer, consumers
 
 
-def keep_in_float(proto, names) -> dict[str, str]:
+FOLDED = ("Relu", "Clip")
+
+
+def _unfolded(graph, reference, tensor: str, producer) -> str:
+    """``tensor`` as the float graph computes it: static QDQ removes a Relu/Clip (ReLU6) after a quantized
+    Conv — the output range clips instead — and gives its output name to the Conv, whose float output is
+    then unclipped; read behind the Q/DQ pair, the activation is put back (once)."""
+    if reference is None:
+        return tensor
+    ref = next((n for n in reference.node if tensor in n.output), None)
+    now = producer.get(tensor)
+    if ref is None or ref.op_type not in FOLDED or now is None or now.op_type == ref.op_type:
+        return tensor
+    name = f"{tensor}_float_{ref.op_type}"
+    if name not in producer:
+        import copy
+
+        have = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
+        for i in ref.input[1:]:      # a Clip's bounds, if the quantizer dropped them
+            if i and i not in have:
+                bound = next((t for t in reference.initializer if t.name == i), None)
+                const = next((n for n in reference.node if i in n.output), None)
+                if bound is not None:
+                    graph.initializer.append(copy.deepcopy(bound))
+                elif const is not None:
+                    graph.node.append(copy.deepcopy(const))
+        act = copy.deepcopy(ref)
+        act.name, act.input[0], act.output[0] = name, tensor, name
+        del act.metadata_props[:]
+        graph.node.append(act)
+        producer[name] = act
+    return name
+
+
+def _sort(graph) -> None:
+    """Topological order (nodes appended at the end must come before their consumers)."""
+    have = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, order = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in have for i in n.input)]
+        if not ready:
+            order += pending
+            break
+        for n in ready:
+            order.append(n)
+            have.update(n.output)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(order)
+
+
+def keep_in_float(proto, names, reference=None) -> dict[str, str]:
     """Rewire the QDQ graph of ``proto`` (in place) so the nodes ``names`` compute in float from float
-    inputs and hand on a float output; returns, for each name that changed nothing, the reason."""
+    inputs and hand on a float output; ``reference``: the float graph the quantizer read (to put back the
+    activations it folded). Returns, for each name that changed nothing, the reason."""
     graph = proto.graph
     weights = {t.name for t in graph.initializer}
     found, unchanged = resolve(graph, names)
@@ -100,7 +152,7 @@ def keep_in_float(proto, names) -> dict[str, str]:
             q = producer.get(dq.input[0])
             if q is None or q.op_type != "QuantizeLinear" or q.input[0] in weights:
                 continue
-            node.input[k] = q.input[0]
+            node.input[k] = _unfolded(graph, reference, q.input[0], producer)
             changed = True
         for o in node.output:                         # output: consumers read it unquantized
             for q, _ in list(consumers.get(o, [])):
@@ -127,6 +179,7 @@ def keep_in_float(proto, names) -> dict[str, str]:
             break
         for n in dead:
             graph.node.remove(n)
+    _sort(graph)
     used = {t for n in graph.node for t in n.input}
     for t in [t for t in graph.initializer if t.name not in used]:   # scales/zero points of removed pairs
         graph.initializer.remove(t)

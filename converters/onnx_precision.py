@@ -247,7 +247,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
         else:
             _quantize_static(pre, out, ctx, config, weights, exclude, external, for_tensorrt)
             if exclude:
-                _keep_in_float(out, exclude, ctx, external)
+                _keep_in_float(pre, out, exclude, ctx, external)
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:
@@ -338,7 +338,7 @@ def _exclusion_names(pre: Path, names: list[str], ctx: ConversionContext) -> lis
     return found
 
 
-def _keep_in_float(out: Path, names: list[str], ctx: ConversionContext, external: bool) -> None:
+def _keep_in_float(pre: Path, out: Path, names: list[str], ctx: ConversionContext, external: bool) -> None:
     """Static QDQ: ``nodes_to_exclude`` leaves the Q/DQ pairs that a node's neighbours put on its inputs and
     output (an excluded Add reads and writes int8 as before); :func:`converters.float_islands.keep_in_float`
     removes them, so the node really computes in float."""
@@ -347,7 +347,8 @@ def _keep_in_float(out: Path, names: list[str], ctx: ConversionContext, external
     from converters.float_islands import keep_in_float
 
     proto = onnx.load(str(out))
-    unchanged = keep_in_float(proto, names)
+    reference = onnx.load(str(pre), load_external_data=False)
+    unchanged = keep_in_float(proto, names, reference.graph)
     if unchanged:
         ctx.record.setdefault("float_nodes_unchanged", {}).update(unchanged)
     save_onnx(proto, out, external=external)

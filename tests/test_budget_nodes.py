@@ -84,6 +84,18 @@ def test_an_excluded_residual_add_really_runs_in_float(residual, tmp_path):
     assert not np.array_equal(q, f)
     assert np.linalg.norm(f - ref) < np.linalg.norm(q - ref)
 
+    # a Conv reading a ReLU that static QDQ folded into the Conv before it: in float, it reads the ReLU's
+    # output (put back), not the unclipped tensor that took the ReLU's name
+    producer = {o: n for n in graph.node for o in n.output}
+    second = next(n.name for n in graph.node if n.op_type == "Conv" and getattr(producer.get(n.input[0]), "op_type", "") == "Relu")
+    _qdq(src, tmp_path / "conv.onnx", [second], samples)
+    proto = onnx.load(str(tmp_path / "conv.onnx"))
+    assert keep_in_float(proto, [second], graph) == {}
+    onnx.save(proto, str(tmp_path / "float-conv.onnx"))
+    final = graph.output[0].name
+    ref, q, f = run(src, final), run(tmp_path / "plain.onnx", final), run(tmp_path / "float-conv.onnx", final)
+    assert np.linalg.norm(f - ref) < 2 * np.linalg.norm(q - ref)
+
 
 @pytest.fixture(scope="module")
 def node_stage(residual, digits, tmp_path_factory):
