@@ -304,6 +304,29 @@ class ExecuTorchConverter(Converter):
                                ACTIVATION_OBSERVER.of(ctx.request))
 
     # -- the accuracy budget: which nodes add the most error
+    def node_graph(self, ctx: ConversionContext) -> list | None:
+        """The captured graph's operator nodes with their module paths (``nn_module_stack``), for the budget
+        loop's names and groups."""
+        from converters.float_islands import GraphNode
+
+        if not self.graphs:
+            return None
+        captured = next(iter(self.graphs.values()))[0]
+        kinds = {"conv": "Conv", "linear": "Gemm", "addmm": "Gemm", "mm": "MatMul", "bmm": "MatMul",
+                 "matmul": "MatMul", "add": "Add", "mul": "Mul"}
+        nodes = []
+        for node in captured.graph.nodes:
+            if not _quantizable(node):
+                continue
+            op = str(node.target).split("::")[-1].split(".")[0]
+            kind = next((v for k, v in kinds.items() if op.startswith(k)), op)
+            stack = list((node.meta.get("nn_module_stack") or {}).values())
+            module = str(stack[-1][0]) if stack and stack[-1][0] else None
+            layer = kind in ("Conv", "Gemm", "MatMul") and module is not None
+            block = (module.rpartition(".")[0] or module) if layer else module
+            nodes.append(GraphNode(node.name, kind, module, block, layer))
+        return nodes
+
     def rank_nodes(self, ctx: ConversionContext, samples: list, settings: XnnpackSettings, excluded: list[str]) -> list:
         """The quantized operators of the int8 build with ``settings`` and ``excluded`` operators in float
         ranked by the error they add (their output's

@@ -237,6 +237,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
     exclude = list(ctx.exclude_nodes)
     if exclude:
         ctx.record["float_nodes"] = exclude
+        exclude = _exclusion_names(pre, exclude, ctx)
     ctx.record["quantization"] = mode
     # weights in a file beside the graph on both sides: read mapped, written tensor by tensor
     external = _has_external_data(pre)
@@ -245,6 +246,8 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
             _quantize_dynamic(pre, out, ctx, config, weights, exclude, external)
         else:
             _quantize_static(pre, out, ctx, config, weights, exclude, external, for_tensorrt)
+            if exclude:
+                _keep_in_float(pre, out, exclude, ctx, external)
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:
@@ -320,6 +323,35 @@ def _quantize_static(pre: Path, out: Path, ctx: ConversionContext, config: "Quan
     ctx.record.update(calibration_method=method, calibration_samples=len(samples),
                       activation_type=str(act), per_channel=config.per_channel, quantizer=config.to_json())
     ctx.quantizer = config
+
+
+def _exclusion_names(pre: Path, names: list[str], ctx: ConversionContext) -> list[str]:
+    """The budget loop's float nodes as node names of the graph the quantizer reads (``pre``): by node
+    name, else by the tensor the node computes; those not found are recorded with the reason."""
+    import onnx
+
+    from converters.float_islands import resolve
+
+    found, missing = resolve(onnx.load(str(pre), load_external_data=False).graph, names)
+    if missing:
+        ctx.record.setdefault("float_nodes_unchanged", {}).update(missing)
+    return found
+
+
+def _keep_in_float(pre: Path, out: Path, names: list[str], ctx: ConversionContext, external: bool) -> None:
+    """Static QDQ: ``nodes_to_exclude`` leaves the Q/DQ pairs that a node's neighbours put on its inputs and
+    output (an excluded Add reads and writes int8 as before); :func:`converters.float_islands.keep_in_float`
+    removes them, so the node really computes in float."""
+    import onnx
+
+    from converters.float_islands import keep_in_float
+
+    proto = onnx.load(str(out))
+    reference = onnx.load(str(pre), load_external_data=False)
+    unchanged = keep_in_float(proto, names, reference.graph)
+    if unchanged:
+        ctx.record.setdefault("float_nodes_unchanged", {}).update(unchanged)
+    save_onnx(proto, out, external=external)
 
 
 def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:

@@ -90,8 +90,14 @@ class OpenVINOConverter(Converter):
     precisions = ("fp32", "fp16", "bf16", "int8")
     sources = ALL_SOURCES
     options = (*EXPORT_OPTIONS, QUANTIZATION, TARGET_ISA, RANGE_ESTIMATOR)     # the ONNX route's export; int8 is NNCF's static quantization
-    accuracy_budget = ("int8",)   # the quantizer search, then NNCF's accuracy control as the node stage
+    accuracy_budget = ("int8",)   # the quantizer search, the node stage (ignored_scope), NNCF's accuracy control
     pinned = {"int8": {"quantization": "static"}}
+
+    def __init__(self):
+        # for the budget's node stage: the float model NNCF quantized, and each int8 build's model
+        self.float_model = None
+        self._float_of = None           # the conversion (context) it belongs to
+        self.int8_models: dict = {}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -114,10 +120,20 @@ class OpenVINOConverter(Converter):
         if precision == "int8" and QUANTIZATION.of(ctx.request) == "dynamic":
             raise BadInput("OpenVINO int8 is NNCF's static post-training quantization; drop --quantization dynamic "
                            "(give --calibration DIR with real samples)")
-        model = self._convert_model(ctx, ov)
-        self._name_ports(ctx, model)
+        if precision == "int8" and ctx.keep_reference and self.float_model is not None and self._float_of is ctx:
+            # a rebuild in the budget loop: the same float model, so that its operation names (auto-numbered
+            # on each conversion: ``Multiply_3164``) are the ones the node stage ranked and names
+            model = self.float_model.clone()
+        else:
+            model = self._convert_model(ctx, ov)
+            self._name_ports(ctx, model)
         if precision == "int8":
+            if ctx.keep_reference and self._float_of is not ctx:
+                self.float_model, self._float_of = model.clone(), ctx
             model = quantize_int8(ctx, model)
+            if ctx.keep_reference:      # the budget loop: ranked by rank_nodes (the last few builds)
+                self.int8_models = dict(list(self.int8_models.items())[-3:])
+                self.int8_models[(ctx.quantizer, tuple(ctx.exclude_nodes))] = model
         hint = INFERENCE_PRECISION[precision]
         model.set_rt_info(precision, RT_PRECISION)
         model.set_rt_info(hint, RT_HINT)
@@ -134,6 +150,21 @@ class OpenVINOConverter(Converter):
 
     def load_artifact(self, path: Path) -> LoadedModel:
         return load_ir(Path(path))
+
+    # -- the accuracy budget's node stage: names NNCF's ignored_scope takes
+    def node_graph(self, ctx: ConversionContext) -> list | None:
+        """The operations of the float model NNCF quantizes, with module paths from the PyTorch frontend's
+        names (``__module._blocks.6._project_conv/aten::_convolution/Convolution``)."""
+        return None if self.float_model is None else ov_graph_nodes(self.float_model)
+
+    def rank_nodes(self, ctx: ConversionContext, samples: list, settings, excluded: list[str]) -> list | None:
+        """The float model's operations ranked by the error they add in the int8 build with ``settings``
+        and ``excluded`` operations in float: both models run with every ranked operation's output exposed,
+        matched by operation name (NNCF keeps them and inserts FakeQuantize operations beside them)."""
+        quantized = self.int8_models.get((settings, tuple(excluded)))
+        if quantized is None or self.float_model is None:
+            raise ConversionFailed("the OpenVINO int8 build to rank is gone (rank_nodes after a rebuild)")
+        return rank_ov_nodes(self.float_model, quantized, samples)
 
     # -- the source → openvino.Model
     def _convert_model(self, ctx: ConversionContext, ov):
@@ -319,6 +350,14 @@ def quantize_int8(ctx: ConversionContext, model):
         return {n: sample[n] for n in names}
 
     calibration = nncf.Dataset(samples, feeds)
+    if ctx.exclude_nodes:   # the budget loop's node stage: operations NNCF leaves in float
+        known = {op.get_friendly_name() for op in model.get_ops()}
+        missing = [n for n in ctx.exclude_nodes if n not in known]
+        if missing:
+            ctx.record.setdefault("float_nodes_unchanged", {}).update(
+                dict.fromkeys(missing, "no operation of that name in the OpenVINO model NNCF quantizes"))
+        kwargs["ignored_scope"] = nncf.IgnoredScope(names=[n for n in ctx.exclude_nodes if n in known], validate=False)
+        ctx.record["float_nodes"] = list(ctx.exclude_nodes)
     try:
         # NNCF draws progress bars on the console: keep them off stdout (--json) and stderr (our progress)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -360,3 +399,89 @@ def _with_accuracy_control(nncf, ctx: ConversionContext, model, calibration, nam
         advanced_quantization_parameters=advanced, **kwargs)
     ctx.record["quantization_engine"] = f"NNCF quantize_with_accuracy_control (max drop {max_drop:.6g})"
     return quantized
+
+
+# ---------------------------------------------------------------------------- the budget's node stage
+# OpenVINO operation types as the node stage knows them (ONNX's names): what it ranks and groups
+OV_OPS = {"Convolution": "Conv", "GroupConvolution": "Conv", "ConvolutionBackpropData": "ConvTranspose",
+          "MatMul": "MatMul", "Add": "Add", "Multiply": "Mul", "Subtract": "Sub", "Divide": "Div",
+          "AvgPool": "AveragePool", "ReduceMean": "ReduceMean", "Concat": "Concat", "Clamp": "Clip", "Relu": "Relu",
+          "MaxPool": "MaxPool"}
+LAYER_OPS = ("aten::_convolution", "aten::conv", "aten::linear", "aten::addmm", "aten::batch_norm", "aten::matmul")
+
+
+def ov_graph_nodes(model) -> list:
+    """A :class:`converters.float_islands.GraphNode` for the operations of an OpenVINO model the node stage ranks:
+    the module path from the PyTorch frontend's ``__module.<path>/aten::<op>/<Type>`` names where present."""
+    from converters.float_islands import GraphNode
+
+    nodes = []
+    for op in model.get_ordered_ops():
+        kind = OV_OPS.get(op.get_type_name())
+        if kind is None:
+            continue
+        name = op.get_friendly_name()
+        module = block = None
+        layer = True
+        head = name.split("/")[0]
+        if head.startswith("__module."):
+            module = head.removeprefix("__module.")
+            layer = any(a in name for a in LAYER_OPS)
+            block = (module.rpartition(".")[0] or module) if layer else module
+        nodes.append(GraphNode(name, kind, module, block, layer))
+    return nodes
+
+
+def rank_ov_nodes(float_model, quantized, samples: list) -> list:
+    """:func:`app.accuracy.diagnose.rank_nodes` for OpenVINO models (see :meth:`OpenVINOConverter.rank_nodes`)."""
+    import numpy as np
+
+    from converters.float_islands import RankedNode
+
+    ov = openvino_module()
+    nodes = ov_graph_nodes(float_model)
+    both = {op.get_friendly_name() for op in quantized.get_ops()}
+    names = [n.name for n in nodes if n.name in both]
+
+    def outputs(model) -> dict[str, list]:
+        clone = model.clone()
+        ops = {op.get_friendly_name(): op for op in clone.get_ops()}
+        for i, n in enumerate(names):      # a name of our own on each output (some are the model's already)
+            ops[n].output(0).get_tensor().add_names({f"deploy_studio_rank_{i}"})
+        clone.add_outputs([ops[n].output(0) for n in names])
+        compiled = ov.Core().compile_model(clone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        index = {t: k for k, port in enumerate(compiled.outputs) for t in port.get_names()}
+        ports = {n: index[f"deploy_studio_rank_{i}"] for i, n in enumerate(names) if f"deploy_studio_rank_{i}" in index}
+        got: dict[str, list] = {n: [] for n in ports}
+        for feeds in samples:
+            result = compiled({p.get_any_name(): feeds[p.get_any_name()] for p in clone.inputs})
+            for n, k in ports.items():
+                got[n].append(np.asarray(result[compiled.outputs[k]], np.float64))
+        return got
+
+    ref, got = outputs(float_model), outputs(quantized)
+    error = {}
+    for n in [n for n in names if n in ref and n in got]:
+        if all(a.shape == b.shape for a, b in zip(ref[n], got[n])):
+            num = sum(float(np.sum((a - b) ** 2)) for a, b in zip(ref[n], got[n]))
+            den = sum(float(np.sum(a ** 2)) for a in ref[n])
+            error[n] = float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(num))
+    ops = {op.get_friendly_name(): op for op in float_model.get_ops()}
+    kinds = {n.name: n.op_type for n in nodes}
+
+    def inherited(op) -> float:     # the largest error among the inputs, through plumbing operations
+        worst, stack, seen = 0.0, [v.get_node() for v in op.input_values()], set()
+        while stack:
+            p = stack.pop()
+            name = p.get_friendly_name()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in error:
+                worst = max(worst, error[name])
+            elif p.get_type_name() not in ("Constant", "Parameter"):
+                stack.extend(v.get_node() for v in p.input_values())
+        return worst
+
+    ranked = [RankedNode(n, kinds[n], n, error[n], error[n] - inherited(ops[n])) for n in names if n in error]
+    return sorted(ranked, key=lambda r: -r.added)

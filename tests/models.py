@@ -63,6 +63,30 @@ class BranchyNet(nn.Module):
         return self.b(x) * 2.0
 
 
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+class ResidualCNN(nn.Module):
+    """A stem convolution, residual blocks (conv, ReLU, conv, and the skip Add), pooling, a classifier:
+    residual Adds between convolutions, as in ResNets and EfficientNets (digits-sized input, 1x1x8x8)."""
+
+    def __init__(self, width: int = 8, blocks: int = 3, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, padding=1)
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(torch.relu(self.stem(x))).mean(dim=(2, 3)))
+
+
 def make(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = {"cnn": SmallCNN, "mlp": MLP, "encoder": TinyEncoder, "branchy": BranchyNet}[name]()

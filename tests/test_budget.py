@@ -306,9 +306,13 @@ def test_openvino_int8_budget_searches_nncf_then_runs_its_accuracy_control_and_s
     assert rounds[0]["stage"] == "first" and all(set(rnd["quantizer"]) == fields for rnd in rounds)
     searched = [rnd for rnd in rounds if rnd["stage"] == "quantizer"]
     assert searched and {rnd["change"].split("=")[0] for rnd in searched} <= fields
-    assert not any(rnd["stage"] == "nodes" for rnd in rounds)          # NNCF's loop is OpenVINO's node stage
+    nodes = [rnd for rnd in rounds if rnd["stage"] == "nodes"]       # the node stage, NNCF's ignored_scope
+    assert all("identical_to" not in rnd or rnd["unchanged"] for rnd in nodes)
+    assert not nodes or any("identical_to" not in rnd for rnd in nodes)   # the names reached NNCF's graph
     peer = [rnd for rnd in rounds if rnd["stage"] == "nncf-accuracy-control"]
     if any(rnd["met"] for rnd in rounds[:1] + searched):
+        assert not nodes and not peer
+    elif any(rnd["met"] for rnd in nodes):
         assert not peer
     else:
         assert len(peer) == 1 and peer[0] is rounds[-1]

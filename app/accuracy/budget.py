@@ -36,7 +36,8 @@ MAX_ROUNDS = 6
 # a quantizer setting replaces the best one only when it closes this much of the cosine gap to 1: on the
 # digits CNN per-tensor and per-channel weights differed by 3e-6 (noise), and each setting costs speed
 QUANTIZER_MARGIN = 0.05
-PATIENCE = 2   # node rounds in a row that may fail to improve before the loop stops
+PATIENCE = 2   # node rounds in a row that may fail to improve before single nodes give way to groups
+GROUP_ROUNDS = 4   # rounds of the node stage's groups (a block's convolutions, the first and last layers)
 DIAGNOSIS_SAMPLES = 8
 # ops that only move or clip data: their "added error" is their input's requantization, and keeping
 # them in float changed nothing on the digits CNN (ReLU/MaxPool fold into the Conv's Q/DQ)
@@ -341,6 +342,9 @@ class _Loop:
         self.fp32_runtime = ""                 # what was timed, or why it could not be
         self.scores: dict[int, Evaluation] = {}  # every measured round's evaluation, by round
         self.aside: dict[int, _Built] = {}     # the rounds whose files are kept: the Pareto set and the base
+        self.tried: set[str] = set()        # nodes whose round did not improve: never tried again
+        self._ranked: tuple[int, list] | None = None
+        self._nodes: list | None = None
 
     def measure_fp32(self) -> None:
         """Time the same runtime's fp32 once (:func:`fp32_latency`): every round's speed-up is over it."""
@@ -458,37 +462,122 @@ class _Loop:
                 self.build([], config, extra)
 
     def exclude_worst_nodes(self, max_nodes: int) -> str:
-        """Keep the nodes that add the most error in float, 1, 2, 4 … more a round; the reason it stopped."""
-        from app.accuracy.diagnose import rank_nodes
-
+        """Keep the nodes that add the most error in float, 1, 2, 4 … more a round; nodes whose round did
+        not improve are remembered and never tried again. When single nodes stop helping, the stage's
+        groups are tried (:meth:`exclude_groups`). Returns the reason it stopped."""
         step, misses = 1, 0
         while True:
-            if self.budget.met(self.best.scores):
-                return "met"
-            if len(self.rounds) > MAX_ROUNDS + len(self.quantizer_rounds()):
-                return f"round limit ({MAX_ROUNDS} node rounds)"
-            if len(self.best.nodes) >= max_nodes:
-                return f"float-node limit (--max-float-nodes {max_nodes})"
-            self.ctx.stage(f"accuracy budget {self.budget}: find the nodes that add the most error", None)
-            samples = self.data.samples[:DIAGNOSIS_SAMPLES]
-            # a target that ranks its own graph (ExecuTorch: the PT2E graphs), else the ONNX diagnosis
-            ranking = self.converter.rank_nodes(self.ctx, samples, self.best.config, self.best.nodes)
-            if ranking is None:
-                ranking = rank_nodes(self.ctx.reference_onnx, self.best.files[0], samples)
+            stop = self._node_limits(max_nodes)
+            if stop:
+                return stop
+            ranking = self._ranking()
             excluded = self.best.nodes
-            new = [n.node for n in ranking if n.node not in excluded and n.op_type not in DATA_MOVEMENT
-                   and n.added > 0][:min(step, max_nodes - len(excluded))]
+            new = [n.node for n in ranking if n.node not in excluded and n.node not in self.tried
+                   and n.op_type not in DATA_MOVEMENT and n.added > 0][:min(step, max_nodes - len(excluded))]
             if not new:
-                return "no node left that adds error"
+                why = "no node left that adds error" + (" and has not been tried" if self.tried else "")
+                break
             step *= 2
-            improved = self.build(excluded + new, self.best.config, {"stage": "nodes", "added": new})
-            misses = 0 if improved else misses + 1
-            if misses >= PATIENCE:
-                return f"accuracy stopped improving ({PATIENCE} rounds without gain)"
+            if self._node_round(excluded + new, new, {"stage": "nodes"}):
+                misses = 0
+            else:
+                misses += 1
+                if misses >= PATIENCE:
+                    why = f"single nodes stopped helping ({PATIENCE} rounds without gain)"
+                    break
+        groups = self.exclude_groups(max_nodes)
+        return why if groups is None else groups if groups == "met" else f"{why}; then groups: {groups}"
+
+    def exclude_groups(self, max_nodes: int) -> str | None:
+        """The stage's groups (:func:`app.accuracy.diagnose.node_groups`: the first and last layers, then a
+        block's convolutions and residual ops, worst block first), each kept in float on top of the best
+        so far while it improves, at most ``GROUP_ROUNDS``; None where the target names no groups."""
+        groups = self._groups()
+        if not groups:
+            return None
+        for name, members in groups:
+            stop = self._node_limits(max_nodes, group=True)
+            if stop:
+                return stop
+            new = [m for m in members if m not in self.best.nodes]
+            if not new or set(new) <= self.tried or len(self.best.nodes) + len(new) > max_nodes:
+                continue
+            self._node_round(self.best.nodes + new, new, {"stage": "nodes", "group": name})
+        return "met" if self.budget.met(self.best.scores) else "every group tried"
+
+    def _node_limits(self, max_nodes: int, group: bool = False) -> str | None:
+        if self.budget.met(self.best.scores):
+            return "met"
+        rounds = [r for r in self.rounds if r.get("stage") == "nodes" and bool(r.get("group")) == group]
+        if len(rounds) >= (GROUP_ROUNDS if group else MAX_ROUNDS):
+            return f"round limit ({GROUP_ROUNDS} group rounds)" if group else f"round limit ({MAX_ROUNDS} node rounds)"
+        if len(self.best.nodes) >= max_nodes:
+            return f"float-node limit (--max-float-nodes {max_nodes})"
+        return None
+
+    def _node_round(self, nodes: list[str], new: list[str], extra: dict) -> bool:
+        """Build with ``nodes`` in float; the round records the new ones as the user knows them (``added``,
+        module paths where the exporter kept them) and, when the model came out the same as an earlier
+        round's, why (``unchanged``). New nodes that did not improve are remembered in ``tried``."""
+        labels = self._labels()
+        extra = extra | {"added": [labels.get(n, n) for n in new], "added_nodes": list(new)}
+        self.ctx.record.pop("float_nodes_unchanged", None)
+        improved = self.build(nodes, self.best.config, extra)
+        record = self.rounds[-1]
+        if "identical_to" in record:
+            why = self.ctx.record.get("float_nodes_unchanged") or {}
+            reasons = [f"{labels.get(n, n)}: {why[n]}" for n in new if n in why]
+            record["unchanged"] = ("; ".join(reasons) if reasons else
+                                   f"the quantizer built the same model as round {record['identical_to']} "
+                                   "with these nodes in float")
+        if not improved:
+            self.tried.update(new)
+            record["remembered"] = True
+        return improved
+
+    def _ranking(self) -> list:
+        """The best build's nodes ranked by the error they add (the target's own ranking, else the ONNX
+        diagnosis), computed once per best build."""
+        from app.accuracy.diagnose import rank_nodes
+
+        if self._ranked is not None and self._ranked[0] == self.best.round:
+            return self._ranked[1]
+        self.ctx.stage(f"accuracy budget {self.budget}: find the nodes that add the most error", None)
+        samples = self.data.samples[:DIAGNOSIS_SAMPLES]
+        # a target that ranks its own graph (ExecuTorch: the PT2E graphs), else the ONNX diagnosis
+        ranking = self.converter.rank_nodes(self.ctx, samples, self.best.config, self.best.nodes)
+        if ranking is None:
+            ranking = rank_nodes(self.ctx.reference_onnx, self.best.files[0], samples)
+        self._ranked = (self.best.round, ranking)
+        return ranking
+
+    def _graph(self) -> list:
+        """The nodes the stage names, with module paths (:class:`app.accuracy.diagnose.GraphNode`): the
+        target's own (``node_graph``), else those of the fp32 ONNX the quantizer read."""
+        from app.accuracy.diagnose import graph_nodes
+
+        if self._nodes is None:
+            own = getattr(self.converter, "node_graph", None)
+            nodes = own(self.ctx) if own else None
+            if nodes is None and self.ctx.reference_onnx is not None:
+                try:
+                    nodes = graph_nodes(self.ctx.reference_onnx)
+                except Exception:   # noqa: BLE001 - names only: the stage works without them
+                    nodes = []
+            self._nodes = nodes or []
+        return self._nodes
+
+    def _labels(self) -> dict[str, str]:
+        return {n.name: n.label for n in self._graph()}
+
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        from app.accuracy.diagnose import node_groups
+
+        return node_groups(self._graph(), self._ranking())
 
     def nncf_accuracy_control(self) -> str:
-        """OpenVINO: NNCF's ``quantize_with_accuracy_control`` from the best settings, as the node stage
-        (it returns the layers it ranks worst to float); kept only if it beats the search."""
+        """OpenVINO: NNCF's ``quantize_with_accuracy_control`` from the best settings, as the peer of the node
+        stage (it returns the layers it ranks worst to float); kept only if it beats the loop's best."""
         if self.budget.met(self.best.scores):
             return "met"
         b, data, reference = self.budget, self.data, self.reference
@@ -513,6 +602,8 @@ def round_label(r: dict) -> str:
     """What a round tried, in words: ``quantizer: reduce_range=True``, ``nodes: +2 in float (4)``."""
     if r.get("stage") == "quantizer":
         return f"quantizer: {r.get('change')}"
+    if r.get("stage") == "nodes" and r.get("group"):
+        return f"nodes: group {r['group']} +{len(r.get('added') or [])} ({r['float_nodes']})"
     if r.get("stage") == "nodes":
         return f"nodes: +{len(r.get('added') or [])} in float ({r['float_nodes']})"
     if r.get("stage") == "nncf-accuracy-control":
@@ -535,7 +626,8 @@ def budget_rounds_text(report: dict) -> list[str]:
     for r in report.get("rounds") or []:
         head = f"round {r['round']:>2} {round_label(r):<44}"
         if "identical_to" in r:
-            lines.append(f"{head} same model as round {r['identical_to']} (not measured)")
+            why = f": {r['unchanged']}" if r.get("unchanged") else ""
+            lines.append(f"{head} same model as round {r['identical_to']} (not measured){why}{_float_names(r)}")
             continue
         if "failed" in r:
             lines.append(f"{head} could not be built: {r['failed']}")
@@ -549,8 +641,16 @@ def budget_rounds_text(report: dict) -> list[str]:
             " (slower than fp32)" if s < 1 else f" (below the floor {floor:g}×)" if floor and s < floor - 1e-12 else "")
         lines.append(f"{head} cosine {r['cosine_mean']:.6f}{drop} · {r['latency_ms']:.3f} ms{speed}"
                      f"{' · Pareto' if r.get('pareto') else ''}{' · meets the budget' if r['met'] else ''}"
-                     f"{'  ← kept' if r.get('kept') else ''}")
+                     f"{'  ← kept' if r.get('kept') else ''}{_float_names(r)}")
     return lines
+
+
+def _float_names(r: dict) -> str:
+    """A node round's new float nodes as the user knows them (module paths), the first few."""
+    names = r.get("added") if r.get("stage") == "nodes" else None
+    if not names or r.get("group"):
+        return ""
+    return f" · {', '.join(names[:3])}{f' … (+{len(names) - 3})' if len(names) > 3 else ''}"
 
 
 def files_digest(files: list[Path]) -> str:
@@ -577,10 +677,9 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     loop.measure_fp32()
     loop.add(produced, scores, [], {"stage": "first"})
     loop.search_quantizer()
-    if converter.name == "openvino":
-        stopped = loop.nncf_accuracy_control()
-    else:
-        stopped = loop.exclude_worst_nodes(max_nodes)
+    stopped = loop.exclude_worst_nodes(max_nodes)
+    if converter.name == "openvino" and stopped != "met":   # NNCF's own loop as the node stage's peer
+        stopped = f"{stopped}; NNCF's accuracy control: {loop.nncf_accuracy_control()}"
     choice = select_rounds(loop.rounds, loop.scores, budget, min_speedup)
     pareto = set(choice["pareto"])
     for r in loop.rounds:

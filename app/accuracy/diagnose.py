@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import BadInput, first_line
+from converters.float_islands import GraphNode  # noqa: F401 - the node stage's names, shared with the converters
 from app.model.loaded import Feeds
 
 FLOAT_TYPES = (1, 10, 11, 16)   # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
@@ -67,6 +68,31 @@ def _exposed_session(path: Path):
                        f"({first_line(e)})") from None
 
 
+FOLDED = ("Relu", "Clip")   # activations static QDQ folds into the quantized output of the node before
+
+
+def _clip_bounds(proto, node) -> tuple[float, float]:
+    """A Relu's or Clip's output range (Clip's min/max from its attributes, initializers or Constant nodes)."""
+    if node.op_type == "Relu":
+        return 0.0, np.inf
+    from onnx import numpy_helper
+
+    low, high = -np.inf, np.inf
+    for a in node.attribute:
+        if a.name == "min":
+            low = a.f
+        elif a.name == "max":
+            high = a.f
+    values = {t.name: t for t in proto.graph.initializer}
+    values.update({n.output[0]: a.t for n in proto.graph.node if n.op_type == "Constant"
+                   for a in n.attribute if a.name == "value"})
+    bounds = [low, high]
+    for k, name in enumerate(node.input[1:3]):
+        if name in values:
+            bounds[k] = float(numpy_helper.to_array(values[name]).reshape(-1)[0])
+    return bounds[0], bounds[1]
+
+
 def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tuple[dict[str, float], object]:
     """Relative L2 error of every tensor both graphs compute (by name), over ``samples``; and the
     reference graph (to walk its nodes)."""
@@ -74,9 +100,11 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
     art_sess, art_proto = _exposed_session(Path(artifact))
     # static QDQ removes a Relu after Conv/MatMul (the uint8 output range clips it) and gives its
     # output name to the Conv: that float tensor is the Conv's, before the clip, so clip it too
+    # (a Clip — ReLU6 — is removed the same way: EfficientNet-Lite's convolutions all end in one)
     ref_op = {o: n.op_type for n in ref_proto.graph.node for o in n.output}
     art_op = {o: n.op_type for n in art_proto.graph.node for o in n.output}
-    folded_relu = {o for o, op in ref_op.items() if op == "Relu" and art_op.get(o, "Relu") != "Relu"}
+    folded_relu = {o: _clip_bounds(ref_proto, n) for n in ref_proto.graph.node for o in n.output[:1]
+                   if n.op_type in FOLDED and art_op.get(o, n.op_type) != n.op_type}
     ref_names = [o.name for o in ref_sess.get_outputs()]
     art_names = {o.name for o in art_sess.get_outputs()}
     common = [n for n in ref_names if n in art_names]
@@ -92,7 +120,7 @@ def tensor_errors(reference: Path, artifact: Path, samples: list[Feeds]) -> tupl
         for name in common:
             r, g = np.asarray(ref[name], np.float64), np.asarray(got[name], np.float64)
             if name in folded_relu:
-                g = np.maximum(g, 0.0)
+                g = np.clip(g, *folded_relu[name])
             if r.shape != g.shape:
                 num.pop(name, None)
                 continue
@@ -117,7 +145,7 @@ def rank_nodes(reference: Path, artifact: Path, samples: list[Feeds], top: int |
             continue
         out = max(outs, key=lambda o: errors[o])
         owner = node
-        if node.op_type == "Relu" and node.input and node.input[0] not in errors and node.input[0] in producer:
+        if node.op_type in FOLDED and node.input and node.input[0] not in errors and node.input[0] in producer:
             owner = producer[node.input[0]]  # the Relu was folded into this node: the error is its
         inherited = max((errors[i] for i in owner.input if i in errors), default=0.0)
         ranked.append(NodeError(owner.name or out, owner.op_type, out, float(errors[out]),
@@ -133,3 +161,68 @@ def format_ranking(nodes: list[NodeError]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     line = lambda r: "  ".join(c.ljust(w) if i in (1, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])
+
+
+# -- names as the user sees them, and the node stage's groups -----------------------------------------
+COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+ELEMENTWISE = {"Add", "Mul", "Sub", "Div"}
+
+
+def _scopes(node) -> list[str]:
+    import ast
+
+    for p in node.metadata_props:
+        if p.key == "pkg.torch.onnx.name_scopes":
+            try:
+                return [s for s in ast.literal_eval(p.value) if isinstance(s, str)]
+            except (ValueError, SyntaxError):
+                return []
+    return []
+
+
+def graph_nodes(path: Path) -> list[GraphNode]:
+    """The nodes of an ONNX graph in order with their module paths: a Conv/Gemm/MatMul's from its weight's
+    name (``_blocks.6._project_conv.weight``: the exporter names initializers after the parameters, and a
+    batch norm folded into it keeps its own scope), else the dynamo exporter's ``name_scopes`` metadata.
+    A layer's block is its parent module; an op written in a module's forward (a residual Add) belongs
+    to that module."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    out = []
+    for n in graph.node:
+        module = block = None
+        leaf = True
+        weight = n.input[1] if n.op_type in COMPUTE_OPS and len(n.input) > 1 else ""
+        if weight in weights and ".weight" in weight:
+            module = weight.split(".weight")[0]
+            block = module.rpartition(".")[0] or module
+        else:
+            scopes = _scopes(n)
+            paths = [s for s in scopes[:-1] if s]   # the last one is the aten op's own name
+            if paths:
+                module = paths[-1]
+                leaf = n.op_type in COMPUTE_OPS or n.op_type not in ELEMENTWISE and len(paths) > 1
+                block = (module.rpartition(".")[0] or module) if leaf else module
+        out.append(GraphNode(n.name or (n.output[0] if n.output else ""), n.op_type, module, block, leaf))
+    return out
+
+
+def node_groups(nodes: list[GraphNode], ranking: list) -> list[tuple[str, list[str]]]:
+    """The node stage's groups, most promising first: the first and last layers (the stem's convolution
+    and the classifier), then each block's convolutions and element-wise ops (its residual Add), blocks
+    ordered by the error their nodes add in ``ranking``."""
+    compute = [n for n in nodes if n.op_type in COMPUTE_OPS]
+    groups = []
+    if len(compute) >= 2:
+        groups.append(("first and last layers", [compute[0].name, compute[-1].name]))
+    blocks: dict[str, list[str]] = {}
+    for n in nodes:
+        if n.block and (n.op_type in COMPUTE_OPS or n.op_type in ELEMENTWISE):
+            blocks.setdefault(n.block, []).append(n.name)
+    added = {r.node: max(float(r.added), 0.0) for r in ranking}
+    scored = sorted(((sum(added.get(m, 0.0) for m in members), b, members) for b, members in blocks.items()
+                     if len(members) > 1 and len(members) < len(compute)), key=lambda t: -t[0])
+    groups += [(b, members) for score, b, members in scored if score > 0]
+    return groups
