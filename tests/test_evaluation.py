@@ -184,15 +184,16 @@ def test_the_top1_drop_interval_holds_the_estimate_and_covers_the_truth():
 
 def test_int8_with_a_confident_agreement_budget_shows_the_new_figures(cli, digits, tmp_path):
     r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "onnx", "--precision", "int8",
-            "--data", digits["images"], "--accuracy-budget", "confident-agreement=0.9", "--out", tmp_path, "--json")
-    assert r.code == 0, r.err
+            "--data", digits["images"], "--accuracy-budget", "confident-agreement=0.9", "--out", tmp_path, "--json",
+            "--keep-failed")   # the digits CNN's int8 may run below the speed floor on this CPU: kept anyway
     data = json.loads(r.out)
+    assert r.code == 0 or (r.code == 1 and data["status"] == "unmet" and data["accuracy_budget"]["too_slow"]), r.err
     e = data["evaluation"]
     assert 0 < e["confident_samples"] <= e["samples"] == 210 and e["confident_margin"] == 0.1
     assert e["confident_agreement"] >= 0.9 and e["kl_mean"] >= 0 and e["kl_max"] >= e["kl_mean"]
     assert e["top1_drop_low"] <= e["top1_drop"] <= e["top1_drop_high"]
     b = data["accuracy_budget"]
-    assert b["budget"] == "confident-agreement=0.9" and b["met"]
+    assert b["budget"] == "confident-agreement=0.9" and b["accuracy_met"]
     assert b["rounds"][0]["confident-agreement"] == e["confident_agreement"]
     manifest = json.loads(open(data["manifest"]).read())
     assert manifest["evaluation"] == e
