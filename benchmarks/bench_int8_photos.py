@@ -180,7 +180,9 @@ def budget_summary(result: dict) -> str:
     rounds = budget.get("rounds")
     met = budget.get("met")
     n = len(rounds) if isinstance(rounds, list) else "?"
-    return f"{n} rounds, {'met' if met else 'not met' if met is not None else '?'}"
+    floats = budget.get("float_nodes")
+    kept = f", {len(floats)} float nodes" if isinstance(floats, list) and floats else ""
+    return f"{n} rounds, {'met' if met else 'not met' if met is not None else '?'}{kept}"
 
 
 # ---------------------------------------------------------------------------- judging the artifacts
@@ -212,8 +214,8 @@ def time_against_fp32(fp32: Path, int8: list[Path], *, runs: int, rounds: int, m
     config = BenchConfig(runs=runs, rounds=rounds, min_seconds=min_seconds, threads=threads)
     base = runner_for(fp32, threads)
     others = [runner_for(p, threads) for p in int8]
-    for runner, path in zip([base, *others], [fp32, *int8]):
-        runner.artifact = str(path)
+    for i, runner in enumerate([base, *others]):   # two int8 artifacts may share a file name (other folders)
+        runner.name = f"{i}:{runner.name}"
     result = run_benchmark(base, others, specs, config)
     by_name = {r.name: r.stats.p50_ms for r in result.rows}
     out = {str(fp32): by_name.get(base.name)}
