@@ -74,7 +74,7 @@ class Study:
     def __init__(self, args):
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)   # 1 on a shared machine: idle OpenMP threads spin
         self.args = args
         self.model_name = args.model
         self.size = photos.SIZES[args.model]
@@ -125,7 +125,7 @@ class Study:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = 2
+        so.intra_op_num_threads = self.args.threads
         if not optimized:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -200,7 +200,7 @@ class Study:
                               preset=nncf.QuantizationPreset(preset),
                               advanced_parameters=AdvancedQuantizationParameters(**advanced))
         seconds = time.perf_counter() - t
-        compiled = core.compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2})
+        compiled = core.compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": self.args.threads})
         req = compiled.create_infer_request()
         got = np.concatenate([next(iter(req.infer({name: self.evaluation[i:i + 1]}).values())).copy()
                               for i in range(len(self.evaluation))])
@@ -270,6 +270,7 @@ def main(argv=None) -> int:
     p.add_argument("--calib-per-photo", type=int, default=8)
     p.add_argument("--eval-per-photo", type=int, default=16)
     p.add_argument("--out", default="study-int8.jsonl")
+    p.add_argument("--threads", type=int, default=1, help="threads of every runtime (1: fair on a shared machine)")
     args = p.parse_args(argv)
     study = Study(args)
     for runtime in args.runtimes.split(","):
