@@ -143,3 +143,15 @@ def test_no_round_at_the_floor_returns_no_artifact_and_a_vnni_cpu_skips_uint8_we
     assert "no VNNI version" in skipped[0]["skipped"] and "below the floor of 1000×" in skipped[0]["skipped"]
     assert not any(rnd.get("quantizer", {}).get("weight_type") == "uint8" for rnd in measured)
     assert not out.exists() or not list(out.iterdir())                  # nothing written
+
+
+def test_automatic_int8_slower_than_its_fp32_gets_a_warning_naming_both_times():
+    from app.pipeline import slower_than_fp32_warning
+
+    slow = {"int8_ms": 111.0, "fp32_ms": 16.9, "speedup": 0.152, "fp32_runtime": "ONNX Runtime, the fp32 ONNX"}
+    text = slower_than_fp32_warning(slow, "uint8")
+    assert text and "0.15× its fp32 ONNX" in text and "111.00 ms against 16.90 ms" in text and "u8×u8" in text
+    assert "\n" not in text and "--accuracy-budget" in text
+    assert "u8×u8" not in slower_than_fp32_warning(slow, "int8")
+    assert slower_than_fp32_warning(slow | {"speedup": 1.5}, "uint8") is None
+    assert slower_than_fp32_warning({"error": "could not time"}, "uint8") is None

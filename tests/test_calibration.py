@@ -156,6 +156,14 @@ def test_the_cli_text_says_the_split_and_warns(cli, few, digits, tmp_path):
     assert r.code == 0, r.err
     assert "data:         one folder: 20 samples calibrate, the other 20 evaluate" in r.out and "--eval-data" in r.out
     assert "warning: CALIBRATION AND EVALUATION FROM THE SAME FOLDER" in r.err
+    # automatic int8 timed against the fp32 ONNX the quantizer read: recorded, and a warning when slower
+    import json
+
+    [manifest] = tmp_path.glob("*.int8.onnx.manifest.json")
+    speed = json.loads(manifest.read_text())["recorded"]["speed_vs_fp32"]
+    assert speed["int8_ms"] > 0 and speed["fp32_ms"] > 0
+    assert speed["speedup"] == pytest.approx(speed["fp32_ms"] / speed["int8_ms"], rel=0.01)
+    assert ("this int8 artifact runs at" in r.err) == (speed["speedup"] < 1), r.err
 
 
 def test_the_settings_search_tries_each_runtimes_other_range_choices():
