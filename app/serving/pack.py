@@ -131,9 +131,7 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     """Load the source, take the samples, run source and artifact on them, and write DIR."""
     import numpy as np
 
-    from app.accuracy.data import held_out, load_data
     from app.accuracy.evaluation import compare_outputs, run_all
-    from app.model.inputs import make_feeds
     from app.loaders.front_door import load_model, prepare_model
     from app.accuracy.verify import compare
 
@@ -142,28 +140,7 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     manifest, source, data_source = payload["manifest"], payload["source"], payload["data"]
     say("load the source model", None)
     model = prepare_model(source)
-    if data_source is not None:
-        recorded = (manifest.get("recorded") or {}).get("data") or {}
-        part = "all samples"
-        if getattr(data_source, "eval_path", None) is not None:   # converted with --eval-data: judged on it
-            data_source = replace(data_source, path=data_source.eval_path, eval_path=None)
-        data = load_data(data_source, model.inputs, model.outputs)
-        held = held_out(data, recorded, data_source.path) if recorded.get("source") else None
-        if held is not None:
-            data, part = held
-        elif recorded.get("source") and recorded.get("same_folder") is not False:   # moved since: its split
-            seed = int(recorded.get("split_seed", 0))
-            data, part = data.split(seed)[1], f"the evaluation part (split seed {seed}; not calibrated on)"
-        data = data.subset(list(range(min(count, len(data)))))
-        origin = {"kind": "data", "source": str(data_source.path), "part": part, "describe": data.describe()}
-    else:
-        from app.accuracy.data import DataSet
-
-        feeds = [make_feeds(model.inputs, seed=i) for i in range(count)]
-        data = DataSet(Path("random"), "random", feeds)
-        origin = {"kind": "random", "note": "the manifest records no --data: random inputs like verification's "
-                                            "(app.model.inputs.make_feeds, seeds 0..N-1); they say whether the artifact "
-                                            "computes the same function, not what a user loses on real data"}
+    data, origin = _pack_samples(model, manifest, data_source, count)
     say(f"run the source on {len(data)} samples", None)
     reference = run_all(model, data, "the source")
     say(f"run {artifact.name} on them", None)
@@ -208,6 +185,37 @@ def pack_job(payload: dict, progress=None, should_cancel=None) -> dict:
     (out / "pack.json").write_text(json.dumps(pack, indent=2, default=str) + "\n")
     return {"pack": str(out), "samples": len(data), "metrics": metrics, "budget": pack["budget"],
             "sample_origin": origin["kind"]}
+
+
+def _pack_samples(model, manifest: dict, data_source, count: int):
+    """The samples a pack carries, and where they came from: the artifact's held-out data (its
+    ``--eval-data``, else the part of ``--data`` it was not calibrated on), else random inputs."""
+    from app.accuracy.data import held_out, load_data
+    from app.model.inputs import make_feeds
+
+    if data_source is not None:
+        recorded = (manifest.get("recorded") or {}).get("data") or {}
+        part = "all samples"
+        if getattr(data_source, "eval_path", None) is not None:   # converted with --eval-data: judged on it
+            data_source = replace(data_source, path=data_source.eval_path, eval_path=None)
+        data = load_data(data_source, model.inputs, model.outputs)
+        held = held_out(data, recorded, data_source.path) if recorded.get("source") else None
+        if held is not None:
+            data, part = held
+        elif recorded.get("source") and recorded.get("same_folder") is not False:   # moved since: its split
+            seed = int(recorded.get("split_seed", 0))
+            data, part = data.split(seed)[1], f"the evaluation part (split seed {seed}; not calibrated on)"
+        data = data.subset(list(range(min(count, len(data)))))
+        origin = {"kind": "data", "source": str(data_source.path), "part": part, "describe": data.describe()}
+    else:
+        from app.accuracy.data import DataSet
+
+        feeds = [make_feeds(model.inputs, seed=i) for i in range(count)]
+        data = DataSet(Path("random"), "random", feeds)
+        origin = {"kind": "random", "note": "the manifest records no --data: random inputs like verification's "
+                                            "(app.model.inputs.make_feeds, seeds 0..N-1); they say whether the artifact "
+                                            "computes the same function, not what a user loses on real data"}
+    return data, origin
 
 
 def _openvino_config(manifest: dict) -> dict:
