@@ -163,7 +163,7 @@ def test_budget_loop_searches_the_quantizer_then_keeps_operators_in_float(cli, d
     r, data = _convert(cli, digits, tmp_path, "int8", "--accuracy-budget", f"cosine={goal:.9f}", "--keep-failed")
     b = data["accuracy_budget"]
     assert b["rounds"][0]["float_nodes"] == 0 and not b["rounds"][0]["met"]
-    assert b["rounds"][0]["quantizer"] == {"mode": "static", "per_channel": True}
+    assert b["rounds"][0]["quantizer"] == {"mode": "static", "per_channel": True, "activation_observer": "histogram"}
     stages = [rnd.get("stage") for rnd in b["rounds"][1:]]
     assert stages[0] == "quantizer" and b["rounds"][1]["change"] == "per_channel=False"
     # the speed-up is over an fp32 XNNPACK program of the same model; whether the digits CNN's int8 beats it
@@ -184,5 +184,8 @@ def test_budget_loop_searches_the_quantizer_then_keeps_operators_in_float(cli, d
     graph = torch.export.export(DigitsCNN().eval(), (torch.randn(1, 1, 8, 8),)).module().graph
     compute = {n.name for n in graph.nodes if n.op == "call_function" and ("conv" in n.name or "linear" in n.name
                                                                             or "relu" in n.name or "pool" in n.name)}
-    added = {n for rnd in b["rounds"] if rnd.get("stage") == "nodes" for n in rnd["added"]}
+    added = {n for rnd in b["rounds"] if rnd.get("stage") == "nodes" for n in rnd["added_nodes"]}
+    # ... and shown to the user by module path (features.0/conv2d)
+    labels = [label for rnd in b["rounds"] if rnd.get("stage") == "nodes" for label in rnd["added"]]
+    assert any("/" in label for label in labels), labels
     assert added and added <= compute and set(b["float_nodes"]) <= compute, (added, b["float_nodes"])

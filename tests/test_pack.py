@@ -82,7 +82,7 @@ def test_pack_writes_the_artifact_samples_budget_and_a_checker(packed):
     meta = json.loads((pack / "pack.json").read_text())
     assert meta["runtime"] == "onnxruntime" and meta["precision"] == "int8"
     assert meta["samples"]["kind"] == "data" and meta["samples"]["count"] == 24 and meta["samples"]["labels"]
-    assert "evaluation part" in meta["samples"]["part"]            # never the digits it was calibrated on
+    assert "evaluated on the other part" in meta["samples"]["part"]   # never the digits it was calibrated on
     assert meta["budget"] == {"metric": "cosine_mean", "op": ">=", "value": 0.99, "from": meta["budget"]["from"]}
     assert meta["build_machine"]["isa"]["features"] == meta["build_machine"]["manifest_isa"]["features"]
     assert meta["build_machine"]["versions"]["onnxruntime"] and meta["build_metrics"]["cosine_mean"] > 0.99

@@ -355,18 +355,10 @@ class _Loop:
         return r.get("speedup") is None or r["speedup"] >= _floor(self.min_speedup) - 1e-12
 
     def _new_base(self, n: int, margin: float) -> bool:
-        """Whether round ``n`` replaces the base the search goes on from: a round at the speed floor beats
-        one below it (float nodes only slow a build down, so a base below the floor can never be returned:
-        on an AVX2-only CPU the uint8 weights the app starts from ran EfficientNet-Lite0 at 0.15× its fp32,
-        int8 weights at 1.3×); between two on the same side, the more accurate (by ``margin``). A setting
-        slow on this CPU is not built unless the floor allows it (:meth:`slow_kernels`); what is returned
-        is :func:`select_rounds`'s choice."""
-        if self.best is None:
-            return True
-        fast, base_fast = self.fast(self.rounds[n]), self.fast(self.rounds[self.best.round])
-        if fast != base_fast:
-            return fast
-        return self.budget.better(self.scores[n], self.best.scores, margin)
+        """Whether round ``n`` replaces the base the search goes on from: the more accurate (by ``margin``).
+        Speed does not choose the base (a setting slow on this CPU is not built unless the floor allows it,
+        :meth:`slow_kernels`); it chooses what is returned (:func:`select_rounds`)."""
+        return self.best is None or self.budget.better(self.scores[n], self.best.scores, margin)
 
     def _prune(self) -> None:
         """Delete the files of rounds off the Pareto set (other than the base): none of them can be returned."""
