@@ -18,9 +18,10 @@ from converters.base import all_options, check_options, get_converter, options_o
 def test_every_option_round_trips_through_the_command_line():
     changed = {"opset": 17, "exporter": "torchscript", "quantization": "static", "accuracy_budget": "cosine=0.99",
                "max_float_nodes": 4, "min_speedup": 1.5, "calibration_method": "entropy", "workspace_mb": 1024, "seed": 3,
-               "target_isa": "avx2", "weight_granularity": "per-tensor"}
+               "target_isa": "avx2", "weight_granularity": "per-tensor", "range_estimator": "histogram",
+               "activation_observer": "minmax"}
     assert set(changed) == {o.name for o in all_options()}
-    for target in ("tensorrt", "onnx", "executorch"):   # each with the options it takes
+    for target in ("tensorrt", "onnx", "executorch", "openvino"):   # each with the options it takes
         taken = {k: v for k, v in changed.items() if k in {o.name for o in options_of(target)}}
         request = ConversionRequest(ModelSource(Path("m.onnx")), target, "int8", taken,
                                     data=DataSource(Path("data"), Path("tok"), "unit", 64), out_dir=Path("out"),
