@@ -228,3 +228,22 @@ class ErfinvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.erfinv(torch.tanh(x) * 0.5))
+
+
+class WideConvReLU6(nn.Module):
+    """Two convolutions each clamped by ReLU6, two channels of each biased to ±40 (always clamped to 0 or 6), so the
+    pre-clamp outputs span about ±40 where the clamp keeps 0..6 and the other channels use about 0..2: an int8
+    range over the pre-clamp output has steps too coarse for them."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+        with torch.no_grad():
+            for conv in (self.a, self.b):
+                conv.bias[-2:] = torch.tensor([-40.0, 40.0])
+        self.act = torch.nn.ReLU6()
+
+    def forward(self, x):
+        return self.act(self.b(self.act(self.a(x))))
+
