@@ -173,6 +173,9 @@ MIN_SPEEDUP_DEFAULT = MIN_SPEEDUP.default   # --min-speedup
 # int8 weights (EfficientNet-Lite0: 3.5 ms → 34 ms, issue 32), so a uint8 round is predicted at a tenth of
 # the speed-up of the int8 one it would replace, and tried only when that clears the floor
 U8U8_ON_VNNI = 0.1
+# a round below this fraction of the speed floor is too slow to be the base of the search (_Loop.clearly_slow):
+# on a busy machine the digits CNN's int8 rounds ran at 0.6–1.7× its fp32 (timing noise); slow kernels at 0.15–0.25×
+CLEARLY_SLOW = 0.4
 
 
 def measure_latency(run, feeds: dict) -> dict:
@@ -354,11 +357,25 @@ class _Loop:
         """Whether round ``r`` reaches the floor (unknown where fp32 could not be timed: not held against it)."""
         return r.get("speedup") is None or r["speedup"] >= _floor(self.min_speedup) - 1e-12
 
+    def clearly_slow(self, r: dict) -> bool:
+        """Whether round ``r`` runs at less than :data:`CLEARLY_SLOW` of the floor: so far below it that timing
+        noise cannot have put it there (unknown where fp32 could not be timed: not held against it)."""
+        return r.get("speedup") is not None and r["speedup"] < CLEARLY_SLOW * _floor(self.min_speedup)
+
     def _new_base(self, n: int, margin: float) -> bool:
-        """Whether round ``n`` replaces the base the search goes on from: the more accurate (by ``margin``).
-        Speed does not choose the base (a setting slow on this CPU is not built unless the floor allows it,
-        :meth:`slow_kernels`); it chooses what is returned (:func:`select_rounds`)."""
-        return self.best is None or self.budget.better(self.scores[n], self.best.scores, margin)
+        """Whether round ``n`` replaces the base the search goes on from: a round clearly below the speed floor
+        (:meth:`clearly_slow`) never replaces one that is not, and is replaced by any that is not — float
+        nodes only slow a build down, so a node stage on such a base can never return anything (measured,
+        Xeon with AMX: symmetric activations made EfficientNet-Lite0's ONNX int8 0.25× its fp32, the most
+        accurate setting; every node round built on it stayed that slow). Otherwise the more accurate (by
+        ``margin``): speed near the floor does not steer the search (on small models it is timing noise),
+        it chooses what is returned (:func:`select_rounds`)."""
+        if self.best is None:
+            return True
+        slow, base_slow = self.clearly_slow(self.rounds[n]), self.clearly_slow(self.rounds[self.best.round])
+        if slow != base_slow:
+            return base_slow
+        return self.budget.better(self.scores[n], self.best.scores, margin)
 
     def _prune(self) -> None:
         """Delete the files of rounds off the Pareto set (other than the base): none of them can be returned."""
