@@ -168,9 +168,8 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
             self.floor_line.setValue(floor_ms)
         if label and not self.points:
             self.getPlotItem().setLabel("left", label)
-            self.getPlotItem().setTitle(f"{label} · orange: accuracy-budget rounds (median latency), their Pareto set "
-                                        "joined, the kept one larger, hollow: below the speed floor (dashed)",
-                                        size="9pt")
+            self.getPlotItem().setTitle(f"{label} · budget rounds: Pareto set joined, kept one larger, "
+                                        "hollow below the speed floor (dashed)", size="9pt")
         if self.rounds:
             self.getPlotItem().getViewBox().autoRange(padding=0.15)
 
