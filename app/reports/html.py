@@ -479,6 +479,9 @@ def _budget_block(b) -> str:
     from app.accuracy.budget import round_label
 
     floor = _number(b.get("speed_floor"))
+    # the budget's parts the table has no column for otherwise: one column each, where some round has it
+    extra = [(m, head) for m, head in (("confident-agreement", "confident agreement (%)"), ("kl", "KL (mean)"))
+             if any(isinstance(r, dict) and _number(r.get(m)) is not None for r in b["rounds"])]
     rows = []
     for r in b["rounds"]:
         if not isinstance(r, dict):
@@ -495,8 +498,10 @@ def _budget_block(b) -> str:
                      _e(r.get("skipped")) if "skipped" in r else
                      f"same model as round {_e(r.get('identical_to'))}") if same else
                      _num(r.get("cosine_mean"), ".6f"), "" if same else _num(_pct(r.get("top1_drop")), ".2f"),
+                     *("" if same else _num(_pct(r.get(m)) if m == "confident-agreement" else r.get(m),
+                                            ".2f" if m == "confident-agreement" else ".4g") for m, _ in extra),
                      "" if same else _num(r.get("latency_ms"), ".3f"), speed, "yes" if r.get("pareto") else "",
-                     "yes" if r.get("met") else "no", "kept" if r.get("kept") else "",
+                     "yes" if r.get("met") else "no" + _e(_missed_parts(r)), "kept" if r.get("kept") else "",
                      _e(r.get("kept_because") or r.get("why_not") or "")])
     quantizer = b.get("quantizer") if isinstance(b.get("quantizer"), dict) else {}
     pareto = b.get("pareto") if isinstance(b.get("pareto"), list) else []
@@ -513,8 +518,17 @@ def _budget_block(b) -> str:
             f'{_e(", ".join(f"{k}={v}" for k, v in quantizer.items()) or "—")}, '
             f'{_e(len(b.get("float_nodes") or []))} nodes in float' + (f', by {_e(b["engine"])}' if b.get("engine") else "")
             + '</p>' + speed_line)
-    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", "latency ms (median)", "× fp32", "Pareto",
-                          "meets", "", "why (not) kept"], rows, cls="rounds", numeric={0, 2, 3, 4, 5})
+    n = len(extra)
+    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", *(h for _, h in extra),
+                          "latency ms (median)", "× fp32", "Pareto", "meets", "", "why (not) kept"], rows,
+                         cls="rounds", numeric={0, 2, 3, *range(4, 6 + n)})
+
+
+def _missed_parts(r: dict) -> str:
+    """The parts of a budget of several that a round misses: " (misses cosine)"; "" for one part."""
+    parts = r.get("parts_met")
+    missed = [str(m) for m, ok in parts.items() if not ok] if isinstance(parts, dict) else []
+    return f" (misses {', '.join(missed)})" if missed else ""
 
 
 def _pct(value):
