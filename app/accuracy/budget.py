@@ -783,10 +783,14 @@ def _part_figures(r: dict) -> str:
     return text
 
 
-def _missed(r: dict) -> str:
-    """The parts of a budget of several that a round misses (" · misses cosine"), "" for one part."""
+def missed_parts(r: dict) -> list[str]:
+    """The metrics of a budget of several that round record ``r`` misses (its ``parts_met``); [] for one part."""
     parts = r.get("parts_met")
-    missed = [m for m, ok in parts.items() if not ok] if isinstance(parts, dict) else []
+    return [str(m) for m, ok in parts.items() if not ok] if isinstance(parts, dict) else []
+
+
+def _missed(r: dict) -> str:
+    missed = missed_parts(r)
     return f" · misses {', '.join(missed)}" if missed else ""
 
 

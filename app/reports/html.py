@@ -476,7 +476,7 @@ def _budget_block(b) -> str:
     Pareto set and the floor, the kept one marked with why."""
     if not isinstance(b, dict) or not isinstance(b.get("rounds"), list):
         return ""
-    from app.accuracy.budget import round_label
+    from app.accuracy.budget import missed_parts, round_label
 
     floor = _number(b.get("speed_floor"))
     # the budget's parts the table has no column for otherwise: one column each, where some round has it
@@ -494,6 +494,8 @@ def _budget_block(b) -> str:
         speedup = _number(r.get("speedup"))
         speed = "" if same or speedup is None else _num(speedup, ".2f") + (
             " (slower than fp32)" if speedup < 1 else " (below the floor)" if floor and speedup < floor - 1e-12 else "")
+        missed = missed_parts(r)    # a budget of several: the parts the round misses
+        meets = "yes" if r.get("met") else "no" + (f" (misses {_e(', '.join(missed))})" if missed else "")
         rows.append([_e(r.get("round")), _e(what), (f"could not be built: {_e(r.get('failed'))}" if "failed" in r else
                      _e(r.get("skipped")) if "skipped" in r else
                      f"same model as round {_e(r.get('identical_to'))}") if same else
@@ -501,7 +503,7 @@ def _budget_block(b) -> str:
                      *("" if same else _num(_pct(r.get(m)) if m == "confident-agreement" else r.get(m),
                                             ".2f" if m == "confident-agreement" else ".4g") for m, _ in extra),
                      "" if same else _num(r.get("latency_ms"), ".3f"), speed, "yes" if r.get("pareto") else "",
-                     "yes" if r.get("met") else "no" + _e(_missed_parts(r)), "kept" if r.get("kept") else "",
+                     meets, "kept" if r.get("kept") else "",
                      _e(r.get("kept_because") or r.get("why_not") or "")])
     quantizer = b.get("quantizer") if isinstance(b.get("quantizer"), dict) else {}
     pareto = b.get("pareto") if isinstance(b.get("pareto"), list) else []
@@ -522,13 +524,6 @@ def _budget_block(b) -> str:
     return head + _table(["round", "tried", "cosine", "top-1 drop (points)", *(h for _, h in extra),
                           "latency ms (median)", "× fp32", "Pareto", "meets", "", "why (not) kept"], rows,
                          cls="rounds", numeric={0, 2, 3, *range(4, 6 + n)})
-
-
-def _missed_parts(r: dict) -> str:
-    """The parts of a budget of several that a round misses: " (misses cosine)"; "" for one part."""
-    parts = r.get("parts_met")
-    missed = [str(m) for m, ok in parts.items() if not ok] if isinstance(parts, dict) else []
-    return f" (misses {', '.join(missed)})" if missed else ""
 
 
 def _pct(value):
