@@ -72,10 +72,11 @@ ACCURACY_BUDGET = Option(
          "the most error in float, until the budget holds at --min-speedup over the same runtime's fp32: "
          "cosine=0.99 (lowest mean cosine), top1-drop=1%% (most top-1 points lost, labelled data), "
          "confident-agreement=0.99 (lowest top-1 agreement on the samples the source calls by a softmax margin of "
-         "0.1 or more) or kl=0.01 (highest mean softmax KL divergence) (exit 1 with the best artifact if it cannot; "
-         "with none, if no round reaches the speed floor)",
+         "0.1 or more) or kl=0.01 (highest mean softmax KL divergence); several, comma-separated, must all hold: "
+         "confident-agreement=0.99,cosine=0.99 (NNCF's accuracy control follows the first) (exit 1 with the best "
+         "artifact if it cannot; with none, if no round reaches the speed floor)",
     precisions=("fp16", "int8"), label="Accuracy budget",
-    default_label="none (e.g. cosine=0.99, top1-drop=1%, confident-agreement=0.99, kl=0.01)")
+    default_label="none (e.g. cosine=0.99, top1-drop=1%, kl=0.01 or confident-agreement=0.99,cosine=0.99)")
 MAX_FLOAT_NODES = Option("max_float_nodes", ("--max-float-nodes",), int, 32, metavar="N",
                          help="at most N nodes kept in float by --accuracy-budget (default 32)")
 MIN_SPEEDUP = Option("min_speedup", ("--min-speedup",), float, 1.2, metavar="X",

@@ -211,7 +211,9 @@ class ConversionOptions(QGroupBox):
                 continue
             widget = self._widget_for(o)
             widget.setAccessibleName(o.label)
-            widget.setToolTip(f"{o.help or o.label}\nshapes: {', '.join(shapes[name])} ({o.flags[0]})")
+            # the help is argparse's, where a percent sign is written %%
+            tip = (o.help or o.label).replace("%%", "%")
+            widget.setToolTip(f"{tip}\nshapes: {', '.join(shapes[name])} ({o.flags[0]})")
             self.fields[name] = widget
             self._form.insertRow(row, f"{o.label}:", widget)
         self.restore(self._pending)

@@ -1,5 +1,6 @@
 """Accuracy-aware fp16/int8: ``--accuracy-budget cosine=0.99``, ``top1-drop=1%``,
-``confident-agreement=0.99`` or ``kl=0.01``.
+``confident-agreement=0.99`` or ``kl=0.01``, or several that must all hold
+(``confident-agreement=0.99,cosine=0.99``).
 
 Quantize and evaluate on the held-out part of ``--data``. For int8, first search the quantizer's
 whole-model settings (:class:`converters.onnx_precision.QuantizerConfig`: weight type, per-channel,
@@ -47,12 +48,12 @@ DATA_MOVEMENT = {"Reshape", "Transpose", "Shape", "Gather", "Unsqueeze", "Squeez
 
 
 @dataclass(frozen=True)
-class AccuracyBudget:
-    """The least accuracy an fp16/int8 artifact must keep, on the evaluation data: ``cosine=0.99``
-    (lowest mean cosine), ``top1-drop=1%`` (most top-1 points lost, labelled data),
-    ``confident-agreement=0.99`` (lowest top-1 agreement on the samples the source calls clearly, see
-    :data:`app.accuracy.evaluation.CONFIDENT_MARGIN`; a classifier output) or ``kl=0.01`` (highest mean
-    KL divergence of the softmax, source ‖ artifact, in nats; a classifier output)."""
+class BudgetPart:
+    """One figure of an accuracy budget, on the evaluation data: ``cosine=0.99`` (lowest mean cosine),
+    ``top1-drop=1%`` (most top-1 points lost, labelled data), ``confident-agreement=0.99`` (lowest top-1
+    agreement on the samples the source calls clearly, see :data:`app.accuracy.evaluation.CONFIDENT_MARGIN`;
+    a classifier output) or ``kl=0.01`` (highest mean KL divergence of the softmax, source ‖ artifact, in
+    nats; a classifier output)."""
 
     metric: str       # cosine | top1-drop | confident-agreement | kl
     value: float      # cosine, confident-agreement: lowest; top1-drop: most points lost, as a fraction; kl: highest
@@ -61,39 +62,38 @@ class AccuracyBudget:
     HIGHER_IS_BETTER = ("cosine", "confident-agreement")
 
     @staticmethod
-    def parse(text: str) -> "AccuracyBudget":
+    def parse(text: str, named: str | None = None) -> "BudgetPart":
+        """One ``metric=value``; ``named``: how a refusal names it (default: ``repr(text)``)."""
+        named = named or repr(text)
         m = re.fullmatch(r"\s*(cosine|top1-drop|confident-agreement|kl)\s*=\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
                          r"\s*(%?)\s*", text or "")
         if not m:
-            raise BadInput(f"--accuracy-budget {text!r}: write cosine=0.99 (lowest mean cosine to the source), "
+            raise BadInput(f"--accuracy-budget {named}: write cosine=0.99 (lowest mean cosine to the source), "
                            "top1-drop=1% (most top-1 points lost, needs labelled --data), confident-agreement=0.99 "
                            "(lowest top-1 agreement on the source's confident calls) or kl=0.01 (highest mean "
-                           "softmax KL divergence)")
+                           "softmax KL divergence), or several joined by commas, all of which must hold")
         metric, percent = m.group(1), bool(m.group(3))
         value = float(m.group(2)) / (100 if percent else 1)
-        if metric in AccuracyBudget.HIGHER_IS_BETTER and not 0 < value <= 1:
-            raise BadInput(f"--accuracy-budget {text!r}: a {'cosine' if metric == 'cosine' else 'share'} lies in (0, 1]"
+        if metric in BudgetPart.HIGHER_IS_BETTER and not 0 < value <= 1:
+            raise BadInput(f"--accuracy-budget {named}: a {'cosine' if metric == 'cosine' else 'share'} lies in (0, 1]"
                            f"{' (or 0–100%)' if metric != 'cosine' else ''}")
         if metric == "kl" and (percent or value <= 0):
-            raise BadInput(f"--accuracy-budget {text!r}: a KL divergence is a positive number of nats, e.g. kl=0.01")
+            raise BadInput(f"--accuracy-budget {named}: a KL divergence is a positive number of nats, e.g. kl=0.01")
         if metric == "top1-drop" and not percent and value >= 1:
             value /= 100  # "top1-drop=1" means one point
-        return AccuracyBudget(metric, value)
+        return BudgetPart(metric, value)
 
     def __str__(self) -> str:
-        return f"top1-drop={self.value * 100:g}%" if self.metric == "top1-drop" else f"{self.metric}={self.value:g}"
+        # 12 digits, not :g's 6: cosine=0.99999999 must not come back as cosine=1 (pack re-parses it)
+        return f"top1-drop={self.value * 100:.12g}%" if self.metric == "top1-drop" else f"{self.metric}={self.value:.12g}"
 
-    def check_data(self, data: DataSet | None) -> None:
-        if data is None:
-            raise BadInput(f"--accuracy-budget {self}: needs --data (real samples to measure accuracy on)")
+    def check_data(self, data: DataSet) -> None:
         if self.metric == "top1-drop" and data.labels is None:
             raise BadInput(f"--accuracy-budget {self}: needs labelled data (class subfolders, a 'label' array, or "
                            "\"label\" in JSONL); use cosine=... for unlabelled data")
 
     def check_scores(self, e: Evaluation) -> None:
-        """Refuse a budget its figure cannot be measured for on these outputs and data (once the first
-        artifact is evaluated): confident agreement or KL without a classifier output, or with no
-        sample the source calls clearly — rather than a loop that chases a figure that does not exist."""
+        """Refuse a figure that cannot be measured on these outputs and data (see :meth:`AccuracyBudget.check_scores`)."""
         if self.metric in ("confident-agreement", "kl") and e.confident_samples is None:
             raise BadInput(f"--accuracy-budget {self}: needs a classifier output ([batch, classes] float logits) "
                            "and this model has none; use cosine=... instead")
@@ -106,7 +106,7 @@ class AccuracyBudget:
                            "(NaN or infinite); use cosine=... instead")
 
     def figure(self, e: Evaluation) -> float:
-        """The budget's figure on ``e``; where it cannot be measured, one that never meets the budget."""
+        """The part's figure on ``e``; where it cannot be measured, one that never meets it."""
         if self.metric == "cosine":
             return e.cosine_mean
         if self.metric == "confident-agreement":
@@ -120,8 +120,20 @@ class AccuracyBudget:
             return self.figure(e) >= self.value - 1e-12
         return self.figure(e) <= self.value + 1e-12
 
+    def shortfall(self, e: Evaluation) -> float:
+        """How far ``e`` misses the part, in units of the part's own distance from the ideal (cosine and
+        confident agreement: ``(value - figure) / (1 - value)``; KL and top-1 drop: ``(figure - value) /
+        value``), 0 where it is met — so that parts of different scales add up. The distance is at least
+        ``SHORTFALL_EPS`` (``cosine=1``, ``top1-drop=0%``), the result at most ``SHORTFALL_CAP`` (no KL)."""
+        f = self.figure(e)
+        if self.metric in self.HIGHER_IS_BETTER:
+            miss, scale = self.value - f, 1 - self.value
+        else:
+            miss, scale = f - self.value, self.value
+        return min(max(0.0, miss) / max(scale, SHORTFALL_EPS), SHORTFALL_CAP)
+
     def better(self, a: Evaluation, b: Evaluation, margin: float = 0.0) -> bool:
-        """Whether ``a`` is closer to the budget than ``b``; with ``margin``, ``a`` must also close that
+        """Whether ``a`` is closer to the part than ``b``; with ``margin``, ``a`` must also close that
         fraction of ``b``'s gap to the ideal (cosine and confident agreement: 1; KL: 0) — differences below
         it are the data's noise, not the quantizer's. Confident agreement moves in steps of one sample: on a
         tie, the higher mean cosine decides (same margin). The top-1 drop compares plainly."""
@@ -161,6 +173,117 @@ class AccuracyBudget:
     def control_max_drop(self) -> float:
         """The most :meth:`control_metric` may drop from the source's (its own figure: 1, 1, 0, top-1)."""
         return self.value if self.metric in ("top1-drop", "kl") else 1 - self.value
+
+
+# a composite budget's shortfalls (BudgetPart.shortfall): the least distance from the ideal a part is
+# measured in (cosine=1 and top1-drop=0% have none), and the most one part may count (a missing KL is infinite)
+SHORTFALL_EPS, SHORTFALL_CAP = 1e-6, 1e6
+
+
+@dataclass(frozen=True)
+class AccuracyBudget:
+    """The least accuracy an fp16/int8 artifact must keep, on the evaluation data: one :class:`BudgetPart`
+    or several that must all hold (``confident-agreement=0.99,cosine=0.99``). Where one number is needed
+    (a round's rank on the accuracy axis, NNCF's accuracy control) the first part's is used."""
+
+    parts: tuple[BudgetPart, ...]
+
+    METRICS = BudgetPart.METRICS
+    HIGHER_IS_BETTER = BudgetPart.HIGHER_IS_BETTER
+
+    @staticmethod
+    def parse(text: str) -> "AccuracyBudget":
+        """``metric=value``, or several joined by ``,`` or ``;`` (spaces around them allowed); a metric given
+        twice, or an empty part, is refused in one line naming it."""
+        pieces = re.split(r"\s*[,;]\s*", (text or "").strip())
+        if len(pieces) == 1:
+            return AccuracyBudget((BudgetPart.parse(text),))
+        parts: list[BudgetPart] = []
+        for piece in pieces:
+            if not piece:
+                raise BadInput(f"--accuracy-budget {text!r}: an empty part; write e.g. "
+                               "confident-agreement=0.99,cosine=0.99")
+            part = BudgetPart.parse(piece, f"{text!r}: part {piece!r}")
+            if any(p.metric == part.metric for p in parts):
+                raise BadInput(f"--accuracy-budget {text!r}: {part.metric} is given twice; give each figure once")
+            parts.append(part)
+        return AccuracyBudget(tuple(parts))
+
+    def __str__(self) -> str:
+        return ",".join(str(p) for p in self.parts)
+
+    @property
+    def first(self) -> BudgetPart:
+        """The part that stands for the budget where one figure is needed."""
+        return self.parts[0]
+
+    @property
+    def metric(self) -> str:
+        """The first part's metric."""
+        return self.first.metric
+
+    @property
+    def value(self) -> float:
+        """The first part's value."""
+        return self.first.value
+
+    def check_data(self, data: DataSet | None) -> None:
+        if data is None:
+            raise BadInput(f"--accuracy-budget {self}: needs --data (real samples to measure accuracy on)")
+        for p in self.parts:
+            p.check_data(data)
+
+    def check_scores(self, e: Evaluation) -> None:
+        """Refuse a budget a figure of which cannot be measured on these outputs and data (once the first
+        artifact is evaluated): confident agreement or KL without a classifier output, or with no
+        sample the source calls clearly — rather than a loop that chases a figure that does not exist."""
+        for p in self.parts:
+            p.check_scores(e)
+
+    def figure(self, e: Evaluation) -> float:
+        """The first part's figure on ``e`` (:meth:`figures` has every part's)."""
+        return self.first.figure(e)
+
+    def figures(self, e: Evaluation) -> dict[str, float]:
+        """Every part's figure on ``e``, by metric, in the budget's order."""
+        return {p.metric: p.figure(e) for p in self.parts}
+
+    def parts_met(self, e: Evaluation) -> dict[str, bool]:
+        """Whether each part holds on ``e``, by metric."""
+        return {p.metric: p.met(e) for p in self.parts}
+
+    def met(self, e: Evaluation) -> bool:
+        """Every part holds."""
+        return all(p.met(e) for p in self.parts)
+
+    def better(self, a: Evaluation, b: Evaluation, margin: float = 0.0) -> bool:
+        """Whether ``a`` is closer to the budget than ``b`` (one part: :meth:`BudgetPart.better`). Several:
+        first the number of parts met; then the sum of the parts' shortfalls (:meth:`BudgetPart.shortfall`),
+        where ``a`` must close ``margin`` of ``b``'s (less is the data's noise); then, on a tie, the first
+        part's :meth:`BudgetPart.better` with the same margin."""
+        if len(self.parts) == 1:
+            return self.first.better(a, b, margin)
+        na, nb = sum(p.met(a) for p in self.parts), sum(p.met(b) for p in self.parts)
+        if na != nb:
+            return na > nb
+        sa, sb = (sum(p.shortfall(e) for p in self.parts) for e in (a, b))
+        if sa < sb * (1 - margin):
+            return True
+        if sb < sa * (1 - margin):
+            return False
+        return self.first.better(a, b, margin)
+
+    def describe(self, e: Evaluation) -> str:
+        return "; ".join(p.describe(e) for p in self.parts)
+
+    def control_metric(self, e: Evaluation) -> float:
+        """The figure NNCF's accuracy control maximises: the first part's (it follows one metric; the
+        app's loop still checks every part of what it returns)."""
+        return self.first.control_metric(e)
+
+    def control_max_drop(self) -> float:
+        """The most :meth:`control_metric` may drop from the source's (the first part's)."""
+        return self.first.control_max_drop()
 
 
 # a round's timing, as `bench` measures (app.bench.harness, a layer above this one): untimed warm-up calls
@@ -404,7 +527,8 @@ class _Loop:
         self.ctx.stage(f"accuracy budget {b}: round {n}, time it", None)
         timing = measure_latency(artifact.run, self.data.samples[0])
         speedup = round(self.fp32["p50_ms"] / timing["p50_ms"], 4) if self.fp32 else None
-        self.rounds.append(entry | {b.metric: b.figure(e), "cosine_mean": e.cosine_mean, "top1_drop": e.top1_drop,
+        parts = {"parts_met": b.parts_met(e)} if len(b.parts) > 1 else {}    # which parts of several hold
+        self.rounds.append(entry | b.figures(e) | parts | {"cosine_mean": e.cosine_mean, "top1_drop": e.top1_drop,
                                     "artifact_top1": e.artifact_top1, "latency_ms": round(timing["p50_ms"], 6),
                                     "latency_runs": timing["runs"], "speedup": speedup, "met": b.met(e)})
         self.scores[n] = e
@@ -605,8 +729,10 @@ class _Loop:
             return b.control_metric(e)
 
         self.ctx.accuracy_control = (data.samples, metric, b.control_max_drop())
+        # NNCF follows one metric: the first part; the round is still judged on every part
+        follows = {"nncf_follows": str(b.first)} if len(b.parts) > 1 else {}
         try:
-            self.build([], self.best.config, {"stage": "nncf-accuracy-control"})
+            self.build([], self.best.config, {"stage": "nncf-accuracy-control"} | follows)
         finally:
             self.ctx.accuracy_control = None
         return "met" if b.met(self.best.scores) else "NNCF's accuracy control did not reach it"
@@ -624,7 +750,8 @@ def round_label(r: dict) -> str:
     if r.get("stage") == "nodes":
         return f"nodes: +{len(r.get('added') or [])} in float ({r['float_nodes']})"
     if r.get("stage") == "nncf-accuracy-control":
-        return "NNCF quantize_with_accuracy_control"
+        follows = f" (follows {r['nncf_follows']} only)" if r.get("nncf_follows") else ""
+        return f"NNCF quantize_with_accuracy_control{follows}"
     return "first build"
 
 
@@ -653,13 +780,35 @@ def budget_rounds_text(report: dict) -> list[str]:
             lines.append(f"{head} {r['skipped']}")
             continue
         drop = f" · top-1 drop {100 * r['top1_drop']:.2f} pts" if r.get("top1_drop") is not None else ""
+        drop += _part_figures(r)
         s = r.get("speedup")
         speed = "" if s is None else f" · {s:.2f}× fp32" + (
             " (slower than fp32)" if s < 1 else f" (below the floor {floor:g}×)" if floor and s < floor - 1e-12 else "")
         lines.append(f"{head} cosine {r['cosine_mean']:.6f}{drop} · {r['latency_ms']:.3f} ms{speed}"
-                     f"{' · Pareto' if r.get('pareto') else ''}{' · meets the budget' if r['met'] else ''}"
+                     f"{' · Pareto' if r.get('pareto') else ''}{' · meets the budget' if r['met'] else _missed(r)}"
                      f"{'  ← kept' if r.get('kept') else ''}{_float_names(r)}")
     return lines
+
+
+def _part_figures(r: dict) -> str:
+    """A round's figures for budget parts the line does not show otherwise (confident agreement, KL)."""
+    text = ""
+    if isinstance(r.get("confident-agreement"), (int, float)):
+        text += f" · confident agreement {100 * r['confident-agreement']:.2f}%"
+    if isinstance(r.get("kl"), (int, float)):
+        text += f" · KL {r['kl']:.4g}"
+    return text
+
+
+def missed_parts(r: dict) -> list[str]:
+    """The metrics of a budget of several that round record ``r`` misses (its ``parts_met``); [] for one part."""
+    parts = r.get("parts_met")
+    return [str(m) for m, ok in parts.items() if not ok] if isinstance(parts, dict) else []
+
+
+def _missed(r: dict) -> str:
+    missed = missed_parts(r)
+    return f" · misses {', '.join(missed)}" if missed else ""
 
 
 def _float_names(r: dict) -> str:

@@ -78,7 +78,7 @@ class OptimizeResult:
     failed: tuple[dict, ...]               # candidates not built, with the reason
     recommended: dict | None
     out_dir: Path
-    accuracy_budget: str | None = None     # with --data: the budget read on the evaluation (cosine=/top1-drop=)
+    accuracy_budget: str | None = None     # with --data: the budget read on the evaluation (one part or several)
 
     def rows(self) -> list[dict]:
         """Benchmark rows with the candidate, its accuracy verdict and whether it fits the budget."""

@@ -58,7 +58,8 @@ def add_bench_commands(sub) -> None:
                    help="lowest acceptable cosine similarity to the source (default 0.99)")
     add_data_args(o, eval_data=True)
     add_budget_args(o, "with --data: the budget read on the data, e.g. cosine=0.99, top1-drop=1%%, "
-                       "confident-agreement=0.99 or kl=0.01 (default: "
+                       "confident-agreement=0.99 or kl=0.01, or several that must all hold, comma-separated: "
+                       "confident-agreement=0.99,cosine=0.99 (default: "
                        "cosine=--budget-cosine); ONNX fp16/int8 keep their worst nodes in float until it holds")
     o.add_argument("--out", type=Path, metavar="DIR", help="where the artifacts go (default: MODEL's folder/<stem>.optimize/)")
     o.add_argument("--only", action="append", default=[], metavar="TEXT",

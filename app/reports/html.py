@@ -476,9 +476,12 @@ def _budget_block(b) -> str:
     Pareto set and the floor, the kept one marked with why."""
     if not isinstance(b, dict) or not isinstance(b.get("rounds"), list):
         return ""
-    from app.accuracy.budget import round_label
+    from app.accuracy.budget import missed_parts, round_label
 
     floor = _number(b.get("speed_floor"))
+    # the budget's parts the table has no column for otherwise: one column each, where some round has it
+    extra = [(m, head) for m, head in (("confident-agreement", "confident agreement (%)"), ("kl", "KL (mean)"))
+             if any(isinstance(r, dict) and _number(r.get(m)) is not None for r in b["rounds"])]
     rows = []
     for r in b["rounds"]:
         if not isinstance(r, dict):
@@ -491,12 +494,16 @@ def _budget_block(b) -> str:
         speedup = _number(r.get("speedup"))
         speed = "" if same or speedup is None else _num(speedup, ".2f") + (
             " (slower than fp32)" if speedup < 1 else " (below the floor)" if floor and speedup < floor - 1e-12 else "")
+        missed = missed_parts(r)    # a budget of several: the parts the round misses
+        meets = "yes" if r.get("met") else "no" + (f" (misses {_e(', '.join(missed))})" if missed else "")
         rows.append([_e(r.get("round")), _e(what), (f"could not be built: {_e(r.get('failed'))}" if "failed" in r else
                      _e(r.get("skipped")) if "skipped" in r else
                      f"same model as round {_e(r.get('identical_to'))}") if same else
                      _num(r.get("cosine_mean"), ".6f"), "" if same else _num(_pct(r.get("top1_drop")), ".2f"),
+                     *("" if same else _num(_pct(r.get(m)) if m == "confident-agreement" else r.get(m),
+                                            ".2f" if m == "confident-agreement" else ".4g") for m, _ in extra),
                      "" if same else _num(r.get("latency_ms"), ".3f"), speed, "yes" if r.get("pareto") else "",
-                     "yes" if r.get("met") else "no", "kept" if r.get("kept") else "",
+                     meets, "kept" if r.get("kept") else "",
                      _e(r.get("kept_because") or r.get("why_not") or "")])
     quantizer = b.get("quantizer") if isinstance(b.get("quantizer"), dict) else {}
     pareto = b.get("pareto") if isinstance(b.get("pareto"), list) else []
@@ -513,8 +520,10 @@ def _budget_block(b) -> str:
             f'{_e(", ".join(f"{k}={v}" for k, v in quantizer.items()) or "—")}, '
             f'{_e(len(b.get("float_nodes") or []))} nodes in float' + (f', by {_e(b["engine"])}' if b.get("engine") else "")
             + '</p>' + speed_line)
-    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", "latency ms (median)", "× fp32", "Pareto",
-                          "meets", "", "why (not) kept"], rows, cls="rounds", numeric={0, 2, 3, 4, 5})
+    n = len(extra)
+    return head + _table(["round", "tried", "cosine", "top-1 drop (points)", *(h for _, h in extra),
+                          "latency ms (median)", "× fp32", "Pareto", "meets", "", "why (not) kept"], rows,
+                         cls="rounds", numeric={0, 2, 3, *range(4, 6 + n)})
 
 
 def _pct(value):
