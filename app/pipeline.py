@@ -209,13 +209,13 @@ def _speed_against_fp32(converter, ctx, artifact: Path, evaluation: DataSet) -> 
     """Automatic ONNX int8 (no budget): time it against the fp32 ONNX the quantizer read, as the budget loop
     times its rounds; recorded (``recorded.speed_vs_fp32``), and a warning when it runs slower than that fp32
     (ONNX Runtime's u8×u8 convolutions ran ~9× slower than its u8×s8 ones on an AVX2-only CPU)."""
-    from app.accuracy.budget import FP32_RUNTIMES, measure_latency
+    from app.accuracy.budget import FP32_RUNTIMES, measure_pair
 
     ctx.stage("time the int8 artifact against the fp32 ONNX", None)
     feeds = evaluation.samples[0]
     try:
-        fp32 = measure_latency(converter.load_artifact(ctx.reference_onnx).run, feeds)["p50_ms"]
-        int8 = measure_latency(converter.load_artifact(artifact).run, feeds)["p50_ms"]
+        fp32, int8 = (t["p50_ms"] for t in measure_pair(converter.load_artifact(ctx.reference_onnx).run,
+                                                          converter.load_artifact(artifact).run, feeds))
     except Exception as e:  # noqa: BLE001 - a figure for the manifest: the artifact stands without it
         ctx.record["speed_vs_fp32"] = {"error": first_line(e)}
         return

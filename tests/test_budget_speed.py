@@ -188,3 +188,28 @@ def test_a_round_clearly_below_the_floor_is_never_the_base_the_search_goes_on_fr
     rounds[1]["speedup"] = None
     loop.best = None
     assert offer(0) == 0 and offer(1) == 1
+
+
+def test_a_round_and_its_fp32_are_timed_interleaved_so_a_drifting_load_falls_on_both(monkeypatch):
+    """On a clock whose load grows fourfold while the timing runs, an int8 twice as fast as its fp32 measures
+    2× when the two are interleaved (measure_pair); timed one after the other, the same two measure far off."""
+    import app.accuracy.budget as budget
+
+    clock = {"t": 0.0}
+
+    def load():                       # the machine's load: 1× at the start, growing to ~4× over two seconds
+        return 1.0 + 1.5 * clock["t"]
+
+    def work(ms):
+        def run(_feeds):
+            clock["t"] += ms / 1e3 * load()
+        return run
+
+    monkeypatch.setattr(budget.time, "perf_counter", lambda: clock["t"])
+    fp32, int8 = work(4.0), work(2.0)
+    paired = budget.measure_pair(fp32, int8, {})
+    assert paired[0]["runs"] >= budget.TIMED_CALLS and paired[1]["runs"] >= budget.TIMED_CALLS
+    assert abs(paired[0]["p50_ms"] / paired[1]["p50_ms"] - 2.0) < 0.1
+    clock["t"] = 0.0
+    apart = budget.measure_latency(fp32, {})["p50_ms"] / budget.measure_latency(int8, {})["p50_ms"]
+    assert abs(apart - 2.0) > 0.5, apart
