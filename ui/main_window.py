@@ -44,6 +44,7 @@ from ui.window_model import ModelOpening
 from ui.window_startup import StartUp
 from ui.workers import BackgroundJob, RunningJobs, all_pools
 
+STOP_JOBS = "stop-jobs-question"  # the object name of "Jobs are running: cancel them and …?"
 LOG_LINES = 4  # the log's height when the window opens
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         self.graph = None        # built when the Graph tab is first shown (QtWebEngine)
         self._painted = False
         self.closed = False      # closeEvent ran: nothing new starts (start-up timers may still fire)
+        self._quit_confirmed = False  # the user chose to cancel the running jobs and quit
         self._stage_logged: dict[JobKey, str] = {}
 
         self.setWindowTitle("Model Deployment Studio")
@@ -295,10 +297,14 @@ class MainWindow(QMainWindow):
         box.open()
         return box
 
-    def ask(self, title: str, text: str, on_yes) -> QMessageBox:
-        """A window-modal Yes/No question; ``on_yes()`` follows a Yes."""
+    def ask(self, title: str, text: str, on_yes, yes: str | None = None, no: str | None = None) -> QMessageBox:
+        """A window-modal Yes/No question; ``on_yes()`` follows a Yes. ``yes``/``no``: the buttons'
+        words (set before the box is laid out, so they are never cut off)."""
         box = plain_box(QMessageBox.Icon.Question, title, text,
                         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        for button, words in ((QMessageBox.StandardButton.Yes, yes), (QMessageBox.StandardButton.No, no)):
+            if words:
+                box.button(button).setText(words)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setAccessibleName(title)
         self.dialog = box
@@ -311,6 +317,43 @@ class MainWindow(QMainWindow):
         box.finished.connect(answered)
         box.open()
         return box
+
+    def ask_to_stop_jobs(self, doing: str, go_on, *, wait: bool = True) -> QMessageBox:
+        """Before what would throw the running jobs away (``doing``: "quit", "open model.onnx"): a
+        window-modal question — cancel the jobs and go on, or keep working. After Cancel, ``go_on()``
+        runs once every job has ended (each child is stopped through the jobs' own cancel path); with
+        ``wait`` False at once (closing the window waits for the children itself)."""
+        if self.dialog is not None and self.dialog.objectName() == STOP_JOBS and self.dialog.isVisible():
+            return self.dialog  # asked already: one question at a time
+        titles = [job.title for job in self.session.jobs.values() if not job.ended]
+        shown = "\n".join(f"    {t}" for t in titles[:8]) + (f"\n    and {len(titles) - 8} more" if len(titles) > 8 else "")
+        text = (f"{len(titles)} job{'s are' if len(titles) != 1 else ' is'} still running:\n{shown}\n\n"
+                f"To {doing}, they are cancelled: their results are lost, nothing half-written is kept.")
+        def cancel_and_go_on() -> None:
+            if wait:
+                self.stop_jobs_then(go_on)
+            else:
+                self._on_cancel_all_triggered()
+                go_on()
+
+        box = self.ask("Jobs are running", text, cancel_and_go_on,  # titles name files: a plain-text box
+                       yes=f"Cancel the jobs and {doing}", no="Keep working")
+        box.setObjectName(STOP_JOBS)
+        return box
+
+    def stop_jobs_then(self, go_on) -> None:
+        """Cancel every running job and call ``go_on()`` once the last one has ended."""
+        if not self.session.jobs_running:
+            go_on()
+            return
+        events = self.session.events
+
+        def ended() -> None:
+            events.all_jobs_ended.disconnect(ended)
+            go_on()
+
+        events.all_jobs_ended.connect(ended)
+        self._on_cancel_all_triggered()
 
     def on_dialog_finished(self, box) -> None:
         if self.dialog is box:
@@ -331,6 +374,10 @@ class MainWindow(QMainWindow):
         self.opening.on_dropped(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self.session.jobs_running and not self._quit_confirmed:
+            event.ignore()  # the user decides: cancel the jobs and quit, or keep working
+            self.ask_to_stop_jobs("quit", self._quit_now, wait=False)
+            return
         self.closed = True
         # an exception raised out of a Qt override crashes PySide6 6.12 (issue 31): each step of the
         # clean-up is reported and the next one still runs
@@ -340,6 +387,10 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - the window closes whatever one step did
                 traceback.print_exc()
         super().closeEvent(event)
+
+    def _quit_now(self) -> None:
+        self._quit_confirmed = True
+        self.close()
 
     def _wait_for_jobs(self) -> None:
         for pool in all_pools():  # every child is terminated within a second of its cancel

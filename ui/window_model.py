@@ -5,6 +5,7 @@ themselves (they observe the session).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -15,6 +16,17 @@ from ui.workers import CANCELLED, DONE, BackgroundJob
 
 INSPECTION = JobKey("inspect")  # reading the model: a worker of the window, not a row of the jobs list
 DATA_SUFFIXES = (".txt", ".jsonl", ".npz", ".npy")
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """A file being opened and what it is read with; it becomes the session's model once it is read."""
+
+    path: Path
+    allow_pickle: bool
+    trusted_globals: tuple[str, ...]
+    arch: str | None
+    kwargs: str = ""
 
 
 def is_data(path: Path) -> bool:
@@ -29,6 +41,7 @@ class ModelOpening:
     def __init__(self, window) -> None:
         self.window = window
         self._probe_timer = None  # runs the model on typed shapes, 400 ms after the last keystroke
+        self._opening: BackgroundJob | None = None  # the file being read, not yet the window's model
         window.model.reload_requested.connect(self._on_reload_requested)
         window.model.example_requested.connect(self._on_open_example_triggered)
         window.example_action.triggered.connect(self._on_open_example_triggered)
@@ -82,15 +95,21 @@ class ModelOpening:
         w.statusBar().showMessage(f"Data: {path} (calibrates INT8 and evaluates every artifact)", 8000)
         w.log.add(f"data set: {path}")
 
-    def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
-        """Inspect ``path`` in the background; False (with a message) when it is refused at once."""
+    def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = (),
+                   arch: str | None = None) -> bool:
+        """Read ``path`` in the background and make it the window's model once it is read; False (with a
+        message) when it is refused at once. Nothing the window shows changes before the file is read:
+        a file that cannot be read leaves the model, its results, benchmark and diagnosis as they were,
+        and never enters Open Recent. With jobs running the user is asked first (cancel them, or keep
+        working). ``arch``: the network of a state dict, when the file has none remembered (another
+        file's architecture is never carried over to it)."""
         from app.model.loaded import MODEL_SUFFIXES
 
         w = self.window
         path = Path(path)
         if w.session.jobs_running:
-            w.show_message(QMessageBox.Icon.Information, "Jobs are running",
-                           "Wait for the running jobs to finish, or cancel them, before loading another model.")
+            w.ask_to_stop_jobs(f"open {path.name}", lambda: self.open_model(
+                path, allow_pickle=allow_pickle, trusted_globals=trusted_globals, arch=arch))
             return False
         if path.suffix.lower() not in MODEL_SUFFIXES:
             w.show_message(QMessageBox.Icon.Warning, "Not a model file",
@@ -103,16 +122,79 @@ class ModelOpening:
         if not path.is_file():
             w.show_message(QMessageBox.Icon.Warning, "File not found", f"{path} does not exist.")
             return False
-        if w.session.open(path, allow_pickle=allow_pickle, trusted_globals=trusted_globals):
-            self._restore_arch(path)
-        self._inspect()
-        w.menus.fill_recent_menu(w.settings.add_recent_file(path))
+        self._read(_Opening(path, allow_pickle, tuple(trusted_globals), *self._arch_for(path, arch)))
         return True
 
-    def _restore_arch(self, path: Path) -> None:
-        remembered = self.window.settings.value("arch/by_file", {}).get(str(path.resolve()))
-        if remembered:
-            self.window.model.set_arch(remembered.get("arch"), remembered.get("kwargs", ""))
+    def _arch_for(self, path: Path, given: str | None) -> tuple[str | None, str]:
+        """The architecture (and its kwargs JSON) to read ``path`` with: the field's for the model on
+        screen, else the one remembered for that file, else ``given``."""
+        w = self.window
+        if w.model_path is not None and path.resolve() == w.model_path.resolve():
+            return w.model.arch(), w.model.kwargs_edit.text()
+        remembered = w.settings.value("arch/by_file", {}).get(str(path.resolve()))
+        if remembered and remembered.get("arch"):
+            return remembered.get("arch"), remembered.get("kwargs", "")
+        return given, ""
+
+    def _read(self, opening: "_Opening") -> None:
+        """Read ``opening.path`` in a child; the window's model, results and recent files change only
+        when it is read (:meth:`_on_opened`)."""
+        from app.errors import BadInput
+        from app.request import ModelSource
+        from app.safety.arch import parse_arch_kwargs
+        from ui.workers import inspection_job
+
+        w = self.window
+        try:
+            kwargs = parse_arch_kwargs(opening.kwargs.strip() or None)
+        except BadInput as e:
+            w.show_message(QMessageBox.Icon.Warning, "Architecture arguments", str(e))
+            return
+        source = ModelSource(opening.path, arch=opening.arch, arch_kwargs=tuple(kwargs.items()),
+                             allow_pickle=opening.allow_pickle, trusted_globals=opening.trusted_globals)
+        earlier = w.running.get(INSPECTION)
+        if earlier is not None:  # the newest choice wins: the file read before it is dropped
+            earlier.cancel()
+        w.statusBar().showMessage(f"Reading {opening.path.name}…")
+        job = inspection_job(source, w)
+        job.probe, job.opening = None, opening
+        self._opening = job
+        job.logged.connect(lambda line: w.log.add(f"loading {opening.path.name}: {line}"))
+        w.running.start(INSPECTION, job, self._on_opened, self._on_open_failed)
+        w.menus.update_actions()
+
+    def _on_opened(self, job: BackgroundJob, summary: dict) -> None:
+        """The file is read: now it replaces the window's model (its results are forgotten when it is
+        another file) and goes into Open Recent."""
+        if job is not self._opening:
+            return
+        self._opening = None
+        w, opening = self.window, job.opening
+        w.session.open(opening.path, allow_pickle=opening.allow_pickle, trusted_globals=opening.trusted_globals)
+        w.model.set_arch(opening.arch, opening.kwargs)
+        w.setWindowTitle(f"{one_line(opening.path.name)} — Model Deployment Studio")
+        w.menus.fill_recent_menu(w.settings.add_recent_file(opening.path))
+        w.session.loaded(summary)
+
+    def _on_open_failed(self, job: BackgroundJob, state: str, message: str) -> None:
+        """The file cannot be read: say why; what the window showed stays as it was."""
+        from app.errors import UnsafeModelError
+
+        if job is not self._opening:
+            return
+        self._opening = None
+        w, opening = self.window, job.opening
+        w.menus.update_actions()
+        w.statusBar().clearMessage()
+        if state == CANCELLED:
+            return
+        w.log.add(f"could not load {opening.path}: {message}")
+        needed = list((job.error.details or {}).get("globals", [])) if isinstance(job.error, UnsafeModelError) else []
+        if needed and not opening.allow_pickle:
+            self._ask_to_trust_pickle(opening, needed)
+            return
+        kept = f"\n\n{w.model_path.name} stays open, with its results." if w.model_path is not None else ""
+        w.show_message(QMessageBox.Icon.Warning, "Cannot load the model", message + kept)
 
     def _inspect(self, typed=None) -> None:
         """Read the model in a child; ``typed``: the signature the user typed, to run it on (its outputs
@@ -147,6 +229,9 @@ class ModelOpening:
     def _on_open_example_triggered(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
+        if self.window.session.jobs_running:  # the example replaces the model: its jobs would be lost
+            self.window.ask_to_stop_jobs("open the example", self._on_open_example_triggered)
+            return
         folder = QFileDialog.getExistingDirectory(self.window, "A folder for the example (new or empty)",
                                                   str(Path.home()))
         if folder:
@@ -166,19 +251,20 @@ class ModelOpening:
     def _on_example_written(self, job: BackgroundJob, paths: dict) -> None:
         w = self.window
         w.session.job_ended(job.key, DONE, paths["folder"])  # (a running job would keep the model from opening)
-        w.model.set_arch(paths["arch"])
-        w.options.calibration.setText(paths["data"])
-        w.options.out_dir.setText(str(Path(paths["folder"]) / "out"))
         w.log.add(f"example in {paths['folder']}: {Path(paths['readme']).name} says what is there"
                   + (f" (its CNN's top-1 on the held-out digits: {paths['accuracy']})" if paths.get("accuracy") else ""))
 
-        def set_shape(summary: dict) -> None:  # once, for the example's model only
-            w.session.events.model_loaded.disconnect(set_shape)
-            if Path(summary["path"]) == Path(paths["model"]) and [s["name"] for s in summary.get("inputs", [])] == ["x"]:
+        def set_up(summary: dict) -> None:  # once, for the example's model only, once it is read
+            w.session.events.model_loaded.disconnect(set_up)
+            if Path(summary["path"]) != Path(paths["model"]):
+                return
+            w.options.calibration.setText(paths["data"])
+            w.options.out_dir.setText(str(Path(paths["folder"]) / "out"))
+            if [s["name"] for s in summary.get("inputs", [])] == ["x"]:
                 w.model.inputs.restore({"x": ("1x1x8x8", "float32", [(0, "batch")])})
 
-        w.session.events.model_loaded.connect(set_shape)
-        self.open_model(paths["model"])
+        w.session.events.model_loaded.connect(set_up)
+        self.open_model(paths["model"], arch=paths["arch"])
 
     def _on_example_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         w = self.window
@@ -252,14 +338,17 @@ class ModelOpening:
         w.log.add(f"could not load {w.model_path}: {message}")
         needed = list((job.error.details or {}).get("globals", [])) if isinstance(job.error, UnsafeModelError) else []
         if needed and not w.allow_pickle:
-            self._ask_to_trust_pickle(needed)
+            self._ask_to_trust_pickle(_Opening(w.model_path, False, (), w.model.arch(), w.model.kwargs_edit.text()),
+                                      needed)
         else:
             w.show_message(QMessageBox.Icon.Warning, "Cannot load the model", message)
         w.session.failed(message)
 
-    def _ask_to_trust_pickle(self, needed: list[str]) -> QMessageBox:
+    def _ask_to_trust_pickle(self, opening: "_Opening", needed: list[str]) -> QMessageBox:
         """The pickle dialog: list every class and function the file would use (each name from outside
         torch.nn on a line of its own); its one "Trust these" button approves them all."""
+        from dataclasses import replace
+
         from app.safety.unpickling import TORCH_NN_EXCLUDED, TORCH_NN_PREFIX
 
         w = self.window
@@ -267,7 +356,7 @@ class ModelOpening:
         others = [n for n in needed if n not in torch_nn]
         # one name a line, each as stored: a name cannot add lines or reorder what is read (one_line),
         # and the box is plain text, so no tag or comment in a name hides the next one (plain_box)
-        lines = [f"{one_line(w.model_path.name)} is a whole pickled Python object. Loading it creates and calls "
+        lines = [f"{one_line(opening.path.name)} is a whole pickled Python object. Loading it creates and calls "
                  "these classes and functions (checked by PyTorch's weights-only unpickler; nothing else is "
                  "imported):", ""]
         if torch_nn:
@@ -278,7 +367,6 @@ class ModelOpening:
         lines += ["", "Trust them only if you trust where the file came from. (Safer: save model.state_dict() "
                   "and give the architecture.)", "", f"Trust these {len(needed)} and load it?"]
         box = w.ask("Trust this file?", "\n".join(lines),
-                    lambda: self.open_model(w.model_path, allow_pickle=True, trusted_globals=tuple(others)))
-        box.button(QMessageBox.StandardButton.Yes).setText("Trust these")  # one button trusts every name listed
-        box.button(QMessageBox.StandardButton.No).setText("Don't load")
+                    lambda: self._read(replace(opening, allow_pickle=True, trusted_globals=tuple(others))),
+                    yes="Trust these", no="Don't load")  # one button trusts every name listed
         return box

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QThreadPool
 
-from tests.ui.user import open_window, private_settings
+from tests.ui.user import close_window, open_window, private_settings
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def window(qtbot, fresh_settings):
     """The main window, shown and ready (charts built, targets probed)."""
     w = open_window(qtbot)
     yield w
-    w.close()
+    close_window(qtbot, w)  # a test that left jobs running is asked, and cancels them
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 
 from app.session import BENCHMARK
 from tests.ui.timing import ort_rows
-from tests.ui.user import click, convert, load_model, tick, wait_event
+from tests.ui.user import benchmark, convert, load_model, tick
 
 @pytest.fixture(scope="module")
 def measured_rows(model_files):
@@ -88,11 +88,7 @@ def test_benchmark_button_charts_the_source_and_every_artifact(qtbot, window, wo
     window.options.out_dir.setText(str(workdir["out"]))
     tick(qtbot, window, ("onnx", "fp16"))
     convert(qtbot, window)
-    window.bench_options.batches.setText("1, 2")
-    window.bench_options.runs.setValue(10)
-    with wait_event(qtbot, window.session.events.benchmark_finished, timeout=180_000) as finished:
-        click(qtbot, window.benchmark_button)
-    rows = finished.args[0]["results"]
+    rows = benchmark(qtbot, window, batches="1, 2", runs=10)["results"]
     runners = {r["name"] for r in rows}
     # the source, and the ONNX artifact in ONNX Runtime and in OpenVINO
     assert runners == {"cnn.onnx (source)", "cnn.fp16.onnx", "cnn.fp16.onnx [OpenVINO]"}

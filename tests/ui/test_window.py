@@ -410,6 +410,7 @@ def test_a_model_named_on_the_command_line_opens_when_the_window_is_ready(qtbot,
 QUIT_PROBE = r"""
 import sys
 from pathlib import Path
+from PySide6.QtWidgets import QMessageBox
 from app.session import JobKey
 from ui import app as ui_app
 model, out = Path(sys.argv[1]), sys.argv[2]
@@ -428,7 +429,10 @@ def progressed(job):
             and w.graph.panes[0].server is not None):
         print("busy", flush=True)
         sys.stdin.readline()  # the test has listed this process's children
-        w.quit_action.trigger()  # Ctrl+Q in the middle of a conversion
+        w.quit_action.trigger()  # Ctrl+Q in the middle of a conversion: the window asks first
+        box = w.dialog
+        print("asked:", box.windowTitle(), "|", box.button(QMessageBox.StandardButton.Yes).text(), flush=True)
+        box.button(QMessageBox.StandardButton.Yes).click()  # "Cancel the jobs and quit"
 w.ready.connect(lambda: w.opening.open_model(model))
 w.session.events.model_loaded.connect(loaded)
 w.session.events.model_failed.connect(lambda message: (print("failed:", message, flush=True), a.exit(3)))
@@ -454,6 +458,7 @@ def test_quitting_mid_conversion_leaves_no_process_behind(workdir, tmp_path):
         assert len(children) >= 3, [c.cmdline() for c in children]
         proc.stdin.write("\n")
         proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "asked: Jobs are running | Cancel the jobs and quit"
         assert proc.wait(30) == 0
         _, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, [c.cmdline() for c in alive]

@@ -138,6 +138,15 @@ def convert(qtbot, window, timeout: int = CONVERT_TIMEOUT) -> None:
         click(qtbot, window.convert_button)
 
 
+def benchmark(qtbot, window, batches: str = "1", runs: int = 5, timeout: int = 180_000) -> dict:
+    """Set the batch sizes and timed runs, press Benchmark and wait for its result (the bench --json object)."""
+    window.bench_options.batches.setText(batches)
+    window.bench_options.runs.setValue(runs)
+    with wait_event(qtbot, window.session.events.benchmark_finished, timeout=timeout) as finished:
+        click(qtbot, window.benchmark_button)
+    return finished.args[0]
+
+
 def message_box(qtbot, window) -> QMessageBox:
     qtbot.waitUntil(lambda: window.dialog is not None and window.dialog.isVisible(), timeout=LOAD_TIMEOUT)
     return window.dialog
@@ -145,6 +154,17 @@ def message_box(qtbot, window) -> QMessageBox:
 
 def answer(qtbot, box: QMessageBox, button: QMessageBox.StandardButton) -> None:
     qtbot.mouseClick(box.button(button), Qt.MouseButton.LeftButton)
+
+
+def close_window(qtbot, window) -> None:
+    """Close the window as a user does (Ctrl+Q); asked about running jobs, cancel them and quit."""
+    from ui.main_window import STOP_JOBS
+
+    window.close()
+    box = window.dialog
+    if not window.closed and box is not None and box.objectName() == STOP_JOBS and box.isVisible():
+        answer(qtbot, box, QMessageBox.StandardButton.Yes)
+    assert window.closed
 
 
 def point_of(view, scene_pos: QPointF) -> QPoint:
