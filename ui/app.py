@@ -59,8 +59,35 @@ def run_gui(argv: list[str] | None = None) -> int:
     app = application(argv)
     window = create_window(argv)
     code = app.exec()
-    del window
+    shut_down(app, window)
     return int(code)
+
+
+def shut_down(app: QApplication, window) -> None:
+    """Tear the Qt side down in order while Python is whole (issue 33: ``Fatal Python error:
+    bool_dealloc`` twice in seven long runs, while the interpreter finalized with Qt objects alive):
+    the window closed (its jobs cancelled, graph servers stopped), every worker thread returned to its
+    pool, their last queued signals delivered while the receivers live, the window deleted, then the
+    QApplication itself — nothing of Qt is left for the interpreter's finalization to destroy."""
+    import gc
+
+    from PySide6.QtCore import QEvent
+
+    from ui.workers import all_pools
+
+    if not window.closed:  # app.exec() ended without a close (app.quit()): no question now
+        window.quit_now()
+    for pool in all_pools():
+        pool.waitForDone(10_000)
+    app.processEvents()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del window
+    gc.collect()
+    from app.graph import netron_server
+
+    netron_server.stop_all()
+    app.shutdown()  # PySide6: the QApplication is deleted now, not during finalization
 
 
 def main() -> int:

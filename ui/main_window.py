@@ -376,7 +376,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self.session.jobs_running and not self._quit_confirmed:
             event.ignore()  # the user decides: cancel the jobs and quit, or keep working
-            self.ask_to_stop_jobs("quit", self._quit_now, wait=False)
+            self.ask_to_stop_jobs("quit", self.quit_now, wait=False)
             return
         self.closed = True
         # an exception raised out of a Qt override crashes PySide6 6.12 (issue 31): each step of the
@@ -388,7 +388,8 @@ class MainWindow(QMainWindow):
                 traceback.print_exc()
         super().closeEvent(event)
 
-    def _quit_now(self) -> None:
+    def quit_now(self) -> None:
+        """Close the window without asking: its running jobs are cancelled."""
         self._quit_confirmed = True
         self.close()
 
