@@ -157,17 +157,18 @@ def test_automatic_int8_slower_than_its_fp32_gets_a_warning_naming_both_times():
     assert slower_than_fp32_warning({"error": "could not time"}, "uint8") is None
 
 
-def test_a_round_clearly_below_the_floor_is_never_the_base_the_search_goes_on_from():
-    """The base of the settings and node rounds is the most accurate round, except that one clearly below the
-    floor (a slow kernel, not timing noise) never replaces one that is not, and gives way to any that is not:
-    float nodes only slow a build down, so nodes on a 0.25× base can never be returned."""
-    from app.accuracy.budget import CLEARLY_SLOW, _Built, _Loop
+def test_a_round_far_slower_and_below_the_floor_is_never_the_base_the_search_goes_on_from():
+    """The base of the settings and node rounds is the most accurate round, except that one below the floor
+    and far slower than the other (a slow kernel, not timing noise) loses whatever its accuracy: float nodes
+    only slow a build down, so nodes on a 0.86× base can never be returned."""
+    from app.accuracy.budget import FAR_SLOWER, _Built, _Loop
 
     b = AccuracyBudget.parse("cosine=0.9999")
-    rounds, scores = _rounds((0.990, 2.0, 1.6),     # 0: at the floor
-                             (0.995, 15.0, 0.25),   # 1: more accurate, clearly slow (symmetric activations on AMX)
-                             (0.992, 2.1, 1.1),     # 2: less accurate than 1, below the floor by noise only
-                             (0.991, 2.0, 1.5))     # 3: less accurate than 2
+    rounds, scores = _rounds((0.990, 3.7, 2.2),     # 0: the first round, at the floor
+                             (0.995, 9.6, 0.86),    # 1: more accurate, 2.6x slower (symmetric activations on AMX)
+                             (0.992, 5.0, 1.6),     # 2: more accurate than 0, a little slower: the base
+                             (0.993, 7.0, 1.15),    # 3: more accurate, below the floor but not far slower than 2
+                             (0.9935, 9.0, 0.9))    # 4: more accurate, below the floor, 2x slower than 2 (via 3)
     loop = _Loop.__new__(_Loop)
     loop.budget, loop.min_speedup, loop.rounds, loop.scores, loop.best = b, 1.2, rounds, scores, None
 
@@ -176,13 +177,15 @@ def test_a_round_clearly_below_the_floor_is_never_the_base_the_search_goes_on_fr
             loop.best = _Built([], scores[n], [], None, {}, n)
         return loop.best.round
 
-    assert CLEARLY_SLOW * 1.2 > 0.25 and CLEARLY_SLOW * 1.2 < 1.1
+    assert 2.2 / 0.86 > FAR_SLOWER > 1.6 / 1.15
     assert offer(0) == 0
-    assert offer(1) == 0          # more accurate, but clearly slow: not the base
-    assert offer(2) == 2          # more accurate, a little below the floor: the base (noise does not steer)
-    assert offer(3) == 2
-    # a clearly slow base (the first round itself, e.g. slow uint8 weights) gives way to any round that is not
+    assert offer(1) == 0          # more accurate, but far slower and below the floor: not the base
+    assert offer(2) == 2          # more accurate, near in speed: the base (noise does not steer)
+    assert offer(3) == 3          # below the floor, but not far slower: accuracy decides
+    assert offer(4) == 4          # 0.9 against 1.15: not far slower than the base it replaces
+    # a far slower base (the first round itself, e.g. uint8 weights at 0.15x on AVX2) gives way to a fast round
     loop.best = None
+    rounds[1]["speedup"] = 0.15
     assert offer(1) == 1 and offer(0) == 0
     # where fp32 could not be timed, speed is unknown and not held against a round
     rounds[1]["speedup"] = None

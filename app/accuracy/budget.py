@@ -296,9 +296,10 @@ MIN_SPEEDUP_DEFAULT = MIN_SPEEDUP.default   # --min-speedup
 # int8 weights (EfficientNet-Lite0: 3.5 ms → 34 ms, issue 32), so a uint8 round is predicted at a tenth of
 # the speed-up of the int8 one it would replace, and tried only when that clears the floor
 U8U8_ON_VNNI = 0.1
-# a round below this fraction of the speed floor is too slow to be the base of the search (_Loop.clearly_slow):
-# on a busy machine the digits CNN's int8 rounds ran at 0.6–1.7× its fp32 (timing noise); slow kernels at 0.15–0.25×
-CLEARLY_SLOW = 0.4
+# a round below the speed floor and this many times slower than another is a slow kernel, not timing noise:
+# it is not the base the search goes on from (_Loop.far_slower); timed beside fp32, EfficientNet-Lite0's
+# ONNX rounds of one kind of kernel stayed within ~1.3× of each other, a slow kernel was 2.6× slower
+FAR_SLOWER = 1.5
 
 
 def measure_latency(run, feeds: dict) -> dict:
@@ -522,24 +523,30 @@ class _Loop:
         """Whether round ``r`` reaches the floor (unknown where fp32 could not be timed: not held against it)."""
         return r.get("speedup") is None or r["speedup"] >= _floor(self.min_speedup) - 1e-12
 
-    def clearly_slow(self, r: dict) -> bool:
-        """Whether round ``r`` runs at less than :data:`CLEARLY_SLOW` of the floor: so far below it that timing
-        noise cannot have put it there (unknown where fp32 could not be timed: not held against it)."""
-        return r.get("speedup") is not None and r["speedup"] < CLEARLY_SLOW * _floor(self.min_speedup)
+    def far_slower(self, a: dict, b: dict) -> bool:
+        """Whether round ``a`` is below the speed floor and more than :data:`FAR_SLOWER` times slower than round
+        ``b``: a slower kernel or setting, not timing noise (unknown speed-ups: not held against either)."""
+        if a.get("speedup") is None or b.get("speedup") is None:
+            return False
+        return a["speedup"] < _floor(self.min_speedup) - 1e-12 and a["speedup"] * FAR_SLOWER < b["speedup"]
 
     def _new_base(self, n: int, margin: float) -> bool:
-        """Whether round ``n`` replaces the base the search goes on from: a round clearly below the speed floor
-        (:meth:`clearly_slow`) never replaces one that is not, and is replaced by any that is not — float
-        nodes only slow a build down, so a node stage on such a base can never return anything (measured,
-        Xeon with AMX: symmetric activations made EfficientNet-Lite0's ONNX int8 0.25× its fp32, the most
-        accurate setting; every node round built on it stayed that slow). Otherwise the more accurate (by
-        ``margin``): speed near the floor does not steer the search (on small models it is timing noise),
-        it chooses what is returned (:func:`select_rounds`)."""
+        """Whether round ``n`` replaces the base the search goes on from: the more accurate (by ``margin``),
+        except that a round below the speed floor and far slower than the other (:meth:`far_slower`) loses
+        whatever its accuracy — float nodes only slow a build down, so a node stage on such a base can never
+        return anything. Measured (Intel Xeon with AMX, timed beside fp32): symmetric activations were
+        EfficientNet-Lite0's most accurate ONNX setting (confident agreement 0.919 against 0.905) at 0.86× its
+        fp32 against the first round's 2.2×, and every node round built on it stayed below fp32 (0.73–0.83×);
+        on an AVX2-only EPYC the uint8 weights the app started from ran at 0.15×, int8 weights at 1.3×. Near
+        each other, speed does not steer the search (there it is noise): it chooses what is returned
+        (:func:`select_rounds`)."""
         if self.best is None:
             return True
-        slow, base_slow = self.clearly_slow(self.rounds[n]), self.clearly_slow(self.rounds[self.best.round])
-        if slow != base_slow:
-            return base_slow
+        new, base = self.rounds[n], self.rounds[self.best.round]
+        if self.far_slower(new, base):
+            return False
+        if self.far_slower(base, new):
+            return True
         return self.budget.better(self.scores[n], self.best.scores, margin)
 
     def _prune(self) -> None:
