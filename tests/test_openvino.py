@@ -285,3 +285,40 @@ def test_optimize_offers_openvino_candidates(cli, model_files, tmp_path):
     assert {"openvino fp32", "openvino fp16", "openvino int8 static"} <= built
     assert ("openvino bf16" in built) is HERE_BF16
     assert data["recommended"]["target"] == "openvino"
+
+
+def test_the_node_ranking_names_the_layers_nncf_quantizes_not_the_batch_norms_after_them():
+    """OpenVINO's PyTorch frontend folds a batch norm into an Add after its convolution, named after the batch norm;
+    NNCF quantizes the convolution's input and weights, so ignored_scope on that Add (or on the ReLU6 after it)
+    changes nothing. The ranking gives their error to the convolution that feeds them."""
+    import nncf
+    import openvino as ov
+    import torch
+
+    from converters.openvino import rank_ov_nodes
+
+    class ConvBnRelu6(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv1, self.bn1 = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+            self.conv2, self.bn2 = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.BatchNorm2d(8)
+            for bn in (self.bn1, self.bn2):
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+            self.act = torch.nn.ReLU6()
+
+        def forward(self, x):
+            return self.act(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x))))))
+
+    x = torch.randn(1, 3, 16, 16)
+    model = ov.convert_model(torch.jit.trace(ConvBnRelu6().eval(), x), example_input=x, input=[([1, 3, 16, 16], ov.Type.f32)])
+    name = model.inputs[0].get_any_name()
+    samples = [{name: np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32)} for i in range(8)]
+    assert any("batch_norm" in op.get_friendly_name() for op in model.get_ops())       # what the ranking must skip
+    quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=8)
+    ranked = rank_ov_nodes(model, quantized, samples)
+    assert ranked and {r.op_type for r in ranked} <= {"Conv", "MatMul", "Add", "Mul", "AveragePool", "MaxPool", "Concat"}
+    assert not [r.node for r in ranked if "batch_norm" in r.node or "hardtanh" in r.node]
+    convs = [r for r in ranked if r.op_type == "Conv"]
+    assert len(convs) == 2 and all(r.added > 0 for r in convs)
