@@ -407,7 +407,7 @@ OV_OPS = {"Convolution": "Conv", "GroupConvolution": "Conv", "ConvolutionBackpro
           "MatMul": "MatMul", "Add": "Add", "Multiply": "Mul", "Subtract": "Sub", "Divide": "Div",
           "AvgPool": "AveragePool", "ReduceMean": "ReduceMean", "Concat": "Concat", "Clamp": "Clip", "Relu": "Relu",
           "MaxPool": "MaxPool"}
-LAYER_OPS = ("aten::_convolution", "aten::conv", "aten::linear", "aten::addmm", "aten::batch_norm", "aten::matmul")
+LAYER_OPS = ("aten::_convolution", "aten::conv", "aten::linear", "aten::addmm", "aten::matmul")
 
 
 def ov_graph_nodes(model) -> list:
@@ -428,6 +428,13 @@ def ov_graph_nodes(model) -> list:
             module = head.removeprefix("__module.")
             layer = any(a in name for a in LAYER_OPS)
             block = (module.rpartition(".")[0] or module) if layer else module
+        elif kind in ("Conv", "ConvTranspose"):
+            # a convolution the frontend folded a batch norm into is renamed (Multiply_14840): the Add after it
+            # keeps the batch norm's path (__module._blocks.14._bn0/aten::batch_norm/...), which names it
+            after = [t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()]
+            if len(after) == 1 and after[0].startswith("__module.") and "aten::batch_norm" in after[0]:
+                norm = after[0].split("/")[0].removeprefix("__module.")
+                module, block = f"{norm} (its convolution)", norm.rpartition(".")[0] or norm
         nodes.append(GraphNode(name, kind, module, block, layer))
     return nodes
 

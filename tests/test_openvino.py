@@ -322,3 +322,10 @@ def test_the_node_ranking_names_the_layers_nncf_quantizes_not_the_batch_norms_af
     assert not [r.node for r in ranked if "batch_norm" in r.node or "hardtanh" in r.node]
     convs = [r for r in ranked if r.op_type == "Conv"]
     assert len(convs) == 2 and all(r.added > 0 for r in convs)
+    # and the node stage names them by the batch norm folded into them, in a block of their own
+    from converters.openvino import ov_graph_nodes
+
+    graph = {n.name: n for n in ov_graph_nodes(model)}
+    assert {graph[r.node].module for r in convs} == {"bn1 (its convolution)", "bn2 (its convolution)"}
+    assert all(graph[r.node].layer for r in convs)
+    assert not [n for n in graph.values() if "batch_norm" in n.name and n.layer]
