@@ -21,6 +21,7 @@ allows them, and a round that is not tried says why.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import statistics
@@ -330,33 +331,43 @@ def latency_ms(run, feeds: dict) -> float:
     return measure_latency(run, feeds)["p50_ms"]
 
 
-PAIR_BLOCK = 5   # calls of one side in a row before the other's (measure_pair)
+PAIR_BLOCK, PAIR_BLOCK_SECONDS = 5, 0.25   # one side's calls in a row before the other's (measure_pair): ≥ 5 and ≥ 0.25 s
 
 
 def measure_pair(reference, run, feeds: dict) -> tuple[dict, dict]:
     """``reference(feeds)`` and ``run(feeds)`` timed as :func:`measure_latency` times one, but interleaved, in
-    blocks of :data:`PAIR_BLOCK` calls: the load of a shared machine drifts over seconds and falls on both
-    alike, so their ratio holds where medians timed apart do not (timed apart, one fp32 ONNX measured 3.9 ms
-    on a quiet Xeon and 15.6 ms while tests ran beside it, and the loop kept an int8 round at "2.8×" that ran
-    at 0.73× its fp32). The warm-up and the time limits are :func:`measure_latency`'s, for the two together.
-    Returns both timings (``{"p50_ms", "runs", "capped"}``)."""
+    blocks of at least :data:`PAIR_BLOCK` calls and :data:`PAIR_BLOCK_SECONDS`, two blocks of each at least:
+    the load of a shared machine drifts over seconds and falls on both alike, so their ratio holds where
+    medians timed apart do not (timed apart, one fp32 ONNX measured 3.9 ms on a quiet Xeon and 15.6 ms while
+    tests ran beside it). Long blocks, not alternate calls: a runtime's thread pool spins for a while after
+    each call, and on 2 cores the other session's calls ran beside it — EfficientNet-Lite0's fp32 ONNX
+    measured 8.1 ms in blocks of 5 calls, 5.8 ms in blocks of 0.1 s, 3.8–3.9 ms in blocks of 0.25 or 0.5 s and
+    alone (Xeon, 2 cores), and its int8 2.1×, 2.15×, 1.58× and 1.62× its speed. Warm-up and call counts are
+    :func:`measure_latency`'s; the time limits grow with the blocks. Returns both timings
+    (``{"p50_ms", "runs", "capped"}``)."""
     perf = time.perf_counter
-    started, n = perf(), 0
+    started, n, slowest = perf(), 0, 0.0
     while (n < WARMUP_CALLS or perf() - started < WARMUP_SECONDS) and perf() - started < TIMED_CAP_SECONDS:
-        reference(feeds)
-        run(feeds)
+        for f in (reference, run):
+            t = perf()
+            f(feeds)
+            slowest = max(slowest, perf() - t) if n else slowest     # the first calls may be one-off slow
         n += 1
+    block = max(PAIR_BLOCK, math.ceil(PAIR_BLOCK_SECONDS / max(slowest, 1e-9)))
+    least, cap = max(TIMED_SECONDS, 4 * PAIR_BLOCK_SECONDS), max(TIMED_CAP_SECONDS, 8 * PAIR_BLOCK_SECONDS)
     times: tuple[list[float], list[float]] = ([], [])
-    started, capped = perf(), False
+    started, capped, flip = perf(), False, False
     while True:
         elapsed, done = perf() - started, min(len(times[0]), len(times[1]))
-        if done >= TIMED_CALLS and elapsed >= TIMED_SECONDS:
+        if done >= TIMED_CALLS and elapsed >= least:
             break
-        if elapsed >= TIMED_CAP_SECONDS and done >= MIN_TIMED_CALLS:
+        if elapsed >= cap and done >= MIN_TIMED_CALLS:
             capped = True
             break
-        for side, f in zip(times, (reference, run)):
-            for _ in range(PAIR_BLOCK):
+        order = list(zip(times, (reference, run)))
+        flip = not flip
+        for side, f in order if flip else order[::-1]:     # A B B A A B …: a steady drift falls on both alike
+            for _ in range(block):
                 t = perf()
                 f(feeds)
                 side.append(perf() - t)
