@@ -108,6 +108,13 @@ def check_result(result, work: Path, request) -> str | None:
     return None
 
 
+def model_size(converter, source: Path, precision: str, produced: list[Path]) -> int:
+    """The bytes of the files that make up the model (.onnx + .onnx.data, .xml + .bin, the .pte alone):
+    not the hand-off files written beside it (an ExecuTorch program's samples and README)."""
+    own = set(converter.model_files(model_stem(source), precision))
+    return sum(p.stat().st_size for p in produced if p.name in own or p == produced[0])
+
+
 def output_folder(request: ConversionRequest) -> Path:
     """Where the request's artifacts go: ``--out``, else beside the model."""
     return Path(request.out_dir) if request.out_dir else Path(request.source.path).parent
@@ -154,7 +161,8 @@ def convert(request: ConversionRequest, progress: Progress | None = None,
                                                                           calibration, evaluation, budget)
     status = judge(ctx, verification, scores, budget, budget_report)
     result = ConversionResult(request.target, request.precision, status, produced[0], produced,
-                              sum(p.stat().st_size for p in produced), time.perf_counter() - started,
+                              model_size(converter, source_path, request.precision, produced),
+                              time.perf_counter() - started,
                               verification, ctx.warnings, None, evaluation=scores,
                               accuracy_budget=budget_report, message=ctx.record.get("handoff_message", ""),
                               delegation=ctx.record.get("delegation"), data=ctx.record.get("data"))

@@ -183,6 +183,11 @@ class Converter:
         name these only (:func:`app.pipeline.check_result`); the manifest is the pipeline's."""
         return (self.artifact_name(stem, precision),)
 
+    def model_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        """The names among :meth:`declared_files` that make up the model (its size counts these, not the
+        hand-off files written beside it): all of them unless a target says otherwise."""
+        return self.declared_files(stem, precision)
+
     # -- the work
     def convert(self, ctx: ConversionContext) -> list[Path]:
         """Write the artifact (and any side files) into ``ctx.work_dir``; return them, primary first."""

@@ -225,6 +225,9 @@ class ExecuTorchConverter(Converter):
         pte = self.artifact_name(stem, precision)
         return (pte, pte + SAMPLES_SUFFIX, pte + README_SUFFIX)   # write_handoff's files
 
+    def model_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        return (self.artifact_name(stem, precision),)   # the program; the samples and README are hand-off files
+
     def convert(self, ctx: ConversionContext) -> list[Path]:
         import torch
 

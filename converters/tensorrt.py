@@ -87,6 +87,11 @@ class TensorRTConverter(Converter):
         primary = self.artifact_name(stem, precision)
         return (primary, *(n for n in names if n != primary))
 
+    def model_files(self, stem: str, precision: str) -> tuple[str, ...]:
+        """The engine, or in hand-off mode the ONNX (and its external data) it will be built from."""
+        primary = self.artifact_name(stem, precision)
+        return (primary, primary + ".data") if primary.endswith(".onnx") else (primary,)
+
     @classmethod
     def _stem(cls, ctx: ConversionContext) -> str:
         precision = ctx.request.precision

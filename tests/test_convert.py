@@ -169,3 +169,20 @@ def test_nothing_is_littered_into_the_working_directory(workdir, tmp_path, monke
     assert result.verification.passed
     assert list(cwd.iterdir()) == []
     assert sorted(p.name for p in workdir["out"].iterdir()) == ["encoder.int8.onnx", "encoder.int8.onnx.manifest.json"]
+
+
+def test_an_onnx_models_size_counts_its_external_data_and_openvinos_its_bin(tmp_path):
+    """Size is the files that make up the model: .onnx + .onnx.data, .xml + .bin."""
+    from app.pipeline import model_size
+    from converters.onnx_export import OnnxConverter
+    from converters.openvino import OpenVINOConverter
+
+    files = {}
+    for name, size in (("m.fp32.onnx", 100), ("m.fp32.onnx.data", 5000), ("m.openvino.fp32.xml", 30),
+                       ("m.openvino.fp32.bin", 700)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(b"x" * size)
+    onnx = [files["m.fp32.onnx"], files["m.fp32.onnx.data"]]
+    assert model_size(OnnxConverter(), tmp_path / "m.pt", "fp32", onnx) == 5100
+    xml = [files["m.openvino.fp32.xml"], files["m.openvino.fp32.bin"]]
+    assert model_size(OpenVINOConverter(), tmp_path / "m.pt", "fp32", xml) == 730

@@ -146,3 +146,22 @@ def test_a_tokenizer_whose_regex_panics_is_one_line_naming_its_file(tmp_path):
     assert "retry-limit-in-match" in message and "fix or replace" in message
     # the control: the same sentences with the real tokenizer
     assert len(load_data(DataSource(sentences, tokenizer=minilm_folder()), TEXT)) == 2
+
+
+def test_survey_counts_samples_without_loading_them_and_refuses_what_the_loader_would(tmp_path, digits):
+    from app.accuracy.data_survey import survey
+
+    assert survey(digits["images"], IMAGE).describe() == "300 images in 10 classes"
+    assert survey(DataSource(digits["images"], limit=100), IMAGE).describe() == \
+        "300 images in 10 classes (the first 100 are used)"
+    npz = digits["arrays"] / "digits.npz"
+    assert survey(npz, IMAGE).describe() == "300 samples" == f"{len(load_data(npz, IMAGE))} samples"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("one\n\ntwo\n")
+    with pytest.raises(BadInput, match=r"notes.txt holds sentences, but this model takes x: float32"):
+        survey(notes, IMAGE)
+    with pytest.raises(BadInput, match="choose a tokenizer folder"):
+        survey(notes, TEXT)
+    assert survey(DataSource(notes, tokenizer=tmp_path), TEXT).describe() == "2 sentences"
+    with pytest.raises(BadInput, match="no array named 'image'"):
+        survey(npz, RGB)

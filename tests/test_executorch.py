@@ -243,3 +243,14 @@ def test_int8_program_of_a_relu6_network_runs_fused_in_xnnpack(cli, tmp_path):
     assert r.code == 0, out
     assert not out["delegation"]["portable"], out["delegation"]
     assert out["evaluation"]["cosine_mean"] > 0.999, out["evaluation"]
+
+
+def test_a_programs_size_is_the_pte_alone_not_its_hand_off_files(digits, digits_pte):
+    """The results table's Size: the .pte, not the samples and README written beside it for the hand-off."""
+    from app.pipeline import model_size
+    from converters.executorch import ExecuTorchConverter
+
+    pte = digits_pte["fp32"]
+    produced = [pte, pte.with_name(pte.name + ".samples.npz"), pte.with_name(pte.name + ".README.md")]
+    assert all(p.is_file() for p in produced) and produced[1].stat().st_size > 0
+    assert model_size(ExecuTorchConverter(), digits["state"], "fp32", produced) == pte.stat().st_size

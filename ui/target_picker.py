@@ -181,7 +181,12 @@ class ConversionOptions(QGroupBox):
         self.overwrite = QCheckBox("Replace existing artifacts")
         self.overwrite.setChecked(False)  # unticked: Convert asks before it replaces a file
         self.overwrite.setAccessibleName("Replace existing artifacts")
+        self.data_note = PlainLabel("")   # how many samples the data holds, or why a drop was refused
+        self.data_note.setAccessibleName("What the data holds")
+        self.data_note.setWordWrap(True)
+        self.data_note.hide()
         form.addRow("Data…:", self.calibration)
+        form.addRow("", self.data_note)
         form.addRow("Evaluation data…:", self.eval_data)
         form.addRow("Tokenizer:", self.tokenizer)
         form.addRow("Output folder:", self.out_dir)

@@ -123,9 +123,8 @@ class Converting:
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
         dialog.setAccessibleName("Data folder")
 
-        def chosen(folder: str) -> None:
-            w.opening.set_data(folder)
-            self._on_convert_triggered()
+        def chosen(folder: str) -> None:  # Convert goes on once the folder is checked (a refusal says why)
+            w.opening.set_data(folder).succeeded.connect(lambda _found: self._on_convert_triggered())
 
         dialog.fileSelected.connect(chosen)
         dialog.finished.connect(lambda _r: dialog.deleteLater())

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.session import JobKey
 from ui.plain_text import one_line
+from ui.window_data import DataChoice
 from ui.workers import CANCELLED, DONE, BackgroundJob
 
 INSPECTION = JobKey("inspect")  # reading the model: a worker of the window, not a row of the jobs list
@@ -47,6 +48,7 @@ class ModelOpening:
         window.example_action.triggered.connect(self._on_open_example_triggered)
         window.model.changed.connect(self._probe_typed_shapes_soon)
         window.session.events.model_loaded.connect(self._on_model_loaded)  # after the model panel and picker
+        self.data = DataChoice(window)  # (after the model panel too: it checks data against the inputs shown)
 
     def refuse_drops(self) -> None:
         """Make a drop anywhere on the window open the model, even over a line edit (which would take
@@ -88,12 +90,11 @@ class ModelOpening:
         else:
             self.open_model(path)
 
-    def set_data(self, path: str | Path) -> None:
-        """Use ``path`` as the data set (calibration + evaluation) of the next conversions."""
-        w = self.window
-        w.options.calibration.setText(str(path))
-        w.statusBar().showMessage(f"Data: {path} (calibrates INT8 and evaluates every artifact)", 8000)
-        w.log.add(f"data set: {path}")
+    def set_data(self, path: str | Path):
+        """Use ``path`` as the data set (calibration + evaluation) of the next conversions once a check in a
+        worker thread finds that the data loader accepts it for this model (the returned job); a refusal is
+        one line in the window and the data stays as it was."""
+        return self.data.use(path)
 
     def open_model(self, path: str | Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = (),
                    arch: str | None = None) -> bool:

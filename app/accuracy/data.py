@@ -2,8 +2,8 @@
 
 Three layouts, told apart by what the path holds:
 
-- **arrays**: ``.npz`` files with one array per input name (a leading batch axis is split into
-  samples), optionally ``label``/``labels`` (class ids) and arrays named after the model's outputs
+- **arrays**: ``.npz`` files (a folder of them, or one file) with one array per input name (a
+  leading batch axis is split into samples), optionally ``label``/``labels`` (class ids) and arrays named after the model's outputs
   (expected outputs); ``.npy`` files for single-input models.
 - **images**: image files directly in the folder (unlabelled), or one subfolder per class
   (torchvision's ImageFolder layout; class ids are the sorted subfolder names). Each image is
@@ -159,8 +159,10 @@ def load_data(source: DataSource | str | Path, inputs: list[TensorSpec], outputs
         raise BadInput(f"--data-limit {options.limit}: give at least 1")
     if options.tokenizer is not None or (path.is_file() and path.suffix.lower() in TEXT_SUFFIXES):
         data = _text(path, inputs, options)
+    elif path.is_file() and path.suffix.lower() in ARRAY_SUFFIXES:   # one file of arrays
+        data = _arrays(path, [path], inputs, outputs, options.limit)
     elif path.is_file():
-        raise BadInput(f"--data {path}: give a folder (of .npy/.npz files or images), or a .txt/.jsonl "
+        raise BadInput(f"--data {path}: give a folder (of .npy/.npz files or images), a .npz file, or a .txt/.jsonl "
                        "file of sentences with --tokenizer DIR")
     else:
         files = _listing(path)

@@ -22,7 +22,8 @@ def _load_digits(qtbot, window, digits, tmp_path):
 def test_dropped_data_folder_calibrates_and_evaluates_and_the_table_shows_accuracy(qtbot, window, digits, tmp_path):
     _load_digits(qtbot, window, digits, tmp_path)
     assert drop_file(window, digits["images"], onto=window.results)   # a folder is data, not a model
-    assert window.options.calibration.text() == str(digits["images"])
+    qtbot.waitUntil(lambda: window.options.calibration.text() == str(digits["images"]), timeout=10_000)
+    assert window.options.data_note.text() == "Data: images/ — 300 images in 10 classes"
     assert window.model_path == digits["state"]                          # the model stays loaded
     tick(qtbot, window, ("onnx", "int8"))
     qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
@@ -119,7 +120,8 @@ def _menu_action(window, row: int, text: str):
 
 def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbot, window, digits, tmp_path):
     _load_digits(qtbot, window, digits, tmp_path)
-    window.opening.set_data(digits["images"])
+    with qtbot.waitSignal(window.opening.set_data(digits["images"]).succeeded, timeout=10_000):
+        pass
     tick(qtbot, window, ("onnx", "fp32"), ("onnx", "int8"))
     qtbot.waitUntil(window.convert_button.isEnabled, timeout=30_000)
     convert(qtbot, window)
@@ -174,7 +176,8 @@ def test_accuracy_budget_from_the_form_draws_every_round_on_the_accuracy_chart(q
     """The ONNX target offers the budget at fp16/int8 only: typed into the form, it reaches the int8 job
     (not the fp32 one), and the int8 job's rounds — quantizer settings first — are logged and drawn."""
     _load_digits(qtbot, window, digits, tmp_path)
-    window.opening.set_data(digits["images"])
+    with qtbot.waitSignal(window.opening.set_data(digits["images"]).succeeded, timeout=10_000):
+        pass
     qtbot.keyClicks(window.options.accuracy_budget, "cosine=1")
     tick(qtbot, window, ("onnx", "fp32"), ("onnx", "int8"))
     assert "accuracy_budget" not in window.converting.build_request("onnx", "fp32").options
