@@ -31,7 +31,7 @@ from ui.diagnosis_panel import DiagnosisPanel
 from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
 from ui.panels import DetachableTab, FocusToggle
-from ui.plain_text import PlainLabel, plain_box
+from ui.plain_text import PlainLabel, one_line, plain_box
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
@@ -303,8 +303,8 @@ class MainWindow(QMainWindow):
         box = plain_box(QMessageBox.Icon.Question, title, text,
                         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         for button, words in ((QMessageBox.StandardButton.Yes, yes), (QMessageBox.StandardButton.No, no)):
-            if words:
-                box.button(button).setText(words)
+            if words:   # may name a file: one line, and its "&" is not a shortcut
+                box.button(button).setText(one_line(words).replace("&", "&&"))
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setAccessibleName(title)
         self.dialog = box

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 
 from ui.jobs_view import status_color
-from ui.plain_text import one_line
+from ui.plain_text import one_line, tooltip
 from ui.workers import BackgroundJob
 
 
@@ -98,10 +98,11 @@ class DataChoice:
         self.job = None
         w = self.window
         if not job.adopt:    # what the field holds cannot be used: say so under it
-            self._note(f"Not usable as data: {message}", "fail")
+            self._note(one_line(f"Not usable as data: {message}"), "fail")
             return
         kept = w.options.calibration.text()
-        line = f"Not used as data: {message}. The data stays {Path(kept).name if kept else 'none'}."
+        # names from the user's files: one line, control characters shown escaped
+        line = one_line(f"Not used as data: {message}. The data stays {Path(kept).name if kept else 'none'}.")
         w.statusBar().showMessage(line)
         w.log.add(f"refused {job.path} as data: {message}")
         self._note(line, "fail")
@@ -109,6 +110,6 @@ class DataChoice:
     def _note(self, text: str, kind: str | None) -> None:
         label = self.window.options.data_note
         label.setText(text)
-        label.setToolTip(text)
+        label.setToolTip(tooltip(text))   # a file name with "<" is not read as HTML
         label.setVisible(bool(text))
         label.setStyleSheet(f"color: {status_color(label, kind)};" if kind else "")

@@ -156,7 +156,7 @@ class ModelOpening:
         earlier = w.running.get(INSPECTION)
         if earlier is not None:  # the newest choice wins: the file read before it is dropped
             earlier.cancel()
-        w.statusBar().showMessage(f"Reading {opening.path.name}…")
+        w.statusBar().showMessage(f"Reading {one_line(opening.path.name)}…")
         job = inspection_job(source, w)
         job.probe, job.opening = None, opening
         self._opening = job

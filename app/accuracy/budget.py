@@ -342,7 +342,8 @@ def measure_pair(reference, run, feeds: dict) -> tuple[dict, dict]:
     tests ran beside it). Long blocks, not alternate calls: a runtime's thread pool spins for a while after
     each call, and on 2 cores the other session's calls ran beside it — EfficientNet-Lite0's fp32 ONNX
     measured 8.1 ms in blocks of 5 calls, 5.8 ms in blocks of 0.1 s, 3.8–3.9 ms in blocks of 0.25 or 0.5 s and
-    alone (Xeon, 2 cores), and its int8 2.1×, 2.15×, 1.58× and 1.62× its speed. Warm-up and call counts are
+    3.8 ms alone, and its int8 2.1×, 2.15×, 1.58× and 1.62× its speed (1.61× alone) — one quiet run on an Intel
+    Xeon with AVX-512 VNNI and AMX, 2 cores; under other load the blocks of 0.25 s kept the ratio, not the times. Warm-up and call counts are
     :func:`measure_latency`'s; the time limits grow with the blocks. Returns both timings
     (``{"p50_ms", "runs", "capped"}``)."""
     perf = time.perf_counter

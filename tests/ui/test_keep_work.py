@@ -92,3 +92,14 @@ def test_quitting_opening_a_model_or_the_example_with_jobs_running_asks_first(qt
     window.close()  # nothing running: no question
     assert window.closed and not window.isVisible()
     assert window.dialog is None or not window.dialog.isVisible()
+
+
+def test_a_question_naming_a_file_shows_the_name_on_one_line_with_its_ampersand(window):
+    """A button that names a file ("Cancel the jobs and open a&b\\n.pt") shows it on one line, its "&" as
+    written (not a keyboard shortcut), its newline escaped."""
+    box = window.ask("Jobs are running", "text", lambda: None, yes="Cancel the jobs and open a&b\n.pt", no="Keep working")
+    try:
+        text = box.button(QMessageBox.StandardButton.Yes).text()
+        assert text == "Cancel the jobs and open a&&b\\x0a.pt"
+    finally:
+        box.close()
