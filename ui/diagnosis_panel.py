@@ -1,8 +1,12 @@
 """The Diagnosis tab: the nodes of an fp16/int8 ONNX artifact ranked by the error they add on the data
 (``python main.py diagnose``); choosing a row shows that node in the Graph tab.
 
-A node's *added* error is its output's relative L2 error minus the largest among its inputs
-(:mod:`app.accuracy.diagnose`): the nodes at the top are the ones ``--accuracy-budget`` keeps in float first.
+Each row names the layer as the model's code does (its module path, ``_blocks.14._project_conv``) and
+two figures in one unit, the relative L2 error ‖artifact − fp32‖ / ‖fp32‖ of a tensor, in percent
+(:mod:`app.accuracy.diagnose`): the error the node *adds* (its output's minus the largest among its
+inputs) and the error *at its output* (accumulated from every node before it). The nodes at the top are
+the ones the Accuracy budget keeps in float first. The last column is the artifact's node the Graph tab
+selects for the row (a Clip the quantizer folded into the Conv before it is that Conv, and says so).
 """
 
 from __future__ import annotations
@@ -12,10 +16,21 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from app.accuracy.diagnose import ERROR_UNIT, percent
 from app.session import Session
 from ui.plain_text import PlainLabel, tooltip, visible_text
 
-COLUMNS = ("#", "Node", "Op", "Added error", "Error at output")
+COLUMNS = ("#", "Layer", "Op", "Error it adds (rel. L2)", "Error at its output (rel. L2)", "Node in the graph")
+ADDED, AT_OUTPUT = 3, 4
+HEADER_TIPS = {
+    1: "the module of the PyTorch model the node comes from (an operation written in a module's forward: "
+       "module/operation)",
+    ADDED: f"how much error this node adds: the error at its output minus the largest error among its inputs "
+           f"({ERROR_UNIT}, in percent); below zero, it shrinks the error it reads",
+    AT_OUTPUT: f"the error of this node's output tensor in the artifact, with every node before it quantized too "
+               f"({ERROR_UNIT}, in percent)",
+    5: "the artifact's node that computes it: the one selected in the Graph tab",
+}
 SHOWN = 30  # rows at most: the worst nodes are the ones that matter
 
 EMPTY = ("Where does an fp16/int8 artifact lose accuracy? Right-click its row in the results ▸ "
@@ -23,8 +38,14 @@ EMPTY = ("Where does an fp16/int8 artifact lose accuracy? Right-click its row in
 
 
 def _field(node, name: str):
-    """A ranking entry's field: :class:`app.accuracy.diagnose.NodeError` or its JSON dict."""
-    return node[name] if isinstance(node, dict) else getattr(node, name)
+    """A ranking entry's field: :class:`app.accuracy.diagnose.NodeError` or its JSON dict ("" where an
+    older ranking lacks it)."""
+    return node.get(name, "") if isinstance(node, dict) else getattr(node, name, "")
+
+
+def graph_node(node) -> str:
+    """The node the Graph tab selects for a ranking entry: the artifact's, else the reference's name."""
+    return _field(node, "graph_node") or _field(node, "node")
 
 
 class DiagnosisPanel(QWidget):
@@ -32,7 +53,7 @@ class DiagnosisPanel(QWidget):
 
     Signals
     -------
-    node_chosen(str, str, str)   the user chose a row: artifact path, node name, its output tensor
+    node_chosen(str, str, str)   the user chose a row: artifact path, the artifact's node, its output tensor
 
     It shows the session's finished diagnosis (``diagnosis_finished``).
     """
@@ -49,6 +70,8 @@ class DiagnosisPanel(QWidget):
         self.summary.setTextFormat(Qt.TextFormat.PlainText)  # it quotes file names
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for col, tip in HEADER_TIPS.items():
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.setAccessibleName("Worst nodes")
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -66,24 +89,41 @@ class DiagnosisPanel(QWidget):
         self.artifact = Path(artifact)
         ranking = list(result["ranking"])
         self.nodes = ranking[:SHOWN]
+        outputs = result.get("outputs") or {}
+        at_output = (f" At the model's output: {', '.join(percent(e) for e in outputs.values())}."
+                     if outputs else "")
         self.summary.setText(f"{self.artifact.name}: {len(ranking)} nodes compared on {result['samples']} samples "
                              f"of {result['data']} ({result['split']}); the {len(self.nodes)} that add the most "
-                             "error first. Choose one to see it in the Graph tab.")
+                             f"error first. Errors are relative L2 (‖artifact − fp32‖ / ‖fp32‖ of a tensor), in "
+                             f"percent.{at_output} Choose a row to see its node in the Graph tab.")
         self.table.blockSignals(True)
         self.table.setRowCount(0)
         for i, node in enumerate(self.nodes):
             self.table.insertRow(i)
-            cells = (str(i + 1), _field(node, "node"), _field(node, "op_type"), f"{_field(node, 'added'):.4g}",
-                     f"{_field(node, 'error'):.4g}")
+            op, shown_op = _field(node, "op_type"), _field(node, "graph_op")
+            folded = shown_op and shown_op != op
+            layer = _field(node, "layer") or _field(node, "node")
+            cells = (str(i + 1), layer, f"{op} → {shown_op}" if folded else op,
+                     percent(_field(node, "added")), percent(_field(node, "error")), graph_node(node))
+            tip = (f"{layer}: {op} node {_field(node, 'node')} of the fp32 graph, computing {_field(node, 'output')}; "
+                   f"it adds {percent(_field(node, 'added'))}, {percent(_field(node, 'error'))} at its output")
+            if folded:
+                tip += (f". In the artifact the quantizer made it (or merged it into) the {shown_op} "
+                        f"{graph_node(node)}, which the Graph tab shows")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(visible_text(text))  # names from the file, as stored
-                if col in (0, 3, 4):
+                if col in (0, ADDED, AT_OUTPUT):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                item.setToolTip(tooltip(f"{_field(node, 'node')} ({_field(node, 'op_type')}) computes "
-                                        f"{_field(node, 'output')}"))
+                if col in (ADDED, AT_OUTPUT):
+                    item.setData(Qt.ItemDataRole.UserRole, float(_field(node, "added" if col == ADDED else "error")))
+                item.setToolTip(tooltip(tip))
                 self.table.setItem(i, col, item)
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
+
+    def value(self, row: int, column: int) -> float:
+        """The figure behind an error cell (a fraction: 0.112 is shown as 11.2 %)."""
+        return float(self.table.item(row, column).data(Qt.ItemDataRole.UserRole))
 
     def choose(self, row: int) -> None:
         """Select ``row`` (as a click does): the node is shown in the Graph tab."""
@@ -93,4 +133,4 @@ class DiagnosisPanel(QWidget):
         rows = {i.row() for i in self.table.selectedItems()}
         if len(rows) == 1 and self.artifact is not None:
             node = self.nodes[rows.pop()]
-            self.node_chosen.emit(str(self.artifact), _field(node, "node"), _field(node, "output"))
+            self.node_chosen.emit(str(self.artifact), graph_node(node), _field(node, "output"))

@@ -118,7 +118,7 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
     """``diagnose`` in the fenced child: the fp32 reference is built in its private temporary folder."""
     import tempfile
 
-    from app.accuracy.diagnose import rank_nodes
+    from app.accuracy.diagnose import diagnose
     from app.accuracy.evaluation import evaluation_part
     from app.loaders.front_door import prepare_model
 
@@ -130,12 +130,13 @@ def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
         progress("fp32 reference", None)
         reference = fp32_reference(source, model, Path(tmp), options)
         progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
-        ranking = rank_nodes(reference, artifact, data.samples[:samples])
-    return {"ranking": ranking, "samples": min(samples, len(data)), "data": data.describe(), "split": note}
+        found = diagnose(reference, artifact, data.samples[:samples])
+    return {"ranking": found["ranking"], "outputs": found["outputs"], "samples": min(samples, len(data)),
+            "data": data.describe(), "split": note}
 
 
 def cmd_diagnose(args) -> int:
-    from app.accuracy.diagnose import format_ranking
+    from app.accuracy.diagnose import ERROR_UNIT, format_ranking, percent
     from app.jobs import run_job
     from converters.onnx_export import EXPORT_OPTIONS
 
@@ -156,11 +157,14 @@ def cmd_diagnose(args) -> int:
     if args.json:
         print(json.dumps({"status": "ok", "artifact": str(args.artifact), "samples": result["samples"],
                           "data": result["data"], "split": result["split"], "nodes_compared": len(ranking),
+                          "error_unit": ERROR_UNIT, "outputs": result.get("outputs", {}),
                           "nodes": [n.to_json() for n in top]}, indent=2))
     else:
         print(f"{args.artifact.name}: {len(ranking)} nodes compared on {result['samples']} samples; "
               f"the {len(top)} that add the most error:")
         print(format_ranking(top))
+        outputs = ", ".join(f"{name} {percent(e)}" for name, e in result.get("outputs", {}).items())
+        print(f"errors: {ERROR_UNIT}, in percent" + (f"; at the model's output: {outputs}" if outputs else ""))
     return 0
 
 

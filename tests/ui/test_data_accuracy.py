@@ -143,14 +143,15 @@ def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbo
     qtbot.waitUntil(lambda: window.diagnosis.table.rowCount() > 0, timeout=120_000)
     assert window.tabs.currentWidget() is window.diagnosis
     panel = window.diagnosis
-    added = [float(panel.table.item(r, 3).text()) for r in range(panel.table.rowCount())]
+    added = [panel.value(r, 3) for r in range(panel.table.rowCount())]
     assert added == sorted(added, reverse=True) and added[0] > 0
     assert {panel.table.item(r, 2).text() for r in range(panel.table.rowCount())} & {"Conv", "Gemm", "MatMul"}
+    assert "features.0" in {panel.table.item(r, 1).text() for r in range(panel.table.rowCount())}  # module paths
     assert panel.artifact == window.results.rows[int8].artifact and "samples" in panel.summary.text()
     with qtbot.waitSignal(panel.node_chosen, timeout=5_000) as chosen:  # choosing a row names the node to show
         panel.node_chosen.disconnect(window.graph_tab.show_node)                  # (the Graph tab is tested under Xvfb)
         panel.choose(1)
-    assert chosen.args == [str(panel.artifact), panel.table.item(1, 1).text(), panel.nodes[1].output]
+    assert chosen.args == [str(panel.artifact), panel.table.item(1, 5).text(), panel.nodes[1].output]
 
 
 def test_diagnosis_without_data_says_what_to_do(qtbot, window, digits, tmp_path):

@@ -426,9 +426,11 @@ def test_choosing_a_diagnosed_node_shows_it_in_the_graph_tab(qtbot, studio, digi
     pane = studio.graph.panes[0]
     with qtbot.waitSignal(pane.node_shown, timeout=DRAW_MS) as shown:
         panel.choose(0)
-    # whichever node ranks first on this CPU, the artifact's node that computes it is the one shown
+    # whichever node ranks first on this CPU, the artifact's node that computes it is the one shown, and
+    # it is the node the row names, with the row's op
     name, op_type = _node_computing(panel.artifact, panel.nodes[0].node, panel.nodes[0].output)
-    assert shown.args == [name]
+    assert shown.args == [name] == [panel.table.item(0, 5).text()]
+    assert op_type == panel.table.item(0, 2).text().split(" → ")[-1]
     assert pane.current_path() == panel.artifact and studio.tabs.currentWidget() is studio.graph_page
     selected = json.loads(run_js(qtbot, pane, SELECTED_JS))
     assert len(selected) == 1 and op_type in selected[0]
