@@ -23,7 +23,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QMainWindow, QMessageBox, QPushButton,
-                               QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+                               QScrollArea, QSplitter, QStatusBar, QTabWidget, QVBoxLayout, QWidget)
 
 from app.session import JobKey, Session
 from ui.details_pane import ResultDetails
@@ -42,6 +42,7 @@ from ui.window_graph import GraphTab
 from ui.window_menus import Menus
 from ui.window_model import ModelOpening
 from ui.window_startup import StartUp
+from ui.wording import window_words
 from ui.workers import BackgroundJob, RunningJobs, all_pools
 
 STOP_JOBS = "stop-jobs-question"  # the object name of "Jobs are running: cancel them and …?"
@@ -57,6 +58,20 @@ def app_icon() -> QIcon:
     return icon
 
 
+class WindowLog(LogPanel):
+    """The Log panel: what the core reports, in the window's words (:func:`ui.wording.window_words`)."""
+
+    def add(self, text: str) -> None:
+        super().add(window_words(text))
+
+
+class WindowStatusBar(QStatusBar):
+    """The status bar: messages in the window's words, never command-line flags."""
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 - Qt's name
+        super().showMessage(window_words(text), timeout)
+
+
 class MainWindow(QMainWindow):
     """Model Deployment Studio's window: its widgets, and the parts that act on them (``startup``,
     ``opening``, ``converting``, ``measuring``, ``graph_tab``, ``exporting``, ``menus``)."""
@@ -68,6 +83,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setStatusBar(WindowStatusBar(self))
         self.settings = settings or Settings()
         self.session = Session()  # the source model, what the user trusted, the jobs and results (Qt-free)
         self.running = RunningJobs()  # the worker of each running job, by its key
@@ -192,7 +208,7 @@ class MainWindow(QMainWindow):
         return self.right_split
 
     def _build_log_dock(self) -> None:
-        self.log = LogPanel()
+        self.log = WindowLog()
         self.log_dock = QDockWidget("Log", self)
         self.log_dock.setObjectName("log_dock")
         self.log_dock.setWidget(self.log)
@@ -290,6 +306,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ message boxes
     def show_message(self, icon: QMessageBox.Icon, title: str, text: str) -> QMessageBox:
         """A window-modal message that does not block the event loop (jobs keep reporting)."""
+        text = window_words(text)     # the core's hints in the window's terms, never command-line flags
         box = plain_box(icon, title, text, QMessageBox.StandardButton.Ok, self)  # text from files: never HTML
         box.setAccessibleName(title)
         self.dialog = box
@@ -300,7 +317,7 @@ class MainWindow(QMainWindow):
     def ask(self, title: str, text: str, on_yes, yes: str | None = None, no: str | None = None) -> QMessageBox:
         """A window-modal Yes/No question; ``on_yes()`` follows a Yes. ``yes``/``no``: the buttons'
         words (set before the box is laid out, so they are never cut off)."""
-        box = plain_box(QMessageBox.Icon.Question, title, text,
+        box = plain_box(QMessageBox.Icon.Question, title, window_words(text),
                         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         for button, words in ((QMessageBox.StandardButton.Yes, yes), (QMessageBox.StandardButton.No, no)):
             if words:   # may name a file: one line, and its "&" is not a shortcut

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QP
 
 from app.session import Session
 from ui.inputs_editor import InputsEditor, Signature
+from ui.wording import window_words
 from ui.plain_text import PlainLabel, tooltip
 
 
@@ -198,7 +199,7 @@ class ModelPanel(QGroupBox):
                 notes = [w for w in notes if "are a guess" not in w]
             elif not any("guess" in w for w in notes):
                 notes.insert(0, "the input shapes are a guess: check them before converting")
-        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in notes))
+        self.warnings_label.setText("\n".join(f"⚠ {window_words(w)}" for w in notes))
 
     def clear(self) -> None:
         self.summary = None

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEd
 
 from app.session import Session
 from ui.plain_text import PlainLabel, rich
+from ui.wording import window_words
 
 EMPTY = ("Sweep threads × batch × concurrency for every artifact: throughput against p99, the knee, "
          "and Triton settings (instances, threads, dynamic batching) for Export for serving")
@@ -130,8 +131,9 @@ class SweepPanel(QWidget):
         lines += [f"skipped {s['artifact']}: {s['reason']}" for s in data.get("skipped", [])]
         lines += [f"note: {n}" for n in data.get("notes", [])]
         if data.get("saved"):
-            lines.append(f"saved {data['saved']} (serve-bundle --from-sweep, report)")
-        self.proposals.setText("\n".join(lines) or "no points were measured")  # plain text: names from files
+            lines.append(f"saved {data['saved']} (for serving exports and the report)")
+        text = window_words("\n".join(lines))   # the core's hints in the window's terms
+        self.proposals.setText(text or "no points were measured")  # plain text: names from files
 
     def proposal_for(self, artifact) -> dict | None:
         from pathlib import Path

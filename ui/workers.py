@@ -50,11 +50,12 @@ def all_pools() -> list[QThreadPool]:
 
 
 def error_text(exc: BaseException) -> str:
-    """One line a user can act on."""
+    """One line a user can act on, in the window's words (no command-line flags)."""
     from app.errors import StudioError, describe
+    from ui.wording import window_words
 
     if isinstance(exc, StudioError):
-        return str(exc)
+        return window_words(str(exc))
     return f"internal error: {describe(exc)}"
 
 
