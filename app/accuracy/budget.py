@@ -414,7 +414,8 @@ def select_rounds(rounds: list[dict], scores: dict, budget: "AccuracyBudget", mi
     """Which round the loop returns, from its measured rounds (those with ``latency_ms``; ``scores``: their
     :class:`Evaluation` by round number) and the floor.
 
-    The Pareto set: the rounds no other round beats on both latency and the budget's figure. Returned:
+    The Pareto set: the rounds no other round beats on both speed (the speed-up over the fp32 timed beside
+    each, where every round has one; else latency) and the budget's figure. Returned:
     the fastest round that meets the budget at a speed-up of at least the floor (``max(1, min_speedup)``;
     a round of unknown speed-up, where fp32 could not be timed, passes it). If none does, the most
     accurate round at or above the floor (``met`` False); if no round reaches the floor, the most accurate
@@ -422,6 +423,14 @@ def select_rounds(rounds: list[dict], scores: dict, budget: "AccuracyBudget", mi
     "pareto", "fastest", "most_accurate", "most_accurate_fast", "why": {round: text}, "reason"}``."""
     floor = _floor(min_speedup)
     measured = [r for r in rounds if r.get("latency_ms") is not None and r["round"] in scores]
+    # how slow a round is: 1 / its speed-up over the fp32 timed beside it where every round has one (the
+    # figure the floor judges; a round's own milliseconds move with the machine's load from round to round:
+    # on a busy AVX2 EPYC one round ran 5.9 ms at 1.28x, another 51.7 ms at 0.31x of fp32 timed beside
+    # each, and a round chosen by speed-up was off a Pareto set drawn on milliseconds), else its milliseconds
+    relative = bool(measured) and all(r.get("speedup") for r in measured)
+
+    def slowness(r: dict) -> float:
+        return 1.0 / r["speedup"] if relative else r["latency_ms"]
 
     def better(a: dict, b: dict) -> bool:
         return budget.better(scores[a["round"]], scores[b["round"]])
@@ -430,24 +439,24 @@ def select_rounds(rounds: list[dict], scores: dict, budget: "AccuracyBudget", mi
         return r.get("speedup") is None or r["speedup"] >= floor - 1e-12
 
     def dominates(a: dict, b: dict) -> bool:
-        return a["latency_ms"] <= b["latency_ms"] and not better(b, a) and (a["latency_ms"] < b["latency_ms"] or better(a, b))
+        return slowness(a) <= slowness(b) and not better(b, a) and (slowness(a) < slowness(b) or better(a, b))
 
     pareto = sorted((r for r in measured if not any(dominates(o, r) for o in measured if o is not r)),
-                    key=lambda r: r["latency_ms"])
+                    key=lambda r: (slowness(r), r["round"]))
 
     def most_accurate(items: list[dict]) -> dict | None:
         best = None
-        for r in sorted(items, key=lambda r: r["latency_ms"]):
+        for r in sorted(items, key=lambda r: (slowness(r), r["round"])):
             if best is None or better(r, best):
                 best = r
         return best
 
     meeting = [r for r in measured if r.get("met") and fast(r)]
-    fastest = min(measured, key=lambda r: r["latency_ms"], default=None)
+    fastest = min(measured, key=lambda r: (slowness(r), r["round"]), default=None)
     top, top_fast = most_accurate(measured), most_accurate([r for r in measured if fast(r)])
     too_slow = bool(measured) and top_fast is None
     if meeting:
-        chosen = min(meeting, key=lambda r: (r["latency_ms"], r["round"]))
+        chosen = min(meeting, key=lambda r: (slowness(r), r["round"]))
         kept_because = "the fastest round that meets the budget" + (f" at ≥ {floor:g}× fp32" if chosen.get("speedup")
                                                                     is not None else "")
         reason = ""
@@ -563,7 +572,8 @@ class _Loop:
 
     def _prune(self) -> None:
         """Delete the files of rounds off the Pareto set (other than the base): none of them can be returned."""
-        keep = set(select_rounds(self.rounds, self.scores, self.budget, self.min_speedup)["pareto"])
+        choice = select_rounds(self.rounds, self.scores, self.budget, self.min_speedup)
+        keep = set(choice["pareto"]) | {choice[k] for k in ("chosen", "most_accurate", "most_accurate_fast")}
         keep.add(self.best.round)
         for n in [n for n in self.aside if n not in keep]:
             shutil.rmtree(self.aside.pop(n).files[0].parent, ignore_errors=True)
