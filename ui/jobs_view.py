@@ -92,7 +92,6 @@ class JobRow(QFrame):
         color = {DONE: "pass", FAILED: "fail"}.get(state)
         self.stage.setStyleSheet(f"color: {status_color(self, color)};" if color else "")
 
-
     def show_verdict(self, state: str, verdict) -> None:
         """A conversion ended: its verdict (:class:`app.accuracy.verdict.Verdict`) and the figure that
         decided it, as the results table and the details pane say it; the full reason on hover."""
