@@ -18,6 +18,7 @@ from typing import Callable
 from app.accuracy.budget import AccuracyBudget, meet_budget
 from app.accuracy.data import SAME_FOLDER_WARNING, DataSet, load_data, load_eval_data
 from app.accuracy.evaluation import Evaluation, evaluate, run_all
+from app.accuracy.verdict import Verdict, verdict_of
 from app.accuracy.verify import INT8_MIN_COSINE, Verification, vanishing_text, verify_artifact
 from app.artifacts import atomic_output as files, placement
 from app.artifacts.manifest import manifest_path_of
@@ -54,12 +55,21 @@ class ConversionResult:
     delegation: dict | None = None           # on-device targets: which operators run in the accelerated backend
     data: dict | None = None                 # the manifest's data record: what calibrated, what evaluated
 
+    @property
+    def verdict(self) -> Verdict:
+        """Passed, passed with accuracy loss or failed, with the reason and the figure that decided it
+        (:func:`app.accuracy.verdict.verdict_of`): what every view, the report and the manifest show."""
+        return verdict_of(self.status, self.precision,
+                          self.verification.to_json() if self.verification is not None else None,
+                          self.evaluation.to_json() if self.evaluation is not None else None, self.accuracy_budget)
+
     def to_json(self) -> dict:
         v = self.verification
         return {
             "artifact": str(self.artifact) if self.artifact else None,
             "files": [str(f) for f in self.files],
             "target": self.target, "precision": self.precision, "status": self.status,
+            "verdict": self.verdict.to_json(),
             "size_bytes": self.size_bytes, "seconds": round(self.seconds, 3),
             "verification": None if v is None else {
                 "max_abs_err": v.max_abs_err, "rel_l2": v.rel_l2, "cosine": v.cosine,
@@ -424,6 +434,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
         "artifact": result.files[0].name,
         "files": [{"name": f.name, "sha256": files.sha256(f), "size_bytes": f.stat().st_size} for f in result.files],
         "target": request.target, "precision": request.precision, "status": result.status,
+        "verdict": result.verdict.to_json(),     # what the window, the report and --json say of it
         "source": {"path": str(Path(request.source.path).resolve()), "sha256": source_hash, "format": model.format},
         "inputs": [s.to_json() for s in model.inputs], "outputs": [s.to_json() for s in model.outputs],
         "options": request.recorded_options(options_of(request.target)),

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from app.accuracy.verdict import failed
 from app.request import ModelSource
 
 
@@ -52,6 +54,7 @@ class Job:
     cancelling: bool = False
     started_at: float | None = None
     ended_at: float | None = None
+    verdict: Any | None = None      # a conversion's app.accuracy.verdict.Verdict once it ended
 
     @property
     def ended(self) -> bool:
@@ -77,6 +80,13 @@ class Outcome:
     @property
     def artifact(self) -> Path | None:
         return Path(self.result.artifact) if self.result is not None and self.result.artifact else None
+
+    @property
+    def verdict(self):
+        """Passed, passed with accuracy loss or failed, with its reason and figure
+        (:class:`app.accuracy.verdict.Verdict`): what the jobs list, the table, the details pane and the
+        report all say of this artifact."""
+        return self.result.verdict if self.result is not None else failed(self.message)
 
     @property
     def verification_passed(self) -> bool:
@@ -166,9 +176,10 @@ class Session:
             job.cancelling = True
             self.events.job_changed.emit(job)
 
-    def job_ended(self, key: JobKey, state: str, message: str = "") -> None:
+    def job_ended(self, key: JobKey, state: str, message: str = "", verdict=None) -> None:
+        """``key``'s job ended ``state`` (done, failed, cancelled); a conversion's with its ``verdict``."""
         job = self.jobs[key]
-        job.state, job.message, job.ended_at = state, message, time.monotonic()
+        job.state, job.message, job.ended_at, job.verdict = state, message, time.monotonic(), verdict
         self.events.job_changed.emit(job)
         if not self.jobs_running:
             self.events.all_jobs_ended.emit()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
+from app.accuracy.verdict import ACCURACY_LOSS, FAILED, PASSED
 from ui.plain_text import rich
 
+VERDICT_COLORS = {PASSED: "#1b7a2f", ACCURACY_LOSS: "#8a5a00", FAILED: "#b3261e"}
 EMPTY = "Select a result to see it in full: path, verification, every warning, the command line."
 
 
@@ -16,16 +18,20 @@ def details_html(info) -> str:
 
     e = rich  # escaped, control and bidi characters shown: warnings and paths come from files
     r = info.result
-    parts = [f"<b>{e(info.target)} {e(info.precision)}</b>"]
-    if r is None:
-        parts.append(f"<p style='color:#b00'>failed: {e(info.message)}</p>")
-    else:
+    verdict = info.verdict
+    parts = [f"<b>{e(info.target)} {e(info.precision)}</b>",
+             f"<p><b style='color:{VERDICT_COLORS.get(verdict.kind, 'inherit')}'>verdict: {e(verdict.label)}</b>"
+             f" — {e(verdict.reason)}</p>"]
+    if r is not None:
         if info.artifact:
             parts.append(f"<p>{e(str(info.artifact))}</p>")
+        if r.evaluation is not None:
+            parts.append(f"<p>on data: {e(r.evaluation.summary())}</p>")
         v = r.verification
         if v is not None:
-            parts.append(f"<p>verification: {e(v.summary())}<br>checks: {e('; '.join(v.checks))}"
-                         + (f"<br><span style='color:#b00'>{e(v.failure)}</span>" if v.failure else "") + "</p>")
+            failure = v.failure if v.enforced else None   # int8's miss on random inputs: the verdict weighs it
+            parts.append(f"<p>verification on random inputs: {e(v.summary())}<br>checks: {e('; '.join(v.checks))}"
+                         + (f"<br><span style='color:#b00'>{e(failure)}</span>" if failure else "") + "</p>")
         notes = list(r.warnings) + ([r.message] if r.message else [])
         if notes:
             parts.append("<p>warnings:</p><ul>" + "".join(f"<li>{e(w)}</li>" for w in notes) + "</ul>")

@@ -9,6 +9,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
+from app.accuracy.verdict import ACCURACY_LOSS, FAILED as VERDICT_FAILED, PASSED
 from app.session import DONE, FAILED, RUNNING, Job, JobKey, Session
 from ui.plain_text import PlainLabel, tooltip, visible_text
 
@@ -60,7 +61,9 @@ class JobRow(QFrame):
     def update_from_job(self) -> None:
         """Draw where the job stands (the session reported a change)."""
         job = self.job
-        if job.ended:
+        if job.ended and job.verdict is not None:
+            self.show_verdict(job.state, job.verdict)
+        elif job.ended:
             self.show_outcome(job.state, job.message)
         elif job.cancelling:
             self.show_cancelling()
@@ -88,6 +91,21 @@ class JobRow(QFrame):
         self.stage.setToolTip(tooltip(message))
         color = {DONE: "pass", FAILED: "fail"}.get(state)
         self.stage.setStyleSheet(f"color: {status_color(self, color)};" if color else "")
+
+    def show_verdict(self, state: str, verdict) -> None:
+        """A conversion ended: its verdict (:class:`app.accuracy.verdict.Verdict`) and the figure that
+        decided it, as the results table and the details pane say it; the full reason on hover."""
+        self.show_outcome(state, "")
+        self.stage.setText(verdict.summary())
+        self.stage.setToolTip(tooltip(verdict.text()))
+        color = verdict_color_kind(verdict)
+        self.stage.setStyleSheet(f"color: {status_color(self, color)};" if color else "")
+
+
+def verdict_color_kind(verdict) -> str | None:
+    """The colour a verdict is drawn in: passed green, passed with accuracy loss amber, failed red, cancelled
+    the text's own."""
+    return {PASSED: "pass", ACCURACY_LOSS: "warn", VERDICT_FAILED: "fail"}.get(verdict.kind)
 
 
 def status_color(widget: QWidget, kind: str) -> str:

@@ -296,6 +296,9 @@ class MainWindow(QMainWindow):
     def _on_all_jobs_finished(self) -> None:
         counts = self.session.job_counts()
         text = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        verdicts = [j.verdict.label for j in self.session.jobs.values() if j.verdict is not None]
+        if verdicts:   # the conversions' verdicts, as their rows say them
+            text += " — " + ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
         self.statusBar().showMessage(f"Finished: {text}", 10000)
         self.log.add(f"all jobs finished: {text}")
         self.menus.update_actions()

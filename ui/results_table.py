@@ -13,12 +13,16 @@ from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication, QPa
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidget, QTableWidgetItem, QWidget
 
 from app.session import Outcome, Session
-from ui.jobs_view import status_color
+from ui.jobs_view import status_color, verdict_color_kind
 from ui.model_panel import human_size
 from ui.plain_text import tooltip, visible_text
 
-COLUMNS = ("Target", "Precision", "Artifact", "Size", "Time", "Max abs err", "Cosine", "Verification",
-           "Accuracy on data", "Top-1 (source → artifact)", "Warnings")
+# the verdict and the figures on data first: in view without scrolling sideways
+COLUMNS = ("Target", "Precision", "Verdict", "Cosine on data", "Top-1 agreement", "Confident agreement",
+           "Top-1 (source → artifact)", "Artifact", "Size", "Time", "Max abs err", "Cosine (random inputs)", "Warnings")
+DATA_COLUMNS = ("Cosine on data", "Top-1 agreement", "Confident agreement", "Top-1 (source → artifact)")
+RANDOM_COLUMNS = ("Max abs err", "Cosine (random inputs)")
+NUMERIC_COLUMNS = (*DATA_COLUMNS, "Size", "Time", *RANDOM_COLUMNS)
 
 
 class ResultsTable(QTableWidget):
@@ -63,54 +67,54 @@ class ResultsTable(QTableWidget):
         self.insertRow(row)
         r = info.result
         v = r.verification if r is not None else None
-        if r is not None:
-            verdict = "passed" if info.verification_passed else ("failed" if v is not None else "not run")
-            if v is not None and not v.passed and not v.enforced:
-                verdict = "failed (not enforced)"
-                if _data_decides(r):  # int8 ranges come from the data: random inputs fall outside them
-                    verdict = "on data: " + ("passed" if r.evaluation.cosine_mean >= _min_cosine() else "low")
-            cells = [info.target, info.precision, info.artifact.name if info.artifact else "—",
-                     human_size(r.size_bytes), f"{r.seconds:.1f} s",
-                     _num(v.max_abs_err) if v else "—", _num(v.cosine, 6) if v else "—", verdict,
-                     *accuracy_cells(r.evaluation), "; ".join(r.warnings + ([r.message] if r.message else []))]
-        else:
-            verdict = "failed"
-            cells = [info.target, info.precision, "—", "—", "—", "—", "—", "failed", "—", "—", info.message]
-        warnings_col = COLUMNS.index("Warnings")
+        verdict = info.verdict
         notes = (r.warnings + ([r.message] if r.message else [])) if r is not None else [info.message]
-        for col, text in enumerate(cells):
+        cells = {"Target": info.target, "Precision": info.precision, "Verdict": verdict.label,
+                 **dict(zip(DATA_COLUMNS, accuracy_cells(r.evaluation if r is not None else None))),
+                 "Artifact": info.artifact.name if info.artifact else "—",
+                 "Size": human_size(r.size_bytes) if r is not None else "—",
+                 "Time": f"{r.seconds:.1f} s" if r is not None else "—",
+                 "Max abs err": _num(v.max_abs_err) if v else "—",
+                 "Cosine (random inputs)": _num(v.cosine, 6) if v else "—", "Warnings": "; ".join(notes)}
+        for col, name in enumerate(COLUMNS):
+            text = cells[name]
             item = QTableWidgetItem(visible_text(text))  # names from files, as stored
-            if col in (3, 4, 5, 6, 8, 9):
+            if name in NUMERIC_COLUMNS:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             # every cell's full text on hover, as rich text so Qt wraps a long line instead of cutting it
-            if col == warnings_col and text:
+            if name == "Warnings" and text:
                 item.setToolTip(full_text_tooltip(notes))
-            elif col in (8, 9) and r is not None and r.evaluation is not None:
+            elif name in DATA_COLUMNS and r is not None and r.evaluation is not None:
                 e = r.evaluation
                 item.setToolTip(full_text_tooltip([e.summary(), e.data, *e.notes]))
+            elif name in DATA_COLUMNS and r is not None:
+                item.setToolTip(full_text_tooltip([text, "no data: add a data folder (Data…) to measure the "
+                                                         "artifact on real samples"]))
             else:
-                full = str(info.artifact) if col == 2 and info.artifact else text
-                delegation = r.delegation if col == 2 and r is not None else None
+                full = str(info.artifact) if name == "Artifact" and info.artifact else text
+                delegation = r.delegation if name == "Artifact" and r is not None else None
                 if full:
                     item.setToolTip(full_text_tooltip([full, *([f"Delegation: {delegation['summary']}"]
                                                                if delegation else [])]))
             self.setItem(row, col, item)
-        verdict_item = self.item(row, 7)
-        good = info.verification_passed or verdict == "on data: passed"
-        verdict_item.setForeground(QBrush(QColor(status_color(self, "pass" if good else "fail"))))
+        verdict_item = self.item(row, COLUMNS.index("Verdict"))
+        color = verdict_color_kind(verdict)
+        if color:
+            verdict_item.setForeground(QBrush(QColor(status_color(self, color))))
         font = verdict_item.font()
         font.setBold(True)
         verdict_item.setFont(font)
-        if v is not None:
-            verdict_item.setToolTip(full_text_tooltip([v.summary(), *([v.failure] if v.failure else []),
-                                                       f"checks: {'; '.join(v.checks)}"]))
-        if r is not None and v is not None and verdict.startswith("on data"):
+        verdict_item.setToolTip(full_text_tooltip(
+            [verdict.text(), *([f"verification on random inputs: {v.summary()}", f"checks: {'; '.join(v.checks)}"]
+                               if v is not None else [])]))
+        if r is not None and v is not None and _data_decides(r):
             # the random-input figures are not what judged this int8 artifact: grey them, say why
             why = (f"on random inputs, outside the ranges int8 was calibrated on; judged on the data instead: "
-                   f"mean cosine {r.evaluation.cosine_mean:.4f} (Accuracy on data)")
-            for col in (5, 6):
-                self.item(row, col).setForeground(QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText)))
-                self.item(row, col).setToolTip(full_text_tooltip([self.item(row, col).text(), why]))
+                   f"mean cosine {r.evaluation.cosine_mean:.4f} (Cosine on data)")
+            for name in RANDOM_COLUMNS:
+                item = self.item(row, COLUMNS.index(name))
+                item.setForeground(QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText)))
+                item.setToolTip(full_text_tooltip([item.text(), why]))
 
     # -- reading
     def selected_row(self) -> int | None:
@@ -125,17 +129,38 @@ class ResultsTable(QTableWidget):
 
     def can_export(self, row: int) -> bool:
         """Whether the row's artifact can become a Triton model folder (ONNX, TorchScript, a TensorRT plan)."""
-        info = self.rows[row]
+        return self.why_not_export(row) is None
+
+    def why_not_export(self, row: int) -> str | None:
+        """Why "Export for serving (Triton)…" is greyed out for the row (None: it is not)."""
         from app.serving.triton import servable_targets
 
-        return (info.target in servable_targets() and info.artifact is not None and info.artifact.exists()
-                and info.verification_passed)
+        info = self.rows[row]
+        missing = _why_no_artifact(info)
+        if missing:
+            return missing
+        if info.target not in servable_targets():
+            return f"Triton serves ONNX, TorchScript and TensorRT artifacts, not {info.target}"
+        if not info.verdict.good:
+            return f"only an artifact that passed is exported for serving; this one {info.verdict.label}"
+        return None
 
     def can_diagnose(self, row: int) -> bool:
         """Whether the row's artifact is an fp16/int8 ONNX file whose nodes can be ranked by added error."""
+        return self.why_not_diagnose(row) is None
+
+    def why_not_diagnose(self, row: int) -> str | None:
+        """Why "Where does the error come from?" is greyed out for the row (None: it is not)."""
         info = self.rows[row]
-        return (info.precision in ("fp16", "int8") and info.artifact is not None and info.artifact.suffix == ".onnx"
-                and info.artifact.exists())
+        missing = _why_no_artifact(info)
+        if missing:
+            return missing
+        if info.precision not in ("fp16", "int8"):
+            return f"only int8 and fp16 artifacts have error to locate; this one is {info.precision}"
+        if info.artifact.suffix != ".onnx":
+            return (f"nodes are ranked in ONNX artifacts only; this one is {info.target} "
+                    f"({info.artifact.suffix or 'a folder'}): convert to ONNX at {info.precision} to locate its error")
+        return None
 
     def text(self, row: int, column: str) -> str:
         return self.item(row, COLUMNS.index(column)).text()
@@ -159,17 +184,19 @@ class ResultsTable(QTableWidget):
 
     def context_menu(self, row: int) -> QMenu:
         menu = QMenu(self)
+        menu.setToolTipsVisible(True)   # a greyed-out action says why on hover (and in the status bar)
+        info = self.rows[row]
         copy_path = menu.addAction("Copy path", lambda: self.copy_path(row))
-        copy_path.setEnabled(self.rows[row].artifact is not None)
+        _enable(copy_path, "copy the artifact's path", None if info.artifact is not None
+                else "no artifact: the conversion failed")
         menu.addAction("Copy CLI command", lambda: self.copy_command(row))
         menu.addSeparator()
         menu.addAction("Open folder", lambda: self.open_folder(row))
         export = menu.addAction("Export for serving (Triton)…", lambda: self.export_requested.emit(row))
-        export.setEnabled(self.can_export(row))
-        export.setToolTip("write a Triton model folder (config.pbtxt, README, version 1) for this artifact")
+        _enable(export, "write a Triton model folder (config.pbtxt, README, version 1) for this artifact",
+                self.why_not_export(row))
         diagnose = menu.addAction("Where does the error come from?", lambda: self.diagnose_requested.emit(row))
-        diagnose.setEnabled(self.can_diagnose(row))
-        diagnose.setToolTip("rank this fp16/int8 ONNX artifact's nodes by the error they add on the data")
+        _enable(diagnose, "rank this artifact's nodes by the error they add on the data", self.why_not_diagnose(row))
         return menu
 
     def _on_cell_double_clicked(self, row: int, _column: int) -> None:
@@ -182,32 +209,45 @@ class ResultsTable(QTableWidget):
             self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
 
 
+def _enable(action, tip: str, why_not: str | None) -> None:
+    """Enable ``action`` (its tool tip and status text: ``tip``), or grey it out saying why not."""
+    action.setEnabled(why_not is None)
+    text = tip if why_not is None else f"not available: {why_not}"
+    action.setToolTip(tooltip(text))
+    action.setStatusTip(visible_text(text))
+
+
+def _why_no_artifact(info) -> str | None:
+    """Why a row has no artifact to act on (None: it has one on disk)."""
+    if info.artifact is None:
+        return "no artifact: the conversion failed"
+    if not info.artifact.exists():
+        return f"the artifact is no longer on disk ({info.artifact.name})"
+    return None
+
+
 def _data_decides(result) -> bool:
     """Whether the artifact's accuracy is judged on the user's data (int8 evaluated on ``--data``)."""
     return result.evaluation is not None and result.precision == "int8"
 
 
-def _min_cosine() -> float:
-    from app.accuracy.verify import INT8_MIN_COSINE
-
-    return INT8_MIN_COSINE
-
-
 def accuracy_cells(evaluation) -> list[str]:
-    """The two accuracy columns of a result: mean cosine on the data, and top-1 — source → artifact with
-    labels, and for a classifier the agreement on the source's confident calls, with how many they are
-    (``92.0% → 91.5% · confident 100.0% of 180/210``)."""
+    """The figures on data of a result, one per :data:`DATA_COLUMNS`: mean cosine to the source; top-1
+    agreement with it; for a classifier the agreement on the source's confident calls, with how many they
+    are (``99.5% (180 of 210)``); and top-1 accuracy source → artifact with labels (``92.0% → 91.5%``)."""
     if evaluation is None:
-        return ["—", "—"]
-    parts = []
-    if evaluation.artifact_top1 is not None:
-        parts.append(f"{evaluation.source_top1:.1%} → {evaluation.artifact_top1:.1%}")
+        return ["—"] * len(DATA_COLUMNS)
+    agreement = "—" if evaluation.top1_agreement is None else f"{evaluation.top1_agreement:.1%}"
     confident = getattr(evaluation, "confident_samples", None)
     if confident:
-        parts.append(f"confident {evaluation.confident_agreement:.1%} of {confident}/{evaluation.samples}")
+        confident_text = f"{evaluation.confident_agreement:.1%} ({confident} of {evaluation.samples})"
     elif confident == 0:
-        parts.append(f"no confident call of {evaluation.samples}")
-    return [f"{evaluation.cosine_mean:.5f}", " · ".join(parts) or "—"]
+        confident_text = f"none of {evaluation.samples}"
+    else:
+        confident_text = "—"
+    labels = (f"{evaluation.source_top1:.1%} → {evaluation.artifact_top1:.1%}" if evaluation.artifact_top1 is not None
+              else "no labels")
+    return [f"{evaluation.cosine_mean:.5f}", agreement, confident_text, labels]
 
 
 def full_text_tooltip(lines: list[str]) -> str:

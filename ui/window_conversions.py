@@ -8,10 +8,11 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.accuracy.verdict import cancelled, failed
 from app.session import JobKey
 from ui.plain_text import plain_box
 from ui.window_model import INSPECTION
-from ui.workers import DONE, FAILED, ConversionJob
+from ui.workers import CANCELLED, DONE, FAILED, ConversionJob
 
 
 class Converting:
@@ -205,7 +206,9 @@ class Converting:
         if result.accuracy_budget:
             labelled = result.evaluation is not None and result.evaluation.artifact_top1 is not None
             self._show_budget_rounds(key, result.accuracy_budget, labelled)
-        w.session.job_ended(key, DONE, "verified" if result.status == "ok" else result.status)
+        verdict = result.verdict
+        w.log.add(f"{key.name}: {verdict.text()}")
+        w.session.job_ended(key, DONE, verdict.summary(), verdict)
 
     def _show_budget_rounds(self, key, b: dict, labelled: bool) -> None:
         """Log each accuracy-budget round and draw the rounds on the accuracy chart (also for a job that
@@ -233,5 +236,8 @@ class Converting:
             b = details["accuracy_budget"]
             rounds = [r for r in b.get("rounds") or [] if isinstance(r, dict) and "latency_ms" in r]
             self._show_budget_rounds(key, b, bool(rounds) and all(r.get("artifact_top1") is not None for r in rounds))
-        w.session.job_ended(key, state, message)
+        verdict = None
+        if isinstance(job, ConversionJob):   # no artifact: failed, or cancelled
+            verdict = cancelled(message) if state == CANCELLED else failed(message)
+        w.session.job_ended(key, state, message, verdict)
         w.menus.update_actions()

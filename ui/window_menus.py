@@ -24,6 +24,7 @@ class Menus:
 
     def __init__(self, window) -> None:
         self.window = window
+        self._tips: dict[QAction, str] = {}   # each action's own tip, for when it is enabled again
         self._build_actions()
         self._build_menus()
 
@@ -34,6 +35,7 @@ class Menus:
         if tip:
             action.setStatusTip(tip)
             action.setToolTip(tip)
+            self._tips[action] = tip
         if slot is not None:
             action.triggered.connect(slot)
         return action
@@ -90,6 +92,7 @@ class Menus:
         w = self.window
         bar = w.menuBar()
         file_menu = bar.addMenu("&File")
+        file_menu.setToolTipsVisible(True)   # a greyed-out action says why on hover
         file_menu.addAction(w.open_action)
         w.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
@@ -99,6 +102,7 @@ class Menus:
         file_menu.addSeparator()
         file_menu.addAction(w.quit_action)
         edit = bar.addMenu("&Edit")
+        edit.setToolTipsVisible(True)
         for a in (w.copy_path_action, w.copy_command_action):
             edit.addAction(a)
         edit.addSeparator()
@@ -112,6 +116,7 @@ class Menus:
         for a in w.tab_actions:
             view.addAction(a)
         run = bar.addMenu("&Run")
+        run.setToolTipsVisible(True)
         for a in (w.convert_action, w.benchmark_action, w.cancel_action):
             run.addAction(a)
         help_menu = bar.addMenu("&Help")
@@ -125,23 +130,33 @@ class Menus:
         w = self.window
         blockers = w.converting.convert_blockers()
         w.convert_button.setEnabled(not blockers)
-        w.convert_action.setEnabled(not blockers)
+        self._enable(w.convert_action, blockers[0] if blockers else None)
         n = len(w.targets.checked())
         w.convert_button.setToolTip(tooltip(f"cannot convert: {blockers[0]}" if blockers  # may quote a file's names
                                             else f"convert to the {n} ticked target(s) (F5)"))
         bench = w.measuring.benchmark_blockers() if w.is_ready else ["the window is still starting"]
         w.benchmark_button.setEnabled(not bench)
-        w.benchmark_action.setEnabled(not bench)
+        self._enable(w.benchmark_action, bench[0] if bench else None)
         w.benchmark_button.setToolTip(tooltip(f"cannot benchmark: {bench[0]}" if bench else
                                               f"benchmark the source and {len(w.results.artifacts())} artifact(s) (Ctrl+B)"))
-        w.cancel_action.setEnabled(w.session.jobs_running)
+        self._enable(w.cancel_action, None if w.session.jobs_running else "no job is running")
         has_chart = bool((w.last_benchmark or {}).get("results"))  # what the charts show
-        w.export_png_action.setEnabled(has_chart)
-        w.export_csv_action.setEnabled(has_chart)
-        w.export_report_action.setEnabled(bool(w.results.artifacts() or w.last_benchmark))
-        selected = w.results.selected_row() is not None
-        w.copy_path_action.setEnabled(selected)
-        w.copy_command_action.setEnabled(selected)
+        no_chart = None if has_chart else "no benchmark yet: press Benchmark first"
+        self._enable(w.export_png_action, no_chart)
+        self._enable(w.export_csv_action, no_chart)
+        self._enable(w.export_report_action, None if (w.results.artifacts() or w.last_benchmark)
+                     else "nothing to report yet: convert or benchmark first")
+        row = w.results.selected_row()
+        self._enable(w.copy_path_action, "select a result first" if row is None else
+                     None if w.results.rows[row].artifact is not None else "no artifact: the conversion failed")
+        self._enable(w.copy_command_action, None if row is not None else "select a result first")
+
+    def _enable(self, action: QAction, why_not: str | None) -> None:
+        """Enable ``action``, or grey it out with why in its tool tip and status text (its own tip when enabled)."""
+        action.setEnabled(why_not is None)
+        tip = self._tips.get(action, "") if why_not is None else f"not available: {why_not}"
+        action.setToolTip(tooltip(tip) if tip else "")   # a blocker may quote a file's names
+        action.setStatusTip(visible_text(tip))
 
     def _on_open_triggered(self) -> None:
         w = self.window

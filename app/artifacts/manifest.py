@@ -41,8 +41,8 @@ def load_manifest(artifact: Path) -> dict | None:
 
 _SPEC = {"name": str, "dtype": str, "shape": list, "example": list}
 _TOP = {"artifact": str, "files": list, "target": str, "precision": str, "status": str, "source": dict, "inputs": list,
-        "outputs": list, "options": dict, "recorded": dict, "tools": dict, "build_isa": dict, "verification": dict,
-        "evaluation": dict, "accuracy_budget": dict, "warnings": list}
+        "outputs": list, "options": dict, "recorded": dict, "tools": dict, "build_isa": dict, "verdict": dict,
+        "verification": dict, "evaluation": dict, "accuracy_budget": dict, "warnings": list}
 _OPTIONS = {"inputs": list, "dynamic": list, "arch": str, "arch_kwargs": dict, "allow_pickle": bool,
             "trusted_globals": list, "run_code_from_file": bool, "data": dict, "calibration": str, "tokenizer": str,
             "normalize": str}

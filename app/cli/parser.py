@@ -172,6 +172,7 @@ def cmd_convert(args) -> int:
               f"({result.size_bytes / 1e6:.2f} MB, {result.seconds:.1f} s)")
         for extra in result.files[1:]:
             print(f"  + {extra.name}")
+        print(f"  verdict:      {result.verdict.text()}")
         if v:
             print(f"  verification: {v.summary()} [{'; '.join(v.checks)}]")
         if result.evaluation:
@@ -321,7 +322,12 @@ def _main(argv: list[str]) -> int:
 
     def fail(message: str, code: int, error: str = "", details: dict | None = None) -> int:
         if as_json:  # --json prints one object on every exit, failures included (a closed stdout: on stderr only)
-            print_out(json.dumps(failure_json(message, code, error, details), indent=2, default=str))
+            data = failure_json(message, code, error, details)
+            if argv[:1] == ["convert"]:  # no artifact: the verdict a conversion's --json always carries
+                from app.accuracy.verdict import cancelled, failed
+
+                data["verdict"] = (cancelled(message) if code in (130, 143) else failed(message)).to_json()
+            print_out(json.dumps(data, indent=2, default=str))
         return _fail(message, code)
 
     try:

@@ -22,6 +22,7 @@ import json
 import math
 from pathlib import Path
 
+from app.accuracy.verdict import ACCURACY_LOSS, CANCELLED, FAILED, PASSED, verdict_of_manifest
 from app.artifacts.atomic_output import atomic_write_text
 from app.artifacts.json_file import SideFileError, read_json_object
 from app.artifacts.manifest import MANIFEST_SUFFIX, check_manifest, source_of_manifest
@@ -292,7 +293,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;m
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#116611;font-weight:600}.failed{color:#aa1111;font-weight:600}.muted{color:#666}
+.ok{color:#116611;font-weight:600}.loss{color:#8a5a00;font-weight:600}.failed{color:#aa1111;font-weight:600}.muted{color:#666}
 code,pre{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:.85em}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 .warning{background:#fff6e0;border-left:3px solid #e0a000;padding:.3em .6em;margin:.2em 0}
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}
@@ -396,19 +397,23 @@ def _artifact_section(manifests: list[dict]) -> str:
         return ""
     rows, details = [], []
     for i, m in enumerate(manifests):
-        v = m.get("verification") or {}
-        status = m.get("status", "?")
-        verdict = "passed" if v.get("passed") else ("failed" if v else "not verified")
+        v = m.get("verification") if isinstance(m.get("verification"), dict) else {}
+        e = m.get("evaluation") if isinstance(m.get("evaluation"), dict) else {}
+        verdict = verdict_of_manifest(m)
+        verdict_cell = f'<span class="{_VERDICT_CLASS[verdict.kind]}" title="{_e(verdict.reason)}">{_e(verdict.label)}</span>'
         rows.append([f'<a href="#artifact-{i}">{_e(m.get("artifact"))}</a>', _e(m.get("target")),
-                     _e(m.get("precision")), f'<span class="{"ok" if status == "ok" else "failed"}">{_e(status)}</span>',
-                     _num(_mb(_size(m)), ".2f"), _num(v.get("cosine"), ".6f"), _num(v.get("rel_l2"), ".2e"),
-                     _num(v.get("max_abs_err"), ".2e"), _e(verdict), str(len(m.get("warnings") or []))])
+                     _e(m.get("precision")), verdict_cell, _num(_mb(_size(m)), ".2f"),
+                     _num(e.get("cosine_mean"), ".5f"), _pct_cell(e.get("top1_agreement")),
+                     _pct_cell(e.get("confident_agreement")),
+                     _num(v.get("cosine"), ".6f"), _num(v.get("rel_l2"), ".2e"),
+                     _num(v.get("max_abs_err"), ".2e"), str(len(m.get("warnings") or []))])
         block = [f'<article class="artifact" id="artifact-{i}"><h3>{_e(m.get("artifact"))}</h3>']
+        block.append(f'<p class="verdict">Verdict: {verdict_cell} — {_e(verdict.reason)}</p>')
         block.append(f'<p class="muted">manifest <code>{_e(m.get("_file"))}</code>; converted in '
                      f'{_num(m.get("seconds"), ".1f")} s</p>')
         block.append("<p>Make it again:</p>" f'<pre class="command">{_e(reproduce_command(m))}</pre>')
         if v:
-            block.append(f'<p>Verification ({_e("; ".join(v.get("checks") or []))}): cosine '
+            block.append(f'<p>Verification on random inputs ({_e("; ".join(v.get("checks") or []))}): cosine '
                          f'{_num(v.get("cosine"), ".6f")}, rel L2 {_num(v.get("rel_l2"), ".2e")}, max |Δ| '
                          f'{_num(v.get("max_abs_err"), ".2e")}, top-1 agreement {_num(v.get("top1_agreement"), ".3f")}'
                          + (f' — <span class="failed">{_e(v.get("failure"))}</span>' if v.get("failure") else "")
@@ -434,10 +439,20 @@ def _artifact_section(manifests: list[dict]) -> str:
         block.append(f"<details><summary>full manifest</summary><pre>{_e(json.dumps(shown, indent=2, default=str))}"
                      "</pre></details></article>")
         details.append("".join(block))
-    head = ["artifact", "target", "precision", "status", "MB", "cosine", "rel L2", "max |Δ|", "verification",
-            "warnings"]
-    return ('<section id="artifacts"><h2>Artifacts</h2>' + _table(head, rows, cls="artifacts", numeric={4, 5, 6, 7, 9})
+    head = ["artifact", "target", "precision", "verdict", "MB", "mean cosine on data", "top-1 agreement on data",
+            "confident agreement on data", "cosine (random inputs)", "rel L2 (random inputs)",
+            "max |Δ| (random inputs)", "warnings"]
+    return ('<section id="artifacts"><h2>Artifacts</h2>'
+            + _table(head, rows, cls="artifacts", numeric={4, 5, 6, 7, 8, 9, 10, 11})
             + "".join(details) + "</section>")
+
+
+_VERDICT_CLASS = {PASSED: "ok", ACCURACY_LOSS: "loss", FAILED: "failed", CANCELLED: "failed"}
+
+
+def _pct_cell(value) -> str:
+    """A share read from a file as a percentage ('–' where missing or not a number)."""
+    return _num(_pct(value), ".1f") + ("%" if _number(value) is not None else "")
 
 
 def _evaluation_text(e: dict) -> str:

@@ -31,12 +31,13 @@ def test_dropped_data_folder_calibrates_and_evaluates_and_the_table_shows_accura
     row = window.results.row_for("onnx", "int8")
     e = row.result.evaluation
     assert e is not None and e.samples == 210
-    assert window.results.text(0, "Accuracy on data") == f"{e.cosine_mean:.5f}"
-    top1 = window.results.text(0, "Top-1 (source → artifact)")
-    assert "→" in top1 and f"confident {e.confident_agreement:.1%} of {e.confident_samples}/210" in top1
+    assert window.results.text(0, "Cosine on data") == f"{e.cosine_mean:.5f}"
+    assert window.results.text(0, "Top-1 agreement") == f"{e.top1_agreement:.1%}"
+    assert window.results.text(0, "Top-1 (source → artifact)") == f"{e.source_top1:.1%} → {e.artifact_top1:.1%}"
+    assert window.results.text(0, "Confident agreement") == f"{e.confident_agreement:.1%} ({e.confident_samples} of 210)"
     assert 0 < e.confident_samples <= 210
     from ui.results_table import COLUMNS
-    tip = window.results.item(0, COLUMNS.index("Accuracy on data")).toolTip()
+    tip = window.results.item(0, COLUMNS.index("Cosine on data")).toolTip()
     assert "top-1" in tip and "210 samples" in tip and "normalised" in tip
     # what the figures stand on: the confident calls out of all samples, the margin, the KL, the interval
     assert f"on {e.confident_samples} of 210 samples (margin ≥ 0.1)" in tip and "KL mean" in tip
@@ -58,7 +59,7 @@ def test_int8_without_data_asks_and_random_data_is_an_explicit_choice(qtbot, win
     from ui.results_table import COLUMNS
     tip = window.results.item(0, COLUMNS.index("Warnings")).toolTip()
     assert "pass --data DIR" in tip and tip.startswith("<p")   # rich text: wrapped, never cut off
-    assert window.results.text(0, "Accuracy on data") == "—"
+    assert window.results.text(0, "Cosine on data") == "—"
 
 
 def test_int8_without_data_can_choose_a_folder(qtbot, window, digits, tmp_path):
@@ -127,15 +128,14 @@ def test_diagnosis_tab_ranks_the_int8_artifacts_nodes_from_the_results_menu(qtbo
     convert(qtbot, window)
     fp32 = next(i for i, r in enumerate(window.results.rows) if r.precision == "fp32")
     int8 = next(i for i, r in enumerate(window.results.rows) if r.precision == "int8")
-    assert not _menu_action(window, fp32, "Where does the error come from?").isEnabled()  # nothing to rank
+    nothing = _menu_action(window, fp32, "Where does the error come from?")
+    assert not nothing.isEnabled() and "only int8 and fp16 artifacts have error to locate" in nothing.toolTip()
     e = window.results.rows[int8].result.evaluation          # int8 is judged on the data, not random inputs
-    assert window.results.text(int8, "Verification") in ("passed", "on data: passed" if e.cosine_mean >= 0.99
-                                                         else "on data: low")
-    if window.results.text(int8, "Verification").startswith("on data"):  # the random-input cosine says why it is grey
-        from ui.results_table import COLUMNS
+    assert window.results.text(int8, "Verdict") == ("passed" if e.cosine_mean >= 0.99 else "passed with accuracy loss")
+    from ui.results_table import COLUMNS
 
-        tip = window.results.item(int8, COLUMNS.index("Cosine")).toolTip()
-        assert "judged on the data instead" in tip and f"{e.cosine_mean:.4f}" in tip
+    tip = window.results.item(int8, COLUMNS.index("Cosine (random inputs)")).toolTip()  # grey, and says why
+    assert "judged on the data instead" in tip and f"{e.cosine_mean:.4f}" in tip
     action = _menu_action(window, int8, "Where does the error come from?")
     assert action.isEnabled()
     action.trigger()

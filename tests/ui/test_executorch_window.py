@@ -21,7 +21,10 @@ def test_window_converts_to_executorch_and_benchmarks_it(qtbot, window, digits, 
     assert row.artifact.suffix == ".pte" and row.artifact.is_file() and row.verification_passed
     assert row.result.delegation["delegated"]["aten.convolution"] == 3
     table = window.results
-    name_cell = next(table.item(r, 2) for r in range(table.rowCount()) if table.item(r, 2).text() == row.artifact.name)
+    from ui.results_table import COLUMNS
+
+    name = COLUMNS.index("Artifact")
+    name_cell = next(table.item(r, name) for r in range(table.rowCount()) if table.item(r, name).text() == row.artifact.name)
     assert "Delegation: " in name_cell.toolTip() and "run in XNNPACK" in name_cell.toolTip()
 
     window.bench_options.batches.setText("1")

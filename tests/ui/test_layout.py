@@ -41,7 +41,7 @@ def test_every_cut_off_cell_shows_its_full_text_on_hover_and_in_the_details(qtbo
     row = window.results.rows.index(info)
     tips = [window.results.item(row, c).toolTip() for c in range(window.results.columnCount())]
     assert all(t.startswith("<p") for t in tips if t)  # rich text: Qt wraps it instead of cutting it
-    assert warning in tips[COLUMNS.index("Warnings")].replace("&#x27;", "'") and str(info.artifact) in tips[2]
+    assert warning in tips[COLUMNS.index("Warnings")].replace("&#x27;", "'") and str(info.artifact) in tips[COLUMNS.index("Artifact")]
     assert window.details.toPlainText() == ""
     window.results.selectRow(row)
     text = window.details.toPlainText()

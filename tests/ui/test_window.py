@@ -75,7 +75,7 @@ def test_drop_state_dict_give_architecture_and_convert(qtbot, window, workdir):
         assert row.verification_passed
     names = {window.results.text(r, "Artifact") for r in range(window.results.rowCount())}
     assert names == {"cnn.fp32.onnx", "cnn.fp16.onnx", "cnn.trace.fp32.pt"}
-    assert window.results.text(0, "Verification") == "passed"
+    assert window.results.text(0, "Verdict") == "passed"
     request = window.results.row_for("onnx", "fp16").request
     assert request.source.dynamic == (("x", 0, "batch"),) and request.source.inputs[0].shape == (1, 3, 32, 32)
     assert "onnx fp16: wrote" in window.log.text()
@@ -101,7 +101,9 @@ def test_results_copy_path_copy_command_and_open_folder(qtbot, window, workdir, 
                                                               "Where does the error come from?"]
     opened: list[QUrl] = []
     monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: opened.append(url) or True))
-    where = window.results.visualItemRect(window.results.item(0, 2)).center()
+    from ui.results_table import COLUMNS
+
+    where = window.results.visualItemRect(window.results.item(0, COLUMNS.index("Artifact"))).center()
     # what a mouse sends: press/release, then the second press arrives as a double click
     qtbot.mouseClick(window.results.viewport(), Qt.MouseButton.LeftButton, pos=where)
     qtbot.mouseDClick(window.results.viewport(), Qt.MouseButton.LeftButton, pos=where)

@@ -66,7 +66,7 @@ def test_report_renders_its_tables_charts_and_warnings_without_fetching(qtbot, r
     assert dom["sections"] == ["machine", "source", "artifacts", "benchmark"]
     names = sorted(p.name for p in run["artifacts"])
     assert sorted(row[0] for row in dom["artifactRows"]) == names
-    assert all(row[3] == "ok" and row[8] == "passed" for row in dom["artifactRows"])
+    assert all(row[3] == "passed" for row in dom["artifactRows"])    # the verdict column
     assert dom["benchRows"] == len(json.loads(run["bench"].read_text())["results"]) >= 3 * 2
     assert [c[0] for c in dom["charts"]] == ["chart-latency", "chart-batch", "chart-accuracy"]
     assert all(has_svg and width > 200 for _, has_svg, width in dom["charts"]), dom["charts"]  # drawn, not empty
