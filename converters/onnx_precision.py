@@ -101,12 +101,13 @@ def _for_target(ctx: ConversionContext, name: str, here):
     kernels = int8_kernels(cpu)
     mine = int8_kernels(here)
     note = ""
-    if kernels.weight_type == "int8" and mine.saturates:
-        note = (f"int8 built for {name}: signed weights, which this CPU ({here.name or 'unknown'}, no VNNI) computes "
-                f"with saturating 16-bit sums — the accuracy measured here is worse than on {name}; check it there")
-    elif kernels.saturates and not mine.saturates:
-        note = (f"int8 built for {name}: unsigned weights (exact on every CPU, somewhat slower than signed ones on "
-                "this CPU); the accuracy measured here holds there, the speed does not")
+    if kernels.weight_type == "int8" and not kernels.reduce_range and mine.saturates:
+        note = (f"int8 built for {name}: signed 8-bit weights, which this CPU ({here.name or 'unknown'}, no VNNI) "
+                f"computes with saturating 16-bit sums — the accuracy measured here is worse than on {name}; check it there")
+    elif kernels.reduce_range and not mine.reduce_range:
+        note = (f"int8 built for {name}: 7-bit weights (reduce_range), which {name}'s saturating u8×s8 kernels compute "
+                "exactly, as this CPU does; the accuracy measured here holds there (a little below what 8-bit weights "
+                "keep on this CPU), the speed does not")
     if note and note not in ctx.warnings:   # once, though the budget loop rebuilds
         ctx.warnings.append(note)
     return cpu, kernels
@@ -224,10 +225,12 @@ def quantization_mode(ctx: ConversionContext, src: Path, *, for_tensorrt: bool) 
 def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool = False) -> None:
     """Dynamic (weights int8, activations at run time) or static QDQ (calibrated activations)."""
     mode = quantization_mode(ctx, src, for_tensorrt=for_tensorrt)
-    weights = _weight_type(ctx, for_tensorrt=for_tensorrt)
-    config = ctx.quantizer or QuantizerConfig(weights)     # the budget loop's candidate, else the defaults
+    weights, reduce_range = _weight_type(ctx, for_tensorrt=for_tensorrt)
+    # the budget loop's candidate, else the defaults (7-bit weights where this CPU's u8×s8 sums saturate)
+    config = ctx.quantizer or QuantizerConfig(weights, reduce_range=reduce_range)
     if ctx.quantizer is not None:
         weights = ctx.record["int8_weights_type"] = config.weight_type
+        ctx.record["int8_weight_bits"] = 7 if config.reduce_range else 8
     kept = src.with_name("pre-" + src.name)
     if ctx.keep_reference and kept.exists():   # a rebuild in the accuracy-budget loop
         pre = kept
@@ -280,7 +283,8 @@ def _quantize_dynamic(pre: Path, out: Path, ctx: ConversionContext, config: "Qua
     # 0.99992, 2-4 % slower), but on the pretrained all-MiniLM-L6-v2 it is what keeps real
     # sentences above 0.99 (mean cosine 0.994 vs 0.966 per-tensor, 204 held-out sentences)
     ops = [op for op in IntegerOpsRegistry if op != "Conv"]
-    if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude, weights):
+    if external and onnx_bytes(pre) > PRE_PROCESS_LIMIT and _streamed_int8(pre, out, ctx, exclude,
+                                                                            "uint8" if config.reduce_range else weights):
         return
     quantize_dynamic(str(pre), str(out), weight_type=weight_type, per_channel=config.per_channel,
                      reduce_range=config.reduce_range, op_types_to_quantize=ops, nodes_to_exclude=exclude,
@@ -354,21 +358,27 @@ def _keep_in_float(pre: Path, out: Path, names: list[str], ctx: ConversionContex
     save_onnx(proto, out, external=external)
 
 
-def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> str:
-    """int8 or uint8 weights: TensorRT takes signed symmetric Q/DQ only; for ONNX Runtime on a CPU, what
-    its kernels compute exactly there (:func:`app.machine.hardware.int8_kernels`), recorded with the reason."""
+def _weight_type(ctx: ConversionContext, *, for_tensorrt: bool) -> tuple[str, bool]:
+    """int8 or uint8 weights, and whether 7-bit (``reduce_range``): TensorRT takes signed symmetric Q/DQ only;
+    for ONNX Runtime on a CPU, what its kernels compute exactly and fast there
+    (:func:`app.machine.hardware.int8_kernels`), recorded with the reason."""
     if for_tensorrt:
         ctx.record["int8_weights_type"] = "int8"
-        return "int8"
-    weight_type = int8_kernels_for(ctx).weight_type
-    ctx.record["int8_weights_type"] = weight_type
-    return weight_type
+        return "int8", False
+    kernels = int8_kernels_for(ctx)
+    ctx.record["int8_weights_type"] = kernels.weight_type
+    ctx.record["int8_weight_bits"] = 7 if kernels.reduce_range else 8
+    return kernels.weight_type, kernels.reduce_range
 
 
 def _streamed_int8(src: Path, out: Path, ctx: ConversionContext, exclude: list[str], weights: str = "int8") -> bool:
     """Over 2 GB, ONNX Runtime's quantizer saves and reloads the whole model several times (16 GB for
     a 2.7 GB MLP): quantize the MatMul/Gemm weights streamed from external data instead (same numerics
-    and graph pattern; other ops stay float). False when the model's external data cannot be streamed."""
+    and graph pattern; other ops stay float). It writes 8-bit weights only: where the CPU wants 7-bit ones
+    (saturating u8×s8 sums) they are stored as uint8 (exact u8×u8). False when the model's external data
+    cannot be streamed."""
+    if weights == "uint8":
+        ctx.record["int8_weights_type"], ctx.record["int8_weight_bits"] = "uint8", 8
     names = to_int8_dynamic_streamed(src, out, exclude=exclude, progress=ctx.stage, unsigned=weights == "uint8")
     if names is None:
         return False

@@ -117,12 +117,16 @@ def test_latency_is_the_median_of_repeated_calls_after_a_warm_up():
     assert slow["runs"] >= 7 and slow["p50_ms"] > 0
 
 
-def test_no_round_at_the_floor_returns_no_artifact_and_a_vnni_cpu_skips_uint8_weights(cli, digits, tmp_path,
-                                                                                    monkeypatch):
+@pytest.mark.parametrize("flags, bits, why", [
+    ("sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni", 8, "no VNNI version"),
+    ("sse4_2 avx avx2 fma", 7, "slow convolution kernels without VNNI")])
+def test_no_round_at_the_floor_returns_no_artifact_and_x86_skips_uint8_weights(cli, digits, tmp_path, monkeypatch,
+                                                                              flags, bits, why):
     """A floor no int8 round reaches (1000x fp32): exit 1, one JSON object with status "unmet" and the reason
-    naming the fp32 figure, nothing written. The CPU is faked as a VNNI one: round 0 has int8 weights, and
-    the uint8 round is reported as not tried (ONNX Runtime has no VNNI kernel for u8×u8) instead of built."""
-    monkeypatch.setenv("DEPLOY_STUDIO_CPU_FLAGS", "sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni")
+    naming the fp32 figure, nothing written. The CPU is faked as a VNNI one (round 0: 8-bit int8 weights) and
+    as an AVX2-only one (7-bit): on both the uint8 round is reported as not tried (ONNX Runtime's u8×u8
+    kernels: no VNNI version; slower than fp32 on an AVX2-only EPYC) instead of built."""
+    monkeypatch.setenv("DEPLOY_STUDIO_CPU_FLAGS", flags)
     out = tmp_path / "out"
     r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "onnx", "--precision", "int8", "--data", digits["images"],
             "--accuracy-budget", "cosine=0.5", "--min-speedup", "1000", "--out", out, "--json")
@@ -137,10 +141,11 @@ def test_no_round_at_the_floor_returns_no_artifact_and_a_vnni_cpu_skips_uint8_we
     assert measured and all(0 < rnd["speedup"] < 1000 and rnd["latency_runs"] >= 7 for rnd in measured)
     assert all(("kept_because" in rnd) != ("why_not" in rnd) for rnd in measured)
     assert set(b["pareto"]) <= {rnd["round"] for rnd in measured} and b["pareto"]
-    assert b["rounds"][0]["quantizer"]["weight_type"] == "int8"          # the VNNI CPU's weights
+    first = b["rounds"][0]["quantizer"]
+    assert first["weight_type"] == "int8" and first["reduce_range"] == (bits == 7)      # the CPU's weights
     skipped = [rnd for rnd in b["rounds"] if "skipped" in rnd]
     assert [rnd["change"] for rnd in skipped] == ["weight_type=uint8"]
-    assert "no VNNI version" in skipped[0]["skipped"] and "below the floor of 1000×" in skipped[0]["skipped"]
+    assert why in skipped[0]["skipped"] and "below the floor of 1000×" in skipped[0]["skipped"]
     assert not any(rnd.get("quantizer", {}).get("weight_type") == "uint8" for rnd in measured)
     assert not out.exists() or not list(out.iterdir())                  # nothing written
 

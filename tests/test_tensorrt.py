@@ -176,7 +176,7 @@ def test_handoff_int8_has_signed_qdq(cli, tiny, tmp_path, handoff, monkeypatch):
 
     from app.machine.hardware import CPU_FLAGS_ENV
 
-    monkeypatch.setenv(CPU_FLAGS_ENV, "avx2 fma")   # where ONNX Runtime's own int8 would take uint8 weights
+    monkeypatch.setenv(CPU_FLAGS_ENV, "avx2 fma")   # where ONNX Runtime's own int8 would take 7-bit weights
     out = tmp_path / "out"
     r = cli("convert", tiny["state"], "--to", "tensorrt", "--precision", "int8", *CNN, "--out", out, "--json")
     assert r.code == 0, r.err

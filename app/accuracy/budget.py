@@ -297,6 +297,9 @@ MIN_SPEEDUP_DEFAULT = MIN_SPEEDUP.default   # --min-speedup
 # int8 weights (EfficientNet-Lite0: 3.5 ms → 34 ms, issue 32), so a uint8 round is predicted at a tenth of
 # the speed-up of the int8 one it would replace, and tried only when that clears the floor
 U8U8_ON_VNNI = 0.1
+# without VNNI (AVX2-only AMD EPYC, Zen 3) its u8×u8 convolutions are slow too: EfficientNet-Lite0's uint8
+# weights ran at 0.20–0.31× its fp32, 7-bit int8 weights at 1.3–1.5× (timed beside fp32, under load)
+U8U8_ON_AVX2 = 0.2
 # a round below the speed floor and this many times slower than another is a slow kernel, not timing noise:
 # it is not the base the search goes on from (_Loop.far_slower); timed beside fp32, EfficientNet-Lite0's
 # ONNX rounds of one kind of kernel stayed within ~1.3× of each other, a slow kernel was 2.6× slower
@@ -630,15 +633,17 @@ class _Loop:
         if self.converter.name != "onnx" or name != "weight_type" or value != "uint8":
             return ""
         cpu = detect_cpu()
-        if not cpu.vnni:
+        if not (cpu.vnni or cpu.avx2) or "asimd" in cpu.flags:
             return ""
+        factor = U8U8_ON_VNNI if cpu.vnni else U8U8_ON_AVX2
         floor, base = _floor(self.min_speedup), self.rounds[self.best.round].get("speedup")
-        predicted = None if base is None else base * U8U8_ON_VNNI
+        predicted = None if base is None else base * factor
         if predicted is not None and predicted >= floor:
             return ""
-        units = "AMX/VNNI" if cpu.amx else "VNNI"
-        return (f"not tried: uint8 weights take ONNX Runtime's u8×u8 kernels, which have no {units} version "
-                f"(~{1 / U8U8_ON_VNNI:.0f}× slower than int8 weights on this CPU): "
+        units = ("no AMX/VNNI version" if cpu.amx else "no VNNI version" if cpu.vnni else
+                 "slow convolution kernels without VNNI")
+        return (f"not tried: uint8 weights take ONNX Runtime's u8×u8 kernels, which have {units} "
+                f"(~{1 / factor:.0f}× slower than int8 weights on this CPU): "
                 + (f"about {predicted:.2f}× fp32, below the floor of {floor:g}×" if predicted is not None else
                    "the fp32 could not be timed to show they reach the floor"))
 

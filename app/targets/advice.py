@@ -42,7 +42,8 @@ def _int8(hw: Hardware, runtime: str) -> Advice:
                               "(typically 2–4× fp32)")
     if cpu.avx2:
         accuracy = (" — ONNX Runtime's u8×s8 kernels saturate 16-bit sums without VNNI, so its int8 weights are "
-                    "stored as uint8 here (exact, somewhat slower)" if runtime == "ONNX Runtime" else
+                    "7-bit here (reduce_range: exact, a little less accurate than 8-bit)"
+                    if runtime == "ONNX Runtime" else
                     " — int8 sums can saturate without VNNI, so NNCF keeps weights to 7 bits (overflow fix)")
         return Advice(FASTER, f"INT8 on CPU in {runtime}: faster than fp32 with AVX2, but this CPU has no VNNI, "
                               f"so less than on CPUs that have it{accuracy}")
