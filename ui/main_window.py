@@ -35,6 +35,7 @@ from ui.plain_text import PlainLabel, one_line, plain_box
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
+from ui.ticks_memory import TicksPerFile
 from ui.window_bench import Measuring
 from ui.window_conversions import Converting
 from ui.window_exports import Exporting
@@ -112,6 +113,7 @@ class MainWindow(QMainWindow):
         self.measuring = Measuring(self)
         self.graph_tab = GraphTab(self)
         self.exporting = Exporting(self)
+        self.ticks = TicksPerFile(self)
         self._connect()
         self._restore_settings()
         self.menus.update_actions()

@@ -21,6 +21,7 @@ class TargetPicker(QGroupBox):
     enables what can be built from its format."""
 
     selection_changed = Signal()
+    ticked_by_user = Signal()        # a box clicked (not set by the window: format changes, restored settings)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Targets", parent)
@@ -57,6 +58,7 @@ class TargetPicker(QGroupBox):
                 box = QCheckBox()
                 box.setAccessibleName(f"{choice.label} {p.upper()}")
                 box.toggled.connect(self.selection_changed)
+                box.clicked.connect(self.ticked_by_user)
                 self.boxes[(choice.name, p)] = box
                 self._grid.addWidget(box, row, col, alignment=Qt.AlignmentFlag.AlignCenter)
         self._grid.setColumnStretch(0, 1)
@@ -116,6 +118,13 @@ class TargetPicker(QGroupBox):
 
     def checked_keys(self) -> list[str]:
         return [f"{t}/{p}" for t, p in self.checked()]
+
+    def set_only_checked(self, keys: list[str]) -> None:
+        """Tick exactly ``keys`` among the buildable boxes (a model's remembered choice)."""
+        wanted = set(keys)
+        for (target, precision), box in self.boxes.items():
+            if box.isEnabled():
+                box.setChecked(f"{target}/{precision}" in wanted)
 
 
 class PathEdit(QWidget):

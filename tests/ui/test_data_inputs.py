@@ -58,3 +58,29 @@ def test_a_typed_path_says_what_it_holds_or_why_it_cannot_be_used(qtbot, window,
     assert "model.onnx is not data" in _note(qtbot, window, "Not usable as data:")
     window.options.calibration.setText("")
     qtbot.waitUntil(lambda: not window.options.data_note.isVisible(), timeout=5_000)
+
+
+def test_each_model_file_keeps_its_own_ticked_targets(qtbot, window, workdir):
+    """Ticks belong to the model file they were made for: opening another model does not lose them (an ONNX
+    file cannot build TorchScript, which unticked it for good) and reopening a file restores its own."""
+    from PySide6.QtCore import Qt
+
+    from tests.ui.user import tick
+
+    qtbot.waitUntil(lambda: window.targets.is_ready, timeout=60_000)
+    load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
+    for key in window.targets.checked_keys():                   # start from none ticked, by hand
+        box = window.targets.box(*key.split("/"))
+        qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+    tick(qtbot, window, ("torchscript-trace", "fp32"), ("onnx", "fp16"))
+    first = sorted(window.targets.checked_keys())
+    assert first == ["onnx/fp16", "torchscript-trace/fp32"]
+    load_model(qtbot, window, workdir["cnn_onnx"])              # TorchScript cannot be built from ONNX
+    assert not window.targets.box("torchscript-trace", "fp32").isEnabled()
+    tick(qtbot, window, ("onnx", "int8"))
+    second = sorted(window.targets.checked_keys())
+    assert "onnx/int8" in second and "torchscript-trace/fp32" not in second
+    load_model(qtbot, window, workdir["cnn_state"])             # its own ticks, TorchScript included
+    assert sorted(window.targets.checked_keys()) == first
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    assert sorted(window.targets.checked_keys()) == second
