@@ -11,7 +11,7 @@ import shutil
 from app.accuracy.verdict import verdict_of_manifest
 from app.artifacts.history import (MAX_RUNS, artifacts_for, history_path, new_run, read_runs, record_run)
 from app.artifacts.manifest import manifest_path_of
-from app.bench.saved import latest_benchmark_for, plain_result, saved_benchmark_file
+from app.bench.saved import latest_benchmark_for, plain_result
 from app.jobs import convert_in_process as convert
 from app.pipeline import from_manifest
 from tests.requests import request
@@ -79,34 +79,37 @@ def test_a_manifest_whose_figures_are_not_numbers_still_reads_back_with_its_reco
 def test_the_run_history_keeps_runs_in_order_and_survives_a_damaged_file(tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"model")
-    out = tmp_path / "out"
+    out, store = tmp_path / "out", tmp_path / "settings" / "history"   # the artifacts' folder; the history's
     out.mkdir()
-    assert read_runs(out, model) == ([], [])
+    assert read_runs(store, model) == ([], [])
     verdict = {"kind": "passed", "label": "passed", "reason": "r", "figure": None}
     for i in range(3):
-        record_run(out, model, new_run("convert", model, out, [{"target": "onnx", "precision": "fp32",
-                                                                  "artifact": out / f"a{i}", "verdict": verdict}]))
-    runs, notes = read_runs(out, model)
+        record_run(store, model, new_run("convert", model, out, [{"target": "onnx", "precision": "fp32",
+                                                                    "artifact": out / f"a{i}", "verdict": verdict}]))
+    runs, notes = read_runs(store, model)
     assert [r["artifacts"][0]["artifact"] for r in runs] == [str(out / f"a{i}") for i in range(3)] and not notes
-    assert history_path(out, model).name == "m.onnx.history.json"
+    assert runs[0]["folder"] == str(out) and not list(out.iterdir())   # nothing written among the artifacts
+    name = history_path(store, model).name
+    assert name.startswith("m.onnx.") and name.endswith(".history.json")
+    assert history_path(store, tmp_path / "other" / "m.onnx") != history_path(store, model)
 
     # another model's runs in the same file are kept, not shown; entries not shaped like runs are left out
-    data = json.loads(history_path(out, model).read_text())
+    data = json.loads(history_path(store, model).read_text())
     data["runs"] += [dict(data["runs"][0], model=str(tmp_path / "other" / "m.onnx")), "junk", {"id": 5}]
-    history_path(out, model).write_text(json.dumps(data))
-    runs, notes = read_runs(out, model)
+    history_path(store, model).write_text(json.dumps(data))
+    runs, notes = read_runs(store, model)
     assert len(runs) == 3 and "3 entries" in notes[0]
 
     for _ in range(MAX_RUNS + 2):
-        record_run(out, model, new_run("benchmark", model, out, [], {"results": []}))
-    runs, _ = read_runs(out, model)
+        record_run(store, model, new_run("benchmark", model, out, [], {"results": []}))
+    runs, _ = read_runs(store, model)
     assert len(runs) <= MAX_RUNS and runs[-1]["kind"] == "benchmark"
 
-    history_path(out, model).write_bytes(b"\xff\xfe not json")
-    runs, notes = read_runs(out, model)
-    assert runs == [] and "m.onnx.history.json" in notes[0] and "UTF-8" in notes[0]
-    record_run(out, model, new_run("convert", model, out, []))   # a damaged history is replaced
-    assert len(read_runs(out, model)[0]) == 1
+    history_path(store, model).write_bytes(b"\xff\xfe not json")
+    runs, notes = read_runs(store, model)
+    assert runs == [] and name in notes[0] and "UTF-8" in notes[0]
+    record_run(store, model, new_run("convert", model, out, []))   # a damaged history is replaced
+    assert len(read_runs(store, model)[0]) == 1
 
 
 def test_the_newest_saved_benchmark_of_these_artifacts_is_found_and_drawn_safely(tmp_path):
@@ -122,7 +125,7 @@ def test_the_newest_saved_benchmark_of_these_artifacts_is_found_and_drawn_safely
     hostile = {"machine": {}, "results": [dict(row, speedup_vs_baseline=[1], runtime={"a": 1}, p50_ci_low_ms=0.9),
                                           dict(row, p90_ms="fast"), dict(row, batch="1"), dict(row, p50_ms=None),
                                           "row"], "notes": ["n"]}
-    saved_benchmark_file(out, tmp_path / "m.onnx").write_text(json.dumps(hostile))
+    (out / "m.onnx.bench.json").write_text(json.dumps(hostile))   # bench --json > out/m.onnx.bench.json
     (out / "garbage.json").write_text("{")
     (out / "other.json").write_text(json.dumps({"machine": {}, "results": [dict(row, artifact="/elsewhere")]}))
 

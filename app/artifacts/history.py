@@ -9,10 +9,11 @@ that cannot be used is skipped with a note saying why, never raised.
 - :func:`artifacts_for` — the artifacts in a folder made from a model: its manifest's recorded source
   is this file (same resolved path) and, where the manifest records the source's SHA-256, the file
   still has that content (an artifact of an earlier version of the file is left out, with a note).
-- :func:`read_runs` / :func:`record_run` — the run history: one JSON file per model in its output
-  folder (``MODEL_FILE_NAME.history.json``, e.g. ``cnn.onnx.history.json``), each Convert or
-  Benchmark run of the window one entry (when, what kind, each artifact with its verdict, the
-  benchmark), the newest :data:`MAX_RUNS` kept.
+- :func:`read_runs` / :func:`record_run` — the run history: one JSON file per model in a folder the
+  caller owns (the window: beside its settings, so an output folder holds only what the user asked
+  for), named by the model's file name and a hash of its full path (``cnn.onnx.1f2e3d4c5b6a.history.json``);
+  each Convert or Benchmark run of the window one entry (when, what kind, the output folder, each
+  artifact with its verdict, the benchmark's result), the newest :data:`MAX_RUNS` kept.
 """
 
 from __future__ import annotations
@@ -174,9 +175,15 @@ def _after_path(message: str, path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- run history
-def history_path(out_dir: str | os.PathLike, model_path: str | os.PathLike) -> Path:
-    """Where the run history of ``model_path`` lies in ``out_dir``: ``cnn.onnx.history.json``."""
-    return Path(out_dir) / f"{Path(model_path).name}{HISTORY_SUFFIX}"
+def history_path(history_dir: str | os.PathLike, model_path: str | os.PathLike) -> Path:
+    """Where the run history of ``model_path`` lies in ``history_dir``: ``cnn.onnx.1f2e3d4c5b6a.history.json``
+    (the hash tells two models of one name apart; the name, kept to safe characters, says whose it is)."""
+    import hashlib
+    import re
+
+    full = str(Path(model_path).resolve())
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(model_path).name)[:80]
+    return Path(history_dir) / f"{name}.{hashlib.sha256(full.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}{HISTORY_SUFFIX}"
 
 
 def _text(value) -> str | None:
@@ -203,10 +210,10 @@ def _run_of(data, model_path: Path) -> dict | None:
             "folder": _text(data.get("folder")), "artifacts": artifacts, "benchmark": bench}
 
 
-def read_runs(out_dir: str | os.PathLike, model_path: str | os.PathLike) -> tuple[list[dict], list[str]]:
-    """The runs of ``model_path`` recorded in ``out_dir``, oldest first, and notes (a damaged history
+def read_runs(history_dir: str | os.PathLike, model_path: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """The runs of ``model_path`` recorded in ``history_dir``, oldest first, and notes (a damaged history
     file is one note and no runs; a run not shaped like one is left out)."""
-    path = history_path(out_dir, model_path)
+    path = history_path(history_dir, model_path)
     try:
         data = read_json_object(path, "run history", max_bytes=MAX_HISTORY_BYTES)
     except SideFileMissing:
@@ -234,12 +241,13 @@ def new_run(kind: str, model_path: str | os.PathLike, folder: str | os.PathLike,
             "benchmark": benchmark}
 
 
-def record_run(out_dir: str | os.PathLike, model_path: str | os.PathLike, run: dict) -> Path:
-    """Add ``run`` (:func:`new_run`) to the history of ``model_path`` in ``out_dir``, keeping the newest
+def record_run(history_dir: str | os.PathLike, model_path: str | os.PathLike, run: dict) -> Path:
+    """Add ``run`` (:func:`new_run`) to the history of ``model_path`` in ``history_dir`` (made if need be), keeping the newest
     :data:`MAX_RUNS`; written whole through a temporary file (a reader never sees half of it). A damaged
     history file is replaced by one holding this run."""
-    path = history_path(out_dir, model_path)
-    try:   # the runs of another model of the same file name in this folder are kept as they are
+    path = history_path(history_dir, model_path)
+    Path(history_dir).mkdir(parents=True, exist_ok=True)
+    try:   # entries this version does not read are kept as they are
         data = read_json_object(path, "run history", max_bytes=MAX_HISTORY_BYTES)
         runs = [r for r in data.get("runs") or [] if isinstance(r, dict)] if isinstance(data.get("runs"), list) else []
     except SideFileError:

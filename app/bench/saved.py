@@ -46,12 +46,6 @@ def number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def saved_benchmark_file(folder: str | os.PathLike, model_path: str | os.PathLike) -> Path:
-    """Where the window saves the benchmark of ``model_path`` beside its artifacts: ``cnn.onnx.bench.json``
-    (what ``bench --json`` prints; ``report`` and :func:`latest_benchmark_for` read it back)."""
-    return Path(folder) / f"{Path(model_path).name}.bench.json"
-
-
 def latest_benchmark_for(artifacts: list[Path], folders: list[Path]) -> tuple[dict, Path, list[str]] | None:
     """The newest saved benchmark result (``bench --json`` kept in a ``*.json`` file, by the window or by
     hand) in ``folders`` that timed at least one of ``artifacts``: ``(result, its file, notes)``; None when
