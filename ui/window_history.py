@@ -269,7 +269,6 @@ def _look_on_disk(model: Path, folders: list[Path], history_dir: Path, wanted: l
     from app.artifacts.manifest import manifest_path_of
     from app.bench.saved import check_saved_result, latest_benchmark_for, plain_result
     from app.errors import StudioError
-    from app.pipeline import from_manifest
 
     runs, notes = read_runs(history_dir, model)
     found = Found(notes=list(notes))
@@ -289,6 +288,8 @@ def _look_on_disk(model: Path, folders: list[Path], history_dir: Path, wanted: l
                                    "file on disk now")
             found.artifacts.append(item)
     rows, seen = [], set()
+    if found.artifacts:
+        from app.pipeline import from_manifest   # numpy and the converters' registry: only when needed
     for item in sorted(found.artifacts, key=lambda a: a.written, reverse=True):
         try:
             request, result = from_manifest(item.manifest, item.artifact)
