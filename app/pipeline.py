@@ -456,3 +456,76 @@ def model_stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
+
+
+# ---------------------------------------------------------------------------- read back from a manifest
+def from_manifest(manifest: dict, artifact: Path) -> tuple[ConversionRequest, ConversionResult]:
+    """The request and result a manifest recorded for ``artifact`` (made earlier, by the window or the
+    command line): what the window's table shows of an artifact found on disk. The manifest is untrusted
+    (its structure checked by :func:`~app.artifacts.manifest.check_manifest`, its figures not): a
+    verification or an evaluation whose figures are not numbers is left out, an option that is not a
+    plain value too. Raises :class:`~app.errors.StudioError` (a target or precision this version does
+    not know, no source path)."""
+    from app.artifacts.manifest import source_of_manifest
+
+    target, precision = str(manifest["target"]), str(manifest["precision"])
+    model, data = source_of_manifest(manifest)
+    opts = manifest.get("options") or {}
+    declared = options_of(target)           # raises for a target this version does not know
+    options = {o.name: opts[o.name] for o in declared if isinstance(opts.get(o.name), (str, int, float, bool))
+               and not o.is_default(opts.get(o.name))}
+    request = ConversionRequest(model, target, precision, options, data=data, out_dir=Path(artifact).parent)
+    recorded = manifest.get("recorded") or {}
+    names = [f.get("name") for f in manifest.get("files") or [] if isinstance(f, dict)]
+    files_ = [Path(artifact).parent / n for n in names if isinstance(n, str) and n and "/" not in n and "\\" not in n]
+    sizes = [f.get("size_bytes") for f in manifest.get("files") or [] if isinstance(f, dict)]
+    size = sum(int(s) for s in sizes if type(s) is int and s >= 0)
+    seconds = manifest.get("seconds")
+    budget = manifest.get("accuracy_budget")
+    result = ConversionResult(
+        target, precision, manifest.get("status") if isinstance(manifest.get("status"), str) else "ok",
+        Path(artifact), files=files_ or [Path(artifact)], size_bytes=size,
+        seconds=float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else 0.0,
+        verification=_verification_of(manifest.get("verification"), precision),
+        warnings=[w for w in manifest.get("warnings") or [] if isinstance(w, str)],
+        manifest=manifest_path_of(Path(artifact)), evaluation=_evaluation_of(manifest.get("evaluation")),
+        accuracy_budget=budget if isinstance(budget, dict) else None,
+        delegation=recorded.get("delegation") if isinstance(recorded.get("delegation"), dict) else None,
+        data=recorded.get("data") if isinstance(recorded.get("data"), dict) else None)
+    return request, result
+
+
+def _figure(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _verification_of(v, precision: str) -> Verification | None:
+    """A recorded verification, if its figures are numbers (else None: the manifest's verdict still says it)."""
+    if not isinstance(v, dict) or any(_figure(v.get(k)) is None for k in ("max_abs_err", "rel_l2", "cosine")):
+        return None
+    text = lambda k: v.get(k) if isinstance(v.get(k), str) else None  # noqa: E731
+    return Verification(precision, _figure(v["max_abs_err"]), _figure(v["rel_l2"]), _figure(v["cosine"]),
+                        top1_agreement=_figure(v.get("top1_agreement")), passed=v.get("passed") is True,
+                        enforced=v.get("enforced") is not False,
+                        checks=[c for c in v.get("checks") or [] if isinstance(c, str)],
+                        failure=text("failure"), blind=text("blind"), vanished=_figure(v.get("vanished")))
+
+
+_EVALUATION_NEEDED = ("cosine_mean", "cosine_min", "cosine_p5", "rel_l2_mean", "rel_l2_max")
+_EVALUATION_OPTIONAL = ("top1_agreement", "source_top1", "artifact_top1", "source_top5", "artifact_top5",
+                        "confident_agreement", "confident_margin", "kl_mean", "kl_max", "top1_drop_low",
+                        "top1_drop_high")
+
+
+def _evaluation_of(e) -> Evaluation | None:
+    """A recorded evaluation on data, if its figures are numbers (else None)."""
+    if not isinstance(e, dict) or type(e.get("samples")) is not int \
+            or any(_figure(e.get(k)) is None for k in _EVALUATION_NEEDED):
+        return None
+    counts = {k: e.get(k) if type(e.get(k)) is int else None for k in ("confident_samples", "kl_samples")}
+    return Evaluation(e["samples"], e.get("data") if isinstance(e.get("data"), str) else "",
+                      *(_figure(e[k]) for k in _EVALUATION_NEEDED),
+                      notes=[n for n in e.get("notes") or [] if isinstance(n, str)],
+                      **{k: _figure(e.get(k)) for k in _EVALUATION_OPTIONAL}, **counts)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from app.accuracy.verdict import failed
+from app.accuracy.verdict import failed, verdict_of_manifest
 from app.request import ModelSource
 
 
@@ -68,6 +68,7 @@ class Outcome:
     request: Any                    # app.request.ConversionRequest
     result: Any | None              # None when the job failed
     message: str = ""
+    from_disk: Any | None = None    # app.artifacts.history.FoundArtifact: made earlier, read from its manifest
 
     @property
     def target(self) -> str:
@@ -85,7 +86,9 @@ class Outcome:
     def verdict(self):
         """Passed, passed with accuracy loss or failed, with its reason and figure
         (:class:`app.accuracy.verdict.Verdict`): what the jobs list, the table, the details pane and the
-        report all say of this artifact."""
+        report all say of this artifact; for one found on disk, the verdict its manifest recorded)."""
+        if self.from_disk is not None:
+            return verdict_of_manifest(self.from_disk.manifest)
         return self.result.verdict if self.result is not None else failed(self.message)
 
     @property
@@ -207,6 +210,18 @@ class Session:
             del self.outcomes[replaced]
         self.outcomes.append(outcome)
         self.events.outcome_added.emit(outcome, replaced)
+        return outcome
+
+    def found_on_disk(self, request, result, found) -> Outcome | None:
+        """Show an artifact made earlier (``found``, an :class:`app.artifacts.history.FoundArtifact`, read back
+        as ``request`` and ``result`` by :func:`app.pipeline.from_manifest`) as a row marked as from disk;
+        None (nothing added) when this window has a row for its target and precision already, from a
+        conversion of its own or an artifact found before."""
+        outcome = Outcome(request, result, from_disk=found)
+        if any((o.target, o.precision) == (outcome.target, outcome.precision) for o in self.outcomes):
+            return None
+        self.outcomes.append(outcome)
+        self.events.outcome_added.emit(outcome, None)
         return outcome
 
     def clear_outcomes(self) -> None:

@@ -40,6 +40,7 @@ from ui.window_bench import Measuring
 from ui.window_conversions import Converting
 from ui.window_exports import Exporting
 from ui.window_graph import GraphTab
+from ui.window_history import History
 from ui.window_menus import Menus
 from ui.window_model import ModelOpening
 from ui.window_startup import StartUp
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.graph_tab = GraphTab(self)
         self.exporting = Exporting(self)
         self.ticks = TicksPerFile(self)
+        self.history = History(self)  # what was made from the model before, and its runs
         self._connect()
         self._restore_settings()
         self.menus.update_actions()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QMenu, QStyle, QTableWidget, QTableWidgetItem,
+                               QWidget)
 
 from app.session import Outcome, Session
 from ui.jobs_view import status_color, verdict_color_kind
@@ -69,6 +70,8 @@ class ResultsTable(QTableWidget):
         v = r.verification if r is not None else None
         verdict = info.verdict
         notes = (r.warnings + ([r.message] if r.message else [])) if r is not None else [info.message]
+        if info.from_disk is not None:   # made earlier (by this window or the command line): said first
+            notes = [f"from disk: made {info.from_disk.when}, read from its manifest", *notes]
         cells = {"Target": info.target, "Precision": info.precision, "Verdict": verdict.label,
                  **dict(zip(DATA_COLUMNS, accuracy_cells(r.evaluation if r is not None else None))),
                  "Artifact": info.artifact.name if info.artifact else "—",
@@ -97,6 +100,8 @@ class ResultsTable(QTableWidget):
                     item.setToolTip(full_text_tooltip([full, *([f"Delegation: {delegation['summary']}"]
                                                                if delegation else [])]))
             self.setItem(row, col, item)
+        if info.from_disk is not None:
+            _mark_from_disk(self, row, info.from_disk.when)
         verdict_item = self.item(row, COLUMNS.index("Verdict"))
         color = verdict_color_kind(verdict)
         if color:
@@ -162,6 +167,10 @@ class ResultsTable(QTableWidget):
                     f"({info.artifact.suffix or 'a folder'}): convert to ONNX at {info.precision} to locate its error")
         return None
 
+    def is_from_disk(self, row: int) -> bool:
+        """Whether the row is an artifact made earlier, read from its manifest on disk (not converted now)."""
+        return self.rows[row].from_disk is not None
+
     def text(self, row: int, column: str) -> str:
         return self.item(row, COLUMNS.index(column)).text()
 
@@ -207,6 +216,19 @@ class ResultsTable(QTableWidget):
         if 0 <= row < len(self.rows):
             self.selectRow(row)
             self.context_menu(row).popup(self.viewport().mapToGlobal(pos))
+
+
+def _mark_from_disk(table: QTableWidget, row: int, when: str) -> None:
+    """A row read from disk: in italics, its Target cell saying so (with the date it was made) on hover."""
+    for col in range(table.columnCount()):
+        item = table.item(row, col)
+        font = item.font()
+        font.setItalic(True)
+        item.setFont(font)
+    target = table.item(row, COLUMNS.index("Target"))
+    target.setIcon(table.style().standardIcon(QStyle.StandardPixmap.SP_DriveHDIcon))   # seen without hovering
+    target.setToolTip(full_text_tooltip([f"From disk: made {when} (by this window earlier or by the command line) "
+                                         "and read from its manifest; Convert again to replace it"]))
 
 
 def _enable(action, tip: str, why_not: str | None) -> None:

@@ -131,7 +131,8 @@ class Measuring:
                 w.log.add(f"benchmark {r['name']}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms"
                           + (f", ×{r['speedup_vs_baseline']:.2f}" if r.get("speedup_vs_baseline") else ""))
         w.tabs.setCurrentIndex(0)
-        w.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
+        if BENCHMARK in w.session.jobs and not w.session.jobs[BENCHMARK].ended:  # (not one read back from disk)
+            w.session.job_ended(BENCHMARK, DONE, f"{len(rows)} measurements")
         w.menus.update_actions()
 
     def diagnose(self, row: int) -> BackgroundJob | None:

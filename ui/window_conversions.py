@@ -137,20 +137,61 @@ class Converting:
         if self._memory_refused(requests):
             return
         if not self.window.options.overwrite.isChecked():
-            from dataclasses import replace
-
             from app.pipeline import artifact_path
 
             existing = [r for r in requests if artifact_path(r).exists()]
             if existing:
-                names = "\n".join(f"  {artifact_path(r).name}" for r in existing)
-                folder = artifact_path(existing[0]).parent
-                self.window.ask("Replace existing artifacts?",
-                                f"These files exist already in {folder}:\n{names}\n\nReplace them?",
-                                lambda: self._start_conversions([replace(r, overwrite=True) if r in existing else r
-                                                                 for r in requests]))
+                self._ask_keep_or_replace(requests, existing)
                 return
         self._start_conversions(requests)
+
+    def _ask_keep_or_replace(self, requests: list, existing: list) -> QMessageBox:
+        """Some ticked artifacts exist already: keep them (convert only the others), replace them, or cancel.
+        Keep is the default: nothing the user made is lost unless they say so."""
+        from dataclasses import replace
+
+        from app.pipeline import artifact_path
+
+        w = self.window
+        names = "\n".join(f"  {artifact_path(r).name}" for r in existing)
+        others = len(requests) - len(existing)
+        text = (f"These files exist already in {artifact_path(existing[0]).parent}:\n{names}\n\n"
+                f"Keep existing: they stay as they are"
+                + (f" and only the other {others} target(s) are converted." if others else
+                   "; nothing is converted.")
+                + "\nReplace: they are converted again and overwritten.")
+        box = plain_box(QMessageBox.Icon.Question, "Artifacts exist already", text,
+                        QMessageBox.StandardButton.Cancel, w)
+        keep = box.addButton("Keep existing", QMessageBox.ButtonRole.AcceptRole)
+        overwrite = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.setAccessibleName("Artifacts exist already")
+        w.dialog = box
+
+        def answered(_result: int) -> None:
+            w.on_dialog_finished(box)
+            if box.clickedButton() is overwrite:
+                self._start_conversions([replace(r, overwrite=True) if r in existing else r for r in requests])
+            elif box.clickedButton() is keep:
+                self._keep_existing(requests, existing)
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def _keep_existing(self, requests: list, existing: list) -> None:
+        """Convert only the requests without an artifact; the kept ones are shown from disk."""
+        from app.pipeline import artifact_path
+
+        w = self.window
+        for r in existing:
+            w.log.add(f"kept {artifact_path(r)} (it exists already)")
+        w.history.look(force=True)   # the kept artifacts' rows, from their manifests
+        rest = [r for r in requests if r not in existing]
+        if rest:
+            self._start_conversions(rest)
+        else:
+            w.statusBar().showMessage("Nothing converted: every ticked artifact exists already and was kept", 8000)
 
     def _memory_refused(self, requests: list) -> bool:
         """Jobs whose memory estimate exceeds what is available: ask before running them anyway (their

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
-from tests.ui.user import (answer, click, convert, drop_file, load_model, message_box, open_window, set_shape,
+from tests.ui.user import (answer, answer_with, click, convert, drop_file, load_model, message_box, open_window, set_shape,
                            tick, wait_event)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,13 +167,13 @@ def test_an_existing_artifact_is_replaced_only_when_the_user_says_so(qtbot, wind
     click(qtbot, window.convert_button)
     box = message_box(qtbot, window)
     assert artifact.name in box.text()
-    answer(qtbot, box, QMessageBox.StandardButton.No)
+    answer_with(qtbot, box, "Cancel")
     assert not window.jobs.running and artifact.stat().st_mtime_ns == before
 
     click(qtbot, window.convert_button)
     box = message_box(qtbot, window)
     with qtbot.waitSignal(window.jobs.all_finished, timeout=120_000):
-        answer(qtbot, box, QMessageBox.StandardButton.Yes)
+        answer_with(qtbot, box, "Replace")
     assert window.jobs.row_for("onnx", "fp16").state == "done"
     assert artifact.stat().st_mtime_ns != before
 

@@ -169,3 +169,22 @@ def close_window(qtbot, window) -> None:
 
 def point_of(view, scene_pos: QPointF) -> QPoint:
     return view.mapFromScene(scene_pos)
+
+
+def answer_with(qtbot, box: QMessageBox, words: str) -> None:
+    """Click the box's button that says ``words`` ("Keep existing")."""
+    (button,) = [b for b in box.buttons() if b.text() == words]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def history_runs(window) -> list:
+    """The History menu's entries for the model on screen, newest first (as the menu shows them)."""
+    window.history.menu.aboutToShow.emit()
+    return [a for a in window.history.menu.actions() if a.isEnabled() and not a.isSeparator()]
+
+
+def reopen_run(qtbot, window, entry, timeout: int = LOAD_TIMEOUT) -> dict:
+    """Choose a run in the History menu and wait until its artifacts fill the table."""
+    with qtbot.waitSignal(window.history.scanned, timeout=timeout) as found:
+        entry.trigger()
+    return found.args[0]
