@@ -9,6 +9,7 @@ run's exit code is main's.
 
     PYTHONPATH=. python tests/ui/long_run.py --runs 20     # "20 runs: exit code 0 every time", exit 0
     PYTHONPATH=. xvfb-run -a python tests/ui/long_run.py --runs 20 --webengine    # the graph in QtWebEngine
+    PYTHONPATH=. xvfb-run -a python tests/ui/long_run.py --webengine --screenshots docs/screens  # every tab, 1280x860
 
 Each run gets a private settings/config/cache folder; the model is the app's own example (a CNN trained
 on scikit-learn's digits, with its data folder), written once into a temporary folder.
@@ -112,6 +113,30 @@ def sweep():
 
 def swept(*_):
     w.session.events.sweep_finished.disconnect(swept)
+    shots = sys.argv[6] if len(sys.argv) > 6 else ""
+    if not shots:
+        return finish()
+    step("screenshots")
+    w.showNormal()
+    w.resize(1280, 860)
+    QTimer.singleShot(0, lambda: shoot(Path(shots), 0))
+
+def shoot(folder, index):
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+    if index >= w.tabs.count():
+        return finish()
+    w.tabs.setCurrentIndex(index)
+    for _ in range(30):   # the tab's paints (a web view's frames) land
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    name = w.tabs.tabText(index).replace("&", "").strip().lower().replace(" ", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    image = w.grab()
+    image.save(str(folder / f"window-{index}-{name}.png"))
+    say(f"saved window-{index}-{name}.png ({image.width()}x{image.height()})")
+    QTimer.singleShot(300 if name == "graph" else 0, lambda: shoot(folder, index + 1))
+
+def finish():
     step("quit")
     w.quit_action.trigger()
 
@@ -126,7 +151,8 @@ def write_model(folder: Path) -> dict[str, str]:
     return write_example(folder, epochs=2)
 
 
-def one_run(paths: dict[str, str], work: Path, timeout_s: int, webengine: bool = False) -> tuple[int, str]:
+def one_run(paths: dict[str, str], work: Path, timeout_s: int, webengine: bool = False,
+            screenshots: Path | None = None) -> tuple[int, str]:
     """One long run in a fresh process with private settings; its exit code and its output. ``webengine``:
     the graph in QtWebEngine (needs a display: run under ``xvfb-run``), else offscreen with the graph's
     "open in browser" pane (its server still runs)."""
@@ -142,7 +168,7 @@ def one_run(paths: dict[str, str], work: Path, timeout_s: int, webengine: bool =
     for d in ("config", "cache", "data", "home"):
         (work / d).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([sys.executable, "-c", DRIVER, paths["model"], paths["arch"], paths["data"],
-                           str(work / "out"), str(timeout_s)], cwd=REPO, env=env, capture_output=True, text=True,
+                           str(work / "out"), str(timeout_s), str(screenshots or "")], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout_s + 60)
     text = proc.stdout + proc.stderr
     return proc.returncode, text
@@ -154,6 +180,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=int, default=600, help="seconds one run may take")
     p.add_argument("-v", action="store_true", help="print each run's steps")
     p.add_argument("--webengine", action="store_true", help="draw the graph in QtWebEngine (under xvfb-run)")
+    p.add_argument("--screenshots", type=Path, help="before quitting, grab every tab at 1280x860 into this folder")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="long-run-") as tmp:
         root = Path(tmp)
@@ -161,7 +188,8 @@ def main(argv=None) -> int:
         codes = []
         for n in range(1, args.runs + 1):
             started = time.perf_counter()
-            code, text = one_run(paths, root / f"run{n}", args.timeout, args.webengine)
+            code, text = one_run(paths, root / f"run{n}", args.timeout, args.webengine,
+                                 args.screenshots.resolve() if args.screenshots and n == 1 else None)
             codes.append(code)
             crashed = "Fatal Python error" in text or "Traceback" in text
             print(f"run {n}: exit code {code}{' (crash text in its output)' if crashed else ''}, "
