@@ -41,6 +41,22 @@ def test_an_accuracy_loss_on_data_is_passed_with_accuracy_loss_with_the_figure_t
     assert _result(verification=miss, evaluation=_evaluation(0.998, 1.0)).verdict.kind == PASSED
 
 
+def test_a_classifier_that_flips_confident_predictions_lost_accuracy_whatever_its_cosine():
+    """Issue 32's EfficientNet-Lite0 int8: mean cosine 0.9905 on photos the calibration never saw, yet 5 of its
+    74 confident predictions changed class — accuracy lost; on too few confident samples one flip decides
+    nothing, and all kept is passed."""
+    from dataclasses import replace
+
+    e = replace(_evaluation(0.9905, 0.797, samples=128), confident_agreement=69 / 74, confident_samples=74)
+    verdict = _result(evaluation=e).verdict
+    assert verdict.kind == ACCURACY_LOSS and verdict.figure.metric == "confident_agreement"
+    assert verdict.figure.limit == 0.99 and verdict.figure.on == "74 confident data samples"
+    assert verdict.reason.startswith("confident agreement 93.2% on 74 confident data samples is below 0.99")
+    assert "mean cosine 0.9905" in verdict.reason
+    assert _result(evaluation=replace(e, confident_agreement=1.0)).verdict.kind == PASSED
+    assert _result(evaluation=replace(e, confident_agreement=9 / 10, confident_samples=10)).verdict.kind == PASSED
+
+
 def test_the_rules_without_data_a_failure_and_a_budget():
     fp32 = _result("fp32", verification=Verification("fp32", rel_l2=2e-7, cosine=1.0)).verdict
     assert fp32.kind == PASSED and fp32.figure.metric == "rel_l2" and fp32.figure.limit == 1e-4

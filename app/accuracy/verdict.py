@@ -10,8 +10,10 @@ The rules, in order:
   accuracy budget was not met: **failed**;
 - an accuracy budget was met: **passed**, on the budget's figure;
 - with data: the mean cosine to the source on the data samples decides — below
-  :data:`~app.accuracy.verify.INT8_MIN_COSINE` (0.99) **passed with accuracy loss**, else **passed** (int8's
-  random-input figures do not count: random inputs fall outside its calibrated ranges);
+  :data:`~app.accuracy.verify.INT8_MIN_COSINE` (0.99) **passed with accuracy loss**; so is a classifier that
+  keeps fewer than :data:`CONFIDENT_MIN` (0.99) of the predictions its source is confident about (on at least
+  :data:`CONFIDENT_MIN_SAMPLES` such samples); else **passed** (int8's random-input figures do not count:
+  random inputs fall outside its calibrated ranges);
 - without data: the verification on random inputs — int8 below the cosine floor is **passed with accuracy
   loss** (its loss is expected and never fails the conversion), else **passed**.
 
@@ -35,6 +37,10 @@ FIGURE_NAMES = {"cosine_mean": "mean cosine", "cosine": "cosine", "rel_l2": "rel
 _BUDGET_FIGURES = {"cosine": "cosine_mean", "top1-drop": "top1_drop", "confident-agreement": "confident_agreement",
                    "kl": "kl_mean"}
 _LOWER_IS_BETTER = ("rel_l2", "top1_drop", "kl_mean")
+# with data on a classifier: below this share of the samples the source is confident about (top-1 beats
+# top-2 by a margin) keeping their class, an artifact has lost accuracy whatever its cosine — judged once
+# there are enough such samples for one flip not to decide it
+CONFIDENT_MIN, CONFIDENT_MIN_SAMPLES = 0.99, 20
 _SHARES = ("top1_drop", "confident_agreement", "top1_agreement")
 
 
@@ -180,6 +186,13 @@ def _data_verdict(e: dict) -> Verdict:
     tail = f" ({', '.join(also)})" if also else ""
     if figure.value < INT8_MIN_COSINE:
         return Verdict(ACCURACY_LOSS, f"{figure.text()} is below {_g(INT8_MIN_COSINE)}{tail}", figure)
+    # a classifier whose logits keep their direction can still flip the predictions the source is sure of
+    # (issue 32: EfficientNet-Lite0 int8 at cosine 0.9905 kept 0.932 of its confident photos)
+    n = _number(e.get("confident_samples"))
+    if confident is not None and n is not None and n >= CONFIDENT_MIN_SAMPLES and confident < CONFIDENT_MIN:
+        decided = Figure("confident_agreement", confident, CONFIDENT_MIN, f"{int(n)} confident data samples")
+        return Verdict(ACCURACY_LOSS, f"{decided.text()} is below {_g(CONFIDENT_MIN)} (mean cosine "
+                                      f"{figure.value_text()})", decided)
     return Verdict(PASSED, f"{figure.text()}, at least {_g(INT8_MIN_COSINE)}{tail}", figure)
 
 
