@@ -38,6 +38,7 @@ SWEEP = JobKey("sweep")           # and one deployment sweep
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 TERMINAL = (DONE, FAILED, CANCELLED)
+MIN_COUNTED, MIN_COUNTED_S = 0.02, 2.0   # an estimate needs 2 % of the work counted over 2 s at least
 
 
 @dataclass
@@ -55,10 +56,31 @@ class Job:
     started_at: float | None = None
     ended_at: float | None = None
     verdict: Any | None = None      # a conversion's app.accuracy.verdict.Verdict once it ended
+    # when the counted part of the work began (time, fraction): the estimate's origin; None while uncounted
+    counted_since: tuple[float, float] | None = None
 
     @property
     def ended(self) -> bool:
         return self.state in TERMINAL
+
+    def elapsed(self, now: float | None = None) -> float | None:
+        """Seconds since the job started (to its end once it ended); None while queued."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else (time.monotonic() if now is None else now)
+        return max(0.0, end - self.started_at)
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left, estimated where the work is counted (its fraction known): the rest goes as fast
+        as the counted part went so far. None while it is not counted, or too little is to tell."""
+        if self.ended or self.counted_since is None or self.fraction < 0:
+            return None
+        since, start = self.counted_since
+        now = time.monotonic() if now is None else now
+        done = self.fraction - start
+        if done < MIN_COUNTED or now - since < MIN_COUNTED_S:
+            return None
+        return (now - since) * max(0.0, 1.0 - self.fraction) / done
 
 
 @dataclass
@@ -165,8 +187,13 @@ class Session:
 
     def job_progressed(self, key: JobKey, stage: str, fraction: float) -> None:
         job = self.jobs[key]
+        now = time.monotonic()
         if job.state == QUEUED:
-            job.state, job.started_at = RUNNING, time.monotonic()
+            job.state, job.started_at = RUNNING, now
+        if fraction < 0:
+            job.counted_since = None
+        elif job.counted_since is None or fraction < job.fraction:   # counting starts (again: a new stage's count)
+            job.counted_since = (now, fraction)
         job.stage, job.fraction = stage, fraction
         self.events.job_changed.emit(job)
 
