@@ -93,7 +93,8 @@ class JobRow(QFrame):
             self.clock.setText(clock_text(elapsed) + (f", about {clock_text(left)} left" if left is not None else ""))
 
     def show_progress(self, stage: str, fraction: float) -> None:
-        self.stage.setText(stage + (f" {fraction:.0%}" if fraction >= 0 else "…"))
+        self.stage.setText(stage if fraction >= 0 else stage + "…")   # the bar says how far, the text what
+        self.stage.setToolTip(tooltip(stage))
         if fraction >= 0:
             self.progress.setRange(0, 100)
             self.progress.setValue(int(fraction * 100))
@@ -165,10 +166,12 @@ class JobsView(QScrollArea):
         events.job_changed.connect(self._on_job_changed)
         events.jobs_cleared.connect(self._on_jobs_cleared)
         events.all_jobs_ended.connect(self.all_finished.emit)
-        self._fitted: tuple[bool, int] | None = None   # (running, rows) the last fitting_changed was for
+        self._fitted: tuple[bool, int] | None = None   # (running, rows running) the last fitting_changed was for
         self.ticker = QTimer(self)   # the running rows' clocks, once a second
         self.ticker.setInterval(1000)
         self.ticker.timeout.connect(self._on_ticked)
+        # while jobs run, the first running row stays in view as rows come and the pane changes height
+        self.verticalScrollBar().rangeChanged.connect(self._on_scroll_range_changed)
         self.setWidgetResizable(True)
         self.setAccessibleName("Jobs")
         self._body = QWidget()
@@ -214,10 +217,11 @@ class JobsView(QScrollArea):
             self.ticker.start()
         elif not running:
             self.ticker.stop()
-        fitted = (running, len(self.rows))
+        fitted = (running, sum(not r.job.ended for r in self.rows.values()))
         if fitted != self._fitted:
             self._fitted = fitted
             self.fitting_changed.emit()
+            QTimer.singleShot(0, self, self._show_first_running)   # once the pane has its new height
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         # a line: the splitter may shrink the pane to the empty note (a scroll area asks for ~70 px)
@@ -228,16 +232,27 @@ class JobsView(QScrollArea):
         return self._empty.sizeHint().height() + 2 * self.frameWidth() + margins.top() + margins.bottom() + 4
 
     def fitting_height(self) -> int:
-        """The height the pane asks for: while jobs run, their rows (at least two rows' room, at most
-        :data:`RUNNING_ROWS`); while none runs, one line or one row (the rest scroll)."""
+        """The height the pane asks for: while jobs run, the running ones' rows (at least two rows' room, at
+        most :data:`RUNNING_ROWS`); while none runs, one line or one row (the rest scroll)."""
         rows = list(self.rows.values())
         margins = self._layout.contentsMargins()
         frame = 2 * self.frameWidth() + margins.top() + margins.bottom()
         if not rows:
             return self._line_height()
         row_height = max(r.sizeHint().height() for r in rows)
-        shown = max(2, min(len(rows), RUNNING_ROWS)) if self.session.jobs_running else 1
+        running = sum(not r.job.ended for r in rows)
+        shown = max(2, min(running, RUNNING_ROWS)) if running else 1
         return shown * row_height + (shown - 1) * self._layout.spacing() + frame
+
+    def _on_scroll_range_changed(self, _low: int, _high: int) -> None:
+        if self.session.jobs_running:
+            self._show_first_running()
+
+    def _show_first_running(self) -> None:
+        """Scroll to the first row still running (the ended ones above it are in the results table)."""
+        row = next((r for r in self.rows.values() if not r.job.ended), None)
+        if row is not None:
+            self.ensureWidgetVisible(row, 0, 0)
 
     def row_for(self, target: str, precision: str) -> JobRow:
         """The row of the conversion to ``target`` at ``precision``."""

@@ -30,6 +30,7 @@ class SweepPanel(QWidget):
             session.events.job_added.connect(self._on_job_changed)
             session.events.job_changed.connect(self._on_job_changed)
         self.live: dict[str, list[dict]] = {}   # the running sweep's points so far, by artifact name
+        self._live_items: dict = {}             # their scatter items on the chart, by artifact name
         self.setAccessibleName("Deployment sweep")
         self.data: dict | None = None
         self.threads = QLineEdit("1, 2")
@@ -108,7 +109,7 @@ class SweepPanel(QWidget):
             return
         if job.state != RUNNING or job.ended:
             if not job.ended:   # a new sweep, queued: the last one's live points go
-                self.live = {}
+                self.live, self._live_items = {}, {}
             elif self.data is None or job.state != "done":
                 self.proposals.setText(f"sweep {job.state}: {job.message}" if job.message else f"sweep {job.state}")
             return
@@ -125,15 +126,22 @@ class SweepPanel(QWidget):
         return [p for points in self.live.values() for p in points]
 
     def _draw_live(self) -> None:
-        """The points measured so far, one colour per artifact, before the sweep's result replaces them."""
+        """The points measured so far, one colour per artifact, before the sweep's result replaces them: the
+        last result goes when the first point comes; then each artifact's scatter only takes its new data."""
         plot = self.chart.getPlotItem()
-        plot.clear()
-        self.legend.clear()
-        self.knees = []
+        if not self._live_items:
+            plot.clear()
+            self.legend.clear()
+            self.knees = []
         for i, (name, points) in enumerate(self.live.items()):
-            color = pg.intColor(i, hues=max(len(self.live), 3), values=1, maxValue=200)
-            plot.addItem(pg.ScatterPlotItem([p["p99_ms"] for p in points], [p["throughput"] for p in points], size=7,
-                                            brush=pg.mkBrush(color), pen=None, name=rich(name)))  # legends are HTML
+            xy = ([p["p99_ms"] for p in points], [p["throughput"] for p in points])
+            if name in self._live_items:
+                self._live_items[name].setData(*xy)
+                continue
+            color = pg.intColor(i, hues=3, values=1, maxValue=200)
+            self._live_items[name] = item = pg.ScatterPlotItem(*xy, size=7, brush=pg.mkBrush(color), pen=None,
+                                                               name=rich(name))   # legends are HTML
+            plot.addItem(item)
         self._show_axes(bool(self.live))
 
     def set_result(self, data: dict) -> None:
@@ -141,6 +149,7 @@ class SweepPanel(QWidget):
         from app.bench.sweep import SweepPoint, pareto
 
         self.data = data
+        self._live_items = {}
         plot = self.chart.getPlotItem()
         plot.clear()
         self.legend.clear()

@@ -9,27 +9,35 @@ from app.session import BENCHMARK, SWEEP
 from tests.ui.user import click, convert, load_model, set_shape, tick, wait_event
 
 
-def _converted(qtbot, window, workdir) -> None:
+def _converted(qtbot, window, workdir, *targets: tuple[str, str]) -> None:
     load_model(qtbot, window, workdir["cnn_state"], arch="tests.models:SmallCNN")
     set_shape(qtbot, window, "x", "1x3x32x32", dynamic_axes=(0,))
     window.options.out_dir.setText(str(workdir["out"]))
-    tick(qtbot, window, ("onnx", "fp32"))
+    tick(qtbot, window, *(targets or [("onnx", "fp32")]))
     convert(qtbot, window)
 
 
 def test_a_sweep_row_has_a_moving_clock_and_an_estimate_and_its_points_come_as_measured(qtbot, window, workdir):
-    _converted(qtbot, window, workdir)
+    # three ended rows above the sweep's: more than the pane shows while one job runs
+    _converted(qtbot, window, workdir, ("onnx", "fp32"), ("onnx", "fp16"), ("torchscript-trace", "fp32"))
     idle = window.right_split.sizes()[0]
     assert idle == window.jobs.fitting_height()       # one row of room once nothing runs
     panel = window.sweep_panel
     panel.threads.setText("1")
     panel.batches.setText("1, 2")
     panel.concurrency.setText("1, 2")
-    panel.seconds.setValue(1.0)                         # four points of a second each: the work is counted
+    panel.seconds.setValue(0.5)                         # 12 points of half a second each: the work is counted
     with wait_event(qtbot, window.session.events.sweep_finished, timeout=120_000) as finished:
         click(qtbot, panel.run_button)
         row = window.jobs.rows[SWEEP]
         assert window.right_split.sizes()[0] > idle    # the pane grows while a job runs
+        view = window.jobs.viewport()                  # and shows the running row, not the ended one above it
+
+        def in_view() -> bool:
+            top = row.mapTo(view, row.rect().topLeft()).y()
+            return 0 <= top and top + row.height() <= view.height()
+
+        qtbot.waitUntil(lambda: row.y() > 0 and in_view(), timeout=10_000)   # laid out under the three others
         qtbot.waitUntil(lambda: row.clock.text() != "", timeout=60_000)
         first = row.clock.text()
         qtbot.waitUntil(lambda: row.clock.text() != first, timeout=10_000)   # the clock moves
