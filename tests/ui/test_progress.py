@@ -67,8 +67,10 @@ def test_during_a_benchmark_the_latency_tab_says_one_is_running(qtbot, window, w
         click(qtbot, window.benchmark_button)
         assert chart._empty.isVisible() and chart._empty.toPlainText().startswith("A benchmark is running")
         assert not chart._empty.toPlainText().startswith("Run a benchmark")
+        assert window.batch_chart._empty.toPlainText().startswith("A benchmark is running")   # and the next tab
         qtbot.waitUntil(lambda: window.session.jobs[BENCHMARK].stage != "", timeout=60_000)
         job = window.session.jobs[BENCHMARK]
         assert job.ended or f"({job.stage})" in chart._empty.toPlainText()   # and at which stage
     assert chart.shown and not chart._empty.isVisible()            # the bars, once it ended
     assert chart._empty.toPlainText().startswith("Run a benchmark")  # and the note is the idle one again
+    assert not window.batch_chart._empty.toPlainText().startswith("A benchmark is running")
