@@ -101,3 +101,30 @@ def test_a_job_tells_how_long_it_ran_and_where_its_work_is_counted_how_long_is_l
     session.job_ended(key, DONE)
     clock.now = 500.0
     assert job.elapsed() == 18.0 and job.remaining() is None              # ended: how long it took
+
+
+def test_a_job_run_again_is_estimated_from_how_long_it_took_last_time(monkeypatch):
+    from types import SimpleNamespace
+
+    import app.session
+    from app.session import CANCELLED, DONE, JobKey
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(app.session, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    session, key = Session(), JobKey.conversion("onnx", "int8")
+    session.add_job(key, "ONNX · INT8")
+    session.job_progressed(key, "verify", -1.0)
+    clock.now = 12.0
+    assert session.jobs[key].remaining() is None               # never ran before: no estimate
+    session.job_ended(key, DONE)
+    session.clear_jobs()
+    again = session.add_job(key, "ONNX · INT8")                # the same conversion, run again
+    session.job_progressed(key, "export", -1.0)
+    clock.now = 17.0
+    assert again.remaining() == 7.0                            # it took 12 s last time
+    clock.now = 30.0
+    assert again.remaining() is None                           # longer than last time: no guess
+    session.job_ended(key, CANCELLED)
+    assert session.took[key] == 12.0                           # a cancelled run says nothing of its length
+    session.open(Path("other.onnx"))
+    assert session.add_job(key, "ONNX · INT8").expected is None   # another model: its own times

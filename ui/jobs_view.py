@@ -41,8 +41,9 @@ class JobRow(QFrame):
         self.stage.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.clock = PlainLabel("")   # elapsed, and the time left where the work is counted
         self.clock.setAccessibleName(f"{title} time")
-        self.clock.setToolTip(tooltip("time since the job started; where its work is counted, about how long is "
-                                      "left if the rest goes as fast as the part done"))
+        self.clock.setToolTip(tooltip("time since the job started; about how long is left where its work is "
+                                      "counted (if the rest goes as fast as the part done), or else where the same "
+                                      "job ran before in this window (as long as it took then)"))
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAccessibleName(f"Cancel {title}")
         self.cancel_button.setToolTip(tooltip(f"stop {title}"))
