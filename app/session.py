@@ -38,6 +38,7 @@ SWEEP = JobKey("sweep")           # and one deployment sweep
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 TERMINAL = (DONE, FAILED, CANCELLED)
+MIN_COUNTED, MIN_COUNTED_S = 0.02, 2.0   # an estimate needs 2 % of the work counted over 2 s at least
 
 
 @dataclass
@@ -55,10 +56,37 @@ class Job:
     started_at: float | None = None
     ended_at: float | None = None
     verdict: Any | None = None      # a conversion's app.accuracy.verdict.Verdict once it ended
+    # when the counted part of the work began (time, fraction): the estimate's origin; None while uncounted
+    counted_since: tuple[float, float] | None = None
+    expected: float | None = None   # seconds the same job took when it last ended done (this window's run)
 
     @property
     def ended(self) -> bool:
         return self.state in TERMINAL
+
+    def elapsed(self, now: float | None = None) -> float | None:
+        """Seconds since the job started (to its end once it ended); None while queued."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else (time.monotonic() if now is None else now)
+        return max(0.0, end - self.started_at)
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left, estimated where the work is counted (its fraction known): the rest goes as fast
+        as the counted part went so far; where it is not, from how long the same job took last time (while
+        it has not yet taken longer). None when neither tells, or too little is counted yet."""
+        if self.ended or self.started_at is None:
+            return None
+        now = time.monotonic() if now is None else now
+        if self.counted_since is not None and self.fraction >= 0:
+            since, start = self.counted_since
+            done = self.fraction - start
+            if done < MIN_COUNTED or now - since < MIN_COUNTED_S:
+                return None
+            return (now - since) * max(0.0, 1.0 - self.fraction) / done
+        if self.expected is not None and now - self.started_at < self.expected:
+            return self.expected - (now - self.started_at)
+        return None
 
 
 @dataclass
@@ -142,6 +170,7 @@ class Session:
     outcomes: list[Outcome] = field(default_factory=list)   # one per target × precision, latest run
     last_benchmark: dict | None = None        # what File ▸ Export Report… reports beside the artifacts
     last_sweep: dict | None = None            # its proposals go into "Export for serving"
+    took: dict[JobKey, float] = field(default_factory=dict)  # seconds each job last took (ended done)
     events: SessionEvents = field(default_factory=SessionEvents, repr=False)
 
     def open(self, path: Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
@@ -156,20 +185,26 @@ class Session:
 
     def forget(self) -> None:
         self.summary, self.last_benchmark = None, None
+        self.took.clear()   # another model's jobs take their own time
         self.clear_outcomes()
         self.clear_jobs()
         self.events.model_forgotten.emit()
 
     # -- jobs
     def add_job(self, key: JobKey, title: str) -> Job:
-        job = self.jobs[key] = Job(key, title)
+        job = self.jobs[key] = Job(key, title, expected=self.took.get(key))
         self.events.job_added.emit(job)
         return job
 
     def job_progressed(self, key: JobKey, stage: str, fraction: float) -> None:
         job = self.jobs[key]
+        now = time.monotonic()
         if job.state == QUEUED:
-            job.state, job.started_at = RUNNING, time.monotonic()
+            job.state, job.started_at = RUNNING, now
+        if fraction < 0:
+            job.counted_since = None
+        elif job.counted_since is None or fraction < job.fraction:   # counting starts (again: a new stage's count)
+            job.counted_since = (now, fraction)
         job.stage, job.fraction = stage, fraction
         self.events.job_changed.emit(job)
 
@@ -183,6 +218,8 @@ class Session:
         """``key``'s job ended ``state`` (done, failed, cancelled); a conversion's with its ``verdict``."""
         job = self.jobs[key]
         job.state, job.message, job.ended_at, job.verdict = state, message, time.monotonic(), verdict
+        if state == DONE and job.started_at is not None:
+            self.took[key] = job.ended_at - job.started_at   # the next run of it has an estimate
         self.events.job_changed.emit(job)
         if not self.jobs_running:
             self.events.all_jobs_ended.emit()

@@ -220,6 +220,10 @@ def test_bench_job_of_a_typed_request_from_the_window(cnn_artifacts):
     assert len(result["results"]) == 6  # eager, ONNX Runtime, OpenVINO × batch 1, 2
     fractions = [f for _, f in stages if f is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # the stages count what the work is made of: runner N of M, batch size N of M (and rounds, rate-limited)
+    said = [stage for stage, _ in stages]
+    assert any(s.endswith("(3 of 3), batch 2 (2 of 2): first call") for s in said), said
+    assert any(s.endswith("batch 2 (2 of 2): warm-up") for s in said), said
 
 
 def test_optimize_tries_each_calibration_method_and_recommends_within_budget(cli, cnn_artifacts, tmp_path):

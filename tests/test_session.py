@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.request import ModelSource
 from app.session import Session
 
@@ -69,3 +71,60 @@ def test_outcomes_replace_a_rerun_of_the_same_target_and_precision(tmp_path):
     assert session.outcome_for("onnx", "fp16").result.status == "ok"
     session.open(Path("other.pt"))                           # another model: its outcomes go
     assert session.outcomes == []
+
+
+def test_a_job_tells_how_long_it_ran_and_where_its_work_is_counted_how_long_is_left(monkeypatch):
+    from types import SimpleNamespace
+
+    import app.session
+    from app.session import DONE, JobKey
+
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(app.session, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    session, key = Session(), JobKey("benchmark")
+    job = session.add_job(key, "Benchmark")
+    assert job.elapsed() is None and job.remaining() is None             # queued: no clock yet
+    session.job_progressed(key, "load model", -1.0)
+    clock.now = 110.0
+    assert job.elapsed() == 10.0 and job.remaining() is None             # uncounted work: no estimate
+    session.job_progressed(key, "batch 1: round 1 of 4", 0.0)            # counting starts at 110 s
+    clock.now = 111.0
+    session.job_progressed(key, "batch 1: round 2 of 4", 0.25)
+    assert job.remaining() is None                                       # 1 s of counted work: too little to tell
+    clock.now = 114.0
+    session.job_progressed(key, "batch 1: round 3 of 4", 0.5)
+    assert job.remaining() == 4.0                                        # half in 4 s: 4 s left
+    session.job_progressed(key, "write", 0.1)                            # a new stage counts from its own start
+    clock.now = 118.0
+    session.job_progressed(key, "write", 0.2)
+    assert job.remaining() == pytest.approx(4.0 * 0.8 / 0.1)
+    session.job_ended(key, DONE)
+    clock.now = 500.0
+    assert job.elapsed() == 18.0 and job.remaining() is None              # ended: how long it took
+
+
+def test_a_job_run_again_is_estimated_from_how_long_it_took_last_time(monkeypatch):
+    from types import SimpleNamespace
+
+    import app.session
+    from app.session import CANCELLED, DONE, JobKey
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(app.session, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    session, key = Session(), JobKey.conversion("onnx", "int8")
+    session.add_job(key, "ONNX · INT8")
+    session.job_progressed(key, "verify", -1.0)
+    clock.now = 12.0
+    assert session.jobs[key].remaining() is None               # never ran before: no estimate
+    session.job_ended(key, DONE)
+    session.clear_jobs()
+    again = session.add_job(key, "ONNX · INT8")                # the same conversion, run again
+    session.job_progressed(key, "export", -1.0)
+    clock.now = 17.0
+    assert again.remaining() == 7.0                            # it took 12 s last time
+    clock.now = 30.0
+    assert again.remaining() is None                           # longer than last time: no guess
+    session.job_ended(key, CANCELLED)
+    assert session.took[key] == 12.0                           # a cancelled run says nothing of its length
+    session.open(Path("other.onnx"))
+    assert session.add_job(key, "ONNX · INT8").expected is None   # another model: its own times

@@ -168,3 +168,15 @@ def test_an_artifacts_fixed_batch_axis_is_measured_at_its_own_size(cli, swept, t
         ("PyTorch eager", 1), ("PyTorch eager", 2), ("cnn.fp32.onnx", 1)]
     assert not data["skipped"]  # not fed batch 2 and failed: measured at the size the file takes
     assert any(n.startswith("cnn.fp32.onnx: its batch axis is fixed in the file, so only batch 1") for n in data["notes"])
+
+
+def test_each_measured_point_is_said_as_a_stage_the_window_reads_back():
+    from app.bench.sweep import SweepPoint, measured_point, point_stage
+
+    point = SweepPoint("/m/cnn.fp32.onnx", "cnn: fp32 (2).onnx", "onnxruntime", 2, 4, 3, 120, 812.34567, 1.5, 4.25)
+    stage = point_stage(point)
+    assert stage.startswith("measured cnn: fp32 (2).onnx: 2 thread(s), batch 4, 3 at once: 812.346 items/s")
+    assert measured_point(stage) == {"name": "cnn: fp32 (2).onnx", "threads": 2, "batch": 4, "concurrency": 3,
+                                     "throughput": 812.346, "p99_ms": 4.25}
+    assert measured_point("cnn.fp32.onnx: 2 thread(s), batch 4, 3 at once") is None   # measuring, not measured
+    assert measured_point(stage[:60]) is None                                            # cut on its way

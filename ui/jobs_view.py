@@ -1,10 +1,12 @@
-"""Running jobs (one row each: progress bar, stage, Cancel) and the log they stream into."""
+"""Running jobs (one row each: progress bar, stage, elapsed time and what is left, Cancel) and the log they
+stream into. The pane asks for a line or one row of room while nothing runs and for several rows while jobs
+run (:meth:`JobsView.fitting_height`; the window gives it that)."""
 
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
@@ -37,12 +39,18 @@ class JobRow(QFrame):
         self.stage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.stage.setAccessibleName(f"{title} status")
         self.stage.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.clock = PlainLabel("")   # elapsed, and the time left where the work is counted
+        self.clock.setAccessibleName(f"{title} time")
+        self.clock.setToolTip(tooltip("time since the job started; about how long is left where its work is "
+                                      "counted (if the rest goes as fast as the part done), or else where the same "
+                                      "job ran before in this window (as long as it took then)"))
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAccessibleName(f"Cancel {title}")
         self.cancel_button.setToolTip(tooltip(f"stop {title}"))
         layout.addWidget(self.title)
         layout.addWidget(self.progress)
         layout.addWidget(self.stage, 1)
+        layout.addWidget(self.clock)
         layout.addWidget(self.cancel_button)
         self.cancel_button.clicked.connect(self.cancel_clicked)
 
@@ -69,9 +77,25 @@ class JobRow(QFrame):
             self.show_cancelling()
         elif job.state == RUNNING:
             self.show_progress(job.stage, job.fraction)
+        self.show_time()
+
+    def show_time(self) -> None:
+        """The elapsed time ("0:42"), and about how long is left where the work is counted ("0:42, about
+        1:10 left"); once ended, how long it took."""
+        job = self.job
+        elapsed = job.elapsed()
+        if elapsed is None:
+            self.clock.setText("")
+            return
+        left = job.remaining()
+        if job.ended:
+            self.clock.setText(f"took {clock_text(elapsed)}")
+        else:
+            self.clock.setText(clock_text(elapsed) + (f", about {clock_text(left)} left" if left is not None else ""))
 
     def show_progress(self, stage: str, fraction: float) -> None:
-        self.stage.setText(stage + (f" {fraction:.0%}" if fraction >= 0 else "…"))
+        self.stage.setText(stage if fraction >= 0 else stage + "…")   # the bar says how far, the text what
+        self.stage.setToolTip(tooltip(stage))
         if fraction >= 0:
             self.progress.setRange(0, 100)
             self.progress.setValue(int(fraction * 100))
@@ -102,6 +126,14 @@ class JobRow(QFrame):
         self.stage.setStyleSheet(f"color: {status_color(self, color)};" if color else "")
 
 
+def clock_text(seconds: float) -> str:
+    """``seconds`` as a clock reads: "0:07", "12:31", "1:02:09"."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def verdict_color_kind(verdict) -> str | None:
     """The colour a verdict is drawn in: passed green, passed with accuracy loss amber, failed red, cancelled
     the text's own."""
@@ -115,6 +147,9 @@ def status_color(widget: QWidget, kind: str) -> str:
             "warn": "#ffcc66" if dark else "#8a5a00"}[kind]
 
 
+RUNNING_ROWS = 6   # the most rows the jobs pane grows to while jobs run (more scroll)
+
+
 class JobsView(QScrollArea):
     """The job rows of the current run, a view of the session's jobs (:class:`app.session.Job`), drawn
     as the session reports them; emits ``all_finished`` when the last one ends and ``cancel_requested``
@@ -122,15 +157,22 @@ class JobsView(QScrollArea):
 
     all_finished = Signal()
     cancel_requested = Signal(object)  # the row's JobKey
+    fitting_changed = Signal()         # jobs started or ended: the pane wants another height (fitting_height)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         events = session.events
         events.job_added.connect(self._on_job_added)
-        events.job_changed.connect(lambda job: self.rows[job.key].update_from_job() if job.key in self.rows else None)
+        events.job_changed.connect(self._on_job_changed)
         events.jobs_cleared.connect(self._on_jobs_cleared)
         events.all_jobs_ended.connect(self.all_finished.emit)
+        self._fitted: tuple[bool, int] | None = None   # (running, rows running) the last fitting_changed was for
+        self.ticker = QTimer(self)   # the running rows' clocks, once a second
+        self.ticker.setInterval(1000)
+        self.ticker.timeout.connect(self._on_ticked)
+        # while jobs run, the first running row stays in view as rows come and the pane changes height
+        self.verticalScrollBar().rangeChanged.connect(self._on_scroll_range_changed)
         self.setWidgetResizable(True)
         self.setAccessibleName("Jobs")
         self._body = QWidget()
@@ -149,6 +191,7 @@ class JobsView(QScrollArea):
             row.deleteLater()
         self.rows.clear()
         self._empty.show()
+        self._refit()
 
     def _on_job_added(self, job: Job) -> None:
         self._empty.hide()
@@ -156,6 +199,61 @@ class JobsView(QScrollArea):
         self._layout.insertWidget(self._layout.count() - 1, row)
         self.rows[job.key] = row
         row.cancel_clicked.connect(lambda k=job.key: self._on_row_cancel_clicked(k))
+        self._refit()
+
+    def _on_job_changed(self, job: Job) -> None:
+        if job.key in self.rows:
+            self.rows[job.key].update_from_job()
+        self._refit()
+
+    def _on_ticked(self) -> None:
+        for row in self.rows.values():
+            if not row.job.ended:
+                row.show_time()
+
+    def _refit(self) -> None:
+        """Tick the clocks while jobs run; ask for another height when jobs started or ended."""
+        running = self.session.jobs_running
+        if running and not self.ticker.isActive():
+            self.ticker.start()
+        elif not running:
+            self.ticker.stop()
+        fitted = (running, sum(not r.job.ended for r in self.rows.values()))
+        if fitted != self._fitted:
+            self._fitted = fitted
+            self.fitting_changed.emit()
+            QTimer.singleShot(0, self, self._show_first_running)   # once the pane has its new height
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        # a line: the splitter may shrink the pane to the empty note (a scroll area asks for ~70 px)
+        return QSize(super().minimumSizeHint().width(), self._line_height())
+
+    def _line_height(self) -> int:
+        margins = self._layout.contentsMargins()
+        return self._empty.sizeHint().height() + 2 * self.frameWidth() + margins.top() + margins.bottom() + 4
+
+    def fitting_height(self) -> int:
+        """The height the pane asks for: while jobs run, the running ones' rows (at least two rows' room, at
+        most :data:`RUNNING_ROWS`); while none runs, one line or one row (the rest scroll)."""
+        rows = list(self.rows.values())
+        margins = self._layout.contentsMargins()
+        frame = 2 * self.frameWidth() + margins.top() + margins.bottom()
+        if not rows:
+            return self._line_height()
+        row_height = max(r.sizeHint().height() for r in rows)
+        running = sum(not r.job.ended for r in rows)
+        shown = max(2, min(running, RUNNING_ROWS)) if running else 1
+        return shown * row_height + (shown - 1) * self._layout.spacing() + frame
+
+    def _on_scroll_range_changed(self, _low: int, _high: int) -> None:
+        if self.session.jobs_running:
+            self._show_first_running()
+
+    def _show_first_running(self) -> None:
+        """Scroll to the first row still running (the ended ones above it are in the results table)."""
+        row = next((r for r in self.rows.values() if not r.job.ended), None)
+        if row is not None:
+            self.ensureWidgetVisible(row, 0, 0)
 
     def row_for(self, target: str, precision: str) -> JobRow:
         """The row of the conversion to ``target`` at ``precision``."""

@@ -89,10 +89,23 @@ def show_hover(widget: QWidget, text: str) -> None:
 
 
 def observe_benchmarks(chart, session: Session | None) -> None:
-    """Let ``chart`` draw the session's finished benchmarks, and go blank when its model is forgotten."""
+    """Let ``chart`` draw the session's finished benchmarks, and go blank when its model is forgotten; while
+    a benchmark runs, its empty note says so (and at which stage) instead of asking for one."""
     if session is not None:
         session.events.benchmark_finished.connect(lambda result: chart.set_rows(result.get("results", [])))
         session.events.model_forgotten.connect(lambda: chart.set_rows([]))
+        session.events.job_added.connect(lambda job: _show_benchmark_running(chart, job))
+        session.events.job_changed.connect(lambda job: _show_benchmark_running(chart, job))
+
+
+def _show_benchmark_running(chart, job) -> None:
+    from app.session import BENCHMARK
+
+    if job.key != BENCHMARK or getattr(chart, "_empty", None) is None:
+        return
+    idle = chart.__dict__.setdefault("idle_note", chart._empty.toPlainText())
+    chart._empty.setText(idle if job.ended else
+                         f"A benchmark is running ({job.stage or 'starting'}): the chart appears when it ends")
 
 
 class _FollowsPalette:

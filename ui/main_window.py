@@ -31,7 +31,7 @@ from ui.diagnosis_panel import DiagnosisPanel
 from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
 from ui.panels import DetachableTab, FocusToggle
-from ui.plain_text import PlainLabel, one_line, plain_box
+from ui.plain_text import ElidedLabel, PlainLabel, one_line, plain_box
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
@@ -49,6 +49,11 @@ from ui.workers import BackgroundJob, RunningJobs, all_pools
 
 STOP_JOBS = "stop-jobs-question"  # the object name of "Jobs are running: cancel them and …?"
 LOG_LINES = 4  # the log's height when the window opens
+LEFT_WIDTH = 440     # the left column's widest at the default size (wider only if its content needs it)
+DETAILS_WIDTH = 230  # the selected result's details beside the table, at the default size
+RESULTS_HEIGHT = 230  # the results table's height at the default size (a few rows under its header)
+STATUS_LABEL_WIDTH = 260  # the most room the CPU and engine labels take from the status bar's message
+COLUMNS_KEY = "results/columns"  # the results table's columns the user keeps in view
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
@@ -133,7 +138,7 @@ class MainWindow(QMainWindow):
         self._build_log_dock()
         self._build_status_bar()
         self.resize(1280, 860)
-        # the left column at its natural width, so every precision column is in view at the default size
+        # the left column as narrow as shows every precision column, the rest for the results and the charts
         self.main_split.setSizes([natural_width, max(self.width() - natural_width, 640)])
 
     def _build_left_column(self) -> tuple[QWidget, int]:
@@ -167,7 +172,9 @@ class MainWindow(QMainWindow):
         column.addWidget(left_scroll, 1)
         column.addLayout(buttons)  # outside the scroll area: Convert and Benchmark are always in view
         left_column.setMinimumWidth(380)
-        natural = left_body.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width() + 6
+        # wide enough that nothing scrolls sideways (its minimum), no wider than LEFT_WIDTH unless it must be
+        body = max(left_body.minimumSizeHint().width(), min(left_body.sizeHint().width(), LEFT_WIDTH))
+        natural = body + left_scroll.verticalScrollBar().sizeHint().width() + 6
         return left_column, natural
 
     def _build_tabs(self) -> QTabWidget:
@@ -198,7 +205,8 @@ class MainWindow(QMainWindow):
         self.results_split.addWidget(self.results)
         self.results_split.addWidget(self.details)
         self.results_split.setStretchFactor(0, 3)
-        self.results_split.setStretchFactor(1, 2)
+        self.results_split.setStretchFactor(1, 1)
+        self.results_split.setSizes([3 * DETAILS_WIDTH, DETAILS_WIDTH])  # the table takes what the details leave
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.addWidget(self.jobs)
         self.right_split.addWidget(self.results_split)
@@ -206,10 +214,29 @@ class MainWindow(QMainWindow):
         self.charts_focus = FocusToggle(self.right_split)
         self.graph_window = DetachableTab(self.tabs, self.graph_page, "Graph — Model Deployment Studio",
                                           lambda detached: self.menus.on_graph_window_changed(detached))
-        for i, stretch in enumerate((1, 1, 3)):
+        for i, stretch in enumerate((0, 1, 2)):   # the jobs pane keeps the height it is given (fit_jobs_pane)
             self.right_split.setStretchFactor(i, stretch)
-        self.right_split.setSizes([190, 190, 420])
+        self.right_split.setSizes([self.jobs.fitting_height(), RESULTS_HEIGHT, 420])
         return self.right_split
+
+    def fit_jobs_pane(self) -> None:
+        """Give the jobs pane the height its rows need — a line or one row while nothing runs, up to
+        several rows while jobs run — and the difference to the charts below (unless the charts have the
+        whole right side: View ▸ Focus Charts)."""
+        if self.charts_focus.on:
+            return
+        sizes = self.right_split.sizes()
+        wanted = self.jobs.fitting_height()
+        change = wanted - sizes[0]
+        if change == 0 or sum(sizes) <= 0:
+            return
+        room = max(0, sizes[2] - self.tabs.minimumSizeHint().height())
+        change = min(change, room + max(0, sizes[1] - RESULTS_HEIGHT // 2))  # growing: the charts give first
+        sizes[0] += change
+        from_tabs = min(change, room) if change > 0 else change
+        sizes[2] -= from_tabs
+        sizes[1] -= change - from_tabs
+        self.right_split.setSizes(sizes)
 
     def _build_log_dock(self) -> None:
         self.log = WindowLog()
@@ -223,9 +250,10 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
 
     def _build_status_bar(self) -> None:
-        self.engine_label = PlainLabel("starting…")
+        # short, and cut with "…" where they would reach into the message on the left (full text on hover)
+        self.engine_label = ElidedLabel("starting…", max_width=STATUS_LABEL_WIDTH)
         self.engine_label.setAccessibleName("Engine status")
-        self.hardware_label = PlainLabel("")
+        self.hardware_label = ElidedLabel("", max_width=STATUS_LABEL_WIDTH)
         self.hardware_label.setAccessibleName("Hardware")
         self.hardware_label.setToolTip("the CPU instruction sets and the GPU that decide which targets and precisions "
                                        "are fast here (hover a target cell for its expectation)")
@@ -244,7 +272,10 @@ class MainWindow(QMainWindow):
         self.cancel_action.triggered.connect(self._on_cancel_all_triggered)
         self.jobs.all_finished.connect(self._on_all_jobs_finished)
         self.results.open_folder_requested.connect(self._on_open_folder_requested)
+        self.results.columns_changed.connect(self._on_result_columns_changed)
         self.session.events.jobs_cleared.connect(self._stage_logged.clear)
+        # the jobs pane grows while jobs run and shrinks when they end
+        self.jobs.fitting_changed.connect(self.fit_jobs_pane)
 
     # what the session holds, by the names the window's parts use
     @property
@@ -435,12 +466,20 @@ class MainWindow(QMainWindow):
         state = s.bytes_value("window/state")
         if state is not None:
             self.restoreState(state)
-        for split, key in ((self.main_split, "window/main_split"), (self.right_split, "window/right_split")):
+        for split, key in ((self.main_split, "window/main_split"), (self.right_split, "window/right_split"),
+                           (self.results_split, "window/results_split")):
             saved = s.bytes_value(key)
             if saved is not None:
                 split.restoreState(saved)
         self.options.restore(s.value("choices/options", {}))
         self.bench_options.restore(s.value("choices/bench", {}))
+        self.results.show_columns(s.value(COLUMNS_KEY, {}))
+        self.fit_jobs_pane()   # a saved layout's jobs pane, at the height an idle one takes
+
+    def _on_result_columns_changed(self) -> None:
+        """The user chose the results table's columns (its header's menu): remembered at once."""
+        self.settings.set_value(COLUMNS_KEY, self.results.shown_columns())
+        self.settings.sync()
 
     def save_settings(self) -> None:
         s = self.settings
@@ -448,10 +487,12 @@ class MainWindow(QMainWindow):
         s.set_bytes("window/state", self.saveState())
         s.set_bytes("window/main_split", self.main_split.saveState())
         s.set_bytes("window/right_split", self.right_split.saveState())
+        s.set_bytes("window/results_split", self.results_split.saveState())
         if self.targets.is_ready:
             s.set_value("choices/targets", self.targets.checked_keys())
         s.set_value("choices/options", self.options.state())
         s.set_value("choices/bench", self.bench_options.state())
+        s.set_value(COLUMNS_KEY, self.results.shown_columns())
         s.sync()
 
 

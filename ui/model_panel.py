@@ -51,7 +51,8 @@ class ModelPanel(QGroupBox):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setMinimumHeight(60)
         layout.addWidget(self.hint)
-        self.example_button = QPushButton("New here? Open an example (a small CNN and real data, nothing to download)")
+        # two lines: the left column stays narrow enough for the results table beside it
+        self.example_button = QPushButton("New here? Open an example\n(a small CNN and real data, nothing to download)")
         self.example_button.setAccessibleName("Open an example")
         self.example_button.setToolTip("write a CNN trained on handwritten digits, its architecture file and a folder "
                                        "of held-out digits into a folder you choose, and load it")
@@ -83,14 +84,16 @@ class ModelPanel(QGroupBox):
         self.load_button = QPushButton("Load")
         self.load_button.setToolTip("load the model again with this architecture")
         self.load_button.setAccessibleName("Load with architecture")
-        arch_row.addWidget(self.arch_edit, 3)
-        arch_row.addWidget(self.kwargs_edit, 2)
+        arch_row.addWidget(self.arch_edit, 2)
+        arch_row.addWidget(self.kwargs_edit, 1)
         arch_row.addWidget(self.load_button)
         form.addRow("Architecture:", arch_row)
         layout.addLayout(form)
 
-        layout.addWidget(PlainLabel("Inputs (shapes editable where the model does not fix them; "
-                                "press an axis to make it dynamic):"))
+        inputs_note = PlainLabel("Inputs (shapes editable where the model does not fix them; "
+                                 "press an axis to make it dynamic):")
+        inputs_note.setWordWrap(True)   # wraps rather than widening the left column
+        layout.addWidget(inputs_note)
         self.inputs = InputsEditor()
         layout.addWidget(self.inputs)
         self.outputs_label = PlainLabel("Outputs: —")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QWidget
 
 from app.safety.text import one_line, visible_text
 
-__all__ = ["PlainLabel", "one_line", "plain_box", "plain_labels", "rich", "tooltip", "visible_text"]
+__all__ = ["ElidedLabel", "PlainLabel", "one_line", "plain_box", "plain_labels", "rich", "tooltip", "visible_text"]
 
 
 class PlainLabel(QLabel):
@@ -32,6 +33,42 @@ class PlainLabel(QLabel):
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
         super().setText(visible_text(str(text)))
+
+
+class ElidedLabel(PlainLabel):
+    """A one-line :class:`PlainLabel` no wider than ``max_width``: a longer text is drawn cut with "…" and
+    shown in full on hover (its tool tip, unless one is set); ``text()`` is the full text."""
+
+    def __init__(self, text: str = "", max_width: int = 300, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._own_tip = ""
+        self.setMaximumWidth(max_width)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._own_tip = text
+        self._show_tip()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._show_tip()
+
+    def _show_tip(self) -> None:
+        tip = tooltip([self.text(), self._own_tip]) if self.is_elided() else self._own_tip
+        super().setToolTip(tip)
+
+    def is_elided(self) -> bool:
+        return self.fontMetrics().horizontalAdvance(self.text()) > self.maximumWidth() - 4
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("…") * 8), hint.height())
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), shown)
 
 
 def plain_labels(root: QWidget) -> None:

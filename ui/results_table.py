@@ -24,6 +24,14 @@ COLUMNS = ("Target", "Precision", "Verdict", "Cosine on data", "Top-1 agreement"
 DATA_COLUMNS = ("Cosine on data", "Top-1 agreement", "Confident agreement", "Top-1 (source → artifact)")
 RANDOM_COLUMNS = ("Max abs err", "Cosine (random inputs)")
 NUMERIC_COLUMNS = (*DATA_COLUMNS, "Size", "Time", *RANDOM_COLUMNS)
+# how much each column matters at a glance: 1 is always worth its room (what was made and its verdict on the
+# data), 2 shown by default, 3 only when the user asks for it (the header's menu); the compact default set
+# is priorities 1 and 2, and it fits beside the details at the window's default 1280×860
+PRIORITY = {"Target": 1, "Precision": 1, "Verdict": 1, "Cosine on data": 1, "Top-1 agreement": 1,
+            "Confident agreement": 3, "Top-1 (source → artifact)": 2, "Artifact": 2, "Size": 2, "Time": 2,
+            "Max abs err": 3, "Cosine (random inputs)": 3, "Warnings": 2}
+ALWAYS_SHOWN = ("Target", "Precision", "Verdict")   # a row is nothing without them: not in the menu
+DEFAULT_SHOWN = tuple(c for c in COLUMNS if PRIORITY[c] <= 2)
 
 
 class ResultsTable(QTableWidget):
@@ -31,6 +39,7 @@ class ResultsTable(QTableWidget):
     session's outcomes (:class:`app.session.Outcome`), drawn as the session reports them."""
 
     open_folder_requested = Signal(str)
+    columns_changed = Signal()  # the user showed or hid a column (the header's menu): the window remembers it
     export_requested = Signal(int)  # "Export for serving…" on this row: the window asks where
     diagnose_requested = Signal(int)  # "Where does the error come from?" on this row
 
@@ -49,9 +58,13 @@ class ResultsTable(QTableWidget):
         self.setWordWrap(False)
         self.setAccessibleName("Results")
         header = self.horizontalHeader()
-        for i in range(len(COLUMNS) - 1):
+        for i in range(len(COLUMNS)):
             header.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)   # whichever column is last in view takes the room left
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._on_header_menu_requested)
+        header.setToolTip("right-click to choose the columns")
+        self.show_columns({name: name in DEFAULT_SHOWN for name in COLUMNS})
         self.cellDoubleClicked.connect(self._on_cell_double_clicked)
         self.customContextMenuRequested.connect(self._on_context_menu_requested)
 
@@ -120,6 +133,45 @@ class ResultsTable(QTableWidget):
                 item = self.item(row, COLUMNS.index(name))
                 item.setForeground(QBrush(self.palette().color(QPalette.ColorRole.PlaceholderText)))
                 item.setToolTip(full_text_tooltip([item.text(), why]))
+
+    # -- columns
+    def shown_columns(self) -> dict[str, bool]:
+        """Each column's name and whether it is in view (what the window remembers)."""
+        return {name: not self.isColumnHidden(i) for i, name in enumerate(COLUMNS)}
+
+    def show_columns(self, shown: dict) -> None:
+        """Show or hide columns by name (``shown``, as :meth:`shown_columns` gives it; names it lacks keep their
+        place, unknown names are ignored); the verdict and what the row is stay in view whatever it says."""
+        for i, name in enumerate(COLUMNS):
+            if name in shown:
+                self.setColumnHidden(i, not (bool(shown[name]) or name in ALWAYS_SHOWN))
+
+    def columns_menu(self) -> QMenu:
+        """The header's menu: one check-able entry per column the user may hide, most important first."""
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        shown = self.shown_columns()
+        for name in sorted((c for c in COLUMNS if c not in ALWAYS_SHOWN), key=lambda c: (PRIORITY[c], COLUMNS.index(c))):
+            action = menu.addAction(name)
+            action.setCheckable(True)
+            action.setChecked(shown[name])
+            action.toggled.connect(lambda on, n=name: self._on_column_toggled(n, on))
+        menu.addSeparator()
+        menu.addAction("Default columns", self._on_default_columns_triggered)
+        return menu
+
+    def _on_column_toggled(self, name: str, on: bool) -> None:
+        self.show_columns({name: on})
+        self.columns_changed.emit()
+
+    def _on_default_columns_triggered(self) -> None:
+        self.show_columns({name: name in DEFAULT_SHOWN for name in COLUMNS})
+        self.columns_changed.emit()
+
+    def _on_header_menu_requested(self, pos: QPoint) -> None:
+        menu = self.columns_menu()
+        menu.aboutToHide.connect(menu.deleteLater)
+        menu.popup(self.horizontalHeader().viewport().mapToGlobal(pos))
 
     # -- reading
     def selected_row(self) -> int | None:

@@ -26,6 +26,11 @@ class SweepPanel(QWidget):
         super().__init__(parent)
         if session is not None:
             session.events.sweep_finished.connect(self.set_result)
+            # each point as it is measured, drawn before the sweep ends (its job's stages say them)
+            session.events.job_added.connect(self._on_job_changed)
+            session.events.job_changed.connect(self._on_job_changed)
+        self.live: dict[str, list[dict]] = {}   # the running sweep's points so far, by artifact name
+        self._live_items: dict = {}             # their scatter items on the chart, by artifact name
         self.setAccessibleName("Deployment sweep")
         self.data: dict | None = None
         self.threads = QLineEdit("1, 2")
@@ -96,11 +101,55 @@ class SweepPanel(QWidget):
     def p99_budget_ms(self) -> float | None:
         return self.budget.value() or None
 
+    def _on_job_changed(self, job) -> None:
+        from app.bench.sweep import measured_point
+        from app.session import RUNNING, SWEEP
+
+        if job.key != SWEEP:
+            return
+        if job.state != RUNNING or job.ended:
+            if not job.ended:   # a new sweep, queued: the last one's live points go
+                self.live, self._live_items = {}, {}
+            elif self.data is None or job.state != "done":
+                self.proposals.setText(f"sweep {job.state}: {job.message}" if job.message else f"sweep {job.state}")
+            return
+        point = measured_point(job.stage)
+        if point is not None and point not in self.live.get(point["name"], []):
+            self.live.setdefault(point["name"], []).append(point)
+            self._draw_live()
+        count = sum(len(points) for points in self.live.values())
+        self.proposals.setText(f"Sweeping ({job.stage}): {count} point{'s' if count != 1 else ''} measured so far; "
+                               "the knee and the serving settings follow when every point is measured")
+
+    def live_points(self) -> list[dict]:
+        """The running sweep's points measured so far (cleared when a sweep starts)."""
+        return [p for points in self.live.values() for p in points]
+
+    def _draw_live(self) -> None:
+        """The points measured so far, one colour per artifact, before the sweep's result replaces them: the
+        last result goes when the first point comes; then each artifact's scatter only takes its new data."""
+        plot = self.chart.getPlotItem()
+        if not self._live_items:
+            plot.clear()
+            self.legend.clear()
+            self.knees = []
+        for i, (name, points) in enumerate(self.live.items()):
+            xy = ([p["p99_ms"] for p in points], [p["throughput"] for p in points])
+            if name in self._live_items:
+                self._live_items[name].setData(*xy)
+                continue
+            color = pg.intColor(i, hues=3, values=1, maxValue=200)
+            self._live_items[name] = item = pg.ScatterPlotItem(*xy, size=7, brush=pg.mkBrush(color), pen=None,
+                                                               name=rich(name))   # legends are HTML
+            plot.addItem(item)
+        self._show_axes(bool(self.live))
+
     def set_result(self, data: dict) -> None:
         """Draw a sweep result (the ``bench --sweep --json`` object) and list its proposals."""
         from app.bench.sweep import SweepPoint, pareto
 
         self.data = data
+        self._live_items = {}
         plot = self.chart.getPlotItem()
         plot.clear()
         self.legend.clear()

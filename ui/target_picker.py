@@ -157,6 +157,9 @@ class PathEdit(QWidget):
         self.edit.setText(text)
 
 
+DATA_ROWS = 3   # the options form's first rows: Data…, its note, Evaluation data…
+
+
 class ConversionOptions(QGroupBox):
     """The options shared by the jobs: one row per option the converters declare (built from their
     declarations once the targets are probed: :meth:`set_catalogue`), the data set, the output folder.
@@ -212,7 +215,7 @@ class ConversionOptions(QGroupBox):
 
     def set_catalogue(self, choices: list) -> None:
         """One row per option the targets (:class:`app.targets.probe.TargetChoice`) declare with a window label,
-        above the data rows, its tooltip naming the targets it shapes; saved values are restored."""
+        under the data rows (the data and its note first: in view at the window's default size), its tooltip naming the targets it shapes; saved values are restored."""
         shapes: dict[str, list[str]] = {}
         for choice in choices:
             for o in choice.options:
@@ -229,7 +232,7 @@ class ConversionOptions(QGroupBox):
             tip = (o.help or o.label).replace("%%", "%")
             widget.setToolTip(f"{tip}\nshapes: {', '.join(shapes[name])} ({o.flags[0]})")
             self.fields[name] = widget
-            self._form.insertRow(row, f"{o.label}:", widget)
+            self._form.insertRow(DATA_ROWS + row, f"{o.label}:", widget)
         self.restore(self._pending)
 
     def _widget_for(self, o) -> QWidget:

@@ -105,7 +105,7 @@ class Measuring:
             return
         w.log.add(f"sweep: {len(request.artifacts)} artifact(s), {' '.join(request.sweep)}")
         w.start_job(SWEEP, "Deployment sweep", sweep_job(request, self.sweep_file(), w),
-                    lambda _job, data: w.session.swept(data), self._on_sweep_failed)
+                    lambda _job, data: w.session.swept(data), self._on_sweep_failed, progress=True, log_as="sweep")
 
     def _on_sweep_finished(self, data: dict) -> None:
         w = self.window
@@ -149,7 +149,7 @@ class Measuring:
             return None
         job = diagnosis_job(info.request.source, data, info.artifact, info.request.options, parent=w)
         return w.start_job(JobKey("diagnose", info.artifact.name), f"Diagnose · {info.artifact.name}", job,
-                           self._on_diagnosed, self._on_background_failed)
+                           self._on_diagnosed, self._on_background_failed, progress=True)
 
     def _on_diagnosed(self, job: BackgroundJob, result: dict) -> None:
         self.window.session.job_ended(job.key, DONE, f"{len(result['ranking'])} nodes compared")

@@ -39,7 +39,8 @@ class StartUp:
         if w.closed:  # closed before the event loop came back: start nothing that would outlive it
             return
         self._show_sandbox_status()
-        w.engine_label.setText("loading PyTorch and ONNX in the background…")
+        w.engine_label.setText("engine loading…")
+        w.engine_label.setToolTip("PyTorch, ONNX and ONNX Runtime are imported in the background; the window works meanwhile")
         from ui.workers import engine_job, targets_job
 
         w.running.start(JobKey("probe targets"), targets_job(w), self._on_targets_probed,
@@ -101,7 +102,9 @@ class StartUp:
             w.ready.emit()
 
     def _on_engine_warmed(self, _job, info: dict) -> None:
-        self.window.engine_label.setText(f"engine ready (torch {info.get('torch', '?')})")
+        self.window.engine_label.setText("engine ready")
+        self.window.engine_label.setToolTip(f"the jobs' processes start with torch {info.get('torch', '?')}, ONNX and "
+                                            "ONNX Runtime already imported")
         self._gpu_name = info.get("gpu") or "none"  # the child process imported torch and asked CUDA
         self._show_hardware()
         self.window.engine_ready.emit()

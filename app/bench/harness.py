@@ -528,8 +528,9 @@ def run_benchmark(baseline: Runner, runners: list[Runner], specs: list[TensorSpe
         all_notes.append("peak memory is the process's lifetime peak (no per-runner reset on this OS)")
     try:
         for index, runner in enumerate(everyone):  # 1. each runner alone: load, cold call, outputs, memory
+            which = f"{index + 1} of {len(everyone)}"   # the stage counts runners and batch sizes
             probe = _guarded(runner, runner is baseline, skipped,
-                             lambda r=runner, f=runner_feeds[index]: _probe(r, f, clock, skipped, r is baseline))
+                             lambda r=runner, f=runner_feeds[index], w=which: _probe(r, f, clock, skipped, r is baseline, w))
             if probe is not None:
                 probes.append(probe)
             clock.done = (index + 1) * len(batches)  # also when a runner failed part-way
@@ -575,16 +576,19 @@ def _guarded(runner: Runner, is_base: bool, skipped: list[Skipped], work: Callab
     return None
 
 
-def _probe(runner: Runner, feeds: dict[int, Feeds], clock: _Clock, skipped: list[Skipped], is_base: bool) -> _Probe:
+def _probe(runner: Runner, feeds: dict[int, Feeds], clock: _Clock, skipped: list[Skipped], is_base: bool,
+           which: str = "") -> _Probe:
+    """``runner`` alone (``which``: "2 of 5", its place among the runners, said in the stages)."""
     ok, why = runner.available()
     if not ok:
         raise RunnerUnavailable(why)
     clock.check()
-    clock.report(f"load {runner.name}", 0.0, force=True)
+    place = f" ({which})" if which else ""
+    clock.report(f"load {runner.name}{place}", 0.0, force=True)
     reset_peak_memory()
     probe = _Probe(runner, is_base, runner.load(), {}, {}, None, feeds)
-    for batch, batch_feeds in feeds.items():
-        clock.report(f"{runner.name}, batch {batch}: first call", 0.0, force=True)
+    for n, (batch, batch_feeds) in enumerate(feeds.items(), 1):
+        clock.report(f"{runner.name}{place}, batch {batch} ({n} of {len(feeds)}): first call", 0.0, force=True)
         try:
             prepared = runner.prepare(batch_feeds)
             probe.cold_s[batch] = runner.timed_call(prepared)
@@ -619,12 +623,13 @@ def _interleaved(probes: list[_Probe], batches: list[int], config: BenchConfig, 
         per_round_runs = -(-config.runs // config.rounds)  # ceil
         per_round_s = config.min_seconds / config.rounds
         per_round_cap = config.max_seconds / config.rounds if config.max_seconds is not None else None
-        for batch in batches:
+        for n, batch in enumerate(batches, 1):
+            which = f"batch {batch} ({n} of {len(batches)})"   # the stage counts batch sizes and rounds
             taking = [i for i in loaded if batch in probes[i].cold_s]
             prepared = {}
             for i in taking:
                 prepared[i] = probes[i].runner.prepare(probes[i].feeds[batch])
-                clock.report(f"{probes[i].runner.name}, batch {batch}: warm-up", 0.0, force=True)
+                clock.report(f"{probes[i].runner.name}, {which}: warm-up", 0.0, force=True)
                 warm_up(probes[i].runner, prepared[i], config, clock.should_cancel)
             for k in range(config.rounds):
                 order = taking[k % len(taking):] + taking[:k % len(taking)] if taking else []
@@ -635,7 +640,7 @@ def _interleaved(probes: list[_Probe], batches: list[int], config: BenchConfig, 
                                               clock.should_cancel)
                     rounds, was_capped = out.get((i, batch), ([], False))
                     out[(i, batch)] = (rounds + [got], was_capped or capped)
-                clock.report(f"batch {batch}: round {k + 1} of {config.rounds}", (k + 1) / config.rounds)
+                clock.report(f"time {which}: round {k + 1} of {config.rounds}", (k + 1) / config.rounds)
             clock.done += len(probes)
     finally:
         for i in loaded:

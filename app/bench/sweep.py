@@ -22,6 +22,7 @@ compute for others to join it). ``serve-bundle --from-sweep`` writes them into `
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -242,6 +243,7 @@ def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, secon
                         result.points.append(SweepPoint(str(path), path.name, sessions[0].runtime, threads, batch, c,
                                                         calls, thr, p50, p99))
                         done += 1
+                        progress(point_stage(result.points[-1]), done / total)  # the window draws it as it comes
             except (Cancelled, KeyboardInterrupt):
                 raise
             except Exception as e:  # noqa: BLE001 - this artifact fails here; the others still run
@@ -265,6 +267,32 @@ def run_sweep(model, artifacts: list[Path], grid: dict[str, list[int]], *, secon
 
 
 # ---------------------------------------------------------------------------- the knee and the proposal
+_MEASURED = re.compile(r"measured (?P<name>.+): (?P<threads>\d+) thread\(s\), batch (?P<batch>\d+), "
+                       r"(?P<concurrency>\d+) at once: (?P<throughput>[0-9.e+-]+) items/s, "
+                       r"p99 (?P<p99_ms>[0-9.e+-]+) ms")
+
+
+def point_stage(point: SweepPoint) -> str:
+    """The progress stage a sweep reports once ``point`` is measured (what the job row says, and what the
+    Sweep tab draws while the sweep runs: :func:`measured_point`)."""
+    return (f"measured {point.name}: {point.threads} thread(s), batch {point.batch}, {point.concurrency} at once: "
+            f"{point.throughput:.6g} items/s, p99 {point.p99_ms:.6g} ms")
+
+
+def measured_point(stage: str) -> dict | None:
+    """The point a :func:`point_stage` stage names (name, threads, batch, concurrency, throughput, p99_ms),
+    or None for any other stage (or one cut short on its way)."""
+    match = _MEASURED.fullmatch(stage)
+    if match is None:
+        return None
+    try:
+        point = {k: (v if k == "name" else float(v) if k in ("throughput", "p99_ms") else int(v))
+                 for k, v in match.groupdict().items()}
+    except ValueError:
+        return None
+    return point
+
+
 def pareto(points: list[SweepPoint]) -> list[SweepPoint]:
     """Points no other beats on both throughput (higher) and p99 (lower), by increasing p99."""
     return pareto_front(points, cost=lambda p: p.p99_ms, gain=lambda p: p.throughput)
