@@ -17,7 +17,7 @@ from typing import Callable
 
 from app.accuracy.budget import AccuracyBudget, meet_budget
 from app.accuracy.data import SAME_FOLDER_WARNING, DataSet, load_data, load_eval_data
-from app.accuracy.evaluation import Evaluation, evaluate, run_all
+from app.accuracy.evaluation import Evaluation, compare_outputs, run_all
 from app.accuracy.verdict import Verdict, verdict_of
 from app.accuracy.verify import INT8_MIN_COSINE, Verification, vanishing_text, verify_artifact
 from app.artifacts import atomic_output as files, placement
@@ -207,8 +207,10 @@ def _evaluate_on_data(converter, ctx, produced: list[Path], verification: Verifi
     accuracy budget, keep the worst nodes in float until it is met (and verify the artifact again)."""
     request = ctx.request
     ctx.stage(f"evaluate on {len(evaluation)} data samples", None)
-    reference = run_all(ctx.model, evaluation, "the source")
-    scores = evaluate(ctx.model, converter.load_artifact(produced[0]), evaluation, reference)
+    reference = run_all(ctx.model, evaluation, "the source", ctx.counted("evaluate: the source"))
+    artifact = converter.load_artifact(produced[0])
+    scores = compare_outputs(reference, run_all(artifact, evaluation, "the artifact",
+                                                ctx.counted("evaluate: the artifact")), evaluation)
     ctx.record["data"] = data_record(request, calibration, evaluation)
     budget_report = None
     if budget is not None:

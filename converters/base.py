@@ -65,6 +65,14 @@ class ConversionContext:
         self.check_cancel()
         self.progress(name, fraction)
 
+    def counted(self, what: str):
+        """A ``step(i, n)`` for :func:`app.accuracy.evaluation.run_all` and calibration readers: ``what: sample i
+        of n`` as the stage, with its fraction (at most ~40 times a pass; each checks for a cancel)."""
+        def step(i: int, n: int) -> None:
+            if i == n or i == 1 or i % max(1, -(-n // 40)) == 0:
+                self.stage(f"{what}: sample {i} of {n}", i / n if n else None)
+        return step
+
     def example_args(self, dtype_override: str | None = None) -> tuple:
         """Torch tensors for tracing/exporting, at export-safe sizes."""
         import torch

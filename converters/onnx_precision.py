@@ -319,7 +319,8 @@ def _quantize_static(pre: Path, out: Path, ctx: ConversionContext, config: "Quan
     # the entropy/percentile calibrators print their progress on stdout, which would break
     # `--json` output; keep it out
     with contextlib.redirect_stdout(io.StringIO()):
-        quantize_static(str(pre), str(out), feeds_reader(samples), quant_format=QuantFormat.QDQ,
+        quantize_static(str(pre), str(out), feeds_reader(samples, ctx.counted(f"calibrate ({method})")),
+                        quant_format=QuantFormat.QDQ,
                         per_channel=config.per_channel, reduce_range=config.reduce_range,
                         activation_type=act, weight_type=weight_type,
                         calibrate_method=calib, extra_options=extra, nodes_to_exclude=exclude,

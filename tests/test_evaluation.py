@@ -197,3 +197,24 @@ def test_int8_with_a_confident_agreement_budget_shows_the_new_figures(cli, digit
     assert b["rounds"][0]["confident-agreement"] == e["confident_agreement"]
     manifest = json.loads(open(data["manifest"]).read())
     assert manifest["evaluation"] == e
+
+
+def test_calibration_and_evaluation_report_their_samples_counted(digits, tmp_path):
+    """Progress that tells (issue 33, item 4): static int8 says which calibration sample it is on, and the
+    evaluation which of its samples, with the fraction done — not one indeterminate stage each."""
+    from app.jobs import convert_in_process
+    from tests.requests import request
+
+    heard: list[tuple[str, float | None]] = []
+    result = convert_in_process(request(digits["state"], "onnx", "int8", arch="tests.models:DigitsCNN",
+                                        inputs=["x:1x1x8x8"], data=digits["images"], out_dir=tmp_path),
+                                progress=lambda stage, fraction=None: heard.append((stage, fraction)))
+    assert result.status == "ok"
+    calibrate = [(s, f) for s, f in heard if s.startswith("calibrate (minmax): sample ")]
+    assert calibrate[0] == ("calibrate (minmax): sample 1 of 90", 1 / 90)
+    assert calibrate[-1] == ("calibrate (minmax): sample 90 of 90", 1.0) and len(calibrate) <= 2 * 42  # a pass or two
+    for who in ("the source", "the artifact"):
+        steps = [(s, f) for s, f in heard if s.startswith(f"evaluate: {who}: sample ")]
+        assert steps[-1] == (f"evaluate: {who}: sample 210 of 210", 1.0)
+        fractions = [f for _, f in steps]
+        assert fractions == sorted(fractions) and 10 <= len(steps) <= 42

@@ -124,15 +124,20 @@ class Evaluation:
         return f"{', '.join(parts)} on {self.samples} samples"
 
 
-def run_all(model: LoadedModel, data: DataSet, what: str = "the model") -> Outputs:
-    """``model`` on every sample of ``data``; a failure names the sample."""
+def run_all(model: LoadedModel, data: DataSet, what: str = "the model", step=None) -> Outputs:
+    """``model`` on every sample of ``data``; a failure names the sample. ``step(i, n)`` (if given) hears of
+    each sample done (evaluation N/M in the window's jobs list; a cancel it raises stops the run)."""
     outputs = []
+    n = len(data.samples)
     for i, feeds in enumerate(data.samples):
         try:
             outputs.append([np.asarray(o) for o in model.run(feeds)])
         except Exception as e:
             raise VerificationFailed(f"{what} fails on data sample {i} ({first_line(e)})") from None
+        if step is not None:
+            step(i + 1, n)
     return outputs
+
 
 
 def classifier_output(outputs: Outputs) -> int | None:
