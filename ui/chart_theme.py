@@ -104,31 +104,35 @@ class Legend(pg.LegendItem):
                           size=f"{FONT_PT}pt")
         self._place_note()
 
+    def _take_note(self) -> None:
+        """The note out of the layout (it stays this legend's child)."""
+        for i in range(self.layout.count()):
+            if self.layout.itemAt(i) is self.note:
+                self.layout.removeAt(i)
+                return
+
     def _place_note(self) -> None:
         if self.note is None:
             return
-        if self.note.parentItem() is self:
-            self.layout.removeItem(self.note)
+        self._take_note()
         rows = max((r + 1 for r in range(self.layout.rowCount()) for c in range(self.layout.columnCount())
                     if self.layout.itemAt(r, c) is not None), default=0)
         self.layout.addItem(self.note, rows, 0, 1, max(self.columnCount * 2, 1))
 
     def addItem(self, item, name: str) -> None:  # noqa: N802 - pyqtgraph override: the note stays last
-        if self.note is not None and self.note.parentItem() is self:
-            self.layout.removeItem(self.note)
+        self._take_note()
         super().addItem(item, name)
         self._place_note()
 
     def clear(self) -> None:
-        if self.note is not None and self.note.parentItem() is self:
-            self.layout.removeItem(self.note)
+        self._take_note()
         super().clear()
         self._place_note()
 
     def setColumnCount(self, columnCount: int) -> None:  # noqa: N802, N803 - pyqtgraph override
-        if self.note is not None and self.note.parentItem() is self:
-            self.layout.removeItem(self.note)
-        self.columnCount = -1 if columnCount == self.columnCount else self.columnCount  # always re-lay
+        if columnCount == self.columnCount:
+            return
+        self._take_note()
         super().setColumnCount(columnCount)
         self._place_note()
 
@@ -205,6 +209,11 @@ class ThemedChart:
 
     def apply_palette(self) -> None:
         self.paint_theme()
+
+    def close(self) -> bool:
+        """No more re-flowing or repainting: pyqtgraph's close deletes every item first."""
+        self._built = False
+        return super().close()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override: legends re-flow
         super().resizeEvent(event)

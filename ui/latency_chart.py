@@ -148,7 +148,6 @@ class LatencyChart(ThemedChart, pg.PlotWidget):
         self.legend.setVisible(bool(self.shown))
         if not self.shown:
             plot.setTitle("")
-            plot.setLabel("bottom", "")
             plot.getAxis("left").setTicks(None)
             plot.getAxis("bottom").setTicks(None)
             plot.setXRange(-1, 1, padding=0)
@@ -162,7 +161,7 @@ class LatencyChart(ThemedChart, pg.PlotWidget):
         lows = [v for r in self.shown for v in (r["p50_ms"], r.get("p50_ci_low_ms")) if v is not None and v > 0]
         self.log = bool(lows) and float(max(p99.max(), p50.max())) >= LOG_SPREAD * min(lows)
         f = np.vectorize(self.axis_value, otypes=[float])
-        self.floor = f(_nice_below(min(lows) / 1.5)) if self.log else 0.0
+        self.floor = f(_nice_below(min(lows) / 2.5)) if self.log else 0.0
         noisy = [bool(r.get("noisy")) for r in self.shown]
         brushes = [pg.mkBrush(series_color(i, n, alpha=200)) for i in range(n)]
         pens = [pg.mkPen(WARNING, width=2, style=Qt.PenStyle.DashLine) if noisy[i] else pg.mkPen(fg, width=0.5)
@@ -217,7 +216,7 @@ class LatencyChart(ThemedChart, pg.PlotWidget):
 
     def _fit(self, *_args) -> None:
         """The latency range wide enough for every label right of its bar; labels and flags placed there."""
-        if not self.shown or self.bars is None:
+        if not self.shown or self.bars is None or not self._built:
             return
         vb = self.getPlotItem().getViewBox()
         px = max(vb.width(), 50.0)
