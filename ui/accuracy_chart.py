@@ -15,12 +15,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtWidgets import QWidget
 
 from app.session import Session
-from ui.latency_chart import _FollowsPalette, _png, show_hover
+from ui.chart_theme import (FRONT, OTHER, ThemedChart, colors, elide, legend_below, set_title, show_axes,
+                            text_item)
+from ui.latency_chart import LOG_SPREAD, _log_ticks, _nice_below, _png, _tick_names, show_hover
+
+ROUND = "#e65100"       # accuracy-budget rounds: the kept one, the floor
+ROUND_LIGHT = "#ffb74d"
+# where a point's label may go, in order of preference: (anchor, dx, dy) in pixels from the point
+PLACES = [((0.0, 0.5), 8, 0), ((1.0, 0.5), -8, 0), ((0.0, 1.0), 5, -4), ((0.0, 0.0), 5, 4),
+          ((1.0, 1.0), -5, -4), ((1.0, 0.0), -5, 4), ((0.5, 1.0), 0, -7), ((0.5, 0.0), 0, 7)]
+LABEL_PX = 160.0        # the widest point label; longer names are shortened (hover shows them whole)
+# the left axis says what accuracy is, briefly; the title says it in full
+SHORT = {"top-1 on the data": "top-1", "mean cosine on the data": "mean cosine",
+         "cosine to the source (random inputs)": "cosine to the source"}
 
 
 def pareto_front(points: list[dict]) -> list[dict]:
@@ -84,9 +97,10 @@ def floor_latency_ms(report: dict) -> float | None:
     return float(fp32) / float(floor) if fp32 and floor else None
 
 
-class AccuracyChart(_FollowsPalette, pg.PlotWidget):
-    """Scatter of artifacts by latency (x) and accuracy (y), the Pareto front as a line; drawn from the
-    session's benchmarks and its conversions' evaluations (when given a session)."""
+class AccuracyChart(ThemedChart, pg.PlotWidget):
+    """Scatter of artifacts by latency (x, from 0) and accuracy (y), each point labelled with its name, the
+    Pareto front as a line, the legend below; drawn from the session's benchmarks and its conversions'
+    evaluations (when given a session)."""
 
     def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -97,12 +111,15 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         self.setMinimumHeight(220)
         self.points: list[dict] = []
         self.front: list[dict] = []
+        self.labels: list[pg.TextItem] = []   # one per point, beside it
         self.hover_text = ""
+        self.title = ""
+        self.log = False   # latency on a log axis: the slowest is LOG_SPREAD× the fastest
         plot = self.getPlotItem()
         plot.setMenuEnabled(False)
-        plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setLabel("bottom", "p50 latency (ms)")
         plot.hideButtons()
+        plot.getViewBox().setLimits(xMin=0)   # no negative latency, even when zoomed out
         self.scatter = pg.ScatterPlotItem(size=11)
         self.line = pg.PlotCurveItem()
         self.rounds: list[dict] = []
@@ -110,8 +127,7 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         self.rounds_line = pg.PlotCurveItem()
         self.rounds_front = pg.PlotCurveItem()       # the loop's Pareto set of its rounds
         self.floor_line = pg.InfiniteLine(angle=90, movable=False,
-                                          pen=pg.mkPen("#e65100", width=1, style=Qt.PenStyle.DashLine),
-                                          label="speed floor", labelOpts={"position": 0.9, "color": "#e65100"})
+                                          pen=pg.mkPen(ROUND, width=1, style=Qt.PenStyle.DashLine))
         self.floor_line.setVisible(False)
         self.floor_ms: float | None = None
         plot.addItem(self.rounds_line)
@@ -120,58 +136,166 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
         plot.addItem(self.rounds_scatter)
         plot.addItem(self.line)
         plot.addItem(self.scatter)
+        self.legend = legend_below(plot, columns=2)
         self._empty = pg.TextItem("Convert with data and benchmark to compare accuracy and speed", anchor=(0.5, 0.5))
         plot.addItem(self._empty)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        plot.getViewBox().sigResized.connect(self._place_labels)
+        plot.getViewBox().sigTransformChanged.connect(self._place_labels)
         self._built = True
         self.apply_palette()
+        self._redraw()
 
-    def apply_palette(self) -> None:
-        self.paint_plot()
+    def theme_legends(self) -> list[pg.LegendItem]:
+        return [self.legend]
+
+    def theme_texts(self) -> list[pg.TextItem]:
+        return [self._empty, *self.labels]
+
+    def axis_value(self, ms: float) -> float:
+        """Where ``ms`` lies on the latency axis (its log10 on a log axis)."""
+        return float(np.log10(max(ms, 1e-6))) if self.log else float(ms)
+
+    def _choose_scale(self) -> None:
+        xs = [p["latency_ms"] for p in [*self.points, *self.rounds] if p["latency_ms"] > 0]
+        self.log = bool(xs) and max(xs) >= LOG_SPREAD * min(xs)
 
     def set_points(self, points: list[dict], label: str = "") -> None:
         self.points = list(points)
         self.front = pareto_front(self.points)
-        self._empty.setVisible(not self.points and not self.rounds)
-        on_front = {id(p) for p in self.front}
-        self.scatter.setData([{"pos": (p["latency_ms"], p["accuracy"]), "data": i,
-                               "brush": pg.mkBrush("#2e7d32" if id(p) in on_front else "#9e9e9e")}
-                              for i, p in enumerate(self.points)])
-        self.line.setData([p["latency_ms"] for p in self.front], [p["accuracy"] for p in self.front],
-                          pen=pg.mkPen("#2e7d32", width=2))
+        self._choose_scale()
+        self._draw_points()
+        self._draw_rounds()
         plot = self.getPlotItem()
-        plot.setLabel("left", label.split(" · ")[0] if label else "accuracy")
+        for item in self.labels:
+            plot.removeItem(item)
+        _, fg = colors(self)
+        names = _tick_names([p["name"] for p in self.points])
+        self.labels = [text_item(elide(name, LABEL_PX), fg, anchor=(0.0, 0.5)) for name in names]
+        for item in self.labels:
+            plot.addItem(item)
         if label:
-            plot.setTitle(label + " · green: the Pareto front (nothing is both faster and more accurate)",
-                          size="9pt")
-        if self.points:
-            plot.getViewBox().autoRange(padding=0.15)
+            accuracy, _, latency = label.partition(" · ")
+            plot.setLabel("left", SHORT.get(accuracy, accuracy))
+            self.title = f"{accuracy} vs {latency}" if latency else accuracy
+        elif not self.points:
+            self.title = ""
+        self._redraw()
 
     def set_rounds(self, rounds: list[dict], label: str = "", floor_ms: float | None = None) -> None:
         """The accuracy-budget rounds (:func:`budget_points`), joined in the order they were tried (dotted),
         their Pareto set joined (solid), and the speed floor at ``floor_ms`` (:func:`floor_latency_ms`)."""
         self.rounds = list(rounds)
         self.floor_ms = floor_ms
-        self._empty.setVisible(not self.points and not self.rounds)
-        self.rounds_scatter.setData([{"pos": (p["latency_ms"], p["accuracy"]), "data": i, "size": 13 if p["kept"] else 8,
+        self._choose_scale()
+        self._draw_points()
+        self._draw_rounds()
+        if label and not self.points:
+            self.getPlotItem().setLabel("left", SHORT.get(label, label))
+            self.title = f"{label}: accuracy-budget rounds"
+        self._redraw()
+
+    def _draw_points(self) -> None:
+        f = self.axis_value
+        on_front = {id(p) for p in self.front}
+        self.scatter.setData([{"pos": (f(p["latency_ms"]), p["accuracy"]), "data": i,
+                               "brush": pg.mkBrush(FRONT if id(p) in on_front else OTHER)}
+                              for i, p in enumerate(self.points)])
+        self.line.setData([f(p["latency_ms"]) for p in self.front], [p["accuracy"] for p in self.front],
+                          pen=pg.mkPen(FRONT, width=2))
+
+    def _draw_rounds(self) -> None:
+        f, floor_ms = self.axis_value, self.floor_ms
+        self.rounds_scatter.setData([{"pos": (f(p["latency_ms"]), p["accuracy"]), "data": i, "size": 13 if p["kept"] else 8,
                                       "brush": pg.mkBrush(None if p.get("below_floor") else
-                                                          "#e65100" if p["kept"] else "#ffb74d"),
-                                      "pen": pg.mkPen("#e65100" if p["kept"] else "#ffb74d", width=1.5)}
+                                                          ROUND if p["kept"] else ROUND_LIGHT),
+                                      "pen": pg.mkPen(ROUND if p["kept"] else ROUND_LIGHT, width=1.5)}
                                      for i, p in enumerate(self.rounds)])
-        self.rounds_line.setData([p["latency_ms"] for p in self.rounds], [p["accuracy"] for p in self.rounds],
-                                 pen=pg.mkPen("#ffb74d", width=1, style=Qt.PenStyle.DotLine))
+        self.rounds_line.setData([f(p["latency_ms"]) for p in self.rounds], [p["accuracy"] for p in self.rounds],
+                                 pen=pg.mkPen(ROUND_LIGHT, width=1, style=Qt.PenStyle.DotLine))
         front = sorted((p for p in self.rounds if p.get("pareto")), key=lambda p: p["latency_ms"])
-        self.rounds_front.setData([p["latency_ms"] for p in front], [p["accuracy"] for p in front],
-                                  pen=pg.mkPen("#e65100", width=2))
+        self.rounds_front.setData([f(p["latency_ms"]) for p in front], [p["accuracy"] for p in front],
+                                  pen=pg.mkPen(ROUND, width=2))
         self.floor_line.setVisible(floor_ms is not None)
         if floor_ms is not None:
-            self.floor_line.setValue(floor_ms)
-        if label and not self.points:
-            self.getPlotItem().setLabel("left", label)
-            self.getPlotItem().setTitle(f"{label} · budget rounds: Pareto set joined, kept one larger, "
-                                        "hollow below the speed floor (dashed)", size="9pt")
+            self.floor_line.setValue(f(floor_ms))
+
+    def _redraw(self) -> None:
+        """Legend, title, axes and ranges for what is drawn now."""
+        plot = self.getPlotItem()
+        _, fg = colors(self)
+        drawn = bool(self.points or self.rounds)
+        self._empty.setVisible(not drawn)
+        show_axes(plot, drawn, grid_x=True)
+        self.legend.clear()
+        self.legend.setVisible(drawn)
+        if self.points:
+            self.legend.addItem(pg.ScatterPlotItem(size=9, brush=pg.mkBrush(FRONT), pen=None),
+                                "on the Pareto front (joined)")
+            if len(self.front) < len(self.points):
+                self.legend.addItem(pg.ScatterPlotItem(size=9, brush=pg.mkBrush(OTHER), pen=None),
+                                    "another is faster and as accurate")
         if self.rounds:
-            self.getPlotItem().getViewBox().autoRange(padding=0.15)
+            self.legend.addItem(pg.ScatterPlotItem(size=9, brush=pg.mkBrush(ROUND_LIGHT), pen=pg.mkPen(ROUND_LIGHT)),
+                                "accuracy-budget round (kept: large; hollow: too slow)")
+        if self.floor_ms is not None and self.rounds:
+            self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(ROUND, width=1, style=Qt.PenStyle.DashLine)),
+                                "speed floor")
+        self.legend.recolor(fg)
+        self.fit_legends()
+        set_title(plot, self.title if drawn else "", fg)
+        if not drawn:
+            plot.setXRange(-1, 1, padding=0)
+            plot.setYRange(-1, 1, padding=0)
+            self._empty.setPos(0, 0)
+            plot.getViewBox().setLimits(xMin=None)
+            return
+        xs = [p["latency_ms"] for p in [*self.points, *self.rounds]] + ([self.floor_ms] if self.floor_ms else [])
+        ys = [p["accuracy"] for p in [*self.points, *self.rounds]]
+        if self.log:
+            lo_x, hi_x = self.axis_value(_nice_below(min(xs) / 1.3)), self.axis_value(max(xs)) + 0.08
+            plot.getViewBox().setLimits(xMin=lo_x)
+            plot.setXRange(lo_x, hi_x, padding=0)
+            plot.getAxis("bottom").setTicks(_log_ticks(lo_x, hi_x, hi_x - lo_x < 2.0))
+            plot.setLabel("bottom", "p50 latency (ms, log scale)")
+        else:
+            plot.getViewBox().setLimits(xMin=0)
+            plot.setXRange(0, max(xs) * 1.12 or 1.0, padding=0)
+            plot.getAxis("bottom").setTicks(None)
+            plot.setLabel("bottom", "p50 latency (ms)")
+        lo, hi = min(ys), max(ys)
+        pad = (hi - lo) * 0.15 or max(abs(hi) * 0.01, 1e-3)
+        plot.setYRange(lo - pad, hi + pad, padding=0)
+        self._place_labels()
+
+    def _place_labels(self, *_args) -> None:
+        """Each point's name beside it: right of it, else left, above or below, wherever it stays inside
+        the plot and clear of the labels placed before it."""
+        if not self._built:
+            return
+        vb = self.getPlotItem().getViewBox()
+        area = vb.sceneBoundingRect()
+        if not self.labels or area.width() < 10:
+            return
+        taken: list[QRectF] = []
+        dots = [vb.mapViewToScene(QPointF(self.axis_value(p["latency_ms"]), p["accuracy"])) for p in self.points]
+        order = sorted(range(len(self.points)), key=lambda i: (dots[i].x(), dots[i].y()))
+        for i in order:
+            item, dot = self.labels[i], dots[i]
+            w, h = item.boundingRect().width(), item.boundingRect().height()
+            candidates = [(anchor, QRectF(dot.x() + dx - anchor[0] * w, dot.y() + dy - anchor[1] * h, w, h))
+                          for anchor, dx, dy in PLACES]
+            others = [QRectF(d.x() - 6, d.y() - 6, 12, 12) for j, d in enumerate(dots) if j != i]
+
+            def cost(c, others=others):
+                rect = c[1]
+                return ((not area.contains(rect)) * 4 + 2 * sum(rect.intersects(t) for t in taken)
+                        + sum(rect.intersects(o) for o in others))
+            anchor, rect = min(candidates, key=cost)
+            taken.append(rect)
+            dx, dy = next((dx, dy) for a, dx, dy in PLACES if a == anchor)
+            item.setAnchor(anchor)
+            item.setPos(vb.mapSceneToView(dot + QPointF(dx, dy)))
 
     def _on_benchmark_finished(self, result: dict) -> None:
         evaluations = {str(o.artifact): o.result.evaluation for o in self.session.outcomes
@@ -188,11 +312,11 @@ class AccuracyChart(_FollowsPalette, pg.PlotWidget):
 
     def round_scene_pos(self, index: int) -> QPointF:
         p = self.rounds[index]
-        return self.getPlotItem().getViewBox().mapViewToScene(QPointF(p["latency_ms"], p["accuracy"]))
+        return self.getPlotItem().getViewBox().mapViewToScene(QPointF(self.axis_value(p["latency_ms"]), p["accuracy"]))
 
     def point_scene_pos(self, index: int) -> QPointF:
         p = self.points[index]
-        return self.getPlotItem().getViewBox().mapViewToScene(QPointF(p["latency_ms"], p["accuracy"]))
+        return self.getPlotItem().getViewBox().mapViewToScene(QPointF(self.axis_value(p["latency_ms"]), p["accuracy"]))
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         p = self.point_at(scene_pos)

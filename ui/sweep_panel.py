@@ -10,11 +10,33 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEd
                                QVBoxLayout, QWidget)
 
 from app.session import Session
+from ui.chart_theme import ThemedChart, colors, elide, legend_below, series_color, set_title, show_axes
 from ui.plain_text import PlainLabel, rich
 from ui.wording import window_words
 
 EMPTY = ("Sweep threads × batch × concurrency for every artifact: throughput against p99, the knee, "
          "and Triton settings (instances, threads, dynamic batching) for Export for serving")
+
+
+class SweepChart(ThemedChart, pg.PlotWidget):
+    """Throughput against p99 per artifact, in the charts' theme, the legend below the data."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Sweep chart")
+        self.setMinimumHeight(180)
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setLabel("bottom", "p99 latency (ms)")
+        plot.setLabel("left", "items/s")
+        plot.getViewBox().setLimits(xMin=0, yMin=0)   # no negative latency or throughput
+        self.legend = legend_below(plot, columns=3)
+        self._built = True
+        self.apply_palette()
+
+    def theme_legends(self) -> list[pg.LegendItem]:
+        return [self.legend]
 
 
 class SweepPanel(QWidget):
@@ -64,15 +86,8 @@ class SweepPanel(QWidget):
         knobs.addWidget(self.budget)
         knobs.addWidget(self.run_button)
         form.addRow("", knobs)
-        self.chart = pg.PlotWidget()
-        self.chart.setAccessibleName("Sweep chart")
-        self.chart.setMinimumHeight(180)
-        plot = self.chart.getPlotItem()
-        plot.setMenuEnabled(False)
-        plot.hideButtons()
-        plot.setLabel("bottom", "p99 latency (ms)")
-        plot.setLabel("left", "throughput (items/s)")
-        self.legend = plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.chart = SweepChart()
+        self.legend = self.chart.legend
         self.knees: list[pg.ScatterPlotItem] = []
         self.proposals = PlainLabel(EMPTY)
         self.proposals.setWordWrap(True)
@@ -85,9 +100,9 @@ class SweepPanel(QWidget):
 
     def _show_axes(self, shown: bool) -> None:
         plot = self.chart.getPlotItem()
-        for name in ("left", "bottom"):
-            plot.showAxis(name, shown)
-        plot.showGrid(x=shown, y=shown, alpha=0.25)
+        show_axes(plot, shown, grid_x=True)
+        self.legend.setVisible(shown)
+        set_title(plot, "throughput against p99 latency · ★ the knee" if shown else "", colors(self.chart)[1])
 
     def sweep_items(self) -> list[str]:
         """The grid as ``bench --sweep`` takes it; raises ``BadInput`` with the field that is wrong."""
@@ -158,19 +173,31 @@ class SweepPanel(QWidget):
         for p in data.get("points", []):
             by.setdefault(p["artifact"], []).append(SweepPoint(**p))
         knees = {p["artifact"]: p["knee"] for p in data.get("proposals", [])}
+        _, fg = colors(self.chart)
+        from ui.latency_chart import LEGEND_PX, _tick_names
+
+        names = _tick_names([points[0].name for points in by.values()])
         for i, (artifact, points) in enumerate(by.items()):
-            color = pg.intColor(i, hues=max(len(by), 3), values=1, maxValue=200)
-            plot.addItem(pg.ScatterPlotItem([p.p99_ms for p in points], [p.throughput for p in points], size=7,
-                                            brush=pg.mkBrush(color), pen=None, name=rich(points[0].name)))  # legends are HTML
+            color = series_color(i, len(by))
+            dots = pg.ScatterPlotItem([p.p99_ms for p in points], [p.throughput for p in points], size=7,
+                                      brush=pg.mkBrush(color), pen=None)
+            plot.addItem(dots)
+            self.legend.addItem(dots, rich(elide(names[i], LEGEND_PX)))  # legends are HTML
             front = pareto(points)
             plot.plot([p.p99_ms for p in front], [p.throughput for p in front], pen=pg.mkPen(color, width=1.5))
             if artifact in knees:
                 k = knees[artifact]
                 star = pg.ScatterPlotItem([k["p99_ms"]], [k["throughput"]], symbol="star", size=18,
-                                          brush=pg.mkBrush(color), pen=pg.mkPen("k"))
+                                          brush=pg.mkBrush(color), pen=pg.mkPen(fg))
                 plot.addItem(star)
                 self.knees.append(star)
         self._show_axes(bool(by))
+        if by:
+            xs = [p["p99_ms"] for p in data.get("points", [])]
+            ys = [p["throughput"] for p in data.get("points", [])]
+            plot.setXRange(0, max(xs) * 1.08, padding=0)   # from 0: no negative latency
+            plot.setYRange(0, max(ys) * 1.1, padding=0)
+        self.chart.paint_theme()
         lines = []
         for p in data.get("proposals", []):
             batching = (f"dynamic batching {p['preferred_batch_sizes']}, queue delay {p['max_queue_delay_us']} µs"

@@ -28,13 +28,14 @@ def test_latency_chart_has_one_bar_per_runner_with_whiskers_and_speedups(qtbot, 
     runners = sorted({r["name"] for r in measured_rows})
     assert chart.batch == 1
     assert sorted(r["name"] for r in chart.shown) == runners
+    f = chart.axis_value   # milliseconds, or their log10 on a log axis
     assert len(chart.bars.opts["height"]) == len(runners)
-    assert list(chart.bars.opts["height"]) == [r["p50_ms"] for r in chart.shown]
+    assert list(chart.bars.opts["x1"]) == pytest.approx([f(r["p50_ms"]) for r in chart.shown])
     p90, p99 = chart.whiskers
-    assert list(p90.opts["top"]) == pytest.approx([r["p90_ms"] - r["p50_ms"] for r in chart.shown])
-    assert list(p99.opts["top"]) == pytest.approx([r["p99_ms"] - r["p50_ms"] for r in chart.shown])
-    assert [label.toPlainText() for label in chart.labels] == \
-        [f"×{r['speedup_vs_baseline']:.2f}" for r in chart.shown]
+    assert list(p90.opts["right"]) == pytest.approx([f(r["p90_ms"]) - f(r["p50_ms"]) for r in chart.shown])
+    assert list(p99.opts["right"]) == pytest.approx([f(r["p99_ms"]) - f(r["p50_ms"]) for r in chart.shown])
+    for row, label in zip(chart.shown, chart.labels):
+        assert f"×{row['speedup_vs_baseline']:.2f}" in label.toPlainText()
 
     png = chart.export_png(tmp_path / "latency.png", width=1200)
     assert QImage(str(png)).width() == 1200
@@ -161,10 +162,14 @@ def test_latency_chart_draws_each_p50_interval_and_marks_no_measurable_differenc
     chart.set_rows(engine_rows)
     shown = chart.shown
     assert len(shown) == 2 and all(r["p50_ci_low_ms"] <= r["p50_ms"] <= r["p50_ci_high_ms"] for r in shown)
-    assert list(chart.intervals.opts["top"]) == pytest.approx([r["p50_ci_high_ms"] - r["p50_ms"] for r in shown])
-    assert list(chart.intervals.opts["bottom"]) == pytest.approx([r["p50_ms"] - r["p50_ci_low_ms"] for r in shown])
+    f = chart.axis_value
+    assert list(chart.intervals.opts["right"]) == pytest.approx([f(r["p50_ci_high_ms"]) - f(r["p50_ms"]) for r in shown])
+    assert list(chart.intervals.opts["left"]) == pytest.approx([f(r["p50_ms"]) - f(r["p50_ci_low_ms"]) for r in shown])
     for row, label in zip(shown, chart.labels):
         assert label.toPlainText().endswith(" (=)") == (row["verdict"] == "no measurable difference")
+        if not row["baseline"]:   # the speed-up with its interval, on the bar
+            assert f"×{row['speedup_vs_baseline']:.2f} [{row['speedup_ci_low']:.2f}–{row['speedup_ci_high']:.2f}]" \
+                in label.toPlainText()
     artifact = next(r for r in shown if not r["baseline"])
     text = describe(artifact)
     assert f"p50 95 % interval {artifact['p50_ci_low_ms']:.3f}–{artifact['p50_ci_high_ms']:.3f} ms" in text
