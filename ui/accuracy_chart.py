@@ -30,6 +30,7 @@ ROUND_LIGHT = "#ffb74d"
 # where a point's label may go, in order of preference: (anchor, dx, dy) in pixels from the point
 PLACES = [((0.0, 0.5), 8, 0), ((1.0, 0.5), -8, 0), ((0.0, 1.0), 5, -4), ((0.0, 0.0), 5, 4),
           ((1.0, 1.0), -5, -4), ((1.0, 0.0), -5, 4), ((0.5, 1.0), 0, -7), ((0.5, 0.0), 0, 7)]
+SAME_PX = 4.0           # points closer than this (in pixels) share one place: their names stacked
 LABEL_PX = 160.0        # the widest point label; longer names are shortened (hover shows them whole)
 # the left axis says what accuracy is, briefly; the title says it in full
 SHORT = {"top-1 on the data": "top-1", "mean cosine on the data": "mean cosine",
@@ -270,7 +271,8 @@ class AccuracyChart(ThemedChart, pg.PlotWidget):
 
     def _place_labels(self, *_args) -> None:
         """Each point's name beside it: right of it, else left, above or below, wherever it stays inside
-        the plot and clear of the labels placed before it."""
+        the plot and clear of the labels placed before it. Points drawn at the same place (within
+        ``SAME_PX``) share one place: their names stacked, one under another."""
         if not self._built:
             return
         vb = self.getPlotItem().getViewBox()
@@ -280,12 +282,22 @@ class AccuracyChart(ThemedChart, pg.PlotWidget):
         taken: list[QRectF] = []
         dots = [vb.mapViewToScene(QPointF(self.axis_value(p["latency_ms"]), p["accuracy"])) for p in self.points]
         order = sorted(range(len(self.points)), key=lambda i: (dots[i].x(), dots[i].y()))
+        groups: list[list[int]] = []
         for i in order:
-            item, dot = self.labels[i], dots[i]
-            w, h = item.boundingRect().width(), item.boundingRect().height()
+            group = next((g for g in groups if any(abs(dots[i].x() - dots[j].x()) <= SAME_PX
+                                                   and abs(dots[i].y() - dots[j].y()) <= SAME_PX for j in g)), None)
+            if group is None:
+                groups.append([i])
+            else:
+                group.append(i)
+        for group in groups:
+            group.sort()   # stacked in the points' order (the source first)
+            dot = dots[group[0]]
+            sizes = [self.labels[i].boundingRect() for i in group]
+            w, h = max(r.width() for r in sizes), sum(r.height() for r in sizes)
             candidates = [(anchor, QRectF(dot.x() + dx - anchor[0] * w, dot.y() + dy - anchor[1] * h, w, h))
                           for anchor, dx, dy in PLACES]
-            others = [QRectF(d.x() - 6, d.y() - 6, 12, 12) for j, d in enumerate(dots) if j != i]
+            others = [QRectF(d.x() - 6, d.y() - 6, 12, 12) for j, d in enumerate(dots) if j not in group]
 
             def cost(c, others=others):
                 rect = c[1]
@@ -293,9 +305,13 @@ class AccuracyChart(ThemedChart, pg.PlotWidget):
                         + sum(rect.intersects(o) for o in others))
             anchor, rect = min(candidates, key=cost)
             taken.append(rect)
-            dx, dy = next((dx, dy) for a, dx, dy in PLACES if a == anchor)
-            item.setAnchor(anchor)
-            item.setPos(vb.mapSceneToView(dot + QPointF(dx, dy)))
+            top = rect.top()
+            for i, size in zip(group, sizes):   # each name's top edge, aligned as the block is
+                item = self.labels[i]
+                x = rect.left() + anchor[0] * (rect.width() - size.width())
+                item.setAnchor((0.0, 0.0))
+                item.setPos(vb.mapSceneToView(QPointF(x, top)))
+                top += size.height()
 
     def _on_benchmark_finished(self, result: dict) -> None:
         evaluations = {str(o.artifact): o.result.evaluation for o in self.session.outcomes

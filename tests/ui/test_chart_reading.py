@@ -115,6 +115,27 @@ def test_accuracy_chart_labels_every_point_on_a_latency_axis_from_zero(qtbot):
     assert chart.log and 10 ** vb.viewRange()[0][0] > 0 and len(chart.labels) == len(slow)
 
 
+def test_labels_of_points_at_the_same_place_do_not_overlap(qtbot):
+    from ui.accuracy_chart import AccuracyChart
+
+    # the source and its fp16 measured alike: one place on the chart, two names to read
+    points = [{"name": "cnn.onnx (source)", "latency_ms": 1.0, "accuracy": 1.0},
+              {"name": "cnn.fp16.onnx", "latency_ms": 1.0, "accuracy": 1.0},
+              {"name": "cnn.int8.onnx", "latency_ms": 0.9, "accuracy": 1.0},
+              {"name": "cnn.fp32.onnx", "latency_ms": 1.0, "accuracy": 1.0}]
+    chart = shown(qtbot, AccuracyChart())
+    vb = chart.getPlotItem().getViewBox()
+    for same in (points[:2], points[:3], points[:2] + points[3:], points):
+        chart.set_points(same, "mean cosine on the data · p50 latency at batch 1")
+
+        def apart() -> None:
+            rects = [scene_rect(label) for label in chart.labels]
+            assert all(vb.sceneBoundingRect().contains(r) for r in rects), rects
+            assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), rects
+
+        qtbot.waitUntil(apart, timeout=5_000)
+
+
 def test_every_chart_shares_one_theme(qtbot):
     from PySide6.QtGui import QPalette
 
