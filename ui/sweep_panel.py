@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
@@ -37,6 +37,12 @@ class SweepChart(ThemedChart, pg.PlotWidget):
 
     def theme_legends(self) -> list[pg.LegendItem]:
         return [self.legend]
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        """No taller than its minimum: the panel's wrapped proposals make its scroll area size it by its
+        height for its width, from its parts' preferred heights, and pyqtgraph's 480 pixels put the legend
+        below the tab's bottom edge at 1280×860; the chart still takes the height the tab has (stretch)."""
+        return QSize(super().sizeHint().width(), self.minimumHeight())
 
 
 class SweepPanel(QWidget):

@@ -49,3 +49,29 @@ def test_without_artifacts_the_sweep_is_blocked_with_the_reason(qtbot, window, w
     load_model(qtbot, window, workdir["cnn_onnx"])
     window.sweep_panel.run_button.click()
     assert "Cannot sweep: convert first" in window.statusBar().currentMessage()
+
+
+def test_the_sweep_chart_and_its_legend_are_in_view_at_1280x860(qtbot, window):
+    from PySide6.QtCore import QRect, QRectF
+    from PySide6.QtWidgets import QScrollArea
+
+    panel = window.sweep_panel
+    panel.set_result({"points": [{"artifact": "/m/cnn.onnx", "name": "cnn.onnx", "runtime": "onnxruntime", "threads": 1,
+                                  "batch": b, "concurrency": 1, "calls": 10, "p50_ms": b * 0.5, "p99_ms": b * 0.6,
+                                  "throughput": 900.0 * b}
+                                 for b in (1, 2, 4)], "proposals": []})
+    window.resize(1280, 860)
+    window.tabs.setCurrentWidget(next(window.tabs.widget(i) for i in range(window.tabs.count())
+                                      if window.tabs.widget(i).isAncestorOf(panel)))
+    qtbot.waitExposed(panel)
+    scroll = next(w for w in window.tabs.currentWidget().findChildren(QScrollArea) if w.widget() is panel)
+    viewport = scroll.viewport()
+
+    def legend_in_view() -> None:
+        legend = panel.legend.mapRectToScene(panel.legend.boundingRect())
+        on_chart = QRectF(panel.chart.mapFromScene(legend).boundingRect()).toAlignedRect()
+        in_viewport = QRect(panel.chart.mapTo(viewport, on_chart.topLeft()), on_chart.size())
+        assert panel.legend.isVisible() and viewport.rect().contains(in_viewport), (in_viewport, viewport.rect())
+        assert scroll.verticalScrollBar().maximum() == 0   # nothing to scroll to
+
+    qtbot.waitUntil(legend_in_view, timeout=5_000)
