@@ -64,6 +64,11 @@ def style_plot(plot: pg.PlotItem, fg: QColor) -> None:
     for name in ("left", "bottom"):
         axis = plot.getAxis(name)
         axis.enableAutoSIPrefix(False)  # "latency (ms) (x0.001)" reads wrong; the label has the unit
+        # pyqtgraph's enableAutoSIPrefix(False) still computes a scale from the axis's range at that moment
+        # and keeps it: a sweep's p99 of 0.05–0.8 ms read 50–800 on an axis labelled "ms"
+        axis.autoSIPrefixScale, axis.labelUnitPrefix = 1.0, ""
+        axis.picture = None
+        axis.update()
         axis.setPen(pg.mkPen(fg))
         axis.setTextPen(pg.mkPen(fg))
         axis.setTickFont(font())

@@ -36,7 +36,7 @@ import main
 from app.session import JobKey
 from ui import app as ui_app
 
-model, arch, data, out = sys.argv[1:5]
+model, arch, data, out, shape = sys.argv[1:5] + [sys.argv[7]]
 made = ui_app.create_window
 steps = []
 
@@ -64,6 +64,14 @@ def on_loaded(summary):
         w.model.arch_edit.setText(arch)
         w.model.load_button.click()
         return
+    if not getattr(w, "_shaped", False):   # the example's input shape, typed as a user types it
+        w._shaped = True
+        step("shape")
+        from PySide6.QtTest import QTest
+        editor = w.model.inputs
+        edit = editor.shape_edit(editor.row_of("x"))
+        edit.selectAll()
+        QTest.keyClicks(edit, shape)          # a guessed shape replaced: no new inspection to wait for
     w.session.events.model_loaded.disconnect(on_loaded)
     step("data")
     w.opening.set_data(data).succeeded.connect(convert)
@@ -168,7 +176,8 @@ def one_run(paths: dict[str, str], work: Path, timeout_s: int, webengine: bool =
     for d in ("config", "cache", "data", "home"):
         (work / d).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([sys.executable, "-c", DRIVER, paths["model"], paths["arch"], paths["data"],
-                           str(work / "out"), str(timeout_s), str(screenshots or "")], cwd=REPO, env=env, capture_output=True, text=True,
+                           str(work / "out"), str(timeout_s), str(screenshots or ""),
+                           paths["input"].partition(":")[2]], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout_s + 60)
     text = proc.stdout + proc.stderr
     return proc.returncode, text

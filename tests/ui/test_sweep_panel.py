@@ -75,3 +75,22 @@ def test_the_sweep_chart_and_its_legend_are_in_view_at_1280x860(qtbot, window):
         assert scroll.verticalScrollBar().maximum() == 0   # nothing to scroll to
 
     qtbot.waitUntil(legend_in_view, timeout=5_000)
+
+
+def test_the_sweep_axis_shows_milliseconds_as_milliseconds(qtbot, window):
+    """p99s of 0.05–0.8 ms read 50–800 on the axis labelled "ms" once the chart was restyled (pyqtgraph's
+    enableAutoSIPrefix(False) keeps a scale computed from the range at that moment)."""
+    from PySide6.QtGui import QPalette
+
+    panel = window.sweep_panel
+    panel.set_result({"points": [{"artifact": "/m/cnn.onnx", "name": "cnn.onnx", "runtime": "onnxruntime", "threads": 1,
+                                  "batch": b, "concurrency": 1, "calls": 10, "p50_ms": b * 0.04, "p99_ms": b * 0.05,
+                                  "throughput": 20000.0 * b} for b in (1, 4, 16)], "proposals": []})
+    window.setPalette(QPalette(window.palette()))        # a palette change restyles every chart
+    axis = panel.chart.getPlotItem().getAxis("bottom")
+    qtbot.waitUntil(lambda: axis.range[1] > 0.7, timeout=5_000)
+    from ui.chart_theme import style_plot
+
+    style_plot(panel.chart.getPlotItem(), window.palette().color(QPalette.ColorRole.WindowText))
+    assert axis.autoSIPrefixScale == 1.0 and axis.labelUnitPrefix == ""
+    assert axis.tickStrings([0.5], axis.scale * axis.autoSIPrefixScale, 0.1) == ["0.5"]
