@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from app.accuracy.verdict import ACCURACY_LOSS, FAILED, PASSED
+from ui.wording import window_words
 from ui.plain_text import rich
 
 VERDICT_COLORS = {PASSED: "#1b7a2f", ACCURACY_LOSS: "#8a5a00", FAILED: "#b3261e"}
@@ -32,7 +33,7 @@ def details_html(info) -> str:
             failure = v.failure if v.enforced else None   # int8's miss on random inputs: the verdict weighs it
             parts.append(f"<p>verification on random inputs: {e(v.summary())}<br>checks: {e('; '.join(v.checks))}"
                          + (f"<br><span style='color:#b00'>{e(failure)}</span>" if failure else "") + "</p>")
-        notes = list(r.warnings) + ([r.message] if r.message else [])
+        notes = [window_words(n) for n in list(r.warnings) + ([r.message] if r.message else [])]
         if notes:
             parts.append("<p>warnings:</p><ul>" + "".join(f"<li>{e(w)}</li>" for w in notes) + "</ul>")
     parts.append(f"<p>command:<br><code>{e(convert_command(info.request))}</code></p>")

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QMenu, QStyle, QT
                                QWidget)
 
 from app.session import Outcome, Session
+from ui.wording import window_words
 from ui.jobs_view import status_color, verdict_color_kind
 from ui.model_panel import human_size
 from ui.plain_text import tooltip, visible_text
@@ -83,6 +84,7 @@ class ResultsTable(QTableWidget):
         v = r.verification if r is not None else None
         verdict = info.verdict
         notes = (r.warnings + ([r.message] if r.message else [])) if r is not None else [info.message]
+        notes = [window_words(n) for n in notes]      # the core's command-line hints, in the window's terms
         if info.from_disk is not None:   # made earlier (by this window or the command line): said first
             notes = [f"from disk: made {info.from_disk.when}, read from its manifest", *notes]
         cells = {"Target": info.target, "Precision": info.precision, "Verdict": verdict.label,

@@ -32,6 +32,8 @@ _HINTS: tuple[tuple[str, str], ...] = (
     (r"; --ignore-memory-check runs it anyway", ""),
     (r"--to (\S+) --precision (\S+)", r"\1 \2"),
     (r"(?:pass|use) --eval-data PATH", "choose an Evaluation data folder"),
+    (r"no --data folder was given", "no Data folder was chosen"),
+    (r"pass --data DIR with", "choose a Data folder with"),
     (r"(?:pass|with) --tokenizer DIR", "choose a Tokenizer folder"),
     (r"use --out DIR \(and TMPDIR\)", "choose an Output folder"),
     (r"(?:python )?main\.py \w+", "the command line"),
@@ -45,6 +47,8 @@ FIELDS = {
     "quantization": "INT8 mode", "calibration-method": "Calibration method",
     "weight-granularity": "INT8 weight scales", "accuracy-budget": "Accuracy budget", "batch": "Batch sizes",
     "ignore-memory-check": "Run anyway", "to": "Targets", "precision": "Targets",
+    "sweep-seconds": "Sweep tab's “s per point”", "p99-budget-ms": "Sweep tab's p99 budget",
+    "target-isa": "INT8 for CPU",
 }
 _VERB = r"(?:(?:pass|use|give|add|set|with|lower|raise)\s+)?"
 _FLAG = re.compile(_VERB + r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?: (?:PATH|DIR|FILE|NAME|N|X)\b)?")

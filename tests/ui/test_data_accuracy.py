@@ -58,7 +58,7 @@ def test_int8_without_data_asks_and_random_data_is_an_explicit_choice(qtbot, win
     assert "RANDOM DATA" in warnings
     from ui.results_table import COLUMNS
     tip = window.results.item(0, COLUMNS.index("Warnings")).toolTip()
-    assert "pass --data DIR" in tip and tip.startswith("<p")   # rich text: wrapped, never cut off
+    assert "choose a Data folder" in tip and "--data" not in tip and tip.startswith("<p")   # rich text: wrapped, never cut off
     assert window.results.text(0, "Cosine on data") == "—"
 
 

@@ -48,9 +48,44 @@ def test_the_cores_hints_are_said_with_the_windows_fields():
         "calling F failed: boom; pass its arguments with --arch-kwargs": "as JSON in the field beside Architecture",
         "the --to onnx --precision int8 of m.pth needs 3 GB": "onnx int8 of m.pth",
         "or use --max-batch 0": "max batch",
+        "RuntimeError: no call finished within the time given; raise --sweep-seconds": "Sweep tab's “s per point”",
+        "no --data folder was given; pass --data DIR with a few hundred real samples": "choose a Data folder with",
     }
     for hint, words in hints.items():
         said = window_words(hint)
         assert words in said and "--" not in said, said
     assert window_words("an em dash — stays, as do 1x3x224x224 and file.py:Factory") == \
         "an em dash — stays, as do 1x3x224x224 and file.py:Factory"
+
+
+def test_a_conversions_warnings_reach_the_table_and_details_in_the_windows_words(qtbot, window, workdir):
+    """Static int8 without data warns "pass --data DIR …" on the command line; the results table's
+    warnings cell and the details pane say which field to use instead."""
+    from tests.ui.user import convert, load_model, tick
+
+    load_model(qtbot, window, workdir["cnn_onnx"])
+    window.options.out_dir.setText(str(workdir["out"]))
+    window.options.fields["quantization"].setCurrentText("static")
+    tick(qtbot, window, ("onnx", "int8"))
+    convert(qtbot, window)
+    row = window.results.rows[0]
+    assert any("--data" in w for w in row.result.warnings)            # the core's words, for the command line
+    cell = window.results.text(0, "Warnings")
+    assert "choose a Data folder" in cell and "--" not in cell
+    window.results.selectRow(0)
+    qtbot.waitUntil(lambda: "choose a Data folder" in _details(window), timeout=5_000)
+    assert "--data" not in _details(window)
+
+
+def _details(window) -> str:
+    from PySide6.QtWidgets import QTextBrowser, QTextEdit, QLabel
+
+    for kind in (QTextBrowser, QTextEdit):
+        found = window.findChildren(kind)
+        for w in found:
+            if "warnings:" in w.toPlainText():
+                return w.toPlainText()
+    for label in window.findChildren(QLabel):
+        if "warnings:" in label.text():
+            return label.text()
+    return ""
