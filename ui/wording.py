@@ -51,7 +51,8 @@ FIELDS = {
     "target-isa": "INT8 for CPU",
 }
 _VERB = r"(?:(?:pass|use|give|add|set|with|lower|raise)\s+)?"
-_FLAG = re.compile(_VERB + r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?: (?:PATH|DIR|FILE|NAME|N|X)\b)?")
+# a flag starts a word (after a space, "(" or the start): "a.<!--x", a pickled global's name, is not one
+_FLAG = re.compile(_VERB + r"(?<![^\s(“\"'])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?: (?:PATH|DIR|FILE|NAME|N|X)\b)?")
 
 
 def _field(match: re.Match) -> str:

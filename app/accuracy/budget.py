@@ -476,24 +476,25 @@ def select_rounds(rounds: list[dict], scores: dict, budget: "AccuracyBudget", mi
         reason = (f"no round reaches the speed floor of {floor:g}× the same runtime's fp32 (the fastest, round "
                   f"{fastest['round']}, runs at {best:.2f}×)" if fastest is not None and best is not None else
                   "no round was measured")
-    why: dict[int, str] = {}
-    for r in measured:
-        s = r.get("speedup")
-        if chosen is not None and r is chosen:
-            why[r["round"]] = kept_because
-        elif s is not None and s < 1:
-            why[r["round"]] = f"slower than fp32 ({s:.2f}×)"
-        elif not fast(r):
-            why[r["round"]] = f"below the floor {floor:g}× ({s:.2f}×)"
-        elif not r.get("met"):
-            why[r["round"]] = "misses the budget"
-        else:
-            why[r["round"]] = f"meets both, but round {chosen['round']} is faster"
+    why = {r["round"]: kept_because if chosen is not None and r is chosen else _why_not(r, chosen, floor, fast(r))
+           for r in measured}
     return {"chosen": None if chosen is None else chosen["round"], "met": bool(meeting), "too_slow": too_slow,
             "pareto": [r["round"] for r in pareto], "fastest": fastest["round"] if fastest else None,
             "most_accurate": top["round"] if top else None,
             "most_accurate_fast": top_fast["round"] if top_fast else None, "why": why, "reason": reason,
             "floor": floor}
+
+
+def _why_not(r: dict, chosen: dict | None, floor: float, fast: bool) -> str:
+    """Why :func:`select_rounds` did not return round ``r`` (``fast``: it reaches the floor)."""
+    s = r.get("speedup")
+    if s is not None and s < 1:
+        return f"slower than fp32 ({s:.2f}×)"
+    if not fast:
+        return f"below the floor {floor:g}× ({s:.2f}×)"
+    if not r.get("met"):
+        return "misses the budget"
+    return f"meets both, but round {chosen['round']} is faster"
 
 
 @dataclass

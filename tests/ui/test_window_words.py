@@ -54,6 +54,7 @@ def test_the_cores_hints_are_said_with_the_windows_fields():
     for hint, words in hints.items():
         said = window_words(hint)
         assert words in said and "--" not in said, said
+    assert window_words("a pickled global a.<!--x and c.-->y") == "a pickled global a.<!--x and c.-->y"   # not flags
     assert window_words("an em dash — stays, as do 1x3x224x224 and file.py:Factory") == \
         "an em dash — stays, as do 1x3x224x224 and file.py:Factory"
 
