@@ -2,7 +2,7 @@
 crops of some photos and judged on crops of *other* photos, per runtime.
 
     python benchmarks/bench_int8_photos.py [--models lite0,lite1] [--runtimes onnx,openvino,executorch] \\
-        [--budget cosine=0.99] [--calib-per-photo 8] [--eval-per-photo 16] [--quick] [--keep DIR] [--json FILE]
+        [--budget cosine=0.99] [--modes automatic,budget] [--calib-per-photo 8] [--eval-per-photo 16] [--quick] [--keep DIR] [--json FILE]
 
 For each model the crops of ``tests.photos.CALIBRATION_PHOTOS`` (``--calib-per-photo`` each) and of
 ``tests.photos.EVALUATION_PHOTOS`` (``--eval-per-photo`` each, another seed) are written as PNG files into two
@@ -297,7 +297,7 @@ def bench_model(model: str, runtimes: list[str], args, work: Path, flags: set[st
     rows = []
     for runtime in runtimes:
         built = {}
-        for mode in ("fp32", *MODES):
+        for mode in ("fp32", *args.modes):
             out = work / f"{model}-{runtime}-{mode}"
             cmd = convert_command(model, runtime, mode, calib, evaluation, out, budget=args.budget, flags=flags)
             print(f"  {model} {runtime} {mode}: converting…", file=sys.stderr, flush=True)
@@ -308,7 +308,7 @@ def bench_model(model: str, runtimes: list[str], args, work: Path, flags: set[st
                 print(f"  {model} {runtime} {mode}: no artifact ({result.get('status')}: "
                       f"{str(result.get('message'))[:200]})", file=sys.stderr)
         fp32 = built["fp32"][1]
-        int8 = [(mode, *built[mode]) for mode in MODES]
+        int8 = [(mode, *built[mode]) for mode in args.modes]
         timings = {}
         ready = [p for _, _, p in int8 if p is not None]
         if fp32 is not None and ready:
@@ -349,13 +349,16 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     p.add_argument("--min-seconds", type=float, default=2.0, help="timed duration per artifact (at least)")
     p.add_argument("--convert-timeout", type=float, default=3600, help="seconds one conversion may take")
+    p.add_argument("--modes", default=",".join(MODES), help="automatic,budget (the int8 builds judged)")
     p.add_argument("--quick", action="store_true", help="smoke test: lite0, 2+2 crops per photo, first runtime")
     p.add_argument("--keep", type=Path, help="keep the crops and artifacts in this folder")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in models if m not in FACTORIES] + [r for r in runtimes if r not in RUNTIMES]
+    bad += [m for m in args.modes if m not in MODES]
     if bad or not models or not runtimes:
         print(f"error: unknown or no model/runtime {bad}: --models from {', '.join(FACTORIES)}, --runtimes from "
               f"{', '.join(RUNTIMES)}", file=sys.stderr)

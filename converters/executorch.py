@@ -300,6 +300,11 @@ class ExecuTorchConverter(Converter):
             quantizer = clamp_fusing_quantizer().set_global(config)
         graph_copy = copy.deepcopy(graph)
         excluded = set(ctx.exclude_nodes)
+        if not dynamic:
+            stem = [n for n in input_layers(graph) if n not in excluded]
+            if stem:   # the convolution reading the image stays float (converters.onnx_bias says why)
+                ctx.record["float_input_layers"] = stem
+                excluded.update(stem)
         if excluded:
             quantizer.set_filter_function(lambda node: node.name not in excluded)
         try:
@@ -417,6 +422,45 @@ class RankedNode(NamedTuple):
 
 QUANTIZED_OPS = ("conv", "linear", "addmm", "mm", "bmm", "matmul", "add", "mul", "cat", "adaptive_avg_pool", "relu",
                  "hardtanh", "max_pool", "mean")
+
+
+def input_layers(graph_module) -> list[str]:
+    """Convolutions of a captured graph that read a graph input through ≤ 4 channels (an image's): the
+    stem, which int8 serves worst (:mod:`converters.onnx_bias`)."""
+    from converters.onnx_bias import MAX_INPUT_CHANNELS
+
+    found = []
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function" or not _op_name(node).startswith("conv"):
+            continue
+        source, weight = node.args[0], node.args[1] if len(node.args) > 1 else None
+        while getattr(source, "op", None) == "call_function" and _plumbing(source):
+            source = source.args[0]                 # a padding before the stem (TensorFlow's "same")
+        shape = _shape_of(graph_module, weight)
+        groups = node.args[6] if len(node.args) > 6 and isinstance(node.args[6], int) else 1
+        if getattr(source, "op", None) == "placeholder" and shape is not None and len(shape) >= 2 \
+                and int(shape[1]) * groups <= MAX_INPUT_CHANNELS:
+            found.append(node.name)
+    return found
+
+
+def _plumbing(node) -> bool:
+    """An op between the image and the stem that keeps its channels: padding, a copy, a dtype change."""
+    return _op_name(node) in ("pad", "constant_pad_nd", "contiguous", "clone", "_to_copy", "to") and bool(node.args)
+
+
+def _op_name(node) -> str:
+    """``conv2d`` of ``aten.conv2d.default`` (and of ``aten::conv2d``)."""
+    return str(node.target).split("::")[-1].removeprefix("aten.").split(".")[0]
+
+
+def _shape_of(graph_module, weight):
+    if getattr(weight, "op", None) == "get_attr":
+        value = graph_module
+        for part in str(weight.target).split("."):
+            value = getattr(value, part, None)
+        return getattr(value, "shape", None)
+    return getattr(getattr(weight, "meta", {}).get("val"), "shape", None)
 
 
 def _quantizable(node) -> bool:

@@ -63,6 +63,8 @@ class QuantizerConfig:
     reduce_range: bool = False                  # 7-bit weights: no u8×s8 saturation on CPUs without VNNI
     calibration_method: str | None = None       # static: minmax | entropy | percentile
     activation_symmetric: bool | None = None    # static: ranges symmetric about zero
+    bias_correction: bool | None = None         # static: each layer's mean shift from int8 weights removed
+    float_input_layer: bool | None = None       # static: the convolution reading the image kept in float
 
     def with_(self, **change) -> "QuantizerConfig":
         return replace(self, **change)
@@ -79,6 +81,9 @@ class QuantizerConfig:
             choices.append(("calibration_method", tuple(m for m in CALIBRATION_METHODS if m != self.calibration_method)))
         if self.activation_symmetric is not None:
             choices.append(("activation_symmetric", (not self.activation_symmetric,)))
+        for name in ("bias_correction", "float_input_layer"):
+            if getattr(self, name) is not None:
+                choices.append((name, (not getattr(self, name),)))
         return choices
 
 
@@ -242,15 +247,20 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
         ctx.record["float_nodes"] = exclude
         exclude = _exclusion_names(pre, exclude, ctx)
     ctx.record["quantization"] = mode
+    if mode == "static" and not for_tensorrt:
+        config = _static_defaults(config)
+        exclude += _float_input_layers(pre, config, exclude, ctx)
     # weights in a file beside the graph on both sides: read mapped, written tensor by tensor
     external = _has_external_data(pre)
     try:
         if mode == "dynamic":
             _quantize_dynamic(pre, out, ctx, config, weights, exclude, external)
         else:
-            _quantize_static(pre, out, ctx, config, weights, exclude, external, for_tensorrt)
+            samples = _quantize_static(pre, out, ctx, config, weights, exclude, external, for_tensorrt)
             if exclude:
                 _keep_in_float(pre, out, exclude, ctx, external)
+            if ctx.quantizer.bias_correction:
+                _correct_biases(pre, out, samples, ctx, external)
     except (BadInput, ConversionFailed):
         raise
     except Exception as e:
@@ -328,6 +338,47 @@ def _quantize_static(pre: Path, out: Path, ctx: ConversionContext, config: "Quan
     ctx.record.update(calibration_method=method, calibration_samples=len(samples),
                       activation_type=str(act), per_channel=config.per_channel, quantizer=config.to_json())
     ctx.quantizer = config
+    return samples
+
+
+def _static_defaults(config: "QuantizerConfig") -> "QuantizerConfig":
+    """Static int8 for ONNX Runtime on a CPU: bias correction and a float input layer unless the accuracy
+    budget's search chose otherwise (:mod:`converters.onnx_bias` has the measurements)."""
+    return config.with_(bias_correction=True if config.bias_correction is None else config.bias_correction,
+                        float_input_layer=True if config.float_input_layer is None else config.float_input_layer)
+
+
+def _float_input_layers(pre: Path, config: "QuantizerConfig", exclude: list[str], ctx: ConversionContext) -> list[str]:
+    """The convolutions reading the image (≤ 4 channels) that the quantizer leaves in float, recorded."""
+    import onnx
+
+    from converters.onnx_bias import input_layers
+
+    if not config.float_input_layer:
+        return []
+    found = [n for n in input_layers(onnx.load(str(pre), load_external_data=False).graph) if n not in exclude]
+    if found:
+        ctx.record["float_input_layers"] = found
+    return found
+
+
+def _correct_biases(pre: Path, out: Path, samples: list, ctx: ConversionContext, external: bool) -> None:
+    """Bias correction of the int8 graph at ``out`` against ``pre`` on the calibration samples (real ones
+    only: means of random inputs would move the biases away from what real data needs), recorded."""
+    import onnx
+
+    from converters.onnx_bias import correct_biases
+
+    if ctx.calibration is None:
+        ctx.record["bias_correction"] = "not applied: calibrated on random data (no --data)"
+        return
+    if external:
+        ctx.record["bias_correction"] = "not applied: the model's weights are in external data"
+        return
+    proto = onnx.load(str(out))
+    layers = correct_biases(proto, pre, samples, ctx.counted("bias correction"))
+    save_onnx(proto, out, external=False)
+    ctx.record["bias_correction"] = f"{layers} layers, on {len(samples)} calibration samples"
 
 
 def _exclusion_names(pre: Path, names: list[str], ctx: ConversionContext) -> list[str]:

@@ -350,14 +350,19 @@ def quantize_int8(ctx: ConversionContext, model):
         return {n: sample[n] for n in names}
 
     calibration = nncf.Dataset(samples, feeds)
+    stem = [] if transformer else [n for n in ov_input_layers(model) if n not in ctx.exclude_nodes]
+    if stem:   # the convolution reading the image stays float (converters.onnx_bias says why)
+        ctx.record["float_input_layers"] = stem
     if ctx.exclude_nodes:   # the budget loop's node stage: operations NNCF leaves in float
         known = {op.get_friendly_name() for op in model.get_ops()}
         missing = [n for n in ctx.exclude_nodes if n not in known]
         if missing:
             ctx.record.setdefault("float_nodes_unchanged", {}).update(
                 dict.fromkeys(missing, "no operation of that name in the OpenVINO model NNCF quantizes"))
-        kwargs["ignored_scope"] = nncf.IgnoredScope(names=[n for n in ctx.exclude_nodes if n in known], validate=False)
         ctx.record["float_nodes"] = list(ctx.exclude_nodes)
+        stem += [n for n in ctx.exclude_nodes if n in known]
+    if stem:
+        kwargs["ignored_scope"] = nncf.IgnoredScope(names=stem, validate=False)
     try:
         # NNCF draws progress bars on the console: keep them off stdout (--json) and stderr (our progress)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -408,6 +413,24 @@ OV_OPS = {"Convolution": "Conv", "GroupConvolution": "Conv", "ConvolutionBackpro
           "AvgPool": "AveragePool", "ReduceMean": "ReduceMean", "Concat": "Concat", "Clamp": "Clip", "Relu": "Relu",
           "MaxPool": "MaxPool"}
 LAYER_OPS = ("aten::_convolution", "aten::conv", "aten::linear", "aten::addmm", "aten::matmul")
+
+
+def ov_input_layers(model) -> list[str]:
+    """Convolutions that read a model input (through a Pad at most) with ≤ 4 channels: an image's stem."""
+    from converters.onnx_bias import MAX_INPUT_CHANNELS
+
+    found = []
+    for op in model.get_ops():
+        if op.get_type_name() != "Convolution":
+            continue
+        source = op.input_value(0).get_node()
+        if source.get_type_name() == "Pad":
+            source = source.input_value(0).get_node()
+        shape = op.input_value(1).get_partial_shape()
+        if source.get_type_name() == "Parameter" and shape.rank.is_static and len(shape) >= 2 \
+                and shape[1].is_static and shape[1].get_length() <= MAX_INPUT_CHANNELS:
+            found.append(op.get_friendly_name())
+    return found
 
 
 def ov_graph_nodes(model) -> list:

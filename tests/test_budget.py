@@ -120,7 +120,8 @@ def test_budget_loop_searches_the_quantizer_before_the_nodes_and_reaches_the_bud
     tried = [rnd["change"] for rnd in rounds if rnd["stage"] == "quantizer"]
     if not any(rnd["met"] for rnd in rounds if rnd["stage"] == "quantizer"):   # the search ran to its end
         assert tried == ["weight_type=uint8", "per_channel=False", f"reduce_range={not start['reduce_range']}",
-                         "calibration_method=entropy", "calibration_method=percentile", "activation_symmetric=True"]
+                         "calibration_method=entropy", "calibration_method=percentile", "activation_symmetric=True",
+                         "bias_correction=False", "float_input_layer=False"]
     for rnd in rounds[1:]:
         name, value = rnd["change"].split("=") if rnd["stage"] == "quantizer" else (None, None)
         if name:
