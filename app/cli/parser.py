@@ -47,7 +47,7 @@ def _fail(message: str, code: int) -> int:
 
 
 # the commands that run a job in a fenced child (each gets --timeout)
-JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack",
+JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack", "profile",
                 "native-check")
 
 
@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     from app.cli.bench_commands import add_bench_commands
     add_bench_commands(sub)
+    from app.cli.profile_commands import add_profile_command
+    add_profile_command(sub)
     add_data_commands(sub)
     e = sub.add_parser("example", help="write a small real example to start from: a CNN trained on handwritten "
                                        "digits, its architecture file and a folder of held-out digits",
