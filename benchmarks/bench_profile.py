@@ -3,7 +3,7 @@ whole model's median, ONNX Runtime's profiler run directly, and OpenVINO's ``ben
 detailed_counters``.
 
     python benchmarks/bench_profile.py [--models resnet18,lite0] [--runs 30] [--threads N] [--json FILE]
-                                       [--work DIR] [--no-executorch]
+                                       [--work DIR [--reuse]] [--no-executorch]
 
 Each model is converted with ``app.jobs.convert_in_process`` (what ``convert`` does) to ONNX fp32, ONNX
 int8 (static QDQ), OpenVINO fp32, OpenVINO bf16 (where the CPU has AVX-512 BF16 or AMX), OpenVINO int8
@@ -115,6 +115,13 @@ def benchmark_app(path: Path, threads: int, runs: int, precision: str) -> dict |
     return {"layer_sum_ms": total, "median_ms": median}
 
 
+def reused(folder: Path) -> Path | None:
+    """--reuse: the artifact an earlier run of this script left in ``folder`` (its manifest beside it)."""
+    made = sorted(m for m in folder.glob("*.manifest.json")) if folder.is_dir() else []
+    artifact = made[0].with_name(made[0].name.removesuffix(".manifest.json")) if made else None
+    return artifact if artifact is not None and artifact.is_file() else None
+
+
 def profile_model(key: str, work: Path, args) -> list[dict]:
     from app.bench.harness import BenchConfig
     from app.bench.profile import profile_artifact
@@ -133,7 +140,8 @@ def profile_model(key: str, work: Path, args) -> list[dict]:
 
             req = replace(req, data=DataSource(calib))
         try:
-            artifact = convert(req).artifact
+            artifact = reused(work / key / f"{target}-{precision}") if args.reuse else None
+            artifact = artifact or convert(req).artifact
         except Exception as e:  # noqa: BLE001 - one target failing must not stop the others
             rows.append({"model": key, "artifact": f"{target} {precision}", "error": str(e).splitlines()[0]})
             continue
@@ -184,6 +192,7 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     p.add_argument("--work", type=Path)
     p.add_argument("--no-executorch", dest="executorch", action="store_false")
+    p.add_argument("--reuse", action="store_true", help="with --work: profile the artifacts an earlier run left there")
     args = p.parse_args()
     from app.bench.harness import machine_info, default_threads
 
