@@ -9,8 +9,9 @@ tab calls (in a job: :func:`profile_job` returns the ``--json`` object). Method:
 2. Two copies of the artifact are loaded in the same runtime: the benchmark's runner (no profiler)
    and the same runner with the runtime's profiler on. Both are warmed up (``warmup`` calls and
    ``warmup_seconds``; the profiler's warm-up runs are dropped).
-3. ``rounds`` interleaved rounds: the plain runner's timed calls (:func:`app.bench.harness.timed_block`,
-   the benchmark's own loop) and as many profiled calls, so a drift of the machine hits both alike.
+3. Pairs: one timed call of the plain runner (:func:`app.bench.harness.timed_block`, the benchmark's
+   own loop), then one profiled call, until ``runs`` pairs and ``min_seconds`` (at most
+   ``MAX_RUNS_FACTOR × runs`` pairs; ``max_seconds`` caps it), so a load from other work hits both alike.
 4. Per node: the median of its time over the profiled runs; ``node_sum_ms`` the sum of those
    medians; ``median_ms`` the plain runner's median; ``coverage = node_sum_ms / median_ms`` (below
    1: time outside the nodes — the runtime's own work between them, input and output copies;
@@ -106,6 +107,14 @@ class Profile:
     threads: int
     notes: tuple[str, ...] = ()
     machine: dict | None = None
+    run_sum_ms: float | None = None   # the median over profiled runs of each run's node sum
+
+    @property
+    def run_coverage(self) -> float | None:
+        """``run_sum_ms / median_ms``: how much of a run the profiler accounts for, whatever the load
+        (per-node medians of a busy machine sum lower than a run: each node's median skips the runs
+        where that node, not others, was preempted)."""
+        return self.run_sum_ms / self.median_ms if self.run_sum_ms is not None and self.median_ms > 0 else None
 
     @property
     def fell_back(self) -> tuple[NodeTime, ...]:
@@ -117,6 +126,7 @@ class Profile:
                 "precision": self.precision, "granularity": self.granularity,
                 "nodes": [n.to_json() for n in self.nodes], "groups": [g.to_json() for g in self.groups],
                 "node_sum_ms": self.node_sum_ms, "median_ms": self.median_ms, "coverage": self.coverage,
+                "run_sum_ms": self.run_sum_ms, "run_coverage": self.run_coverage,
                 "runs": self.runs, "threads": self.threads, "notes": list(self.notes), "machine": self.machine}
 
 
@@ -134,6 +144,21 @@ def summarise(records: list[NodeRecord]) -> tuple[tuple[NodeTime, ...], tuple[Op
     groups = tuple(sorted((OpGroup(op, len(v), sum(v), sum(v) / total if total else 0.0) for op, v in by_op.items()),
                           key=lambda g: -g.ms))
     return nodes, groups, total
+
+
+def run_sum(records: list[NodeRecord]) -> float | None:
+    """The median over runs of the nodes' sum in each run (None without per-run samples)."""
+    n = min((len(r.samples) for r in records), default=0)
+    return statistics.median(sum(r.samples[i] for r in records) for i in range(n)) if n else None
+
+
+def load_note(total: float, per_run: float | None, median_ms: float) -> list[str]:
+    """Say so when the per-node medians and a run's total disagree by more than 15 %: the machine was busy."""
+    if per_run is None or per_run <= 0 or abs(total / per_run - 1.0) <= 0.15:
+        return []
+    return [f"the per-node medians sum to {total:.3f} ms but a median run's nodes to {per_run:.3f} ms "
+            f"({per_run / median_ms:.0%} of the median): other work on this machine preempted different "
+            "nodes in different runs; profile on a quieter machine for per-node figures that add up"]
 
 
 def profile_notes(nodes: tuple[NodeTime, ...], precision: str, total: float) -> list[str]:
@@ -199,8 +224,8 @@ def profile_artifact(source: ModelSource, config: BenchConfig = BenchConfig(), *
         The artifact (``.onnx``, OpenVINO ``.xml``, ExecuTorch ``.pte``, TensorRT engine) and its
         signature flags (``--input``, ``--dynamic``), as for ``bench``.
     config
-        ``warmup``/``warmup_seconds``, ``runs``/``min_seconds`` (the plain runner's timed calls; as many
-        profiled runs), ``rounds``, ``threads``, ``seed`` — :class:`~app.bench.harness.BenchConfig`.
+        ``warmup``/``warmup_seconds``, ``runs``/``min_seconds``/``max_seconds`` (pairs of a timed plain call
+        and a profiled call), ``threads``, ``seed`` — :class:`~app.bench.harness.BenchConfig`.
     runtime
         ``onnxruntime`` (default for ``.onnx``) or ``openvino`` for an ONNX file; other files have one.
     provider
@@ -236,23 +261,29 @@ def profile_artifact(source: ModelSource, config: BenchConfig = BenchConfig(), *
         samples, records = _measure(plain, profiler, feeds, config, progress, cancel)
     median_ms = LatencyStats.from_seconds(samples).p50_ms
     nodes, groups, total = summarise(records)
-    notes = profiler.notes + profile_notes(nodes, precision, total)
+    per_run = run_sum(records)
+    notes = profiler.notes + profile_notes(nodes, precision, total) + load_note(total, per_run, median_ms)
     return Profile(artifact=str(path), runtime=chosen, provider=short_provider(full_provider) if chosen == "onnxruntime"
                    else profiler.provider, precision=precision, granularity=profiler.granularity, nodes=nodes,
                    groups=groups, node_sum_ms=total, median_ms=median_ms,
-                   coverage=total / median_ms if median_ms > 0 else None, runs=per_round_runs(config),
-                   threads=config.threads or 0, notes=tuple(notes), machine=machine_info(config.threads or 0))
+                   coverage=total / median_ms if median_ms > 0 else None, runs=len(samples),
+                   threads=config.threads or 0, notes=tuple(notes), machine=machine_info(config.threads or 0),
+                   run_sum_ms=per_run)
 
 
-def per_round_runs(config: BenchConfig) -> int:
-    """The profiled runs of a profile: ``runs`` split into ``rounds`` (rounded up)."""
-    return -(-config.runs // config.rounds) * config.rounds
+# profiled runs stop at this many times ``runs`` even where ``min_seconds`` is not reached (a tiny model
+# would otherwise write a profile of thousands of runs)
+MAX_RUNS_FACTOR = 10
 
 
 def _measure(plain: Runner, profiler: NodeProfiler, feeds, config: BenchConfig, progress: Progress,
              cancel: Callable[[], bool]) -> tuple[list[float], list[NodeRecord]]:
-    """Warm both up, then interleaved rounds of timed plain calls and profiled calls; the plain samples
-    (seconds) and the profiler's records."""
+    """Warm both up, then alternate one timed plain call (the harness's loop, :func:`timed_block`) and one
+    profiled call until ``runs`` pairs and ``min_seconds`` of them (or ``max_seconds``); the plain
+    samples (seconds) and the profiler's records. Pairs, not blocks: a machine shared with other work
+    slows both alike, so the node sum and the median stay comparable."""
+    import time
+
     try:
         for which in (plain, profiler):
             which.load()
@@ -261,17 +292,19 @@ def _measure(plain: Runner, profiler: NodeProfiler, feeds, config: BenchConfig, 
         warm_up(plain, ready, config, cancel)
         for _ in range(max(config.warmup, 1)):
             profiler.run(profiled, keep=False)
-        per_round = per_round_runs(config) // config.rounds
         samples: list[float] = []
-        for k in range(config.rounds):
-            got, _ = timed_block(plain, ready, per_round, config.min_seconds / config.rounds,
-                                 config.max_seconds / config.rounds if config.max_seconds else None, cancel)
-            samples += got
-            for _ in range(per_round):
-                if cancel():
-                    raise Cancelled("profile cancelled by the user")
-                profiler.run(profiled, keep=True)
-            progress(f"round {k + 1} of {config.rounds}", (k + 1) / config.rounds)
+        started = time.perf_counter()
+        while True:
+            elapsed = time.perf_counter() - started
+            enough = len(samples) >= config.runs and (elapsed >= config.min_seconds
+                                                       or len(samples) >= MAX_RUNS_FACTOR * config.runs)
+            if enough or (config.max_seconds is not None and elapsed >= config.max_seconds and samples):
+                break
+            samples += timed_block(plain, ready, 1, 0.0, None, cancel)[0]
+            if cancel():
+                raise Cancelled("profile cancelled by the user")
+            profiler.run(profiled, keep=True)
+            progress("timing and profiling", min(1.0, len(samples) / config.runs))
         progress("reading the profile", None)
         return samples, profiler.records()
     finally:
@@ -304,8 +337,10 @@ def format_profile(data: dict, top: int = 20) -> str:
     lines += ["", f"{'op type':<28} {'nodes':>5} {'ms':>9} {'share':>6}"]
     lines += [f"{_cut(g['op_type'], 28):<28} {g['count']:>5} {g['ms']:>9.4f} {g['share']:>6.1%}" for g in data["groups"]]
     coverage = f"{data['coverage']:.0%}" if data["coverage"] is not None else "—"
+    per_run = (f" · per run: nodes {data['run_sum_ms']:.4f} ms ({data['run_coverage']:.0%})"
+               if data.get("run_sum_ms") is not None and data.get("run_coverage") is not None else "")
     lines += ["", f"per-node sum {data['node_sum_ms']:.4f} ms · whole model median {data['median_ms']:.4f} ms "
-                  f"(timed as bench times it) · coverage {coverage}"]
+                  f"(timed as bench times it) · coverage {coverage}{per_run}"]
     lines += [f"note: {n}" for n in data["notes"]]
     return "\n".join(lines)
 

@@ -24,12 +24,11 @@ def add_profile_command(sub) -> None:
                                    "their kernel ran in, grouped by operator type, and their sum beside the whole "
                                    "model's median timed as bench times it (coverage).")
     add_model_args(p)
-    p.add_argument("--runs", type=int, default=50, metavar="N", help="timed and profiled runs (at least; default 50)")
+    p.add_argument("--runs", type=int, default=50, metavar="N",
+                   help="timed calls of the whole model, each followed by a profiled one (at least; default 50)")
     p.add_argument("--warmup", type=int, default=10, metavar="N", help="warm-up calls (default 10)")
     p.add_argument("--min-seconds", type=float, default=1.0, metavar="S",
-                   help="the whole model is timed at least this long (default 1.0)")
-    p.add_argument("--rounds", type=int, default=5, metavar="N",
-                   help="timed and profiled runs alternate in N rounds (default 5)")
+                   help="timed and profiled calls go on at least this long (up to 10 × --runs; default 1.0)")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: physical cores)")
     p.add_argument("--runtime", choices=["onnxruntime", "openvino", "executorch", "tensorrt"],
                    help="for an .onnx file: onnxruntime (default) or openvino; other artifacts have one runtime")
@@ -48,14 +47,13 @@ def profile_entry(payload: tuple, progress=None, should_cancel=None):
 
 def cmd_profile(args: argparse.Namespace) -> int:
     """``python main.py profile ARTIFACT``."""
-    for flag, value, least in (("--runs", args.runs, 1), ("--warmup", args.warmup, 0), ("--top", args.top, 1),
-                               ("--rounds", args.rounds, 1)):
+    for flag, value, least in (("--runs", args.runs, 1), ("--warmup", args.warmup, 0), ("--top", args.top, 1)):
         if value < least:
             raise BadInput(f"{flag} {value}: give a {'positive' if least else 'non-negative'} count")
     if args.min_seconds < 0:
         raise BadInput(f"--min-seconds {args.min_seconds}: give a non-negative number of seconds")
     config = BenchConfig(warmup=args.warmup, runs=args.runs, min_seconds=args.min_seconds, threads=args.threads,
-                         seed=args.seed, rounds=args.rounds).with_threads()
+                         seed=args.seed).with_threads()
     if not args.model.is_file():
         raise BadInput(f"{args.model}: no such file")
     progress = StderrProgress()
