@@ -15,7 +15,7 @@ median; the issue's check wants it within 15 %). Beside it:
   its ``*_kernel_time`` events per ``model_run``, median over runs after warm-up — and the median of
   ``model_run`` itself;
 - ``.xml``: ``benchmark_app -m IR -d CPU -hint none -nstreams 1 -api sync -nthreads N -ip f32
-  -infer_precision P -niter R -report_type detailed_counters``: the sum of its per-layer real times ("Total" row of its CSV)
+  -shape [1,3,224,224] -infer_precision P -niter R -report_type detailed_counters``: the sum of its per-layer real times ("Total" row of its CSV)
   and its own median latency.
 
 Models: ``resnet18`` (ResNet-18, random weights, :mod:`benchmarks.bench_models`; int8 calibrated on
@@ -100,12 +100,13 @@ def benchmark_app(path: Path, threads: int, runs: int, precision: str) -> dict |
     with tempfile.TemporaryDirectory() as tmp:
         # benchmark_app takes -nthreads only with -hint none; -ip f32: its default feeds image inputs as u8
         cmd = [exe, "-m", str(path), "-d", "CPU", "-hint", "none", "-nstreams", "1", "-api", "sync", "-nthreads",
-               str(threads), "-niter", str(runs), "-ip", "f32", "-infer_precision", hint,
+               str(threads), "-niter", str(runs), "-ip", "f32", "-infer_precision", hint, "-shape", "[1,3,224,224]",
                "-report_type", "detailed_counters", "-report_folder", tmp]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         report = Path(tmp) / "benchmark_detailed_counters_report.csv"
         if done.returncode != 0 or not report.is_file():
-            return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:]}
+            errors = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line]
+            return {"error": (errors or (done.stderr or done.stdout).strip().splitlines() or ["?"])[-1]}
         total = None
         for row in csv.reader(report.read_text().splitlines(), delimiter=";"):
             if row and row[0].strip().lower() == "total":
@@ -149,7 +150,7 @@ def profile_model(key: str, work: Path, args) -> list[dict]:
         profile = profile_artifact(ModelSource(artifact), config)
         row = {"model": key, "artifact": artifact.name, "runtime": profile.runtime, "precision": precision,
                "node_sum_ms": profile.node_sum_ms, "median_ms": profile.median_ms, "coverage": profile.coverage,
-               "nodes": len(profile.nodes), "granularity": profile.granularity,
+               "run_sum_ms": profile.run_sum_ms, "run_coverage": profile.run_coverage, "nodes": len(profile.nodes), "granularity": profile.granularity,
                "int8_nodes": sum(n.precision == "int8" for n in profile.nodes),
                "fell_back": [n.name for n in profile.fell_back], "notes": list(profile.notes),
                "top": [(n.name, n.op_type, round(n.ms, 4), n.precision, n.provider) for n in profile.nodes[:3]]}
@@ -162,7 +163,7 @@ def profile_model(key: str, work: Path, args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'model':<9} {'artifact':<34} {'runtime':<11} {'node sum':>9} {'median':>9} {'cover':>6}  "
+    head = (f"{'model':<9} {'artifact':<34} {'runtime':<11} {'node sum':>9} {'median':>9} {'cover':>6} {'per run':>7}  "
             f"{'peer':<34} int8/nodes  fell back")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -178,7 +179,7 @@ def table(rows: list[dict]) -> str:
             peer = (f"benchmark_app: {b['layer_sum_ms']:.2f} / med {b['median_ms']:.2f}" if "error" not in b
                     else f"benchmark_app failed: {b['error']}")
         lines.append(f"{r['model']:<9} {r['artifact']:<34} {r['runtime']:<11} {r['node_sum_ms']:>9.3f} "
-                     f"{r['median_ms']:>9.3f} {r['coverage']:>6.0%}  {peer:<34} {r['int8_nodes']:>4}/{r['nodes']:<5} "
+                     f"{r['median_ms']:>9.3f} {r['coverage']:>6.0%} {r['run_coverage'] or 0:>7.0%}  {peer:<34} {r['int8_nodes']:>4}/{r['nodes']:<5} "
                      f"{len(r['fell_back'])}")
     return "\n".join(lines)
 
