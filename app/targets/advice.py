@@ -190,10 +190,27 @@ def measured_here(paths, hw: Hardware) -> dict:
         if key not in out["best"] or r["p50_ms"] < out["best"][key]["p50_ms"]:
             out["best"][key] = {k: r[k] for k in ("name", "runtime", "precision", "p50_ms", "speedup_vs_baseline",
                                                   "cosine", "artifact")}
+    out["no_faster_than_fp32"] = no_faster_than_fp32(out["best"])
     accurate = [r for r in out["best"].values()
                 if r.get("cosine") is None or r["cosine"] >= ACCURATE_COSINE]
     if accurate:
         out["winner"] = min(accurate, key=lambda r: r["p50_ms"])
+    return out
+
+
+# a lower precision whose p50 is not at least this much below the same target's fp32 gained nothing here
+NO_GAIN = 0.05
+
+
+def no_faster_than_fp32(best: dict) -> dict[str, dict]:
+    """The ``target/precision`` entries of ``best`` (:func:`measured_here`) that ran no faster than the same
+    target's fp32 on this machine (bf16 without AMX, uint8 weights on VNNI): each with both p50s."""
+    out = {}
+    for key, row in best.items():
+        target, _, precision = key.rpartition("/")
+        fp32 = best.get(f"{target}/fp32")
+        if precision != "fp32" and fp32 and row["p50_ms"] >= (1.0 - NO_GAIN) * fp32["p50_ms"]:
+            out[key] = {"p50_ms": row["p50_ms"], "fp32_p50_ms": fp32["p50_ms"], "name": row["name"]}
     return out
 
 
@@ -226,6 +243,9 @@ def describe_measured(m: dict) -> str:
     if not w:
         return f"measured here ({m['file']}, batch {m['batch']}): no artifact kept cosine >= {ACCURATE_COSINE}"
     speed = w.get("speedup_vs_baseline")
+    slow = m.get("no_faster_than_fp32") or {}
     return (f"measured here ({m['file']}, batch {m['batch']}): fastest accurate: {w['name']} "
             f"({w['runtime']}, {w['precision']}) {w['p50_ms']:.3g} ms"
-            + (f", {speed:.2f}× the baseline" if isinstance(speed, (int, float)) else ""))
+            + (f", {speed:.2f}× the baseline" if isinstance(speed, (int, float)) else "")
+            + ("; no faster than fp32 on this CPU: " + ", ".join(
+                f"{k} ({v['p50_ms']:.3g} ms vs fp32 {v['fp32_p50_ms']:.3g} ms)" for k, v in slow.items()) if slow else ""))
