@@ -150,6 +150,12 @@ def test_profile_json_is_one_object_with_nodes_and_coverage(cli, convs):
     assert table.code == 0 and "QLinearConv" in table.out and "coverage" in table.out and "more node(s)" in table.out
 
 
+def test_a_provider_this_onnx_runtime_lacks_is_one_line(cli, convs):
+    r = cli("profile", convs["fp32"], "--provider", "NoSuch", "--json")
+    data = json.loads(r.out)
+    assert r.code == 2 and "NoSuchExecutionProvider is not in this ONNX Runtime build" in data["message"], data
+
+
 @pytest.mark.parametrize("kind", ["not-a-model", "engine", "torch"])
 def test_profile_refuses_what_it_cannot_profile_in_one_line(cli, tmp_path, kind):
     if kind == "torch":

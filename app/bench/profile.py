@@ -253,12 +253,12 @@ def profile_artifact(source: ModelSource, config: BenchConfig = BenchConfig(), *
     precision = artifact_precision(path)
     full_provider = resolve_provider(provider)
     with tempfile.TemporaryDirectory(prefix="deploy-studio-profile-") as work:  # never the cwd; removed after
-        try:
+        try:  # a missing runtime or provider, a runtime without its profiler: one line
             plain, profiler = _pair(kind, chosen, path, Path(work), threads=config.threads, precision=precision,
                                     provider=full_provider)
+            samples, records = _measure(plain, profiler, feeds, config, progress, cancel)
         except RunnerUnavailable as e:
             raise BadInput(f"cannot profile {path.name}: {e}") from None
-        samples, records = _measure(plain, profiler, feeds, config, progress, cancel)
     median_ms = LatencyStats.from_seconds(samples).p50_ms
     nodes, groups, total = summarise(records)
     per_run = run_sum(records)
