@@ -65,3 +65,15 @@ def test_a_precision_measured_no_faster_than_fp32_is_labelled_so(cli, run, tmp_p
     (tmp_path / "here.json").write_text(json.dumps(bench))
     data = json.loads(cli("targets", "--measured", tmp_path / "here.json", "--json").out)
     assert key not in data["measured"]["no_faster_than_fp32"]
+
+
+def test_optimize_rows_name_a_precision_no_faster_than_fp32():
+    from app.bench.stats import rows_no_faster_than_fp32
+
+    rows = [{"name": "eager", "runtime": "pytorch", "precision": "fp32", "batch": 1, "p50_ms": 30.0, "baseline": True},
+            {"name": "m.openvino.fp32.xml", "runtime": "openvino", "precision": "fp32", "batch": 1, "p50_ms": 17.4},
+            {"name": "m.openvino.bf16.xml", "runtime": "openvino", "precision": "bf16", "batch": 1, "p50_ms": 17.7},
+            {"name": "m.openvino.int8.xml", "runtime": "openvino", "precision": "int8", "batch": 1, "p50_ms": 6.9},
+            {"name": "m.int8.onnx", "runtime": "onnxruntime", "precision": "int8", "batch": 1, "p50_ms": 34.0}]
+    slow = rows_no_faster_than_fp32(rows)
+    assert set(slow) == {"openvino/bf16"} and slow["openvino/bf16"]["fp32_p50_ms"] == 17.4  # no ORT fp32 row: unjudged

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.artifacts.json_file import SideFileError, read_json_object
 from app.bench.saved import check_saved_result, number
+from app.bench.stats import no_faster_than_fp32
 from app.machine.hardware import Hardware
 
 FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
@@ -195,22 +196,6 @@ def measured_here(paths, hw: Hardware) -> dict:
                 if r.get("cosine") is None or r["cosine"] >= ACCURATE_COSINE]
     if accurate:
         out["winner"] = min(accurate, key=lambda r: r["p50_ms"])
-    return out
-
-
-# a lower precision whose p50 is not at least this much below the same target's fp32 gained nothing here
-NO_GAIN = 0.05
-
-
-def no_faster_than_fp32(best: dict) -> dict[str, dict]:
-    """The ``target/precision`` entries of ``best`` (:func:`measured_here`) that ran no faster than the same
-    target's fp32 on this machine (bf16 without AMX, uint8 weights on VNNI): each with both p50s."""
-    out = {}
-    for key, row in best.items():
-        target, _, precision = key.rpartition("/")
-        fp32 = best.get(f"{target}/fp32")
-        if precision != "fp32" and fp32 and row["p50_ms"] >= (1.0 - NO_GAIN) * fp32["p50_ms"]:
-            out[key] = {"p50_ms": row["p50_ms"], "fp32_p50_ms": fp32["p50_ms"], "name": row["name"]}
     return out
 
 
