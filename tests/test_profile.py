@@ -15,7 +15,7 @@ from app.bench.profile import profile_artifact
 from app.bench.profilers import NodeRecord, graph_node_of, ov_precision, parse_ort_profile, xnnpack_precision
 from app.request import ModelSource
 
-QUICK = BenchConfig(warmup=3, warmup_seconds=0.05, runs=20, min_seconds=0.2, threads=1, rounds=2)
+QUICK = BenchConfig(warmup=3, warmup_seconds=0.05, runs=20, min_seconds=0.2, threads=1)
 
 
 def conv_stack(path: Path, channels: int = 32, size: int = 48) -> Path:
