@@ -11,7 +11,7 @@ from pathlib import Path
 
 # The CLI's sub-commands (tests/test_cli.py checks this list against app.cli's parser).
 CLI_COMMANDS = ("convert", "inspect", "targets", "serve-bundle", "native-check", "bench", "optimize", "report",
-                "evaluate", "diagnose", "example", "pack")
+                "evaluate", "diagnose", "example", "pack", "profile")
 HELP_FLAGS = ("-h", "--help")
 VERSION_FLAGS = ("--version", "-V")
 # runtimes a user may add beside the ones every manifest records

@@ -97,6 +97,23 @@ def test_pte_is_a_source_for_inspect_bench_and_evaluate(cli, digits, digits_pte,
     assert json.loads(r.out)["artifacts"][0]["evaluation"]["top1_agreement"] == 1.0
 
 
+
+def test_profile_times_each_xnnpack_kernel_and_its_precision(digits_pte):
+    """``profile`` on a ``.pte``: ExecuTorch's event tracer, one row per XNNPACK kernel inside the delegate
+    (int8 kernels for the int8 program) and per portable operator, their sum beside the program's median."""
+    from app.bench.harness import BenchConfig
+    from app.bench.profile import profile_artifact
+    from app.request import ModelSource
+
+    config = BenchConfig(warmup=3, warmup_seconds=0.05, runs=10, min_seconds=0.1, threads=1)
+    fp32, int8 = (profile_artifact(ModelSource(digits_pte[p]), config) for p in ("fp32", "int8"))
+    for profile, precision in ((fp32, "fp32"), (int8, "int8")):
+        kernels = [n for n in profile.nodes if n.provider == "XNNPACK" and not n.layout]
+        assert profile.runtime == "executorch" and profile.granularity == "node" and kernels, profile.notes
+        assert any(n.op_type == "Convolution" and n.precision == precision for n in kernels), \
+            [(n.name, n.precision) for n in kernels]
+        assert profile.run_sum_ms > 0 and profile.median_ms > 0
+
 def _weights(tmp_path, name):
     import torch
 

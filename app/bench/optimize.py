@@ -25,6 +25,7 @@ from app.accuracy.evaluation import EVALUATION_COLUMNS, evaluation_columns
 from app.bench.benchmark import pick_providers, source_runner
 from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import runners_for_artifact
+from app.bench.stats import rows_no_faster_than_fp32
 from app.errors import BadInput, Cancelled, StudioError, describe
 from app.jobs import convert_in_process as convert
 from app.loaders.front_door import prepare_model
@@ -101,8 +102,10 @@ class OptimizeResult:
 
     def to_json(self) -> dict:
         data = self.bench.to_json()
-        data.update(results=self.rows(), budget_cosine=self.budget_cosine, accuracy_budget=self.accuracy_budget,
-                    recommended=self.recommended, out_dir=str(self.out_dir))
+        rows = self.rows()
+        data.update(results=rows, budget_cosine=self.budget_cosine, accuracy_budget=self.accuracy_budget,
+                    recommended=self.recommended, out_dir=str(self.out_dir),
+                    no_faster_than_fp32=rows_no_faster_than_fp32(rows))  # measured here: bf16 without AMX …
         data["skipped"] = list(self.failed) + data["skipped"]
         return data
 

@@ -147,3 +147,33 @@ def pareto_front(items, cost, gain) -> list:
             front.append(item)
             best = gain(item)
     return front
+
+
+# a lower precision whose p50 is not at least this much below the same target's fp32 gained nothing here
+NO_GAIN = 0.05
+
+
+def no_faster_than_fp32(best: dict) -> dict[str, dict]:
+    """The ``target/precision`` entries of ``best`` (:func:`app.targets.advice.measured_here`) that ran no faster than the same
+    target's fp32 on this machine (bf16 without AMX, uint8 weights on VNNI): each with both p50s."""
+    out = {}
+    for key, row in best.items():
+        target, _, precision = key.rpartition("/")
+        fp32 = best.get(f"{target}/fp32")
+        if precision != "fp32" and fp32 and row["p50_ms"] >= (1.0 - NO_GAIN) * fp32["p50_ms"]:
+            out[key] = {"p50_ms": row["p50_ms"], "fp32_p50_ms": fp32["p50_ms"], "name": row["name"]}
+    return out
+
+
+def rows_no_faster_than_fp32(rows: list[dict]) -> dict[str, dict]:
+    """:func:`no_faster_than_fp32` of benchmark rows (``bench``/``optimize`` ``--json`` results): per
+    ``runtime/precision`` its fastest row at the smallest batch, the source left out."""
+    batch = min((r.get("batch") or 1 for r in rows if not r.get("baseline")), default=1)
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r.get("baseline") or (r.get("batch") or 1) != batch or not isinstance(r.get("p50_ms"), (int, float)):
+            continue
+        key = f"{r['runtime']}/{r['precision']}"
+        if key not in best or r["p50_ms"] < best[key]["p50_ms"]:
+            best[key] = r
+    return no_faster_than_fp32(best)

@@ -242,5 +242,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                   f"(budget {budget})")
         else:
             print(f"recommended: none — no artifact met the accuracy budget ({budget})")
+        for key, v in (data.get("no_faster_than_fp32") or {}).items():
+            print(f"measured: {key} ({v['name']}) ran no faster than fp32 on this CPU: {v['p50_ms']:.3g} ms vs "
+                  f"{v['fp32_p50_ms']:.3g} ms")
     _write_extras(args, data, Path(args.model).name)
     return 0 if result.recommended else 1

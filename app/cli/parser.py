@@ -47,7 +47,7 @@ def _fail(message: str, code: int) -> int:
 
 
 # the commands that run a job in a fenced child (each gets --timeout)
-JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack",
+JOB_COMMANDS = ("convert", "inspect", "bench", "optimize", "evaluate", "diagnose", "serve-bundle", "example", "pack", "profile",
                 "native-check")
 
 
@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(sub)
     from app.cli.bench_commands import add_bench_commands
     add_bench_commands(sub)
+    from app.cli.profile_commands import add_profile_command
+    add_profile_command(sub)
     add_data_commands(sub)
     e = sub.add_parser("example", help="write a small real example to start from: a CNN trained on handwritten "
                                        "digits, its architecture file and a folder of held-out digits",
@@ -262,6 +264,7 @@ def cmd_targets(args) -> int:
             row = (measured or {}).get("best", {}).get(f"{r['target']}/{p}")
             if row:
                 a["measured"] = {k: row[k] for k in ("name", "p50_ms", "speedup_vs_baseline", "cosine")}
+                a["measured"]["no_faster_than_fp32"] = f"{r['target']}/{p}" in measured.get("no_faster_than_fp32", {})
     if args.json:
         print(json.dumps({"hardware": hw.to_json(), "sandbox": {"sandboxed": sandboxed, "description": sandbox},
                           "targets": rows, "measured": measured}, indent=2))
@@ -275,6 +278,7 @@ def cmd_targets(args) -> int:
                     seen = a.get("measured")
                     here = (f" [measured here: {seen['name']} {seen['p50_ms']:.3g} ms"
                             + (f", {seen['speedup_vs_baseline']:.2f}×" if seen.get("speedup_vs_baseline") else "")
+                            + ("; no faster than fp32 on this CPU" if seen.get("no_faster_than_fp32") else "")
                             + "]") if seen else ""
                     print(f"  {p:5} expected {a['expected']}: {a['why']}{here}")
         if measured is not None:

@@ -87,12 +87,15 @@ def set_threads(threads: int | None) -> None:
             portable_lib._unsafe_reset_threadpool(int(threads))
 
 
-def load_program(path: Path):
+def load_program(path: Path, *, etdump: bool = False):
+    """``etdump``: with ExecuTorch's event tracer on (every operator and XNNPACK kernel timed, written by
+    ``program.write_etdump_result_to_file``: :mod:`app.bench.profile`)."""
     from executorch.runtime import Verification
 
     try:
         with quiet_stderr():
-            return runtime().load_program(Path(path), verification=Verification.InternalConsistency)
+            return runtime().load_program(Path(path), verification=Verification.InternalConsistency,
+                                          enable_etdump=etdump)
     except ModelLoadError:
         raise
     except Exception as e:  # noqa: BLE001 - the runtime reports damage as RuntimeError with an error code
@@ -184,11 +187,12 @@ class ExecuTorchRunner(Runner):
     provider = "XNNPACK"
 
     def __init__(self, path: Path, name: str, *, threads: int | None = None, precision: str = "fp32",
-                 size_bytes: int = 0, model: LoadedModel | None = None):
+                 size_bytes: int = 0, model: LoadedModel | None = None, etdump: bool = False):
         super().__init__(name, precision=precision, size_bytes=size_bytes)
         self.path = Path(path)
         self.threads = threads
         self.model = model
+        self.etdump = etdump  # the event tracer on (see load_program)
         self.method: Any = None
 
     def available(self) -> tuple[bool, str]:
@@ -197,7 +201,7 @@ class ExecuTorchRunner(Runner):
     def _load_impl(self) -> None:
         model = self.model or load_pte(self.path)
         set_threads(self.threads)
-        program = load_program(self.path)
+        program = load_program(self.path, etdump=self.etdump)
         try:
             with quiet_stderr():
                 self.method = program.load_method("forward")

@@ -166,8 +166,11 @@ def onnx_specs(graph) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 def ort_session(path: Path, providers: list[str] | None = None, threads: int | None = None, *,
-                map_weights: bool = False, simulate_quantization: bool = False):
+                map_weights: bool = False, simulate_quantization: bool = False, profile_prefix: str | None = None):
     """An ONNX Runtime session for ``path``; errors become one clear line.
+
+    ``profile_prefix``: ONNX Runtime's profiler on (``enable_profiling``), its JSON written to
+    ``<profile_prefix>_<date>.json`` when ``session.end_profiling()`` is called (:mod:`app.bench.profile`).
 
     ``map_weights``: keep external-data weights in the file's memory mapping (the page cache) instead
     of copying them into pre-packed buffers — a verification run does not need pre-packing's speed,
@@ -187,6 +190,9 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int | N
         opts.add_session_config_entry("session.disable_prepacking", "1")
     if threads:
         opts.intra_op_num_threads = threads
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     providers = providers or ["CPUExecutionProvider"]
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
@@ -263,9 +269,10 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(self, path: Path, name: str, *, provider: str = "CPUExecutionProvider", threads: int | None = None,
                  precision: str = "fp32", size_bytes: int = 0, model: LoadedModel | None = None,
-                 map_weights: bool = False, simulate_quantization: bool = False):
+                 map_weights: bool = False, simulate_quantization: bool = False, profile_prefix: str | None = None):
         super().__init__(name, precision=precision, size_bytes=size_bytes)
         self.path = Path(path)
+        self.profile_prefix = profile_prefix  # see ort_session
         self.model = model  # the file already read (its signature); else read at load
         self.map_weights = map_weights  # see ort_session
         self.simulate_quantization = simulate_quantization  # see ort_session
@@ -290,7 +297,7 @@ class OnnxRuntimeRunner(Runner):
         model = self.model or read_onnx(self.path)  # signature + the external-data safety checks
         providers = [self.provider] + (["CPUExecutionProvider"] if self.provider != "CPUExecutionProvider" else [])
         session = ort_session(self.path, providers, self.threads, map_weights=self.map_weights,
-                              simulate_quantization=self.simulate_quantization)
+                              simulate_quantization=self.simulate_quantization, profile_prefix=self.profile_prefix)
         if session.get_providers()[0] != self.provider:
             raise RunnerUnavailable(f"ONNX Runtime could not start {self.provider} for {self.path.name} "
                                     f"(it fell back to {session.get_providers()[0]})")

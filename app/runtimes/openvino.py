@@ -108,12 +108,15 @@ def read_ir(path: Path):
         raise ModelLoadError(f"OpenVINO cannot read {path.name} ({first_line(e)}); re-convert the model") from None
 
 
-def compile_model(model, precision: str, threads: int | None = None, *, name: str = "the model"):
-    """Compile ``model`` (an ``openvino.Model`` or a file path) on CPU with :func:`compile_config`."""
+def compile_model(model, precision: str, threads: int | None = None, *, name: str = "the model",
+                  perf_count: bool = False):
+    """Compile ``model`` (an ``openvino.Model`` or a file path) on CPU with :func:`compile_config`;
+    ``perf_count``: with the plugin's per-layer counters on (``PERF_COUNT``, read by
+    ``request.get_profiling_info()``: :mod:`app.bench.profile`)."""
     ov = openvino_module()
+    config = compile_config(precision, threads) | ({"PERF_COUNT": True} if perf_count else {})
     try:
-        return ov.Core().compile_model(model if not isinstance(model, Path) else str(model), "CPU",
-                                       compile_config(precision, threads))
+        return ov.Core().compile_model(model if not isinstance(model, Path) else str(model), "CPU", config)
     except Exception as e:  # noqa: BLE001
         raise ModelLoadError(f"OpenVINO cannot compile {name} for CPU: {first_line(e)}") from None
 
@@ -169,10 +172,11 @@ class OpenVINORunner(Runner):
     provider = "CPU"
 
     def __init__(self, path: Path, name: str, *, threads: int | None = None, precision: str = "fp32",
-                 size_bytes: int = 0, model: LoadedModel | None = None):
+                 size_bytes: int = 0, model: LoadedModel | None = None, perf_count: bool = False):
         super().__init__(name, precision=precision, size_bytes=size_bytes)
         self.path = Path(path)
         self.threads = threads
+        self.perf_count = perf_count  # per-layer counters on (see compile_model)
         self.model = model  # the file already read (its signature); else read at load
         self.request: Any = None
         self.compiled: Any = None
@@ -185,7 +189,8 @@ class OpenVINORunner(Runner):
         model = self.model or (load_ir(self.path) if self.path.suffix.lower() == IR_SUFFIX
                                else read_onnx(self.path))  # signature (+ the ONNX external-data checks)
         source = model.module if model.format == "openvino" else Path(self.path)
-        self.compiled = compile_model(source, self.precision, self.threads, name=self.path.name)
+        self.compiled = compile_model(source, self.precision, self.threads, name=self.path.name,
+                                      perf_count=self.perf_count)
         self.request = self.compiled.create_infer_request()
         self.inputs = list(model.inputs)
         if not self.size_bytes:

@@ -43,6 +43,7 @@ WIRE_TYPES = frozenset({
     "app.bench.harness:BenchConfig", "app.bench.stats:LatencyStats",
     "app.bench.sweep:SweepResult", "app.bench.sweep:SweepPoint", "app.bench.sweep:Proposal",
     "app.bench.optimize:OptimizeResult",
+    "app.bench.profile:Profile", "app.bench.profile:NodeTime", "app.bench.profile:OpGroup",
     "app.serving.triton:ServingBundle", "app.serving.triton:TritonModelConfig", "app.serving.triton:TritonTensor",
 })
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.artifacts.json_file import SideFileError, read_json_object
 from app.bench.saved import check_saved_result, number
+from app.bench.stats import no_faster_than_fp32
 from app.machine.hardware import Hardware
 
 FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
@@ -190,6 +191,7 @@ def measured_here(paths, hw: Hardware) -> dict:
         if key not in out["best"] or r["p50_ms"] < out["best"][key]["p50_ms"]:
             out["best"][key] = {k: r[k] for k in ("name", "runtime", "precision", "p50_ms", "speedup_vs_baseline",
                                                   "cosine", "artifact")}
+    out["no_faster_than_fp32"] = no_faster_than_fp32(out["best"])
     accurate = [r for r in out["best"].values()
                 if r.get("cosine") is None or r["cosine"] >= ACCURATE_COSINE]
     if accurate:
@@ -226,6 +228,9 @@ def describe_measured(m: dict) -> str:
     if not w:
         return f"measured here ({m['file']}, batch {m['batch']}): no artifact kept cosine >= {ACCURATE_COSINE}"
     speed = w.get("speedup_vs_baseline")
+    slow = m.get("no_faster_than_fp32") or {}
     return (f"measured here ({m['file']}, batch {m['batch']}): fastest accurate: {w['name']} "
             f"({w['runtime']}, {w['precision']}) {w['p50_ms']:.3g} ms"
-            + (f", {speed:.2f}× the baseline" if isinstance(speed, (int, float)) else ""))
+            + (f", {speed:.2f}× the baseline" if isinstance(speed, (int, float)) else "")
+            + ("; no faster than fp32 on this CPU: " + ", ".join(
+                f"{k} ({v['p50_ms']:.3g} ms vs fp32 {v['fp32_p50_ms']:.3g} ms)" for k, v in slow.items()) if slow else ""))
