@@ -11,8 +11,11 @@ EfficientNet-Lite0 judged on photos the calibration never saw (AMD EPYC, AVX-512
   and rounding its few weights (3·3·3 per output channel); together they cost 5 of 74 confident photos.
   With ≤ 4 input channels it is also the one convolution that ONNX Runtime runs *slower* in int8 than in
   fp32 (0.24 ms vs 0.15 ms, the whole model's time unchanged): :func:`input_layers` names it, the
-  quantizer leaves it in float. Together with the bias correction: confident agreement 0.905 → 1.000,
-  cosine 0.9854 → 0.9974, at the same speed.
+  quantizer leaves it in float. Together with the bias correction: confident agreement 0.905 → 0.986,
+  cosine 0.9854 → 0.9975, at the same speed.
+- **Bias correction measured layer by layer** (:func:`refine_biases`, NNCF's "full" correction): after the
+  weights-only one, each layer's remaining output shift as the int8 graph really runs it. Lite0 0.986 →
+  1.000 / 0.9976 (15 s for 49 layers on 64 samples), Lite1 0.978 → 1.000 / 0.9968 (33 s, 64 layers).
 """
 
 from __future__ import annotations
@@ -64,9 +67,7 @@ def channel_means(reference: Path, tensors: list[str], samples: list[dict], prog
     for k, sample in enumerate(samples):
         outs = session.run(None, {n: v for n, v in sample.items() if n in feeds})
         for t, i in zip(tensors, wanted):
-            a = np.asarray(outs[i], np.float64)
-            mean = a.reshape(-1, a.shape[-1]).mean(0) if a.ndim == 2 else a.mean(axis=tuple(d for d in range(a.ndim) if d != 1))
-            sums[t] = sums.get(t, 0) + mean
+            sums[t] = sums.get(t, 0) + _channel_mean(outs[i])
         if progress is not None:
             progress(k + 1, len(samples))
     return {t: v / max(len(samples), 1) for t, v in sums.items()}
@@ -100,6 +101,58 @@ def correct_biases(quantized, reference: Path, samples: list[dict], progress=Non
             values = (values - np.round(shift / layer["bias_scale"])).astype(values.dtype)
         bias.CopyFrom(numpy_helper.from_array(values, bias.name))
     return len(layers)
+
+
+def refine_biases(quantized, reference: Path, samples: list[dict], progress=None, max_samples: int = 128) -> int:
+    """Empirical bias correction, one layer at a time in graph order (as NNCF's full bias correction does):
+    each int8 Conv/Gemm's output channel means in the int8 graph *as it runs* (ONNX Runtime's fused int8
+    kernels, with the layers before it already corrected) are brought to the fp32 graph's at ``reference``,
+    on ≤ ``max_samples`` of ``samples``; ``quantized`` is changed in place. Unlike the weights-only correction
+    this also removes what the activations' rounding shifts; correcting every layer at once instead would
+    count the shifts of the earlier layers again at each later one (measured: it diverges). Returns the
+    number of layers corrected."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    ref = onnx.load(str(reference))
+    ref_nodes = {n.name: n for n in ref.graph.node if n.op_type in ("Conv", "Gemm") and n.name}
+    producers = {o: n for n in quantized.graph.node for o in n.output}
+    init = {i.name: i for i in quantized.graph.initializer}
+    layers = []
+    for node in quantized.graph.node:            # graph order: every layer after those it reads
+        bias_dq = producers.get(node.input[2]) if node.op_type in ("Conv", "Gemm") and len(node.input) > 2 else None
+        weight_dq = producers.get(node.input[1]) if bias_dq is not None else None
+        if (node.name in ref_nodes and bias_dq is not None and bias_dq.op_type == "DequantizeLinear"
+                and bias_dq.input[0] in init and weight_dq is not None and weight_dq.op_type == "DequantizeLinear"):
+            layers.append((node.output[0], ref_nodes[node.name].output[0], bias_dq))
+    if not layers:
+        return 0
+    samples = samples[:max_samples]
+    target = channel_means(reference, [r for _, r, _ in layers], samples)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    for k, (tensor, ref_tensor, bias_dq) in enumerate(layers):
+        tapped = onnx.ModelProto()
+        tapped.CopyFrom(quantized)
+        tapped.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+        session = ort.InferenceSession(tapped.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        feeds = {i.name for i in session.get_inputs()}
+        got = np.mean([_channel_mean(session.run([tensor], {n: v for n, v in s.items() if n in feeds})[0])
+                       for s in samples], axis=0)
+        scale = numpy_helper.to_array(init[bias_dq.input[1]]).astype(np.float64)
+        bias = init[bias_dq.input[0]]
+        values = numpy_helper.to_array(bias)
+        bias.CopyFrom(numpy_helper.from_array((values - np.round((got - target[ref_tensor]) / scale)).astype(values.dtype),
+                                              bias.name))
+        if progress is not None:
+            progress(k + 1, len(layers))
+    return len(layers)
+
+
+def _channel_mean(a) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    return a.reshape(-1, a.shape[-1]).mean(0) if a.ndim == 2 else a.mean(axis=tuple(d for d in range(a.ndim) if d != 1))
 
 
 def _layer(node, producers: dict, init: dict, ref_node, ref_init) -> dict | None:

@@ -348,6 +348,13 @@ def _static_defaults(config: "QuantizerConfig") -> "QuantizerConfig":
                         float_input_layer=True if config.float_input_layer is None else config.float_input_layer)
 
 
+def _per_layer(ctx: ConversionContext):
+    """A ``step(i, n)`` over the layers of the layer-by-layer bias correction (checks for a cancel)."""
+    def step(i: int, n: int) -> None:
+        ctx.stage(f"bias correction: layer {i} of {n}", i / n if n else None)
+    return step
+
+
 def _float_input_layers(pre: Path, config: "QuantizerConfig", exclude: list[str], ctx: ConversionContext) -> list[str]:
     """The convolutions reading the image (≤ 4 channels) that the quantizer leaves in float, recorded."""
     import onnx
@@ -367,7 +374,7 @@ def _correct_biases(pre: Path, out: Path, samples: list, ctx: ConversionContext,
     only: means of random inputs would move the biases away from what real data needs), recorded."""
     import onnx
 
-    from converters.onnx_bias import correct_biases
+    from converters.onnx_bias import correct_biases, refine_biases
 
     if ctx.calibration is None:
         ctx.record["bias_correction"] = "not applied: calibrated on random data (no --data)"
@@ -376,9 +383,12 @@ def _correct_biases(pre: Path, out: Path, samples: list, ctx: ConversionContext,
         ctx.record["bias_correction"] = "not applied: the model's weights are in external data"
         return
     proto = onnx.load(str(out))
-    layers = correct_biases(proto, pre, samples, ctx.counted("bias correction"))
+    layers = correct_biases(proto, pre, samples, ctx.counted("bias correction (weights)"))
+    ctx.stage("bias correction, layer by layer")
+    measured = refine_biases(proto, pre, samples, _per_layer(ctx))
     save_onnx(proto, out, external=False)
-    ctx.record["bias_correction"] = f"{layers} layers, on {len(samples)} calibration samples"
+    ctx.record["bias_correction"] = (f"{layers} layers from their weights, then {measured} measured one at a time, "
+                                     f"on {min(len(samples), 128)} calibration samples")
 
 
 def _exclusion_names(pre: Path, names: list[str], ctx: ConversionContext) -> list[str]:
