@@ -254,7 +254,7 @@ def make_pack(artifact: Path, out: Path, *, samples: int, overwrite: bool, trust
             placement.copy_plain(f, work / f.name, "the artifact's file")
         placement.copy_plain(CHECKER, work / "check.py", "the checker")
         (work / "job").mkdir()
-        result = run_job("app.serving.pack:pack_job",
+        result = run_job(pack_job,
                          {"artifact": str(work / artifact.name), "out": str(work / "job"), "samples": samples,
                           "manifest": manifest, "source": source, "data": data, "runtime": runtime,
                           "files": [f.name for f in parts]},

@@ -483,6 +483,12 @@ def servable_targets() -> tuple[str, ...]:
     return tuple(c.name for c in all_converters() if c.servable)
 
 
+def serve_bundle_job(kwargs: dict, progress=None, should_cancel=None) -> ServingBundle:
+    """``serve-bundle`` in the fenced child (:func:`app.jobs.run_job`; it loads the artifact, which may be a
+    TorchScript program): ``kwargs`` of :func:`export_for_serving`."""
+    return export_for_serving(**kwargs)
+
+
 def bundle_job(payload: dict, progress, should_cancel) -> str:
     """:func:`app.jobs.run_job` entry for the window: ``{"artifact", "repo"}`` -> the folder written."""
     progress("writing the Triton model folder", None)
