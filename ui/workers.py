@@ -213,8 +213,10 @@ class ConversionJob(BackgroundJob):
     """One target × precision: :func:`app.jobs.run_conversion` in a child process."""
 
     def __init__(self, request, *, parent: QObject | None = None) -> None:
+        from app.targets.probe import needs_gpu
+
         self.request = request
-        kind = "gpu" if request.target == "tensorrt" else "cpu"
+        kind = "gpu" if needs_gpu(request.target) else "cpu"
         super().__init__(self._convert, pool=conversion_pool(kind), parent=parent)
 
     def _convert(self, progress, should_cancel):
