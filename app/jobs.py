@@ -23,7 +23,8 @@ under memory and CPU-time limits. What runs inside the fence is treated as hosti
 - **Its output is the parent's to show.** The child's stdout and stderr go into a pipe; the parent
   strips control characters and hands each line to ``log`` (the CLI: stderr, prefixed ``job:``;
   the window: its log). ``--json`` output is written by the parent alone.
-- **A watchdog.** Every job kind has a wall-clock limit (:data:`WALL_LIMITS`, ``--timeout``), and a
+- **A watchdog.** Every job has a wall-clock limit (its caller's ``wall_limit``, else
+  :data:`DEFAULT_WALL_LIMIT`; ``--timeout`` overrides both), and a
   job that neither reports progress, writes output nor uses CPU time for :data:`STALL_SECONDS` is
   stopped; stopping kills the child's whole process group and removes its temporary folders.
   Folders of a parent that was killed outright (``studio-job-<pid>-*``) go at the next job's start.
@@ -63,10 +64,10 @@ from app.errors import Cancelled, ConversionFailed, StudioError, describe
 from app.loaders.front_door import prepare_model
 from app.machine import memory
 from app.pipeline import ConversionResult, artifact_path, check_result, convert, output_folder
-from app.request import ModelSource
+from app.request import ConversionRequest, ModelSource
 from app.safety import sandbox, wire
 from app.safety.sandbox import die_with_parent, job_fence, status
-from converters.base import check_request
+from converters.base import check_request, get_converter
 
 _PRELOAD = ["app.pipeline", "app.loaders.front_door", "torch", "onnx", "onnxruntime"]
 _context: Any = None
@@ -74,8 +75,10 @@ JOB_PREFIX = "studio-job-"       # a job's private temporary folder: studio-job-
 SETTING_PREFIXES = ("DEPLOY_STUDIO_", "DEPLOYSTUDIO_")   # the app's settings in the environment
 MP_PREFIX = "studio-mp-"         # multiprocessing's own folder (the forkserver's socket): studio-mp-<pid>-*
 
-# wall-clock limits (seconds) per job kind; others get DEFAULT_WALL_LIMIT; --timeout overrides
-WALL_LIMITS = {"app.jobs:inspect_job": 600.0, "app.jobs:convert_job": 4 * 3600.0, "ui.warmup:child_ready": 300.0}
+# wall-clock limits (seconds): a job's caller passes its own (run_job's wall_limit), else DEFAULT_WALL_LIMIT;
+# --timeout (time_limit) overrides both
+INSPECT_WALL_LIMIT = 600.0
+CONVERT_WALL_LIMIT = 4 * 3600.0
 DEFAULT_WALL_LIMIT = 2 * 3600.0
 STALL_SECONDS = 300.0            # no progress, no output and no CPU time for this long: a hang
 MAX_OUTPUT_LINES = 500           # lines of a job's output shown; the rest is counted
@@ -162,6 +165,27 @@ def _mp_context():
         else:
             _context = mp.get_context("spawn")
     return _context
+
+
+# a job's entry point: a module-level function ``fn(payload, progress, should_cancel)``; the caller passes
+# the function itself (an import the contracts see), the child gets its "module:qualname" and imports it
+Job = Callable[[Any, Any, Any], Any]
+
+
+def job_name(target: Job | str) -> str:
+    """``target``'s ``"module:qualname"``, the name the child imports it by; a function that the name does
+    not lead back to (a lambda, a nested function, a method) is refused here, in the caller's process."""
+    if isinstance(target, str):
+        return target
+    name = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', '?')}"
+    try:
+        found = _resolve(name)
+    except (ImportError, AttributeError):
+        found = None
+    if found is not target:
+        raise TypeError(f"run_job: {name} is not a module-level function the job's process can import; "
+                        "give a function defined at the top of a module")
+    return name
 
 
 def _resolve(target: str) -> Callable:
@@ -316,7 +340,7 @@ def _signal_name(code: int) -> str:
 
 def _process_name(target: str) -> str:
     """What a crash message calls the child: the converter for a conversion, else the job's process."""
-    return "converter process" if target == "app.jobs:convert_job" else "job's process"
+    return "converter process" if target == f"{__name__}:convert_job" else "job's process"
 
 
 def _cpu_ticks(pid: int) -> int | None:
@@ -397,27 +421,29 @@ class _Output:
                 self.sink(f"({self.dropped} more lines of the job's output not shown)")
 
 
-def run_job(target: str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
+def run_job(target: Job | str, payload: Any, *, progress: Callable[[str, float | None], None] | None = None,
             should_cancel: Callable[[], bool] | None = None, timeout: float | None = None,
+            wall_limit: float | None = None,
             cleanup_dir: Path | None = None, poll: float = 0.05, writable: tuple[Path, ...] | list[Path] = (),
             fenced: bool = True, tick: Callable[[], None] | None = None,
             log: Callable[[str], None] | None = None, stall: float | None = None) -> Any:
-    """Run ``target`` (``"module:function"``, called as ``fn(payload, progress, should_cancel)``) in a
-    child process and return its result; raises the child's :class:`StudioError`, :class:`Cancelled`,
+    """Run ``target`` (a module-level function, called as ``fn(payload, progress, should_cancel)``; or its
+    ``"module:function"`` name) in a child process and return its result; raises the child's :class:`StudioError`, :class:`Cancelled`,
     :class:`JobTimeout`, :class:`InvalidResult`, or :class:`ConversionFailed` when the child crashed.
 
     ``writable``: the only folders the fenced child may write beneath (besides a private temporary
     folder, removed afterwards). ``cleanup_dir``: a folder whose temporaries (``.studio-tmp-<pid>-*``)
     are removed if the child is killed or dies. ``tick``: called every ``poll`` seconds while it runs.
-    ``timeout``: wall-clock seconds (default: :func:`time_limit`'s, else the kind's in
-    :data:`WALL_LIMITS`); ``stall``: seconds without progress, output or CPU time (default
+    ``timeout``: wall-clock seconds (default: :func:`time_limit`'s, else ``wall_limit``, the job's own
+    limit, else :data:`DEFAULT_WALL_LIMIT`); ``stall``: seconds without progress, output or CPU time (default
     :data:`STALL_SECONDS`, ``DEPLOYSTUDIO_JOB_STALL_SECONDS``). ``log``: gets each line the child
     prints (default: :func:`output_to`'s sink, else stderr).
     A child that runs out of memory (killed by the kernel, or an allocation refused) raises
     :class:`app.machine.memory.OutOfMemory` with its peak; a full disk :class:`app.machine.memory.DiskFull`.
     """
+    target = job_name(target)
     if timeout is None:
-        timeout = getattr(_local, "timeout", None) or WALL_LIMITS.get(target, DEFAULT_WALL_LIMIT)
+        timeout = getattr(_local, "timeout", None) or wall_limit or DEFAULT_WALL_LIMIT
     if stall is None:
         stall = float(os.environ.get("DEPLOYSTUDIO_JOB_STALL_SECONDS") or STALL_SECONDS)
     sink = log or getattr(_local, "sink", None) or _stderr_sink
@@ -738,8 +764,8 @@ def run_conversion(request, **kwargs):
             if kwargs.get("progress"):
                 kwargs["progress"], kwargs["tick"] = memory.written_progress(kwargs["progress"], work, request,
                                                                              source=source)
-            result = run_job("app.jobs:convert_job", (request, str(work)), cleanup_dir=out_dir, writable=[work],
-                             **kwargs)
+            result = run_job(convert_job, (request, str(work)), cleanup_dir=out_dir, writable=[work],
+                             wall_limit=CONVERT_WALL_LIMIT, **kwargs)
             _check_conversion_result(result, work, request)
             result.warnings[:0] = cautions
             return place(result, out_dir, request)
@@ -796,4 +822,36 @@ def inspect_job(source: ModelSource, progress=None, should_cancel=None) -> dict:
 
 def run_inspection(source: ModelSource, **kwargs) -> dict:
     """Parse a user's model file in a fenced child (never in the window's or the CLI's process)."""
-    return run_job("app.jobs:inspect_job", source, **kwargs)
+    return run_job(inspect_job, source, wall_limit=INSPECT_WALL_LIMIT, **kwargs)
+
+
+def fp32_reference(source, model, folder: Path, options: dict | None = None) -> Path:
+    """The source model (an :class:`~app.request.ModelSource`, loaded as ``model``) as fp32 ONNX: the
+    file itself, or an export into ``folder`` with the export ``options`` the artifact was made with
+    (its exporter and opset name the tensors the ranking matches)."""
+    if model.format == "onnx":
+        return Path(source.path)
+    fp32 = get_converter("onnx").options_in(dict(options or {}), "fp32")
+    return convert_in_process(ConversionRequest(source, "onnx", "fp32", fp32, out_dir=folder)).artifact
+
+
+def diagnose_job(payload: tuple, progress=None, should_cancel=None) -> dict:
+    """``diagnose`` and the window's Diagnosis in the fenced child: ``(source, data, artifact, samples,
+    options)``; the fp32 reference is converted (so this job sits above the pipeline, not in
+    :mod:`app.accuracy`) in its private temporary folder, then :func:`app.accuracy.diagnose.diagnose` ranks."""
+    import tempfile
+
+    from app.accuracy.diagnose import diagnose
+    from app.accuracy.evaluation import evaluation_part
+
+    source, data_source, artifact, samples, options = payload  # options: the artifact's (the window knows them)
+    progress = progress or (lambda stage, fraction=None: None)
+    model = prepare_model(source)
+    data, note = evaluation_part(data_source, model, [artifact])
+    with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
+        progress("fp32 reference", None)
+        reference = fp32_reference(source, model, Path(tmp), options)
+        progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
+        found = diagnose(reference, artifact, data.samples[:samples])
+    return {"ranking": found["ranking"], "outputs": found["outputs"], "samples": min(samples, len(data)),
+            "data": data.describe(), "split": note}

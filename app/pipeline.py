@@ -27,7 +27,8 @@ from app.errors import BadInput, BudgetUnmet, ConversionFailed, StudioError, Ver
 from app.loaders.front_door import prepare_model
 from app.machine.hardware import isa_record
 from app.model.inputs import export_sizes
-from app.model.loaded import LoadedModel, MODEL_SUFFIXES
+from app.model.kinds import model_suffixes
+from app.model.loaded import LoadedModel
 from app.request import ConversionRequest, DataSource
 from converters.base import ConversionContext, all_converters, get_converter, options_of
 from converters.options import ACCURACY_BUDGET, MAX_FLOAT_NODES, MIN_SPEEDUP, SEED
@@ -229,7 +230,7 @@ def _speed_against_fp32(converter, ctx, artifact: Path, evaluation: DataSet) -> 
     """Automatic ONNX int8 (no budget): time it against the fp32 ONNX the quantizer read, as the budget loop
     times its rounds; recorded (``recorded.speed_vs_fp32``), and a warning when it runs slower than that fp32
     (ONNX Runtime's u8×u8 convolutions ran ~9× slower than its u8×s8 ones on an AVX2-only CPU)."""
-    from app.accuracy.budget import FP32_RUNTIMES, measure_pair
+    from app.accuracy.budget import measure_pair
 
     ctx.stage("time the int8 artifact against the fp32 ONNX", None)
     feeds = evaluation.samples[0]
@@ -241,7 +242,7 @@ def _speed_against_fp32(converter, ctx, artifact: Path, evaluation: DataSet) -> 
         return
     ctx.record["speed_vs_fp32"] = record = {"int8_ms": round(int8, 4), "fp32_ms": round(fp32, 4),
                                             "speedup": round(fp32 / int8, 3) if int8 > 0 else None,
-                                            "fp32_runtime": FP32_RUNTIMES["onnx"]}
+                                            "fp32_runtime": converter.fp32_runtime}
     warning = slower_than_fp32_warning(record, ctx.record.get("int8_weights_type"))
     if warning:
         ctx.warnings.append(warning)
@@ -454,7 +455,7 @@ def build_manifest(request: ConversionRequest, model: LoadedModel, source_hash: 
 def model_stem(path: Path) -> str:
     name = path.name
 
-    for suffix in MODEL_SUFFIXES:
+    for suffix in model_suffixes():
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem

@@ -26,6 +26,8 @@ TORCH_MODULE_FORMATS = ("state-dict", "pickle")
 ALL_SOURCES = ("state-dict", "pickle", "torchscript", "torch-export", "onnx")
 
 _REGISTRY: dict[str, type["Converter"]] = {}
+# what app.targets.advice expects of a target × precision here (Converter.advice's verdicts)
+FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
 _MODULES = ("converters.torchscript", "converters.torch_export", "converters.onnx_export", "converters.openvino",
             "converters.tensorrt", "converters.executorch")
 
@@ -101,18 +103,32 @@ class Converter:
     options: ClassVar[tuple[Option, ...]] = ()  # the options that shape its artifacts (converters.options.Option)
     accuracy_budget: ClassVar[tuple[str, ...]] = ()  # precisions where --accuracy-budget runs its loop (app.accuracy.budget)
     pinned: ClassVar[dict[str, dict[str, Any]]] = {}  # precision → what it always does where others take an option
-    servable: ClassVar[bool] = True           # Triton serves its artifacts (Export for serving, serve-bundle)
+    kind: ClassVar[str] = ""                  # the artifact kind it writes (app.model.kinds; default: its name):
+                                              # Triton's platform, pack's runtime, the GPU it needs come from it
+    # the budget loop (app.accuracy.budget): what the same runtime's fp32 runs in (its speed floor), and the
+    # name of the quantizer's own accuracy-controlled loop, run as the node stage's peer ("": none)
+    fp32_runtime: ClassVar[str] = ""
+    own_accuracy_control: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
             _REGISTRY[cls.name] = cls
+            if not cls.kind:
+                cls.kind = cls.name
 
     # -- availability and validity
     @classmethod
     def available(cls) -> tuple[bool, str]:
         """Whether this machine can build the target at all, and why not."""
         return True, ""
+
+    @classmethod
+    def advice(cls, precision: str, hardware) -> tuple[str, str] | None:
+        """Whether ``precision`` is expected to be faster on ``hardware`` (an :class:`app.machine.hardware.Hardware`)
+        than eager PyTorch fp32, and why in one sentence: ``(FASTER|NO_SPEEDUP|SLOWER|UNAVAILABLE, why)``;
+        None: :func:`app.targets.advice.advise`'s own rules of thumb speak for the target."""
+        return None
 
     @classmethod
     def precision_refusal(cls, precision: str) -> str:

@@ -41,7 +41,7 @@ from app.errors import BadInput, ConversionFailed, first_line
 from app.model.loaded import LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes import executorch as et_runtime
-from converters.base import ConversionContext, Converter
+from converters.base import FASTER, NO_SPEEDUP, ConversionContext, Converter
 from converters.onnx_precision import QUANTIZATION, _calibration
 from converters.options import Option
 from converters.torch_export import export_program
@@ -184,7 +184,7 @@ class ExecuTorchConverter(Converter):
     label = "ExecuTorch (XNNPACK)"
     extension = ".pte"
     tag = "xnnpack"
-    servable = False  # Triton has no ExecuTorch backend
+    fp32_runtime = "ExecuTorch XNNPACK, the fp32 program"
     precisions = ("fp32", "fp16", "int8")
     sources = ("state-dict", "pickle", "torch-export")
     precision_sources = {"fp16": ("state-dict", "pickle")}
@@ -201,6 +201,24 @@ class ExecuTorchConverter(Converter):
     @classmethod
     def available(cls) -> tuple[bool, str]:
         return et_runtime.available()
+
+    @classmethod
+    def advice(cls, precision: str, hardware) -> tuple[str, str]:
+        """ExecuTorch runs XNNPACK's kernels, the ones phones and boards run: its speed here is a hint, the
+        device's is what counts."""
+        if precision == "fp32":
+            return FASTER, ("ExecuTorch with XNNPACK: packed CPU kernels without Python or PyTorch, the ones "
+                            "Android/iOS/Linux-ARM builds run (x86 speed here is a hint; time it on the device)")
+        if precision == "fp16":
+            if hardware.cpu.has("asimdhp", "fphp"):
+                return FASTER, "FP16 in XNNPACK on this ARM CPU: native half-precision arithmetic (about 2× fp32)"
+            return NO_SPEEDUP, ("FP16 in XNNPACK on x86: computed through F16C conversions — no speed-up here; "
+                                "meant for ARMv8.2+ phones, which compute fp16 natively")
+        cpu = hardware.cpu
+        units = ("VNNI dot products" if cpu.vnni or cpu.amx else "AVX2 16-bit products (no saturation: XNNPACK "
+                 "widens before it multiplies)" if cpu.avx2 else "generic int8 kernels")
+        return FASTER, (f"INT8 in XNNPACK: quantized kernels ({units} here; dot-product instructions on "
+                        "ARM phones), a quarter of the fp32 weights")
 
     @classmethod
     def precision_refusal(cls, precision: str) -> str:

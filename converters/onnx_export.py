@@ -145,6 +145,7 @@ class OnnxConverter(Converter):
     extension = ".onnx"
     options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD, TARGET_ISA)
     accuracy_budget = ("fp16", "int8")
+    fp32_runtime = "ONNX Runtime, the fp32 ONNX"
 
     precision_sources = {"fp32": ("state-dict", "pickle", "torchscript", "torch-export")}
     unsupported_reasons = {"fp32:onnx": "the model is already ONNX fp32; convert it to fp16 or int8, or to tensorrt",

@@ -92,6 +92,8 @@ class OpenVINOConverter(Converter):
     options = (*EXPORT_OPTIONS, QUANTIZATION, TARGET_ISA, RANGE_ESTIMATOR)     # the ONNX route's export; int8 is NNCF's static quantization
     accuracy_budget = ("int8",)   # the quantizer search, the node stage (ignored_scope), NNCF's accuracy control
     pinned = {"int8": {"quantization": "static"}}
+    fp32_runtime = "OpenVINO CPU, the fp32 IR (INFERENCE_PRECISION_HINT f32)"
+    own_accuracy_control = "NNCF quantize"    # NNCF's quantize_with_accuracy_control
 
     def __init__(self):
         # for the budget's node stage: the float model NNCF quantized, and each int8 build's model

@@ -53,7 +53,6 @@ class TorchExport(Converter):
     """``torch.export.export`` + ``torch.export.save``."""
 
     name = "torch-export"
-    servable = False  # Triton has no loader for torch.export archives
     label = "torch.export (.pt2)"
     extension = ".pt2"
     precisions = ("fp32", "fp16", "bf16")

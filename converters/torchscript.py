@@ -90,6 +90,7 @@ class _TorchScript(Converter):
     freeze and save."""
 
     extension = ".pt"
+    kind = "torchscript"
     sources = ("state-dict", "pickle", "torchscript")
     precisions = ("fp32", "fp16", "bf16", "int8")
     pinned = {"int8": {"quantization": "dynamic"}}   # torch.ao dynamic quantization of Linear/LSTM/GRU

@@ -73,7 +73,7 @@ def test_evaluate_bad_input(cli, digits, tmp_path):
 
 def test_the_diagnosis_reference_is_exported_as_the_artifact_was(model_files, tmp_path):
     """diagnose matches tensors by name: its fp32 reference uses the artifact's exporter and opset."""
-    from app.cli.accuracy_commands import fp32_reference
+    from app.jobs import fp32_reference
     from app.loaders.front_door import prepare_model
     from app.artifacts.manifest import read_manifest
     from tests.requests import CNN, source

@@ -70,3 +70,86 @@ def test_no_function_over_80_lines_in_the_core():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
                 long.append(f"{path.relative_to(REPO)}:{node.name}")
     assert long == ["app/runtimes/tensorrt_build.py:build_engine"]
+
+
+# -- job entry points: function references the contracts see, never strings
+def _layer_of(module: str, layers: list[str]) -> tuple[int, str]:
+    """(index of ``module``'s layer in the layers contract, the package it sits under)."""
+    for i, layer in enumerate(layers):
+        for name in (n.strip() for n in layer.replace("|", ":").split(":")):
+            if module == name or module.startswith(name + "."):
+                return i, name
+    raise AssertionError(f"{module} has no layer")
+
+
+def _siblings_independent(layer: str) -> bool:
+    return "|" in layer
+
+
+def _job_calls():
+    """(caller module, the expression naming the job, the module it was imported from or None) of every
+    ``run_job(...)`` call in app/, converters/ and ui/."""
+    import ast
+
+    for path in [*(REPO / "app").rglob("*.py"), *(REPO / "converters").rglob("*.py"), *(REPO / "ui").rglob("*.py")]:
+        caller = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text())
+        imported = {}  # name -> module:name, from every import in the file (lazy ones included)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for a in node.names:
+                    imported[a.asname or a.name] = (node.module, a.name)
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "run_job":
+                yield caller, node.args[0], imported, defined
+
+
+def test_every_job_target_is_a_function_its_caller_may_import():
+    """run_job takes the entry point's function (an import the contracts check), never a "module:name"
+    string they cannot see; each resolves to a module the caller's layer may import (down the layers,
+    never a UI module from the core), and the child finds it again by its name (app.jobs.job_name)."""
+    import ast
+    import importlib
+
+    from app.jobs import job_name
+
+    (layers,) = [c["layers"] for c in _contracts() if c["type"] == "layers"]
+    seen = []
+    for caller, arg, imported, defined in _job_calls():
+        where = f"{caller}: run_job({ast.unparse(arg)}, …)"
+        assert not isinstance(arg, (ast.Constant, ast.JoinedStr)), f"{where} names its job by a string"
+        if isinstance(arg, ast.Name) and arg.id in defined:
+            module, name = caller, arg.id
+        elif isinstance(arg, ast.Name) and arg.id in imported:
+            module, name = imported[arg.id]
+        elif isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id in imported:
+            module, name = ".".join(imported[arg.value.id]), arg.attr
+        else:
+            raise AssertionError(f"{where}: the job is not a function imported or defined at the top of a module")
+        fn = getattr(importlib.import_module(module), name)
+        assert job_name(fn) == f"{module}:{name}", where
+        here, there = _layer_of(caller, layers), _layer_of(module, layers)
+        assert here[0] < there[0] or here[1] == there[1] or not _siblings_independent(layers[here[0]]), \
+            f"{where}: {module} is not below {caller} in the layers contract"
+        assert here[0] <= there[0], f"{where}: {module} is above {caller}"
+        if not caller.startswith("ui"):
+            assert not module.startswith("ui"), f"{where}: the core names a UI module"
+        seen.append(f"{module}:{name}")
+    assert len(seen) >= 15 and "app.jobs:diagnose_job" in seen and "ui.warmup:child_ready" in seen
+    assert not [s for s in seen if s.startswith("app.cli.")], "engine code runs in a job from app/cli"
+
+
+def test_a_job_the_child_cannot_import_by_name_is_refused_in_the_caller():
+    """A lambda or a nested function has no name the child can import: refused before a child starts."""
+    import pytest
+
+    from app.jobs import job_name, run_job
+
+    def nested(payload, progress, should_cancel):
+        return payload
+
+    for fn in (nested, lambda payload, progress, cancel: payload):
+        with pytest.raises(TypeError, match="not a module-level function"):
+            run_job(fn, None)
+    assert job_name("tests.crashers:echo") == "tests.crashers:echo"

@@ -135,7 +135,7 @@ def test_pack_without_a_manifest_or_of_another_format_is_one_line_and_writes_not
     pt.write_bytes(b"x")
     (tmp_path / "m.pt.manifest.json").write_text(json.dumps({"target": "torchscript-trace", "precision": "fp32"}))
     r = cli("pack", pt, "--out", out)
-    assert r.code == 2 and not out.exists() and "supports ONNX (.onnx) and OpenVINO (.xml)" in r.err
+    assert r.code == 2 and not out.exists() and "supports ONNX (.onnx) and OpenVINO IR (.xml)" in r.err
     assert r.err.strip().count("\n") == 0
     out.mkdir()
     (out / "keep.txt").write_text("mine")                              # a folder in use is never mixed into

@@ -159,7 +159,8 @@ def test_a_file_swapped_after_its_checks_is_not_loaded(model_files, tmp_path, ki
     import os
 
     from app.errors import UnsafeModelError
-    from app.loaders.front_door import FORMATS, checked_file
+    from app.loaders.front_door import checked_file
+    from app.model.kinds import get_kind
 
     path = tmp_path / model_files[kind].name
     shutil.copy(model_files[kind], path)
@@ -168,5 +169,5 @@ def test_a_file_swapped_after_its_checks_is_not_loaded(model_files, tmp_path, ki
         shutil.copy(model_files[kind], replacement)  # same bytes, another file: the checks ran on the first
         os.replace(replacement, path)
         with pytest.raises(UnsafeModelError, match="changed on disk while it was being checked"):
-            FORMATS[checked.kind].load(checked, ModelSource(path, arch="tests.models:MLP"), True)
+            get_kind(checked.kind).load(checked, ModelSource(path, arch="tests.models:MLP"), True)
     assert load_model(path, arch="tests.models:MLP" if kind == "mlp_safetensors" else "tests.models:SmallCNN")

@@ -85,7 +85,7 @@ class DiagnosisPanel(QWidget):
         layout.addWidget(self.table, 1)
 
     def show_ranking(self, artifact: Path, result: dict) -> None:
-        """Show ``result`` of ``app.cli.accuracy_commands:diagnose_entry`` for ``artifact``."""
+        """Show ``result`` of :func:`app.jobs.diagnose_job` for ``artifact``."""
         self.artifact = Path(artifact)
         ranking = list(result["ranking"])
         self.nodes = ranking[:SHOWN]

@@ -27,6 +27,9 @@ def human_size(n: int) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
+DROP_HINT = "Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O)."
+
+
 class ModelPanel(QGroupBox):
     """Summary of the loaded model, its editable signature and (for state dicts) the architecture."""
 
@@ -45,8 +48,9 @@ class ModelPanel(QGroupBox):
         self.shape_error: tuple[list[str], str] | None = None
         self.setAccessibleName("Model")
         layout = QVBoxLayout(self)
-        self.hint = PlainLabel("Drop a model file anywhere on the window, or use File ▸ Open (Ctrl+O).\n"
-                           "PyTorch .pt/.pth/.bin/.ckpt, .safetensors, torch.export .pt2, ONNX .onnx, ExecuTorch .pte")
+        # the formats are the artifact kinds' (app.model.kinds), set once the warm-up has read them
+        # (show_supported): the first paint imports none of the runtimes that declare them
+        self.hint = PlainLabel(f"{DROP_HINT}\nPyTorch .pt/.pth/.bin/.ckpt, .safetensors, torch.export .pt2, ONNX .onnx")
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setMinimumHeight(60)
@@ -114,6 +118,10 @@ class ModelPanel(QGroupBox):
         self._set_details_visible(False)
 
     # -- showing
+    def show_supported(self, formats: str) -> None:
+        """The hint's second line: every file format the loaders read (``app.loaders.kinds.supported``)."""
+        self.hint.setText(f"{DROP_HINT}\n{formats}")
+
     def _set_details_visible(self, on: bool) -> None:
         self.hint.setVisible(not on)
         self.example_button.setVisible(not on)

@@ -31,6 +31,9 @@ def warm_engine() -> list:
     return probe_targets()
 
 
+CHILD_READY_WALL_LIMIT = 300.0  # seconds the warm-up job may take (the fork server's imports)
+
+
 def child_ready(payload=None, progress=None, should_cancel=None) -> dict:
     """A no-op job: running it starts the fork server, which imports torch & co. once."""
     import torch

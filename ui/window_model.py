@@ -104,7 +104,7 @@ class ModelOpening:
         and never enters Open Recent. With jobs running the user is asked first (cancel them, or keep
         working). ``arch``: the network of a state dict, when the file has none remembered (another
         file's architecture is never carried over to it)."""
-        from app.model.loaded import MODEL_SUFFIXES
+        from app.loaders.kinds import model_suffixes, supported
 
         w = self.window
         path = Path(path)
@@ -112,12 +112,10 @@ class ModelOpening:
             w.ask_to_stop_jobs(f"open {path.name}", lambda: self.open_model(
                 path, allow_pickle=allow_pickle, trusted_globals=trusted_globals, arch=arch))
             return False
-        if path.suffix.lower() not in MODEL_SUFFIXES:
+        if path.suffix.lower() not in model_suffixes():
             w.show_message(QMessageBox.Icon.Warning, "Not a model file",
                            f"{path.name} is not a model file Model Deployment Studio reads.\n\nSupported: "
-                           "PyTorch .pt/.pth/.bin/.ckpt (TorchScript, state dict or pickled module), "
-                           "safetensors, torch.export .pt2, ONNX .onnx, OpenVINO .xml, ExecuTorch .pte and TensorRT "
-                           ".engine/.plan.")
+                           f"{supported()}.")
             w.log.add(f"refused {path}: not a supported model file")
             return False
         if not path.is_file():

@@ -74,6 +74,7 @@ class StartUp:
         self._check_ready()
 
     def _on_targets_probed(self, _job, choices: list) -> None:
+        from app.loaders.kinds import supported
         from ui.warmup import hardware_summary
 
         w = self.window
@@ -81,6 +82,7 @@ class StartUp:
         self._show_hardware()
         w.targets.set_choices(choices)
         w.options.set_catalogue(choices)
+        w.model.show_supported(supported())  # the kinds are declared: the probe imported the engine
         w.targets.set_checked_keys(w.settings.value("choices/targets", []))
         self._targets_known = True
         self._check_ready()

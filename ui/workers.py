@@ -213,8 +213,10 @@ class ConversionJob(BackgroundJob):
     """One target × precision: :func:`app.jobs.run_conversion` in a child process."""
 
     def __init__(self, request, *, parent: QObject | None = None) -> None:
+        from app.targets.probe import needs_gpu
+
         self.request = request
-        kind = "gpu" if request.target == "tensorrt" else "cpu"
+        kind = "gpu" if needs_gpu(request.target) else "cpu"
         super().__init__(self._convert, pool=conversion_pool(kind), parent=parent)
 
     def _convert(self, progress, should_cancel):
@@ -239,9 +241,10 @@ def benchmark_job(request, parent: QObject | None = None) -> BackgroundJob:
     """Benchmark a :class:`app.bench.run.BenchRequest` in a child (``app.bench.run:bench_job``)."""
 
     def work(progress, should_cancel):
+        from app.bench.run import bench_job
         from app.jobs import run_job
 
-        return run_job("app.bench.run:bench_job", request, progress=progress, should_cancel=should_cancel)
+        return run_job(bench_job, request, progress=progress, should_cancel=should_cancel)
 
     return BackgroundJob(work, parent=parent)
 
@@ -255,9 +258,10 @@ def sweep_job(request, save: Path | None, parent: QObject | None = None) -> Back
         import json
 
         from app.artifacts.atomic_output import atomic_write_text
+        from app.bench import sweep
         from app.jobs import run_job
 
-        data = run_job("app.bench.sweep:sweep_job", request, progress=progress, should_cancel=should_cancel).to_json()
+        data = run_job(sweep.sweep_job, request, progress=progress, should_cancel=should_cancel).to_json()
         if save:
             atomic_write_text(Path(save), json.dumps(data, indent=2, default=str))
             data["saved"] = str(save)
@@ -269,13 +273,13 @@ def sweep_job(request, save: Path | None, parent: QObject | None = None) -> Back
 def diagnosis_job(source, data, artifact: Path, options=None, samples: int = 8,
                   parent: QObject | None = None) -> BackgroundJob:
     """Rank ``artifact``'s nodes by the error they add over ``source`` (an ``app.request.ModelSource``)
-    on ``data`` (a ``DataSource``; ``app.cli.accuracy_commands:diagnose_entry``) in a fenced child: it runs the
+    on ``data`` (a ``DataSource``; :func:`app.jobs.diagnose_job`) in a fenced child: it runs the
     model's code. ``options``: those the artifact was made with (its exporter and opset)."""
 
     def work(progress, should_cancel):
-        from app.jobs import run_job
+        from app.jobs import diagnose_job, run_job
 
-        return run_job("app.cli.accuracy_commands:diagnose_entry", (source, data, Path(artifact), samples, dict(options or {})),
+        return run_job(diagnose_job, (source, data, Path(artifact), samples, dict(options or {})),
                        progress=progress, should_cancel=should_cancel)
 
     job = BackgroundJob(work, parent=parent)
@@ -299,8 +303,9 @@ def engine_job(parent: QObject | None = None) -> BackgroundJob:
 
     def work(progress, should_cancel):
         from app.jobs import run_job
+        from ui.warmup import CHILD_READY_WALL_LIMIT, child_ready
 
-        return run_job("ui.warmup:child_ready", None, should_cancel=should_cancel)
+        return run_job(child_ready, None, should_cancel=should_cancel, wall_limit=CHILD_READY_WALL_LIMIT)
 
     return BackgroundJob(work, parent=parent)
 
@@ -312,9 +317,10 @@ def serving_job(artifact, repo, overwrite: bool = False, parent: QObject | None 
 
     def work(progress, should_cancel):
         from app.jobs import run_job
+        from app.serving.triton import bundle_job
 
         Path(repo).mkdir(parents=True, exist_ok=True)  # the fenced child may write beneath it only
-        return run_job("app.serving.triton:bundle_job", {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite,
+        return run_job(bundle_job, {"artifact": str(artifact), "repo": str(repo), "overwrite": overwrite,
                                                   "from_sweep": from_sweep},
                        progress=progress, should_cancel=should_cancel, writable=[Path(repo)])
 

@@ -378,17 +378,13 @@ def measure_pair(reference, run, feeds: dict) -> tuple[dict, dict]:
     return tuple({"p50_ms": statistics.median(t) * 1e3, "runs": len(t), "capped": capped} for t in times)
 
 
-FP32_RUNTIMES = {"onnx": "ONNX Runtime, the fp32 ONNX", "openvino": "OpenVINO CPU, the fp32 IR (INFERENCE_PRECISION_HINT f32)",
-                 "executorch": "ExecuTorch XNNPACK, the fp32 program"}
-
-
 def fp32_runner(converter, ctx):
     """The same runtime's fp32 of the model, loaded to be timed beside every round (:func:`measure_pair`):
     ONNX Runtime's the fp32 (pre-processed) ONNX the quantizer started from; OpenVINO's and ExecuTorch's an
     fp32 build of the same converter (OpenVINO compiles it with ``INFERENCE_PRECISION_HINT`` f32) in a folder
     of its own (``work_dir/budget-fp32``, removed with the loop's work). Returns (its ``run`` or None, what
     it is or why it could not be built)."""
-    runtime = FP32_RUNTIMES.get(converter.name, f"{converter.name} fp32")
+    runtime = converter.fp32_runtime or f"{converter.name} fp32"
     if converter.name == "onnx":
         if ctx.reference_onnx is None:
             return None, "the fp32 ONNX was not kept"
@@ -925,7 +921,7 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
     loop.add(produced, scores, [], {"stage": "first"})
     loop.search_quantizer()
     stopped = loop.exclude_worst_nodes(max_nodes)
-    if converter.name == "openvino" and stopped != "met":   # NNCF's own loop as the node stage's peer
+    if converter.own_accuracy_control and stopped != "met":   # e.g. NNCF's own loop as the node stage's peer
         stopped = f"{stopped}; NNCF's accuracy control: {loop.nncf_accuracy_control()}"
     choice = select_rounds(loop.rounds, loop.scores, budget, min_speedup)
     pareto = set(choice["pareto"])
@@ -946,7 +942,7 @@ def meet_budget(converter, ctx, produced: list[Path], scores: Evaluation, data: 
                             "no speed floor was applied")
     kept = loop.rounds[best.round]
     searched = loop.quantizer_rounds()
-    ours = "the app's loop" + (" (NNCF quantize)" if converter.name == "openvino" else "")
+    ours = "the app's loop" + (f" ({converter.own_accuracy_control})" if converter.own_accuracy_control else "")
     engine = {"nncf-accuracy-control": "NNCF quantize_with_accuracy_control"}.get(kept["stage"], ours)
     fp32 = loop.fp32
     report = {"budget": str(budget), "met": choice["met"], "accuracy_met": budget.met(best.scores),

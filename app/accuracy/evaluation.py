@@ -294,6 +294,13 @@ def evaluate_artifacts(model_source, data_source, artifacts: list[Path], progres
     return evaluate_on_data(prepare_model(model_source), data_source, artifacts, progress)
 
 
+def evaluate_job(payload: tuple, progress=None, should_cancel=None) -> dict:
+    """``evaluate`` in the fenced child (:func:`app.jobs.run_job`; it loads and runs the source and every
+    artifact): ``(source, data, artifacts)`` -> :func:`evaluate_artifacts`'s object."""
+    source, data, artifacts = payload
+    return evaluate_artifacts(source, data, artifacts, progress)
+
+
 def evaluate_on_data(source: LoadedModel, data_source, artifacts: list[Path], progress=None) -> dict:
     """:func:`evaluate_artifacts` for a source model already loaded."""
     progress = progress or (lambda stage, fraction=None: None)

@@ -17,25 +17,29 @@ from app.bench.harness import BenchConfig, BenchResult, Progress, run_benchmark
 from app.bench.runners import artifact_inputs, artifact_precision, follow_artifact, runners_for_artifact
 from app.errors import BadInput
 from app.loaders.front_door import prepare_model
+from app.loaders.kinds import get_kind
 from app.model.loaded import LoadedModel
 from app.request import DataSource, ModelSource
 from app.runtimes.base import Runner
-from app.runtimes.onnxrt import OnnxRuntimeRunner, onnxruntime_providers, resolve_provider
+from app.runtimes.onnxrt import onnxruntime_providers, resolve_provider
 from app.runtimes.pytorch import TORCH_RUNTIMES, TorchRunner
 
 
 def source_runner(model: LoadedModel, load_seconds: float, *, threads: int | None, device: str = "cpu") -> Runner:
-    """The baseline: the source module in eager PyTorch (or the source file in its own runtime)."""
-    if model.format == "onnx":
-        runner: Runner = OnnxRuntimeRunner(model.path, f"{model.path.name} (source)", threads=threads,
-                                           precision=artifact_precision(model.path), size_bytes=model.size_bytes)
-    elif model.format == "tensorrt":
-        raise BadInput(f"{model.path.name} is a TensorRT engine; benchmark the model it was built from, "
-                       "and pass the engine as an artifact")
-    else:
+    """The baseline: the source module in eager PyTorch (or the source file in the runtime its kind
+    declares, :mod:`app.model.kinds`; a kind that runs only on the GPU it was built for is refused)."""
+    if model.is_torch:
         runtime = TORCH_RUNTIMES.get(model.format, "pytorch")
         name = "PyTorch eager" if runtime == "pytorch" else f"{model.path.name} (source)"
-        runner = TorchRunner(name, lambda: model, runtime=runtime, device=device, size_bytes=model.size_bytes)
+        runner: Runner = TorchRunner(name, lambda: model, runtime=runtime, device=device, size_bytes=model.size_bytes)
+    else:
+        kind = get_kind(model.format, model.path)
+        if kind.gpu or kind.runners is None:
+            raise BadInput(f"{model.path.name} is a {kind.label} file; benchmark the model it was built from, "
+                           "and pass it as an artifact")
+        runner = kind.runners(model.path, providers=["CPUExecutionProvider"], threads=threads,
+                              precision=artifact_precision(model.path), device=device)[0]
+        runner.name, runner.size_bytes = f"{model.path.name} (source)", model.size_bytes
     runner.preload_seconds = load_seconds
     return runner
 

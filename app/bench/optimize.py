@@ -206,6 +206,13 @@ def optimize(source: ModelSource, config: BenchConfig, *, data: DataSource | Non
     return replace(result, recommended=recommend(result.rows(), budget_cosine))
 
 
+def optimize_job(payload: tuple, progress=None, should_cancel=None) -> OptimizeResult:
+    """``optimize`` in the fenced child (:func:`app.jobs.run_job`): ``(source, config, keywords of
+    :func:`optimize`)``."""
+    source, config, kwargs = payload
+    return optimize(source, config, progress=progress, should_cancel=should_cancel, **kwargs)
+
+
 def _build(cands: list[Candidate], source: ModelSource, config: BenchConfig, data: DataSource | None,
            accuracy_budget: str | None, max_float_nodes: int, out_dir: Path, failed: list,
            progress: Progress, should_cancel: Callable[[], bool]) -> list[tuple]:

@@ -1,7 +1,7 @@
 """A benchmark request, typed: :class:`BenchRequest` (frozen, it pickles: no flags to parse back in
 the child), built by ``bench`` from its flags and by the window's Benchmark button, and run by
-:func:`run_bench` in a supervised child process (``app.cli.bench_commands:bench_entry``,
-``app.bench.run:bench_job``). The window's job returns the ``bench --json`` object
+:func:`run_bench` in a supervised child process (``bench``,
+:func:`bench_job` for the window). The window's job returns the ``bench --json`` object
 (``{"machine": {...}, "results": [rows], "skipped": [...], "notes": [...]}``), plain data that
 crosses the process boundary.
 """

@@ -1,22 +1,20 @@
-"""The runners that time an artifact in the benchmark: one per ONNX Runtime provider plus OpenVINO
-for ``.onnx``, OpenVINO for an IR, TensorRT for an engine, PyTorch for the rest (the runners
-themselves: :mod:`app.runtimes`)."""
+"""The runners that time an artifact in the benchmark: those its kind declares (:mod:`app.model.kinds`:
+one per ONNX Runtime provider for ``.onnx``, OpenVINO for an IR, TensorRT for an engine, ExecuTorch for
+a ``.pte``, PyTorch for the torch files), plus those of a runtime that also reads it (OpenVINO reads
+``.onnx``). A kind that declares no runner is an error, never a guess (the runners themselves:
+:mod:`app.runtimes`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from app.artifacts.manifest import read_manifest
-from app.loaders.front_door import load_model, sniff_format
+from app.errors import BadInput
+from app.loaders.front_door import sniff_format
+from app.loaders.kinds import all_kinds, get_kind
 from app.model.specs import TensorSpec
 from app.request import PRECISIONS
-from app.runtimes import openvino as ov_runtime
 from app.runtimes.base import Runner
-from app.runtimes.executorch import ExecuTorchRunner
-from app.runtimes.onnxrt import OnnxRuntimeRunner, short_provider
-from app.runtimes.openvino import OpenVINORunner
-from app.runtimes.pytorch import TORCH_RUNTIMES, TorchRunner
-from app.runtimes.tensorrt import TensorRTRunner
 
 
 def artifact_precision(path: Path) -> str:
@@ -42,33 +40,26 @@ def artifact_precision(path: Path) -> str:
     return "fp32"
 
 
-def openvino_available() -> bool:
-    """Whether OpenVINO is installed here (ONNX files are then also timed in OpenVINO)."""
-    return ov_runtime.available()[0]
-
-
 def runners_for_artifact(path: Path, *, providers: list[str], threads: int | None,
                          device: str = "cpu", openvino: bool | None = None) -> list[Runner]:
-    """The runners that can time ``path``: for ``.onnx`` one per ONNX Runtime provider plus OpenVINO
-    (``openvino``: default where it is installed); for an OpenVINO IR OpenVINO; else one."""
+    """The runners that can time ``path``: those its kind declares (``.onnx``: one per ONNX Runtime
+    provider), then one per runtime that also reads it (``openvino``: OpenVINO for ``.onnx``; default:
+    where it is installed, False: none)."""
     path = Path(path)
-    kind = sniff_format(path)
+    kind = get_kind(sniff_format(path), path)
+    if kind.runners is None:
+        raise BadInput(f"{path.name}: {kind.label} files cannot be timed here (no runtime runs them)")
     precision = artifact_precision(path)
-    if kind == "openvino":
-        return [OpenVINORunner(path, path.name, threads=threads, precision=precision)]
-    if kind == "onnx":
-        runners: list[Runner] = [
-            OnnxRuntimeRunner(path, path.name if p == "CPUExecutionProvider" else f"{path.name} [{short_provider(p)}]",
-                              provider=p, threads=threads, precision=precision) for p in providers]
-        if openvino if openvino is not None else openvino_available():
-            runners.append(OpenVINORunner(path, f"{path.name} [OpenVINO]", threads=threads, precision=precision))
-        return runners
-    if kind == "tensorrt":
-        return [TensorRTRunner(path, path.name, precision=precision)]
-    if kind == "executorch":
-        return [ExecuTorchRunner(path, path.name, threads=threads, precision=precision)]
-    runtime = TORCH_RUNTIMES.get(kind, "pytorch")
-    return [TorchRunner(path.name, lambda: load_model(path), runtime=runtime, device=device, precision=precision)]
+    runners = list(kind.runners(path, providers=providers, threads=threads, precision=precision, device=device))
+    for other in all_kinds():
+        if kind.name not in other.also_times or other.runners is None or openvino is False:
+            continue
+        if openvino is None and other.available is not None and not other.available()[0]:
+            continue
+        for runner in other.runners(path, providers=providers, threads=threads, precision=precision, device=device):
+            runner.name = f"{path.name} [{other.runtime}]"
+            runners.append(runner)
+    return runners
 
 
 # ---------------------------------------------------------------------------- an artifact's own axes

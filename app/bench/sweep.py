@@ -419,8 +419,8 @@ class SweepRequest:
 
 
 def sweep_job(request: SweepRequest, progress=None, should_cancel=None) -> SweepResult:
-    """Run ``request`` in a child (``app.cli.bench_commands:sweep_entry`` and the window's
-    ``app.bench.sweep:sweep_job``): the parent saves the result (the fenced child writes nothing
+    """Run ``request`` in a child (``bench --sweep`` and the window's Sweep tab, through
+    :func:`app.jobs.run_job`): the parent saves the result (the fenced child writes nothing
     outside its work folder)."""
     progress = progress or (lambda stage, fraction=None: None)
     grid = parse_sweep(list(request.sweep))

@@ -16,7 +16,6 @@ from app.cli.console import StderrProgress
 from app.cli.flags import add_data_args, add_model_args, data_source_of, source_of
 from app.errors import BadInput
 from app.machine.hardware import isa_warning
-from app.request import ConversionRequest
 from app.safety.text import one_line
 from converters.options import add_flags, values_of
 
@@ -50,15 +49,8 @@ def add_data_commands(sub) -> None:
     d.set_defaults(handler=cmd_diagnose)
 
 
-def evaluate_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
-    """``evaluate`` in the fenced child (it loads and runs the source and every artifact)."""
-    from app.accuracy.evaluation import evaluate_artifacts
-
-    source, data, artifacts = payload
-    return evaluate_artifacts(source, data, artifacts, progress)
-
-
 def cmd_evaluate(args) -> int:
+    from app.accuracy.evaluation import evaluate_job
     from app.jobs import run_job
 
     missing = [a for a in args.artifacts if not a.is_file()]
@@ -74,7 +66,7 @@ def cmd_evaluate(args) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     progress = StderrProgress()
     try:
-        result = run_job("app.cli.accuracy_commands:evaluate_entry",
+        result = run_job(evaluate_job,
                          (source_of(args), data_source_of(args), list(args.artifacts)),
                          progress=progress)
     finally:
@@ -101,43 +93,9 @@ def cmd_evaluate(args) -> int:
     return code
 
 
-def fp32_reference(source, model, folder: Path, options: dict | None = None) -> Path:
-    """The source model (an :class:`~app.request.ModelSource`, loaded as ``model``) as fp32 ONNX: the
-    file itself, or an export into ``folder`` with the export ``options`` the artifact was made with
-    (its exporter and opset name the tensors the ranking matches)."""
-    if model.format == "onnx":
-        return Path(source.path)
-    from app.jobs import convert_in_process as convert
-    from converters.base import get_converter
-
-    fp32 = get_converter("onnx").options_in(dict(options or {}), "fp32")
-    return convert(ConversionRequest(source, "onnx", "fp32", fp32, out_dir=folder)).artifact
-
-
-def diagnose_entry(payload: tuple, progress=None, should_cancel=None) -> dict:
-    """``diagnose`` in the fenced child: the fp32 reference is built in its private temporary folder."""
-    import tempfile
-
-    from app.accuracy.diagnose import diagnose
-    from app.accuracy.evaluation import evaluation_part
-    from app.loaders.front_door import prepare_model
-
-    source, data_source, artifact, samples, options = payload  # options: the artifact's (the window knows them)
-    progress = progress or (lambda stage, fraction=None: None)
-    model = prepare_model(source)
-    data, note = evaluation_part(data_source, model, [artifact])
-    with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
-        progress("fp32 reference", None)
-        reference = fp32_reference(source, model, Path(tmp), options)
-        progress(f"run both on {min(samples, len(data))} samples with intermediate tensors exposed", None)
-        found = diagnose(reference, artifact, data.samples[:samples])
-    return {"ranking": found["ranking"], "outputs": found["outputs"], "samples": min(samples, len(data)),
-            "data": data.describe(), "split": note}
-
-
 def cmd_diagnose(args) -> int:
     from app.accuracy.diagnose import ERROR_UNIT, format_ranking, percent
-    from app.jobs import run_job
+    from app.jobs import diagnose_job, run_job
     from converters.onnx_export import EXPORT_OPTIONS
 
     if not args.artifact.is_file() or args.artifact.suffix.lower() != ".onnx":
@@ -146,7 +104,7 @@ def cmd_diagnose(args) -> int:
         raise BadInput("--samples and --top take positive numbers")
     progress = StderrProgress()
     try:
-        result = run_job("app.cli.accuracy_commands:diagnose_entry",
+        result = run_job(diagnose_job,
                          (source_of(args), data_source_of(args), args.artifact, args.samples,
                           values_of(args, EXPORT_OPTIONS)),
                          progress=progress)

@@ -15,7 +15,7 @@ from pathlib import Path
 from app.bench import output as report, sweep
 from app.bench.harness import BenchConfig, parse_batches
 from app.artifacts.atomic_output import prepare_out_dir
-from app.bench.optimize import default_out_dir, optimize
+from app.bench.optimize import default_out_dir, optimize_job
 from app.bench.run import BenchRequest, run_bench
 from app.bench.sweep import sweep_job
 from app.cli.console import StderrProgress
@@ -143,26 +143,6 @@ def _run(args: argparse.Namespace, work):
     return result, data
 
 
-def bench_entry(payload: tuple, progress=None, should_cancel=None):
-    """``bench`` in the fenced child (``app.cli.bench_commands:bench_entry``)."""
-    return run_bench(payload, progress, should_cancel)
-
-
-def sweep_entry(payload: tuple, progress=None, should_cancel=None):
-    """``bench --sweep`` in the fenced child (``app.cli.bench_commands:sweep_entry``)."""
-    return sweep_job(payload, progress, should_cancel)
-
-
-def optimize_entry(payload: tuple, progress=None, should_cancel=None):
-    """``optimize`` in the fenced child (``app.cli.bench_commands:optimize_entry``)."""
-    source, config, kwargs = payload
-    return optimize(source, config, progress=progress, should_cancel=should_cancel, **kwargs)
-
-
-def _in_child(entry: str, payload: tuple, progress, writable=()):
-    return run_job(f"app.cli.bench_commands:{entry}", payload, progress=progress, writable=writable)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     """``python main.py bench MODEL [ARTIFACT ...]``."""
     if (args.providers or "").strip().lower() == "list":
@@ -174,7 +154,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     providers = _providers(args)
     payload = BenchRequest(source_of(args), tuple(args.artifacts), config, tuple(providers) if providers else None,
                            args.device, None if args.openvino else False, data_source_of(args))
-    result, data = _run(args, lambda progress: _in_child("bench_entry", payload, progress))
+    result, data = _run(args, lambda progress: run_job(run_bench, payload, progress=progress))
     _write_extras(args, data, Path(args.model).name)
     return 1 if any(s.status == "failed" for s in result.skipped) else 0
 
@@ -189,7 +169,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         progress("load model", None)
         payload = sweep.SweepRequest(source_of(args), tuple(args.artifacts), tuple(args.sweep), args.sweep_seconds,
                                      args.p99_budget_ms)
-        result = _in_child("sweep_entry", payload, progress)
+        result = run_job(sweep_job, payload, progress=progress)
     finally:
         progress.done()
     data = result.to_json()
@@ -220,8 +200,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     kwargs = dict(data=data_source_of(args), budget_cosine=args.budget_cosine, out_dir=out_dir,
                   accuracy_budget=args.accuracy_budget, max_float_nodes=args.max_float_nodes,
                   providers=_providers(args), only=args.only or None, openvino=None if args.openvino else False)
-    result, data = _run(args, lambda progress: _in_child("optimize_entry", (source_of(args), config, kwargs), progress,
-                                                         writable=[out_dir]))
+    result, data = _run(args, lambda progress: run_job(optimize_job, (source_of(args), config, kwargs), progress=progress,
+                                                       writable=[out_dir]))
     if not args.json:
         rec = result.recommended
         budget = data.get("accuracy_budget") or f"cosine ≥ {args.budget_cosine}"

@@ -17,7 +17,6 @@ from app.errors import BadInput
 from app.model.specs import apply_dynamic, parse_dynamic, parse_input
 from app.cli.flags import add_trust_args, trust_of_args
 from app.serving.pack import DEFAULT_SAMPLES, check_packable, make_pack
-from app.serving.triton import export_for_serving
 
 
 def add_serving_commands(sub) -> None:
@@ -64,13 +63,9 @@ def _inputs(args) -> list | None:
     return apply_dynamic([parse_input(s) for s in args.input], [parse_dynamic(s) for s in args.dynamic])
 
 
-def serve_bundle_entry(kwargs: dict, progress=None, should_cancel=None):
-    """``serve-bundle`` in the fenced child (it loads the artifact, which may be a TorchScript program)."""
-    return export_for_serving(**kwargs)
-
-
 def cmd_serve_bundle(args: argparse.Namespace) -> int:
     from app.jobs import run_job
+    from app.serving.triton import serve_bundle_job
 
     repo = Path(args.out)
     created = not repo.exists()
@@ -79,7 +74,7 @@ def cmd_serve_bundle(args: argparse.Namespace) -> int:
                   instances=args.instances, kind=args.kind, ort_tensorrt=args.ort_tensorrt,
                   overwrite=args.overwrite, inputs=_inputs(args), from_sweep=args.from_sweep)
     try:
-        bundle = run_job("app.cli.serving_commands:serve_bundle_entry", kwargs, writable=[repo])
+        bundle = run_job(serve_bundle_job, kwargs, writable=[repo])
     except BaseException:
         if created and repo.is_dir() and not any(repo.iterdir()):
             repo.rmdir()  # refused: leave nothing behind, not even the empty folder made for the child

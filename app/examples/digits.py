@@ -92,7 +92,7 @@ def run_example(folder: Path, *, overwrite: bool = False, progress=None, should_
     files.clean_stale_work_dirs(folder)
     work = files.work_dir(folder)
     try:
-        result = run_job("app.examples.digits:example_job", {"folder": str(work), "shown_as": str(folder)},
+        result = run_job(example_job, {"folder": str(work), "shown_as": str(folder)},
                          progress=progress, should_cancel=should_cancel, writable=[work])
         check_free(folder, overwrite)
         try:

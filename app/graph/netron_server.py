@@ -151,13 +151,14 @@ def check_drawable(path: str | os.PathLike) -> Drawability:
 @lru_cache(maxsize=256)
 def _check_drawable(path: str, size: int, mtime_ns: int) -> Drawability:
     # cached per (path, size, mtime): sniffing a zip checks its CRCs, ~1 s per GB
-    from app.loaders.front_door import FORMATS, sniff_format
+    from app.loaders.front_door import sniff_format
+    from app.loaders.kinds import get_kind
 
     try:
         kind = sniff_format(Path(path))
     except ModelLoadError as e:
         return Drawability(False, "", str(e))
-    why_not = FORMATS[kind].no_graph
+    why_not = get_kind(kind, path).no_graph
     return Drawability(not why_not, kind, why_not)
 
 

@@ -4,7 +4,7 @@ The front door opens the file once (:func:`checked_file`): it recognises the for
 by extension, and runs the checks every file gets before any reader sees it — damaged or polyglot
 zips, zip bombs, the members' CRCs, forged safetensors headers. TorchScript and ``torch.export``
 archives and ``torch.save`` files are zip archives told apart by their members; safetensors by its
-JSON header; ONNX by parsing the protobuf. Then one loader per format (:data:`FORMATS`) reads it,
+JSON header; ONNX by parsing the protobuf. Then the loader its kind declares (:mod:`app.model.kinds`) reads it,
 handed what the front door learned (:class:`~app.loaders.checked.CheckedFile`: the open file, the
 open, checked archive) so that no check runs twice and our code reads the file once (torch's and
 safetensors' readers still open it by name, to memory-map the weights, after
@@ -19,9 +19,8 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,59 +28,43 @@ from app.errors import BadInput, ModelLoadError, StudioError, describe, first_li
 from app.loaders import safetensors, torch_export, torch_save, torchscript
 from app.loaders.checked import CheckedFile
 from app.loaders.modules import output_specs, probe_outputs
+from app.model.kinds import ArtifactKind, get_kind, register, sniffed, supported
 from app.model.layer_facts import embedding_sizes
-from app.model.loaded import LoadedModel, SUPPORTED
+from app.model.loaded import LoadedModel
 from app.model.specs import TensorSpec, apply_dynamic, merge_user_inputs
 from app.request import ModelSource
-from app.runtimes.executorch import is_pte
-from app.runtimes.onnxrt import read_onnx
-from app.runtimes.openvino import load_ir
-from app.runtimes.tensorrt import load_engine
+# the kinds read beside their runtimes: importing each module declares its kind (app.model.kinds) — a
+# new runtime's kind is one more name on this line
+from app.runtimes import executorch, onnxrt, openvino, tensorrt  # noqa: F401
+from app.runtimes.pytorch import TorchRunner
 from app.safety.security import check_zip_sizes
 from app.safety.unpickling import ZIP_MAGIC, check_not_polyglot
 
-def _onnx(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    return read_onnx(file.path, file.stream)
+
+def _torch_runners(runtime: str):
+    """The benchmark's runners of a PyTorch file: ``runtime`` (TorchScript, ``torch.export`` or eager
+    PyTorch), the file loaded (and its loading timed) through the front door."""
+    def runners(path: Path, *, providers=None, threads: int | None = None, precision: str = "fp32",
+                device: str = "cpu") -> list:
+        return [TorchRunner(path.name, lambda: load_model(path), runtime=runtime, device=device, precision=precision)]
+    return runners
 
 
-def _engine(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    return load_engine(file.path)
-
-
-def _executorch(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    from app.runtimes.executorch import load_pte
-
-    return load_pte(file.path)
-
-
-def _openvino_ir(file: CheckedFile, source: ModelSource, guess: bool = True) -> LoadedModel:
-    return load_ir(file.path)
-
-
-# one loader per format (sniff_format's names), each (checked file, source, guess inputs) -> LoadedModel;
-# "torch-save" reads state dicts and, through app.loaders.pickled, full pickled modules
-Loader = Callable[[CheckedFile, ModelSource, bool], LoadedModel]
-
-
-@dataclass(frozen=True)
-class Format:
-    """A file format the studio reads: its loader, and whether Netron draws it as a graph (the Graph
-    tab; ``no_graph`` says why not)."""
-
-    load: Loader
-    no_graph: str = ""
-
-
-FORMATS: dict[str, Format] = {
-    "torchscript": Format(torchscript.load),
-    "torch-export": Format(torch_export.load),
-    "torch-save": Format(torch_save.load, "a state dict or checkpoint holds weights but no graph"),
-    "safetensors": Format(safetensors.load, "a safetensors file holds weights but no graph"),
-    "onnx": Format(_onnx),
-    "tensorrt": Format(_engine, "Netron reads only the header of a TensorRT engine, not its layers"),
-    "openvino": Format(_openvino_ir),   # the .xml; Netron reads the .bin beside it
-    "executorch": Format(_executorch),  # a .pte; Netron draws its execution plan and delegate calls
-}
+# the PyTorch family, read by the loaders of this package (sniffed by the front door's archive, header
+# and pickle checks, not by a predicate of their own)
+for _kind in (
+        ArtifactKind("torchscript", "TorchScript", (".pt", ".pth"), torchscript.load, _torch_runners("torchscript"),
+                     runtime="TorchScript", described=".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module)",
+                     triton=("pytorch_libtorch", "model.pt")),
+        ArtifactKind("torch-export", "torch.export", (".pt2",), torch_export.load, _torch_runners("torch.export"),
+                     runtime="torch.export", described=".pt2 (torch.export)"),
+        ArtifactKind("torch-save", "PyTorch state dict or pickled module", (".pt", ".pth", ".bin", ".ckpt"),
+                     torch_save.load, _torch_runners("pytorch"), runtime="PyTorch", described="-",
+                     no_graph="a state dict or checkpoint holds weights but no graph"),
+        ArtifactKind("safetensors", "safetensors", (".safetensors",), safetensors.load, _torch_runners("pytorch"),
+                     runtime="PyTorch", described=".safetensors",
+                     no_graph="a safetensors file holds weights but no graph")):
+    register(_kind)
 
 
 @contextmanager
@@ -91,7 +74,7 @@ def checked_file(path: Path) -> Iterator[CheckedFile]:
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
-        raise ModelLoadError(f"{path} is a folder; give the model file itself ({SUPPORTED})")
+        raise ModelLoadError(f"{path} is a folder; give the model file itself ({supported()})")
     stream = open_regular(path)
     with stream:
         size = os.fstat(stream.fileno()).st_size
@@ -164,7 +147,7 @@ def _sniff(path: Path, stream: BinaryIO, head: bytes, size: int, archive: zipfil
             return "torch-export"
         if any(n.endswith("data.pkl") for n in names):
             return "torch-save"
-        raise ModelLoadError(f"{path} is a zip archive but not a PyTorch file; supported: {SUPPORTED}")
+        raise ModelLoadError(f"{path} is a zip archive but not a PyTorch file; supported: {supported()}")
     if len(head) >= 9 and head[8:9] == b"{":
         (n,) = struct.unpack("<Q", head[:8])
         if 0 < n < size:
@@ -174,18 +157,16 @@ def _sniff(path: Path, stream: BinaryIO, head: bytes, size: int, archive: zipfil
     if head[:1] == b"\x80" and path.suffix.lower() not in (".onnx",):
         check_not_polyglot(path, head=head, stream=stream)
         return "torch-save"  # legacy (non-zip) torch.save or a plain pickle
-    if is_pte(head):
-        return "executorch"  # an ExecuTorch program (flatbuffer identifier ET12)
-    if path.suffix.lower() in (".engine", ".plan", ".trt"):
-        return "tensorrt"
-    if head.lstrip().startswith(b"<") and path.suffix.lower() == ".xml":
-        return "openvino"  # an OpenVINO IR graph; its weights are the .bin beside it
-    return "onnx"  # parsed (and rejected with a clear message if it is not ONNX) by the ONNX loader
+    kind = sniffed(path, head)  # the declared kinds' own predicates (app.model.kinds), else the fallback
+    if kind is None:
+        raise ModelLoadError(f"{path} is not a model file this studio reads; supported: {supported()}")
+    return kind
 
 
 def sniff_format(path: Path) -> str:
-    """Return torchscript | torch-export | torch-save | safetensors | onnx | tensorrt | openvino | executorch, after
-    the checks every file gets (:func:`checked_file`)."""
+    """The kind of ``path`` (an :class:`app.model.kinds.ArtifactKind`'s name: torchscript, torch-export,
+    torch-save, safetensors, onnx, tensorrt, openvino, executorch, …), after the checks every file gets
+    (:func:`checked_file`)."""
     with checked_file(Path(path)) as file:
         return file.kind
 
@@ -205,7 +186,7 @@ def load(path: str | os.PathLike, source: ModelSource, *, guess_inputs: bool | N
     guess = not source.inputs if guess_inputs is None else guess_inputs
     try:
         with checked_file(path) as file:
-            return FORMATS[file.kind].load(file, source, guess)
+            return get_kind(file.kind, path).load(file, source, guess)
     except StudioError:
         raise
     except MemoryError:
@@ -213,7 +194,7 @@ def load(path: str | os.PathLike, source: ModelSource, *, guess_inputs: bool | N
                              "DEPLOYSTUDIO_JOB_MEMORY_MB sets the limit)") from None
     except Exception as e:  # noqa: BLE001 - damaged files fail deep inside the readers in many ways (fuzzing)
         raise ModelLoadError(f"{path} could not be loaded: {describe(e)}; it is damaged or not a "
-                             f"supported model ({SUPPORTED})") from None
+                             f"supported model ({supported()})") from None
 
 
 def load_model(path: str | os.PathLike, *, arch: str | None = None, arch_kwargs: dict | None = None,

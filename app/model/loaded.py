@@ -12,18 +12,16 @@ from app.model.specs import TensorSpec
 
 Feeds = dict[str, np.ndarray]
 
-# file names the loaders read (longest first where one ends another, e.g. .pt2 before .pt)
-MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2", ".pth", ".pt", ".bin", ".ckpt", ".engine", ".plan", ".xml", ".pte")
-SUPPORTED = (".pt, .pth, .bin, .ckpt (TorchScript, state dict or pickled module), .pt2 (torch.export), "
-             ".safetensors, .onnx, .engine/.plan (TensorRT), .xml + .bin (OpenVINO IR), .pte (ExecuTorch)")
+# the file names the loaders read and the "supported: …" sentence: app.model.kinds (model_suffixes, supported)
 
 
 @dataclass
 class LoadedModel:
     """A model file loaded into memory.
 
-    ``format`` is one of ``torchscript``, ``torch-export``, ``state-dict``, ``pickle``, ``onnx``
-    (plus ``tensorrt`` for engines). ``module`` is the in-memory object converters consume: an
+    ``format`` is one of ``torchscript``, ``torch-export``, ``state-dict``, ``pickle``, or the name of
+    the artifact kind it was read as (``onnx``, ``openvino``, ``tensorrt``, ``executorch``, …:
+    :mod:`app.model.kinds`). ``module`` is the in-memory object converters consume: an
     ``nn.Module``/``ScriptModule``, an ``ExportedProgram``, or the ONNX file's path.
     """
 

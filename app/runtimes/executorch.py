@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import ModelLoadError, first_line
+from app.model.kinds import ArtifactKind, register
 from app.model.loaded import Feeds, LoadedModel
 from app.runtimes.base import Runner
 from app.model.specs import TensorSpec
@@ -226,3 +227,15 @@ class ExecuTorchRunner(Runner):
 
     def _close_impl(self) -> None:
         self.method, self._program = None, None
+
+
+# ---------------------------------------------------------------------------- the kind
+def runners(path: Path, *, providers=None, threads: int | None = None, precision: str = "fp32",
+            device: str = "cpu") -> list[Runner]:
+    """The benchmark's runner of a ``.pte``: ExecuTorch's runtime (XNNPACK)."""
+    return [ExecuTorchRunner(path, path.name, threads=threads, precision=precision)]
+
+
+KIND = register(ArtifactKind(
+    "executorch", "ExecuTorch", (".pte",), runtime="ExecuTorch", sniff=lambda path, head: is_pte(head),
+    load=lambda file, source, guess=True: load_pte(file.path), runners=runners))  # Netron draws its plan

@@ -12,7 +12,8 @@ import numpy as np
 
 from app.errors import ModelLoadError, first_line
 from app.model.layer_facts import gather_tables
-from app.model.loaded import Feeds, LoadedModel, SUPPORTED
+from app.model.kinds import ArtifactKind, register, supported
+from app.model.loaded import Feeds, LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes.base import Runner, RunnerUnavailable
 
@@ -232,9 +233,9 @@ def read_onnx(path: Path, stream: BinaryIO | None = None) -> LoadedModel:
         proto = onnx.load(str(path) if stream is None else stream, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, OSError) as e:
         raise ModelLoadError(f"{path} is not a readable model: not ONNX, truncated or damaged "
-                             f"({first_line(e)}); supported: {SUPPORTED}") from None
+                             f"({first_line(e)}); supported: {supported()}") from None
     if not proto.graph.node and not proto.graph.output:
-        raise ModelLoadError(f"{path} is not a model file (no ONNX graph in it); supported: {SUPPORTED}")
+        raise ModelLoadError(f"{path} is not a model file (no ONNX graph in it); supported: {supported()}")
     data_files = onnx_external_files(proto, path.parent, path)
     inputs, outputs = onnx_specs(proto.graph)
     ops = Counter((f"{n.domain}::" if n.domain not in ("", "ai.onnx") else "") + n.op_type for n in proto.graph.node)
@@ -334,3 +335,17 @@ class OnnxRuntimeRunner(Runner):
 
     def _close_impl(self) -> None:
         self.session = None
+
+
+# ---------------------------------------------------------------------------- the kind
+def runners(path: Path, *, providers: list[str] = ("CPUExecutionProvider",), threads: int | None = None,
+            precision: str = "fp32", device: str = "cpu") -> list[Runner]:
+    """The benchmark's runners of an ``.onnx``: one ONNX Runtime session per execution provider."""
+    return [OnnxRuntimeRunner(path, path.name if p == "CPUExecutionProvider" else f"{path.name} [{short_provider(p)}]",
+                              provider=p, threads=threads, precision=precision) for p in providers]
+
+
+KIND = register(ArtifactKind(
+    "onnx", "ONNX", (".onnx",), runtime="ONNX Runtime", fallback=True,  # parsed, refused if not ONNX
+    load=lambda file, source, guess=True: read_onnx(file.path, file.stream), runners=runners,
+    triton=("onnxruntime_onnx", "model.onnx"), pack_runtime="onnxruntime"))

@@ -22,6 +22,7 @@ import numpy as np
 
 from app.artifacts.manifest import read_manifest
 from app.errors import ModelLoadError, first_line
+from app.model.kinds import ArtifactKind, register
 from app.model.loaded import Feeds, LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes.base import Runner
@@ -208,3 +209,18 @@ class OpenVINORunner(Runner):
 
     def _close_impl(self) -> None:
         self.request, self.compiled = None, None
+
+
+# ---------------------------------------------------------------------------- the kind
+def runners(path: Path, *, providers=None, threads: int | None = None, precision: str = "fp32",
+            device: str = "cpu") -> list[Runner]:
+    """The benchmark's runner of an IR (and of an ``.onnx``, which OpenVINO also reads): its CPU plugin."""
+    return [OpenVINORunner(path, path.name, threads=threads, precision=precision)]
+
+
+KIND = register(ArtifactKind(
+    "openvino", "OpenVINO IR", (".xml",), runtime="OpenVINO", described=".xml + .bin (OpenVINO IR)",
+    sniff=lambda path, head: head.lstrip().startswith(b"<") and path.suffix.lower() == ".xml",  # weights: the .bin
+    load=lambda file, source, guess=True: load_ir(file.path), runners=runners,
+    triton=("openvino", "model.xml"), backend=True, pack_runtime="openvino", also_times=("onnx",),
+    available=available))

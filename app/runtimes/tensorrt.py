@@ -13,6 +13,7 @@ import numpy as np
 
 from app.artifacts.json_file import SideFileError, SideFileMissing, read_json_file
 from app.errors import ModelLoadError
+from app.model.kinds import ArtifactKind, register
 from app.model.loaded import Feeds, LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes import tensorrt_build
@@ -216,3 +217,18 @@ class TensorRTRunner(Runner):
 
     def _close_impl(self) -> None:
         self.context, self.engine, self.stream = None, None, None
+
+
+# ---------------------------------------------------------------------------- the kind
+def runners(path: Path, *, providers=None, threads: int | None = None, precision: str = "fp32",
+            device: str = "cpu") -> list[Runner]:
+    """The benchmark's runner of an engine: TensorRT on the GPU."""
+    return [TensorRTRunner(path, path.name, precision=precision)]
+
+
+KIND = register(ArtifactKind(
+    "tensorrt", "TensorRT", (".engine", ".plan"), runtime="TensorRT", described=".engine/.plan (TensorRT)",
+    sniff=lambda path, head: path.suffix.lower() in (".engine", ".plan", ".trt"),  # a serialized engine has no magic
+    load=lambda file, source, guess=True: load_engine(file.path), runners=runners,
+    no_graph="Netron reads only the header of a TensorRT engine, not its layers",
+    triton=("tensorrt_plan", "model.plan"), gpu=True))

@@ -532,7 +532,7 @@ def check_native_fenced(artifact: str | os.PathLike, *, seed: int = 0, cache_dir
         root.mkdir(parents=True, exist_ok=True)   # the build job may write beneath it only
         env = {k: os.environ[k] for k in ("PATH", "CXX") if k in os.environ}
         # the compiler runs in a grandchild: the job itself neither reports nor uses CPU time meanwhile
-        built = run_job("app.serving.native_check:build_job", dict(payload, env=env), progress=progress,
+        built = run_job(build_job, dict(payload, env=env), progress=progress,
                         writable=[root], stall=BUILD_TIMEOUT_S + 60)
         if not isinstance(built, dict) or not isinstance(built.get("seconds"), (int, float)):
             why = built.get("error") if isinstance(built, dict) else None
@@ -548,7 +548,7 @@ def _checked(path: Path, run_job, payload: dict, progress):
     """The check job's answer; a crash in native code that reads the file (ExecuTorch's, LibTorch's) is
     one line naming the file (exit code 1, as ``inspect`` says it)."""
     try:
-        return run_job("app.serving.native_check:native_check_job", payload, progress=progress,
+        return run_job(native_check_job, payload, progress=progress,
                        stall=RUN_TIMEOUT_S + 60)  # the C++ program runs in a grandchild (it has its own limit)
     except ConversionFailed as e:
         if "crashed (signal" not in str(e):

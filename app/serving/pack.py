@@ -29,7 +29,6 @@ from app.errors import BadInput
 from app.machine.hardware import isa_record
 
 DEFAULT_SAMPLES = 32
-RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
 PACK_FILES = ("samples.npz", "pack.json", "check.py")
 CHECKER = Path(__file__).resolve().parents[2] / "resources" / "pack_check.py"   # becomes DIR/check.py
 
@@ -91,12 +90,16 @@ def check_packable(artifact: Path) -> tuple[dict, str]:
     if manifest is None:
         raise BadInput(f"{artifact}: no manifest ({manifest_path_of(artifact).name}) beside it; pack needs the one "
                        "convert writes (source model, options, data)")
+    from app.loaders.kinds import all_kinds
+
     target = str(manifest.get("target"))
     suffix = artifact.suffix.lower()
-    if target not in RUNTIMES or suffix not in (".onnx", ".xml"):
-        raise BadInput(f"{artifact}: pack supports ONNX (.onnx) and OpenVINO (.xml) artifacts, not "
-                       f"{target!r} ({suffix or 'no extension'})")
-    return manifest, RUNTIMES[target]
+    packable = [k for k in all_kinds() if k.pack_runtime]  # each kind says the runtime pack's checker runs it in
+    kind = next((k for k in packable if k.name == target and suffix in k.suffixes), None)
+    if kind is None:
+        names = " and ".join(f"{k.label} ({'/'.join(k.suffixes)})" for k in packable)
+        raise BadInput(f"{artifact}: pack supports {names} artifacts, not {target!r} ({suffix or 'no extension'})")
+    return manifest, kind.pack_runtime
 
 
 def budget_of(manifest: dict) -> dict:
@@ -254,7 +257,7 @@ def make_pack(artifact: Path, out: Path, *, samples: int, overwrite: bool, trust
             placement.copy_plain(f, work / f.name, "the artifact's file")
         placement.copy_plain(CHECKER, work / "check.py", "the checker")
         (work / "job").mkdir()
-        result = run_job("app.serving.pack:pack_job",
+        result = run_job(pack_job,
                          {"artifact": str(work / artifact.name), "out": str(work / "job"), "samples": samples,
                           "manifest": manifest, "source": source, "data": data, "runtime": runtime,
                           "files": [f.name for f in parts]},

@@ -46,13 +46,22 @@ TRITON_RELEASE = "25.11"
 DEFAULT_MAX_BATCH = 8
 ORT_TRT_WORKSPACE_BYTES = 1 << 30
 
-PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"),
-             "torchscript": ("pytorch_libtorch", "model.pt"),
-             "tensorrt": ("tensorrt_plan", "model.plan"),
-             "openvino": ("openvino", "model.xml")}
-# served by a backend named in `backend:` rather than a `platform:` (Triton's OpenVINO backend reads
-# model.xml and model.bin from the version folder)
-BACKENDS = ("openvino",)
+
+
+def platform_of(fmt: str) -> tuple[str, str] | None:
+    """(Triton platform or backend, the file's name in the version folder) of an artifact kind, as the
+    kind declares it (:mod:`app.model.kinds`); None where Triton cannot serve it."""
+    from app.loaders.kinds import get_kind
+
+    return get_kind(fmt).triton
+
+
+def backends() -> set[str]:
+    """The kinds' Triton names given as ``backend:`` rather than ``platform:`` (Triton's OpenVINO backend
+    reads model.xml and model.bin from the version folder)."""
+    from app.loaders.kinds import all_kinds
+
+    return {k.triton[0] for k in all_kinds() if k.triton and k.backend}
 
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32",
@@ -104,7 +113,7 @@ class TritonModelConfig:
         lines = ["# Triton model configuration written by Model Deployment Studio",
                  *([f"# from {_comment(self.source)}"] if self.source else []),
                  f"name: {_quote(self.name)}",
-                 f"backend: {_quote(self.platform)}" if self.platform in BACKENDS else f"platform: {_quote(self.platform)}",
+                 f"backend: {_quote(self.platform)}" if self.platform in backends() else f"platform: {_quote(self.platform)}",
                  f"max_batch_size: {self.max_batch_size}"]
         for key, tensors in (("input", self.inputs), ("output", self.outputs)):
             lines.append(f"{key} [")
@@ -198,11 +207,13 @@ def read_signature(artifact: Path, inputs: list[TensorSpec] | None = None) -> _S
     precision = (manifest or {}).get("precision")
     if kind == "tensorrt":
         return _tensorrt_signature(artifact, manifest, precision)
-    if kind not in ("onnx", "torchscript", "openvino"):
+    if platform_of(kind) is None:
+        from app.loaders.kinds import all_kinds
+
         hint = {"torch-export": "Triton has no loader for .pt2 archives; "}.get(kind, "")
-        raise BadInput(f"{artifact.name} is a {kind} file; {hint}Triton serves ONNX (.onnx), TorchScript (.pt), "
-                       "OpenVINO IR (.xml) and TensorRT (.engine/.plan) artifacts — convert it first (--to onnx, "
-                       "openvino or torchscript-*)")
+        served = ", ".join(f"{k.label} ({'/'.join(k.suffixes)})" for k in all_kinds() if k.triton)
+        raise BadInput(f"{artifact.name} is a {kind} file; {hint}Triton serves {served} artifacts — convert it "
+                       "first (--to onnx, openvino or torchscript-*)")
     from app.loaders.front_door import load_model, with_inputs
     from app.runtimes.onnxrt import onnx_external_files
 
@@ -318,7 +329,7 @@ def plan_config(artifact: str | os.PathLike, *, name: str | None = None, max_bat
     if max_batch is not None and max_batch < 0:
         raise BadInput(f"--max-batch {max_batch}: give 0 (no batching) or more")
     sig = read_signature(artifact, inputs)
-    platform, _ = PLATFORMS[sig.format]
+    platform, _ = platform_of(sig.format)
     kind = _instance_kind(sig.format, kind, ort_tensorrt)
     warnings = list(sig.warnings)
     out_dims, batchable = _batch_axis(sig, warnings)
@@ -454,7 +465,7 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
         staged = work / config.name
         version = staged / "1"
         version.mkdir(parents=True)
-        _, filename = PLATFORMS[sig.format]
+        _, filename = platform_of(sig.format)
         shutil.copyfile(artifact, version / filename)
         if sig.format == "openvino":  # the IR's weights: model.bin beside model.xml
             shutil.copyfile(sig.data_files[0], version / "model.bin")
@@ -477,10 +488,17 @@ def export_for_serving(artifact: str | os.PathLike, out_repo: str | os.PathLike,
 
 
 def servable_targets() -> tuple[str, ...]:
-    """The conversion targets whose artifacts Triton can serve (each converter says: ``Converter.servable``)."""
+    """The conversion targets whose artifacts Triton can serve (each converter's artifact kind says:
+    :attr:`app.model.kinds.ArtifactKind.triton`)."""
     from converters.base import all_converters
 
-    return tuple(c.name for c in all_converters() if c.servable)
+    return tuple(c.name for c in all_converters() if platform_of(c.kind) is not None)
+
+
+def serve_bundle_job(kwargs: dict, progress=None, should_cancel=None) -> ServingBundle:
+    """``serve-bundle`` in the fenced child (:func:`app.jobs.run_job`; it loads the artifact, which may be a
+    TorchScript program): ``kwargs`` of :func:`export_for_serving`."""
+    return export_for_serving(**kwargs)
 
 
 def bundle_job(payload: dict, progress, should_cancel) -> str:
@@ -566,7 +584,7 @@ def _runtime_notes(c: TritonModelConfig, sig: _Signature) -> tuple[str, str]:
 
 def bundle_readme(bundle: ServingBundle, artifact: Path, sig: _Signature) -> str:
     c = bundle.config
-    _, filename = PLATFORMS[sig.format]
+    _, filename = platform_of(sig.format)
 
     def rows(tensors, specs):
         return "\n".join(f"| `{t.name}` | `{s.name}` | {t.data_type} | [{', '.join(str(d) for d in t.dims)}] |"
@@ -587,7 +605,7 @@ Written by Model Deployment Studio from `{artifact.name}` ({sig.format}{', ' + s
 ```
 {bundle.repository.name}/            ← the model repository (pass it to --model-repository)
   {c.name}/
-    config.pbtxt      {'backend' if c.platform in BACKENDS else 'platform'} {c.platform}
+    config.pbtxt      {'backend' if c.platform in backends() else 'platform'} {c.platform}
     README.md         this file
     1/{filename}{'  (+ model.bin)' if sig.format == 'openvino' else ('  (+ ' + ', '.join(p.name for p in sig.data_files) + ')' if sig.data_files else '')}
 ```

@@ -13,9 +13,10 @@ from pathlib import Path
 from app.artifacts.json_file import SideFileError, read_json_object
 from app.bench.saved import check_saved_result, number
 from app.bench.stats import no_faster_than_fp32
+from app.errors import UnsupportedCombination
 from app.machine.hardware import Hardware
 
-FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
+from converters.base import FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE, get_converter
 
 
 @dataclass(frozen=True)
@@ -60,26 +61,15 @@ def _bf16(hw: Hardware, runtime: str) -> Advice:
                           "matrix-heavy models, fp32 range, ~3 significant digits)")
 
 
-def _executorch(precision: str, hw: Hardware) -> Advice:
-    """ExecuTorch runs XNNPACK's kernels, the ones phones and boards run: its speed here is a hint, the
-    device's is what counts."""
-    if precision == "fp32":
-        return Advice(FASTER, "ExecuTorch with XNNPACK: packed CPU kernels without Python or PyTorch, the ones "
-                              "Android/iOS/Linux-ARM builds run (x86 speed here is a hint; time it on the device)")
-    if precision == "fp16":
-        if hw.cpu.has("asimdhp", "fphp"):
-            return Advice(FASTER, "FP16 in XNNPACK on this ARM CPU: native half-precision arithmetic (about 2× fp32)")
-        return Advice(NO_SPEEDUP, "FP16 in XNNPACK on x86: computed through F16C conversions — no speed-up here; "
-                                  "meant for ARMv8.2+ phones, which compute fp16 natively")
-    cpu = hw.cpu
-    units = ("VNNI dot products" if cpu.vnni or cpu.amx else "AVX2 16-bit products (no saturation: XNNPACK widens "
-             "before it multiplies)" if cpu.avx2 else "generic int8 kernels")
-    return Advice(FASTER, f"INT8 in XNNPACK: quantized kernels ({units} here; dot-product instructions on "
-                          "ARM phones), a quarter of the fp32 weights")
-
-
 def advise(target: str, precision: str, hw: Hardware) -> Advice:
-    """The expectation for ``target`` at ``precision`` on ``hw`` (compared with eager PyTorch fp32)."""
+    """The expectation for ``target`` at ``precision`` on ``hw`` (compared with eager PyTorch fp32): the
+    converter's own (:meth:`converters.base.Converter.advice`), else the rules of thumb below."""
+    try:
+        own = get_converter(target).advice(precision, hw)
+    except UnsupportedCombination:  # not a registered target: the rules of thumb (and "no advice")
+        own = None
+    if own is not None:
+        return Advice(*own)
     gpu = hw.gpu
     if target == "tensorrt":
         if not gpu:
@@ -109,8 +99,6 @@ def advise(target: str, precision: str, hw: Hardware) -> Advice:
             return Advice(NO_SPEEDUP, "FP16 on CPU in ONNX Runtime: no speed-up (no fp16 CPU kernels: it computes "
                                       "in fp32), meant for GPU/TensorRT")
         return _int8(hw, "ONNX Runtime")
-    if target == "executorch":
-        return _executorch(precision, hw)
     if target in ("torchscript-trace", "torchscript-script", "torch-export"):
         runtime = "TorchScript" if target.startswith("torchscript") else "torch.export"
         if precision == "fp32":

@@ -59,6 +59,15 @@ class TargetChoice:
         return ""
 
 
+def needs_gpu(target: str) -> bool:
+    """Whether ``target``'s artifacts run only on a GPU (its kind says: :attr:`app.model.kinds.ArtifactKind.gpu`):
+    the window converts to such targets one at a time, in a pool of their own."""
+    from app.loaders.kinds import get_kind
+    from converters.base import get_converter
+
+    return get_kind(get_converter(target).kind).gpu
+
+
 def probe_targets(hardware=None) -> list[TargetChoice]:
     """Every target the engine registers (TensorRT included), with its availability and, per
     precision, whether it is expected to be faster on this machine's hardware."""

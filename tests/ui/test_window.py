@@ -199,9 +199,11 @@ def test_unsupported_file_is_refused_with_a_message(qtbot, window, tmp_path):
     notes.write_text("not a model")
     drop_file(window, notes)
     box = message_box(qtbot, window)
-    assert "not a model file" in box.text() and "ONNX .onnx" in box.text()
+    assert "not a model file" in box.text() and ".onnx (ONNX)" in box.text()
     answer(qtbot, box, QMessageBox.StandardButton.Ok)
     assert window.model_path is None
+    # the formats named, here and in the empty window's hint, are the declared artifact kinds'
+    assert ".pte (ExecuTorch)" in box.text() and ".xml + .bin (OpenVINO IR)" in window.model.hint.text()
 
 
 def test_full_pickle_asks_before_it_is_trusted(qtbot, window, workdir):
