@@ -312,6 +312,14 @@ def _measure(plain: Runner, profiler: NodeProfiler, feeds, config: BenchConfig, 
         profiler.close()
 
 
+def profile_entry(payload: tuple, progress: Progress | None = None,
+                  should_cancel: Callable[[], bool] | None = None) -> "Profile":
+    """``profile`` in the fenced child: ``payload`` is (source, config, runtime, provider)."""
+    source, config, runtime, provider = payload
+    return profile_artifact(source, config, runtime=runtime, provider=provider, progress=progress,
+                            should_cancel=should_cancel)
+
+
 def profile_job(source: ModelSource, config: BenchConfig, runtime: str | None = None, progress: Progress | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> dict:
     """A window's profile in its child: the ``profile --json`` object of :func:`profile_artifact`."""

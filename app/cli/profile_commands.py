@@ -8,7 +8,7 @@ import argparse
 import json
 
 from app.bench.harness import BenchConfig
-from app.bench.profile import format_profile, profile_artifact
+from app.bench.profile import format_profile, profile_entry
 from app.cli.console import StderrProgress
 from app.cli.flags import add_model_args, source_of
 from app.errors import BadInput
@@ -38,13 +38,6 @@ def add_profile_command(sub) -> None:
     p.set_defaults(handler=cmd_profile)
 
 
-def profile_entry(payload: tuple, progress=None, should_cancel=None):
-    """``profile`` in the fenced child (``app.cli.profile_commands:profile_entry``)."""
-    source, config, runtime, provider = payload
-    return profile_artifact(source, config, runtime=runtime, provider=provider, progress=progress,
-                            should_cancel=should_cancel)
-
-
 def cmd_profile(args: argparse.Namespace) -> int:
     """``python main.py profile ARTIFACT``."""
     for flag, value, least in (("--runs", args.runs, 1), ("--warmup", args.warmup, 0), ("--top", args.top, 1)):
@@ -58,8 +51,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.model}: no such file")
     progress = StderrProgress()
     try:
-        result = run_job("app.cli.profile_commands:profile_entry", (source_of(args), config, args.runtime,
-                                                                    args.provider), progress=progress)
+        result = run_job(profile_entry, (source_of(args), config, args.runtime, args.provider), progress=progress)
     finally:
         progress.done()
     data = result.to_json()
