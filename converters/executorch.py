@@ -42,7 +42,7 @@ from app.model.loaded import LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes import executorch as et_runtime
 from converters.base import FASTER, NO_SPEEDUP, ConversionContext, Converter
-from converters.onnx_precision import QUANTIZATION, _calibration
+from converters.onnx_precision import INPUT_LAYER, QUANTIZATION, _calibration
 from converters.options import Option
 from converters.torch_export import export_program
 
@@ -188,7 +188,7 @@ class ExecuTorchConverter(Converter):
     precisions = ("fp32", "fp16", "int8")
     sources = ("state-dict", "pickle", "torch-export")
     precision_sources = {"fp16": ("state-dict", "pickle")}
-    options = (QUANTIZATION, WEIGHT_GRANULARITY, ACTIVATION_OBSERVER)
+    options = (QUANTIZATION, WEIGHT_GRANULARITY, ACTIVATION_OBSERVER, INPUT_LAYER)
     accuracy_budget = ("int8",)   # the quantizer's settings, then the operators that add the most error kept in float
     unsupported_reasons = {
         "fp16:torch-export": "an exported program's lifted constants stay fp32; export fp16 from the Python "
@@ -318,7 +318,7 @@ class ExecuTorchConverter(Converter):
             quantizer = clamp_fusing_quantizer().set_global(config)
         graph_copy = copy.deepcopy(graph)
         excluded = set(ctx.exclude_nodes)
-        if not dynamic:
+        if not dynamic and INPUT_LAYER.of(ctx.request) == "float":
             stem = [n for n in input_layers(graph) if n not in excluded]
             if stem:   # the convolution reading the image stays float (converters.onnx_bias says why)
                 ctx.record["float_input_layers"] = stem

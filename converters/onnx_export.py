@@ -20,7 +20,7 @@ from app.errors import ConversionFailed, first_line
 from converters import onnx_precision
 from converters.base import ConversionContext, Converter
 from converters.onnx_files import EXTERNAL_DATA_THRESHOLD, produced, save_onnx
-from converters.onnx_precision import CALIBRATION_METHOD, QUANTIZATION, TARGET_ISA
+from converters.onnx_precision import CALIBRATION_METHOD, INPUT_LAYER, QUANTIZATION, TARGET_ISA
 from converters.options import Option
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -143,7 +143,7 @@ class OnnxConverter(Converter):
     name = "onnx"
     label = "ONNX"
     extension = ".onnx"
-    options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD, TARGET_ISA)
+    options = (*EXPORT_OPTIONS, QUANTIZATION, CALIBRATION_METHOD, TARGET_ISA, INPUT_LAYER)
     accuracy_budget = ("fp16", "int8")
     fp32_runtime = "ONNX Runtime, the fp32 ONNX"
 

@@ -36,6 +36,12 @@ CALIBRATION_METHOD = Option(
     help="static int8: how activation ranges are read from the calibration samples",
     searchable=True, precisions=("int8",), only_with=("quantization", "static"), label="Calibration method")
 
+INPUT_LAYER = Option(
+    "input_layer", ("--int8-input-layer",), str, "float", ("float", "int8"),
+    help="static int8: the convolution reading the image (≤ 4 input channels) in float (the default: faster and "
+         "more accurate on CPUs) or int8 (for accelerators that run int8 only)",
+    precisions=("int8",), label="INT8 input layer")
+
 # --target-isa: /proc/cpuinfo flags that stand for each kind of CPU an int8 artifact may be built for
 TARGET_ISAS = {
     "avx2": "avx2 fma",
@@ -248,7 +254,7 @@ def to_int8(src: Path, out: Path, ctx: ConversionContext, *, for_tensorrt: bool 
         exclude = _exclusion_names(pre, exclude, ctx)
     ctx.record["quantization"] = mode
     if mode == "static" and not for_tensorrt:
-        config = _static_defaults(config)
+        config = _static_defaults(config, INPUT_LAYER.of(ctx.request) == "float")
         exclude += _float_input_layers(pre, config, exclude, ctx)
     # weights in a file beside the graph on both sides: read mapped, written tensor by tensor
     external = _has_external_data(pre)
@@ -341,11 +347,11 @@ def _quantize_static(pre: Path, out: Path, ctx: ConversionContext, config: "Quan
     return samples
 
 
-def _static_defaults(config: "QuantizerConfig") -> "QuantizerConfig":
-    """Static int8 for ONNX Runtime on a CPU: bias correction and a float input layer unless the accuracy
-    budget's search chose otherwise (:mod:`converters.onnx_bias` has the measurements)."""
+def _static_defaults(config: "QuantizerConfig", float_input: bool = True) -> "QuantizerConfig":
+    """Static int8 for ONNX Runtime on a CPU: bias correction and a float input layer (``--int8-input-layer``)
+    unless the accuracy budget's search chose otherwise (:mod:`converters.onnx_bias` has the measurements)."""
     return config.with_(bias_correction=True if config.bias_correction is None else config.bias_correction,
-                        float_input_layer=True if config.float_input_layer is None else config.float_input_layer)
+                        float_input_layer=float_input if config.float_input_layer is None else config.float_input_layer)
 
 
 def _per_layer(ctx: ConversionContext):

@@ -80,7 +80,7 @@ def test_openvino_int8_with_eval_data_calibrates_on_all_of_data_with_every_sampl
                                                                                                  tmp_path):
     pytest.importorskip("nncf")
     r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "openvino", "--precision", "int8", "--data", few,
-            "--eval-data", digits["arrays"], "--out", tmp_path, "--json")
+            "--eval-data", digits["arrays"], "--out", tmp_path, "--json", "--int8-engine", "nncf")
     assert r.code == 0, r.err
     result = json.loads(r.out)
     assert result["evaluation"]["samples"] == 300                           # all of --eval-data

@@ -126,3 +126,25 @@ def test_openvino_and_executorch_find_the_same_stem(tmp_path):
     assert len(captured_input_layers(rgb)) == 1
     feat = torch.export.export(Net(16).eval(), (torch.randn(1, 16, 16, 16),)).module()
     assert captured_input_layers(feat) == []
+
+
+def test_openvino_int8_of_a_cnn_with_data_is_the_qdq_graph_and_nncf_on_request(digits, tmp_path):
+    """OpenVINO int8 of a convolutional model given --data: the app's QDQ graph (bias correction, the stem in
+    float), read by OpenVINO into int8 weights; ``--int8-engine nncf`` gives NNCF's."""
+    import openvino as ov
+
+    from main import main
+
+    args = ["convert", str(digits["state"]), *DIGITS_ARGS, "--to", "openvino", "--precision", "int8",
+            "--data", str(digits["images"])]
+    assert main([*args, "--out", str(tmp_path / "qdq")]) == 0
+    xml = tmp_path / "qdq" / "digits.openvino.int8.xml"
+    recorded = json.loads(xml.with_name(xml.name + ".manifest.json").read_text())["recorded"]
+    assert recorded["openvino_int8_engine"].startswith("ONNX Runtime's static QDQ")
+    assert recorded["quantizer"]["engine"] == "qdq" and recorded["onnx_quantizer"]["bias_correction"] is True
+    assert recorded["float_input_layers"] and "measured one at a time" in recorded["bias_correction"]
+    model = ov.Core().read_model(str(xml))
+    assert any(op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8" for op in model.get_ops())
+    assert main([*args, "--out", str(tmp_path / "nncf"), "--int8-engine", "nncf"]) == 0
+    recorded = json.loads((tmp_path / "nncf" / "digits.openvino.int8.xml.manifest.json").read_text())["recorded"]
+    assert recorded["openvino_int8_engine"] == "NNCF" and recorded["quantizer"]["engine"] == "nncf"

@@ -19,7 +19,7 @@ def test_every_option_round_trips_through_the_command_line():
     changed = {"opset": 17, "exporter": "torchscript", "quantization": "static", "accuracy_budget": "cosine=0.99",
                "max_float_nodes": 4, "min_speedup": 1.5, "calibration_method": "entropy", "workspace_mb": 1024, "seed": 3,
                "target_isa": "avx2", "weight_granularity": "per-tensor", "range_estimator": "histogram",
-               "activation_observer": "minmax"}
+               "activation_observer": "minmax", "int8_engine": "nncf", "input_layer": "int8"}
     assert set(changed) == {o.name for o in all_options()}
     for target in ("tensorrt", "onnx", "executorch", "openvino"):   # each with the options it takes
         taken = {k: v for k, v in changed.items() if k in {o.name for o in options_of(target)}}
