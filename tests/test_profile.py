@@ -181,3 +181,31 @@ def test_profile_refuses_what_it_cannot_profile_in_one_line(cli, tmp_path, kind)
     assert r.code == 2 and data["exit_code"] == 2 and expect in data["message"], data
     plain = cli("profile", path)
     assert plain.code == 2 and "Traceback" not in plain.err and expect in plain.err
+
+
+def test_time_joins_error_on_the_graph_node_and_the_report_carries_the_profile(convs, tmp_path):
+    from app.accuracy.diagnose import NodeError, added_by_node
+    from app.bench.profile import ms_by_node, profile_job
+    from app.reports.html import profile_for_report, write_report
+
+    data = profile_job((ModelSource(path=convs["int8"]), QUICK, None))     # what the window's job returns
+    times = ms_by_node(data)
+    timed = [n for n in data["nodes"] if n["graph_node"]]
+    assert times and set(times) == {n["graph_node"] for n in timed}
+    assert sum(times.values()) == pytest.approx(sum(n["ms"] for n in timed))
+    slowest = timed[0]["graph_node"]
+    ranking = [NodeError("ref_conv", "Conv", "t", 0.2, 0.0123, graph_node=slowest),
+               NodeError("ref_clip", "Clip", "u", 0.2, 0.001, graph_node=slowest),   # folded into the same node
+               {"node": "only_in_reference", "op_type": "Relu", "output": "v", "error": 0.1, "added": 0.5}]
+    errors = added_by_node(ranking)
+    assert errors[slowest] == pytest.approx(0.0133) and errors["only_in_reference"] == 0.5
+    out = tmp_path / "report.html"
+    write_report([], out, benches=[profile_for_report(data, {"ranking": ranking})])
+    html = out.read_text()
+    section = html[html.index('<section id="profile">'):]
+    assert "convs.int8.onnx" in section and "coverage" in section and "QLinearConv" in section
+    assert "error it adds" in section and "1.33 %" in section      # the error beside the slowest node's time
+    assert f"{data['median_ms']:.3f}" in section
+    plain = tmp_path / "plain.html"                                   # not diagnosed: no error column
+    write_report([], plain, benches=[profile_for_report(data)])
+    assert "error it adds" not in plain.read_text() and "QLinearConv" in plain.read_text()
