@@ -12,7 +12,7 @@ import pytest
 
 from app.bench.harness import BenchConfig
 from app.bench.profile import profile_artifact
-from app.bench.profilers import NodeRecord, graph_node_of, ov_precision, parse_ort_profile, xnnpack_precision
+from app.runtimes.profilers import NodeRecord, graph_node_of, ov_precision, parse_ort_profile, xnnpack_precision
 from app.request import ModelSource
 
 QUICK = BenchConfig(warmup=3, warmup_seconds=0.05, runs=20, min_seconds=0.2, threads=1)
@@ -209,3 +209,18 @@ def test_time_joins_error_on_the_graph_node_and_the_report_carries_the_profile(c
     plain = tmp_path / "plain.html"                                   # not diagnosed: no error column
     write_report([], plain, benches=[profile_for_report(data)])
     assert "error it adds" not in plain.read_text() and "QLinearConv" in plain.read_text()
+
+
+def test_the_budget_loop_costs_each_node_of_an_int8_round_from_onnx_runtime_s_profiler(convs, tmp_path):
+    import onnx
+
+    from app.accuracy.budget import node_costs
+
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 48, 48)).astype(np.float32)}
+    costs = node_costs(convs["int8"], feeds)
+    graph = {n.name for n in onnx.load(str(convs["int8"])).graph.node}
+    assert costs and set(costs) <= graph and all(ms >= 0 for ms in costs.values())
+    assert sum(costs.values()) > 0
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    assert node_costs(broken, feeds) == {}       # no profile: the loop orders by error alone

@@ -1,5 +1,5 @@
 """Where the time goes: one artifact profiled per node by its runtime's own profiler
-(:mod:`app.bench.profilers`), beside the whole model timed as ``bench`` times it.
+(:mod:`app.runtimes.profilers`), beside the whole model timed as ``bench`` times it.
 
 :func:`profile_artifact` is what ``python main.py profile`` runs in its fenced child and what a window
 tab calls (in a job: :func:`profile_job` returns the ``--json`` object). Method:
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.bench.harness import BenchConfig, Progress, machine_info, timed_block, warm_up
-from app.bench.profilers import (ExecuTorchProfiler, NodeProfiler, NodeRecord, OnnxRuntimeProfiler,
+from app.runtimes.profilers import (ExecuTorchProfiler, NodeProfiler, NodeRecord, OnnxRuntimeProfiler,
                                  OpenVINOProfiler, TensorRTProfiler)
 from app.bench.runners import artifact_precision
 from app.bench.stats import LatencyStats
