@@ -209,6 +209,12 @@ def test_time_joins_error_on_the_graph_node_and_the_report_carries_the_profile(c
     plain = tmp_path / "plain.html"                                   # not diagnosed: no error column
     write_report([], plain, benches=[profile_for_report(data)])
     assert "error it adds" not in plain.read_text() and "QLinearConv" in plain.read_text()
+    saved = tmp_path / "run" / "profile.json"                        # report RUN_DIR reads a saved profile --json
+    saved.parent.mkdir()
+    saved.write_text(json.dumps(data))
+    from_file = tmp_path / "from-file.html"
+    assert write_report([saved.parent], from_file)["status"] == "ok"
+    assert '<section id="profile">' in from_file.read_text() and "convs.int8.onnx" in from_file.read_text()
 
 
 def test_the_budget_loop_costs_each_node_of_an_int8_round_from_onnx_runtime_s_profiler(convs, tmp_path):
