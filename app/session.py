@@ -156,6 +156,7 @@ class SessionEvents:
     benchmark_finished: Event = field(default_factory=Event)  # (result: dict) the bench --json object
     sweep_finished: Event = field(default_factory=Event)      # (result: dict) the bench --sweep --json object
     diagnosis_finished: Event = field(default_factory=Event)  # (artifact: Path, result: dict) nodes ranked by error
+    profile_finished: Event = field(default_factory=Event)    # (artifact: Path, result: dict) the profile --json object
 
 
 @dataclass
@@ -171,6 +172,8 @@ class Session:
     last_benchmark: dict | None = None        # what File ▸ Export Report… reports beside the artifacts
     last_sweep: dict | None = None            # its proposals go into "Export for serving"
     took: dict[JobKey, float] = field(default_factory=dict)  # seconds each job last took (ended done)
+    diagnoses: dict[Path, dict] = field(default_factory=dict)  # per artifact: its last diagnosis
+    profiles: dict[Path, dict] = field(default_factory=dict)   # per artifact: its last profile (profile --json)
     events: SessionEvents = field(default_factory=SessionEvents, repr=False)
 
     def open(self, path: Path, *, allow_pickle: bool = False, trusted_globals: tuple[str, ...] = ()) -> bool:
@@ -186,6 +189,8 @@ class Session:
     def forget(self) -> None:
         self.summary, self.last_benchmark = None, None
         self.took.clear()   # another model's jobs take their own time
+        self.diagnoses.clear()
+        self.profiles.clear()
         self.clear_outcomes()
         self.clear_jobs()
         self.events.model_forgotten.emit()
@@ -291,7 +296,12 @@ class Session:
         self.events.sweep_finished.emit(result)
 
     def diagnosed(self, artifact: Path, result: dict) -> None:
+        self.diagnoses[Path(artifact)] = result
         self.events.diagnosis_finished.emit(Path(artifact), result)
+
+    def profiled(self, artifact: Path, result: dict) -> None:
+        self.profiles[Path(artifact)] = result
+        self.events.profile_finished.emit(Path(artifact), result)
 
     def source(self, *, arch: str | None = None, arch_kwargs: dict | None = None):
         """The opened file with what the user trusted in it and the network they named, as an

@@ -2,7 +2,8 @@
 (docs/screenshot-main.png), then its Graph tab on the INT8 ONNX artifact (docs/screenshot-graph.png);
 and a CNN trained on scikit-learn's digits, converted to INT8 on its data, diagnosed (the Diagnosis
 tab: docs/screenshot-diagnosis.png) and its worst node shown in the graph (docs/screenshot-node.png).
-``... make_screenshots.py docs diagnosis`` takes only the last two.
+``... make_screenshots.py docs diagnosis`` takes only the last two; ``... docs/screenshots profile`` the
+Profile tab (docs/screenshots/profile-tab-1280x860.png).
 
     QTWEBENGINE_CHROMIUM_FLAGS="--no-sandbox --disable-gpu" \
         xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
@@ -133,6 +134,41 @@ def diagnosis(out_dir: Path) -> int:
     return 0
 
 
+def profile(out_dir: Path) -> int:
+    """The Profile tab at 1280x860 on the digits CNN's int8 ONNX artifact, diagnosed first, so the error each
+    node adds stands beside its time (``... make_screenshots.py docs/screenshots profile``)."""
+    import torch
+
+    from tests import real_data
+
+    work = Path(tempfile.mkdtemp(prefix="studio-shot-"))
+    model_path = work / "digits.pt"
+    torch.save(real_data.train_digits_cnn().state_dict(), model_path)
+    images = real_data.write_digit_images(work / "digits", count=300)
+    app, window = open_studio(work, model_path, "tests.models:DigitsCNN")
+    editor = window.model.inputs
+    editor.shape_edit(editor.row_of("x")).setText("1x1x8x8")
+    window.options.out_dir.setText(str(work / "artifacts"))
+    window.opening.set_data(images)
+    wait_for(app, lambda: window.options.calibration.text() == str(images), timeout=60)
+    window.targets.check("onnx", "int8")
+    wait_for(app, window.convert_button.isEnabled)
+    window.convert_button.click()
+    wait_for(app, lambda: any(r.artifact is not None for r in window.results.rows), timeout=900)
+    int8 = next(i for i, r in enumerate(window.results.rows) if r.precision == "int8")
+    window.measuring.diagnose(int8)
+    wait_for(app, lambda: window.diagnosis.table.rowCount() > 0, timeout=300)
+    window.results.selectRow(int8)
+    window.profile_panel.button.click()
+    wait_for(app, lambda: window.profile_panel.table.rowCount() > 0, timeout=300)
+    window.showNormal()
+    window.resize(1280, 860)
+    window.tabs.setCurrentWidget(window.profile_panel)
+    shoot(app, window, out_dir / "profile-tab-1280x860.png")
+    window.close()
+    return 0
+
+
 def shoot(app, window, path: Path) -> None:
     for _ in range(50):  # let the last paints (and the web view's frames) land
         app.processEvents()
@@ -145,4 +181,5 @@ def shoot(app, window, path: Path) -> None:
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs"
-    raise SystemExit(diagnosis(folder) if sys.argv[2:] == ["diagnosis"] else main(folder))
+    which = {"diagnosis": diagnosis, "profile": profile}.get(sys.argv[2] if len(sys.argv) > 2 else "", main)
+    raise SystemExit(which(folder))

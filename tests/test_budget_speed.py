@@ -243,3 +243,25 @@ def test_rounds_are_ranked_by_their_speed_up_beside_fp32_not_by_milliseconds_tim
         front = [rounds[n] for n in choice["pareto"]]
         for r in rounds:
             assert r in front or any(f["speedup"] >= r["speedup"] and f["cosine_mean"] >= r["cosine_mean"] for f in front)
+
+
+def test_with_costs_a_cheap_node_with_the_same_error_is_tried_before_an_expensive_one():
+    """Issue 34, item 3: the node stage orders its candidates by error removed per millisecond of the
+    node's measured time in the round's int8 artifact (crafted costs: any CPU's profile)."""
+    from app.accuracy.budget import node_cost, order_candidates
+    from app.accuracy.diagnose import NodeError
+
+    ranking = [NodeError("ref_big", "Conv", "a", 0.3, 0.02, graph_node="conv_big"),       # the diagnosis's order
+               NodeError("ref_small", "Conv", "b", 0.3, 0.02, graph_node="conv_small"),
+               NodeError("ref_worse", "Conv", "c", 0.3, 0.03, graph_node="conv_worse"),
+               NodeError("ref_unseen", "Add", "d", 0.3, 0.01, graph_node="")]
+    costs = {"conv_big": 2.0, "conv_small": 0.1, "conv_worse": 1.0, "relu": 0.5}
+    ordered, how = order_candidates(ranking, costs)
+    assert how == "error added per ms"
+    # same error, 20x cheaper: first; more error but 10x the cost of the cheap one: after it; a node the
+    # profile did not see costs the median node (0.75 ms): 0.013/ms, before the expensive one (0.01/ms)
+    assert [n.node for n in ordered] == ["ref_small", "ref_worse", "ref_unseen", "ref_big"]
+    assert node_cost(ranking[1], costs) == 0.1 and node_cost(ranking[3], costs) is None
+    assert node_cost(NodeError("r", "Relu", "e", 0.1, 0.0, graph_node="tiny"), {"tiny": 0.0}) == 0.001  # the floor
+    same, how = order_candidates(ranking, {})      # no profile (another target, a failed one): error alone
+    assert same == ranking and how == "error added"

@@ -12,7 +12,7 @@ import pytest
 
 from app.bench.harness import BenchConfig
 from app.bench.profile import profile_artifact
-from app.bench.profilers import NodeRecord, graph_node_of, ov_precision, parse_ort_profile, xnnpack_precision
+from app.runtimes.profilers import NodeRecord, graph_node_of, ov_precision, parse_ort_profile, xnnpack_precision
 from app.request import ModelSource
 
 QUICK = BenchConfig(warmup=3, warmup_seconds=0.05, runs=20, min_seconds=0.2, threads=1)
@@ -181,3 +181,52 @@ def test_profile_refuses_what_it_cannot_profile_in_one_line(cli, tmp_path, kind)
     assert r.code == 2 and data["exit_code"] == 2 and expect in data["message"], data
     plain = cli("profile", path)
     assert plain.code == 2 and "Traceback" not in plain.err and expect in plain.err
+
+
+def test_time_joins_error_on_the_graph_node_and_the_report_carries_the_profile(convs, tmp_path):
+    from app.accuracy.diagnose import NodeError, added_by_node
+    from app.bench.profile import ms_by_node, profile_job
+    from app.reports.html import profile_for_report, write_report
+
+    data = profile_job((ModelSource(path=convs["int8"]), QUICK, None))     # what the window's job returns
+    times = ms_by_node(data)
+    timed = [n for n in data["nodes"] if n["graph_node"]]
+    assert times and set(times) == {n["graph_node"] for n in timed}
+    assert sum(times.values()) == pytest.approx(sum(n["ms"] for n in timed))
+    slowest = timed[0]["graph_node"]
+    ranking = [NodeError("ref_conv", "Conv", "t", 0.2, 0.0123, graph_node=slowest),
+               NodeError("ref_clip", "Clip", "u", 0.2, 0.001, graph_node=slowest),   # folded into the same node
+               {"node": "only_in_reference", "op_type": "Relu", "output": "v", "error": 0.1, "added": 0.5}]
+    errors = added_by_node(ranking)
+    assert errors[slowest] == pytest.approx(0.0133) and errors["only_in_reference"] == 0.5
+    out = tmp_path / "report.html"
+    write_report([], out, benches=[profile_for_report(data, {"ranking": ranking})])
+    html = out.read_text()
+    section = html[html.index('<section id="profile">'):]
+    assert "convs.int8.onnx" in section and "coverage" in section and "QLinearConv" in section
+    assert "error it adds" in section and "1.33 %" in section      # the error beside the slowest node's time
+    assert f"{data['median_ms']:.3f}" in section
+    plain = tmp_path / "plain.html"                                   # not diagnosed: no error column
+    write_report([], plain, benches=[profile_for_report(data)])
+    assert "error it adds" not in plain.read_text() and "QLinearConv" in plain.read_text()
+    saved = tmp_path / "run" / "profile.json"                        # report RUN_DIR reads a saved profile --json
+    saved.parent.mkdir()
+    saved.write_text(json.dumps(data))
+    from_file = tmp_path / "from-file.html"
+    assert write_report([saved.parent], from_file)["status"] == "ok"
+    assert '<section id="profile">' in from_file.read_text() and "convs.int8.onnx" in from_file.read_text()
+
+
+def test_the_budget_loop_costs_each_node_of_an_int8_round_from_onnx_runtime_s_profiler(convs, tmp_path):
+    import onnx
+
+    from app.accuracy.budget import node_costs
+
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 48, 48)).astype(np.float32)}
+    costs = node_costs(convs["int8"], feeds)
+    graph = {n.name for n in onnx.load(str(convs["int8"])).graph.node}
+    assert costs and set(costs) <= graph and all(ms >= 0 for ms in costs.values())
+    assert sum(costs.values()) > 0
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    assert node_costs(broken, feeds) == {}       # no profile: the loop orders by error alone

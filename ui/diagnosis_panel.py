@@ -6,7 +6,8 @@ two figures in one unit, the relative L2 error ‖artifact − fp32‖ / ‖fp32
 (:mod:`app.accuracy.diagnose`): the error the node *adds* (its output's minus the largest among its
 inputs) and the error *at its output* (accumulated from every node before it). The nodes at the top are
 the ones the Accuracy budget keeps in float first. The last column is the artifact's node the Graph tab
-selects for the row (a Clip the quantizer folded into the Conv before it is that Conv, and says so).
+selects for the row (a Clip the quantizer folded into the Conv before it is that Conv, and says so);
+where the Profile tab profiled the same artifact, the time that node took beside it (joined on it).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from app.accuracy.diagnose import ERROR_UNIT, percent
 from app.session import Session
 from ui.plain_text import PlainLabel, tooltip, visible_text
 
-COLUMNS = ("#", "Layer", "Op", "Error it adds (rel. L2)", "Error at its output (rel. L2)", "Node in the graph")
-ADDED, AT_OUTPUT = 3, 4
+COLUMNS = ("#", "Layer", "Op", "Error it adds (rel. L2)", "Error at its output (rel. L2)", "Node in the graph",
+           "ms (profile)")
+ADDED, AT_OUTPUT, MS = 3, 4, 6
 HEADER_TIPS = {
     1: "the module of the PyTorch model the node comes from (an operation written in a module's forward: "
        "module/operation)",
@@ -30,6 +32,8 @@ HEADER_TIPS = {
     AT_OUTPUT: f"the error of this node's output tensor in the artifact, with every node before it quantized too "
                f"({ERROR_UNIT}, in percent)",
     5: "the artifact's node that computes it: the one selected in the Graph tab",
+    MS: "its median milliseconds per run in the Profile tab's profile of the same artifact (joined on the "
+        "artifact's node); — where it was not profiled",
 }
 SHOWN = 30  # rows at most: the worst nodes are the ones that matter
 
@@ -62,9 +66,12 @@ class DiagnosisPanel(QWidget):
 
     def __init__(self, session: Session | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
         if session is not None:
             session.events.diagnosis_finished.connect(self.show_ranking)
+            session.events.profile_finished.connect(self._on_profiled)
         self.artifact: Path | None = None
+        self.result: dict | None = None
         self.nodes: list = []
         self.summary = PlainLabel(EMPTY, wordWrap=True)
         self.summary.setTextFormat(Qt.TextFormat.PlainText)  # it quotes file names
@@ -86,7 +93,11 @@ class DiagnosisPanel(QWidget):
 
     def show_ranking(self, artifact: Path, result: dict) -> None:
         """Show ``result`` of :func:`app.jobs.diagnose_job` for ``artifact``."""
-        self.artifact = Path(artifact)
+        from app.bench.profile import ms_by_node
+
+        self.artifact, self.result = Path(artifact), result
+        profile = self.session.profiles.get(self.artifact) if self.session is not None else None
+        times = ms_by_node(profile) if profile else {}
         ranking = list(result["ranking"])
         self.nodes = ranking[:SHOWN]
         outputs = result.get("outputs") or {}
@@ -103,8 +114,10 @@ class DiagnosisPanel(QWidget):
             op, shown_op = _field(node, "op_type"), _field(node, "graph_op")
             folded = shown_op and shown_op != op
             layer = _field(node, "layer") or _field(node, "node")
+            ms = times.get(graph_node(node))
             cells = (str(i + 1), layer, f"{op} → {shown_op}" if folded else op,
-                     percent(_field(node, "added")), percent(_field(node, "error")), graph_node(node))
+                     percent(_field(node, "added")), percent(_field(node, "error")), graph_node(node),
+                     f"{ms:.4f}" if ms is not None else "—")
             tip = (f"{layer}: {op} node {_field(node, 'node')} of the fp32 graph, computing {_field(node, 'output')}; "
                    f"it adds {percent(_field(node, 'added'))}, {percent(_field(node, 'error'))} at its output")
             if folded:
@@ -112,7 +125,9 @@ class DiagnosisPanel(QWidget):
                         f"{graph_node(node)}, which the Graph tab shows")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(visible_text(text))  # names from the file, as stored
-                if col in (0, ADDED, AT_OUTPUT):
+                if col == MS and ms is not None:
+                    item.setData(Qt.ItemDataRole.UserRole, float(ms))
+                if col in (0, ADDED, AT_OUTPUT, MS):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if col in (ADDED, AT_OUTPUT):
                     item.setData(Qt.ItemDataRole.UserRole, float(_field(node, "added" if col == ADDED else "error")))
@@ -121,8 +136,13 @@ class DiagnosisPanel(QWidget):
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
 
+    def _on_profiled(self, artifact: Path, _result: dict) -> None:
+        """A profile of the artifact shown: add the time per node beside the error."""
+        if self.artifact is not None and Path(artifact) == self.artifact and self.result is not None:
+            self.show_ranking(self.artifact, self.result)
+
     def value(self, row: int, column: int) -> float:
-        """The figure behind an error cell (a fraction: 0.112 is shown as 11.2 %)."""
+        """The figure behind an error cell (a fraction: 0.112 is shown as 11.2 %), or a time cell's ms."""
         return float(self.table.item(row, column).data(Qt.ItemDataRole.UserRole))
 
     def choose(self, row: int) -> None:

@@ -32,6 +32,7 @@ from ui.jobs_view import JobsView, LogPanel
 from ui.model_panel import ModelPanel
 from ui.panels import DetachableTab, FocusToggle
 from ui.plain_text import ElidedLabel, PlainLabel, one_line, plain_box
+from ui.profile_panel import ProfilePanel
 from ui.results_table import ResultsTable
 from ui.settings import Settings
 from ui.target_picker import BenchmarkOptions, ConversionOptions, TargetPicker
@@ -178,7 +179,7 @@ class MainWindow(QMainWindow):
         return left_column, natural
 
     def _build_tabs(self) -> QTabWidget:
-        """The charts, Sweep, Diagnosis and Graph tabs; the pyqtgraph ones hold a note until built."""
+        """The charts, Sweep, Diagnosis, Profile and Graph tabs; the pyqtgraph ones hold a note until built."""
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Benchmark charts")
         self.latency_page = _Holder("Latency chart: loading…")
@@ -187,12 +188,15 @@ class MainWindow(QMainWindow):
         self.sweep_page = _Holder("Sweep: loading…")
         # nodes ranked by the error they add; a choice shows it in the graph
         self.diagnosis = DiagnosisPanel(self.session)
+        # where the selected artifact's time goes, per node; a choice shows it in the graph
+        self.profile_panel = ProfilePanel(self.session)
         # netron's view of the source model and each artifact; built, and its servers started, only
         # when the tab is first shown (QtWebEngine is heavy and nothing should start unasked)
         self.graph_page = _Holder("Graph: select this tab to see the model's graph")
         for page, title in ((self.latency_page, "Latency"), (self.batch_page, "Batch sizes"),
                             (self.accuracy_page, "Accuracy vs latency"), (self.sweep_page, "Sweep"),
-                            (self.diagnosis, "Diagnosis"), (self.graph_page, "Graph")):
+                            (self.diagnosis, "Diagnosis"), (self.profile_panel, "Profile"),
+                            (self.graph_page, "Graph")):
             self.tabs.addTab(page, title)
         return self.tabs
 

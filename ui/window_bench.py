@@ -12,17 +12,19 @@ from ui.workers import DONE, FAILED, BackgroundJob
 
 
 class Measuring:
-    """Benchmarking, sweeping and diagnosing in child processes."""
+    """Benchmarking, sweeping, diagnosing and profiling in child processes."""
 
     def __init__(self, window) -> None:
         self.window = window
         window.benchmark_button.clicked.connect(self._on_benchmark_triggered)
         window.benchmark_action.triggered.connect(self._on_benchmark_triggered)
         window.results.diagnose_requested.connect(self.diagnose)
+        window.profile_panel.profile_requested.connect(self.profile_selected)
         events = window.session.events  # the charts and the Sweep and Diagnosis tabs draw these themselves
         events.benchmark_finished.connect(self._on_benchmark_finished)
         events.sweep_finished.connect(self._on_sweep_finished)
         events.diagnosis_finished.connect(self._on_diagnosis_finished)
+        events.profile_finished.connect(self._on_profile_finished)
 
     def benchmark_blockers(self) -> list[str]:
         from app.errors import BadInput
@@ -160,6 +162,47 @@ class Measuring:
         w = self.window
         w.tabs.setCurrentWidget(w.diagnosis)
         w.log.add(f"diagnosis of {artifact.name}: {len(result['ranking'])} nodes ranked by the error they add")
+
+    def profile_selected(self) -> BackgroundJob | None:
+        """The Profile tab's button: profile the artifact selected in the results (the only one, if one)."""
+        w = self.window
+        row = w.results.selected_row()
+        with_file = [i for i, r in enumerate(w.results.rows) if r.artifact is not None and r.artifact.exists()]
+        if row is None and len(with_file) == 1:
+            row = with_file[0]
+        if row is None or row not in with_file:
+            w.statusBar().showMessage("Cannot profile: select an artifact in the results first (convert one if "
+                                      "there is none)", 8000)
+            return None
+        return self.profile(row)
+
+    def profile(self, row: int) -> BackgroundJob | None:
+        """Time each node of the row's artifact with its runtime's own profiler, in a child."""
+        from app.bench.harness import BenchConfig
+        from ui.workers import profiling_job
+
+        w = self.window
+        artifact = w.results.rows[row].artifact
+        key = JobKey("profile", artifact.name)
+        if key in w.running:
+            w.statusBar().showMessage(f"{artifact.name} is being profiled", 5000)
+            return None
+        config = BenchConfig(warmup=w.bench_options.warmup.value(), runs=w.bench_options.runs.value(),
+                             min_seconds=0.5, threads=None)
+        return w.start_job(key, f"Profile · {artifact.name}", profiling_job(artifact, config, parent=w),
+                           self._on_profiled, self._on_background_failed, progress=True)
+
+    def _on_profiled(self, job: BackgroundJob, result: dict) -> None:
+        self.window.session.job_ended(job.key, DONE, f"{len(result['nodes'])} nodes timed")
+        self.window.session.profiled(job.payload, result)
+
+    def _on_profile_finished(self, artifact, result: dict) -> None:
+        """After the Profile tab has drawn it (it observes the session): show the tab."""
+        w = self.window
+        w.tabs.setCurrentWidget(w.profile_panel)
+        cover = f", coverage {result['coverage']:.0%}" if result.get("coverage") is not None else ""
+        w.log.add(f"profile of {artifact.name}: {len(result['nodes'])} nodes, node sum {result['node_sum_ms']:.3f} ms, "
+                  f"median {result['median_ms']:.3f} ms{cover}")
 
     def _on_background_failed(self, job: BackgroundJob, state: str, message: str) -> None:
         w = self.window

@@ -101,11 +101,13 @@ class Exporting:
         import tempfile
 
         from app.artifacts.manifest import manifest_path_of
+        from app.reports.html import profile_for_report
         from ui.workers import report_job
 
         w = self.window
         manifests = [manifest_path_of(a) for a in w.results.artifacts() if manifest_path_of(a).is_file()]
         benches = [b for b in (w.last_benchmark, w.last_sweep) if b]
+        benches += [profile_for_report(p, w.session.diagnoses.get(a)) for a, p in w.session.profiles.items()]
         html = out
         if out.suffix.lower() == ".pdf":
             html = Path(tempfile.mkdtemp(prefix="studio-report-")) / (out.stem + ".html")

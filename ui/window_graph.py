@@ -12,6 +12,7 @@ class GraphTab:
         self.window = window
         window.results.itemSelectionChanged.connect(self._show_selected_details)
         window.diagnosis.node_chosen.connect(self.show_node)
+        window.profile_panel.node_chosen.connect(self.show_node)
         window.tabs.currentChanged.connect(self._on_tab_changed)
         events = window.session.events  # after the results table: the models offered include its rows
         events.model_loaded.connect(lambda _summary: self.refresh())

@@ -287,6 +287,24 @@ def diagnosis_job(source, data, artifact: Path, options=None, samples: int = 8,
     return job
 
 
+def profiling_job(artifact: Path, config, parent: QObject | None = None) -> BackgroundJob:
+    """Profile ``artifact`` per node with its runtime's own profiler (``config``: an
+    :class:`app.bench.harness.BenchConfig`) in a child (:func:`app.bench.profile.profile_job`); the result
+    is the ``profile --json`` object."""
+
+    def work(progress, should_cancel):
+        from app.bench.profile import profile_job
+        from app.jobs import run_job
+        from app.request import ModelSource
+
+        return run_job(profile_job, (ModelSource(Path(artifact)), config, None),
+                       progress=progress, should_cancel=should_cancel)
+
+    job = BackgroundJob(work, parent=parent)
+    job.payload = Path(artifact)
+    return job
+
+
 def targets_job(parent: QObject | None = None) -> BackgroundJob:
     """After the first paint: import the light engine modules and probe which targets can be built."""
 

@@ -493,6 +493,64 @@ def _why_not(r: dict, chosen: dict | None, floor: float, fast: bool) -> str:
     return f"meets both, but round {chosen['round']} is faster"
 
 
+COST_RUNS = 10          # profiled runs of a round's artifact for its per-node costs (after 3 warm-up runs)
+COST_FLOOR_MS = 0.001   # ONNX Runtime's profiler counts whole microseconds: no node costs less
+
+
+def node_costs(artifact: Path, feeds: dict) -> dict[str, float]:
+    """Milliseconds per node of ``artifact``'s graph (an ONNX int8 artifact), the median over
+    ``COST_RUNS`` runs of ONNX Runtime's own profiler (:class:`app.runtimes.profilers.OnnxRuntimeProfiler`,
+    as ``profile`` reads it); the kernels one graph node became summed. ``{}`` where it cannot be
+    profiled: the node stage then orders by error alone."""
+    import tempfile
+    from collections import defaultdict
+
+    from app.runtimes.onnxrt import resolve_provider
+    from app.runtimes.profilers import OnnxRuntimeProfiler
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="budget-costs-") as work:
+            profiler = OnnxRuntimeProfiler(Path(artifact), Path(work), provider=resolve_provider("CPU"),
+                                           threads=None, precision="int8")
+            try:
+                profiler.load()
+                ready = profiler.prepare(feeds)
+                for n in range(3 + COST_RUNS):
+                    profiler.run(ready, keep=n >= 3)
+                records = profiler.records()
+            finally:
+                profiler.close()
+    except Exception:  # noqa: BLE001 - costs only order the candidates; without them the loop goes on
+        return {}
+    costs: dict[str, float] = defaultdict(float)
+    for r in records:
+        if r.graph_node and r.samples:
+            costs[r.graph_node] += statistics.median(r.samples)
+    return dict(costs)
+
+
+def node_cost(node, costs: dict[str, float]) -> float | None:
+    """The measured cost of a ranked node (:class:`app.accuracy.diagnose.NodeError`): its artifact node's
+    milliseconds, else None."""
+    ms = costs.get(getattr(node, "graph_node", "") or "", costs.get(getattr(node, "node", ""), None))
+    return None if ms is None else max(ms, COST_FLOOR_MS)
+
+
+def order_candidates(ranking: list, costs: dict[str, float]) -> tuple[list, str]:
+    """The node stage's candidates in the order it tries them, and the order's name: by error added per
+    millisecond of measured cost (the node's time in the round's int8 artifact) where there are costs,
+    else by error added (``ranking``'s order). A node the profile did not see costs the median node."""
+    if not costs:
+        return list(ranking), "error added"
+    typical = max(statistics.median(costs.values()), COST_FLOOR_MS)
+
+    def per_ms(n) -> float:
+        cost = node_cost(n, costs)
+        return n.added / (typical if cost is None else cost)
+
+    return sorted(ranking, key=per_ms, reverse=True), "error added per ms"
+
+
 @dataclass
 class _Built:
     """One artifact the loop built: its files (set aside), evaluation, float nodes, quantizer and record."""
@@ -526,6 +584,7 @@ class _Loop:
         self.aside: dict[int, _Built] = {}     # the rounds whose files are kept: the Pareto set and the base
         self.tried: set[str] = set()        # nodes whose round did not improve: never tried again
         self._ranked: tuple[int, list] | None = None
+        self._costs_of: tuple[int, dict[str, float]] | None = None
         self._nodes: list | None = None
 
     def load_fp32(self) -> None:
@@ -688,15 +747,19 @@ class _Loop:
             stop = self._node_limits(max_nodes)
             if stop:
                 return stop
-            ranking = self._ranking()
+            costs = self._costs()
+            ranking, ordering = order_candidates(self._ranking(), costs)
             excluded = self.best.nodes
-            new = [n.node for n in ranking if n.node not in excluded and n.node not in self.tried
-                   and n.op_type not in DATA_MOVEMENT and n.added > 0][:min(step, max_nodes - len(excluded))]
+            chosen = [n for n in ranking if n.node not in excluded and n.node not in self.tried
+                      and n.op_type not in DATA_MOVEMENT and n.added > 0][:min(step, max_nodes - len(excluded))]
+            new = [n.node for n in chosen]
             if not new:
                 why = "no node left that adds error" + (" and has not been tried" if self.tried else "")
                 break
             step *= 2
-            if self._node_round(excluded + new, new, {"stage": "nodes"}):
+            spent = [node_cost(n, costs) for n in chosen]
+            cost = {"cost_ms": round(sum(spent), 6) if costs and None not in spent else None, "ordering": ordering}
+            if self._node_round(excluded + new, new, {"stage": "nodes"} | cost):
                 misses = 0
             else:
                 misses += 1
@@ -768,6 +831,18 @@ class _Loop:
             ranking = rank_nodes(self.ctx.reference_onnx, self.best.files[0], samples)
         self._ranked = (self.best.round, ranking)
         return ranking
+
+    def _costs(self) -> dict[str, float]:
+        """The best build's per-node milliseconds (:func:`node_costs`), once per best build; ``{}`` for
+        a target other than ONNX (its nodes are not the ONNX graph's)."""
+        if self._costs_of is None or self._costs_of[0] != self.best.round:
+            artifact = self.best.files[0]
+            costs = {}
+            if self.converter.name == "onnx" and artifact.suffix == ".onnx":
+                self.ctx.stage(f"accuracy budget {self.budget}: profile the nodes' cost", None)
+                costs = node_costs(artifact, self.data.samples[0])
+            self._costs_of = (self.best.round, costs)
+        return self._costs_of[1]
 
     def _graph(self) -> list:
         """The nodes the stage names, with module paths (:class:`app.accuracy.diagnose.GraphNode`): the

@@ -52,6 +52,20 @@ class NodeError:
         return asdict(self)
 
 
+def added_by_node(ranking) -> dict[str, float]:
+    """The error each node of the artifact's graph adds (``graph_node``, else the reference's node name),
+    from a ranking of :class:`NodeError` or their JSON dicts; the reference nodes one artifact node
+    computes (a Clip folded into its Conv) summed. The key that joins with
+    :func:`app.bench.profile.ms_by_node`."""
+    found: dict[str, float] = {}
+    for e in ranking or ():
+        get = e.get if isinstance(e, dict) else (lambda k, e=e: getattr(e, k, ""))
+        name, added = get("graph_node") or get("node"), get("added")
+        if name and isinstance(added, (int, float)):
+            found[str(name)] = found.get(str(name), 0.0) + float(added)
+    return found
+
+
 def _exposed_session(path: Path):
     """An ONNX Runtime session on ``path`` whose outputs include every float intermediate tensor."""
     import onnx

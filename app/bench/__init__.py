@@ -9,6 +9,6 @@ process, the CLI registers ``bench`` and ``optimize`` through :mod:`app.cli.benc
 - :mod:`app.bench.harness`  the timing loop, the batch sweep, accuracy beside speed, peak memory
 - :mod:`app.bench.output`   table, JSON, CSV and PNG
 - :mod:`app.bench.optimize` every target × precision (× calibration method), the fastest within budget
-- :mod:`app.bench.profile`  one artifact per node from its runtime's own profiler (:mod:`app.bench.profilers`),
+- :mod:`app.bench.profile`  one artifact per node from its runtime's own profiler (:mod:`app.runtimes.profilers`),
   the node sum beside the whole model's median
 """

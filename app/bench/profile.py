@@ -1,5 +1,5 @@
 """Where the time goes: one artifact profiled per node by its runtime's own profiler
-(:mod:`app.bench.profilers`), beside the whole model timed as ``bench`` times it.
+(:mod:`app.runtimes.profilers`), beside the whole model timed as ``bench`` times it.
 
 :func:`profile_artifact` is what ``python main.py profile`` runs in its fenced child and what a window
 tab calls (in a job: :func:`profile_job` returns the ``--json`` object). Method:
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.bench.harness import BenchConfig, Progress, machine_info, timed_block, warm_up
-from app.bench.profilers import (ExecuTorchProfiler, NodeProfiler, NodeRecord, OnnxRuntimeProfiler,
+from app.runtimes.profilers import (ExecuTorchProfiler, NodeProfiler, NodeRecord, OnnxRuntimeProfiler,
                                  OpenVINOProfiler, TensorRTProfiler)
 from app.bench.runners import artifact_precision
 from app.bench.stats import LatencyStats
@@ -320,10 +320,23 @@ def profile_entry(payload: tuple, progress: Progress | None = None,
                             should_cancel=should_cancel)
 
 
-def profile_job(source: ModelSource, config: BenchConfig, runtime: str | None = None, progress: Progress | None = None,
+def profile_job(payload: tuple, progress: Progress | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> dict:
-    """A window's profile in its child: the ``profile --json`` object of :func:`profile_artifact`."""
+    """A window's profile in its child: ``payload`` is (source, config, runtime); the ``profile --json``
+    object of :func:`profile_artifact`."""
+    source, config, runtime = payload
     return profile_artifact(source, config, runtime=runtime, progress=progress, should_cancel=should_cancel).to_json()
+
+
+def ms_by_node(profile: dict) -> dict[str, float]:
+    """Milliseconds per node of the artifact's graph (``graph_node``) in a ``profile --json`` object: the
+    rows one graph node became summed (a fused kernel, its inserted reorders); rows the runtime made of
+    no graph node are left out. The key that joins with :func:`app.accuracy.diagnose.added_by_node`."""
+    found: dict[str, float] = defaultdict(float)
+    for n in profile.get("nodes") or ():
+        if isinstance(n, dict) and n.get("graph_node") and isinstance(n.get("ms"), (int, float)):
+            found[str(n["graph_node"])] += float(n["ms"])
+    return dict(found)
 
 
 # ---------------------------------------------------------------------------- the table

@@ -52,7 +52,7 @@ def _read_json(path: Path) -> dict:
     kind = _kind(data)
     if kind == "manifest" or path.name.endswith(MANIFEST_SUFFIX):
         check_manifest(data, path)
-    elif kind is not None:
+    elif kind not in (None, "profile"):   # a profile is read field by field, each one checked where shown
         check_saved_result(data, path)
     return data
 
@@ -60,6 +60,8 @@ def _read_json(path: Path) -> dict:
 def _kind(data: dict) -> str | None:
     if "artifact" in data and "target" in data and "source" in data:
         return "manifest"
+    if isinstance(data.get("nodes"), list) and "node_sum_ms" in data and "median_ms" in data:
+        return "profile"   # what `profile --json` printed (the window's profiles come in memory)
     if data.get("kind") == "sweep" and isinstance(data.get("points"), list):
         return "sweep"
     if isinstance(data.get("results"), list) and "machine" in data:
@@ -637,8 +639,58 @@ def _bench_section(benches: list[dict]) -> str:
     return "".join(parts)
 
 
+PROFILE_TOP = 15  # a profiled artifact's slowest nodes in the report
+
+
+def _profile_section(profiles: list[dict]) -> str:
+    """Per profiled artifact: its slowest nodes (ms, share, the precision each kernel ran in, where, fell
+    back; the error each adds where the artifact was diagnosed too: ``errors``, by graph node), the node
+    sum beside the whole model's median, and the profile's notes."""
+    if not profiles:
+        return ""
+    parts = ['<section id="profile"><h2>Where the time goes (profile)</h2>']
+    for p in profiles:
+        errors = p.get("errors") if isinstance(p.get("errors"), dict) else {}
+        nodes = [n for n in p.get("nodes", []) if isinstance(n, dict)][:PROFILE_TOP]
+        coverage = _number(p.get("coverage"))
+        parts.append(f'<h3><code>{_e(Path(str(p.get("artifact", "?"))).name)}</code> — {_e(p.get("runtime"))} '
+                     f'({_e(p.get("provider"))}), {_e(p.get("precision"))}</h3>'
+                     f'<p class="muted">per-node sum {_num(p.get("node_sum_ms"), ".3f")} ms · whole model median '
+                     f'{_num(p.get("median_ms"), ".3f")} ms · coverage {f"{coverage:.0%}" if coverage is not None else "—"}'
+                     f' · median of {_e(p.get("runs"))} profiled runs per node, {_e(p.get("threads"))} thread(s)</p>')
+        rows = [[_e(i), _e(n.get("name")), _e(n.get("op_type")), _num(n.get("ms"), ".4f"),
+                 _percent_cell(n.get("share"), ".1f"), _e(n.get("precision") or "—"), _e(n.get("provider")),
+                 "yes" if n.get("fell_back") is True else "", _percent_cell(errors.get(str(n.get("graph_node") or "")), ".3g")]
+                for i, n in enumerate(nodes, 1)]
+        head = ["#", "node", "op type", "ms", "share", "precision", "where", "fell back", "error it adds"]
+        if not errors:
+            head, rows = head[:-1], [r[:-1] for r in rows]
+        parts.append(_table(head, rows, cls="profile", numeric={0, 3, 4, 8}))
+        for note in p.get("notes", []) if isinstance(p.get("notes"), list) else []:
+            parts.append(f'<div class="warning">note: {_e(note)}</div>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def profile_for_report(profile: dict, diagnosis: dict | None = None) -> dict:
+    """A ``profile --json`` object to pass among ``benches``, with the error each graph node adds from a
+    diagnosis of the same artifact (``diagnose --json``'s ``ranking``), where there is one."""
+    from app.accuracy.diagnose import added_by_node
+
+    return dict(profile, errors=added_by_node(diagnosis["ranking"])) if diagnosis else dict(profile)
+
+
+def _percent_cell(fraction, fmt: str) -> str:
+    """A fraction as a percent cell (0.112 → 11.2 %), — where it is not a number."""
+    value = _pct(fraction)
+    return "—" if value is None else f"{value:{fmt}} %"
+
+
 def render(manifests: list[dict], benches: list[dict], *, title: str = "Model Deployment Studio report") -> str:
-    """The report as one HTML document (a string)."""
+    """The report as one HTML document (a string); profiles (``profile --json`` objects) among ``benches``
+    get their own section."""
+    profiles = [b for b in benches if _kind(b) == "profile"]
+    benches = [b for b in benches if _kind(b) != "profile"]
     from importlib import metadata
 
     try:
@@ -650,7 +702,8 @@ def render(manifests: list[dict], benches: list[dict], *, title: str = "Model De
             f'<p class="muted">written {_e(when)} by Model Deployment Studio {_e(version)}: '
             f"{len(manifests)} artifact(s), {len(benches)} benchmark result(s)</p>",
             _machine_section(benches), _source_section(manifests), _artifact_section(manifests),
-            _bench_section(benches), _sweep_section([b for b in benches if b.get("kind") == "sweep"])]
+            _bench_section(benches), _sweep_section([b for b in benches if b.get("kind") == "sweep"]),
+            _profile_section(profiles)]
     # no network: the policy forbids every fetch; the page needs none
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

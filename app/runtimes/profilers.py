@@ -1,6 +1,6 @@
 """Each runtime's own per-node profiler behind one small interface (:class:`NodeProfiler`), read into
 plain :class:`NodeRecord` rows that :mod:`app.bench.profile` ranks, groups and compares with the
-whole model's median.
+whole model's median; and of the accuracy budget's rounds (:func:`app.accuracy.budget.node_costs`).
 
 - ONNX Runtime: ``SessionOptions.enable_profiling``; its JSON (``cat == "Node"``, ``*_kernel_time``:
   ``args.op_name``, ``args.provider``, ``args.input_type_shape``) split into runs by the ``model_run``
