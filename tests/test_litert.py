@@ -45,12 +45,6 @@ def test_the_kind_is_declared_and_sniffed_by_its_magic(tmp_path):
     assert sniff_format(path) == "litert"
 
 
-def _convert(cli, digits, out, precision, *extra):
-    r = cli("convert", digits["state"], *DIGITS_ARGS, "--to", "litert", "--precision", precision,
-            "--data", digits["images"], "--out", out, "--threads", "2", "--json", *extra)
-    return r, json.loads(r.out)
-
-
 @pytest.fixture(scope="module")
 def digits_tflite(tmp_path_factory, digits):
     """The digits CNN at fp32 and int8 (calibrated on the digit images), converted once."""
