@@ -218,6 +218,9 @@ def float_edges_quantizer(float_nodes: list[str]):
 
     class FloatEdgesQuantizer(pt2eq.PT2EQuantizer):
         def annotate(self, model):
+            config = self.global_config
+            if config is not None and config.input_activation is not None and not config.input_activation.is_dynamic:
+                fuse_clamps(model, config)
             model = super().annotate(model)
             for node in model.graph.nodes:
                 annotation = node.meta.get("quantization_annotation")
@@ -231,6 +234,38 @@ def float_edges_quantizer(float_nodes: list[str]):
             return model
 
     return FloatEdgesQuantizer()
+
+
+CLAMPS = ("hardtanh.default", "hardtanh_.default")
+
+
+def fuse_clamps(model, config) -> None:
+    """A convolution followed by a clamp (``nn.ReLU6``) annotated as one pattern, as litert-torch annotates
+    convolution + ReLU: one int8 range at the clamp's output, none between the two. On its own the quantizer
+    quantizes the convolution's output over its whole pre-clamp range (tens wide where the clamp keeps 0..6),
+    and LiteRT cannot fuse the clamp into the convolution; ExecuTorch's quantizer had the same fault
+    (:func:`converters.executorch.clamp_fusing_quantizer`)."""
+    import torch
+    from litert_torch.quantize import pt2e_quantizer_utils as pu
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    for clamp in model.graph.nodes:
+        if clamp.op != "call_function" or not str(clamp.target).endswith(CLAMPS):
+            continue
+        conv = clamp.args[0]
+        if not isinstance(conv, torch.fx.Node) or "conv" not in str(conv.target) or len(conv.users) > 1:
+            continue
+        qspecs = {conv.args[0]: pu.get_input_act_qspec(config), conv.args[1]: pu.get_weight_qspec(config)}
+        pattern = [clamp, conv]
+        bias = conv.args[2] if len(conv.args) > 2 else None
+        if isinstance(bias, torch.fx.Node):
+            qspecs[bias] = pu.get_bias_qspec(config)
+        if pu._is_annotated(pattern):  # noqa: SLF001 - the quantizer's own bookkeeping
+            continue
+        conv.meta["quantization_annotation"] = QuantizationAnnotation(input_qspec_map=qspecs, _annotated=True)
+        clamp.meta["quantization_annotation"] = QuantizationAnnotation(
+            output_qspec=pu.get_output_act_qspec(config), _annotated=True)
+        pu._mark_nodes_as_annotated(pattern)  # noqa: SLF001
 
 
 def _flat(args) -> list:

@@ -112,6 +112,7 @@ def test_tflite_is_a_source_for_inspect_bench_and_evaluate(cli, digits, digits_t
     assert r.code == 0, r.err
     info = json.loads(r.out)
     assert info["format"] == "litert" and info["inputs"][0]["name"] == "x"
+    assert info["delegation"]["builtin_count"] == 0 and "run in XNNPACK" in info["delegation"]["summary"]
     r = cli("bench", digits["state"], *digits_tflite.values(), *DIGITS_ARGS, "--threads", "1", "--warmup", "1",
             "--warmup-seconds", "0", "--runs", "5", "--min-seconds", "0", "--rounds", "1", "--json")
     assert r.code == 0, r.err
