@@ -196,3 +196,26 @@ def test_pretrained_efficientnet_lite0_fp32_verifies_at_float_tolerance(cli, tmp
     data = json.loads(r.out)
     assert data["verification"]["passed"] and data["verification"]["cosine"] > 0.99999
     assert data["delegation"]["builtin_count"] == 0
+
+
+@needs_litert
+def test_int8_quantizes_a_convolution_and_its_relu6_as_one_range(cli, tmp_path):
+    """Two convolutions clamped by ReLU6 with pre-clamp outputs about ±40 wide: quantized over that range (the
+    quantizer's own way) the clamped 0..6 channels lose their steps; as one pattern (converters.litert.fuse_clamps)
+    the int8 model keeps the source, the clamp is fused and everything runs in XNNPACK."""
+    import torch
+
+    from tests.models import WideConvReLU6
+
+    state = tmp_path / "wide.pt"
+    torch.save(WideConvReLU6().state_dict(), state)
+    data, rng = tmp_path / "data", np.random.default_rng(0)
+    data.mkdir()
+    for i in range(24):
+        np.save(data / f"sample{i}.npy", rng.standard_normal((1, 3, 16, 16)).astype(np.float32))
+    r = cli("convert", state, "--arch", "tests.models:WideConvReLU6", "--input", "x:1x3x16x16",
+            "--to", "litert", "--precision", "int8", "--data", data, "--out", tmp_path / "out", "--json")
+    out = json.loads(r.out)
+    assert r.code == 0, out
+    assert not out["delegation"]["builtin"] and "RELU6" not in out["delegation"]["delegated"], out["delegation"]
+    assert out["evaluation"]["cosine_mean"] > 0.999, out["evaluation"]
