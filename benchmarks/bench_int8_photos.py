@@ -1,7 +1,7 @@
 """Int8 that keeps the model, checked as a user would (issue 32): pretrained EfficientNet-Lite, calibrated on
 crops of some photos and judged on crops of *other* photos, per runtime.
 
-    python benchmarks/bench_int8_photos.py [--models lite0,lite1] [--runtimes onnx,openvino,executorch] \\
+    python benchmarks/bench_int8_photos.py [--models lite0,lite1] [--runtimes onnx,openvino,executorch,litert] \\
         [--budget cosine=0.99] [--modes automatic,budget] [--calib-per-photo 8] [--eval-per-photo 16] [--quick] [--keep DIR] [--json FILE]
 
 For each model the crops of ``tests.photos.CALIBRATION_PHOTOS`` (``--calib-per-photo`` each) and of
@@ -19,7 +19,7 @@ confident samples (fp32 top-1 beats top-2 by >= 0.1, :func:`tests.photos.confide
 count), top-1 agreement and mean cosine of the logits; and its latency median against the same runtime's
 fp32 artifact, timed in this one process by the app's harness (``app.bench.harness.run_benchmark``:
 warm-up, interleaved rounds, median). The goal (issue 32): confident agreement >= 0.99, cosine >= 0.99 and
->= 1.5x the runtime's fp32 (ExecuTorch: >= 1.2x). Int8 numerics and speed depend on the CPU's ISA (VNNI or
+>= 1.5x the runtime's fp32 (ExecuTorch, LiteRT: >= 1.2x). Int8 numerics and speed depend on the CPU's ISA (VNNI or
 not), printed in the header.
 
 ``--quick``: one model (lite0), 2 calibration and 2 evaluation crops per photo, the first runtime given,
@@ -48,11 +48,11 @@ import numpy as np  # noqa: E402
 
 from tests import photos  # noqa: E402
 
-RUNTIMES = {"onnx": "onnx", "openvino": "openvino", "executorch": "executorch"}   # --runtimes name → --to
+RUNTIMES = {"onnx": "onnx", "openvino": "openvino", "executorch": "executorch", "litert": "litert"}   # --runtimes name → --to
 MODES = ("automatic", "budget")
 GOAL_AGREEMENT = 0.99
 GOAL_COSINE = 0.99
-GOAL_SPEEDUP = {"onnx": 1.5, "openvino": 1.5, "executorch": 1.2}
+GOAL_SPEEDUP = {"onnx": 1.5, "openvino": 1.5, "executorch": 1.2, "litert": 1.2}
 FACTORIES = {"lite0": "tests.photos:efficientnet_lite0", "lite1": "tests.photos:efficientnet_lite1"}
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -341,7 +341,7 @@ def bench_model(model: str, runtimes: list[str], args, work: Path, flags: set[st
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="lite0,lite1", help="lite0,lite1")
-    p.add_argument("--runtimes", default="onnx,openvino,executorch", help="onnx,openvino,executorch")
+    p.add_argument("--runtimes", default="onnx,openvino,executorch", help="onnx,openvino,executorch,litert (litert: no --accuracy-budget yet, use --modes automatic)")
     p.add_argument("--budget", default="cosine=0.99", help="the --accuracy-budget text (default cosine=0.99)")
     p.add_argument("--calib-per-photo", type=int, default=8, help="calibration crops per photo (8 photos)")
     p.add_argument("--eval-per-photo", type=int, default=16, help="evaluation crops per photo (8 other photos)")
@@ -372,7 +372,7 @@ def main(argv=None) -> int:
     print(header)
     print(f"budget: --accuracy-budget {args.budget}; --eval-data {'passed' if '--eval-data' in flags else 'not in this CLI'}"
           f"; goal: confident agreement ≥ {GOAL_AGREEMENT}, cosine ≥ {GOAL_COSINE}, speed-up ≥ 1.5× "
-          f"(ExecuTorch ≥ 1.2×) over the same runtime's fp32")
+          f"(ExecuTorch, LiteRT ≥ 1.2×) over the same runtime's fp32")
     work_root = args.keep or Path(tempfile.mkdtemp(prefix="bench-int8-photos-"))
     work_root.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []

@@ -29,7 +29,7 @@ _REGISTRY: dict[str, type["Converter"]] = {}
 # what app.targets.advice expects of a target × precision here (Converter.advice's verdicts)
 FASTER, NO_SPEEDUP, SLOWER, UNAVAILABLE = "faster", "no speed-up", "slower", "unavailable"
 _MODULES = ("converters.torchscript", "converters.torch_export", "converters.onnx_export", "converters.openvino",
-            "converters.tensorrt", "converters.executorch")
+            "converters.tensorrt", "converters.executorch", "converters.litert")
 
 
 @dataclass

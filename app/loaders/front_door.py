@@ -35,7 +35,7 @@ from app.model.specs import TensorSpec, apply_dynamic, merge_user_inputs
 from app.request import ModelSource
 # the kinds read beside their runtimes: importing each module declares its kind (app.model.kinds) — a
 # new runtime's kind is one more name on this line
-from app.runtimes import executorch, onnxrt, openvino, tensorrt  # noqa: F401
+from app.runtimes import executorch, litert, onnxrt, openvino, tensorrt  # noqa: F401
 from app.runtimes.pytorch import TorchRunner
 from app.safety.security import check_zip_sizes
 from app.safety.unpickling import ZIP_MAGIC, check_not_polyglot

@@ -470,3 +470,22 @@ def test_an_executorch_program_is_drawn_with_its_delegate_calls(qtbot, graph, tm
     # the XNNPACK subgraphs appear as delegate calls, the operator XNNPACK does not take as itself
     assert any("cumsum" in op for op in ops) and any("delegate" in op.lower() or "Xnnpack" in op for op in ops), ops
     assert not graph.interceptor.blocked_urls
+
+
+def test_a_litert_model_is_drawn_with_its_operators(qtbot, graph, tmp_path):
+    pytest.importorskip("litert_torch")
+    import torch
+
+    from converters.litert import quiet_import
+    from tests.models import RunningSumNet
+
+    litert_torch = quiet_import()
+    path = tmp_path / "running_sum.fp32.tflite"
+    path.write_bytes(litert_torch.convert(RunningSumNet().eval(), (torch.randn(1, 1, 8, 8),)).model_content())
+    graph.set_models([("LiteRT FP32", path)])
+    pane = graph.panes[0]
+    wait_graph(qtbot, pane)
+    ops = drawn_ops(qtbot, pane)
+    # Netron draws LiteRT's own operators (the flatbuffer, before any delegate is applied)
+    assert any("cumsum" in op.lower() for op in ops) and any("fullyconnected" in op.lower().replace("_", "") for op in ops), ops
+    assert not graph.interceptor.blocked_urls
