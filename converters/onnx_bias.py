@@ -103,14 +103,18 @@ def correct_biases(quantized, reference: Path, samples: list[dict], progress=Non
     return len(layers)
 
 
-def refine_biases(quantized, reference: Path, samples: list[dict], progress=None, max_samples: int = 128) -> int:
+def refine_biases(quantized, reference: Path, samples: list[dict], progress=None, max_samples: int = 128,
+                  max_seconds: float = 300.0) -> int:
     """Empirical bias correction, one layer at a time in graph order (as NNCF's full bias correction does):
     each int8 Conv/Gemm's output channel means in the int8 graph *as it runs* (ONNX Runtime's fused int8
     kernels, with the layers before it already corrected) are brought to the fp32 graph's at ``reference``,
     on ≤ ``max_samples`` of ``samples``; ``quantized`` is changed in place. Unlike the weights-only correction
     this also removes what the activations' rounding shifts; correcting every layer at once instead would
     count the shifts of the earlier layers again at each later one (measured: it diverges). Returns the
-    number of layers corrected."""
+    number of layers corrected: those reached within ``max_seconds`` (each correction holds without the
+    later ones, so a large model is corrected from its input on as far as the time allows)."""
+    import time
+
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
@@ -132,7 +136,10 @@ def refine_biases(quantized, reference: Path, samples: list[dict], progress=None
     target = channel_means(reference, [r for _, r, _ in layers], samples)
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    deadline = time.monotonic() + max_seconds
     for k, (tensor, ref_tensor, bias_dq) in enumerate(layers):
+        if time.monotonic() >= deadline:
+            return k
         tapped = onnx.ModelProto()
         tapped.CopyFrom(quantized)
         tapped.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))

@@ -393,7 +393,8 @@ def _correct_biases(pre: Path, out: Path, samples: list, ctx: ConversionContext,
     ctx.stage("bias correction, layer by layer")
     measured = refine_biases(proto, pre, samples, _per_layer(ctx))
     save_onnx(proto, out, external=False)
-    ctx.record["bias_correction"] = (f"{layers} layers from their weights, then {measured} measured one at a time, "
+    limit = " (the first ones: the 300 s limit)" if measured < layers else ""
+    ctx.record["bias_correction"] = (f"{layers} layers from their weights, then {measured} measured one at a time{limit}, "
                                      f"on {min(len(samples), 128)} calibration samples")
 
 

@@ -148,3 +148,19 @@ def test_openvino_int8_of_a_cnn_with_data_is_the_qdq_graph_and_nncf_on_request(d
     assert main([*args, "--out", str(tmp_path / "nncf"), "--int8-engine", "nncf"]) == 0
     recorded = json.loads((tmp_path / "nncf" / "digits.openvino.int8.xml.manifest.json").read_text())["recorded"]
     assert recorded["openvino_int8_engine"] == "NNCF" and recorded["quantizer"]["engine"] == "nncf"
+
+
+def test_the_layer_by_layer_correction_stops_at_its_time_limit(tmp_path):
+    """A large model is corrected from its input on as far as the time allows: none past the limit."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    rng = np.random.default_rng(2)
+    src = _two_convs(tmp_path / "m.onnx", in_channels=16, rng=rng)
+    calib = [{"x": rng.uniform(0, 1, (1, 16, 12, 12)).astype(np.float32)} for _ in range(4)]
+    out = tmp_path / "m.int8.onnx"
+    quantize_static(str(src), str(out), feeds_reader(calib), quant_format=QuantFormat.QDQ, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    proto = onnx.load(str(out))
+    before = [i.raw_data for i in proto.graph.initializer]
+    assert refine_biases(proto, src, calib, max_seconds=0) == 0
+    assert [i.raw_data for i in proto.graph.initializer] == before
