@@ -14,7 +14,7 @@ differently).
   int8 activations calibrated on ``--data`` (random calibration only with a loud warning, as for
   ONNX), or dynamic (activations quantized per call: linear layers only). Automatic, as for ONNX:
   static for convolutional models, dynamic for the rest (transformers).
-- The artifact comes with what the app developer needs on the device (:func:`write_handoff`): a
+- The artifact comes with what the app developer needs on the device (:func:`converters.handoff.write_handoff`): a
   README with the signature and the ExecuTorch version, and sample inputs with the outputs this
   program gave here (``.npz``).
 - Where a graph ran (XNNPACK or the portable kernels) is counted per operator: the delegation
@@ -42,6 +42,7 @@ from app.model.loaded import LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes import executorch as et_runtime
 from converters.base import FASTER, NO_SPEEDUP, ConversionContext, Converter
+from converters.handoff import SAMPLES_SUFFIX, handoff_files, write_handoff
 from converters.onnx_precision import INPUT_LAYER, QUANTIZATION, _calibration
 from converters.options import Option
 from converters.torch_export import export_program
@@ -160,9 +161,6 @@ def clamp_fusing_quantizer():
     return ClampFusingQuantizer()
 
 
-HANDOFF_SAMPLES = 4
-SAMPLES_SUFFIX = ".samples.npz"
-README_SUFFIX = ".README.md"
 
 
 def quiet_import():
@@ -241,7 +239,7 @@ class ExecuTorchConverter(Converter):
 
     def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
         pte = self.artifact_name(stem, precision)
-        return (pte, pte + SAMPLES_SUFFIX, pte + README_SUFFIX)   # write_handoff's files
+        return (pte, *handoff_files(pte))
 
     def model_files(self, stem: str, precision: str) -> tuple[str, ...]:
         return (self.artifact_name(stem, precision),)   # the program; the samples and README are hand-off files
@@ -284,7 +282,7 @@ class ExecuTorchConverter(Converter):
         # the names and dynamic axes the program does not hold, for verification (then the manifest's)
         self.signature = (list(ctx.inputs), list(ctx.model.outputs))
         ctx.stage("hand-off files")
-        return [ctx.artifact_path, *write_handoff(ctx, self.load_artifact(ctx.artifact_path))]
+        return [ctx.artifact_path, *write_handoff(ctx, self.load_artifact(ctx.artifact_path), handoff_readme)]
 
     def load_artifact(self, path: Path) -> LoadedModel:
         return et_runtime.load_pte(Path(path), signature=self.signature)
@@ -568,32 +566,6 @@ def edge_op_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------- hand-off for the device
-def write_handoff(ctx: ConversionContext, artifact: LoadedModel) -> list[Path]:
-    """Beside the ``.pte``: sample inputs with the outputs this program gave here and the source's
-    (``.samples.npz``), and a README with the signature, the ExecuTorch version, and how to check
-    the model on the device."""
-    from app.model.inputs import make_feeds
-
-    pte = ctx.artifact_path
-    feeds = (ctx.calibration.samples[:HANDOFF_SAMPLES] if ctx.calibration is not None else
-             [make_feeds(ctx.inputs, seed=i, int_high=ctx.model.details.get("int_high", 2)) for i in range(2)])
-    arrays: dict[str, np.ndarray] = {}
-    for i, feed in enumerate(feeds):
-        for spec in ctx.inputs:
-            arrays[f"sample{i}/input/{spec.name}"] = np.asarray(feed[spec.name])
-        for spec, out in zip(artifact.outputs, artifact.run(feed)):
-            arrays[f"sample{i}/expected/{spec.name}"] = out
-        for spec, out in zip(ctx.model.outputs, ctx.model.run(feed)):
-            arrays[f"sample{i}/source/{spec.name}"] = out
-    artifact.release()
-    samples = pte.with_name(pte.name + SAMPLES_SUFFIX)
-    with open(samples, "wb") as f:
-        np.savez(f, **arrays)
-    readme = pte.with_name(pte.name + README_SUFFIX)
-    readme.write_text(handoff_readme(pte.name, ctx, len(feeds)), encoding="utf-8")
-    return [samples, readme]
-
-
 def handoff_readme(name: str, ctx: ConversionContext, samples: int) -> str:
     version = importlib.metadata.version("executorch")
     report = ctx.record.get("delegation", {})

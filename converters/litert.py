@@ -12,7 +12,7 @@ CPU kernels an Android or embedded-Linux build runs (:mod:`app.runtimes.litert`)
   call). Automatic, as for ONNX and ExecuTorch: static for convolutional models, dynamic for the rest.
 - Where the graph runs (XNNPACK or LiteRT's built-in kernels), counted per operator:
   :func:`app.runtimes.litert.delegation`, in the result, the manifest and the hand-off README.
-- The hand-off files (:func:`write_handoff`): a README with the signature, the Kotlin and C++ calls,
+- The hand-off files (:func:`converters.handoff.write_handoff`): a README with the signature, the Kotlin and C++ calls,
   and sample inputs with the outputs this model gave here (``.npz``).
 """
 
@@ -32,12 +32,10 @@ from app.model.loaded import LoadedModel
 from app.model.specs import TensorSpec
 from app.runtimes import litert as lt_runtime
 from converters.base import FASTER, NO_SPEEDUP, ConversionContext, Converter
+from converters.handoff import SAMPLES_SUFFIX, handoff_files, write_handoff
 from converters.onnx_precision import QUANTIZATION, _calibration
 from converters.torch_export import dynamic_shapes_for
 
-HANDOFF_SAMPLES = 4
-SAMPLES_SUFFIX = ".samples.npz"
-README_SUFFIX = ".README.md"
 
 
 def quiet_import():
@@ -101,7 +99,7 @@ class LiteRTConverter(Converter):
 
     def declared_files(self, stem: str, precision: str) -> tuple[str, ...]:
         name = self.artifact_name(stem, precision)
-        return (name, name + SAMPLES_SUFFIX, name + README_SUFFIX)   # write_handoff's files
+        return (name, *handoff_files(name))
 
     def model_files(self, stem: str, precision: str) -> tuple[str, ...]:
         return (self.artifact_name(stem, precision),)
@@ -140,7 +138,7 @@ class LiteRTConverter(Converter):
         if report["builtin"]:
             ctx.warnings.append(f"LiteRT: {report['summary']}")
         ctx.stage("hand-off files")
-        return [ctx.artifact_path, *write_handoff(ctx, self.load_artifact(ctx.artifact_path))]
+        return [ctx.artifact_path, *write_handoff(ctx, self.load_artifact(ctx.artifact_path), handoff_readme)]
 
     def load_artifact(self, path: Path) -> LoadedModel:
         return lt_runtime.load_tflite(Path(path), signature=self.signature)
@@ -346,31 +344,6 @@ def _has(module: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- hand-off for the device
-def write_handoff(ctx: ConversionContext, artifact: LoadedModel) -> list[Path]:
-    """Beside the ``.tflite``: sample inputs with the outputs this model gave here and the source's
-    (``.samples.npz``), and a README with the signature and how to run it on Android and in C++."""
-    from app.model.inputs import make_feeds
-
-    path = ctx.artifact_path
-    feeds = (ctx.calibration.samples[:HANDOFF_SAMPLES] if ctx.calibration is not None else
-             [make_feeds(ctx.inputs, seed=i, int_high=ctx.model.details.get("int_high", 2)) for i in range(2)])
-    arrays: dict[str, np.ndarray] = {}
-    for i, feed in enumerate(feeds):
-        for spec in ctx.inputs:
-            arrays[f"sample{i}/input/{spec.name}"] = np.asarray(feed[spec.name])
-        for spec, out in zip(artifact.outputs, artifact.run(feed)):
-            arrays[f"sample{i}/expected/{spec.name}"] = out
-        for spec, out in zip(ctx.model.outputs, ctx.model.run(feed)):
-            arrays[f"sample{i}/source/{spec.name}"] = out
-    artifact.release()
-    samples = path.with_name(path.name + SAMPLES_SUFFIX)
-    with open(samples, "wb") as f:
-        np.savez(f, **arrays)
-    readme = path.with_name(path.name + README_SUFFIX)
-    readme.write_text(handoff_readme(path.name, ctx, len(feeds)), encoding="utf-8")
-    return [samples, readme]
-
-
 def handoff_readme(name: str, ctx: ConversionContext, samples: int) -> str:
     version = lt_runtime.available()[1]
     report = ctx.record.get("delegation", {})

@@ -140,10 +140,12 @@ def refine_biases(quantized, reference: Path, samples: list[dict], progress=None
     for k, (tensor, ref_tensor, bias_dq) in enumerate(layers):
         if time.monotonic() >= deadline:
             return k
-        tapped = onnx.ModelProto()
-        tapped.CopyFrom(quantized)
-        tapped.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
-        session = ort.InferenceSession(tapped.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        # the layer's output as one more graph output, for this session only (no copy of the model)
+        quantized.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+        try:
+            session = ort.InferenceSession(quantized.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        finally:
+            del quantized.graph.output[-1]
         feeds = {i.name for i in session.get_inputs()}
         got = np.mean([_channel_mean(session.run([tensor], {n: v for n, v in s.items() if n in feeds})[0])
                        for s in samples], axis=0)

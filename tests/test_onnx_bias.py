@@ -164,3 +164,19 @@ def test_the_layer_by_layer_correction_stops_at_its_time_limit(tmp_path):
     before = [i.raw_data for i in proto.graph.initializer]
     assert refine_biases(proto, src, calib, max_seconds=0) == 0
     assert [i.raw_data for i in proto.graph.initializer] == before
+
+
+def test_profile_names_the_float_stem_as_chosen_not_as_a_fallback(digits, tmp_path):
+    """The profile of an int8 artifact whose stem was kept float reads the manifest: that convolution is not
+    "ran in float" (a fallback) but a choice, said once in its notes."""
+    from app.bench.harness import BenchConfig
+    from app.bench.profile import profile_artifact
+    from app.request import ModelSource
+    from main import main
+
+    assert main(["convert", str(digits["state"]), *DIGITS_ARGS, "--to", "onnx", "--precision", "int8",
+                 "--data", str(digits["images"]), "--out", str(tmp_path)]) == 0
+    profile = profile_artifact(ModelSource(tmp_path / "digits.int8.onnx"), BenchConfig(warmup=1, runs=3, min_seconds=0))
+    assert not profile.fell_back
+    assert any(n.precision == "fp32" and n.op_type.endswith("Conv") for n in profile.nodes)   # the stem, in float
+    assert sum("as the conversion chose" in note for note in profile.notes) == 1

@@ -161,6 +161,25 @@ def load_note(total: float, per_run: float | None, median_ms: float) -> list[str
             "nodes in different runs; profile on a quieter machine for per-node figures that add up"]
 
 
+def kept_float(nodes: tuple[NodeTime, ...], artifact: Path) -> tuple[NodeTime, ...]:
+    """``nodes`` where a float convolution of an int8 artifact is one its conversion kept in float on purpose
+    (the manifest's ``float_input_layers``, the budget's ``float_nodes``): not a fallback, and said so."""
+    from dataclasses import replace
+
+    from app.artifacts.manifest import read_manifest
+
+    recorded = (read_manifest(artifact) or {}).get("recorded") or {}
+    chosen = {str(n) for key in ("float_input_layers", "float_nodes") for n in recorded.get(key) or []}
+    if not chosen:
+        return nodes
+
+    def chosen_float(n: NodeTime) -> bool:
+        return any((name or "").split("/")[0] in chosen for name in (n.graph_node, n.name))
+
+    return tuple(replace(n, fell_back=False, note="kept in float by the conversion (its manifest)")
+                 if n.fell_back and chosen_float(n) else n for n in nodes)
+
+
 def profile_notes(nodes: tuple[NodeTime, ...], precision: str, total: float) -> list[str]:
     """What a reader should know: layout conversions the runtime inserted, int8 nodes that ran in float."""
     notes = []
@@ -178,6 +197,10 @@ def profile_notes(nodes: tuple[NodeTime, ...], precision: str, total: float) -> 
                      + ", ".join(f"{n.name} ({n.precision})" for n in fell[:6]) + (" …" if len(fell) > 6 else ""))
     elif precision == "int8" and not any(n.precision == "int8" for n in nodes):
         notes.append("int8 artifact, but no node reports an int8 kernel")
+    kept = [n.name for n in nodes if n.note == "kept in float by the conversion (its manifest)"]
+    if kept:
+        notes.append(f"{len(kept)} node(s) in float as the conversion chose (the stem, or the accuracy budget's): "
+                     + ", ".join(kept[:6]) + (" …" if len(kept) > 6 else ""))
     return notes
 
 
@@ -261,6 +284,7 @@ def profile_artifact(source: ModelSource, config: BenchConfig = BenchConfig(), *
             raise BadInput(f"cannot profile {path.name}: {e}") from None
     median_ms = LatencyStats.from_seconds(samples).p50_ms
     nodes, groups, total = summarise(records)
+    nodes = kept_float(nodes, path)
     per_run = run_sum(records)
     notes = profiler.notes + profile_notes(nodes, precision, total) + load_note(total, per_run, median_ms)
     return Profile(artifact=str(path), runtime=chosen, provider=short_provider(full_provider) if chosen == "onnxruntime"
