@@ -18,6 +18,8 @@ Verification, evaluation and the benchmark all run models through these runners:
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import time
 from typing import Any, ClassVar
 
@@ -141,3 +143,15 @@ class Runner:
 
     def _close_impl(self) -> None:
         pass
+
+
+def installed(module: str, distribution: str, label: str, install: str) -> tuple[bool, str]:
+    """(True, version) where ``module`` can be imported and ``distribution`` has package metadata; else
+    (False, one line saying how to install it). ``find_spec``, not import: the window asks from its own
+    process and must stay light."""
+    if importlib.util.find_spec(module) is None:
+        return False, f"{label} is not installed: {install}"
+    try:
+        return True, importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False, f"{label} is installed incompletely (no package metadata); reinstall it: {install}"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
-import importlib.util
 import io
 import os
 import sys
@@ -26,7 +24,7 @@ import numpy as np
 from app.errors import ModelLoadError, first_line
 from app.model.kinds import ArtifactKind, register
 from app.model.loaded import Feeds, LoadedModel
-from app.runtimes.base import Runner
+from app.runtimes.base import Runner, installed
 from app.model.specs import TensorSpec
 
 PTE_MAGIC = b"ET12"  # the flatbuffer file identifier, bytes 4..8 of a .pte
@@ -38,13 +36,7 @@ SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "f
 
 @functools.lru_cache(maxsize=1)
 def available() -> tuple[bool, str]:
-    # find_spec, not import: the window asks from its own process and must stay light
-    if importlib.util.find_spec("executorch") is None:
-        return False, f"ExecuTorch is not installed: {INSTALL}"
-    try:
-        return True, importlib.metadata.version("executorch")
-    except importlib.metadata.PackageNotFoundError:
-        return False, f"ExecuTorch is installed incompletely (no package metadata); reinstall it: {INSTALL}"
+    return installed("executorch", "executorch", "ExecuTorch", INSTALL)
 
 
 def is_pte(head: bytes) -> bool:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
-import importlib.util
 import io
 import os
 import sys
@@ -28,7 +26,7 @@ from app.errors import ModelLoadError, first_line
 from app.model.kinds import ArtifactKind, register
 from app.model.loaded import Feeds, LoadedModel
 from app.model.specs import TensorSpec
-from app.runtimes.base import Runner
+from app.runtimes.base import Runner, installed
 
 TFLITE_MAGIC = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of a .tflite
 INSTALL = "pip install 'model-deployment-studio[litert]' (litert-torch 0.10 with the ai-edge-litert interpreter)"
@@ -37,13 +35,7 @@ SIGNATURE = "serving_default"
 
 @functools.lru_cache(maxsize=1)
 def available() -> tuple[bool, str]:
-    # find_spec, not import: the window asks from its own process and must stay light
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return False, f"LiteRT is not installed: {INSTALL}"
-    try:
-        return True, importlib.metadata.version("ai-edge-litert")
-    except importlib.metadata.PackageNotFoundError:
-        return False, f"LiteRT is installed incompletely (no package metadata); reinstall it: {INSTALL}"
+    return installed("ai_edge_litert", "ai-edge-litert", "LiteRT", INSTALL)
 
 
 @contextlib.contextmanager
